@@ -1,0 +1,61 @@
+// Command portal runs Portal. With no arguments (or "all") it runs web, user
+// and system in one process on the embedded default: nothing to install.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/portal"
+)
+
+func main() {
+	app := &cli.App{
+		Name:    "portal",
+		Usage:   "a user and administration portal on go-micro",
+		Version: platform.Version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
+			&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
+			&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
+		},
+		Action: runAll,
+		Commands: []*cli.Command{
+			{Name: "all", Usage: "run web, user and system in one process (the default)", Action: runAll},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "portal:", err)
+		os.Exit(1)
+	}
+}
+
+func runAll(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unknown command %q (try: portal help)", c.Args().First())
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var keys *pauth.Keys
+	pub, priv := os.Getenv("MICRO_AUTH_PUBLIC_KEY"), os.Getenv("MICRO_AUTH_PRIVATE_KEY")
+	if pub != "" || priv != "" {
+		keys = &pauth.Keys{Public: pub, Private: priv}
+	}
+	return portal.RunAll(ctx, portal.Options{
+		HTTPAddress:   c.String("http_address"),
+		DataDir:       c.String("data_dir"),
+		ConfigFile:    c.String("config"),
+		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
+		Keys:          keys,
+		Log:           log,
+	})
+}

@@ -1,0 +1,247 @@
+// Package auth provides Portal's tokens: a go-micro auth.Auth that signs RS256
+// JWTs bound to a session, the keys behind it, and the rules that say which
+// RPC endpoints need which role. It knows nothing of gin or handlers.
+package auth
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"go-micro.dev/v4/auth"
+)
+
+// Metadata keys of an Account returned by Generate and Inspect.
+const (
+	MetaUsername  = "username"
+	MetaSession   = "session"    // session id
+	MetaSessionEx = "sessionExp" // session's absolute end, unix seconds
+	MetaIssuedAt  = "issuedAt"   // unix seconds (Inspect only)
+	MetaExpiresAt = "expireAt"   // unix seconds (Inspect only), the article's name
+)
+
+const (
+	issuer     = "portal"
+	typeAccess = "access"
+	typeSecret = "secret"
+	// secretLife bounds an account secret: it only carries an account from
+	// Generate to Token, moments later.
+	secretLife = time.Minute
+)
+
+// Sentinel errors. Inspect returns ErrExpired for a well-signed token past its
+// expiry and auth.ErrInvalidToken for everything else.
+var (
+	ErrExpired    = errors.New("auth: token expired")
+	ErrNoKey      = errors.New("auth: no private key: this process cannot mint tokens")
+	ErrNoRefresh  = errors.New("auth: refresh tokens are not issued; renew through the session")
+	ErrNoSession  = errors.New("auth: account has no session")
+	ErrBadAccount = errors.New("auth: credentials do not match")
+)
+
+// claims is the token payload.
+type claims struct {
+	jwt.RegisteredClaims
+	Type       string   `json:"typ"`
+	Username   string   `json:"name,omitempty"`
+	Roles      []string `json:"roles,omitempty"`
+	Session    string   `json:"sid"`
+	SessionExp int64    `json:"sxp"`
+}
+
+// JWT is a go-micro auth.Auth on RS256 JSON web tokens. A process holding only
+// the public key can Inspect; Generate and Token need the private key.
+//
+// Unlike the go-micro jwt plugin it issues no refresh tokens (an access token
+// can never renew itself), every token names a session whose absolute end it
+// can never outlive, and tokens carry iat and a unique id.
+type JWT struct {
+	opts auth.Options
+	priv *rsa.PrivateKey
+	pub  *rsa.PublicKey
+	now  func() time.Time
+}
+
+// NewJWT builds the auth from go-micro options; auth.PublicKey and
+// auth.PrivateKey take base64-encoded PEM, as the go-micro jwt plugin does.
+func NewJWT(opts ...auth.Option) (*JWT, error) {
+	j := &JWT{now: time.Now}
+	j.opts = auth.NewOptions(opts...)
+	if err := j.loadKeys(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *JWT) loadKeys() error {
+	if j.opts.PublicKey == "" {
+		return errors.New("auth: a public key is required")
+	}
+	pub, err := ParsePublicKey(j.opts.PublicKey)
+	if err != nil {
+		return err
+	}
+	j.pub = pub
+	j.priv = nil
+	if j.opts.PrivateKey != "" {
+		priv, err := ParsePrivateKey(j.opts.PrivateKey)
+		if err != nil {
+			return err
+		}
+		if !priv.PublicKey.Equal(pub) {
+			return errors.New("auth: the private key does not match the public key")
+		}
+		j.priv = priv
+	}
+	return nil
+}
+
+// Init applies options. go-micro's Init has no error: a bad key keeps the old
+// keys, and NewJWT is the place to catch it.
+func (j *JWT) Init(opts ...auth.Option) {
+	for _, o := range opts {
+		o(&j.opts)
+	}
+	_ = j.loadKeys()
+}
+
+// Options returns the options.
+func (j *JWT) Options() auth.Options { return j.opts }
+
+// String names the implementation.
+func (j *JWT) String() string { return "portal-jwt" }
+
+// CanMint reports whether this process holds the private key.
+func (j *JWT) CanMint() bool { return j.priv != nil }
+
+// Generate creates an account for a user's session. Its Secret is a short-lived
+// signed credential for Token. Metadata must carry MetaSession and
+// MetaSessionEx; auth.WithScopes gives the roles.
+func (j *JWT) Generate(id string, opts ...auth.GenerateOption) (*auth.Account, error) {
+	if j.priv == nil {
+		return nil, ErrNoKey
+	}
+	o := auth.NewGenerateOptions(opts...)
+	sid := o.Metadata[MetaSession]
+	sxp, err := strconv.ParseInt(o.Metadata[MetaSessionEx], 10, 64)
+	if sid == "" || err != nil {
+		return nil, ErrNoSession
+	}
+	now := j.now()
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: issuer, Subject: id, ID: uuid.NewString(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(secretLife)),
+		},
+		Type: typeSecret, Username: o.Metadata[MetaUsername], Roles: o.Scopes,
+		Session: sid, SessionExp: sxp,
+	}
+	secret, err := j.sign(c)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Account{
+		ID: id, Type: o.Type, Issuer: issuer, Scopes: o.Scopes, Secret: secret,
+		Metadata: map[string]string{MetaUsername: c.Username, MetaSession: sid, MetaSessionEx: o.Metadata[MetaSessionEx]},
+	}, nil
+}
+
+// Token mints an access token from an account's credentials
+// (auth.WithCredentials(acc.ID, acc.Secret)), living auth.WithExpiry but never
+// past the session's end. There are no refresh tokens: auth.WithToken fails.
+func (j *JWT) Token(opts ...auth.TokenOption) (*auth.Token, error) {
+	if j.priv == nil {
+		return nil, ErrNoKey
+	}
+	o := auth.NewTokenOptions(opts...)
+	if o.RefreshToken != "" {
+		return nil, ErrNoRefresh
+	}
+	cred, err := j.parse(o.Secret, typeSecret)
+	if err != nil {
+		return nil, err
+	}
+	if cred.Subject != o.ID {
+		return nil, ErrBadAccount
+	}
+	now := j.now()
+	exp := now.Add(o.Expiry)
+	if end := time.Unix(cred.SessionExp, 0); exp.After(end) {
+		exp = end
+	}
+	if !exp.After(now) {
+		return nil, ErrExpired
+	}
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: issuer, Subject: cred.Subject, ID: uuid.NewString(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		Type: typeAccess, Username: cred.Username, Roles: cred.Roles,
+		Session: cred.Session, SessionExp: cred.SessionExp,
+	}
+	tok, err := j.sign(c)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Token{AccessToken: tok, Created: now, Expiry: exp}, nil
+}
+
+// Inspect verifies an access token and returns its account: ID the user id,
+// Scopes the roles, Metadata the username, session, and times.
+func (j *JWT) Inspect(token string) (*auth.Account, error) {
+	c, err := j.parse(token, typeAccess)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Account{
+		ID: c.Subject, Type: "user", Issuer: c.Issuer, Scopes: c.Roles,
+		Metadata: map[string]string{
+			MetaUsername:  c.Username,
+			MetaSession:   c.Session,
+			MetaSessionEx: strconv.FormatInt(c.SessionExp, 10),
+			MetaIssuedAt:  strconv.FormatInt(c.IssuedAt.Unix(), 10),
+			MetaExpiresAt: strconv.FormatInt(c.ExpiresAt.Unix(), 10),
+		},
+	}, nil
+}
+
+// maxTokenLen refuses absurd inputs before any parsing work.
+const maxTokenLen = 8 << 10
+
+func (j *JWT) parse(token, typ string) (*claims, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return nil, auth.ErrInvalidToken
+	}
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return j.pub, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(j.now),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired) && c.Type == typ:
+		return nil, ErrExpired
+	case err != nil:
+		return nil, auth.ErrInvalidToken
+	case c.Type != typ || c.Subject == "" || c.Session == "" || c.IssuedAt == nil:
+		return nil, auth.ErrInvalidToken
+	}
+	return &c, nil
+}
+
+func (j *JWT) sign(c claims) (string, error) {
+	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, c).SignedString(j.priv)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"go-micro.dev/v4/auth"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/server"
+)
+
+// Roles.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+)
+
+// MetadataKey is the RPC metadata entry that carries the caller's token, as
+// "Bearer <token>".
+const MetadataKey = "Authorization"
+
+// Rules says who may call which endpoint; every service checks them itself,
+// whatever the gateway did. Anything not listed is refused.
+var Rules = []*auth.Rule{
+	public("user", "User.Register"),
+	public("user", "User.Login"),
+	public("user", "User.Health"),
+	public("system", "System.Health"),
+	{ID: "user-any", Scope: auth.ScopeAccount, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "user", Endpoint: "*"}},
+	{ID: "system-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "system", Endpoint: "*"}},
+}
+
+func public(service, endpoint string) *auth.Rule {
+	return &auth.Rule{
+		ID: "public-" + endpoint, Scope: auth.ScopePublic, Access: auth.AccessGranted, Priority: 1,
+		Resource: &auth.Resource{Type: "service", Name: service, Endpoint: endpoint},
+	}
+}
+
+// SessionChecker confirms that an account's session is still live (not ended,
+// user not disabled). It returns ErrSessionEnded when it is not.
+type SessionChecker interface {
+	CheckSession(ctx context.Context, acc *auth.Account) error
+}
+
+// SessionCheckerFunc adapts a function to SessionChecker.
+type SessionCheckerFunc func(ctx context.Context, acc *auth.Account) error
+
+// CheckSession calls f.
+func (f SessionCheckerFunc) CheckSession(ctx context.Context, acc *auth.Account) error {
+	return f(ctx, acc)
+}
+
+// ErrSessionEnded means the token is well signed but its session is over.
+var ErrSessionEnded = errors.New("auth: session ended")
+
+// TokenFromContext returns the caller's token from the RPC metadata.
+func TokenFromContext(ctx context.Context) string {
+	v, _ := metadata.Get(ctx, MetadataKey)
+	return strings.TrimPrefix(v, auth.BearerScheme)
+}
+
+// ContextWithToken puts a token into the outgoing RPC metadata.
+func ContextWithToken(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return ctx
+	}
+	return metadata.Set(ctx, MetadataKey, auth.BearerScheme+token)
+}
+
+// HandlerWrapper checks every request against Rules: a public endpoint passes;
+// any other needs a token in the metadata, verified, whose session sessions
+// confirms live, and whose roles the endpoint's rule grants. The account
+// reaches handlers through auth.AccountFromContext.
+func HandlerWrapper(a auth.Auth, sessions SessionChecker) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			res := &auth.Resource{Type: "service", Name: req.Service(), Endpoint: req.Endpoint()}
+			if auth.Verify(Rules, nil, res) == nil {
+				return next(ctx, req, rsp)
+			}
+			tok := TokenFromContext(ctx)
+			if tok == "" {
+				return merrors.Unauthorized("auth.unauthenticated", "%s needs a token", req.Endpoint())
+			}
+			acc, err := a.Inspect(tok)
+			if errors.Is(err, ErrExpired) {
+				return merrors.Unauthorized("auth.token_expired", "the token has expired")
+			} else if err != nil {
+				return merrors.Unauthorized("auth.invalid_token", "the token is not valid")
+			}
+			if err := auth.Verify(Rules, acc, res); err != nil {
+				return merrors.Forbidden("auth.forbidden", "%s is not allowed for this account", req.Endpoint())
+			}
+			if err := sessions.CheckSession(ctx, acc); errors.Is(err, ErrSessionEnded) {
+				return merrors.Unauthorized("auth.session_ended", "the session has ended")
+			} else if err != nil {
+				return err
+			}
+			return next(auth.ContextWithAccount(ctx, acc), req, rsp)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync/atomic"
+
+	"github.com/go-micro/plugins/v4/config/encoder/yaml"
+	microconfig "go-micro.dev/v4/config"
+	"go-micro.dev/v4/config/loader"
+	"go-micro.dev/v4/config/loader/memory"
+	"go-micro.dev/v4/config/reader"
+	microjson "go-micro.dev/v4/config/reader/json"
+	"go-micro.dev/v4/config/source"
+	"go-micro.dev/v4/config/source/file"
+)
+
+// Center holds the current settings and keeps them in step with a go-micro
+// config source. Current is safe to call from any goroutine.
+type Center struct {
+	cur     atomic.Pointer[Settings]
+	log     *slog.Logger
+	source  string
+	loader  loader.Loader
+	watcher microconfig.Watcher
+	done    chan struct{}
+}
+
+// Static returns a center that always holds s (no source, no watching).
+func Static(s Settings) (*Center, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Center{source: "built-in", done: make(chan struct{})}
+	close(c.done)
+	c.cur.Store(&s)
+	return c, nil
+}
+
+// OpenFile loads settings from the yaml file at path and watches it: a valid
+// change applies at once, an invalid one is logged and the last good settings
+// stay. A missing file means the built-in defaults, unwatched; a file that is
+// present but invalid at start is an error, so that a typo is not silently
+// replaced by defaults.
+func OpenFile(path string, log *slog.Logger) (*Center, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return Static(Defaults())
+	}
+	src := file.NewSource(file.WithPath(path), source.WithEncoder(yaml.NewEncoder()))
+	return open(src, path, log)
+}
+
+// open loads src through go-micro's config and starts watching it.
+func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
+	rd := microjson.NewReader(reader.WithEncoder(yaml.NewEncoder()))
+	// Our own loader, with go-micro config's background loop disabled: that
+	// loop panics when it stops (it prints a nil error), and we watch ourselves.
+	ld := memory.NewLoader(memory.WithReader(rd))
+	cfg, err := microconfig.NewConfig(
+		microconfig.WithLoader(ld),
+		microconfig.WithReader(rd),
+		microconfig.WithSource(src),
+		microconfig.WithWatcherDisabled(),
+	)
+	if err != nil {
+		ld.Close()
+		return nil, fmt.Errorf("config: load %s: %w", name, err)
+	}
+	s, err := decode(cfg.Bytes())
+	if err != nil {
+		ld.Close()
+		return nil, fmt.Errorf("config: %s: %w", name, err)
+	}
+	w, err := cfg.Watch()
+	if err != nil {
+		ld.Close()
+		return nil, fmt.Errorf("config: watch %s: %w", name, err)
+	}
+	c := &Center{log: log, source: name, loader: ld, watcher: w, done: make(chan struct{})}
+	c.cur.Store(&s)
+	go c.watch()
+	return c, nil
+}
+
+// decode reads a document over the defaults and validates the result.
+func decode(doc []byte) (Settings, error) {
+	s := Defaults()
+	if len(doc) > 0 && string(doc) != "null" {
+		if err := json.Unmarshal(doc, &s); err != nil {
+			return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	return s, s.Validate()
+}
+
+func (c *Center) watch() {
+	defer close(c.done)
+	for {
+		v, err := c.watcher.Next()
+		if err != nil {
+			return // the watcher was stopped
+		}
+		s, err := decode(v.Bytes())
+		if err != nil {
+			c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
+			continue
+		}
+		c.cur.Store(&s)
+		c.log.Info("config applied", "source", c.source,
+			"expireTime", s.Auth.ExpireTime, "refreshTime", s.Auth.RefreshTime,
+			"sessionMaxAge", s.Auth.SessionMaxAge, "whiteList", len(s.Auth.WhiteList))
+	}
+}
+
+// Current returns the settings in force. Callers must not modify them.
+func (c *Center) Current() *Settings { return c.cur.Load() }
+
+// Source names where the settings come from.
+func (c *Center) Source() string { return c.source }
+
+// Close stops watching.
+func (c *Center) Close() error {
+	if c.watcher == nil {
+		return nil
+	}
+	err := c.watcher.Stop()
+	c.loader.Close()
+	<-c.done
+	return err
+}

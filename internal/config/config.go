@@ -1,0 +1,106 @@
+// Package config is Portal's config center: the live settings every service
+// reads (whitelist, token lifetimes), loaded through go-micro's config
+// component from a yaml source, validated, and swapped atomically when the
+// source changes, so that readers never see a half-applied change.
+package config
+
+import (
+	"errors"
+	"fmt"
+	pathpkg "path"
+	"strings"
+	"time"
+)
+
+// Settings is one complete, validated configuration. Field names follow the
+// yaml keys (auth.whiteList, auth.expireTime, ...), the names of the article.
+type Settings struct {
+	Auth AuthSettings `json:"auth"`
+}
+
+// AuthSettings are the gateway's and the user service's token rules.
+type AuthSettings struct {
+	// WhiteList holds the paths that need no token. An entry ending in "/*"
+	// matches every path under it.
+	WhiteList []string `json:"whiteList"`
+	// ExpireTime is an access token's lifetime, in seconds.
+	ExpireTime int `json:"expireTime"`
+	// RefreshTime: a token with fewer seconds than this left is renewed.
+	RefreshTime int `json:"refreshTime"`
+	// SessionMaxAge is a session's absolute lifetime, in seconds: no renewal
+	// extends a token past it.
+	SessionMaxAge int `json:"sessionMaxAge"`
+}
+
+// Defaults returns the built-in settings, used where the source says nothing.
+func Defaults() Settings {
+	return Settings{Auth: AuthSettings{
+		WhiteList: []string{
+			"/login", "/register", "/healthz", "/readyz", "/static/*",
+			"/api/v1/login", "/api/v1/register",
+		},
+		ExpireTime:    900,
+		RefreshTime:   300,
+		SessionMaxAge: 86400,
+	}}
+}
+
+// Bounds of the settings, checked by Validate.
+const (
+	minExpire     = 5
+	maxSessionAge = 30 * 24 * 3600
+)
+
+// ErrInvalid wraps every validation failure.
+var ErrInvalid = errors.New("config: invalid")
+
+// Validate reports the first rule the settings break.
+func (s Settings) Validate() error {
+	a := s.Auth
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+	switch {
+	case a.ExpireTime < minExpire:
+		return bad("auth.expireTime is %d, must be at least %d seconds", a.ExpireTime, minExpire)
+	case a.RefreshTime < 0 || a.RefreshTime >= a.ExpireTime:
+		return bad("auth.refreshTime is %d, must be at least 0 and less than auth.expireTime (%d)", a.RefreshTime, a.ExpireTime)
+	case a.SessionMaxAge < a.ExpireTime || a.SessionMaxAge > maxSessionAge:
+		return bad("auth.sessionMaxAge is %d, must be between auth.expireTime (%d) and %d", a.SessionMaxAge, a.ExpireTime, maxSessionAge)
+	}
+	for _, p := range a.WhiteList {
+		if !strings.HasPrefix(p, "/") {
+			return bad("auth.whiteList entry %q must be a path starting with /", p)
+		}
+	}
+	return nil
+}
+
+// Expire is ExpireTime as a duration.
+func (a AuthSettings) Expire() time.Duration { return time.Duration(a.ExpireTime) * time.Second }
+
+// Refresh is RefreshTime as a duration.
+func (a AuthSettings) Refresh() time.Duration { return time.Duration(a.RefreshTime) * time.Second }
+
+// MaxAge is SessionMaxAge as a duration.
+func (a AuthSettings) MaxAge() time.Duration { return time.Duration(a.SessionMaxAge) * time.Second }
+
+// Whitelisted reports whether path needs no token. Only clean paths match, so
+// that "/static/../api/v1/me" cannot borrow the whitelist entry "/static/*".
+func (a AuthSettings) Whitelisted(path string) bool {
+	if pathpkg.Clean(path) != path {
+		return false
+	}
+	for _, w := range a.WhiteList {
+		if dir, ok := strings.CutSuffix(w, "/*"); ok {
+			if strings.HasPrefix(path, dir+"/") {
+				return true
+			}
+			continue
+		}
+		if path == w {
+			return true
+		}
+	}
+	return false
+}

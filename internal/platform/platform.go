@@ -1,0 +1,124 @@
+// Package platform builds Portal's go-micro services: each with its own server
+// and client (never go-micro's package singletons, so that several services
+// can share one process), the plugins given, and the wrappers every service
+// needs.
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/transport"
+)
+
+// Version is Portal's version, put in every service's registry entry.
+var Version = "0.1.0"
+
+// Plugins are the go-micro components services share.
+type Plugins struct {
+	Registry registry.Registry
+	Broker   broker.Broker
+	// NewTransport makes a service's transport (one per service, so that
+	// each has its own listener and connection pool).
+	NewTransport func() transport.Transport
+	// Address is where servers listen; "127.0.0.1:0" keeps the embedded
+	// mode's RPC on loopback.
+	Address string
+}
+
+// RequestTimeout bounds every RPC a Portal client makes.
+const RequestTimeout = 5 * time.Second
+
+// Service is a go-micro service with explicit start and stop, so that a
+// process running several can order them.
+type Service struct {
+	micro.Service
+	log *slog.Logger
+}
+
+// NewService builds the service name on p. wrappers run inside the recover
+// wrapper, in order, around every handler.
+func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
+	tr := p.NewTransport()
+	srvOpts := []server.Option{
+		server.Name(name),
+		server.Version(Version),
+		server.Address(p.Address),
+		server.Registry(p.Registry),
+		server.Broker(p.Broker),
+		server.Transport(tr),
+		server.WrapHandler(recoverWrapper(name, log)),
+	}
+	for _, w := range wrappers {
+		srvOpts = append(srvOpts, server.WrapHandler(w))
+	}
+	srv := server.NewServer(srvOpts...)
+	cli := client.NewClient(
+		client.Registry(p.Registry),
+		client.Broker(p.Broker),
+		client.Transport(tr),
+		client.RequestTimeout(RequestTimeout),
+		client.DialTimeout(2*time.Second),
+	)
+	// Server and Client first: micro.Registry, Broker and Transport below
+	// re-initialise them, and later options override earlier ones.
+	svc := micro.NewService(
+		micro.Server(srv),
+		micro.Client(cli),
+		micro.Broker(p.Broker),
+		micro.Transport(tr),
+		micro.Registry(p.Registry),
+		micro.HandleSignal(false),
+	)
+	return &Service{Service: svc, log: log.With("service", name)}
+}
+
+// starter is what go-micro's service implementation offers beyond the
+// micro.Service interface.
+type starter interface {
+	Start() error
+	Stop() error
+}
+
+// Start runs the BeforeStart hooks, starts the server (listen, register) and
+// runs the AfterStart hooks.
+func (s *Service) Start() error {
+	if err := s.Service.(starter).Start(); err != nil {
+		return fmt.Errorf("%s: start: %w", s.Name(), err)
+	}
+	s.log.Info("service started", "address", s.Server().Options().Address)
+	return nil
+}
+
+// Stop deregisters, drains and stops the server.
+func (s *Service) Stop() error {
+	if err := s.Service.(starter).Stop(); err != nil {
+		return fmt.Errorf("%s: stop: %w", s.Name(), err)
+	}
+	return nil
+}
+
+// recoverWrapper turns a panic in a handler into a 500, so that one bad
+// request cannot take the process down.
+func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "panic", r, "stack", string(debug.Stack()))
+					err = merrors.InternalServerError(name+".panic", "internal error")
+				}
+			}()
+			return next(ctx, req, rsp)
+		}
+	}
+}

@@ -1,0 +1,228 @@
+// Package portal assembles Portal's services into a running system. RunAll is
+// the embedded default: web, user and system in one process, each its own
+// go-micro service, talking real RPC over loopback, with nothing to install.
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/store"
+	"go-micro.dev/v4/transport"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/system"
+	"github.com/portal-go/portal/internal/user"
+	"github.com/portal-go/portal/internal/web"
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// Options configure the embedded mode.
+type Options struct {
+	// HTTPAddress is where the gateway listens (default ":8080"), unless
+	// Listener is given.
+	HTTPAddress string
+	Listener    net.Listener
+	// DataDir holds the store and the auth keys.
+	DataDir string
+	// ConfigFile is the watched yaml config; missing means built-in defaults.
+	ConfigFile string
+	// AdminPassword is the first admin's password; empty generates one.
+	AdminPassword string
+	// Keys, when set, replace the keys kept in DataDir.
+	Keys *pauth.Keys
+	Log  *slog.Logger
+	// Ready, when set, is called with the gateway's address once it serves.
+	Ready func(addr string)
+}
+
+// RunAll runs web, user and system in one process until ctx ends, then shuts
+// down in order: stop taking HTTP requests, let those in flight finish, stop
+// the services, close the store.
+func RunAll(ctx context.Context, o Options) error {
+	log := o.Log
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	keys, err := loadKeys(o, log)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.OpenFile(o.ConfigFile, log)
+	if err != nil {
+		return err
+	}
+	defer cfg.Close()
+	log.Info("config", "source", cfg.Source())
+
+	minter, err := pauth.NewJWT(keys.Options()...)
+	if err != nil {
+		return err
+	}
+	verifier, err := pauth.NewJWT(pauth.Keys{Public: keys.Public}.Options()...)
+	if err != nil {
+		return err
+	}
+
+	plugins := platform.Plugins{
+		Registry:     registry.NewMemoryRegistry(),
+		Broker:       broker.NewMemoryBroker(),
+		NewTransport: func() transport.Transport { return transport.NewHTTPTransport() },
+		Address:      "127.0.0.1:0",
+	}
+
+	userStore, err := filestore.New(filepath.Join(o.DataDir, "store"), store.Database("user"), store.Table("user"))
+	if err != nil {
+		return err
+	}
+	defer userStore.Close()
+
+	// user: accounts and sessions; the only service holding the private key.
+	var userHandler *user.Handler
+	userSvc := platform.NewService("user", plugins, log,
+		pauth.HandlerWrapper(verifier, pauth.SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
+			return userHandler.CheckSession(ctx, acc)
+		})))
+	userHandler = user.NewHandler(user.NewRepo(userStore), minter, cfg,
+		micro.NewEvent(user.TopicSessionRevoked, userSvc.Client()), log)
+	if err := userpb.RegisterUserHandler(userSvc.Server(), userHandler); err != nil {
+		return err
+	}
+	if err := ensureAdmin(userHandler, o.AdminPassword, log); err != nil {
+		return err
+	}
+
+	// system: the admin plane; it asks user about sessions.
+	var systemHandler *system.Handler
+	systemSvc := platform.NewService("system", plugins, log,
+		pauth.HandlerWrapper(verifier, pauth.SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
+			return systemHandler.CheckSession(ctx, acc)
+		})))
+	systemHandler = system.NewHandler(plugins.Registry, userpb.NewUserService("user", systemSvc.Client()))
+	if err := systempb.RegisterSystemHandler(systemSvc.Server(), systemHandler); err != nil {
+		return err
+	}
+
+	// web: the gateway, a go-micro service for its client and subscribers.
+	webSvc := platform.NewService("web", plugins, log)
+	gw := web.New(web.Options{
+		Users:  userpb.NewUserService("user", webSvc.Client()),
+		System: systempb.NewSystemService("system", webSvc.Client()),
+		Auth:   verifier,
+		Config: cfg,
+		Cache:  platform.NewMemoryCache(time.Minute),
+		Log:    log,
+	})
+	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, webSvc.Server(), gw.OnSessionRevoked); err != nil {
+		return err
+	}
+	return serve(ctx, o, log, gw.Handler(), userSvc, systemSvc, webSvc)
+}
+
+// serve starts the services in order, serves HTTP until ctx ends, and stops
+// everything in reverse.
+func serve(ctx context.Context, o Options, log *slog.Logger, h http.Handler, services ...*platform.Service) (err error) {
+	for i, s := range services {
+		if err := s.Start(); err != nil {
+			stopAll(services[:i], log)
+			return err
+		}
+	}
+	defer stopAll(services, log)
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.HTTPAddress); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+	}
+	srv := NewHTTPServer(h)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("portal ready", "http", ln.Addr().String())
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func stopAll(services []*platform.Service, log *slog.Logger) {
+	for i := len(services) - 1; i >= 0; i-- {
+		if err := services[i].Stop(); err != nil {
+			log.Error("stop", "err", err)
+		}
+	}
+}
+
+// NewHTTPServer wraps h with the timeouts that keep slow clients from holding
+// connections forever.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
+
+// loadKeys returns the keys given, or those kept in the data dir.
+func loadKeys(o Options, log *slog.Logger) (pauth.Keys, error) {
+	if o.Keys != nil {
+		return *o.Keys, nil
+	}
+	keys, created, err := pauth.LoadOrCreateKeys(o.DataDir)
+	if err != nil {
+		return pauth.Keys{}, err
+	}
+	if created {
+		log.Info("generated auth keys", "dir", o.DataDir)
+	}
+	return keys, nil
+}
+
+// ensureAdmin creates the first admin, printing a generated password once.
+func ensureAdmin(h *user.Handler, password string, log *slog.Logger) error {
+	created, generated, err := h.EnsureAdmin(password)
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	switch {
+	case generated != "":
+		log.Warn("created the first admin account; this password is shown once, change it after signing in",
+			"username", "admin", "password", generated)
+	case created:
+		log.Info("created the first admin account from PORTAL_ADMIN_PASSWORD", "username", "admin")
+	}
+	return nil
+}

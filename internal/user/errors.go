@@ -1,0 +1,42 @@
+package user
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	merrors "go-micro.dev/v4/errors"
+)
+
+// service is this service's registry name, also the prefix of its error ids.
+const service = "user"
+
+// rpcError maps an error to the go-micro error that crosses RPC: sentinels to
+// their id and code, anything else to a 500 whose detail stays in our log.
+func rpcError(err error) error {
+	type mapping struct {
+		id   string
+		code int32
+	}
+	table := map[error]mapping{
+		ErrNotFound:       {"user.not_found", 404},
+		ErrExists:         {"user.exists", 409},
+		ErrBadUsername:    {"user.bad_username", 400},
+		ErrBadPassword:    {"user.bad_password", 400},
+		ErrBadCredentials: {"user.bad_credentials", 401},
+		ErrWrongPassword:  {"user.wrong_password", 403},
+		ErrDisabled:       {"user.disabled", 403},
+		ErrSessionEnded:   {"user.session_ended", 401},
+	}
+	for sentinel, m := range table {
+		if errors.Is(err, sentinel) {
+			return &merrors.Error{Id: m.id, Code: m.code, Detail: strings.TrimPrefix(sentinel.Error(), "user: "), Status: http.StatusText(int(m.code))}
+		}
+	}
+	return merrors.InternalServerError("user.internal", "%v", err)
+}
+
+// rpcUnavailable reports that a dependency (the store) does not answer.
+func rpcUnavailable(err error) error {
+	return merrors.New("user.unavailable", err.Error(), http.StatusServiceUnavailable)
+}

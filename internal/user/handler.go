@@ -1,0 +1,311 @@
+package user
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/auth"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
+	pb "github.com/portal-go/portal/proto/user"
+)
+
+// TopicSessionRevoked is the broker topic of pb.SessionRevoked events.
+const TopicSessionRevoked = "session.revoked"
+
+// Handler implements the User RPC service.
+type Handler struct {
+	repo    *Repo
+	auth    auth.Auth
+	cfg     *config.Center
+	revoked micro.Event
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewHandler builds the handler. a must be able to mint tokens; revoked
+// publishes pb.SessionRevoked.
+func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, revoked micro.Event, log *slog.Logger) *Handler {
+	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: revoked, log: log, now: time.Now}
+}
+
+// Register creates an account with the role "user".
+func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb.RegisterResponse) error {
+	if err := ValidUsername(req.Username); err != nil {
+		return rpcError(err)
+	}
+	if err := ValidPassword(req.Password); err != nil {
+		return rpcError(err)
+	}
+	// Cheap early refusal before paying for a hash; Create checks again.
+	if _, err := h.repo.ByName(req.Username); err == nil {
+		return rpcError(ErrExists)
+	}
+	u, err := h.newUser(req.Username, req.Password, []string{pauth.RoleUser})
+	if err != nil {
+		return rpcError(err)
+	}
+	if err := h.repo.Create(u); err != nil {
+		return rpcError(err)
+	}
+	rsp.Id, rsp.Username = u.ID, u.Username
+	return nil
+}
+
+func (h *Handler) newUser(name, password string, roles []string) (*User, error) {
+	hash, err := hashPassword(password)
+	if err != nil {
+		return nil, fmt.Errorf("user: hash: %w", err)
+	}
+	now := h.now().UTC()
+	return &User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// Login checks the password and opens a session.
+func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
+	// Malformed input can never match an account: same answer, same cost.
+	var u *User
+	if ValidUsername(req.Username) == nil {
+		var err error
+		if u, err = h.repo.ByName(req.Username); err != nil && !errors.Is(err, ErrNotFound) {
+			return rpcError(err)
+		}
+	}
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	if ValidPassword(req.Password) != nil || !checkPassword(req.Password, hash) {
+		return rpcError(ErrBadCredentials)
+	}
+	if u.Disabled {
+		return rpcError(ErrDisabled)
+	}
+	sid, err := newSessionID()
+	if err != nil {
+		return rpcError(err)
+	}
+	set := h.cfg.Current().Auth
+	now := h.now().UTC()
+	s := &Session{
+		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(set.MaxAge()),
+		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256),
+	}
+	if err := h.repo.CreateSession(s); err != nil {
+		return rpcError(err)
+	}
+	tok, err := h.issue(u, s, set.Expire())
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.Token, rsp.ExpiresAt, rsp.SessionId = tok.AccessToken, tok.Expiry.Unix(), sid
+	return nil
+}
+
+// issue mints an access token for the session, living ttl but never past the
+// session's end.
+func (h *Handler) issue(u *User, s *Session, ttl time.Duration) (*auth.Token, error) {
+	acc, err := h.auth.Generate(u.ID, auth.WithType("user"), auth.WithScopes(u.Roles...), auth.WithMetadata(map[string]string{
+		pauth.MetaUsername:  u.Username,
+		pauth.MetaSession:   s.ID,
+		pauth.MetaSessionEx: strconv.FormatInt(s.ExpiresAt.Unix(), 10),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return h.auth.Token(auth.WithCredentials(acc.ID, acc.Secret), auth.WithExpiry(ttl))
+}
+
+// Logout ends the caller's session.
+func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.LogoutResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	return h.endSession(ctx, acc.ID, acc.Metadata[pauth.MetaSession])
+}
+
+// endSession deletes a session and tells every gateway.
+func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
+	if err := h.repo.DeleteSession(userID, sid); err != nil {
+		return rpcError(err)
+	}
+	ev := &pb.SessionRevoked{SessionId: sid, UserId: userID, At: h.now().Unix()}
+	if err := h.revoked.Publish(ctx, ev); err != nil {
+		// The session is gone from the store: gateways learn it when their
+		// cached verdict expires. Say so, once, here.
+		h.log.Warn("session.revoked event not published; gateways will notice at cache expiry", "session", sid, "err", err)
+	}
+	return nil
+}
+
+// Info returns the caller's account.
+func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
+	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
+	return nil
+}
+
+// ChangePassword replaces the caller's password and ends their other sessions.
+func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest, rsp *pb.ChangePasswordResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	if err := ValidPassword(req.NewPassword); err != nil {
+		return rpcError(err)
+	}
+	u, err := h.repo.Get(acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if !checkPassword(req.OldPassword, u.PasswordHash) {
+		return rpcError(ErrWrongPassword)
+	}
+	if u.PasswordHash, err = hashPassword(req.NewPassword); err != nil {
+		return rpcError(fmt.Errorf("user: hash: %w", err))
+	}
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(u); err != nil {
+		return rpcError(err)
+	}
+	ids, err := h.repo.SessionIDs(u.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	current := acc.Metadata[pauth.MetaSession]
+	for _, sid := range ids {
+		if sid == current {
+			continue
+		}
+		if err := h.endSession(ctx, u.ID, sid); err != nil {
+			return err
+		}
+		rsp.SessionsEnded++
+	}
+	return nil
+}
+
+// Renew issues a fresh token for the caller's live session. The token lives
+// auth.expireTime from now, cut at the session's end.
+func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.RenewResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	if err != nil {
+		return rpcError(err)
+	}
+	tok, err := h.issue(u, s, h.cfg.Current().Auth.Expire())
+	if errors.Is(err, pauth.ErrExpired) {
+		return rpcError(ErrSessionEnded)
+	} else if err != nil {
+		return rpcError(err)
+	}
+	rsp.Token, rsp.ExpiresAt = tok.AccessToken, tok.Expiry.Unix()
+	return nil
+}
+
+// Health reports whether the store answers.
+func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.HealthResponse) error {
+	if err := h.repo.Ping(); err != nil {
+		return rpcUnavailable(err)
+	}
+	rsp.Status = "ok"
+	return nil
+}
+
+// CheckSession implements auth.SessionChecker on the local store: the token's
+// session must exist and belong to the token's user, and the user must be
+// enabled.
+func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
+	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	if errors.Is(err, ErrSessionEnded) {
+		return pauth.ErrSessionEnded
+	} else if err != nil {
+		return rpcUnavailable(err)
+	}
+	if s.UserID != acc.ID {
+		return pauth.ErrSessionEnded
+	}
+	return nil
+}
+
+// EnsureAdmin creates the first admin account when no account named "admin"
+// exists. It returns the password it generated, or "" when it generated none.
+func (h *Handler) EnsureAdmin(password string) (created bool, generated string, err error) {
+	if _, err := h.repo.ByName("admin"); err == nil {
+		return false, "", nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, "", err
+	}
+	if password == "" {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return false, "", err
+		}
+		password = base64.RawURLEncoding.EncodeToString(b)
+		generated = password
+	}
+	if err := ValidPassword(password); err != nil {
+		return false, "", fmt.Errorf("PORTAL_ADMIN_PASSWORD: %w", err)
+	}
+	u, err := h.newUser("admin", password, []string{pauth.RoleAdmin, pauth.RoleUser})
+	if err != nil {
+		return false, "", err
+	}
+	if err := h.repo.Create(u); err != nil {
+		return false, "", err
+	}
+	return true, generated, nil
+}
+
+func account(ctx context.Context) (*auth.Account, error) {
+	acc, ok := auth.AccountFromContext(ctx)
+	if !ok || acc.Metadata[pauth.MetaSession] == "" {
+		return nil, rpcError(ErrSessionEnded)
+	}
+	return acc, nil
+}
+
+func newSessionID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}

@@ -1,0 +1,163 @@
+package user
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"go-micro.dev/v4/store"
+)
+
+// Keys in the user service's table. Secondary indexes are just extra keys.
+const (
+	keyUser        = "user/"    // user/<id> -> User
+	keyName        = "name/"    // name/<lowercased username> -> id
+	keySession     = "session/" // session/<id> -> Session
+	keyUserSession = "usess/"   // usess/<user id>/<session id> -> ""
+)
+
+// Repo keeps users and sessions in a go-micro store.
+type Repo struct {
+	st store.Store
+	// create serialises username claims, so that of many registrations of
+	// one name exactly one wins. It holds within one user process.
+	create sync.Mutex
+}
+
+// NewRepo wraps st.
+func NewRepo(st store.Store) *Repo { return &Repo{st: st} }
+
+func nameKey(username string) string { return keyName + strings.ToLower(username) }
+
+func (r *Repo) readJSON(key string, v any) error {
+	recs, err := r.st.Read(key)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("user: store read: %w", err)
+	}
+	if err := json.Unmarshal(recs[0].Value, v); err != nil {
+		return fmt.Errorf("user: decode %s: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Repo) writeJSON(key string, v any, opts ...store.WriteOption) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("user: encode %s: %w", key, err)
+	}
+	if err := r.st.Write(&store.Record{Key: key, Value: data}, opts...); err != nil {
+		return fmt.Errorf("user: store write: %w", err)
+	}
+	return nil
+}
+
+// Create stores a new user, failing with ErrExists when the name (compared
+// without case) is taken.
+func (r *Repo) Create(u *User) error {
+	r.create.Lock()
+	defer r.create.Unlock()
+	if _, err := r.idByName(u.Username); err == nil {
+		return ErrExists
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	// The record first, then the name: a crash in between leaves an
+	// unreachable record, never a name that points nowhere.
+	if err := r.writeJSON(keyUser+u.ID, u); err != nil {
+		return err
+	}
+	if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
+		return fmt.Errorf("user: store write: %w", err)
+	}
+	return nil
+}
+
+// Update replaces a user's record (its name does not change).
+func (r *Repo) Update(u *User) error { return r.writeJSON(keyUser+u.ID, u) }
+
+// Get returns the user with the id.
+func (r *Repo) Get(id string) (*User, error) {
+	var u User
+	if err := r.readJSON(keyUser+id, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (r *Repo) idByName(username string) (string, error) {
+	recs, err := r.st.Read(nameKey(username))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("user: store read: %w", err)
+	}
+	return string(recs[0].Value), nil
+}
+
+// ByName returns the user with the name, compared without case.
+func (r *Repo) ByName(username string) (*User, error) {
+	id, err := r.idByName(username)
+	if err != nil {
+		return nil, err
+	}
+	return r.Get(id)
+}
+
+// CreateSession stores s until its end.
+func (r *Repo) CreateSession(s *Session) error {
+	exp := store.WriteExpiry(s.ExpiresAt)
+	if err := r.writeJSON(keySession+s.ID, s, exp); err != nil {
+		return err
+	}
+	return r.writeJSON(keyUserSession+s.UserID+"/"+s.ID, "", exp)
+}
+
+// Session returns a live session.
+func (r *Repo) Session(id string) (*Session, error) {
+	var s Session
+	if err := r.readJSON(keySession+id, &s); errors.Is(err, ErrNotFound) {
+		return nil, ErrSessionEnded
+	} else if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// DeleteSession ends a session.
+func (r *Repo) DeleteSession(userID, id string) error {
+	if err := r.st.Delete(keySession + id); err != nil {
+		return fmt.Errorf("user: store delete: %w", err)
+	}
+	if err := r.st.Delete(keyUserSession + userID + "/" + id); err != nil {
+		return fmt.Errorf("user: store delete: %w", err)
+	}
+	return nil
+}
+
+// SessionIDs returns the ids of a user's live sessions.
+func (r *Repo) SessionIDs(userID string) ([]string, error) {
+	prefix := keyUserSession + userID + "/"
+	keys, err := r.st.List(store.ListPrefix(prefix))
+	if err != nil {
+		return nil, fmt.Errorf("user: store list: %w", err)
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		ids = append(ids, strings.TrimPrefix(k, prefix))
+	}
+	return ids, nil
+}
+
+// Ping checks that the store answers.
+func (r *Repo) Ping() error {
+	if _, err := r.st.Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("user: store unreachable: %w", err)
+	}
+	return nil
+}

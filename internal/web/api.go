@@ -1,0 +1,139 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// credentials is the body of register and login.
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// passwordChange is the body of PUT /me/password.
+type passwordChange struct {
+	OldPassword string `json:"old_password"`
+	NewPassword string `json:"new_password"`
+}
+
+// decodeJSON reads exactly one JSON object into v, refusing other content
+// types, unknown fields, wrong types, trailing data and oversized bodies. It
+// answers the request itself and returns false when the body is refused.
+func decodeJSON(c *gin.Context, v any) bool {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+		abortError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+		return false
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
+		err = errors.New("one JSON object expected, found more")
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		abortError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit))
+		return false
+	case err != nil:
+		abortError(c, http.StatusBadRequest, "bad_request", "malformed JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) apiRegister(c *gin.Context) {
+	var req credentials
+	if !decodeJSON(c, &req) {
+		return
+	}
+	rsp, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: req.Username, Password: req.Password})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": rsp.Id, "username": rsp.Username})
+}
+
+func (g *Gateway) apiLogin(c *gin.Context) {
+	var req credentials
+	if !decodeJSON(c, &req) {
+		return
+	}
+	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
+		Username: req.Username, Password: req.Password,
+		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"token": rsp.Token, "expires_at": rsp.ExpiresAt})
+}
+
+func (g *Gateway) apiLogout(c *gin.Context) {
+	if !g.logout(c) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// logout ends the caller's session everywhere: in the store (the user
+// service), on this gateway at once, and on the others by event.
+func (g *Gateway) logout(c *gin.Context) bool {
+	cl := callerOf(c)
+	if _, err := g.Users.Logout(rpcContext(c), &userpb.LogoutRequest{}); err != nil {
+		g.abortRPC(c, err)
+		return false
+	}
+	g.revoke(c.Request.Context(), cl.Info.SessionId)
+	if cl.FromCookie {
+		clearSessionCookie(c)
+	}
+	return true
+}
+
+func (g *Gateway) apiMe(c *gin.Context) {
+	info := callerOf(c).Info
+	roles := info.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles})
+}
+
+func (g *Gateway) apiPassword(c *gin.Context) {
+	var req passwordChange
+	if !decodeJSON(c, &req) {
+		return
+	}
+	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{OldPassword: req.OldPassword, NewPassword: req.NewPassword})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
+}
+
+func (g *Gateway) apiServices(c *gin.Context) {
+	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	services := rsp.Services
+	if services == nil {
+		services = []*systempb.Service{}
+	}
+	c.JSON(http.StatusOK, gin.H{"services": services})
+}

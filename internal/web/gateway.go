@@ -1,0 +1,123 @@
+// Package web is the gin gateway: HTML pages and the JSON API. Every external
+// request enters here; it authenticates the caller, then calls the user and
+// system services over go-micro RPC.
+package web
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/cache"
+
+	"github.com/portal-go/portal/internal/config"
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options are what the gateway needs.
+type Options struct {
+	Users  userpb.UserService
+	System systempb.SystemService
+	// Auth verifies tokens; the gateway never mints them (no private key).
+	Auth   auth.Auth
+	Config *config.Center
+	// Cache holds verdicts on sessions, invalidated by session.revoked.
+	Cache cache.Cache
+	Log   *slog.Logger
+}
+
+// Gateway serves Portal's HTTP side.
+type Gateway struct {
+	Options
+	engine *gin.Engine
+}
+
+// maxBody bounds every request body.
+const maxBody = 64 << 10
+
+// New builds the gateway and its routes.
+func New(o Options) *Gateway {
+	gin.SetMode(gin.ReleaseMode)
+	g := &Gateway{Options: o, engine: gin.New()}
+	e := g.engine
+	// Without a proxy in front, X-Forwarded-For is the client's own claim.
+	_ = e.SetTrustedProxies(nil)
+	e.SetHTMLTemplate(template.Must(template.ParseFS(templateFS, "templates/*.html")))
+	e.Use(g.logRequests, g.recover, securityHeaders, limitBody, crossOrigin, g.authenticate)
+
+	static, _ := fs.Sub(staticFS, "static")
+	e.StaticFS("/static", http.FS(static))
+	e.GET("/healthz", g.healthz)
+	e.GET("/readyz", g.readyz)
+
+	e.GET("/login", g.loginPage)
+	e.POST("/login", g.csrf, g.loginForm)
+	e.GET("/register", g.registerPage)
+	e.POST("/register", g.csrf, g.registerForm)
+	e.POST("/logout", g.csrf, g.logoutForm)
+	e.GET("/", g.homePage)
+	e.GET("/account", g.accountPage)
+	e.POST("/account/password", g.csrf, g.passwordForm)
+
+	api := e.Group("/api/v1")
+	api.POST("/register", g.apiRegister)
+	api.POST("/login", g.apiLogin)
+	api.POST("/logout", g.apiLogout)
+	api.GET("/me", g.apiMe)
+	api.PUT("/me/password", g.apiPassword)
+	api.GET("/admin/services", g.apiServices)
+
+	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
+	return g
+}
+
+// Handler returns the gateway as an http.Handler.
+func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// OnSessionRevoked is the subscriber of session.revoked: the session's cached
+// verdict is replaced by a tombstone, so no request on this gateway passes
+// with it again.
+func (g *Gateway) OnSessionRevoked(ctx context.Context, ev *userpb.SessionRevoked) error {
+	g.revoke(ctx, ev.SessionId)
+	return nil
+}
+
+func (g *Gateway) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz asks each service whether it can reach what it depends on.
+func (g *Gateway) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ready := true
+	if _, err := g.Users.Health(ctx, &userpb.HealthRequest{}); err != nil {
+		checks["user"], ready = err.Error(), false
+	} else {
+		checks["user"] = "ok"
+	}
+	if _, err := g.System.Health(ctx, &systempb.HealthRequest{}); err != nil {
+		checks["system"], ready = err.Error(), false
+	} else {
+		checks["system"] = "ok"
+	}
+	if !ready {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}

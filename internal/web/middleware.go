@@ -1,0 +1,267 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	merrors "go-micro.dev/v4/errors"
+	"google.golang.org/protobuf/proto"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// Names shared by the middleware and the handlers.
+const (
+	sessionCookie      = "portal_session"
+	headerRefreshed    = "X-Refreshed-Token"
+	headerRefreshedExp = "X-Refreshed-Expires-At"
+	ctxCaller          = "portal.caller"
+	// verdictTTL bounds how long a gateway trusts its cached word that a
+	// session is live; session.revoked events end it sooner.
+	verdictTTL = 30 * time.Second
+)
+
+// caller is the authenticated client of a request.
+type caller struct {
+	Token      string
+	ExpiresAt  int64 // the token's expiry, unix seconds
+	FromCookie bool
+	Info       *userpb.InfoResponse
+}
+
+func callerOf(c *gin.Context) *caller {
+	v, _ := c.Get(ctxCaller)
+	cl, _ := v.(*caller)
+	return cl
+}
+
+// rpcContext is the request's context carrying the caller's token to services.
+func rpcContext(c *gin.Context) context.Context {
+	ctx := c.Request.Context()
+	if cl := callerOf(c); cl != nil {
+		ctx = pauth.ContextWithToken(ctx, cl.Token)
+	}
+	return ctx
+}
+
+func isAPI(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "/api/") }
+
+func (g *Gateway) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+		"latency_ms", float64(time.Since(start).Microseconds()) / 1000, "client", c.ClientIP()}
+	if cl := callerOf(c); cl != nil && cl.Info != nil {
+		attrs = append(attrs, "user", cl.Info.Id)
+	}
+	g.Log.Info("request", attrs...)
+}
+
+func (g *Gateway) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.Log.Error("handler panic", "path", c.Request.URL.Path, "panic", r)
+			g.fail(c, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	c.Next()
+}
+
+// securityHeaders are sent with every response.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	c.Next()
+}
+
+func limitBody(c *gin.Context) {
+	if c.Request.ContentLength > maxBody {
+		c.Header("Connection", "close")
+		abortError(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	c.Next()
+}
+
+var crossOriginCheck = http.NewCrossOriginProtection()
+
+// crossOrigin refuses state-changing requests that a browser marks as coming
+// from another site (Sec-Fetch-Site, Origin), the first line against CSRF;
+// forms also carry a token (csrf).
+func crossOrigin(c *gin.Context) {
+	if err := crossOriginCheck.Check(c.Request); err != nil {
+		abortError(c, http.StatusForbidden, "cross_origin", "cross-origin request refused")
+		return
+	}
+	c.Next()
+}
+
+// tokenOf finds the request's token: the Authorization header, the token
+// query parameter (the article's form), or the session cookie.
+func tokenOf(c *gin.Context) (tok string, fromCookie bool) {
+	if h := c.GetHeader("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t), false
+		}
+		return "", false
+	}
+	if t := c.Query("token"); t != "" {
+		return t, false
+	}
+	if ck, err := c.Cookie(sessionCookie); err == nil && ck != "" {
+		return ck, true
+	}
+	return "", false
+}
+
+// authenticate is the article's interceptor (section 3.1), done right: paths
+// on the config center's whitelist pass; any other request needs a valid
+// token of a live session; a token close to expiry is renewed, never past
+// the session's end. Pages without a session are sent to the login page
+// (303), API calls get 401.
+func (g *Gateway) authenticate(c *gin.Context) {
+	set := g.Config.Current().Auth
+	if set.Whitelisted(c.Request.URL.Path) {
+		c.Next()
+		return
+	}
+	tok, fromCookie := tokenOf(c)
+	if tok == "" {
+		g.unauthenticated(c, "auth.unauthenticated", "a token is required")
+		return
+	}
+	acc, err := g.Auth.Inspect(tok)
+	if err != nil {
+		code := "auth.invalid_token"
+		if errors.Is(err, pauth.ErrExpired) {
+			code = "auth.token_expired"
+		}
+		g.unauthenticated(c, code, "the token is not valid")
+		return
+	}
+	cl := &caller{Token: tok, FromCookie: fromCookie}
+	cl.ExpiresAt, _ = strconv.ParseInt(acc.Metadata[pauth.MetaExpiresAt], 10, 64)
+	sid := acc.Metadata[pauth.MetaSession]
+	if cl.Info, err = g.session(c, sid, tok); err != nil {
+		if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
+			g.unauthenticated(c, "auth.session_ended", "the session has ended")
+			return
+		}
+		g.abortRPC(c, err)
+		return
+	}
+	sessionEnd, _ := strconv.ParseInt(acc.Metadata[pauth.MetaSessionEx], 10, 64)
+	if left := time.Until(time.Unix(cl.ExpiresAt, 0)); left < set.Refresh() && cl.ExpiresAt < sessionEnd {
+		g.renew(c, cl)
+	}
+	c.Set(ctxCaller, cl)
+	c.Next()
+}
+
+// session returns the account behind a live session: from the cache, or from
+// the user service (which checks the session) and then cached.
+func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse, error) {
+	ctx := c.Request.Context()
+	if v, _, err := g.Cache.Get(ctx, "revoked:"+sid); err == nil && v != nil {
+		return nil, merrors.Unauthorized("auth.session_ended", "the session has ended")
+	}
+	if v, _, err := g.Cache.Get(ctx, "session:"+sid); err == nil {
+		if b, ok := v.([]byte); ok {
+			var info userpb.InfoResponse
+			if proto.Unmarshal(b, &info) == nil {
+				return &info, nil
+			}
+		}
+	}
+	info, err := g.Users.Info(pauth.ContextWithToken(ctx, tok), &userpb.InfoRequest{})
+	if err != nil {
+		return nil, err
+	}
+	if b, err := proto.Marshal(info); err == nil {
+		_ = g.Cache.Put(ctx, "session:"+sid, b, verdictTTL)
+	}
+	return info, nil
+}
+
+// revoke forgets a session's verdict and marks it ended for as long as any of
+// its tokens could live.
+func (g *Gateway) revoke(ctx context.Context, sid string) {
+	_ = g.Cache.Delete(ctx, "session:"+sid)
+	_ = g.Cache.Put(ctx, "revoked:"+sid, []byte{1}, g.Config.Current().Auth.Expire()+verdictTTL)
+}
+
+// renew swaps the caller's token for a fresh one. A failure is not fatal: the
+// current token is still valid.
+func (g *Gateway) renew(c *gin.Context, cl *caller) {
+	rsp, err := g.Users.Renew(pauth.ContextWithToken(c.Request.Context(), cl.Token), &userpb.RenewRequest{})
+	if err != nil {
+		g.Log.Warn("token renewal failed", "err", err)
+		return
+	}
+	cl.Token, cl.ExpiresAt = rsp.Token, rsp.ExpiresAt
+	if cl.FromCookie {
+		setSessionCookie(c, rsp.Token, rsp.ExpiresAt)
+		return
+	}
+	c.Header(headerRefreshed, rsp.Token)
+	c.Header(headerRefreshedExp, strconv.FormatInt(rsp.ExpiresAt, 10))
+}
+
+// unauthenticated answers a request without a valid session: API calls get
+// 401 JSON, pages a 303 to the login page that comes back here.
+func (g *Gateway) unauthenticated(c *gin.Context, code, msg string) {
+	if _, fromCookie := tokenOf(c); fromCookie {
+		clearSessionCookie(c)
+	}
+	if isAPI(c) {
+		abortError(c, http.StatusUnauthorized, code, msg)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(safeNext(c.Request.URL.RequestURI())))
+	c.Abort()
+}
+
+// safeNext returns next when it is a path on this site, else "/": no scheme,
+// no host, no "//" or "/\" that a browser would read as another host.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return next
+}
+
+func setSessionCookie(c *gin.Context, token string, expiresAt int64) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: token, Path: "/",
+		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func clearSessionCookie(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+}

@@ -1,0 +1,160 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// csrfCookie holds a random value per browser; every form repeats it in the
+// csrf_token field (double submit). A cross-site page can neither read the
+// cookie nor, with SameSite=Lax, send it on a POST.
+const (
+	csrfCookie = "portal_csrf"
+	csrfField  = "csrf_token"
+)
+
+// csrfToken returns the browser's CSRF token, setting the cookie when absent.
+func csrfToken(c *gin.Context) string {
+	if v, err := c.Cookie(csrfCookie); err == nil && len(v) == 43 {
+		return v
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	v := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: csrfCookie, Value: v, Path: "/", MaxAge: int((24 * time.Hour).Seconds()),
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+	return v
+}
+
+// csrf refuses a form whose token does not match the browser's cookie. It
+// also parses the form, refusing oversized bodies with 413.
+func (g *Gateway) csrf(c *gin.Context) {
+	if err := c.Request.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			g.fail(c, http.StatusRequestEntityTooLarge, "too_large", "the form is too large")
+			return
+		}
+		g.fail(c, http.StatusBadRequest, "bad_request", "malformed form")
+		return
+	}
+	ck, err := c.Cookie(csrfCookie)
+	sent := c.Request.PostForm.Get(csrfField)
+	if err != nil || ck == "" || subtle.ConstantTimeCompare([]byte(ck), []byte(sent)) != 1 {
+		g.fail(c, http.StatusForbidden, "csrf", "the form has expired or did not come from this site; reload the page and try again")
+		return
+	}
+	c.Next()
+}
+
+// titles are the pages' titles.
+var titles = map[string]string{
+	"login.html": "Sign in", "register.html": "Register", "home.html": "Home",
+	"account.html": "Account", "error.html": "Error",
+}
+
+// page renders a template with the data every page needs.
+func (g *Gateway) page(c *gin.Context, status int, name string, data gin.H) {
+	if data == nil {
+		data = gin.H{}
+	}
+	data["Title"] = titles[name]
+	data["CSRF"] = csrfToken(c)
+	if cl := callerOf(c); cl != nil {
+		data["Me"] = cl.Info
+	}
+	c.HTML(status, name, data)
+}
+
+func (g *Gateway) loginPage(c *gin.Context) {
+	data := gin.H{"Next": safeNext(c.Query("next"))}
+	if c.Query("registered") != "" {
+		data["Notice"] = "Account created. Sign in to continue."
+	}
+	g.page(c, http.StatusOK, "login.html", data)
+}
+
+func (g *Gateway) loginForm(c *gin.Context) {
+	name, next := c.PostForm("username"), safeNext(c.PostForm("next"))
+	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
+		Username: name, Password: c.PostForm("password"),
+		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	})
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		if status == http.StatusUnauthorized {
+			msg = "Wrong username or password."
+		}
+		g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "Error": msg})
+		return
+	}
+	setSessionCookie(c, rsp.Token, rsp.ExpiresAt)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+func (g *Gateway) registerPage(c *gin.Context) {
+	g.page(c, http.StatusOK, "register.html", nil)
+}
+
+func (g *Gateway) registerForm(c *gin.Context) {
+	name, pw := c.PostForm("username"), c.PostForm("password")
+	if pw != c.PostForm("confirm") {
+		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Error": "The two passwords differ."})
+		return
+	}
+	if _, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: name, Password: pw}); err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "register.html", gin.H{"Username": name, "Error": msg})
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/login?registered=1&next="+url.QueryEscape("/"))
+}
+
+func (g *Gateway) logoutForm(c *gin.Context) {
+	if !g.logout(c) {
+		return
+	}
+	clearSessionCookie(c)
+	c.Redirect(http.StatusSeeOther, "/login")
+}
+
+func (g *Gateway) homePage(c *gin.Context) {
+	cl := callerOf(c)
+	g.page(c, http.StatusOK, "home.html", gin.H{
+		"TokenExpires":   time.Unix(cl.ExpiresAt, 0).UTC().Format(time.RFC1123),
+		"SessionExpires": time.Unix(cl.Info.SessionExpiresAt, 0).UTC().Format(time.RFC1123),
+	})
+}
+
+func (g *Gateway) accountPage(c *gin.Context) {
+	g.page(c, http.StatusOK, "account.html", nil)
+}
+
+func (g *Gateway) passwordForm(c *gin.Context) {
+	if c.PostForm("new_password") != c.PostForm("confirm") {
+		g.page(c, http.StatusBadRequest, "account.html", gin.H{"Error": "The two new passwords differ."})
+		return
+	}
+	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{
+		OldPassword: c.PostForm("old_password"), NewPassword: c.PostForm("new_password"),
+	})
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "account.html", gin.H{"Error": msg})
+		return
+	}
+	g.page(c, http.StatusOK, "account.html", gin.H{"Notice": "Password changed.", "Ended": rsp.SessionsEnded})
+}
