@@ -216,11 +216,15 @@ func (j *JWT) Inspect(token string) (*auth.Account, error) {
 const maxTokenLen = 8 << 10
 
 func (j *JWT) parse(token, typ string) (*claims, error) {
-	if token == "" || len(token) > maxTokenLen {
+	if token == "" || len(token) > maxTokenLen || !canonicalChars(token) {
 		return nil, auth.ErrInvalidToken
 	}
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return j.pub, nil },
+		// One token, one encoding: lax base64 would also accept the
+		// signature with other unused trailing bits (and, below, with line
+		// breaks), so a token could be altered and still pass.
+		jwt.WithStrictDecoding(),
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithIssuer(issuer),
 		jwt.WithExpirationRequired(),
@@ -236,6 +240,20 @@ func (j *JWT) parse(token, typ string) (*claims, error) {
 		return nil, auth.ErrInvalidToken
 	}
 	return &c, nil
+}
+
+// canonicalChars reports whether s holds only the base64url alphabet and the
+// dots between segments: Go's base64 decoders skip '\r' and '\n' even when
+// strict.
+func canonicalChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '-', b == '_', b == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (j *JWT) sign(c claims) (string, error) {

@@ -40,7 +40,13 @@ func LoadOrCreateKeys(dir string) (Keys, bool, error) {
 			return Keys{}, false, fmt.Errorf("auth: %s exists but %w", privPath, err)
 		}
 		k := Keys{Private: base64.StdEncoding.EncodeToString(priv), Public: base64.StdEncoding.EncodeToString(pub)}
-		if _, err := NewJWT(k.Options()...); err != nil {
+		j, err := NewJWT(k.Options()...)
+		if err == nil && !j.CanMint() {
+			// An empty private key reads as "none": a truncated file must
+			// not start a process that cannot mint.
+			err = fmt.Errorf("%s is empty", privPath)
+		}
+		if err != nil {
 			return Keys{}, false, fmt.Errorf("auth: keys in %s: %w", dir, err)
 		}
 		return k, false, nil

@@ -104,7 +104,14 @@ func (c *Center) watch() {
 		if err != nil {
 			return // the watcher was stopped
 		}
-		s, err := decode(v.Bytes())
+		doc := v.Bytes()
+		if len(doc) == 0 || string(doc) == "null" || string(doc) == "{}" {
+			// Most often a file caught mid-write (truncated, not yet
+			// filled): never a reason to fall back to the defaults.
+			c.log.Warn("config change ignored: empty document", "source", c.source)
+			continue
+		}
+		s, err := decode(doc)
 		if err != nil {
 			c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
 			continue

@@ -16,6 +16,7 @@ import (
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport"
 )
@@ -35,8 +36,22 @@ type Plugins struct {
 	Address string
 }
 
-// RequestTimeout bounds every RPC a Portal client makes.
-const RequestTimeout = 5 * time.Second
+// RequestTimeout bounds an RPC a Portal client makes; SlowRequestTimeout
+// bounds those that hash a password and may queue for it.
+const (
+	RequestTimeout     = 5 * time.Second
+	SlowRequestTimeout = 15 * time.Second
+)
+
+// Timeout is a call option bounding one RPC by d. go-micro bounds a call by
+// RequestTimeout and, separately, each attempt by ConnectionTimeout (5 s, no
+// option of its own): both are set.
+func Timeout(d time.Duration) client.CallOption {
+	return func(o *client.CallOptions) {
+		o.RequestTimeout = d
+		o.ConnectionTimeout = d
+	}
+}
 
 // Service is a go-micro service with explicit start and stop, so that a
 // process running several can order them.
@@ -49,7 +64,9 @@ type Service struct {
 // wrapper, in order, around every handler.
 func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
 	tr := p.NewTransport()
+	ml := NewMicroLogger(log)
 	srvOpts := []server.Option{
+		server.WithLogger(ml),
 		server.Name(name),
 		server.Version(Version),
 		server.Address(p.Address),
@@ -62,11 +79,20 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		srvOpts = append(srvOpts, server.WrapHandler(w))
 	}
 	srv := server.NewServer(srvOpts...)
+	// A selector of its own: client.NewClient's default is go-micro's package
+	// selector, whose registry each client.Registry call would overwrite for
+	// every client in the process.
 	cli := client.NewClient(
+		client.WithLogger(ml),
+		client.Selector(selector.NewSelector(selector.Registry(p.Registry))),
 		client.Registry(p.Registry),
 		client.Broker(p.Broker),
 		client.Transport(tr),
 		client.RequestTimeout(RequestTimeout),
+		// go-micro retries a timed-out call (408) by default, which would run
+		// Register or ChangePassword twice: one attempt until retries are
+		// limited to idempotent calls.
+		client.Retries(0),
 		client.DialTimeout(2*time.Second),
 	)
 	// Server and Client first: micro.Registry, Broker and Transport below
@@ -78,6 +104,7 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		micro.Transport(tr),
 		micro.Registry(p.Registry),
 		micro.HandleSignal(false),
+		micro.Logger(ml),
 	)
 	return &Service{Service: svc, log: log.With("service", name)}
 }

@@ -79,10 +79,11 @@ func RunAll(ctx context.Context, o Options) error {
 		return err
 	}
 
+	ml := platform.NewMicroLogger(log)
 	plugins := platform.Plugins{
-		Registry:     registry.NewMemoryRegistry(),
-		Broker:       broker.NewMemoryBroker(),
-		NewTransport: func() transport.Transport { return transport.NewHTTPTransport() },
+		Registry:     registry.NewMemoryRegistry(registry.Logger(ml)),
+		Broker:       broker.NewMemoryBroker(broker.Logger(ml)),
+		NewTransport: func() transport.Transport { return transport.NewHTTPTransport(transport.Logger(ml)) },
 		Address:      "127.0.0.1:0",
 	}
 

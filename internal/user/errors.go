@@ -28,6 +28,9 @@ func rpcError(err error) error {
 		ErrDisabled:       {"user.disabled", 403},
 		ErrSessionEnded:   {"user.session_ended", 401},
 	}
+	if errors.Is(err, ErrBusy) {
+		return rpcUnavailable(err)
+	}
 	for sentinel, m := range table {
 		if errors.Is(err, sentinel) {
 			return &merrors.Error{Id: m.id, Code: m.code, Detail: strings.TrimPrefix(sentinel.Error(), "user: "), Status: http.StatusText(int(m.code))}

@@ -50,7 +50,7 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if _, err := h.repo.ByName(req.Username); err == nil {
 		return rpcError(ErrExists)
 	}
-	u, err := h.newUser(req.Username, req.Password, []string{pauth.RoleUser})
+	u, err := h.newUser(ctx, req.Username, req.Password, []string{pauth.RoleUser})
 	if err != nil {
 		return rpcError(err)
 	}
@@ -61,10 +61,10 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	return nil
 }
 
-func (h *Handler) newUser(name, password string, roles []string) (*User, error) {
-	hash, err := hashPassword(password)
+func (h *Handler) newUser(ctx context.Context, name, password string, roles []string) (*User, error) {
+	hash, err := hashPassword(ctx, password)
 	if err != nil {
-		return nil, fmt.Errorf("user: hash: %w", err)
+		return nil, err
 	}
 	now := h.now().UTC()
 	return &User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}, nil
@@ -84,7 +84,12 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	if ValidPassword(req.Password) != nil || !checkPassword(req.Password, hash) {
+	if ValidPassword(req.Password) != nil {
+		return rpcError(ErrBadCredentials)
+	}
+	if ok, err := checkPassword(ctx, req.Password, hash); err != nil {
+		return rpcError(err)
+	} else if !ok {
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
@@ -180,11 +185,13 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	if err != nil {
 		return rpcError(err)
 	}
-	if !checkPassword(req.OldPassword, u.PasswordHash) {
+	if ok, err := checkPassword(ctx, req.OldPassword, u.PasswordHash); err != nil {
+		return rpcError(err)
+	} else if !ok {
 		return rpcError(ErrWrongPassword)
 	}
-	if u.PasswordHash, err = hashPassword(req.NewPassword); err != nil {
-		return rpcError(fmt.Errorf("user: hash: %w", err))
+	if u.PasswordHash, err = hashPassword(ctx, req.NewPassword); err != nil {
+		return rpcError(err)
 	}
 	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(u); err != nil {
@@ -276,7 +283,7 @@ func (h *Handler) EnsureAdmin(password string) (created bool, generated string, 
 	if err := ValidPassword(password); err != nil {
 		return false, "", fmt.Errorf("PORTAL_ADMIN_PASSWORD: %w", err)
 	}
-	u, err := h.newUser("admin", password, []string{pauth.RoleAdmin, pauth.RoleUser})
+	u, err := h.newUser(context.Background(), "admin", password, []string{pauth.RoleAdmin, pauth.RoleUser})
 	if err != nil {
 		return false, "", err
 	}

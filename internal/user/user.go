@@ -3,6 +3,7 @@
 package user
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"runtime"
@@ -77,10 +78,26 @@ var hashParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism:
 // memory (each hash holds 19 MiB).
 var hashSlots = make(chan struct{}, 2*runtime.NumCPU())
 
+// ErrBusy: no hashing slot came free before the request's deadline.
+var ErrBusy = errors.New("user: too many password checks at once, try again")
+
+// hashSlot waits for a hashing slot, or for the caller to give up.
+func hashSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case hashSlots <- struct{}{}:
+		return func() { <-hashSlots }, nil
+	case <-ctx.Done():
+		return nil, ErrBusy
+	}
+}
+
 // hashPassword returns an encoded argon2id hash of pw.
-func hashPassword(pw string) (string, error) {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
+func hashPassword(ctx context.Context, pw string) (string, error) {
+	release, err := hashSlot(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	return argon2id.CreateHash(pw, hashParams)
 }
 
@@ -96,13 +113,16 @@ var dummyHash = func() string {
 
 // checkPassword reports whether pw matches hash; an empty hash is compared
 // against dummyHash and never matches.
-func checkPassword(pw, hash string) bool {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
+func checkPassword(ctx context.Context, pw, hash string) (bool, error) {
+	release, err := hashSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	if hash == "" {
 		_, _ = argon2id.ComparePasswordAndHash(pw, dummyHash)
-		return false
+		return false, nil
 	}
 	ok, err := argon2id.ComparePasswordAndHash(pw, hash)
-	return err == nil && ok
+	return err == nil && ok, nil
 }

@@ -10,9 +10,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portal-go/portal/internal/platform"
+
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
+
+// slow is the call option of RPCs that hash a password and may queue for it.
+var slow = platform.Timeout(platform.SlowRequestTimeout)
 
 // credentials is the body of register and login.
 type credentials struct {
@@ -57,7 +62,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: req.Username, Password: req.Password})
+	rsp, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -73,7 +78,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
 		Username: req.Username, Password: req.Password,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
-	})
+	}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -117,7 +122,7 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{OldPassword: req.OldPassword, NewPassword: req.NewPassword})
+	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{OldPassword: req.OldPassword, NewPassword: req.NewPassword}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return

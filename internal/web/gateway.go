@@ -67,18 +67,21 @@ func New(o Options) *Gateway {
 	e.POST("/login", g.csrf, g.loginForm)
 	e.GET("/register", g.registerPage)
 	e.POST("/register", g.csrf, g.registerForm)
-	e.POST("/logout", g.csrf, g.logoutForm)
-	e.GET("/", g.homePage)
-	e.GET("/account", g.accountPage)
-	e.POST("/account/password", g.csrf, g.passwordForm)
+	// Routes below act for a caller: they need a session even if the
+	// whitelist is changed to let their path through.
+	e.POST("/logout", g.requireCaller, g.csrf, g.logoutForm)
+	e.GET("/", g.requireCaller, g.homePage)
+	e.GET("/account", g.requireCaller, g.accountPage)
+	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)
 	api.POST("/login", g.apiLogin)
-	api.POST("/logout", g.apiLogout)
-	api.GET("/me", g.apiMe)
-	api.PUT("/me/password", g.apiPassword)
-	api.GET("/admin/services", g.apiServices)
+	me := api.Group("", g.requireCaller)
+	me.POST("/logout", g.apiLogout)
+	me.GET("/me", g.apiMe)
+	me.PUT("/me/password", g.apiPassword)
+	me.GET("/admin/services", g.apiServices)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -134,39 +135,69 @@ func tokenOf(c *gin.Context) (tok string, fromCookie bool) {
 func (g *Gateway) authenticate(c *gin.Context) {
 	set := g.Config.Current().Auth
 	if set.Whitelisted(c.Request.URL.Path) {
+		// No token needed; one that is valid still tells the page who is
+		// signed in.
+		if cl, err := g.identify(c, set); err == nil {
+			c.Set(ctxCaller, cl)
+		}
 		c.Next()
 		return
 	}
-	tok, fromCookie := tokenOf(c)
-	if tok == "" {
-		g.unauthenticated(c, "auth.unauthenticated", "a token is required")
-		return
-	}
-	acc, err := g.Auth.Inspect(tok)
+	cl, err := g.identify(c, set)
 	if err != nil {
-		code := "auth.invalid_token"
-		if errors.Is(err, pauth.ErrExpired) {
-			code = "auth.token_expired"
-		}
-		g.unauthenticated(c, code, "the token is not valid")
-		return
-	}
-	cl := &caller{Token: tok, FromCookie: fromCookie}
-	cl.ExpiresAt, _ = strconv.ParseInt(acc.Metadata[pauth.MetaExpiresAt], 10, 64)
-	sid := acc.Metadata[pauth.MetaSession]
-	if cl.Info, err = g.session(c, sid, tok); err != nil {
-		if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
-			g.unauthenticated(c, "auth.session_ended", "the session has ended")
+		var ae *authError
+		if errors.As(err, &ae) {
+			g.unauthenticated(c, ae.code, ae.msg)
 			return
 		}
 		g.abortRPC(c, err)
 		return
 	}
+	c.Set(ctxCaller, cl)
+	c.Next()
+}
+
+// authError is a request's failure to authenticate, as the client sees it.
+type authError struct{ code, msg string }
+
+func (e *authError) Error() string { return e.code + ": " + e.msg }
+
+// identify finds the caller behind the request's token: verified, its session
+// live, and renewed when close to expiry. It returns an *authError when the
+// client is at fault, any other error when a service is.
+func (g *Gateway) identify(c *gin.Context, set config.AuthSettings) (*caller, error) {
+	tok, fromCookie := tokenOf(c)
+	if tok == "" {
+		return nil, &authError{"auth.unauthenticated", "a token is required"}
+	}
+	acc, err := g.Auth.Inspect(tok)
+	if errors.Is(err, pauth.ErrExpired) {
+		return nil, &authError{"auth.token_expired", "the token has expired"}
+	} else if err != nil {
+		return nil, &authError{"auth.invalid_token", "the token is not valid"}
+	}
+	cl := &caller{Token: tok, FromCookie: fromCookie}
+	cl.ExpiresAt, _ = strconv.ParseInt(acc.Metadata[pauth.MetaExpiresAt], 10, 64)
+	if cl.Info, err = g.session(c, acc.Metadata[pauth.MetaSession], tok); err != nil {
+		if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
+			return nil, &authError{"auth.session_ended", "the session has ended"}
+		}
+		return nil, err
+	}
 	sessionEnd, _ := strconv.ParseInt(acc.Metadata[pauth.MetaSessionEx], 10, 64)
 	if left := time.Until(time.Unix(cl.ExpiresAt, 0)); left < set.Refresh() && cl.ExpiresAt < sessionEnd {
 		g.renew(c, cl)
 	}
-	c.Set(ctxCaller, cl)
+	return cl, nil
+}
+
+// requireCaller refuses a request that authenticate let through without a
+// session (its path is whitelisted) to a handler that acts for a caller.
+func (g *Gateway) requireCaller(c *gin.Context) {
+	if callerOf(c) == nil {
+		g.unauthenticated(c, "auth.unauthenticated", "a token is required")
+		return
+	}
 	c.Next()
 }
 

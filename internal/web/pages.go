@@ -92,7 +92,7 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
 		Username: name, Password: c.PostForm("password"),
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
-	})
+	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
 		if status == http.StatusUnauthorized {
@@ -115,7 +115,7 @@ func (g *Gateway) registerForm(c *gin.Context) {
 		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Error": "The two passwords differ."})
 		return
 	}
-	if _, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: name, Password: pw}); err != nil {
+	if _, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: name, Password: pw}, slow); err != nil {
 		status, _, msg := rpcStatus(err)
 		g.page(c, status, "register.html", gin.H{"Username": name, "Error": msg})
 		return
@@ -150,7 +150,7 @@ func (g *Gateway) passwordForm(c *gin.Context) {
 	}
 	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{
 		OldPassword: c.PostForm("old_password"), NewPassword: c.PostForm("new_password"),
-	})
+	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
 		g.page(c, status, "account.html", gin.H{"Error": msg})

@@ -1,0 +1,167 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	// auth builds settings from the defaults with edit applied.
+	auth := func(edit func(a *AuthSettings)) Settings {
+		s := Defaults()
+		edit(&s.Auth)
+		return s
+	}
+	tests := []struct {
+		name string
+		s    Settings
+		ok   bool
+	}{
+		{"defaults", Defaults(), true},
+		{"zero settings", Settings{}, false},
+
+		{"expireTime below the minimum", auth(func(a *AuthSettings) { a.ExpireTime, a.RefreshTime = minExpire-1, 0 }), false},
+		{"expireTime at the minimum", auth(func(a *AuthSettings) { a.ExpireTime, a.RefreshTime = minExpire, 0 }), true},
+		{"expireTime negative", auth(func(a *AuthSettings) { a.ExpireTime, a.RefreshTime = -900, 0 }), false},
+
+		{"refreshTime negative", auth(func(a *AuthSettings) { a.RefreshTime = -1 }), false},
+		{"refreshTime zero", auth(func(a *AuthSettings) { a.RefreshTime = 0 }), true},
+		{"refreshTime one below expireTime", auth(func(a *AuthSettings) { a.RefreshTime = a.ExpireTime - 1 }), true},
+		{"refreshTime equal to expireTime", auth(func(a *AuthSettings) { a.RefreshTime = a.ExpireTime }), false},
+		{"refreshTime above expireTime", auth(func(a *AuthSettings) { a.RefreshTime = a.ExpireTime + 1 }), false},
+
+		{"sessionMaxAge below expireTime", auth(func(a *AuthSettings) { a.SessionMaxAge = a.ExpireTime - 1 }), false},
+		{"sessionMaxAge equal to expireTime", auth(func(a *AuthSettings) { a.SessionMaxAge = a.ExpireTime }), true},
+		{"sessionMaxAge at the maximum", auth(func(a *AuthSettings) { a.SessionMaxAge = maxSessionAge }), true},
+		{"sessionMaxAge above the maximum", auth(func(a *AuthSettings) { a.SessionMaxAge = maxSessionAge + 1 }), false},
+		{"expireTime and sessionMaxAge at the maximum", auth(func(a *AuthSettings) { a.ExpireTime, a.SessionMaxAge = maxSessionAge, maxSessionAge }), true},
+		{"expireTime above the maximum session", auth(func(a *AuthSettings) { a.ExpireTime, a.SessionMaxAge = maxSessionAge+1, maxSessionAge+1 }), false},
+
+		{"empty whitelist", auth(func(a *AuthSettings) { a.WhiteList = nil }), true},
+		{"whitelist root", auth(func(a *AuthSettings) { a.WhiteList = []string{"/"} }), true},
+		{"whitelist entry without leading slash", auth(func(a *AuthSettings) { a.WhiteList = []string{"/login", "login"} }), false},
+		{"whitelist empty entry", auth(func(a *AuthSettings) { a.WhiteList = []string{""} }), false},
+		{"whitelist wildcard without slash", auth(func(a *AuthSettings) { a.WhiteList = []string{"static/*"} }), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Validate(%+v) = %v, want nil", tc.s.Auth, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate(%+v) = nil, want an error", tc.s.Auth)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("Validate error %v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestWhitelisted(t *testing.T) {
+	a := Defaults().Auth // /login /register /healthz /readyz /static/* /api/v1/login /api/v1/register
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/login", true},
+		{"/register", true},
+		{"/api/v1/login", true},
+		{"/static/app.js", true},
+		{"/static/css/site.css", true},
+		{"/static/a", true},
+
+		{"/static", false},               // the directory itself is not under "/static/*"
+		{"/static/", false},              // unclean
+		{"/staticfoo/app.js", false},     // a sibling, not a child
+		{"/static/../api/v1/me", false},  // unclean: would escape the prefix
+		{"/static/./app.js", false},      // unclean
+		{"/static//app.js", false},       // unclean
+		{"/static/..", false},            // unclean
+		{"//login", false},               // unclean
+		{"/login/", false},               // unclean, and not "/login"
+		{"/login/x", false},              // not a prefix entry
+		{"/loginx", false},               // exact entries match exactly
+		{"/LOGIN", false},                // case matters
+		{"/api/v1/me", false},            // not listed
+		{"/api/v1/login/../../v1/me", false},
+		{"/", false},
+		{"", false},
+		{"login", false},
+		{"/login?next=/me", false}, // paths, not URLs
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			if got := a.Whitelisted(tc.path); got != tc.want {
+				t.Errorf("Whitelisted(%q) = %v, want %v", tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWhitelistedCustomEntries(t *testing.T) {
+	tests := []struct {
+		name  string
+		list  []string
+		path  string
+		want  bool
+	}{
+		{"root wildcard matches everything clean", []string{"/*"}, "/api/v1/me", true},
+		{"root wildcard refuses unclean", []string{"/*"}, "/a/../b", false},
+		{"nested wildcard", []string{"/docs/v1/*"}, "/docs/v1/intro", true},
+		{"nested wildcard not the parent", []string{"/docs/v1/*"}, "/docs/intro", false},
+		{"empty list", nil, "/login", false},
+		{"exact root", []string{"/"}, "/", true},
+		{"exact root is not a prefix", []string{"/"}, "/login", false},
+		{"star inside is literal", []string{"/a*"}, "/ab", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := AuthSettings{WhiteList: tc.list}
+			if got := a.Whitelisted(tc.path); got != tc.want {
+				t.Errorf("Whitelisted(%q) with %q = %v, want %v", tc.path, tc.list, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDurations(t *testing.T) {
+	a := AuthSettings{ExpireTime: 900, RefreshTime: 300, SessionMaxAge: 86400}
+	tests := []struct {
+		name string
+		got  time.Duration
+		want time.Duration
+	}{
+		{"Expire", a.Expire(), 15 * time.Minute},
+		{"Refresh", a.Refresh(), 5 * time.Minute},
+		{"MaxAge", a.MaxAge(), 24 * time.Hour},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%s() = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestStatic(t *testing.T) {
+	c, err := Static(Defaults())
+	if err != nil {
+		t.Fatalf("Static(Defaults()): %v", err)
+	}
+	if c.Source() != "built-in" || c.Current().Auth.ExpireTime != Defaults().Auth.ExpireTime {
+		t.Errorf("Static center: source %q, settings %+v", c.Source(), c.Current())
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	bad := Defaults()
+	bad.Auth.RefreshTime = bad.Auth.ExpireTime
+	if c, err := Static(bad); !errors.Is(err, ErrInvalid) || c != nil {
+		t.Errorf("Static(invalid) = %v, %v; want ErrInvalid", c, err)
+	}
+}

@@ -1,0 +1,387 @@
+package portal_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// browserTimeout bounds the whole browser test, Chromium's start included.
+const browserTimeout = 90 * time.Second
+
+// TestBrowserFlow drives a headless Chromium through what a person does:
+// the login redirect, registering, signing in, seeing the home page, a
+// rejected login whose username must come back as text, and logging out.
+// It saves a full-page PNG of every page it checks.
+func TestBrowserFlow(t *testing.T) {
+	chrome := findChromium(t)
+	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	out := outputDir(t)
+
+	// Everything below shares one deadline; the browser dies with it.
+	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
+	defer cancel()
+
+	var browserLog syncBuffer
+	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
+	opts = append(opts,
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
+		chromedp.Flag("no-pings", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(&browserLog),
+	)
+	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
+	// Cancelling the allocator waits for Chromium to exit, so it runs before
+	// t.TempDir's cleanup removes the profile directory.
+	defer allocCancel()
+	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	defer bcancel()
+	defer func() {
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", browserLog.String())
+		}
+	}()
+
+	// What the pages say in the console (CSP violations, failed loads, script
+	// errors) goes to the test log; a JavaScript dialog means a script ran.
+	var mu sync.Mutex
+	var dialogs []string
+	chromedp.ListenTarget(bctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *page.EventJavascriptDialogOpening:
+			mu.Lock()
+			dialogs = append(dialogs, fmt.Sprintf("%s: %q", ev.Type, ev.Message))
+			mu.Unlock()
+			go func() { _ = chromedp.Run(bctx, page.HandleJavaScriptDialog(false)) }()
+		case *cdplog.EventEntryAdded:
+			t.Logf("browser %s %s: %s %s", ev.Entry.Source, ev.Entry.Level, ev.Entry.Text, ev.Entry.URL)
+		case *runtime.EventExceptionThrown:
+			t.Logf("browser exception: %s", ev.ExceptionDetails.Error())
+		}
+	})
+	start := time.Now()
+	if err := chromedp.Run(bctx, cdplog.Enable()); err != nil {
+		t.Fatalf("start chromium %s: %v", chrome, err)
+	}
+	t.Logf("chromium %s started in %v", chrome, time.Since(start).Round(time.Millisecond))
+
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(bctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	// navigate runs actions that load a page (Navigate, or a Click that
+	// submits a form) and returns the final response, after redirects.
+	navigate := func(step string, actions ...chromedp.Action) *network.Response {
+		t.Helper()
+		rsp, err := chromedp.RunResponse(bctx, actions...)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if rsp == nil {
+			t.Fatalf("%s: no document response", step)
+		}
+		return rsp
+	}
+	location := func(want string) {
+		t.Helper()
+		var got string
+		run("read location", chromedp.Location(&got))
+		if got != p.URL+want {
+			t.Fatalf("location = %s, want %s", got, p.URL+want)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, chromedp.NodeVisible))
+		return strings.TrimSpace(s)
+	}
+	shot := func(name string) {
+		t.Helper()
+		var png []byte
+		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+		f := filepath.Join(out, name+".png")
+		if err := os.WriteFile(f, png, 0o644); err != nil {
+			t.Fatalf("save screenshot: %v", err)
+		}
+	}
+	visible := func(sels ...string) chromedp.Action {
+		var tasks chromedp.Tasks
+		for _, s := range sels {
+			tasks = append(tasks, chromedp.WaitVisible(s, chromedp.ByQuery))
+		}
+		return tasks
+	}
+	wantStatus := func(step string, rsp *network.Response, want int64) {
+		t.Helper()
+		if rsp.Status != want {
+			t.Fatalf("%s: status %d, want %d (%s)", step, rsp.Status, want, rsp.URL)
+		}
+	}
+
+	const (
+		user     = "browser_user"
+		password = "browser-password-1234"
+	)
+
+	// 1. Home without a session: sent to the login page, which returns to /.
+	rsp := navigate("open /", chromedp.Navigate(p.URL+"/"))
+	wantStatus("open /", rsp, 200)
+	run("login page", visible("#username", "#password", "#submit"))
+	location("/login?next=%2F")
+	shot("01-login")
+
+	// 2. Register through the form.
+	navigate("open /register", chromedp.Navigate(p.URL+"/register"))
+	run("register page", visible("#username", "#password", "#confirm", "#submit"))
+	if h := text("h1"); h != "Create an account" {
+		t.Errorf("register heading = %q", h)
+	}
+	shot("02-register")
+	run("fill register form",
+		chromedp.SendKeys("#username", user, chromedp.ByQuery),
+		chromedp.SendKeys("#password", password, chromedp.ByQuery),
+		chromedp.SendKeys("#confirm", password, chromedp.ByQuery),
+	)
+	rsp = navigate("submit register form", chromedp.Click("#submit", chromedp.ByQuery))
+	wantStatus("register", rsp, 200)
+	run("login page after register", visible(".notice", "#username", "#password", "#submit"))
+	if loc := pageURL(t, bctx); loc.Path != "/login" || loc.Query().Get("registered") != "1" {
+		t.Fatalf("after register: location %s, want /login?registered=1", loc)
+	}
+	if n := text(".notice"); !strings.Contains(n, "Account created") {
+		t.Fatalf("after register: notice %q, want it to say Account created", n)
+	}
+	shot("03-register-done")
+
+	// 3. Sign in through the form: back to /, the name shown as text.
+	run("fill login form",
+		chromedp.SendKeys("#username", user, chromedp.ByQuery),
+		chromedp.SendKeys("#password", password, chromedp.ByQuery),
+	)
+	rsp = navigate("submit login form", chromedp.Click("#submit", chromedp.ByQuery))
+	wantStatus("login", rsp, 200)
+	run("home page", visible("#who", "#username", "#logout"))
+	location("/")
+	if got := text("#username"); got != user {
+		t.Errorf("home #username = %q, want %q", got, user)
+	}
+	if got := text("#who"); got != user {
+		t.Errorf("header #who = %q, want %q", got, user)
+	}
+	shot("04-home")
+
+	// 4. A rejected login re-renders the username it was given, as text: the
+	// input holds the literal characters and no script element appears.
+	const evil = "<script>alert(1)</script>"
+	navigate("open /login", chromedp.Navigate(p.URL+"/login"))
+	run("fill login form with markup",
+		visible("#username", "#password", "#submit"),
+		chromedp.SendKeys("#username", evil, chromedp.ByQuery),
+		chromedp.SendKeys("#password", "not-the-password-1", chromedp.ByQuery),
+	)
+	rsp = navigate("submit login form with markup", chromedp.Click("#submit", chromedp.ByQuery))
+	wantStatus("rejected login", rsp, 401)
+	run("login error page", visible(".error", "#username", "#submit"))
+	location("/login")
+	if e := text(".error"); e != "Wrong username or password." {
+		t.Errorf("login error = %q", e)
+	}
+	var value string
+	var noScript bool
+	run("inspect rejected login page",
+		chromedp.Value("#username", &value, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('script').length === 0`, &noScript),
+	)
+	if value != evil {
+		t.Errorf("username field holds %q, want the literal %q", value, evil)
+	}
+	if !noScript {
+		t.Errorf("a script element was injected into the login page")
+	}
+	shot("05-escaped-error")
+
+	// 5. Log out from the header: back to the login page, and / is closed.
+	navigate("open / again", chromedp.Navigate(p.URL+"/"))
+	run("home page again", visible("#who", "#logout"))
+	location("/")
+	rsp = navigate("log out", chromedp.Click("#logout", chromedp.ByQuery))
+	wantStatus("logout", rsp, 200)
+	run("login page after logout", visible("#username", "#password", "#submit"))
+	location("/login")
+	var who int
+	run("header after logout", chromedp.Evaluate(`document.querySelectorAll('#who, #logout').length`, &who))
+	if who != 0 {
+		t.Errorf("after logout the header still shows the user (%d elements)", who)
+	}
+	shot("06-after-logout")
+
+	navigate("open / after logout", chromedp.Navigate(p.URL+"/"))
+	run("login page", visible("#username", "#submit"))
+	location("/login?next=%2F")
+
+	mu.Lock()
+	if len(dialogs) > 0 {
+		t.Errorf("pages opened JavaScript dialogs: %v", dialogs)
+	}
+	mu.Unlock()
+	t.Logf("browser flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// pageURL is the current page's URL.
+func pageURL(t *testing.T, ctx context.Context) *url.URL {
+	t.Helper()
+	var s string
+	if err := chromedp.Run(ctx, chromedp.Location(&s)); err != nil {
+		t.Fatalf("read location: %v", err)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatalf("location %q: %v", s, err)
+	}
+	return u
+}
+
+// findChromium returns the browser to drive: $PORTAL_CHROMIUM, else Debian's
+// /usr/bin/chromium, else one on $PATH. Without one the test is skipped, or
+// fails when PORTAL_REQUIRE_BROWSER=1.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("PORTAL_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("PORTAL_CHROMIUM=%s: %v", p, err)
+		}
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const why = "no Chromium found: install Debian's chromium (make test does) to run the browser test"
+	if os.Getenv("PORTAL_REQUIRE_BROWSER") == "1" {
+		t.Fatalf("%s (PORTAL_REQUIRE_BROWSER=1)", why)
+	}
+	t.Skip("SKIPPED: " + why + "; set PORTAL_CHROMIUM to use another browser")
+	return ""
+}
+
+// outputDir is where the test saves screenshots: t.ArtifactDir(), kept when
+// go test runs with -artifacts (under -outputdir) and removed after the test
+// otherwise. If -artifacts would put them inside the source tree (-outputdir
+// defaults to where go test runs), they go to $PORTAL_TEST_OUTPUT or
+// $TMPDIR/portal-test-output/<test> instead.
+func outputDir(t *testing.T) string {
+	t.Helper()
+	if !artifactsInSourceTree(t) {
+		dir := t.ArtifactDir()
+		kept := "removed after the test; run go test with -artifacts -outputdir DIR to keep them"
+		if f := flag.Lookup("test.artifacts"); f != nil && f.Value.String() == "true" {
+			kept = "kept"
+		}
+		t.Logf("screenshots: %s (%s)", dir, kept)
+		return dir
+	}
+	dir := os.Getenv("PORTAL_TEST_OUTPUT")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "portal-test-output", t.Name())
+	} else {
+		dir = filepath.Join(dir, t.Name())
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("output dir: %v", err)
+	}
+	t.Logf("screenshots: %s (-artifacts would have written into the source tree; pass -outputdir outside it)", dir)
+	return dir
+}
+
+// artifactsInSourceTree reports whether -artifacts is on with an -outputdir
+// inside this module's source tree.
+func artifactsInSourceTree(t *testing.T) bool {
+	t.Helper()
+	a, o := flag.Lookup("test.artifacts"), flag.Lookup("test.outputdir")
+	if a == nil || a.Value.String() != "true" {
+		return false
+	}
+	outDir := ""
+	if o != nil {
+		outDir = o.Value.String()
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return true // cannot tell: stay out of the tree
+	}
+	if outDir == "" {
+		outDir = wd
+	}
+	if !filepath.IsAbs(outDir) {
+		outDir = filepath.Join(wd, outDir)
+	}
+	// The module root: the first directory above the package with a go.mod.
+	root := wd
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		up := filepath.Dir(root)
+		if up == root {
+			return false
+		}
+		root = up
+	}
+	rel, err := filepath.Rel(root, outDir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// syncBuffer collects Chromium's output, written from another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

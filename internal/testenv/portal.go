@@ -1,0 +1,108 @@
+// Package testenv starts what tests need: Portal itself, in-process on free
+// loopback ports, and (as they are added) the servers it talks to.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/portal"
+)
+
+// AdminPassword is the first admin's password in every test Portal.
+const AdminPassword = "admin-password-for-tests"
+
+// Portal is a running embedded Portal.
+type Portal struct {
+	// URL is the gateway's base URL, http://127.0.0.1:<port>.
+	URL string
+	// DataDir and ConfigFile are where it keeps data and reads config.
+	DataDir    string
+	ConfigFile string
+	stop       context.CancelFunc
+	done       chan error
+}
+
+// PortalOptions adjust StartPortal.
+type PortalOptions struct {
+	// DataDir to use; empty means a fresh temporary one.
+	DataDir string
+	// Config is written to the config file before start, when not empty.
+	Config string
+	// Log receives Portal's log; nil discards it unless PORTAL_TEST_LOG=1.
+	Log io.Writer
+}
+
+// StartPortal runs Portal's embedded mode on a free port, waits until it
+// serves, and stops it when the test ends.
+func StartPortal(t testing.TB, o PortalOptions) *Portal {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	cfgFile := filepath.Join(o.DataDir, "portal.yaml")
+	if o.Config != "" {
+		if err := os.WriteFile(cfgFile, []byte(o.Config), 0o600); err != nil {
+			t.Fatalf("write config: %v", err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	w := o.Log
+	if w == nil {
+		w = io.Discard
+		if os.Getenv("PORTAL_TEST_LOG") == "1" {
+			w = os.Stderr
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Portal{URL: "http://" + ln.Addr().String(), DataDir: o.DataDir, ConfigFile: cfgFile, stop: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		p.done <- portal.RunAll(ctx, portal.Options{
+			Listener:      ln,
+			DataDir:       o.DataDir,
+			ConfigFile:    cfgFile,
+			AdminPassword: AdminPassword,
+			Log:           slog.New(slog.NewTextHandler(w, nil)),
+			Ready:         func(string) { close(ready) },
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-p.done:
+		cancel()
+		t.Fatalf("portal did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("portal not ready after 30s")
+	}
+	t.Cleanup(func() { p.Stop(t) })
+	return p
+}
+
+// Stop shuts Portal down and waits for it; calling it again does nothing.
+func (p *Portal) Stop(t testing.TB) {
+	t.Helper()
+	if p.stop == nil {
+		return
+	}
+	p.stop()
+	p.stop = nil
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("portal stopped with: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("portal did not stop within 30s")
+	}
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and `make proto` need, when missing:
+#   chromium           -> chromium           (the browser test)
+#   protoc             -> protobuf-compiler  (make proto / make proto-check)
+#   gcc                -> gcc libc6-dev      (cgo, which go test -race needs)
+#   make               -> make
+# Idempotent and quick when everything is present: apt-get runs only when a
+# binary is missing, and `apt-get update` at most once.
+# Without root (and without password-less sudo) it only warns and exits 0, so
+# `make test` still runs on a user's machine; the browser test then skips.
+set -euo pipefail
+
+# binary:debian-packages
+wanted=(
+  "chromium:chromium"
+  "protoc:protobuf-compiler"
+  "gcc:gcc libc6-dev"
+  "make:make"
+)
+
+missing_bins=()
+missing_pkgs=()
+for w in "${wanted[@]}"; do
+  bin=${w%%:*} pkg=${w#*:}
+  if ! command -v "$bin" >/dev/null 2>&1; then
+    missing_bins+=("$bin")
+    read -r -a pkgs <<<"$pkg"
+    missing_pkgs+=("${pkgs[@]}")
+  fi
+done
+
+if [ ${#missing_pkgs[@]} -eq 0 ]; then
+  exit 0
+fi
+
+warn() {
+  {
+    echo
+    echo "################################################################################"
+    echo "## scripts/deps.sh: MISSING: ${missing_bins[*]}"
+    echo "##   (Debian packages: ${missing_pkgs[*]})"
+    echo "## $1"
+    echo "## Install them yourself, e.g.:"
+    echo "##   sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing_pkgs[*]}"
+    case " ${missing_bins[*]} " in *" chromium "*)
+      echo "## WITHOUT chromium THE BROWSER TEST WILL BE SKIPPED." ;;
+    esac
+    case " ${missing_bins[*]} " in *" protoc "*)
+      echo "## Without protoc, make proto and make proto-check (make lint) fail." ;;
+    esac
+    case " ${missing_bins[*]} " in *" gcc "*)
+      echo "## Without gcc, go test -race (make test) fails: the race detector needs cgo." ;;
+    esac
+    echo "################################################################################"
+    echo
+  } >&2
+}
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  warn "apt-get is not available here: cannot install them automatically."
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+    sudo=(sudo -n)
+  else
+    warn "Not root and no password-less sudo: cannot install them automatically."
+    exit 0
+  fi
+fi
+
+echo "scripts/deps.sh: installing ${missing_pkgs[*]} (missing: ${missing_bins[*]})" >&2
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}"
+
+for b in "${missing_bins[@]}"; do
+  command -v "$b" >/dev/null 2>&1 || { echo "scripts/deps.sh: $b still missing after apt-get install" >&2; exit 1; }
+done
