@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"reflect"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-micro/plugins/v4/config/encoder/yaml"
@@ -27,7 +29,10 @@ type Center struct {
 	source  string
 	loader  loader.Loader
 	watcher microconfig.Watcher
+	quit    chan struct{}
 	done    chan struct{}
+	// closeOnce guards quit.
+	closeOnce sync.Once
 }
 
 // Static returns a center that always holds s (no source, no watching).
@@ -80,7 +85,7 @@ func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
 		ld.Close()
 		return nil, fmt.Errorf("config: watch %s: %w", name, err)
 	}
-	c := &Center{log: log, source: name, loader: ld, watcher: w, done: make(chan struct{})}
+	c := &Center{log: log, source: name, loader: ld, watcher: w, quit: make(chan struct{}), done: make(chan struct{})}
 	c.cur.Store(&s)
 	go c.watch()
 	return c, nil
@@ -97,30 +102,63 @@ func decode(doc []byte) (Settings, error) {
 	return s, s.Validate()
 }
 
+// watch applies each change of the source. go-micro's watcher is used only as
+// a signal: its delivered value can be stale (its one-slot channel drops the
+// newer of two quick updates), so every signal re-reads the loader's merged
+// snapshot, which go-micro updates before it signals.
 func (c *Center) watch() {
 	defer close(c.done)
+	changed := make(chan struct{}, 1)
+	go func() {
+		// Never stopped: go-micro's watcher Stop closes a channel that its
+		// loader may still send on (a data race, and a possible panic).
+		// Closing the loader ends the source watch; this goroutine then
+		// waits forever, which costs one goroutine per closed Center.
+		for {
+			if _, err := c.watcher.Next(); err != nil {
+				return
+			}
+			select {
+			case changed <- struct{}{}:
+			default: // a re-read is already due
+			}
+		}
+	}()
 	for {
-		v, err := c.watcher.Next()
-		if err != nil {
-			return // the watcher was stopped
+		select {
+		case <-c.quit:
+			return
+		case <-changed:
 		}
-		doc := v.Bytes()
-		if len(doc) == 0 || string(doc) == "null" || string(doc) == "{}" {
-			// Most often a file caught mid-write (truncated, not yet
-			// filled): never a reason to fall back to the defaults.
-			c.log.Warn("config change ignored: empty document", "source", c.source)
+		snap, err := c.loader.Snapshot()
+		if err != nil {
+			c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
 			continue
 		}
-		s, err := decode(doc)
-		if err != nil {
-			c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
-			continue
-		}
-		c.cur.Store(&s)
-		c.log.Info("config applied", "source", c.source,
-			"expireTime", s.Auth.ExpireTime, "refreshTime", s.Auth.RefreshTime,
-			"sessionMaxAge", s.Auth.SessionMaxAge, "whiteList", len(s.Auth.WhiteList))
+		c.apply(snap.ChangeSet.Data)
 	}
+}
+
+// apply validates a changed document and swaps it in, or logs why not.
+func (c *Center) apply(doc []byte) {
+	if len(doc) == 0 || string(doc) == "null" || string(doc) == "{}" {
+		// Most often a file caught mid-write (truncated, not yet filled):
+		// never a reason to fall back to the defaults.
+		c.log.Warn("config change ignored: empty document", "source", c.source)
+		return
+	}
+	s, err := decode(doc)
+	if err != nil {
+		c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
+		return
+	}
+	if reflect.DeepEqual(&s, c.cur.Load()) {
+		return
+	}
+	c.cur.Store(&s)
+	c.log.Info("config applied", "source", c.source,
+		"expireTime", s.Auth.ExpireTime, "refreshTime", s.Auth.RefreshTime,
+		"sessionMaxAge", s.Auth.SessionMaxAge, "whiteList", len(s.Auth.WhiteList))
 }
 
 // Current returns the settings in force. Callers must not modify them.
@@ -134,8 +172,10 @@ func (c *Center) Close() error {
 	if c.watcher == nil {
 		return nil
 	}
-	err := c.watcher.Stop()
-	c.loader.Close()
+	c.closeOnce.Do(func() {
+		close(c.quit)
+		c.loader.Close()
+	})
 	<-c.done
-	return err
+	return nil
 }

@@ -76,19 +76,19 @@ func TestWhitelisted(t *testing.T) {
 		{"/static/css/site.css", true},
 		{"/static/a", true},
 
-		{"/static", false},               // the directory itself is not under "/static/*"
-		{"/static/", false},              // unclean
-		{"/staticfoo/app.js", false},     // a sibling, not a child
-		{"/static/../api/v1/me", false},  // unclean: would escape the prefix
-		{"/static/./app.js", false},      // unclean
-		{"/static//app.js", false},       // unclean
-		{"/static/..", false},            // unclean
-		{"//login", false},               // unclean
-		{"/login/", false},               // unclean, and not "/login"
-		{"/login/x", false},              // not a prefix entry
-		{"/loginx", false},               // exact entries match exactly
-		{"/LOGIN", false},                // case matters
-		{"/api/v1/me", false},            // not listed
+		{"/static", false},              // the directory itself is not under "/static/*"
+		{"/static/", false},             // unclean
+		{"/staticfoo/app.js", false},    // a sibling, not a child
+		{"/static/../api/v1/me", false}, // unclean: would escape the prefix
+		{"/static/./app.js", false},     // unclean
+		{"/static//app.js", false},      // unclean
+		{"/static/..", false},           // unclean
+		{"//login", false},              // unclean
+		{"/login/", false},              // unclean, and not "/login"
+		{"/login/x", false},             // not a prefix entry
+		{"/loginx", false},              // exact entries match exactly
+		{"/LOGIN", false},               // case matters
+		{"/api/v1/me", false},           // not listed
 		{"/api/v1/login/../../v1/me", false},
 		{"/", false},
 		{"", false},
@@ -106,10 +106,10 @@ func TestWhitelisted(t *testing.T) {
 
 func TestWhitelistedCustomEntries(t *testing.T) {
 	tests := []struct {
-		name  string
-		list  []string
-		path  string
-		want  bool
+		name string
+		list []string
+		path string
+		want bool
 	}{
 		{"root wildcard matches everything clean", []string{"/*"}, "/api/v1/me", true},
 		{"root wildcard refuses unclean", []string{"/*"}, "/a/../b", false},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,9 +339,9 @@ func TestRestart(t *testing.T) {
 	c.login("admin", testenv.AdminPassword)
 }
 
-// TestConcurrentRegistration: of 50 registrations of one name, one wins.
+// TestConcurrentRegistration: of 50 registrations of one name, one wins. Not
+// parallel: its 50 password hashes would starve the other tests' logins.
 func TestConcurrentRegistration(t *testing.T) {
-	t.Parallel()
 	p := testenv.StartPortal(t, testenv.PortalOptions{})
 	c := newClient(t, p)
 	const n = 50
@@ -395,5 +396,45 @@ func never(t *testing.T, d time.Duration, bad func() bool) {
 			t.Fatalf("condition turned true")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServicesNeedAdmin: System.* is for admins, checked by the system
+// service itself; an admin sees the three services in the registry.
+func TestServicesNeedAdmin(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	c := newClient(t, p)
+	c.register("plain_user", "plain-password")
+	userTok, _ := c.login("plain_user", "plain-password")
+	if code := errorCode(t, c.expect(c.do("GET", "/api/v1/admin/services", userTok, nil), http.StatusForbidden)); code != "auth.forbidden" {
+		t.Fatalf("non-admin: code %q, want auth.forbidden", code)
+	}
+	adminTok, _ := c.login("admin", testenv.AdminPassword)
+	var body struct {
+		Services []struct {
+			Name      string   `json:"name"`
+			Endpoints []string `json:"endpoints"`
+			Nodes     []struct {
+				Address string `json:"address"`
+			} `json:"nodes"`
+		} `json:"services"`
+	}
+	r := c.expect(c.do("GET", "/api/v1/admin/services", adminTok, nil), http.StatusOK)
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range body.Services {
+		names = append(names, s.Name)
+		if len(s.Nodes) != 1 || !strings.HasPrefix(s.Nodes[0].Address, "127.0.0.1:") {
+			t.Errorf("service %s nodes %+v, want one on loopback", s.Name, s.Nodes)
+		}
+		if s.Name == "user" && !slices.Contains(s.Endpoints, "User.Login") {
+			t.Errorf("user endpoints %v lack User.Login", s.Endpoints)
+		}
+	}
+	if strings.Join(names, ",") != "system,user,web" {
+		t.Fatalf("services %v, want system, user, web", names)
 	}
 }

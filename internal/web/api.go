@@ -42,8 +42,14 @@ func decodeJSON(c *gin.Context, v any) bool {
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
-		err = errors.New("one JSON object expected, found more")
+	if err == nil {
+		// Reading past the object can hit the size limit (an object
+		// padded with whitespace): that is a 413, not trailing data.
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			err = nil
+		} else if !errors.As(err, new(*http.MaxBytesError)) {
+			err = errors.New("one JSON object expected, found more")
+		}
 	}
 	var tooLarge *http.MaxBytesError
 	switch {
