@@ -56,7 +56,9 @@ func New(o Options) *Gateway {
 	// Without a proxy in front, X-Forwarded-For is the client's own claim.
 	_ = e.SetTrustedProxies(nil)
 	e.SetHTMLTemplate(template.Must(template.ParseFS(templateFS, "templates/*.html")))
-	e.Use(g.logRequests, g.recover, securityHeaders, limitBody, crossOrigin, g.authenticate)
+	// gin would answer /account/ with a redirect before any middleware ran.
+	e.RedirectTrailingSlash = false
+	e.Use(g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))

@@ -86,10 +86,10 @@ func securityHeaders(c *gin.Context) {
 	c.Next()
 }
 
-func limitBody(c *gin.Context) {
+func (g *Gateway) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > maxBody {
 		c.Header("Connection", "close")
-		abortError(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
+		g.fail(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
@@ -112,11 +112,9 @@ func crossOrigin(c *gin.Context) {
 // tokenOf finds the request's token: the Authorization header, the token
 // query parameter (the article's form), or the session cookie.
 func tokenOf(c *gin.Context) (tok string, fromCookie bool) {
-	if h := c.GetHeader("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), false
-		}
-		return "", false
+	// A header with another scheme (say, a proxy's Basic auth) is not ours.
+	if scheme, t, ok := strings.Cut(c.GetHeader("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(t), false
 	}
 	if t := c.Query("token"); t != "" {
 		return t, false
@@ -137,13 +135,13 @@ func (g *Gateway) authenticate(c *gin.Context) {
 	if set.Whitelisted(c.Request.URL.Path) {
 		// No token needed; one that is valid still tells the page who is
 		// signed in.
-		if cl, err := g.identify(c, set); err == nil {
+		if cl, err := g.identify(c, set, false); err == nil {
 			c.Set(ctxCaller, cl)
 		}
 		c.Next()
 		return
 	}
-	cl, err := g.identify(c, set)
+	cl, err := g.identify(c, set, true)
 	if err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
@@ -163,9 +161,9 @@ type authError struct{ code, msg string }
 func (e *authError) Error() string { return e.code + ": " + e.msg }
 
 // identify finds the caller behind the request's token: verified, its session
-// live, and renewed when close to expiry. It returns an *authError when the
-// client is at fault, any other error when a service is.
-func (g *Gateway) identify(c *gin.Context, set config.AuthSettings) (*caller, error) {
+// live, and (if renew) renewed when close to expiry. It returns an *authError
+// when the client is at fault, any other error when a service is.
+func (g *Gateway) identify(c *gin.Context, set config.AuthSettings, renew bool) (*caller, error) {
 	tok, fromCookie := tokenOf(c)
 	if tok == "" {
 		return nil, &authError{"auth.unauthenticated", "a token is required"}
@@ -185,7 +183,7 @@ func (g *Gateway) identify(c *gin.Context, set config.AuthSettings) (*caller, er
 		return nil, err
 	}
 	sessionEnd, _ := strconv.ParseInt(acc.Metadata[pauth.MetaSessionEx], 10, 64)
-	if left := time.Until(time.Unix(cl.ExpiresAt, 0)); left < set.Refresh() && cl.ExpiresAt < sessionEnd {
+	if left := time.Until(time.Unix(cl.ExpiresAt, 0)); renew && left < set.Refresh() && cl.ExpiresAt < sessionEnd {
 		g.renew(c, cl)
 	}
 	return cl, nil
@@ -260,7 +258,14 @@ func (g *Gateway) unauthenticated(c *gin.Context, code, msg string) {
 		abortError(c, http.StatusUnauthorized, code, msg)
 		return
 	}
-	c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(safeNext(c.Request.URL.RequestURI())))
+	// The way back, without a ?token= that failed (it would fail again).
+	back := *c.Request.URL
+	q := back.Query()
+	if q.Has("token") {
+		q.Del("token")
+		back.RawQuery = q.Encode()
+	}
+	c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(safeNext(back.RequestURI())))
 	c.Abort()
 }
 

@@ -281,7 +281,9 @@ func TestTokenSources(t *testing.T) {
 		{"bearer header", get("/api/v1/me", bearer(tok)), http.StatusOK, tok},
 		{"token query", get("/api/v1/me?token=" + url.QueryEscape(tok)), http.StatusOK, tok},
 		{"session cookie", get("/api/v1/me", withCookie(sessionCookie, tok)), http.StatusOK, tok},
+		{"lowercase bearer", get("/api/v1/me", func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }), http.StatusOK, tok},
 		{"basic auth refused", get("/api/v1/me", func(r *http.Request) { r.SetBasicAuth("alice", "pw") }), http.StatusUnauthorized, ""},
+		{"basic auth does not hide the cookie", get("/api/v1/me", withCookie(sessionCookie, tok), func(r *http.Request) { r.SetBasicAuth("alice", "pw") }), http.StatusOK, tok},
 		{"non-bearer scheme with a valid token refused", get("/api/v1/me", func(r *http.Request) { r.Header.Set("Authorization", "Token "+tok) }), http.StatusUnauthorized, ""},
 		{"bearer without space refused", get("/api/v1/me", func(r *http.Request) { r.Header.Set("Authorization", "Bearer"+tok) }), http.StatusUnauthorized, ""},
 	}
@@ -320,6 +322,28 @@ func TestTokenSources(t *testing.T) {
 	}
 }
 
+// A failed ?token= is not carried into the way back from the login page,
+// where it would fail again.
+func TestNextDropsFailedQueryToken(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	w := serve(g, get("/account?tab=pw&token=garbage"))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("status = %d, want 303", w.Code)
+	}
+	if loc := w.Header().Get("Location"); loc != "/login?next="+url.QueryEscape("/account?tab=pw") {
+		t.Fatalf("Location = %q", loc)
+	}
+}
+
+// gin's trailing-slash redirect would answer before any middleware.
+func TestTrailingSlashGoesThroughMiddleware(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	w := serve(g, get("/account/"))
+	if w.Code == http.StatusMovedPermanently || w.Header().Get("Content-Security-Policy") == "" {
+		t.Fatalf("status %d, CSP %q: answered outside the middleware", w.Code, w.Header().Get("Content-Security-Policy"))
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Authentication failures
 
@@ -344,6 +368,7 @@ func TestAPIAuthFailures(t *testing.T) {
 		{"expired token", signRaw(t, "s-1", now.Add(-2*time.Minute), now.Add(-time.Minute)), nil, 401, "auth.token_expired", 0},
 		{"session ended", tok, merrors.Unauthorized("user.session_ended", "session ended"), 401, "auth.session_ended", 1},
 		{"client timeout 408", tok, merrors.Timeout("go.micro.client", "request timeout"), 503, "unavailable", 1},
+		{"service timeout 408", tok, merrors.Timeout("user.timeout", "deadline exceeded"), 503, "unavailable", 1},
 		{"client 500 (service not found)", tok, merrors.InternalServerError("go.micro.client", "service user: not found"), 503, "unavailable", 1},
 		{"service unavailable", tok, merrors.New("user.unavailable", "store closed", http.StatusServiceUnavailable), 503, "unavailable", 1},
 		// By rpcStatus's contract a service's own 500 stays a 500.
@@ -906,6 +931,22 @@ func TestCSRF(t *testing.T) {
 	}
 }
 
+// TestCSRFEmptyCookie: an empty cookie and an empty field do not "match".
+func TestCSRFEmptyCookie(t *testing.T) {
+	users := newFakeUsers()
+	g := newGateway(t, settings(), users)
+	r := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader("username=alice&password=pw&csrf_token="))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Cookie", csrfCookie+"=")
+	w := serve(g, r)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("status = %d, want 403", w.Code)
+	}
+	if users.count("Login") != 0 {
+		t.Error("Login reached with an empty csrf cookie and field")
+	}
+}
+
 // TestCSRFOnSignedInForms: logout needs the token too.
 func TestCSRFOnSignedInForms(t *testing.T) {
 	users := newFakeUsers()
@@ -1067,11 +1108,13 @@ func TestBodyLimit(t *testing.T) {
 			if users.count(tt.method) != 0 {
 				t.Errorf("%s reached with an oversized body", tt.method)
 			}
-			if tt.wantJSONErr || !tt.chunked {
-				// limitBody answers before any handler, in JSON.
+			if tt.wantJSONErr {
 				if e := apiErr(t, w); e.Code != "too_large" {
 					t.Errorf("code = %q, want too_large", e.Code)
 				}
+			} else if !strings.Contains(w.Body.String(), "<h1>413</h1>") {
+				// A form gets the error as a page.
+				t.Errorf("form: no 413 error page: %.200q", w.Body.String())
 			}
 		})
 	}
