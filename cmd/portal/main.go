@@ -17,19 +17,24 @@ import (
 	"github.com/portal-go/portal/internal/portal"
 )
 
+// flags are the embedded mode's settings, accepted before or after "all".
+var flags = []cli.Flag{
+	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
+	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
+	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
+	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
+	&cli.StringFlag{Name: "auth_private_key", EnvVars: []string{"MICRO_AUTH_PRIVATE_KEY"}, Usage: "RSA private key that signs tokens, base64 of PEM (default: generated into the data dir)"},
+}
+
 func main() {
 	app := &cli.App{
 		Name:    "portal",
 		Usage:   "a user and administration portal on go-micro",
 		Version: platform.Version,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
-			&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
-			&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
-		},
-		Action: runAll,
+		Flags:   flags,
+		Action:  runAll,
 		Commands: []*cli.Command{
-			{Name: "all", Usage: "run web, user and system in one process (the default)", Action: runAll},
+			{Name: "all", Usage: "run web, user and system in one process (the default)", Flags: flags, Action: runAll},
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
@@ -46,7 +51,7 @@ func runAll(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var keys *pauth.Keys
-	pub, priv := os.Getenv("MICRO_AUTH_PUBLIC_KEY"), os.Getenv("MICRO_AUTH_PRIVATE_KEY")
+	pub, priv := c.String("auth_public_key"), c.String("auth_private_key")
 	if pub != "" || priv != "" {
 		keys = &pauth.Keys{Public: pub, Private: priv}
 	}

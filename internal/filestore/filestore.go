@@ -279,6 +279,35 @@ func (s *Store) List(opts ...store.ListOption) ([]string, error) {
 	return keys, err
 }
 
+// Sweep deletes the expired records of every table and returns how many. Reads
+// already hide them; sweeping keeps the file from growing with them.
+func (s *Store) Sweep() (int, error) {
+	now := time.Now()
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			var dead [][]byte
+			err := b.ForEach(func(k, v []byte) error {
+				if _, live, err := decode(string(k), v, now); err == nil && !live {
+					dead = append(dead, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range dead {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(dead)
+			return nil
+		})
+	})
+	return n, err
+}
+
 // scan calls fn for each key with the prefix (every key if !prefixed) until fn
 // returns false or an error.
 func scan(b *bolt.Bucket, prefixed bool, prefix string, fn func(k, v []byte) (bool, error)) error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"go-micro.dev/v4/store"
 )
 
@@ -574,5 +575,39 @@ func TestFileStoreInitDuringCalls(t *testing.T) {
 	}
 	if keys := listKeys(t, s, store.ListPrefix("w/")); len(keys) != 100 {
 		t.Fatalf("List(prefix w/): got %d keys, want 100", len(keys))
+	}
+}
+
+func TestFileStoreSweep(t *testing.T) {
+	s, err := New(t.TempDir(), store.Database("d"), store.Table("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Hour)
+	for _, w := range []struct {
+		key, table string
+		exp        time.Time
+	}{{"dead1", "t", past}, {"dead2", "other", past}, {"live", "t", future}, {"forever", "t", time.Time{}}} {
+		opts := []store.WriteOption{store.WriteTo("d", w.table)}
+		if !w.exp.IsZero() {
+			opts = append(opts, store.WriteExpiry(w.exp))
+		}
+		if err := s.Write(&store.Record{Key: w.key, Value: []byte("v")}, opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.Sweep()
+	if err != nil || n != 2 {
+		t.Fatalf("Sweep = %d, %v; want 2 expired records removed", n, err)
+	}
+	var raw int
+	if err := s.view(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { raw += b.Stats().KeyN; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if raw != 2 {
+		t.Fatalf("%d records left on disk, want 2 (live, forever)", raw)
 	}
 }

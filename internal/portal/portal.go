@@ -92,6 +92,7 @@ func RunAll(ctx context.Context, o Options) error {
 		return err
 	}
 	defer userStore.Close()
+	go sweep(ctx, userStore, log)
 
 	// user: accounts and sessions; the only service holding the private key.
 	var userHandler *user.Handler
@@ -200,6 +201,9 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // loadKeys returns the keys given, or those kept in the data dir.
 func loadKeys(o Options, log *slog.Logger) (pauth.Keys, error) {
 	if o.Keys != nil {
+		if o.Keys.Public == "" || o.Keys.Private == "" {
+			return pauth.Keys{}, errors.New("auth keys: one process runs the user service, which signs tokens: give both the public and the private key, or neither")
+		}
 		return *o.Keys, nil
 	}
 	keys, created, err := pauth.LoadOrCreateKeys(o.DataDir)
@@ -226,4 +230,25 @@ func ensureAdmin(h *user.Handler, password string, log *slog.Logger) error {
 		log.Info("created the first admin account from PORTAL_ADMIN_PASSWORD", "username", "admin")
 	}
 	return nil
+}
+
+// sweepEvery is how often the embedded store drops expired records (ended
+// sessions).
+const sweepEvery = 10 * time.Minute
+
+func sweep(ctx context.Context, st *filestore.Store, log *slog.Logger) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := st.Sweep(); err != nil {
+				log.Error("store sweep", "err", err)
+			} else if n > 0 {
+				log.Info("store sweep", "expired_records_removed", n)
+			}
+		}
+	}
 }
