@@ -260,7 +260,7 @@ func TestTokenRefused(t *testing.T) {
 		name    string
 		mint    func(o *mintOpts)
 		advance time.Duration // clock moves between Generate and Token
-		opts    func(acc *auth.Account, j *JWT) []auth.TokenOption
+		opts    func(t *testing.T, acc *auth.Account, j *JWT) []auth.TokenOption
 		want    error
 	}{
 		{
@@ -275,38 +275,39 @@ func TestTokenRefused(t *testing.T) {
 		},
 		{
 			name: "refresh token",
-			opts: func(acc *auth.Account, _ *JWT) []auth.TokenOption {
+			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials(acc.ID, acc.Secret), auth.WithToken("some-refresh-token")}
 			},
 			want: ErrNoRefresh,
 		},
 		{
 			name: "refresh token without credentials",
-			opts: func(*auth.Account, *JWT) []auth.TokenOption {
+			opts: func(*testing.T, *auth.Account, *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithToken("some-refresh-token")}
 			},
 			want: ErrNoRefresh,
 		},
 		{
 			name: "wrong id for the secret",
-			opts: func(acc *auth.Account, _ *JWT) []auth.TokenOption {
+			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials("user-2", acc.Secret)}
 			},
 			want: ErrBadAccount,
 		},
 		{
 			name: "empty id",
-			opts: func(acc *auth.Account, _ *JWT) []auth.TokenOption {
+			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials("", acc.Secret)}
 			},
 			want: ErrBadAccount,
 		},
 		{
 			name: "access token as the secret",
-			opts: func(acc *auth.Account, j *JWT) []auth.TokenOption {
+			opts: func(t *testing.T, acc *auth.Account, j *JWT) []auth.TokenOption {
+				t.Helper()
 				tok, err := j.Token(auth.WithCredentials(acc.ID, acc.Secret))
 				if err != nil {
-					panic(err)
+					t.Fatalf("Token: %v", err)
 				}
 				return []auth.TokenOption{auth.WithCredentials(acc.ID, tok.AccessToken)}
 			},
@@ -314,14 +315,14 @@ func TestTokenRefused(t *testing.T) {
 		},
 		{
 			name: "no secret",
-			opts: func(acc *auth.Account, _ *JWT) []auth.TokenOption {
+			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials(acc.ID, "")}
 			},
 			want: auth.ErrInvalidToken,
 		},
 		{
 			name: "garbage secret",
-			opts: func(acc *auth.Account, _ *JWT) []auth.TokenOption {
+			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials(acc.ID, "not.a.secret")}
 			},
 			want: auth.ErrInvalidToken,
@@ -343,7 +344,7 @@ func TestTokenRefused(t *testing.T) {
 			clk.Set(baseTime.Add(tc.advance))
 			opts := []auth.TokenOption{auth.WithCredentials(acc.ID, acc.Secret), auth.WithExpiry(time.Hour)}
 			if tc.opts != nil {
-				opts = tc.opts(acc, j)
+				opts = tc.opts(t, acc, j)
 			}
 			tok, err := j.Token(opts...)
 			if !errors.Is(err, tc.want) {

@@ -126,20 +126,23 @@ func ParsePublicKey(s string) (*rsa.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rk *rsa.PublicKey
 	if block.Type == "RSA PUBLIC KEY" {
-		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if rk, err = x509.ParsePKCS1PublicKey(block.Bytes); err != nil {
+			return nil, fmt.Errorf("auth: public key: %w", err)
+		}
+	} else {
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("auth: public key: %w", err)
 		}
-		return k, nil
+		var ok bool
+		if rk, ok = k.(*rsa.PublicKey); !ok {
+			return nil, errors.New("auth: public key is not RSA")
+		}
 	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("auth: public key: %w", err)
-	}
-	rk, ok := k.(*rsa.PublicKey)
-	if !ok {
-		return nil, errors.New("auth: public key is not RSA")
+	if rk.N.BitLen() < keyBits {
+		return nil, fmt.Errorf("auth: public key has %d bits, need at least %d", rk.N.BitLen(), keyBits)
 	}
 	return rk, nil
 }

@@ -29,6 +29,9 @@ type Center struct {
 	source  string
 	loader  loader.Loader
 	watcher microconfig.Watcher
+	watchUp <-chan struct{} // the loader (re)started watching src
+	src     source.Source
+	rd      reader.Reader
 	quit    chan struct{}
 	done    chan struct{}
 	// closeOnce guards quit.
@@ -61,6 +64,12 @@ func OpenFile(path string, log *slog.Logger) (*Center, error) {
 
 // open loads src through go-micro's config and starts watching it.
 func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
+	// go-micro's loader reads src, then starts watching it in a goroutine
+	// (and again after each watch error, a second later): a change made in
+	// between is never signalled. watchingSource tells us each time the watch is
+	// up, and the center then re-reads what it may have missed.
+	ws := watchingSource{Source: src, up: make(chan struct{}, 1)}
+	src = ws
 	rd := microjson.NewReader(reader.WithEncoder(yaml.NewEncoder()))
 	// Our own loader, with go-micro config's background loop disabled: that
 	// loop panics when it stops (it prints a nil error), and we watch ourselves.
@@ -85,10 +94,27 @@ func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
 		ld.Close()
 		return nil, fmt.Errorf("config: watch %s: %w", name, err)
 	}
-	c := &Center{log: log, source: name, loader: ld, watcher: w, quit: make(chan struct{}), done: make(chan struct{})}
+	c := &Center{log: log, source: name, loader: ld, watcher: w, watchUp: ws.up, src: src, rd: rd, quit: make(chan struct{}), done: make(chan struct{})}
 	c.cur.Store(&s)
 	go c.watch()
 	return c, nil
+}
+
+// watchingSource is a source that reports on up each time it is watched.
+type watchingSource struct {
+	source.Source
+	up chan struct{}
+}
+
+func (s watchingSource) Watch() (source.Watcher, error) {
+	w, err := s.Source.Watch()
+	if err == nil {
+		select {
+		case s.up <- struct{}{}:
+		default: // a re-read is already due
+		}
+	}
+	return w, err
 }
 
 // decode reads a document over the defaults and validates the result.
@@ -129,6 +155,20 @@ func (c *Center) watch() {
 		case <-c.quit:
 			return
 		case <-changed:
+		case <-c.watchUp:
+			// Re-read the source itself (not through the loader, whose
+			// update is not safe from a second goroutine): it may have
+			// changed while unwatched.
+			cs, err := c.src.Read()
+			if err == nil {
+				cs, err = c.rd.Merge(cs)
+			}
+			if err != nil {
+				c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
+				continue
+			}
+			c.apply(cs.Data)
+			continue
 		}
 		snap, err := c.loader.Snapshot()
 		if err != nil {

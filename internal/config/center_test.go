@@ -308,3 +308,48 @@ func TestCenterConcurrentReaders(t *testing.T) {
 	default:
 	}
 }
+
+// TestCenterSeesChangeRightAfterOpen: go-micro starts watching the file in a
+// goroutine after OpenFile has read it; a change in between must not be lost.
+func TestCenterSeesChangeRightAfterOpen(t *testing.T) {
+	for i := range 10 {
+		path := filepath.Join(t.TempDir(), "portal.yaml")
+		writeConfig(t, path, "auth:\n  expireTime: 1200\n")
+		c, err := OpenFile(path, discard())
+		if err != nil {
+			t.Fatalf("OpenFile: %v", err)
+		}
+		writeConfig(t, path, "auth:\n  expireTime: 1500\n")
+		waitFor(t, 10*time.Second, "round "+strconv.Itoa(i)+": the change made right after OpenFile was lost", func() bool {
+			return c.Current().Auth.ExpireTime == 1500
+		})
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+}
+
+// TestCenterSeesChangeRightAfterGarbage: after an unparsable file go-micro
+// stops watching for a second before it watches again; a valid file written
+// then must still apply.
+func TestCenterSeesChangeRightAfterGarbage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portal.yaml")
+	writeConfig(t, path, "auth:\n  expireTime: 1200\n")
+	log, logged := newRecorder()
+	c := openCenter(t, path, log)
+	// Make sure the watch is up: a first change applies.
+	writeConfig(t, path, "auth:\n  expireTime: 1300\n")
+	waitFor(t, 10*time.Second, "first change not applied", func() bool { return c.Current().Auth.ExpireTime == 1300 })
+
+	writeConfig(t, path, "auth: [unclosed\n  :: {\n")
+	// The loader reads the garbage and drops its watch; write the fix while
+	// it is down.
+	time.Sleep(200 * time.Millisecond)
+	writeConfig(t, path, "auth:\n  expireTime: 1400\n")
+	waitFor(t, 10*time.Second, "the valid file written after a garbage one was never applied", func() bool {
+		return c.Current().Auth.ExpireTime == 1400
+	})
+	if n := countMsg(logged(), "config applied"); n < 2 {
+		t.Errorf("%d changes logged as applied, want 2", n)
+	}
+}

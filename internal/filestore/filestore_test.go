@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go-micro.dev/v4/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 // The contract suite runs every store.Store implementation we have against the

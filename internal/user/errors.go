@@ -11,29 +11,32 @@ import (
 // service is this service's registry name, also the prefix of its error ids.
 const service = "user"
 
+// errorTable maps sentinels to RPC error ids and codes, first match wins.
+var errorTable = []struct {
+	err  error
+	id   string
+	code int32
+}{
+	{ErrNotFound, "user.not_found", 404},
+	{ErrExists, "user.exists", 409},
+	{ErrBadUsername, "user.bad_username", 400},
+	{ErrBadPassword, "user.bad_password", 400},
+	{ErrBadCredentials, "user.bad_credentials", 401},
+	{ErrWrongPassword, "user.wrong_password", 403},
+	{ErrDisabled, "user.disabled", 403},
+	{ErrSessionEnded, "user.session_ended", 401},
+}
+
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to
-// their id and code, anything else to a 500 whose detail stays in our log.
+// their id and code; ErrBusy to 503; anything else to a 500 whose detail
+// reaches the calling service (which logs it), never an end user.
 func rpcError(err error) error {
-	type mapping struct {
-		id   string
-		code int32
-	}
-	table := map[error]mapping{
-		ErrNotFound:       {"user.not_found", 404},
-		ErrExists:         {"user.exists", 409},
-		ErrBadUsername:    {"user.bad_username", 400},
-		ErrBadPassword:    {"user.bad_password", 400},
-		ErrBadCredentials: {"user.bad_credentials", 401},
-		ErrWrongPassword:  {"user.wrong_password", 403},
-		ErrDisabled:       {"user.disabled", 403},
-		ErrSessionEnded:   {"user.session_ended", 401},
-	}
 	if errors.Is(err, ErrBusy) {
 		return rpcUnavailable(err)
 	}
-	for sentinel, m := range table {
-		if errors.Is(err, sentinel) {
-			return &merrors.Error{Id: m.id, Code: m.code, Detail: strings.TrimPrefix(sentinel.Error(), "user: "), Status: http.StatusText(int(m.code))}
+	for _, m := range errorTable {
+		if errors.Is(err, m.err) {
+			return &merrors.Error{Id: m.id, Code: m.code, Detail: strings.TrimPrefix(m.err.Error(), "user: "), Status: http.StatusText(int(m.code))}
 		}
 	}
 	return merrors.InternalServerError("user.internal", "%v", err)

@@ -214,15 +214,52 @@ type slowNames struct{ store.Store }
 
 func (s slowNames) Read(key string, opts ...store.ReadOption) ([]*store.Record, error) {
 	if strings.HasPrefix(key, keyName) {
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	return s.Store.Read(key, opts...)
 }
 
-func TestRegisterConcurrentSameName(t *testing.T) {
+// TestRepoCreateConcurrent races Create itself (Register's hashing staggers
+// its callers too much to race it reliably).
+func TestRepoCreateConcurrent(t *testing.T) {
 	st := store.NewMemoryStore()
 	t.Cleanup(func() { _ = st.Close() })
-	hs := newHarnessOn(t, slowNames{st})
+	repo := NewRepo(slowNames{st})
+	const n = 50
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			name := "dave"
+			if i%2 == 1 {
+				name = "DAVE"
+			}
+			errs <- repo.Create(&User{ID: "id-" + strconv.Itoa(i), Username: name})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrExists):
+			t.Errorf("Create: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent Creates of one name succeeded, want 1", ok, n)
+	}
+}
+
+func TestRegisterConcurrentSameName(t *testing.T) {
+	hs := newHarness(t)
 	const n = 50
 	names := []string{"carol", "Carol", "CAROL", "cArOl"}
 	type result struct {

@@ -83,6 +83,9 @@ var ErrBusy = errors.New("user: too many password checks at once, try again")
 
 // hashSlot waits for a hashing slot, or for the caller to give up.
 func hashSlot(ctx context.Context) (release func(), err error) {
+	if ctx.Err() != nil {
+		return nil, ErrBusy
+	}
 	select {
 	case hashSlots <- struct{}{}:
 		return func() { <-hashSlots }, nil
