@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
@@ -18,7 +20,6 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
-	"go-micro.dev/v4/transport"
 )
 
 // Version is Portal's version, put in every service's registry entry.
@@ -28,9 +29,6 @@ var Version = "0.1.0"
 type Plugins struct {
 	Registry registry.Registry
 	Broker   broker.Broker
-	// NewTransport makes a service's transport (one per service, so that
-	// each has its own listener and connection pool).
-	NewTransport func() transport.Transport
 	// Address is where servers listen; "127.0.0.1:0" keeps the embedded
 	// mode's RPC on loopback.
 	Address string
@@ -63,7 +61,6 @@ type Service struct {
 // NewService builds the service name on p. wrappers run inside the recover
 // wrapper, in order, around every handler.
 func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
-	tr := p.NewTransport()
 	ml := NewMicroLogger(log)
 	srvOpts := []server.Option{
 		server.WithLogger(ml),
@@ -72,36 +69,38 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		server.Address(p.Address),
 		server.Registry(p.Registry),
 		server.Broker(p.Broker),
-		server.Transport(tr),
 		server.WrapHandler(recoverWrapper(name, log)),
 	}
 	for _, w := range wrappers {
 		srvOpts = append(srvOpts, server.WrapHandler(w))
 	}
-	srv := server.NewServer(srvOpts...)
-	// A selector of its own: client.NewClient's default is go-micro's package
-	// selector, whose registry each client.Registry call would overwrite for
-	// every client in the process.
-	cli := client.NewClient(
+	cliOpts := []client.Option{
 		client.WithLogger(ml),
+		// A selector of its own: the client's default is go-micro's package
+		// selector, whose registry each client.Registry call would overwrite
+		// for every client in the process.
 		client.Selector(selector.NewSelector(selector.Registry(p.Registry))),
 		client.Registry(p.Registry),
 		client.Broker(p.Broker),
-		client.Transport(tr),
 		client.RequestTimeout(RequestTimeout),
+		client.DialTimeout(2 * time.Second),
 		// go-micro retries a timed-out call (408) by default, which would run
 		// Register or ChangePassword twice: one attempt until retries are
 		// limited to idempotent calls.
 		client.Retries(0),
-		client.DialTimeout(2*time.Second),
-	)
-	// Server and Client first: micro.Registry, Broker and Transport below
-	// re-initialise them, and later options override earlier ones.
+	}
+	// RPC goes over go-micro's gRPC server and client plugins, not its
+	// default mucp protocol on the http transport: that transport can lose
+	// the first request on a new connection (its socket takes the request
+	// from the HTTP handler or, when that has not arrived yet, blocks reading
+	// the next one), a stall of a whole request timeout.
+	//
+	// Server and Client first: micro.Registry and Broker re-initialise them,
+	// and later options override earlier ones.
 	svc := micro.NewService(
-		micro.Server(srv),
-		micro.Client(cli),
+		micro.Server(grpcserver.NewServer(srvOpts...)),
+		micro.Client(grpcclient.NewClient(cliOpts...)),
 		micro.Broker(p.Broker),
-		micro.Transport(tr),
 		micro.Registry(p.Registry),
 		micro.HandleSignal(false),
 		micro.Logger(ml),

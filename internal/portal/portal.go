@@ -19,7 +19,6 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/store"
-	"go-micro.dev/v4/transport"
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
@@ -81,10 +80,9 @@ func RunAll(ctx context.Context, o Options) error {
 
 	ml := platform.NewMicroLogger(log)
 	plugins := platform.Plugins{
-		Registry:     registry.NewMemoryRegistry(registry.Logger(ml)),
-		Broker:       broker.NewMemoryBroker(broker.Logger(ml)),
-		NewTransport: func() transport.Transport { return transport.NewHTTPTransport(transport.Logger(ml)) },
-		Address:      "127.0.0.1:0",
+		Registry: registry.NewMemoryRegistry(registry.Logger(ml)),
+		Broker:   broker.NewMemoryBroker(broker.Logger(ml)),
+		Address:  "127.0.0.1:0",
 	}
 
 	userStore, err := filestore.New(filepath.Join(o.DataDir, "store"), store.Database("user"), store.Table("user"))
