@@ -35,11 +35,29 @@ func main() {
 		Action:  runAll,
 		Commands: []*cli.Command{
 			{Name: "all", Usage: "run web, user and system in one process (the default)", Flags: flags, Action: runAll},
+			serviceCommand("web", "run the HTTP gateway alone"),
+			serviceCommand("user", "run the accounts service alone"),
+			serviceCommand("system", "run the admin service alone"),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "portal:", err)
 		os.Exit(1)
+	}
+}
+
+// serviceCommand runs one service; its flags (go-micro's MICRO_* and
+// Portal's) are parsed by go-micro's cmd: `portal user --help` lists them.
+func serviceCommand(name, usage string) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage + " (plugins from MICRO_* flags and environment)",
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return portal.RunService(ctx, name, c.Args().Slice(), log)
+		},
 	}
 }
 

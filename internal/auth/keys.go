@@ -71,6 +71,20 @@ func LoadOrCreateKeys(dir string) (Keys, bool, error) {
 	return Keys{Private: base64.StdEncoding.EncodeToString(privPEM), Public: base64.StdEncoding.EncodeToString(pubPEM)}, true, nil
 }
 
+// ReadPublicKey returns the public key kept in dir by LoadOrCreateKeys, as
+// base64 of PEM, for a process that only verifies tokens.
+func ReadPublicKey(dir string) (string, error) {
+	pub, err := os.ReadFile(filepath.Join(dir, publicFile))
+	if err != nil {
+		return "", fmt.Errorf("auth: %w", err)
+	}
+	k := base64.StdEncoding.EncodeToString(pub)
+	if _, err := ParsePublicKey(k); err != nil {
+		return "", err
+	}
+	return k, nil
+}
+
 func writeNew(path string, data []byte) error {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("auth: write key: %w", err)

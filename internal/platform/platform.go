@@ -85,9 +85,10 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		client.RequestTimeout(RequestTimeout),
 		client.DialTimeout(2 * time.Second),
 		// go-micro retries a timed-out call (408) by default, which would run
-		// Register or ChangePassword twice: one attempt until retries are
-		// limited to idempotent calls.
-		client.Retries(0),
+		// Register or ChangePassword twice, and never retries a dead node's
+		// "connection refused": Retry decides instead.
+		client.Retries(Retries),
+		client.Retry(Retry),
 	}
 	// RPC goes over go-micro's gRPC server and client plugins, not its
 	// default mucp protocol on the http transport: that transport can lose
@@ -102,6 +103,7 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		micro.Client(grpcclient.NewClient(cliOpts...)),
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
+		micro.WrapClient(RoundRobin()),
 		micro.HandleSignal(false),
 		micro.Logger(ml),
 	)

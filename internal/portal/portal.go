@@ -134,8 +134,8 @@ func RunAll(ctx context.Context, o Options) error {
 	return serve(ctx, o, log, gw.Handler(), userSvc, systemSvc, webSvc)
 }
 
-// serve starts the services in order, serves HTTP until ctx ends, and stops
-// everything in reverse.
+// serve starts the services in order, serves HTTP with h (when not nil)
+// until ctx ends, and stops everything in reverse.
 func serve(ctx context.Context, o Options, log *slog.Logger, h http.Handler, services ...*platform.Service) (err error) {
 	for i, s := range services {
 		if err := s.Start(); err != nil {
@@ -144,6 +144,11 @@ func serve(ctx context.Context, o Options, log *slog.Logger, h http.Handler, ser
 		}
 	}
 	defer stopAll(services, log)
+	if h == nil {
+		<-ctx.Done()
+		log.Info("shutting down")
+		return nil
+	}
 
 	ln := o.Listener
 	if ln == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go-micro.dev/v4/store"
 )
@@ -45,12 +46,14 @@ func (r *Repo) readJSON(key string, v any) error {
 	return nil
 }
 
-func (r *Repo) writeJSON(key string, v any, opts ...store.WriteOption) error {
+// writeJSON stores v at key; a non-zero ttl makes the record expire (set on
+// the record: the redis store plugin ignores WriteExpiry and WriteTTL).
+func (r *Repo) writeJSON(key string, v any, ttl time.Duration) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("user: encode %s: %w", key, err)
 	}
-	if err := r.st.Write(&store.Record{Key: key, Value: data}, opts...); err != nil {
+	if err := r.st.Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
 		return fmt.Errorf("user: store write: %w", err)
 	}
 	return nil
@@ -68,7 +71,7 @@ func (r *Repo) Create(u *User) error {
 	}
 	// The record first, then the name: a crash in between leaves an
 	// unreachable record, never a name that points nowhere.
-	if err := r.writeJSON(keyUser+u.ID, u); err != nil {
+	if err := r.writeJSON(keyUser+u.ID, u, 0); err != nil {
 		return err
 	}
 	if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
@@ -78,7 +81,7 @@ func (r *Repo) Create(u *User) error {
 }
 
 // Update replaces a user's record (its name does not change).
-func (r *Repo) Update(u *User) error { return r.writeJSON(keyUser+u.ID, u) }
+func (r *Repo) Update(u *User) error { return r.writeJSON(keyUser+u.ID, u, 0) }
 
 // Get returns the user with the id.
 func (r *Repo) Get(id string) (*User, error) {
@@ -111,11 +114,14 @@ func (r *Repo) ByName(username string) (*User, error) {
 
 // CreateSession stores s until its end.
 func (r *Repo) CreateSession(s *Session) error {
-	exp := store.WriteExpiry(s.ExpiresAt)
-	if err := r.writeJSON(keySession+s.ID, s, exp); err != nil {
+	ttl := time.Until(s.ExpiresAt)
+	if ttl <= 0 {
+		return ErrSessionEnded
+	}
+	if err := r.writeJSON(keySession+s.ID, s, ttl); err != nil {
 		return err
 	}
-	return r.writeJSON(keyUserSession+s.UserID+"/"+s.ID, "", exp)
+	return r.writeJSON(keyUserSession+s.UserID+"/"+s.ID, "", ttl)
 }
 
 // Session returns a live session.

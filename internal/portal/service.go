@@ -1,0 +1,263 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	redisstore "github.com/go-micro/plugins/v4/store/redis"
+	goredis "github.com/go-redis/redis/v8"
+	"github.com/urfave/cli/v2"
+	"go-micro.dev/v4"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/store"
+
+	// Plugins go-micro's cmd can choose by name (MICRO_REGISTRY=etcd, ...).
+	_ "github.com/go-micro/plugins/v4/broker/nats"
+	_ "github.com/go-micro/plugins/v4/client/grpc"
+	_ "github.com/go-micro/plugins/v4/registry/etcd"
+	_ "github.com/go-micro/plugins/v4/server/grpc"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/system"
+	"github.com/portal-go/portal/internal/user"
+	"github.com/portal-go/portal/internal/web"
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// Services are the names RunService accepts.
+var Services = []string{"web", "user", "system"}
+
+// serviceFlags are Portal's own settings in the one-service mode, parsed by
+// go-micro's cmd together with its MICRO_* flags.
+type serviceFlags struct {
+	httpAddress, dataDir, configFile string
+	adminPassword                    string
+	publicKey, privateKey            string
+	storeName                        string
+	ttlSet, intervalSet, retriesSet  bool
+	server, client                   string
+}
+
+// cliFlags are the flags RunService adds to go-micro's own.
+var cliFlags = []cli.Flag{
+	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
+	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
+	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing"},
+}
+
+// Redis client bounds: the store plugin ignores contexts, so these are what
+// keeps a hung Redis from holding a request for go-redis's default 12 s.
+const (
+	redisDialTimeout = time.Second
+	redisIOTimeout   = 500 * time.Millisecond
+)
+
+// RunService runs one service (web, user or system) in this process until ctx
+// ends. Plugins are chosen the go-micro way, by flags in args or MICRO_*
+// environment, through go-micro's cmd.
+func RunService(ctx context.Context, name string, args []string, log *slog.Logger) error {
+	log = log.With("service", name)
+	var f serviceFlags
+	parsed := false
+	// go-micro's defaults, for cmd to replace as the flags say.
+	svc := platform.NewService(name, platform.Plugins{
+		Registry: registry.DefaultRegistry,
+		Broker:   broker.DefaultBroker,
+	}, log)
+
+	// go-micro's cmd parses os.Args: give it this service's arguments only.
+	os.Args = append([]string{os.Args[0]}, args...)
+	svc.Init(
+		micro.Flags(cliFlags...),
+		micro.Action(func(c *cli.Context) error {
+			parsed = true
+			f = serviceFlags{
+				httpAddress: c.String("http_address"), dataDir: c.String("data_dir"), configFile: c.String("config_file"),
+				adminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
+				publicKey:     c.String("auth_public_key"), privateKey: c.String("auth_private_key"),
+				storeName: c.String("store"),
+				ttlSet:    c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
+				server: c.String("server"), client: c.String("client"),
+			}
+			return nil
+		}),
+	)
+	if !parsed {
+		return nil // --help: go-micro's cmd printed it
+	}
+	if err := checkRPC(f); err != nil {
+		return err
+	}
+	opts := svc.Options()
+	// cmd.Init gives the server go-micro's defaults (60 s / 30 s): a dead node
+	// would stay registered a minute. Ours, unless set explicitly.
+	if !f.ttlSet || !f.intervalSet {
+		var so []server.Option
+		if !f.ttlSet {
+			so = append(so, server.RegisterTTL(10*time.Second))
+		}
+		if !f.intervalSet {
+			so = append(so, server.RegisterInterval(5*time.Second))
+		}
+		if err := svc.Server().Init(so...); err != nil {
+			return err
+		}
+	}
+	if !f.retriesSet {
+		// cmd.Init set go-micro's default of 5 retries.
+		if err := svc.Client().Init(platformRetries()...); err != nil {
+			return err
+		}
+	}
+	cfg, err := config.OpenFile(f.configFile, log)
+	if err != nil {
+		return err
+	}
+	defer cfg.Close()
+	log.Info("plugins",
+		"registry", opts.Registry.String(), "registry_address", strings.Join(opts.Registry.Options().Addrs, ","),
+		"broker", opts.Broker.String(), "broker_address", opts.Broker.Address(),
+		"server", svc.Server().String(), "client", svc.Client().String(),
+		"config", cfg.Source(), "register_ttl", svc.Server().Options().RegisterTTL)
+	if opts.Registry.String() == "mdns" {
+		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
+	}
+
+	keys, err := serviceKeys(name, f, log)
+	if err != nil {
+		return err
+	}
+	verifier, err := pauth.NewJWT(pauth.Keys{Public: keys.Public}.Options()...)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case "user":
+		st, err := serviceStore(name, f, opts.Store, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		minter, err := pauth.NewJWT(keys.Options()...)
+		if err != nil {
+			return err
+		}
+		h := user.NewHandler(user.NewRepo(st), minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
+		if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
+			return err
+		}
+		if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
+			return err
+		}
+		if err := ensureAdmin(h, f.adminPassword, log); err != nil {
+			return err
+		}
+		return serve(ctx, Options{}, log, nil, svc)
+	case "system":
+		h := system.NewHandler(opts.Registry, userpb.NewUserService("user", svc.Client()))
+		if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
+			return err
+		}
+		if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
+			return err
+		}
+		return serve(ctx, Options{}, log, nil, svc)
+	case "web":
+		gw := web.New(web.Options{
+			Users:  userpb.NewUserService("user", svc.Client()),
+			System: systempb.NewSystemService("system", svc.Client()),
+			Auth:   verifier,
+			Config: cfg,
+			Cache:  platform.NewMemoryCache(time.Minute),
+			Log:    log,
+		})
+		if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
+			return err
+		}
+		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
+	}
+	return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+}
+
+// checkRPC refuses a server or client other than gRPC: cmd would swap in a
+// fresh one without Portal's handlers and wrappers.
+func checkRPC(f serviceFlags) error {
+	for _, v := range []string{f.server, f.client} {
+		if v != "" && v != "grpc" {
+			return fmt.Errorf("MICRO_SERVER / MICRO_CLIENT %q: Portal's services speak gRPC (go-micro's mucp over the http transport can lose requests)", v)
+		}
+	}
+	return nil
+}
+
+// platformRetries re-applies Portal's retry policy after cmd.Init.
+func platformRetries() []client.Option {
+	return []client.Option{client.Retries(platform.Retries), client.Retry(platform.Retry)}
+}
+
+// serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else
+// the user service loads (or makes) them in the data dir, and the others read
+// the public key it wrote there (one host only).
+func serviceKeys(name string, f serviceFlags, log *slog.Logger) (pauth.Keys, error) {
+	if name == "user" {
+		if f.publicKey != "" || f.privateKey != "" {
+			if f.publicKey == "" || f.privateKey == "" {
+				return pauth.Keys{}, errors.New("the user service signs tokens: give both MICRO_AUTH_PUBLIC_KEY and MICRO_AUTH_PRIVATE_KEY, or neither")
+			}
+			return pauth.Keys{Public: f.publicKey, Private: f.privateKey}, nil
+		}
+		return loadKeys(Options{DataDir: f.dataDir}, log)
+	}
+	if f.privateKey != "" {
+		return pauth.Keys{}, fmt.Errorf("the %s service must not hold the private key (MICRO_AUTH_PRIVATE_KEY): only user signs tokens", name)
+	}
+	if f.publicKey != "" {
+		return pauth.Keys{Public: f.publicKey}, nil
+	}
+	pub, err := pauth.ReadPublicKey(f.dataDir)
+	if err != nil {
+		return pauth.Keys{}, fmt.Errorf("no public key: set MICRO_AUTH_PUBLIC_KEY (base64 of the PEM), or start the user service first with the same --data_dir: %w", err)
+	}
+	return pauth.Keys{Public: pub}, nil
+}
+
+// serviceStore returns the store cmd chose, made safe to use: Redis with
+// timeouts and keys under "portal:<service>:"; when MICRO_STORE is unset, the
+// embedded file store in the data dir rather than go-micro's memory store.
+func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, error) {
+	switch {
+	case f.storeName == "":
+		log.Info("store: file (MICRO_STORE unset)", "dir", filepath.Join(f.dataDir, "store"))
+		return filestore.New(filepath.Join(f.dataDir, "store"), store.Database(name), store.Table(name))
+	case st.String() == "redis":
+		var addrs []string
+		for _, n := range st.Options().Nodes {
+			addrs = append(addrs, strings.TrimPrefix(n, "redis://"))
+		}
+		if len(addrs) == 0 {
+			addrs = []string{"127.0.0.1:6379"}
+		}
+		err := st.Init(store.Table("portal:"+name+":"), redisstore.WithRedisOptions(goredis.UniversalOptions{
+			Addrs:       addrs,
+			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
+			MaxRetries: 1, PoolTimeout: redisIOTimeout,
+		}))
+		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", "portal:"+name+":")
+		return st, err
+	}
+	log.Info("store: " + st.String())
+	return st, st.Init(store.Table(name))
+}
