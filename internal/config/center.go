@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-micro/plugins/v4/config/encoder/yaml"
 	microconfig "go-micro.dev/v4/config"
@@ -36,6 +37,8 @@ type Center struct {
 	done    chan struct{}
 	// closeOnce guards quit.
 	closeOnce sync.Once
+	// closers release the source's resources at Close.
+	closers []func() error
 }
 
 // Static returns a center that always holds s (no source, no watching).
@@ -62,8 +65,19 @@ func OpenFile(path string, log *slog.Logger) (*Center, error) {
 	return open(src, path, log)
 }
 
-// open loads src through go-micro's config and starts watching it.
+// open loads src through go-micro's config and starts watching it; a source
+// that cannot be read at start is an error.
 func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
+	return openWith(src, name, log, false)
+}
+
+// loadRetry is how often a source unreadable at start is tried again.
+const loadRetry = 2 * time.Second
+
+// openWith is open; with tolerant, a source that cannot be read at start
+// leaves the built-in defaults in force while it is retried in the
+// background.
+func openWith(src source.Source, name string, log *slog.Logger, tolerant bool) (*Center, error) {
 	// go-micro's loader reads src, then starts watching it in a goroutine
 	// (and again after each watch error, a second later): a change made in
 	// between is never signalled. watchingSource tells us each time the watch is
@@ -77,14 +91,8 @@ func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
 	cfg, err := microconfig.NewConfig(
 		microconfig.WithLoader(ld),
 		microconfig.WithReader(rd),
-		microconfig.WithSource(src),
 		microconfig.WithWatcherDisabled(),
 	)
-	if err != nil {
-		ld.Close()
-		return nil, fmt.Errorf("config: load %s: %w", name, err)
-	}
-	s, err := decode(cfg.Bytes())
 	if err != nil {
 		ld.Close()
 		return nil, fmt.Errorf("config: %s: %w", name, err)
@@ -95,8 +103,26 @@ func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
 		return nil, fmt.Errorf("config: watch %s: %w", name, err)
 	}
 	c := &Center{log: log, source: name, loader: ld, watcher: w, watchUp: ws.up, src: src, rd: rd, quit: make(chan struct{}), done: make(chan struct{})}
+	s := Defaults()
+	loadErr := ld.Load(src)
+	switch {
+	case loadErr == nil:
+		snap, err := ld.Snapshot()
+		if err == nil {
+			s, err = decode(snap.ChangeSet.Data)
+		}
+		if err != nil {
+			ld.Close()
+			return nil, fmt.Errorf("config: %s: %w", name, err)
+		}
+	case !tolerant:
+		ld.Close()
+		return nil, fmt.Errorf("config: load %s: %w", name, loadErr)
+	default:
+		log.Warn("config source unreadable: starting on the built-in defaults, retrying in the background", "source", name, "err", loadErr)
+	}
 	c.cur.Store(&s)
-	go c.watch()
+	go c.watch(loadErr != nil)
 	return c, nil
 }
 
@@ -132,8 +158,20 @@ func decode(doc []byte) (Settings, error) {
 // a signal: its delivered value can be stale (its one-slot channel drops the
 // newer of two quick updates), so every signal re-reads the loader's merged
 // snapshot, which go-micro updates before it signals.
-func (c *Center) watch() {
+func (c *Center) watch(loadPending bool) {
 	defer close(c.done)
+	for loadPending {
+		select {
+		case <-c.quit:
+			return
+		case <-time.After(loadRetry):
+		}
+		// A successful Load signals the watcher below with the document.
+		if err := c.loader.Load(c.src); err == nil {
+			c.log.Info("config source readable again", "source", c.source)
+			loadPending = false
+		}
+	}
 	changed := make(chan struct{}, 1)
 	go func() {
 		// Never stopped: go-micro's watcher Stop closes a channel that its
@@ -217,5 +255,9 @@ func (c *Center) Close() error {
 		c.loader.Close()
 	})
 	<-c.done
-	return nil
+	var err error
+	for _, f := range c.closers {
+		err = errors.Join(err, f())
+	}
+	return err
 }

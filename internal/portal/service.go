@@ -47,6 +47,8 @@ type serviceFlags struct {
 	adminPassword                    string
 	publicKey, privateKey            string
 	storeName                        string
+	configSource, configAddress      string
+	registryAddress                  string
 	ttlSet, intervalSet, retriesSet  bool
 	server, client                   string
 }
@@ -55,7 +57,8 @@ type serviceFlags struct {
 var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
-	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing"},
+	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
+	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
 }
 
 // Redis client bounds: the store plugin ignores contexts, so these are what
@@ -88,8 +91,10 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				httpAddress: c.String("http_address"), dataDir: c.String("data_dir"), configFile: c.String("config_file"),
 				adminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 				publicKey:     c.String("auth_public_key"), privateKey: c.String("auth_private_key"),
-				storeName: c.String("store"),
-				ttlSet:    c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
+				storeName:    c.String("store"),
+				configSource: c.String("config"), configAddress: c.String("config_address"),
+				registryAddress: c.String("registry_address"),
+				ttlSet:          c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
 				server: c.String("server"), client: c.String("client"),
 			}
 			return nil
@@ -122,7 +127,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			return err
 		}
 	}
-	cfg, err := config.OpenFile(f.configFile, log)
+	cfg, err := openConfig(f, log)
 	if err != nil {
 		return err
 	}
@@ -190,6 +195,25 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
 	}
 	return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+}
+
+// openConfig opens the config center MICRO_CONFIG names: etcd, or (unset)
+// the watched yaml file.
+func openConfig(f serviceFlags, log *slog.Logger) (*config.Center, error) {
+	switch f.configSource {
+	case "":
+		return config.OpenFile(f.configFile, log)
+	case "etcd":
+		addrs := f.configAddress
+		if addrs == "" {
+			addrs = f.registryAddress
+		}
+		if addrs == "" {
+			addrs = "127.0.0.1:2379"
+		}
+		return config.OpenEtcd(strings.Split(addrs, ","), config.EtcdKey, log)
+	}
+	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", f.configSource)
 }
 
 // checkRPC refuses a server or client other than gRPC: cmd would swap in a

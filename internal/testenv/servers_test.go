@@ -22,6 +22,28 @@ func TestFindBinary(t *testing.T) {
 	}
 }
 
+func TestRequireMissing(t *testing.T) {
+	for _, require := range []string{"", "1"} {
+		t.Setenv("PORTAL_REQUIRE_SERVERS", require)
+		ft := &fatalRecorder{TB: t}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != errFatal {
+					panic(r)
+				}
+			}()
+			Require(ft, "no-such-binary-for-portal-tests")
+		}()
+		want := "skip"
+		if require == "1" {
+			want = "fatal"
+		}
+		if ft.kind != want || !strings.Contains(ft.msg, "make test") {
+			t.Errorf("PORTAL_REQUIRE_SERVERS=%q: %s %q, want %s", require, ft.kind, ft.msg, want)
+		}
+	}
+}
+
 func TestFreePort(t *testing.T) {
 	p := FreePort(t)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
@@ -182,13 +204,19 @@ func TestStartFailureQuotesLog(t *testing.T) {
 
 var errFatal = errors.New("fatal")
 
-// fatalRecorder records Fatalf instead of ending the test.
+// fatalRecorder records Fatalf and Skipf, and panics with errFatal
+// instead of ending the test.
 type fatalRecorder struct {
 	testing.TB
-	msg string
+	kind, msg string
 }
 
 func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
+	f.kind, f.msg = "fatal", fmt.Sprintf(format, args...)
+	panic(errFatal)
+}
+
+func (f *fatalRecorder) Skipf(format string, args ...any) {
+	f.kind, f.msg = "skip", fmt.Sprintf(format, args...)
 	panic(errFatal)
 }
