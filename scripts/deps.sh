@@ -4,6 +4,9 @@
 #   protoc             -> protobuf-compiler  (make proto / make proto-check)
 #   gcc                -> gcc libc6-dev      (cgo, which go test -race needs)
 #   make               -> make
+#   etcd               -> etcd-server        (integration tests: internal/testenv)
+#   redis-server       -> redis-server       (integration tests: internal/testenv)
+#   nats-server        -> nats-server        (integration tests: internal/testenv)
 # Idempotent and quick when everything is present: apt-get runs only when a
 # binary is missing, and `apt-get update` at most once.
 # Without root (and without password-less sudo) it only warns and exits 0, so
@@ -16,7 +19,22 @@ wanted=(
   "protoc:protobuf-compiler"
   "gcc:gcc libc6-dev"
   "make:make"
+  "etcd:etcd-server"
+  "redis-server:redis-server"
+  "nats-server:nats-server"
 )
+
+# have BIN: BIN is on PATH or where Debian puts it (nats-server lands in
+# /usr/sbin, which is not on a normal user's PATH; internal/testenv looks
+# in these same directories).
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local d
+  for d in /usr/bin /usr/sbin /usr/local/bin; do
+    [ -x "$d/$1" ] && return 0
+  done
+  return 1
+}
 
 missing_bins=()
 missing_pkgs=()
@@ -24,7 +42,7 @@ for w in "${wanted[@]}"; do
   bin=${w%%:*} pkg=${w#*:}
   # The browser test uses $PORTAL_CHROMIUM instead when it is set.
   if [ "$bin" = chromium ] && [ -n "${PORTAL_CHROMIUM:-}" ]; then continue; fi
-  if ! command -v "$bin" >/dev/null 2>&1; then
+  if ! have "$bin"; then
     missing_bins+=("$bin")
     read -r -a pkgs <<<"$pkg"
     missing_pkgs+=("${pkgs[@]}")
@@ -53,6 +71,10 @@ warn() {
     case " ${missing_bins[*]} " in *" gcc "*)
       echo "## Without gcc, go test -race (make test) fails: the race detector needs cgo." ;;
     esac
+    case " ${missing_bins[*]} " in *" etcd "*|*" redis-server "*|*" nats-server "*)
+      echo "## WITHOUT etcd, redis-server OR nats-server THE INTEGRATION TESTS THAT NEED THEM"
+      echo "## WILL BE SKIPPED (and fail in CI, where PORTAL_REQUIRE_SERVERS=1)." ;;
+    esac
     echo "################################################################################"
     echo
   } >&2
@@ -79,5 +101,5 @@ echo "scripts/deps.sh: installing ${missing_pkgs[*]} (missing: ${missing_bins[*]
   apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}"
 
 for b in "${missing_bins[@]}"; do
-  command -v "$b" >/dev/null 2>&1 || { echo "scripts/deps.sh: $b still missing after apt-get install" >&2; exit 1; }
+  have "$b" || { echo "scripts/deps.sh: $b still missing after apt-get install" >&2; exit 1; }
 done
