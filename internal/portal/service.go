@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	rediscache "github.com/go-micro/plugins/v4/cache/redis"
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
 	goredis "github.com/go-redis/redis/v8"
 	"github.com/urfave/cli/v2"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
@@ -49,6 +51,7 @@ type serviceFlags struct {
 	storeName                        string
 	configSource, configAddress      string
 	registryAddress                  string
+	cacheName, cacheAddress          string
 	ttlSet, intervalSet, retriesSet  bool
 	server, client                   string
 }
@@ -58,6 +61,8 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
 	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
+	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache, memory or redis"},
+	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
 	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
 }
 
@@ -94,7 +99,8 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				storeName:    c.String("store"),
 				configSource: c.String("config"), configAddress: c.String("config_address"),
 				registryAddress: c.String("registry_address"),
-				ttlSet:          c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
+				cacheName:       c.String("cache"), cacheAddress: c.String("cache_address"),
+				ttlSet: c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
 				server: c.String("server"), client: c.String("client"),
 			}
 			return nil
@@ -181,12 +187,16 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		}
 		return serve(ctx, Options{}, log, nil, svc)
 	case "web":
+		cache, err := webCache(f, log)
+		if err != nil {
+			return err
+		}
 		gw := web.New(web.Options{
 			Users:  userpb.NewUserService("user", svc.Client()),
 			System: systempb.NewSystemService("system", svc.Client()),
 			Auth:   verifier,
 			Config: cfg,
-			Cache:  platform.NewMemoryCache(time.Minute),
+			Cache:  cache,
 			Log:    log,
 		})
 		if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
@@ -195,6 +205,45 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
 	}
 	return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+}
+
+// webCache is the gateway's cache: in-process, or Redis shared by every
+// gateway (bounded by timeouts: the gateway treats a failed lookup as a miss).
+func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
+	switch f.cacheName {
+	case "memory", "":
+		log.Info("cache: memory")
+		return platform.NewMemoryCache(time.Minute), nil
+	case "redis":
+		addrs := redisAddrs(strings.Split(f.cacheAddress, ","))
+		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
+		return rediscache.NewCache(rediscache.WithRedisOptions(redisOptions(addrs))), nil
+	}
+	return nil, fmt.Errorf("PORTAL_CACHE %q: memory or redis", f.cacheName)
+}
+
+// redisAddrs turns go-micro style addresses (host:port or redis://host:port)
+// into go-redis ones.
+func redisAddrs(nodes []string) []string {
+	var addrs []string
+	for _, n := range nodes {
+		if n = strings.TrimPrefix(strings.TrimSpace(n), "redis://"); n != "" {
+			addrs = append(addrs, n)
+		}
+	}
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:6379"}
+	}
+	return addrs
+}
+
+// redisOptions bound every Redis call Portal makes.
+func redisOptions(addrs []string) goredis.UniversalOptions {
+	return goredis.UniversalOptions{
+		Addrs:       addrs,
+		DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
+		MaxRetries: 1, PoolTimeout: redisIOTimeout,
+	}
 }
 
 // openConfig opens the config center MICRO_CONFIG names: etcd, or (unset)
@@ -267,18 +316,8 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 		log.Info("store: file (MICRO_STORE unset)", "dir", filepath.Join(f.dataDir, "store"))
 		return filestore.New(filepath.Join(f.dataDir, "store"), store.Database(name), store.Table(name))
 	case st.String() == "redis":
-		var addrs []string
-		for _, n := range st.Options().Nodes {
-			addrs = append(addrs, strings.TrimPrefix(n, "redis://"))
-		}
-		if len(addrs) == 0 {
-			addrs = []string{"127.0.0.1:6379"}
-		}
-		err := st.Init(store.Table("portal:"+name+":"), redisstore.WithRedisOptions(goredis.UniversalOptions{
-			Addrs:       addrs,
-			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
-			MaxRetries: 1, PoolTimeout: redisIOTimeout,
-		}))
+		addrs := redisAddrs(st.Options().Nodes)
+		err := st.Init(store.Table("portal:"+name+":"), redisstore.WithRedisOptions(redisOptions(addrs)))
 		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", "portal:"+name+":")
 		return st, err
 	}

@@ -24,6 +24,9 @@ const (
 	headerRefreshed    = "X-Refreshed-Token"
 	headerRefreshedExp = "X-Refreshed-Expires-At"
 	ctxCaller          = "portal.caller"
+	// Cache keys, namespaced: a Redis cache may be shared.
+	cacheSession = "portal:web:session:"
+	cacheRevoked = "portal:web:revoked:"
 	// verdictTTL bounds how long a gateway trusts its cached word that a
 	// session is live; session.revoked events end it sooner.
 	verdictTTL = 30 * time.Second
@@ -203,10 +206,10 @@ func (g *Gateway) requireCaller(c *gin.Context) {
 // the user service (which checks the session) and then cached.
 func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse, error) {
 	ctx := c.Request.Context()
-	if v, _, err := g.Cache.Get(ctx, "revoked:"+sid); err == nil && v != nil {
+	if v, _, err := g.Cache.Get(ctx, cacheRevoked+sid); err == nil && v != nil {
 		return nil, merrors.Unauthorized("auth.session_ended", "the session has ended")
 	}
-	if v, _, err := g.Cache.Get(ctx, "session:"+sid); err == nil {
+	if v, _, err := g.Cache.Get(ctx, cacheSession+sid); err == nil {
 		if b, ok := v.([]byte); ok {
 			var info userpb.InfoResponse
 			if proto.Unmarshal(b, &info) == nil {
@@ -219,7 +222,7 @@ func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse
 		return nil, err
 	}
 	if b, err := proto.Marshal(info); err == nil {
-		_ = g.Cache.Put(ctx, "session:"+sid, b, verdictTTL)
+		_ = g.Cache.Put(ctx, cacheSession+sid, b, verdictTTL)
 	}
 	return info, nil
 }
@@ -227,8 +230,8 @@ func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse
 // revoke forgets a session's verdict and marks it ended for as long as any of
 // its tokens could live.
 func (g *Gateway) revoke(ctx context.Context, sid string) {
-	_ = g.Cache.Delete(ctx, "session:"+sid)
-	_ = g.Cache.Put(ctx, "revoked:"+sid, []byte{1}, g.Config.Current().Auth.Expire()+verdictTTL)
+	_ = g.Cache.Delete(ctx, cacheSession+sid)
+	_ = g.Cache.Put(ctx, cacheRevoked+sid, []byte{1}, g.Config.Current().Auth.Expire()+verdictTTL)
 }
 
 // renew swaps the caller's token for a fresh one. A failure is not fatal: the
