@@ -31,7 +31,7 @@ var errorTable = []struct {
 // their id and code; ErrBusy to 503; anything else to a 500 whose detail
 // reaches the calling service (which logs it), never an end user.
 func rpcError(err error) error {
-	if errors.Is(err, ErrBusy) {
+	if errors.Is(err, ErrBusy) || errors.Is(err, ErrStoreUnavailable) {
 		return rpcUnavailable(err)
 	}
 	for _, m := range errorTable {

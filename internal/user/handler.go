@@ -287,7 +287,9 @@ func (h *Handler) EnsureAdmin(password string) (created bool, generated string, 
 	if err != nil {
 		return false, "", err
 	}
-	if err := h.repo.Create(u); err != nil {
+	if err := h.repo.Create(u); errors.Is(err, ErrExists) {
+		return false, "", nil // another instance of this service made it first
+	} else if err != nil {
 		return false, "", err
 	}
 	return true, generated, nil

@@ -19,6 +19,12 @@ const (
 	keyUserSession = "usess/"   // usess/<user id>/<session id> -> ""
 )
 
+// storeError marks a failure of the store itself (not a missing record): it
+// crosses RPC as 503 user.unavailable, so clients are told to retry.
+func storeError(op string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, op, err)
+}
+
 // Repo keeps users and sessions in a go-micro store.
 type Repo struct {
 	st store.Store
@@ -38,7 +44,7 @@ func (r *Repo) readJSON(key string, v any) error {
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("user: store read: %w", err)
+		return storeError("read", err)
 	}
 	if err := json.Unmarshal(recs[0].Value, v); err != nil {
 		return fmt.Errorf("user: decode %s: %w", key, err)
@@ -54,7 +60,7 @@ func (r *Repo) writeJSON(key string, v any, ttl time.Duration) error {
 		return fmt.Errorf("user: encode %s: %w", key, err)
 	}
 	if err := r.st.Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
-		return fmt.Errorf("user: store write: %w", err)
+		return storeError("write", err)
 	}
 	return nil
 }
@@ -75,7 +81,7 @@ func (r *Repo) Create(u *User) error {
 		return err
 	}
 	if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
-		return fmt.Errorf("user: store write: %w", err)
+		return storeError("write", err)
 	}
 	return nil
 }
@@ -98,7 +104,7 @@ func (r *Repo) idByName(username string) (string, error) {
 		return "", ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("user: store read: %w", err)
+		return "", storeError("read", err)
 	}
 	return string(recs[0].Value), nil
 }
@@ -138,10 +144,10 @@ func (r *Repo) Session(id string) (*Session, error) {
 // DeleteSession ends a session.
 func (r *Repo) DeleteSession(userID, id string) error {
 	if err := r.st.Delete(keySession + id); err != nil {
-		return fmt.Errorf("user: store delete: %w", err)
+		return storeError("delete", err)
 	}
 	if err := r.st.Delete(keyUserSession + userID + "/" + id); err != nil {
-		return fmt.Errorf("user: store delete: %w", err)
+		return storeError("delete", err)
 	}
 	return nil
 }
@@ -151,7 +157,7 @@ func (r *Repo) SessionIDs(userID string) ([]string, error) {
 	prefix := keyUserSession + userID + "/"
 	keys, err := r.st.List(store.ListPrefix(prefix))
 	if err != nil {
-		return nil, fmt.Errorf("user: store list: %w", err)
+		return nil, storeError("list", err)
 	}
 	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
@@ -163,7 +169,7 @@ func (r *Repo) SessionIDs(userID string) ([]string, error) {
 // Ping checks that the store answers.
 func (r *Repo) Ping() error {
 	if _, err := r.st.Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("user: store unreachable: %w", err)
+		return storeError("unreachable", err)
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ var (
 	ErrWrongPassword  = errors.New("user: the current password is wrong")
 	ErrDisabled       = errors.New("user: account disabled")
 	ErrSessionEnded   = errors.New("user: session ended")
+	// ErrStoreUnavailable: the store did not answer (Redis down, file closed).
+	ErrStoreUnavailable = errors.New("user: store unavailable")
 )
 
 // User is an account.
