@@ -89,6 +89,9 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		// "connection refused": Retry decides instead.
 		client.Retries(Retries),
 		client.Retry(Retry),
+		// A retry goes to the next node at once: go-micro's default backoff
+		// waits 100 ms and more before each, for a node that refused.
+		client.Backoff(NoBackoff),
 	}
 	// RPC goes over go-micro's gRPC server and client plugins, not its
 	// default mucp protocol on the http transport: that transport can lose
@@ -109,6 +112,9 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 	)
 	return &Service{Service: svc, log: log.With("service", name)}
 }
+
+// NoBackoff is a client.BackoffFunc that never waits.
+func NoBackoff(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }
 
 // starter is what go-micro's service implementation offers beyond the
 // micro.Service interface.

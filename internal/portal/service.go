@@ -278,7 +278,7 @@ func checkRPC(f serviceFlags) error {
 
 // platformRetries re-applies Portal's retry policy after cmd.Init.
 func platformRetries() []client.Option {
-	return []client.Option{client.Retries(platform.Retries), client.Retry(platform.Retry)}
+	return []client.Option{client.Retries(platform.Retries), client.Retry(platform.Retry), client.Backoff(platform.NoBackoff)}
 }
 
 // serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else

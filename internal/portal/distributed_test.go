@@ -1,0 +1,410 @@
+package portal_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// cluster is a distributed Portal: every service its own `portal <service>`
+// process, on etcd (registry and config), NATS (broker) and Redis (user's
+// store).
+type cluster struct {
+	t      *testing.T
+	bin    string
+	env    testenv.Cluster
+	users  []*testenv.Proc // the live user processes
+	system *testenv.Proc
+	webs   []*testenv.Proc
+	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
+	dead   *testenv.Proc // the user process step d killed
+	report []string      // measured numbers, logged at the end
+}
+
+// start runs `portal <service>` on the cluster and waits until it serves.
+// Processes must be started from the top-level test: they live until it ends.
+func (c *cluster) start(service string) *testenv.Proc {
+	c.t.Helper()
+	ready := `msg="service started"`
+	if service == "web" {
+		ready = `msg="portal ready"`
+	}
+	p := testenv.StartProc(c.t, c.bin, []string{service}, testenv.PortalEnv(c.t, service, c.env), ready)
+	switch service {
+	case "user":
+		c.users = append(c.users, p)
+	case "system":
+		c.system = p
+	case "web":
+		addr := p.LogValue("portal ready", "http")
+		if addr == "" {
+			c.t.Fatalf("%s: no http address in its ready line\n%s", p.Name, p.Tail(20))
+		}
+		c.webs = append(c.webs, p)
+		c.urls = append(c.urls, "http://"+addr)
+	}
+	return p
+}
+
+// note records a measured number for the summary and logs it now.
+func (c *cluster) note(t *testing.T, format string, args ...any) {
+	t.Helper()
+	s := fmt.Sprintf(format, args...)
+	c.report = append(c.report, t.Name()+": "+s)
+	t.Log(s)
+}
+
+// clients returns an HTTP client per gateway, bound to t.
+func (c *cluster) clients(t *testing.T) []*client {
+	var cs []*client
+	for _, u := range c.urls {
+		cs = append(cs, newClient(t, &testenv.Portal{URL: u}))
+	}
+	return cs
+}
+
+// rpcAddress is where p's service serves gRPC, from its start line.
+func rpcAddress(t *testing.T, p *testenv.Proc) string {
+	t.Helper()
+	addr := p.LogValue("service started", "address")
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		t.Fatalf("%s: no gRPC address in its start line (%q)", p.Name, addr)
+	}
+	return addr
+}
+
+// registered tells whether every process in procs has a node of service in
+// etcd's registry (a key under /micro/registry/<service>/ naming its
+// address), and says which are missing.
+func registered(t *testing.T, e *testenv.Etcd, service string, procs []*testenv.Proc) (bool, string) {
+	t.Helper()
+	var values []string
+	for _, k := range e.Keys(t, "/micro/registry/"+service+"/") {
+		values = append(values, e.Get(t, k))
+	}
+	all := strings.Join(values, "\n")
+	var missing []string
+	for _, p := range procs {
+		if addr := rpcAddress(t, p); !strings.Contains(all, `"address":"`+addr+`"`) {
+			missing = append(missing, p.Name+"@"+addr)
+		}
+	}
+	return len(missing) == 0, strings.Join(missing, ",")
+}
+
+// unregistered names the live processes of c that have no node in the
+// registry, "" when none.
+func unregistered(t *testing.T, e *testenv.Etcd, c *cluster) string {
+	t.Helper()
+	var missing []string
+	for _, s := range []struct {
+		name  string
+		procs []*testenv.Proc
+	}{{"user", c.users}, {"system", []*testenv.Proc{c.system}}, {"web", c.webs}} {
+		if ok, m := registered(t, e, s.name, s.procs); !ok {
+			missing = append(missing, m)
+		}
+	}
+	return strings.Join(missing, ",")
+}
+
+// lifetime is how long a token expiring at exp (unix seconds) has left.
+func lifetime(exp int64) time.Duration { return time.Until(time.Unix(exp, 0)) }
+
+func near(d, want time.Duration) bool { return d > want-5*time.Second && d <= want+time.Second }
+
+// TestDistributed runs Portal as five processes (two user, one system, two
+// web) on real etcd, NATS and Redis, and checks what only the distributed
+// mode can get wrong: sessions and logouts across gateways, config changes
+// from etcd, a user node killed mid-traffic, and etcd and Redis going away
+// and coming back. The steps run in order on one cluster; a failed step ends
+// the test.
+func TestDistributed(t *testing.T) {
+	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+		testenv.Require(t, b)
+	}
+	began := time.Now()
+	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
+	c.env = testenv.Cluster{
+		Etcd:  testenv.StartEtcd(t),
+		NATS:  testenv.StartNATS(t),
+		Redis: testenv.StartRedis(t),
+		Keys:  testenv.NewPortalKeys(t),
+	}
+	etcd, redis := c.env.Etcd, c.env.Redis
+	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	// One at a time: each user process creates the admin if it is missing.
+	c.start("user")
+	c.start("user")
+	c.start("system")
+	c.start("web")
+	c.start("web")
+	c.note(t, "cluster up in %v", time.Since(began).Round(time.Millisecond))
+	defer func() {
+		t.Logf("summary (total %v):\n  %s", time.Since(began).Round(time.Millisecond), strings.Join(c.report, "\n  "))
+	}()
+
+	const name, pw = "alice", "alice-password-1"
+	var token string
+
+	// a. A session opened on one gateway is good on the other.
+	if !t.Run("a_session_across_gateways", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[0].register(name, pw)
+		token, _ = ws[1].login(name, pw)
+		for i, w := range ws {
+			me := w.expect(w.do("GET", "/api/v1/me", token, nil), http.StatusOK).json(t)
+			if me["username"] != name {
+				t.Fatalf("web%d: /me = %v, want username %s", i+1, me, name)
+			}
+			w.expect(w.do("GET", "/readyz", "", nil), http.StatusOK)
+		}
+	}) {
+		return
+	}
+
+	// b. A logout on web1 reaches web2 (which has the session's verdict
+	// cached) through the broker.
+	if !t.Run("b_logout_propagates", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[0].expect(ws[0].do("POST", "/api/v1/logout", token, nil), http.StatusNoContent)
+		loggedOut := time.Now()
+		if code := errorCode(t, ws[0].expect(ws[0].do("GET", "/api/v1/me", token, nil), http.StatusUnauthorized)); code != "auth.session_ended" {
+			t.Fatalf("web1 after logout: code %q, want auth.session_ended", code)
+		}
+		for {
+			r := ws[1].do("GET", "/api/v1/me", token, nil)
+			took := time.Since(loggedOut)
+			if r.StatusCode == http.StatusUnauthorized {
+				if code := errorCode(t, r); code != "auth.session_ended" {
+					t.Fatalf("web2 after logout: code %q, want auth.session_ended", code)
+				}
+				c.note(t, "logout on web1 refused on web2 after %d ms", took.Milliseconds())
+				break
+			}
+			if r.StatusCode != http.StatusOK {
+				t.Fatalf("web2 /me: status %d: %s", r.StatusCode, r.body)
+			}
+			if took > time.Second {
+				t.Fatalf("web2 still accepts the token %v after the logout on web1", took.Round(time.Millisecond))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}) {
+		return
+	}
+
+	// c. A new config document in etcd reaches both user processes: every
+	// login then mints a token living the new expireTime.
+	if !t.Run("c_config_change", func(t *testing.T) {
+		ws := c.clients(t)
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n")
+		put := time.Now()
+		var first time.Duration
+		streak := 0
+		// Each gateway turns its calls round the user nodes: four logins in
+		// a row, two per gateway, reach both.
+		for i := 0; streak < 4; i++ {
+			if time.Since(put) > 15*time.Second {
+				t.Fatalf("logins still mint tokens of the old lifetime 15s after the config change")
+			}
+			_, exp := ws[i%2].login(name, pw)
+			switch left := lifetime(exp); {
+			case near(left, 120*time.Second):
+				if first == 0 {
+					first = time.Since(put)
+				}
+				streak++
+				continue
+			case near(left, 900*time.Second):
+				streak = 0
+			default:
+				t.Fatalf("token lives %v: neither the old 900s nor the new 120s", left)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.note(t, "expireTime 900s -> 120s: first 120s token %.2fs after the put, both user nodes %.2fs",
+			first.Seconds(), time.Since(put).Seconds())
+	}) {
+		return
+	}
+
+	// d. kill -9 of a user node: the requests right after it all succeed,
+	// though the dead node stays in the registry until its TTL ends.
+	if !t.Run("d_kill_user_node", func(t *testing.T) {
+		ws := c.clients(t)
+		dead := c.users[0]
+		dead.Kill(t)
+		killed := time.Now()
+		c.users, c.dead = c.users[1:], dead
+		var failures []string
+		var slowest time.Duration
+		for i := 0; i < 40; i++ {
+			w := ws[(i/2)%2]
+			start := time.Now()
+			var r response
+			if i%2 == 0 {
+				r = w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw})
+			} else {
+				r = w.do("GET", "/readyz", "", nil)
+			}
+			took := time.Since(start)
+			slowest = max(slowest, took)
+			if r.StatusCode != http.StatusOK {
+				failures = append(failures, fmt.Sprintf("#%d web%d %s %s at +%v: %d %s", i, (i/2)%2+1,
+					r.Request.Method, r.Request.URL.Path, time.Since(killed).Round(time.Millisecond), r.StatusCode, r.body))
+			}
+		}
+		stillListed, _ := registered(t, etcd, "user", []*testenv.Proc{dead})
+		c.note(t, "40 requests in %v after kill -9 (dead node still registered at the end: %v): %d failed, slowest %v",
+			time.Since(killed).Round(time.Millisecond), stillListed, len(failures), slowest.Round(time.Millisecond))
+		if len(failures) > 0 {
+			t.Fatalf("%d of 40 requests failed after kill -9 of %s:\n%s", len(failures), dead.Name, strings.Join(failures, "\n"))
+		}
+	}) {
+		return
+	}
+	c.start("user") // the replacement
+
+	// e. etcd goes away for longer than a registration interval and comes
+	// back with its data: every live node is registered again and kept
+	// alive (still there after the TTL etcd's restart gave old leases), the
+	// config watch resumes, logins work.
+	if !t.Run("e_etcd_restart", func(t *testing.T) {
+		ws := c.clients(t)
+		etcd.Stop(t)
+		stopped := time.Now()
+		// Meanwhile, gateways work from their registry cache.
+		r := ws[0].do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw})
+		c.note(t, "login while etcd is down: %d", r.StatusCode)
+		time.Sleep(6*time.Second - time.Since(stopped))
+		etcd.Start(t)
+		restarted := time.Now()
+		check := func() (bool, string) {
+			if missing := unregistered(t, etcd, c); missing != "" {
+				return false, "not registered: " + missing
+			}
+			for i, w := range ws {
+				if r := w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}); r.StatusCode != http.StatusOK {
+					return false, fmt.Sprintf("login on web%d: %d %s", i+1, r.StatusCode, r.body)
+				}
+			}
+			return true, ""
+		}
+		var why string
+		for {
+			ok, w := check()
+			if ok {
+				break
+			}
+			why = w
+			if time.Since(restarted) > 20*time.Second {
+				t.Fatalf("20s after etcd's restart: %s", why)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		back := time.Since(restarted)
+		c.note(t, "etcd down %v; after restart, all nodes registered and logins fine in %.2fs (last wait: %s)",
+			restarted.Sub(stopped).Round(time.Millisecond), back.Seconds(), why)
+
+		// The config watch followed etcd back.
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 300\n  refreshTime: 60\n")
+		put := time.Now()
+		// Two logins in a row through one gateway reach both user nodes.
+		streak := 0
+		waitFor(t, 15*time.Second, "tokens of the 300s expireTime set after etcd's restart from both user nodes", func() bool {
+			if _, exp := ws[0].login(name, pw); near(lifetime(exp), 300*time.Second) {
+				streak++
+			} else {
+				streak = 0
+			}
+			return streak == 2
+		})
+		c.note(t, "config change after etcd's restart applied in %.2fs", time.Since(put).Seconds())
+
+		// Kept alive, not just restored: etcd's restart gave every old
+		// lease a fresh TTL. Once the dead node's lease has run out (it
+		// was killed before etcd stopped), the live nodes must still be
+		// there.
+		waitFor(t, 20*time.Second-time.Since(restarted), "the killed user node's lease to run out after etcd's restart", func() bool {
+			gone, _ := registered(t, etcd, "user", []*testenv.Proc{c.dead})
+			return !gone
+		})
+		c.note(t, "killed node's restored lease ran out %.2fs after etcd's restart", time.Since(restarted).Seconds())
+		if missing := unregistered(t, etcd, c); missing != "" {
+			t.Fatalf("%.1fs after etcd's restart, nodes gone from the registry: %s", time.Since(restarted).Seconds(), missing)
+		}
+		for _, w := range ws {
+			w.expect(w.do("GET", "/readyz", "", nil), http.StatusOK)
+		}
+	}) {
+		return
+	}
+
+	// f. Redis goes away: logins fail fast with 503 and /readyz names the
+	// user check; Redis comes back with its data: ready again, no account
+	// lost.
+	t.Run("f_redis_outage", func(t *testing.T) {
+		ws := c.clients(t)
+		redis.Stop(t)
+		var slowest time.Duration
+		for i := 0; i < 4; i++ {
+			w := ws[i%2]
+			start := time.Now()
+			r := w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw})
+			took := time.Since(start)
+			slowest = max(slowest, took)
+			if r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("login #%d on web%d with Redis down: %d %s, want 503", i, i%2+1, r.StatusCode, r.body)
+			} else if code := errorCode(t, r); code != "unavailable" {
+				t.Errorf("login #%d with Redis down: code %q, want unavailable", i, code)
+			}
+			if took > 3*time.Second {
+				t.Errorf("login #%d with Redis down took %v, want under 3s", i, took.Round(time.Millisecond))
+			}
+		}
+		for i, w := range ws {
+			start := time.Now()
+			r := w.expect(w.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)
+			slowest = max(slowest, time.Since(start))
+			var body struct {
+				Checks map[string]string `json:"checks"`
+			}
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatalf("web%d /readyz: %v: %s", i+1, err, r.body)
+			}
+			if u, ok := body.Checks["user"]; !ok || u == "ok" {
+				t.Errorf("web%d /readyz with Redis down: user check %q: %s", i+1, u, r.body)
+			}
+			if s := body.Checks["system"]; s != "ok" {
+				t.Errorf("web%d /readyz with Redis down: system check %q, want ok", i+1, s)
+			}
+		}
+		c.note(t, "with Redis down: slowest login or /readyz %d ms", slowest.Milliseconds())
+		if t.Failed() {
+			return
+		}
+
+		redis.Start(t)
+		restarted := time.Now()
+		waitFor(t, 15*time.Second, "/readyz 200 on both gateways after Redis restarted", func() bool {
+			for _, w := range ws {
+				if w.do("GET", "/readyz", "", nil).StatusCode != http.StatusOK {
+					return false
+				}
+			}
+			return true
+		})
+		c.note(t, "ready again %.2fs after Redis restarted", time.Since(restarted).Seconds())
+		for _, w := range ws {
+			w.login(name, pw)
+			w.login("admin", testenv.AdminPassword)
+		}
+	})
+}
