@@ -156,8 +156,7 @@ func decode(doc []byte) (Settings, error) {
 
 // watch applies each change of the source. go-micro's watcher is used only as
 // a signal: its delivered value can be stale (its one-slot channel drops the
-// newer of two quick updates), so every signal re-reads the loader's merged
-// snapshot, which go-micro updates before it signals.
+// newer of two quick updates).
 func (c *Center) watch(loadPending bool) {
 	defer close(c.done)
 	for loadPending {
@@ -194,26 +193,21 @@ func (c *Center) watch(loadPending bool) {
 			return
 		case <-changed:
 		case <-c.watchUp:
-			// Re-read the source itself (not through the loader, whose
-			// update is not safe from a second goroutine): it may have
-			// changed while unwatched.
-			cs, err := c.src.Read()
-			if err == nil {
-				cs, err = c.rd.Merge(cs)
-			}
-			if err != nil {
-				c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
-				continue
-			}
-			c.apply(cs.Data)
-			continue
 		}
-		snap, err := c.loader.Snapshot()
+		// Every signal re-reads the source itself: the loader's snapshot
+		// misses a change made while it was not watching (between its read
+		// and its watch, or after a watch error), and reading the source in
+		// this one goroutine means a later apply never brings back an older
+		// document.
+		cs, err := c.src.Read()
+		if err == nil {
+			cs, err = c.rd.Merge(cs)
+		}
 		if err != nil {
 			c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
 			continue
 		}
-		c.apply(snap.ChangeSet.Data)
+		c.apply(cs.Data)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/transport"
 )
 
 // Version is Portal's version, put in every service's registry entry.
@@ -32,6 +33,10 @@ type Plugins struct {
 	// Address is where servers listen; "127.0.0.1:0" keeps the embedded
 	// mode's RPC on loopback.
 	Address string
+	// RPC is the protocol between services: "grpc" (default: go-micro's
+	// gRPC server and client plugins) or "mucp" (go-micro's own, over its
+	// http transport, which can lose a request: see NewService).
+	RPC string
 }
 
 // RequestTimeout bounds an RPC a Portal client makes; SlowRequestTimeout
@@ -93,23 +98,33 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		// waits 100 ms and more before each, for a node that refused.
 		client.Backoff(NoBackoff),
 	}
-	// RPC goes over go-micro's gRPC server and client plugins, not its
-	// default mucp protocol on the http transport: that transport can lose
-	// the first request on a new connection (its socket takes the request
-	// from the HTTP handler or, when that has not arrived yet, blocks reading
-	// the next one), a stall of a whole request timeout.
+	// RPC goes over go-micro's gRPC server and client plugins unless mucp is
+	// asked for: go-micro's default mucp protocol on the http transport can
+	// lose the first request on a new connection (its socket takes the
+	// request from the HTTP handler or, when that has not arrived yet, blocks
+	// reading the next one), a stall of a whole request timeout.
 	//
 	// Server and Client first: micro.Registry and Broker re-initialise them,
 	// and later options override earlier ones.
-	svc := micro.NewService(
-		micro.Server(grpcserver.NewServer(srvOpts...)),
-		micro.Client(grpcclient.NewClient(cliOpts...)),
+	srv, cli := grpcserver.NewServer, grpcclient.NewClient
+	var trOpts []micro.Option
+	if p.RPC == "mucp" {
+		tr := transport.NewHTTPTransport(transport.Logger(ml))
+		srvOpts = append(srvOpts, server.Transport(tr))
+		cliOpts = append(cliOpts, client.Transport(tr))
+		srv, cli = server.NewServer, client.NewClient
+		trOpts = append(trOpts, micro.Transport(tr))
+	}
+	svc := micro.NewService(append(append([]micro.Option{
+		micro.Server(srv(srvOpts...)),
+		micro.Client(cli(cliOpts...)),
+	}, trOpts...),
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
 		micro.WrapClient(RoundRobin()),
 		micro.HandleSignal(false),
 		micro.Logger(ml),
-	)
+	)...)
 	return &Service{Service: svc, log: log.With("service", name)}
 }
 

@@ -1,8 +1,18 @@
 package portal_test
 
 import (
+	"context"
+
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
+	microclient "go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+
 	"encoding/json"
 	"fmt"
+	userpb "github.com/portal-go/portal/proto/user"
 	"net/http"
 	"strings"
 	"testing"
@@ -164,6 +174,34 @@ func TestDistributed(t *testing.T) {
 				t.Fatalf("web%d: /me = %v, want username %s", i+1, me, name)
 			}
 			w.expect(w.do("GET", "/readyz", "", nil), http.StatusOK)
+		}
+	}) {
+		return
+	}
+
+	// a2. Any go-micro v4 client that knows the registry finds the services
+	// and can log in: here a plain one, the gRPC client plugin on etcd.
+	if !t.Run("a2_plain_gomicro_client", func(t *testing.T) {
+		reg := etcdreg.NewRegistry(registry.Addrs(etcd.Addr))
+		list, err := reg.ListServices()
+		if err != nil {
+			t.Fatalf("list services: %v", err)
+		}
+		found := map[string]bool{}
+		for _, s := range list {
+			found[s.Name] = true
+		}
+		if !found["user"] || !found["system"] || !found["web"] {
+			t.Fatalf("registry lists %v, want user, system, web", found)
+		}
+		cli := grpcclient.NewClient(microclient.Registry(reg), microclient.Selector(selector.NewSelector(selector.Registry(reg))))
+		rsp, err := userpb.NewUserService("user", cli).Login(context.Background(), &userpb.LoginRequest{Username: name, Password: pw})
+		if err != nil || rsp.Token == "" {
+			t.Fatalf("User.Login over gRPC: %v, %v", rsp, err)
+		}
+		_, err = userpb.NewUserService("user", cli).Login(context.Background(), &userpb.LoginRequest{Username: name, Password: "wrong-password"})
+		if e := merrors.FromError(err); e.Id != "user.bad_credentials" || e.Code != http.StatusUnauthorized {
+			t.Fatalf("bad login: %v, want user.bad_credentials 401", err)
 		}
 	}) {
 		return

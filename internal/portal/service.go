@@ -81,9 +81,11 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	var f serviceFlags
 	parsed := false
 	// go-micro's defaults, for cmd to replace as the flags say.
+	rpc := rpcChoice(args)
 	svc := platform.NewService(name, platform.Plugins{
 		Registry: registry.DefaultRegistry,
 		Broker:   broker.DefaultBroker,
+		RPC:      rpc,
 	}, log)
 
 	// go-micro's cmd parses os.Args: give it this service's arguments only.
@@ -109,7 +111,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	if !parsed {
 		return nil // --help: go-micro's cmd printed it
 	}
-	if err := checkRPC(f); err != nil {
+	if err := checkRPC(f, rpc); err != nil {
 		return err
 	}
 	opts := svc.Options()
@@ -265,13 +267,34 @@ func openConfig(f serviceFlags, log *slog.Logger) (*config.Center, error) {
 	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", f.configSource)
 }
 
-// checkRPC refuses a server or client other than gRPC: cmd would swap in a
-// fresh one without Portal's handlers and wrappers.
-func checkRPC(f serviceFlags) error {
-	for _, v := range []string{f.server, f.client} {
-		if v != "" && v != "grpc" {
-			return fmt.Errorf("MICRO_SERVER / MICRO_CLIENT %q: Portal's services speak gRPC (go-micro's mucp over the http transport can lose requests)", v)
+// rpcChoice is the protocol MICRO_SERVER (or --server) asks for, read before
+// go-micro's cmd parses it: cmd would otherwise swap in a fresh server, without
+// Portal's handlers and wrappers, after they were set.
+func rpcChoice(args []string) string {
+	v := os.Getenv("MICRO_SERVER")
+	for i, a := range args {
+		if s, ok := strings.CutPrefix(a, "--server="); ok {
+			v = s
+		} else if a == "--server" && i+1 < len(args) {
+			v = args[i+1]
 		}
+	}
+	if v == "mucp" {
+		return "mucp"
+	}
+	return "grpc"
+}
+
+// checkRPC refuses a server or client protocol other than the one the
+// service was built with: gRPC (the default) or mucp, both ends the same.
+func checkRPC(f serviceFlags, rpc string) error {
+	for _, v := range []string{f.server, f.client} {
+		if v != "" && v != rpc {
+			return fmt.Errorf("MICRO_SERVER %q and MICRO_CLIENT %q: Portal's services speak grpc (default) or mucp, the same on both", f.server, f.client)
+		}
+	}
+	if rpc == "mucp" && f.client != "mucp" {
+		return errors.New("MICRO_SERVER=mucp needs MICRO_CLIENT=mucp: every service speaks one protocol")
 	}
 	return nil
 }

@@ -1,0 +1,101 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+)
+
+// pickingClient is the client under the wrapper: it runs the select
+// strategy the way go-micro's clients do and records the node it gets.
+type pickingClient struct {
+	client.Client
+	services []*registry.Service
+	picked   []string
+}
+
+func (p *pickingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	var co client.CallOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	var so selector.SelectOptions
+	for _, o := range co.SelectOptions {
+		o(&so)
+	}
+	if so.Strategy == nil {
+		return errors.New("no strategy")
+	}
+	node, err := so.Strategy(p.services)()
+	if err != nil {
+		return err
+	}
+	p.picked = append(p.picked, node.Id)
+	return nil
+}
+
+func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	// The registry may list nodes in any order, and across versions.
+	orders := [][]*registry.Service{
+		{{Name: "user", Version: "1", Nodes: []*registry.Node{{Id: "b"}, {Id: "a"}}}, {Name: "user", Version: "2", Nodes: []*registry.Node{{Id: "c"}}}},
+		{{Name: "user", Version: "2", Nodes: []*registry.Node{{Id: "c"}}}, {Name: "user", Version: "1", Nodes: []*registry.Node{{Id: "a"}, {Id: "b"}}}},
+	}
+	inner := &pickingClient{}
+	c := RoundRobin()(inner)
+	req := client.NewRequest("user", "User.Info", nil)
+	for i := 0; i < 300; i++ {
+		inner.services = orders[i%2]
+		if err := c.Call(context.Background(), req, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := map[string]int{}
+	for i, id := range inner.picked {
+		count[id]++
+		if i > 0 && id == inner.picked[i-1] {
+			t.Fatalf("call %d went to %s again: %v", i, id, inner.picked[:i+1])
+		}
+	}
+	if count["a"] != 100 || count["b"] != 100 || count["c"] != 100 {
+		t.Fatalf("spread %v, want 100 each", count)
+	}
+}
+
+func TestRetry(t *testing.T) {
+	refused := merrors.InternalServerError("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused")
+	timeout := merrors.Timeout("go.micro.client", "context deadline exceeded")
+	for _, tc := range []struct {
+		endpoint string
+		err      error
+		want     bool
+	}{
+		{"User.Register", refused, true}, // never reached a server: safe
+		{"User.Login", refused, true},
+		{"User.Register", timeout, false}, // may have run: not twice
+		{"User.ChangePassword", timeout, false},
+		{"User.Info", timeout, true},
+		{"System.ListServices", timeout, true},
+		{"User.Info", merrors.NotFound("user.not_found", "no"), false}, // an answer
+		{"User.Login", merrors.Unauthorized("user.bad_credentials", "no"), false},
+		{"User.Info", merrors.InternalServerError("user.internal", "boom"), false},
+		{"User.Info", nil, false},
+		{"User.Info", fmt.Errorf("rpc error: code = Unavailable desc = connection refused"), true},
+	} {
+		req := client.NewRequest("x", tc.endpoint, nil)
+		got, err := Retry(context.Background(), req, 0, tc.err)
+		if err != nil || got != tc.want {
+			t.Errorf("Retry(%s, %v) = %v, %v; want %v", tc.endpoint, tc.err, got, err, tc.want)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, _ := Retry(ctx, client.NewRequest("x", "User.Info", nil), 0, timeout); got {
+		t.Errorf("retried after the caller gave up")
+	}
+}
