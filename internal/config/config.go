@@ -15,7 +15,21 @@ import (
 // Settings is one complete, validated configuration. Field names follow the
 // yaml keys (auth.whiteList, auth.expireTime, ...), the names of the article.
 type Settings struct {
-	Auth AuthSettings `json:"auth"`
+	Auth  AuthSettings  `json:"auth"`
+	Login LoginSettings `json:"login"`
+}
+
+// LoginSettings are the user service's brute-force defence: failed logins are
+// counted per account and per client address; a counter that reaches
+// MaxFailures refuses every login it covers (429 user.locked) until it
+// expires, LockoutSeconds after the last failure it counted.
+type LoginSettings struct {
+	// MaxFailures is how many failed logins an account, or a client address,
+	// may have before its logins are refused (login.maxFailures, 1 to 1000).
+	MaxFailures int `json:"maxFailures"`
+	// LockoutSeconds is how long a counter lives after its last failure, so
+	// how long a lockout lasts (login.lockoutSeconds, 1 to 86400).
+	LockoutSeconds int `json:"lockoutSeconds"`
 }
 
 // AuthSettings are the gateway's and the user service's token rules.
@@ -42,6 +56,9 @@ func Defaults() Settings {
 		ExpireTime:    900,
 		RefreshTime:   300,
 		SessionMaxAge: 86400,
+	}, Login: LoginSettings{
+		MaxFailures:    5,
+		LockoutSeconds: 300,
 	}}
 }
 
@@ -49,6 +66,8 @@ func Defaults() Settings {
 const (
 	minExpire     = 5
 	maxSessionAge = 30 * 24 * 3600
+	maxFailures   = 1000
+	maxLockout    = 24 * 3600
 )
 
 // ErrInvalid wraps every validation failure.
@@ -73,8 +92,17 @@ func (s Settings) Validate() error {
 			return bad("auth.whiteList entry %q must be a path starting with /", p)
 		}
 	}
+	switch l := s.Login; {
+	case l.MaxFailures < 1 || l.MaxFailures > maxFailures:
+		return bad("login.maxFailures is %d, must be between 1 and %d", l.MaxFailures, maxFailures)
+	case l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout:
+		return bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
+	}
 	return nil
 }
+
+// Lockout is LockoutSeconds as a duration.
+func (l LoginSettings) Lockout() time.Duration { return time.Duration(l.LockoutSeconds) * time.Second }
 
 // Expire is ExpireTime as a duration.
 func (a AuthSettings) Expire() time.Duration { return time.Duration(a.ExpireTime) * time.Second }

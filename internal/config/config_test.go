@@ -13,6 +13,12 @@ func TestValidate(t *testing.T) {
 		edit(&s.Auth)
 		return s
 	}
+	// login builds settings from the defaults with edit applied to Login.
+	login := func(edit func(l *LoginSettings)) Settings {
+		s := Defaults()
+		edit(&s.Login)
+		return s
+	}
 	tests := []struct {
 		name string
 		s    Settings
@@ -43,18 +49,30 @@ func TestValidate(t *testing.T) {
 		{"whitelist entry without leading slash", auth(func(a *AuthSettings) { a.WhiteList = []string{"/login", "login"} }), false},
 		{"whitelist empty entry", auth(func(a *AuthSettings) { a.WhiteList = []string{""} }), false},
 		{"whitelist wildcard without slash", auth(func(a *AuthSettings) { a.WhiteList = []string{"static/*"} }), false},
+
+		{"login zero", login(func(l *LoginSettings) { *l = LoginSettings{} }), false},
+		{"maxFailures zero", login(func(l *LoginSettings) { l.MaxFailures = 0 }), false},
+		{"maxFailures negative", login(func(l *LoginSettings) { l.MaxFailures = -5 }), false},
+		{"maxFailures one", login(func(l *LoginSettings) { l.MaxFailures = 1 }), true},
+		{"maxFailures at the maximum", login(func(l *LoginSettings) { l.MaxFailures = maxFailures }), true},
+		{"maxFailures above the maximum", login(func(l *LoginSettings) { l.MaxFailures = maxFailures + 1 }), false},
+		{"lockoutSeconds zero", login(func(l *LoginSettings) { l.LockoutSeconds = 0 }), false},
+		{"lockoutSeconds negative", login(func(l *LoginSettings) { l.LockoutSeconds = -300 }), false},
+		{"lockoutSeconds one", login(func(l *LoginSettings) { l.LockoutSeconds = 1 }), true},
+		{"lockoutSeconds at the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout }), true},
+		{"lockoutSeconds above the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout + 1 }), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.s.Validate()
 			if tc.ok {
 				if err != nil {
-					t.Fatalf("Validate(%+v) = %v, want nil", tc.s.Auth, err)
+					t.Fatalf("Validate(%+v) = %v, want nil", tc.s, err)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("Validate(%+v) = nil, want an error", tc.s.Auth)
+				t.Fatalf("Validate(%+v) = nil, want an error", tc.s)
 			}
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("Validate error %v does not wrap ErrInvalid", err)
@@ -163,5 +181,42 @@ func TestStatic(t *testing.T) {
 	bad.Auth.RefreshTime = bad.Auth.ExpireTime
 	if c, err := Static(bad); !errors.Is(err, ErrInvalid) || c != nil {
 		t.Errorf("Static(invalid) = %v, %v; want ErrInvalid", c, err)
+	}
+}
+
+func TestLoginDefaults(t *testing.T) {
+	l := Defaults().Login
+	if l.MaxFailures != 5 || l.LockoutSeconds != 300 || l.Lockout() != 5*time.Minute {
+		t.Fatalf("login defaults = %+v (lockout %v), want 5 failures, 300 s", l, l.Lockout())
+	}
+}
+
+func TestDecodeLogin(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want LoginSettings
+		ok   bool
+	}{
+		{"absent", `{"auth":{"expireTime":900}}`, LoginSettings{5, 300}, true},
+		{"one key keeps the other default", `{"login":{"maxFailures":3}}`, LoginSettings{3, 300}, true},
+		{"both", `{"login":{"maxFailures":3,"lockoutSeconds":2}}`, LoginSettings{3, 2}, true},
+		{"zero failures", `{"login":{"maxFailures":0}}`, LoginSettings{}, false},
+		{"lockout too long", `{"login":{"lockoutSeconds":86401}}`, LoginSettings{}, false},
+		{"wrong type", `{"login":{"maxFailures":"3"}}`, LoginSettings{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := decode([]byte(tc.doc))
+			if !tc.ok {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("decode(%s) = %+v, %v; want ErrInvalid", tc.doc, s.Login, err)
+				}
+				return
+			}
+			if err != nil || s.Login != tc.want {
+				t.Fatalf("decode(%s) = %+v, %v; want %+v", tc.doc, s.Login, err, tc.want)
+			}
+		})
 	}
 }

@@ -37,6 +37,8 @@ type Plugins struct {
 	// gRPC server and client plugins) or "mucp" (go-micro's own, over its
 	// http transport, which can lose a request: see NewService).
 	RPC string
+	// TLS, when set, makes RPC between services mutual TLS (LoadMutualTLS).
+	TLS *TLS
 }
 
 // RequestTimeout bounds an RPC a Portal client makes; SlowRequestTimeout
@@ -113,7 +115,14 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		srvOpts = append(srvOpts, server.Transport(tr))
 		cliOpts = append(cliOpts, client.Transport(tr))
 		srv, cli = server.NewServer, client.NewClient
-		trOpts = append(trOpts, micro.Transport(tr))
+		// The service's transport (the one go-micro's cmd configures); not
+		// micro.Transport, which would also give it to server and client,
+		// replacing the TLS transports below.
+		trOpts = append(trOpts, func(o *micro.Options) { o.Transport = tr })
+	}
+	if p.TLS != nil {
+		so, co := tlsOptions(*p.TLS, p.RPC, ml)
+		srvOpts, cliOpts = append(srvOpts, so...), append(cliOpts, co...)
 	}
 	svc := micro.NewService(append(append([]micro.Option{
 		micro.Server(srv(srvOpts...)),

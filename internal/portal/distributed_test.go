@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"sync"
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
@@ -202,6 +203,44 @@ func TestDistributed(t *testing.T) {
 		_, err = userpb.NewUserService("user", cli).Login(context.Background(), &userpb.LoginRequest{Username: name, Password: "wrong-password"})
 		if e := merrors.FromError(err); e.Id != "user.bad_credentials" || e.Code != http.StatusUnauthorized {
 			t.Fatalf("bad login: %v, want user.bad_credentials 401", err)
+		}
+	}) {
+		return
+	}
+
+	// a3. Registrations of one name through both gateways, served by both
+	// user instances: exactly one wins (an atomic claim in Redis, not a
+	// lock in one process).
+	if !t.Run("a3_unique_name_across_instances", func(t *testing.T) {
+		ws := c.clients(t)
+		const n = 40
+		codes := make(chan int, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				body := fmt.Sprintf(`{"username":"contested","password":"password-%02d-long"}`, i)
+				rsp, err := ws[i%2].http.Post(ws[i%2].base+"/api/v1/register", "application/json", strings.NewReader(body))
+				if err != nil {
+					codes <- -1
+					return
+				}
+				rsp.Body.Close()
+				codes <- rsp.StatusCode
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		close(codes)
+		count := map[int]int{}
+		for code := range codes {
+			count[code]++
+		}
+		if count[http.StatusCreated] != 1 || count[http.StatusConflict] != n-1 {
+			t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
 		}
 	}) {
 		return

@@ -98,7 +98,7 @@ func RunAll(ctx context.Context, o Options) error {
 		pauth.HandlerWrapper(verifier, pauth.SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
 			return userHandler.CheckSession(ctx, acc)
 		})))
-	userHandler = user.NewHandler(user.NewRepo(userStore), minter, cfg,
+	userHandler = user.NewHandler(user.NewRepo(userStore).WithClaimer(userStore), minter, cfg,
 		micro.NewEvent(user.TopicSessionRevoked, userSvc.Client()), log)
 	if err := userpb.RegisterUserHandler(userSvc.Server(), userHandler); err != nil {
 		return err

@@ -54,6 +54,8 @@ type serviceFlags struct {
 	cacheName, cacheAddress          string
 	ttlSet, intervalSet, retriesSet  bool
 	server, client                   string
+	// Mutual TLS between services: all three or none.
+	tlsCertFile, tlsKeyFile, tlsCAFile string
 }
 
 // cliFlags are the flags RunService adds to go-micro's own.
@@ -64,6 +66,9 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache, memory or redis"},
 	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
 	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
+	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
+	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
+	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
 }
 
 // Redis client bounds: the store plugin ignores contexts, so these are what
@@ -104,8 +109,21 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				cacheName:       c.String("cache"), cacheAddress: c.String("cache_address"),
 				ttlSet: c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
 				server: c.String("server"), client: c.String("client"),
+				tlsCertFile: c.String("tls_cert_file"), tlsKeyFile: c.String("tls_key_file"), tlsCAFile: c.String("tls_ca_file"),
 			}
-			return nil
+			// Mutual TLS, now that the flags are known and before anything
+			// listens or dials. An error here ends the process: go-micro's
+			// cmd prints it and exits 1.
+			t, err := platform.LoadTLSFiles(f.tlsCertFile, f.tlsKeyFile, f.tlsCAFile)
+			if err != nil {
+				return fmt.Errorf("--tls_cert_file, --tls_key_file, --tls_ca_file (PORTAL_TLS_CERT_FILE, PORTAL_TLS_KEY_FILE, PORTAL_TLS_CA_FILE): %w", err)
+			}
+			if t == nil {
+				log.Warn("RPC between services is not encrypted: set --tls_cert_file, --tls_key_file and --tls_ca_file for mutual TLS (docs/tls.md)")
+				return nil
+			}
+			log.Info("RPC: mutual TLS", "cert", f.tlsCertFile, "ca", f.tlsCAFile)
+			return svc.UseTLS(*t)
 		}),
 	)
 	if !parsed {
@@ -159,7 +177,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	}
 	switch name {
 	case "user":
-		st, err := serviceStore(name, f, opts.Store, log)
+		st, claimer, err := serviceStore(name, f, opts.Store, log)
 		if err != nil {
 			return err
 		}
@@ -168,7 +186,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		h := user.NewHandler(user.NewRepo(st), minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
+		h := user.NewHandler(user.NewRepo(st).WithClaimer(claimer), minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
 		if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
 			return err
 		}
@@ -244,7 +262,11 @@ func redisOptions(addrs []string) goredis.UniversalOptions {
 	return goredis.UniversalOptions{
 		Addrs:       addrs,
 		DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
-		MaxRetries: 1, PoolTimeout: redisIOTimeout,
+		PoolTimeout: redisIOTimeout,
+		// After a Redis restart the pool holds dead connections; each retry
+		// drops one. Three, with short backoffs, ride that out while a
+		// refused connection still fails in well under a second.
+		MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond, MaxRetryBackoff: 64 * time.Millisecond,
 	}
 }
 
@@ -333,17 +355,41 @@ func serviceKeys(name string, f serviceFlags, log *slog.Logger) (pauth.Keys, err
 // serviceStore returns the store cmd chose, made safe to use: Redis with
 // timeouts and keys under "portal:<service>:"; when MICRO_STORE is unset, the
 // embedded file store in the data dir rather than go-micro's memory store.
-func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, error) {
+// The claimer, where the store has one, makes username claims atomic across
+// every instance sharing the store.
+func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
 	switch {
 	case f.storeName == "":
 		log.Info("store: file (MICRO_STORE unset)", "dir", filepath.Join(f.dataDir, "store"))
-		return filestore.New(filepath.Join(f.dataDir, "store"), store.Database(name), store.Table(name))
+		fs, err := filestore.New(filepath.Join(f.dataDir, "store"), store.Database(name), store.Table(name))
+		if err != nil {
+			return nil, nil, err
+		}
+		return fs, fs, nil
 	case st.String() == "redis":
 		addrs := redisAddrs(st.Options().Nodes)
-		err := st.Init(store.Table("portal:"+name+":"), redisstore.WithRedisOptions(redisOptions(addrs)))
-		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", "portal:"+name+":")
-		return st, err
+		table := "portal:" + name + ":"
+		opts := redisOptions(addrs)
+		if err := st.Init(store.Table(table), redisstore.WithRedisOptions(opts)); err != nil {
+			return nil, nil, err
+		}
+		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
+		return st, &redisClaimer{cli: goredis.NewUniversalClient(&opts), table: table}, nil
 	}
-	log.Info("store: " + st.String())
-	return st, st.Init(store.Table(name))
+	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
+	return st, nil, st.Init(store.Table(name))
+}
+
+// redisClaimer claims keys with SET NX, in the same key space as the redis
+// store plugin (table glued to key).
+type redisClaimer struct {
+	cli   goredis.UniversalClient
+	table string
+}
+
+// Claim implements user.Claimer.
+func (c *redisClaimer) Claim(key string, value []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
+	defer cancel()
+	return c.cli.SetNX(ctx, c.table+key, value, 0).Result()
 }

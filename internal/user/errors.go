@@ -3,6 +3,7 @@ package user
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	merrors "go-micro.dev/v4/errors"
@@ -25,7 +26,18 @@ var errorTable = []struct {
 	{ErrWrongPassword, "user.wrong_password", 403},
 	{ErrDisabled, "user.disabled", 403},
 	{ErrSessionEnded, "user.session_ended", 401},
+	{ErrLocked, "user.locked", http.StatusTooManyRequests},
 }
+
+// RetryAfterKey ends the Detail of a "user.locked" error, followed by the
+// whole seconds (at least 1) until the lockout ends:
+//
+//	too many failed logins; retry_after=123
+//
+// go-micro errors carry only Id, Code, Detail and Status, so the seconds ride
+// in Detail; the gateway (internal/web/errors.go, retryAfter) turns them into
+// a Retry-After header and strips them from the message.
+const RetryAfterKey = "; retry_after="
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to
 // their id and code; ErrBusy to 503; anything else to a 500 whose detail
@@ -36,7 +48,11 @@ func rpcError(err error) error {
 	}
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
-			return &merrors.Error{Id: m.id, Code: m.code, Detail: strings.TrimPrefix(m.err.Error(), "user: "), Status: http.StatusText(int(m.code))}
+			detail := strings.TrimPrefix(m.err.Error(), "user: ")
+			if le := (*lockedError)(nil); errors.As(err, &le) {
+				detail += RetryAfterKey + strconv.Itoa(le.seconds())
+			}
+			return &merrors.Error{Id: m.id, Code: m.code, Detail: detail, Status: http.StatusText(int(m.code))}
 		}
 	}
 	return merrors.InternalServerError("user.internal", "%v", err)

@@ -70,8 +70,14 @@ func (h *Handler) newUser(ctx context.Context, name, password string, roles []st
 	return &User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// Login checks the password and opens a session.
+// Login checks the password and opens a session. Failed logins are counted
+// per account and per client address (limits.go): past login.maxFailures the
+// login is refused, 429 user.locked, before any password work.
 func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
+	g, err := h.guardLogin(req)
+	if err != nil {
+		return rpcError(err)
+	}
 	// Malformed input can never match an account: same answer, same cost.
 	var u *User
 	if ValidUsername(req.Username) == nil {
@@ -84,12 +90,18 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	if ValidPassword(req.Password) != nil {
-		return rpcError(ErrBadCredentials)
+	ok := false
+	if ValidPassword(req.Password) == nil {
+		if ok, err = checkPassword(ctx, req.Password, hash); err != nil {
+			return rpcError(err) // no verdict (ErrBusy): nothing counted
+		}
 	}
-	if ok, err := checkPassword(ctx, req.Password, hash); err != nil {
+	// Count the failure, or reset the account on success; a lockout reached
+	// meanwhile by concurrent attempts refuses this one too, right or wrong.
+	if err := h.settleLogin(g, ok); err != nil {
 		return rpcError(err)
-	} else if !ok {
+	}
+	if !ok {
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
@@ -249,8 +261,8 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 }
 
 // CheckSession implements auth.SessionChecker on the local store: the token's
-// session must exist and belong to the token's user, and the user must be
-// enabled.
+// session must exist and belong to the token's user, and the user must exist
+// and be enabled.
 func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
 	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
 	if errors.Is(err, ErrSessionEnded) {
@@ -259,6 +271,16 @@ func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
 		return rpcUnavailable(err)
 	}
 	if s.UserID != acc.ID {
+		return pauth.ErrSessionEnded
+	}
+	// A disabled or deleted user's tokens end with the user.
+	u, err := h.repo.Get(acc.ID)
+	if errors.Is(err, ErrNotFound) {
+		return pauth.ErrSessionEnded
+	} else if err != nil {
+		return rpcUnavailable(err)
+	}
+	if u.Disabled {
 		return pauth.ErrSessionEnded
 	}
 	return nil

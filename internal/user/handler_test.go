@@ -729,3 +729,30 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("Health = %q, %v", rsp.Status, err)
 	}
 }
+
+// A disabled or deleted user's live tokens stop working at once.
+func TestCheckSessionEndsWithTheUser(t *testing.T) {
+	hs := newHarness(t)
+	id := hs.register(t, "carol", "carol-password-1")
+	_, acc := hs.ctxFor(t, hs.login(t, "carol", "carol-password-1").Token)
+	if err := hs.h.CheckSession(context.Background(), acc); err != nil {
+		t.Fatalf("live session refused: %v", err)
+	}
+	u, err := hs.h.repo.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := hs.h.repo.Update(u); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.h.CheckSession(context.Background(), acc); !errors.Is(err, pauth.ErrSessionEnded) {
+		t.Fatalf("disabled user: CheckSession = %v, want auth.ErrSessionEnded", err)
+	}
+	if err := hs.h.repo.st.Delete(keyUser + id); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.h.CheckSession(context.Background(), acc); !errors.Is(err, pauth.ErrSessionEnded) {
+		t.Fatalf("deleted user: CheckSession = %v, want auth.ErrSessionEnded", err)
+	}
+}

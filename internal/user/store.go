@@ -28,9 +28,25 @@ func storeError(op string, err error) error {
 // Repo keeps users and sessions in a go-micro store.
 type Repo struct {
 	st store.Store
-	// create serialises username claims, so that of many registrations of
-	// one name exactly one wins. It holds within one user process.
+	// claimer, when set, claims usernames atomically in the store itself.
+	claimer Claimer
+	// create serialises username claims when there is no claimer: it holds
+	// within one process only.
 	create sync.Mutex
+}
+
+// Claimer writes a record only when its key is absent, atomically for every
+// process sharing the store: Redis SET NX, a bbolt transaction.
+type Claimer interface {
+	// Claim stores value at key (in the repo's table) unless the key
+	// exists, and reports whether it did.
+	Claim(key string, value []byte) (bool, error)
+}
+
+// WithClaimer makes Create claim usernames through c.
+func (r *Repo) WithClaimer(c Claimer) *Repo {
+	r.claimer = c
+	return r
 }
 
 // NewRepo wraps st.
@@ -66,24 +82,41 @@ func (r *Repo) writeJSON(key string, v any, ttl time.Duration) error {
 }
 
 // Create stores a new user, failing with ErrExists when the name (compared
-// without case) is taken.
+// without case) is taken. With a Claimer the name is claimed atomically in the
+// store, so that of concurrent registrations on any number of instances
+// exactly one wins; without one, a mutex makes that hold in this process.
 func (r *Repo) Create(u *User) error {
-	r.create.Lock()
-	defer r.create.Unlock()
-	if _, err := r.idByName(u.Username); err == nil {
-		return ErrExists
-	} else if !errors.Is(err, ErrNotFound) {
-		return err
+	if r.claimer == nil {
+		r.create.Lock()
+		defer r.create.Unlock()
+		if _, err := r.idByName(u.Username); err == nil {
+			return ErrExists
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
 	// The record first, then the name: a crash in between leaves an
 	// unreachable record, never a name that points nowhere.
 	if err := r.writeJSON(keyUser+u.ID, u, 0); err != nil {
 		return err
 	}
-	if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
-		return storeError("write", err)
+	if r.claimer == nil {
+		if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
+			return storeError("write", err)
+		}
+		return nil
 	}
-	return nil
+	won, err := r.claimer.Claim(nameKey(u.Username), []byte(u.ID))
+	if err == nil && won {
+		return nil
+	}
+	// Lost (or failed): drop the record. Should that fail too, it stays
+	// unreachable, which is harmless.
+	_ = r.st.Delete(keyUser + u.ID)
+	if err != nil {
+		return storeError("claim", err)
+	}
+	return ErrExists
 }
 
 // Update replaces a user's record (its name does not change).

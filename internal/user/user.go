@@ -23,6 +23,9 @@ var (
 	ErrWrongPassword  = errors.New("user: the current password is wrong")
 	ErrDisabled       = errors.New("user: account disabled")
 	ErrSessionEnded   = errors.New("user: session ended")
+	// ErrLocked: too many failed logins for the account or the client
+	// address; lockedError carries when to retry.
+	ErrLocked = errors.New("user: too many failed logins")
 	// ErrStoreUnavailable: the store did not answer (Redis down, file closed).
 	ErrStoreUnavailable = errors.New("user: store unavailable")
 )

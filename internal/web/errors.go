@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -40,17 +41,53 @@ func rpcStatus(err error) (status int, code, msg string) {
 		e.Code == http.StatusServiceUnavailable || strings.HasSuffix(e.Id, ".unavailable"):
 		return http.StatusServiceUnavailable, "unavailable", "a service is unavailable, try again shortly"
 	case e.Code >= 400 && e.Code < 500:
+		if secs, ok := retryAfter(err); ok {
+			detail, _, _ := strings.Cut(e.Detail, retryAfterKey)
+			return int(e.Code), e.Id, detail + "; try again in " + strconv.Itoa(secs) + " seconds"
+		}
 		return int(e.Code), e.Id, e.Detail
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
 }
 
+// retryAfterKey ends the Detail of a 429 from a service, followed by the whole
+// seconds to wait: "too many failed logins; retry_after=123" (the user
+// service's user.RetryAfterKey; go-micro errors have no other place for it).
+const retryAfterKey = "; retry_after="
+
+// retryAfter returns the seconds a 429 from a service asks the client to wait,
+// for the Retry-After header; ok is false for any other error.
+func retryAfter(err error) (secs int, ok bool) {
+	e := merrors.FromError(err)
+	if e.Code != http.StatusTooManyRequests {
+		return 0, false
+	}
+	i := strings.LastIndex(e.Detail, retryAfterKey)
+	if i < 0 {
+		return 0, false
+	}
+	secs, perr := strconv.Atoi(e.Detail[i+len(retryAfterKey):])
+	if perr != nil || secs < 1 {
+		return 0, false
+	}
+	return secs, true
+}
+
+// setRetryAfter sets the Retry-After header when err asks to wait.
+func setRetryAfter(c *gin.Context, err error) {
+	if secs, ok := retryAfter(err); ok {
+		c.Header("Retry-After", strconv.Itoa(secs))
+	}
+}
+
 // abortRPC ends the request with the error an RPC returned, logging it once
-// here when it is the server's fault.
+// here when it is the server's fault, with a Retry-After header when the
+// service asked for one (429 user.locked).
 func (g *Gateway) abortRPC(c *gin.Context, err error) {
 	status, code, msg := rpcStatus(err)
 	if status >= 500 {
 		g.Log.Error("rpc failed", "path", c.Request.URL.Path, "status", status, "err", err)
 	}
+	setRetryAfter(c, err)
 	g.fail(c, status, code, msg)
 }

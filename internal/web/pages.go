@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -95,9 +96,16 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
-		if status == http.StatusUnauthorized {
+		switch status {
+		case http.StatusUnauthorized:
 			msg = "Wrong username or password."
+		case http.StatusTooManyRequests:
+			msg = "Too many failed sign-ins. Try again later."
+			if secs, ok := retryAfter(err); ok {
+				msg = "Too many failed sign-ins. Try again in " + strconv.Itoa(secs) + " seconds."
+			}
 		}
+		setRetryAfter(c, err)
 		g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "Error": msg})
 		return
 	}

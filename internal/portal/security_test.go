@@ -1,0 +1,97 @@
+package portal_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// lockoutConfig: 3 failures lock for 2 seconds.
+const lockoutConfig = "login:\n  maxFailures: 3\n  lockoutSeconds: 2\n"
+
+// wantLockedResponse checks a 429 user.locked with a Retry-After of 1 to 2 s.
+func wantLockedResponse(t *testing.T, c *client, r response) {
+	t.Helper()
+	c.expect(r, http.StatusTooManyRequests)
+	if code := errorCode(t, r); code != "user.locked" {
+		t.Fatalf("code %q, want user.locked", code)
+	}
+	secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if err != nil || secs < 1 || secs > 2 {
+		t.Fatalf("Retry-After %q, want 1 or 2 seconds", r.Header.Get("Retry-After"))
+	}
+	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || !strings.Contains(msg, "try again in") {
+		t.Errorf("message %q: want a human one, without the machine suffix", msg)
+	}
+}
+
+func TestLoginLockout(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: lockoutConfig})
+	c := newClient(t, p)
+	c.register("lock_alice", "alice-password-1")
+	creds := func(pw string) map[string]string { return map[string]string{"username": "lock_alice", "password": pw} }
+
+	for i := range 3 {
+		r := c.expect(c.do("POST", "/api/v1/login", "", creds("wrong-password-"+strconv.Itoa(i))), http.StatusUnauthorized)
+		if code := errorCode(t, r); code != "user.bad_credentials" {
+			t.Fatalf("failure %d: code %q", i+1, code)
+		}
+	}
+	// The fourth attempt, with the right password: locked.
+	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", creds("alice-password-1")))
+
+	// The login form says so too, on the login page, with Retry-After.
+	r := c.do("GET", "/login", "", nil)
+	csrf := ""
+	for _, ck := range r.Cookies() {
+		if ck.Name == "portal_csrf" {
+			csrf = ck.Value
+		}
+	}
+	form := url.Values{"csrf_token": {csrf}, "username": {"lock_alice"}, "password": {"alice-password-1"}, "next": {"/"}}
+	r = c.do("POST", "/login", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_csrf="+csrf)
+	c.expect(r, http.StatusTooManyRequests)
+	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+		t.Errorf("form: Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	if body := string(r.body); !strings.Contains(body, "Too many failed sign-ins") || !strings.Contains(body, `action="/login"`) {
+		t.Errorf("form: the login page with the lockout message expected, got %s", body)
+	}
+
+	// The lockout ends by itself: the right password works again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := c.do("POST", "/api/v1/login", "", creds("alice-password-1"))
+		if r.StatusCode == http.StatusOK {
+			break
+		}
+		wantLockedResponse(t, c, r)
+		if time.Now().After(deadline) {
+			t.Fatalf("still locked 5s into a 2s lockout")
+		}
+		time.Sleep(100 * time.Millisecond) // pacing between polls
+	}
+	c.login("lock_alice", "alice-password-1")
+}
+
+// TestLoginLockoutByAddress: wrong passwords spread over accounts lock the
+// client's address (every test request comes from 127.0.0.1).
+func TestLoginLockoutByAddress(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: lockoutConfig})
+	c := newClient(t, p)
+	for _, n := range []string{"addr_a", "addr_b", "addr_c", "addr_d"} {
+		c.register(n, n+"-password")
+	}
+	for _, n := range []string{"addr_a", "addr_b", "addr_c"} {
+		c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": n, "password": "wrong-password"}), http.StatusUnauthorized)
+	}
+	// Each account has one failure; the address has three.
+	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", map[string]string{"username": "addr_d", "password": "addr_d-password"}))
+}
