@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -605,42 +606,24 @@ func TestInitKeepsKeysOnBadKey(t *testing.T) {
 	}
 }
 
-// fuzzKeyPEM is a test-only key, used by nothing but FuzzInspect. The fuzz
-// workers are separate processes that rebuild the JWT: they need the key the
-// seed tokens were signed with, so it cannot be generated per process.
-const fuzzKeyPEM = `-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC4F3jUpUDOsGlc
-CfbUYrrfyrSTZzjWbS6bg9NMVD7wkcp/HoDonayV71P46tO8nVZCfzYM0KCsSEKL
-FG7ldLaJr/YVaJwPrWYyc8FwxJC3x2XUyG7cOed1vYIS4OTtXacAtds57PqIYOOt
-qqNFbj6UC5L+jHYS0s5K/J5ddZEki2mQ5nwpi5nfuG4eQKUy1aLFhzWEdpZTvJT/
-ZOBE62jIL2j0uhujYI29EouwvRt8FN/CtHq2wYXu2YdPTOb3Fv84AGHrDsWP37YC
-8QrBRZC9r36PBb7jg0X/pR2z/5IWkZUD4BgAFs5Mp8kjWmidcHH64yg0rbrez2nD
-gn+3OumRAgMBAAECggEAJIsYQ9IIEt+HEquxsUhmAz24adhgOoSS73EUNT81/Uhb
-k69o9IQ0OdE38J4g6PysnmelQZb6hiiT+QrV1ru77oodBfPtotkPg+1hlXKXrbup
-1brx8sqVzVQQqZG2L/5aw/PVsGJ/+ymMmLFaVtKDHp1LkTctyx/Irq8F+tR3OvMR
-QOFwZeqJSLbTa6MrJ/Smc6unBcH5lkwr6oa5G+iBgenhBK3x6p8apaevlwpj83BB
-46dfzjPMs1Ye+1Yt7BUsQCbe6RvviMzwwrxRcF476q4lNntRtrvZQg5b430TcgjJ
-4yBPCRsKuMs45bZKpk/Eb7jLbxtQvU+K/r1xnXcG9wKBgQDsg0S11aRTolPi2Z5F
-E+YiaWIhCDJh6RDUM5kodK21WeaeNr0PesoTuvtsKrqg5/1EkTCn8Gh5kUFBTG8+
-fONOyY6LW26oepZIsoO7bkS1Vd4D0/8x/H9GJXrXcK3ql+j4Iupc+NaEfA5udKRD
-xoXpJqLEMfFGb7WRZuosPTuTnwKBgQDHQn4ug/BDZDSOhoiuHyfj7IeS95GAsVvY
-wAQLHguXvFbN0hINQlsLQXTfsZO2QVKfrAE9zTGWDKSxnush5RSpDj8qjoG/a+FK
-Szh7JLAc57vB0IhuQ0jBF2GAbJCJUQVbPqSEPyUOtyWQx0QN0vtxWoJtPdf/QmCX
-VJZZ7sX0zwKBgQCNKO+6g093pzvf+jiPTAgf47vwsR6490zXChDQZ4tB4O1W4p7G
-fWfcjM4AyiPnY27zHKDoqwEABaTn30HKDunwHTZZkHGkVr4Zl4ouNOsHO7+tkzsN
-z4D7EeWWbicvDAm9B8HPSalnG0/VtwJPfU5xUGD3LkOt4YCBzuXXD5jeSwKBgB/U
-gl2h2+6YAkFGQm02MuQY86tJeufI7TgZrEuuWAG8J02nohSWJf8NTMMzFbqGgtFY
-47XgomwqxuBM15jJhFxhFzwQGa/fZtS8YWBigvOLHRYf3rtmaifWOVAPh6M32xgx
-UIyDncLVBN40xq1Cp8H6yFz1BR0UmGN0MrRZDSxHAoGAYhSmpqLRxFm6KP2GLSuX
-wi8m/pQWE8nfL0nBi79D430q28MNVWDQCcl6oW2Bg0OoNaOPFW3m0NOhFWGCRgVh
-bu0MMH6GTlydh2imLlEWJa1UIdEe+KcW7WaRKVerAzIUElH61/g++v3TmtzBgzm/
-vvqe+stzT77OADpKBSJlIOI=
------END PRIVATE KEY-----
-`
+// fuzzKeyEnv carries FuzzInspect's key to the fuzz workers: they are other
+// processes that rebuild the JWT and need the key the seed tokens were signed
+// with. The coordinator generates it and sets the variable before the workers
+// start; they inherit it. No key lives in the repository.
+const fuzzKeyEnv = "PORTAL_FUZZ_KEY"
 
 func fuzzPair(t testing.TB) pemPair {
 	t.Helper()
-	k, err := ParsePrivateKey(fuzzKeyPEM)
+	privPEM, err := base64.StdEncoding.DecodeString(os.Getenv(fuzzKeyEnv))
+	if err != nil || len(privPEM) == 0 {
+		if privPEM, _, err = GenerateKeyPair(); err != nil {
+			t.Fatalf("generate fuzz key: %v", err)
+		}
+		if err := os.Setenv(fuzzKeyEnv, base64.StdEncoding.EncodeToString(privPEM)); err != nil {
+			t.Fatalf("setenv: %v", err)
+		}
+	}
+	k, err := ParsePrivateKey(string(privPEM))
 	if err != nil {
 		t.Fatalf("parse fuzz key: %v", err)
 	}
@@ -648,7 +631,7 @@ func fuzzPair(t testing.TB) pemPair {
 	if err != nil {
 		t.Fatalf("encode fuzz public key: %v", err)
 	}
-	return pemPair{priv: []byte(fuzzKeyPEM), pub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
+	return pemPair{priv: privPEM, pub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
 }
 
 // FuzzInspect: Inspect never panics, fails only with ErrInvalidToken or
