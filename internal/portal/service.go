@@ -147,11 +147,10 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			return err
 		}
 	}
-	if !f.retriesSet {
-		// cmd.Init set go-micro's default of 5 retries.
-		if err := svc.Client().Init(platformRetries()...); err != nil {
-			return err
-		}
+	// cmd.Init set go-micro's default of 5 retries: Portal's count unless
+	// MICRO_CLIENT_RETRIES says otherwise, and Portal's rule always.
+	if err := svc.Client().Init(platformRetries(!f.retriesSet)...); err != nil {
+		return err
 	}
 	cfg, err := openConfig(f, log)
 	if err != nil {
@@ -321,9 +320,14 @@ func checkRPC(f serviceFlags, rpc string) error {
 	return nil
 }
 
-// platformRetries re-applies Portal's retry policy after cmd.Init.
-func platformRetries() []client.Option {
-	return []client.Option{client.Retries(platform.Retries), client.Retry(platform.Retry), client.Backoff(platform.NoBackoff)}
+// platformRetries re-applies Portal's retry policy after cmd.Init: which
+// failures are retried, with no wait, and (withCount) how many times.
+func platformRetries(withCount bool) []client.Option {
+	opts := []client.Option{client.Retry(platform.Retry), client.Backoff(platform.NoBackoff)}
+	if withCount {
+		opts = append(opts, client.Retries(platform.Retries))
+	}
+	return opts
 }
 
 // serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else
