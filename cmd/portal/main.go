@@ -23,6 +23,7 @@ var flags = []cli.Flag{
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
 	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
+	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "auth_private_key", EnvVars: []string{"MICRO_AUTH_PRIVATE_KEY"}, Usage: "RSA private key that signs tokens, base64 of PEM (default: generated into the data dir)"},
 }
 
@@ -80,5 +81,6 @@ func runAll(c *cli.Context) error {
 		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		Keys:          keys,
 		Log:           log,
+		MetricsPublic: c.Bool("metrics_public"),
 	})
 }

@@ -52,6 +52,10 @@ func Defaults() Settings {
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
 			"/api/v1/login", "/api/v1/register",
+			// Prometheus scrapes without a token. Safe because the gateway
+			// answers /metrics only to loopback clients not behind a proxy
+			// (404 to anyone else) unless --metrics_public is set.
+			"/metrics",
 		},
 		ExpireTime:    900,
 		RefreshTime:   300,

@@ -39,6 +39,9 @@ type Plugins struct {
 	RPC string
 	// TLS, when set, makes RPC between services mutual TLS (LoadMutualTLS).
 	TLS *TLS
+	// Metrics, when set, count and time every handler call (NewService adds
+	// their wrapper just inside the recover wrapper).
+	Metrics *Metrics
 }
 
 // RequestTimeout bounds an RPC a Portal client makes; SlowRequestTimeout
@@ -66,7 +69,8 @@ type Service struct {
 }
 
 // NewService builds the service name on p. wrappers run inside the recover
-// wrapper, in order, around every handler.
+// wrapper (and the metrics wrapper, when p.Metrics is set), in order, around
+// every handler.
 func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
 	ml := NewMicroLogger(log)
 	srvOpts := []server.Option{
@@ -77,6 +81,9 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		server.Registry(p.Registry),
 		server.Broker(p.Broker),
 		server.WrapHandler(recoverWrapper(name, log)),
+	}
+	if p.Metrics != nil {
+		srvOpts = append(srvOpts, server.WrapHandler(p.Metrics.HandlerWrapper(name)))
 	}
 	for _, w := range wrappers {
 		srvOpts = append(srvOpts, server.WrapHandler(w))

@@ -48,6 +48,9 @@ type Options struct {
 	Log  *slog.Logger
 	// Ready, when set, is called with the gateway's address once it serves.
 	Ready func(addr string)
+	// MetricsPublic lets any client read the gateway's GET /metrics, not
+	// only loopback ones.
+	MetricsPublic bool
 }
 
 // RunAll runs web, user and system in one process until ctx ends, then shuts
@@ -79,10 +82,14 @@ func RunAll(ctx context.Context, o Options) error {
 	}
 
 	ml := platform.NewMicroLogger(log)
+	// One registry for the three services and the gateway: the gateway's
+	// GET /metrics shows them all.
+	metrics := platform.NewMetrics()
 	plugins := platform.Plugins{
 		Registry: registry.NewMemoryRegistry(registry.Logger(ml)),
 		Broker:   broker.NewMemoryBroker(broker.Logger(ml)),
 		Address:  "127.0.0.1:0",
+		Metrics:  metrics,
 	}
 
 	userStore, err := filestore.New(filepath.Join(o.DataDir, "store"), store.Database("user"), store.Table("user"))
@@ -127,6 +134,9 @@ func RunAll(ctx context.Context, o Options) error {
 		Config: cfg,
 		Cache:  platform.NewMemoryCache(time.Minute),
 		Log:    log,
+
+		Metrics:       metrics,
+		MetricsPublic: o.MetricsPublic,
 	})
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, webSvc.Server(), gw.OnSessionRevoked); err != nil {
 		return err

@@ -56,6 +56,10 @@ type serviceFlags struct {
 	server, client                   string
 	// Mutual TLS between services: all three or none.
 	tlsCertFile, tlsKeyFile, tlsCAFile string
+	// Observability: /metrics (and /healthz) on a listener of their own;
+	// the gateway's /metrics readable by anyone; where pprof listens.
+	metricsAddress, profileAddress string
+	metricsPublic                  bool
 }
 
 // cliFlags are the flags RunService adds to go-micro's own.
@@ -69,6 +73,9 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
+	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics and /healthz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
+	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
+	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 }
 
 // Redis client bounds: the store plugin ignores contexts, so these are what
@@ -87,10 +94,12 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	parsed := false
 	// go-micro's defaults, for cmd to replace as the flags say.
 	rpc := rpcChoice(args)
+	metrics := platform.NewMetrics()
 	svc := platform.NewService(name, platform.Plugins{
 		Registry: registry.DefaultRegistry,
 		Broker:   broker.DefaultBroker,
 		RPC:      rpc,
+		Metrics:  metrics,
 	}, log)
 
 	// go-micro's cmd parses os.Args: give it this service's arguments only.
@@ -110,6 +119,8 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				ttlSet: c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
 				server: c.String("server"), client: c.String("client"),
 				tlsCertFile: c.String("tls_cert_file"), tlsKeyFile: c.String("tls_key_file"), tlsCAFile: c.String("tls_ca_file"),
+				metricsAddress: c.String("metrics_address"), metricsPublic: c.Bool("metrics_public"),
+				profileAddress: c.String("profile_address"),
 			}
 			// Mutual TLS, now that the flags are known and before anything
 			// listens or dials. An error here ends the process: go-micro's
@@ -133,6 +144,28 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		return err
 	}
 	opts := svc.Options()
+	if opts.Profile != nil && opts.Profile.String() != "noop" {
+		// go-micro starts its profile only from Service.Run, which Portal
+		// does not call; its http profile would listen on every interface.
+		if opts.Profile.String() != "http" {
+			return fmt.Errorf("--profile %q (MICRO_DEBUG_PROFILE): Portal supports http only (pprof on --profile_address)", opts.Profile.String())
+		}
+		if err := checkProfileAddress(f.profileAddress); err != nil {
+			return err
+		}
+		ps, err := startSide("pprof", f.profileAddress, pprofMux(), log)
+		if err != nil {
+			return err
+		}
+		defer ps.stop()
+	}
+	if f.metricsAddress != "" {
+		ms, err := startSide("metrics", f.metricsAddress, metricsMux(metrics), log)
+		if err != nil {
+			return err
+		}
+		defer ms.stop()
+	}
 	// cmd.Init gives the server go-micro's defaults (60 s / 30 s): a dead node
 	// would stay registered a minute. Ours, unless set explicitly.
 	if !f.ttlSet || !f.intervalSet {
@@ -217,6 +250,9 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			Config: cfg,
 			Cache:  cache,
 			Log:    log,
+
+			Metrics:       metrics,
+			MetricsPublic: f.metricsPublic,
 		})
 		if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 			return err

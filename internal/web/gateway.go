@@ -17,6 +17,7 @@ import (
 	"go-micro.dev/v4/cache"
 
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/platform"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -37,6 +38,12 @@ type Options struct {
 	// Cache holds verdicts on sessions, invalidated by session.revoked.
 	Cache cache.Cache
 	Log   *slog.Logger
+	// Metrics receive the gateway's request counts and are served at GET
+	// /metrics; nil makes a registry of the gateway's own.
+	Metrics *platform.Metrics
+	// MetricsPublic lets any client read /metrics; otherwise only loopback
+	// clients not behind a proxy can, and others get 404.
+	MetricsPublic bool
 }
 
 // Gateway serves Portal's HTTP side.
@@ -51,6 +58,9 @@ const maxBody = 64 << 10
 // New builds the gateway and its routes.
 func New(o Options) *Gateway {
 	gin.SetMode(gin.ReleaseMode)
+	if o.Metrics == nil {
+		o.Metrics = platform.NewMetrics()
+	}
 	g := &Gateway{Options: o, engine: gin.New()}
 	e := g.engine
 	// Without a proxy in front, X-Forwarded-For is the client's own claim.
@@ -58,12 +68,13 @@ func New(o Options) *Gateway {
 	e.SetHTMLTemplate(template.Must(template.ParseFS(templateFS, "templates/*.html")))
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
-	e.Use(g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
+	e.Use(g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))
 	e.GET("/healthz", g.healthz)
 	e.GET("/readyz", g.readyz)
+	e.GET("/metrics", g.metrics)
 
 	e.GET("/login", g.loginPage)
 	e.POST("/login", g.csrf, g.loginForm)
@@ -98,6 +109,17 @@ func (g *Gateway) Handler() http.Handler { return g.engine }
 func (g *Gateway) OnSessionRevoked(ctx context.Context, ev *userpb.SessionRevoked) error {
 	g.revoke(ctx, ev.SessionId)
 	return nil
+}
+
+// metrics serves Prometheus' scrape. It is on the public port, so unless
+// MetricsPublic is set only a loopback peer that is not a proxy forwarding
+// someone else may read it; anyone else is told there is no such page.
+func (g *Gateway) metrics(c *gin.Context) {
+	if !g.MetricsPublic && (!platform.IsLoopback(c.Request) || platform.Proxied(c.Request)) {
+		g.fail(c, http.StatusNotFound, "not_found", "no such page")
+		return
+	}
+	g.Metrics.Handler().ServeHTTP(c.Writer, c.Request)
 }
 
 func (g *Gateway) healthz(c *gin.Context) {

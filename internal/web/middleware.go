@@ -57,6 +57,28 @@ func rpcContext(c *gin.Context) context.Context {
 
 func isAPI(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "/api/") }
 
+// countRequests records every request in portal_http_requests_total and
+// portal_http_request_duration_seconds. Labels are bounded: the route is
+// gin's pattern ("/static/*filepath"), "unmatched" for no route, and the
+// method one of the standard ones or "other".
+func (g *Gateway) countRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	method := c.Request.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other"
+	}
+	g.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+	g.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+}
+
 func (g *Gateway) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()

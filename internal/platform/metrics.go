@@ -1,0 +1,137 @@
+package platform
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/server"
+)
+
+// Metrics are one Portal's Prometheus metrics, in a registry of their own
+// rather than prometheus.DefaultRegisterer: tests run several Portals in one
+// process, and each must count only its own requests.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	HTTPRequests *prometheus.CounterVec   // portal_http_requests_total{route,method,status}
+	HTTPDuration *prometheus.HistogramVec // portal_http_request_duration_seconds{route,method}
+	RPCRequests  *prometheus.CounterVec   // portal_rpc_requests_total{service,endpoint,code}
+	RPCDuration  *prometheus.HistogramVec // portal_rpc_request_duration_seconds{service,endpoint}
+}
+
+// NewMetrics builds a registry holding the Go runtime and process collectors
+// and Portal's HTTP and RPC metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portal_http_requests_total",
+			Help: "HTTP requests the gateway answered, by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portal_http_request_duration_seconds",
+			Help:    "Time the gateway took to answer, by route pattern and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+		RPCRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portal_rpc_requests_total",
+			Help: "RPC requests a service handled, by service, endpoint and go-micro error code (200 for success).",
+		}, []string{"service", "endpoint", "code"}),
+		RPCDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portal_rpc_request_duration_seconds",
+			Help:    "Time a service's handler took, by service and endpoint.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"service", "endpoint"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.HTTPRequests, m.HTTPDuration, m.RPCRequests, m.RPCDuration,
+	)
+	return m
+}
+
+// Handler serves the registry in Prometheus' text format. It does no access
+// control: callers decide who may reach it.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// RPCCode is the code an RPC's outcome is counted under: 200 for success,
+// else the go-micro error's code (500 for an error that carries none).
+func RPCCode(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	if e := merrors.FromError(err); e != nil && e.Code != 0 {
+		return int(e.Code)
+	}
+	return http.StatusInternalServerError
+}
+
+// HandlerWrapper counts and times every handler call of the service named
+// service. The endpoint label is the registered endpoint ("User.Login"),
+// so its cardinality is bounded by the handlers a service registers. A panic
+// is counted as a 500 and passed on to the recover wrapper outside.
+func (m *Metrics) HandlerWrapper(service string) server.HandlerWrapper {
+	return func(next server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) (err error) {
+			start := time.Now()
+			panicked := true
+			defer func() {
+				code := RPCCode(err)
+				if panicked {
+					code = http.StatusInternalServerError
+				}
+				m.RPCRequests.WithLabelValues(service, req.Endpoint(), strconv.Itoa(code)).Inc()
+				m.RPCDuration.WithLabelValues(service, req.Endpoint()).Observe(time.Since(start).Seconds())
+			}()
+			err = next(ctx, req, rsp)
+			panicked = false
+			return err
+		}
+	}
+}
+
+// IsLoopback reports whether a request's direct peer (its RemoteAddr, not
+// any forwarding header) is on this host's loopback interface.
+func IsLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Proxied reports whether a request says it was forwarded by a proxy: a
+// reverse proxy on this host makes every outside client look like loopback.
+func Proxied(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// LoopbackAddress reports whether addr (host:port) names a loopback host:
+// 127.0.0.0/8, ::1 or localhost. An empty host (all interfaces) is not.
+func LoopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
