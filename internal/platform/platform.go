@@ -6,9 +6,12 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
@@ -42,7 +45,24 @@ type Plugins struct {
 	// Metrics, when set, count and time every handler call (NewService adds
 	// their wrapper just inside the recover wrapper).
 	Metrics *Metrics
+	// DrainDelay is how long a stopping service keeps serving after it has
+	// left the registry, so that callers' registry caches drop its node
+	// before its listener closes (Service.Stop). 0: stop at once, for a
+	// registry in the same process.
+	DrainDelay time.Duration
 }
+
+// Descriptions are the services' descriptions, put in their registry
+// entries' metadata.
+var Descriptions = map[string]string{
+	"web":    "Portal's HTTP gateway",
+	"user":   "Portal's accounts and sessions",
+	"system": "Portal's admin plane",
+}
+
+// StopTimeout bounds how long Service.Stop waits for the requests in flight
+// (after DrainDelay); those still running then are cut off.
+const StopTimeout = 8 * time.Second
 
 // RequestTimeout bounds an RPC a Portal client makes; SlowRequestTimeout
 // bounds those that hash a password and may queue for it.
@@ -65,18 +85,36 @@ func Timeout(d time.Duration) client.CallOption {
 // process running several can order them.
 type Service struct {
 	micro.Service
-	log *slog.Logger
+	log        *slog.Logger
+	drainDelay time.Duration
+	// health is the registration check (SetHealth); draining makes it fail,
+	// so that a stopping service is not registered again.
+	health   func(context.Context) error
+	draining atomic.Bool
 }
 
 // NewService builds the service name on p. wrappers run inside the recover
 // wrapper (and the metrics wrapper, when p.Metrics is set), in order, around
 // every handler.
 func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
+	s := &Service{log: log.With("service", name), drainDelay: p.DrainDelay}
 	ml := NewMicroLogger(log)
+	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
+	// WaitGroup by a type of its own, which the gRPC server plugin (v1.2.0)
+	// does not look up: it reads the context value "wait", once, when the
+	// server is made. Without it the plugin gives in-flight calls 1 s
+	// (GracefulStop) and then cuts them off.
+	wg := new(sync.WaitGroup)
 	srvOpts := []server.Option{
 		server.WithLogger(ml),
 		server.Name(name),
 		server.Version(Version),
+		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name]}),
+		server.Wait(wg),
+		func(o *server.Options) {
+			o.Context = context.WithValue(o.Context, "wait", wg) //nolint:staticcheck // the plugin's key
+		},
+		server.RegisterCheck(s.registerCheck),
 		server.Address(p.Address),
 		server.Registry(p.Registry),
 		server.Broker(p.Broker),
@@ -141,7 +179,36 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		micro.HandleSignal(false),
 		micro.Logger(ml),
 	)...)
-	return &Service{Service: svc, log: log.With("service", name)}
+	s.Service = svc
+	return s
+}
+
+// healthCheckTimeout is the deadline of the context a registration health
+// check gets (the check must honour it, or bound itself).
+const healthCheckTimeout = 2 * time.Second
+
+// SetHealth makes fn the check the server runs before every registration
+// (at start, then every register interval): while it fails the node is
+// left out of the registry (deregistered if it was in), so that callers stop
+// picking it. nil: always healthy. Call it before Start.
+func (s *Service) SetHealth(fn func(context.Context) error) { s.health = fn }
+
+// registerCheck is the server's RegisterCheck: fails while stopping, else
+// asks the health check.
+func (s *Service) registerCheck(context.Context) error {
+	if s.draining.Load() {
+		return errors.New("stopping")
+	}
+	if s.health == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), healthCheckTimeout)
+	defer cancel()
+	if err := s.health(ctx); err != nil {
+		s.log.Warn("health check failed: not registered", "err", err)
+		return err
+	}
+	return nil
 }
 
 // NoBackoff is a client.BackoffFunc that never waits.
@@ -164,11 +231,36 @@ func (s *Service) Start() error {
 	return nil
 }
 
-// Stop deregisters, drains and stops the server.
+// deregisterer is what go-micro's servers (gRPC and mucp) offer beyond the
+// server.Server interface.
+type deregisterer interface{ Deregister() error }
+
+// Stop takes the service out of the registry and, after the drain delay (in
+// which it still serves whatever callers with a stale registry cache send),
+// stops the server: it waits for the requests in flight (up to StopTimeout),
+// then closes its listener and connections.
 func (s *Service) Stop() error {
-	if err := s.Service.(starter).Stop(); err != nil {
-		return fmt.Errorf("%s: stop: %w", s.Name(), err)
+	began := time.Now()
+	s.draining.Store(true)
+	if d, ok := s.Server().(deregisterer); ok && s.drainDelay > 0 {
+		if err := d.Deregister(); err != nil {
+			s.log.Warn("deregister", "err", err)
+		} else {
+			s.log.Info("deregistered; serving on while callers notice", "drain_delay", s.drainDelay)
+			time.Sleep(s.drainDelay)
+		}
 	}
+	done := make(chan error, 1)
+	go func() { done <- s.Service.(starter).Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%s: stop: %w", s.Name(), err)
+		}
+	case <-time.After(StopTimeout):
+		return fmt.Errorf("%s: stop: requests still running %v after the drain: cut off", s.Name(), StopTimeout)
+	}
+	s.log.Info("service stopped", "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 

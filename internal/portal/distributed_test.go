@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"io"
 	"sync"
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
@@ -427,7 +428,7 @@ func TestDistributed(t *testing.T) {
 	// f. Redis goes away: logins fail fast with 503 and /readyz names the
 	// user check; Redis comes back with its data: ready again, no account
 	// lost.
-	t.Run("f_redis_outage", func(t *testing.T) {
+	if !t.Run("f_redis_outage", func(t *testing.T) {
 		ws := c.clients(t)
 		redis.Stop(t)
 		var slowest time.Duration
@@ -483,5 +484,100 @@ func TestDistributed(t *testing.T) {
 			w.login(name, pw)
 			w.login("admin", testenv.AdminPassword)
 		}
-	})
+	}) {
+		return
+	}
+
+	// g. SIGTERM to one of the two user processes under load through both
+	// gateways: it leaves the registry, finishes what it has, exits 0, and
+	// no request fails.
+	t.Run("g_sigterm_drain", func(t *testing.T) { sigtermDrain(t, c, name, pw) })
+}
+
+// sigtermDrain is step g of TestDistributed: load through both gateways
+// while one of the two user processes gets SIGTERM. Not one request may fail,
+// and the process must exit 0 within procStopGrace.
+func sigtermDrain(t *testing.T, c *cluster, name, pw string) {
+	if len(c.users) < 2 {
+		t.Fatalf("%d live user processes, want 2", len(c.users))
+	}
+	const (
+		workers  = 8
+		loadFor  = 6 * time.Second
+		termAt   = 1500 * time.Millisecond
+		exitWait = 10 * time.Second
+	)
+	victim := c.users[0]
+	hc := &http.Client{Timeout: 15 * time.Second}
+	loginBody := fmt.Sprintf(`{"username":%q,"password":%q}`, name, pw)
+	var (
+		mu       sync.Mutex
+		failures []string
+		total    int
+	)
+	began := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			base := c.urls[g%len(c.urls)]
+			for i := 0; time.Since(began) < loadFor; i++ {
+				var req *http.Request
+				if (g+i)%2 == 0 {
+					req, _ = http.NewRequest("POST", base+"/api/v1/login", strings.NewReader(loginBody))
+					req.Header.Set("Content-Type", "application/json")
+				} else {
+					req, _ = http.NewRequest("GET", base+"/readyz", nil)
+				}
+				at := time.Since(began)
+				rsp, err := hc.Do(req)
+				var msg string
+				if err != nil {
+					msg = err.Error()
+				} else {
+					b, _ := io.ReadAll(rsp.Body)
+					rsp.Body.Close()
+					if rsp.StatusCode != http.StatusOK {
+						msg = fmt.Sprintf("%d %s", rsp.StatusCode, b)
+					}
+				}
+				mu.Lock()
+				total++
+				if msg != "" {
+					failures = append(failures, fmt.Sprintf("web%d %s %s at +%v: %s", g%len(c.urls)+1,
+						req.Method, req.URL.Path, at.Round(time.Millisecond), msg))
+				}
+				mu.Unlock()
+			}
+		}(g)
+	}
+
+	time.Sleep(termAt - time.Since(began))
+	termed := time.Now()
+	stopped := make(chan time.Duration, 1)
+	go func() {
+		victim.Stop(t)
+		stopped <- time.Since(termed)
+	}()
+	wg.Wait()
+	var drain time.Duration
+	select {
+	case drain = <-stopped:
+	case <-time.After(exitWait + 2*time.Second):
+		t.Fatalf("%s: Stop did not return", victim.Name)
+	}
+	c.users = c.users[1:]
+
+	c.note(t, "%d requests over %v, SIGTERM to %s at +%v: %d failed; it exited in %v (%v)",
+		total, time.Since(began).Round(time.Millisecond), victim.Name, termAt, len(failures),
+		drain.Round(time.Millisecond), victim.ExitErr())
+	if victim.Running() || drain > exitWait {
+		t.Errorf("%s did not exit within %v of SIGTERM (%v)", victim.Name, exitWait, drain)
+	} else if err := victim.ExitErr(); err != nil {
+		t.Errorf("%s exited with %v after SIGTERM, want status 0\n%s", victim.Name, err, victim.Tail(20))
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed while %s drained:\n%s", len(failures), total, victim.Name, strings.Join(failures, "\n"))
+	}
 }

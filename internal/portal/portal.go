@@ -113,6 +113,7 @@ func RunAll(ctx context.Context, o Options) error {
 	if err := ensureAdmin(userHandler, o.AdminPassword, log); err != nil {
 		return err
 	}
+	userSvc.SetHealth(userHealth(userHandler))
 
 	// system: the admin plane; it asks user about sessions.
 	var systemHandler *system.Handler
@@ -124,6 +125,7 @@ func RunAll(ctx context.Context, o Options) error {
 	if err := systempb.RegisterSystemHandler(systemSvc.Server(), systemHandler); err != nil {
 		return err
 	}
+	systemSvc.SetHealth(systemHealth(systemHandler))
 
 	// web: the gateway, a go-micro service for its client and subscribers.
 	webSvc := platform.NewService("web", plugins, log)

@@ -95,11 +95,18 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	// go-micro's defaults, for cmd to replace as the flags say.
 	rpc := rpcChoice(args)
 	metrics := platform.NewMetrics()
+	drain := drainDelay
+	if name == "web" {
+		drain = 0 // serves no RPC: nothing to drain
+	}
 	svc := platform.NewService(name, platform.Plugins{
 		Registry: registry.DefaultRegistry,
 		Broker:   broker.DefaultBroker,
 		RPC:      rpc,
 		Metrics:  metrics,
+		// Other processes learn of a deregistration through their registry
+		// watch (etcd: milliseconds); a second covers a slow one.
+		DrainDelay: drain,
 	}, log)
 
 	// go-micro's cmd parses os.Args: give it this service's arguments only.
@@ -228,6 +235,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err := ensureAdmin(h, f.adminPassword, log); err != nil {
 			return err
 		}
+		svc.SetHealth(userHealth(h))
 		return serve(ctx, Options{}, log, nil, svc)
 	case "system":
 		h := system.NewHandler(opts.Registry, userpb.NewUserService("user", svc.Client()))
@@ -237,6 +245,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
 			return err
 		}
+		svc.SetHealth(systemHealth(h))
 		return serve(ctx, Options{}, log, nil, svc)
 	case "web":
 		cache, err := webCache(f, log)
@@ -260,6 +269,25 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
 	}
 	return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+}
+
+// drainDelay is how long a stopping service of the one-service mode stays
+// up after leaving the registry (platform.Plugins.DrainDelay).
+const drainDelay = time.Second
+
+// userHealth is the user service's registration check: its store answers.
+func userHealth(h *user.Handler) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return h.Health(ctx, &userpb.HealthRequest{}, &userpb.HealthResponse{})
+	}
+}
+
+// systemHealth is the system service's registration check: the registry
+// answers.
+func systemHealth(h *system.Handler) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return h.Health(ctx, &systempb.HealthRequest{}, &systempb.HealthResponse{})
+	}
 }
 
 // webCache is the gateway's cache: in-process, or Redis shared by every

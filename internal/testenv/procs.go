@@ -247,6 +247,17 @@ func (p *Proc) Stop(t testing.TB) {
 	}
 }
 
+// ExitErr is how the process ended: nil for exit status 0. Only meaningful
+// once Running is false.
+func (p *Proc) ExitErr() error {
+	select {
+	case <-p.done:
+		return p.waitErr
+	default:
+		return nil
+	}
+}
+
 // Log returns everything the process has written so far.
 func (p *Proc) Log() string {
 	b, err := os.ReadFile(p.logPath)

@@ -1,0 +1,94 @@
+package platform_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/registry"
+
+	"github.com/portal-go/portal/internal/platform"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// slowUser answers User.Health after a pause, saying when it started.
+type slowUser struct {
+	userpb.UserHandler
+	pause   time.Duration
+	started chan struct{}
+}
+
+func (s *slowUser) Health(ctx context.Context, req *userpb.HealthRequest, rsp *userpb.HealthResponse) error {
+	s.started <- struct{}{}
+	time.Sleep(s.pause)
+	rsp.Status = "ok"
+	return nil
+}
+
+func testPlugins() platform.Plugins {
+	return platform.Plugins{
+		Registry: registry.NewMemoryRegistry(),
+		Broker:   broker.NewMemoryBroker(),
+		Address:  "127.0.0.1:0",
+	}
+}
+
+// A request in flight when Stop is called finishes, though it outlasts the
+// 1 s the gRPC server plugin gives on its own; the node is registered with
+// its metadata until then and gone after.
+func TestStopWaitsForRequestsInFlight(t *testing.T) {
+	p := testPlugins()
+	svc := platform.NewService("user", p, quiet())
+	h := &slowUser{pause: 1500 * time.Millisecond, started: make(chan struct{}, 1)}
+	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := p.Registry.GetService("user")
+	if err != nil || len(list) != 1 || len(list[0].Nodes) != 1 {
+		t.Fatalf("registry: %v, %v; want one user node", list, err)
+	}
+	if md := list[0].Nodes[0].Metadata; md["version"] != platform.Version || md["description"] != platform.Descriptions["user"] {
+		t.Errorf("node metadata %v, want version %s and a description", md, platform.Version)
+	}
+
+	caller := platform.NewService("web", p, quiet())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := userpb.NewUserService("user", caller.Client()).Health(context.Background(), &userpb.HealthRequest{})
+		errc <- err
+	}()
+	<-h.started
+	began := time.Now()
+	if err := svc.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	took := time.Since(began)
+	if err := <-errc; err != nil {
+		t.Fatalf("the call in flight during Stop failed: %v", err)
+	}
+	if took < time.Second {
+		t.Errorf("Stop returned after %v, before the call in flight ended", took)
+	}
+	if _, err := p.Registry.GetService("user"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("after Stop, registry GetService(user): %v, want not found", err)
+	}
+}
+
+// A service whose health check fails is not registered.
+func TestUnhealthyServiceNotRegistered(t *testing.T) {
+	p := testPlugins()
+	svc := platform.NewService("system", p, quiet())
+	svc.SetHealth(func(context.Context) error { return errors.New("registry down") })
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	if _, err := p.Registry.GetService("system"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("unhealthy service: registry GetService(system): %v, want not found", err)
+	}
+}
