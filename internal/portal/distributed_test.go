@@ -213,36 +213,7 @@ func TestDistributed(t *testing.T) {
 	// user instances: exactly one wins (an atomic claim in Redis, not a
 	// lock in one process).
 	if !t.Run("a3_unique_name_across_instances", func(t *testing.T) {
-		ws := c.clients(t)
-		const n = 40
-		codes := make(chan int, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				<-start
-				body := fmt.Sprintf(`{"username":"contested","password":"password-%02d-long"}`, i)
-				rsp, err := ws[i%2].http.Post(ws[i%2].base+"/api/v1/register", "application/json", strings.NewReader(body))
-				if err != nil {
-					codes <- -1
-					return
-				}
-				rsp.Body.Close()
-				codes <- rsp.StatusCode
-			}(i)
-		}
-		close(start)
-		wg.Wait()
-		close(codes)
-		count := map[int]int{}
-		for code := range codes {
-			count[code]++
-		}
-		if count[http.StatusCreated] != 1 || count[http.StatusConflict] != n-1 {
-			t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
-		}
+		raceRegistrations(t, "contested", 40, c.clients(t)...)
 	}) {
 		return
 	}

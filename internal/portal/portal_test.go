@@ -343,25 +343,30 @@ func TestRestart(t *testing.T) {
 // parallel: its 50 password hashes would starve the other tests' logins.
 func TestConcurrentRegistration(t *testing.T) {
 	p := testenv.StartPortal(t, testenv.PortalOptions{})
-	c := newClient(t, p)
-	const n = 50
+	raceRegistrations(t, "same_name", 50, newClient(t, p))
+}
+
+// raceRegistrations sends n registrations of one name at once, spread over
+// the gateways, and checks that exactly one wins and the rest get 409.
+func raceRegistrations(t *testing.T, name string, n int, gateways ...*client) {
+	t.Helper()
 	codes := make(chan int, n)
-	var wg sync.WaitGroup
 	start := make(chan struct{})
+	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
-		go func(i int) {
+		go func(c *client, i int) {
 			defer wg.Done()
 			<-start
-			body := fmt.Sprintf(`{"username":"same_name","password":"password-%02d-long"}`, i)
-			rsp, err := c.http.Post(p.URL+"/api/v1/register", "application/json", strings.NewReader(body))
+			body := fmt.Sprintf(`{"username":%q,"password":"password-%02d-long"}`, name, i)
+			rsp, err := c.http.Post(c.base+"/api/v1/register", "application/json", strings.NewReader(body))
 			if err != nil {
 				codes <- -1
 				return
 			}
 			rsp.Body.Close()
 			codes <- rsp.StatusCode
-		}(i)
+		}(gateways[i%len(gateways)], i)
 	}
 	close(start)
 	wg.Wait()

@@ -137,14 +137,7 @@ func StartProc(t testing.TB, bin string, args []string, env map[string]string, r
 	if os.Getenv("PORTAL_TEST_LOG") == "1" {
 		out = io.MultiWriter(f, &prefixWriter{prefix: "[" + name + "] ", w: os.Stderr})
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = procEnv(env)
-	cmd.Dir = filepath.Dir(p.logPath)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.WaitDelay = time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	setParentDeathSignal(cmd.SysProcAttr)
+	cmd := command(bin, args, procEnv(env), filepath.Dir(p.logPath), out)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		f.Close()

@@ -138,14 +138,7 @@ func (p *process) start(t testing.TB) {
 	}
 	// Not CommandContext: the server must outlive any one context, and
 	// stop only through Stop (or the test's cleanup).
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = p.env
-	cmd.Dir = filepath.Dir(p.logPath)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.WaitDelay = time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	setParentDeathSignal(cmd.SysProcAttr)
+	cmd := command(p.bin, p.args, p.env, filepath.Dir(p.logPath), out)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -668,4 +661,19 @@ func NATSInfo(addr string, timeout time.Duration) (string, error) {
 		return "", errors.New("greeting is not INFO: " + strconv.Quote(line))
 	}
 	return info, nil
+}
+
+// command prepares a test server or Portal process: its own process group
+// (so a kill reaches its children), killed when the test binary dies, output
+// to out.
+func command(bin string, args, env []string, dir string, out io.Writer) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.WaitDelay = time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setParentDeathSignal(cmd.SysProcAttr)
+	return cmd
 }
