@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"go-micro.dev/v4"
-	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/store"
@@ -24,11 +22,8 @@ import (
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/platform"
-	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
-	systempb "github.com/portal-go/portal/proto/system"
-	userpb "github.com/portal-go/portal/proto/user"
 )
 
 // Options configure the embedded mode.
@@ -100,47 +95,26 @@ func RunAll(ctx context.Context, o Options) error {
 	go sweep(ctx, userStore, log)
 
 	// user: accounts and sessions; the only service holding the private key.
-	var userHandler *user.Handler
-	userSvc := platform.NewService("user", plugins, log,
-		pauth.HandlerWrapper(verifier, pauth.SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
-			return userHandler.CheckSession(ctx, acc)
-		})))
-	userHandler = user.NewHandler(user.NewRepo(userStore).WithClaimer(userStore), minter, cfg,
-		micro.NewEvent(user.TopicSessionRevoked, userSvc.Client()), log)
-	if err := userpb.RegisterUserHandler(userSvc.Server(), userHandler); err != nil {
+	userSvc := platform.NewService("user", plugins, log)
+	if err := mountUser(userSvc, user.NewRepo(userStore).WithClaimer(userStore), minter, verifier, cfg, o.AdminPassword, log); err != nil {
 		return err
 	}
-	if err := ensureAdmin(userHandler, o.AdminPassword, log); err != nil {
-		return err
-	}
-	userSvc.SetHealth(userHealth(userHandler))
-
 	// system: the admin plane; it asks user about sessions.
-	var systemHandler *system.Handler
-	systemSvc := platform.NewService("system", plugins, log,
-		pauth.HandlerWrapper(verifier, pauth.SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
-			return systemHandler.CheckSession(ctx, acc)
-		})))
-	systemHandler = system.NewHandler(plugins.Registry, userpb.NewUserService("user", systemSvc.Client()))
-	if err := systempb.RegisterSystemHandler(systemSvc.Server(), systemHandler); err != nil {
+	systemSvc := platform.NewService("system", plugins, log)
+	if err := mountSystem(systemSvc, plugins.Registry, verifier); err != nil {
 		return err
 	}
-	systemSvc.SetHealth(systemHealth(systemHandler))
-
 	// web: the gateway, a go-micro service for its client and subscribers.
 	webSvc := platform.NewService("web", plugins, log)
-	gw := web.New(web.Options{
-		Users:  userpb.NewUserService("user", webSvc.Client()),
-		System: systempb.NewSystemService("system", webSvc.Client()),
-		Auth:   verifier,
-		Config: cfg,
-		Cache:  platform.NewMemoryCache(time.Minute),
-		Log:    log,
-
+	gw, err := mountWeb(webSvc, web.Options{
+		Auth:          verifier,
+		Config:        cfg,
+		Cache:         platform.NewMemoryCache(time.Minute),
+		Log:           log,
 		Metrics:       metrics,
 		MetricsPublic: o.MetricsPublic,
 	})
-	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, webSvc.Server(), gw.OnSessionRevoked); err != nil {
+	if err != nil {
 		return err
 	}
 	return serve(ctx, o, log, gw.Handler(), userSvc, systemSvc, webSvc)

@@ -225,45 +225,29 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		h := user.NewHandler(user.NewRepo(st).WithClaimer(claimer), minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
-		if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
+		if err := mountUser(svc, user.NewRepo(st).WithClaimer(claimer), minter, verifier, cfg, f.adminPassword, log); err != nil {
 			return err
 		}
-		if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
-			return err
-		}
-		if err := ensureAdmin(h, f.adminPassword, log); err != nil {
-			return err
-		}
-		svc.SetHealth(userHealth(h))
 		return serve(ctx, Options{}, log, nil, svc)
 	case "system":
-		h := system.NewHandler(opts.Registry, userpb.NewUserService("user", svc.Client()))
-		if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
+		if err := mountSystem(svc, opts.Registry, verifier); err != nil {
 			return err
 		}
-		if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
-			return err
-		}
-		svc.SetHealth(systemHealth(h))
 		return serve(ctx, Options{}, log, nil, svc)
 	case "web":
 		cache, err := webCache(f, log)
 		if err != nil {
 			return err
 		}
-		gw := web.New(web.Options{
-			Users:  userpb.NewUserService("user", svc.Client()),
-			System: systempb.NewSystemService("system", svc.Client()),
-			Auth:   verifier,
-			Config: cfg,
-			Cache:  cache,
-			Log:    log,
-
+		gw, err := mountWeb(svc, web.Options{
+			Auth:          verifier,
+			Config:        cfg,
+			Cache:         cache,
+			Log:           log,
 			Metrics:       metrics,
 			MetricsPublic: f.metricsPublic,
 		})
-		if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
+		if err != nil {
 			return err
 		}
 		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
