@@ -45,14 +45,6 @@ type SessionChecker interface {
 	CheckSession(ctx context.Context, acc *auth.Account) error
 }
 
-// SessionCheckerFunc adapts a function to SessionChecker.
-type SessionCheckerFunc func(ctx context.Context, acc *auth.Account) error
-
-// CheckSession calls f.
-func (f SessionCheckerFunc) CheckSession(ctx context.Context, acc *auth.Account) error {
-	return f(ctx, acc)
-}
-
 // ErrSessionEnded means the token is well signed but its session is over.
 var ErrSessionEnded = errors.New("auth: session ended")
 

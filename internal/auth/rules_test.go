@@ -197,3 +197,11 @@ func TestContextWithToken(t *testing.T) {
 		})
 	}
 }
+
+// SessionCheckerFunc adapts a function to SessionChecker (tests only).
+type SessionCheckerFunc func(ctx context.Context, acc *auth.Account) error
+
+// CheckSession calls f.
+func (f SessionCheckerFunc) CheckSession(ctx context.Context, acc *auth.Account) error {
+	return f(ctx, acc)
+}
