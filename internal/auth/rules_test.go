@@ -57,7 +57,8 @@ func TestHandlerWrapper(t *testing.T) {
 		token      string
 		rawHeader  map[string]string // metadata used instead of token
 		checkerErr error
-		wantID     string // go-micro error id; "" means the handler runs
+		roles      []string // the user's roles now; nil: the token's
+		wantID     string   // go-micro error id; "" means the handler runs
 		wantCode   int32
 		wantErr    error  // exact error expected (pass-through), instead of wantID
 		wantAcc    string // account id the handler sees; "" means none
@@ -88,13 +89,25 @@ func TestHandlerWrapper(t *testing.T) {
 			rawHeader: map[string]string{"authorization": "Bearer " + userTok.AccessToken},
 			wantAcc:   userOpts.id, wantCheck: true},
 		{name: "list services with user token", service: "system", endpoint: "System.ListServices", token: userTok.AccessToken,
-			wantID: "auth.forbidden", wantCode: 403},
+			wantID: "auth.forbidden", wantCode: 403, wantCheck: true},
+		{name: "list users on the user service with user token", service: "user", endpoint: "User.ListUsers", token: userTok.AccessToken,
+			wantID: "auth.forbidden", wantCode: 403, wantCheck: true},
+		{name: "update user with user token", service: "user", endpoint: "User.UpdateUser", token: userTok.AccessToken,
+			wantID: "auth.forbidden", wantCode: 403, wantCheck: true},
+		{name: "delete user with admin token", service: "user", endpoint: "User.DeleteUser", token: adminTok.AccessToken,
+			wantAcc: adminOpts.id, wantCheck: true},
+		{name: "admin token of a demoted admin", service: "system", endpoint: "System.ListUsers", token: adminTok.AccessToken,
+			roles: []string{RoleUser}, wantID: "auth.forbidden", wantCode: 403, wantCheck: true},
+		{name: "user token of a promoted user", service: "system", endpoint: "System.ListUsers", token: userTok.AccessToken,
+			roles: []string{RoleUser, RoleAdmin}, wantAcc: userOpts.id, wantCheck: true},
+		{name: "list sessions with user token", service: "user", endpoint: "User.ListSessions", token: userTok.AccessToken,
+			wantAcc: userOpts.id, wantCheck: true},
 		{name: "list services without token", service: "system", endpoint: "System.ListServices", token: none,
 			wantID: "auth.unauthenticated", wantCode: 401},
 		{name: "list services with admin token", service: "system", endpoint: "System.ListServices", token: adminTok.AccessToken,
 			wantAcc: adminOpts.id, wantCheck: true},
 		{name: "unknown service with admin token", service: "billing", endpoint: "Billing.Charge", token: adminTok.AccessToken,
-			wantID: "auth.forbidden", wantCode: 403},
+			wantID: "auth.forbidden", wantCode: 403, wantCheck: true},
 		{name: "session ended", service: "user", endpoint: "User.Info", token: userTok.AccessToken, checkerErr: ErrSessionEnded,
 			wantID: "auth.session_ended", wantCode: 401, wantCheck: true},
 		{name: "wrapped session ended", service: "user", endpoint: "User.Info", token: userTok.AccessToken,
@@ -106,9 +119,12 @@ func TestHandlerWrapper(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var checked *auth.Account
-			checker := SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) error {
+			checker := SessionCheckerFunc(func(ctx context.Context, acc *auth.Account) ([]string, error) {
 				checked = acc
-				return tc.checkerErr
+				if tc.roles != nil {
+					return tc.roles, tc.checkerErr
+				}
+				return acc.Scopes, tc.checkerErr
 			})
 			var (
 				called bool
@@ -164,6 +180,9 @@ func TestHandlerWrapper(t *testing.T) {
 			if !reflect.DeepEqual(seen, checked) {
 				t.Errorf("handler saw %+v, the checker %+v", seen, checked)
 			}
+			if tc.roles != nil && !reflect.DeepEqual(seen.Scopes, tc.roles) {
+				t.Errorf("handler saw scopes %v, want the current roles %v", seen.Scopes, tc.roles)
+			}
 			if seen.Metadata[MetaSession] == "" {
 				t.Errorf("account has no session: %+v", seen)
 			}
@@ -199,9 +218,9 @@ func TestContextWithToken(t *testing.T) {
 }
 
 // SessionCheckerFunc adapts a function to SessionChecker (tests only).
-type SessionCheckerFunc func(ctx context.Context, acc *auth.Account) error
+type SessionCheckerFunc func(ctx context.Context, acc *auth.Account) ([]string, error)
 
 // CheckSession calls f.
-func (f SessionCheckerFunc) CheckSession(ctx context.Context, acc *auth.Account) error {
+func (f SessionCheckerFunc) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
 	return f(ctx, acc)
 }

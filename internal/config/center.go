@@ -39,6 +39,13 @@ type Center struct {
 	closeOnce sync.Once
 	// closers release the source's resources at Close.
 	closers []func() error
+	// mu guards the fields attach sets after the start (a file created by
+	// the first edit) and orders edits.
+	mu sync.Mutex
+	// write replaces the source's document; nil when it cannot be written.
+	write func(doc []byte) error
+	// path is the file of a file-backed center, watched once it exists.
+	path string
 }
 
 // Static returns a center that always holds s (no source, no watching).
@@ -58,11 +65,26 @@ func Static(s Settings) (*Center, error) {
 // present but invalid at start is an error, so that a typo is not silently
 // replaced by defaults.
 func OpenFile(path string, log *slog.Logger) (*Center, error) {
+	var c *Center
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return Static(Defaults())
+		var err error
+		if c, err = Static(Defaults()); err != nil {
+			return nil, err
+		}
+		c.log = log
+	} else {
+		var err error
+		if c, err = open(fileSource(path), path, log); err != nil {
+			return nil, err
+		}
 	}
-	src := file.NewSource(file.WithPath(path), source.WithEncoder(yaml.NewEncoder()))
-	return open(src, path, log)
+	c.path = path
+	c.write = c.writeFile
+	return c, nil
+}
+
+func fileSource(path string) source.Source {
+	return file.NewSource(file.WithPath(path), source.WithEncoder(yaml.NewEncoder()))
 }
 
 // open loads src through go-micro's config and starts watching it; a source
@@ -78,6 +100,17 @@ const loadRetry = 2 * time.Second
 // leaves the built-in defaults in force while it is retried in the
 // background.
 func openWith(src source.Source, name string, log *slog.Logger, tolerant bool) (*Center, error) {
+	c := &Center{log: log, source: name}
+	if err := c.attach(src, tolerant); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// attach loads src into c and starts watching it. The caller holds c.mu, or
+// is the only one holding c.
+func (c *Center) attach(src source.Source, tolerant bool) error {
+	name := c.source
 	// go-micro's loader reads src, then starts watching it in a goroutine
 	// (and again after each watch error, a second later): a change made in
 	// between is never signalled. watchingSource tells us each time the watch is
@@ -95,14 +128,13 @@ func openWith(src source.Source, name string, log *slog.Logger, tolerant bool) (
 	)
 	if err != nil {
 		ld.Close()
-		return nil, fmt.Errorf("config: %s: %w", name, err)
+		return fmt.Errorf("config: %s: %w", name, err)
 	}
 	w, err := cfg.Watch()
 	if err != nil {
 		ld.Close()
-		return nil, fmt.Errorf("config: watch %s: %w", name, err)
+		return fmt.Errorf("config: watch %s: %w", name, err)
 	}
-	c := &Center{log: log, source: name, loader: ld, watcher: w, watchUp: ws.up, src: src, rd: rd, quit: make(chan struct{}), done: make(chan struct{})}
 	s := Defaults()
 	loadErr := ld.Load(src)
 	switch {
@@ -113,17 +145,19 @@ func openWith(src source.Source, name string, log *slog.Logger, tolerant bool) (
 		}
 		if err != nil {
 			ld.Close()
-			return nil, fmt.Errorf("config: %s: %w", name, err)
+			return fmt.Errorf("config: %s: %w", name, err)
 		}
 	case !tolerant:
 		ld.Close()
-		return nil, fmt.Errorf("config: load %s: %w", name, loadErr)
+		return fmt.Errorf("config: load %s: %w", name, loadErr)
 	default:
-		log.Warn("config source unreadable: starting on the built-in defaults, retrying in the background", "source", name, "err", loadErr)
+		c.log.Warn("config source unreadable: starting on the built-in defaults, retrying in the background", "source", name, "err", loadErr)
 	}
+	c.loader, c.watcher, c.watchUp, c.src, c.rd = ld, w, ws.up, src, rd
+	c.quit, c.done = make(chan struct{}), make(chan struct{})
 	c.cur.Store(&s)
 	go c.watch(loadErr != nil)
-	return c, nil
+	return nil
 }
 
 // watchingSource is a source that reports on up each time it is watched.
@@ -237,10 +271,16 @@ func (c *Center) apply(doc []byte) {
 func (c *Center) Current() *Settings { return c.cur.Load() }
 
 // Source names where the settings come from.
-func (c *Center) Source() string { return c.source }
+func (c *Center) Source() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.source
+}
 
 // Close stops watching.
 func (c *Center) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.watcher == nil {
 		return nil
 	}

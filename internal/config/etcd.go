@@ -130,5 +130,6 @@ func OpenEtcd(endpoints []string, key string, log *slog.Logger) (*Center, error)
 		return nil, err
 	}
 	c.closers = append(c.closers, src.Close)
+	c.write = func(doc []byte) error { return src.Write(src.changeSet(doc)) }
 	return c, nil
 }

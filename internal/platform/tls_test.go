@@ -109,7 +109,9 @@ func (p pki) load(t *testing.T) (server, client *tls.Config) {
 	return s, c
 }
 
-type health struct{}
+// health answers Health and ListServices; any other System call panics (the
+// embedded handler is nil).
+type health struct{ systempb.SystemHandler }
 
 func (health) Health(_ context.Context, _ *systempb.HealthRequest, rsp *systempb.HealthResponse) error {
 	rsp.Status = "ok"

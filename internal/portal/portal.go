@@ -101,7 +101,7 @@ func RunAll(ctx context.Context, o Options) error {
 	}
 	// system: the admin plane; it asks user about sessions.
 	systemSvc := platform.NewService("system", plugins, log)
-	if err := mountSystem(systemSvc, plugins.Registry, verifier); err != nil {
+	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.

@@ -230,7 +230,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		}
 		return serve(ctx, Options{}, log, nil, svc)
 	case "system":
-		if err := mountSystem(svc, opts.Registry, verifier); err != nil {
+		if err := mountSystem(svc, opts.Registry, verifier, cfg, log); err != nil {
 			return err
 		}
 		return serve(ctx, Options{}, log, nil, svc)

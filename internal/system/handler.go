@@ -1,84 +1,288 @@
-// Package system is the admin plane: what the registry holds, and (as it
-// grows) users, config and audit. Every endpoint but Health needs an admin.
+// Package system is the admin plane: users and roles (through the user
+// service, which owns them), the live config, what the registry holds and the
+// supervisor runs, and the audit log. Every endpoint but Health needs an
+// admin: the auth wrapper checks it, with the caller's roles as the store has
+// them.
 package system
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sort"
+	"time"
 
 	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
 	pb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
-// Handler implements the System RPC service.
-type Handler struct {
-	reg   registry.Registry
-	users userpb.UserService
+// ErrNotSupervised: no supervisor (portal up) runs the services.
+var ErrNotSupervised = errors.New("system: the services are not run by a supervisor")
+
+// Runtime is the supervisor's view of the processes it runs.
+type Runtime interface {
+	// Processes returns them, or ErrNotSupervised.
+	Processes(ctx context.Context) ([]*pb.Process, error)
+	// Restart restarts one, or returns ErrNotSupervised.
+	Restart(ctx context.Context, name string) error
 }
 
-// NewHandler builds the handler on the registry it reports and the user
-// service that vouches for sessions.
-func NewHandler(reg registry.Registry, users userpb.UserService) *Handler {
-	return &Handler{reg: reg, users: users}
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	User, Kind    string
+	Offset, Limit int
+}
+
+// Audit is the audit log the service keeps and the events it records.
+type Audit interface {
+	// List returns a page of entries, newest first, and how many match.
+	List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error)
+	// Hourly counts logins and failed logins per hour since since.
+	Hourly(ctx context.Context, since time.Time) ([]*pb.HourCount, error)
+	// Record notes an event (a config change); it never fails the caller.
+	Record(ctx context.Context, e *pb.AuditEntry)
+}
+
+// Options are what the handler needs.
+type Options struct {
+	Registry registry.Registry
+	Users    userpb.UserService
+	Config   *config.Center
+	Audit    Audit
+	// Runtime, when nil, means no supervisor.
+	Runtime Runtime
+}
+
+// Handler implements the System RPC service.
+type Handler struct {
+	Options
+	now func() time.Time
+}
+
+// NewHandler builds the handler.
+func NewHandler(o Options) *Handler {
+	return &Handler{Options: o, now: time.Now}
+}
+
+func unavailable(what string, err error) error {
+	return merrors.New("system.unavailable", what+": "+err.Error(), http.StatusServiceUnavailable)
 }
 
 // Health reports whether the registry answers.
 func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.HealthResponse) error {
-	if _, err := h.reg.ListServices(); err != nil {
-		return merrors.New("system.unavailable", "registry: "+err.Error(), http.StatusServiceUnavailable)
+	if _, err := h.Registry.ListServices(); err != nil {
+		return unavailable("registry", err)
 	}
 	rsp.Status = "ok"
 	return nil
 }
 
 // ListServices returns every registered service with its nodes and endpoints,
-// sorted by name.
+// sorted by name, and the supervisor's processes when there is one.
 func (h *Handler) ListServices(ctx context.Context, req *pb.ListServicesRequest, rsp *pb.ListServicesResponse) error {
-	list, err := h.reg.ListServices()
+	services, err := h.services()
 	if err != nil {
-		return merrors.New("system.unavailable", "registry: "+err.Error(), http.StatusServiceUnavailable)
+		return err
 	}
+	rsp.Services = services
+	if h.Runtime == nil {
+		return nil
+	}
+	procs, err := h.Runtime.Processes(ctx)
+	switch {
+	case errors.Is(err, ErrNotSupervised):
+	case err != nil:
+		return unavailable("supervisor", err)
+	default:
+		rsp.Supervised, rsp.Processes = true, procs
+	}
+	return nil
+}
+
+func (h *Handler) services() ([]*pb.Service, error) {
+	list, err := h.Registry.ListServices()
+	if err != nil {
+		return nil, unavailable("registry", err)
+	}
+	var out []*pb.Service
 	for _, s := range list {
 		// ListServices gives names only; GetService gives nodes and endpoints
 		// (one entry per version).
-		versions, err := h.reg.GetService(s.Name)
+		versions, err := h.Registry.GetService(s.Name)
 		if err != nil {
 			continue // gone between the two calls
 		}
 		for _, v := range versions {
-			out := &pb.Service{Name: v.Name, Version: v.Version}
+			svc := &pb.Service{Name: v.Name, Version: v.Version}
 			for _, n := range v.Nodes {
-				out.Nodes = append(out.Nodes, &pb.Node{Id: n.Id, Address: n.Address, Metadata: n.Metadata})
+				svc.Nodes = append(svc.Nodes, &pb.Node{Id: n.Id, Address: n.Address, Metadata: n.Metadata})
 			}
 			for _, e := range v.Endpoints {
-				out.Endpoints = append(out.Endpoints, e.Name)
+				svc.Endpoints = append(svc.Endpoints, e.Name)
 			}
-			sort.Strings(out.Endpoints)
-			rsp.Services = append(rsp.Services, out)
+			sort.Strings(svc.Endpoints)
+			sort.Slice(svc.Nodes, func(i, j int) bool { return svc.Nodes[i].Id < svc.Nodes[j].Id })
+			out = append(out, svc)
 		}
 	}
-	sort.Slice(rsp.Services, func(i, j int) bool {
-		a, b := rsp.Services[i], rsp.Services[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		return a.Name < b.Name || (a.Name == b.Name && a.Version < b.Version)
 	})
+	return out, nil
+}
+
+// RestartService asks the supervisor to restart a service.
+func (h *Handler) RestartService(ctx context.Context, req *pb.RestartServiceRequest, rsp *pb.RestartServiceResponse) error {
+	if h.Runtime == nil {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	}
+	err := h.Runtime.Restart(ctx, req.Name)
+	if errors.Is(err, ErrNotSupervised) {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	}
+	return err // the supervisor's own error (404 for an unknown name) passes through
+}
+
+// The user endpoints pass the caller's token on (it is in ctx's metadata);
+// the user service checks it again and answers for itself.
+
+// ListUsers pages through the accounts.
+func (h *Handler) ListUsers(ctx context.Context, req *userpb.ListUsersRequest, rsp *userpb.ListUsersResponse) error {
+	out, err := h.Users.ListUsers(ctx, req)
+	if err != nil {
+		return err
+	}
+	rsp.Users, rsp.Total = out.Users, out.Total
 	return nil
 }
 
+// GetUser returns one account and its sessions.
+func (h *Handler) GetUser(ctx context.Context, req *userpb.GetUserRequest, rsp *userpb.GetUserResponse) error {
+	out, err := h.Users.GetUser(ctx, req)
+	if err != nil {
+		return err
+	}
+	rsp.User, rsp.Sessions = out.User, out.Sessions
+	return nil
+}
+
+// UpdateUser changes roles or disables or enables an account.
+func (h *Handler) UpdateUser(ctx context.Context, req *userpb.UpdateUserRequest, rsp *userpb.UpdateUserResponse) error {
+	out, err := h.Users.UpdateUser(ctx, req)
+	if err != nil {
+		return err
+	}
+	rsp.User, rsp.SessionsEnded = out.User, out.SessionsEnded
+	return nil
+}
+
+// DeleteUser removes an account.
+func (h *Handler) DeleteUser(ctx context.Context, req *userpb.DeleteUserRequest, rsp *userpb.DeleteUserResponse) error {
+	out, err := h.Users.DeleteUser(ctx, req)
+	if err != nil {
+		return err
+	}
+	rsp.SessionsEnded = out.SessionsEnded
+	return nil
+}
+
+// RevokeSession ends anyone's session.
+func (h *Handler) RevokeSession(ctx context.Context, req *userpb.RevokeSessionRequest, rsp *userpb.RevokeSessionResponse) error {
+	_, err := h.Users.RevokeSession(ctx, req)
+	return err
+}
+
+// GetConfig returns the config in force.
+func (h *Handler) GetConfig(ctx context.Context, req *pb.GetConfigRequest, rsp *pb.ConfigResponse) error {
+	return h.configResponse(*h.Config.Current(), rsp)
+}
+
+func (h *Handler) configResponse(s config.Settings, rsp *pb.ConfigResponse) error {
+	doc, err := config.Document(s)
+	if err != nil {
+		return merrors.InternalServerError("system.internal", "%v", err)
+	}
+	rsp.Yaml, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
+	return nil
+}
+
+// UpdateConfig validates and writes a new config and records who changed what.
+func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest, rsp *pb.ConfigResponse) error {
+	now, before, err := h.Config.Update([]byte(req.Yaml))
+	switch {
+	case errors.Is(err, config.ErrInvalid):
+		return merrors.BadRequest("system.bad_config", "%v", err)
+	case errors.Is(err, config.ErrReadOnly):
+		return merrors.New("system.config_read_only", err.Error(), http.StatusConflict)
+	case err != nil:
+		return unavailable("config source", err)
+	}
+	h.record(ctx, "config_change", "", "", config.Diff(before, now))
+	return h.configResponse(now, rsp)
+}
+
+// ListAudit pages through the audit log.
+func (h *Handler) ListAudit(ctx context.Context, req *pb.ListAuditRequest, rsp *pb.ListAuditResponse) error {
+	entries, total, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Offset: int(req.Offset), Limit: int(req.Limit)})
+	if err != nil {
+		return unavailable("audit log", err)
+	}
+	rsp.Entries, rsp.Total = entries, int32(total)
+	return nil
+}
+
+// Overview counts users, sessions and services, and logins per hour over the
+// last day.
+func (h *Handler) Overview(ctx context.Context, req *pb.OverviewRequest, rsp *pb.OverviewResponse) error {
+	stats, err := h.Users.Stats(ctx, &userpb.StatsRequest{})
+	if err != nil {
+		return err
+	}
+	rsp.Users, rsp.DisabledUsers, rsp.ActiveSessions = stats.Users, stats.DisabledUsers, stats.ActiveSessions
+	services, err := h.services()
+	if err != nil {
+		return err
+	}
+	up := map[string]bool{}
+	for _, s := range services {
+		if len(s.Nodes) > 0 {
+			up[s.Name] = true
+		}
+		rsp.Nodes += int32(len(s.Nodes))
+	}
+	rsp.ServicesUp = int32(len(up))
+	if rsp.Hours, err = h.Audit.Hourly(ctx, h.now().Add(-24*time.Hour)); err != nil {
+		return unavailable("audit log", err)
+	}
+	return nil
+}
+
+// record notes an admin's action in the audit log.
+func (h *Handler) record(ctx context.Context, kind, subjectID, subjectName, detail string) {
+	e := &pb.AuditEntry{Kind: kind, SubjectId: subjectID, SubjectName: subjectName, Detail: detail, ClientAddr: pauth.ClientFromContext(ctx)}
+	if acc, ok := auth.AccountFromContext(ctx); ok {
+		e.ActorId, e.ActorName = acc.ID, acc.Metadata[pauth.MetaUsername]
+	}
+	h.Audit.Record(ctx, e)
+}
+
 // CheckSession implements auth.SessionChecker by asking the user service,
-// which owns sessions, with the caller's own token.
-func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
-	_, err := h.users.Info(ctx, &userpb.InfoRequest{})
+// which owns sessions, with the caller's own token. The user's roles come
+// back from the store, not from the token.
+func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
+	info, err := h.Users.Info(ctx, &userpb.InfoRequest{})
 	if err == nil {
-		return nil
+		return info.Roles, nil
 	}
 	if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
-		return pauth.ErrSessionEnded
+		return nil, pauth.ErrSessionEnded
 	}
-	return merrors.New("system.unavailable", "user service: "+err.Error(), http.StatusServiceUnavailable)
+	return nil, unavailable("user service", err)
 }

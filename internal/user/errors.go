@@ -27,6 +27,10 @@ var errorTable = []struct {
 	{ErrDisabled, "user.disabled", 403},
 	{ErrSessionEnded, "user.session_ended", 401},
 	{ErrLocked, "user.locked", http.StatusTooManyRequests},
+	{ErrForbidden, "user.forbidden", 403},
+	{ErrLastAdmin, "user.last_admin", 409},
+	{ErrBadRoles, "user.bad_roles", 400},
+	{ErrNoSession, "user.session_not_found", 404},
 }
 
 // RetryAfterKey ends the Detail of a "user.locked" error, followed by the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,14 +29,24 @@ type Handler struct {
 	auth    auth.Auth
 	cfg     *config.Center
 	revoked micro.Event
+	changed micro.Event
 	log     *slog.Logger
 	now     func() time.Time
+	// admins serialises changes that could remove the last admin.
+	admins sync.Mutex
 }
 
-// NewHandler builds the handler. a must be able to mint tokens; revoked
-// publishes pb.SessionRevoked.
-func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, revoked micro.Event, log *slog.Logger) *Handler {
-	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: revoked, log: log, now: time.Now}
+// Events are where the handler announces what gateways must learn at once.
+type Events struct {
+	// Revoked publishes pb.SessionRevoked (TopicSessionRevoked).
+	Revoked micro.Event
+	// Changed publishes pb.UserChanged (TopicUserChanged).
+	Changed micro.Event
+}
+
+// NewHandler builds the handler. a must be able to mint tokens.
+func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, ev Events, log *slog.Logger) *Handler {
+	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, log: log, now: time.Now}
 }
 
 // Register creates an account with the role "user".
@@ -114,7 +125,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	set := h.cfg.Current().Auth
 	now := h.now().UTC()
 	s := &Session{
-		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(set.MaxAge()),
+		ID: sid, UserID: u.ID, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(set.MaxAge()),
 		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256),
 	}
 	if err := h.repo.CreateSession(s); err != nil {
@@ -179,6 +190,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	if err != nil {
 		return rpcError(err)
 	}
+	h.touch(s)
 	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
 	return nil
@@ -262,28 +274,28 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 
 // CheckSession implements auth.SessionChecker on the local store: the token's
 // session must exist and belong to the token's user, and the user must exist
-// and be enabled.
-func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
+// and be enabled. It returns the user's roles as the store has them.
+func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
 	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
 	if errors.Is(err, ErrSessionEnded) {
-		return pauth.ErrSessionEnded
+		return nil, pauth.ErrSessionEnded
 	} else if err != nil {
-		return rpcUnavailable(err)
+		return nil, rpcUnavailable(err)
 	}
 	if s.UserID != acc.ID {
-		return pauth.ErrSessionEnded
+		return nil, pauth.ErrSessionEnded
 	}
 	// A disabled or deleted user's tokens end with the user.
 	u, err := h.repo.Get(acc.ID)
 	if errors.Is(err, ErrNotFound) {
-		return pauth.ErrSessionEnded
+		return nil, pauth.ErrSessionEnded
 	} else if err != nil {
-		return rpcUnavailable(err)
+		return nil, rpcUnavailable(err)
 	}
 	if u.Disabled {
-		return pauth.ErrSessionEnded
+		return nil, pauth.ErrSessionEnded
 	}
-	return nil
+	return u.Roles, nil
 }
 
 // EnsureAdmin creates the first admin account when no account named "admin"

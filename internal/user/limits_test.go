@@ -382,7 +382,7 @@ func benchHandler(b *testing.B, maxFail int) *harness {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hs := &harness{h: NewHandler(NewRepo(st), nil, cfg, &events{}, slog.New(slog.DiscardHandler))}
+	hs := &harness{h: NewHandler(NewRepo(st), nil, cfg, Events{Revoked: &events{}, Changed: &events{}}, slog.New(slog.DiscardHandler))}
 	if err := hs.h.Register(context.Background(), &pb.RegisterRequest{Username: "alice", Password: alicePW}, &pb.RegisterResponse{}); err != nil {
 		b.Fatal(err)
 	}

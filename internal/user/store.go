@@ -199,6 +199,77 @@ func (r *Repo) SessionIDs(userID string) ([]string, error) {
 	return ids, nil
 }
 
+// Users returns every account. The store has no index to page by, so paging
+// and search happen in memory: fine for the thousands of accounts a portal
+// of this kind holds, not for millions.
+func (r *Repo) Users() ([]*User, error) {
+	keys, err := r.st.List(store.ListPrefix(keyUser))
+	if err != nil {
+		return nil, storeError("list", err)
+	}
+	users := make([]*User, 0, len(keys))
+	for _, k := range keys {
+		u, err := r.Get(strings.TrimPrefix(k, keyUser))
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		} else if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, nil
+}
+
+// Delete removes a user: the name first, so that a crash in between leaves an
+// unreachable record rather than a name pointing nowhere. Sessions are the
+// caller's to end.
+func (r *Repo) Delete(u *User) error {
+	if err := r.st.Delete(nameKey(u.Username)); err != nil {
+		return storeError("delete", err)
+	}
+	if err := r.st.Delete(keyUser + u.ID); err != nil {
+		return storeError("delete", err)
+	}
+	return nil
+}
+
+// Sessions returns a user's live sessions.
+func (r *Repo) Sessions(userID string) ([]*Session, error) {
+	ids, err := r.SessionIDs(userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Session, 0, len(ids))
+	for _, id := range ids {
+		s, err := r.Session(id)
+		if errors.Is(err, ErrSessionEnded) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// TouchSession stores a session again (its LastSeen changed), keeping its end.
+func (r *Repo) TouchSession(s *Session) error {
+	ttl := time.Until(s.ExpiresAt)
+	if ttl <= 0 {
+		return ErrSessionEnded
+	}
+	return r.writeJSON(keySession+s.ID, s, ttl)
+}
+
+// CountSessions counts live sessions.
+func (r *Repo) CountSessions() (int, error) {
+	keys, err := r.st.List(store.ListPrefix(keySession))
+	if err != nil {
+		return 0, storeError("list", err)
+	}
+	return len(keys), nil
+}
+
 // Ping checks that the store answers.
 func (r *Repo) Ping() error {
 	if _, err := r.st.Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {

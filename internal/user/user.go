@@ -28,6 +28,14 @@ var (
 	ErrLocked = errors.New("user: too many failed logins")
 	// ErrStoreUnavailable: the store did not answer (Redis down, file closed).
 	ErrStoreUnavailable = errors.New("user: store unavailable")
+	// ErrForbidden: the caller may not act on another user's data.
+	ErrForbidden = errors.New("user: not allowed for this account")
+	// ErrLastAdmin: the change would leave no enabled admin.
+	ErrLastAdmin = errors.New("user: the last enabled admin cannot be demoted, disabled or deleted")
+	// ErrBadRoles: roles must be a non-empty set of known roles.
+	ErrBadRoles = errors.New("user: roles must be one or more of user, admin")
+	// ErrNoSession: no live session has the id (or it is not the caller's).
+	ErrNoSession = errors.New("user: no such session")
 )
 
 // User is an account.
@@ -44,10 +52,13 @@ type User struct {
 // Session is one login: it ends at ExpiresAt whatever renewals happen, or
 // sooner when deleted.
 type Session struct {
-	ID         string    `json:"id"`
-	UserID     string    `json:"user_id"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// LastSeen is when the session was last used, updated at most once a
+	// minute (seenEvery).
+	LastSeen   time.Time `json:"last_seen"`
 	ClientAddr string    `json:"client_addr,omitempty"`
 	UserAgent  string    `json:"user_agent,omitempty"`
 }

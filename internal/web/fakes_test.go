@@ -14,6 +14,8 @@ import (
 // fakeUsers is a userpb.UserService that records its calls (and the token
 // each call carried) and answers what the test configured.
 type fakeUsers struct {
+	// UserService, nil, makes a call the fake does not answer panic.
+	userpb.UserService
 	mu     sync.Mutex
 	calls  map[string]int
 	tokens map[string][]string // method -> tokens seen in the RPC metadata
@@ -114,6 +116,8 @@ func (f *fakeUsers) Health(ctx context.Context, _ *userpb.HealthRequest, _ ...cl
 
 // fakeSystem is a systempb.SystemService that always answers.
 type fakeSystem struct {
+	// SystemService, nil, makes a call the fake does not answer panic.
+	systempb.SystemService
 	mu    sync.Mutex
 	calls int
 }

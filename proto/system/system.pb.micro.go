@@ -5,6 +5,7 @@ package system
 
 import (
 	fmt "fmt"
+	user "github.com/portal-go/portal/proto/user"
 	proto "google.golang.org/protobuf/proto"
 	math "math"
 )
@@ -38,8 +39,30 @@ func NewSystemEndpoints() []*api.Endpoint {
 type SystemService interface {
 	// Health reports whether the service can reach its registry. Public.
 	Health(ctx context.Context, in *HealthRequest, opts ...client.CallOption) (*HealthResponse, error)
-	// ListServices returns what the registry holds. Admin only.
+	// ListServices returns what the registry holds, with each service's
+	// runtime status when a supervisor (portal up) runs it.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...client.CallOption) (*ListServicesResponse, error)
+	// RestartService asks the supervisor to restart a service.
+	RestartService(ctx context.Context, in *RestartServiceRequest, opts ...client.CallOption) (*RestartServiceResponse, error)
+	// ListUsers pages through the accounts.
+	ListUsers(ctx context.Context, in *user.ListUsersRequest, opts ...client.CallOption) (*user.ListUsersResponse, error)
+	// GetUser returns one account and its live sessions.
+	GetUser(ctx context.Context, in *user.GetUserRequest, opts ...client.CallOption) (*user.GetUserResponse, error)
+	// UpdateUser changes roles or disables or enables an account.
+	UpdateUser(ctx context.Context, in *user.UpdateUserRequest, opts ...client.CallOption) (*user.UpdateUserResponse, error)
+	// DeleteUser removes an account.
+	DeleteUser(ctx context.Context, in *user.DeleteUserRequest, opts ...client.CallOption) (*user.DeleteUserResponse, error)
+	// RevokeSession ends anyone's session.
+	RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, opts ...client.CallOption) (*user.RevokeSessionResponse, error)
+	// GetConfig returns the live config.
+	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...client.CallOption) (*ConfigResponse, error)
+	// UpdateConfig validates a new config, writes it to the config source and
+	// returns it; it applies everywhere without a restart.
+	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...client.CallOption) (*ConfigResponse, error)
+	// ListAudit pages through the audit log, newest first.
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...client.CallOption) (*ListAuditResponse, error)
+	// Overview counts users, sessions and services, and logins per hour.
+	Overview(ctx context.Context, in *OverviewRequest, opts ...client.CallOption) (*OverviewResponse, error)
 }
 
 type systemService struct {
@@ -74,19 +97,151 @@ func (c *systemService) ListServices(ctx context.Context, in *ListServicesReques
 	return out, nil
 }
 
+func (c *systemService) RestartService(ctx context.Context, in *RestartServiceRequest, opts ...client.CallOption) (*RestartServiceResponse, error) {
+	req := c.c.NewRequest(c.name, "System.RestartService", in)
+	out := new(RestartServiceResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) ListUsers(ctx context.Context, in *user.ListUsersRequest, opts ...client.CallOption) (*user.ListUsersResponse, error) {
+	req := c.c.NewRequest(c.name, "System.ListUsers", in)
+	out := new(user.ListUsersResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) GetUser(ctx context.Context, in *user.GetUserRequest, opts ...client.CallOption) (*user.GetUserResponse, error) {
+	req := c.c.NewRequest(c.name, "System.GetUser", in)
+	out := new(user.GetUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) UpdateUser(ctx context.Context, in *user.UpdateUserRequest, opts ...client.CallOption) (*user.UpdateUserResponse, error) {
+	req := c.c.NewRequest(c.name, "System.UpdateUser", in)
+	out := new(user.UpdateUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) DeleteUser(ctx context.Context, in *user.DeleteUserRequest, opts ...client.CallOption) (*user.DeleteUserResponse, error) {
+	req := c.c.NewRequest(c.name, "System.DeleteUser", in)
+	out := new(user.DeleteUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, opts ...client.CallOption) (*user.RevokeSessionResponse, error) {
+	req := c.c.NewRequest(c.name, "System.RevokeSession", in)
+	out := new(user.RevokeSessionResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) GetConfig(ctx context.Context, in *GetConfigRequest, opts ...client.CallOption) (*ConfigResponse, error) {
+	req := c.c.NewRequest(c.name, "System.GetConfig", in)
+	out := new(ConfigResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...client.CallOption) (*ConfigResponse, error) {
+	req := c.c.NewRequest(c.name, "System.UpdateConfig", in)
+	out := new(ConfigResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...client.CallOption) (*ListAuditResponse, error) {
+	req := c.c.NewRequest(c.name, "System.ListAudit", in)
+	out := new(ListAuditResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) Overview(ctx context.Context, in *OverviewRequest, opts ...client.CallOption) (*OverviewResponse, error) {
+	req := c.c.NewRequest(c.name, "System.Overview", in)
+	out := new(OverviewResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for System service
 
 type SystemHandler interface {
 	// Health reports whether the service can reach its registry. Public.
 	Health(context.Context, *HealthRequest, *HealthResponse) error
-	// ListServices returns what the registry holds. Admin only.
+	// ListServices returns what the registry holds, with each service's
+	// runtime status when a supervisor (portal up) runs it.
 	ListServices(context.Context, *ListServicesRequest, *ListServicesResponse) error
+	// RestartService asks the supervisor to restart a service.
+	RestartService(context.Context, *RestartServiceRequest, *RestartServiceResponse) error
+	// ListUsers pages through the accounts.
+	ListUsers(context.Context, *user.ListUsersRequest, *user.ListUsersResponse) error
+	// GetUser returns one account and its live sessions.
+	GetUser(context.Context, *user.GetUserRequest, *user.GetUserResponse) error
+	// UpdateUser changes roles or disables or enables an account.
+	UpdateUser(context.Context, *user.UpdateUserRequest, *user.UpdateUserResponse) error
+	// DeleteUser removes an account.
+	DeleteUser(context.Context, *user.DeleteUserRequest, *user.DeleteUserResponse) error
+	// RevokeSession ends anyone's session.
+	RevokeSession(context.Context, *user.RevokeSessionRequest, *user.RevokeSessionResponse) error
+	// GetConfig returns the live config.
+	GetConfig(context.Context, *GetConfigRequest, *ConfigResponse) error
+	// UpdateConfig validates a new config, writes it to the config source and
+	// returns it; it applies everywhere without a restart.
+	UpdateConfig(context.Context, *UpdateConfigRequest, *ConfigResponse) error
+	// ListAudit pages through the audit log, newest first.
+	ListAudit(context.Context, *ListAuditRequest, *ListAuditResponse) error
+	// Overview counts users, sessions and services, and logins per hour.
+	Overview(context.Context, *OverviewRequest, *OverviewResponse) error
 }
 
 func RegisterSystemHandler(s server.Server, hdlr SystemHandler, opts ...server.HandlerOption) error {
 	type system interface {
 		Health(ctx context.Context, in *HealthRequest, out *HealthResponse) error
 		ListServices(ctx context.Context, in *ListServicesRequest, out *ListServicesResponse) error
+		RestartService(ctx context.Context, in *RestartServiceRequest, out *RestartServiceResponse) error
+		ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error
+		GetUser(ctx context.Context, in *user.GetUserRequest, out *user.GetUserResponse) error
+		UpdateUser(ctx context.Context, in *user.UpdateUserRequest, out *user.UpdateUserResponse) error
+		DeleteUser(ctx context.Context, in *user.DeleteUserRequest, out *user.DeleteUserResponse) error
+		RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, out *user.RevokeSessionResponse) error
+		GetConfig(ctx context.Context, in *GetConfigRequest, out *ConfigResponse) error
+		UpdateConfig(ctx context.Context, in *UpdateConfigRequest, out *ConfigResponse) error
+		ListAudit(ctx context.Context, in *ListAuditRequest, out *ListAuditResponse) error
+		Overview(ctx context.Context, in *OverviewRequest, out *OverviewResponse) error
 	}
 	type System struct {
 		system
@@ -105,4 +260,44 @@ func (h *systemHandler) Health(ctx context.Context, in *HealthRequest, out *Heal
 
 func (h *systemHandler) ListServices(ctx context.Context, in *ListServicesRequest, out *ListServicesResponse) error {
 	return h.SystemHandler.ListServices(ctx, in, out)
+}
+
+func (h *systemHandler) RestartService(ctx context.Context, in *RestartServiceRequest, out *RestartServiceResponse) error {
+	return h.SystemHandler.RestartService(ctx, in, out)
+}
+
+func (h *systemHandler) ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error {
+	return h.SystemHandler.ListUsers(ctx, in, out)
+}
+
+func (h *systemHandler) GetUser(ctx context.Context, in *user.GetUserRequest, out *user.GetUserResponse) error {
+	return h.SystemHandler.GetUser(ctx, in, out)
+}
+
+func (h *systemHandler) UpdateUser(ctx context.Context, in *user.UpdateUserRequest, out *user.UpdateUserResponse) error {
+	return h.SystemHandler.UpdateUser(ctx, in, out)
+}
+
+func (h *systemHandler) DeleteUser(ctx context.Context, in *user.DeleteUserRequest, out *user.DeleteUserResponse) error {
+	return h.SystemHandler.DeleteUser(ctx, in, out)
+}
+
+func (h *systemHandler) RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, out *user.RevokeSessionResponse) error {
+	return h.SystemHandler.RevokeSession(ctx, in, out)
+}
+
+func (h *systemHandler) GetConfig(ctx context.Context, in *GetConfigRequest, out *ConfigResponse) error {
+	return h.SystemHandler.GetConfig(ctx, in, out)
+}
+
+func (h *systemHandler) UpdateConfig(ctx context.Context, in *UpdateConfigRequest, out *ConfigResponse) error {
+	return h.SystemHandler.UpdateConfig(ctx, in, out)
+}
+
+func (h *systemHandler) ListAudit(ctx context.Context, in *ListAuditRequest, out *ListAuditResponse) error {
+	return h.SystemHandler.ListAudit(ctx, in, out)
+}
+
+func (h *systemHandler) Overview(ctx context.Context, in *OverviewRequest, out *OverviewResponse) error {
+	return h.SystemHandler.Overview(ctx, in, out)
 }

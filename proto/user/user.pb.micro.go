@@ -50,6 +50,22 @@ type UserService interface {
 	Renew(ctx context.Context, in *RenewRequest, opts ...client.CallOption) (*RenewResponse, error)
 	// Health reports whether the service can reach its store. Public.
 	Health(ctx context.Context, in *HealthRequest, opts ...client.CallOption) (*HealthResponse, error)
+	// ListSessions returns the caller's live sessions or, for an admin,
+	// another user's (user_id).
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
+	// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
+	RevokeSession(ctx context.Context, in *RevokeSessionRequest, opts ...client.CallOption) (*RevokeSessionResponse, error)
+	// ListUsers pages through the accounts, optionally by name. Admin only.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...client.CallOption) (*ListUsersResponse, error)
+	// GetUser returns one account and its live sessions. Admin only.
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...client.CallOption) (*GetUserResponse, error)
+	// UpdateUser changes an account's roles or disables or enables it; a
+	// disabled account's sessions end at once. Admin only.
+	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...client.CallOption) (*UpdateUserResponse, error)
+	// DeleteUser removes an account and ends its sessions. Admin only.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...client.CallOption) (*DeleteUserResponse, error)
+	// Stats counts accounts and live sessions. Admin only.
+	Stats(ctx context.Context, in *StatsRequest, opts ...client.CallOption) (*StatsResponse, error)
 }
 
 type userService struct {
@@ -134,6 +150,76 @@ func (c *userService) Health(ctx context.Context, in *HealthRequest, opts ...cli
 	return out, nil
 }
 
+func (c *userService) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListSessions", in)
+	out := new(ListSessionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) RevokeSession(ctx context.Context, in *RevokeSessionRequest, opts ...client.CallOption) (*RevokeSessionResponse, error) {
+	req := c.c.NewRequest(c.name, "User.RevokeSession", in)
+	out := new(RevokeSessionResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...client.CallOption) (*ListUsersResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListUsers", in)
+	out := new(ListUsersResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) GetUser(ctx context.Context, in *GetUserRequest, opts ...client.CallOption) (*GetUserResponse, error) {
+	req := c.c.NewRequest(c.name, "User.GetUser", in)
+	out := new(GetUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...client.CallOption) (*UpdateUserResponse, error) {
+	req := c.c.NewRequest(c.name, "User.UpdateUser", in)
+	out := new(UpdateUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...client.CallOption) (*DeleteUserResponse, error) {
+	req := c.c.NewRequest(c.name, "User.DeleteUser", in)
+	out := new(DeleteUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) Stats(ctx context.Context, in *StatsRequest, opts ...client.CallOption) (*StatsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.Stats", in)
+	out := new(StatsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -151,6 +237,22 @@ type UserHandler interface {
 	Renew(context.Context, *RenewRequest, *RenewResponse) error
 	// Health reports whether the service can reach its store. Public.
 	Health(context.Context, *HealthRequest, *HealthResponse) error
+	// ListSessions returns the caller's live sessions or, for an admin,
+	// another user's (user_id).
+	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
+	// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
+	RevokeSession(context.Context, *RevokeSessionRequest, *RevokeSessionResponse) error
+	// ListUsers pages through the accounts, optionally by name. Admin only.
+	ListUsers(context.Context, *ListUsersRequest, *ListUsersResponse) error
+	// GetUser returns one account and its live sessions. Admin only.
+	GetUser(context.Context, *GetUserRequest, *GetUserResponse) error
+	// UpdateUser changes an account's roles or disables or enables it; a
+	// disabled account's sessions end at once. Admin only.
+	UpdateUser(context.Context, *UpdateUserRequest, *UpdateUserResponse) error
+	// DeleteUser removes an account and ends its sessions. Admin only.
+	DeleteUser(context.Context, *DeleteUserRequest, *DeleteUserResponse) error
+	// Stats counts accounts and live sessions. Admin only.
+	Stats(context.Context, *StatsRequest, *StatsResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -162,6 +264,13 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		ChangePassword(ctx context.Context, in *ChangePasswordRequest, out *ChangePasswordResponse) error
 		Renew(ctx context.Context, in *RenewRequest, out *RenewResponse) error
 		Health(ctx context.Context, in *HealthRequest, out *HealthResponse) error
+		ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error
+		RevokeSession(ctx context.Context, in *RevokeSessionRequest, out *RevokeSessionResponse) error
+		ListUsers(ctx context.Context, in *ListUsersRequest, out *ListUsersResponse) error
+		GetUser(ctx context.Context, in *GetUserRequest, out *GetUserResponse) error
+		UpdateUser(ctx context.Context, in *UpdateUserRequest, out *UpdateUserResponse) error
+		DeleteUser(ctx context.Context, in *DeleteUserRequest, out *DeleteUserResponse) error
+		Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error
 	}
 	type User struct {
 		user
@@ -200,4 +309,32 @@ func (h *userHandler) Renew(ctx context.Context, in *RenewRequest, out *RenewRes
 
 func (h *userHandler) Health(ctx context.Context, in *HealthRequest, out *HealthResponse) error {
 	return h.UserHandler.Health(ctx, in, out)
+}
+
+func (h *userHandler) ListSessions(ctx context.Context, in *ListSessionsRequest, out *ListSessionsResponse) error {
+	return h.UserHandler.ListSessions(ctx, in, out)
+}
+
+func (h *userHandler) RevokeSession(ctx context.Context, in *RevokeSessionRequest, out *RevokeSessionResponse) error {
+	return h.UserHandler.RevokeSession(ctx, in, out)
+}
+
+func (h *userHandler) ListUsers(ctx context.Context, in *ListUsersRequest, out *ListUsersResponse) error {
+	return h.UserHandler.ListUsers(ctx, in, out)
+}
+
+func (h *userHandler) GetUser(ctx context.Context, in *GetUserRequest, out *GetUserResponse) error {
+	return h.UserHandler.GetUser(ctx, in, out)
+}
+
+func (h *userHandler) UpdateUser(ctx context.Context, in *UpdateUserRequest, out *UpdateUserResponse) error {
+	return h.UserHandler.UpdateUser(ctx, in, out)
+}
+
+func (h *userHandler) DeleteUser(ctx context.Context, in *DeleteUserRequest, out *DeleteUserResponse) error {
+	return h.UserHandler.DeleteUser(ctx, in, out)
+}
+
+func (h *userHandler) Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error {
+	return h.UserHandler.Stats(ctx, in, out)
 }

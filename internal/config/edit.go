@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	gyaml "github.com/ghodss/yaml"
+)
+
+// ErrReadOnly: the center's source cannot be written (built-in settings).
+var ErrReadOnly = errors.New("config: the source cannot be written")
+
+// maxDocument bounds an edited document.
+const maxDocument = 64 << 10
+
+// Parse reads a complete yaml document strictly: unknown keys (a typo such as
+// auth.expiretime) and values of the wrong type are errors, keys left out
+// keep their built-in defaults, and the result must validate.
+func Parse(doc []byte) (Settings, error) {
+	if len(doc) > maxDocument {
+		return Settings{}, fmt.Errorf("%w: the document is over %d bytes", ErrInvalid, maxDocument)
+	}
+	js, err := gyaml.YAMLToJSON(doc)
+	if err != nil {
+		return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	s := Defaults()
+	if len(js) > 0 && string(js) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(js))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	return s, s.Validate()
+}
+
+// Document renders settings as the yaml document a source holds.
+func Document(s Settings) ([]byte, error) {
+	return gyaml.Marshal(s)
+}
+
+// Writable reports whether Update can write the source.
+func (c *Center) Writable() bool { return c.write != nil }
+
+// Update parses and validates doc, writes it to the source (the file, or
+// etcd) and puts it in force here at once; every other process watching the
+// source follows within moments. It returns the settings now in force and
+// what they were.
+func (c *Center) Update(doc []byte) (now, before Settings, err error) {
+	if c.write == nil {
+		return Settings{}, Settings{}, ErrReadOnly
+	}
+	s, err := Parse(doc)
+	if err != nil {
+		return Settings{}, Settings{}, err
+	}
+	out, err := Document(s)
+	if err != nil {
+		return Settings{}, Settings{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before = *c.cur.Load()
+	if err := c.write(out); err != nil {
+		return Settings{}, Settings{}, fmt.Errorf("config: write %s: %w", c.source, err)
+	}
+	c.cur.Store(&s)
+	if c.log != nil {
+		c.log.Info("config written", "source", c.source)
+	}
+	return s, before, nil
+}
+
+// writeFile replaces the file atomically (a reader never sees it half
+// written) and, the first time it creates it, starts watching it. Called
+// with c.mu held.
+func (c *Center) writeFile(doc []byte) error {
+	dir := filepath.Dir(c.path)
+	tmp, err := os.CreateTemp(dir, ".portal-config-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if _, err := tmp.Write(doc); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), c.path); err != nil {
+		return err
+	}
+	if c.watcher != nil {
+		return nil
+	}
+	// The first edit created the file: from now on it is the source.
+	c.source = c.path
+	return c.attach(fileSource(c.path), false)
+}
+
+// Diff names what changed from a to b, key by key, for the audit log:
+// "auth.expireTime: 900 -> 600; auth.whiteList: [...] -> [...]".
+func Diff(a, b Settings) string {
+	flat := func(s Settings) map[string]string {
+		js, _ := json.Marshal(s)
+		var m map[string]map[string]any
+		_ = json.Unmarshal(js, &m)
+		out := map[string]string{}
+		for sec, kv := range m {
+			for k, v := range kv {
+				vj, _ := json.Marshal(v)
+				out[sec+"."+k] = string(vj)
+			}
+		}
+		return out
+	}
+	fa, fb := flat(a), flat(b)
+	keys := make([]string, 0, len(fb))
+	for k := range fb {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		if fa[k] != fb[k] {
+			parts = append(parts, k+": "+fa[k]+" -> "+fb[k])
+		}
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,370 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go-micro.dev/v4/auth"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	pb "github.com/portal-go/portal/proto/user"
+)
+
+// TopicUserChanged is the broker topic of pb.UserChanged events.
+const TopicUserChanged = "user.updated"
+
+// seenEvery bounds how often a session's LastSeen is written.
+const seenEvery = time.Minute
+
+// knownRoles are the roles an account may hold.
+var knownRoles = []string{pauth.RoleUser, pauth.RoleAdmin}
+
+// ListSessions returns the live sessions of the caller or, for an admin,
+// of req.UserId; newest first.
+func (h *Handler) ListSessions(ctx context.Context, req *pb.ListSessionsRequest, rsp *pb.ListSessionsResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	target := req.UserId
+	if target == "" {
+		target = acc.ID
+	}
+	if target != acc.ID && !pauth.IsAdmin(acc.Scopes) {
+		return rpcError(ErrForbidden)
+	}
+	rsp.Sessions, err = h.sessions(target, acc.Metadata[pauth.MetaSession])
+	return err
+}
+
+// sessions returns a user's live sessions for the wire, newest first,
+// marking current.
+func (h *Handler) sessions(userID, current string) ([]*pb.Session, error) {
+	list, err := h.repo.Sessions(userID)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt.After(list[j].CreatedAt) })
+	out := make([]*pb.Session, 0, len(list))
+	for _, s := range list {
+		out = append(out, sessionPB(s, current))
+	}
+	return out, nil
+}
+
+func sessionPB(s *Session, current string) *pb.Session {
+	seen := s.LastSeen
+	if seen.IsZero() {
+		seen = s.CreatedAt
+	}
+	return &pb.Session{
+		Id: s.ID, UserId: s.UserID, CreatedAt: s.CreatedAt.Unix(), LastSeen: seen.Unix(),
+		ExpiresAt: s.ExpiresAt.Unix(), ClientAddr: s.ClientAddr, UserAgent: s.UserAgent,
+		Current: s.ID == current,
+	}
+}
+
+// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
+// Someone else's session answers as missing to a non-admin: its existence is
+// not theirs to learn.
+func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest, rsp *pb.RevokeSessionResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := h.repo.Session(req.SessionId)
+	if errors.Is(err, ErrSessionEnded) || (err == nil && s.UserID != acc.ID && !pauth.IsAdmin(acc.Scopes)) {
+		return rpcError(ErrNoSession)
+	} else if err != nil {
+		return rpcError(err)
+	}
+	if err := h.endSession(ctx, s.UserID, s.ID); err != nil {
+		return err
+	}
+	detail := "by its owner"
+	if s.UserID != acc.ID {
+		detail = "by an admin"
+	}
+	h.record(ctx, acc, KindSessionEnded, s.UserID, h.nameOf(s.UserID), detail+"; session "+s.ID)
+	return nil
+}
+
+// listLimit bounds a page of users.
+const (
+	defaultLimit = 50
+	maxLimit     = 200
+)
+
+// pageBounds turns offset and limit from a request into slice bounds over n.
+func pageBounds(offset, limit int32, n int) (lo, hi int) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	lo = min(max(int(offset), 0), n)
+	return lo, min(lo+int(limit), n)
+}
+
+// ListUsers returns a page of the accounts whose name contains req.Query (no
+// case), sorted by name.
+func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
+	users, err := h.repo.Users()
+	if err != nil {
+		return rpcError(err)
+	}
+	q := strings.ToLower(req.Query)
+	matched := users[:0]
+	for _, u := range users {
+		if strings.Contains(strings.ToLower(u.Username), q) {
+			matched = append(matched, u)
+		}
+	}
+	sort.Slice(matched, func(i, j int) bool {
+		return strings.ToLower(matched[i].Username) < strings.ToLower(matched[j].Username)
+	})
+	lo, hi := pageBounds(req.Offset, req.Limit, len(matched))
+	for _, u := range matched[lo:hi] {
+		rsp.Users = append(rsp.Users, accountPB(u))
+	}
+	rsp.Total = int32(len(matched))
+	return nil
+}
+
+func accountPB(u *User) *pb.Account {
+	return &pb.Account{
+		Id: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled,
+		CreatedAt: u.CreatedAt.Unix(), UpdatedAt: u.UpdatedAt.Unix(),
+	}
+}
+
+// GetUser returns an account and its live sessions.
+func (h *Handler) GetUser(ctx context.Context, req *pb.GetUserRequest, rsp *pb.GetUserResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(req.Id)
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.User = accountPB(u)
+	rsp.Sessions, err = h.sessions(u.ID, acc.Metadata[pauth.MetaSession])
+	return err
+}
+
+// UpdateUser replaces an account's roles and/or disables or enables it.
+// Disabling ends every session of the account at once; a change of roles
+// tells the gateways to drop what they cached about its sessions (services
+// check the roles in the store, not those in a token). No change may leave
+// the portal without an enabled admin.
+func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp *pb.UpdateUserResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	var roles []string
+	if req.Roles != nil {
+		if roles, err = cleanRoles(req.Roles.Roles); err != nil {
+			return rpcError(err)
+		}
+	}
+	h.admins.Lock()
+	defer h.admins.Unlock()
+	u, err := h.repo.Get(req.Id)
+	if err != nil {
+		return rpcError(err)
+	}
+	before := *u
+	if roles != nil {
+		u.Roles = roles
+	}
+	if req.Disabled != nil {
+		u.Disabled = *req.Disabled
+	}
+	if err := h.keepAnAdmin(&before, u); err != nil {
+		return rpcError(err)
+	}
+	rolesChanged := !slices.Equal(before.Roles, u.Roles)
+	if !rolesChanged && before.Disabled == u.Disabled {
+		rsp.User = accountPB(u)
+		return nil
+	}
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(u); err != nil {
+		return rpcError(err)
+	}
+	rsp.User = accountPB(u)
+	if rolesChanged {
+		h.record(ctx, acc, KindRoleChange, u.ID, u.Username, strings.Join(before.Roles, ",")+" -> "+strings.Join(u.Roles, ","))
+		h.publishChanged(ctx, u.ID)
+	}
+	switch {
+	case u.Disabled && !before.Disabled:
+		h.record(ctx, acc, KindDisable, u.ID, u.Username, "")
+		if rsp.SessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
+			return err
+		}
+	case !u.Disabled && before.Disabled:
+		h.record(ctx, acc, KindEnable, u.ID, u.Username, "")
+	}
+	return nil
+}
+
+// DeleteUser removes an account and ends its sessions.
+func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp *pb.DeleteUserResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	h.admins.Lock()
+	defer h.admins.Unlock()
+	u, err := h.repo.Get(req.Id)
+	if err != nil {
+		return rpcError(err)
+	}
+	if err := h.keepAnAdmin(u, nil); err != nil {
+		return rpcError(err)
+	}
+	// Sessions first: a user half-deleted still cannot act, since
+	// CheckSession refuses a session whose user is gone.
+	if rsp.SessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
+		return err
+	}
+	if err := h.repo.Delete(u); err != nil {
+		return rpcError(err)
+	}
+	h.record(ctx, acc, KindDelete, u.ID, u.Username, "")
+	return nil
+}
+
+// Stats counts accounts and live sessions.
+func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.StatsResponse) error {
+	users, err := h.repo.Users()
+	if err != nil {
+		return rpcError(err)
+	}
+	for _, u := range users {
+		rsp.Users++
+		if u.Disabled {
+			rsp.DisabledUsers++
+		} else if pauth.IsAdmin(u.Roles) {
+			rsp.Admins++
+		}
+	}
+	n, err := h.repo.CountSessions()
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.ActiveSessions = int32(n)
+	return nil
+}
+
+// cleanRoles checks a role set and returns it sorted, without duplicates.
+func cleanRoles(roles []string) ([]string, error) {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		if !slices.Contains(knownRoles, r) {
+			return nil, ErrBadRoles
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrBadRoles
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// keepAnAdmin refuses a change from before to after (nil: deletion) that
+// takes away the last enabled admin. Callers hold h.admins, which makes the
+// check and the write one step within this process; two instances of the
+// service demoting the last two admins at the same moment could still both
+// pass (the store has no transactions across keys).
+func (h *Handler) keepAnAdmin(before, after *User) error {
+	wasAdmin := !before.Disabled && pauth.IsAdmin(before.Roles)
+	staysAdmin := after != nil && !after.Disabled && pauth.IsAdmin(after.Roles)
+	if !wasAdmin || staysAdmin {
+		return nil
+	}
+	users, err := h.repo.Users()
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if u.ID != before.ID && !u.Disabled && pauth.IsAdmin(u.Roles) {
+			return nil
+		}
+	}
+	return ErrLastAdmin
+}
+
+// endAll ends every session of a user and returns how many.
+func (h *Handler) endAll(ctx context.Context, userID string) (int32, error) {
+	ids, err := h.repo.SessionIDs(userID)
+	if err != nil {
+		return 0, rpcError(err)
+	}
+	for _, sid := range ids {
+		if err := h.endSession(ctx, userID, sid); err != nil {
+			return 0, err
+		}
+	}
+	return int32(len(ids)), nil
+}
+
+// publishChanged tells gateways that a user's roles changed, naming the
+// sessions whose cached view is now stale.
+func (h *Handler) publishChanged(ctx context.Context, userID string) {
+	ids, err := h.repo.SessionIDs(userID)
+	if err != nil {
+		h.log.Warn("user.updated event not sent: sessions unreadable; gateways will notice at cache expiry", "user", userID, "err", err)
+		return
+	}
+	ev := &pb.UserChanged{UserId: userID, SessionIds: ids, At: h.now().Unix()}
+	if err := h.changed.Publish(ctx, ev); err != nil {
+		h.log.Warn("user.updated event not published; gateways will notice at cache expiry", "user", userID, "err", err)
+	}
+}
+
+// nameOf returns a user's name, or "" when it cannot be read (for the audit
+// log, which should not fail a request).
+func (h *Handler) nameOf(id string) string {
+	if u, err := h.repo.Get(id); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// touch records that a session was used, at most once per seenEvery. A
+// failure only costs accuracy of "last seen".
+func (h *Handler) touch(s *Session) {
+	now := h.now().UTC()
+	if now.Sub(s.LastSeen) < seenEvery {
+		return
+	}
+	s.LastSeen = now
+	if err := h.repo.TouchSession(s); err != nil && !errors.Is(err, ErrSessionEnded) {
+		h.log.Debug("session last-seen not written", "session", s.ID, "err", err)
+	}
+}
+
+// Audit kinds of the admin actions (interim, until the audit log lands).
+const (
+	KindSessionEnded = "session_ended"
+	KindRoleChange   = "role_change"
+	KindDisable      = "disable"
+	KindEnable       = "enable"
+	KindDelete       = "delete"
+)
+
+// record notes a security-relevant action.
+func (h *Handler) record(ctx context.Context, actor *auth.Account, kind, subjectID, subjectName, detail string) {
+	h.log.Info("audit", "kind", kind, "actor", actor.ID, "subject", subjectID, "subject_name", subjectName,
+		"client", pauth.ClientFromContext(ctx), "detail", detail)
+}
