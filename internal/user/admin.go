@@ -37,14 +37,14 @@ func (h *Handler) ListSessions(ctx context.Context, req *pb.ListSessionsRequest,
 	if target != acc.ID && !pauth.IsAdmin(acc.Scopes) {
 		return rpcError(ErrForbidden)
 	}
-	rsp.Sessions, err = h.sessions(target, acc.Metadata[pauth.MetaSession])
+	rsp.Sessions, err = h.sessions(ctx, target, acc.Metadata[pauth.MetaSession])
 	return err
 }
 
 // sessions returns a user's live sessions for the wire, newest first,
 // marking current.
-func (h *Handler) sessions(userID, current string) ([]*pb.Session, error) {
-	list, err := h.repo.Sessions(userID)
+func (h *Handler) sessions(ctx context.Context, userID, current string) ([]*pb.Session, error) {
+	list, err := h.repo.Sessions(ctx, userID)
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -76,7 +76,7 @@ func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionReques
 	if err != nil {
 		return err
 	}
-	s, err := h.repo.Session(req.SessionId)
+	s, err := h.repo.Session(ctx, req.SessionId)
 	if errors.Is(err, ErrSessionEnded) || (err == nil && s.UserID != acc.ID && !pauth.IsAdmin(acc.Scopes)) {
 		return rpcError(ErrNoSession)
 	} else if err != nil {
@@ -89,7 +89,7 @@ func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionReques
 	if s.UserID != acc.ID {
 		detail = "by an admin"
 	}
-	h.record(ctx, acc, KindSessionEnded, s.UserID, h.nameOf(s.UserID), detail+"; session "+s.ID)
+	h.record(ctx, acc, KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), detail+"; session "+s.ID)
 	return nil
 }
 
@@ -112,7 +112,7 @@ func pageBounds(offset, limit int32, n int) (lo, hi int) {
 // ListUsers returns a page of the accounts whose name contains req.Query (no
 // case), sorted by name.
 func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
-	users, err := h.repo.Users()
+	users, err := h.repo.Users(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -147,12 +147,12 @@ func (h *Handler) GetUser(ctx context.Context, req *pb.GetUserRequest, rsp *pb.G
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(req.Id)
+	u, err := h.repo.Get(ctx, req.Id)
 	if err != nil {
 		return rpcError(err)
 	}
 	rsp.User = accountPB(u)
-	rsp.Sessions, err = h.sessions(u.ID, acc.Metadata[pauth.MetaSession])
+	rsp.Sessions, err = h.sessions(ctx, u.ID, acc.Metadata[pauth.MetaSession])
 	return err
 }
 
@@ -174,7 +174,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	}
 	h.admins.Lock()
 	defer h.admins.Unlock()
-	u, err := h.repo.Get(req.Id)
+	u, err := h.repo.Get(ctx, req.Id)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -185,7 +185,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	if req.Disabled != nil {
 		u.Disabled = *req.Disabled
 	}
-	if err := h.keepAnAdmin(&before, u); err != nil {
+	if err := h.keepAnAdmin(ctx, &before, u); err != nil {
 		return rpcError(err)
 	}
 	rolesChanged := !slices.Equal(before.Roles, u.Roles)
@@ -194,7 +194,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 		return nil
 	}
 	u.UpdatedAt = h.now().UTC()
-	if err := h.repo.Update(u); err != nil {
+	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
 	rsp.User = accountPB(u)
@@ -222,11 +222,11 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	}
 	h.admins.Lock()
 	defer h.admins.Unlock()
-	u, err := h.repo.Get(req.Id)
+	u, err := h.repo.Get(ctx, req.Id)
 	if err != nil {
 		return rpcError(err)
 	}
-	if err := h.keepAnAdmin(u, nil); err != nil {
+	if err := h.keepAnAdmin(ctx, u, nil); err != nil {
 		return rpcError(err)
 	}
 	// Sessions first: a user half-deleted still cannot act, since
@@ -234,7 +234,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	if rsp.SessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
 		return err
 	}
-	if err := h.repo.Delete(u); err != nil {
+	if err := h.repo.Delete(ctx, u); err != nil {
 		return rpcError(err)
 	}
 	h.record(ctx, acc, KindDelete, u.ID, u.Username, "")
@@ -243,7 +243,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 
 // Stats counts accounts and live sessions.
 func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.StatsResponse) error {
-	users, err := h.repo.Users()
+	users, err := h.repo.Users(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -255,7 +255,7 @@ func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.Stats
 			rsp.Admins++
 		}
 	}
-	n, err := h.repo.CountSessions()
+	n, err := h.repo.CountSessions(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -286,13 +286,13 @@ func cleanRoles(roles []string) ([]string, error) {
 // check and the write one step within this process; two instances of the
 // service demoting the last two admins at the same moment could still both
 // pass (the store has no transactions across keys).
-func (h *Handler) keepAnAdmin(before, after *User) error {
+func (h *Handler) keepAnAdmin(ctx context.Context, before, after *User) error {
 	wasAdmin := !before.Disabled && pauth.IsAdmin(before.Roles)
 	staysAdmin := after != nil && !after.Disabled && pauth.IsAdmin(after.Roles)
 	if !wasAdmin || staysAdmin {
 		return nil
 	}
-	users, err := h.repo.Users()
+	users, err := h.repo.Users(ctx)
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func (h *Handler) keepAnAdmin(before, after *User) error {
 
 // endAll ends every session of a user and returns how many.
 func (h *Handler) endAll(ctx context.Context, userID string) (int32, error) {
-	ids, err := h.repo.SessionIDs(userID)
+	ids, err := h.repo.SessionIDs(ctx, userID)
 	if err != nil {
 		return 0, rpcError(err)
 	}
@@ -321,7 +321,7 @@ func (h *Handler) endAll(ctx context.Context, userID string) (int32, error) {
 // publishChanged tells gateways that a user's roles changed, naming the
 // sessions whose cached view is now stale.
 func (h *Handler) publishChanged(ctx context.Context, userID string) {
-	ids, err := h.repo.SessionIDs(userID)
+	ids, err := h.repo.SessionIDs(ctx, userID)
 	if err != nil {
 		h.log.Warn("user.updated event not sent: sessions unreadable; gateways will notice at cache expiry", "user", userID, "err", err)
 		return
@@ -334,8 +334,8 @@ func (h *Handler) publishChanged(ctx context.Context, userID string) {
 
 // nameOf returns a user's name, or "" when it cannot be read (for the audit
 // log, which should not fail a request).
-func (h *Handler) nameOf(id string) string {
-	if u, err := h.repo.Get(id); err == nil {
+func (h *Handler) nameOf(ctx context.Context, id string) string {
+	if u, err := h.repo.Get(ctx, id); err == nil {
 		return u.Username
 	}
 	return ""
@@ -343,13 +343,13 @@ func (h *Handler) nameOf(id string) string {
 
 // touch records that a session was used, at most once per seenEvery. A
 // failure only costs accuracy of "last seen".
-func (h *Handler) touch(s *Session) {
+func (h *Handler) touch(ctx context.Context, s *Session) {
 	now := h.now().UTC()
 	if now.Sub(s.LastSeen) < seenEvery {
 		return
 	}
 	s.LastSeen = now
-	if err := h.repo.TouchSession(s); err != nil && !errors.Is(err, ErrSessionEnded) {
+	if err := h.repo.TouchSession(ctx, s); err != nil && !errors.Is(err, ErrSessionEnded) {
 		h.log.Debug("session last-seen not written", "session", s.ID, "err", err)
 	}
 }
