@@ -67,6 +67,9 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err
 	}
+	if err := micro.RegisterSubscriber(user.TopicUserChanged, svc.Server(), gw.OnUserChanged); err != nil {
+		return nil, err
+	}
 	return gw, nil
 }
 

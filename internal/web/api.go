@@ -12,7 +12,6 @@ import (
 
 	"github.com/portal-go/portal/internal/platform"
 
-	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -68,7 +67,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
+	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -81,7 +80,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
+	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
 		Username: req.Username, Password: req.Password,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 	}, slow)
@@ -134,17 +133,4 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
-}
-
-func (g *Gateway) apiServices(c *gin.Context) {
-	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	services := rsp.Services
-	if services == nil {
-		services = []*systempb.Service{}
-	}
-	c.JSON(http.StatusOK, gin.H{"services": services})
 }

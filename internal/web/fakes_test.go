@@ -32,6 +32,9 @@ type fakeUsers struct {
 
 	register    *userpb.RegisterResponse
 	registerErr error
+
+	sessions  []*userpb.Session
+	revokeErr error
 }
 
 func newFakeUsers() *fakeUsers {
@@ -112,6 +115,19 @@ func (f *fakeUsers) Renew(ctx context.Context, _ *userpb.RenewRequest, _ ...clie
 func (f *fakeUsers) Health(ctx context.Context, _ *userpb.HealthRequest, _ ...client.CallOption) (*userpb.HealthResponse, error) {
 	f.record(ctx, "Health")
 	return &userpb.HealthResponse{}, nil
+}
+
+func (f *fakeUsers) ListSessions(ctx context.Context, _ *userpb.ListSessionsRequest, _ ...client.CallOption) (*userpb.ListSessionsResponse, error) {
+	f.record(ctx, "ListSessions")
+	return &userpb.ListSessionsResponse{Sessions: f.sessions}, nil
+}
+
+func (f *fakeUsers) RevokeSession(ctx context.Context, _ *userpb.RevokeSessionRequest, _ ...client.CallOption) (*userpb.RevokeSessionResponse, error) {
+	f.record(ctx, "RevokeSession")
+	if f.revokeErr != nil {
+		return nil, f.revokeErr
+	}
+	return &userpb.RevokeSessionResponse{}, nil
 }
 
 // fakeSystem is a systempb.SystemService that always answers.

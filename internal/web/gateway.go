@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +47,19 @@ type Options struct {
 	MetricsPublic bool
 }
 
+// templateFuncs are the helpers the pages use.
+var templateFuncs = template.FuncMap{
+	"unix": func(sec int64) string {
+		if sec == 0 {
+			return ""
+		}
+		return time.Unix(sec, 0).UTC().Format("2006-01-02 15:04")
+	},
+	"unixms": func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") },
+	"join":   func(s []string) string { return strings.Join(s, ", ") },
+	"add":    func(a, b int) int { return a + b },
+}
+
 // Gateway serves Portal's HTTP side.
 type Gateway struct {
 	Options
@@ -65,7 +79,7 @@ func New(o Options) *Gateway {
 	e := g.engine
 	// Without a proxy in front, X-Forwarded-For is the client's own claim.
 	_ = e.SetTrustedProxies(nil)
-	e.SetHTMLTemplate(template.Must(template.ParseFS(templateFS, "templates/*.html")))
+	e.SetHTMLTemplate(template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")))
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
 	e.Use(g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
@@ -86,6 +100,19 @@ func New(o Options) *Gateway {
 	e.GET("/", g.requireCaller, g.homePage)
 	e.GET("/account", g.requireCaller, g.accountPage)
 	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
+	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.endMySessionForm)
+
+	admin := e.Group("/admin", g.requireCaller, g.requireAdmin)
+	admin.GET("", g.overviewPage)
+	admin.GET("/users", g.usersPage)
+	admin.GET("/users/:id", g.userPage)
+	admin.POST("/users/:id/:action", g.csrf, g.userActionForm)
+	admin.POST("/sessions/:id/end", g.csrf, g.endSessionForm)
+	admin.GET("/config", g.configPage)
+	admin.POST("/config", g.csrf, g.configForm)
+	admin.GET("/services", g.servicesPage)
+	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
+	admin.GET("/audit", g.auditPage)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)
@@ -94,7 +121,20 @@ func New(o Options) *Gateway {
 	me.POST("/logout", g.apiLogout)
 	me.GET("/me", g.apiMe)
 	me.PUT("/me/password", g.apiPassword)
-	me.GET("/admin/services", g.apiServices)
+	me.GET("/me/sessions", g.apiMySessions)
+	me.DELETE("/me/sessions/:id", g.apiEndMySession)
+	adm := me.Group("/admin", g.requireAdmin)
+	adm.GET("/overview", g.apiOverview)
+	adm.GET("/users", g.apiUsers)
+	adm.GET("/users/:id", g.apiUser)
+	adm.PATCH("/users/:id", g.apiPatchUser)
+	adm.DELETE("/users/:id", g.apiDeleteUser)
+	adm.DELETE("/sessions/:id", g.apiEndSession)
+	adm.GET("/config", g.apiConfig)
+	adm.PUT("/config", g.apiPutConfig)
+	adm.GET("/services", g.apiServices)
+	adm.POST("/services/:name/restart", g.apiRestartService)
+	adm.GET("/audit", g.apiAudit)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g
@@ -108,6 +148,16 @@ func (g *Gateway) Handler() http.Handler { return g.engine }
 // with it again.
 func (g *Gateway) OnSessionRevoked(ctx context.Context, ev *userpb.SessionRevoked) error {
 	g.revoke(ctx, ev.SessionId)
+	return nil
+}
+
+// OnUserChanged is the subscriber of user.updated: the user's roles changed,
+// so what this gateway cached about the named sessions is dropped and asked
+// for again on their next request.
+func (g *Gateway) OnUserChanged(ctx context.Context, ev *userpb.UserChanged) error {
+	for _, sid := range ev.SessionIds {
+		_ = g.Cache.Delete(ctx, cacheSession+sid)
+	}
 	return nil
 }
 

@@ -46,9 +46,10 @@ func callerOf(c *gin.Context) *caller {
 	return cl
 }
 
-// rpcContext is the request's context carrying the caller's token to services.
+// rpcContext is the request's context carrying the caller's token, and the
+// client's address, to services.
 func rpcContext(c *gin.Context) context.Context {
-	ctx := c.Request.Context()
+	ctx := pauth.ContextWithClient(c.Request.Context(), c.ClientIP())
 	if cl := callerOf(c); cl != nil {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}

@@ -1177,6 +1177,7 @@ func TestPagesEscapeUserData(t *testing.T) {
 	const evil = "<script>alert(1)</script>"
 	users := newFakeUsers()
 	users.info = &userpb.InfoResponse{Id: "u-1", Username: evil, Roles: []string{"<b>admin</b>"}, SessionId: "s-1"}
+	users.sessions = []*userpb.Session{{Id: "s-1", UserAgent: evil, ClientAddr: evil, Current: true}}
 	g := newGateway(t, settings(), users)
 	tok := validToken(t, "s-1")
 	for _, path := range []string{"/", "/account", "/login"} {

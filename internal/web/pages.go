@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	pauth "github.com/portal-go/portal/internal/auth"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -65,6 +67,8 @@ func (g *Gateway) csrf(c *gin.Context) {
 var titles = map[string]string{
 	"login.html": "Sign in", "register.html": "Register", "home.html": "Home",
 	"account.html": "Account", "error.html": "Error",
+	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
+	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log",
 }
 
 // page renders a template with the data every page needs.
@@ -73,9 +77,11 @@ func (g *Gateway) page(c *gin.Context, status int, name string, data gin.H) {
 		data = gin.H{}
 	}
 	data["Title"] = titles[name]
+	data["Wide"] = name == "account.html" || strings.HasPrefix(name, "admin_")
 	data["CSRF"] = csrfToken(c)
 	if cl := callerOf(c); cl != nil {
 		data["Me"] = cl.Info
+		data["Admin"] = pauth.IsAdmin(cl.Info.Roles)
 	}
 	c.HTML(status, name, data)
 }
@@ -90,7 +96,7 @@ func (g *Gateway) loginPage(c *gin.Context) {
 
 func (g *Gateway) loginForm(c *gin.Context) {
 	name, next := c.PostForm("username"), safeNext(c.PostForm("next"))
-	rsp, err := g.Users.Login(c.Request.Context(), &userpb.LoginRequest{
+	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
 		Username: name, Password: c.PostForm("password"),
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 	}, slow)
@@ -123,7 +129,7 @@ func (g *Gateway) registerForm(c *gin.Context) {
 		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Error": "The two passwords differ."})
 		return
 	}
-	if _, err := g.Users.Register(c.Request.Context(), &userpb.RegisterRequest{Username: name, Password: pw}, slow); err != nil {
+	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw}, slow); err != nil {
 		status, _, msg := rpcStatus(err)
 		g.page(c, status, "register.html", gin.H{"Username": name, "Error": msg})
 		return
@@ -147,13 +153,9 @@ func (g *Gateway) homePage(c *gin.Context) {
 	})
 }
 
-func (g *Gateway) accountPage(c *gin.Context) {
-	g.page(c, http.StatusOK, "account.html", nil)
-}
-
 func (g *Gateway) passwordForm(c *gin.Context) {
 	if c.PostForm("new_password") != c.PostForm("confirm") {
-		g.page(c, http.StatusBadRequest, "account.html", gin.H{"Error": "The two new passwords differ."})
+		g.accountView(c, http.StatusBadRequest, gin.H{"Error": "The two new passwords differ."})
 		return
 	}
 	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{
@@ -161,8 +163,8 @@ func (g *Gateway) passwordForm(c *gin.Context) {
 	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
-		g.page(c, status, "account.html", gin.H{"Error": msg})
+		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}
-	g.page(c, http.StatusOK, "account.html", gin.H{"Notice": "Password changed.", "Ended": rsp.SessionsEnded})
+	g.accountView(c, http.StatusOK, gin.H{"Notice": "Password changed.", "Ended": rsp.SessionsEnded})
 }

@@ -1,0 +1,518 @@
+package web
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ghodss/yaml"
+	"github.com/gin-gonic/gin"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// The admin plane over HTTP: a JSON API under /api/v1/admin and pages under
+// /admin. requireAdmin turns away non-admins early, but the system and user
+// services decide: they check the caller's roles in the store themselves.
+
+// pageSize is how many rows an admin page shows.
+const pageSize = 20
+
+// requireAdmin refuses a caller whose roles (as the user service last
+// reported them) lack admin.
+func (g *Gateway) requireAdmin(c *gin.Context) {
+	if cl := callerOf(c); cl == nil || !pauth.IsAdmin(cl.Info.Roles) {
+		g.fail(c, http.StatusForbidden, "auth.forbidden", "this needs the admin role")
+		return
+	}
+	c.Next()
+}
+
+// intQuery reads a non-negative integer query parameter, 0 when absent or bad.
+func intQuery(c *gin.Context, name string) int32 {
+	n, err := strconv.ParseInt(c.Query(name), 10, 32)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
+}
+
+// --- JSON API ---
+
+func (g *Gateway) apiMySessions(c *gin.Context) {
+	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions": orEmpty(rsp.Sessions)})
+}
+
+func (g *Gateway) apiEndMySession(c *gin.Context) {
+	if !g.endSession(c, c.Param("id"), false) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// endSession ends a session through the user service (asAdmin: through the
+// system service, for anyone's) and drops it on this gateway at once.
+func (g *Gateway) endSession(c *gin.Context, id string, asAdmin bool) bool {
+	req := &userpb.RevokeSessionRequest{SessionId: id}
+	var err error
+	if asAdmin {
+		_, err = g.System.RevokeSession(rpcContext(c), req)
+	} else {
+		_, err = g.Users.RevokeSession(rpcContext(c), req)
+	}
+	if err != nil {
+		g.abortRPC(c, err)
+		return false
+	}
+	g.revoke(c.Request.Context(), id)
+	if cl := callerOf(c); cl.Info.SessionId == id && cl.FromCookie {
+		clearSessionCookie(c)
+	}
+	return true
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (g *Gateway) apiUsers(c *gin.Context) {
+	limit := intQuery(c, "limit")
+	rsp, err := g.System.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: c.Query("q"), Offset: intQuery(c, "offset"), Limit: limit})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"users": orEmpty(rsp.Users), "total": rsp.Total})
+}
+
+func (g *Gateway) apiUser(c *gin.Context) {
+	rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: c.Param("id")})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": rsp.User, "sessions": orEmpty(rsp.Sessions)})
+}
+
+// userPatch is the body of PATCH /admin/users/{id}: absent fields stay.
+type userPatch struct {
+	Roles    *[]string `json:"roles"`
+	Disabled *bool     `json:"disabled"`
+}
+
+func (g *Gateway) apiPatchUser(c *gin.Context) {
+	var p userPatch
+	if !decodeJSON(c, &p) {
+		return
+	}
+	if p.Roles == nil && p.Disabled == nil {
+		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send roles and/or disabled")
+		return
+	}
+	req := &userpb.UpdateUserRequest{Id: c.Param("id"), Disabled: p.Disabled}
+	if p.Roles != nil {
+		req.Roles = &userpb.Roles{Roles: *p.Roles}
+	}
+	rsp, err := g.System.UpdateUser(rpcContext(c), req)
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"user": rsp.User, "sessions_ended": rsp.SessionsEnded})
+}
+
+func (g *Gateway) apiDeleteUser(c *gin.Context) {
+	if _, err := g.System.DeleteUser(rpcContext(c), &userpb.DeleteUserRequest{Id: c.Param("id")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (g *Gateway) apiEndSession(c *gin.Context) {
+	if !g.endSession(c, c.Param("id"), true) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (g *Gateway) apiConfig(c *gin.Context) {
+	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.configJSON(c, rsp)
+}
+
+// configJSON answers with the config as JSON (the settings object), its
+// source and whether it can be written.
+func (g *Gateway) configJSON(c *gin.Context, rsp *systempb.ConfigResponse) {
+	var settings any
+	if err := yamlToJSON(rsp.Yaml, &settings); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"config": settings, "yaml": rsp.Yaml, "source": rsp.Source, "writable": rsp.Writable})
+}
+
+// apiPutConfig replaces the config with the body: a JSON settings object
+// ({"auth": {...}, "login": {...}}; JSON is yaml too) or, with Content-Type
+// application/yaml, a yaml document.
+func (g *Gateway) apiPutConfig(c *gin.Context) {
+	var doc []byte
+	switch c.ContentType() {
+	case "application/yaml", "application/x-yaml", "text/yaml":
+		b, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			abortError(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
+			return
+		}
+		doc = b
+	default:
+		var raw json.RawMessage
+		if !decodeJSON(c, &raw) {
+			return
+		}
+		doc = raw
+	}
+	rsp, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: string(doc)})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.configJSON(c, rsp)
+}
+
+func (g *Gateway) apiServices(c *gin.Context) {
+	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"services": orEmpty(rsp.Services), "supervised": rsp.Supervised, "processes": orEmpty(rsp.Processes)})
+}
+
+func (g *Gateway) apiRestartService(c *gin.Context) {
+	if _, err := g.System.RestartService(rpcContext(c), &systempb.RestartServiceRequest{Name: c.Param("name")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusAccepted)
+}
+
+func (g *Gateway) apiAudit(c *gin.Context) {
+	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{
+		User: c.Query("user"), Kind: c.Query("kind"), Offset: intQuery(c, "offset"), Limit: intQuery(c, "limit"),
+	})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total})
+}
+
+func (g *Gateway) apiOverview(c *gin.Context) {
+	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"users": rsp.Users, "disabled_users": rsp.DisabledUsers, "active_sessions": rsp.ActiveSessions,
+		"services_up": rsp.ServicesUp, "nodes": rsp.Nodes, "hours": orEmpty(rsp.Hours),
+	})
+}
+
+// --- pages ---
+
+// notices are the messages an action's redirect may ask a page to show.
+var notices = map[string]string{
+	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
+	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
+	"restarted": "Restart requested.",
+}
+
+// back redirects (303) to path with a notice, after a form's action.
+func back(c *gin.Context, path, notice string) {
+	u := url.URL{Path: path, RawQuery: url.Values{"done": {notice}}.Encode()}
+	c.Redirect(http.StatusSeeOther, u.String())
+}
+
+// rpcPage shows an RPC's error on the error page.
+func (g *Gateway) rpcPage(c *gin.Context, err error) {
+	g.abortRPC(c, err)
+}
+
+func (g *Gateway) accountPage(c *gin.Context) {
+	g.accountView(c, http.StatusOK, gin.H{})
+}
+
+// accountView renders /account with the caller's sessions.
+func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
+	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	data["Sessions"] = rsp.Sessions
+	if n := notices[c.Query("done")]; n != "" && data["Notice"] == nil {
+		data["Notice"] = n
+	}
+	g.page(c, status, "account.html", data)
+}
+
+func (g *Gateway) endMySessionForm(c *gin.Context) {
+	id := c.Param("id")
+	mine := callerOf(c).Info.SessionId == id
+	if !g.endSession(c, id, false) {
+		return
+	}
+	if mine {
+		c.Redirect(http.StatusSeeOther, "/login")
+		return
+	}
+	back(c, "/account", "session_ended")
+}
+
+func (g *Gateway) overviewPage(c *gin.Context) {
+	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours)})
+}
+
+func (g *Gateway) usersPage(c *gin.Context) {
+	q, offset := c.Query("q"), intQuery(c, "offset")
+	rsp, err := g.System.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: q, Offset: offset, Limit: pageSize})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_users.html", gin.H{
+		"Users": rsp.Users, "Total": rsp.Total, "Query": q,
+		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total), "Notice": notices[c.Query("done")],
+	})
+}
+
+func (g *Gateway) userPage(c *gin.Context) {
+	rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: c.Param("id")})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_user.html", gin.H{
+		"User": rsp.User, "Sessions": rsp.Sessions, "IsAdmin": pauth.IsAdmin(rsp.User.Roles),
+		"Notice": notices[c.Query("done")],
+	})
+}
+
+// userActionForm applies one action of the users pages: roles (admin=on or
+// off), disable, enable, delete.
+func (g *Gateway) userActionForm(c *gin.Context) {
+	id, action := c.Param("id"), c.Param("action")
+	ctx := rpcContext(c)
+	var err error
+	switch action {
+	case "roles":
+		roles := []string{pauth.RoleUser}
+		if c.PostForm("admin") == "on" {
+			roles = append(roles, pauth.RoleAdmin)
+		}
+		_, err = g.System.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Roles: &userpb.Roles{Roles: roles}})
+	case "disable", "enable":
+		disabled := action == "disable"
+		_, err = g.System.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Disabled: &disabled})
+	case "delete":
+		_, err = g.System.DeleteUser(ctx, &userpb.DeleteUserRequest{Id: id})
+	default:
+		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		return
+	}
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	switch action {
+	case "delete":
+		back(c, "/admin/users", "deleted")
+	case "disable":
+		back(c, "/admin/users/"+id, "disabled")
+	case "enable":
+		back(c, "/admin/users/"+id, "enabled")
+	default:
+		back(c, "/admin/users/"+id, "roles")
+	}
+}
+
+func (g *Gateway) endSessionForm(c *gin.Context) {
+	if !g.endSession(c, c.Param("id"), true) {
+		return
+	}
+	next := "/admin/users"
+	if u := c.PostForm("user"); u != "" {
+		next += "/" + url.PathEscape(u)
+	}
+	back(c, next, "session_ended")
+}
+
+func (g *Gateway) configPage(c *gin.Context) {
+	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Yaml, "Notice": notices[c.Query("done")]})
+}
+
+func (g *Gateway) configForm(c *gin.Context) {
+	doc := c.PostForm("yaml")
+	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: doc}); err != nil {
+		status, _, msg := rpcStatus(err)
+		if status >= 500 {
+			g.rpcPage(c, err)
+			return
+		}
+		cur, gerr := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
+		if gerr != nil {
+			g.rpcPage(c, gerr)
+			return
+		}
+		// The rejected text stays in the form, to be mended.
+		g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Error": msg})
+		return
+	}
+	back(c, "/admin/config", "config")
+}
+
+func (g *Gateway) servicesPage(c *gin.Context) {
+	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp, "Notice": notices[c.Query("done")]})
+}
+
+func (g *Gateway) restartForm(c *gin.Context) {
+	if _, err := g.System.RestartService(rpcContext(c), &systempb.RestartServiceRequest{Name: c.Param("name")}); err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	back(c, "/admin/services", "restarted")
+}
+
+// auditKinds are the kinds the audit page offers as filters.
+var auditKinds = []string{"register", "login", "login_failed", "lockout", "logout", "password_change",
+	"role_change", "disable", "enable", "delete", "session_ended", "config_change"}
+
+func (g *Gateway) auditPage(c *gin.Context) {
+	user, kind, offset := c.Query("user"), c.Query("kind"), intQuery(c, "offset")
+	if kind != "" && !slices.Contains(auditKinds, kind) {
+		kind = ""
+	}
+	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Offset: offset, Limit: pageSize})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_audit.html", gin.H{
+		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": auditKinds,
+		"Pager": newPager("/admin/audit", url.Values{"user": {user}, "kind": {kind}}, offset, rsp.Total),
+	})
+}
+
+// pager links a list page to its neighbours.
+type pager struct {
+	From, To, Total int32
+	Prev, Next      string
+}
+
+func newPager(path string, q url.Values, offset, total int32) pager {
+	p := pager{From: min(offset+1, total), To: min(offset+pageSize, total), Total: total}
+	link := func(off int32) string {
+		v := url.Values{}
+		for k, vs := range q {
+			if len(vs) > 0 && vs[0] != "" {
+				v.Set(k, vs[0])
+			}
+		}
+		if off > 0 {
+			v.Set("offset", strconv.Itoa(int(off)))
+		}
+		u := url.URL{Path: path, RawQuery: v.Encode()}
+		return u.String()
+	}
+	if offset > 0 {
+		p.Prev = link(max(offset-pageSize, 0))
+	}
+	if offset+pageSize < total {
+		p.Next = link(offset + pageSize)
+	}
+	return p
+}
+
+// chart is the overview's bar chart of logins per hour, drawn as SVG by the
+// template (no script: the pages' CSP allows none inline).
+type chart struct {
+	Bars                 []bar
+	Max                  int32
+	Width, Height, BarW  int
+	TotalOK, TotalFailed int32
+}
+
+type bar struct {
+	X, OKY, OKH, FailY, FailH int
+	Label                     string
+	OK, Failed                int32
+}
+
+func newChart(hours []*systempb.HourCount) chart {
+	const h, bw = 120, 14
+	ch := chart{Height: h, BarW: bw, Width: len(hours) * (bw + 4)}
+	for _, hc := range hours {
+		ch.Max = max(ch.Max, hc.Logins+hc.FailedLogins)
+		ch.TotalOK += hc.Logins
+		ch.TotalFailed += hc.FailedLogins
+	}
+	scale := func(n int32) int {
+		if ch.Max == 0 {
+			return 0
+		}
+		return int(n) * h / int(ch.Max)
+	}
+	for i, hc := range hours {
+		okH, failH := scale(hc.Logins), scale(hc.FailedLogins)
+		ch.Bars = append(ch.Bars, bar{
+			X: i * (bw + 4), OKY: h - okH, OKH: okH, FailY: h - okH - failH, FailH: failH,
+			Label: time.Unix(hc.Hour, 0).UTC().Format("15:04"), OK: hc.Logins, Failed: hc.FailedLogins,
+		})
+	}
+	return ch
+}
+
+// yamlToJSON decodes a yaml document (the config as the system service
+// renders it) into v.
+func yamlToJSON(doc string, v any) error {
+	js, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(js, v)
+}
