@@ -32,6 +32,9 @@ func Parse(doc []byte) (Settings, error) {
 	}
 	s := Defaults()
 	if len(js) > 0 && string(js) != "null" {
+		if err := knownKeys(js); err != nil {
+			return Settings{}, err
+		}
 		dec := json.NewDecoder(bytes.NewReader(js))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&s); err != nil {
@@ -39,6 +42,45 @@ func Parse(doc []byte) (Settings, error) {
 		}
 	}
 	return s, s.Validate()
+}
+
+// knownKeys refuses a document with a key that is not a setting, compared
+// with its case: encoding/json would take "expiretime" for "expireTime".
+func knownKeys(js []byte) error {
+	var doc map[string]any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login): %v", ErrInvalid, err)
+	}
+	known := flatten(Defaults())
+	for sec, v := range doc {
+		kv, ok := v.(map[string]any)
+		if _, isSection := knownSections[sec]; !isSection || !ok {
+			return fmt.Errorf("%w: unknown section %q (known: auth, login)", ErrInvalid, sec)
+		}
+		for k := range kv {
+			if _, ok := known[sec+"."+k]; !ok {
+				return fmt.Errorf("%w: unknown key %s.%s", ErrInvalid, sec, k)
+			}
+		}
+	}
+	return nil
+}
+
+var knownSections = map[string]struct{}{"auth": {}, "login": {}}
+
+// flatten maps each setting's key ("auth.expireTime") to its value as JSON.
+func flatten(s Settings) map[string]string {
+	js, _ := json.Marshal(s)
+	var m map[string]map[string]any
+	_ = json.Unmarshal(js, &m)
+	out := map[string]string{}
+	for sec, kv := range m {
+		for k, v := range kv {
+			vj, _ := json.Marshal(v)
+			out[sec+"."+k] = string(vj)
+		}
+	}
+	return out
 }
 
 // Document renders settings as the yaml document a source holds.
@@ -113,20 +155,7 @@ func (c *Center) writeFile(doc []byte) error {
 // Diff names what changed from a to b, key by key, for the audit log:
 // "auth.expireTime: 900 -> 600; auth.whiteList: [...] -> [...]".
 func Diff(a, b Settings) string {
-	flat := func(s Settings) map[string]string {
-		js, _ := json.Marshal(s)
-		var m map[string]map[string]any
-		_ = json.Unmarshal(js, &m)
-		out := map[string]string{}
-		for sec, kv := range m {
-			for k, v := range kv {
-				vj, _ := json.Marshal(v)
-				out[sec+"."+k] = string(vj)
-			}
-		}
-		return out
-	}
-	fa, fb := flat(a), flat(b)
+	fa, fb := flatten(a), flatten(b)
 	keys := make([]string, 0, len(fb))
 	for k := range fb {
 		keys = append(keys, k)
