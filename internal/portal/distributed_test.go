@@ -14,6 +14,8 @@ import (
 
 	"encoding/json"
 	"fmt"
+	pauth "github.com/portal-go/portal/internal/auth"
+	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 	"net/http"
 	"strings"
@@ -215,6 +217,14 @@ func TestDistributed(t *testing.T) {
 	if !t.Run("a3_unique_name_across_instances", func(t *testing.T) {
 		raceRegistrations(t, "contested", 40, c.clients(t)...)
 	}) {
+		return
+	}
+
+	// a4. The admin plane in this mode: the services refuse a direct RPC
+	// without the admin role, whatever the gateway does; disabling a user on
+	// web1 ends their session on web2 at once; a config edit through the
+	// admin API is written to etcd.
+	if !t.Run("a4_admin_plane", func(t *testing.T) { adminPlane(t, c) }) {
 		return
 	}
 
@@ -550,5 +560,78 @@ func sigtermDrain(t *testing.T, c *cluster, name, pw string) {
 	}
 	if len(failures) > 0 {
 		t.Errorf("%d of %d requests failed while %s drained:\n%s", len(failures), total, victim.Name, strings.Join(failures, "\n"))
+	}
+}
+
+func adminPlane(t *testing.T, c *cluster) {
+	ws := c.clients(t)
+	ws[0].register("mallory", "mallory-password")
+	userTok, _ := ws[0].login("mallory", "mallory-password")
+	adminTok, _ := ws[1].login("admin", testenv.AdminPassword)
+
+	reg := etcdreg.NewRegistry(registry.Addrs(c.env.Etcd.Addr))
+	cli := grpcclient.NewClient(microclient.Registry(reg), microclient.Selector(selector.NewSelector(selector.Registry(reg))))
+	sys, users := systempb.NewSystemService("system", cli), userpb.NewUserService("user", cli)
+	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
+	calls := map[string]func(ctx context.Context) error{
+		"System.ListUsers": func(ctx context.Context) error {
+			_, err := sys.ListUsers(ctx, &userpb.ListUsersRequest{})
+			return err
+		},
+		"System.UpdateConfig": func(ctx context.Context) error {
+			_, err := sys.UpdateConfig(ctx, &systempb.UpdateConfigRequest{Yaml: "auth:\n  whiteList: [/]\n"})
+			return err
+		},
+		"System.Overview": func(ctx context.Context) error {
+			_, err := sys.Overview(ctx, &systempb.OverviewRequest{})
+			return err
+		},
+		"User.UpdateUser": func(ctx context.Context) error {
+			yes := true
+			_, err := users.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: "x", Disabled: &yes})
+			return err
+		},
+		"User.ListUsers": func(ctx context.Context) error {
+			_, err := users.ListUsers(ctx, &userpb.ListUsersRequest{})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if e := merrors.FromError(call(context.Background())); e.Code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %v, want 401", name, e)
+		}
+		if e := merrors.FromError(call(as(userTok))); e.Code != http.StatusForbidden || e.Id != "auth.forbidden" {
+			t.Errorf("%s with a user's token: %v, want 403 auth.forbidden", name, e)
+		}
+	}
+	if rsp, err := sys.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
+		t.Fatalf("System.ListUsers as admin: %v, %v", rsp, err)
+	}
+
+	// Disable on web1 ends the session that web2 has cached.
+	ws[1].expect(ws[1].do("GET", "/api/v1/me", userTok, nil), http.StatusOK)
+	id := userID(t, ws[0], adminTok, "mallory")
+	ws[0].expect(ws[0].do("PATCH", "/api/v1/admin/users/"+id, adminTok, map[string]any{"disabled": true}), http.StatusOK)
+	disabled := time.Now()
+	for {
+		r := ws[1].do("GET", "/api/v1/me", userTok, nil)
+		if r.StatusCode == http.StatusUnauthorized {
+			c.note(t, "disable on web1 refused on web2 after %d ms", time.Since(disabled).Milliseconds())
+			break
+		}
+		if time.Since(disabled) > time.Second {
+			t.Fatalf("web2 still accepts a disabled user's token after %v (status %d)", time.Since(disabled), r.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A config edit is written to etcd, where every service reads it.
+	doc := "auth:\n  expireTime: 900\n  refreshTime: 300\nlogin:\n  maxFailures: 9\n"
+	ws[0].expect(ws[0].do("PUT", "/api/v1/admin/config", adminTok, doc, "Content-Type", "application/yaml"), http.StatusOK)
+	if got := c.env.Etcd.Get(t, config.EtcdKey); !strings.Contains(got, "maxFailures: 9") {
+		t.Fatalf("etcd holds %q after the edit", got)
+	}
+	if m := ws[1].expect(ws[1].do("GET", "/api/v1/admin/config", adminTok, nil), http.StatusOK).json(t); !strings.Contains(m["yaml"].(string), "maxFailures: 9") {
+		t.Fatalf("config through web2: %v", m)
 	}
 }
