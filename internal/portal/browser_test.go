@@ -252,6 +252,68 @@ func TestBrowserFlow(t *testing.T) {
 	run("login page", visible("#username", "#submit"))
 	location("/login?next=%2F")
 
+	// 6. The admin signs in and finds the overview.
+	run("fill admin login",
+		chromedp.SendKeys("#username", "admin", chromedp.ByQuery),
+		chromedp.SendKeys("#password", testenv.AdminPassword, chromedp.ByQuery),
+	)
+	wantStatus("admin login", navigate("submit admin login", chromedp.Click("#submit", chromedp.ByQuery)), 200)
+	run("admin link", visible("#nav-admin"))
+	wantStatus("overview", navigate("open /admin", chromedp.Click("#nav-admin", chromedp.ByQuery)), 200)
+	run("overview", visible("#count-users", "#chart"))
+	if n := text("#count-users"); n != "2" {
+		t.Errorf("overview: %s users, want 2", n)
+	}
+	shot("07-admin-overview")
+
+	// 7. Account sessions on /account: the admin's own, marked current.
+	navigate("open /account", chromedp.Navigate(p.URL+"/account"))
+	run("sessions table", visible("#sessions tr.current"))
+	shot("08-account-sessions")
+
+	// 8. Disable the browser user from its page.
+	navigate("search users", chromedp.Navigate(p.URL+"/admin/users?q="+user))
+	run("users table", visible("#users .user-link"))
+	shot("09-admin-users")
+	wantStatus("user page", navigate("open user", chromedp.Click("#users .user-link", chromedp.ByQuery)), 200)
+	if got := text("#subject"); got != user {
+		t.Fatalf("user page for %q, want %q", got, user)
+	}
+	wantStatus("disable", navigate("disable", chromedp.Click("#disable", chromedp.ByQuery)), 200)
+	run("disabled", visible("#enable", ".notice"))
+	if got := text("#user-status"); got != "disabled" {
+		t.Errorf("status after disable = %q", got)
+	}
+	shot("10-admin-user-disabled")
+
+	// 9. Change the whitelist: the new entry is saved and shown.
+	navigate("open config", chromedp.Navigate(p.URL+"/admin/config"))
+	run("config page", visible("#yaml", "#save"))
+	var doc string
+	run("read config", chromedp.Value("#yaml", &doc, chromedp.ByQuery))
+	if !strings.Contains(doc, "- /login") {
+		t.Fatalf("config page shows %q", doc)
+	}
+	doc = strings.Replace(doc, "- /login\n", "- /login\n  - /status/*\n", 1)
+	run("edit config", chromedp.SetValue("#yaml", doc, chromedp.ByQuery))
+	wantStatus("save config", navigate("save config", chromedp.Click("#save", chromedp.ByQuery)), 200)
+	run("config saved", visible(".notice", "#yaml"))
+	run("read config again", chromedp.Value("#yaml", &doc, chromedp.ByQuery))
+	if !strings.Contains(doc, "/status/*") {
+		t.Errorf("saved config lacks the new whitelist entry: %q", doc)
+	}
+	shot("11-admin-config")
+
+	// 10. The audit log shows both actions, newest first.
+	navigate("open audit", chromedp.Navigate(p.URL+"/admin/audit"))
+	run("audit entries", visible("#audit tr.kind-config_change", "#audit tr.kind-disable"))
+	var kinds []string
+	run("audit order", chromedp.Evaluate(`[...document.querySelectorAll('#audit tbody tr')].map(r => r.cells[1].textContent)`, &kinds))
+	if len(kinds) < 2 || kinds[0] != "config_change" || kinds[1] != "disable" {
+		t.Errorf("audit kinds %v, want config_change then disable first", kinds)
+	}
+	shot("12-admin-audit")
+
 	mu.Lock()
 	if len(dialogs) > 0 {
 		t.Errorf("pages opened JavaScript dialogs: %v", dialogs)
