@@ -207,7 +207,7 @@ func loadKeys(o Options, log *slog.Logger) (pauth.Keys, error) {
 
 // ensureAdmin creates the first admin, printing a generated password once.
 func ensureAdmin(h *user.Handler, password string, log *slog.Logger) error {
-	created, generated, err := h.EnsureAdmin(password)
+	created, generated, err := h.EnsureAdmin(context.Background(), password)
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}

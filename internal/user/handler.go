@@ -47,14 +47,14 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 		return rpcError(err)
 	}
 	// Cheap early refusal before paying for a hash; Create checks again.
-	if _, err := h.repo.ByName(req.Username); err == nil {
+	if _, err := h.repo.ByName(ctx, req.Username); err == nil {
 		return rpcError(ErrExists)
 	}
 	u, err := h.newUser(ctx, req.Username, req.Password, []string{pauth.RoleUser})
 	if err != nil {
 		return rpcError(err)
 	}
-	if err := h.repo.Create(u); err != nil {
+	if err := h.repo.Create(ctx, u); err != nil {
 		return rpcError(err)
 	}
 	rsp.Id, rsp.Username = u.ID, u.Username
@@ -74,7 +74,7 @@ func (h *Handler) newUser(ctx context.Context, name, password string, roles []st
 // per account and per client address (limits.go): past login.maxFailures the
 // login is refused, 429 user.locked, before any password work.
 func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
-	g, err := h.guardLogin(req)
+	g, err := h.guardLogin(ctx, req)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -82,7 +82,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	var u *User
 	if ValidUsername(req.Username) == nil {
 		var err error
-		if u, err = h.repo.ByName(req.Username); err != nil && !errors.Is(err, ErrNotFound) {
+		if u, err = h.repo.ByName(ctx, req.Username); err != nil && !errors.Is(err, ErrNotFound) {
 			return rpcError(err)
 		}
 	}
@@ -98,7 +98,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	}
 	// Count the failure, or reset the account on success; a lockout reached
 	// meanwhile by concurrent attempts refuses this one too, right or wrong.
-	if err := h.settleLogin(g, ok); err != nil {
+	if err := h.settleLogin(ctx, g, ok); err != nil {
 		return rpcError(err)
 	}
 	if !ok {
@@ -117,7 +117,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(set.MaxAge()),
 		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256),
 	}
-	if err := h.repo.CreateSession(s); err != nil {
+	if err := h.repo.CreateSession(ctx, s); err != nil {
 		return rpcError(err)
 	}
 	tok, err := h.issue(u, s, set.Expire())
@@ -153,7 +153,7 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 
 // endSession deletes a session and tells every gateway.
 func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
-	if err := h.repo.DeleteSession(userID, sid); err != nil {
+	if err := h.repo.DeleteSession(ctx, userID, sid); err != nil {
 		return rpcError(err)
 	}
 	ev := &pb.SessionRevoked{SessionId: sid, UserId: userID, At: h.now().Unix()}
@@ -171,11 +171,11 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(acc.ID)
+	u, err := h.repo.Get(ctx, acc.ID)
 	if err != nil {
 		return rpcError(err)
 	}
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
 	if err != nil {
 		return rpcError(err)
 	}
@@ -193,7 +193,7 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	if err := ValidPassword(req.NewPassword); err != nil {
 		return rpcError(err)
 	}
-	u, err := h.repo.Get(acc.ID)
+	u, err := h.repo.Get(ctx, acc.ID)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -206,10 +206,10 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 		return rpcError(err)
 	}
 	u.UpdatedAt = h.now().UTC()
-	if err := h.repo.Update(u); err != nil {
+	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
-	ids, err := h.repo.SessionIDs(u.ID)
+	ids, err := h.repo.SessionIDs(ctx, u.ID)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -233,11 +233,11 @@ func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.Renew
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(acc.ID)
+	u, err := h.repo.Get(ctx, acc.ID)
 	if err != nil {
 		return rpcError(err)
 	}
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
 	if err != nil {
 		return rpcError(err)
 	}
@@ -253,7 +253,7 @@ func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.Renew
 
 // Health reports whether the store answers.
 func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.HealthResponse) error {
-	if err := h.repo.Ping(); err != nil {
+	if err := h.repo.Ping(ctx); err != nil {
 		return rpcUnavailable(err)
 	}
 	rsp.Status = "ok"
@@ -264,7 +264,7 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 // session must exist and belong to the token's user, and the user must exist
 // and be enabled.
 func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
 	if errors.Is(err, ErrSessionEnded) {
 		return pauth.ErrSessionEnded
 	} else if err != nil {
@@ -274,7 +274,7 @@ func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
 		return pauth.ErrSessionEnded
 	}
 	// A disabled or deleted user's tokens end with the user.
-	u, err := h.repo.Get(acc.ID)
+	u, err := h.repo.Get(ctx, acc.ID)
 	if errors.Is(err, ErrNotFound) {
 		return pauth.ErrSessionEnded
 	} else if err != nil {
@@ -288,8 +288,8 @@ func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
 
 // EnsureAdmin creates the first admin account when no account named "admin"
 // exists. It returns the password it generated, or "" when it generated none.
-func (h *Handler) EnsureAdmin(password string) (created bool, generated string, err error) {
-	if _, err := h.repo.ByName("admin"); err == nil {
+func (h *Handler) EnsureAdmin(ctx context.Context, password string) (created bool, generated string, err error) {
+	if _, err := h.repo.ByName(ctx, "admin"); err == nil {
 		return false, "", nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, "", err
@@ -305,11 +305,11 @@ func (h *Handler) EnsureAdmin(password string) (created bool, generated string, 
 	if err := ValidPassword(password); err != nil {
 		return false, "", fmt.Errorf("PORTAL_ADMIN_PASSWORD: %w", err)
 	}
-	u, err := h.newUser(context.Background(), "admin", password, []string{pauth.RoleAdmin, pauth.RoleUser})
+	u, err := h.newUser(ctx, "admin", password, []string{pauth.RoleAdmin, pauth.RoleUser})
 	if err != nil {
 		return false, "", err
 	}
-	if err := h.repo.Create(u); errors.Is(err, ErrExists) {
+	if err := h.repo.Create(ctx, u); errors.Is(err, ErrExists) {
 		return false, "", nil // another instance of this service made it first
 	} else if err != nil {
 		return false, "", err

@@ -186,7 +186,7 @@ func TestRegister(t *testing.T) {
 			if rsp.Id == "" || rsp.Username != tc.username {
 				t.Fatalf("Register response = %+v", &rsp)
 			}
-			u, err := hs.h.repo.ByName(strings.ToUpper(tc.username))
+			u, err := hs.h.repo.ByName(t.Context(), strings.ToUpper(tc.username))
 			if err != nil {
 				t.Fatalf("ByName: %v", err)
 			}
@@ -199,10 +199,10 @@ func TestRegister(t *testing.T) {
 		})
 	}
 	// The refused registrations changed nothing.
-	if u, err := hs.h.repo.ByName("alice"); err != nil || u.ID != aliceID {
+	if u, err := hs.h.repo.ByName(t.Context(), "alice"); err != nil || u.ID != aliceID {
 		t.Errorf("alice after duplicates = %+v, %v", u, err)
 	}
-	if _, err := hs.h.repo.ByName("dave"); !errors.Is(err, ErrNotFound) {
+	if _, err := hs.h.repo.ByName(t.Context(), "dave"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("refused user dave exists: %v", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestRepoCreateConcurrent(t *testing.T) {
 			if i%2 == 1 {
 				name = "DAVE"
 			}
-			errs <- repo.Create(&User{ID: "id-" + strconv.Itoa(i), Username: name})
+			errs <- repo.Create(t.Context(), &User{ID: "id-" + strconv.Itoa(i), Username: name})
 		}()
 	}
 	close(start)
@@ -302,7 +302,7 @@ func TestRegisterConcurrentSameName(t *testing.T) {
 	if ok != 1 || exists != n-1 {
 		t.Fatalf("%d successes and %d user.exists, want 1 and %d", ok, exists, n-1)
 	}
-	u, err := hs.h.repo.ByName("carol")
+	u, err := hs.h.repo.ByName(t.Context(), "carol")
 	if err != nil || u.ID != winner {
 		t.Fatalf("carol = %+v, %v; want the winner %s", u, err, winner)
 	}
@@ -363,7 +363,7 @@ func TestLogin(t *testing.T) {
 			if got := acc.Metadata[pauth.MetaExpiresAt]; got != strconv.FormatInt(rsp.ExpiresAt, 10) {
 				t.Errorf("token expireAt %s, response %d", got, rsp.ExpiresAt)
 			}
-			s, err := hs.h.repo.Session(rsp.SessionId)
+			s, err := hs.h.repo.Session(t.Context(), rsp.SessionId)
 			if err != nil {
 				t.Fatalf("session: %v", err)
 			}
@@ -390,7 +390,7 @@ func TestLoginSessions(t *testing.T) {
 	if a.SessionId == b.SessionId || a.Token == b.Token {
 		t.Errorf("two logins share a session or token")
 	}
-	ids, err := hs.h.repo.SessionIDs(id)
+	ids, err := hs.h.repo.SessionIDs(t.Context(), id)
 	if err != nil || len(ids) != 2 {
 		t.Errorf("sessions = %v, %v; want 2", ids, err)
 	}
@@ -401,7 +401,7 @@ func TestLoginSessions(t *testing.T) {
 	if err := hs.h.Login(context.Background(), req, &rsp); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	s, err := hs.h.repo.Session(rsp.SessionId)
+	s, err := hs.h.repo.Session(t.Context(), rsp.SessionId)
 	if err != nil {
 		t.Fatalf("Session: %v", err)
 	}
@@ -410,12 +410,12 @@ func TestLoginSessions(t *testing.T) {
 	}
 
 	// A disabled account cannot log in, with the right password.
-	u, err := hs.h.repo.Get(id)
+	u, err := hs.h.repo.Get(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.Disabled = true
-	if err := hs.h.repo.Update(u); err != nil {
+	if err := hs.h.repo.Update(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
 	err = hs.h.Login(context.Background(), &pb.LoginRequest{Username: "alice", Password: alicePW}, &pb.LoginResponse{})
@@ -445,7 +445,7 @@ func TestLogout(t *testing.T) {
 	if len(evs) != 1 || evs[0].SessionId != first.SessionId || evs[0].UserId != id || evs[0].At == 0 {
 		t.Fatalf("events = %v, want one SessionRevoked for %s", evs, first.SessionId)
 	}
-	if ids, _ := hs.h.repo.SessionIDs(id); !reflect.DeepEqual(ids, []string{second.SessionId}) {
+	if ids, _ := hs.h.repo.SessionIDs(t.Context(), id); !reflect.DeepEqual(ids, []string{second.SessionId}) {
 		t.Errorf("live sessions = %v, want [%s]", ids, second.SessionId)
 	}
 	// The ended session's token no longer reaches the account.
@@ -586,7 +586,7 @@ func TestRenew(t *testing.T) {
 	id := hs.register(t, "alice", alicePW)
 	l := hs.login(t, "alice", alicePW)
 	ctx, _ := hs.ctxFor(t, l.Token)
-	s, err := hs.h.repo.Session(l.SessionId)
+	s, err := hs.h.repo.Session(t.Context(), l.SessionId)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +612,7 @@ func TestRenew(t *testing.T) {
 	hs.h.now = func() time.Time { return time.Now().Add(-shift) }
 	near := hs.login(t, "alice", alicePW)
 	hs.h.now = time.Now
-	ns, err := hs.h.repo.Session(near.SessionId)
+	ns, err := hs.h.repo.Session(t.Context(), near.SessionId)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +650,7 @@ func TestEnsureAdmin(t *testing.T) {
 	adminRoles := []string{pauth.RoleAdmin, pauth.RoleUser}
 	checkAdmin := func(t *testing.T, hs *harness, pw string) {
 		t.Helper()
-		u, err := hs.h.repo.ByName("admin")
+		u, err := hs.h.repo.ByName(t.Context(), "admin")
 		if err != nil {
 			t.Fatalf("admin: %v", err)
 		}
@@ -666,7 +666,7 @@ func TestEnsureAdmin(t *testing.T) {
 
 	t.Run("generated password", func(t *testing.T) {
 		hs := newHarness(t)
-		created, generated, err := hs.h.EnsureAdmin("")
+		created, generated, err := hs.h.EnsureAdmin(t.Context(), "")
 		if err != nil || !created {
 			t.Fatalf("EnsureAdmin = %v, %q, %v", created, generated, err)
 		}
@@ -676,7 +676,7 @@ func TestEnsureAdmin(t *testing.T) {
 		checkAdmin(t, hs, generated)
 
 		for _, pw := range []string{"", "another-admin-password"} {
-			created, gen, err := hs.h.EnsureAdmin(pw)
+			created, gen, err := hs.h.EnsureAdmin(t.Context(), pw)
 			if err != nil || created || gen != "" {
 				t.Errorf("EnsureAdmin(%q) again = %v, %q, %v; want false", pw, created, gen, err)
 			}
@@ -687,7 +687,7 @@ func TestEnsureAdmin(t *testing.T) {
 	t.Run("given password", func(t *testing.T) {
 		hs := newHarness(t)
 		const pw = "the-admin-password"
-		created, generated, err := hs.h.EnsureAdmin(pw)
+		created, generated, err := hs.h.EnsureAdmin(t.Context(), pw)
 		if err != nil || !created || generated != "" {
 			t.Fatalf("EnsureAdmin = %v, %q, %v", created, generated, err)
 		}
@@ -695,11 +695,11 @@ func TestEnsureAdmin(t *testing.T) {
 	})
 
 	t.Run("generated passwords differ", func(t *testing.T) {
-		_, a, err := newHarness(t).h.EnsureAdmin("")
+		_, a, err := newHarness(t).h.EnsureAdmin(t.Context(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, b, err := newHarness(t).h.EnsureAdmin("")
+		_, b, err := newHarness(t).h.EnsureAdmin(t.Context(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -711,11 +711,11 @@ func TestEnsureAdmin(t *testing.T) {
 	for _, pw := range []string{"short", "123456789", strings.Repeat("x", 129)} {
 		t.Run("refuses "+strconv.Itoa(len(pw))+" chars", func(t *testing.T) {
 			hs := newHarness(t)
-			created, generated, err := hs.h.EnsureAdmin(pw)
+			created, generated, err := hs.h.EnsureAdmin(t.Context(), pw)
 			if !errors.Is(err, ErrBadPassword) || created || generated != "" {
 				t.Fatalf("EnsureAdmin(%q) = %v, %q, %v; want ErrBadPassword", pw, created, generated, err)
 			}
-			if _, err := hs.h.repo.ByName("admin"); !errors.Is(err, ErrNotFound) {
+			if _, err := hs.h.repo.ByName(t.Context(), "admin"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("an admin was created: %v", err)
 			}
 		})
@@ -738,12 +738,12 @@ func TestCheckSessionEndsWithTheUser(t *testing.T) {
 	if err := hs.h.CheckSession(context.Background(), acc); err != nil {
 		t.Fatalf("live session refused: %v", err)
 	}
-	u, err := hs.h.repo.Get(id)
+	u, err := hs.h.repo.Get(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.Disabled = true
-	if err := hs.h.repo.Update(u); err != nil {
+	if err := hs.h.repo.Update(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
 	if err := hs.h.CheckSession(context.Background(), acc); !errors.Is(err, pauth.ErrSessionEnded) {

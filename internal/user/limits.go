@@ -15,6 +15,7 @@ package user
 // guesses sent in parallel learn no more than maxFailures results.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -88,9 +89,9 @@ func lockKeys(keys []string) (unlock func()) {
 
 // readFailures returns the counter at key (zero when absent) and how long it
 // has left; a store that reports no expiry gets lockout.
-func (r *Repo) readFailures(key string, lockout time.Duration) (failures, time.Duration, error) {
+func (r *Repo) readFailures(ctx context.Context, key string, lockout time.Duration) (failures, time.Duration, error) {
 	var f failures
-	recs, err := r.st.Read(key)
+	recs, err := r.store(ctx).Read(key)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
 		return f, 0, nil
 	}
@@ -119,7 +120,7 @@ type loginGuard struct {
 // when one of them has reached the limit. The account counter is kept only
 // for well-formed names (known or not), so garbage cannot fill the store; the
 // address counter only when the gateway gave an address.
-func (h *Handler) guardLogin(req *pb.LoginRequest) (*loginGuard, error) {
+func (h *Handler) guardLogin(ctx context.Context, req *pb.LoginRequest) (*loginGuard, error) {
 	g := &loginGuard{set: h.cfg.Current().Login, username: truncate(req.Username, 64), addr: truncate(req.ClientAddr, 64)}
 	if ValidUsername(req.Username) == nil {
 		g.keys = append(g.keys, keyFailAcct+strings.ToLower(req.Username))
@@ -129,19 +130,19 @@ func (h *Handler) guardLogin(req *pb.LoginRequest) (*loginGuard, error) {
 		g.keys = append(g.keys, keyFailAddr+g.addr)
 		g.kinds = append(g.kinds, "address")
 	}
-	_, err := h.readGuard(g)
+	_, err := h.readGuard(ctx, g)
 	return g, err
 }
 
 // readGuard reads g's counters, failing with a *lockedError, which waits for
 // the longest lockout, when one has reached the limit.
-func (h *Handler) readGuard(g *loginGuard) ([]failures, error) {
+func (h *Handler) readGuard(ctx context.Context, g *loginGuard) ([]failures, error) {
 	lockout := g.set.Lockout()
 	fs := make([]failures, len(g.keys))
 	var wait time.Duration
 	locked := false
 	for i, k := range g.keys {
-		f, left, err := h.repo.readFailures(k, lockout)
+		f, left, err := h.repo.readFailures(ctx, k, lockout)
 		if err != nil {
 			return nil, err
 		}
@@ -162,19 +163,19 @@ func (h *Handler) readGuard(g *loginGuard) ([]failures, error) {
 // started while the password was being checked, it refuses the login with a
 // *lockedError instead, counting nothing. The failure that makes a counter
 // reach the limit logs one audit line, event=user.lockout.
-func (h *Handler) settleLogin(g *loginGuard, ok bool) error {
+func (h *Handler) settleLogin(ctx context.Context, g *loginGuard, ok bool) error {
 	if len(g.keys) == 0 {
 		return nil
 	}
 	unlock := lockKeys(g.keys)
 	defer unlock()
-	fs, err := h.readGuard(g)
+	fs, err := h.readGuard(ctx, g)
 	if err != nil {
 		return err
 	}
 	if ok {
 		if g.kinds[0] == "account" {
-			if err := h.repo.st.Delete(g.keys[0]); err != nil {
+			if err := h.repo.store(ctx).Delete(g.keys[0]); err != nil {
 				return storeError("delete", err)
 			}
 		}
@@ -188,7 +189,7 @@ func (h *Handler) settleLogin(g *loginGuard, ok bool) error {
 			f.Start = now
 		}
 		f.Count++
-		if err := h.repo.writeJSON(k, f, g.set.Lockout()); err != nil {
+		if err := h.repo.writeJSON(ctx, k, f, g.set.Lockout()); err != nil {
 			return err
 		}
 		if f.Count == g.set.MaxFailures {

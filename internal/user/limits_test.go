@@ -204,12 +204,12 @@ func TestLockoutResetOnSuccess(t *testing.T) {
 	}
 	// A disabled account's right password is no failure either.
 	wantRPCError(t, tryLogin(ctx, hs, "alice", "wrong-password", ""), "user.bad_credentials", 401)
-	u, err := hs.h.repo.ByName("alice")
+	u, err := hs.h.repo.ByName(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.Disabled = true
-	if err := hs.h.repo.Update(u); err != nil {
+	if err := hs.h.repo.Update(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
 	wantRPCError(t, tryLogin(ctx, hs, "alice", alicePW, ""), "user.disabled", 403)

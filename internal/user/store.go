@@ -1,6 +1,7 @@
 package user
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,13 +50,28 @@ func (r *Repo) WithClaimer(c Claimer) *Repo {
 	return r
 }
 
-// NewRepo wraps st.
+// NewRepo wraps st. When st can bind a request's context to its operations
+// (platform.TracedStore: each becomes a span of the request's trace), every
+// method binds the context it is given.
 func NewRepo(st store.Store) *Repo { return &Repo{st: st} }
+
+// contextStore is a store.Store that can bind a context to its operations.
+type contextStore interface {
+	WithContext(ctx context.Context) store.Store
+}
+
+// store is the repo's store bound to ctx, when it can be.
+func (r *Repo) store(ctx context.Context) store.Store {
+	if cs, ok := r.st.(contextStore); ok {
+		return cs.WithContext(ctx)
+	}
+	return r.st
+}
 
 func nameKey(username string) string { return keyName + strings.ToLower(username) }
 
-func (r *Repo) readJSON(key string, v any) error {
-	recs, err := r.st.Read(key)
+func (r *Repo) readJSON(ctx context.Context, key string, v any) error {
+	recs, err := r.store(ctx).Read(key)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
 		return ErrNotFound
 	}
@@ -70,12 +86,12 @@ func (r *Repo) readJSON(key string, v any) error {
 
 // writeJSON stores v at key; a non-zero ttl makes the record expire (set on
 // the record: the redis store plugin ignores WriteExpiry and WriteTTL).
-func (r *Repo) writeJSON(key string, v any, ttl time.Duration) error {
+func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("user: encode %s: %w", key, err)
 	}
-	if err := r.st.Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
+	if err := r.store(ctx).Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
 		return storeError("write", err)
 	}
 	return nil
@@ -85,11 +101,11 @@ func (r *Repo) writeJSON(key string, v any, ttl time.Duration) error {
 // without case) is taken. With a Claimer the name is claimed atomically in the
 // store, so that of concurrent registrations on any number of instances
 // exactly one wins; without one, a mutex makes that hold in this process.
-func (r *Repo) Create(u *User) error {
+func (r *Repo) Create(ctx context.Context, u *User) error {
 	if r.claimer == nil {
 		r.create.Lock()
 		defer r.create.Unlock()
-		if _, err := r.idByName(u.Username); err == nil {
+		if _, err := r.idByName(ctx, u.Username); err == nil {
 			return ErrExists
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
@@ -97,11 +113,11 @@ func (r *Repo) Create(u *User) error {
 	}
 	// The record first, then the name: a crash in between leaves an
 	// unreachable record, never a name that points nowhere.
-	if err := r.writeJSON(keyUser+u.ID, u, 0); err != nil {
+	if err := r.writeJSON(ctx, keyUser+u.ID, u, 0); err != nil {
 		return err
 	}
 	if r.claimer == nil {
-		if err := r.st.Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
+		if err := r.store(ctx).Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
 			return storeError("write", err)
 		}
 		return nil
@@ -112,7 +128,7 @@ func (r *Repo) Create(u *User) error {
 	}
 	// Lost (or failed): drop the record. Should that fail too, it stays
 	// unreachable, which is harmless.
-	_ = r.st.Delete(keyUser + u.ID)
+	_ = r.store(ctx).Delete(keyUser + u.ID)
 	if err != nil {
 		return storeError("claim", err)
 	}
@@ -120,19 +136,21 @@ func (r *Repo) Create(u *User) error {
 }
 
 // Update replaces a user's record (its name does not change).
-func (r *Repo) Update(u *User) error { return r.writeJSON(keyUser+u.ID, u, 0) }
+func (r *Repo) Update(ctx context.Context, u *User) error {
+	return r.writeJSON(ctx, keyUser+u.ID, u, 0)
+}
 
 // Get returns the user with the id.
-func (r *Repo) Get(id string) (*User, error) {
+func (r *Repo) Get(ctx context.Context, id string) (*User, error) {
 	var u User
-	if err := r.readJSON(keyUser+id, &u); err != nil {
+	if err := r.readJSON(ctx, keyUser+id, &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
 }
 
-func (r *Repo) idByName(username string) (string, error) {
-	recs, err := r.st.Read(nameKey(username))
+func (r *Repo) idByName(ctx context.Context, username string) (string, error) {
+	recs, err := r.store(ctx).Read(nameKey(username))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
 		return "", ErrNotFound
 	}
@@ -143,30 +161,30 @@ func (r *Repo) idByName(username string) (string, error) {
 }
 
 // ByName returns the user with the name, compared without case.
-func (r *Repo) ByName(username string) (*User, error) {
-	id, err := r.idByName(username)
+func (r *Repo) ByName(ctx context.Context, username string) (*User, error) {
+	id, err := r.idByName(ctx, username)
 	if err != nil {
 		return nil, err
 	}
-	return r.Get(id)
+	return r.Get(ctx, id)
 }
 
 // CreateSession stores s until its end.
-func (r *Repo) CreateSession(s *Session) error {
+func (r *Repo) CreateSession(ctx context.Context, s *Session) error {
 	ttl := time.Until(s.ExpiresAt)
 	if ttl <= 0 {
 		return ErrSessionEnded
 	}
-	if err := r.writeJSON(keySession+s.ID, s, ttl); err != nil {
+	if err := r.writeJSON(ctx, keySession+s.ID, s, ttl); err != nil {
 		return err
 	}
-	return r.writeJSON(keyUserSession+s.UserID+"/"+s.ID, "", ttl)
+	return r.writeJSON(ctx, keyUserSession+s.UserID+"/"+s.ID, "", ttl)
 }
 
 // Session returns a live session.
-func (r *Repo) Session(id string) (*Session, error) {
+func (r *Repo) Session(ctx context.Context, id string) (*Session, error) {
 	var s Session
-	if err := r.readJSON(keySession+id, &s); errors.Is(err, ErrNotFound) {
+	if err := r.readJSON(ctx, keySession+id, &s); errors.Is(err, ErrNotFound) {
 		return nil, ErrSessionEnded
 	} else if err != nil {
 		return nil, err
@@ -175,20 +193,21 @@ func (r *Repo) Session(id string) (*Session, error) {
 }
 
 // DeleteSession ends a session.
-func (r *Repo) DeleteSession(userID, id string) error {
-	if err := r.st.Delete(keySession + id); err != nil {
+func (r *Repo) DeleteSession(ctx context.Context, userID, id string) error {
+	st := r.store(ctx)
+	if err := st.Delete(keySession + id); err != nil {
 		return storeError("delete", err)
 	}
-	if err := r.st.Delete(keyUserSession + userID + "/" + id); err != nil {
+	if err := st.Delete(keyUserSession + userID + "/" + id); err != nil {
 		return storeError("delete", err)
 	}
 	return nil
 }
 
 // SessionIDs returns the ids of a user's live sessions.
-func (r *Repo) SessionIDs(userID string) ([]string, error) {
+func (r *Repo) SessionIDs(ctx context.Context, userID string) ([]string, error) {
 	prefix := keyUserSession + userID + "/"
-	keys, err := r.st.List(store.ListPrefix(prefix))
+	keys, err := r.store(ctx).List(store.ListPrefix(prefix))
 	if err != nil {
 		return nil, storeError("list", err)
 	}
@@ -200,8 +219,8 @@ func (r *Repo) SessionIDs(userID string) ([]string, error) {
 }
 
 // Ping checks that the store answers.
-func (r *Repo) Ping() error {
-	if _, err := r.st.Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {
+func (r *Repo) Ping(ctx context.Context) error {
+	if _, err := r.store(ctx).Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeError("unreachable", err)
 	}
 	return nil
