@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -275,6 +276,19 @@ func (c *Center) Source() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.source
+}
+
+// Check reads the source once, to tell whether it answers (a readiness
+// check; the settings in force do not change). A center on built-in defaults
+// has nothing to reach.
+func (c *Center) Check(context.Context) error {
+	if c.src == nil {
+		return nil
+	}
+	if _, err := c.src.Read(); err != nil {
+		return fmt.Errorf("config: %s: %w", c.source, err)
+	}
+	return nil
 }
 
 // Close stops watching.

@@ -24,6 +24,9 @@ type Metrics struct {
 	HTTPDuration *prometheus.HistogramVec // portal_http_request_duration_seconds{route,method}
 	RPCRequests  *prometheus.CounterVec   // portal_rpc_requests_total{service,endpoint,code}
 	RPCDuration  *prometheus.HistogramVec // portal_rpc_request_duration_seconds{service,endpoint}
+
+	Events        *prometheus.CounterVec   // portal_events_handled_total{service,topic,result}
+	EventDuration *prometheus.HistogramVec // portal_event_handle_duration_seconds{service,topic}
 }
 
 // NewMetrics builds a registry holding the Go runtime and process collectors
@@ -49,11 +52,20 @@ func NewMetrics() *Metrics {
 			Help:    "Time a service's handler took, by service and endpoint.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"service", "endpoint"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portal_events_handled_total",
+			Help: "Broker events a service's subscribers handled, by service, topic and result (ok or error).",
+		}, []string{"service", "topic", "result"}),
+		EventDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portal_event_handle_duration_seconds",
+			Help:    "Time a service's subscriber took, by service and topic.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"service", "topic"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPRequests, m.HTTPDuration, m.RPCRequests, m.RPCDuration,
+		m.HTTPRequests, m.HTTPDuration, m.RPCRequests, m.RPCDuration, m.Events, m.EventDuration,
 	)
 	return m
 }
@@ -94,6 +106,29 @@ func (m *Metrics) HandlerWrapper(service string) server.HandlerWrapper {
 				m.RPCDuration.WithLabelValues(service, req.Endpoint()).Observe(time.Since(start).Seconds())
 			}()
 			err = next(ctx, req, rsp)
+			panicked = false
+			return err
+		}
+	}
+}
+
+// SubscriberWrapper counts and times every event the subscribers of the
+// service named service handle. The topic label is bounded by the topics a
+// service subscribes to. A panic is counted as an error and passed on.
+func (m *Metrics) SubscriberWrapper(service string) server.SubscriberWrapper {
+	return func(next server.SubscriberFunc) server.SubscriberFunc {
+		return func(ctx context.Context, msg server.Message) (err error) {
+			start := time.Now()
+			panicked := true
+			defer func() {
+				result := "ok"
+				if panicked || err != nil {
+					result = "error"
+				}
+				m.Events.WithLabelValues(service, msg.Topic(), result).Inc()
+				m.EventDuration.WithLabelValues(service, msg.Topic()).Observe(time.Since(start).Seconds())
+			}()
+			err = next(ctx, msg)
 			panicked = false
 			return err
 		}

@@ -24,6 +24,8 @@ import (
 	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Version is Portal's version, put in every service's registry entry.
@@ -42,8 +44,8 @@ type Plugins struct {
 	RPC string
 	// TLS, when set, makes RPC between services mutual TLS (LoadMutualTLS).
 	TLS *TLS
-	// Metrics, when set, count and time every handler call (NewService adds
-	// their wrapper just inside the recover wrapper).
+	// Metrics, when set, count and time every handler call and event
+	// (NewService adds their wrappers innermost).
 	Metrics *Metrics
 	// DrainDelay is how long a stopping service keeps serving after it has
 	// left the registry, so that callers' registry caches drop its node
@@ -82,22 +84,42 @@ func Timeout(d time.Duration) client.CallOption {
 }
 
 // Service is a go-micro service with explicit start and stop, so that a
-// process running several can order them.
+// process running several can order them. Its work at each step of the
+// lifecycle is done in go-micro's hooks (BeforeStart, AfterStart, BeforeStop,
+// AfterStop), which go-micro's Start and Stop run around the server's.
 type Service struct {
 	micro.Service
+	name       string
 	log        *slog.Logger
 	drainDelay time.Duration
 	// health is the registration check (SetHealth); draining makes it fail,
 	// so that a stopping service is not registered again.
 	health   func(context.Context) error
 	draining atomic.Bool
+	// ready is on from AfterStart to BeforeStop.
+	ready atomic.Bool
+	// required must pass before the server starts; checks are reported by
+	// Readiness (required ones included).
+	required, checks []Check
+	starting         []func(context.Context) error
+	probe            *brokerProbe
+	// auth is the authorization wrapper (SetAuth).
+	auth server.HandlerWrapper
+	// tracer makes the service's spans; tp is its provider, flushed by
+	// AfterStop when it is the SDK's (UseTracing).
+	tp     trace.TracerProvider
+	tracer trace.Tracer
 }
 
-// NewService builds the service name on p. wrappers run inside the recover
-// wrapper (and the metrics wrapper, when p.Metrics is set), in order, around
-// every handler.
-func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.HandlerWrapper) *Service {
-	s := &Service{log: log.With("service", name), drainDelay: p.DrainDelay}
+// NewService builds the service name on p. Every handler runs inside these
+// wrappers, outermost first: recover (a panic becomes a 500), tracing,
+// authorization (SetAuth), metrics (when p.Metrics is set). Subscribers run
+// inside recover, tracing and metrics. Calls the service's client makes are
+// traced, carry the trace context and whatever metadata the context holds
+// (the caller's token), and go round robin over the callee's nodes.
+func NewService(name string, p Plugins, log *slog.Logger) *Service {
+	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, probe: newBrokerProbe(name)}
+	s.setTracerProvider(noop.NewTracerProvider())
 	ml := NewMicroLogger(log)
 	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
 	// WaitGroup by a type of its own, which the gRPC server plugin (v1.2.0)
@@ -118,13 +140,17 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 		server.Address(p.Address),
 		server.Registry(p.Registry),
 		server.Broker(p.Broker),
+		// go-micro runs the first wrapper given outermost.
 		server.WrapHandler(recoverWrapper(name, log)),
+		server.WrapHandler(s.traceHandler),
+		server.WrapHandler(s.authorize),
+		server.WrapSubscriber(recoverSubscriber(name, log)),
+		server.WrapSubscriber(s.traceSubscriber),
 	}
 	if p.Metrics != nil {
-		srvOpts = append(srvOpts, server.WrapHandler(p.Metrics.HandlerWrapper(name)))
-	}
-	for _, w := range wrappers {
-		srvOpts = append(srvOpts, server.WrapHandler(w))
+		srvOpts = append(srvOpts,
+			server.WrapHandler(p.Metrics.HandlerWrapper(name)),
+			server.WrapSubscriber(p.Metrics.SubscriberWrapper(name)))
 	}
 	cliOpts := []client.Option{
 		client.WithLogger(ml),
@@ -175,8 +201,19 @@ func NewService(name string, p Plugins, log *slog.Logger, wrappers ...server.Han
 	}, trOpts...),
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
-		micro.WrapClient(RoundRobin()),
+		// Outermost first: one span covers every attempt of a call.
+		micro.WrapClient(s.traceClient, RoundRobin()),
+		// go-micro handles signals only in Service.Run, which Portal does
+		// not call: a process may run three services that must stop in
+		// order, and Run would also start go-micro's profile on every
+		// interface. The process's own handler (cmd/portal: SIGINT,
+		// SIGTERM) ends the context that makes it call Stop, which runs
+		// the stop hooks.
 		micro.HandleSignal(false),
+		micro.BeforeStart(s.beforeStart),
+		micro.AfterStart(s.afterStart),
+		micro.BeforeStop(s.beforeStop),
+		micro.AfterStop(s.afterStop),
 		micro.Logger(ml),
 	)...)
 	s.Service = svc
@@ -227,7 +264,6 @@ func (s *Service) Start() error {
 	if err := s.Service.(starter).Start(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}
-	s.log.Info("service started", "address", s.Server().Options().Address)
 	return nil
 }
 
@@ -235,21 +271,13 @@ func (s *Service) Start() error {
 // server.Server interface.
 type deregisterer interface{ Deregister() error }
 
-// Stop takes the service out of the registry and, after the drain delay (in
-// which it still serves whatever callers with a stale registry cache send),
-// stops the server: it waits for the requests in flight (up to StopTimeout),
-// then closes its listener and connections.
+// Stop runs the BeforeStop hooks (readiness off, out of the registry, then
+// the drain delay, in which it still serves whatever callers with a stale
+// registry cache send), stops the server (it waits for the requests in
+// flight, up to StopTimeout, then closes its listener and connections) and
+// runs the AfterStop hooks (flush telemetry).
 func (s *Service) Stop() error {
 	began := time.Now()
-	s.draining.Store(true)
-	if d, ok := s.Server().(deregisterer); ok && s.drainDelay > 0 {
-		if err := d.Deregister(); err != nil {
-			s.log.Warn("deregister", "err", err)
-		} else {
-			s.log.Info("deregistered; serving on while callers notice", "drain_delay", s.drainDelay)
-			time.Sleep(s.drainDelay)
-		}
-	}
 	done := make(chan error, 1)
 	go func() { done <- s.Service.(starter).Stop() }()
 	select {
@@ -257,7 +285,7 @@ func (s *Service) Stop() error {
 		if err != nil {
 			return fmt.Errorf("%s: stop: %w", s.Name(), err)
 		}
-	case <-time.After(StopTimeout):
+	case <-time.After(s.drainDelay + StopTimeout):
 		return fmt.Errorf("%s: stop: requests still running %v after the drain: cut off", s.Name(), StopTimeout)
 	}
 	s.log.Info("service stopped", "took", time.Since(began).Round(time.Millisecond))
@@ -271,7 +299,8 @@ func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
 		return func(ctx context.Context, req server.Request, rsp interface{}) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "panic", r, "stack", string(debug.Stack()))
+					log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "trace_id", TraceID(ctx),
+						"panic", r, "stack", string(debug.Stack()))
 					err = merrors.InternalServerError(name+".panic", "internal error")
 				}
 			}()
@@ -279,3 +308,58 @@ func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
 		}
 	}
 }
+
+// recoverSubscriber turns a panic in a subscriber into an error.
+func recoverSubscriber(name string, log *slog.Logger) server.SubscriberWrapper {
+	return func(next server.SubscriberFunc) server.SubscriberFunc {
+		return func(ctx context.Context, msg server.Message) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("subscriber panic", "service", name, "topic", msg.Topic(), "trace_id", TraceID(ctx),
+						"panic", r, "stack", string(debug.Stack()))
+					err = merrors.InternalServerError(name+".panic", "internal error")
+				}
+			}()
+			return next(ctx, msg)
+		}
+	}
+}
+
+// SetAuth makes w the service's authorization wrapper: it runs inside the
+// tracing wrapper (a refusal is in the trace) and outside the metrics one.
+// Call it before Start.
+func (s *Service) SetAuth(w server.HandlerWrapper) { s.auth = w }
+
+// authorize runs the authorization wrapper, when there is one.
+func (s *Service) authorize(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		if s.auth == nil {
+			return next(ctx, req, rsp)
+		}
+		return s.auth(next)(ctx, req, rsp)
+	}
+}
+
+// traceClient is the client wrapper that traces calls and publications.
+func (s *Service) traceClient(c client.Client) client.Client { return &tracingClient{Client: c, s: s} }
+
+// UseTracing gives the service a tracer provider of its own from t: its
+// server, subscriber and client spans, and those of TracerProvider's users,
+// go where t says, and AfterStop flushes them. Call it before Start (and,
+// in the one-service mode, after Init has parsed the flags).
+func (s *Service) UseTracing(t *Tracing) error {
+	tp, err := t.provider(s.name)
+	if err != nil {
+		return fmt.Errorf("%s: tracing: %w", s.name, err)
+	}
+	s.setTracerProvider(tp)
+	return nil
+}
+
+func (s *Service) setTracerProvider(tp trace.TracerProvider) {
+	s.tp, s.tracer = tp, tp.Tracer(TraceScope)
+}
+
+// TracerProvider is the service's tracer provider, for spans the service's
+// users start themselves (the gateway's HTTP spans, TraceStore's).
+func (s *Service) TracerProvider() trace.TracerProvider { return s.tp }

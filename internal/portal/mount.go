@@ -2,13 +2,14 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/store"
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
@@ -23,23 +24,42 @@ import (
 // The mount functions put a service's handler, rules and health check on a
 // built go-micro service; both modes (RunAll, RunService) use them.
 
-// mountUser serves the user service on svc and makes the first admin.
-func mountUser(svc *platform.Service, repo *user.Repo, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, log *slog.Logger) error {
+// mountUser serves the user service on svc, its store st traced as part of
+// each request, and makes the first admin. claimer (nil: none) claims
+// usernames in st atomically.
+func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, log *slog.Logger) error {
+	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
+	if claimer != nil {
+		repo = repo.WithClaimer(claimer)
+	}
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 	}, log)
-	if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
-		return err
-	}
+	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
-	if err := ensureAdmin(h, adminPassword, log); err != nil {
-		return err
-	}
+	// The service starts only with a store that answers and a key to sign
+	// tokens with, and then makes sure there is an admin.
+	svc.Require(
+		platform.Check{Name: "store", Fn: userHealth(h)},
+		platform.Check{Name: "keys", Fn: canMint(minter)},
+	)
+	svc.OnStart(func(ctx context.Context) error { return ensureAdmin(ctx, h, adminPassword, log) })
+	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil
+}
+
+// canMint checks that a holds the private key that signs tokens.
+func canMint(a auth.Auth) func(context.Context) error {
+	return func(context.Context) error {
+		if m, ok := a.(interface{ CanMint() bool }); !ok || !m.CanMint() {
+			return errors.New("no private key: the user service signs tokens")
+		}
+		return nil
+	}
 }
 
 // mountSystem serves the system service on svc, reporting reg.
@@ -48,21 +68,22 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 		Registry: reg, Users: userpb.NewUserService("user", svc.Client()), Config: cfg,
 		Audit: interimAudit{log},
 	})
-	if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
-		return err
-	}
+	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
 		return err
 	}
+	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(systemHealth(h))
 	return nil
 }
 
-// mountWeb builds the gateway on svc's client and subscribes it to
-// session.revoked. o gives everything but the service clients.
+// mountWeb builds the gateway on svc's client and tracer and subscribes it
+// to session.revoked. o gives everything but the service clients.
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
+	o.Tracer = svc.TracerProvider()
+	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err

@@ -16,11 +16,13 @@ import (
 // DefaultProfileAddress is where pprof listens with --profile http.
 const DefaultProfileAddress = "127.0.0.1:6060"
 
-// metricsMux serves a service's metrics and liveness on its own listener
-// (--metrics_address), for services that have no HTTP port (user, system).
-func metricsMux(m *platform.Metrics) http.Handler {
+// metricsMux serves a service's metrics, liveness and readiness on its own
+// listener (--metrics_address), for services that have no HTTP port (user,
+// system).
+func metricsMux(m *platform.Metrics, svc *platform.Service) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /readyz", svc.ReadyHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

@@ -17,6 +17,7 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/store"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
@@ -46,6 +47,11 @@ type Options struct {
 	// MetricsPublic lets any client read the gateway's GET /metrics, not
 	// only loopback ones.
 	MetricsPublic bool
+	// TraceEndpoint is the OTLP/HTTP receiver spans go to (empty: the
+	// OTEL_EXPORTER_OTLP_* environment, else none; platform.NewTracing).
+	TraceEndpoint string
+	// SpanProcessors receive every span too (tests record them).
+	SpanProcessors []sdktrace.SpanProcessor
 }
 
 // RunAll runs web, user and system in one process until ctx ends, then shuts
@@ -76,6 +82,12 @@ func RunAll(ctx context.Context, o Options) error {
 		return err
 	}
 
+	tracing, err := platform.NewTracing(o.TraceEndpoint, o.SpanProcessors...)
+	if err != nil {
+		return err
+	}
+	log.Info("tracing", "spans", tracing.String())
+
 	ml := platform.NewMicroLogger(log)
 	// One registry for the three services and the gateway: the gateway's
 	// GET /metrics shows them all.
@@ -94,18 +106,32 @@ func RunAll(ctx context.Context, o Options) error {
 	defer userStore.Close()
 	go sweep(ctx, userStore, log)
 
+	// Each service traces with a provider of its own, flushed when it stops.
+	newService := func(name string) (*platform.Service, error) {
+		s := platform.NewService(name, plugins, log)
+		return s, s.UseTracing(tracing)
+	}
 	// user: accounts and sessions; the only service holding the private key.
-	userSvc := platform.NewService("user", plugins, log)
-	if err := mountUser(userSvc, user.NewRepo(userStore).WithClaimer(userStore), minter, verifier, cfg, o.AdminPassword, log); err != nil {
+	userSvc, err := newService("user")
+	if err != nil {
+		return err
+	}
+	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, log); err != nil {
 		return err
 	}
 	// system: the admin plane; it asks user about sessions.
-	systemSvc := platform.NewService("system", plugins, log)
+	systemSvc, err := newService("system")
+	if err != nil {
+		return err
+	}
 	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.
-	webSvc := platform.NewService("web", plugins, log)
+	webSvc, err := newService("web")
+	if err != nil {
+		return err
+	}
 	gw, err := mountWeb(webSvc, web.Options{
 		Auth:          verifier,
 		Config:        cfg,
@@ -206,8 +232,8 @@ func loadKeys(o Options, log *slog.Logger) (pauth.Keys, error) {
 }
 
 // ensureAdmin creates the first admin, printing a generated password once.
-func ensureAdmin(h *user.Handler, password string, log *slog.Logger) error {
-	created, generated, err := h.EnsureAdmin(context.Background(), password)
+func ensureAdmin(ctx context.Context, h *user.Handler, password string, log *slog.Logger) error {
+	created, generated, err := h.EnsureAdmin(ctx, password)
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}

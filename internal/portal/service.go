@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,7 @@ type serviceFlags struct {
 	// the gateway's /metrics readable by anyone; where pprof listens.
 	metricsAddress, profileAddress string
 	metricsPublic                  bool
+	traceEndpoint                  string
 }
 
 // cliFlags are the flags RunService adds to go-micro's own.
@@ -73,7 +75,8 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
-	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics and /healthz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
+	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
+	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 }
@@ -128,6 +131,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				tlsCertFile: c.String("tls_cert_file"), tlsKeyFile: c.String("tls_key_file"), tlsCAFile: c.String("tls_ca_file"),
 				metricsAddress: c.String("metrics_address"), metricsPublic: c.Bool("metrics_public"),
 				profileAddress: c.String("profile_address"),
+				traceEndpoint:  c.String("trace_endpoint"),
 			}
 			// Mutual TLS, now that the flags are known and before anything
 			// listens or dials. An error here ends the process: go-micro's
@@ -166,13 +170,6 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		}
 		defer ps.stop()
 	}
-	if f.metricsAddress != "" {
-		ms, err := startSide("metrics", f.metricsAddress, metricsMux(metrics), log)
-		if err != nil {
-			return err
-		}
-		defer ms.stop()
-	}
 	// cmd.Init gives the server go-micro's defaults (60 s / 30 s): a dead node
 	// would stay registered a minute. Ours, unless set explicitly.
 	if !f.ttlSet || !f.intervalSet {
@@ -192,6 +189,13 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	if err := svc.Client().Init(platformRetries(!f.retriesSet)...); err != nil {
 		return err
 	}
+	tracing, err := platform.NewTracing(f.traceEndpoint)
+	if err != nil {
+		return fmt.Errorf("--trace_endpoint (PORTAL_TRACE_ENDPOINT): %w", err)
+	}
+	if err := svc.UseTracing(tracing); err != nil {
+		return err
+	}
 	cfg, err := openConfig(f, log)
 	if err != nil {
 		return err
@@ -201,7 +205,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		"registry", opts.Registry.String(), "registry_address", strings.Join(opts.Registry.Options().Addrs, ","),
 		"broker", opts.Broker.String(), "broker_address", opts.Broker.Address(),
 		"server", svc.Server().String(), "client", svc.Client().String(),
-		"config", cfg.Source(), "register_ttl", svc.Server().Options().RegisterTTL)
+		"config", cfg.Source(), "register_ttl", svc.Server().Options().RegisterTTL, "traces", tracing.String())
 	if opts.Registry.String() == "mdns" {
 		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
 	}
@@ -214,6 +218,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	var gateway http.Handler // web only
 	switch name {
 	case "user":
 		st, claimer, err := serviceStore(name, f, opts.Store, log)
@@ -225,15 +230,13 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		if err := mountUser(svc, user.NewRepo(st).WithClaimer(claimer), minter, verifier, cfg, f.adminPassword, log); err != nil {
+		if err := mountUser(svc, st, claimer, minter, verifier, cfg, f.adminPassword, log); err != nil {
 			return err
 		}
-		return serve(ctx, Options{}, log, nil, svc)
 	case "system":
 		if err := mountSystem(svc, opts.Registry, verifier, cfg, log); err != nil {
 			return err
 		}
-		return serve(ctx, Options{}, log, nil, svc)
 	case "web":
 		cache, err := webCache(f, log)
 		if err != nil {
@@ -250,9 +253,21 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gw.Handler(), svc)
+		gateway = gw.Handler()
+	default:
+		return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
 	}
-	return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+	// Listening before the service starts, so that /readyz says "not
+	// serving" until it does; stopped after it, so that it says so again
+	// while the service drains.
+	if f.metricsAddress != "" {
+		ms, err := startSide("metrics", f.metricsAddress, metricsMux(metrics, svc), log)
+		if err != nil {
+			return err
+		}
+		defer ms.stop()
+	}
+	return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gateway, svc)
 }
 
 // drainDelay is how long a stopping service of the one-service mode stays

@@ -16,6 +16,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/cache"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
@@ -45,6 +47,9 @@ type Options struct {
 	// MetricsPublic lets any client read /metrics; otherwise only loopback
 	// clients not behind a proxy can, and others get 404.
 	MetricsPublic bool
+	// Tracer makes each request's server span, whose trace the RPCs the
+	// request makes join; nil traces nothing.
+	Tracer trace.TracerProvider
 }
 
 // templateFuncs are the helpers the pages use.
@@ -64,25 +69,32 @@ var templateFuncs = template.FuncMap{
 type Gateway struct {
 	Options
 	engine *gin.Engine
+	tracer trace.Tracer
 }
 
 // maxBody bounds every request body.
 const maxBody = 64 << 10
 
+// gin's mode is a process-wide variable: set once, not by each New (tests
+// build several gateways at once).
+func init() { gin.SetMode(gin.ReleaseMode) }
+
 // New builds the gateway and its routes.
 func New(o Options) *Gateway {
-	gin.SetMode(gin.ReleaseMode)
 	if o.Metrics == nil {
 		o.Metrics = platform.NewMetrics()
 	}
-	g := &Gateway{Options: o, engine: gin.New()}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider()
+	}
+	g := &Gateway{Options: o, engine: gin.New(), tracer: o.Tracer.Tracer(platform.TraceScope)}
 	e := g.engine
 	// Without a proxy in front, X-Forwarded-For is the client's own claim.
 	_ = e.SetTrustedProxies(nil)
 	e.SetHTMLTemplate(template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")))
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
-	e.Use(g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
+	e.Use(g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))

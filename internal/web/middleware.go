@@ -11,6 +11,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	merrors "go-micro.dev/v4/errors"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -65,28 +68,66 @@ func isAPI(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "
 func (g *Gateway) countRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	method := c.Request.Method
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions:
-	default:
-		method = "other"
-	}
+	route, method := routeOf(c), methodOf(c)
 	g.Metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
 	g.Metrics.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 }
 
+// routeOf is the request's route: gin's pattern ("/static/*filepath"), or
+// "unmatched" when no route matched.
+func routeOf(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// methodOf is the request's method, one of the standard ones or "other".
+func methodOf(c *gin.Context) string {
+	switch m := c.Request.Method; m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// trace starts the request's trace: a server span named for the route, in
+// the request's context, so that the RPCs the handlers make join it. A trace
+// context the client sends is ignored: a request from outside starts a trace
+// of its own. Neither the query nor any header is recorded (a token may be
+// in either).
+func (g *Gateway) trace(c *gin.Context) {
+	route, method := routeOf(c), methodOf(c)
+	ctx, span := g.tracer.Start(c.Request.Context(), method+" "+route, trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.HTTPRoute(route)))
+	defer span.End()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+	status := c.Writer.Status()
+	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	if cl := callerOf(c); cl != nil && cl.Info != nil {
+		span.SetAttributes(semconv.EnduserID(cl.Info.Id))
+	}
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+}
+
+// logRequests logs one line per request: method, route (the pattern, never
+// the path or query, which may carry a token), status, latency, the trace id
+// and, when signed in, the user id.
 func (g *Gateway) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+	attrs := []any{"method", methodOf(c), "route", routeOf(c), "status", c.Writer.Status(),
 		"latency_ms", float64(time.Since(start).Microseconds()) / 1000, "client", c.ClientIP()}
+	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
+		attrs = append(attrs, "trace_id", sc.TraceID().String())
+	}
 	if cl := callerOf(c); cl != nil && cl.Info != nil {
-		attrs = append(attrs, "user", cl.Info.Id)
+		attrs = append(attrs, "user_id", cl.Info.Id)
 	}
 	g.Log.Info("request", attrs...)
 }
