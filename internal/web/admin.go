@@ -407,7 +407,8 @@ func (g *Gateway) servicesPage(c *gin.Context) {
 		g.rpcPage(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp, "Notice": notices[c.Query("done")]})
+	// The page reloads itself, so it follows instances as they come and go.
+	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp, "Notice": notices[c.Query("done")], "Refresh": 5})
 }
 
 func (g *Gateway) restartForm(c *gin.Context) {
