@@ -2,13 +2,19 @@ package portal_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portal-go/portal/internal/testenv"
 )
@@ -101,4 +107,143 @@ func TestServiceProfileAndMetricsAddress(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "loopback only") {
 		t.Errorf("pprof on all interfaces: err %v, output:\n%s", err, out)
 	}
+}
+
+// requestLines are the gateway's request lines for route.
+func requestLines(log, route string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "msg=request ") && strings.Contains(line, " route="+route+" ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// logValue is key's value on a slog text line.
+func logValue(line, key string) string {
+	_, rest, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, " ")
+	return v
+}
+
+// One GET /api/v1/me is one trace: the gateway's server span is its root,
+// the RPC to user is a client span under it, user's server span is that
+// call's child, and user's store reads are spans under that, each span
+// under its own service's name. The gateway logs one line for the request
+// with its route, status, latency, trace id and user id, and neither the
+// token (sent in the header and the query) nor the password appears in
+// any log line or span.
+func TestOneRequestOneTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	logs := &syncBuffer{}
+	p := testenv.StartPortal(t, testenv.PortalOptions{SpanProcessors: []sdktrace.SpanProcessor{rec}, Log: logs})
+	c := newClient(t, p)
+	const name, pw = "traceuser", "trace-password-1"
+	c.register(name, pw)
+	token, _ := c.login(name, pw)
+
+	// The first request with the new session: the gateway asks user.
+	me := c.expect(c.do("GET", "/api/v1/me?token="+url.QueryEscape(token), token, nil), http.StatusOK).json(t)
+	userID, _ := me["id"].(string)
+
+	var line string
+	waitFor(t, 5*time.Second, "the request line of GET /api/v1/me", func() bool {
+		lines := requestLines(logs.String(), "/api/v1/me")
+		if len(lines) > 1 {
+			t.Fatalf("%d request lines for one request:\n%s", len(lines), strings.Join(lines, "\n"))
+		}
+		if len(lines) == 1 {
+			line = lines[0]
+		}
+		return line != ""
+	})
+	for key, want := range map[string]string{"method": "GET", "status": "200", "user_id": userID} {
+		if got := logValue(line, key); got != want {
+			t.Errorf("request line: %s=%q, want %q\n%s", key, got, want, line)
+		}
+	}
+	traceID := logValue(line, "trace_id")
+	if len(traceID) != 32 || logValue(line, "latency_ms") == "" {
+		t.Fatalf("request line without a trace id or latency:\n%s", line)
+	}
+	if login := requestLines(logs.String(), "/api/v1/login"); len(login) != 1 || logValue(login[0], "trace_id") == traceID {
+		t.Errorf("login's request line %q: want one, in a trace of its own", login)
+	}
+
+	var spans []sdktrace.ReadOnlySpan
+	find := func(service, name string, kind trace.SpanKind) sdktrace.ReadOnlySpan {
+		for _, s := range spans {
+			if serviceOf(s) == service && s.Name() == name && s.SpanKind() == kind {
+				return s
+			}
+		}
+		return nil
+	}
+	waitFor(t, 5*time.Second, "the request's spans", func() bool {
+		spans = spans[:0]
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID().String() == traceID {
+				spans = append(spans, s)
+			}
+		}
+		return find("web", "GET /api/v1/me", trace.SpanKindServer) != nil && find("user", "User.Info", trace.SpanKindServer) != nil &&
+			find("user", "store Read", trace.SpanKindClient) != nil
+	})
+	root := find("web", "GET /api/v1/me", trace.SpanKindServer)
+	call := find("web", "User.Info", trace.SpanKindClient)
+	served := find("user", "User.Info", trace.SpanKindServer)
+	if root.Parent().IsValid() {
+		t.Errorf("the gateway's span has a parent %s: want the root of a new trace", root.Parent().SpanID())
+	}
+	if call == nil || call.Parent().SpanID() != root.SpanContext().SpanID() || served.Parent().SpanID() != call.SpanContext().SpanID() {
+		t.Fatalf("want web server span > web client span > user server span; got %s", describe(spans))
+	}
+	reads := 0
+	for _, s := range spans {
+		if serviceOf(s) == "user" && s.Name() == "store Read" {
+			reads++
+			if s.Parent().SpanID() != served.SpanContext().SpanID() {
+				t.Errorf("store span under %s, want under user's server span", s.Parent().SpanID())
+			}
+		}
+	}
+	if reads < 2 { // the session and the user, at least
+		t.Errorf("%d store reads in the trace, want the session's and the user's: %s", reads, describe(spans))
+	}
+
+	all := logs.String()
+	for what, secret := range map[string]string{"token": token, "password": pw} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the log holds the %s", what)
+		}
+		for _, s := range rec.Ended() {
+			for _, kv := range s.Attributes() {
+				if strings.Contains(kv.Value.Emit(), secret) {
+					t.Errorf("span %s attribute %s holds the %s", s.Name(), kv.Key, what)
+				}
+			}
+		}
+	}
+}
+
+func serviceOf(s sdktrace.ReadOnlySpan) string {
+	for _, kv := range s.Resource().Attributes() {
+		if kv.Key == "service.name" {
+			return kv.Value.AsString()
+		}
+	}
+	return ""
+}
+
+// describe lists spans as service/name(kind) id<parent, for failures.
+func describe(spans []sdktrace.ReadOnlySpan) string {
+	var parts []string
+	for _, s := range spans {
+		parts = append(parts, fmt.Sprintf("%s/%s(%s) %s<%s", serviceOf(s), s.Name(), s.SpanKind(), s.SpanContext().SpanID(), s.Parent().SpanID()))
+	}
+	return strings.Join(parts, ", ")
 }
