@@ -2,19 +2,25 @@ package portal_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portal-go/portal/internal/testenv"
 )
@@ -246,4 +252,152 @@ func describe(spans []sdktrace.ReadOnlySpan) string {
 		parts = append(parts, fmt.Sprintf("%s/%s(%s) %s<%s", serviceOf(s), s.Name(), s.SpanKind(), s.SpanContext().SpanID(), s.Parent().SpanID()))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// otlpSink is an OTLP/HTTP traces endpoint that counts the spans it gets,
+// by service.name.
+type otlpSink struct {
+	*httptest.Server
+	mu    sync.Mutex
+	spans map[string]int
+}
+
+func newOTLPSink(t *testing.T) *otlpSink {
+	t.Helper()
+	s := &otlpSink{spans: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var msg coltracepb.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &msg) != nil {
+			http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		for _, rs := range msg.ResourceSpans {
+			for _, kv := range rs.Resource.GetAttributes() {
+				if kv.Key == "service.name" {
+					for _, ss := range rs.ScopeSpans {
+						s.spans[kv.Value.GetStringValue()] += len(ss.Spans)
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *otlpSink) count(service string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spans[service]
+}
+
+// `portal user --metrics_address ...` answers GET /readyz on that address:
+// 200 with every check named "ok" when etcd, NATS and Redis answer; 503
+// naming the store while Redis is down, and the broker while NATS is; 200
+// again when they are back. On SIGTERM it reports not ready while it drains,
+// then exits 0, and the spans it held (the test sets the batch delay to ten
+// minutes) reach the OTLP endpoint: AfterStop flushed them.
+func TestServiceReadinessAndStop(t *testing.T) {
+	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+		testenv.Require(t, b)
+	}
+	bin := testenv.BuildPortal(t)
+	cl := testenv.Cluster{
+		Etcd:  testenv.StartEtcd(t),
+		NATS:  testenv.StartNATS(t),
+		Redis: testenv.StartRedis(t),
+		Keys:  testenv.NewPortalKeys(t),
+	}
+	sink := newOTLPSink(t)
+	env := testenv.PortalEnv(t, "user", cl)
+	env["PORTAL_METRICS_ADDRESS"] = "127.0.0.1:0"
+	env["PORTAL_TRACE_ENDPOINT"] = sink.URL
+	env["OTEL_BSP_SCHEDULE_DELAY"] = "600000"
+	proc := testenv.StartProc(t, bin, []string{"user"}, env, `msg="service started"`)
+	addr := proc.LogValue("metrics listening", "address")
+	if addr == "" {
+		t.Fatalf("no metrics address in the log\n%s", proc.Tail(20))
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	readyz := func() (int, map[string]string) {
+		rsp, err := hc.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0, map[string]string{"error": err.Error()}
+		}
+		defer rsp.Body.Close()
+		var body struct {
+			Checks map[string]string `json:"checks"`
+		}
+		if err := json.NewDecoder(rsp.Body).Decode(&body); err != nil {
+			t.Fatalf("/readyz: %v", err)
+		}
+		return rsp.StatusCode, body.Checks
+	}
+	// want polls /readyz until it answers code with the named checks failing
+	// and every other check "ok".
+	want := func(what string, code int, failing ...string) {
+		t.Helper()
+		var got int
+		var checks map[string]string
+		waitFor(t, 20*time.Second, what, func() bool {
+			got, checks = readyz()
+			if got != code {
+				return false
+			}
+			for name, v := range checks {
+				if (v == "ok") == slices.Contains(failing, name) {
+					return false
+				}
+			}
+			return true
+		})
+		for _, name := range []string{"lifecycle", "registry", "broker", "store", "keys", "config"} {
+			if _, ok := checks[name]; !ok {
+				t.Errorf("%s: /readyz has no %s check: %v", what, name, checks)
+			}
+		}
+	}
+
+	want("ready", http.StatusOK)
+	cl.Redis.Stop(t)
+	want("503 naming the store while Redis is down", http.StatusServiceUnavailable, "store")
+	cl.Redis.Start(t)
+	want("ready again after Redis", http.StatusOK)
+	cl.NATS.Stop(t)
+	want("503 naming the broker while NATS is down", http.StatusServiceUnavailable, "broker")
+	cl.NATS.Start(t)
+	want("ready again after NATS", http.StatusOK)
+
+	if n := sink.count("user"); n != 0 {
+		t.Fatalf("%d spans exported before stop: the batch delay did not hold them", n)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		proc.Stop(t)
+		close(stopped)
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for draining := false; !draining; {
+		select {
+		case <-stopped:
+			t.Fatal("the process exited before /readyz reported it not serving")
+		case <-tick.C:
+		}
+		code, checks := readyz()
+		draining = code == http.StatusServiceUnavailable && checks["lifecycle"] != "ok" && checks["store"] == "ok"
+	}
+	<-stopped
+	if err := proc.ExitErr(); err != nil {
+		t.Errorf("exit after SIGTERM: %v, want status 0\n%s", err, proc.Tail(20))
+	}
+	if n := sink.count("user"); n == 0 {
+		t.Errorf("no span of user's reached the OTLP endpoint: AfterStop did not flush\n%s", proc.Tail(20))
+	}
 }
