@@ -139,7 +139,8 @@ func logValue(line, key string) string {
 // One GET /api/v1/me is one trace: the gateway's server span is its root,
 // the RPC to user is a client span under it, user's server span is that
 // call's child, and user's store reads are spans under that, each span
-// under its own service's name. The gateway logs one line for the request
+// under its own service's name. An admin call goes two hops, web > system >
+// user (system checks the session with the caller's token), in one trace. The gateway logs one line for the request
 // with its route, status, latency, trace id and user id, and neither the
 // token (sent in the header and the query) nor the password appears in
 // any log line or span.
@@ -221,8 +222,43 @@ func TestOneRequestOneTrace(t *testing.T) {
 		t.Errorf("%d store reads in the trace, want the session's and the user's: %s", reads, describe(spans))
 	}
 
+	// Two hops: system checks an admin's session with user, passing on the
+	// caller's token, in the same trace.
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.expect(c.do("GET", "/api/v1/admin/services", admin, nil), http.StatusOK)
+	var adminTrace string
+	waitFor(t, 5*time.Second, "the request line of GET /api/v1/admin/services", func() bool {
+		if lines := requestLines(logs.String(), "/api/v1/admin/services"); len(lines) == 1 {
+			adminTrace = logValue(lines[0], "trace_id")
+		}
+		return adminTrace != ""
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("admin trace: %s", describe(spans))
+		}
+	}()
+	waitFor(t, 5*time.Second, "spans web > system > user", func() bool {
+		spans = spans[:0]
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID().String() == adminTrace {
+				spans = append(spans, s)
+			}
+		}
+		list, check := find("system", "System.ListServices", trace.SpanKindServer), find("system", "User.Info", trace.SpanKindClient)
+		if list == nil || check == nil || check.Parent().SpanID() != list.SpanContext().SpanID() {
+			return false
+		}
+		for _, s := range spans {
+			if serviceOf(s) == "user" && s.Name() == "User.Info" && s.Parent().SpanID() == check.SpanContext().SpanID() {
+				return attr(s, "rpc.response.status_code") == "200"
+			}
+		}
+		return false
+	})
+
 	all := logs.String()
-	for what, secret := range map[string]string{"token": token, "password": pw} {
+	for what, secret := range map[string]string{"token": token, "password": pw, "admin token": admin} {
 		if strings.Contains(all, secret) {
 			t.Errorf("the log holds the %s", what)
 		}
@@ -234,6 +270,15 @@ func TestOneRequestOneTrace(t *testing.T) {
 			}
 		}
 	}
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
 }
 
 func serviceOf(s sdktrace.ReadOnlySpan) string {
