@@ -25,6 +25,7 @@ var flags = []cli.Flag{
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "auth_private_key", EnvVars: []string{"MICRO_AUTH_PRIVATE_KEY"}, Usage: "RSA private key that signs tokens, base64 of PEM (default: generated into the data dir)"},
+	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 }
 
 func main() {
@@ -82,5 +83,6 @@ func runAll(c *cli.Context) error {
 		Keys:          keys,
 		Log:           log,
 		MetricsPublic: c.Bool("metrics_public"),
+		TraceEndpoint: c.String("trace_endpoint"),
 	})
 }

@@ -21,8 +21,12 @@ type Check struct {
 	Fn   func(context.Context) error
 }
 
-// checkTimeout bounds each check, at start and in Readiness.
-const checkTimeout = 2 * time.Second
+// checkTimeout bounds each check, at start and in Readiness; a check that
+// ignores it is given up checkGrace later.
+const (
+	checkTimeout = 2 * time.Second
+	checkGrace   = 500 * time.Millisecond
+)
 
 // flushTimeout bounds the flush of the service's spans at stop.
 const flushTimeout = 5 * time.Second
@@ -114,17 +118,20 @@ func (s *Service) afterStop() error {
 	return nil
 }
 
-// runCheck runs c bounded by checkTimeout, also when c.Fn ignores its
-// context (go-micro's registry and broker calls take none).
+// runCheck runs c with a context ending after checkTimeout, and gives up on
+// it a little later when c.Fn does not return (go-micro's registry and
+// broker calls take no context).
 func runCheck(ctx context.Context, c Check) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- c.Fn(ctx) }()
+	giveUp := time.NewTimer(checkTimeout + checkGrace)
+	defer giveUp.Stop()
 	select {
 	case err := <-done:
 		return err
-	case <-ctx.Done():
+	case <-giveUp.C:
 		return fmt.Errorf("no answer within %v", checkTimeout)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,7 +294,10 @@ func (s *Service) Stop() error {
 }
 
 // recoverWrapper turns a panic in a handler into a 500, so that one bad
-// request cannot take the process down.
+// request cannot take the process down. The gRPC server plugin recovers a
+// handler's panic itself, innermost, into an error that shows the panic to
+// the caller ("panic recovered: ..."); that error is replaced by the same
+// 500 a panic gets here.
 func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
 	return func(next server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) (err error) {
@@ -304,7 +308,12 @@ func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
 					err = merrors.InternalServerError(name+".panic", "internal error")
 				}
 			}()
-			return next(ctx, req, rsp)
+			err = next(ctx, req, rsp)
+			if e, ok := err.(*merrors.Error); ok && e.Id == "go.micro.server" && strings.HasPrefix(e.Detail, "panic recovered") {
+				log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "trace_id", TraceID(ctx), "panic", e.Detail)
+				err = merrors.InternalServerError(name+".panic", "internal error")
+			}
+			return err
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/portal-go/portal/internal/portal"
 )
 
@@ -36,7 +38,11 @@ type PortalOptions struct {
 	// Config is written to the config file before start, when not empty.
 	Config string
 	// Log receives Portal's log; nil discards it unless PORTAL_TEST_LOG=1.
+	// Writes come from several goroutines: it must be safe for that.
 	Log io.Writer
+	// SpanProcessors receive every span Portal makes (say, a
+	// tracetest.SpanRecorder).
+	SpanProcessors []sdktrace.SpanProcessor
 }
 
 // StartPortal runs Portal's embedded mode on a free port, waits until it
@@ -68,12 +74,13 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 	ready := make(chan struct{})
 	go func() {
 		p.done <- portal.RunAll(ctx, portal.Options{
-			Listener:      ln,
-			DataDir:       o.DataDir,
-			ConfigFile:    cfgFile,
-			AdminPassword: AdminPassword,
-			Log:           slog.New(slog.NewTextHandler(w, nil)),
-			Ready:         func(string) { close(ready) },
+			Listener:       ln,
+			DataDir:        o.DataDir,
+			ConfigFile:     cfgFile,
+			AdminPassword:  AdminPassword,
+			Log:            slog.New(slog.NewTextHandler(w, nil)),
+			Ready:          func(string) { close(ready) },
+			SpanProcessors: o.SpanProcessors,
 		})
 	}()
 	select {
