@@ -336,3 +336,48 @@ func TestWithSupervisor(t *testing.T) {
 		t.Fatalf("the context lives on 5s after its supervisor is gone")
 	}
 }
+
+// TestExitPolicy drives a child's state through exits as the monitor sees
+// them: quick exits back off and, past the limit, leave it in error; an exit
+// after a stable run starts the count again.
+func TestExitPolicy(t *testing.T) {
+	c := &child{name: "user", out: newOutput("user", io.Discard, 10), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	exit := func(lived time.Duration, status string) {
+		t.Helper()
+		c.status, c.pid, c.startedAt = StatusRunning, 0, time.Now().Add(-lived)
+		c.retryAt = time.Time{}
+		c.exitErr = status
+		c.exited()
+		if status == "" {
+			// An exit 0 logs no status: the first look waits for it.
+			if c.status != StatusRunning {
+				t.Fatalf("first look at an exit with no status: %s, want it to wait a tick", c.status)
+			}
+			c.exited()
+		}
+	}
+	for n := 1; n <= maxQuickExits; n++ {
+		before := time.Now()
+		exit(time.Second, "exit status 1")
+		want, _ := backoff(n)
+		if c.status != StatusStarting || c.quick != n || c.retryAt.Before(before.Add(want)) || c.retryAt.After(time.Now().Add(want)) {
+			t.Fatalf("quick exit %d: status %s, quick %d, retry in %v; want starting, %d, %v",
+				n, c.status, c.quick, time.Until(c.retryAt).Round(time.Millisecond), n, want)
+		}
+		if !strings.HasPrefix(c.lastErr, "exited after 1s (exit status 1)") {
+			t.Fatalf("last error %q", c.lastErr)
+		}
+	}
+	exit(time.Second, "")
+	if c.status != StatusError || !c.retryAt.IsZero() {
+		t.Fatalf("after %d quick exits: status %s, retry at %v; want error, none", maxQuickExits+1, c.status, c.retryAt)
+	}
+	c.out.Write([]byte("time=x level=ERROR msg=boom\n"))
+	exit(stableAfter+time.Second, "signal: killed")
+	if c.status != StatusStarting || c.quick != 1 {
+		t.Fatalf("exit after a stable run: status %s, quick %d; want starting, 1", c.status, c.quick)
+	}
+	if want := "(signal: killed): time=x level=ERROR msg=boom"; !strings.HasSuffix(c.lastErr, want) {
+		t.Errorf("last error %q, want it to end %q", c.lastErr, want)
+	}
+}
