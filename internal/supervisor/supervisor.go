@@ -202,14 +202,14 @@ func (s *supervisor) start() error {
 	if err := s.startServers(); err != nil {
 		return err
 	}
-	if err := s.startService(publicKey); err != nil {
-		return err
-	}
 	if err := s.startRuntime(); err != nil {
 		return err
 	}
+	// The children exist (busy: about to start) before the runtime service
+	// can be asked about them.
 	for _, name := range services {
-		c := &child{name: name, svc: &runtime.Service{Name: name}, out: newOutput(name, s.o.Output, keepLines), log: s.log.With("service", name)}
+		c := &child{name: name, svc: &runtime.Service{Name: name}, out: newOutput(name, s.o.Output, keepLines),
+			log: s.log.With("service", name), status: StatusStarting, busy: true}
 		c.opts = []runtime.CreateOption{
 			runtime.WithCommand(exe),
 			runtime.WithArgs(name),
@@ -220,11 +220,11 @@ func (s *supervisor) start() error {
 		s.children = append(s.children, c)
 		s.byName[name] = c
 	}
+	if err := s.startService(publicKey); err != nil {
+		return err
+	}
 	for _, c := range s.children {
 		c.op.Lock()
-		c.mu.Lock()
-		c.busy = true
-		c.mu.Unlock()
 		s.launch(c, false)
 		c.op.Unlock()
 	}
@@ -341,11 +341,18 @@ func (s *supervisor) startRuntime() error {
 			return err
 		}
 	}
-	s.tmpdir = os.Getenv("TMPDIR")
+	tmpdir, set := os.LookupEnv("TMPDIR")
+	s.tmpdir = tmpdir
 	if err := os.Setenv("TMPDIR", dir); err != nil {
 		return err
 	}
-	s.closers = append(s.closers, func() { os.Setenv("TMPDIR", s.tmpdir) })
+	s.closers = append(s.closers, func() {
+		if set {
+			os.Setenv("TMPDIR", tmpdir)
+		} else {
+			os.Unsetenv("TMPDIR")
+		}
+	})
 	s.rt = local.NewRuntime(runtime.WithLogger(&runtimeLogger{log: s.log.With("component", "go-micro runtime"), exited: s.noteExit}))
 	return nil
 }
