@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -224,7 +227,11 @@ func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int) 
 		return got["web"].PID > 0 && got["user"].PID > 0 && got["system"].PID > 0
 	})
 	if !ok {
-		t.Fatalf("Runtime.List: %+v, %v; want web, user, system running (and new pids for %v)\n%s", last, lastErr, old, u.proc.Tail(40))
+		tail := ""
+		if u.proc != nil {
+			tail = u.proc.Tail(40)
+		}
+		t.Fatalf("Runtime.List: %+v, %v; want web, user, system running (and new pids for %v)\n%s", last, lastErr, old, tail)
 	}
 	return got
 }
@@ -327,5 +334,99 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	if !poll(d, cond) {
 		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// lines is an io.Writer that keeps what it is given, safe for concurrent
+// use.
+type lines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestRunInProcess runs the supervisor in the test process, so that the race
+// detector watches it (TestUp runs the binary, built without it): RPC calls,
+// an admin's restart and a SIGKILLed child at once, then a stop.
+func TestRunInProcess(t *testing.T) {
+	bin := testenv.BuildPortal(t)
+	dir := t.TempDir()
+	t.Setenv("PORTAL_ADMIN_PASSWORD", testenv.AdminPassword)
+	etcd := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	out := &lines{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- supervisor.Run(ctx, supervisor.Options{
+			DataDir: dir, HTTPAddress: "127.0.0.1:0", ConfigFile: filepath.Join(dir, "portal.yaml"),
+			EtcdAddress: etcd, NATSAddress: "127.0.0.1:0", Executable: bin,
+			Log: slog.New(slog.NewTextHandler(out, nil)), Output: out,
+		})
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s", out.String())
+		}
+	}()
+
+	var addr string
+	waitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
+		_, rest, ok := strings.Cut(out.String(), `msg="portal ready" service=web http=`)
+		addr, _, _ = strings.Cut(rest, "\n")
+		return ok
+	})
+	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	u := &up{url: "http://" + addr, rpc: grpcclient.NewClient(client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))), client.RequestTimeout(10*time.Second))}
+	u.waitReady(t)
+	ctxAdmin := pauth.ContextWithToken(context.Background(), u.login(t, "admin", testenv.AdminPassword))
+	procs := u.waitRunning(t, ctxAdmin, nil)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				supervisor.Status(ctxAdmin, u.rpc)
+				supervisor.Logs(ctxAdmin, u.rpc, "web", 10)
+			}
+		}()
+	}
+	if _, err := supervisor.Restart(ctxAdmin, u.rpc, "web"); err != nil {
+		t.Fatalf("Runtime.Restart(web): %v", err)
+	}
+	if err := syscall.Kill(procs["system"].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	u.waitRunning(t, ctxAdmin, map[string]int{"web": procs["web"].PID, "system": procs["system"].PID})
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("Run did not return within 60s of the cancel")
 	}
 }
