@@ -18,8 +18,9 @@ const (
 	StatusRunning = "running"
 	// StatusStopped: stopped by the supervisor, which is shutting down.
 	StatusStopped = "stopped"
-	// StatusError: it exited and is not restarted (too many quick exits), or
-	// could not be started; LastError says why. Runtime.Restart tries again.
+	// StatusError: it kept exiting (or failing to start) soon after each
+	// start and is no longer restarted; LastError says why. Runtime.Restart
+	// tries again.
 	StatusError = "error"
 )
 
@@ -32,9 +33,10 @@ const (
 	// stableAfter: a process that lived this long was not a quick exit, and
 	// its exit starts the count again.
 	stableAfter = 30 * time.Second
-	// maxQuickExits consecutive quick exits and the service is left in
+	// maxQuickRestarts: after this many restarts in a row that each ended
+	// in a quick exit, the next quick exit leaves the service in
 	// StatusError: a crash loop is not retried forever.
-	maxQuickExits = 6
+	maxQuickRestarts = 6
 	// stopGrace is how long a child has after SIGTERM (it drains: up to
 	// 1 s in the registry, 10 s of HTTP shutdown, 8 s of RPC) before the
 	// supervisor sends SIGKILL.
@@ -44,7 +46,7 @@ const (
 // backoff is the wait before the start that follows the n-th consecutive
 // quick exit (n >= 1); ok false means give up.
 func backoff(n int) (d time.Duration, ok bool) {
-	if n > maxQuickExits {
+	if n > maxQuickRestarts {
 		return 0, false
 	}
 	d = firstBackoff << (n - 1)
@@ -183,7 +185,7 @@ func (c *child) failed(reason string) {
 	if !ok {
 		c.status, c.retryAt = StatusError, time.Time{}
 		c.log.Error("not restarted: it exited soon after each of its last starts; Runtime.Restart starts it again",
-			"quick_exits", c.quick-1, "last_error", reason)
+			"quick_exits", c.quick, "last_error", reason)
 		return
 	}
 	c.status, c.retryAt = StatusStarting, time.Now().Add(d)

@@ -29,7 +29,7 @@
 //     (retries 0) or forever (any other value: the counter is reset at each
 //     start). The supervisor does not Start that loop; it watches its
 //     children itself and restarts one that exits, with exponential backoff,
-//     giving up after maxQuickExits quick exits in a row.
+//     giving up when it keeps exiting soon after each start.
 //   - Read returns each service's name, version and a Metadata map (status,
 //     error, started) that the runtime writes under a lock of its own, so
 //     that reading it races; no pid anywhere. The supervisor reads pids from

@@ -356,7 +356,7 @@ func TestExitPolicy(t *testing.T) {
 			c.exited()
 		}
 	}
-	for n := 1; n <= maxQuickExits; n++ {
+	for n := 1; n <= maxQuickRestarts; n++ {
 		before := time.Now()
 		exit(time.Second, "exit status 1")
 		want, _ := backoff(n)
@@ -370,7 +370,7 @@ func TestExitPolicy(t *testing.T) {
 	}
 	exit(time.Second, "")
 	if c.status != StatusError || !c.retryAt.IsZero() {
-		t.Fatalf("after %d quick exits: status %s, retry at %v; want error, none", maxQuickExits+1, c.status, c.retryAt)
+		t.Fatalf("after %d quick exits: status %s, retry at %v; want error, none", maxQuickRestarts+1, c.status, c.retryAt)
 	}
 	c.out.Write([]byte("time=x level=ERROR msg=boom\n"))
 	exit(stableAfter+time.Second, "signal: killed")
