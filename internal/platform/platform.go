@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,9 +60,10 @@ type Plugins struct {
 // Descriptions are the services' descriptions, put in their registry
 // entries' metadata.
 var Descriptions = map[string]string{
-	"web":    "Portal's HTTP gateway",
-	"user":   "Portal's accounts and sessions",
-	"system": "Portal's admin plane",
+	"web":     "Portal's HTTP gateway",
+	"user":    "Portal's accounts and sessions",
+	"system":  "Portal's admin plane",
+	"runtime": "Portal's supervisor (portal up)",
 }
 
 // StopTimeout bounds how long Service.Stop waits for the requests in flight
@@ -132,7 +135,9 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		server.WithLogger(ml),
 		server.Name(name),
 		server.Version(Version),
-		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name]}),
+		// pid tells which process a node is: portal up's supervisor counts a
+		// child as running once its node is registered.
+		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name], "pid": strconv.Itoa(os.Getpid())}),
 		server.Wait(wg),
 		func(o *server.Options) {
 			o.Context = context.WithValue(o.Context, "wait", wg) //nolint:staticcheck // the plugin's key

@@ -3,6 +3,8 @@ package platform_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -52,8 +54,8 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	if err != nil || len(list) != 1 || len(list[0].Nodes) != 1 {
 		t.Fatalf("registry: %v, %v; want one user node", list, err)
 	}
-	if md := list[0].Nodes[0].Metadata; md["version"] != platform.Version || md["description"] != platform.Descriptions["user"] {
-		t.Errorf("node metadata %v, want version %s and a description", md, platform.Version)
+	if md := list[0].Nodes[0].Metadata; md["version"] != platform.Version || md["description"] != platform.Descriptions["user"] || md["pid"] != strconv.Itoa(os.Getpid()) {
+		t.Errorf("node metadata %v, want version %s, a description and pid %d", md, platform.Version, os.Getpid())
 	}
 
 	caller := platform.NewService("web", p, quiet())

@@ -66,7 +66,7 @@ func canMint(a auth.Auth) func(context.Context) error {
 func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, cfg *config.Center, log *slog.Logger) error {
 	h := system.NewHandler(system.Options{
 		Registry: reg, Users: userpb.NewUserService("user", svc.Client()), Config: cfg,
-		Audit: interimAudit{log},
+		Audit: interimAudit{log}, Runtime: system.SupervisorRuntime(svc.Client()),
 	})
 	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {

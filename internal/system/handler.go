@@ -31,6 +31,8 @@ type Runtime interface {
 	Processes(ctx context.Context) ([]*pb.Process, error)
 	// Restart restarts one, or returns ErrNotSupervised.
 	Restart(ctx context.Context, name string) error
+	// Logs returns the last lines one wrote, or ErrNotSupervised.
+	Logs(ctx context.Context, name string, lines int) ([]string, error)
 }
 
 // AuditFilter selects audit entries.
@@ -148,6 +150,21 @@ func (h *Handler) RestartService(ctx context.Context, req *pb.RestartServiceRequ
 		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
 	}
 	return err // the supervisor's own error (404 for an unknown name) passes through
+}
+
+// ServiceLogs returns the last lines a supervised service wrote.
+func (h *Handler) ServiceLogs(ctx context.Context, req *pb.ServiceLogsRequest, rsp *pb.ServiceLogsResponse) error {
+	if h.Runtime == nil {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	}
+	lines, err := h.Runtime.Logs(ctx, req.Name, int(req.Lines))
+	if errors.Is(err, ErrNotSupervised) {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	} else if err != nil {
+		return err
+	}
+	rsp.Lines = lines
+	return nil
 }
 
 // The user endpoints pass the caller's token on (it is in ctx's metadata);
