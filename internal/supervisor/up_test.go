@@ -39,8 +39,11 @@ type up struct {
 // gateway has logged its address.
 func startUp(t *testing.T, bin, dir string) *up {
 	t.Helper()
+	// A fixed port, as a user would give: a restarted web must come back on
+	// the same address.
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := testenv.StartProc(t, bin,
-		[]string{"up", "--data_dir", dir, "--http_address", "127.0.0.1:0", "--config", filepath.Join(dir, "portal.yaml")},
+		[]string{"up", "--data_dir", dir, "--http_address", httpAddr, "--config", filepath.Join(dir, "portal.yaml")},
 		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword},
 		`msg="supervisor ready"`)
 	etcd := p.LogValue("supervisor ready", "etcd")
@@ -132,6 +135,39 @@ func TestUp(t *testing.T) {
 		if _, err := supervisor.Restart(adminCtx, u.rpc, "billing"); merrors.FromError(err).Id != "runtime.not_found" {
 			t.Errorf("Runtime.Restart(billing) = %v, want runtime.not_found", err)
 		}
+		u.waitReady(t)
+	}) {
+		return
+	}
+
+	// The admin plane, through the gateway: the services page's data holds
+	// each process's status, and an admin restarts web through web itself.
+	if !t.Run("admin_plane_through_web", func(t *testing.T) {
+		var body struct {
+			Supervised bool `json:"supervised"`
+			Processes  []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+				Pid    int    `json:"pid"`
+			} `json:"processes"`
+		}
+		if err := json.Unmarshal(u.get(t, "/api/v1/admin/services", admin, http.StatusOK), &body); err != nil {
+			t.Fatal(err)
+		}
+		if !body.Supervised || len(body.Processes) != 3 {
+			t.Fatalf("services: %+v, want supervised with 3 processes", body)
+		}
+		for _, p := range body.Processes {
+			if p.Status != supervisor.StatusRunning || p.Pid != procs[p.Name].PID {
+				t.Errorf("process %+v, want running with pid %d", p, procs[p.Name].PID)
+			}
+		}
+		if lines := u.get(t, "/api/v1/admin/services/user/logs?lines=5", admin, http.StatusOK); !strings.Contains(string(lines), `"lines"`) {
+			t.Errorf("logs through web: %s", lines)
+		}
+		old := procs["web"]
+		u.post(t, "/api/v1/admin/services/web/restart", admin, nil, http.StatusAccepted)
+		procs = u.waitRunning(t, adminCtx, map[string]int{"web": old.PID})
 		u.waitReady(t)
 	}) {
 		return
