@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	pb "github.com/portal-go/portal/proto/user"
@@ -28,6 +30,7 @@ type Handler struct {
 	auth    auth.Auth
 	cfg     *config.Center
 	revoked micro.Event
+	audit   *audit.Publisher // nil: nothing audited
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -36,6 +39,20 @@ type Handler struct {
 // publishes pb.SessionRevoked.
 func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, revoked micro.Event, log *slog.Logger) *Handler {
 	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: revoked, log: log, now: time.Now}
+}
+
+// WithAudit makes the handler publish an audit entry for each register,
+// login, failed login, lockout, logout and password change, and returns it.
+func (h *Handler) WithAudit(p *audit.Publisher) *Handler {
+	h.audit = p
+	return h
+}
+
+// record publishes an audit entry for something that has happened: a
+// failure to publish is Record's to count and log, never the caller's, and
+// a caller that has gone away does not take the entry with it.
+func (h *Handler) record(ctx context.Context, e audit.Entry) {
+	h.audit.Record(context.WithoutCancel(ctx), e)
 }
 
 // Register creates an account with the role "user".
@@ -57,6 +74,7 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err := h.repo.Create(u); err != nil {
 		return rpcError(err)
 	}
+	h.record(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
 	rsp.Id, rsp.Username = u.ID, u.Username
 	return nil
 }
@@ -72,7 +90,10 @@ func (h *Handler) newUser(ctx context.Context, name, password string, roles []st
 
 // Login checks the password and opens a session. Failed logins are counted
 // per account and per client address (limits.go): past login.maxFailures the
-// login is refused, 429 user.locked, before any password work.
+// login is refused, 429 user.locked, before any password work. Audited: a
+// success, a failure (wrong password, unknown name, disabled account) and
+// the failure that locks a counter; not the refusals while locked (the
+// lockout entry stands for them, and they cost an attacker nothing).
 func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
 	g, err := h.guardLogin(req)
 	if err != nil {
@@ -98,13 +119,31 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	}
 	// Count the failure, or reset the account on success; a lockout reached
 	// meanwhile by concurrent attempts refuses this one too, right or wrong.
-	if err := h.settleLogin(g, ok); err != nil {
+	reached, err := h.settleLogin(g, ok)
+	if err != nil {
 		return rpcError(err)
 	}
+	failed := audit.Entry{Kind: audit.KindLoginFailed, SubjectName: g.username, ClientAddr: g.addr}
+	if u != nil {
+		failed.SubjectID = u.ID
+	}
 	if !ok {
+		failed.Detail = "wrong password"
+		if u == nil {
+			failed.Detail = "unknown user"
+		}
+		h.record(ctx, failed)
+		if len(reached) > 0 {
+			failed.Kind = audit.KindLockout
+			failed.Detail = fmt.Sprintf("failed logins per %s reached login.maxFailures (%d): logins refused for %d s",
+				strings.Join(reached, " and "), g.set.MaxFailures, g.set.LockoutSeconds)
+			h.record(ctx, failed)
+		}
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
+		failed.Detail = "account disabled"
+		h.record(ctx, failed)
 		return rpcError(ErrDisabled)
 	}
 	sid, err := newSessionID()
@@ -124,6 +163,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
+	h.record(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
 	rsp.Token, rsp.ExpiresAt, rsp.SessionId = tok.AccessToken, tok.Expiry.Unix(), sid
 	return nil
 }
@@ -148,7 +188,12 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 	if err != nil {
 		return err
 	}
-	return h.endSession(ctx, acc.ID, acc.Metadata[pauth.MetaSession])
+	if err := h.endSession(ctx, acc.ID, acc.Metadata[pauth.MetaSession]); err != nil {
+		return err
+	}
+	name := acc.Metadata[pauth.MetaUsername]
+	h.record(ctx, audit.Entry{Kind: audit.KindLogout, ActorID: acc.ID, ActorName: name, SubjectID: acc.ID, SubjectName: name})
+	return nil
 }
 
 // endSession deletes a session and tells every gateway.
@@ -223,6 +268,8 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 		}
 		rsp.SessionsEnded++
 	}
+	h.record(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
+		Detail: fmt.Sprintf("%d other sessions ended", rsp.SessionsEnded)})
 	return nil
 }
 
