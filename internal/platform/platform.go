@@ -91,6 +91,10 @@ type Service struct {
 	// so that a stopping service is not registered again.
 	health   func(context.Context) error
 	draining atomic.Bool
+	// jobs run from Start to Stop (Background).
+	jobs      []func(context.Context)
+	stopJobs  context.CancelFunc
+	jobsGroup sync.WaitGroup
 }
 
 // NewService builds the service name on p. wrappers run inside the recover
@@ -211,6 +215,36 @@ func (s *Service) registerCheck(context.Context) error {
 	return nil
 }
 
+// Background adds a job that runs, in a goroutine of its own, from Start (once
+// the server serves) until Stop, which ends the job's context first and waits
+// for it to return (up to StopTimeout). Call it before Start.
+func (s *Service) Background(job func(ctx context.Context)) { s.jobs = append(s.jobs, job) }
+
+// startJobs runs the Background jobs.
+func (s *Service) startJobs() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopJobs = cancel
+	for _, job := range s.jobs {
+		s.jobsGroup.Go(func() { job(ctx) })
+	}
+}
+
+// waitJobs ends the Background jobs and waits for them.
+func (s *Service) waitJobs() error {
+	if s.stopJobs == nil {
+		return nil
+	}
+	s.stopJobs()
+	done := make(chan struct{})
+	go func() { s.jobsGroup.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(StopTimeout):
+		return fmt.Errorf("%s: stop: background jobs still running after %v", s.Name(), StopTimeout)
+	}
+}
+
 // NoBackoff is a client.BackoffFunc that never waits.
 func NoBackoff(context.Context, client.Request, int) (time.Duration, error) { return 0, nil }
 
@@ -227,6 +261,7 @@ func (s *Service) Start() error {
 	if err := s.Service.(starter).Start(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}
+	s.startJobs()
 	s.log.Info("service started", "address", s.Server().Options().Address)
 	return nil
 }
@@ -235,12 +270,15 @@ func (s *Service) Start() error {
 // server.Server interface.
 type deregisterer interface{ Deregister() error }
 
-// Stop takes the service out of the registry and, after the drain delay (in
-// which it still serves whatever callers with a stale registry cache send),
-// stops the server: it waits for the requests in flight (up to StopTimeout),
-// then closes its listener and connections.
+// Stop ends the Background jobs, takes the service out of the registry and,
+// after the drain delay (in which it still serves whatever callers with a
+// stale registry cache send), stops the server: it waits for the requests in
+// flight (up to StopTimeout), then closes its listener and connections.
 func (s *Service) Stop() error {
 	began := time.Now()
+	if err := s.waitJobs(); err != nil {
+		s.log.Warn("stop", "err", err)
+	}
 	s.draining.Store(true)
 	if d, ok := s.Server().(deregisterer); ok && s.drainDelay > 0 {
 		if err := d.Deregister(); err != nil {
