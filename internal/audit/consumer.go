@@ -44,28 +44,29 @@ func NewConsumer(stream events.Stream, l *Log, lg *slog.Logger) *Consumer {
 // ends, Run stores the entries the stream has ready before it returns (all
 // of a MemoryStream's queue). A stream that refuses to consume is tried
 // again every second; Run logs the first failure and the recovery.
-func (c *Consumer) Run(ctx context.Context) error {
+// Run is a job for platform.Service.Background.
+func (c *Consumer) Run(ctx context.Context) {
 	failing := false
 	for {
 		// Manual acknowledgement; how long the stream waits for one before it
 		// delivers again is the stream's own (NATSOptions.AckWait).
 		ch, err := c.stream.Consume(Topic, events.WithGroup(Group), events.WithAutoAck(false, 0))
 		if errors.Is(err, ErrClosed) {
-			return nil
+			return
 		}
 		if err == nil {
 			if failing {
 				c.lg.Info("audit: consuming again")
 			}
 			c.consume(ctx, ch)
-			return nil
+			return
 		}
 		if !failing {
 			failing = true
 			c.lg.Error("audit: cannot consume the audit stream; retrying every second", "err", err)
 		}
 		if !pause(ctx, retryDelay) {
-			return nil
+			return
 		}
 	}
 }
