@@ -5,9 +5,12 @@ import (
 
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
@@ -21,9 +24,11 @@ import (
 // The mount functions put a service's handler, rules and health check on a
 // built go-micro service; both modes (RunAll, RunService) use them.
 
-// mountUser serves the user service on svc and makes the first admin.
-func mountUser(svc *platform.Service, repo *user.Repo, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, log *slog.Logger) error {
-	h := user.NewHandler(repo, minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
+// mountUser serves the user service on svc and makes the first admin. It
+// publishes audit entries on stream.
+func mountUser(svc *platform.Service, repo *user.Repo, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
+	h := user.NewHandler(repo, minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log).
+		WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
 	if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
 		return err
 	}
@@ -37,8 +42,12 @@ func mountUser(svc *platform.Service, repo *user.Repo, minter, verifier auth.Aut
 	return nil
 }
 
-// mountSystem serves the system service on svc, reporting reg.
-func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth) error {
+// mountSystem serves the system service on svc, reporting reg. While it
+// runs, it stores the audit entries stream carries in st.
+func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, st store.Store, stream events.Stream, log *slog.Logger) error {
+	log = log.With("service", "system")
+	auditLog := audit.NewLog(st, audit.LogOptions{})
+	svc.Background(audit.NewConsumer(stream, auditLog, log).Run)
 	h := system.NewHandler(reg, userpb.NewUserService("user", svc.Client()))
 	if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
 		return err

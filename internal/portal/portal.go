@@ -18,6 +18,7 @@ import (
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
@@ -93,15 +94,25 @@ func RunAll(ctx context.Context, o Options) error {
 	}
 	defer userStore.Close()
 	go sweep(ctx, userStore, log)
+	systemStore, err := filestore.New(filepath.Join(o.DataDir, "store"), store.Database("system"), store.Table("system"))
+	if err != nil {
+		return err
+	}
+	defer systemStore.Close()
+	go sweep(ctx, systemStore, log) // the audit log's expired entries
+	// Audit entries go from user (and system) to system's log in memory: one
+	// process. Stopping, system stores what is queued before its store closes.
+	stream := audit.NewMemoryStream(0)
+	defer stream.Close()
 
 	// user: accounts and sessions; the only service holding the private key.
 	userSvc := platform.NewService("user", plugins, log)
-	if err := mountUser(userSvc, user.NewRepo(userStore).WithClaimer(userStore), minter, verifier, cfg, o.AdminPassword, log); err != nil {
+	if err := mountUser(userSvc, user.NewRepo(userStore).WithClaimer(userStore), minter, verifier, cfg, o.AdminPassword, stream, log); err != nil {
 		return err
 	}
-	// system: the admin plane; it asks user about sessions.
+	// system: the admin plane; it asks user about sessions, keeps the audit log.
 	systemSvc := platform.NewService("system", plugins, log)
-	if err := mountSystem(systemSvc, plugins.Registry, verifier); err != nil {
+	if err := mountSystem(systemSvc, plugins.Registry, verifier, systemStore, stream, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.
