@@ -3,11 +3,14 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/store"
 
@@ -51,6 +54,31 @@ func TestNATSBacklog(t *testing.T) {
 	l, _ := memLog(t)
 	runConsumer(t, natsStream(t, n, "system"), l, nil)
 	waitStored(t, l, 20*time.Second, ids)
+
+	// The stream is bounded, on disk, and acknowledged entries leave the
+	// group's backlog.
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), audit.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.MaxAge != audit.DefaultMaxAge || cfg.MaxBytes != audit.DefaultMaxBytes || cfg.Storage != jetstream.FileStorage || !slices.Equal(cfg.Subjects, []string{audit.Topic}) {
+		t.Errorf("stream config %+v", cfg)
+	}
+	waitFor(t, 10*time.Second, "every entry acknowledged", func() bool {
+		ci, err := st.Consumer(context.Background(), audit.Group)
+		if err != nil {
+			return false
+		}
+		info, err := ci.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Config.Durable == audit.Group
+	})
 }
 
 // gateStore blocks the Write after the first open entries are stored,

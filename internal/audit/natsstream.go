@@ -19,9 +19,10 @@ import (
 
 // Defaults of NATSOptions.
 const (
-	DefaultMaxAge  = 7 * 24 * time.Hour
-	DefaultAckWait = 30 * time.Second
-	DefaultTimeout = 5 * time.Second
+	DefaultMaxAge   = 7 * 24 * time.Hour
+	DefaultMaxBytes = 1 << 30
+	DefaultAckWait  = 30 * time.Second
+	DefaultTimeout  = 5 * time.Second
 )
 
 // nakDelay is how long the server waits before it redelivers a nacked event:
@@ -36,6 +37,9 @@ type NATSOptions struct {
 	// (default DefaultMaxAge): the longest a consumer group may be away
 	// without losing events. It bounds the JetStream stream's size.
 	MaxAge time.Duration
+	// MaxBytes bounds the stream's storage (default DefaultMaxBytes, 1 GiB):
+	// past it the server drops the oldest events, consumed or not.
+	MaxBytes int64
 	// AckWait is how long the server waits for an acknowledgement before it
 	// redelivers an event, when Consume is not told (default DefaultAckWait).
 	AckWait time.Duration
@@ -47,7 +51,8 @@ type NATSOptions struct {
 
 // NATSStream is an events.Stream on NATS JetStream. Each topic is a stream
 // (named after the topic: '.' and other characters NATS refuses in stream
-// names become '_') with the topic as its subject, file storage and MaxAge.
+// names become '_') with the topic as its subject, file storage, MaxAge and
+// MaxBytes.
 // Publish waits for the server to have stored the event. Consume with a
 // group makes that group a durable consumer that starts at the stream's
 // first event: what was published before the group first consumed, or while
@@ -87,6 +92,9 @@ type natsSub struct {
 func NewNATSStream(url string, o NATSOptions) (*NATSStream, error) {
 	if o.MaxAge <= 0 {
 		o.MaxAge = DefaultMaxAge
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = DefaultAckWait
@@ -153,6 +161,8 @@ func (s *NATSStream) ensure(ctx context.Context, topic string) (string, error) {
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
 		MaxAge:    s.o.MaxAge,
+		MaxBytes:  s.o.MaxBytes,
+		Discard:   jetstream.DiscardOld,
 	})
 	if err != nil {
 		return "", fmt.Errorf("events: stream %s: %w", name, err)
