@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,12 @@ type Query struct {
 	Limit int
 	// Cursor is the Next of the previous page; empty for the newest entries.
 	Cursor string
+	// Offset skips that many entries (after Cursor). Prefer Cursor: entries
+	// appended between two pages shift offsets.
+	Offset int
+	// Total asks for Page.Total. Without a User it then lists the whole log
+	// in one go instead of a day at a time.
+	Total bool
 }
 
 // Page is one page of entries, newest first.
@@ -174,21 +181,29 @@ type Page struct {
 	// Next is the Query.Cursor of the next (older) page; empty when there is
 	// none.
 	Next string
+	// Total is how many entries match User and Kind (whatever Cursor and
+	// Offset), when Query.Total asked for it.
+	Total int
 }
 
 // hit is a listed entry key and its position.
 type hit struct{ pos, key string }
 
-// List returns entries matching q, newest first. Paging is by cursor, so
-// entries appended meanwhile neither shift nor repeat pages. It fails with
-// ErrInvalid for an unknown kind and ErrBadCursor for a cursor no Page gave.
+// List returns entries matching q, newest first. It fails with ErrInvalid
+// for an unknown kind or a negative offset, and ErrBadCursor for a cursor no
+// Page gave.
 //
-// Cost: a user's query lists that user's index keys once; any other lists
-// one day of keys at a time, back from the cursor's day, until the page is
-// full or the retention's first day is reached. Then one read per entry.
+// Cost: a user's query lists that user's index keys once; one with Total
+// lists every entry key once; any other lists one day of keys at a time,
+// back from the cursor's day, until the page is full or the retention's
+// first day is reached. Then one read per entry of the page. (go-micro's
+// redis store lists with SCAN over the whole database, 10 keys a step.)
 func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	if q.Kind != "" && !q.Kind.Valid() {
 		return Page{}, fmt.Errorf("%w: kind %q", ErrInvalid, q.Kind)
+	}
+	if q.Offset < 0 {
+		return Page{}, fmt.Errorf("%w: offset %d", ErrInvalid, q.Offset)
 	}
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
@@ -204,15 +219,25 @@ func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	}
 	var hits []hit
 	var err error
-	if u := userToken(q.User); u != "" {
-		hits, err = l.scan("u/"+u+"/", q.Kind, q.Cursor)
-	} else {
-		hits, err = l.scanDays(ctx, q.Kind, q.Cursor, before, q.Limit+1)
+	switch u := userToken(q.User); {
+	case u != "":
+		hits, err = l.scan("u/"+u+"/", q.Kind)
+	case q.Total:
+		hits, err = l.scan("e/", q.Kind)
+	default:
+		hits, err = l.scanDays(ctx, q.Kind, before, q.Cursor, q.Offset+q.Limit+1)
 	}
 	if err != nil {
 		return Page{}, err
 	}
 	var p Page
+	if q.Total {
+		p.Total = len(hits)
+	}
+	if q.Cursor != "" { // hits are newest first: skip those not older
+		hits = hits[sort.Search(len(hits), func(i int) bool { return hits[i].pos < q.Cursor }):]
+	}
+	hits = hits[min(q.Offset, len(hits)):]
 	if len(hits) > q.Limit {
 		hits = hits[:q.Limit]
 		p.Next = hits[q.Limit-1].pos
@@ -234,8 +259,8 @@ func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 
 // scanDays lists entry keys day by day, newest first, from the day of before
 // (or now, when zero) back to the first day of the retention, until it has
-// want of them.
-func (l *Log) scanDays(ctx context.Context, kind Kind, cursor string, before time.Time, want int) ([]hit, error) {
+// want of them older than cursor (when set).
+func (l *Log) scanDays(ctx context.Context, kind Kind, before time.Time, cursor string, want int) ([]hit, error) {
 	now := l.o.Now().UTC()
 	day := now.Add(maxSkew)
 	if !before.IsZero() {
@@ -245,42 +270,55 @@ func (l *Log) scanDays(ctx context.Context, kind Kind, cursor string, before tim
 	first := now.Add(-l.o.Retention)
 	first = time.Date(first.Year(), first.Month(), first.Day(), 0, 0, 0, 0, time.UTC)
 	var hits []hit
-	for ; !day.Before(first) && len(hits) < want; day = day.AddDate(0, 0, -1) {
+	older := 0
+	for ; !day.Before(first) && older < want; day = day.AddDate(0, 0, -1) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		h, err := l.scan("e/"+day.Format(dayLayout)+"/", kind, cursor)
+		prefix := "e/" + day.Format(dayLayout) + "/"
+		if kind != "" {
+			prefix += string(kind) + "/"
+		}
+		h, err := l.scan(prefix, "")
 		if err != nil {
 			return nil, err
+		}
+		for _, x := range h {
+			if cursor == "" || x.pos < cursor {
+				older++
+			}
 		}
 		hits = append(hits, h...)
 	}
 	return hits, nil
 }
 
-// scan lists the keys under prefix ("<prefix><kind>/<position>"), of kind
-// when set, older than cursor when set, newest first, as entry keys.
-func (l *Log) scan(prefix string, kind Kind, cursor string) ([]hit, error) {
-	p := prefix
-	if kind != "" {
-		p += string(kind) + "/"
+// scan lists the keys under prefix, all of the form ".../<kind>/<position>",
+// of kind when set, newest first, as entry keys.
+func (l *Log) scan(prefix string, kind Kind) ([]hit, error) {
+	if kind != "" && strings.HasPrefix(prefix, "u/") {
+		prefix += string(kind) + "/" // u/<user>/<kind>/: narrower
 	}
-	keys, err := l.st.List(store.ListPrefix(p))
+	keys, err := l.st.List(store.ListPrefix(prefix))
 	if err != nil {
-		return nil, fmt.Errorf("%w: list %s: %w", ErrStore, p, err)
+		return nil, fmt.Errorf("%w: list %s: %w", ErrStore, prefix, err)
 	}
 	var hits []hit
 	for _, k := range keys {
-		rest, ok := strings.CutPrefix(k, prefix)
-		if !ok {
+		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		kd, pos, ok := strings.Cut(rest, "/")
-		t, valid := positionTime(pos)
-		if !ok || !valid || !Kind(kd).Valid() || (cursor != "" && pos >= cursor) {
+		i := strings.LastIndexByte(k, '/')
+		j := strings.LastIndexByte(k[:max(i, 0)], '/')
+		if j < 0 {
 			continue
 		}
-		hits = append(hits, hit{pos: pos, key: "e/" + t.Format(dayLayout) + "/" + kd + "/" + pos})
+		kd, pos := Kind(k[j+1:i]), k[i+1:]
+		t, ok := positionTime(pos)
+		if !ok || !kd.Valid() || (kind != "" && kd != kind) {
+			continue
+		}
+		hits = append(hits, hit{pos: pos, key: "e/" + t.Format(dayLayout) + "/" + string(kd) + "/" + pos})
 	}
 	slices.SortFunc(hits, func(a, b hit) int { return strings.Compare(b.pos, a.pos) })
 	return hits, nil

@@ -184,6 +184,43 @@ func testOrderPaging(t *testing.T, st store.Store) {
 	if got != w {
 		t.Fatalf("entry %+v, want %+v", got, w)
 	}
+	// Offsets, also across days, and totals.
+	for _, c := range []struct {
+		q     audit.Query
+		want  []string
+		next  bool
+		total int
+	}{
+		{audit.Query{Offset: 2, Limit: 3}, []string{"e2a", "e3", "e4"}, true, 0},
+		{audit.Query{Offset: 6, Limit: 5}, []string{"e6", "e7"}, false, 0},
+		{audit.Query{Offset: 8}, nil, false, 0},
+		{audit.Query{Total: true, Limit: 2}, []string{"e1", "e2b"}, true, 8},
+		{audit.Query{Total: true, Offset: 7}, []string{"e7"}, false, 8},
+		{audit.Query{Total: true, Kind: audit.KindLogin, Limit: 3}, []string{"e2b", "e3", "e4"}, true, 4},
+		{audit.Query{Total: true, Kind: audit.KindLogin, Offset: 3}, []string{"e7"}, false, 4},
+		{audit.Query{Total: true, User: "ALICE", Limit: 2}, []string{"e1", "e3"}, true, 3},
+		{audit.Query{Total: true, User: "carol", Kind: audit.KindLogin, Offset: 1}, []string{"e7"}, false, 2},
+	} {
+		p, err := l.List(context.Background(), c.q)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", c.q, err)
+		}
+		var ids []string
+		for _, e := range p.Entries {
+			ids = append(ids, e.ID)
+		}
+		wantIDs(t, fmt.Sprintf("%+v", c.q), ids, c.want...)
+		if (p.Next != "") != c.next || p.Total != c.total {
+			t.Fatalf("List(%+v): next %q, total %d; want next %v, total %d", c.q, p.Next, p.Total, c.next, c.total)
+		}
+	}
+	// A total ignores the cursor; the cursor and the offset add up.
+	p1, _ := l.List(context.Background(), audit.Query{Limit: 2})
+	p2, err := l.List(context.Background(), audit.Query{Cursor: p1.Next, Offset: 1, Limit: 2, Total: true})
+	if err != nil || p2.Total != 8 || len(p2.Entries) != 2 || p2.Entries[0].ID != "e3" || p2.Entries[1].ID != "e4" {
+		t.Fatalf("after %s, offset 1: %+v, %v; want e3, e4 of 8", p1.Next, p2, err)
+	}
+
 	// The last page has no Next, even when it is exactly full.
 	if p, err := l.List(context.Background(), audit.Query{Limit: 8}); err != nil || p.Next != "" || len(p.Entries) != 8 {
 		t.Fatalf("List(limit 8) = %d entries, next %q, %v; want 8, none", len(p.Entries), p.Next, err)
@@ -438,6 +475,9 @@ func testInvalid(t *testing.T, st store.Store) {
 	}
 	if _, err := l.List(context.Background(), audit.Query{Kind: "nope"}); !errors.Is(err, audit.ErrInvalid) {
 		t.Errorf("kind nope: %v, want ErrInvalid", err)
+	}
+	if _, err := l.List(context.Background(), audit.Query{Offset: -1}); !errors.Is(err, audit.ErrInvalid) {
+		t.Errorf("offset -1: %v, want ErrInvalid", err)
 	}
 }
 
