@@ -48,10 +48,10 @@ func (h *Handler) WithAudit(p *audit.Publisher) *Handler {
 	return h
 }
 
-// record publishes an audit entry for something that has happened: a
+// publishAudit publishes an audit entry for something that has happened: a
 // failure to publish is Record's to count and log, never the caller's, and
 // a caller that has gone away does not take the entry with it.
-func (h *Handler) record(ctx context.Context, e audit.Entry) {
+func (h *Handler) publishAudit(ctx context.Context, e audit.Entry) {
 	h.audit.Record(context.WithoutCancel(ctx), e)
 }
 
@@ -74,7 +74,7 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err := h.repo.Create(u); err != nil {
 		return rpcError(err)
 	}
-	h.record(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
 	rsp.Id, rsp.Username = u.ID, u.Username
 	return nil
 }
@@ -132,18 +132,18 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		if u == nil {
 			failed.Detail = "unknown user"
 		}
-		h.record(ctx, failed)
+		h.publishAudit(ctx, failed)
 		if len(reached) > 0 {
 			failed.Kind = audit.KindLockout
 			failed.Detail = fmt.Sprintf("failed logins per %s reached login.maxFailures (%d): logins refused for %d s",
 				strings.Join(reached, " and "), g.set.MaxFailures, g.set.LockoutSeconds)
-			h.record(ctx, failed)
+			h.publishAudit(ctx, failed)
 		}
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
 		failed.Detail = "account disabled"
-		h.record(ctx, failed)
+		h.publishAudit(ctx, failed)
 		return rpcError(ErrDisabled)
 	}
 	sid, err := newSessionID()
@@ -163,7 +163,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
-	h.record(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
 	rsp.Token, rsp.ExpiresAt, rsp.SessionId = tok.AccessToken, tok.Expiry.Unix(), sid
 	return nil
 }
@@ -192,7 +192,7 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 		return err
 	}
 	name := acc.Metadata[pauth.MetaUsername]
-	h.record(ctx, audit.Entry{Kind: audit.KindLogout, ActorID: acc.ID, ActorName: name, SubjectID: acc.ID, SubjectName: name})
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogout, ActorID: acc.ID, ActorName: name, SubjectID: acc.ID, SubjectName: name})
 	return nil
 }
 
@@ -268,7 +268,7 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 		}
 		rsp.SessionsEnded++
 	}
-	h.record(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
 		Detail: fmt.Sprintf("%d other sessions ended", rsp.SessionsEnded)})
 	return nil
 }
