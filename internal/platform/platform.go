@@ -113,6 +113,10 @@ type Service struct {
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
+	// jobs run from Start to Stop (Background).
+	jobs      []func(context.Context)
+	stopJobs  context.CancelFunc
+	jobsGroup sync.WaitGroup
 }
 
 // NewService builds the service name on p. Every handler runs inside these
@@ -252,6 +256,37 @@ func (s *Service) registerCheck(context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// Background adds a job that runs, in a goroutine of its own, from the
+// AfterStart hook (the server serves) until the BeforeStop hook, which ends
+// the job's context first and waits for it to return (up to StopTimeout).
+// Call it before Start.
+func (s *Service) Background(job func(ctx context.Context)) { s.jobs = append(s.jobs, job) }
+
+// startJobs runs the Background jobs.
+func (s *Service) startJobs() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopJobs = cancel
+	for _, job := range s.jobs {
+		s.jobsGroup.Go(func() { job(ctx) })
+	}
+}
+
+// waitJobs ends the Background jobs and waits for them.
+func (s *Service) waitJobs() error {
+	if s.stopJobs == nil {
+		return nil
+	}
+	s.stopJobs()
+	done := make(chan struct{})
+	go func() { s.jobsGroup.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(StopTimeout):
+		return fmt.Errorf("%s: stop: background jobs still running after %v", s.Name(), StopTimeout)
+	}
 }
 
 // NoBackoff is a client.BackoffFunc that never waits.

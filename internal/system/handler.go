@@ -45,8 +45,9 @@ type AuditFilter struct {
 type Audit interface {
 	// List returns a page of entries, newest first, and how many match.
 	List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error)
-	// Hourly counts logins and failed logins per hour since since.
-	Hourly(ctx context.Context, since time.Time) ([]*pb.HourCount, error)
+	// Hourly counts logins and failed logins per hour over the last 24 hours,
+	// oldest first.
+	Hourly(ctx context.Context) ([]*pb.HourCount, error)
 	// Record notes an event (a config change); it never fails the caller.
 	Record(ctx context.Context, e *pb.AuditEntry)
 }
@@ -249,7 +250,7 @@ func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest,
 func (h *Handler) ListAudit(ctx context.Context, req *pb.ListAuditRequest, rsp *pb.ListAuditResponse) error {
 	entries, total, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Offset: int(req.Offset), Limit: int(req.Limit)})
 	if err != nil {
-		return unavailable("audit log", err)
+		return auditError(err)
 	}
 	rsp.Entries, rsp.Total = entries, int32(total)
 	return nil
@@ -275,8 +276,8 @@ func (h *Handler) Overview(ctx context.Context, req *pb.OverviewRequest, rsp *pb
 		rsp.Nodes += int32(len(s.Nodes))
 	}
 	rsp.ServicesUp = int32(len(up))
-	if rsp.Hours, err = h.Audit.Hourly(ctx, h.now().Add(-24*time.Hour)); err != nil {
-		return unavailable("audit log", err)
+	if rsp.Hours, err = h.Audit.Hourly(ctx); err != nil {
+		return auditError(err)
 	}
 	return nil
 }
