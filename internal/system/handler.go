@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"time"
 
 	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
@@ -65,12 +64,11 @@ type Options struct {
 // Handler implements the System RPC service.
 type Handler struct {
 	Options
-	now func() time.Time
 }
 
 // NewHandler builds the handler.
 func NewHandler(o Options) *Handler {
-	return &Handler{Options: o, now: time.Now}
+	return &Handler{Options: o}
 }
 
 func unavailable(what string, err error) error {
