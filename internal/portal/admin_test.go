@@ -339,3 +339,108 @@ func TestOverview(t *testing.T) {
 		t.Errorf("overview has %d hours, want 24", len(hours))
 	}
 }
+
+// auditEntry is an entry as GET /api/v1/admin/audit returns it.
+type auditEntry struct {
+	Kind        string `json:"kind"`
+	ActorName   string `json:"actor_name"`
+	SubjectName string `json:"subject_name"`
+	ClientAddr  string `json:"client_addr"`
+	Detail      string `json:"detail"`
+	Time        int64  `json:"time"`
+}
+
+func listAudit(t *testing.T, c *client, tok, query string) (entries []auditEntry, total int) {
+	t.Helper()
+	var body struct {
+		Entries []auditEntry `json:"entries"`
+		Total   int          `json:"total"`
+	}
+	if err := json.Unmarshal(c.expect(c.do("GET", "/api/v1/admin/audit?"+query, tok, nil), http.StatusOK).body, &body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Entries, body.Total
+}
+
+// TestAdminAudit: each admin action is in the audit log with who did what to
+// whom from where, newest first, filtered by user and kind, paged; the
+// overview's chart counts the logins.
+func TestAdminAudit(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.register("gina", "gina-password")
+	gina, _ := c.login("gina", "gina-password")
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "gina", "password": "wrong-password"}), http.StatusUnauthorized)
+	ginaID := userID(t, c, admin, "gina")
+	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"roles": []string{"admin", "user"}}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": true}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": false}), http.StatusOK)
+	gina, _ = c.login("gina", "gina-password")
+	var sessions struct {
+		Sessions []struct {
+			ID string `json:"id"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(c.expect(c.do("GET", "/api/v1/me/sessions", gina, nil), http.StatusOK).body, &sessions); err != nil || len(sessions.Sessions) != 1 {
+		t.Fatalf("gina's sessions: %+v, %v", sessions, err)
+	}
+	c.expect(c.do("DELETE", "/api/v1/admin/sessions/"+sessions.Sessions[0].ID, admin, nil), http.StatusNoContent)
+	c.expect(c.do("PUT", "/api/v1/admin/config", admin, map[string]any{"login": map[string]any{"maxFailures": 8}}), http.StatusOK)
+	c.expect(c.do("DELETE", "/api/v1/admin/users/"+ginaID, admin, nil), http.StatusNoContent)
+
+	want := []struct{ kind, actor, subject, detail string }{
+		{"delete", "admin", "gina", ""},
+		{"config_change", "admin", "", "login.maxFailures: 5 -> 8"},
+		{"session_ended", "admin", "gina", "by an admin"},
+		{"login", "gina", "gina", ""},
+		{"enable", "admin", "gina", ""},
+		{"disable", "admin", "gina", ""},
+		{"role_change", "admin", "gina", "user -> admin,user"},
+	}
+	var got []auditEntry
+	waitFor(t, 10e9, "the audit entries", func() bool {
+		got, _ = listAudit(t, c, admin, "limit=7")
+		return len(got) == 7 && got[0].Kind == "delete"
+	})
+	for i, w := range want {
+		e := got[i]
+		if e.Kind != w.kind || e.ActorName != w.actor || e.SubjectName != w.subject || !strings.Contains(e.Detail, w.detail) || e.ClientAddr != "127.0.0.1" {
+			t.Errorf("entry %d = %+v, want %+v from 127.0.0.1", i, e, w)
+		}
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Time > got[i-1].Time {
+			t.Errorf("entries not newest first: %d after %d", got[i].Time, got[i-1].Time)
+		}
+	}
+	if entries, total := listAudit(t, c, admin, "kind=login_failed"); total != 1 || entries[0].SubjectName != "gina" {
+		t.Errorf("login_failed entries: %d %+v", total, entries)
+	}
+	// register, login, login_failed, role_change, disable, enable, login,
+	// session_ended, delete.
+	waitFor(t, 10e9, "gina's 9 entries", func() bool {
+		_, total := listAudit(t, c, admin, "user=gina")
+		return total == 9
+	})
+	page2, total := listAudit(t, c, admin, "offset=2&limit=2")
+	if len(page2) != 2 || page2[0].Kind != got[2].Kind || total != 11 {
+		t.Errorf("page 2: %+v of %d", page2, total)
+	}
+	if r := c.do("GET", "/api/v1/admin/audit?kind=bogus", admin, nil); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown kind: %d %s", r.StatusCode, r.body)
+	}
+
+	m := c.expect(c.do("GET", "/api/v1/admin/overview", admin, nil), http.StatusOK).json(t)
+	var logins, failed float64
+	for _, h := range m["hours"].([]any) {
+		hc := h.(map[string]any)
+		l, _ := hc["logins"].(float64)
+		f, _ := hc["failed_logins"].(float64)
+		logins, failed = logins+l, failed+f
+	}
+	if logins != 3 || failed != 1 {
+		t.Errorf("overview chart: %v logins, %v failed; want 3 and 1", logins, failed)
+	}
+}
