@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
-PROTOS := user system
+PROTOS := user system runtime
 
 .PHONY: help build run test lint proto proto-check tools clean
 

@@ -1,5 +1,7 @@
 // Command portal runs Portal. With no arguments (or "all") it runs web, user
 // and system in one process on the embedded default: nothing to install.
+// "portal up" runs them as separate processes under a supervisor; "portal
+// web|user|system" runs one.
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/portal"
+	"github.com/portal-go/portal/internal/supervisor"
 )
 
 // flags are the embedded mode's settings, accepted before or after "all".
@@ -28,6 +31,16 @@ var flags = []cli.Flag{
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 }
 
+// upFlags are portal up's settings; everything else reaches the services
+// through the environment they inherit (MICRO_*, PORTAL_*).
+var upFlags = []cli.Flag{
+	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
+	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "auth keys, stores, and the embedded etcd's and NATS's data"},
+	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file every service watches; built-in defaults when missing"},
+	&cli.StringFlag{Name: "etcd_address", Value: "127.0.0.1:0", EnvVars: []string{"PORTAL_ETCD_ADDRESS"}, Usage: "where the embedded etcd serves clients, loopback only (port 0: a free one; unused with MICRO_REGISTRY_ADDRESS)"},
+	&cli.StringFlag{Name: "nats_address", Value: "127.0.0.1:0", EnvVars: []string{"PORTAL_NATS_ADDRESS"}, Usage: "where the embedded NATS serves clients, loopback only (port 0: a free one; unused with MICRO_BROKER_ADDRESS)"},
+}
+
 func main() {
 	app := &cli.App{
 		Name:    "portal",
@@ -37,6 +50,7 @@ func main() {
 		Action:  runAll,
 		Commands: []*cli.Command{
 			{Name: "all", Usage: "run web, user and system in one process (the default)", Flags: flags, Action: runAll},
+			{Name: "up", Usage: "run web, user and system as separate processes under a supervisor (go-micro runtime), with an embedded etcd and NATS", Flags: upFlags, Action: runUp},
 			serviceCommand("web", "run the HTTP gateway alone"),
 			serviceCommand("user", "run the accounts service alone"),
 			serviceCommand("system", "run the admin service alone"),
@@ -58,9 +72,34 @@ func serviceCommand(name, usage string) *cli.Command {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// Under portal up: stop when the supervisor is gone.
+			ctx = supervisor.WithSupervisor(ctx, log.With("service", name))
 			return portal.RunService(ctx, name, c.Args().Slice(), log)
 		},
 	}
+}
+
+func runUp(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unknown argument %q (try: portal up --help)", c.Args().First())
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal while the services drain ends the supervisor at
+		// once (they stop by themselves when it is gone).
+		<-ctx.Done()
+		stop()
+	}()
+	return supervisor.Run(ctx, supervisor.Options{
+		DataDir:     c.String("data_dir"),
+		HTTPAddress: c.String("http_address"),
+		ConfigFile:  c.String("config"),
+		EtcdAddress: c.String("etcd_address"),
+		NATSAddress: c.String("nats_address"),
+		Log:         log,
+	})
 }
 
 func runAll(c *cli.Context) error {

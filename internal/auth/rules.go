@@ -30,6 +30,9 @@ var Rules = append([]*auth.Rule{
 	public("system", "System.Health"),
 	{ID: "user-any", Scope: auth.ScopeAccount, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "user", Endpoint: "*"}},
 	{ID: "system-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "system", Endpoint: "*"}},
+	// The supervisor of `portal up` (internal/supervisor): list, restart and
+	// read the logs of the services.
+	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
 }, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats")...)
 
 func public(service, endpoint string) *auth.Rule {

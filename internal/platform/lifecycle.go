@@ -69,6 +69,7 @@ func (s *Service) beforeStart() error {
 // afterStart is go-micro's AfterStart hook: the server listens and has
 // registered; the service is ready.
 func (s *Service) afterStart() error {
+	s.startJobs()
 	s.ready.Store(true)
 	s.log.Info("service started", "address", s.Server().Options().Address)
 	return nil
@@ -81,6 +82,9 @@ func (s *Service) afterStart() error {
 func (s *Service) beforeStop() error {
 	s.ready.Store(false)
 	s.draining.Store(true)
+	if err := s.waitJobs(); err != nil {
+		s.log.Warn("stop", "err", err)
+	}
 	d, ok := s.Server().(deregisterer)
 	if !ok {
 		return nil

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,9 +59,10 @@ type Plugins struct {
 // Descriptions are the services' descriptions, put in their registry
 // entries' metadata.
 var Descriptions = map[string]string{
-	"web":    "Portal's HTTP gateway",
-	"user":   "Portal's accounts and sessions",
-	"system": "Portal's admin plane",
+	"web":     "Portal's HTTP gateway",
+	"user":    "Portal's accounts and sessions",
+	"system":  "Portal's admin plane",
+	"runtime": "Portal's supervisor (portal up)",
 }
 
 // StopTimeout bounds how long Service.Stop waits for the requests in flight
@@ -113,6 +116,10 @@ type Service struct {
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
+	// jobs run from Start to Stop (Background).
+	jobs      []func(context.Context)
+	stopJobs  context.CancelFunc
+	jobsGroup sync.WaitGroup
 }
 
 // NewService builds the service name on p. Every handler runs inside these
@@ -135,7 +142,9 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		server.WithLogger(ml),
 		server.Name(name),
 		server.Version(Version),
-		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name]}),
+		// pid tells which process a node is: portal up's supervisor counts a
+		// child as running once its node is registered.
+		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name], "pid": strconv.Itoa(os.Getpid())}),
 		server.Wait(wg),
 		func(o *server.Options) {
 			o.Context = context.WithValue(o.Context, "wait", wg) //nolint:staticcheck // the plugin's key
@@ -222,6 +231,37 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 	)...)
 	s.Service = svc
 	return s
+}
+
+// Background adds a job that runs, in a goroutine of its own, from the
+// AfterStart hook (the server serves) until the BeforeStop hook, which ends
+// the job's context first and waits for it to return (up to StopTimeout).
+// Call it before Start.
+func (s *Service) Background(job func(ctx context.Context)) { s.jobs = append(s.jobs, job) }
+
+// startJobs runs the Background jobs.
+func (s *Service) startJobs() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopJobs = cancel
+	for _, job := range s.jobs {
+		s.jobsGroup.Go(func() { job(ctx) })
+	}
+}
+
+// waitJobs ends the Background jobs and waits for them.
+func (s *Service) waitJobs() error {
+	if s.stopJobs == nil {
+		return nil
+	}
+	s.stopJobs()
+	done := make(chan struct{})
+	go func() { s.jobsGroup.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(StopTimeout):
+		return fmt.Errorf("%s: stop: background jobs still running after %v", s.Name(), StopTimeout)
+	}
 }
 
 // NoBackoff is a client.BackoffFunc that never waits.

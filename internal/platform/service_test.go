@@ -3,6 +3,8 @@ package platform_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,8 +58,8 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	if err != nil || len(list) != 1 || len(list[0].Nodes) != 1 {
 		t.Fatalf("registry: %v, %v; want one user node", list, err)
 	}
-	if md := list[0].Nodes[0].Metadata; md["version"] != platform.Version || md["description"] != platform.Descriptions["user"] {
-		t.Errorf("node metadata %v, want version %s and a description", md, platform.Version)
+	if md := list[0].Nodes[0].Metadata; md["version"] != platform.Version || md["description"] != platform.Descriptions["user"] || md["pid"] != strconv.Itoa(os.Getpid()) {
+		t.Errorf("node metadata %v, want version %s, a description and pid %d", md, platform.Version, os.Getpid())
 	}
 
 	caller := platform.NewService("web", p, quiet())
@@ -94,6 +96,58 @@ func TestUnhealthyServiceNotRegistered(t *testing.T) {
 	defer svc.Stop()
 	if _, err := p.Registry.GetService("system"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("unhealthy service: registry GetService(system): %v, want not found", err)
+	}
+}
+
+// Background jobs run from Start to Stop; Stop ends their context and
+// waits for them to return before it stops the server.
+func TestBackground(t *testing.T) {
+	svc := platform.NewService("system", testPlugins(), quiet())
+	started, cancelled, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var ended atomic.Bool
+	svc.Background(func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		<-release // work still to finish after the end was asked for
+		ended.Store(true)
+	})
+	select {
+	case <-started:
+		t.Fatal("the job ran before Start")
+	default:
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job did not start with the service")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Stop() }()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not end the job's context")
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while the job was running", err)
+	default:
+	}
+	close(release)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return after the job did")
+	}
+	if !ended.Load() {
+		t.Fatal("Stop returned before the job")
 	}
 }
 

@@ -23,12 +23,14 @@ var adminRoutes = []struct{ method, path string }{
 	{"PUT", "/api/v1/admin/config"},
 	{"GET", "/api/v1/admin/services"},
 	{"POST", "/api/v1/admin/services/user/restart"},
+	{"GET", "/api/v1/admin/services/user/logs"},
 	{"GET", "/api/v1/admin/audit"},
 	{"GET", "/admin"},
 	{"GET", "/admin/users"},
 	{"GET", "/admin/users/some-id"},
 	{"GET", "/admin/config"},
 	{"GET", "/admin/services"},
+	{"GET", "/admin/services/user/logs"},
 	{"GET", "/admin/audit"},
 }
 

@@ -530,6 +530,9 @@ func TestDistributed(t *testing.T) {
 	// gateways: it leaves the registry, finishes what it has, exits 0, and
 	// no request fails.
 	t.Run("g_sigterm_drain", func(t *testing.T) { sigtermDrain(t, c, name, pw) })
+
+	// h. The system service down while users log in: no audit entry is lost.
+	t.Run("h_audit_while_system_down", func(t *testing.T) { auditWhileSystemDown(t, c) })
 }
 
 // sigtermDrain is step g of TestDistributed: load through both gateways

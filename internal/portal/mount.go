@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
@@ -26,8 +27,8 @@ import (
 
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. claimer (nil: none) claims
-// usernames in st atomically.
-func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, log *slog.Logger) error {
+// usernames in st atomically. It publishes audit entries on stream.
+func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if claimer != nil {
 		repo = repo.WithClaimer(claimer)
@@ -35,7 +36,7 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
-	}, log)
+	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
 	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
@@ -62,11 +63,17 @@ func canMint(a auth.Auth) func(context.Context) error {
 	}
 }
 
-// mountSystem serves the system service on svc, reporting reg.
-func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, cfg *config.Center, log *slog.Logger) error {
+// mountSystem serves the system service on svc, reporting reg. While it
+// runs, it stores the audit entries stream carries in st.
+func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, cfg *config.Center, st store.Store, stream events.Stream, log *slog.Logger) error {
+	log = log.With("service", "system")
+	auditLog := audit.NewLog(st, audit.LogOptions{})
+	svc.Background(audit.NewConsumer(stream, auditLog, log).Run)
+	svc.Require(platform.Check{Name: "store", Fn: func(context.Context) error { return auditLog.Ping() }})
 	h := system.NewHandler(system.Options{
 		Registry: reg, Users: userpb.NewUserService("user", svc.Client()), Config: cfg,
-		Audit: interimAudit{log},
+		Audit:   system.AuditOn(auditLog, audit.NewPublisher(stream, log)),
+		Runtime: system.SupervisorRuntime(svc.Client()),
 	})
 	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
@@ -92,19 +99,4 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
-}
-
-// interimAudit logs audit records until the audit log lands (WIP).
-type interimAudit struct{ log *slog.Logger }
-
-func (a interimAudit) List(ctx context.Context, f system.AuditFilter) ([]*systempb.AuditEntry, int, error) {
-	return nil, 0, nil
-}
-
-func (a interimAudit) Hourly(ctx context.Context, since time.Time) ([]*systempb.HourCount, error) {
-	return nil, nil
-}
-
-func (a interimAudit) Record(ctx context.Context, e *systempb.AuditEntry) {
-	a.log.Info("audit", "kind", e.Kind, "actor", e.ActorId, "detail", e.Detail)
 }

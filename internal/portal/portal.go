@@ -19,6 +19,7 @@ import (
 	"go-micro.dev/v4/store"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
@@ -105,6 +106,16 @@ func RunAll(ctx context.Context, o Options) error {
 	}
 	defer userStore.Close()
 	go sweep(ctx, userStore, log)
+	systemStore, err := filestore.New(filepath.Join(o.DataDir, "store"), store.Database("system"), store.Table("system"))
+	if err != nil {
+		return err
+	}
+	defer systemStore.Close()
+	go sweep(ctx, systemStore, log) // the audit log's expired entries
+	// Audit entries go from user (and system) to system's log in memory: one
+	// process. Stopping, system stores what is queued before its store closes.
+	stream := audit.NewMemoryStream(0)
+	defer stream.Close()
 
 	// Each service traces with a provider of its own, flushed when it stops.
 	newService := func(name string) (*platform.Service, error) {
@@ -116,15 +127,15 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, log); err != nil {
+	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, stream, log); err != nil {
 		return err
 	}
-	// system: the admin plane; it asks user about sessions.
+	// system: the admin plane; it asks user about sessions, keeps the audit log.
 	systemSvc, err := newService("system")
 	if err != nil {
 		return err
 	}
-	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, log); err != nil {
+	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, systemStore, stream, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.

@@ -19,6 +19,7 @@ import (
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
@@ -29,6 +30,7 @@ import (
 	_ "github.com/go-micro/plugins/v4/registry/etcd"
 	_ "github.com/go-micro/plugins/v4/server/grpc"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
@@ -62,6 +64,9 @@ type serviceFlags struct {
 	metricsAddress, profileAddress string
 	metricsPublic                  bool
 	traceEndpoint                  string
+	// The audit stream: memory or nats, and the NATS servers.
+	eventsName, eventsAddress string
+	brokerName                string
 }
 
 // cliFlags are the flags RunService adds to go-micro's own.
@@ -79,6 +84,8 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
+	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
+	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
 }
 
 // Redis client bounds: the store plugin ignores contexts, so these are what
@@ -132,6 +139,8 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				metricsAddress: c.String("metrics_address"), metricsPublic: c.Bool("metrics_public"),
 				profileAddress: c.String("profile_address"),
 				traceEndpoint:  c.String("trace_endpoint"),
+				eventsName:     c.String("events"), eventsAddress: c.String("events_address"),
+				brokerName: c.String("broker"),
 			}
 			// Mutual TLS, now that the flags are known and before anything
 			// listens or dials. An error here ends the process: go-micro's
@@ -226,15 +235,32 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			return err
 		}
 		defer st.Close()
+		sweepFile(ctx, st, log)
+		stream, err := auditStream(name, f, opts.Broker, log)
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
 		minter, err := pauth.NewJWT(keys.Options()...)
 		if err != nil {
 			return err
 		}
-		if err := mountUser(svc, st, claimer, minter, verifier, cfg, f.adminPassword, log); err != nil {
+		if err := mountUser(svc, st, claimer, minter, verifier, cfg, f.adminPassword, stream, log); err != nil {
 			return err
 		}
 	case "system":
-		if err := mountSystem(svc, opts.Registry, verifier, cfg, log); err != nil {
+		st, _, err := serviceStore(name, f, opts.Store, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		sweepFile(ctx, st, log)
+		stream, err := auditStream(name, f, opts.Broker, log)
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
+		if err := mountSystem(svc, opts.Registry, verifier, cfg, st, stream, log); err != nil {
 			return err
 		}
 	case "web":
@@ -445,6 +471,50 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 	}
 	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
 	return st, nil, st.Init(store.Table(name))
+}
+
+// eventStream is an audit stream that the process closes at its end.
+type eventStream interface {
+	events.Stream
+	Close() error
+}
+
+// auditStream is the stream audit entries travel on, as --events says: NATS
+// JetStream (durable: entries wait there while system is down), or memory,
+// which reaches no other process. Unset: nats when the broker is NATS, on
+// the broker's addresses.
+func auditStream(name string, f serviceFlags, b broker.Broker, log *slog.Logger) (eventStream, error) {
+	kind := f.eventsName
+	if kind == "" {
+		kind = "memory"
+		if f.brokerName == "nats" {
+			kind = "nats"
+		}
+	}
+	switch kind {
+	case "memory":
+		log.Warn("events: memory: audit entries reach no other process; the audit log keeps only what this process publishes and consumes (set --events nats)")
+		return audit.NewMemoryStream(0), nil
+	case "nats":
+		addr := f.eventsAddress
+		if addr == "" && f.brokerName == "nats" {
+			addr = strings.Join(b.Options().Addrs, ",")
+		}
+		if addr == "" {
+			addr = "nats://127.0.0.1:4222"
+		}
+		log.Info("events: nats jetstream", "address", addr)
+		return audit.NewNATSStream(addr, audit.NATSOptions{Name: "portal-" + name, Log: log})
+	}
+	return nil, fmt.Errorf("--events %q (PORTAL_EVENTS): memory or nats", kind)
+}
+
+// sweepFile drops expired records from a file store until ctx ends; other
+// stores expire records themselves.
+func sweepFile(ctx context.Context, st store.Store, log *slog.Logger) {
+	if fs, ok := st.(*filestore.Store); ok {
+		go sweep(ctx, fs, log)
+	}
 }
 
 // redisClaimer claims keys with SET NX, in the same key space as the redis

@@ -31,6 +31,8 @@ type Runtime interface {
 	Processes(ctx context.Context) ([]*pb.Process, error)
 	// Restart restarts one, or returns ErrNotSupervised.
 	Restart(ctx context.Context, name string) error
+	// Logs returns the last lines one wrote, or ErrNotSupervised.
+	Logs(ctx context.Context, name string, lines int) ([]string, error)
 }
 
 // AuditFilter selects audit entries.
@@ -43,8 +45,9 @@ type AuditFilter struct {
 type Audit interface {
 	// List returns a page of entries, newest first, and how many match.
 	List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error)
-	// Hourly counts logins and failed logins per hour since since.
-	Hourly(ctx context.Context, since time.Time) ([]*pb.HourCount, error)
+	// Hourly counts logins and failed logins per hour over the last 24 hours,
+	// oldest first.
+	Hourly(ctx context.Context) ([]*pb.HourCount, error)
 	// Record notes an event (a config change); it never fails the caller.
 	Record(ctx context.Context, e *pb.AuditEntry)
 }
@@ -150,6 +153,21 @@ func (h *Handler) RestartService(ctx context.Context, req *pb.RestartServiceRequ
 	return err // the supervisor's own error (404 for an unknown name) passes through
 }
 
+// ServiceLogs returns the last lines a supervised service wrote.
+func (h *Handler) ServiceLogs(ctx context.Context, req *pb.ServiceLogsRequest, rsp *pb.ServiceLogsResponse) error {
+	if h.Runtime == nil {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	}
+	lines, err := h.Runtime.Logs(ctx, req.Name, int(req.Lines))
+	if errors.Is(err, ErrNotSupervised) {
+		return merrors.New("system.not_supervised", ErrNotSupervised.Error(), http.StatusConflict)
+	} else if err != nil {
+		return err
+	}
+	rsp.Lines = lines
+	return nil
+}
+
 // The user endpoints pass the caller's token on (it is in ctx's metadata);
 // the user service checks it again and answers for itself.
 
@@ -232,7 +250,7 @@ func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest,
 func (h *Handler) ListAudit(ctx context.Context, req *pb.ListAuditRequest, rsp *pb.ListAuditResponse) error {
 	entries, total, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Offset: int(req.Offset), Limit: int(req.Limit)})
 	if err != nil {
-		return unavailable("audit log", err)
+		return auditError(err)
 	}
 	rsp.Entries, rsp.Total = entries, int32(total)
 	return nil
@@ -258,8 +276,8 @@ func (h *Handler) Overview(ctx context.Context, req *pb.OverviewRequest, rsp *pb
 		rsp.Nodes += int32(len(s.Nodes))
 	}
 	rsp.ServicesUp = int32(len(up))
-	if rsp.Hours, err = h.Audit.Hourly(ctx, h.now().Add(-24*time.Hour)); err != nil {
-		return unavailable("audit log", err)
+	if rsp.Hours, err = h.Audit.Hourly(ctx); err != nil {
+		return auditError(err)
 	}
 	return nil
 }

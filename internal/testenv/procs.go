@@ -342,18 +342,20 @@ func NewPortalKeys(t testing.TB) PortalKeys {
 }
 
 // Cluster is what a distributed Portal's processes share: the registry and
-// config center, the broker, the user store, and the token keys.
+// config center, the broker (and audit stream), the user and system store,
+// and the token keys.
 type Cluster struct {
 	Etcd  *Etcd
 	NATS  *NATS
-	Redis *Redis // the user service's store; nil: the file store
+	Redis *Redis // the user and system services' store; nil: the file store
 	Keys  PortalKeys
 }
 
 // PortalEnv is the environment of `portal <service>` (web, user, system) in
 // the cluster: etcd registry and config, NATS broker, gRPC on a free
 // loopback port, the public key (the private key only for user), Redis as
-// user's store, the test admin password, and a data directory of its own.
+// user's and system's store, NATS JetStream as the audit stream (the default
+// with a NATS broker), the test admin password, and a data directory of its own.
 // web listens on 127.0.0.1:0; LogValue("portal ready", "http") on its Proc
 // tells the port. Registration TTL and interval are go-micro's as Portal
 // sets them (10 s and 5 s).
@@ -371,8 +373,10 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"PORTAL_DATA_DIR":        t.TempDir(),
 	}
 	switch service {
-	case "user":
-		env["MICRO_AUTH_PRIVATE_KEY"] = c.Keys.Private
+	case "user", "system":
+		if service == "user" {
+			env["MICRO_AUTH_PRIVATE_KEY"] = c.Keys.Private
+		}
 		if c.Redis != nil {
 			env["MICRO_STORE"] = "redis"
 			env["MICRO_STORE_ADDRESS"] = c.Redis.Addr

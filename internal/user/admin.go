@@ -10,6 +10,7 @@ import (
 
 	"go-micro.dev/v4/auth"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	pb "github.com/portal-go/portal/proto/user"
 )
@@ -89,7 +90,7 @@ func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionReques
 	if s.UserID != acc.ID {
 		detail = "by an admin"
 	}
-	h.record(ctx, acc, KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), detail+"; session "+s.ID)
+	h.record(ctx, acc, audit.KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), detail+"; session "+s.ID)
 	return nil
 }
 
@@ -199,17 +200,17 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	}
 	rsp.User = accountPB(u)
 	if rolesChanged {
-		h.record(ctx, acc, KindRoleChange, u.ID, u.Username, strings.Join(before.Roles, ",")+" -> "+strings.Join(u.Roles, ","))
+		h.record(ctx, acc, audit.KindRoleChange, u.ID, u.Username, strings.Join(before.Roles, ",")+" -> "+strings.Join(u.Roles, ","))
 		h.publishChanged(ctx, u.ID)
 	}
 	switch {
 	case u.Disabled && !before.Disabled:
-		h.record(ctx, acc, KindDisable, u.ID, u.Username, "")
+		h.record(ctx, acc, audit.KindDisable, u.ID, u.Username, "")
 		if rsp.SessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
 			return err
 		}
 	case !u.Disabled && before.Disabled:
-		h.record(ctx, acc, KindEnable, u.ID, u.Username, "")
+		h.record(ctx, acc, audit.KindEnable, u.ID, u.Username, "")
 	}
 	return nil
 }
@@ -237,7 +238,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	if err := h.repo.Delete(ctx, u); err != nil {
 		return rpcError(err)
 	}
-	h.record(ctx, acc, KindDelete, u.ID, u.Username, "")
+	h.record(ctx, acc, audit.KindDelete, u.ID, u.Username, "")
 	return nil
 }
 
@@ -354,17 +355,10 @@ func (h *Handler) touch(ctx context.Context, s *Session) {
 	}
 }
 
-// Audit kinds of the admin actions (interim, until the audit log lands).
-const (
-	KindSessionEnded = "session_ended"
-	KindRoleChange   = "role_change"
-	KindDisable      = "disable"
-	KindEnable       = "enable"
-	KindDelete       = "delete"
-)
-
-// record notes a security-relevant action.
-func (h *Handler) record(ctx context.Context, actor *auth.Account, kind, subjectID, subjectName, detail string) {
-	h.log.Info("audit", "kind", kind, "actor", actor.ID, "subject", subjectID, "subject_name", subjectName,
-		"client", pauth.ClientFromContext(ctx), "detail", detail)
+// record publishes an audit entry for an action an account took.
+func (h *Handler) record(ctx context.Context, actor *auth.Account, kind audit.Kind, subjectID, subjectName, detail string) {
+	h.publishAudit(ctx, audit.Entry{
+		Kind: kind, ActorID: actor.ID, ActorName: actor.Metadata[pauth.MetaUsername],
+		SubjectID: subjectID, SubjectName: subjectName, Detail: detail,
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	pb "github.com/portal-go/portal/proto/user"
@@ -30,6 +32,7 @@ type Handler struct {
 	cfg     *config.Center
 	revoked micro.Event
 	changed micro.Event
+	audit   *audit.Publisher // nil: nothing audited
 	log     *slog.Logger
 	now     func() time.Time
 	// admins serialises changes that could remove the last admin.
@@ -47,6 +50,23 @@ type Events struct {
 // NewHandler builds the handler. a must be able to mint tokens.
 func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, ev Events, log *slog.Logger) *Handler {
 	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, log: log, now: time.Now}
+}
+
+// WithAudit makes the handler publish an audit entry for each register,
+// login, failed login, lockout, logout and password change, and returns it.
+func (h *Handler) WithAudit(p *audit.Publisher) *Handler {
+	h.audit = p
+	return h
+}
+
+// publishAudit publishes an audit entry for something that has happened: a
+// failure to publish is Record's to count and log, never the caller's, and
+// a caller that has gone away does not take the entry with it.
+func (h *Handler) publishAudit(ctx context.Context, e audit.Entry) {
+	if e.ClientAddr == "" {
+		e.ClientAddr = pauth.ClientFromContext(ctx)
+	}
+	h.audit.Record(context.WithoutCancel(ctx), e)
 }
 
 // Register creates an account with the role "user".
@@ -68,6 +88,7 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err := h.repo.Create(ctx, u); err != nil {
 		return rpcError(err)
 	}
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
 	rsp.Id, rsp.Username = u.ID, u.Username
 	return nil
 }
@@ -83,7 +104,10 @@ func (h *Handler) newUser(ctx context.Context, name, password string, roles []st
 
 // Login checks the password and opens a session. Failed logins are counted
 // per account and per client address (limits.go): past login.maxFailures the
-// login is refused, 429 user.locked, before any password work.
+// login is refused, 429 user.locked, before any password work. Audited: a
+// success, a failure (wrong password, unknown name, disabled account) and
+// the failure that locks a counter; not the refusals while locked (the
+// lockout entry stands for them, and they cost an attacker nothing).
 func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
 	g, err := h.guardLogin(ctx, req)
 	if err != nil {
@@ -109,13 +133,31 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	}
 	// Count the failure, or reset the account on success; a lockout reached
 	// meanwhile by concurrent attempts refuses this one too, right or wrong.
-	if err := h.settleLogin(ctx, g, ok); err != nil {
+	reached, err := h.settleLogin(ctx, g, ok)
+	if err != nil {
 		return rpcError(err)
 	}
+	failed := audit.Entry{Kind: audit.KindLoginFailed, SubjectName: g.username, ClientAddr: g.addr}
+	if u != nil {
+		failed.SubjectID = u.ID
+	}
 	if !ok {
+		failed.Detail = "wrong password"
+		if u == nil {
+			failed.Detail = "unknown user"
+		}
+		h.publishAudit(ctx, failed)
+		if len(reached) > 0 {
+			failed.Kind = audit.KindLockout
+			failed.Detail = fmt.Sprintf("failed logins per %s reached login.maxFailures (%d): logins refused for %d s",
+				strings.Join(reached, " and "), g.set.MaxFailures, g.set.LockoutSeconds)
+			h.publishAudit(ctx, failed)
+		}
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
+		failed.Detail = "account disabled"
+		h.publishAudit(ctx, failed)
 		return rpcError(ErrDisabled)
 	}
 	sid, err := newSessionID()
@@ -135,6 +177,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
 	rsp.Token, rsp.ExpiresAt, rsp.SessionId = tok.AccessToken, tok.Expiry.Unix(), sid
 	return nil
 }
@@ -159,7 +202,12 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 	if err != nil {
 		return err
 	}
-	return h.endSession(ctx, acc.ID, acc.Metadata[pauth.MetaSession])
+	if err := h.endSession(ctx, acc.ID, acc.Metadata[pauth.MetaSession]); err != nil {
+		return err
+	}
+	name := acc.Metadata[pauth.MetaUsername]
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogout, ActorID: acc.ID, ActorName: name, SubjectID: acc.ID, SubjectName: name})
+	return nil
 }
 
 // endSession deletes a session and tells every gateway.
@@ -235,6 +283,8 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 		}
 		rsp.SessionsEnded++
 	}
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
+		Detail: fmt.Sprintf("%d other sessions ended", rsp.SessionsEnded)})
 	return nil
 }
 

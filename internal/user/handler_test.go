@@ -19,6 +19,7 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	pb "github.com/portal-go/portal/proto/user"
@@ -94,9 +95,10 @@ func (e *events) changed() []*pb.UserChanged {
 }
 
 type harness struct {
-	h   *Handler
-	jwt *pauth.JWT
-	ev  *events
+	h     *Handler
+	jwt   *pauth.JWT
+	ev    *events
+	audit *auditStream
 }
 
 func newHarness(t *testing.T) *harness {
@@ -118,7 +120,9 @@ func newHarnessOn(t *testing.T, st store.Store) *harness {
 	}
 	ev := &events{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &harness{h: NewHandler(NewRepo(st), j, cfg, Events{Revoked: ev, Changed: ev}, log), jwt: j, ev: ev}
+	as := &auditStream{}
+	h := NewHandler(NewRepo(st), j, cfg, Events{Revoked: ev, Changed: ev}, log).WithAudit(audit.NewPublisher(as, log))
+	return &harness{h: h, jwt: j, ev: ev, audit: as}
 }
 
 func (hs *harness) register(t *testing.T, name, pw string) string {

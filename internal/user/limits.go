@@ -111,7 +111,7 @@ func (r *Repo) readFailures(ctx context.Context, key string, lockout time.Durati
 // loginGuard is one login's failure counters.
 type loginGuard struct {
 	set config.LoginSettings
-	// username and addr as given, cut to size, for the audit line.
+	// username and addr as given, cut to size, for the audit log.
 	username, addr string
 	keys, kinds    []string // counter keys; "account" or "address"
 }
@@ -161,28 +161,28 @@ func (h *Handler) readGuard(ctx context.Context, g *loginGuard) ([]failures, err
 // every counter (each living lockoutSeconds from now), a success deletes the
 // account counter and leaves the address counter alone. When a lockout
 // started while the password was being checked, it refuses the login with a
-// *lockedError instead, counting nothing. The failure that makes a counter
-// reach the limit logs one audit line, event=user.lockout.
-func (h *Handler) settleLogin(ctx context.Context, g *loginGuard, ok bool) error {
+// *lockedError instead, counting nothing. It returns the kinds of counter
+// ("account", "address") that this failure made reach the limit: Login
+// audits the lockout.
+func (h *Handler) settleLogin(ctx context.Context, g *loginGuard, ok bool) (reached []string, err error) {
 	if len(g.keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	unlock := lockKeys(g.keys)
 	defer unlock()
 	fs, err := h.readGuard(ctx, g)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ok {
 		if g.kinds[0] == "account" {
 			if err := h.repo.store(ctx).Delete(g.keys[0]); err != nil {
-				return storeError("delete", err)
+				return nil, storeError("delete", err)
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	now := h.now().UTC()
-	var reached []string
 	for i, k := range g.keys {
 		f := fs[i]
 		if f.Count == 0 {
@@ -190,17 +190,11 @@ func (h *Handler) settleLogin(ctx context.Context, g *loginGuard, ok bool) error
 		}
 		f.Count++
 		if err := h.repo.writeJSON(ctx, k, f, g.set.Lockout()); err != nil {
-			return err
+			return nil, err
 		}
 		if f.Count == g.set.MaxFailures {
 			reached = append(reached, g.kinds[i])
 		}
 	}
-	if len(reached) > 0 {
-		// The audit hook, until the audit log exists.
-		h.log.Warn("login locked out", "event", "user.lockout", "username", g.username,
-			"client_addr", g.addr, "counters", strings.Join(reached, ","),
-			"max_failures", g.set.MaxFailures, "lockout_seconds", g.set.LockoutSeconds)
-	}
-	return nil
+	return reached, nil
 }

@@ -1,7 +1,6 @@
 package user
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,38 +16,14 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lockouts counts the audit lines logged so far.
-func (s *syncBuffer) lockouts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(s.b.String(), "\n") {
-		if strings.Contains(l, "event=user.lockout") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // limitHarness is a harness whose config says login.maxFailures = maxFail and
-// login.lockoutSeconds = lockout, logging to the returned buffer.
-func limitHarness(t *testing.T, maxFail, lockout int) (*harness, *syncBuffer) {
+// login.lockoutSeconds = lockout.
+func limitHarness(t *testing.T, maxFail, lockout int) *harness {
 	t.Helper()
 	hs := newHarness(t)
 	s := config.Defaults()
@@ -58,9 +33,7 @@ func limitHarness(t *testing.T, maxFail, lockout int) (*harness, *syncBuffer) {
 		t.Fatalf("config.Static: %v", err)
 	}
 	hs.h.cfg = cfg
-	logs := &syncBuffer{}
-	hs.h.log = slog.New(slog.NewTextHandler(logs, nil))
-	return hs, logs
+	return hs
 }
 
 func tryLogin(ctx context.Context, hs *harness, name, pw, addr string) error {
@@ -111,7 +84,7 @@ func wantCount(t *testing.T, hs *harness, key string, n int) {
 }
 
 func TestLockoutAccount(t *testing.T) {
-	hs, logs := limitHarness(t, 3, 300)
+	hs := limitHarness(t, 3, 300)
 	hs.register(t, "alice", alicePW)
 	ctx := context.Background()
 	before := time.Now().UTC()
@@ -122,8 +95,8 @@ func TestLockoutAccount(t *testing.T) {
 		wantRPCError(t, tryLogin(ctx, hs, name, "wrong-password-"+strconv.Itoa(i), "10.0.0.1"), "user.bad_credentials", 401)
 		wantCount(t, hs, "fail/acct/alice", i)
 		wantCount(t, hs, "fail/addr/10.0.0.1", i)
-		if n := len(logs.lockouts()); (i < 3 && n != 0) || (i == 3 && n != 1) {
-			t.Fatalf("after %d failures, %d lockout lines: %q", i, n, logs.lockouts())
+		if n := len(hs.audit.of(audit.KindLockout)); (i < 3 && n != 0) || (i == 3 && n != 1) {
+			t.Fatalf("after %d failures, %d lockout entries: %+v", i, n, hs.audit.of(audit.KindLockout))
 		}
 	}
 	f, expiry, _ := counter(t, hs, "fail/acct/alice")
@@ -134,15 +107,18 @@ func TestLockoutAccount(t *testing.T) {
 	if expiry <= 290*time.Second || expiry > 300*time.Second {
 		t.Errorf("counter record expiry %v, want just under 300s", expiry)
 	}
-	line := logs.lockouts()[0]
-	for _, want := range []string{"level=WARN", "username=Alice", "client_addr=10.0.0.1", "counters=account,address"} {
-		if !strings.Contains(line, want) {
-			t.Errorf("audit line %q lacks %q", line, want)
-		}
+	id := hs.h.mustID(t, "alice")
+	lo := hs.audit.of(audit.KindLockout)[0]
+	if lo.SubjectName != "Alice" || lo.SubjectID != id || lo.ClientAddr != "10.0.0.1" ||
+		lo.Detail != "failed logins per account and address reached login.maxFailures (3): logins refused for 300 s" {
+		t.Errorf("lockout entry %+v", lo)
+	}
+	if f := hs.audit.of(audit.KindLoginFailed); len(f) != 3 || f[2].SubjectName != "Alice" || f[2].SubjectID != id || f[2].Detail != "wrong password" {
+		t.Errorf("login_failed entries %+v, want 3 for Alice", f)
 	}
 
 	// Locked: even the right password is refused, from any address, and the
-	// refusals neither count nor log.
+	// refusals are neither counted nor audited.
 	for _, addr := range []string{"10.0.0.1", "10.0.0.2", ""} {
 		secs := wantLocked(t, tryLogin(ctx, hs, "alice", alicePW, addr))
 		if secs < 290 || secs > 300 {
@@ -152,13 +128,13 @@ func TestLockoutAccount(t *testing.T) {
 	wantLocked(t, tryLogin(ctx, hs, "alice", "wrong-password-4", "10.0.0.2"))
 	wantCount(t, hs, "fail/acct/alice", 3)
 	wantCount(t, hs, "fail/addr/10.0.0.2", 0)
-	if n := len(logs.lockouts()); n != 1 {
-		t.Errorf("%d lockout lines, want 1", n)
+	if n, f := len(hs.audit.of(audit.KindLockout)), len(hs.audit.of(audit.KindLoginFailed)); n != 1 || f != 3 {
+		t.Errorf("%d lockout and %d login_failed entries, want 1 and 3", n, f)
 	}
 }
 
 func TestLockoutExpires(t *testing.T) {
-	hs, _ := limitHarness(t, 2, 1)
+	hs := limitHarness(t, 2, 1)
 	hs.register(t, "alice", alicePW)
 	ctx := context.Background()
 	for range 2 {
@@ -184,7 +160,7 @@ func TestLockoutExpires(t *testing.T) {
 }
 
 func TestLockoutResetOnSuccess(t *testing.T) {
-	hs, _ := limitHarness(t, 3, 300)
+	hs := limitHarness(t, 3, 300)
 	hs.register(t, "alice", alicePW)
 	ctx := context.Background()
 	for range 2 {
@@ -217,7 +193,7 @@ func TestLockoutResetOnSuccess(t *testing.T) {
 }
 
 func TestLockoutAddress(t *testing.T) {
-	hs, logs := limitHarness(t, 3, 300)
+	hs := limitHarness(t, 3, 300)
 	for _, n := range []string{"bob", "carol", "dave", "erin"} {
 		hs.register(t, n, n+"-password")
 	}
@@ -228,8 +204,8 @@ func TestLockoutAddress(t *testing.T) {
 		wantCount(t, hs, "fail/acct/"+n, 1)
 	}
 	wantCount(t, hs, "fail/addr/192.0.2.7", 3)
-	if l := logs.lockouts(); len(l) != 1 || !strings.Contains(l[0], "counters=address") || !strings.Contains(l[0], "username=dave") {
-		t.Errorf("lockout lines %q, want one for the address, on dave", l)
+	if l := hs.audit.of(audit.KindLockout); len(l) != 1 || !strings.Contains(l[0].Detail, "per address reached") || l[0].SubjectName != "dave" {
+		t.Errorf("lockout entries %+v, want one for the address, on dave", l)
 	}
 	// A fourth account, right password, from that address: refused.
 	wantLocked(t, tryLogin(ctx, hs, "erin", "erin-password", "192.0.2.7"))
@@ -249,7 +225,7 @@ func TestLockoutAddress(t *testing.T) {
 }
 
 func TestLockoutGarbageNotStored(t *testing.T) {
-	hs, _ := limitHarness(t, 3, 300)
+	hs := limitHarness(t, 3, 300)
 	ctx := context.Background()
 	for _, name := range []string{"", "x", "a b<c>", "alicé", strings.Repeat("n", 33), "../../etc", "fail/acct/x"} {
 		for range 4 { // past maxFailures: never locked, nothing stored
@@ -273,7 +249,7 @@ func TestLockoutGarbageNotStored(t *testing.T) {
 // TestLockoutConcurrent: guesses sent at once learn no more than maxFailures
 // results; the others are refused, before or after their hash.
 func TestLockoutConcurrent(t *testing.T) {
-	hs, logs := limitHarness(t, 3, 300)
+	hs := limitHarness(t, 3, 300)
 	hs.register(t, "alice", alicePW)
 	const n = 12
 	errs := make(chan error, n)
@@ -296,8 +272,8 @@ func TestLockoutConcurrent(t *testing.T) {
 		t.Fatalf("outcomes %v, want 3 user.bad_credentials and %d user.locked", count, n-3)
 	}
 	wantCount(t, hs, "fail/acct/alice", 3)
-	if l := logs.lockouts(); len(l) != 1 {
-		t.Errorf("lockout lines %q, want 1", l)
+	if l := hs.audit.of(audit.KindLockout); len(l) != 1 {
+		t.Errorf("lockout entries %+v, want 1", l)
 	}
 }
 
@@ -306,7 +282,7 @@ func TestLockoutConcurrent(t *testing.T) {
 // cost), while a locked login does not. Deterministic, no timing: with a
 // cancelled context, entering checkPassword fails at once with ErrBusy (503).
 func TestLoginComparesForUnknownUsers(t *testing.T) {
-	hs, _ := limitHarness(t, 2, 300)
+	hs := limitHarness(t, 2, 300)
 	hs.register(t, "alice", alicePW)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()

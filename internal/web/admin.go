@@ -215,6 +215,15 @@ func (g *Gateway) apiRestartService(c *gin.Context) {
 	c.Status(http.StatusAccepted)
 }
 
+func (g *Gateway) apiServiceLogs(c *gin.Context) {
+	rsp, err := g.System.ServiceLogs(rpcContext(c), &systempb.ServiceLogsRequest{Name: c.Param("name"), Lines: intQuery(c, "lines")})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"lines": orEmpty(rsp.Lines)})
+}
+
 func (g *Gateway) apiAudit(c *gin.Context) {
 	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{
 		User: c.Query("user"), Kind: c.Query("kind"), Offset: intQuery(c, "offset"), Limit: intQuery(c, "limit"),
@@ -417,6 +426,15 @@ func (g *Gateway) restartForm(c *gin.Context) {
 		return
 	}
 	back(c, "/admin/services", "restarted")
+}
+
+func (g *Gateway) logsPage(c *gin.Context) {
+	rsp, err := g.System.ServiceLogs(rpcContext(c), &systempb.ServiceLogsRequest{Name: c.Param("name"), Lines: 200})
+	if err != nil {
+		g.rpcPage(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_logs.html", gin.H{"Name": c.Param("name"), "Lines": rsp.Lines})
 }
 
 // auditKinds are the kinds the audit page offers as filters.

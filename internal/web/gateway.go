@@ -124,6 +124,7 @@ func New(o Options) *Gateway {
 	admin.POST("/config", g.csrf, g.configForm)
 	admin.GET("/services", g.servicesPage)
 	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
+	admin.GET("/services/:name/logs", g.logsPage)
 	admin.GET("/audit", g.auditPage)
 
 	api := e.Group("/api/v1")
@@ -146,6 +147,7 @@ func New(o Options) *Gateway {
 	adm.PUT("/config", g.apiPutConfig)
 	adm.GET("/services", g.apiServices)
 	adm.POST("/services/:name/restart", g.apiRestartService)
+	adm.GET("/services/:name/logs", g.apiServiceLogs)
 	adm.GET("/audit", g.apiAudit)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })

@@ -68,7 +68,7 @@ var titles = map[string]string{
 	"login.html": "Sign in", "register.html": "Register", "home.html": "Home",
 	"account.html": "Account", "error.html": "Error",
 	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
-	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log",
+	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log", "admin_logs.html": "Logs",
 }
 
 // page renders a template with the data every page needs.

@@ -499,6 +499,104 @@ func (*RestartServiceResponse) Descriptor() ([]byte, []int) {
 	return file_proto_system_system_proto_rawDescGZIP(), []int{8}
 }
 
+type ServiceLogsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// lines: 0 means 100; at most 1000.
+	Lines         int32 `protobuf:"varint,2,opt,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceLogsRequest) Reset() {
+	*x = ServiceLogsRequest{}
+	mi := &file_proto_system_system_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceLogsRequest) ProtoMessage() {}
+
+func (x *ServiceLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceLogsRequest.ProtoReflect.Descriptor instead.
+func (*ServiceLogsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ServiceLogsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceLogsRequest) GetLines() int32 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
+type ServiceLogsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lines, oldest first; passwords shown as [redacted].
+	Lines         []string `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceLogsResponse) Reset() {
+	*x = ServiceLogsResponse{}
+	mi := &file_proto_system_system_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceLogsResponse) ProtoMessage() {}
+
+func (x *ServiceLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceLogsResponse.ProtoReflect.Descriptor instead.
+func (*ServiceLogsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServiceLogsResponse) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
 type GetConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -507,7 +605,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[9]
+	mi := &file_proto_system_system_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +617,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[9]
+	mi := &file_proto_system_system_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +630,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{9}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
 }
 
 type UpdateConfigRequest struct {
@@ -545,7 +643,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +655,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +668,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateConfigRequest) GetYaml() string {
@@ -594,7 +692,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +704,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +717,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConfigResponse) GetYaml() string {
@@ -662,7 +760,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +772,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +785,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -768,7 +866,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +878,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +891,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAuditRequest) GetUser() string {
@@ -834,7 +932,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +944,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +957,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -884,7 +982,7 @@ type OverviewRequest struct {
 
 func (x *OverviewRequest) Reset() {
 	*x = OverviewRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +994,7 @@ func (x *OverviewRequest) String() string {
 func (*OverviewRequest) ProtoMessage() {}
 
 func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1007,7 @@ func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewRequest.ProtoReflect.Descriptor instead.
 func (*OverviewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
 }
 
 type OverviewResponse struct {
@@ -928,7 +1026,7 @@ type OverviewResponse struct {
 
 func (x *OverviewResponse) Reset() {
 	*x = OverviewResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1038,7 @@ func (x *OverviewResponse) String() string {
 func (*OverviewResponse) ProtoMessage() {}
 
 func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1051,7 @@ func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewResponse.ProtoReflect.Descriptor instead.
 func (*OverviewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OverviewResponse) GetUsers() int32 {
@@ -1010,7 +1108,7 @@ type HourCount struct {
 
 func (x *HourCount) Reset() {
 	*x = HourCount{}
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1120,7 @@ func (x *HourCount) String() string {
 func (*HourCount) ProtoMessage() {}
 
 func (x *HourCount) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1133,7 @@ func (x *HourCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HourCount.ProtoReflect.Descriptor instead.
 func (*HourCount) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HourCount) GetHour() int64 {
@@ -1097,7 +1195,12 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\"+\n" +
 	"\x15RestartServiceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
-	"\x16RestartServiceResponse\"\x12\n" +
+	"\x16RestartServiceResponse\">\n" +
+	"\x12ServiceLogsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05lines\x18\x02 \x01(\x05R\x05lines\"+\n" +
+	"\x13ServiceLogsResponse\x12\x14\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x12\n" +
 	"\x10GetConfigRequest\")\n" +
 	"\x13UpdateConfigRequest\x12\x12\n" +
 	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"X\n" +
@@ -1139,11 +1242,12 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\tHourCount\x12\x12\n" +
 	"\x04hour\x18\x01 \x01(\x03R\x04hour\x12\x16\n" +
 	"\x06logins\x18\x02 \x01(\x05R\x06logins\x12#\n" +
-	"\rfailed_logins\x18\x03 \x01(\x05R\ffailedLogins2\xbc\x06\n" +
+	"\rfailed_logins\x18\x03 \x01(\x05R\ffailedLogins2\x86\a\n" +
 	"\x06System\x129\n" +
 	"\x06Health\x12\x15.system.HealthRequest\x1a\x16.system.HealthResponse\"\x00\x12K\n" +
 	"\fListServices\x12\x1b.system.ListServicesRequest\x1a\x1c.system.ListServicesResponse\"\x00\x12Q\n" +
-	"\x0eRestartService\x12\x1d.system.RestartServiceRequest\x1a\x1e.system.RestartServiceResponse\"\x00\x12>\n" +
+	"\x0eRestartService\x12\x1d.system.RestartServiceRequest\x1a\x1e.system.RestartServiceResponse\"\x00\x12H\n" +
+	"\vServiceLogs\x12\x1a.system.ServiceLogsRequest\x1a\x1b.system.ServiceLogsResponse\"\x00\x12>\n" +
 	"\tListUsers\x12\x16.user.ListUsersRequest\x1a\x17.user.ListUsersResponse\"\x00\x128\n" +
 	"\aGetUser\x12\x14.user.GetUserRequest\x1a\x15.user.GetUserResponse\"\x00\x12A\n" +
 	"\n" +
@@ -1168,7 +1272,7 @@ func file_proto_system_system_proto_rawDescGZIP() []byte {
 	return file_proto_system_system_proto_rawDescData
 }
 
-var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_proto_system_system_proto_goTypes = []any{
 	(*HealthRequest)(nil),              // 0: system.HealthRequest
 	(*HealthResponse)(nil),             // 1: system.HealthResponse
@@ -1179,60 +1283,64 @@ var file_proto_system_system_proto_goTypes = []any{
 	(*Process)(nil),                    // 6: system.Process
 	(*RestartServiceRequest)(nil),      // 7: system.RestartServiceRequest
 	(*RestartServiceResponse)(nil),     // 8: system.RestartServiceResponse
-	(*GetConfigRequest)(nil),           // 9: system.GetConfigRequest
-	(*UpdateConfigRequest)(nil),        // 10: system.UpdateConfigRequest
-	(*ConfigResponse)(nil),             // 11: system.ConfigResponse
-	(*AuditEntry)(nil),                 // 12: system.AuditEntry
-	(*ListAuditRequest)(nil),           // 13: system.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 14: system.ListAuditResponse
-	(*OverviewRequest)(nil),            // 15: system.OverviewRequest
-	(*OverviewResponse)(nil),           // 16: system.OverviewResponse
-	(*HourCount)(nil),                  // 17: system.HourCount
-	nil,                                // 18: system.Node.MetadataEntry
-	(*user.ListUsersRequest)(nil),      // 19: user.ListUsersRequest
-	(*user.GetUserRequest)(nil),        // 20: user.GetUserRequest
-	(*user.UpdateUserRequest)(nil),     // 21: user.UpdateUserRequest
-	(*user.DeleteUserRequest)(nil),     // 22: user.DeleteUserRequest
-	(*user.RevokeSessionRequest)(nil),  // 23: user.RevokeSessionRequest
-	(*user.ListUsersResponse)(nil),     // 24: user.ListUsersResponse
-	(*user.GetUserResponse)(nil),       // 25: user.GetUserResponse
-	(*user.UpdateUserResponse)(nil),    // 26: user.UpdateUserResponse
-	(*user.DeleteUserResponse)(nil),    // 27: user.DeleteUserResponse
-	(*user.RevokeSessionResponse)(nil), // 28: user.RevokeSessionResponse
+	(*ServiceLogsRequest)(nil),         // 9: system.ServiceLogsRequest
+	(*ServiceLogsResponse)(nil),        // 10: system.ServiceLogsResponse
+	(*GetConfigRequest)(nil),           // 11: system.GetConfigRequest
+	(*UpdateConfigRequest)(nil),        // 12: system.UpdateConfigRequest
+	(*ConfigResponse)(nil),             // 13: system.ConfigResponse
+	(*AuditEntry)(nil),                 // 14: system.AuditEntry
+	(*ListAuditRequest)(nil),           // 15: system.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 16: system.ListAuditResponse
+	(*OverviewRequest)(nil),            // 17: system.OverviewRequest
+	(*OverviewResponse)(nil),           // 18: system.OverviewResponse
+	(*HourCount)(nil),                  // 19: system.HourCount
+	nil,                                // 20: system.Node.MetadataEntry
+	(*user.ListUsersRequest)(nil),      // 21: user.ListUsersRequest
+	(*user.GetUserRequest)(nil),        // 22: user.GetUserRequest
+	(*user.UpdateUserRequest)(nil),     // 23: user.UpdateUserRequest
+	(*user.DeleteUserRequest)(nil),     // 24: user.DeleteUserRequest
+	(*user.RevokeSessionRequest)(nil),  // 25: user.RevokeSessionRequest
+	(*user.ListUsersResponse)(nil),     // 26: user.ListUsersResponse
+	(*user.GetUserResponse)(nil),       // 27: user.GetUserResponse
+	(*user.UpdateUserResponse)(nil),    // 28: user.UpdateUserResponse
+	(*user.DeleteUserResponse)(nil),    // 29: user.DeleteUserResponse
+	(*user.RevokeSessionResponse)(nil), // 30: user.RevokeSessionResponse
 }
 var file_proto_system_system_proto_depIdxs = []int32{
 	4,  // 0: system.ListServicesResponse.services:type_name -> system.Service
 	6,  // 1: system.ListServicesResponse.processes:type_name -> system.Process
 	5,  // 2: system.Service.nodes:type_name -> system.Node
-	18, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
-	12, // 4: system.ListAuditResponse.entries:type_name -> system.AuditEntry
-	17, // 5: system.OverviewResponse.hours:type_name -> system.HourCount
+	20, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
+	14, // 4: system.ListAuditResponse.entries:type_name -> system.AuditEntry
+	19, // 5: system.OverviewResponse.hours:type_name -> system.HourCount
 	0,  // 6: system.System.Health:input_type -> system.HealthRequest
 	2,  // 7: system.System.ListServices:input_type -> system.ListServicesRequest
 	7,  // 8: system.System.RestartService:input_type -> system.RestartServiceRequest
-	19, // 9: system.System.ListUsers:input_type -> user.ListUsersRequest
-	20, // 10: system.System.GetUser:input_type -> user.GetUserRequest
-	21, // 11: system.System.UpdateUser:input_type -> user.UpdateUserRequest
-	22, // 12: system.System.DeleteUser:input_type -> user.DeleteUserRequest
-	23, // 13: system.System.RevokeSession:input_type -> user.RevokeSessionRequest
-	9,  // 14: system.System.GetConfig:input_type -> system.GetConfigRequest
-	10, // 15: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
-	13, // 16: system.System.ListAudit:input_type -> system.ListAuditRequest
-	15, // 17: system.System.Overview:input_type -> system.OverviewRequest
-	1,  // 18: system.System.Health:output_type -> system.HealthResponse
-	3,  // 19: system.System.ListServices:output_type -> system.ListServicesResponse
-	8,  // 20: system.System.RestartService:output_type -> system.RestartServiceResponse
-	24, // 21: system.System.ListUsers:output_type -> user.ListUsersResponse
-	25, // 22: system.System.GetUser:output_type -> user.GetUserResponse
-	26, // 23: system.System.UpdateUser:output_type -> user.UpdateUserResponse
-	27, // 24: system.System.DeleteUser:output_type -> user.DeleteUserResponse
-	28, // 25: system.System.RevokeSession:output_type -> user.RevokeSessionResponse
-	11, // 26: system.System.GetConfig:output_type -> system.ConfigResponse
-	11, // 27: system.System.UpdateConfig:output_type -> system.ConfigResponse
-	14, // 28: system.System.ListAudit:output_type -> system.ListAuditResponse
-	16, // 29: system.System.Overview:output_type -> system.OverviewResponse
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
+	9,  // 9: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
+	21, // 10: system.System.ListUsers:input_type -> user.ListUsersRequest
+	22, // 11: system.System.GetUser:input_type -> user.GetUserRequest
+	23, // 12: system.System.UpdateUser:input_type -> user.UpdateUserRequest
+	24, // 13: system.System.DeleteUser:input_type -> user.DeleteUserRequest
+	25, // 14: system.System.RevokeSession:input_type -> user.RevokeSessionRequest
+	11, // 15: system.System.GetConfig:input_type -> system.GetConfigRequest
+	12, // 16: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
+	15, // 17: system.System.ListAudit:input_type -> system.ListAuditRequest
+	17, // 18: system.System.Overview:input_type -> system.OverviewRequest
+	1,  // 19: system.System.Health:output_type -> system.HealthResponse
+	3,  // 20: system.System.ListServices:output_type -> system.ListServicesResponse
+	8,  // 21: system.System.RestartService:output_type -> system.RestartServiceResponse
+	10, // 22: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
+	26, // 23: system.System.ListUsers:output_type -> user.ListUsersResponse
+	27, // 24: system.System.GetUser:output_type -> user.GetUserResponse
+	28, // 25: system.System.UpdateUser:output_type -> user.UpdateUserResponse
+	29, // 26: system.System.DeleteUser:output_type -> user.DeleteUserResponse
+	30, // 27: system.System.RevokeSession:output_type -> user.RevokeSessionResponse
+	13, // 28: system.System.GetConfig:output_type -> system.ConfigResponse
+	13, // 29: system.System.UpdateConfig:output_type -> system.ConfigResponse
+	16, // 30: system.System.ListAudit:output_type -> system.ListAuditResponse
+	18, // 31: system.System.Overview:output_type -> system.OverviewResponse
+	19, // [19:32] is the sub-list for method output_type
+	6,  // [6:19] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1249,7 +1357,7 @@ func file_proto_system_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_system_system_proto_rawDesc), len(file_proto_system_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,8 @@ type SystemService interface {
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...client.CallOption) (*ListServicesResponse, error)
 	// RestartService asks the supervisor to restart a service.
 	RestartService(ctx context.Context, in *RestartServiceRequest, opts ...client.CallOption) (*RestartServiceResponse, error)
+	// ServiceLogs returns the last lines a supervised service wrote.
+	ServiceLogs(ctx context.Context, in *ServiceLogsRequest, opts ...client.CallOption) (*ServiceLogsResponse, error)
 	// ListUsers pages through the accounts.
 	ListUsers(ctx context.Context, in *user.ListUsersRequest, opts ...client.CallOption) (*user.ListUsersResponse, error)
 	// GetUser returns one account and its live sessions.
@@ -100,6 +102,16 @@ func (c *systemService) ListServices(ctx context.Context, in *ListServicesReques
 func (c *systemService) RestartService(ctx context.Context, in *RestartServiceRequest, opts ...client.CallOption) (*RestartServiceResponse, error) {
 	req := c.c.NewRequest(c.name, "System.RestartService", in)
 	out := new(RestartServiceResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) ServiceLogs(ctx context.Context, in *ServiceLogsRequest, opts ...client.CallOption) (*ServiceLogsResponse, error) {
+	req := c.c.NewRequest(c.name, "System.ServiceLogs", in)
+	out := new(ServiceLogsResponse)
 	err := c.c.Call(ctx, req, out, opts...)
 	if err != nil {
 		return nil, err
@@ -207,6 +219,8 @@ type SystemHandler interface {
 	ListServices(context.Context, *ListServicesRequest, *ListServicesResponse) error
 	// RestartService asks the supervisor to restart a service.
 	RestartService(context.Context, *RestartServiceRequest, *RestartServiceResponse) error
+	// ServiceLogs returns the last lines a supervised service wrote.
+	ServiceLogs(context.Context, *ServiceLogsRequest, *ServiceLogsResponse) error
 	// ListUsers pages through the accounts.
 	ListUsers(context.Context, *user.ListUsersRequest, *user.ListUsersResponse) error
 	// GetUser returns one account and its live sessions.
@@ -233,6 +247,7 @@ func RegisterSystemHandler(s server.Server, hdlr SystemHandler, opts ...server.H
 		Health(ctx context.Context, in *HealthRequest, out *HealthResponse) error
 		ListServices(ctx context.Context, in *ListServicesRequest, out *ListServicesResponse) error
 		RestartService(ctx context.Context, in *RestartServiceRequest, out *RestartServiceResponse) error
+		ServiceLogs(ctx context.Context, in *ServiceLogsRequest, out *ServiceLogsResponse) error
 		ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error
 		GetUser(ctx context.Context, in *user.GetUserRequest, out *user.GetUserResponse) error
 		UpdateUser(ctx context.Context, in *user.UpdateUserRequest, out *user.UpdateUserResponse) error
@@ -264,6 +279,10 @@ func (h *systemHandler) ListServices(ctx context.Context, in *ListServicesReques
 
 func (h *systemHandler) RestartService(ctx context.Context, in *RestartServiceRequest, out *RestartServiceResponse) error {
 	return h.SystemHandler.RestartService(ctx, in, out)
+}
+
+func (h *systemHandler) ServiceLogs(ctx context.Context, in *ServiceLogsRequest, out *ServiceLogsResponse) error {
+	return h.SystemHandler.ServiceLogs(ctx, in, out)
 }
 
 func (h *systemHandler) ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error {

@@ -1,0 +1,162 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// startTimeout bounds how long the embedded etcd and NATS may take to serve.
+const startTimeout = 30 * time.Second
+
+// checkLoopback refuses an address whose host is not a loopback IP: the
+// embedded etcd and NATS have no authentication.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address (127.0.0.1): the embedded servers have no authentication", addr)
+	}
+	return nil
+}
+
+// etcdServer is an embedded single-member etcd.
+type etcdServer struct {
+	e     *embed.Etcd
+	level zap.AtomicLevel
+	// Addr is where it serves clients, host:port.
+	Addr string
+}
+
+// startEtcd runs etcd with its data in dir, serving clients on addr (port 0:
+// a free one), its error lines to w, and returns once it serves.
+func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
+	if err := checkLoopback(addr); err != nil {
+		return nil, fmt.Errorf("etcd address: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "portal"
+	cfg.Dir = dir
+	client := url.URL{Scheme: "http", Host: addr}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	// One member: no peer listener at all. The peer URL only names the
+	// member in its cluster; nothing dials it.
+	cfg.ListenPeerUrls = nil
+	cfg.AdvertisePeerUrls = []url.URL{{Scheme: "http", Host: "127.0.0.1:0"}}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// Nothing listens beyond the client port: no metrics listener, no HTTP
+	// gateway on it.
+	cfg.ListenMetricsUrls = nil
+	cfg.EnableGRPCGateway = false
+	// A lone member elects itself after one election timeout on every
+	// start: 100 ms rather than 1 s. With no peers the short heartbeat
+	// costs nothing.
+	cfg.TickMs, cfg.ElectionMs = 10, 100
+	// Registrations are rewritten every few seconds: keep one hour of
+	// history, not all of it.
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = embed.CompactorModePeriodic, "1h"
+	level := zap.NewAtomicLevelAt(zap.ErrorLevel)
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), level)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(quietCore{core}))
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	s := &etcdServer{e: e, level: level, Addr: e.Clients[0].Addr().String()}
+	select {
+	case <-e.Server.ReadyNotify():
+		return s, nil
+	case err := <-e.Err():
+		s.Close()
+		return nil, fmt.Errorf("etcd: %w", err)
+	case <-time.After(startTimeout):
+		s.Close()
+		return nil, fmt.Errorf("etcd: not ready after %v", startTimeout)
+	}
+}
+
+// Close stops etcd. Its listeners report errors as they close: those are
+// not logged.
+func (s *etcdServer) Close() {
+	s.level.SetLevel(zap.FatalLevel)
+	s.e.Close()
+}
+
+// quietCore drops the error "failed to update storage version", which a
+// fresh member logs while it bootstraps (etcd-io/etcd#18978) and then
+// retries by itself: on a first start it would be the only error line.
+type quietCore struct{ zapcore.Core }
+
+// bootstrapNoise is the message quietCore drops.
+const bootstrapNoise = "failed to update storage version"
+
+func (c quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == bootstrapNoise {
+		return ce
+	}
+	return c.Core.Check(e, ce)
+}
+
+func (c quietCore) With(f []zapcore.Field) zapcore.Core { return quietCore{c.Core.With(f)} }
+
+// startNATS runs a NATS server with JetStream, its storage in dir, serving
+// clients on addr (port 0: a free one), and returns once it accepts
+// connections.
+func startNATS(dir, addr string, log *slog.Logger) (*natsserver.Server, error) {
+	if err := checkLoopback(addr); err != nil {
+		return nil, fmt.Errorf("nats address: %w", err)
+	}
+	host, p, _ := net.SplitHostPort(addr)
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return nil, fmt.Errorf("nats address %q: %w", addr, err)
+	}
+	if port == 0 {
+		port = natsserver.RANDOM_PORT // 0 would mean NATS's 4222
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		ServerName: "portal",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		// The supervisor handles signals; the HTTP monitor stays off.
+		NoSigs: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{log}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(startTimeout) {
+		ns.Shutdown()
+		return nil, errors.New("nats: not ready after " + startTimeout.String())
+	}
+	return ns, nil
+}
+
+// natsLogger points the NATS server's log at slog: its notices (a banner of
+// a dozen lines at start) at debug level, warnings and errors at theirs.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

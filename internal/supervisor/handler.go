@@ -1,0 +1,84 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"go-micro.dev/v4/auth"
+	merrors "go-micro.dev/v4/errors"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// handler serves proto/runtime. Authorization (Runtime.* needs an admin) is
+// the auth wrapper's, as on every Portal service.
+type handler struct{ s *supervisor }
+
+// List implements runtimepb.RuntimeHandler.
+func (h *handler) List(ctx context.Context, req *runtimepb.ListRequest, rsp *runtimepb.ListResponse) error {
+	for _, p := range h.s.List() {
+		rsp.Processes = append(rsp.Processes, toPB(p))
+	}
+	return nil
+}
+
+// Restart implements runtimepb.RuntimeHandler.
+func (h *handler) Restart(ctx context.Context, req *runtimepb.RestartRequest, rsp *runtimepb.RestartResponse) error {
+	p, err := h.s.Restart(req.Name)
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.Process = toPB(p)
+	return nil
+}
+
+// Logs implements runtimepb.RuntimeHandler.
+func (h *handler) Logs(ctx context.Context, req *runtimepb.LogsRequest, rsp *runtimepb.LogsResponse) error {
+	lines, err := h.s.Logs(req.Name, int(req.Lines))
+	if err != nil {
+		return rpcError(err)
+	}
+	rsp.Lines = lines
+	return nil
+}
+
+// rpcError maps the supervisor's errors to go-micro errors, at the edge.
+func rpcError(err error) error {
+	switch {
+	case errors.Is(err, ErrUnknownService):
+		return merrors.NotFound("runtime.not_found", "no such service: web, user and system are supervised")
+	case errors.Is(err, ErrBadLines):
+		return merrors.BadRequest("runtime.bad_lines", "%s", err.Error())
+	case errors.Is(err, ErrStopping):
+		return merrors.New("runtime.unavailable", "the supervisor is stopping", http.StatusServiceUnavailable)
+	}
+	return merrors.InternalServerError("runtime.internal", "%s", err.Error())
+}
+
+func toPB(p Process) *runtimepb.Process {
+	out := &runtimepb.Process{Name: p.Name, Status: p.Status, Pid: int64(p.PID), Restarts: int64(p.Restarts), LastError: p.LastError}
+	if !p.StartedAt.IsZero() {
+		out.StartedAt = p.StartedAt.Unix()
+	}
+	return out
+}
+
+// sessions implements pauth.SessionChecker by asking the user service, which
+// owns sessions, with the caller's own token (as system does).
+type sessions struct{ users userpb.UserService }
+
+// CheckSession implements pauth.SessionChecker: the session is live, and
+// these are the account's roles now.
+func (c sessions) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
+	info, err := c.users.Info(ctx, &userpb.InfoRequest{})
+	if err == nil {
+		return info.Roles, nil
+	}
+	if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
+		return nil, pauth.ErrSessionEnded
+	}
+	return nil, merrors.New("runtime.unavailable", "user service: "+err.Error(), http.StatusServiceUnavailable)
+}

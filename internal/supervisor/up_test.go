@@ -1,0 +1,468 @@
+package supervisor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
+	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/selector"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/supervisor"
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// up is a running `portal up` and what a test reaches it with.
+type up struct {
+	proc *testenv.Proc
+	url  string        // the gateway, http://127.0.0.1:<port>
+	rpc  client.Client // go-micro gRPC client on the supervisor's etcd
+}
+
+// startUp runs `portal up` on dir with free ports and waits until the
+// gateway has logged its address.
+func startUp(t *testing.T, bin, dir string) *up {
+	t.Helper()
+	// A fixed port, as a user would give: a restarted web must come back on
+	// the same address.
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := testenv.StartProc(t, bin,
+		[]string{"up", "--data_dir", dir, "--http_address", httpAddr, "--config", filepath.Join(dir, "portal.yaml")},
+		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword},
+		`msg="supervisor ready"`)
+	etcd := p.LogValue("supervisor ready", "etcd")
+	if etcd == "" {
+		t.Fatalf("no etcd address in the ready line\n%s", p.Tail(30))
+	}
+	var addr string
+	waitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
+		addr = p.LogValue("portal ready", "http")
+		return addr != ""
+	})
+	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	cli := grpcclient.NewClient(client.Registry(reg), client.Selector(selector.NewSelector(selector.Registry(reg))),
+		client.RequestTimeout(10*time.Second))
+	return &up{proc: p, url: "http://" + addr, rpc: cli}
+}
+
+// TestUp runs `portal up` as built and checks, in order on one supervisor:
+// the gateway serves, the runtime API lists three running services to an
+// admin only, a child killed with SIGKILL is started again, an admin's
+// restart restarts one, session.revoked crosses processes, and SIGTERM stops
+// everything with exit 0. Then a second supervisor on the same data dir
+// starts again from what the first left.
+func TestUp(t *testing.T) {
+	bin := testenv.BuildPortal(t)
+	dir := t.TempDir()
+	u := startUp(t, bin, dir)
+	var admin string
+
+	if !t.Run("ready_and_login", func(t *testing.T) {
+		u.waitReady(t)
+		admin = u.login(t, "admin", testenv.AdminPassword)
+	}) {
+		return
+	}
+
+	adminCtx := pauth.ContextWithToken(context.Background(), admin)
+	var procs map[string]supervisor.Process
+
+	if !t.Run("list_admin_only", func(t *testing.T) {
+		procs = u.waitRunning(t, adminCtx, nil)
+		for name, p := range procs {
+			if p.PID <= 0 || p.StartedAt.IsZero() || p.Restarts != 0 {
+				t.Errorf("%s: %+v, want a pid, a start time and no restarts", name, p)
+			}
+		}
+		u.post(t, "/api/v1/register", "", map[string]string{"username": "bob", "password": "bob-password-1"}, http.StatusCreated)
+		bob := u.login(t, "bob", "bob-password-1")
+		_, err := supervisor.Status(pauth.ContextWithToken(context.Background(), bob), u.rpc)
+		if e := merrors.FromError(err); e.Code != http.StatusForbidden {
+			t.Errorf("Runtime.List with a user's token: %v, want 403", err)
+		}
+		_, err = supervisor.Restart(context.Background(), u.rpc, "user")
+		if e := merrors.FromError(err); e.Code != http.StatusUnauthorized {
+			t.Errorf("Runtime.Restart without a token: %v, want 401", err)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("sigkill_restarts", func(t *testing.T) {
+		old := procs["user"]
+		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 user (pid %d): %v", old.PID, err)
+		}
+		killed := time.Now()
+		procs = u.waitRunning(t, adminCtx, map[string]int{"user": old.PID})
+		p := procs["user"]
+		t.Logf("user: pid %d -> %d, running again after %v", old.PID, p.PID, time.Since(killed).Round(time.Millisecond))
+		if p.Restarts != 1 || !strings.Contains(p.LastError, "signal: killed") {
+			t.Errorf("user after kill -9: %+v, want 1 restart and last error signal: killed", p)
+		}
+		u.waitReady(t)
+		u.login(t, "admin", testenv.AdminPassword)
+	}) {
+		return
+	}
+
+	if !t.Run("admin_restart", func(t *testing.T) {
+		old := procs["system"]
+		p, err := supervisor.Restart(adminCtx, u.rpc, "system")
+		if err != nil || p.Status != supervisor.StatusStarting {
+			t.Fatalf("Runtime.Restart(system) = %+v, %v; want starting", p, err)
+		}
+		procs = u.waitRunning(t, adminCtx, map[string]int{"system": old.PID})
+		if got := procs["system"]; got.Restarts != 1 {
+			t.Errorf("system after a restart: %+v, want 1 restart", got)
+		}
+		if _, err := supervisor.Restart(adminCtx, u.rpc, "billing"); merrors.FromError(err).Id != "runtime.not_found" {
+			t.Errorf("Runtime.Restart(billing) = %v, want runtime.not_found", err)
+		}
+		u.waitReady(t)
+	}) {
+		return
+	}
+
+	// The admin plane, through the gateway: the services page's data holds
+	// each process's status, and an admin restarts web through web itself.
+	if !t.Run("admin_plane_through_web", func(t *testing.T) {
+		var body struct {
+			Supervised bool `json:"supervised"`
+			Processes  []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+				Pid    int    `json:"pid"`
+			} `json:"processes"`
+		}
+		if err := json.Unmarshal(u.get(t, "/api/v1/admin/services", admin, http.StatusOK), &body); err != nil {
+			t.Fatal(err)
+		}
+		if !body.Supervised || len(body.Processes) != 3 {
+			t.Fatalf("services: %+v, want supervised with 3 processes", body)
+		}
+		for _, p := range body.Processes {
+			if p.Status != supervisor.StatusRunning || p.Pid != procs[p.Name].PID {
+				t.Errorf("process %+v, want running with pid %d", p, procs[p.Name].PID)
+			}
+		}
+		if lines := u.get(t, "/api/v1/admin/services/user/logs?lines=5", admin, http.StatusOK); !strings.Contains(string(lines), `"lines"`) {
+			t.Errorf("logs through web: %s", lines)
+		}
+		old := procs["web"]
+		u.post(t, "/api/v1/admin/services/web/restart", admin, nil, http.StatusAccepted)
+		procs = u.waitRunning(t, adminCtx, map[string]int{"web": old.PID})
+		u.waitReady(t)
+	}) {
+		return
+	}
+
+	if !t.Run("logs", func(t *testing.T) {
+		lines, err := supervisor.Logs(adminCtx, u.rpc, "user", 1000)
+		if err != nil || len(lines) == 0 {
+			t.Fatalf("Runtime.Logs(user) = %d lines, %v", len(lines), err)
+		}
+		if all := strings.Join(lines, "\n"); !strings.Contains(all, `msg="service started"`) {
+			t.Errorf("user's logs hold no start line:\n%s", all)
+		}
+		if lines, err := supervisor.Logs(adminCtx, u.rpc, "web", 3); err != nil || len(lines) != 3 {
+			t.Errorf("Runtime.Logs(web, 3) = %d lines, %v", len(lines), err)
+		}
+		if _, err := supervisor.Logs(adminCtx, u.rpc, "web", -1); merrors.FromError(err).Code != http.StatusBadRequest {
+			t.Errorf("Runtime.Logs(web, -1) = %v, want 400", err)
+		}
+	}) {
+		return
+	}
+
+	// A password change ends bob's other session in user, which tells the
+	// gateway (another process) through NATS: its cached verdict goes.
+	if !t.Run("session_revoked_crosses_processes", func(t *testing.T) {
+		a := u.login(t, "bob", "bob-password-1")
+		b := u.login(t, "bob", "bob-password-1")
+		u.get(t, "/api/v1/me", a, http.StatusOK) // cached as live
+		u.put(t, "/api/v1/me/password", b, map[string]string{"old_password": "bob-password-1", "new_password": "bob-password-2"}, http.StatusOK)
+		changed := time.Now()
+		waitFor(t, 5*time.Second, "the gateway to refuse bob's other session", func() bool {
+			return u.do(t, "GET", "/api/v1/me", a, nil).StatusCode == http.StatusUnauthorized
+		})
+		t.Logf("other session refused %v after the password change", time.Since(changed).Round(time.Millisecond))
+	}) {
+		return
+	}
+
+	if !t.Run("sigterm_stops_all", func(t *testing.T) {
+		u.proc.Stop(t)
+		if u.proc.Running() {
+			t.Fatalf("supervisor still running")
+		}
+		if err := u.proc.ExitErr(); err != nil {
+			t.Errorf("supervisor exit: %v, want status 0\n%s", err, u.proc.Tail(30))
+		}
+		for name, p := range procs {
+			if err := syscall.Kill(p.PID, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("%s (pid %d) still there after the supervisor exited: %v", name, p.PID, err)
+			}
+		}
+		log := u.proc.Log()
+		for _, name := range []string{"web", "system", "user"} {
+			if !strings.Contains(log, "msg=stopped service="+name) {
+				t.Errorf("no stop line for %s", name)
+			}
+		}
+	}) {
+		return
+	}
+
+	t.Run("second_start_same_data_dir", func(t *testing.T) {
+		u2 := startUp(t, bin, dir)
+		u2.waitReady(t)
+		u2.login(t, "bob", "bob-password-2")
+		u2.proc.Stop(t)
+		if err := u2.proc.ExitErr(); err != nil {
+			t.Errorf("second supervisor exit: %v", err)
+		}
+	})
+}
+
+// waitRunning polls Runtime.List until web, user and system all run, none
+// with the pid given for it in old, and returns them by name.
+func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int) map[string]supervisor.Process {
+	t.Helper()
+	var got map[string]supervisor.Process
+	var last []supervisor.Process
+	var lastErr error
+	ok := poll(60*time.Second, func() bool {
+		last, lastErr = supervisor.Status(ctx, u.rpc)
+		if lastErr != nil || len(last) != 3 {
+			return false
+		}
+		got = map[string]supervisor.Process{}
+		for _, p := range last {
+			if p.Status != supervisor.StatusRunning || p.PID == old[p.Name] {
+				return false
+			}
+			got[p.Name] = p
+		}
+		return got["web"].PID > 0 && got["user"].PID > 0 && got["system"].PID > 0
+	})
+	if !ok {
+		tail := ""
+		if u.proc != nil {
+			tail = u.proc.Tail(40)
+		}
+		t.Fatalf("Runtime.List: %+v, %v; want web, user, system running (and new pids for %v)\n%s", last, lastErr, old, tail)
+	}
+	return got
+}
+
+// waitReady polls GET /readyz until it answers 200.
+func (u *up) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "GET /readyz 200", func() bool {
+		return u.do(t, "GET", "/readyz", "", nil).StatusCode == http.StatusOK
+	})
+}
+
+func (u *up) login(t *testing.T, name, pw string) string {
+	t.Helper()
+	var rsp struct {
+		Token string `json:"token"`
+	}
+	body := u.post(t, "/api/v1/login", "", map[string]string{"username": name, "password": pw}, http.StatusOK)
+	if err := json.Unmarshal(body, &rsp); err != nil || rsp.Token == "" {
+		t.Fatalf("login %s: %s", name, body)
+	}
+	return rsp.Token
+}
+
+func (u *up) get(t *testing.T, path, token string, status int) []byte {
+	t.Helper()
+	return u.expect(t, "GET", path, token, nil, status)
+}
+
+func (u *up) post(t *testing.T, path, token string, body any, status int) []byte {
+	t.Helper()
+	return u.expect(t, "POST", path, token, body, status)
+}
+
+func (u *up) put(t *testing.T, path, token string, body any, status int) []byte {
+	t.Helper()
+	return u.expect(t, "PUT", path, token, body, status)
+}
+
+func (u *up) expect(t *testing.T, method, path, token string, body any, status int) []byte {
+	t.Helper()
+	r := u.do(t, method, path, token, body)
+	if r.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.StatusCode, status, r.body)
+	}
+	return r.body
+}
+
+type response struct {
+	StatusCode int
+	body       []byte
+}
+
+// do sends one JSON request; a transport error counts as status 0.
+func (u *up) do(t *testing.T, method, path, token string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, u.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	rsp, err := c.Do(req)
+	if err != nil {
+		return response{}
+	}
+	defer rsp.Body.Close()
+	b, _ := io.ReadAll(rsp.Body)
+	return response{StatusCode: rsp.StatusCode, body: b}
+}
+
+// poll calls cond every 50 ms until it holds or d has passed.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// lines is an io.Writer that keeps what it is given, safe for concurrent
+// use.
+type lines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestRunInProcess runs the supervisor in the test process, so that the race
+// detector watches it (TestUp runs the binary, built without it): RPC calls,
+// an admin's restart and a SIGKILLed child at once, then a stop.
+func TestRunInProcess(t *testing.T) {
+	bin := testenv.BuildPortal(t)
+	dir := t.TempDir()
+	t.Setenv("PORTAL_ADMIN_PASSWORD", testenv.AdminPassword)
+	etcd := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	out := &lines{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- supervisor.Run(ctx, supervisor.Options{
+			DataDir: dir, HTTPAddress: "127.0.0.1:0", ConfigFile: filepath.Join(dir, "portal.yaml"),
+			EtcdAddress: etcd, NATSAddress: "127.0.0.1:0", Executable: bin,
+			Log: slog.New(slog.NewTextHandler(out, nil)), Output: out,
+		})
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s", out.String())
+		}
+	}()
+
+	var addr string
+	waitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
+		_, rest, ok := strings.Cut(out.String(), `msg="portal ready" service=web http=`)
+		addr, _, _ = strings.Cut(rest, "\n")
+		return ok
+	})
+	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	u := &up{url: "http://" + addr, rpc: grpcclient.NewClient(client.Registry(reg),
+		client.Selector(selector.NewSelector(selector.Registry(reg))), client.RequestTimeout(10*time.Second))}
+	u.waitReady(t)
+	ctxAdmin := pauth.ContextWithToken(context.Background(), u.login(t, "admin", testenv.AdminPassword))
+	procs := u.waitRunning(t, ctxAdmin, nil)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				supervisor.Status(ctxAdmin, u.rpc)
+				supervisor.Logs(ctxAdmin, u.rpc, "web", 10)
+			}
+		}()
+	}
+	if _, err := supervisor.Restart(ctxAdmin, u.rpc, "web"); err != nil {
+		t.Fatalf("Runtime.Restart(web): %v", err)
+	}
+	if err := syscall.Kill(procs["system"].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	u.waitRunning(t, ctxAdmin, map[string]int{"web": procs["web"].PID, "system": procs["system"].PID})
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("Run did not return within 60s of the cancel")
+	}
+}

@@ -1,0 +1,71 @@
+package system
+
+import (
+	"context"
+	"errors"
+
+	merrors "go-micro.dev/v4/errors"
+
+	"github.com/portal-go/portal/internal/audit"
+	pb "github.com/portal-go/portal/proto/system"
+)
+
+// AuditOn is the system service's Audit: the log it keeps (fed by its
+// consumer of the audit stream) and a publisher for its own entries.
+func AuditOn(l *audit.Log, p *audit.Publisher) Audit { return auditLog{l, p} }
+
+type auditLog struct {
+	log *audit.Log
+	pub *audit.Publisher
+}
+
+func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Offset: f.Offset, Limit: min(limit, 200), Total: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*pb.AuditEntry, 0, len(page.Entries))
+	for _, e := range page.Entries {
+		out = append(out, &pb.AuditEntry{
+			Id: e.ID, Time: e.Time.UnixMilli(), Kind: string(e.Kind), ActorId: e.ActorID, ActorName: e.ActorName,
+			SubjectId: e.SubjectID, SubjectName: e.SubjectName, ClientAddr: e.ClientAddr, Detail: e.Detail,
+		})
+	}
+	return out, page.Total, nil
+}
+
+func (a auditLog) Hourly(ctx context.Context) ([]*pb.HourCount, error) {
+	hours, err := a.log.CountsByHour(ctx, 24, audit.KindLogin, audit.KindLoginFailed)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pb.HourCount, 0, len(hours))
+	for _, h := range hours {
+		out = append(out, &pb.HourCount{
+			Hour: h.Start.Unix(), Logins: int32(h.Counts[audit.KindLogin]), FailedLogins: int32(h.Counts[audit.KindLoginFailed]),
+		})
+	}
+	return out, nil
+}
+
+func (a auditLog) Record(ctx context.Context, e *pb.AuditEntry) {
+	a.pub.Record(context.WithoutCancel(ctx), audit.Entry{
+		Kind: audit.Kind(e.Kind), ActorID: e.ActorId, ActorName: e.ActorName,
+		SubjectID: e.SubjectId, SubjectName: e.SubjectName, ClientAddr: e.ClientAddr, Detail: e.Detail,
+	})
+}
+
+// auditError maps the audit log's errors to the RPC's.
+func auditError(err error) error {
+	switch {
+	case errors.Is(err, audit.ErrInvalid), errors.Is(err, audit.ErrBadCursor):
+		return merrors.BadRequest("system.bad_request", "%v", err)
+	case errors.Is(err, audit.ErrNotFound):
+		return merrors.NotFound("system.not_found", "%v", err)
+	}
+	return unavailable("audit log", err)
+}
