@@ -6,7 +6,6 @@ package platform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -97,9 +96,13 @@ type Service struct {
 	log        *slog.Logger
 	drainDelay time.Duration
 	// health is the registration check (SetHealth); draining makes it fail,
-	// so that a stopping service is not registered again.
-	health   func(context.Context) error
-	draining atomic.Bool
+	// so that a stopping service is not registered again. unhealthy is the
+	// last check's failure, nil when it passed: while it is set, or while
+	// draining, the server's registry refuses to register the node
+	// (registrationGate).
+	health    func(context.Context) error
+	draining  atomic.Bool
+	unhealthy atomic.Pointer[error]
 	// ready is on from AfterStart to BeforeStop.
 	ready atomic.Bool
 	// required must pass before the server starts; checks are reported by
@@ -230,34 +233,6 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 	return s
 }
 
-// healthCheckTimeout is the deadline of the context a registration health
-// check gets (the check must honour it, or bound itself).
-const healthCheckTimeout = 2 * time.Second
-
-// SetHealth makes fn the check the server runs before every registration
-// (at start, then every register interval): while it fails the node is
-// left out of the registry (deregistered if it was in), so that callers stop
-// picking it. nil: always healthy. Call it before Start.
-func (s *Service) SetHealth(fn func(context.Context) error) { s.health = fn }
-
-// registerCheck is the server's RegisterCheck: fails while stopping, else
-// asks the health check.
-func (s *Service) registerCheck(context.Context) error {
-	if s.draining.Load() {
-		return errors.New("stopping")
-	}
-	if s.health == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), healthCheckTimeout)
-	defer cancel()
-	if err := s.health(ctx); err != nil {
-		s.log.Warn("health check failed: not registered", "err", err)
-		return err
-	}
-	return nil
-}
-
 // Background adds a job that runs, in a goroutine of its own, from the
 // AfterStart hook (the server serves) until the BeforeStop hook, which ends
 // the job's context first and waits for it to return (up to StopTimeout).
@@ -300,8 +275,13 @@ type starter interface {
 }
 
 // Start runs the BeforeStart hooks, starts the server (listen, register) and
-// runs the AfterStart hooks.
+// runs the AfterStart hooks. The server registers through a registrationGate
+// on the registry it has by then (go-micro's cmd may have replaced the one
+// NewService gave it).
 func (s *Service) Start() error {
+	if err := s.gateRegistry(); err != nil {
+		return fmt.Errorf("%s: start: %w", s.Name(), err)
+	}
 	if err := s.Service.(starter).Start(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}

@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
 
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/testenv"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -146,4 +149,96 @@ func TestBackground(t *testing.T) {
 	if !ended.Load() {
 		t.Fatal("Stop returned before the job")
 	}
+}
+
+// A node whose health check starts failing leaves the registry within two
+// register intervals, stays out while the check fails, and is back within
+// two intervals once it passes again: on both servers (the gRPC plugin and
+// go-micro's mucp), with the memory registry and with etcd.
+func TestUnhealthyNodeLeavesRegistryAndComesBack(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	registries := map[string]func() registry.Registry{
+		"memory": func() registry.Registry { return registry.NewMemoryRegistry() },
+		"etcd":   func() registry.Registry { return etcdreg.NewRegistry(registry.Addrs(etcd.Addr)) },
+	}
+	for _, reg := range []string{"memory", "etcd"} {
+		for _, rpc := range []string{"grpc", "mucp"} {
+			t.Run(reg+"/"+rpc, func(t *testing.T) {
+				t.Parallel()
+				p := testPlugins()
+				p.Registry, p.RPC = registries[reg](), rpc
+				unhealthyNode(t, p)
+			})
+		}
+	}
+}
+
+// unhealthyNode is TestUnhealthyNodeLeavesRegistryAndComesBack on p.
+func unhealthyNode(t *testing.T, p platform.Plugins) {
+	t.Helper()
+	const interval = 200 * time.Millisecond
+	svc := platform.NewService("user", p, quiet())
+	var down atomic.Bool
+	svc.SetHealth(func(context.Context) error {
+		if down.Load() {
+			return errors.New("store down")
+		}
+		return nil
+	})
+	if err := svc.Server().Init(server.RegisterInterval(interval), server.RegisterTTL(10*interval)); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	// This node (the registry may hold the other subtests' nodes).
+	node := "user-" + svc.Server().Options().Id
+	listed := func() bool {
+		list, err := p.Registry.GetService("user")
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("registry GetService(user): %v", err)
+		}
+		for _, s := range list {
+			for _, n := range s.Nodes {
+				if n.Id == node {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !listed() {
+		t.Fatal("healthy at start, not registered")
+	}
+
+	down.Store(true)
+	failed := time.Now()
+	for listed() {
+		if time.Since(failed) > 2*interval+interval/2 {
+			t.Fatalf("health check failing for %v (register interval %v): still registered", time.Since(failed), interval)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	gone := time.Since(failed)
+	// Out, and kept out: go-micro's register loop deregisters a node whose
+	// check fails and registers it again in the same tick. Watched past the
+	// server's backoff after the refused registration (~2.7 s) and two more
+	// ticks.
+	for until := time.Now().Add(3*time.Second + 2*interval); time.Now().Before(until); time.Sleep(5 * time.Millisecond) {
+		if listed() {
+			t.Fatalf("registered again %v after the health check began to fail", time.Since(failed).Round(time.Millisecond))
+		}
+	}
+
+	down.Store(false)
+	passed := time.Now()
+	for !listed() {
+		if time.Since(passed) > 2*interval+interval/2 {
+			t.Fatalf("health check passing again for %v: not registered", time.Since(passed))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("register interval %v: gone %v after the check began to fail; back %v after it passed",
+		interval, gone.Round(time.Millisecond), time.Since(passed).Round(time.Millisecond))
 }

@@ -112,6 +112,19 @@ func registered(t *testing.T, e *testenv.Etcd, service string, procs []*testenv.
 	return len(missing) == 0, strings.Join(missing, ",")
 }
 
+// listedUsers names the processes of procs that have a user node in the
+// registry, "" when none.
+func listedUsers(t *testing.T, e *testenv.Etcd, procs []*testenv.Proc) string {
+	t.Helper()
+	var listed []string
+	for _, p := range procs {
+		if ok, _ := registered(t, e, "user", []*testenv.Proc{p}); ok {
+			listed = append(listed, p.Name)
+		}
+	}
+	return strings.Join(listed, ",")
+}
+
 // unregistered names the live processes of c that have no node in the
 // registry, "" when none.
 func unregistered(t *testing.T, e *testenv.Etcd, c *cluster) string {
@@ -407,11 +420,15 @@ func TestDistributed(t *testing.T) {
 	}
 
 	// f. Redis goes away: logins fail fast with 503 and /readyz names the
-	// user check; Redis comes back with its data: ready again, no account
+	// user check; within two register intervals the user nodes, whose
+	// health check asks their store, leave the registry (system and web
+	// stay), and logins still get 503 unavailable. Redis comes back with its
+	// data: the user nodes are registered again, ready again, no account
 	// lost.
 	if !t.Run("f_redis_outage", func(t *testing.T) {
 		ws := c.clients(t)
 		redis.Stop(t)
+		stopped := time.Now()
 		var slowest time.Duration
 		for i := 0; i < 4; i++ {
 			w := ws[i%2]
@@ -450,9 +467,49 @@ func TestDistributed(t *testing.T) {
 			return
 		}
 
+		// Out of the registry within two register intervals (5 s) of the
+		// outage, plus the health check's own 2 s bound.
+		waitFor(t, 12*time.Second-time.Since(stopped), "the user nodes to leave the registry with Redis down", func() bool {
+			return listedUsers(t, etcd, c.users) == ""
+		})
+		c.note(t, "user nodes out of the registry %.2fs after Redis stopped", time.Since(stopped).Seconds())
+		if ok, missing := registered(t, etcd, "system", []*testenv.Proc{c.system}); !ok {
+			t.Errorf("with Redis down, system left the registry: %s", missing)
+		}
+		if ok, missing := registered(t, etcd, "web", c.webs); !ok {
+			t.Errorf("with Redis down, web left the registry: %s", missing)
+		}
+		// No user node to call: still 503 unavailable, not a 500.
+		for i, w := range ws {
+			r := w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw})
+			if r.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("login on web%d with no user node registered: %d %s, want 503", i+1, r.StatusCode, r.body)
+			} else if code := errorCode(t, r); code != "unavailable" {
+				t.Errorf("login on web%d with no user node registered: code %q, want unavailable", i+1, code)
+			}
+			w.expect(w.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)
+		}
+		// Kept out: go-micro's register loop alone would have put them
+		// back at the next interval.
+		never(t, 6*time.Second, func() bool {
+			if l := listedUsers(t, etcd, c.users); l != "" {
+				t.Logf("registered again with Redis still down: %s", l)
+				return true
+			}
+			return false
+		})
+		if t.Failed() {
+			return
+		}
+
 		redis.Start(t)
 		restarted := time.Now()
-		waitFor(t, 15*time.Second, "/readyz 200 on both gateways after Redis restarted", func() bool {
+		waitFor(t, 15*time.Second, "the user nodes to be registered again after Redis restarted", func() bool {
+			ok, _ := registered(t, etcd, "user", c.users)
+			return ok
+		})
+		c.note(t, "user nodes registered again %.2fs after Redis restarted", time.Since(restarted).Seconds())
+		waitFor(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
 			for _, w := range ws {
 				if w.do("GET", "/readyz", "", nil).StatusCode != http.StatusOK {
 					return false
