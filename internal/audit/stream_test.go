@@ -1,10 +1,10 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portal-go/portal/internal/testenv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -218,7 +218,7 @@ func TestConsumerDropsBadEvents(t *testing.T) {
 	s := audit.NewMemoryStream(0)
 	t.Cleanup(func() { _ = s.Close() })
 	l, _ := memLog(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	runConsumer(t, s, l, slog.New(slog.NewTextHandler(&logs, nil)))
 	for _, msg := range []any{[]byte("not json"), audit.Entry{ID: "x", Kind: "nope", Time: time.Now()}, audit.Entry{ID: "x2", Kind: audit.KindLogin}} {
 		if err := s.Publish(audit.Topic, msg); err != nil {
@@ -256,10 +256,10 @@ func TestConsumerStoreDown(t *testing.T) {
 	fs := &failingStore{Store: store.NewMemoryStore()}
 	fs.failing.Store(true)
 	l := audit.NewLog(fs, audit.LogOptions{})
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	runConsumer(t, s, l, slog.New(slog.NewTextHandler(&logs, nil)))
 	ids := publishN(t, audit.NewPublisher(s, nil), "s", 5)
-	waitFor(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
+	testenv.WaitFor(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
 	fs.failing.Store(false)
 	waitStored(t, l, 15*time.Second, ids)
 	if n := strings.Count(logs.String(), "cannot store entries"); n != 1 {
@@ -294,7 +294,7 @@ func TestPublisherRecord(t *testing.T) {
 	t.Cleanup(func() { _ = mem.Close() })
 	ch, _ := mem.Consume(audit.Topic, events.WithGroup(audit.Group))
 	es := &errStream{Stream: mem, err: errors.New("nats down")}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	p := audit.NewPublisher(es, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	for range 3 {
@@ -324,34 +324,4 @@ func TestPublisherRecord(t *testing.T) {
 	}
 	var nilP *audit.Publisher
 	nilP.Record(context.Background(), audit.Entry{Kind: audit.KindLogin}) // no-op
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds, failing after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling
-	}
 }

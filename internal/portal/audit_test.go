@@ -92,7 +92,7 @@ func auditWhileSystemDown(t *testing.T, c *cluster) {
 
 	restarted := time.Now()
 	c.start("system")
-	waitFor(t, 20*time.Second, "hank's audit entries after system restarted", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "hank's audit entries after system restarted", func() bool {
 		p, err := l.List(context.Background(), audit.Query{User: "hank"})
 		return err == nil && len(p.Entries) >= 3
 	})

@@ -390,7 +390,7 @@ func TestDistributed(t *testing.T) {
 		put := time.Now()
 		// Two logins in a row through one gateway reach both user nodes.
 		streak := 0
-		waitFor(t, 15*time.Second, "tokens of the 300s expireTime set after etcd's restart from both user nodes", func() bool {
+		testenv.WaitFor(t, 15*time.Second, "tokens of the 300s expireTime set after etcd's restart from both user nodes", func() bool {
 			if _, exp := ws[0].login(name, pw); near(lifetime(exp), 300*time.Second) {
 				streak++
 			} else {
@@ -404,7 +404,7 @@ func TestDistributed(t *testing.T) {
 		// lease a fresh TTL. Once the dead node's lease has run out (it
 		// was killed before etcd stopped), the live nodes must still be
 		// there.
-		waitFor(t, 20*time.Second-time.Since(restarted), "the killed user node's lease to run out after etcd's restart", func() bool {
+		testenv.WaitFor(t, 20*time.Second-time.Since(restarted), "the killed user node's lease to run out after etcd's restart", func() bool {
 			gone, _ := registered(t, etcd, "user", []*testenv.Proc{c.dead})
 			return !gone
 		})
@@ -469,7 +469,7 @@ func TestDistributed(t *testing.T) {
 
 		// Out of the registry within two register intervals (5 s) of the
 		// outage, plus the health check's own 2 s bound.
-		waitFor(t, 12*time.Second-time.Since(stopped), "the user nodes to leave the registry with Redis down", func() bool {
+		testenv.WaitFor(t, 12*time.Second-time.Since(stopped), "the user nodes to leave the registry with Redis down", func() bool {
 			return listedUsers(t, etcd, c.users) == ""
 		})
 		c.note(t, "user nodes out of the registry %.2fs after Redis stopped", time.Since(stopped).Seconds())
@@ -504,12 +504,12 @@ func TestDistributed(t *testing.T) {
 
 		redis.Start(t)
 		restarted := time.Now()
-		waitFor(t, 15*time.Second, "the user nodes to be registered again after Redis restarted", func() bool {
+		testenv.WaitFor(t, 15*time.Second, "the user nodes to be registered again after Redis restarted", func() bool {
 			ok, _ := registered(t, etcd, "user", c.users)
 			return ok
 		})
 		c.note(t, "user nodes registered again %.2fs after Redis restarted", time.Since(restarted).Seconds())
-		waitFor(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
+		testenv.WaitFor(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
 			for _, w := range ws {
 				if w.do("GET", "/readyz", "", nil).StatusCode != http.StatusOK {
 					return false

@@ -146,7 +146,7 @@ func logValue(line, key string) string {
 // any log line or span.
 func TestOneRequestOneTrace(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	p := testenv.StartPortal(t, testenv.PortalOptions{SpanProcessors: []sdktrace.SpanProcessor{rec}, Log: logs})
 	c := newClient(t, p)
 	const name, pw = "traceuser", "trace-password-1"
@@ -158,7 +158,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 	userID, _ := me["id"].(string)
 
 	var line string
-	waitFor(t, 5*time.Second, "the request line of GET /api/v1/me", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the request line of GET /api/v1/me", func() bool {
 		lines := requestLines(logs.String(), "/api/v1/me")
 		if len(lines) > 1 {
 			t.Fatalf("%d request lines for one request:\n%s", len(lines), strings.Join(lines, "\n"))
@@ -190,7 +190,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 5*time.Second, "the request's spans", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the request's spans", func() bool {
 		spans = spans[:0]
 		for _, s := range rec.Ended() {
 			if s.SpanContext().TraceID().String() == traceID {
@@ -227,7 +227,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.expect(c.do("GET", "/api/v1/admin/services", admin, nil), http.StatusOK)
 	var adminTrace string
-	waitFor(t, 5*time.Second, "the request line of GET /api/v1/admin/services", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the request line of GET /api/v1/admin/services", func() bool {
 		if lines := requestLines(logs.String(), "/api/v1/admin/services"); len(lines) == 1 {
 			adminTrace = logValue(lines[0], "trace_id")
 		}
@@ -238,7 +238,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 			t.Logf("admin trace: %s", describe(spans))
 		}
 	}()
-	waitFor(t, 5*time.Second, "spans web > system > user", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "spans web > system > user", func() bool {
 		spans = spans[:0]
 		for _, s := range rec.Ended() {
 			if s.SpanContext().TraceID().String() == adminTrace {
@@ -390,7 +390,7 @@ func TestServiceReadinessAndStop(t *testing.T) {
 		t.Helper()
 		var got int
 		var checks map[string]string
-		waitFor(t, 20*time.Second, what, func() bool {
+		testenv.WaitFor(t, 20*time.Second, what, func() bool {
 			got, checks = readyz()
 			if got != code {
 				return false

@@ -310,7 +310,7 @@ func TestLiveWhitelist(t *testing.T) {
 	if err := os.WriteFile(p.ConfigFile, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "GET /register to need a session", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "GET /register to need a session", func() bool {
 		return c.do("GET", "/register", "", nil).StatusCode == http.StatusSeeOther
 	})
 	// An invalid change is refused and the last good config stays.
@@ -377,18 +377,6 @@ func raceRegistrations(t *testing.T, name string, n int, gateways ...*client) {
 	}
 	if count[http.StatusCreated] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

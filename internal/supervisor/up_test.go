@@ -51,7 +51,7 @@ func startUp(t *testing.T, bin, dir string) *up {
 		t.Fatalf("no etcd address in the ready line\n%s", p.Tail(30))
 	}
 	var addr string
-	waitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
 		addr = p.LogValue("portal ready", "http")
 		return addr != ""
 	})
@@ -199,7 +199,7 @@ func TestUp(t *testing.T) {
 		u.get(t, "/api/v1/me", a, http.StatusOK) // cached as live
 		u.put(t, "/api/v1/me/password", b, map[string]string{"old_password": "bob-password-1", "new_password": "bob-password-2"}, http.StatusOK)
 		changed := time.Now()
-		waitFor(t, 5*time.Second, "the gateway to refuse bob's other session", func() bool {
+		testenv.WaitFor(t, 5*time.Second, "the gateway to refuse bob's other session", func() bool {
 			return u.do(t, "GET", "/api/v1/me", a, nil).StatusCode == http.StatusUnauthorized
 		})
 		t.Logf("other session refused %v after the password change", time.Since(changed).Round(time.Millisecond))
@@ -248,7 +248,7 @@ func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int) 
 	var got map[string]supervisor.Process
 	var last []supervisor.Process
 	var lastErr error
-	ok := poll(60*time.Second, func() bool {
+	ok := testenv.Poll(60*time.Second, func() bool {
 		last, lastErr = supervisor.Status(ctx, u.rpc)
 		if lastErr != nil || len(last) != 3 {
 			return false
@@ -275,7 +275,7 @@ func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int) 
 // waitReady polls GET /readyz until it answers 200.
 func (u *up) waitReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "GET /readyz 200", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "GET /readyz 200", func() bool {
 		return u.do(t, "GET", "/readyz", "", nil).StatusCode == http.StatusOK
 	})
 }
@@ -352,46 +352,6 @@ func (u *up) do(t *testing.T, method, path, token string, body any) response {
 	return response{StatusCode: rsp.StatusCode, body: b}
 }
 
-// poll calls cond every 50 ms until it holds or d has passed.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(d, cond) {
-		t.Fatalf("%s: not within %v", what, d)
-	}
-}
-
-// lines is an io.Writer that keeps what it is given, safe for concurrent
-// use.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestRunInProcess runs the supervisor in the test process, so that the race
 // detector watches it (TestUp runs the binary, built without it): RPC calls,
 // an admin's restart and a SIGKILLed child at once, then a stop.
@@ -400,7 +360,7 @@ func TestRunInProcess(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PORTAL_ADMIN_PASSWORD", testenv.AdminPassword)
 	etcd := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	out := &lines{}
+	out := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -423,7 +383,7 @@ func TestRunInProcess(t *testing.T) {
 	}()
 
 	var addr string
-	waitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the gateway's ready line", func() bool {
 		_, rest, ok := strings.Cut(out.String(), `msg="portal ready" service=web http=`)
 		addr, _, _ = strings.Cut(rest, "\n")
 		return ok
