@@ -67,7 +67,7 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
 	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
-	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache, memory or redis"},
+	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache: memory, redis, or none (every request asks the user service)"},
 	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
 	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
@@ -274,8 +274,9 @@ func systemHealth(h *system.Handler) func(context.Context) error {
 	}
 }
 
-// webCache is the gateway's cache: in-process, or Redis shared by every
-// gateway (bounded by timeouts: the gateway treats a failed lookup as a miss).
+// webCache is the gateway's cache: in-process, Redis shared by every gateway
+// (bounded by timeouts: the gateway treats a failed lookup as a miss), or
+// none, so that every request makes the RPC and the store reads.
 func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
 	switch f.cacheName {
 	case "memory", "":
@@ -285,8 +286,11 @@ func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
 		addrs := redisAddrs(strings.Split(f.cacheAddress, ","))
 		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
 		return rediscache.NewCache(rediscache.WithRedisOptions(redisOptions(addrs))), nil
+	case "none":
+		log.Info("cache: none: every request asks the user service")
+		return platform.NewNoCache(), nil
 	}
-	return nil, fmt.Errorf("PORTAL_CACHE %q: memory or redis", f.cacheName)
+	return nil, fmt.Errorf("PORTAL_CACHE %q: memory, redis or none", f.cacheName)
 }
 
 // redisAddrs turns go-micro style addresses (host:port or redis://host:port)
