@@ -83,6 +83,11 @@ var hashParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism:
 // memory (each hash holds 19 MiB).
 var hashSlots = make(chan struct{}, 2*runtime.NumCPU())
 
+// HashParams returns the argon2id parameters passwords are hashed with, and
+// how many hashes may run at once: the login benchmark measures the hash's
+// own limit with them.
+func HashParams() (params argon2id.Params, slots int) { return *hashParams, cap(hashSlots) }
+
 // ErrBusy: no hashing slot came free before the request's deadline.
 var ErrBusy = errors.New("user: too many password checks at once, try again")
 
