@@ -225,7 +225,11 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		if err := mountUser(svc, user.NewRepo(st).WithClaimer(claimer), minter, verifier, cfg, f.adminPassword, log); err != nil {
+		repo := user.NewRepo(st).WithClaimer(claimer)
+		if g, ok := claimer.(user.Getter); ok {
+			repo.WithGetter(g) // Redis: users and sessions in one MGET
+		}
+		if err := mountUser(svc, repo, minter, verifier, cfg, f.adminPassword, log); err != nil {
 			return err
 		}
 		return serve(ctx, Options{}, log, nil, svc)
@@ -430,22 +434,48 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 			return nil, nil, err
 		}
 		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
-		return st, &redisClaimer{cli: goredis.NewUniversalClient(&opts), table: table}, nil
+		return st, &redisKeys{cli: goredis.NewUniversalClient(&opts), table: table}, nil
 	}
 	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
 	return st, nil, st.Init(store.Table(name))
 }
 
-// redisClaimer claims keys with SET NX, in the same key space as the redis
-// store plugin (table glued to key).
-type redisClaimer struct {
+// redisKeys does what the redis store plugin cannot, in the same key space
+// (table glued to key): claim a key with SET NX (user.Claimer), read several
+// keys with one MGET (user.Getter).
+type redisKeys struct {
 	cli   goredis.UniversalClient
 	table string
 }
 
 // Claim implements user.Claimer.
-func (c *redisClaimer) Claim(key string, value []byte) (bool, error) {
+func (c *redisKeys) Claim(key string, value []byte) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
 	defer cancel()
 	return c.cli.SetNX(ctx, c.table+key, value, 0).Result()
+}
+
+// Get implements user.Getter.
+func (c *redisKeys) Get(keys ...string) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
+	defer cancel()
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = c.table + k
+	}
+	vals, err := c.cli.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		switch v := v.(type) {
+		case string:
+			out[i] = []byte(v)
+		case nil:
+		default:
+			return nil, fmt.Errorf("MGET %s: unexpected %T", full[i], v)
+		}
+	}
+	return out, nil
 }

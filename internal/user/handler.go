@@ -171,11 +171,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(acc.ID)
-	if err != nil {
-		return rpcError(err)
-	}
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	s, u, err := h.repo.SessionAndUser(acc.Metadata[pauth.MetaSession], acc.ID)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -233,11 +229,7 @@ func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.Renew
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(acc.ID)
-	if err != nil {
-		return rpcError(err)
-	}
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
+	s, u, err := h.repo.SessionAndUser(acc.Metadata[pauth.MetaSession], acc.ID)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -264,23 +256,14 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 // session must exist and belong to the token's user, and the user must exist
 // and be enabled.
 func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
-	s, err := h.repo.Session(acc.Metadata[pauth.MetaSession])
-	if errors.Is(err, ErrSessionEnded) {
-		return pauth.ErrSessionEnded
-	} else if err != nil {
-		return rpcUnavailable(err)
-	}
-	if s.UserID != acc.ID {
-		return pauth.ErrSessionEnded
-	}
 	// A disabled or deleted user's tokens end with the user.
-	u, err := h.repo.Get(acc.ID)
-	if errors.Is(err, ErrNotFound) {
+	s, u, err := h.repo.SessionAndUser(acc.Metadata[pauth.MetaSession], acc.ID)
+	if errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrNotFound) {
 		return pauth.ErrSessionEnded
 	} else if err != nil {
 		return rpcUnavailable(err)
 	}
-	if u.Disabled {
+	if s.UserID != acc.ID || u.Disabled {
 		return pauth.ErrSessionEnded
 	}
 	return nil
