@@ -7,7 +7,10 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -64,6 +67,8 @@ type JWT struct {
 	priv *rsa.PrivateKey
 	pub  *rsa.PublicKey
 	now  func() time.Time
+	// seen remembers the access tokens whose signature Inspect verified.
+	seen verified
 }
 
 // NewJWT builds the auth from go-micro options; auth.PublicKey and
@@ -107,6 +112,7 @@ func (j *JWT) Init(opts ...auth.Option) {
 		o(&j.opts)
 	}
 	_ = j.loadKeys()
+	j.seen.reset() // verified with keys that may be gone
 }
 
 // Options returns the options.
@@ -195,13 +201,19 @@ func (j *JWT) Token(opts ...auth.TokenOption) (*auth.Token, error) {
 
 // Inspect verifies an access token and returns its account: ID the user id,
 // Scopes the roles, Metadata the username, session, and times.
+//
+// A token's signature is verified once: the gateway and every service inspect
+// the caller's token on each request, and an RSA verification and the claims'
+// JSON decoding were most of what a request cost them. Tokens whose signature
+// checked out are remembered (up to verifiedMax of them); each use still
+// checks the times (expiry, issue), against the clock of that use.
 func (j *JWT) Inspect(token string) (*auth.Account, error) {
-	c, err := j.parse(token, typeAccess)
+	c, err := j.access(token)
 	if err != nil {
 		return nil, err
 	}
 	return &auth.Account{
-		ID: c.Subject, Type: "user", Issuer: c.Issuer, Scopes: c.Roles,
+		ID: c.Subject, Type: "user", Issuer: c.Issuer, Scopes: slices.Clone(c.Roles),
 		Metadata: map[string]string{
 			MetaUsername:  c.Username,
 			MetaSession:   c.Session,
@@ -210,6 +222,83 @@ func (j *JWT) Inspect(token string) (*auth.Account, error) {
 			MetaExpiresAt: strconv.FormatInt(c.ExpiresAt.Unix(), 10),
 		},
 	}, nil
+}
+
+// access returns the claims of a valid access token: remembered when its
+// signature was verified before, else parsed and verified, and remembered.
+// The times are checked as jwt's validator does (no leeway): expired from
+// exp on, not valid before iat (or nbf).
+func (j *JWT) access(token string) (*claims, error) {
+	c, ok := j.seen.get(token)
+	if !ok {
+		c, err := j.parse(token, typeAccess)
+		if err == nil {
+			j.seen.put(token, c)
+		}
+		return c, err
+	}
+	now := j.now()
+	switch {
+	case !now.Before(c.ExpiresAt.Time):
+		j.seen.drop(token)
+		return nil, ErrExpired
+	case now.Before(c.IssuedAt.Time), c.NotBefore != nil && now.Before(c.NotBefore.Time):
+		return nil, auth.ErrInvalidToken
+	}
+	return c, nil
+}
+
+// verifiedMax bounds how many verified tokens a JWT remembers: about 1 KiB
+// each. A full memo forgets an arbitrary one for each new one.
+const verifiedMax = 4096
+
+// verified maps access tokens whose signature checked out to their claims.
+// The claims are never changed once stored.
+type verified struct {
+	mu sync.RWMutex
+	m  map[string]*claims
+}
+
+func (v *verified) get(token string) (*claims, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	c, ok := v.m[token]
+	return c, ok
+}
+
+func (v *verified) put(token string, c *claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[string]*claims)
+	}
+	for k := range v.m {
+		if len(v.m) < verifiedMax {
+			break
+		}
+		delete(v.m, k)
+	}
+	// A copy: token may be part of a larger string (a header) that the
+	// memo would otherwise keep alive.
+	v.m[strings.Clone(token)] = c
+}
+
+func (v *verified) drop(token string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, token)
+}
+
+func (v *verified) reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.m = nil
+}
+
+func (v *verified) len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.m)
 }
 
 // maxTokenLen refuses absurd inputs before any parsing work.
