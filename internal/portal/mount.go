@@ -24,7 +24,9 @@ import (
 // mountUser serves the user service on svc and makes the first admin.
 func mountUser(svc *platform.Service, repo *user.Repo, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, log *slog.Logger) error {
 	h := user.NewHandler(repo, minter, cfg, micro.NewEvent(user.TopicSessionRevoked, svc.Client()), log)
-	if err := svc.Server().Init(server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
+	// KeepChecked outside the auth wrapper: the handler reuses what the
+	// session check read.
+	if err := svc.Server().Init(server.WrapHandler(h.KeepChecked), server.WrapHandler(pauth.HandlerWrapper(verifier, h))); err != nil {
 		return err
 	}
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/server"
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
@@ -171,7 +172,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	if err != nil {
 		return err
 	}
-	s, u, err := h.repo.SessionAndUser(acc.Metadata[pauth.MetaSession], acc.ID)
+	s, u, err := h.sessionAndUser(ctx, acc)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -229,7 +230,7 @@ func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.Renew
 	if err != nil {
 		return err
 	}
-	s, u, err := h.repo.SessionAndUser(acc.Metadata[pauth.MetaSession], acc.ID)
+	s, u, err := h.sessionAndUser(ctx, acc)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -266,7 +267,39 @@ func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) error {
 	if s.UserID != acc.ID || u.Disabled {
 		return pauth.ErrSessionEnded
 	}
+	if l, ok := ctx.Value(checkedKey{}).(*checked); ok {
+		*l = checked{session: s, user: u}
+	}
 	return nil
+}
+
+// checkedKey is the context key of a call's *checked.
+type checkedKey struct{}
+
+// checked is what CheckSession read for a call: the handler of the same call
+// uses it rather than read the same two records again.
+type checked struct {
+	session *Session
+	user    *User
+}
+
+// KeepChecked is a server handler wrapper that lets the handler of a call
+// use the session and user that CheckSession read for it (Info and Renew
+// then make no store read of their own). It must wrap the auth wrapper.
+func (h *Handler) KeepChecked(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		return next(context.WithValue(ctx, checkedKey{}, &checked{}), req, rsp)
+	}
+}
+
+// sessionAndUser returns the caller's session and user: those CheckSession
+// read for this call, or read now.
+func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Session, *User, error) {
+	sid := acc.Metadata[pauth.MetaSession]
+	if l, ok := ctx.Value(checkedKey{}).(*checked); ok && l.session != nil && l.session.ID == sid && l.user.ID == acc.ID {
+		return l.session, l.user, nil
+	}
+	return h.repo.SessionAndUser(sid, acc.ID)
 }
 
 // EnsureAdmin creates the first admin account when no account named "admin"

@@ -1,12 +1,17 @@
 package user
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	pb "github.com/portal-go/portal/proto/user"
 )
 
 // storeGetter is a Getter over a go-micro store that records each call's
@@ -76,5 +81,49 @@ func TestRepoGetter(t *testing.T) {
 	g.err = errors.New("connection refused")
 	if _, _, err := fast.SessionAndUser("s-1", "u-1"); !errors.Is(err, ErrStoreUnavailable) {
 		t.Errorf("getter failing: %v, want ErrStoreUnavailable", err)
+	}
+}
+
+// infoRequest is the least of a server.Request the auth wrapper reads.
+type infoRequest struct{ server.Request }
+
+func (infoRequest) Service() string  { return "user" }
+func (infoRequest) Endpoint() string { return "User.Info" }
+
+// TestInfoReusesCheckedRecords: behind KeepChecked and the auth wrapper, an
+// Info call reads the session and the user once (for the session check),
+// not twice; without KeepChecked, twice.
+func TestInfoReusesCheckedRecords(t *testing.T) {
+	st := store.NewMemoryStore()
+	t.Cleanup(func() { _ = st.Close() })
+	hs := newHarnessOn(t, st)
+	hs.register(t, "alice", "alice-password")
+	tok := hs.login(t, "alice", "alice-password").Token
+	g := &storeGetter{st: st}
+	hs.h.repo = NewRepo(st).WithGetter(g)
+
+	info := func(ctx context.Context, _ server.Request, rsp interface{}) error {
+		return hs.h.Info(ctx, &pb.InfoRequest{}, rsp.(*pb.InfoResponse))
+	}
+	ctx := pauth.ContextWithToken(context.Background(), tok)
+	for _, tc := range []struct {
+		name  string
+		fn    server.HandlerFunc
+		reads int
+	}{
+		{"KeepChecked", hs.h.KeepChecked(pauth.HandlerWrapper(hs.jwt, hs.h)(info)), 1},
+		{"auth wrapper alone", pauth.HandlerWrapper(hs.jwt, hs.h)(info), 2},
+	} {
+		g.calls = nil
+		var rsp pb.InfoResponse
+		if err := tc.fn(ctx, infoRequest{}, &rsp); err != nil {
+			t.Fatalf("%s: Info: %v", tc.name, err)
+		}
+		if rsp.Username != "alice" || rsp.SessionId == "" {
+			t.Errorf("%s: Info = %+v", tc.name, &rsp)
+		}
+		if len(g.calls) != tc.reads {
+			t.Errorf("%s: %d reads %q, want %d", tc.name, len(g.calls), g.calls, tc.reads)
+		}
 	}
 }
