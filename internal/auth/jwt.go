@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -69,12 +70,19 @@ type JWT struct {
 	now  func() time.Time
 	// seen remembers the access tokens whose signature Inspect verified.
 	seen verified
+	// secretKey signs account secrets (HS256). A secret only carries an
+	// account from Generate to Token in this process, so it needs no RSA
+	// signature: one RSA signature per login (the access token's), not two.
+	secretKey []byte
 }
 
 // NewJWT builds the auth from go-micro options; auth.PublicKey and
 // auth.PrivateKey take base64-encoded PEM, as the go-micro jwt plugin does.
 func NewJWT(opts ...auth.Option) (*JWT, error) {
-	j := &JWT{now: time.Now}
+	j := &JWT{now: time.Now, secretKey: make([]byte, 32)}
+	if _, err := rand.Read(j.secretKey); err != nil {
+		return nil, fmt.Errorf("auth: secret key: %w", err)
+	}
 	j.opts = auth.NewOptions(opts...)
 	if err := j.loadKeys(); err != nil {
 		return nil, err
@@ -125,8 +133,9 @@ func (j *JWT) String() string { return "portal-jwt" }
 func (j *JWT) CanMint() bool { return j.priv != nil }
 
 // Generate creates an account for a user's session. Its Secret is a short-lived
-// signed credential for Token. Metadata must carry MetaSession and
-// MetaSessionEx; auth.WithScopes gives the roles.
+// signed credential for Token, good in this process only (each JWT draws its
+// own secret key). Metadata must carry MetaSession and MetaSessionEx;
+// auth.WithScopes gives the roles.
 func (j *JWT) Generate(id string, opts ...auth.GenerateOption) (*auth.Account, error) {
 	if j.priv == nil {
 		return nil, ErrNoKey
@@ -147,9 +156,9 @@ func (j *JWT) Generate(id string, opts ...auth.GenerateOption) (*auth.Account, e
 		Type: typeSecret, Username: o.Metadata[MetaUsername], Roles: o.Scopes,
 		Session: sid, SessionExp: sxp,
 	}
-	secret, err := j.sign(c)
+	secret, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(j.secretKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("auth: sign: %w", err)
 	}
 	return &auth.Account{
 		ID: id, Type: o.Type, Issuer: issuer, Scopes: o.Scopes, Secret: secret,
@@ -304,17 +313,23 @@ func (v *verified) len() int {
 // maxTokenLen refuses absurd inputs before any parsing work.
 const maxTokenLen = 8 << 10
 
+// parse verifies a token of type typ: an access token's RS256 signature by
+// the public key, a secret's HS256 one by this process's secret key.
 func (j *JWT) parse(token, typ string) (*claims, error) {
 	if token == "" || len(token) > maxTokenLen || !canonicalChars(token) {
 		return nil, auth.ErrInvalidToken
 	}
+	method, key := jwt.SigningMethod(jwt.SigningMethodRS256), any(j.pub)
+	if typ == typeSecret {
+		method, key = jwt.SigningMethodHS256, j.secretKey
+	}
 	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return j.pub, nil },
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil },
 		// One token, one encoding: lax base64 would also accept the
 		// signature with other unused trailing bits (and, below, with line
 		// breaks), so a token could be altered and still pass.
 		jwt.WithStrictDecoding(),
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithValidMethods([]string{method.Alg()}),
 		jwt.WithIssuer(issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
