@@ -29,12 +29,13 @@ const (
 // cluster is Portal in distributed mode on etcd, NATS and Redis, every
 // service its own process, plus the baseline on the same Redis.
 type cluster struct {
-	redisPid int
-	user     *testenv.Proc
-	system   *testenv.Proc
-	web      *testenv.Proc // PORTAL_CACHE=memory (the default)
-	webNone  *testenv.Proc // PORTAL_CACHE=none
-	baseline *testenv.Proc
+	redisPid  int
+	redisAddr string
+	user      *testenv.Proc
+	system    *testenv.Proc
+	web       *testenv.Proc // PORTAL_CACHE=memory (the default)
+	webNone   *testenv.Proc // PORTAL_CACHE=none
+	baseline  *testenv.Proc
 	// Base URLs.
 	webURL, webNoneURL, baselineURL string
 	// pprof addresses by process, with -profile.
@@ -63,7 +64,7 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 	if r, err := testenv.RedisDo(tc.Redis.Addr, 2*time.Second, "CONFIG", "SET", "appendfsync", "everysec"); err != nil || r != "+OK" {
 		e.Fatalf("redis CONFIG SET appendfsync: %q %v", r, err)
 	}
-	c.redisPid = redisPid(e, tc.Redis.Addr)
+	c.redisPid, c.redisAddr = redisPid(e, tc.Redis.Addr), tc.Redis.Addr
 	tc.Etcd.Put(e, config.EtcdKey, benchConfig)
 
 	start := func(service string, extra map[string]string) *testenv.Proc {
@@ -131,6 +132,23 @@ func redisPid(e *env, addr string) int {
 	}
 	e.Fatalf("redis INFO has no process_id:\n%s", info)
 	return 0
+}
+
+// redisCommands is how many commands Redis has processed (INFO stats),
+// counting the INFO itself; -1 when Redis does not say.
+func (c *cluster) redisCommands() int64 {
+	info, err := testenv.RedisDo(c.redisAddr, 2*time.Second, "INFO", "stats")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // signIn registers the bench user (when register) and logs in, returning

@@ -12,6 +12,8 @@ type side struct {
 	name  string
 	call  func(context.Context) error // one request
 	procs procs                       // whose CPU and memory count
+	// redis, when set, counts the commands Redis has processed.
+	redis func() int64
 	// profile, when set, is asked to profile the processes under test over
 	// the next d (it returns a function that waits until it has).
 	profile func(d time.Duration, label string) (wait func())
@@ -28,9 +30,18 @@ type plan struct {
 
 // measure runs one slice of s.
 func measure(ctx context.Context, s side, conc int, d time.Duration, max int64) result {
+	var r0 int64
+	if s.redis != nil {
+		r0 = s.redis()
+	}
 	c0 := s.procs.cpuNow()
 	r := load(ctx, conc, d, max, s.call)
-	r.cpu = s.procs.cpuNow() - c0
+	c1 := s.procs.cpuNow()
+	if s.redis != nil {
+		r.redis = s.redis() - r0
+	}
+	r.cpu = s.procs.sideCPU(c1) - s.procs.sideCPU(c0)
+	r.cpuBy = s.procs.breakdown(c0, c1, r.ok)
 	r.rss = s.procs.rss()
 	r.side = s.name
 	return r
@@ -65,8 +76,8 @@ func compare(ctx context.Context, label string, p plan, a, b side, concs []int) 
 					wait()
 				}
 				sm := summarize(r)
-				progress("%s c%d round %d/%d %s: %.0f req/s, p50 %s ms, p99 %s ms, max %s ms, %d errors %s",
-					label, conc, round+1, p.rounds, s.name, sm.rps, ms(sm.p50), ms(sm.p99), ms(sm.max), r.errs, r.firstErr)
+				progress("%s c%d round %d/%d %s: %.0f req/s, p50 %s ms, p99 %s ms, max %s ms, %d errors %s; Redis cmd/req %.2f; CPU us/req: %s",
+					label, conc, round+1, p.rounds, s.name, sm.rps, ms(sm.p50), ms(sm.p99), ms(sm.max), r.errs, r.firstErr, sm.redisPerReq, r.cpuBy)
 				pair[i].add(r)
 			}
 		}

@@ -173,12 +173,14 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		meSide := func(name, base string, p procs) side {
 			cl := newClient(maxOf(o.concs))
 			req := request{method: http.MethodGet, url: base + "/api/v1/me", token: c.token, want: http.StatusOK}
-			return side{name: name, procs: p, call: func(ctx context.Context) error { return do(ctx, cl, req) }}
+			return side{name: name, procs: p, redis: c.redisCommands, call: func(ctx context.Context) error { return do(ctx, cl, req) }}
 		}
 		portalProcs := func(web *testenv.Proc) procs {
-			return procs{cpu: []int{web.Pid, c.user.Pid, c.system.Pid, c.redisPid}, mem: []int{web.Pid, c.user.Pid, c.system.Pid}}
+			return procs{cpu: []int{web.Pid, c.user.Pid, c.system.Pid, c.redisPid}, mem: []int{web.Pid, c.user.Pid, c.system.Pid},
+				names: []string{"web", "user", "system", "redis"}, loadgen: true}
 		}
-		base := meSide("baseline", c.baselineURL, procs{cpu: []int{c.baseline.Pid, c.redisPid}, mem: []int{c.baseline.Pid}})
+		base := meSide("baseline", c.baselineURL, procs{cpu: []int{c.baseline.Pid, c.redisPid}, mem: []int{c.baseline.Pid},
+			names: []string{"baseline", "redis"}, loadgen: true})
 		profiler := func(ps ...*testenv.Proc) func(time.Duration, string) func() {
 			if o.profileDir == "" {
 				return nil
@@ -254,7 +256,7 @@ func loginRow(ctx context.Context, e *env, o options, c *cluster, p procs, profi
 	creds, _ := json.Marshal(map[string]string{"username": benchUser, "password": benchPassword})
 	cl := newClient(conc)
 	in := request{method: http.MethodPost, url: c.webURL + "/api/v1/login", body: creds, want: http.StatusOK}
-	portalSide := side{name: "portal login", procs: p, profile: profile,
+	portalSide := side{name: "portal login", procs: p, profile: profile, redis: c.redisCommands,
 		call: func(ctx context.Context) error { return do(ctx, cl, in) }}
 
 	hash, err := argon2id.CreateHash(benchPassword, &params)
@@ -263,7 +265,7 @@ func loginRow(ctx context.Context, e *env, o options, c *cluster, p procs, profi
 	}
 	// The hash alone may run slots at once, as in the user service.
 	sem := make(chan struct{}, slots)
-	hashSide := side{name: "argon2id alone", procs: procs{cpu: []int{os.Getpid()}},
+	hashSide := side{name: "argon2id alone", procs: procs{cpu: []int{os.Getpid()}, names: []string{"bench"}},
 		call: func(context.Context) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -321,7 +323,7 @@ func (r *report) write(w io.Writer) {
 
 	if len(r.row1)+len(r.row2) > 0 {
 		fmt.Fprintf(w, "### 1-2. GET /api/v1/me, Portal distributed vs one gin process\n\n")
-		t := newTable("row", "side", "conc>", "req/s>", "p50 ms>", "p99 ms>", "max ms>", "errors>", "RSS MiB>", "CPU us/req>")
+		t := newTable("row", "side", "conc>", "req/s>", "p50 ms>", "p99 ms>", "max ms>", "errors>", "RSS MiB>", "CPU us/req>", "Redis cmd/req>")
 		for _, g := range []struct {
 			row   string
 			pairs [][2]result
@@ -331,7 +333,7 @@ func (r *report) write(w io.Writer) {
 					s := summarize(res)
 					latest(s)
 					t.add(g.row, res.side, strconv.Itoa(res.conc), fmt.Sprintf("%.0f", s.rps), ms(s.p50), ms(s.p99), ms(s.max),
-						strconv.Itoa(res.errs), mb(res.rss), us(s.cpuPerReq))
+						strconv.Itoa(res.errs), mb(res.rss), us(s.cpuPerReq), fmt.Sprintf("%.1f", s.redisPerReq))
 				}
 			}
 		}
@@ -363,11 +365,11 @@ func (r *report) write(w io.Writer) {
 	}
 	if r.row3[0].conc > 0 {
 		fmt.Fprintf(w, "### 3. Logins: Portal vs the password hash alone (argon2id, the user service's parameters, %d at once)\n\n", r.hashSlots)
-		t := newTable("side", "conc>", "per s>", "p50 ms>", "p99 ms>", "max ms>", "errors>", "CPU ms/op>")
+		t := newTable("side", "conc>", "per s>", "p50 ms>", "p99 ms>", "max ms>", "errors>", "CPU ms/op>", "Redis cmd/op>")
 		for _, res := range r.row3 {
 			s := summarize(res)
 			latest(s)
-			t.add(res.side, strconv.Itoa(res.conc), fmt.Sprintf("%.1f", s.rps), ms(s.p50), ms(s.p99), ms(s.max), strconv.Itoa(res.errs), ms(s.cpuPerReq))
+			t.add(res.side, strconv.Itoa(res.conc), fmt.Sprintf("%.1f", s.rps), ms(s.p50), ms(s.p99), ms(s.max), strconv.Itoa(res.errs), ms(s.cpuPerReq), fmt.Sprintf("%.1f", s.redisPerReq))
 		}
 		fmt.Fprintln(w, t)
 		tp := ratio(summarize(r.row3[0]).rps, summarize(r.row3[1]).rps)

@@ -77,17 +77,54 @@ func memory(pid int) (rss, peak int64, err error) {
 // memory is.
 type procs struct {
 	cpu, mem []int
+	names    []string // of cpu's processes, for the breakdown
+	// loadgen: the breakdown also shows this process's own CPU time, the
+	// load generator's (not counted as the side's).
+	loadgen bool
 }
 
-// cpu sums the CPU time of p.cpu; a process that is gone counts 0.
-func (p procs) cpuNow() time.Duration {
-	var sum time.Duration
-	for _, pid := range p.cpu {
+// cpuNow returns the CPU time of each of p.cpu; a process that is gone
+// counts 0.
+func (p procs) cpuNow() []time.Duration {
+	out := make([]time.Duration, len(p.cpu), len(p.cpu)+1)
+	for i, pid := range p.cpu {
 		if d, err := cpuTime(pid); err == nil {
-			sum += d
+			out[i] = d
 		}
 	}
-	return sum
+	if p.loadgen {
+		d, _ := cpuTime(os.Getpid())
+		out = append(out, d)
+	}
+	return out
+}
+
+// breakdown formats the CPU time each process used between before and
+// after, per request.
+func (p procs) breakdown(before, after []time.Duration, requests int) string {
+	var parts []string
+	for i := range p.cpu {
+		name := strconv.Itoa(p.cpu[i])
+		if i < len(p.names) {
+			name = p.names[i]
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", name, us((after[i]-before[i])/time.Duration(max(requests, 1)))))
+	}
+	s := strings.Join(parts, ", ")
+	if n := len(p.cpu); p.loadgen && len(before) > n && len(after) > n {
+		s += fmt.Sprintf(" (load generator %s)", us((after[n]-before[n])/time.Duration(max(requests, 1))))
+	}
+	return s
+}
+
+// sideCPU sums the CPU times of the processes under test (not the load
+// generator's).
+func (p procs) sideCPU(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds[:len(p.cpu)] {
+		s += d
+	}
+	return s
 }
 
 // rss sums the resident memory of p.mem.

@@ -19,6 +19,8 @@ type result struct {
 	cpu      time.Duration   // CPU time of the processes under test
 	rss      int64           // their resident memory at the end, bytes
 	firstErr string          // the first error, to show what went wrong
+	cpuBy    string          // CPU time per request of each process (one slice)
+	redis    int64           // commands Redis processed, -1 when not counted
 }
 
 // add merges the slice s into r.
@@ -28,6 +30,7 @@ func (r *result) add(s result) {
 	r.elapsed += s.elapsed
 	r.lat = append(r.lat, s.lat...)
 	r.cpu += s.cpu
+	r.redis += s.redis
 	if s.rss > 0 {
 		r.rss = s.rss
 	}
@@ -41,6 +44,7 @@ type summary struct {
 	rps           float64 // successful requests per second
 	p50, p99, max time.Duration
 	cpuPerReq     time.Duration // CPU time per successful request
+	redisPerReq   float64       // Redis commands per successful request
 }
 
 func summarize(r result) summary {
@@ -52,6 +56,7 @@ func summarize(r result) summary {
 	}
 	if r.ok > 0 {
 		s.cpuPerReq = r.cpu / time.Duration(r.ok)
+		s.redisPerReq = float64(r.redis) / float64(r.ok)
 	}
 	return s
 }

@@ -102,3 +102,32 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and a parenthesis: fields count after the
+	// last ')'. utime 150 and stime 50 ticks: 2 s.
+	stat := "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 3 0"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 2*time.Second {
+		t.Fatalf("parseStatCPU = %v, %v; want 2s", got, err)
+	}
+	if _, err := parseStatCPU("1234 (x) S 1 2"); err == nil {
+		t.Error("a short line parsed")
+	}
+}
+
+func TestBreakdown(t *testing.T) {
+	p := procs{cpu: []int{1, 2}, names: []string{"web", "user"}}
+	got := p.breakdown([]time.Duration{0, time.Second}, []time.Duration{time.Second, 3 * time.Second}, 1000)
+	if want := "web 1000, user 2000"; got != want {
+		t.Errorf("breakdown = %q, want %q", got, want)
+	}
+	if got := p.sideCPU([]time.Duration{1, 2, 40}); got != 3 {
+		t.Errorf("sideCPU = %v, want 3 (the load generator's 40 left out)", got)
+	}
+	p.loadgen = true
+	got = p.breakdown([]time.Duration{0, 0, 0}, []time.Duration{0, 0, time.Second}, 1000)
+	if want := "web 0, user 0 (load generator 1000)"; got != want {
+		t.Errorf("breakdown = %q, want %q", got, want)
+	}
+}
