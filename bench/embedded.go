@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +45,12 @@ func startEmbedded(ctx context.Context, e *env, bin, dir, addr string) (*embedde
 	}
 	cmd := exec.Command(bin, "--http_address", addr, "--data_dir", filepath.Join(dir, "data"), "--config", filepath.Join(dir, "portal.yaml"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORTAL_ADMIN_PASSWORD=" + testenv.AdminPassword}
+	// The Go runtime's memory knobs pass through, to try them.
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -133,8 +143,43 @@ func runEmbedded(ctx context.Context, e *env, bin string, idle, d time.Duration)
 	go func() { defer wg.Done(); res.logins = loadHTTP(ctx, inClient, in, 2, d, 0) }()
 	wg.Wait()
 	res.rssLoaded, res.rssPeak, _ = memory(pid)
-	progress("embedded: after %v of load (%d GET /me, %d logins, %d errors): RSS %s MiB, peak %s MiB",
-		d, res.me.ok, res.logins.ok, res.me.errs+res.logins.errs, mb(res.rssLoaded), mb(res.rssPeak))
+	progress("embedded: after the load: %s", goMemory(p.url))
+	sm, si := summarize(res.me), summarize(res.logins)
+	progress("embedded: after %v of load (%d GET /me, p99 %s ms, max %s ms; %d logins, p99 %s ms, max %s ms; %d errors %s%s): RSS %s MiB, peak %s MiB",
+		d, res.me.ok, ms(sm.p99), ms(sm.max), res.logins.ok, ms(si.p99), ms(si.max),
+		res.me.errs+res.logins.errs, res.me.firstErr, res.logins.firstErr, mb(res.rssLoaded), mb(res.rssPeak))
 	p.stop()
 	return res
+}
+
+// goMemory is what the Go runtime of the Portal at base says of its memory,
+// from its GET /metrics (served to loopback clients): where the RSS goes.
+func goMemory(base string) string {
+	rsp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer rsp.Body.Close()
+	b, err := io.ReadAll(rsp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	want := []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+		"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_gc_gogc_percent", "go_gc_gomemlimit_bytes"}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || !slices.Contains(want, name) {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		if strings.HasSuffix(name, "_bytes") && f < 1<<50 {
+			v = mb(int64(f)) + " MiB"
+		}
+		parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(name, "go_memstats_"), "go_gc_")+" "+v)
+	}
+	return strings.Join(parts, ", ")
 }

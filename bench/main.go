@@ -384,8 +384,9 @@ func (r *report) write(w io.Writer) {
 		me, in := summarize(e.me), summarize(e.logins)
 		latest(me)
 		latest(in)
-		t.add(fmt.Sprintf("RSS after %v of load (GET /me x64: %.0f/s; logins x2: %.1f/s; %d errors)",
-			r.opts.embeddedLoad, me.rps, in.rps, e.me.errs+e.logins.errs), mb(e.rssLoaded)+" MiB", "< 120 MiB", yesNo(e.rssLoaded < targetLoadRSS))
+		t.add(fmt.Sprintf("RSS after %v of load: GET /me x64 %.0f/s (p99 %s ms, max %s ms), logins x2 %.1f/s (p99 %s ms, max %s ms), %d errors",
+			r.opts.embeddedLoad, me.rps, ms(me.p99), ms(me.max), in.rps, ms(in.p99), ms(in.max), e.me.errs+e.logins.errs),
+			mb(e.rssLoaded)+" MiB", "< 120 MiB", yesNo(e.rssLoaded < targetLoadRSS))
 		t.add("RSS peak (VmHWM)", mb(e.rssPeak)+" MiB", "", "")
 		fmt.Fprintln(w, t)
 	}
