@@ -216,6 +216,23 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	return nil
 }
 
+// fileName keeps letters and digits of s and turns runs of anything else
+// into one '-': "row 2-c64-portal, no cache" is "row-2-c64-portal-no-cache".
+func fileName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if 'a' <= r && r <= 'z' || '0' <= r && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
+
 func maxOf(ns []int) int {
 	m := 1
 	for _, n := range ns {
@@ -230,7 +247,7 @@ func profileAll(ctx context.Context, c *cluster, dir, label string, d time.Durat
 	done := make(chan struct{}, len(ps))
 	for _, p := range ps {
 		addr := c.pprof[p]
-		file := filepath.Join(dir, strings.ReplaceAll(label, " ", "")+"-"+p.Name+".pprof")
+		file := filepath.Join(dir, fileName(label+"-"+p.Name)+".pprof")
 		go func() {
 			defer func() { done <- struct{}{} }()
 			if err := cpuProfile(ctx, addr, d, file); err != nil {
@@ -314,9 +331,9 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "## Portal benchmark (%s)\n\n", r.began.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "Machine: %d cores (`nproc`), %s, %s %s/%s, commit %s. Load average %s before, %s after; took %v.\n",
 		runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, commit(), r.loadBefore, r.loadAfter, r.took.Round(time.Second))
-	fmt.Fprintf(w, "Command: `go run ./bench %s`. Everything on loopback, the load generator on the same cores. "+
+	fmt.Fprintf(w, "Command: `%s`. Everything on loopback, the load generator on the same cores. "+
 		"CPU/req is the CPU time of the processes under test (Portal's services or the baseline, and Redis) per successful request; "+
-		"RSS is theirs (not Redis') at the end.\n\n", strings.Join(r.opts.args, " "))
+		"RSS is theirs (not Redis') at the end.\n\n", strings.TrimSpace("go run ./bench "+strings.Join(r.opts.args, " ")))
 
 	var maxLat time.Duration
 	latest := func(s summary) { maxLat = max(maxLat, s.max) }

@@ -131,3 +131,15 @@ func TestBreakdown(t *testing.T) {
 		t.Errorf("breakdown = %q, want %q", got, want)
 	}
 }
+
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"row 2-c64-portal, no cache-portal-user-1": "row-2-c64-portal-no-cache-portal-user-1",
+		"  A  ": "a",
+		"--x--": "x",
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
