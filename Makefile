@@ -21,12 +21,12 @@ test: ## run every test with the race detector (installs chromium for the browse
 
 # BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
 bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
-	./scripts/deps.sh etcd redis-server nats-server
-	go run ./bench $(BENCH_FLAGS)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench $(BENCH_FLAGS)
 
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
-	./scripts/deps.sh etcd redis-server nats-server
-	go run ./bench -quick $(BENCH_FLAGS)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench -quick $(BENCH_FLAGS)
 
 lint: proto-check ## go vet, gofmt, govulncheck against the offline database
 	go vet ./...
