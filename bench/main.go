@@ -64,7 +64,7 @@ func parseFlags(args []string) (options, error) {
 	concs := fs.String("conc", "1,16,64,256", "rows 1-2: concurrencies (connections)")
 	rows := fs.String("rows", "1,2,3,4", "rows to run")
 	fs.DurationVar(&o.loginDuration, "login_duration", 10*time.Second, "row 3: measured time per side")
-	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: the user service's hash slots, so that none waits for one)")
+	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: twice the user service's hash slots, so that a login is always waiting for a free slot)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "row 4: idle time before the idle RSS")
 	fs.DurationVar(&o.embeddedLoad, "embedded_load", time.Minute, "row 4: load before the loaded RSS")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of web and user at concurrency 64 of rows 1-2, and of row 3, into this directory")
@@ -268,7 +268,9 @@ func loginRow(ctx context.Context, e *env, o options, c *cluster, p procs, profi
 	params, slots := user.HashParams()
 	conc := o.loginConc
 	if conc == 0 {
-		conc = slots
+		// With one login per slot, a slot idles while its login is in the
+		// gateway, the RPC or Redis: 0.72x instead of 0.83x on 2 cores.
+		conc = 2 * slots
 	}
 	creds, _ := json.Marshal(map[string]string{"username": benchUser, "password": benchPassword})
 	cl := newClient(conc)
