@@ -381,6 +381,21 @@ func (r *report) write(w io.Writer) {
 			}
 		}
 		fmt.Fprintln(w, rt)
+		fmt.Fprintf(w, "CPU per request by process at c%d (us, last slice):\n\n", targetConcRow1)
+		for _, g := range []struct {
+			row   string
+			pairs [][2]result
+		}{{"1", r.row1}, {"2", r.row2}} {
+			for _, pair := range g.pairs {
+				if pair[0].conc != targetConcRow1 {
+					continue
+				}
+				for _, res := range pair {
+					fmt.Fprintf(w, "- row %s, %s: %s\n", g.row, res.side, res.cpuBy)
+				}
+			}
+		}
+		fmt.Fprintln(w)
 	}
 	if r.row3[0].conc > 0 {
 		fmt.Fprintf(w, "### 3. Logins: Portal vs the password hash alone (argon2id, the user service's parameters, %d at once)\n\n", r.hashSlots)
@@ -392,7 +407,8 @@ func (r *report) write(w io.Writer) {
 		}
 		fmt.Fprintln(w, t)
 		tp := ratio(summarize(r.row3[0]).rps, summarize(r.row3[1]).rps)
-		fmt.Fprintf(w, "Portal / hash: %s (target >= %.1fx: %s)\n\n", x(tp), targetRow3, yesNo(tp >= targetRow3))
+		fmt.Fprintf(w, "Portal / hash: %s (target >= %.1fx: %s). CPU per login by process (us, last slice): %s.\n\n",
+			x(tp), targetRow3, yesNo(tp >= targetRow3), r.row3[0].cpuBy)
 	}
 	if e := r.row4; e != nil {
 		fmt.Fprintf(w, "### 4. Embedded mode (`portal` alone)\n\n")

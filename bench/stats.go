@@ -19,7 +19,7 @@ type result struct {
 	cpu      time.Duration   // CPU time of the processes under test
 	rss      int64           // their resident memory at the end, bytes
 	firstErr string          // the first error, to show what went wrong
-	cpuBy    string          // CPU time per request of each process (one slice)
+	cpuBy    string          // CPU time per request of each process (the last slice)
 	redis    int64           // commands Redis processed, -1 when not counted
 }
 
@@ -36,6 +36,9 @@ func (r *result) add(s result) {
 	}
 	if r.firstErr == "" {
 		r.firstErr = s.firstErr
+	}
+	if s.cpuBy != "" {
+		r.cpuBy = s.cpuBy
 	}
 }
 

@@ -60,12 +60,12 @@ func TestSummarize(t *testing.T) {
 func TestResultAdd(t *testing.T) {
 	var r result
 	r.add(result{ok: 2, errs: 1, elapsed: time.Second, lat: []time.Duration{1, 2, 3}, cpu: 5, rss: 100, firstErr: "first"})
-	r.add(result{ok: 3, elapsed: time.Second, lat: []time.Duration{4}, cpu: 7, rss: 200, firstErr: "second"})
+	r.add(result{ok: 3, elapsed: time.Second, lat: []time.Duration{4}, cpu: 7, rss: 200, firstErr: "second", cpuBy: "web 1"})
 	if r.ok != 5 || r.errs != 1 || r.elapsed != 2*time.Second || len(r.lat) != 4 || r.cpu != 12 {
 		t.Errorf("sums wrong: %+v", r)
 	}
-	if r.rss != 200 || r.firstErr != "first" {
-		t.Errorf("rss %d (want the last, 200), firstErr %q (want the first)", r.rss, r.firstErr)
+	if r.rss != 200 || r.firstErr != "first" || r.cpuBy != "web 1" {
+		t.Errorf("rss %d (want the last, 200), firstErr %q (want the first), cpuBy %q (want the last)", r.rss, r.firstErr, r.cpuBy)
 	}
 }
 
