@@ -1,10 +1,12 @@
 package portal_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
 	"go-micro.dev/v4/store"
@@ -12,6 +14,7 @@ import (
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/user"
+	"github.com/portal-go/portal/internal/web"
 )
 
 // TestRedisKeys: the user service's MGET reads what the redis store plugin
@@ -50,5 +53,37 @@ func TestRedisKeys(t *testing.T) {
 	}
 	if vals, err := g.Get("name/x"); err != nil || string(vals[0]) != "1" {
 		t.Fatalf("claimed value: %q, %v", vals, err)
+	}
+}
+
+// TestRedisWebCacheGetMany: the Redis-cached gateway reads what the cache
+// plugin wrote with one MGET, nil for a missing key.
+func TestRedisWebCacheGetMany(t *testing.T) {
+	testenv.Require(t, "redis-server")
+	r := testenv.StartRedis(t)
+	c, err := portal.RedisWebCache(r.Addr, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("RedisWebCache: %v", err)
+	}
+	mg, ok := c.(web.MultiGetter)
+	if !ok {
+		t.Fatalf("the Redis cache %T is no web.MultiGetter", c)
+	}
+	ctx := context.Background()
+	if err := c.Put(ctx, "portal:web:session:s1", []byte{1, 2, 3}, time.Minute); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	vals, err := mg.GetMany(ctx, "portal:web:revoked:s1", "portal:web:session:s1")
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if len(vals) != 2 || vals[0] != nil {
+		t.Fatalf("GetMany = %v, want no tombstone", vals)
+	}
+	if b, ok := vals[1].([]byte); !ok || string(b) != "\x01\x02\x03" {
+		t.Fatalf("verdict = %#v, want the bytes put", vals[1])
+	}
+	if v, _, err := c.Get(ctx, "portal:web:session:s1"); err != nil || string(v.([]byte)) != string(vals[1].([]byte)) {
+		t.Fatalf("the plugin's Get = %v, %v: not what GetMany read", v, err)
 	}
 }
