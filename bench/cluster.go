@@ -35,9 +35,10 @@ type cluster struct {
 	system    *testenv.Proc
 	web       *testenv.Proc // PORTAL_CACHE=memory (the default)
 	webNone   *testenv.Proc // PORTAL_CACHE=none
+	webRedis  *testenv.Proc // PORTAL_CACHE=redis, on the user service's Redis
 	baseline  *testenv.Proc
 	// Base URLs.
-	webURL, webNoneURL, baselineURL string
+	webURL, webNoneURL, webRedisURL, baselineURL string
 	// pprof addresses by process, with -profile.
 	pprof map[*testenv.Proc]string
 	// token is the bench user's access token, good on every server above.
@@ -45,9 +46,9 @@ type cluster struct {
 }
 
 // startCluster starts etcd, NATS and Redis, then `portal user`, `portal
-// system`, two `portal web` (cache on and off) and the baseline, logs the
-// bench user in, and checks that the three gateways answer GET /api/v1/me
-// with the same JSON.
+// system`, three `portal web` (cache in memory, in Redis, off) and the
+// baseline, logs the bench user in, and checks that all four answer GET
+// /api/v1/me with the same JSON.
 func startCluster(e *env, bin string, profile bool) *cluster {
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(e, b)
@@ -92,8 +93,10 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 	c.system = start("system", nil)
 	c.web = start("web", map[string]string{"PORTAL_CACHE": "memory"})
 	c.webNone = start("web", map[string]string{"PORTAL_CACHE": "none"})
+	c.webRedis = start("web", map[string]string{"PORTAL_CACHE": "redis", "PORTAL_CACHE_ADDRESS": tc.Redis.Addr})
 	c.webURL = "http://" + c.web.LogValue("portal ready", "http")
 	c.webNoneURL = "http://" + c.webNone.LogValue("portal ready", "http")
+	c.webRedisURL = "http://" + c.webRedis.LogValue("portal ready", "http")
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -105,7 +108,7 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 
 	c.token = signIn(e, c.webURL, true)
 	var first string
-	for _, u := range []string{c.webURL, c.webNoneURL, c.baselineURL} {
+	for _, u := range []string{c.webURL, c.webNoneURL, c.webRedisURL, c.baselineURL} {
 		body := get(e, u+"/api/v1/me", c.token)
 		if first == "" {
 			first = body

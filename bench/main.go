@@ -192,12 +192,15 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if o.rows[1] {
 			a := meSide("portal", c.webURL, portalProcs(c.web))
 			a.profile = profiler(c.web, c.user)
-			rep.row1 = compare(ctx, "row 1", o.plan, a, base, o.concs)
+			rep.me = append(rep.me, meGroup{"1", compare(ctx, "row 1", o.plan, a, base, o.concs)})
+			a = meSide("portal, redis cache", c.webRedisURL, portalProcs(c.webRedis))
+			a.profile = profiler(c.webRedis, c.user)
+			rep.me = append(rep.me, meGroup{"1r", compare(ctx, "row 1r", o.plan, a, base, o.concs)})
 		}
 		if o.rows[2] {
 			a := meSide("portal, no cache", c.webNoneURL, portalProcs(c.webNone))
 			a.profile = profiler(c.webNone, c.user)
-			rep.row2 = compare(ctx, "row 2", o.plan, a, base, o.concs)
+			rep.me = append(rep.me, meGroup{"2", compare(ctx, "row 2", o.plan, a, base, o.concs)})
 		}
 		if o.rows[3] {
 			rep.row3, rep.hashSlots = loginRow(ctx, e, o, c, portalProcs(c.web), profiler(c.web, c.user))
@@ -310,10 +313,26 @@ type report struct {
 	began                 time.Time
 	took                  time.Duration
 	loadBefore, loadAfter string
-	row1, row2            [][2]result
+	me                    []meGroup // rows 1 and 2
 	row3                  [2]result
 	hashSlots             int
 	row4                  *embeddedResult
+}
+
+// meGroup is one Portal configuration of rows 1-2 against the baseline, at
+// each concurrency.
+type meGroup struct {
+	row   string // "1", "1r", "2"
+	pairs [][2]result
+}
+
+// target is the group's throughput target (and, for row 1, p99's) at
+// targetConcRow1, and whether a ratio meets it.
+func (g meGroup) target(tp, p99 float64) (string, bool) {
+	if g.row == "2" {
+		return fmt.Sprintf(">= %.1fx", targetRow2), tp >= targetRow2
+	}
+	return fmt.Sprintf(">= %.1fx, p99 <= %.1fx", targetRow1, targetRow1P99), tp >= targetRow1 && p99 <= targetRow1P99
 }
 
 // Targets of issue 7.
@@ -340,13 +359,12 @@ func (r *report) write(w io.Writer) {
 	var maxLat time.Duration
 	latest := func(s summary) { maxLat = max(maxLat, s.max) }
 
-	if len(r.row1)+len(r.row2) > 0 {
+	if len(r.me) > 0 {
 		fmt.Fprintf(w, "### 1-2. GET /api/v1/me, Portal distributed vs one gin process\n\n")
+		fmt.Fprintf(w, "Row 1: the gateway's cache on, in memory (the default); 1r: in Redis (PORTAL_CACHE=redis, as deploy/ runs it); "+
+			"2: off (PORTAL_CACHE=none), every request makes the RPC and the store read.\n\n")
 		t := newTable("row", "side", "conc>", "req/s>", "p50 ms>", "p99 ms>", "max ms>", "errors>", "RSS MiB>", "CPU us/req>", "Redis cmd/req>")
-		for _, g := range []struct {
-			row   string
-			pairs [][2]result
-		}{{"1", r.row1}, {"2", r.row2}} {
+		for _, g := range r.me {
 			for _, pair := range g.pairs {
 				for _, res := range pair {
 					s := summarize(res)
@@ -359,33 +377,22 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintln(w, t)
 		fmt.Fprintf(w, "Portal / baseline:\n\n")
 		rt := newTable("row", "conc>", "throughput>", "p99>", "CPU/req>", "target", "met")
-		for _, g := range []struct {
-			row    string
-			pairs  [][2]result
-			target float64
-		}{{"1", r.row1, targetRow1}, {"2", r.row2, targetRow2}} {
+		for _, g := range r.me {
 			for _, pair := range g.pairs {
 				a, b := summarize(pair[0]), summarize(pair[1])
 				tp, p99 := ratio(a.rps, b.rps), ratio(float64(a.p99), float64(b.p99))
 				target, met := "", ""
 				if pair[0].conc == targetConcRow1 {
-					if g.row == "1" {
-						target = fmt.Sprintf(">= %.1fx, p99 <= %.1fx", targetRow1, targetRow1P99)
-						met = yesNo(tp >= targetRow1 && p99 <= targetRow1P99)
-					} else {
-						target = fmt.Sprintf(">= %.1fx", g.target)
-						met = yesNo(tp >= g.target)
-					}
+					var ok bool
+					target, ok = g.target(tp, p99)
+					met = yesNo(ok)
 				}
 				rt.add(g.row, strconv.Itoa(pair[0].conc), x(tp), x(p99), x(ratio(float64(a.cpuPerReq), float64(b.cpuPerReq))), target, met)
 			}
 		}
 		fmt.Fprintln(w, rt)
 		fmt.Fprintf(w, "CPU per request by process at c%d (us, last slice):\n\n", targetConcRow1)
-		for _, g := range []struct {
-			row   string
-			pairs [][2]result
-		}{{"1", r.row1}, {"2", r.row2}} {
+		for _, g := range r.me {
 			for _, pair := range g.pairs {
 				if pair[0].conc != targetConcRow1 {
 					continue
