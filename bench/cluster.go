@@ -86,6 +86,7 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 		p := testenv.StartProc(e, bin, []string{service}, env, ready)
 		if profile {
 			c.pprof[p] = pprofAddr
+			progress("%s (pid %d): pprof at http://%s/debug/pprof/", p.Name, p.Pid, pprofAddr)
 		}
 		return p
 	}
