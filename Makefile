@@ -4,7 +4,7 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 PROTOS := user system runtime
 
-.PHONY: help build run test lint proto proto-check tools clean
+.PHONY: help build run test bench bench-quick lint proto proto-check tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,15 @@ run: build ## run Portal, all services in one process, on :8080
 test: ## run every test with the race detector (installs chromium for the browser test when missing)
 	./scripts/deps.sh
 	go test -race -count=1 -timeout 15m ./...
+
+# BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
+bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench $(BENCH_FLAGS)
+
+bench-quick: ## the benchmark harness with short runs, for development (~1 min)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench -quick $(BENCH_FLAGS)
 
 lint: proto-check ## go vet, gofmt, govulncheck against the offline database
 	go vet ./...

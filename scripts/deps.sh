@@ -7,6 +7,8 @@
 #   etcd               -> etcd-server        (integration tests: internal/testenv)
 #   redis-server       -> redis-server       (integration tests: internal/testenv)
 #   nats-server        -> nats-server        (integration tests: internal/testenv)
+# With arguments (binary names from the list, e.g. `deps.sh etcd redis-server
+# nats-server`, as `make bench` runs it) only those are checked.
 # Idempotent and quick when everything is present: apt-get runs only when a
 # binary is missing, and `apt-get update` at most once.
 # Without root (and without password-less sudo) it only warns and exits 0, so
@@ -23,6 +25,15 @@ wanted=(
   "redis-server:redis-server"
   "nats-server:nats-server"
 )
+
+if [ $# -gt 0 ]; then
+  only=" $* "
+  chosen=()
+  for w in "${wanted[@]}"; do
+    case $only in *" ${w%%:*} "*) chosen+=("$w") ;; esac
+  done
+  wanted=("${chosen[@]}")
+fi
 
 # have BIN: BIN is on PATH or where Debian puts it (nats-server lands in
 # /usr/sbin, which is not on a normal user's PATH; internal/testenv looks

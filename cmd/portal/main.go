@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -102,9 +103,20 @@ func runUp(c *cli.Context) error {
 	})
 }
 
+// embeddedGCPercent is the embedded mode's GOGC unless the environment sets
+// one. Password hashes come and go 19 MiB at a time, and at Go's default of
+// 100 the heap grows to twice what is live at a collection, hashes in flight
+// included: after a minute of API calls and logins the process held 117-129
+// MiB. At 50 it holds about 100 MiB, for about a tenth less throughput
+// (BENCHMARKS.md).
+const embeddedGCPercent = 50
+
 func runAll(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("unknown command %q (try: portal help)", c.Args().First())
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(embeddedGCPercent)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

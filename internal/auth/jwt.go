@@ -4,10 +4,14 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -64,12 +68,21 @@ type JWT struct {
 	priv *rsa.PrivateKey
 	pub  *rsa.PublicKey
 	now  func() time.Time
+	// seen remembers the access tokens whose signature Inspect verified.
+	seen verified
+	// secretKey signs account secrets (HS256). A secret only carries an
+	// account from Generate to Token in this process, so it needs no RSA
+	// signature: one RSA signature per login (the access token's), not two.
+	secretKey []byte
 }
 
 // NewJWT builds the auth from go-micro options; auth.PublicKey and
 // auth.PrivateKey take base64-encoded PEM, as the go-micro jwt plugin does.
 func NewJWT(opts ...auth.Option) (*JWT, error) {
-	j := &JWT{now: time.Now}
+	j := &JWT{now: time.Now, secretKey: make([]byte, 32)}
+	if _, err := rand.Read(j.secretKey); err != nil {
+		return nil, fmt.Errorf("auth: secret key: %w", err)
+	}
 	j.opts = auth.NewOptions(opts...)
 	if err := j.loadKeys(); err != nil {
 		return nil, err
@@ -107,6 +120,7 @@ func (j *JWT) Init(opts ...auth.Option) {
 		o(&j.opts)
 	}
 	_ = j.loadKeys()
+	j.seen.reset() // verified with keys that may be gone
 }
 
 // Options returns the options.
@@ -119,8 +133,9 @@ func (j *JWT) String() string { return "portal-jwt" }
 func (j *JWT) CanMint() bool { return j.priv != nil }
 
 // Generate creates an account for a user's session. Its Secret is a short-lived
-// signed credential for Token. Metadata must carry MetaSession and
-// MetaSessionEx; auth.WithScopes gives the roles.
+// signed credential for Token, good in this process only (each JWT draws its
+// own secret key). Metadata must carry MetaSession and MetaSessionEx;
+// auth.WithScopes gives the roles.
 func (j *JWT) Generate(id string, opts ...auth.GenerateOption) (*auth.Account, error) {
 	if j.priv == nil {
 		return nil, ErrNoKey
@@ -141,9 +156,9 @@ func (j *JWT) Generate(id string, opts ...auth.GenerateOption) (*auth.Account, e
 		Type: typeSecret, Username: o.Metadata[MetaUsername], Roles: o.Scopes,
 		Session: sid, SessionExp: sxp,
 	}
-	secret, err := j.sign(c)
+	secret, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(j.secretKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("auth: sign: %w", err)
 	}
 	return &auth.Account{
 		ID: id, Type: o.Type, Issuer: issuer, Scopes: o.Scopes, Secret: secret,
@@ -195,13 +210,19 @@ func (j *JWT) Token(opts ...auth.TokenOption) (*auth.Token, error) {
 
 // Inspect verifies an access token and returns its account: ID the user id,
 // Scopes the roles, Metadata the username, session, and times.
+//
+// A token's signature is verified once: the gateway and every service inspect
+// the caller's token on each request, and an RSA verification and the claims'
+// JSON decoding were most of what a request cost them. Tokens whose signature
+// checked out are remembered (up to verifiedMax of them); each use still
+// checks the times (expiry, issue), against the clock of that use.
 func (j *JWT) Inspect(token string) (*auth.Account, error) {
-	c, err := j.parse(token, typeAccess)
+	c, err := j.access(token)
 	if err != nil {
 		return nil, err
 	}
 	return &auth.Account{
-		ID: c.Subject, Type: "user", Issuer: c.Issuer, Scopes: c.Roles,
+		ID: c.Subject, Type: "user", Issuer: c.Issuer, Scopes: slices.Clone(c.Roles),
 		Metadata: map[string]string{
 			MetaUsername:  c.Username,
 			MetaSession:   c.Session,
@@ -212,20 +233,103 @@ func (j *JWT) Inspect(token string) (*auth.Account, error) {
 	}, nil
 }
 
+// access returns the claims of a valid access token: remembered when its
+// signature was verified before, else parsed and verified, and remembered.
+// The times are checked as jwt's validator does (no leeway): expired from
+// exp on, not valid before iat (or nbf).
+func (j *JWT) access(token string) (*claims, error) {
+	c, ok := j.seen.get(token)
+	if !ok {
+		c, err := j.parse(token, typeAccess)
+		if err == nil {
+			j.seen.put(token, c)
+		}
+		return c, err
+	}
+	now := j.now()
+	switch {
+	case !now.Before(c.ExpiresAt.Time):
+		j.seen.drop(token)
+		return nil, ErrExpired
+	case now.Before(c.IssuedAt.Time), c.NotBefore != nil && now.Before(c.NotBefore.Time):
+		return nil, auth.ErrInvalidToken
+	}
+	return c, nil
+}
+
+// verifiedMax bounds how many verified tokens a JWT remembers: about 1 KiB
+// each. A full memo forgets an arbitrary one for each new one.
+const verifiedMax = 4096
+
+// verified maps access tokens whose signature checked out to their claims.
+// The claims are never changed once stored.
+type verified struct {
+	mu sync.RWMutex
+	m  map[string]*claims
+}
+
+func (v *verified) get(token string) (*claims, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	c, ok := v.m[token]
+	return c, ok
+}
+
+func (v *verified) put(token string, c *claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[string]*claims)
+	}
+	for k := range v.m {
+		if len(v.m) < verifiedMax {
+			break
+		}
+		delete(v.m, k)
+	}
+	// A copy: token may be part of a larger string (a header) that the
+	// memo would otherwise keep alive.
+	v.m[strings.Clone(token)] = c
+}
+
+func (v *verified) drop(token string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, token)
+}
+
+func (v *verified) reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.m = nil
+}
+
+func (v *verified) len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.m)
+}
+
 // maxTokenLen refuses absurd inputs before any parsing work.
 const maxTokenLen = 8 << 10
 
+// parse verifies a token of type typ: an access token's RS256 signature by
+// the public key, a secret's HS256 one by this process's secret key.
 func (j *JWT) parse(token, typ string) (*claims, error) {
 	if token == "" || len(token) > maxTokenLen || !canonicalChars(token) {
 		return nil, auth.ErrInvalidToken
 	}
+	method, key := jwt.SigningMethod(jwt.SigningMethodRS256), any(j.pub)
+	if typ == typeSecret {
+		method, key = jwt.SigningMethodHS256, j.secretKey
+	}
 	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return j.pub, nil },
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return key, nil },
 		// One token, one encoding: lax base64 would also accept the
 		// signature with other unused trailing bits (and, below, with line
 		// breaks), so a token could be altered and still pass.
 		jwt.WithStrictDecoding(),
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithValidMethods([]string{method.Alg()}),
 		jwt.WithIssuer(issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),

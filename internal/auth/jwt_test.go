@@ -315,6 +315,15 @@ func TestTokenRefused(t *testing.T) {
 			want: auth.ErrInvalidToken,
 		},
 		{
+			name: "secret of another process with the same keys",
+			opts: func(t *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
+				t.Helper()
+				other, _ := newTestJWT(t)
+				return []auth.TokenOption{auth.WithCredentials(acc.ID, generate(t, other, defaultMint()).Secret)}
+			},
+			want: auth.ErrInvalidToken,
+		},
+		{
 			name: "no secret",
 			opts: func(_ *testing.T, acc *auth.Account, _ *JWT) []auth.TokenOption {
 				return []auth.TokenOption{auth.WithCredentials(acc.ID, "")}

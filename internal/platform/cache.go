@@ -45,3 +45,26 @@ func (m memoryCache) Delete(_ context.Context, key string) error {
 
 // String names the implementation.
 func (m memoryCache) String() string { return "memory" }
+
+// noCache is a cache.Cache that keeps nothing: every Get misses.
+type noCache struct{}
+
+// NewNoCache returns a cache.Cache that stores nothing, so that every lookup
+// goes to the source. The gateway with PORTAL_CACHE=none asks the user
+// service about the session on every request; a revocation then needs no
+// tombstone, since the user service no longer knows the session.
+func NewNoCache() cache.Cache { return noCache{} }
+
+// Get always answers cache.ErrKeyNotFound.
+func (noCache) Get(context.Context, string) (interface{}, time.Time, error) {
+	return nil, time.Time{}, cache.ErrKeyNotFound
+}
+
+// Put does nothing.
+func (noCache) Put(context.Context, string, interface{}, time.Duration) error { return nil }
+
+// Delete does nothing.
+func (noCache) Delete(context.Context, string) error { return nil }
+
+// String names the implementation.
+func (noCache) String() string { return "none" }

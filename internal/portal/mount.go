@@ -9,6 +9,7 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -27,17 +28,24 @@ import (
 
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. claimer (nil: none) claims
-// usernames in st atomically. It publishes audit entries on stream.
+// usernames in st atomically; when it is also a user.Getter (Redis), users and
+// sessions are read with one MGET. It publishes audit entries on stream.
 func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if claimer != nil {
 		repo = repo.WithClaimer(claimer)
 	}
+	if g, ok := claimer.(user.Getter); ok {
+		repo = repo.WithGetter(g)
+	}
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
+	// KeepChecked just outside the auth wrapper: the handler reuses what the
+	// session check read for the same call.
+	authz := pauth.HandlerWrapper(verifier, h)
+	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}

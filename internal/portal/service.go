@@ -74,7 +74,7 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
 	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
-	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache, memory or redis"},
+	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache: memory, redis, or none (every request asks the user service)"},
 	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
 	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
@@ -315,8 +315,9 @@ func systemHealth(h *system.Handler) func(context.Context) error {
 	}
 }
 
-// webCache is the gateway's cache: in-process, or Redis shared by every
-// gateway (bounded by timeouts: the gateway treats a failed lookup as a miss).
+// webCache is the gateway's cache: in-process, Redis shared by every gateway
+// (bounded by timeouts: the gateway treats a failed lookup as a miss), or
+// none, so that every request makes the RPC and the store reads.
 func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
 	switch f.cacheName {
 	case "memory", "":
@@ -325,9 +326,37 @@ func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
 	case "redis":
 		addrs := redisAddrs(strings.Split(f.cacheAddress, ","))
 		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
-		return rediscache.NewCache(rediscache.WithRedisOptions(redisOptions(addrs))), nil
+		opts := redisOptions(addrs)
+		return redisCache{Cache: rediscache.NewCache(rediscache.WithRedisOptions(opts)), cli: goredis.NewUniversalClient(&opts)}, nil
+	case "none":
+		log.Info("cache: none: every request asks the user service")
+		return platform.NewNoCache(), nil
 	}
-	return nil, fmt.Errorf("PORTAL_CACHE %q: memory or redis", f.cacheName)
+	return nil, fmt.Errorf("PORTAL_CACHE %q: memory, redis or none", f.cacheName)
+}
+
+// redisCache is the redis cache plugin, plus reads of several keys in one
+// MGET (web.MultiGetter): the plugin reads a key with GET and then TTL, so a
+// request on a Redis-cached gateway cost three round trips instead of one.
+type redisCache struct {
+	cache.Cache
+	cli goredis.UniversalClient
+}
+
+// GetMany implements web.MultiGetter: each value as the []byte the plugin's
+// Get would return, nil where a key is missing.
+func (c redisCache) GetMany(ctx context.Context, keys ...string) ([]interface{}, error) {
+	vals, err := c.cli.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]interface{}, len(vals))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+	return out, nil
 }
 
 // redisAddrs turns go-micro style addresses (host:port or redis://host:port)
@@ -467,7 +496,7 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 			return nil, nil, err
 		}
 		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
-		return st, &redisClaimer{cli: goredis.NewUniversalClient(&opts), table: table}, nil
+		return st, &redisKeys{cli: goredis.NewUniversalClient(&opts), table: table}, nil
 	}
 	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
 	return st, nil, st.Init(store.Table(name))
@@ -517,16 +546,42 @@ func sweepFile(ctx context.Context, st store.Store, log *slog.Logger) {
 	}
 }
 
-// redisClaimer claims keys with SET NX, in the same key space as the redis
-// store plugin (table glued to key).
-type redisClaimer struct {
+// redisKeys does what the redis store plugin cannot, in the same key space
+// (table glued to key): claim a key with SET NX (user.Claimer), read several
+// keys with one MGET (user.Getter).
+type redisKeys struct {
 	cli   goredis.UniversalClient
 	table string
 }
 
 // Claim implements user.Claimer.
-func (c *redisClaimer) Claim(key string, value []byte) (bool, error) {
+func (c *redisKeys) Claim(key string, value []byte) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
 	defer cancel()
 	return c.cli.SetNX(ctx, c.table+key, value, 0).Result()
+}
+
+// Get implements user.Getter.
+func (c *redisKeys) Get(keys ...string) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
+	defer cancel()
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = c.table + k
+	}
+	vals, err := c.cli.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		switch v := v.(type) {
+		case string:
+			out[i] = []byte(v)
+		case nil:
+		default:
+			return nil, fmt.Errorf("MGET %s: unexpected %T", full[i], v)
+		}
+	}
+	return out, nil
 }

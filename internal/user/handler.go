@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/server"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -230,11 +231,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
-	}
-	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
+	s, u, err := h.sessionAndUser(ctx, acc)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -295,11 +292,7 @@ func (h *Handler) Renew(ctx context.Context, req *pb.RenewRequest, rsp *pb.Renew
 	if err != nil {
 		return err
 	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
-	}
-	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
+	s, u, err := h.sessionAndUser(ctx, acc)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -326,26 +319,49 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 // session must exist and belong to the token's user, and the user must exist
 // and be enabled. It returns the user's roles as the store has them.
 func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
-	s, err := h.repo.Session(ctx, acc.Metadata[pauth.MetaSession])
-	if errors.Is(err, ErrSessionEnded) {
-		return nil, pauth.ErrSessionEnded
-	} else if err != nil {
-		return nil, rpcUnavailable(err)
-	}
-	if s.UserID != acc.ID {
-		return nil, pauth.ErrSessionEnded
-	}
 	// A disabled or deleted user's tokens end with the user.
-	u, err := h.repo.Get(ctx, acc.ID)
-	if errors.Is(err, ErrNotFound) {
+	s, u, err := h.repo.SessionAndUser(ctx, acc.Metadata[pauth.MetaSession], acc.ID)
+	if errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrNotFound) {
 		return nil, pauth.ErrSessionEnded
 	} else if err != nil {
 		return nil, rpcUnavailable(err)
 	}
-	if u.Disabled {
+	if s.UserID != acc.ID || u.Disabled {
 		return nil, pauth.ErrSessionEnded
+	}
+	if l, ok := ctx.Value(checkedKey{}).(*checked); ok {
+		*l = checked{session: s, user: u}
 	}
 	return u.Roles, nil
+}
+
+// checkedKey is the context key of a call's *checked.
+type checkedKey struct{}
+
+// checked is what CheckSession read for a call: the handler of the same call
+// uses it rather than read the same two records again.
+type checked struct {
+	session *Session
+	user    *User
+}
+
+// KeepChecked is a server handler wrapper that lets the handler of a call
+// use the session and user that CheckSession read for it (Info and Renew
+// then make no store read of their own). It must wrap the auth wrapper.
+func (h *Handler) KeepChecked(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		return next(context.WithValue(ctx, checkedKey{}, &checked{}), req, rsp)
+	}
+}
+
+// sessionAndUser returns the caller's session and user: those CheckSession
+// read for this call, or read now.
+func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Session, *User, error) {
+	sid := acc.Metadata[pauth.MetaSession]
+	if l, ok := ctx.Value(checkedKey{}).(*checked); ok && l.session != nil && l.session.ID == sid && l.user.ID == acc.ID {
+		return l.session, l.user, nil
+	}
+	return h.repo.SessionAndUser(ctx, sid, acc.ID)
 }
 
 // EnsureAdmin creates the first admin account when no account named "admin"

@@ -91,8 +91,15 @@ func ValidPassword(pw string) error {
 var hashParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
 // hashSlots bounds concurrent hashing, so a flood of logins costs time, not
-// memory (each hash holds 19 MiB).
-var hashSlots = make(chan struct{}, 2*runtime.NumCPU())
+// memory (each hash holds 19 MiB): one per core the process may use. More
+// hash no faster (measured on 2 cores: 71 hashes/s with 2 at once, 62 with
+// 4, whose 76 MiB thrash the caches) and hold more memory.
+var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// HashParams returns the argon2id parameters passwords are hashed with, and
+// how many hashes may run at once: the login benchmark measures the hash's
+// own limit with them.
+func HashParams() (params argon2id.Params, slots int) { return *hashParams, cap(hashSlots) }
 
 // ErrBusy: no hashing slot came free before the request's deadline.
 var ErrBusy = errors.New("user: too many password checks at once, try again")
@@ -121,14 +128,11 @@ func hashPassword(ctx context.Context, pw string) (string, error) {
 }
 
 // dummyHash is compared against when the user does not exist, so that a login
-// for an unknown name costs as much as one for a known name.
-var dummyHash = func() string {
-	h, err := argon2id.CreateHash("portal-dummy-password", hashParams)
-	if err != nil {
-		panic(err)
-	}
-	return h
-}()
+// for an unknown name costs as much as one for a known name. It is a hash of
+// a throwaway password made with hashParams (TestHashParams checks that they
+// match): a constant, because making it at start cost every process that
+// imports this package, the gateway too, a hash's time and 19 MiB of heap.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$M+m7itvn6EsjRniRyeb+gg$ZegvWtwG7zgYzjpFrfOhziXHKnQAjUaJlF9e7Dt2rv4"
 
 // checkPassword reports whether pw matches hash; an empty hash is compared
 // against dummyHash and never matches.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alexedwards/argon2id"
 )
 
 func TestValidUsername(t *testing.T) {
@@ -158,5 +160,28 @@ func TestHashingGivesUpWithTheCaller(t *testing.T) {
 	}
 	if ok, err := checkPassword(ctx, "correct horse battery staple", ""); !errors.Is(err, ErrBusy) || ok {
 		t.Errorf("checkPassword with no slot = %v, %v; want false, ErrBusy", ok, err)
+	}
+}
+
+// TestHashParams: what the benchmark is told is what hashes are made with.
+func TestHashParams(t *testing.T) {
+	p, slots := HashParams()
+	if slots != cap(hashSlots) || slots < 1 {
+		t.Fatalf("slots = %d, want %d", slots, cap(hashSlots))
+	}
+	h, err := argon2id.CreateHash("a-password-123", &p)
+	if err != nil {
+		t.Fatalf("CreateHash: %v", err)
+	}
+	got, _, _, err := argon2id.DecodeHash(h)
+	if err != nil {
+		t.Fatalf("DecodeHash: %v", err)
+	}
+	want, _, _, err := argon2id.DecodeHash(dummyHash)
+	if err != nil {
+		t.Fatalf("DecodeHash: %v", err)
+	}
+	if *got != *want {
+		t.Fatalf("HashParams makes %+v, the service %+v", *got, *want)
 	}
 }

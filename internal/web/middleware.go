@@ -266,19 +266,26 @@ func (g *Gateway) requireCaller(c *gin.Context) {
 	c.Next()
 }
 
+// MultiGetter is a cache that reads several keys in one round trip (a Redis
+// cache: one MGET rather than a GET and a TTL per key). The gateway reads a
+// session's tombstone and verdict through it when its cache is one.
+type MultiGetter interface {
+	// GetMany returns the values at keys, nil where a key is missing.
+	GetMany(ctx context.Context, keys ...string) ([]interface{}, error)
+}
+
 // session returns the account behind a live session: from the cache, or from
 // the user service (which checks the session) and then cached.
 func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse, error) {
 	ctx := c.Request.Context()
-	if v, _, err := g.Cache.Get(ctx, cacheRevoked+sid); err == nil && v != nil {
+	revoked, verdict := g.cached(ctx, sid)
+	if revoked {
 		return nil, merrors.Unauthorized("auth.session_ended", "the session has ended")
 	}
-	if v, _, err := g.Cache.Get(ctx, cacheSession+sid); err == nil {
-		if b, ok := v.([]byte); ok {
-			var info userpb.InfoResponse
-			if proto.Unmarshal(b, &info) == nil {
-				return &info, nil
-			}
+	if b, ok := verdict.([]byte); ok {
+		var info userpb.InfoResponse
+		if proto.Unmarshal(b, &info) == nil {
+			return &info, nil
 		}
 	}
 	info, err := g.Users.Info(pauth.ContextWithToken(ctx, tok), &userpb.InfoRequest{})
@@ -289,6 +296,25 @@ func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse
 		_ = g.Cache.Put(ctx, cacheSession+sid, b, verdictTTL)
 	}
 	return info, nil
+}
+
+// cached looks a session up in the cache: whether it has a tombstone, and
+// its cached verdict (nil when none). A cache that fails counts as empty.
+func (g *Gateway) cached(ctx context.Context, sid string) (revoked bool, verdict interface{}) {
+	if mg, ok := g.Cache.(MultiGetter); ok {
+		vals, err := mg.GetMany(ctx, cacheRevoked+sid, cacheSession+sid)
+		if err != nil || len(vals) != 2 {
+			return false, nil
+		}
+		return vals[0] != nil, vals[1]
+	}
+	if v, _, err := g.Cache.Get(ctx, cacheRevoked+sid); err == nil && v != nil {
+		return true, nil
+	}
+	if v, _, err := g.Cache.Get(ctx, cacheSession+sid); err == nil {
+		return false, v
+	}
+	return false, nil
 }
 
 // revoke forgets a session's verdict and marks it ended for as long as any of
