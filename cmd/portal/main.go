@@ -111,12 +111,24 @@ func runUp(c *cli.Context) error {
 // (BENCHMARKS.md).
 const embeddedGCPercent = 50
 
+// embeddedMemoryLimit is the embedded mode's soft memory limit
+// (debug.SetMemoryLimit) unless GOMEMLIMIT is set: near it the collector runs
+// sooner and gives freed pages back to the system at once, so what a burst
+// of password hashes (19 MiB each) took is not kept resident afterwards. It
+// is soft: the live heap may exceed it, at the cost of more collections.
+// Measured (go run ./bench -rows 4): RSS after a minute of load 125.8 ->
+// 111.7 MiB, same throughput; at 64 MiB logins fell by a third.
+const embeddedMemoryLimit = 80 << 20
+
 func runAll(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("unknown command %q (try: portal help)", c.Args().First())
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(embeddedGCPercent)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(embeddedMemoryLimit)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
