@@ -230,17 +230,11 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	var gateway http.Handler // web only
 	switch name {
 	case "user":
-		st, claimer, err := serviceStore(name, f, opts.Store, log)
+		st, claimer, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		sweepFile(ctx, st, log)
-		stream, err := auditStream(name, f, opts.Broker, log)
-		if err != nil {
-			return err
-		}
-		defer stream.Close()
+		defer closeAll()
 		minter, err := pauth.NewJWT(keys.Options()...)
 		if err != nil {
 			return err
@@ -249,17 +243,11 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			return err
 		}
 	case "system":
-		st, _, err := serviceStore(name, f, opts.Store, log)
+		st, _, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
-		sweepFile(ctx, st, log)
-		stream, err := auditStream(name, f, opts.Broker, log)
-		if err != nil {
-			return err
-		}
-		defer stream.Close()
+		defer closeAll()
 		if err := mountSystem(svc, opts.Registry, verifier, cfg, st, stream, log); err != nil {
 			return err
 		}
@@ -500,6 +488,22 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 	}
 	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
 	return st, nil, st.Init(store.Table(name))
+}
+
+// storeAndStream opens what user and system keep and publish: the service's
+// store (swept, when it is a file) and the audit stream. closeAll closes both.
+func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, user.Claimer, eventStream, func(), error) {
+	st, claimer, err := serviceStore(name, f, opts.Store, log)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	sweepFile(ctx, st, log)
+	stream, err := auditStream(name, f, opts.Broker, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, nil, err
+	}
+	return st, claimer, stream, func() { stream.Close(); st.Close() }, nil
 }
 
 // eventStream is an audit stream that the process closes at its end.
