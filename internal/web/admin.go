@@ -262,11 +262,6 @@ func back(c *gin.Context, path, notice string) {
 	c.Redirect(http.StatusSeeOther, u.String())
 }
 
-// rpcPage shows an RPC's error on the error page.
-func (g *Gateway) rpcPage(c *gin.Context, err error) {
-	g.abortRPC(c, err)
-}
-
 func (g *Gateway) accountPage(c *gin.Context) {
 	g.accountView(c, http.StatusOK, gin.H{})
 }
@@ -275,7 +270,7 @@ func (g *Gateway) accountPage(c *gin.Context) {
 func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	data["Sessions"] = rsp.Sessions
@@ -301,7 +296,7 @@ func (g *Gateway) endMySessionForm(c *gin.Context) {
 func (g *Gateway) overviewPage(c *gin.Context) {
 	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours)})
@@ -311,7 +306,7 @@ func (g *Gateway) usersPage(c *gin.Context) {
 	q, offset := c.Query("q"), intQuery(c, "offset")
 	rsp, err := g.System.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: q, Offset: offset, Limit: pageSize})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_users.html", gin.H{
@@ -323,7 +318,7 @@ func (g *Gateway) usersPage(c *gin.Context) {
 func (g *Gateway) userPage(c *gin.Context) {
 	rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: c.Param("id")})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_user.html", gin.H{
@@ -355,20 +350,18 @@ func (g *Gateway) userActionForm(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
-	switch action {
-	case "delete":
+	if action == "delete" {
 		back(c, "/admin/users", "deleted")
-	case "disable":
-		back(c, "/admin/users/"+id, "disabled")
-	case "enable":
-		back(c, "/admin/users/"+id, "enabled")
-	default:
-		back(c, "/admin/users/"+id, "roles")
+		return
 	}
+	back(c, "/admin/users/"+id, actionNotices[action])
 }
+
+// actionNotices name the notice each action on a user's page comes back with.
+var actionNotices = map[string]string{"roles": "roles", "disable": "disabled", "enable": "enabled"}
 
 func (g *Gateway) endSessionForm(c *gin.Context) {
 	if !g.endSession(c, c.Param("id"), true) {
@@ -384,7 +377,7 @@ func (g *Gateway) endSessionForm(c *gin.Context) {
 func (g *Gateway) configPage(c *gin.Context) {
 	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Yaml, "Notice": notices[c.Query("done")]})
@@ -395,12 +388,12 @@ func (g *Gateway) configForm(c *gin.Context) {
 	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: doc}); err != nil {
 		status, _, msg := rpcStatus(err)
 		if status >= 500 {
-			g.rpcPage(c, err)
+			g.abortRPC(c, err)
 			return
 		}
 		cur, gerr := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
 		if gerr != nil {
-			g.rpcPage(c, gerr)
+			g.abortRPC(c, gerr)
 			return
 		}
 		// The rejected text stays in the form, to be mended.
@@ -413,7 +406,7 @@ func (g *Gateway) configForm(c *gin.Context) {
 func (g *Gateway) servicesPage(c *gin.Context) {
 	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	// The page reloads itself, so it follows instances as they come and go.
@@ -422,7 +415,7 @@ func (g *Gateway) servicesPage(c *gin.Context) {
 
 func (g *Gateway) restartForm(c *gin.Context) {
 	if _, err := g.System.RestartService(rpcContext(c), &systempb.RestartServiceRequest{Name: c.Param("name")}); err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	back(c, "/admin/services", "restarted")
@@ -431,7 +424,7 @@ func (g *Gateway) restartForm(c *gin.Context) {
 func (g *Gateway) logsPage(c *gin.Context) {
 	rsp, err := g.System.ServiceLogs(rpcContext(c), &systempb.ServiceLogsRequest{Name: c.Param("name"), Lines: 200})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_logs.html", gin.H{"Name": c.Param("name"), "Lines": rsp.Lines})
@@ -448,7 +441,7 @@ func (g *Gateway) auditPage(c *gin.Context) {
 	}
 	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Offset: offset, Limit: pageSize})
 	if err != nil {
-		g.rpcPage(c, err)
+		g.abortRPC(c, err)
 		return
 	}
 	g.page(c, http.StatusOK, "admin_audit.html", gin.H{
