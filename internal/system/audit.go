@@ -20,11 +20,10 @@ type auditLog struct {
 }
 
 func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Offset: f.Offset, Limit: min(limit, 200), Total: true})
+	// The log's own default (0: audit.DefaultLimit) stands; the proto caps a
+	// page at 200.
+	limit := min(max(f.Limit, 0), 200)
+	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Offset: f.Offset, Limit: limit, Total: true})
 	if err != nil {
 		return nil, 0, err
 	}
