@@ -225,13 +225,13 @@ func (h *Handler) configResponse(s config.Settings, rsp *pb.ConfigResponse) erro
 	if err != nil {
 		return merrors.InternalServerError("system.internal", "%v", err)
 	}
-	rsp.Yaml, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
+	rsp.Document, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
 	return nil
 }
 
 // UpdateConfig validates and writes a new config and records who changed what.
 func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest, rsp *pb.ConfigResponse) error {
-	now, before, err := h.Config.Update([]byte(req.Yaml))
+	now, before, err := h.Config.Update([]byte(req.Document))
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return merrors.BadRequest("system.bad_config", "%v", err)

@@ -82,12 +82,12 @@ func TestUpdateConfig(t *testing.T) {
 	t.Cleanup(func() { cfg.Close() })
 	a := &fakeAudit{}
 	h := NewHandler(Options{Config: cfg, Audit: a})
-	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "auth:\n  expireTime: 1\n"}, &pb.ConfigResponse{}), "system.bad_config", 400)
+	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 1\n"}, &pb.ConfigResponse{}), "system.bad_config", 400)
 	if len(a.recorded) != 0 {
 		t.Fatalf("a refused edit was audited: %+v", a.recorded)
 	}
 	var rsp pb.ConfigResponse
-	if err := h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "auth:\n  expireTime: 600\n"}, &rsp); err != nil {
+	if err := h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 600\n"}, &rsp); err != nil {
 		t.Fatal(err)
 	}
 	if !rsp.Writable || rsp.Source != path || cfg.Current().Auth.ExpireTime != 600 {
@@ -102,7 +102,7 @@ func TestUpdateConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = NewHandler(Options{Config: static, Audit: a})
-	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "{}"}, &pb.ConfigResponse{}), "system.config_read_only", 409)
+	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "{}"}, &pb.ConfigResponse{}), "system.config_read_only", 409)
 }
 
 func TestAuditErrors(t *testing.T) {

@@ -635,8 +635,9 @@ func (*GetConfigRequest) Descriptor() ([]byte, []int) {
 
 type UpdateConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// yaml is the whole new config document (keys auth.*, login.*).
-	Yaml          string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// document is the whole new config (keys auth.*, login.*): yaml, or JSON,
+	// which is yaml too (the gateway's JSON API sends it as it came).
+	Document      string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -671,17 +672,17 @@ func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
 	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *UpdateConfigRequest) GetYaml() string {
+func (x *UpdateConfigRequest) GetDocument() string {
 	if x != nil {
-		return x.Yaml
+		return x.Document
 	}
 	return ""
 }
 
 type ConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// yaml is the config in force, as a document.
-	Yaml string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// document is the config in force, as a yaml document.
+	Document string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	// source names where it lives: a file path, or etcd and its key.
 	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	// writable is false when the source cannot be written (built-in only).
@@ -720,9 +721,9 @@ func (*ConfigResponse) Descriptor() ([]byte, []int) {
 	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *ConfigResponse) GetYaml() string {
+func (x *ConfigResponse) GetDocument() string {
 	if x != nil {
-		return x.Yaml
+		return x.Document
 	}
 	return ""
 }
@@ -1201,11 +1202,11 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\x05lines\x18\x02 \x01(\x05R\x05lines\"+\n" +
 	"\x13ServiceLogsResponse\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x12\n" +
-	"\x10GetConfigRequest\")\n" +
-	"\x13UpdateConfigRequest\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"X\n" +
-	"\x0eConfigResponse\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x16\n" +
+	"\x10GetConfigRequest\"1\n" +
+	"\x13UpdateConfigRequest\x12\x1a\n" +
+	"\bdocument\x18\x01 \x01(\tR\bdocument\"`\n" +
+	"\x0eConfigResponse\x12\x1a\n" +
+	"\bdocument\x18\x01 \x01(\tR\bdocument\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
 	"\bwritable\x18\x03 \x01(\bR\bwritable\"\xf9\x01\n" +
 	"\n" +
