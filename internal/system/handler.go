@@ -17,6 +17,7 @@ import (
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -27,7 +28,7 @@ var ErrNotSupervised = errors.New("system: the services are not run by a supervi
 // Runtime is the supervisor's view of the processes it runs.
 type Runtime interface {
 	// Processes returns them, or ErrNotSupervised.
-	Processes(ctx context.Context) ([]*pb.Process, error)
+	Processes(ctx context.Context) ([]*runtimepb.Process, error)
 	// Restart restarts one, or returns ErrNotSupervised.
 	Restart(ctx context.Context, name string) error
 	// Logs returns the last lines one wrote, or ErrNotSupervised.

@@ -13,16 +13,17 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
 )
 
 type fakeRuntime struct {
-	procs []*pb.Process
+	procs []*runtimepb.Process
 	err   error
 }
 
-func (f fakeRuntime) Processes(context.Context) ([]*pb.Process, error) { return f.procs, f.err }
-func (f fakeRuntime) Restart(context.Context, string) error            { return f.err }
+func (f fakeRuntime) Processes(context.Context) ([]*runtimepb.Process, error) { return f.procs, f.err }
+func (f fakeRuntime) Restart(context.Context, string) error                   { return f.err }
 func (f fakeRuntime) Logs(context.Context, string, int) ([]string, error) {
 	return []string{"a line"}, f.err
 }
@@ -60,7 +61,7 @@ func TestRuntimeEndpoints(t *testing.T) {
 			wantID(t, h.ServiceLogs(ctx, &pb.ServiceLogsRequest{Name: "web"}, &pb.ServiceLogsResponse{}), "system.not_supervised", 409)
 		})
 	}
-	h := NewHandler(Options{Registry: registry.NewMemoryRegistry(), Runtime: fakeRuntime{procs: []*pb.Process{{Name: "web", Status: "running"}}}})
+	h := NewHandler(Options{Registry: registry.NewMemoryRegistry(), Runtime: fakeRuntime{procs: []*runtimepb.Process{{Name: "web", Status: "running"}}}})
 	var rsp pb.ListServicesResponse
 	if err := h.ListServices(ctx, &pb.ListServicesRequest{}, &rsp); err != nil || !rsp.Supervised || len(rsp.Processes) != 1 {
 		t.Fatalf("supervised ListServices = %v, %+v", err, &rsp)
