@@ -21,6 +21,8 @@ import (
 	"go-micro.dev/v4/store"
 	"go-micro.dev/v4/transport"
 	"go-micro.dev/v4/util/cmd"
+
+	"github.com/portal-go/portal/internal/platform"
 )
 
 // Services are the names RunService accepts.
@@ -159,7 +161,7 @@ func ParseService(name string, args []string, out io.Writer) (ServiceSettings, e
 		cmd.Selector(&p.selector), cmd.Server(&p.server), cmd.Store(&p.store), cmd.Tracer(&p.tracer),
 		cmd.Transport(&p.transport))
 	app := c.App()
-	app.Name, app.Writer, app.ErrWriter = "portal "+name, out, out
+	app.Name, app.Usage, app.Writer, app.ErrWriter = "portal "+name, platform.Descriptions[name], out, out
 	app.Flags = append(app.Flags, cliFlags...)
 	app.ExitErrHandler = func(*cli.Context, error) {} // return errors, never exit
 	var s ServiceSettings
