@@ -3,6 +3,8 @@ SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 PROTOS := user system runtime
+# Further .proto files of a package, generated beside its main one.
+EXTRA_PROTOS := user/accounts
 
 .PHONY: help build run test bench bench-quick lint proto proto-check tools clean
 
@@ -49,6 +51,10 @@ proto: tools ## regenerate proto/*/*.pb.go and *.pb.micro.go from the .proto fil
 	for p in $(PROTOS); do \
 	  protoc --proto_path=. --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-micro=$(BIN)/protoc-gen-micro \
 	    --go_out=. --go_opt=paths=source_relative --micro_out=. --micro_opt=paths=source_relative proto/$$p/$$p.proto || exit 1; \
+	done
+	for p in $(EXTRA_PROTOS); do \
+	  protoc --proto_path=. --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-micro=$(BIN)/protoc-gen-micro \
+	    --go_out=. --go_opt=paths=source_relative --micro_out=. --micro_opt=paths=source_relative proto/$$p.proto || exit 1; \
 	done
 
 proto-check: proto ## fail when the generated code differs from the .proto files

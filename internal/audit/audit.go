@@ -42,12 +42,18 @@ const (
 	KindDelete         Kind = "delete"          // an admin deleted a user
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
+
+	KindProfileChange  Kind = "profile_change"           // a user changed their display name or email
+	KindEmailVerified  Kind = "email_verified"           // a verification link was followed
+	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
+	KindPasswordReset  Kind = "password_reset"           // a password was set from a reset link
 )
 
 // Kinds lists every Kind, in the order above.
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
+	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset,
 }
 
 // Valid reports whether k is one of Kinds.

@@ -27,13 +27,17 @@ var Rules = append([]*auth.Rule{
 	public("user", "User.Register"),
 	public("user", "User.Login"),
 	public("user", "User.Health"),
+	// Links mailed to people who cannot sign in (yet).
+	public("user", "Accounts.VerifyEmail"),
+	public("user", "Accounts.ForgotPassword"),
+	public("user", "Accounts.ResetPassword"),
 	public("system", "System.Health"),
 	{ID: "user-any", Scope: auth.ScopeAccount, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "user", Endpoint: "*"}},
 	{ID: "system-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "system", Endpoint: "*"}},
 	// The supervisor of `portal up` (internal/supervisor): list, restart and
 	// read the logs of the services.
 	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
-}, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats")...)
+}, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats", "Accounts.ListFailedMail")...)
 
 func public(service, endpoint string) *auth.Rule {
 	return &auth.Rule{

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	pathpkg "path"
 	"strings"
 	"time"
@@ -15,8 +16,26 @@ import (
 // Settings is one complete, validated configuration. Field names follow the
 // yaml keys (auth.whiteList, auth.expireTime, ...), the names of the article.
 type Settings struct {
-	Auth  AuthSettings  `json:"auth"`
-	Login LoginSettings `json:"login"`
+	Auth     AuthSettings     `json:"auth"`
+	Login    LoginSettings    `json:"login"`
+	Accounts AccountsSettings `json:"accounts"`
+}
+
+// AccountsSettings are the rules of accounts' email and recovery.
+type AccountsSettings struct {
+	// RequireEmail makes registration need an email address
+	// (accounts.requireEmail).
+	RequireEmail bool `json:"requireEmail"`
+	// RequireVerifiedEmail refuses sign-in (403 user.email_unverified)
+	// until the account's address is verified (accounts.requireVerifiedEmail).
+	RequireVerifiedEmail bool `json:"requireVerifiedEmail"`
+	// SelfRegistration lets anyone register (accounts.selfRegistration);
+	// off, /register answers 403 user.registration_closed.
+	SelfRegistration bool `json:"selfRegistration"`
+	// PublicURL is the gateway's address as users reach it
+	// (accounts.publicURL): the links in mail start with it. It is never
+	// taken from a request's Host header, which a client chooses.
+	PublicURL string `json:"publicURL"`
 }
 
 // LoginSettings are the user service's brute-force defence: failed logins are
@@ -52,6 +71,9 @@ func Defaults() Settings {
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
 			"/api/v1/login", "/api/v1/register",
+			// Email verification and password recovery: no session yet.
+			"/email/verify", "/password/forgot", "/password/reset",
+			"/api/v1/email/verify", "/api/v1/password/forgot", "/api/v1/password/reset",
 			// Prometheus scrapes without a token. Safe because the gateway
 			// answers /metrics only to loopback clients not behind a proxy
 			// (404 to anyone else) unless --metrics_public is set.
@@ -63,6 +85,9 @@ func Defaults() Settings {
 	}, Login: LoginSettings{
 		MaxFailures:    5,
 		LockoutSeconds: 300,
+	}, Accounts: AccountsSettings{
+		SelfRegistration: true,
+		PublicURL:        "http://localhost:8080",
 	}}
 }
 
@@ -102,6 +127,10 @@ func (s Settings) Validate() error {
 	case l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout:
 		return bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
 	}
+	if u, err := url.Parse(s.Accounts.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
+	}
 	return nil
 }
 
@@ -135,4 +164,10 @@ func (a AuthSettings) Whitelisted(path string) bool {
 		}
 	}
 	return false
+}
+
+// Link returns the public URL of path with the query q: where a mail's link
+// points.
+func (a AccountsSettings) Link(path string, q url.Values) string {
+	return strings.TrimSuffix(a.PublicURL, "/") + path + "?" + q.Encode()
 }

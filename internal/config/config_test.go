@@ -19,6 +19,12 @@ func TestValidate(t *testing.T) {
 		edit(&s.Login)
 		return s
 	}
+	// accounts builds settings from the defaults with edit applied to Accounts.
+	accounts := func(edit func(a *AccountsSettings)) Settings {
+		s := Defaults()
+		edit(&s.Accounts)
+		return s
+	}
 	tests := []struct {
 		name string
 		s    Settings
@@ -61,6 +67,12 @@ func TestValidate(t *testing.T) {
 		{"lockoutSeconds one", login(func(l *LoginSettings) { l.LockoutSeconds = 1 }), true},
 		{"lockoutSeconds at the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout }), true},
 		{"lockoutSeconds above the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout + 1 }), false},
+		{"publicURL https with a path", accounts(func(a *AccountsSettings) { a.PublicURL = "https://portal.example/base" }), true},
+		{"publicURL empty", accounts(func(a *AccountsSettings) { a.PublicURL = "" }), false},
+		{"publicURL relative", accounts(func(a *AccountsSettings) { a.PublicURL = "/portal" }), false},
+		{"publicURL javascript", accounts(func(a *AccountsSettings) { a.PublicURL = "javascript://x/%0aalert(1)" }), false},
+		{"publicURL with a query", accounts(func(a *AccountsSettings) { a.PublicURL = "https://portal.example/?next=evil" }), false},
+		{"publicURL with credentials", accounts(func(a *AccountsSettings) { a.PublicURL = "https://u:p@portal.example" }), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

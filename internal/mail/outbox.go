@@ -182,7 +182,7 @@ func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 		}
 		// Another instance may have finished it between our read and the
 		// claim: read it again.
-		cur, err := b.read(keyPending+id)
+		cur, err := b.read(keyPending + id)
 		if err != nil || cur.Attempts != e.Attempts {
 			return time.Time{}
 		}

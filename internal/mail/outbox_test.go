@@ -15,7 +15,6 @@ import (
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/filestore"
-	"github.com/portal-go/portal/internal/testenv"
 )
 
 func openStore(t *testing.T) *filestore.Store {
@@ -46,15 +45,15 @@ func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
 	srv.set(func(ts *testServer) { ts.failMail = 2 }) // 451 twice, then accepts
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
-	var logs testenv.SyncBuffer
+	var logs syncBuffer
 	b := NewOutbox(st, st, s, slog.New(slog.NewTextHandler(&logs, nil)), fastRetries())
 	runOutbox(t, b)
 	msg := testMessage(t, "en")
 	if err := b.Enqueue(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
-	testenv.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	waitFor(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
+	waitFor(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -71,7 +70,7 @@ func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
 		t.Fatalf("failed: %+v", f)
 	}
 	// No claim is left behind.
-	testenv.WaitFor(t, 30*time.Second, "the claims to go", func() bool {
+	waitFor(t, 30*time.Second, "the claims to go", func() bool {
 		keys, err := st.List(store.ListPrefix(keyClaim))
 		return err == nil && len(keys) == 0
 	})
@@ -88,7 +87,7 @@ func TestOutboxSurvivesAServerThatIsDown(t *testing.T) {
 	l.Close()
 	s, _ := NewSMTP(SMTPConfig{Address: addr, From: "portal@example.com", Timeout: 5 * time.Second})
 	st := openStore(t)
-	var logs testenv.SyncBuffer
+	var logs syncBuffer
 	o := fastRetries()
 	o.MaxAttempts = 1000
 	b := NewOutbox(st, nil, s, slog.New(slog.NewTextHandler(&logs, nil)), o)
@@ -96,9 +95,9 @@ func TestOutboxSurvivesAServerThatIsDown(t *testing.T) {
 	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
+	waitFor(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
 	again := restartSMTP(t, addr)
-	testenv.WaitFor(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
+	waitFor(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
 }
 
 func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
@@ -106,7 +105,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 	srv.set(func(ts *testServer) { ts.failMail = 1000 })
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
-	var logs testenv.SyncBuffer
+	var logs syncBuffer
 	o := fastRetries()
 	o.MaxAttempts = 3
 	b := NewOutbox(st, st, s, slog.New(slog.NewTextHandler(&logs, nil)), o)
@@ -116,7 +115,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	testenv.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	waitFor(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -127,7 +126,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 	if f.Message.Text != "" || f.Message.HTML != "" {
 		t.Fatal("a given-up message keeps its body (and its link) in the store")
 	}
-	testenv.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	waitFor(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -147,7 +146,7 @@ func TestOutboxPermanentRefusalIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	testenv.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	waitFor(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -214,7 +213,7 @@ func TestOutboxSharedByTwoInstancesSendsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.WaitFor(t, 60*time.Second, "every message to be sent", func() bool {
+	waitFor(t, 60*time.Second, "every message to be sent", func() bool {
 		p, err := a.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})

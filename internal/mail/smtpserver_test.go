@@ -11,14 +11,13 @@ import (
 	"math/big"
 	"net"
 	"net/mail"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"github.com/portal-go/portal/internal/testenv"
 )
 
 // testServer is a real SMTP server (emersion/go-smtp) on a loopback port
@@ -220,7 +219,7 @@ func restartSMTP(t *testing.T, addr string) *testServer {
 	srv := smtp.NewServer(ts)
 	srv.Domain = "localhost"
 	var l net.Listener
-	testenv.WaitFor(t, 30*time.Second, "the port to be free", func() bool {
+	waitFor(t, 30*time.Second, "the port to be free", func() bool {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err == nil
@@ -229,4 +228,35 @@ func restartSMTP(t *testing.T, addr string) *testServer {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return ts
+}
+
+// waitFor polls cond every 20 ms until it holds, failing the test after d.
+// (testenv has the same, but imports the portal, which imports this.)
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

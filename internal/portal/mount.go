@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
@@ -14,6 +15,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/mail"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
@@ -28,8 +30,9 @@ import (
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. claimer (nil: none) claims
 // usernames in st atomically; when it is also a user.Getter (Redis), users and
-// sessions are read with one MGET. It publishes audit entries on stream.
-func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
+// sessions are read with one MGET. It publishes audit entries on stream. Its
+// mail goes through an outbox in st, sent by a background job via sender.
+func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, sender mail.Sender, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if claimer != nil {
 		repo = repo.WithClaimer(claimer)
@@ -41,10 +44,16 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
+	outbox := mail.NewOutbox(st, claimer, sender, log.With("service", "user"), mail.OutboxOptions{})
+	h.WithMail(outbox)
+	svc.Background(outbox.Run)
 	// h is a pauth.SessionReader: the handler reuses what the session check
 	// read for the same call.
 	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
+		return err
+	}
+	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
 		return err
 	}
 	// The service starts only with a store that answers and a key to sign
@@ -105,4 +114,27 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
+}
+
+// mailSender is where the user service's mail goes: the SMTP server the
+// PORTAL_SMTP_* settings name, else files in <dataDir>/mail and the log.
+func mailSender(dataDir string, getenv func(string) string, log *slog.Logger) (mail.Sender, error) {
+	c, ok, err := mail.SMTPFromEnv(getenv)
+	var s interface {
+		mail.Sender
+		String() string
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		s, err = mail.NewSMTP(c)
+	default:
+		s, err = mail.NewDir(filepath.Join(dataDir, "mail"), "portal@localhost.localdomain", log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("mail", "sender", s.String())
+	return s, nil
 }

@@ -32,6 +32,16 @@ var errorTable = []struct {
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
 	{ErrNoSession, "user.session_not_found", 404},
+	{ErrEmailTaken, "user.email_taken", 409},
+	{ErrBadEmail, "user.bad_email", 400},
+	{ErrEmailRequired, "user.email_required", 400},
+	{ErrEmailUnverified, "user.email_unverified", 403},
+	{ErrNoEmail, "user.no_email", 409},
+	{ErrEmailVerified, "user.email_verified", 409},
+	{ErrBadDisplayName, "user.bad_display_name", 400},
+	{ErrRegistrationClosed, "user.registration_closed", 403},
+	{ErrTooSoon, "user.too_soon", http.StatusTooManyRequests},
+	{ErrBadLink, "user.bad_link", 400},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

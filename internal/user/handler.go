@@ -19,6 +19,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/mail"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -33,6 +34,7 @@ type Handler struct {
 	revoked micro.Event
 	changed micro.Event
 	audit   *audit.Publisher // nil: nothing audited
+	mail    *mail.Outbox     // nil: no mail (WithMail)
 	log     *slog.Logger
 	now     func() time.Time
 	// admins serialises changes that could remove the last admin.
@@ -69,13 +71,30 @@ func (h *Handler) publishAudit(ctx context.Context, e audit.Entry) {
 	h.audit.Record(context.WithoutCancel(ctx), e)
 }
 
-// Register creates an account with the role "user".
+// Register creates an account with the role "user", when
+// accounts.selfRegistration allows. An email address (optional unless
+// accounts.requireEmail) is claimed for the account and sent a
+// verification link.
 func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb.RegisterResponse) error {
+	set := h.cfg.Current().Accounts
+	if !set.SelfRegistration {
+		return rpcError(ErrRegistrationClosed)
+	}
 	if err := ValidUsername(req.Username); err != nil {
 		return rpcError(err)
 	}
 	if err := ValidPassword(req.Password); err != nil {
 		return rpcError(err)
+	}
+	email := strings.TrimSpace(req.Email)
+	if email == "" && set.RequireEmail {
+		return rpcError(ErrEmailRequired)
+	}
+	if email != "" {
+		var err error
+		if email, err = normalEmail(email); err != nil {
+			return rpcError(err)
+		}
 	}
 	// Cheap early refusal before paying for a hash; Create checks again.
 	if _, err := h.repo.ByName(ctx, req.Username); err == nil {
@@ -85,8 +104,21 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err != nil {
 		return rpcError(err)
 	}
+	u.Email = email
+	if email != "" {
+		if err := h.repo.ClaimEmail(ctx, email, u.ID); err != nil {
+			return rpcError(err)
+		}
+	}
 	if err := h.repo.Create(ctx, u); err != nil {
+		_ = h.repo.ReleaseEmail(ctx, email, u.ID)
 		return rpcError(err)
+	}
+	if email != "" {
+		if err := h.sendVerification(ctx, u, email, mail.DefaultLang); err != nil {
+			// The account stands; its owner can ask for another link.
+			h.log.Warn("verification mail not queued", "user", u.Username, "err", err)
+		}
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
 	rsp.Id, rsp.Username = u.ID, u.Username
@@ -160,6 +192,13 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		h.publishAudit(ctx, failed)
 		return rpcError(ErrDisabled)
 	}
+	// Admins are exempt, so that turning the rule on never locks the
+	// first admin (who has no address) out.
+	if h.cfg.Current().Accounts.RequireVerifiedEmail && !u.EmailVerified && !pauth.IsAdmin(u.Roles) {
+		failed.Detail = "email not verified"
+		h.publishAudit(ctx, failed)
+		return rpcError(ErrEmailUnverified)
+	}
 	sid, err := newSessionID()
 	if err != nil {
 		return rpcError(err)
@@ -224,6 +263,26 @@ func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
 	return nil
 }
 
+// endSessions ends every session of the user but except, and returns how
+// many it ended.
+func (h *Handler) endSessions(ctx context.Context, userID, except string) (int, error) {
+	ids, err := h.repo.SessionIDs(ctx, userID)
+	if err != nil {
+		return 0, rpcError(err)
+	}
+	n := 0
+	for _, sid := range ids {
+		if sid == except {
+			continue
+		}
+		if err := h.endSession(ctx, userID, sid); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Info returns the caller's account.
 func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoResponse) error {
 	acc, err := account(ctx)
@@ -237,6 +296,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	h.touch(ctx, s)
 	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
+	rsp.Email, rsp.EmailVerified, rsp.DisplayName = u.Email, u.EmailVerified, u.DisplayName
 	return nil
 }
 
@@ -265,20 +325,15 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
-	ids, err := h.repo.SessionIDs(ctx, u.ID)
-	if err != nil {
+	// A reset link mailed before the change no longer works.
+	if err := h.repo.DropLinks(ctx, LinkReset, u.ID); err != nil {
 		return rpcError(err)
 	}
-	current := acc.Metadata[pauth.MetaSession]
-	for _, sid := range ids {
-		if sid == current {
-			continue
-		}
-		if err := h.endSession(ctx, u.ID, sid); err != nil {
-			return err
-		}
-		rsp.SessionsEnded++
+	n, err := h.endSessions(ctx, u.ID, acc.Metadata[pauth.MetaSession])
+	if err != nil {
+		return err
 	}
+	rsp.SessionsEnded = int32(n)
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
 		Detail: fmt.Sprintf("%d other sessions ended", rsp.SessionsEnded)})
 	return nil

@@ -319,6 +319,9 @@ func (r *Repo) Delete(ctx context.Context, u *User) error {
 	if err := r.store(ctx).Delete(nameKey(u.Username)); err != nil {
 		return storeError("delete", err)
 	}
+	if err := r.ReleaseEmail(ctx, u.Email, u.ID); err != nil {
+		return err
+	}
 	if err := r.store(ctx).Delete(keyUser + u.ID); err != nil {
 		return storeError("delete", err)
 	}
