@@ -168,7 +168,10 @@ func (a *Accounts) SendVerification(ctx context.Context, req *pb.SendVerificatio
 	case u.EmailVerified:
 		return rpcError(ErrEmailVerified)
 	}
-	return rpcError(a.h.sendVerification(ctx, u, u.Email, req.Lang))
+	if err := a.h.sendVerification(ctx, u, u.Email, req.Lang); err != nil {
+		return rpcError(err)
+	}
+	return nil
 }
 
 // VerifyEmail follows a verification link: the address it was mailed to is
