@@ -15,6 +15,7 @@ import (
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/mail/mailtest"
 )
 
 func openStore(t *testing.T) *filestore.Store {
@@ -41,8 +42,8 @@ func fastRetries() OutboxOptions {
 }
 
 func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
-	srv.set(func(ts *testServer) { ts.failMail = 2 }) // 451 twice, then accepts
+	srv := mailtest.Start(t, mailtest.Options{})
+	srv.FailNext(2) // 451 twice, then accepts
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
 	var logs syncBuffer
@@ -52,8 +53,8 @@ func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
 	if err := b.Enqueue(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
-	waitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	mailtest.WaitFor(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
+	mailtest.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -70,7 +71,7 @@ func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
 		t.Fatalf("failed: %+v", f)
 	}
 	// No claim is left behind.
-	waitFor(t, 30*time.Second, "the claims to go", func() bool {
+	mailtest.WaitFor(t, 30*time.Second, "the claims to go", func() bool {
 		keys, err := st.List(store.ListPrefix(keyClaim))
 		return err == nil && len(keys) == 0
 	})
@@ -95,14 +96,14 @@ func TestOutboxSurvivesAServerThatIsDown(t *testing.T) {
 	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
-	again := restartSMTP(t, addr)
-	waitFor(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
+	mailtest.WaitFor(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
+	again := mailtest.Restart(t, addr)
+	mailtest.WaitFor(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
 }
 
 func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
-	srv.set(func(ts *testServer) { ts.failMail = 1000 })
+	srv := mailtest.Start(t, mailtest.Options{})
+	srv.FailNext(1000)
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
 	var logs syncBuffer
@@ -115,7 +116,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	waitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	mailtest.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -126,7 +127,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 	if f.Message.Text != "" || f.Message.HTML != "" {
 		t.Fatal("a given-up message keeps its body (and its link) in the store")
 	}
-	waitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	mailtest.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -136,8 +137,8 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 }
 
 func TestOutboxPermanentRefusalIsNotRetried(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
-	srv.set(func(ts *testServer) { ts.refuseRcpt = true })
+	srv := mailtest.Start(t, mailtest.Options{})
+	srv.RefuseRecipients(true)
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
 	b := NewOutbox(st, st, s, slog.New(slog.DiscardHandler), fastRetries())
@@ -146,7 +147,7 @@ func TestOutboxPermanentRefusalIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	waitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	mailtest.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -194,7 +195,7 @@ func TestEnqueueNeverWaitsForTheServer(t *testing.T) {
 }
 
 func TestOutboxSharedByTwoInstancesSendsOnce(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
+	srv := mailtest.Start(t, mailtest.Options{})
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	st := openStore(t)
 	log := slog.New(slog.DiscardHandler)
@@ -213,7 +214,7 @@ func TestOutboxSharedByTwoInstancesSendsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 60*time.Second, "every message to be sent", func() bool {
+	mailtest.WaitFor(t, 60*time.Second, "every message to be sent", func() bool {
 		p, err := a.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -251,11 +252,29 @@ func TestDirWritesFileAndLog(t *testing.T) {
 		t.Fatalf("mode %v: the link in it is for one reader", fi.Mode())
 	}
 	raw, _ := os.ReadFile(files[0])
-	_, parts := parse(t, received{Data: raw})
+	_, parts := mailtest.Parse(t, raw)
 	if !strings.Contains(parts["text/plain"], "token=abc") {
 		t.Fatalf("file:\n%s", raw)
 	}
 	if !strings.Contains(logs.String(), "token=abc") || !strings.Contains(logs.String(), files[0]) {
 		t.Fatalf("log:\n%s", logs.String())
 	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,50 +1,16 @@
 package mail
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	"net/mail"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portal-go/portal/internal/mail/mailtest"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-// bodies returns a message's parts by content type, decoded.
-func bodies(t *testing.T, m *mail.Message) map[string]string {
-	t.Helper()
-	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("content type %q: %v", m.Header.Get("Content-Type"), err)
-	}
-	out := map[string]string{}
-	r := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		p, err := r.NextRawPart()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Header.Get("Content-Transfer-Encoding") != "quoted-printable" {
-			t.Fatalf("part encoding %q", p.Header.Get("Content-Transfer-Encoding"))
-		}
-		b, err := io.ReadAll(quotedprintable.NewReader(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		out[pt] = string(b)
-	}
-}
 
 func testMessage(t *testing.T, lang string) Message {
 	t.Helper()
@@ -56,7 +22,7 @@ func testMessage(t *testing.T, lang string) Message {
 }
 
 func TestSMTPStartTLSAndAuth(t *testing.T) {
-	srv := startSMTP(t, serverOptions{tls: true, user: "portal", pass: "s3cret"})
+	srv := mailtest.Start(t, mailtest.Options{TLS: true, User: "portal", Pass: "s3cret"})
 	s, err := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com", Username: "portal", Password: "s3cret", TLS: &tls.Config{RootCAs: srv.Roots}})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +41,7 @@ func TestSMTPStartTLSAndAuth(t *testing.T) {
 	if got[0].From != "portal@example.com" || got[0].To != "ann@example.com" {
 		t.Fatalf("envelope %q -> %q", got[0].From, got[0].To)
 	}
-	m, parts := parse(t, got[0])
+	m, parts := mailtest.Parse(t, got[0].Data)
 	subject, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
 	if err != nil || subject != msg.Subject || !strings.Contains(subject, "密码") {
 		t.Fatalf("subject %q (%v), want %q", subject, err, msg.Subject)
@@ -92,7 +58,7 @@ func TestSMTPStartTLSAndAuth(t *testing.T) {
 }
 
 func TestSMTPWrongPassword(t *testing.T) {
-	srv := startSMTP(t, serverOptions{tls: true, user: "portal", pass: "s3cret"})
+	srv := mailtest.Start(t, mailtest.Options{TLS: true, User: "portal", Pass: "s3cret"})
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com", Username: "portal", Password: "wrong", TLS: &tls.Config{RootCAs: srv.Roots}})
 	var perm *PermanentError
 	if err := s.Send(context.Background(), testMessage(t, "en")); !errors.As(err, &perm) {
@@ -104,7 +70,7 @@ func TestSMTPWrongPassword(t *testing.T) {
 }
 
 func TestSMTPImplicitTLS(t *testing.T) {
-	srv := startSMTP(t, serverOptions{tls: true, implicit: true})
+	srv := mailtest.Start(t, mailtest.Options{TLS: true, Implicit: true})
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com", ImplicitTLS: true, TLS: &tls.Config{RootCAs: srv.Roots}})
 	if err := s.Send(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
@@ -115,7 +81,7 @@ func TestSMTPImplicitTLS(t *testing.T) {
 }
 
 func TestSMTPRefusesUntrustedCertificate(t *testing.T) {
-	srv := startSMTP(t, serverOptions{tls: true})
+	srv := mailtest.Start(t, mailtest.Options{TLS: true})
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"}) // system roots only
 	if err := s.Send(context.Background(), testMessage(t, "en")); err == nil {
 		t.Fatal("sent to a server whose certificate nobody signed")
@@ -126,20 +92,18 @@ func TestSMTPRefusesUntrustedCertificate(t *testing.T) {
 }
 
 func TestSMTPNoPasswordInTheClear(t *testing.T) {
-	srv := startSMTP(t, serverOptions{user: "portal", pass: "s3cret"}) // no STARTTLS
+	srv := mailtest.Start(t, mailtest.Options{User: "portal", Pass: "s3cret"}) // no STARTTLS
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com", Username: "portal", Password: "s3cret"})
 	if err := s.Send(context.Background(), testMessage(t, "en")); !errors.Is(err, ErrNoTLS) {
 		t.Fatalf("err %v, want ErrNoTLS", err)
 	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if len(srv.auths) != 0 {
-		t.Fatalf("credentials sent in the clear: %v", srv.auths)
+	if a := srv.Auths(); len(a) != 0 {
+		t.Fatalf("credentials sent in the clear: %v", a)
 	}
 }
 
 func TestSMTPPlainWithoutTLSOffered(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
+	srv := mailtest.Start(t, mailtest.Options{})
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	if err := s.Send(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
@@ -150,14 +114,15 @@ func TestSMTPPlainWithoutTLSOffered(t *testing.T) {
 }
 
 func TestSMTPRecipientRefusedIsPermanent(t *testing.T) {
-	srv := startSMTP(t, serverOptions{})
-	srv.set(func(ts *testServer) { ts.refuseRcpt = true })
+	srv := mailtest.Start(t, mailtest.Options{})
+	srv.RefuseRecipients(true)
 	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
 	var perm *PermanentError
 	if err := s.Send(context.Background(), testMessage(t, "en")); !errors.As(err, &perm) {
 		t.Fatalf("err %v, want permanent", err)
 	}
-	srv.set(func(ts *testServer) { ts.refuseRcpt = false; ts.failMail = 1 })
+	srv.RefuseRecipients(false)
+	srv.FailNext(1)
 	if err := s.Send(context.Background(), testMessage(t, "en")); err == nil || errors.As(err, &perm) {
 		t.Fatalf("err %v, want a temporary failure (451)", err)
 	}

@@ -103,6 +103,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 // to session.revoked. o gives everything but the service clients.
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
+	o.Accounts = userpb.NewAccountsService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.Tracer = svc.TracerProvider()
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})

@@ -130,6 +130,7 @@ func (a *Accounts) UpdateProfile(ctx context.Context, req *pb.UpdateProfileReque
 		}
 	}
 	if len(changed) > 0 {
+		h.publishChanged(ctx, u.ID) // gateways drop what they cached of the profile
 		h.publishAudit(ctx, audit.Entry{Kind: audit.KindProfileChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
 			Detail: "changed " + strings.Join(changed, " and ")})
 	}
@@ -196,6 +197,7 @@ func (a *Accounts) VerifyEmail(ctx context.Context, req *pb.TokenRequest, rsp *p
 		if err := h.repo.Update(ctx, u); err != nil {
 			return rpcError(err)
 		}
+		h.publishChanged(ctx, u.ID)
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindEmailVerified, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: u.Email})
 	rsp.Username, rsp.Email = u.Username, u.Email
@@ -289,13 +291,13 @@ func (a *Accounts) ResetPassword(ctx context.Context, req *pb.ResetPasswordReque
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
-	n, err := h.endSessions(ctx, u.ID, "")
+	n, err := h.endAll(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordReset, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
 		Detail: fmt.Sprintf("from a mailed link; %d sessions ended", n)})
-	rsp.Username, rsp.SessionsEnded = u.Username, int32(n)
+	rsp.Username, rsp.SessionsEnded = u.Username, n
 	return nil
 }
 

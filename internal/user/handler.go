@@ -263,26 +263,6 @@ func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
 	return nil
 }
 
-// endSessions ends every session of the user but except, and returns how
-// many it ended.
-func (h *Handler) endSessions(ctx context.Context, userID, except string) (int, error) {
-	ids, err := h.repo.SessionIDs(ctx, userID)
-	if err != nil {
-		return 0, rpcError(err)
-	}
-	n := 0
-	for _, sid := range ids {
-		if sid == except {
-			continue
-		}
-		if err := h.endSession(ctx, userID, sid); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
 // Info returns the caller's account.
 func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoResponse) error {
 	acc, err := account(ctx)
@@ -329,11 +309,20 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	if err := h.repo.DropLinks(ctx, LinkReset, u.ID); err != nil {
 		return rpcError(err)
 	}
-	n, err := h.endSessions(ctx, u.ID, acc.Metadata[pauth.MetaSession])
+	ids, err := h.repo.SessionIDs(ctx, u.ID)
 	if err != nil {
-		return err
+		return rpcError(err)
 	}
-	rsp.SessionsEnded = int32(n)
+	current := acc.Metadata[pauth.MetaSession]
+	for _, sid := range ids {
+		if sid == current {
+			continue
+		}
+		if err := h.endSession(ctx, u.ID, sid); err != nil {
+			return err
+		}
+		rsp.SessionsEnded++
+	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username,
 		Detail: fmt.Sprintf("%d other sessions ended", rsp.SessionsEnded)})
 	return nil

@@ -62,12 +62,18 @@ func decodeJSON(c *gin.Context, v any) bool {
 	return true
 }
 
+// registration is the body of POST /register.
+type registration struct {
+	credentials
+	Email string `json:"email"`
+}
+
 func (g *Gateway) apiRegister(c *gin.Context) {
-	var req credentials
+	var req registration
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
+	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -119,7 +125,8 @@ func (g *Gateway) apiMe(c *gin.Context) {
 	if roles == nil {
 		roles = []string{}
 	}
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles})
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles,
+		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

@@ -35,6 +35,8 @@ var staticFS embed.FS
 type Options struct {
 	Users  userpb.UserService
 	System systempb.SystemService
+	// Accounts is the user service's profile and recovery calls.
+	Accounts userpb.AccountsService
 	// Auth verifies tokens; the gateway never mints them (no private key).
 	Auth   auth.Auth
 	Config *config.Center
@@ -149,6 +151,7 @@ func New(o Options) *Gateway {
 	adm.POST("/services/:name/restart", g.apiRestartService)
 	adm.GET("/services/:name/logs", g.apiServiceLogs)
 	adm.GET("/audit", g.apiAudit)
+	g.accountRoutes(e, api, me, adm)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g

@@ -124,14 +124,14 @@ func (g *Gateway) registerPage(c *gin.Context) {
 }
 
 func (g *Gateway) registerForm(c *gin.Context) {
-	name, pw := c.PostForm("username"), c.PostForm("password")
+	name, pw, email := c.PostForm("username"), c.PostForm("password"), c.PostForm("email")
 	if pw != c.PostForm("confirm") {
-		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Error": "The two passwords differ."})
+		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Email": email, "Error": "The two passwords differ."})
 		return
 	}
-	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw}, slow); err != nil {
+	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw, Email: email}, slow); err != nil {
 		status, _, msg := rpcStatus(err)
-		g.page(c, status, "register.html", gin.H{"Username": name, "Error": msg})
+		g.page(c, status, "register.html", gin.H{"Username": name, "Email": email, "Error": msg})
 		return
 	}
 	c.Redirect(http.StatusSeeOther, "/login?registered=1&next="+url.QueryEscape("/"))
