@@ -1,0 +1,174 @@
+package portal_test
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/mail/mailtest"
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// mailedLink waits for a message to addr whose text has a link under
+// base+path, and returns the link's token. skip messages are passed over.
+func mailedLink(t *testing.T, srv *mailtest.Server, addr, base, path string, skip int) string {
+	t.Helper()
+	var token string
+	testenv.WaitFor(t, 60*time.Second, "a "+path+" link mailed to "+addr, func() bool {
+		msgs := srv.To(addr)
+		for i := skip; i < len(msgs); i++ {
+			_, parts := mailtest.Parse(t, msgs[i].Data)
+			for _, f := range strings.Fields(parts["text/plain"]) {
+				if strings.HasPrefix(f, base+path+"?") {
+					u, err := url.Parse(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					token = u.Query().Get("token")
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return token
+}
+
+// accountsPortal starts Portal sending mail to a test SMTP server, its
+// links under https://portal.example.
+func accountsPortal(t *testing.T, extra string) (*testenv.Portal, *mailtest.Server) {
+	t.Helper()
+	srv := mailtest.Start(t, mailtest.Options{})
+	t.Setenv("PORTAL_SMTP_ADDRESS", srv.Addr)
+	t.Setenv("PORTAL_SMTP_FROM", "portal@example.com")
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "accounts:\n  publicURL: https://portal.example\n" + extra})
+	return p, srv
+}
+
+func TestEmailVerificationAndPasswordReset(t *testing.T) {
+	p, srv := accountsPortal(t, "  requireVerifiedEmail: true\n")
+	c := newClient(t, p)
+	const base = "https://portal.example"
+
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "bob", "password": "bob-password-1", "email": "ALICE@example.com"}), http.StatusConflict)); code != "user.email_taken" {
+		t.Fatalf("code %q", code)
+	}
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusForbidden)); code != "user.email_unverified" {
+		t.Fatalf("unverified login: %q", code)
+	}
+	verify := mailedLink(t, srv, "alice@example.com", base, "/email/verify", 0)
+	got := srv.To("alice@example.com")[0]
+	if got.From != "portal@example.com" {
+		t.Fatalf("envelope from %q", got.From)
+	}
+	for _, bad := range []string{"", "forged", strings.Repeat("A", 43), verify[:42] + "x"} {
+		if code := errorCode(t, c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": bad}), http.StatusBadRequest)); code != "user.bad_link" {
+			t.Fatalf("forged %q: %q", bad, code)
+		}
+	}
+	r := c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": verify}), http.StatusOK).json(t)
+	if r["username"] != "alice" {
+		t.Fatalf("%v", r)
+	}
+	c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": verify}), http.StatusBadRequest)
+
+	tok1, _ := c.login("alice", "alice-password-1")
+	tok2, _ := c.login("alice", "alice-password-1")
+	me := c.expect(c.do("GET", "/api/v1/me", tok1, nil), http.StatusOK).json(t)
+	if me["email"] != "alice@example.com" || me["email_verified"] != true {
+		t.Fatalf("/me %v", me)
+	}
+	c.expect(c.do("PATCH", "/api/v1/me", tok1, map[string]string{"display_name": "Alice A."}), http.StatusOK)
+	if me := c.expect(c.do("GET", "/api/v1/me", tok1, nil), http.StatusOK).json(t); me["display_name"] != "Alice A." {
+		t.Fatalf("/me after PATCH %v", me)
+	}
+
+	// Forgot: the same answer whether or not the account exists.
+	seen := len(srv.To("alice@example.com"))
+	for _, login := range []string{"nobody", "nobody@example.com", "alice"} {
+		r := c.expect(c.do("POST", "/api/v1/password/forgot", "", map[string]string{"login": login}), http.StatusAccepted)
+		if len(r.body) != 0 {
+			t.Fatalf("forgot %q answered %q", login, r.body)
+		}
+	}
+	reset := mailedLink(t, srv, "alice@example.com", base, "/password/reset", seen)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/password/reset", "", map[string]string{"token": verify, "new_password": "alice-password-2"}), http.StatusBadRequest)); code != "user.bad_link" {
+		t.Fatalf("a verification link reset a password: %q", code)
+	}
+	r = c.expect(c.do("POST", "/api/v1/password/reset", "", map[string]string{"token": reset, "new_password": "alice-password-2"}), http.StatusOK).json(t)
+	if r["sessions_ended"] != float64(2) {
+		t.Fatalf("reset: %v", r)
+	}
+	for _, tok := range []string{tok1, tok2} {
+		c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusUnauthorized)
+	}
+	c.expect(c.do("POST", "/api/v1/password/reset", "", map[string]string{"token": reset, "new_password": "alice-password-3"}), http.StatusBadRequest)
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusUnauthorized)
+	c.login("alice", "alice-password-2")
+}
+
+func TestAccountFormsNeedCSRF(t *testing.T) {
+	p, _ := accountsPortal(t, "")
+	c := newClient(t, p)
+	c.register("alice", "alice-password-1")
+	tok, _ := c.login("alice", "alice-password-1")
+	form := url.Values{"login": {"alice"}, "token": {"x"}, "new_password": {"alice-password-2"}, "confirm": {"alice-password-2"}, "display_name": {"x"}, "email": {"a@example.com"}}
+	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification"} {
+		r := c.do("POST", path, "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+tok+"; portal_csrf="+strings.Repeat("a", 43))
+		if r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without a matching CSRF token: %d", path, r.StatusCode)
+		}
+	}
+}
+
+func TestUndeliverableMailShownToAdmins(t *testing.T) {
+	p, srv := accountsPortal(t, "")
+	srv.RefuseRecipients(true)
+	c := newClient(t, p)
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	testenv.WaitFor(t, 60*time.Second, "the mail to be given up", func() bool {
+		r := c.expect(c.do("GET", "/api/v1/admin/mail/failed", admin, nil), http.StatusOK).json(t)
+		msgs, _ := r["messages"].([]any)
+		if len(msgs) != 1 {
+			return false
+		}
+		m := msgs[0].(map[string]any)
+		return m["to"] == "alice@example.com" && m["kind"] == "verify" && strings.Contains(m["last_error"].(string), "550")
+	})
+	user, _ := c.login("alice", "alice-password-1")
+	c.expect(c.do("GET", "/api/v1/admin/mail/failed", user, nil), http.StatusForbidden)
+	page := c.expect(c.do("GET", "/admin/mail", "", nil, "Cookie", "portal_session="+admin), http.StatusOK)
+	if !strings.Contains(string(page.body), "alice@example.com") {
+		t.Fatal("the admin page does not show the undelivered mail")
+	}
+}
+
+func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
+	t.Setenv("PORTAL_SMTP_ADDRESS", "")
+	var logs testenv.SyncBuffer
+	p := testenv.StartPortal(t, testenv.PortalOptions{Log: &logs})
+	c := newClient(t, p)
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
+	var files []string
+	testenv.WaitFor(t, 60*time.Second, "a mail file", func() bool {
+		files, _ = filepath.Glob(filepath.Join(p.DataDir, "mail", "*.eml"))
+		return len(files) == 1
+	})
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, parts := mailtest.Parse(t, raw)
+	if !strings.Contains(parts["text/plain"], "http://localhost:8080/email/verify?token=") {
+		t.Fatalf("mail:\n%s", raw)
+	}
+	if !strings.Contains(logs.String(), "/email/verify?token=") {
+		t.Fatal("the link is not in the log")
+	}
+}
