@@ -27,13 +27,15 @@ var errorTable = []struct {
 	{ErrDisabled, "user.disabled", 403},
 	{ErrSessionEnded, "user.session_ended", 401},
 	{ErrLocked, "user.locked", http.StatusTooManyRequests},
+	{ErrRateLimited, "user.rate_limited", http.StatusTooManyRequests},
+	{ErrNoLockout, "user.lockout_not_found", 404},
 	{ErrForbidden, "user.forbidden", 403},
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
 	{ErrNoSession, "user.session_not_found", 404},
 }
 
-// RetryAfterKey ends the Detail of a "user.locked" error, followed by the
+// RetryAfterKey ends the Detail of a "user.locked" or "user.rate_limited" error, followed by the
 // whole seconds (at least 1) until the lockout ends:
 //
 //	too many failed logins; retry_after=123
@@ -53,7 +55,7 @@ func rpcError(err error) error {
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
 			detail := strings.TrimPrefix(m.err.Error(), "user: ")
-			if le := (*lockedError)(nil); errors.As(err, &le) {
+			if le := (*waitError)(nil); errors.As(err, &le) {
 				detail += RetryAfterKey + strconv.Itoa(le.seconds())
 			}
 			return &merrors.Error{Id: m.id, Code: m.code, Detail: detail, Status: http.StatusText(int(m.code))}

@@ -432,7 +432,7 @@ func (g *Gateway) logsPage(c *gin.Context) {
 
 // auditKinds are the kinds the audit page offers as filters.
 var auditKinds = []string{"register", "login", "login_failed", "lockout", "logout", "password_change",
-	"role_change", "disable", "enable", "delete", "session_ended", "config_change"}
+	"role_change", "disable", "enable", "delete", "session_ended", "config_change", "lockout_lifted"}
 
 func (g *Gateway) auditPage(c *gin.Context) {
 	user, kind, offset := c.Query("user"), c.Query("kind"), intQuery(c, "offset")

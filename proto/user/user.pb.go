@@ -132,8 +132,11 @@ type LoginRequest struct {
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// client_addr and user_agent describe the client, for its session record.
-	ClientAddr    string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
-	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	ClientAddr string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// device_token is the token a previous login on this device returned:
+	// a trusted device is not refused by lockouts of the account or address.
+	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,14 +199,25 @@ func (x *LoginRequest) GetUserAgent() string {
 	return ""
 }
 
+func (x *LoginRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// expires_at is the token's expiry, unix seconds.
-	ExpiresAt     int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	SessionId     string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// device_token marks this device as one that has signed in to this
+	// account; send it with later logins (device_expires_at: unix seconds).
+	DeviceToken     string `protobuf:"bytes,4,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	DeviceExpiresAt int64  `protobuf:"varint,5,opt,name=device_expires_at,json=deviceExpiresAt,proto3" json:"device_expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LoginResponse) Reset() {
@@ -255,6 +269,20 @@ func (x *LoginResponse) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *LoginResponse) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetDeviceExpiresAt() int64 {
+	if x != nil {
+		return x.DeviceExpiresAt
+	}
+	return 0
 }
 
 type LogoutRequest struct {
@@ -451,9 +479,11 @@ func (x *InfoResponse) GetSessionExpiresAt() int64 {
 }
 
 type ChangePasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldPassword   string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	OldPassword string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
+	NewPassword string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// device_token, as for Login: a wrong old_password counts as a failed login.
+	DeviceToken   string `protobuf:"bytes,3,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,6 +528,13 @@ func (x *ChangePasswordRequest) GetOldPassword() string {
 func (x *ChangePasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
 	}
 	return ""
 }
@@ -1636,6 +1673,248 @@ func (x *StatsResponse) GetActiveSessions() int32 {
 	return 0
 }
 
+// Lockout is a failure counter that refuses logins until it expires.
+type Lockout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: "account" (every untrusted device), "account_address" (the
+	// account from one address), "address" (every account from it), "device"
+	// (one trusted device's token).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// key: the username, "username@address", the address, or the device id.
+	Key      string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Failures int32  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	// until is when the lockout ends unless more failures come, unix seconds.
+	Until         int64 `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lockout) Reset() {
+	*x = Lockout{}
+	mi := &file_proto_user_user_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lockout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lockout) ProtoMessage() {}
+
+func (x *Lockout) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lockout.ProtoReflect.Descriptor instead.
+func (*Lockout) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Lockout) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Lockout) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Lockout) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *Lockout) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+type ListLockoutsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsRequest) Reset() {
+	*x = ListLockoutsRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsRequest) ProtoMessage() {}
+
+func (x *ListLockoutsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsRequest.ProtoReflect.Descriptor instead.
+func (*ListLockoutsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+}
+
+type ListLockoutsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lockouts      []*Lockout             `protobuf:"bytes,1,rep,name=lockouts,proto3" json:"lockouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsResponse) Reset() {
+	*x = ListLockoutsResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsResponse) ProtoMessage() {}
+
+func (x *ListLockoutsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsResponse.ProtoReflect.Descriptor instead.
+func (*ListLockoutsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListLockoutsResponse) GetLockouts() []*Lockout {
+	if x != nil {
+		return x.Lockouts
+	}
+	return nil
+}
+
+type LiftLockoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutRequest) Reset() {
+	*x = LiftLockoutRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutRequest) ProtoMessage() {}
+
+func (x *LiftLockoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutRequest.ProtoReflect.Descriptor instead.
+func (*LiftLockoutRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LiftLockoutRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LiftLockoutRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type LiftLockoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutResponse) Reset() {
+	*x = LiftLockoutResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutResponse) ProtoMessage() {}
+
+func (x *LiftLockoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutResponse.ProtoReflect.Descriptor instead.
+func (*LiftLockoutResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
+}
+
 // UserChanged is published on topic "user.updated" when an account's roles
 // change, so that gateways drop what they cached about its sessions.
 type UserChanged struct {
@@ -1649,7 +1928,7 @@ type UserChanged struct {
 
 func (x *UserChanged) Reset() {
 	*x = UserChanged{}
-	mi := &file_proto_user_user_proto_msgTypes[31]
+	mi := &file_proto_user_user_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1940,7 @@ func (x *UserChanged) String() string {
 func (*UserChanged) ProtoMessage() {}
 
 func (x *UserChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[31]
+	mi := &file_proto_user_user_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1953,7 @@ func (x *UserChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserChanged.ProtoReflect.Descriptor instead.
 func (*UserChanged) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{31}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UserChanged) GetUserId() string {
@@ -1712,7 +1991,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +2003,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +2016,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SessionRevoked) GetSessionId() string {
@@ -1771,20 +2050,23 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\x86\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xa9\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\x04 \x01(\tR\tuserAgent\"c\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"\x0f\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12!\n" +
+	"\fdevice_token\x18\x04 \x01(\tR\vdeviceToken\x12*\n" +
+	"\x11device_expires_at\x18\x05 \x01(\x03R\x0fdeviceExpiresAt\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
 	"\vInfoRequest\"\xbc\x01\n" +
@@ -1796,10 +2078,11 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12,\n" +
-	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\"]\n" +
+	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
+	"\fdevice_token\x18\x03 \x01(\tR\vdeviceToken\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x0e\n" +
 	"\fRenewRequest\"D\n" +
@@ -1871,7 +2154,19 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
 	"\x0edisabled_users\x18\x02 \x01(\x05R\rdisabledUsers\x12\x16\n" +
 	"\x06admins\x18\x03 \x01(\x05R\x06admins\x12'\n" +
-	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"W\n" +
+	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"a\n" +
+	"\aLockout\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
+	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12\x14\n" +
+	"\x05until\x18\x04 \x01(\x03R\x05until\"\x15\n" +
+	"\x13ListLockoutsRequest\"A\n" +
+	"\x14ListLockoutsResponse\x12)\n" +
+	"\blockouts\x18\x01 \x03(\v2\r.user.LockoutR\blockouts\":\n" +
+	"\x12LiftLockoutRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x15\n" +
+	"\x13LiftLockoutResponse\"W\n" +
 	"\vUserChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vsession_ids\x18\x02 \x03(\tR\n" +
@@ -1881,7 +2176,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x0e\n" +
-	"\x02at\x18\x03 \x01(\x03R\x02at2\xe2\x06\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at2\xf1\a\n" +
 	"\x04User\x12;\n" +
 	"\bRegister\x12\x15.user.RegisterRequest\x1a\x16.user.RegisterResponse\"\x00\x122\n" +
 	"\x05Login\x12\x12.user.LoginRequest\x1a\x13.user.LoginResponse\"\x00\x125\n" +
@@ -1898,7 +2193,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"UpdateUser\x12\x17.user.UpdateUserRequest\x1a\x18.user.UpdateUserResponse\"\x00\x12A\n" +
 	"\n" +
 	"DeleteUser\x12\x17.user.DeleteUserRequest\x1a\x18.user.DeleteUserResponse\"\x00\x122\n" +
-	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00\x12G\n" +
+	"\fListLockouts\x12\x19.user.ListLockoutsRequest\x1a\x1a.user.ListLockoutsResponse\"\x00\x12D\n" +
+	"\vLiftLockout\x12\x18.user.LiftLockoutRequest\x1a\x19.user.LiftLockoutResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_user_proto_rawDescOnce sync.Once
@@ -1912,7 +2209,7 @@ func file_proto_user_user_proto_rawDescGZIP() []byte {
 	return file_proto_user_user_proto_rawDescData
 }
 
-var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_proto_user_user_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: user.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: user.RegisterResponse
@@ -1945,8 +2242,13 @@ var file_proto_user_user_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),     // 28: user.DeleteUserResponse
 	(*StatsRequest)(nil),           // 29: user.StatsRequest
 	(*StatsResponse)(nil),          // 30: user.StatsResponse
-	(*UserChanged)(nil),            // 31: user.UserChanged
-	(*SessionRevoked)(nil),         // 32: user.SessionRevoked
+	(*Lockout)(nil),                // 31: user.Lockout
+	(*ListLockoutsRequest)(nil),    // 32: user.ListLockoutsRequest
+	(*ListLockoutsResponse)(nil),   // 33: user.ListLockoutsResponse
+	(*LiftLockoutRequest)(nil),     // 34: user.LiftLockoutRequest
+	(*LiftLockoutResponse)(nil),    // 35: user.LiftLockoutResponse
+	(*UserChanged)(nil),            // 36: user.UserChanged
+	(*SessionRevoked)(nil),         // 37: user.SessionRevoked
 }
 var file_proto_user_user_proto_depIdxs = []int32{
 	14, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
@@ -1955,39 +2257,44 @@ var file_proto_user_user_proto_depIdxs = []int32{
 	14, // 3: user.GetUserResponse.sessions:type_name -> user.Session
 	24, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
 	19, // 5: user.UpdateUserResponse.user:type_name -> user.Account
-	0,  // 6: user.User.Register:input_type -> user.RegisterRequest
-	2,  // 7: user.User.Login:input_type -> user.LoginRequest
-	4,  // 8: user.User.Logout:input_type -> user.LogoutRequest
-	6,  // 9: user.User.Info:input_type -> user.InfoRequest
-	8,  // 10: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
-	10, // 11: user.User.Renew:input_type -> user.RenewRequest
-	12, // 12: user.User.Health:input_type -> user.HealthRequest
-	15, // 13: user.User.ListSessions:input_type -> user.ListSessionsRequest
-	17, // 14: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
-	20, // 15: user.User.ListUsers:input_type -> user.ListUsersRequest
-	22, // 16: user.User.GetUser:input_type -> user.GetUserRequest
-	25, // 17: user.User.UpdateUser:input_type -> user.UpdateUserRequest
-	27, // 18: user.User.DeleteUser:input_type -> user.DeleteUserRequest
-	29, // 19: user.User.Stats:input_type -> user.StatsRequest
-	1,  // 20: user.User.Register:output_type -> user.RegisterResponse
-	3,  // 21: user.User.Login:output_type -> user.LoginResponse
-	5,  // 22: user.User.Logout:output_type -> user.LogoutResponse
-	7,  // 23: user.User.Info:output_type -> user.InfoResponse
-	9,  // 24: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
-	11, // 25: user.User.Renew:output_type -> user.RenewResponse
-	13, // 26: user.User.Health:output_type -> user.HealthResponse
-	16, // 27: user.User.ListSessions:output_type -> user.ListSessionsResponse
-	18, // 28: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
-	21, // 29: user.User.ListUsers:output_type -> user.ListUsersResponse
-	23, // 30: user.User.GetUser:output_type -> user.GetUserResponse
-	26, // 31: user.User.UpdateUser:output_type -> user.UpdateUserResponse
-	28, // 32: user.User.DeleteUser:output_type -> user.DeleteUserResponse
-	30, // 33: user.User.Stats:output_type -> user.StatsResponse
-	20, // [20:34] is the sub-list for method output_type
-	6,  // [6:20] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	31, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.Lockout
+	0,  // 7: user.User.Register:input_type -> user.RegisterRequest
+	2,  // 8: user.User.Login:input_type -> user.LoginRequest
+	4,  // 9: user.User.Logout:input_type -> user.LogoutRequest
+	6,  // 10: user.User.Info:input_type -> user.InfoRequest
+	8,  // 11: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
+	10, // 12: user.User.Renew:input_type -> user.RenewRequest
+	12, // 13: user.User.Health:input_type -> user.HealthRequest
+	15, // 14: user.User.ListSessions:input_type -> user.ListSessionsRequest
+	17, // 15: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
+	20, // 16: user.User.ListUsers:input_type -> user.ListUsersRequest
+	22, // 17: user.User.GetUser:input_type -> user.GetUserRequest
+	25, // 18: user.User.UpdateUser:input_type -> user.UpdateUserRequest
+	27, // 19: user.User.DeleteUser:input_type -> user.DeleteUserRequest
+	29, // 20: user.User.Stats:input_type -> user.StatsRequest
+	32, // 21: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
+	34, // 22: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
+	1,  // 23: user.User.Register:output_type -> user.RegisterResponse
+	3,  // 24: user.User.Login:output_type -> user.LoginResponse
+	5,  // 25: user.User.Logout:output_type -> user.LogoutResponse
+	7,  // 26: user.User.Info:output_type -> user.InfoResponse
+	9,  // 27: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
+	11, // 28: user.User.Renew:output_type -> user.RenewResponse
+	13, // 29: user.User.Health:output_type -> user.HealthResponse
+	16, // 30: user.User.ListSessions:output_type -> user.ListSessionsResponse
+	18, // 31: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
+	21, // 32: user.User.ListUsers:output_type -> user.ListUsersResponse
+	23, // 33: user.User.GetUser:output_type -> user.GetUserResponse
+	26, // 34: user.User.UpdateUser:output_type -> user.UpdateUserResponse
+	28, // 35: user.User.DeleteUser:output_type -> user.DeleteUserResponse
+	30, // 36: user.User.Stats:output_type -> user.StatsResponse
+	33, // 37: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
+	35, // 38: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
+	23, // [23:39] is the sub-list for method output_type
+	7,  // [7:23] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_proto_user_user_proto_init() }
@@ -2002,7 +2309,7 @@ func file_proto_user_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_user_proto_rawDesc), len(file_proto_user_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
