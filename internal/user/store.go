@@ -406,7 +406,7 @@ func (r *Repo) DropBootstrap(ctx context.Context) {
 
 // AnyUser reports whether the store holds an account.
 func (r *Repo) AnyUser(ctx context.Context) (bool, error) {
-	keys, err := r.store(ctx).List(store.ListPrefix(keyUser), store.ListLimit(1))
+	keys, err := r.store(ctx).List(store.ListPrefix(keyUser))
 	if err != nil {
 		return false, storeError("list", err)
 	}
