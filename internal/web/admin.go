@@ -235,6 +235,23 @@ func (g *Gateway) apiAudit(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total})
 }
 
+func (g *Gateway) apiLockouts(c *gin.Context) {
+	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"lockouts": orEmpty(rsp.Lockouts)})
+}
+
+func (g *Gateway) apiLiftLockout(c *gin.Context) {
+	if _, err := g.Users.LiftLockout(rpcContext(c), &userpb.LiftLockoutRequest{Kind: c.Param("kind"), Key: c.Param("key")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
 func (g *Gateway) apiOverview(c *gin.Context) {
 	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
 	if err != nil {
@@ -253,7 +270,7 @@ func (g *Gateway) apiOverview(c *gin.Context) {
 var notices = map[string]string{
 	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
-	"restarted": "Restart requested.",
+	"restarted": "Restart requested.", "lifted": "Lockout lifted.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.
@@ -372,6 +389,24 @@ func (g *Gateway) endSessionForm(c *gin.Context) {
 		next += "/" + url.PathEscape(u)
 	}
 	back(c, next, "session_ended")
+}
+
+func (g *Gateway) lockoutsPage(c *gin.Context) {
+	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts, "Notice": notices[c.Query("done")]})
+}
+
+func (g *Gateway) liftLockoutForm(c *gin.Context) {
+	req := &userpb.LiftLockoutRequest{Kind: c.PostForm("kind"), Key: c.PostForm("key")}
+	if _, err := g.Users.LiftLockout(rpcContext(c), req); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	back(c, "/admin/lockouts", "lifted")
 }
 
 func (g *Gateway) configPage(c *gin.Context) {
