@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
 )
 
@@ -191,4 +192,78 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// lockoutAcrossInstances is step i of TestDistributed (login.maxFailures 5,
+// rate limits relaxed): failure counters in Redis lock an account from an
+// address whichever gateway and user instance see the failures; a device
+// token one user instance issued lets its device past that lock on every
+// instance; an admin lists and lifts the lock through either gateway; a
+// rate limit set in etcd holds over both; and the first admin, deleted, is
+// not made again by a user instance that starts later.
+func lockoutAcrossInstances(t *testing.T, c *cluster) {
+	c.start("user") // a fresh instance beside those running
+	ws := c.clients(t)
+	const name, pw = "dist_dave", "dave-password-1"
+	ws[0].register(name, pw)
+	m := ws[0].expect(ws[0].do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}), http.StatusOK).json(t)
+	dev, _ := m["device_token"].(string)
+	if dev == "" {
+		t.Fatalf("login answered no device token: %v", m)
+	}
+	for i := range 5 {
+		w := ws[i%2]
+		w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": "wrong-password"}), http.StatusUnauthorized)
+	}
+	for _, w := range ws {
+		wantLockedResponse(t, w, w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}), 300)
+	}
+	// The device token, on each gateway, several times (round robin over
+	// the user instances): trusted everywhere.
+	for i := range 6 {
+		w := ws[i%2]
+		w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw, "device_token": dev}), http.StatusOK)
+	}
+	admin, _ := ws[1].login("admin", testenv.AdminPassword)
+	list := ws[1].expect(ws[1].do("GET", "/api/v1/admin/lockouts", admin, nil), http.StatusOK).json(t)
+	if !strings.Contains(string(mustJSON(t, list)), `"key":"dist_dave@127.0.0.1"`) {
+		t.Fatalf("lockouts %v, want dist_dave@127.0.0.1", list)
+	}
+	ws[0].expect(ws[0].do("DELETE", "/api/v1/admin/lockouts/account_address/dist_dave@127.0.0.1", admin, nil), http.StatusNoContent)
+	for _, w := range ws {
+		w.login(name, pw)
+	}
+
+	// A rate limit put in etcd: one registration per name a minute, on
+	// every instance. Poll until both gateways refuse a second try (the
+	// user instances pick the document up within moments).
+	c.env.Etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 300\n  refreshTime: 60\nrateLimit:\n  registerPerAccount: 1\n  loginPerAddress: 1000000\n  loginPerAccount: 1000000\n  registerPerAddress: 1000000\n")
+	deadline := time.Now().Add(15 * time.Second)
+	for i, streak := 0, 0; streak < 4; i++ {
+		n := "rl_" + strconv.Itoa(i)
+		ws[i%2].register(n, "rl-password-1")
+		r := ws[(i+1)%2].do("POST", "/api/v1/register", "", map[string]string{"username": n, "password": "rl-password-1"})
+		switch r.StatusCode {
+		case http.StatusTooManyRequests:
+			streak++
+		case http.StatusConflict:
+			streak = 0
+		default:
+			t.Fatalf("second registration of %s: %d %s", n, r.StatusCode, r.body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registerPerAccount: 1 not in force on every instance 15s after the put")
+		}
+	}
+	c.env.Etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 300\n  refreshTime: 60\n"+testenv.RelaxedRates)
+
+	// The first admin, deleted, is not made again by a new user instance.
+	ws[0].expect(ws[0].do("PATCH", "/api/v1/admin/users/"+userID(t, ws[0], admin, name), admin, map[string]any{"roles": []string{"admin", "user"}}), http.StatusOK)
+	dave, _ := ws[0].login(name, pw)
+	ws[0].expect(ws[0].do("DELETE", "/api/v1/admin/users/"+userID(t, ws[0], dave, "admin"), dave, nil), http.StatusNoContent)
+	c.start("user")
+	if users, _ := listUsers(t, ws[1], dave, "q=admin"); len(users) != 0 {
+		t.Fatalf("the deleted admin came back with a new user instance: %+v", users)
+	}
+	ws[1].expect(ws[1].do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword}), http.StatusUnauthorized)
 }
