@@ -239,3 +239,17 @@ func TestDecodeLogin(t *testing.T) {
 		})
 	}
 }
+
+func TestLoginLimits(t *testing.T) {
+	l := LoginSettings{MaxFailures: 3}
+	if l.AddressLimit() != 12 || l.AccountLimit() != 30 {
+		t.Fatalf("defaults: address %d, account %d; want 12 and 30", l.AddressLimit(), l.AccountLimit())
+	}
+	l.AddressMaxFailures, l.AccountMaxFailures = 5, 40
+	if l.AddressLimit() != 5 || l.AccountLimit() != 40 {
+		t.Fatalf("set: address %d, account %d; want 5 and 40", l.AddressLimit(), l.AccountLimit())
+	}
+	if r := Defaults().RateLimit; r.Window() != time.Minute {
+		t.Fatalf("rate window %v, want a minute", r.Window())
+	}
+}
