@@ -121,6 +121,10 @@ func TestLockoutEndToEnd(t *testing.T) {
 	c.expect(c.do("GET", "/api/v1/admin/lockouts", "", nil), http.StatusUnauthorized)
 	c.expect(c.do("DELETE", "/api/v1/admin/lockouts/account_address/dev_alice@127.0.0.1", admin, nil), http.StatusNoContent)
 	c.expect(c.do("DELETE", "/api/v1/admin/lockouts/account_address/dev_alice@127.0.0.1", admin, nil), http.StatusNotFound)
+	// An IPv6 network's key holds a slash: it reaches the service.
+	if code := errorCode(t, c.expect(c.do("DELETE", "/api/v1/admin/lockouts/address/2001:db8::/64", admin, nil), http.StatusNotFound)); code != "user.lockout_not_found" {
+		t.Fatalf("DELETE of an IPv6 network's lockout: code %q, want user.lockout_not_found", code)
+	}
 	c.login("dev_alice", "alice-password-1")
 	pollAudit(t, c, admin, "lockout_lifted", "account_address dev_alice@127.0.0.1")
 

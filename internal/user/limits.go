@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,20 @@ const keyFail = "fail/"
 // noAddr stands for the address of a caller that named none, so that such
 // callers share one address's limits rather than escape them.
 const noAddr = "unknown"
+
+// counterAddr is the address a client's failures count against: noAddr for
+// none, an IPv6 address's /64 network (one host commonly holds a whole /64,
+// so each of its addresses is not another client), anything else as given.
+func counterAddr(addr string) string {
+	if addr == "" {
+		return noAddr
+	}
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is6() && !ip.Is4In6() {
+		p, _ := ip.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return addr
+}
 
 // counterKind is one kind of failure counter.
 type counterKind struct {
@@ -203,10 +218,7 @@ func (h *Handler) guardLogin(ctx context.Context, name, addr, tok string, u *Use
 			// Locked out: this device is untrusted for now.
 		}
 	}
-	a := g.addr
-	if a == "" {
-		a = noAddr
-	}
+	a := counterAddr(g.addr)
 	if ValidUsername(name) == nil {
 		g.counters = append(g.counters, counter{kindAccount, strings.ToLower(name)}, counter{kindAccountAddr, accountAddrKey(name, a)})
 	}

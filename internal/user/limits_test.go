@@ -579,3 +579,43 @@ func BenchmarkLoginUnknownUser(b *testing.B) {
 		}
 	}
 }
+
+func TestCounterAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                     "unknown",
+		"192.0.2.7":            "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2::9":      "2001:db8:1:2::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"not-an-address":       "not-an-address",
+	} {
+		if got := counterAddr(in); got != want {
+			t.Errorf("counterAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestLockoutIPv6Network: the addresses of one IPv6 /64 are one client for
+// the counters, so hopping between them gains no guesses.
+func TestLockoutIPv6Network(t *testing.T) {
+	hs := limitHarness(t, 3, 300)
+	adminCtx, _ := hs.adminCtx(t)
+	hs.register(t, "alice", alicePW)
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		wantRPCError(t, tryLogin(ctx, hs, "alice", "wrong-password", "2001:db8:0:1::"+strconv.Itoa(i)), "user.bad_credentials", 401)
+	}
+	wantCount(t, hs, "fail/aa/alice@2001:db8:0:1::/64", 3)
+	wantLocked(t, tryLogin(ctx, hs, "alice", alicePW, "2001:db8:0:1::99"))
+	if err := tryLogin(ctx, hs, "alice", alicePW, "2001:db8:0:2::1"); err != nil {
+		t.Fatalf("alice from another /64: %v", err)
+	}
+	// The lockout's key names the network; an admin lifts it by that key.
+	if err := hs.h.LiftLockout(adminCtx, &pb.LiftLockoutRequest{Kind: "account_address", Key: "alice@2001:db8:0:1::/64"}, &pb.LiftLockoutResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryLogin(ctx, hs, "alice", alicePW, "2001:db8:0:1::99"); err != nil {
+		t.Fatalf("after the lift: %v", err)
+	}
+}

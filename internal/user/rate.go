@@ -97,11 +97,8 @@ func (h *Handler) loginBuckets(g *loginGuard) []bucket {
 // addr.
 func (h *Handler) registerBuckets(name, addr string) []bucket {
 	r := h.cfg.Current().RateLimit
-	if addr == "" {
-		addr = noAddr
-	}
 	return []bucket{
-		{keyRate + "register-addr/" + truncate(addr, 64), r.RegisterPerAddress},
+		{keyRate + "register-addr/" + counterAddr(truncate(addr, 64)), r.RegisterPerAddress},
 		{keyRate + "register-acct/" + strings.ToLower(name), r.RegisterPerAccount},
 	}
 }

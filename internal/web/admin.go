@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ghodss/yaml"
@@ -245,7 +246,7 @@ func (g *Gateway) apiLockouts(c *gin.Context) {
 }
 
 func (g *Gateway) apiLiftLockout(c *gin.Context) {
-	if _, err := g.Users.LiftLockout(rpcContext(c), &userpb.LiftLockoutRequest{Kind: c.Param("kind"), Key: c.Param("key")}); err != nil {
+	if _, err := g.Users.LiftLockout(rpcContext(c), &userpb.LiftLockoutRequest{Kind: c.Param("kind"), Key: strings.TrimPrefix(c.Param("key"), "/")}); err != nil {
 		g.abortRPC(c, err)
 		return
 	}

@@ -152,7 +152,7 @@ func New(o Options) *Gateway {
 	adm.GET("/services/:name/logs", g.apiServiceLogs)
 	adm.GET("/audit", g.apiAudit)
 	adm.GET("/lockouts", g.apiLockouts)
-	adm.DELETE("/lockouts/:kind/:key", g.apiLiftLockout)
+	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g
