@@ -39,7 +39,7 @@ func (h *Handler) ListLockouts(ctx context.Context, req *pb.ListLockoutsRequest,
 		if f.Count < kind.limit(set) {
 			continue
 		}
-		rsp.Lockouts = append(rsp.Lockouts, &pb.Lockout{
+		rsp.Lockouts = append(rsp.Lockouts, &pb.LockoutEntry{
 			Kind: kind.name, Key: strings.TrimPrefix(k, kind.prefix), Failures: int32(f.Count), Until: now.Add(left).Unix(),
 		})
 		if len(rsp.Lockouts) == maxListedLockouts {

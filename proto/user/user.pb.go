@@ -1673,8 +1673,8 @@ func (x *StatsResponse) GetActiveSessions() int32 {
 	return 0
 }
 
-// Lockout is a failure counter that refuses logins until it expires.
-type Lockout struct {
+// LockoutEntry is a failure counter that refuses logins until it expires.
+type LockoutEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind: "account" (every untrusted device), "account_address" (the
 	// account from one address), "address" (every account from it), "device"
@@ -1689,20 +1689,20 @@ type Lockout struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Lockout) Reset() {
-	*x = Lockout{}
+func (x *LockoutEntry) Reset() {
+	*x = LockoutEntry{}
 	mi := &file_proto_user_user_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Lockout) String() string {
+func (x *LockoutEntry) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Lockout) ProtoMessage() {}
+func (*LockoutEntry) ProtoMessage() {}
 
-func (x *Lockout) ProtoReflect() protoreflect.Message {
+func (x *LockoutEntry) ProtoReflect() protoreflect.Message {
 	mi := &file_proto_user_user_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1714,33 +1714,33 @@ func (x *Lockout) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Lockout.ProtoReflect.Descriptor instead.
-func (*Lockout) Descriptor() ([]byte, []int) {
+// Deprecated: Use LockoutEntry.ProtoReflect.Descriptor instead.
+func (*LockoutEntry) Descriptor() ([]byte, []int) {
 	return file_proto_user_user_proto_rawDescGZIP(), []int{31}
 }
 
-func (x *Lockout) GetKind() string {
+func (x *LockoutEntry) GetKind() string {
 	if x != nil {
 		return x.Kind
 	}
 	return ""
 }
 
-func (x *Lockout) GetKey() string {
+func (x *LockoutEntry) GetKey() string {
 	if x != nil {
 		return x.Key
 	}
 	return ""
 }
 
-func (x *Lockout) GetFailures() int32 {
+func (x *LockoutEntry) GetFailures() int32 {
 	if x != nil {
 		return x.Failures
 	}
 	return 0
 }
 
-func (x *Lockout) GetUntil() int64 {
+func (x *LockoutEntry) GetUntil() int64 {
 	if x != nil {
 		return x.Until
 	}
@@ -1785,7 +1785,7 @@ func (*ListLockoutsRequest) Descriptor() ([]byte, []int) {
 
 type ListLockoutsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lockouts      []*Lockout             `protobuf:"bytes,1,rep,name=lockouts,proto3" json:"lockouts,omitempty"`
+	Lockouts      []*LockoutEntry        `protobuf:"bytes,1,rep,name=lockouts,proto3" json:"lockouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1820,7 +1820,7 @@ func (*ListLockoutsResponse) Descriptor() ([]byte, []int) {
 	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
 }
 
-func (x *ListLockoutsResponse) GetLockouts() []*Lockout {
+func (x *ListLockoutsResponse) GetLockouts() []*LockoutEntry {
 	if x != nil {
 		return x.Lockouts
 	}
@@ -2154,15 +2154,15 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
 	"\x0edisabled_users\x18\x02 \x01(\x05R\rdisabledUsers\x12\x16\n" +
 	"\x06admins\x18\x03 \x01(\x05R\x06admins\x12'\n" +
-	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"a\n" +
-	"\aLockout\x12\x12\n" +
+	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"f\n" +
+	"\fLockoutEntry\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
 	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12\x14\n" +
 	"\x05until\x18\x04 \x01(\x03R\x05until\"\x15\n" +
-	"\x13ListLockoutsRequest\"A\n" +
-	"\x14ListLockoutsResponse\x12)\n" +
-	"\blockouts\x18\x01 \x03(\v2\r.user.LockoutR\blockouts\":\n" +
+	"\x13ListLockoutsRequest\"F\n" +
+	"\x14ListLockoutsResponse\x12.\n" +
+	"\blockouts\x18\x01 \x03(\v2\x12.user.LockoutEntryR\blockouts\":\n" +
 	"\x12LiftLockoutRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x15\n" +
@@ -2242,7 +2242,7 @@ var file_proto_user_user_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),     // 28: user.DeleteUserResponse
 	(*StatsRequest)(nil),           // 29: user.StatsRequest
 	(*StatsResponse)(nil),          // 30: user.StatsResponse
-	(*Lockout)(nil),                // 31: user.Lockout
+	(*LockoutEntry)(nil),           // 31: user.LockoutEntry
 	(*ListLockoutsRequest)(nil),    // 32: user.ListLockoutsRequest
 	(*ListLockoutsResponse)(nil),   // 33: user.ListLockoutsResponse
 	(*LiftLockoutRequest)(nil),     // 34: user.LiftLockoutRequest
@@ -2257,7 +2257,7 @@ var file_proto_user_user_proto_depIdxs = []int32{
 	14, // 3: user.GetUserResponse.sessions:type_name -> user.Session
 	24, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
 	19, // 5: user.UpdateUserResponse.user:type_name -> user.Account
-	31, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.Lockout
+	31, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
 	0,  // 7: user.User.Register:input_type -> user.RegisterRequest
 	2,  // 8: user.User.Login:input_type -> user.LoginRequest
 	4,  // 9: user.User.Logout:input_type -> user.LogoutRequest
