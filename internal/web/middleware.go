@@ -381,24 +381,24 @@ func safeNext(next string) string {
 	return next
 }
 
-// secureCookies reports whether the request came over https: its cookies
-// are then Secure.
-func secureCookies(c *gin.Context) bool { return c.Request.TLS != nil }
-
 func setSessionCookie(c *gin.Context, token string, expiresAt int64) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: token, Path: "/",
 		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
-		HttpOnly: true, Secure: secureCookies(c), SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func clearSessionCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: secureCookies(c), SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 }
+
+// secureCookies reports whether the device cookie is Secure: whether the
+// request came over https, as for the session cookie.
+func secureCookies(c *gin.Context) bool { return c.Request.TLS != nil }
 
 // setDeviceCookie keeps the device token a login returned (user/device.go):
 // sent back with later sign-ins and password changes, it lets this browser
