@@ -536,7 +536,7 @@ func TestLockoutStoreDown(t *testing.T) {
 func benchHandler(b *testing.B, maxFail int) *harness {
 	st := store.NewMemoryStore()
 	b.Cleanup(func() { _ = st.Close() })
-	s := config.Defaults()
+	s := testSettings()
 	s.Login = config.LoginSettings{MaxFailures: maxFail, LockoutSeconds: 300}
 	cfg, err := config.Static(s)
 	if err != nil {
