@@ -2,8 +2,6 @@ package user
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -30,12 +28,11 @@ func rateHarness(t *testing.T, r config.RateSettings) *harness {
 func wantRateLimited(t *testing.T, err error) int {
 	t.Helper()
 	wantRPCError(t, err, "user.rate_limited", 429)
-	d := merrors.FromError(err).Detail
-	secs, perr := strconv.Atoi(d[strings.LastIndex(d, RetryAfterKey)+len(RetryAfterKey):])
-	if perr != nil || secs < 1 || secs > 60 {
-		t.Fatalf("detail %q: want retry_after between 1 and 60", d)
+	l, ok := pb.LockoutOf(err)
+	if !ok || l.RetryAfterSeconds < 1 || l.RetryAfterSeconds > 60 {
+		t.Fatalf("detail %q: want a wait between 1 and 60 s", merrors.FromError(err).Detail)
 	}
-	return secs
+	return int(l.RetryAfterSeconds)
 }
 
 func TestRateLimitLoginPerAddress(t *testing.T) {

@@ -285,6 +285,64 @@ func (x *LoginResponse) GetDeviceExpiresAt() int64 {
 	return 0
 }
 
+// Lockout is the detail of a "user.locked" error (429), as protojson (see
+// lockout.go): go-micro errors carry only an id, a code, a detail and a
+// status, so the wait travels as this typed message, not as text.
+type Lockout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// message is for the person locked out.
+	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// retry_after_seconds is the whole seconds (at least 1) until a login
+	// may be tried again.
+	RetryAfterSeconds int32 `protobuf:"varint,2,opt,name=retry_after_seconds,json=retryAfterSeconds,proto3" json:"retry_after_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Lockout) Reset() {
+	*x = Lockout{}
+	mi := &file_proto_user_user_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lockout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lockout) ProtoMessage() {}
+
+func (x *Lockout) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lockout.ProtoReflect.Descriptor instead.
+func (*Lockout) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Lockout) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Lockout) GetRetryAfterSeconds() int32 {
+	if x != nil {
+		return x.RetryAfterSeconds
+	}
+	return 0
+}
+
 type LogoutRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -293,7 +351,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[4]
+	mi := &file_proto_user_user_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +363,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[4]
+	mi := &file_proto_user_user_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +376,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{4}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{5}
 }
 
 type LogoutResponse struct {
@@ -329,7 +387,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[5]
+	mi := &file_proto_user_user_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +399,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[5]
+	mi := &file_proto_user_user_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +412,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{5}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{6}
 }
 
 type InfoRequest struct {
@@ -365,7 +423,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[6]
+	mi := &file_proto_user_user_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +435,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[6]
+	mi := &file_proto_user_user_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +448,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{6}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{7}
 }
 
 type InfoResponse struct {
@@ -408,7 +466,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[7]
+	mi := &file_proto_user_user_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +478,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[7]
+	mi := &file_proto_user_user_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +491,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{7}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InfoResponse) GetId() string {
@@ -490,7 +548,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[8]
+	mi := &file_proto_user_user_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +560,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[8]
+	mi := &file_proto_user_user_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +573,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{8}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangePasswordRequest) GetOldPassword() string {
@@ -549,7 +607,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[9]
+	mi := &file_proto_user_user_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +619,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[9]
+	mi := &file_proto_user_user_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +632,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{9}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangePasswordResponse) GetSessionsEnded() int32 {
@@ -592,7 +650,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[10]
+	mi := &file_proto_user_user_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +662,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[10]
+	mi := &file_proto_user_user_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +675,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{10}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{11}
 }
 
 type RenewResponse struct {
@@ -630,7 +688,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[11]
+	mi := &file_proto_user_user_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +700,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[11]
+	mi := &file_proto_user_user_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +713,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{11}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RenewResponse) GetToken() string {
@@ -680,7 +738,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[12]
+	mi := &file_proto_user_user_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +750,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[12]
+	mi := &file_proto_user_user_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +763,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{12}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{13}
 }
 
 type HealthResponse struct {
@@ -717,7 +775,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[13]
+	mi := &file_proto_user_user_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +787,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[13]
+	mi := &file_proto_user_user_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +800,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{13}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -772,7 +830,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_proto_user_user_proto_msgTypes[14]
+	mi := &file_proto_user_user_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +842,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[14]
+	mi := &file_proto_user_user_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +855,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{14}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Session) GetId() string {
@@ -866,7 +924,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[15]
+	mi := &file_proto_user_user_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +936,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[15]
+	mi := &file_proto_user_user_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +949,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{15}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListSessionsRequest) GetUserId() string {
@@ -910,7 +968,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[16]
+	mi := &file_proto_user_user_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +980,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[16]
+	mi := &file_proto_user_user_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +993,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{16}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -954,7 +1012,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[17]
+	mi := &file_proto_user_user_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1024,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[17]
+	mi := &file_proto_user_user_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1037,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{17}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -997,7 +1055,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[18]
+	mi := &file_proto_user_user_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1067,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[18]
+	mi := &file_proto_user_user_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1080,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{18}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{19}
 }
 
 // Account is a user as an admin sees it (never the password hash).
@@ -1040,7 +1098,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_proto_user_user_proto_msgTypes[19]
+	mi := &file_proto_user_user_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1110,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[19]
+	mi := &file_proto_user_user_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1123,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{19}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Account) GetId() string {
@@ -1123,7 +1181,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[20]
+	mi := &file_proto_user_user_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1193,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[20]
+	mi := &file_proto_user_user_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1206,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{20}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUsersRequest) GetQuery() string {
@@ -1183,7 +1241,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[21]
+	mi := &file_proto_user_user_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1253,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[21]
+	mi := &file_proto_user_user_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1266,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{21}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUsersResponse) GetUsers() []*Account {
@@ -1234,7 +1292,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[22]
+	mi := &file_proto_user_user_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1304,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[22]
+	mi := &file_proto_user_user_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1317,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{22}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -1279,7 +1337,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[23]
+	mi := &file_proto_user_user_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1349,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[23]
+	mi := &file_proto_user_user_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1362,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{23}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetUserResponse) GetUser() *Account {
@@ -1331,7 +1389,7 @@ type Roles struct {
 
 func (x *Roles) Reset() {
 	*x = Roles{}
-	mi := &file_proto_user_user_proto_msgTypes[24]
+	mi := &file_proto_user_user_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1401,7 @@ func (x *Roles) String() string {
 func (*Roles) ProtoMessage() {}
 
 func (x *Roles) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[24]
+	mi := &file_proto_user_user_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1414,7 @@ func (x *Roles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Roles.ProtoReflect.Descriptor instead.
 func (*Roles) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{24}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Roles) GetRoles() []string {
@@ -1379,7 +1437,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[25]
+	mi := &file_proto_user_user_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1449,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[25]
+	mi := &file_proto_user_user_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1462,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{25}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -1439,7 +1497,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[26]
+	mi := &file_proto_user_user_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1509,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[26]
+	mi := &file_proto_user_user_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1522,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{26}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateUserResponse) GetUser() *Account {
@@ -1490,7 +1548,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[27]
+	mi := &file_proto_user_user_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1560,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[27]
+	mi := &file_proto_user_user_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1573,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{27}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -1534,7 +1592,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[28]
+	mi := &file_proto_user_user_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1604,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[28]
+	mi := &file_proto_user_user_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1617,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{28}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteUserResponse) GetSessionsEnded() int32 {
@@ -1577,7 +1635,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[29]
+	mi := &file_proto_user_user_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1647,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[29]
+	mi := &file_proto_user_user_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1660,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{29}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{30}
 }
 
 type StatsResponse struct {
@@ -1617,7 +1675,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[30]
+	mi := &file_proto_user_user_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1687,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[30]
+	mi := &file_proto_user_user_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1700,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{30}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StatsResponse) GetUsers() int32 {
@@ -1691,7 +1749,7 @@ type LockoutEntry struct {
 
 func (x *LockoutEntry) Reset() {
 	*x = LockoutEntry{}
-	mi := &file_proto_user_user_proto_msgTypes[31]
+	mi := &file_proto_user_user_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1761,7 @@ func (x *LockoutEntry) String() string {
 func (*LockoutEntry) ProtoMessage() {}
 
 func (x *LockoutEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[31]
+	mi := &file_proto_user_user_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1774,7 @@ func (x *LockoutEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockoutEntry.ProtoReflect.Descriptor instead.
 func (*LockoutEntry) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{31}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LockoutEntry) GetKind() string {
@@ -1755,7 +1813,7 @@ type ListLockoutsRequest struct {
 
 func (x *ListLockoutsRequest) Reset() {
 	*x = ListLockoutsRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1825,7 @@ func (x *ListLockoutsRequest) String() string {
 func (*ListLockoutsRequest) ProtoMessage() {}
 
 func (x *ListLockoutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1838,7 @@ func (x *ListLockoutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockoutsRequest.ProtoReflect.Descriptor instead.
 func (*ListLockoutsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
 }
 
 type ListLockoutsResponse struct {
@@ -1792,7 +1850,7 @@ type ListLockoutsResponse struct {
 
 func (x *ListLockoutsResponse) Reset() {
 	*x = ListLockoutsResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1862,7 @@ func (x *ListLockoutsResponse) String() string {
 func (*ListLockoutsResponse) ProtoMessage() {}
 
 func (x *ListLockoutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1875,7 @@ func (x *ListLockoutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLockoutsResponse.ProtoReflect.Descriptor instead.
 func (*ListLockoutsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListLockoutsResponse) GetLockouts() []*LockoutEntry {
@@ -1837,7 +1895,7 @@ type LiftLockoutRequest struct {
 
 func (x *LiftLockoutRequest) Reset() {
 	*x = LiftLockoutRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[34]
+	mi := &file_proto_user_user_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1907,7 @@ func (x *LiftLockoutRequest) String() string {
 func (*LiftLockoutRequest) ProtoMessage() {}
 
 func (x *LiftLockoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[34]
+	mi := &file_proto_user_user_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1920,7 @@ func (x *LiftLockoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftLockoutRequest.ProtoReflect.Descriptor instead.
 func (*LiftLockoutRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LiftLockoutRequest) GetKind() string {
@@ -1887,7 +1945,7 @@ type LiftLockoutResponse struct {
 
 func (x *LiftLockoutResponse) Reset() {
 	*x = LiftLockoutResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[35]
+	mi := &file_proto_user_user_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +1957,7 @@ func (x *LiftLockoutResponse) String() string {
 func (*LiftLockoutResponse) ProtoMessage() {}
 
 func (x *LiftLockoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[35]
+	mi := &file_proto_user_user_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +1970,7 @@ func (x *LiftLockoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftLockoutResponse.ProtoReflect.Descriptor instead.
 func (*LiftLockoutResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
 }
 
 // UserChanged is published on topic "user.updated" when an account's roles
@@ -1928,7 +1986,7 @@ type UserChanged struct {
 
 func (x *UserChanged) Reset() {
 	*x = UserChanged{}
-	mi := &file_proto_user_user_proto_msgTypes[36]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +1998,7 @@ func (x *UserChanged) String() string {
 func (*UserChanged) ProtoMessage() {}
 
 func (x *UserChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[36]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2011,7 @@ func (x *UserChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserChanged.ProtoReflect.Descriptor instead.
 func (*UserChanged) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UserChanged) GetUserId() string {
@@ -1991,7 +2049,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_proto_user_user_proto_msgTypes[37]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2003,7 +2061,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[37]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2016,7 +2074,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SessionRevoked) GetSessionId() string {
@@ -2066,7 +2124,10 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12!\n" +
 	"\fdevice_token\x18\x04 \x01(\tR\vdeviceToken\x12*\n" +
-	"\x11device_expires_at\x18\x05 \x01(\x03R\x0fdeviceExpiresAt\"\x0f\n" +
+	"\x11device_expires_at\x18\x05 \x01(\x03R\x0fdeviceExpiresAt\"S\n" +
+	"\aLockout\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12.\n" +
+	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
 	"\vInfoRequest\"\xbc\x01\n" +
@@ -2209,87 +2270,88 @@ func file_proto_user_user_proto_rawDescGZIP() []byte {
 	return file_proto_user_user_proto_rawDescData
 }
 
-var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_proto_user_user_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: user.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: user.RegisterResponse
 	(*LoginRequest)(nil),           // 2: user.LoginRequest
 	(*LoginResponse)(nil),          // 3: user.LoginResponse
-	(*LogoutRequest)(nil),          // 4: user.LogoutRequest
-	(*LogoutResponse)(nil),         // 5: user.LogoutResponse
-	(*InfoRequest)(nil),            // 6: user.InfoRequest
-	(*InfoResponse)(nil),           // 7: user.InfoResponse
-	(*ChangePasswordRequest)(nil),  // 8: user.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 9: user.ChangePasswordResponse
-	(*RenewRequest)(nil),           // 10: user.RenewRequest
-	(*RenewResponse)(nil),          // 11: user.RenewResponse
-	(*HealthRequest)(nil),          // 12: user.HealthRequest
-	(*HealthResponse)(nil),         // 13: user.HealthResponse
-	(*Session)(nil),                // 14: user.Session
-	(*ListSessionsRequest)(nil),    // 15: user.ListSessionsRequest
-	(*ListSessionsResponse)(nil),   // 16: user.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),   // 17: user.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),  // 18: user.RevokeSessionResponse
-	(*Account)(nil),                // 19: user.Account
-	(*ListUsersRequest)(nil),       // 20: user.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 21: user.ListUsersResponse
-	(*GetUserRequest)(nil),         // 22: user.GetUserRequest
-	(*GetUserResponse)(nil),        // 23: user.GetUserResponse
-	(*Roles)(nil),                  // 24: user.Roles
-	(*UpdateUserRequest)(nil),      // 25: user.UpdateUserRequest
-	(*UpdateUserResponse)(nil),     // 26: user.UpdateUserResponse
-	(*DeleteUserRequest)(nil),      // 27: user.DeleteUserRequest
-	(*DeleteUserResponse)(nil),     // 28: user.DeleteUserResponse
-	(*StatsRequest)(nil),           // 29: user.StatsRequest
-	(*StatsResponse)(nil),          // 30: user.StatsResponse
-	(*LockoutEntry)(nil),           // 31: user.LockoutEntry
-	(*ListLockoutsRequest)(nil),    // 32: user.ListLockoutsRequest
-	(*ListLockoutsResponse)(nil),   // 33: user.ListLockoutsResponse
-	(*LiftLockoutRequest)(nil),     // 34: user.LiftLockoutRequest
-	(*LiftLockoutResponse)(nil),    // 35: user.LiftLockoutResponse
-	(*UserChanged)(nil),            // 36: user.UserChanged
-	(*SessionRevoked)(nil),         // 37: user.SessionRevoked
+	(*Lockout)(nil),                // 4: user.Lockout
+	(*LogoutRequest)(nil),          // 5: user.LogoutRequest
+	(*LogoutResponse)(nil),         // 6: user.LogoutResponse
+	(*InfoRequest)(nil),            // 7: user.InfoRequest
+	(*InfoResponse)(nil),           // 8: user.InfoResponse
+	(*ChangePasswordRequest)(nil),  // 9: user.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil), // 10: user.ChangePasswordResponse
+	(*RenewRequest)(nil),           // 11: user.RenewRequest
+	(*RenewResponse)(nil),          // 12: user.RenewResponse
+	(*HealthRequest)(nil),          // 13: user.HealthRequest
+	(*HealthResponse)(nil),         // 14: user.HealthResponse
+	(*Session)(nil),                // 15: user.Session
+	(*ListSessionsRequest)(nil),    // 16: user.ListSessionsRequest
+	(*ListSessionsResponse)(nil),   // 17: user.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),   // 18: user.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),  // 19: user.RevokeSessionResponse
+	(*Account)(nil),                // 20: user.Account
+	(*ListUsersRequest)(nil),       // 21: user.ListUsersRequest
+	(*ListUsersResponse)(nil),      // 22: user.ListUsersResponse
+	(*GetUserRequest)(nil),         // 23: user.GetUserRequest
+	(*GetUserResponse)(nil),        // 24: user.GetUserResponse
+	(*Roles)(nil),                  // 25: user.Roles
+	(*UpdateUserRequest)(nil),      // 26: user.UpdateUserRequest
+	(*UpdateUserResponse)(nil),     // 27: user.UpdateUserResponse
+	(*DeleteUserRequest)(nil),      // 28: user.DeleteUserRequest
+	(*DeleteUserResponse)(nil),     // 29: user.DeleteUserResponse
+	(*StatsRequest)(nil),           // 30: user.StatsRequest
+	(*StatsResponse)(nil),          // 31: user.StatsResponse
+	(*LockoutEntry)(nil),           // 32: user.LockoutEntry
+	(*ListLockoutsRequest)(nil),    // 33: user.ListLockoutsRequest
+	(*ListLockoutsResponse)(nil),   // 34: user.ListLockoutsResponse
+	(*LiftLockoutRequest)(nil),     // 35: user.LiftLockoutRequest
+	(*LiftLockoutResponse)(nil),    // 36: user.LiftLockoutResponse
+	(*UserChanged)(nil),            // 37: user.UserChanged
+	(*SessionRevoked)(nil),         // 38: user.SessionRevoked
 }
 var file_proto_user_user_proto_depIdxs = []int32{
-	14, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
-	19, // 1: user.ListUsersResponse.users:type_name -> user.Account
-	19, // 2: user.GetUserResponse.user:type_name -> user.Account
-	14, // 3: user.GetUserResponse.sessions:type_name -> user.Session
-	24, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
-	19, // 5: user.UpdateUserResponse.user:type_name -> user.Account
-	31, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
+	15, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
+	20, // 1: user.ListUsersResponse.users:type_name -> user.Account
+	20, // 2: user.GetUserResponse.user:type_name -> user.Account
+	15, // 3: user.GetUserResponse.sessions:type_name -> user.Session
+	25, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
+	20, // 5: user.UpdateUserResponse.user:type_name -> user.Account
+	32, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
 	0,  // 7: user.User.Register:input_type -> user.RegisterRequest
 	2,  // 8: user.User.Login:input_type -> user.LoginRequest
-	4,  // 9: user.User.Logout:input_type -> user.LogoutRequest
-	6,  // 10: user.User.Info:input_type -> user.InfoRequest
-	8,  // 11: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
-	10, // 12: user.User.Renew:input_type -> user.RenewRequest
-	12, // 13: user.User.Health:input_type -> user.HealthRequest
-	15, // 14: user.User.ListSessions:input_type -> user.ListSessionsRequest
-	17, // 15: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
-	20, // 16: user.User.ListUsers:input_type -> user.ListUsersRequest
-	22, // 17: user.User.GetUser:input_type -> user.GetUserRequest
-	25, // 18: user.User.UpdateUser:input_type -> user.UpdateUserRequest
-	27, // 19: user.User.DeleteUser:input_type -> user.DeleteUserRequest
-	29, // 20: user.User.Stats:input_type -> user.StatsRequest
-	32, // 21: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
-	34, // 22: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
+	5,  // 9: user.User.Logout:input_type -> user.LogoutRequest
+	7,  // 10: user.User.Info:input_type -> user.InfoRequest
+	9,  // 11: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
+	11, // 12: user.User.Renew:input_type -> user.RenewRequest
+	13, // 13: user.User.Health:input_type -> user.HealthRequest
+	16, // 14: user.User.ListSessions:input_type -> user.ListSessionsRequest
+	18, // 15: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
+	21, // 16: user.User.ListUsers:input_type -> user.ListUsersRequest
+	23, // 17: user.User.GetUser:input_type -> user.GetUserRequest
+	26, // 18: user.User.UpdateUser:input_type -> user.UpdateUserRequest
+	28, // 19: user.User.DeleteUser:input_type -> user.DeleteUserRequest
+	30, // 20: user.User.Stats:input_type -> user.StatsRequest
+	33, // 21: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
+	35, // 22: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
 	1,  // 23: user.User.Register:output_type -> user.RegisterResponse
 	3,  // 24: user.User.Login:output_type -> user.LoginResponse
-	5,  // 25: user.User.Logout:output_type -> user.LogoutResponse
-	7,  // 26: user.User.Info:output_type -> user.InfoResponse
-	9,  // 27: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
-	11, // 28: user.User.Renew:output_type -> user.RenewResponse
-	13, // 29: user.User.Health:output_type -> user.HealthResponse
-	16, // 30: user.User.ListSessions:output_type -> user.ListSessionsResponse
-	18, // 31: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
-	21, // 32: user.User.ListUsers:output_type -> user.ListUsersResponse
-	23, // 33: user.User.GetUser:output_type -> user.GetUserResponse
-	26, // 34: user.User.UpdateUser:output_type -> user.UpdateUserResponse
-	28, // 35: user.User.DeleteUser:output_type -> user.DeleteUserResponse
-	30, // 36: user.User.Stats:output_type -> user.StatsResponse
-	33, // 37: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
-	35, // 38: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
+	6,  // 25: user.User.Logout:output_type -> user.LogoutResponse
+	8,  // 26: user.User.Info:output_type -> user.InfoResponse
+	10, // 27: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
+	12, // 28: user.User.Renew:output_type -> user.RenewResponse
+	14, // 29: user.User.Health:output_type -> user.HealthResponse
+	17, // 30: user.User.ListSessions:output_type -> user.ListSessionsResponse
+	19, // 31: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
+	22, // 32: user.User.ListUsers:output_type -> user.ListUsersResponse
+	24, // 33: user.User.GetUser:output_type -> user.GetUserResponse
+	27, // 34: user.User.UpdateUser:output_type -> user.UpdateUserResponse
+	29, // 35: user.User.DeleteUser:output_type -> user.DeleteUserResponse
+	31, // 36: user.User.Stats:output_type -> user.StatsResponse
+	34, // 37: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
+	36, // 38: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
 	23, // [23:39] is the sub-list for method output_type
 	7,  // [7:23] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
@@ -2302,14 +2364,14 @@ func file_proto_user_user_proto_init() {
 	if File_proto_user_user_proto != nil {
 		return
 	}
-	file_proto_user_user_proto_msgTypes[25].OneofWrappers = []any{}
+	file_proto_user_user_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_user_proto_rawDesc), len(file_proto_user_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
