@@ -105,6 +105,8 @@ func accountAddrKey(name, addr string) string { return strings.ToLower(name) + "
 // failures is a counter's value.
 type failures struct {
 	Count int `json:"count"`
+	// Username is the name the last failure tried, for admins.
+	Username string `json:"username,omitempty"`
 	// Start is the first failure of the window; the window ends
 	// lockoutSeconds after the last one (the record's expiry).
 	Start time.Time `json:"start"`
@@ -291,6 +293,7 @@ func (h *Handler) settleLogin(ctx context.Context, g *loginGuard, ok bool) (reac
 			f.Start = now
 		}
 		f.Count++
+		f.Username = g.username
 		if err := h.repo.writeJSON(ctx, c.storeKey(), f, g.set.Lockout()); err != nil {
 			return nil, err
 		}

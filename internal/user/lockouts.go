@@ -40,7 +40,7 @@ func (h *Handler) ListLockouts(ctx context.Context, req *pb.ListLockoutsRequest,
 			continue
 		}
 		rsp.Lockouts = append(rsp.Lockouts, &pb.LockoutEntry{
-			Kind: kind.name, Key: strings.TrimPrefix(k, kind.prefix), Failures: int32(f.Count), Until: now.Add(left).Unix(),
+			Kind: kind.name, Key: strings.TrimPrefix(k, kind.prefix), Failures: int32(f.Count), Until: now.Add(left).Unix(), Username: f.Username,
 		})
 		if len(rsp.Lockouts) == maxListedLockouts {
 			break

@@ -55,7 +55,7 @@ func TestListAndLiftLockouts(t *testing.T) {
 	}
 	// Only what refuses logins: alice from 10.0.0.1 (2 of 2); not the
 	// account (2 of 20), the address (2 of 8) or bob (1 of 2).
-	if len(list.Lockouts) != 1 || list.Lockouts[0].Kind != "account_address" || list.Lockouts[0].Key != "alice@10.0.0.1" || list.Lockouts[0].Failures != 2 || list.Lockouts[0].Until <= hs.h.now().Unix() {
+	if len(list.Lockouts) != 1 || list.Lockouts[0].Kind != "account_address" || list.Lockouts[0].Key != "alice@10.0.0.1" || list.Lockouts[0].Failures != 2 || list.Lockouts[0].Username != "alice" || list.Lockouts[0].Until <= hs.h.now().Unix() {
 		t.Fatalf("lockouts %+v", list.Lockouts)
 	}
 	wantLocked(t, tryLogin(ctx, hs, "alice", alicePW, "10.0.0.1"))

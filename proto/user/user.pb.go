@@ -1742,7 +1742,10 @@ type LockoutEntry struct {
 	Key      string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Failures int32  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
 	// until is when the lockout ends unless more failures come, unix seconds.
-	Until         int64 `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"`
+	Until int64 `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"`
+	// username is the name the last counted failure tried (for a device or an
+	// address, whose key does not name it).
+	Username      string `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1803,6 +1806,13 @@ func (x *LockoutEntry) GetUntil() int64 {
 		return x.Until
 	}
 	return 0
+}
+
+func (x *LockoutEntry) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
 }
 
 type ListLockoutsRequest struct {
@@ -2215,12 +2225,13 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
 	"\x0edisabled_users\x18\x02 \x01(\x05R\rdisabledUsers\x12\x16\n" +
 	"\x06admins\x18\x03 \x01(\x05R\x06admins\x12'\n" +
-	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"f\n" +
+	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"\x82\x01\n" +
 	"\fLockoutEntry\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
 	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12\x14\n" +
-	"\x05until\x18\x04 \x01(\x03R\x05until\"\x15\n" +
+	"\x05until\x18\x04 \x01(\x03R\x05until\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\"\x15\n" +
 	"\x13ListLockoutsRequest\"F\n" +
 	"\x14ListLockoutsResponse\x12.\n" +
 	"\blockouts\x18\x01 \x03(\v2\x12.user.LockoutEntryR\blockouts\":\n" +
