@@ -30,19 +30,19 @@ type Kind string
 
 // The kinds of entry.
 const (
-	KindRegister       Kind = "register"        // an account was created
-	KindLogin          Kind = "login"           // a login succeeded
-	KindLoginFailed    Kind = "login_failed"    // a login was refused: bad credentials or a disabled account
-	KindLockout        Kind = "lockout"         // failed logins reached login.maxFailures: logins refused for a while
-	KindLogout         Kind = "logout"          // a user ended their own session
-	KindPasswordChange Kind = "password_change" // a user changed their password
-	KindRoleChange     Kind = "role_change"     // an admin changed a user's roles
-	KindDisable        Kind = "disable"         // an admin disabled a user
-	KindEnable         Kind = "enable"          // an admin enabled a user
-	KindDelete         Kind = "delete"          // an admin deleted a user
-	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
-	KindConfigChange   Kind = "config_change"   // the live config was changed
-
+	KindRegister       Kind = "register"                 // an account was created
+	KindLogin          Kind = "login"                    // a login succeeded
+	KindLoginFailed    Kind = "login_failed"             // a login was refused: bad credentials or a disabled account
+	KindLockout        Kind = "lockout"                  // failed logins reached login.maxFailures: logins refused for a while
+	KindLogout         Kind = "logout"                   // a user ended their own session
+	KindPasswordChange Kind = "password_change"          // a user changed their password
+	KindRoleChange     Kind = "role_change"              // an admin changed a user's roles
+	KindDisable        Kind = "disable"                  // an admin disabled a user
+	KindEnable         Kind = "enable"                   // an admin enabled a user
+	KindDelete         Kind = "delete"                   // an admin deleted a user
+	KindSessionEnded   Kind = "session_ended"            // a session was ended other than by its own logout
+	KindConfigChange   Kind = "config_change"            // the live config was changed
+	KindLockoutLifted  Kind = "lockout_lifted"           // an admin lifted a lockout
 	KindProfileChange  Kind = "profile_change"           // a user changed their display name or email
 	KindEmailVerified  Kind = "email_verified"           // a verification link was followed
 	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
@@ -53,6 +53,7 @@ const (
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
+	KindLockoutLifted,
 	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset,
 }
 

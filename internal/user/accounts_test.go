@@ -60,6 +60,9 @@ func newAcctHarnessOn(t *testing.T, st store.Store, edit func(s *config.Settings
 	hs := newHarnessOn(t, st)
 	s := config.Defaults()
 	s.Accounts.PublicURL = "https://portal.example"
+	// These tests register one name many times: rate limits are another
+	// test's subject.
+	s.RateLimit.RegisterPerAccount, s.RateLimit.RegisterPerAddress = 1000, 1000
 	if edit != nil {
 		edit(&s)
 	}
