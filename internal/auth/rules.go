@@ -38,7 +38,8 @@ var Rules = append([]*auth.Rule{
 	// read the logs of the services.
 	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
 }, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats",
-	"User.ListLockouts", "User.LiftLockout", "Accounts.ListFailedMail")...)
+	"User.ListLockouts", "User.LiftLockout",
+	"Accounts.ListFailedMail", "Accounts.CreateUser", "Accounts.ResetUserPassword", "Accounts.RequirePasswordChange")...)
 
 func public(service, endpoint string) *auth.Rule {
 	return &auth.Rule{

@@ -287,6 +287,7 @@ func (a *Accounts) ResetPassword(ctx context.Context, req *pb.ResetPasswordReque
 	if l.Email != "" && strings.EqualFold(l.Email, u.Email) {
 		u.EmailVerified = true
 	}
+	u.MustChangePassword = false
 	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)

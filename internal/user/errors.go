@@ -44,6 +44,8 @@ var errorTable = []struct {
 	{ErrRegistrationClosed, "user.registration_closed", 403},
 	{ErrTooSoon, "user.too_soon", http.StatusTooManyRequests},
 	{ErrBadLink, "user.bad_link", 400},
+	{ErrPasswordChangeRequired, "user.password_change_required", 403},
+	{ErrSamePassword, "user.same_password", 400},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

@@ -128,10 +128,15 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	return nil
 }
 
+// newUser makes an account; without a password (an invitation) nothing
+// signs in to it until one is set.
 func (h *Handler) newUser(ctx context.Context, name, password string, roles []string) (*User, error) {
-	hash, err := hashPassword(ctx, password)
-	if err != nil {
-		return nil, err
+	hash := ""
+	if password != "" {
+		var err error
+		if hash, err = hashPassword(ctx, password); err != nil {
+			return nil, err
+		}
 	}
 	now := h.now().UTC()
 	return &User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}, nil
@@ -178,6 +183,11 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if h.cfg.Current().Accounts.RequireVerifiedEmail && !u.EmailVerified && !pauth.IsAdmin(u.Roles) {
 		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "email not verified"})
 		return rpcError(ErrEmailUnverified)
+	}
+	if u.MustChangePassword {
+		if err := h.changeAtLogin(ctx, u, req.Password, req.NewPassword); err != nil {
+			return rpcError(err)
+		}
 	}
 	sid, err := newSessionID()
 	if err != nil {

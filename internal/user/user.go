@@ -72,11 +72,14 @@ type User struct {
 	Disabled     bool     `json:"disabled,omitempty"`
 	// Email is the account's address ("" when none), EmailVerified whether
 	// its owner followed the link mailed to it.
-	Email         string    `json:"email,omitempty"`
-	EmailVerified bool      `json:"email_verified,omitempty"`
-	DisplayName   string    `json:"display_name,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
+	DisplayName   string `json:"display_name,omitempty"`
+	// MustChangePassword: the next sign-in must set a new password (a
+	// temporary one was given, or an admin asked for a change).
+	MustChangePassword bool      `json:"must_change_password,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // Session is one login: it ends at ExpiresAt whatever renewals happen, or

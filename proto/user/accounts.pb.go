@@ -24,6 +24,354 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CreateUserRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Email    string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Roles    []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// password: empty sends an invitation to email instead.
+	Password      string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	Lang          string `protobuf:"bytes,5,opt,name=lang,proto3" json:"lang,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateUserRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetLang() string {
+	if x != nil {
+		return x.Lang
+	}
+	return ""
+}
+
+type CreateUserResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// invited: an invitation link was mailed.
+	Invited       bool `protobuf:"varint,3,opt,name=invited,proto3" json:"invited,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateUserResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateUserResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CreateUserResponse) GetInvited() bool {
+	if x != nil {
+		return x.Invited
+	}
+	return false
+}
+
+type ResetUserPasswordRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// temporary: set a generated password instead of mailing a link.
+	Temporary     bool   `protobuf:"varint,2,opt,name=temporary,proto3" json:"temporary,omitempty"`
+	Lang          string `protobuf:"bytes,3,opt,name=lang,proto3" json:"lang,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetUserPasswordRequest) Reset() {
+	*x = ResetUserPasswordRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserPasswordRequest) ProtoMessage() {}
+
+func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetUserPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ResetUserPasswordRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ResetUserPasswordRequest) GetTemporary() bool {
+	if x != nil {
+		return x.Temporary
+	}
+	return false
+}
+
+func (x *ResetUserPasswordRequest) GetLang() string {
+	if x != nil {
+		return x.Lang
+	}
+	return ""
+}
+
+type ResetUserPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// temporary_password is set only with temporary, and shown this once.
+	TemporaryPassword string `protobuf:"bytes,1,opt,name=temporary_password,json=temporaryPassword,proto3" json:"temporary_password,omitempty"`
+	Mailed            bool   `protobuf:"varint,2,opt,name=mailed,proto3" json:"mailed,omitempty"`
+	SessionsEnded     int32  `protobuf:"varint,3,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ResetUserPasswordResponse) Reset() {
+	*x = ResetUserPasswordResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetUserPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetUserPasswordResponse) ProtoMessage() {}
+
+func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetUserPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetUserPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ResetUserPasswordResponse) GetTemporaryPassword() string {
+	if x != nil {
+		return x.TemporaryPassword
+	}
+	return ""
+}
+
+func (x *ResetUserPasswordResponse) GetMailed() bool {
+	if x != nil {
+		return x.Mailed
+	}
+	return false
+}
+
+func (x *ResetUserPasswordResponse) GetSessionsEnded() int32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
+}
+
+type RequirePasswordChangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequirePasswordChangeRequest) Reset() {
+	*x = RequirePasswordChangeRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequirePasswordChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequirePasswordChangeRequest) ProtoMessage() {}
+
+func (x *RequirePasswordChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequirePasswordChangeRequest.ProtoReflect.Descriptor instead.
+func (*RequirePasswordChangeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RequirePasswordChangeRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type RequirePasswordChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionsEnded int32                  `protobuf:"varint,1,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequirePasswordChangeResponse) Reset() {
+	*x = RequirePasswordChangeResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequirePasswordChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequirePasswordChangeResponse) ProtoMessage() {}
+
+func (x *RequirePasswordChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequirePasswordChangeResponse.ProtoReflect.Descriptor instead.
+func (*RequirePasswordChangeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RequirePasswordChangeResponse) GetSessionsEnded() int32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
+}
+
 // Optional strings: absent means unchanged.
 type UpdateProfileRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -37,7 +385,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	mi := &file_proto_user_accounts_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +397,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	mi := &file_proto_user_accounts_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +410,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{0}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateProfileRequest) GetDisplayName() string {
@@ -97,7 +445,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	mi := &file_proto_user_accounts_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -109,7 +457,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	mi := &file_proto_user_accounts_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -122,7 +470,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{1}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Profile) GetEmail() string {
@@ -155,7 +503,7 @@ type SendVerificationRequest struct {
 
 func (x *SendVerificationRequest) Reset() {
 	*x = SendVerificationRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +515,7 @@ func (x *SendVerificationRequest) String() string {
 func (*SendVerificationRequest) ProtoMessage() {}
 
 func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +528,7 @@ func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationRequest.ProtoReflect.Descriptor instead.
 func (*SendVerificationRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{2}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SendVerificationRequest) GetLang() string {
@@ -198,7 +546,7 @@ type SendVerificationResponse struct {
 
 func (x *SendVerificationResponse) Reset() {
 	*x = SendVerificationResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +558,7 @@ func (x *SendVerificationResponse) String() string {
 func (*SendVerificationResponse) ProtoMessage() {}
 
 func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +571,7 @@ func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationResponse.ProtoReflect.Descriptor instead.
 func (*SendVerificationResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{3}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
 }
 
 type TokenRequest struct {
@@ -235,7 +583,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +595,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +608,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{4}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TokenRequest) GetToken() string {
@@ -280,7 +628,7 @@ type VerifyEmailResponse struct {
 
 func (x *VerifyEmailResponse) Reset() {
 	*x = VerifyEmailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +640,7 @@ func (x *VerifyEmailResponse) String() string {
 func (*VerifyEmailResponse) ProtoMessage() {}
 
 func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +653,7 @@ func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{5}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VerifyEmailResponse) GetUsername() string {
@@ -333,7 +681,7 @@ type ForgotPasswordRequest struct {
 
 func (x *ForgotPasswordRequest) Reset() {
 	*x = ForgotPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +693,7 @@ func (x *ForgotPasswordRequest) String() string {
 func (*ForgotPasswordRequest) ProtoMessage() {}
 
 func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +706,7 @@ func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{6}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ForgotPasswordRequest) GetLogin() string {
@@ -383,7 +731,7 @@ type ForgotPasswordResponse struct {
 
 func (x *ForgotPasswordResponse) Reset() {
 	*x = ForgotPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +743,7 @@ func (x *ForgotPasswordResponse) String() string {
 func (*ForgotPasswordResponse) ProtoMessage() {}
 
 func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +756,7 @@ func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{7}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 type ResetPasswordRequest struct {
@@ -421,7 +769,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +781,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +794,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResetPasswordRequest) GetToken() string {
@@ -473,7 +821,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +833,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +846,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResetPasswordResponse) GetUsername() string {
@@ -523,7 +871,7 @@ type ListFailedMailRequest struct {
 
 func (x *ListFailedMailRequest) Reset() {
 	*x = ListFailedMailRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +883,7 @@ func (x *ListFailedMailRequest) String() string {
 func (*ListFailedMailRequest) ProtoMessage() {}
 
 func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +896,7 @@ func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedMailRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 // FailedMail is a message the outbox gave up, without its body.
@@ -568,7 +916,7 @@ type FailedMail struct {
 
 func (x *FailedMail) Reset() {
 	*x = FailedMail{}
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +928,7 @@ func (x *FailedMail) String() string {
 func (*FailedMail) ProtoMessage() {}
 
 func (x *FailedMail) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +941,7 @@ func (x *FailedMail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedMail.ProtoReflect.Descriptor instead.
 func (*FailedMail) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FailedMail) GetId() string {
@@ -654,7 +1002,7 @@ type ListFailedMailResponse struct {
 
 func (x *ListFailedMailResponse) Reset() {
 	*x = ListFailedMailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +1014,7 @@ func (x *ListFailedMailResponse) String() string {
 func (*ListFailedMailResponse) ProtoMessage() {}
 
 func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +1027,7 @@ func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedMailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListFailedMailResponse) GetMessages() []*FailedMail {
@@ -693,7 +1041,29 @@ var File_proto_user_accounts_proto protoreflect.FileDescriptor
 
 const file_proto_user_accounts_proto_rawDesc = "" +
 	"\n" +
-	"\x19proto/user/accounts.proto\x12\x04user\"\x88\x01\n" +
+	"\x19proto/user/accounts.proto\x12\x04user\"\x8b\x01\n" +
+	"\x11CreateUserRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\x12\x12\n" +
+	"\x04lang\x18\x05 \x01(\tR\x04lang\"Z\n" +
+	"\x12CreateUserResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x18\n" +
+	"\ainvited\x18\x03 \x01(\bR\ainvited\"e\n" +
+	"\x18ResetUserPasswordRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1c\n" +
+	"\ttemporary\x18\x02 \x01(\bR\ttemporary\x12\x12\n" +
+	"\x04lang\x18\x03 \x01(\tR\x04lang\"\x89\x01\n" +
+	"\x19ResetUserPasswordResponse\x12-\n" +
+	"\x12temporary_password\x18\x01 \x01(\tR\x11temporaryPassword\x12\x16\n" +
+	"\x06mailed\x18\x02 \x01(\bR\x06mailed\x12%\n" +
+	"\x0esessions_ended\x18\x03 \x01(\x05R\rsessionsEnded\"7\n" +
+	"\x1cRequirePasswordChangeRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"F\n" +
+	"\x1dRequirePasswordChangeResponse\x12%\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x88\x01\n" +
 	"\x14UpdateProfileRequest\x12&\n" +
 	"\fdisplay_name\x18\x01 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12\x19\n" +
 	"\x05email\x18\x02 \x01(\tH\x01R\x05email\x88\x01\x01\x12\x12\n" +
@@ -734,14 +1104,18 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1b\n" +
 	"\tqueued_at\x18\a \x01(\x03R\bqueuedAt\"F\n" +
 	"\x16ListFailedMailResponse\x12,\n" +
-	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xc7\x03\n" +
+	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xc6\x05\n" +
 	"\bAccounts\x12<\n" +
 	"\rUpdateProfile\x12\x1a.user.UpdateProfileRequest\x1a\r.user.Profile\"\x00\x12S\n" +
 	"\x10SendVerification\x12\x1d.user.SendVerificationRequest\x1a\x1e.user.SendVerificationResponse\"\x00\x12>\n" +
 	"\vVerifyEmail\x12\x12.user.TokenRequest\x1a\x19.user.VerifyEmailResponse\"\x00\x12M\n" +
 	"\x0eForgotPassword\x12\x1b.user.ForgotPasswordRequest\x1a\x1c.user.ForgotPasswordResponse\"\x00\x12J\n" +
 	"\rResetPassword\x12\x1a.user.ResetPasswordRequest\x1a\x1b.user.ResetPasswordResponse\"\x00\x12M\n" +
-	"\x0eListFailedMail\x12\x1b.user.ListFailedMailRequest\x1a\x1c.user.ListFailedMailResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\x0eListFailedMail\x12\x1b.user.ListFailedMailRequest\x1a\x1c.user.ListFailedMailResponse\"\x00\x12A\n" +
+	"\n" +
+	"CreateUser\x12\x17.user.CreateUserRequest\x1a\x18.user.CreateUserResponse\"\x00\x12V\n" +
+	"\x11ResetUserPassword\x12\x1e.user.ResetUserPasswordRequest\x1a\x1f.user.ResetUserPasswordResponse\"\x00\x12b\n" +
+	"\x15RequirePasswordChange\x12\".user.RequirePasswordChangeRequest\x1a#.user.RequirePasswordChangeResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_accounts_proto_rawDescOnce sync.Once
@@ -755,38 +1129,50 @@ func file_proto_user_accounts_proto_rawDescGZIP() []byte {
 	return file_proto_user_accounts_proto_rawDescData
 }
 
-var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_proto_user_accounts_proto_goTypes = []any{
-	(*UpdateProfileRequest)(nil),     // 0: user.UpdateProfileRequest
-	(*Profile)(nil),                  // 1: user.Profile
-	(*SendVerificationRequest)(nil),  // 2: user.SendVerificationRequest
-	(*SendVerificationResponse)(nil), // 3: user.SendVerificationResponse
-	(*TokenRequest)(nil),             // 4: user.TokenRequest
-	(*VerifyEmailResponse)(nil),      // 5: user.VerifyEmailResponse
-	(*ForgotPasswordRequest)(nil),    // 6: user.ForgotPasswordRequest
-	(*ForgotPasswordResponse)(nil),   // 7: user.ForgotPasswordResponse
-	(*ResetPasswordRequest)(nil),     // 8: user.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),    // 9: user.ResetPasswordResponse
-	(*ListFailedMailRequest)(nil),    // 10: user.ListFailedMailRequest
-	(*FailedMail)(nil),               // 11: user.FailedMail
-	(*ListFailedMailResponse)(nil),   // 12: user.ListFailedMailResponse
+	(*CreateUserRequest)(nil),             // 0: user.CreateUserRequest
+	(*CreateUserResponse)(nil),            // 1: user.CreateUserResponse
+	(*ResetUserPasswordRequest)(nil),      // 2: user.ResetUserPasswordRequest
+	(*ResetUserPasswordResponse)(nil),     // 3: user.ResetUserPasswordResponse
+	(*RequirePasswordChangeRequest)(nil),  // 4: user.RequirePasswordChangeRequest
+	(*RequirePasswordChangeResponse)(nil), // 5: user.RequirePasswordChangeResponse
+	(*UpdateProfileRequest)(nil),          // 6: user.UpdateProfileRequest
+	(*Profile)(nil),                       // 7: user.Profile
+	(*SendVerificationRequest)(nil),       // 8: user.SendVerificationRequest
+	(*SendVerificationResponse)(nil),      // 9: user.SendVerificationResponse
+	(*TokenRequest)(nil),                  // 10: user.TokenRequest
+	(*VerifyEmailResponse)(nil),           // 11: user.VerifyEmailResponse
+	(*ForgotPasswordRequest)(nil),         // 12: user.ForgotPasswordRequest
+	(*ForgotPasswordResponse)(nil),        // 13: user.ForgotPasswordResponse
+	(*ResetPasswordRequest)(nil),          // 14: user.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 15: user.ResetPasswordResponse
+	(*ListFailedMailRequest)(nil),         // 16: user.ListFailedMailRequest
+	(*FailedMail)(nil),                    // 17: user.FailedMail
+	(*ListFailedMailResponse)(nil),        // 18: user.ListFailedMailResponse
 }
 var file_proto_user_accounts_proto_depIdxs = []int32{
-	11, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
-	0,  // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
-	2,  // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
-	4,  // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
-	6,  // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
-	8,  // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
-	10, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
-	1,  // 7: user.Accounts.UpdateProfile:output_type -> user.Profile
-	3,  // 8: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
-	5,  // 9: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
-	7,  // 10: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
-	9,  // 11: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
-	12, // 12: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
+	17, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
+	6,  // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
+	8,  // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
+	10, // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
+	12, // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
+	14, // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
+	16, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
+	0,  // 7: user.Accounts.CreateUser:input_type -> user.CreateUserRequest
+	2,  // 8: user.Accounts.ResetUserPassword:input_type -> user.ResetUserPasswordRequest
+	4,  // 9: user.Accounts.RequirePasswordChange:input_type -> user.RequirePasswordChangeRequest
+	7,  // 10: user.Accounts.UpdateProfile:output_type -> user.Profile
+	9,  // 11: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
+	11, // 12: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
+	13, // 13: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
+	15, // 14: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
+	18, // 15: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
+	1,  // 16: user.Accounts.CreateUser:output_type -> user.CreateUserResponse
+	3,  // 17: user.Accounts.ResetUserPassword:output_type -> user.ResetUserPasswordResponse
+	5,  // 18: user.Accounts.RequirePasswordChange:output_type -> user.RequirePasswordChangeResponse
+	10, // [10:19] is the sub-list for method output_type
+	1,  // [1:10] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -797,14 +1183,14 @@ func file_proto_user_accounts_proto_init() {
 	if File_proto_user_accounts_proto != nil {
 		return
 	}
-	file_proto_user_accounts_proto_msgTypes[0].OneofWrappers = []any{}
+	file_proto_user_accounts_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_accounts_proto_rawDesc), len(file_proto_user_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

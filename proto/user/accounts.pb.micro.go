@@ -53,6 +53,17 @@ type AccountsService interface {
 	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...client.CallOption) (*ResetPasswordResponse, error)
 	// ListFailedMail returns the messages the outbox gave up. Admin only.
 	ListFailedMail(ctx context.Context, in *ListFailedMailRequest, opts ...client.CallOption) (*ListFailedMailResponse, error)
+	// CreateUser makes an account with a password, or without one an
+	// invitation mailed to its address (a link to choose a password). Admin
+	// only.
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...client.CallOption) (*CreateUserResponse, error)
+	// ResetUserPassword mails the account a reset link or, with temporary,
+	// sets a generated password that must be changed at the next sign-in
+	// (returned once); either way its sessions end. Admin only.
+	ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, opts ...client.CallOption) (*ResetUserPasswordResponse, error)
+	// RequirePasswordChange makes the account choose a new password at its
+	// next sign-in, and ends its sessions. Admin only.
+	RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, opts ...client.CallOption) (*RequirePasswordChangeResponse, error)
 }
 
 type accountsService struct {
@@ -127,6 +138,36 @@ func (c *accountsService) ListFailedMail(ctx context.Context, in *ListFailedMail
 	return out, nil
 }
 
+func (c *accountsService) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...client.CallOption) (*CreateUserResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.CreateUser", in)
+	out := new(CreateUserResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, opts ...client.CallOption) (*ResetUserPasswordResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.ResetUserPassword", in)
+	out := new(ResetUserPasswordResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, opts ...client.CallOption) (*RequirePasswordChangeResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.RequirePasswordChange", in)
+	out := new(RequirePasswordChangeResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for Accounts service
 
 type AccountsHandler interface {
@@ -147,6 +188,17 @@ type AccountsHandler interface {
 	ResetPassword(context.Context, *ResetPasswordRequest, *ResetPasswordResponse) error
 	// ListFailedMail returns the messages the outbox gave up. Admin only.
 	ListFailedMail(context.Context, *ListFailedMailRequest, *ListFailedMailResponse) error
+	// CreateUser makes an account with a password, or without one an
+	// invitation mailed to its address (a link to choose a password). Admin
+	// only.
+	CreateUser(context.Context, *CreateUserRequest, *CreateUserResponse) error
+	// ResetUserPassword mails the account a reset link or, with temporary,
+	// sets a generated password that must be changed at the next sign-in
+	// (returned once); either way its sessions end. Admin only.
+	ResetUserPassword(context.Context, *ResetUserPasswordRequest, *ResetUserPasswordResponse) error
+	// RequirePasswordChange makes the account choose a new password at its
+	// next sign-in, and ends its sessions. Admin only.
+	RequirePasswordChange(context.Context, *RequirePasswordChangeRequest, *RequirePasswordChangeResponse) error
 }
 
 func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...server.HandlerOption) error {
@@ -157,6 +209,9 @@ func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...serv
 		ForgotPassword(ctx context.Context, in *ForgotPasswordRequest, out *ForgotPasswordResponse) error
 		ResetPassword(ctx context.Context, in *ResetPasswordRequest, out *ResetPasswordResponse) error
 		ListFailedMail(ctx context.Context, in *ListFailedMailRequest, out *ListFailedMailResponse) error
+		CreateUser(ctx context.Context, in *CreateUserRequest, out *CreateUserResponse) error
+		ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, out *ResetUserPasswordResponse) error
+		RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, out *RequirePasswordChangeResponse) error
 	}
 	type Accounts struct {
 		accounts
@@ -191,4 +246,16 @@ func (h *accountsHandler) ResetPassword(ctx context.Context, in *ResetPasswordRe
 
 func (h *accountsHandler) ListFailedMail(ctx context.Context, in *ListFailedMailRequest, out *ListFailedMailResponse) error {
 	return h.AccountsHandler.ListFailedMail(ctx, in, out)
+}
+
+func (h *accountsHandler) CreateUser(ctx context.Context, in *CreateUserRequest, out *CreateUserResponse) error {
+	return h.AccountsHandler.CreateUser(ctx, in, out)
+}
+
+func (h *accountsHandler) ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, out *ResetUserPasswordResponse) error {
+	return h.AccountsHandler.ResetUserPassword(ctx, in, out)
+}
+
+func (h *accountsHandler) RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, out *RequirePasswordChangeResponse) error {
+	return h.AccountsHandler.RequirePasswordChange(ctx, in, out)
 }

@@ -146,7 +146,11 @@ type LoginRequest struct {
 	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	// device_token is the token a previous login on this device returned:
 	// a trusted device is not refused by lockouts of the account or address.
-	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	DeviceToken string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	// new_password replaces the password in the same step when the account
+	// must change it (user.password_change_required); numbered from 20,
+	// apart from the rest.
+	NewPassword   string `protobuf:"bytes,20,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +216,13 @@ func (x *LoginRequest) GetUserAgent() string {
 func (x *LoginRequest) GetDeviceToken() string {
 	if x != nil {
 		return x.DeviceToken
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
 	}
 	return ""
 }
@@ -2154,7 +2165,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05email\x18\x03 \x01(\tR\x05email\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\xa9\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xcc\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -2162,7 +2173,8 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"clientAddr\x12\x1d\n" +
 	"\n" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
-	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\xb2\x01\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\x12!\n" +
+	"\fnew_password\x18\x14 \x01(\tR\vnewPassword\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
