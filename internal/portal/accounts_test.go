@@ -118,12 +118,24 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 	c.register("alice", "alice-password-1")
 	tok, _ := c.login("alice", "alice-password-1")
 	form := url.Values{"login": {"alice"}, "token": {"x"}, "new_password": {"alice-password-2"}, "confirm": {"alice-password-2"}, "display_name": {"x"}, "email": {"a@example.com"}}
+	admin, _ := c.login("admin", testenv.AdminPassword)
 	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification"} {
 		r := c.do("POST", path, "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+tok+"; portal_csrf="+strings.Repeat("a", 43))
 		if r.StatusCode != http.StatusForbidden {
 			t.Errorf("%s without a matching CSRF token: %d", path, r.StatusCode)
 		}
 	}
+	// The admin's forms too (as the admin, so only the token is missing).
+	var me map[string]any
+	me = c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
+	for _, path := range []string{"/admin/users", "/admin/users/" + me["id"].(string) + "/password/temporary", "/admin/users/" + me["id"].(string) + "/password/require"} {
+		r := c.do("POST", path, "", form.Encode()+"&username=zed&password=zed-password-1", "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+admin+"; portal_csrf="+strings.Repeat("a", 43))
+		if r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without a matching CSRF token: %d", path, r.StatusCode)
+		}
+	}
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "zed", "password": "zed-password-1"}), http.StatusUnauthorized)
+	c.login("alice", "alice-password-1") // her password was not reset
 }
 
 func TestUndeliverableMailShownToAdmins(t *testing.T) {
@@ -171,4 +183,52 @@ func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
 	if !strings.Contains(logs.String(), "/email/verify?token=") {
 		t.Fatal("the link is not in the log")
 	}
+}
+
+func TestAdminManagedAccounts(t *testing.T) {
+	p, srv := accountsPortal(t, "  selfRegistration: false\n")
+	c := newClient(t, p)
+	const base = "https://portal.example"
+
+	// Registration is closed, by API and by form.
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "eve", "password": "eve-password-1"}), http.StatusForbidden)); code != "user.registration_closed" {
+		t.Fatalf("register: %q", code)
+	}
+	admin, _ := c.login("admin", testenv.AdminPassword)
+
+	// An invitation: the mailed link sets the password.
+	r := c.expect(c.do("POST", "/api/v1/admin/users", admin, map[string]any{"username": "carol", "email": "carol@example.com", "roles": []string{"user"}}), http.StatusCreated).json(t)
+	if r["invited"] != true {
+		t.Fatalf("%v", r)
+	}
+	carolID := r["id"].(string)
+	invite := mailedLink(t, srv, "carol@example.com", base, "/password/reset", 0)
+	c.expect(c.do("POST", "/api/v1/password/reset", "", map[string]string{"token": invite, "new_password": "carol-password-1"}), http.StatusOK)
+	carol, _ := c.login("carol", "carol-password-1")
+
+	// Only admins manage accounts.
+	c.expect(c.do("POST", "/api/v1/admin/users", carol, map[string]any{"username": "mallory", "password": "mallory-password"}), http.StatusForbidden)
+	c.expect(c.do("POST", "/api/v1/admin/users/"+carolID+"/password", carol, map[string]any{"temporary": true}), http.StatusForbidden)
+
+	// A temporary password: carol's session ends; her next sign-in must
+	// change it.
+	r = c.expect(c.do("POST", "/api/v1/admin/users/"+carolID+"/password", admin, map[string]any{"temporary": true}), http.StatusOK).json(t)
+	temp, _ := r["temporary_password"].(string)
+	if temp == "" || r["sessions_ended"] != float64(1) {
+		t.Fatalf("%v", r)
+	}
+	c.expect(c.do("GET", "/api/v1/me", carol, nil), http.StatusUnauthorized)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "carol", "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
+		t.Fatalf("login with the temporary password: %q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "carol", "password": temp, "new_password": "carol-password-2"}), http.StatusOK)
+	c.login("carol", "carol-password-2")
+
+	// Required change.
+	c.expect(c.do("POST", "/api/v1/admin/users/"+carolID+"/require-password-change", admin, nil), http.StatusOK)
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "carol", "password": "carol-password-2"}), http.StatusForbidden)
+
+	// A user made with a password signs in at once.
+	c.expect(c.do("POST", "/api/v1/admin/users", admin, map[string]any{"username": "dave", "password": "dave-password-1"}), http.StatusCreated)
+	c.login("dave", "dave-password-1")
 }

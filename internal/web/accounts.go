@@ -16,11 +16,15 @@ func init() {
 	for name, title := range map[string]string{
 		"forgot.html": "Forgot password", "reset.html": "Choose a new password",
 		"verify.html": "Confirm email address", "admin_mail.html": "Undelivered mail",
+		"admin_password.html": "Temporary password",
 	} {
 		titles[name] = title
 	}
 	for k, v := range map[string]string{
 		"profile": "Profile saved.", "verification_sent": "A new link is on its way to your address.",
+		"created": "Account created.", "invited": "Account created; an invitation is on its way to its address.",
+		"reset_link": "A reset link is on its way to the account's address; its sessions ended.",
+		"change_required": "The account must choose a new password at its next sign-in; its sessions ended.",
 	} {
 		notices[k] = v
 	}
@@ -38,6 +42,8 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	e.POST("/account/profile", g.requireCaller, g.csrf, g.profileForm)
 	e.POST("/account/email/verification", g.requireCaller, g.csrf, g.resendForm)
 	e.GET("/admin/mail", g.requireCaller, g.requireAdmin, g.failedMailPage)
+	e.POST("/admin/users", g.requireCaller, g.requireAdmin, g.csrf, g.createUserForm)
+	e.POST("/admin/users/:id/password/:mode", g.requireCaller, g.requireAdmin, g.csrf, g.userPasswordForm)
 
 	api.POST("/password/forgot", g.apiForgot)
 	api.POST("/password/reset", g.apiReset)
@@ -45,6 +51,116 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	me.PATCH("/me", g.apiPatchMe)
 	me.POST("/me/email/verification", g.apiResend)
 	adm.GET("/mail/failed", g.apiFailedMail)
+	adm.POST("/users", g.apiCreateUser)
+	adm.POST("/users/:id/password", g.apiResetUserPassword)
+	adm.POST("/users/:id/require-password-change", g.apiRequirePasswordChange)
+}
+
+// newUserBody is the body of POST /api/v1/admin/users: without password,
+// an invitation goes to email.
+type newUserBody struct {
+	Username string   `json:"username"`
+	Email    string   `json:"email"`
+	Roles    []string `json:"roles"`
+	Password string   `json:"password"`
+}
+
+func (g *Gateway) apiCreateUser(c *gin.Context) {
+	var req newUserBody
+	if !decodeJSON(c, &req) {
+		return
+	}
+	if req.Roles == nil {
+		req.Roles = []string{"user"}
+	}
+	rsp, err := g.Accounts.CreateUser(rpcContext(c), &userpb.CreateUserRequest{Username: req.Username, Email: req.Email, Roles: req.Roles, Password: req.Password}, slow)
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": rsp.Id, "username": rsp.Username, "invited": rsp.Invited})
+}
+
+func (g *Gateway) apiResetUserPassword(c *gin.Context) {
+	var req struct {
+		Temporary bool `json:"temporary"`
+	}
+	if !decodeJSON(c, &req) {
+		return
+	}
+	rsp, err := g.Accounts.ResetUserPassword(rpcContext(c), &userpb.ResetUserPasswordRequest{UserId: c.Param("id"), Temporary: req.Temporary}, slow)
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	out := gin.H{"mailed": rsp.Mailed, "sessions_ended": rsp.SessionsEnded}
+	if rsp.TemporaryPassword != "" {
+		out["temporary_password"] = rsp.TemporaryPassword
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (g *Gateway) apiRequirePasswordChange(c *gin.Context) {
+	rsp, err := g.Accounts.RequirePasswordChange(rpcContext(c), &userpb.RequirePasswordChangeRequest{UserId: c.Param("id")})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
+}
+
+// createUserForm is the users page's form: roles user (and admin when
+// ticked); without a password, an invitation.
+func (g *Gateway) createUserForm(c *gin.Context) {
+	roles := []string{"user"}
+	if c.PostForm("admin") == "on" {
+		roles = append(roles, "admin")
+	}
+	rsp, err := g.Accounts.CreateUser(rpcContext(c), &userpb.CreateUserRequest{
+		Username: c.PostForm("username"), Email: c.PostForm("email"), Roles: roles, Password: c.PostForm("password"),
+	}, slow)
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "error.html", gin.H{"Error": msg})
+		return
+	}
+	notice := "created"
+	if rsp.Invited {
+		notice = "invited"
+	}
+	back(c, "/admin/users/"+rsp.Id, notice)
+}
+
+// userPasswordForm is the user page's password actions: mode link (mail a
+// reset link), temporary (set one, shown once on the page answered), or
+// require (a change at the next sign-in).
+func (g *Gateway) userPasswordForm(c *gin.Context) {
+	id, ctx := c.Param("id"), rpcContext(c)
+	var err error
+	notice := ""
+	switch c.Param("mode") {
+	case "link":
+		_, err = g.Accounts.ResetUserPassword(ctx, &userpb.ResetUserPasswordRequest{UserId: id}, slow)
+		notice = "reset_link"
+	case "temporary":
+		var rsp *userpb.ResetUserPasswordResponse
+		if rsp, err = g.Accounts.ResetUserPassword(ctx, &userpb.ResetUserPasswordRequest{UserId: id, Temporary: true}, slow); err == nil {
+			g.page(c, http.StatusOK, "admin_password.html", gin.H{"UserID": id, "Password": rsp.TemporaryPassword, "Ended": rsp.SessionsEnded})
+			return
+		}
+	case "require":
+		_, err = g.Accounts.RequirePasswordChange(ctx, &userpb.RequirePasswordChangeRequest{UserId: id})
+		notice = "change_required"
+	default:
+		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		return
+	}
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "error.html", gin.H{"Error": msg})
+		return
+	}
+	back(c, "/admin/users/"+id, notice)
 }
 
 // profilePatch is the body of PATCH /api/v1/me: absent fields stay.

@@ -30,6 +30,9 @@ type loginBody struct {
 	Username    string `json:"username"`
 	Password    string `json:"password"`
 	DeviceToken string `json:"device_token"`
+	// NewPassword, for an account that must change its password
+	// (403 user.password_change_required), replaces it in this login.
+	NewPassword string `json:"new_password"`
 }
 
 // passwordChange is the body of PUT /me/password; device_token as for login.
@@ -96,7 +99,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: req.Username, Password: req.Password,
+		Username: req.Username, Password: req.Password, NewPassword: req.NewPassword,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, req.DeviceToken),
 	}, slow)
 	if err != nil {

@@ -97,12 +97,22 @@ func (g *Gateway) loginPage(c *gin.Context) {
 
 func (g *Gateway) loginForm(c *gin.Context) {
 	name, next := c.PostForm("username"), safeNext(c.PostForm("next"))
+	newPW := c.PostForm("new_password")
+	if newPW != c.PostForm("confirm") {
+		g.page(c, http.StatusBadRequest, "login.html", gin.H{"Next": next, "Username": name, "ChangePassword": true, "Error": "The two new passwords differ."})
+		return
+	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: name, Password: c.PostForm("password"),
+		Username: name, Password: c.PostForm("password"), NewPassword: newPW,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, code, msg := rpcStatus(err)
+		if code == "user.password_change_required" || (newPW != "" && status == http.StatusBadRequest) {
+			// The password was right: ask for it again with a new one.
+			g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "ChangePassword": true, "Error": msg})
+			return
+		}
 		switch status {
 		case http.StatusUnauthorized:
 			msg = "Wrong username or password."
