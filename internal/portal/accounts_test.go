@@ -1,6 +1,10 @@
 package portal_test
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portal-go/portal/internal/mail/mailtest"
+	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
 )
 
@@ -231,4 +236,42 @@ func TestAdminManagedAccounts(t *testing.T) {
 	// A user made with a password signs in at once.
 	c.expect(c.do("POST", "/api/v1/admin/users", admin, map[string]any{"username": "dave", "password": "dave-password-1"}), http.StatusCreated)
 	c.login("dave", "dave-password-1")
+}
+
+func TestAdminResetPasswordCommand(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// While the embedded Portal holds its store: refused, nothing changed.
+	var out bytes.Buffer
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("reset while running: %v", err)
+	}
+	p.Stop(t)
+
+	out.Reset()
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 2 || len(lines[1]) != 24 {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	temp := lines[1]
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "nobody", &out, log); err == nil {
+		t.Fatal("an unknown account was reset")
+	}
+
+	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c = newClient(t, p)
+	c.expect(c.do("GET", "/api/v1/me", admin, nil), http.StatusUnauthorized) // its session is gone
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword}), http.StatusUnauthorized)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
+		t.Fatalf("%q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp, "new_password": "the-admin-password-2"}), http.StatusOK)
+	c.login("admin", "the-admin-password-2")
 }

@@ -106,21 +106,9 @@ func (a *Accounts) ResetUserPassword(ctx context.Context, req *pb.ResetUserPassw
 	}
 	detail := "a reset link mailed by an admin"
 	if req.Temporary {
-		pw, err := temporaryPassword()
-		if err != nil {
+		if rsp.TemporaryPassword, err = h.repo.setTemporaryPassword(ctx, u, h.now()); err != nil {
 			return rpcError(err)
 		}
-		if u.PasswordHash, err = hashPassword(ctx, pw); err != nil {
-			return rpcError(err)
-		}
-		u.MustChangePassword, u.UpdatedAt = true, h.now().UTC()
-		if err := h.repo.Update(ctx, u); err != nil {
-			return rpcError(err)
-		}
-		if err := h.repo.DropLinks(ctx, LinkReset, u.ID); err != nil {
-			return rpcError(err)
-		}
-		rsp.TemporaryPassword = pw
 		detail = "a temporary password set by an admin"
 	} else {
 		if u.Email == "" {
@@ -186,6 +174,53 @@ func (h *Handler) changeAtLogin(ctx context.Context, u *User, old, next string) 
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindPasswordChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "changed at sign-in, as required"})
 	return nil
+}
+
+// setTemporaryPassword gives u a generated password that must be changed
+// at the next sign-in, ends a pending reset link, and returns it.
+func (r *Repo) setTemporaryPassword(ctx context.Context, u *User, now time.Time) (string, error) {
+	pw, err := temporaryPassword()
+	if err != nil {
+		return "", err
+	}
+	if u.PasswordHash, err = hashPassword(ctx, pw); err != nil {
+		return "", err
+	}
+	u.MustChangePassword, u.UpdatedAt = true, now.UTC()
+	if err := r.Update(ctx, u); err != nil {
+		return "", err
+	}
+	if err := r.DropLinks(ctx, LinkReset, u.ID); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
+
+// ResetPasswordInStore is `portal admin reset-password`: it gives the
+// account named username a temporary password that must be changed at the
+// next sign-in, straight in the user service's store (no service needs to
+// run), enables the account, and deletes its sessions. A gateway that
+// cached one of them lets it pass until that entry expires (no event can
+// be sent from here).
+func ResetPasswordInStore(ctx context.Context, r *Repo, username string) (password string, sessionsEnded int, err error) {
+	u, err := r.ByName(ctx, username)
+	if err != nil {
+		return "", 0, err
+	}
+	u.Disabled = false
+	if password, err = r.setTemporaryPassword(ctx, u, time.Now()); err != nil {
+		return "", 0, err
+	}
+	ids, err := r.SessionIDs(ctx, u.ID)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, sid := range ids {
+		if err := r.DeleteSession(ctx, u.ID, sid); err != nil {
+			return "", 0, err
+		}
+	}
+	return password, len(ids), nil
 }
 
 // temporaryPassword is 18 random bytes, base64url: 24 characters.

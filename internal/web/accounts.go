@@ -23,7 +23,7 @@ func init() {
 	for k, v := range map[string]string{
 		"profile": "Profile saved.", "verification_sent": "A new link is on its way to your address.",
 		"created": "Account created.", "invited": "Account created; an invitation is on its way to its address.",
-		"reset_link": "A reset link is on its way to the account's address; its sessions ended.",
+		"reset_link":      "A reset link is on its way to the account's address; its sessions ended.",
 		"change_required": "The account must choose a new password at its next sign-in; its sessions ended.",
 	} {
 		notices[k] = v
