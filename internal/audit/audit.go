@@ -47,6 +47,7 @@ const (
 	KindEmailVerified  Kind = "email_verified"           // a verification link was followed
 	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
 	KindPasswordReset  Kind = "password_reset"           // a password was set from a reset link
+	KindFactorsChange  Kind = "factors_change"           // a second factor was enrolled or removed
 )
 
 // Kinds lists every Kind, in the order above.
@@ -54,7 +55,7 @@ var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
 	KindLockoutLifted,
-	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset,
+	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
 }
 
 // Valid reports whether k is one of Kinds.

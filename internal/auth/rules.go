@@ -39,7 +39,7 @@ var Rules = append([]*auth.Rule{
 	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
 }, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats",
 	"User.ListLockouts", "User.LiftLockout",
-	"Accounts.ListFailedMail", "Accounts.CreateUser", "Accounts.ResetUserPassword", "Accounts.RequirePasswordChange")...)
+	"Accounts.ListFailedMail", "Accounts.CreateUser", "Accounts.ResetUserPassword", "Accounts.RequirePasswordChange", "Accounts.ResetFactors")...)
 
 func public(service, endpoint string) *auth.Rule {
 	return &auth.Rule{

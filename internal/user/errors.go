@@ -46,6 +46,9 @@ var errorTable = []struct {
 	{ErrBadLink, "user.bad_link", 400},
 	{ErrPasswordChangeRequired, "user.password_change_required", 403},
 	{ErrSamePassword, "user.same_password", 400},
+	{ErrMFARequired, "user.mfa_required", 401},
+	{ErrBadCode, "user.bad_code", 401},
+	{ErrNoEnrolment, "user.no_enrolment", 409},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

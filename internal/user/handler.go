@@ -167,9 +167,27 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err := h.takeRate(ctx, h.loginBuckets(g)); err != nil {
 		return rpcError(err)
 	}
-	ok, err := h.checkGuarded(ctx, g, u, req.Password, "wrong password")
+	ok, err := passwordMatches(ctx, u, req.Password)
 	if err != nil {
 		return rpcError(err)
+	}
+	detail := "wrong password"
+	if ok && u.TOTPSecret != "" {
+		// Neither counted nor reset without a code: the code decides.
+		if strings.TrimSpace(req.Otp) == "" {
+			return rpcError(ErrMFARequired)
+		}
+		if ok, err = h.checkSecondFactor(ctx, u, req.Otp); err != nil {
+			return rpcError(err)
+		} else if !ok {
+			detail = "wrong second-factor code"
+		}
+	}
+	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
+		return rpcError(err)
+	}
+	if !ok && detail != "wrong password" {
+		return rpcError(ErrBadCode)
 	}
 	if !ok {
 		return rpcError(ErrBadCredentials)
@@ -225,17 +243,29 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 // by concurrent attempts refuses this one too, right or wrong. An error
 // means no verdict (ErrBusy: nothing counted) or a lockout.
 func (h *Handler) checkGuarded(ctx context.Context, g *loginGuard, u *User, password, detail string) (bool, error) {
+	ok, err := passwordMatches(ctx, u, password)
+	if err != nil {
+		return false, err
+	}
+	return h.settleGuarded(ctx, g, u, ok, detail)
+}
+
+// passwordMatches checks password against u's hash (a dummy one when u is
+// nil, so that an unknown name costs the same).
+func passwordMatches(ctx context.Context, u *User, password string) (bool, error) {
 	hash := ""
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	ok := false
-	if ValidPassword(password) == nil {
-		var err error
-		if ok, err = checkPassword(ctx, password, hash); err != nil {
-			return false, err
-		}
+	if ValidPassword(password) != nil {
+		return false, nil
 	}
+	return checkPassword(ctx, password, hash)
+}
+
+// settleGuarded settles g's counters with the verdict ok, as checkGuarded
+// describes.
+func (h *Handler) settleGuarded(ctx context.Context, g *loginGuard, u *User, ok bool, detail string) (bool, error) {
 	reached, err := h.settleLogin(ctx, g, ok)
 	if err != nil || ok {
 		return ok, err
@@ -310,6 +340,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
 	rsp.Email, rsp.EmailVerified, rsp.DisplayName = u.Email, u.EmailVerified, u.DisplayName
+	rsp.TotpEnabled = u.TOTPSecret != ""
 	return nil
 }
 

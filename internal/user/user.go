@@ -77,9 +77,17 @@ type User struct {
 	DisplayName   string `json:"display_name,omitempty"`
 	// MustChangePassword: the next sign-in must set a new password (a
 	// temporary one was given, or an admin asked for a change).
-	MustChangePassword bool      `json:"must_change_password,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// TOTPSecret (base32) is in force when set; TOTPPending waits for its
+	// first code; TOTPLastStep is the last time step a code was accepted
+	// for (a code is never accepted twice); RecoveryHashes are the SHA-256
+	// of the unused recovery codes.
+	TOTPSecret     string    `json:"totp_secret,omitempty"`
+	TOTPPending    string    `json:"totp_pending,omitempty"`
+	TOTPLastStep   int64     `json:"totp_last_step,omitempty"`
+	RecoveryHashes []string  `json:"recovery_hashes,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Session is one login: it ends at ExpiresAt whatever renewals happen, or

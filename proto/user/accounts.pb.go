@@ -24,6 +24,343 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BeginTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTOTPRequest) Reset() {
+	*x = BeginTOTPRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTOTPRequest) ProtoMessage() {}
+
+func (x *BeginTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTOTPRequest.ProtoReflect.Descriptor instead.
+func (*BeginTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{0}
+}
+
+type BeginTOTPResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret is base32; url the otpauth:// URL an authenticator app scans.
+	Secret        string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginTOTPResponse) Reset() {
+	*x = BeginTOTPResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginTOTPResponse) ProtoMessage() {}
+
+func (x *BeginTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginTOTPResponse.ProtoReflect.Descriptor instead.
+func (*BeginTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BeginTOTPResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *BeginTOTPResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type TOTPQRCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TOTPQRCodeRequest) Reset() {
+	*x = TOTPQRCodeRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TOTPQRCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TOTPQRCodeRequest) ProtoMessage() {}
+
+func (x *TOTPQRCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TOTPQRCodeRequest.ProtoReflect.Descriptor instead.
+func (*TOTPQRCodeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{2}
+}
+
+type TOTPQRCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Png           []byte                 `protobuf:"bytes,1,opt,name=png,proto3" json:"png,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TOTPQRCodeResponse) Reset() {
+	*x = TOTPQRCodeResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TOTPQRCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TOTPQRCodeResponse) ProtoMessage() {}
+
+func (x *TOTPQRCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TOTPQRCodeResponse.ProtoReflect.Descriptor instead.
+func (*TOTPQRCodeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TOTPQRCodeResponse) GetPng() []byte {
+	if x != nil {
+		return x.Png
+	}
+	return nil
+}
+
+type ConfirmTOTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPRequest) Reset() {
+	*x = ConfirmTOTPRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPRequest) ProtoMessage() {}
+
+func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConfirmTOTPRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type ConfirmTOTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTOTPResponse) Reset() {
+	*x = ConfirmTOTPResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTOTPResponse) ProtoMessage() {}
+
+func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTOTPResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConfirmTOTPResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
+type ResetFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetFactorsRequest) Reset() {
+	*x = ResetFactorsRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetFactorsRequest) ProtoMessage() {}
+
+func (x *ResetFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ResetFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResetFactorsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ResetFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetFactorsResponse) Reset() {
+	*x = ResetFactorsResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetFactorsResponse) ProtoMessage() {}
+
+func (x *ResetFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ResetFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{7}
+}
+
 type CreateUserRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -38,7 +375,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +387,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[0]
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +400,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{0}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -113,7 +450,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +462,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[1]
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +475,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{1}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateUserResponse) GetId() string {
@@ -174,7 +511,7 @@ type ResetUserPasswordRequest struct {
 
 func (x *ResetUserPasswordRequest) Reset() {
 	*x = ResetUserPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +523,7 @@ func (x *ResetUserPasswordRequest) String() string {
 func (*ResetUserPasswordRequest) ProtoMessage() {}
 
 func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[2]
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +536,7 @@ func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetUserPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{2}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResetUserPasswordRequest) GetUserId() string {
@@ -235,7 +572,7 @@ type ResetUserPasswordResponse struct {
 
 func (x *ResetUserPasswordResponse) Reset() {
 	*x = ResetUserPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +584,7 @@ func (x *ResetUserPasswordResponse) String() string {
 func (*ResetUserPasswordResponse) ProtoMessage() {}
 
 func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[3]
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +597,7 @@ func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetUserPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{3}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ResetUserPasswordResponse) GetTemporaryPassword() string {
@@ -293,7 +630,7 @@ type RequirePasswordChangeRequest struct {
 
 func (x *RequirePasswordChangeRequest) Reset() {
 	*x = RequirePasswordChangeRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +642,7 @@ func (x *RequirePasswordChangeRequest) String() string {
 func (*RequirePasswordChangeRequest) ProtoMessage() {}
 
 func (x *RequirePasswordChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[4]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +655,7 @@ func (x *RequirePasswordChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequirePasswordChangeRequest.ProtoReflect.Descriptor instead.
 func (*RequirePasswordChangeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{4}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RequirePasswordChangeRequest) GetUserId() string {
@@ -337,7 +674,7 @@ type RequirePasswordChangeResponse struct {
 
 func (x *RequirePasswordChangeResponse) Reset() {
 	*x = RequirePasswordChangeResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +686,7 @@ func (x *RequirePasswordChangeResponse) String() string {
 func (*RequirePasswordChangeResponse) ProtoMessage() {}
 
 func (x *RequirePasswordChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[5]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +699,7 @@ func (x *RequirePasswordChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequirePasswordChangeResponse.ProtoReflect.Descriptor instead.
 func (*RequirePasswordChangeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{5}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RequirePasswordChangeResponse) GetSessionsEnded() int32 {
@@ -385,7 +722,7 @@ type UpdateProfileRequest struct {
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +734,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[6]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +747,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{6}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateProfileRequest) GetDisplayName() string {
@@ -445,7 +782,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +794,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[7]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +807,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{7}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Profile) GetEmail() string {
@@ -503,7 +840,7 @@ type SendVerificationRequest struct {
 
 func (x *SendVerificationRequest) Reset() {
 	*x = SendVerificationRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +852,7 @@ func (x *SendVerificationRequest) String() string {
 func (*SendVerificationRequest) ProtoMessage() {}
 
 func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +865,7 @@ func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationRequest.ProtoReflect.Descriptor instead.
 func (*SendVerificationRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SendVerificationRequest) GetLang() string {
@@ -546,7 +883,7 @@ type SendVerificationResponse struct {
 
 func (x *SendVerificationResponse) Reset() {
 	*x = SendVerificationResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +895,7 @@ func (x *SendVerificationResponse) String() string {
 func (*SendVerificationResponse) ProtoMessage() {}
 
 func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +908,7 @@ func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationResponse.ProtoReflect.Descriptor instead.
 func (*SendVerificationResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 type TokenRequest struct {
@@ -583,7 +920,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +932,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +945,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TokenRequest) GetToken() string {
@@ -628,7 +965,7 @@ type VerifyEmailResponse struct {
 
 func (x *VerifyEmailResponse) Reset() {
 	*x = VerifyEmailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +977,7 @@ func (x *VerifyEmailResponse) String() string {
 func (*VerifyEmailResponse) ProtoMessage() {}
 
 func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +990,7 @@ func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyEmailResponse) GetUsername() string {
@@ -681,7 +1018,7 @@ type ForgotPasswordRequest struct {
 
 func (x *ForgotPasswordRequest) Reset() {
 	*x = ForgotPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +1030,7 @@ func (x *ForgotPasswordRequest) String() string {
 func (*ForgotPasswordRequest) ProtoMessage() {}
 
 func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +1043,7 @@ func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ForgotPasswordRequest) GetLogin() string {
@@ -731,7 +1068,7 @@ type ForgotPasswordResponse struct {
 
 func (x *ForgotPasswordResponse) Reset() {
 	*x = ForgotPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[13]
+	mi := &file_proto_user_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +1080,7 @@ func (x *ForgotPasswordResponse) String() string {
 func (*ForgotPasswordResponse) ProtoMessage() {}
 
 func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[13]
+	mi := &file_proto_user_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +1093,7 @@ func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{13}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 type ResetPasswordRequest struct {
@@ -769,7 +1106,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[14]
+	mi := &file_proto_user_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +1118,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[14]
+	mi := &file_proto_user_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +1131,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{14}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResetPasswordRequest) GetToken() string {
@@ -821,7 +1158,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[15]
+	mi := &file_proto_user_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +1170,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[15]
+	mi := &file_proto_user_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1183,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{15}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResetPasswordResponse) GetUsername() string {
@@ -871,7 +1208,7 @@ type ListFailedMailRequest struct {
 
 func (x *ListFailedMailRequest) Reset() {
 	*x = ListFailedMailRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[16]
+	mi := &file_proto_user_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1220,7 @@ func (x *ListFailedMailRequest) String() string {
 func (*ListFailedMailRequest) ProtoMessage() {}
 
 func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[16]
+	mi := &file_proto_user_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1233,7 @@ func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedMailRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{16}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 // FailedMail is a message the outbox gave up, without its body.
@@ -916,7 +1253,7 @@ type FailedMail struct {
 
 func (x *FailedMail) Reset() {
 	*x = FailedMail{}
-	mi := &file_proto_user_accounts_proto_msgTypes[17]
+	mi := &file_proto_user_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1265,7 @@ func (x *FailedMail) String() string {
 func (*FailedMail) ProtoMessage() {}
 
 func (x *FailedMail) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[17]
+	mi := &file_proto_user_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1278,7 @@ func (x *FailedMail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedMail.ProtoReflect.Descriptor instead.
 func (*FailedMail) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{17}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FailedMail) GetId() string {
@@ -1002,7 +1339,7 @@ type ListFailedMailResponse struct {
 
 func (x *ListFailedMailResponse) Reset() {
 	*x = ListFailedMailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[18]
+	mi := &file_proto_user_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1351,7 @@ func (x *ListFailedMailResponse) String() string {
 func (*ListFailedMailResponse) ProtoMessage() {}
 
 func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[18]
+	mi := &file_proto_user_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1364,7 @@ func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedMailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{18}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListFailedMailResponse) GetMessages() []*FailedMail {
@@ -1041,7 +1378,21 @@ var File_proto_user_accounts_proto protoreflect.FileDescriptor
 
 const file_proto_user_accounts_proto_rawDesc = "" +
 	"\n" +
-	"\x19proto/user/accounts.proto\x12\x04user\"\x8b\x01\n" +
+	"\x19proto/user/accounts.proto\x12\x04user\"\x12\n" +
+	"\x10BeginTOTPRequest\"=\n" +
+	"\x11BeginTOTPResponse\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"\x13\n" +
+	"\x11TOTPQRCodeRequest\"&\n" +
+	"\x12TOTPQRCodeResponse\x12\x10\n" +
+	"\x03png\x18\x01 \x01(\fR\x03png\"(\n" +
+	"\x12ConfirmTOTPRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"<\n" +
+	"\x13ConfirmTOTPResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\".\n" +
+	"\x13ResetFactorsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x16\n" +
+	"\x14ResetFactorsResponse\"\x8b\x01\n" +
 	"\x11CreateUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
@@ -1104,7 +1455,7 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1b\n" +
 	"\tqueued_at\x18\a \x01(\x03R\bqueuedAt\"F\n" +
 	"\x16ListFailedMailResponse\x12,\n" +
-	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xc6\x05\n" +
+	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xd8\a\n" +
 	"\bAccounts\x12<\n" +
 	"\rUpdateProfile\x12\x1a.user.UpdateProfileRequest\x1a\r.user.Profile\"\x00\x12S\n" +
 	"\x10SendVerification\x12\x1d.user.SendVerificationRequest\x1a\x1e.user.SendVerificationResponse\"\x00\x12>\n" +
@@ -1115,7 +1466,12 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"\n" +
 	"CreateUser\x12\x17.user.CreateUserRequest\x1a\x18.user.CreateUserResponse\"\x00\x12V\n" +
 	"\x11ResetUserPassword\x12\x1e.user.ResetUserPasswordRequest\x1a\x1f.user.ResetUserPasswordResponse\"\x00\x12b\n" +
-	"\x15RequirePasswordChange\x12\".user.RequirePasswordChangeRequest\x1a#.user.RequirePasswordChangeResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\x15RequirePasswordChange\x12\".user.RequirePasswordChangeRequest\x1a#.user.RequirePasswordChangeResponse\"\x00\x12>\n" +
+	"\tBeginTOTP\x12\x16.user.BeginTOTPRequest\x1a\x17.user.BeginTOTPResponse\"\x00\x12A\n" +
+	"\n" +
+	"TOTPQRCode\x12\x17.user.TOTPQRCodeRequest\x1a\x18.user.TOTPQRCodeResponse\"\x00\x12D\n" +
+	"\vConfirmTOTP\x12\x18.user.ConfirmTOTPRequest\x1a\x19.user.ConfirmTOTPResponse\"\x00\x12G\n" +
+	"\fResetFactors\x12\x19.user.ResetFactorsRequest\x1a\x1a.user.ResetFactorsResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_accounts_proto_rawDescOnce sync.Once
@@ -1129,50 +1485,66 @@ func file_proto_user_accounts_proto_rawDescGZIP() []byte {
 	return file_proto_user_accounts_proto_rawDescData
 }
 
-var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_proto_user_accounts_proto_goTypes = []any{
-	(*CreateUserRequest)(nil),             // 0: user.CreateUserRequest
-	(*CreateUserResponse)(nil),            // 1: user.CreateUserResponse
-	(*ResetUserPasswordRequest)(nil),      // 2: user.ResetUserPasswordRequest
-	(*ResetUserPasswordResponse)(nil),     // 3: user.ResetUserPasswordResponse
-	(*RequirePasswordChangeRequest)(nil),  // 4: user.RequirePasswordChangeRequest
-	(*RequirePasswordChangeResponse)(nil), // 5: user.RequirePasswordChangeResponse
-	(*UpdateProfileRequest)(nil),          // 6: user.UpdateProfileRequest
-	(*Profile)(nil),                       // 7: user.Profile
-	(*SendVerificationRequest)(nil),       // 8: user.SendVerificationRequest
-	(*SendVerificationResponse)(nil),      // 9: user.SendVerificationResponse
-	(*TokenRequest)(nil),                  // 10: user.TokenRequest
-	(*VerifyEmailResponse)(nil),           // 11: user.VerifyEmailResponse
-	(*ForgotPasswordRequest)(nil),         // 12: user.ForgotPasswordRequest
-	(*ForgotPasswordResponse)(nil),        // 13: user.ForgotPasswordResponse
-	(*ResetPasswordRequest)(nil),          // 14: user.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 15: user.ResetPasswordResponse
-	(*ListFailedMailRequest)(nil),         // 16: user.ListFailedMailRequest
-	(*FailedMail)(nil),                    // 17: user.FailedMail
-	(*ListFailedMailResponse)(nil),        // 18: user.ListFailedMailResponse
+	(*BeginTOTPRequest)(nil),              // 0: user.BeginTOTPRequest
+	(*BeginTOTPResponse)(nil),             // 1: user.BeginTOTPResponse
+	(*TOTPQRCodeRequest)(nil),             // 2: user.TOTPQRCodeRequest
+	(*TOTPQRCodeResponse)(nil),            // 3: user.TOTPQRCodeResponse
+	(*ConfirmTOTPRequest)(nil),            // 4: user.ConfirmTOTPRequest
+	(*ConfirmTOTPResponse)(nil),           // 5: user.ConfirmTOTPResponse
+	(*ResetFactorsRequest)(nil),           // 6: user.ResetFactorsRequest
+	(*ResetFactorsResponse)(nil),          // 7: user.ResetFactorsResponse
+	(*CreateUserRequest)(nil),             // 8: user.CreateUserRequest
+	(*CreateUserResponse)(nil),            // 9: user.CreateUserResponse
+	(*ResetUserPasswordRequest)(nil),      // 10: user.ResetUserPasswordRequest
+	(*ResetUserPasswordResponse)(nil),     // 11: user.ResetUserPasswordResponse
+	(*RequirePasswordChangeRequest)(nil),  // 12: user.RequirePasswordChangeRequest
+	(*RequirePasswordChangeResponse)(nil), // 13: user.RequirePasswordChangeResponse
+	(*UpdateProfileRequest)(nil),          // 14: user.UpdateProfileRequest
+	(*Profile)(nil),                       // 15: user.Profile
+	(*SendVerificationRequest)(nil),       // 16: user.SendVerificationRequest
+	(*SendVerificationResponse)(nil),      // 17: user.SendVerificationResponse
+	(*TokenRequest)(nil),                  // 18: user.TokenRequest
+	(*VerifyEmailResponse)(nil),           // 19: user.VerifyEmailResponse
+	(*ForgotPasswordRequest)(nil),         // 20: user.ForgotPasswordRequest
+	(*ForgotPasswordResponse)(nil),        // 21: user.ForgotPasswordResponse
+	(*ResetPasswordRequest)(nil),          // 22: user.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 23: user.ResetPasswordResponse
+	(*ListFailedMailRequest)(nil),         // 24: user.ListFailedMailRequest
+	(*FailedMail)(nil),                    // 25: user.FailedMail
+	(*ListFailedMailResponse)(nil),        // 26: user.ListFailedMailResponse
 }
 var file_proto_user_accounts_proto_depIdxs = []int32{
-	17, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
-	6,  // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
-	8,  // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
-	10, // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
-	12, // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
-	14, // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
-	16, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
-	0,  // 7: user.Accounts.CreateUser:input_type -> user.CreateUserRequest
-	2,  // 8: user.Accounts.ResetUserPassword:input_type -> user.ResetUserPasswordRequest
-	4,  // 9: user.Accounts.RequirePasswordChange:input_type -> user.RequirePasswordChangeRequest
-	7,  // 10: user.Accounts.UpdateProfile:output_type -> user.Profile
-	9,  // 11: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
-	11, // 12: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
-	13, // 13: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
-	15, // 14: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
-	18, // 15: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
-	1,  // 16: user.Accounts.CreateUser:output_type -> user.CreateUserResponse
-	3,  // 17: user.Accounts.ResetUserPassword:output_type -> user.ResetUserPasswordResponse
-	5,  // 18: user.Accounts.RequirePasswordChange:output_type -> user.RequirePasswordChangeResponse
-	10, // [10:19] is the sub-list for method output_type
-	1,  // [1:10] is the sub-list for method input_type
+	25, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
+	14, // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
+	16, // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
+	18, // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
+	20, // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
+	22, // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
+	24, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
+	8,  // 7: user.Accounts.CreateUser:input_type -> user.CreateUserRequest
+	10, // 8: user.Accounts.ResetUserPassword:input_type -> user.ResetUserPasswordRequest
+	12, // 9: user.Accounts.RequirePasswordChange:input_type -> user.RequirePasswordChangeRequest
+	0,  // 10: user.Accounts.BeginTOTP:input_type -> user.BeginTOTPRequest
+	2,  // 11: user.Accounts.TOTPQRCode:input_type -> user.TOTPQRCodeRequest
+	4,  // 12: user.Accounts.ConfirmTOTP:input_type -> user.ConfirmTOTPRequest
+	6,  // 13: user.Accounts.ResetFactors:input_type -> user.ResetFactorsRequest
+	15, // 14: user.Accounts.UpdateProfile:output_type -> user.Profile
+	17, // 15: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
+	19, // 16: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
+	21, // 17: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
+	23, // 18: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
+	26, // 19: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
+	9,  // 20: user.Accounts.CreateUser:output_type -> user.CreateUserResponse
+	11, // 21: user.Accounts.ResetUserPassword:output_type -> user.ResetUserPasswordResponse
+	13, // 22: user.Accounts.RequirePasswordChange:output_type -> user.RequirePasswordChangeResponse
+	1,  // 23: user.Accounts.BeginTOTP:output_type -> user.BeginTOTPResponse
+	3,  // 24: user.Accounts.TOTPQRCode:output_type -> user.TOTPQRCodeResponse
+	5,  // 25: user.Accounts.ConfirmTOTP:output_type -> user.ConfirmTOTPResponse
+	7,  // 26: user.Accounts.ResetFactors:output_type -> user.ResetFactorsResponse
+	14, // [14:27] is the sub-list for method output_type
+	1,  // [1:14] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -1183,14 +1555,14 @@ func file_proto_user_accounts_proto_init() {
 	if File_proto_user_accounts_proto != nil {
 		return
 	}
-	file_proto_user_accounts_proto_msgTypes[6].OneofWrappers = []any{}
+	file_proto_user_accounts_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_accounts_proto_rawDesc), len(file_proto_user_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

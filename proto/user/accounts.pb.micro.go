@@ -64,6 +64,16 @@ type AccountsService interface {
 	// RequirePasswordChange makes the account choose a new password at its
 	// next sign-in, and ends its sessions. Admin only.
 	RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, opts ...client.CallOption) (*RequirePasswordChangeResponse, error)
+	// BeginTOTP starts (or restarts) the caller's enrolment in TOTP: a new
+	// secret, not in force until confirmed.
+	BeginTOTP(ctx context.Context, in *BeginTOTPRequest, opts ...client.CallOption) (*BeginTOTPResponse, error)
+	// TOTPQRCode renders the pending enrolment's otpauth URL as a PNG.
+	TOTPQRCode(ctx context.Context, in *TOTPQRCodeRequest, opts ...client.CallOption) (*TOTPQRCodeResponse, error)
+	// ConfirmTOTP puts the pending secret in force with a first code and
+	// returns ten single-use recovery codes, shown this once.
+	ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...client.CallOption) (*ConfirmTOTPResponse, error)
+	// ResetFactors removes an account's second factors. Admin only.
+	ResetFactors(ctx context.Context, in *ResetFactorsRequest, opts ...client.CallOption) (*ResetFactorsResponse, error)
 }
 
 type accountsService struct {
@@ -168,6 +178,46 @@ func (c *accountsService) RequirePasswordChange(ctx context.Context, in *Require
 	return out, nil
 }
 
+func (c *accountsService) BeginTOTP(ctx context.Context, in *BeginTOTPRequest, opts ...client.CallOption) (*BeginTOTPResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.BeginTOTP", in)
+	out := new(BeginTOTPResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) TOTPQRCode(ctx context.Context, in *TOTPQRCodeRequest, opts ...client.CallOption) (*TOTPQRCodeResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.TOTPQRCode", in)
+	out := new(TOTPQRCodeResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...client.CallOption) (*ConfirmTOTPResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.ConfirmTOTP", in)
+	out := new(ConfirmTOTPResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) ResetFactors(ctx context.Context, in *ResetFactorsRequest, opts ...client.CallOption) (*ResetFactorsResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.ResetFactors", in)
+	out := new(ResetFactorsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for Accounts service
 
 type AccountsHandler interface {
@@ -199,6 +249,16 @@ type AccountsHandler interface {
 	// RequirePasswordChange makes the account choose a new password at its
 	// next sign-in, and ends its sessions. Admin only.
 	RequirePasswordChange(context.Context, *RequirePasswordChangeRequest, *RequirePasswordChangeResponse) error
+	// BeginTOTP starts (or restarts) the caller's enrolment in TOTP: a new
+	// secret, not in force until confirmed.
+	BeginTOTP(context.Context, *BeginTOTPRequest, *BeginTOTPResponse) error
+	// TOTPQRCode renders the pending enrolment's otpauth URL as a PNG.
+	TOTPQRCode(context.Context, *TOTPQRCodeRequest, *TOTPQRCodeResponse) error
+	// ConfirmTOTP puts the pending secret in force with a first code and
+	// returns ten single-use recovery codes, shown this once.
+	ConfirmTOTP(context.Context, *ConfirmTOTPRequest, *ConfirmTOTPResponse) error
+	// ResetFactors removes an account's second factors. Admin only.
+	ResetFactors(context.Context, *ResetFactorsRequest, *ResetFactorsResponse) error
 }
 
 func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...server.HandlerOption) error {
@@ -212,6 +272,10 @@ func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...serv
 		CreateUser(ctx context.Context, in *CreateUserRequest, out *CreateUserResponse) error
 		ResetUserPassword(ctx context.Context, in *ResetUserPasswordRequest, out *ResetUserPasswordResponse) error
 		RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, out *RequirePasswordChangeResponse) error
+		BeginTOTP(ctx context.Context, in *BeginTOTPRequest, out *BeginTOTPResponse) error
+		TOTPQRCode(ctx context.Context, in *TOTPQRCodeRequest, out *TOTPQRCodeResponse) error
+		ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error
+		ResetFactors(ctx context.Context, in *ResetFactorsRequest, out *ResetFactorsResponse) error
 	}
 	type Accounts struct {
 		accounts
@@ -258,4 +322,20 @@ func (h *accountsHandler) ResetUserPassword(ctx context.Context, in *ResetUserPa
 
 func (h *accountsHandler) RequirePasswordChange(ctx context.Context, in *RequirePasswordChangeRequest, out *RequirePasswordChangeResponse) error {
 	return h.AccountsHandler.RequirePasswordChange(ctx, in, out)
+}
+
+func (h *accountsHandler) BeginTOTP(ctx context.Context, in *BeginTOTPRequest, out *BeginTOTPResponse) error {
+	return h.AccountsHandler.BeginTOTP(ctx, in, out)
+}
+
+func (h *accountsHandler) TOTPQRCode(ctx context.Context, in *TOTPQRCodeRequest, out *TOTPQRCodeResponse) error {
+	return h.AccountsHandler.TOTPQRCode(ctx, in, out)
+}
+
+func (h *accountsHandler) ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error {
+	return h.AccountsHandler.ConfirmTOTP(ctx, in, out)
+}
+
+func (h *accountsHandler) ResetFactors(ctx context.Context, in *ResetFactorsRequest, out *ResetFactorsResponse) error {
+	return h.AccountsHandler.ResetFactors(ctx, in, out)
 }

@@ -150,7 +150,10 @@ type LoginRequest struct {
 	// new_password replaces the password in the same step when the account
 	// must change it (user.password_change_required); numbered from 20,
 	// apart from the rest.
-	NewPassword   string `protobuf:"bytes,20,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	NewPassword string `protobuf:"bytes,20,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// otp is a code of the account's authenticator app, or one of its
+	// recovery codes, when it has two factors (user.mfa_required).
+	Otp           string `protobuf:"bytes,21,opt,name=otp,proto3" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +226,13 @@ func (x *LoginRequest) GetDeviceToken() string {
 func (x *LoginRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
 	}
 	return ""
 }
@@ -485,6 +495,7 @@ type InfoResponse struct {
 	Email         string `protobuf:"bytes,20,opt,name=email,proto3" json:"email,omitempty"`
 	EmailVerified bool   `protobuf:"varint,21,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
 	DisplayName   string `protobuf:"bytes,22,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	TotpEnabled   bool   `protobuf:"varint,23,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +591,13 @@ func (x *InfoResponse) GetDisplayName() string {
 		return x.DisplayName
 	}
 	return ""
+}
+
+func (x *InfoResponse) GetTotpEnabled() bool {
+	if x != nil {
+		return x.TotpEnabled
+	}
+	return false
 }
 
 type ChangePasswordRequest struct {
@@ -2165,7 +2183,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05email\x18\x03 \x01(\tR\x05email\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\xcc\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xde\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -2174,7 +2192,8 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
 	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\x12!\n" +
-	"\fnew_password\x18\x14 \x01(\tR\vnewPassword\"\xb2\x01\n" +
+	"\fnew_password\x18\x14 \x01(\tR\vnewPassword\x12\x10\n" +
+	"\x03otp\x18\x15 \x01(\tR\x03otp\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
@@ -2188,7 +2207,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
-	"\vInfoRequest\"\x9c\x02\n" +
+	"\vInfoRequest\"\xbf\x02\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -2200,7 +2219,8 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\x12\x14\n" +
 	"\x05email\x18\x14 \x01(\tR\x05email\x12%\n" +
 	"\x0eemail_verified\x18\x15 \x01(\bR\remailVerified\x12!\n" +
-	"\fdisplay_name\x18\x16 \x01(\tR\vdisplayName\"\x80\x01\n" +
+	"\fdisplay_name\x18\x16 \x01(\tR\vdisplayName\x12!\n" +
+	"\ftotp_enabled\x18\x17 \x01(\bR\vtotpEnabled\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
