@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/portal-go/portal/internal/mail/mailtest"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
@@ -274,4 +276,57 @@ func TestAdminResetPasswordCommand(t *testing.T) {
 	}
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp, "new_password": "the-admin-password-2"}), http.StatusOK)
 	c.login("admin", "the-admin-password-2")
+}
+
+func TestTOTPThroughTheAPI(t *testing.T) {
+	p, _ := accountsPortal(t, "")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.register("alice", "alice-password-1")
+	tok, _ := c.login("alice", "alice-password-1")
+
+	r := c.expect(c.do("POST", "/api/v1/me/totp", tok, nil), http.StatusOK).json(t)
+	secret, _ := r["secret"].(string)
+	if secret == "" || !strings.HasPrefix(r["url"].(string), "otpauth://totp/Portal:alice?") {
+		t.Fatalf("%v", r)
+	}
+	png := c.expect(c.do("GET", "/api/v1/me/totp/qr.png", tok, nil), http.StatusOK)
+	if png.Header.Get("Content-Type") != "image/png" || !bytes.HasPrefix(png.body, []byte("\x89PNG")) {
+		t.Fatalf("QR: %s %q", png.Header.Get("Content-Type"), png.body[:8])
+	}
+	c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": "000000"}), http.StatusUnauthorized)
+	now := time.Now()
+	code, err := totp.GenerateCode(secret, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK).json(t)
+	codes, _ := r["recovery_codes"].([]any)
+	if len(codes) != 10 {
+		t.Fatalf("%v", r)
+	}
+	if me := c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t); me["totp_enabled"] != true {
+		t.Fatalf("/me %v", me)
+	}
+
+	login := func(otp string) response {
+		return c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1", "otp": otp})
+	}
+	if code := errorCode(t, c.expect(login(""), http.StatusUnauthorized)); code != "user.mfa_required" {
+		t.Fatalf("%q", code)
+	}
+	if code := errorCode(t, c.expect(login(code), http.StatusUnauthorized)); code != "user.bad_code" {
+		t.Fatalf("the confirming code again: %q", code)
+	}
+	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
+	c.expect(login(next), http.StatusOK)
+	c.expect(login(next), http.StatusUnauthorized)
+	c.expect(login(codes[0].(string)), http.StatusOK)
+	c.expect(login(codes[0].(string)), http.StatusUnauthorized)
+
+	// Only an admin resets another's factors.
+	me := c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
+	c.expect(c.do("POST", "/api/v1/admin/users/"+me["id"].(string)+"/factors/reset", tok, nil), http.StatusForbidden)
+	c.expect(c.do("POST", "/api/v1/admin/users/"+me["id"].(string)+"/factors/reset", admin, nil), http.StatusNoContent)
+	c.login("alice", "alice-password-1")
 }

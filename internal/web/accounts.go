@@ -16,7 +16,7 @@ func init() {
 	for name, title := range map[string]string{
 		"forgot.html": "Forgot password", "reset.html": "Choose a new password",
 		"verify.html": "Confirm email address", "admin_mail.html": "Undelivered mail",
-		"admin_password.html": "Temporary password",
+		"admin_password.html": "Temporary password", "totp.html": "Two-factor authentication",
 	} {
 		titles[name] = title
 	}
@@ -25,6 +25,7 @@ func init() {
 		"created": "Account created.", "invited": "Account created; an invitation is on its way to its address.",
 		"reset_link":      "A reset link is on its way to the account's address; its sessions ended.",
 		"change_required": "The account must choose a new password at its next sign-in; its sessions ended.",
+		"factors_reset":   "The account's second factors are removed: its password alone signs in.",
 	} {
 		notices[k] = v
 	}
@@ -44,6 +45,10 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	e.GET("/admin/mail", g.requireCaller, g.requireAdmin, g.failedMailPage)
 	e.POST("/admin/users", g.requireCaller, g.requireAdmin, g.csrf, g.createUserForm)
 	e.POST("/admin/users/:id/password/:mode", g.requireCaller, g.requireAdmin, g.csrf, g.userPasswordForm)
+	e.POST("/admin/users/:id/factors/reset", g.requireCaller, g.requireAdmin, g.csrf, g.resetFactorsForm)
+	e.POST("/account/totp", g.requireCaller, g.csrf, g.totpBeginForm)
+	e.POST("/account/totp/confirm", g.requireCaller, g.csrf, g.totpConfirmForm)
+	e.GET("/account/totp/qr.png", g.requireCaller, g.totpQR)
 
 	api.POST("/password/forgot", g.apiForgot)
 	api.POST("/password/reset", g.apiReset)
@@ -54,6 +59,89 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	adm.POST("/users", g.apiCreateUser)
 	adm.POST("/users/:id/password", g.apiResetUserPassword)
 	adm.POST("/users/:id/require-password-change", g.apiRequirePasswordChange)
+	adm.POST("/users/:id/factors/reset", g.apiResetFactors)
+	me.POST("/me/totp", g.apiTOTPBegin)
+	me.POST("/me/totp/confirm", g.apiTOTPConfirm)
+	me.GET("/me/totp/qr.png", g.totpQR)
+}
+
+func (g *Gateway) apiTOTPBegin(c *gin.Context) {
+	rsp, err := g.Accounts.BeginTOTP(rpcContext(c), &userpb.BeginTOTPRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"secret": rsp.Secret, "url": rsp.Url})
+}
+
+func (g *Gateway) apiTOTPConfirm(c *gin.Context) {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if !decodeJSON(c, &req) {
+		return
+	}
+	rsp, err := g.Accounts.ConfirmTOTP(rpcContext(c), &userpb.ConfirmTOTPRequest{Code: req.Code})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.forgetCaller(c)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"recovery_codes": rsp.RecoveryCodes})
+}
+
+// totpQR serves the pending enrolment's QR code, made by the user service.
+func (g *Gateway) totpQR(c *gin.Context) {
+	rsp, err := g.Accounts.TOTPQRCode(rpcContext(c), &userpb.TOTPQRCodeRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "image/png", rsp.Png)
+}
+
+func (g *Gateway) apiResetFactors(c *gin.Context) {
+	if _, err := g.Accounts.ResetFactors(rpcContext(c), &userpb.ResetFactorsRequest{UserId: c.Param("id")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (g *Gateway) totpBeginForm(c *gin.Context) {
+	rsp, err := g.Accounts.BeginTOTP(rpcContext(c), &userpb.BeginTOTPRequest{})
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		g.accountView(c, status, gin.H{"Error": msg})
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	g.page(c, http.StatusOK, "totp.html", gin.H{"Secret": rsp.Secret})
+}
+
+func (g *Gateway) totpConfirmForm(c *gin.Context) {
+	rsp, err := g.Accounts.ConfirmTOTP(rpcContext(c), &userpb.ConfirmTOTPRequest{Code: c.PostForm("code")})
+	if err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "totp.html", gin.H{"Secret": c.PostForm("secret"), "Error": msg})
+		return
+	}
+	g.forgetCaller(c)
+	c.Header("Cache-Control", "no-store")
+	g.page(c, http.StatusOK, "totp.html", gin.H{"Codes": rsp.RecoveryCodes})
+}
+
+func (g *Gateway) resetFactorsForm(c *gin.Context) {
+	id := c.Param("id")
+	if _, err := g.Accounts.ResetFactors(rpcContext(c), &userpb.ResetFactorsRequest{UserId: id}); err != nil {
+		status, _, msg := rpcStatus(err)
+		g.page(c, status, "error.html", gin.H{"Error": msg})
+		return
+	}
+	back(c, "/admin/users/"+id, "factors_reset")
 }
 
 // newUserBody is the body of POST /api/v1/admin/users: without password,

@@ -33,6 +33,9 @@ type loginBody struct {
 	// NewPassword, for an account that must change its password
 	// (403 user.password_change_required), replaces it in this login.
 	NewPassword string `json:"new_password"`
+	// Otp is a TOTP or recovery code, for an account with two factors
+	// (401 user.mfa_required without it).
+	Otp string `json:"otp"`
 }
 
 // passwordChange is the body of PUT /me/password; device_token as for login.
@@ -99,7 +102,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: req.Username, Password: req.Password, NewPassword: req.NewPassword,
+		Username: req.Username, Password: req.Password, NewPassword: req.NewPassword, Otp: req.Otp,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, req.DeviceToken),
 	}, slow)
 	if err != nil {
@@ -138,7 +141,7 @@ func (g *Gateway) apiMe(c *gin.Context) {
 		roles = []string{}
 	}
 	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles,
-		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName})
+		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

@@ -103,11 +103,17 @@ func (g *Gateway) loginForm(c *gin.Context) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: name, Password: c.PostForm("password"), NewPassword: newPW,
+		Username: name, Password: c.PostForm("password"), NewPassword: newPW, Otp: c.PostForm("otp"),
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
 		status, code, msg := rpcStatus(err)
+		if code == "user.mfa_required" || code == "user.bad_code" {
+			// The second step: the code, and the password typed again (the
+			// page never holds it).
+			g.page(c, http.StatusUnauthorized, "login.html", gin.H{"Next": next, "Username": name, "AskCode": true, "ChangePassword": newPW != "", "Error": msg})
+			return
+		}
 		if code == "user.password_change_required" || (newPW != "" && status == http.StatusBadRequest) {
 			// The password was right: ask for it again with a new one.
 			g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "ChangePassword": true, "Error": msg})
