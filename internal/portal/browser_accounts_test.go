@@ -2,12 +2,15 @@ package portal_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/portal-go/portal/internal/mail/mailtest"
 	"github.com/portal-go/portal/internal/testenv"
@@ -116,6 +119,48 @@ func TestBrowserAccountRecovery(t *testing.T) {
 		t.Fatalf("display name %q after saving", name)
 	}
 
+	// Two factors: set up from the account page, the QR code served as an
+	// image, the key read from the page, the first code computed here.
+	submit(bctx, "open /account", 200, chromedp.Navigate(p.URL+"/account"))
+	submit(bctx, "set up TOTP", 200, chromedp.Click("#totp-setup", chromedp.ByQuery))
+	secret := text(bctx, "#totp-secret")
+	var qrLoaded bool
+	run(bctx, "QR image", chromedp.Evaluate(`document.querySelector('#qr').naturalWidth === 256`, &qrLoaded))
+	if !qrLoaded {
+		t.Fatal("the QR code image did not load")
+	}
+	enrolled := time.Now()
+	code, err := totp.GenerateCode(secret, enrolled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(bctx, "fill the code", chromedp.SendKeys("#code", code, chromedp.ByQuery))
+	submit(bctx, "turn TOTP on", 200, chromedp.Click("#confirm", chromedp.ByQuery))
+	var recovery []string
+	run(bctx, "read recovery codes", chromedp.Evaluate(`[...document.querySelectorAll('#recovery-codes code')].map(e => e.textContent)`, &recovery))
+	if len(recovery) != 10 {
+		t.Fatalf("%d recovery codes shown", len(recovery))
+	}
+
+	// Sign out, sign in with password and code: the second step asks for
+	// the code and the password again; the page never holds the password.
+	submit(bctx, "log out", 200, chromedp.Click("#logout", chromedp.ByQuery))
+	signIn(bctx, pw1, 401)
+	var html string
+	run(bctx, "second step", chromedp.WaitVisible("#otp", chromedp.ByQuery), chromedp.OuterHTML("html", &html, chromedp.ByQuery))
+	if strings.Contains(html, pw1) {
+		t.Fatal("the second step's page holds the password")
+	}
+	next, _ := totp.GenerateCode(secret, enrolled.Add(30*time.Second))
+	run(bctx, "fill password and code",
+		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
+		chromedp.SendKeys("#otp", next, chromedp.ByQuery),
+	)
+	submit(bctx, "sign in with the code", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	if loc := pageURL(t, bctx); loc.Path != "/" {
+		t.Fatalf("after the code: at %s", loc)
+	}
+
 	// The browser's session token, kept to try after the reset, and a
 	// second session opened through the API: the reset must end both.
 	var cookies []*network.Cookie
@@ -131,7 +176,8 @@ func TestBrowserAccountRecovery(t *testing.T) {
 		}
 	}
 	api := newClient(t, p)
-	second, _ := api.login(user, pw1)
+	m := api.expect(api.do("POST", "/api/v1/login", "", map[string]string{"username": user, "password": pw1, "otp": recovery[1]}), 200).json(t)
+	second, _ := m["token"].(string)
 	api.expect(api.do("GET", "/api/v1/me", old, nil), 200)
 
 	// Forgot the password (the link is on the login page).
@@ -162,12 +208,31 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	if loc := pageURL(t, bctx); loc.Path != "/login" {
 		t.Fatalf("after the reset the browser is still signed in: at %s", loc)
 	}
-	// The old password is refused, the new one works.
+	// The old password is refused; the new one, with a recovery code, works.
 	signIn(bctx, pw1, 401)
-	signIn(bctx, pw2, 200)
+	if n := countOf(t, bctx, "#otp"); n != 0 {
+		t.Fatal("a wrong password was asked for a code")
+	}
+	signIn(bctx, pw2, 401)
+	run(bctx, "fill password and recovery code",
+		chromedp.WaitVisible("#otp", chromedp.ByQuery),
+		chromedp.SendKeys("#password", pw2, chromedp.ByQuery),
+		chromedp.SendKeys("#otp", recovery[0], chromedp.ByQuery),
+	)
+	submit(bctx, "sign in with a recovery code", 200, chromedp.Click("#submit", chromedp.ByQuery))
 	if loc := pageURL(t, bctx); loc.Path != "/" {
 		t.Fatalf("after signing in: at %s", loc)
 	}
+}
+
+// countOf counts the elements sel matches on the page.
+func countOf(t *testing.T, ctx context.Context, sel string) int {
+	t.Helper()
+	var n int
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll(`+strconv.Quote(sel)+`).length`, &n)); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func statusOf(r *network.Response) any {
