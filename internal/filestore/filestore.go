@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -485,6 +486,26 @@ func applyOp(b, ix *bolt.Bucket, o kv.Op, now time.Time) error {
 		return ix.Put(ixKey(o.Key, string(o.Value)), nil)
 	case kv.Remove:
 		return ix.Delete(ixKey(o.Key, string(o.Value)))
+	case kv.Incr:
+		rec := record{}
+		if data := b.Get([]byte(o.Key)); data != nil {
+			if r, live, err := decode(o.Key, data, now); err == nil && live {
+				rec.Value = r.Value
+				if r.Expiry > 0 {
+					rec.ExpiresAt = now.Add(r.Expiry).UnixNano()
+				}
+			} else if o.TTL > 0 {
+				rec.ExpiresAt = now.Add(o.TTL).UnixNano()
+			}
+		} else if o.TTL > 0 {
+			rec.ExpiresAt = now.Add(o.TTL).UnixNano()
+		}
+		rec.Value = []byte(strconv.Itoa(kv.Atoi(rec.Value) + 1))
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(o.Key), data)
 	case kv.TrimBelow:
 		c := ix.Cursor()
 		p, end := ixKey(o.Key, ""), ixKey(o.Key, string(o.Value))

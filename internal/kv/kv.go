@@ -65,6 +65,10 @@ const (
 	// TrimBelow removes every member of the index named Key that sorts
 	// before Value.
 	TrimBelow
+	// Incr adds one to the decimal counter at Key (absent: 0); a counter it
+	// creates expires after TTL (0: never). Not idempotent by itself: put
+	// it in a batch with a condition that a retry finds false.
+	Incr
 )
 
 // Op is one step of an atomic batch.
@@ -94,6 +98,10 @@ func AddOp(index, member string) Op { return Op{Kind: Add, Key: index, Value: []
 
 // RemoveOp takes member out of index.
 func RemoveOp(index, member string) Op { return Op{Kind: Remove, Key: index, Value: []byte(member)} }
+
+// IncrOp adds one to the counter at key, which expires ttl after it is
+// created.
+func IncrOp(key string, ttl time.Duration) Op { return Op{Kind: Incr, Key: key, TTL: ttl} }
 
 // TrimOp removes the members of index that sort before bound.
 func TrimOp(index, bound string) Op { return Op{Kind: TrimBelow, Key: index, Value: []byte(bound)} }

@@ -192,3 +192,21 @@ func redisPluginStore(t *testing.T, addr string) store.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+func TestIncr(t *testing.T) {
+	stores(t, func(t *testing.T, s kv.Store, _ store.Store) {
+		for range 3 {
+			apply(t, s, true, kv.IncrOp("n", time.Hour))
+		}
+		if n := kv.Atoi(get(t, s, "n")); n != 3 {
+			t.Fatalf("counter = %d, want 3", n)
+		}
+		// In a batch whose condition fails, nothing counts.
+		apply(t, s, false, kv.IncrOp("n", time.Hour), kv.CheckOp("none", kv.Exists))
+		if n := kv.Atoi(get(t, s, "n")); n != 3 {
+			t.Fatalf("counter = %d after a failed batch, want 3", n)
+		}
+		apply(t, s, true, kv.IncrOp("short", 50*time.Millisecond))
+		testenv.WaitFor(t, 10*time.Second, "the counter to expire", func() bool { return get(t, s, "short") == nil })
+	})
+}

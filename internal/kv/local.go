@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -108,6 +109,20 @@ func (l *Local) apply(o Op) error {
 		return l.st.Write(&store.Record{Key: ixPrefix(o.Key) + string(o.Value), Value: []byte{}})
 	case Remove:
 		return l.st.Delete(ixPrefix(o.Key) + string(o.Value))
+	case Incr:
+		v, err := l.get(o.Key)
+		if err != nil {
+			return err
+		}
+		ttl := o.TTL
+		if v != nil { // keep the counter's expiry
+			recs, err := l.st.Read(o.Key)
+			if err != nil || len(recs) == 0 {
+				return err
+			}
+			ttl = recs[0].Expiry
+		}
+		return l.st.Write(&store.Record{Key: o.Key, Value: []byte(strconv.Itoa(Atoi(v) + 1)), Expiry: ttl})
 	case TrimBelow:
 		ms, err := l.members(o.Key)
 		if err != nil {
@@ -123,6 +138,16 @@ func (l *Local) apply(o Op) error {
 		}
 	}
 	return nil
+}
+
+// Atoi is the counter value v (as Get returns it): 0 when absent or
+// unreadable.
+func Atoi(v []byte) int {
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // members lists index, sorted.

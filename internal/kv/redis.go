@@ -35,6 +35,9 @@ func (r *Redis) ixKey(index string) string { return r.table + "#" + index }
 
 // Get implements Store (one MGET).
 func (r *Redis) Get(keys ...string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
 	ctx, cancel := r.ctx()
 	defer cancel()
 	full := make([]string, len(keys))
@@ -81,6 +84,8 @@ for i = 1, #KEYS do
   elseif kind == "3" then redis.call("ZADD", KEYS[i], 0, val)
   elseif kind == "4" then redis.call("ZREM", KEYS[i], val)
   elseif kind == "5" then redis.call("ZREMRANGEBYLEX", KEYS[i], "-", "(" .. val)
+  elseif kind == "6" then
+    if redis.call("INCR", KEYS[i]) == 1 and ttl > 0 then redis.call("PEXPIRE", KEYS[i], ttl) end
   end
 end
 return 1
@@ -95,7 +100,7 @@ func (r *Redis) Apply(ops ...Op) (bool, error) {
 	args := make([]interface{}, 0, 5*len(ops))
 	for i, o := range ops {
 		keys[i] = r.table + o.Key
-		if o.Kind >= Add {
+		if o.Kind >= Add && o.Kind <= TrimBelow {
 			keys[i] = r.ixKey(o.Key)
 		}
 		ttl := int64(0)

@@ -135,7 +135,7 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, systemStore, stream, log); err != nil {
+	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, systemStore, systemStore, stream, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.

@@ -34,6 +34,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
@@ -230,7 +231,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	var gateway http.Handler // web only
 	switch name {
 	case "user":
-		st, claimer, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
+		st, k, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
 		if err != nil {
 			return err
 		}
@@ -239,16 +240,16 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		if err := mountUser(svc, st, claimer, minter, verifier, cfg, f.adminPassword, stream, log); err != nil {
+		if err := mountUser(svc, st, k, minter, verifier, cfg, f.adminPassword, stream, log); err != nil {
 			return err
 		}
 	case "system":
-		st, _, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
+		st, k, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
 		if err != nil {
 			return err
 		}
 		defer closeAll()
-		if err := mountSystem(svc, opts.Registry, verifier, cfg, st, stream, log); err != nil {
+		if err := mountSystem(svc, opts.Registry, verifier, cfg, st, k, stream, log); err != nil {
 			return err
 		}
 	case "web":
@@ -465,9 +466,9 @@ func serviceKeys(name string, f serviceFlags, log *slog.Logger) (pauth.Keys, err
 // serviceStore returns the store cmd chose, made safe to use: Redis with
 // timeouts and keys under "portal:<service>:"; when MICRO_STORE is unset, the
 // embedded file store in the data dir rather than go-micro's memory store.
-// The claimer, where the store has one, makes username claims atomic across
-// every instance sharing the store.
-func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+// The kv.Store, where the store has one, makes conditional writes and index
+// updates atomic across every instance sharing the store; nil elsewhere.
+func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
 	switch {
 	case f.storeName == "":
 		log.Info("store: file (MICRO_STORE unset)", "dir", filepath.Join(f.dataDir, "store"))
@@ -484,7 +485,7 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 			return nil, nil, err
 		}
 		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
-		return st, &redisKeys{cli: goredis.NewUniversalClient(&opts), table: table}, nil
+		return st, kv.NewRedis(goredis.NewUniversalClient(&opts), table, 2*redisIOTimeout), nil
 	}
 	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
 	return st, nil, st.Init(store.Table(name))
@@ -492,8 +493,8 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 
 // storeAndStream opens what user and system keep and publish: the service's
 // store (swept, when it is a file) and the audit stream. closeAll closes both.
-func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, user.Claimer, eventStream, func(), error) {
-	st, claimer, err := serviceStore(name, f, opts.Store, log)
+func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, kv.Store, eventStream, func(), error) {
+	st, k, err := serviceStore(name, f, opts.Store, log)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -503,7 +504,7 @@ func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro
 		st.Close()
 		return nil, nil, nil, nil, err
 	}
-	return st, claimer, stream, func() { stream.Close(); st.Close() }, nil
+	return st, k, stream, func() { stream.Close(); st.Close() }, nil
 }
 
 // eventStream is an audit stream that the process closes at its end.
@@ -548,44 +549,4 @@ func sweepFile(ctx context.Context, st store.Store, log *slog.Logger) {
 	if fs, ok := st.(*filestore.Store); ok {
 		go sweep(ctx, fs, log)
 	}
-}
-
-// redisKeys does what the redis store plugin cannot, in the same key space
-// (table glued to key): claim a key with SET NX (user.Claimer), read several
-// keys with one MGET (user.Getter).
-type redisKeys struct {
-	cli   goredis.UniversalClient
-	table string
-}
-
-// Claim implements user.Claimer.
-func (c *redisKeys) Claim(key string, value []byte) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
-	defer cancel()
-	return c.cli.SetNX(ctx, c.table+key, value, 0).Result()
-}
-
-// Get implements user.Getter.
-func (c *redisKeys) Get(keys ...string) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
-	defer cancel()
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = c.table + k
-	}
-	vals, err := c.cli.MGet(ctx, full...).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(vals))
-	for i, v := range vals {
-		switch v := v.(type) {
-		case string:
-			out[i] = []byte(v)
-		case nil:
-		default:
-			return nil, fmt.Errorf("MGET %s: unexpected %T", full[i], v)
-		}
-	}
-	return out, nil
 }

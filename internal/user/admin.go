@@ -100,38 +100,21 @@ const (
 	maxLimit     = 200
 )
 
-// pageBounds turns offset and limit from a request into slice bounds over n.
-func pageBounds(offset, limit int32, n int) (lo, hi int) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	lo = min(max(int(offset), 0), n)
-	return lo, min(lo+int(limit), n)
-}
-
 // ListUsers returns a page of the accounts whose name contains req.Query (no
 // case), sorted by name.
 func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
-	users, err := h.repo.Users(ctx)
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	page, total, err := h.repo.UserPage(ctx, strings.ToLower(req.Query), max(int(req.Offset), 0), int(min(limit, maxLimit)))
 	if err != nil {
 		return rpcError(err)
 	}
-	q := strings.ToLower(req.Query)
-	matched := users[:0]
-	for _, u := range users {
-		if strings.Contains(strings.ToLower(u.Username), q) {
-			matched = append(matched, u)
-		}
-	}
-	sort.Slice(matched, func(i, j int) bool {
-		return strings.ToLower(matched[i].Username) < strings.ToLower(matched[j].Username)
-	})
-	lo, hi := pageBounds(req.Offset, req.Limit, len(matched))
-	for _, u := range matched[lo:hi] {
+	for _, u := range page {
 		rsp.Users = append(rsp.Users, accountPB(u))
 	}
-	rsp.Total = int32(len(matched))
+	rsp.Total = int32(total)
 	return nil
 }
 
