@@ -54,6 +54,12 @@ func (s *MemoryStream) Publish(topic string, msg interface{}, opts ...events.Pub
 	if err != nil {
 		return err
 	}
+	return s.publishEvent(*ev)
+}
+
+// publishEvent queues ev for every group consuming its topic.
+func (s *MemoryStream) publishEvent(ev events.Event) error {
+	topic := ev.Topic
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -64,12 +70,12 @@ func (s *MemoryStream) Publish(topic string, msg interface{}, opts ...events.Pub
 		if len(s.backlog[topic]) >= s.size {
 			return ErrFull
 		}
-		s.backlog[topic] = append(s.backlog[topic], *ev)
+		s.backlog[topic] = append(s.backlog[topic], ev)
 		return nil
 	}
-	err = nil
+	var err error
 	for _, q := range groups {
-		if !s.offer(q, *ev) {
+		if !s.offer(q, ev) {
 			err = ErrFull
 		}
 	}
