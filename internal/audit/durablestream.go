@@ -3,7 +3,6 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"go-micro.dev/v4/events"
 
@@ -12,16 +11,13 @@ import (
 
 // DurableStream is a MemoryStream whose events are kept in a kv.Store (the
 // embedded mode's file store) from Publish until a consumer acknowledges
-// them: Publish returns once the event is committed, so an entry published
+// them (Ack takes an event out of the store; an unacknowledged one stays): Publish returns once the event is committed, so an entry published
 // before a kill -9 is stored by the next start's consumer (NewDurableStream
 // queues what the store holds again). An event may then come twice; the
 // log stores an entry once per ID.
 type DurableStream struct {
 	*MemoryStream
 	kv kv.Store
-
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
 }
 
 // Keys of the queue in the store.
@@ -33,7 +29,13 @@ const (
 // NewDurableStream keeps its queue in k, and queues again the events k
 // holds from an earlier run, oldest first.
 func NewDurableStream(k kv.Store, size int) (*DurableStream, error) {
-	s := &DurableStream{MemoryStream: NewMemoryStream(size), kv: k, done: make(chan struct{})}
+	s := &DurableStream{MemoryStream: NewMemoryStream(size), kv: k}
+	// Acknowledging takes the event out of the store.
+	s.onAck = func(ev events.Event) error {
+		m := queueMember(ev)
+		_, err := k.Apply(kv.DeleteOp(queueKey+m), kv.RemoveOp(queueIndex, m))
+		return err
+	}
 	after := ""
 	for {
 		members, err := k.Members(queueIndex, kv.Range{After: after, Limit: 1000})
@@ -84,36 +86,4 @@ func (s *DurableStream) Publish(topic string, msg interface{}, opts ...events.Pu
 		return fmt.Errorf("%w: queue: %w", ErrStore, err)
 	}
 	return s.MemoryStream.publishEvent(*ev)
-}
-
-// Consume is MemoryStream.Consume, whose Ack also takes the event out of
-// the store.
-func (s *DurableStream) Consume(topic string, opts ...events.ConsumeOption) (<-chan events.Event, error) {
-	in, err := s.MemoryStream.Consume(topic, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan events.Event)
-	go func() {
-		defer close(out)
-		for ev := range in {
-			m := queueMember(ev)
-			ev.SetAckFunc(func() error {
-				_, err := s.kv.Apply(kv.DeleteOp(queueKey+m), kv.RemoveOp(queueIndex, m))
-				return err
-			})
-			select {
-			case out <- ev:
-			case <-s.done: // unacknowledged: it stays in the store
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
-// Close closes the stream; what no consumer acknowledged stays in the store.
-func (s *DurableStream) Close() error {
-	s.closeOnce.Do(func() { close(s.done) })
-	return s.MemoryStream.Close()
 }

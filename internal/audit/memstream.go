@@ -31,6 +31,9 @@ type MemoryStream struct {
 	groups  map[string]map[string]chan events.Event // topic -> group -> queue
 	backlog map[string][]events.Event               // topic -> events no group took yet
 	closed  bool
+
+	// onAck, when set, is what acknowledging an event does (DurableStream).
+	onAck func(events.Event) error
 }
 
 // NewMemoryStream makes a stream whose queues hold size events each
@@ -122,7 +125,12 @@ func (s *MemoryStream) Consume(topic string, opts ...events.ConsumeOption) (<-ch
 // offer puts ev in q unless q is full, with the ack and nack functions that
 // q's consumers call. s.mu is held.
 func (s *MemoryStream) offer(q chan events.Event, ev events.Event) bool {
-	ev.SetAckFunc(func() error { return nil })
+	ev.SetAckFunc(func() error {
+		if s.onAck != nil {
+			return s.onAck(ev)
+		}
+		return nil
+	})
 	ev.SetNackFunc(func() error { return s.requeue(q, ev) })
 	select {
 	case q <- ev:
