@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -57,7 +58,14 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 		platform.Check{Name: "store", Fn: userHealth(h)},
 		platform.Check{Name: "keys", Fn: canMint(minter)},
 	)
-	svc.OnStart(func(ctx context.Context) error { return ensureAdmin(ctx, h, adminPassword, log) })
+	svc.OnStart(func(ctx context.Context) error {
+		if n, err := repo.Reindex(ctx); err != nil {
+			return fmt.Errorf("indexing the user store: %w", err)
+		} else if n > 0 {
+			log.Info("indexed the user store's records (once, for a store written by an earlier version)", "records", n)
+		}
+		return ensureAdmin(ctx, h, adminPassword, log)
+	})
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil

@@ -159,3 +159,38 @@ func TestTouchRacesRevoke(t *testing.T) {
 		}
 	})
 }
+
+// TestReindex: users and sessions written without indexes (by an earlier
+// version) are listed after Reindex, which runs once per store.
+func TestReindex(t *testing.T) {
+	repoStores(t, func(t *testing.T, st store.Store, repo *user.Repo) {
+		ctx := context.Background()
+		end := time.Now().Add(time.Hour).UTC()
+		for k, v := range map[string]string{
+			"user/id-old":     `{"id":"id-old","username":"Old","roles":["user"]}`,
+			"name/old":        "id-old",
+			"session/s-old":   fmt.Sprintf(`{"id":"s-old","user_id":"id-old","expires_at":%q}`, end.Format(time.RFC3339Nano)),
+			"usess/id-old/s1": `""`,
+		} {
+			if err := st.Write(&store.Record{Key: k, Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if us, err := repo.Users(ctx); err != nil || len(us) != 0 {
+			t.Fatalf("before: %d users, %v", len(us), err)
+		}
+		if n, err := repo.Reindex(ctx); err != nil || n != 2 {
+			t.Fatalf("Reindex = %d, %v; want 2", n, err)
+		}
+		us, err := repo.Users(ctx)
+		if err != nil || len(us) != 1 || us[0].ID != "id-old" {
+			t.Fatalf("after: %+v, %v", us, err)
+		}
+		if ids, err := repo.SessionIDs(ctx, "id-old"); err != nil || len(ids) != 1 || ids[0] != "s-old" {
+			t.Fatalf("sessions: %v, %v", ids, err)
+		}
+		if n, err := repo.Reindex(ctx); err != nil || n != 0 {
+			t.Fatalf("Reindex again = %d, %v; want 0", n, err)
+		}
+	})
+}

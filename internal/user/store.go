@@ -526,3 +526,52 @@ func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Durati
 	}
 	return nil
 }
+
+// indexVersion marks a store whose indexes Reindex built.
+const indexVersion = "ix/v1"
+
+// Reindex builds the users and session indexes from the records, once per
+// store (a store written by a version without them): a scan of the user/
+// and session/ keys, at start, never on a request. It returns how many
+// records it indexed.
+func (r *Repo) Reindex(ctx context.Context) (int, error) {
+	if vals, err := r.kv.Get(indexVersion); err != nil {
+		return 0, storeError("read", err)
+	} else if vals[0] != nil {
+		return 0, nil
+	}
+	n := 0
+	for _, prefix := range []string{keyUser, keySession} {
+		keys, err := r.store(ctx).List(store.ListPrefix(prefix))
+		if err != nil {
+			return n, storeError("list", err)
+		}
+		for _, k := range keys {
+			vals, err := r.read(ctx, k)
+			if err != nil {
+				return n, err
+			}
+			var op []kv.Op
+			if prefix == keyUser {
+				var u User
+				if decodeJSON(k, vals[0], &u) != nil {
+					continue
+				}
+				op = append(op, kv.AddOp(ixUsers, userMember(&u)))
+			} else {
+				var s Session
+				if decodeJSON(k, vals[0], &s) != nil {
+					continue
+				}
+				m := sessionMember(&s)
+				op = append(op, kv.AddOp(ixUserSessions+s.UserID, m), kv.AddOp(ixSessions, m))
+			}
+			if _, err := r.apply(op...); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	_, err := r.apply(kv.PutOp(indexVersion, []byte("1"), 0))
+	return n, err
+}
