@@ -46,6 +46,7 @@ type options struct {
 	concs         []int
 	rows          map[int]bool
 	storeKeys     []int
+	storeSamples  int
 	loginDuration time.Duration
 	loginConc     int
 	idle          time.Duration
@@ -67,6 +68,7 @@ func parseFlags(args []string) (options, error) {
 	concs := fs.String("conc", "1,16,64,256", "rows 1-2: concurrencies (connections)")
 	rows := fs.String("rows", "1,2,3,4,5", "rows to run")
 	storeKeys := fs.String("store_keys", "1000,10000,100000,1000000", "row 5: the sizes of Redis, in keys")
+	fs.IntVar(&o.storeSamples, "store_samples", 40, "row 5: sequential requests of each kind per size")
 	fs.DurationVar(&o.loginDuration, "login_duration", 10*time.Second, "row 3: measured time per side")
 	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: twice the user service's hash slots, so that a login is always waiting for a free slot)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "row 4: idle time before the idle RSS")
@@ -221,7 +223,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		rep.row4 = &r
 	}
 	if o.rows[5] && ctx.Err() == nil {
-		rep.row5 = storeRowRun(ctx, e, bin, o.storeKeys)
+		rep.row5 = storeRowRun(ctx, e, bin, o.storeKeys, o.storeSamples)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -448,7 +450,7 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Slowest request of rows 1-4: %s ms (target < 1 s: %s).\n\n", ms(maxLat), yesNo(maxLat < targetMaxLat))
 	if len(r.row5) > 0 {
-		writeStoreRows(w, r.row5)
+		writeStoreRows(w, r.row5, r.opts.storeSamples)
 	}
 }
 

@@ -29,12 +29,9 @@ type storeRow struct {
 	errs           int
 }
 
-// storeSamples is how many requests of each kind one size times.
-const storeSamples = 40
-
 // storeRowRun runs row 5 on a cluster of its own (Redis store, no gateway
-// cache), at each size in keys.
-func storeRowRun(ctx context.Context, e *env, bin string, keys []int) []storeRow {
+// cache), at each size in keys, timing samples requests of each kind.
+func storeRowRun(ctx context.Context, e *env, bin string, keys []int, samples int) []storeRow {
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(e, b)
 	}
@@ -79,7 +76,7 @@ func storeRowRun(ctx context.Context, e *env, bin string, keys []int) []storeRow
 		}
 		r := storeRow{keys: n}
 		var sess, list []time.Duration
-		for range storeSamples {
+		for range samples {
 			d, ok := timedGet(ctx, cl, base+"/api/v1/me/sessions", token)
 			sess = append(sess, d)
 			if !ok {
@@ -147,10 +144,10 @@ func latencies(ds []time.Duration) summary {
 }
 
 // writeStoreRows prints row 5.
-func writeStoreRows(w io.Writer, rows []storeRow) {
+func writeStoreRows(w io.Writer, rows []storeRow, samples int) {
 	fmt.Fprintf(w, "### 5. Store reads as Redis grows\n\n")
 	fmt.Fprintf(w, "Redis filled (pipelined SETs) with keys no request reads: other users' sessions and audit entries. "+
-		"%d sequential requests of each kind per size, gateway cache off. Flat is the target: no request scans keys it does not need.\n\n", storeSamples)
+		"%d sequential requests of each kind per size, gateway cache off. Flat is the target: no request scans keys it does not need.\n\n", samples)
 	t := newTable("keys>", "/me/sessions p50 ms>", "p99 ms>", "/admin/users p50 ms>", "p99 ms>", "errors>")
 	for _, r := range rows {
 		t.add(strconv.Itoa(r.keys), ms(r.sessions.p50), ms(r.sessions.p99), ms(r.list.p50), ms(r.list.p99), strconv.Itoa(r.errs))
