@@ -448,7 +448,9 @@ func (r *report) write(w io.Writer) {
 		t.add("RSS peak (VmHWM)", mb(e.rssPeak)+" MiB", "", "")
 		fmt.Fprintln(w, t)
 	}
-	fmt.Fprintf(w, "Slowest request of rows 1-4: %s ms (target < 1 s: %s).\n\n", ms(maxLat), yesNo(maxLat < targetMaxLat))
+	if r.opts.rows[1] || r.opts.rows[2] || r.opts.rows[3] || r.opts.rows[4] {
+		fmt.Fprintf(w, "Slowest request of rows 1-4: %s ms (target < 1 s: %s).\n\n", ms(maxLat), yesNo(maxLat < targetMaxLat))
+	}
 	if len(r.row5) > 0 {
 		writeStoreRows(w, r.row5, r.opts.storeSamples)
 	}
