@@ -116,7 +116,7 @@ func TestDurableStreamSurvivesKill(t *testing.T) {
 	})
 	// Acknowledged: a third start finds nothing queued.
 	testenv.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
-		n, err := fs.Count("q", "")
+		n, err := fs.Count("q", "", 0)
 		return err == nil && n == 0
 	})
 }

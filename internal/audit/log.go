@@ -41,10 +41,11 @@ const (
 	DefaultMaxEntries = 500_000
 )
 
-// Page sizes of List.
+// Page sizes of List, and the most Page.Total counts.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 500
+	MaxTotal     = 10_000
 )
 
 // maxSkew is how far in the future an entry's time may be (publishers'
@@ -196,7 +197,8 @@ func (l *Log) Trim(ctx context.Context) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return dropped, err
 		}
-		n, err := l.kv.Count(ixTime, "")
+		// Counted up to one batch past the bound: the most one round drops.
+		n, err := l.kv.Count(ixTime, "", l.o.MaxEntries+trimBatch)
 		if err != nil {
 			return dropped, fmt.Errorf("%w: count: %w", ErrStore, err)
 		}
@@ -288,8 +290,8 @@ type Page struct {
 	// Next is the Query.Cursor of the next (older) page; empty when there is
 	// none.
 	Next string
-	// Total is how many entries match User and Kind (whatever Cursor), when
-	// Query.Total asked for it.
+	// Total is how many entries match User and Kind (whatever Cursor), at
+	// most MaxTotal, when Query.Total asked for it.
 	Total int
 }
 
@@ -297,7 +299,8 @@ type Page struct {
 // for an unknown kind and ErrBadCursor for a cursor no Page gave.
 //
 // Cost: one read of one index (at most Limit+1 members, from the cursor on),
-// one read of the page's entries, and with Total one count of the index.
+// one read of the page's entries, and with Total one count of the index (at
+// most MaxTotal).
 func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	if q.Kind != "" && !q.Kind.Valid() {
 		return Page{}, fmt.Errorf("%w: kind %q", ErrInvalid, q.Kind)
@@ -327,7 +330,7 @@ func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	}
 	var p Page
 	if q.Total {
-		if p.Total, err = l.kv.Count(index, cut); err != nil {
+		if p.Total, err = l.kv.Count(index, cut, MaxTotal); err != nil {
 			return Page{}, fmt.Errorf("%w: count %s: %w", ErrStore, index, err)
 		}
 	}

@@ -551,7 +551,10 @@ func (s *Store) Members(index string, r kv.Range) ([]string, error) {
 		for ; k != nil && bytes.HasPrefix(k, p); k, _ = step() {
 			m := string(k[len(p):])
 			if !r.InRange(m) {
-				continue
+				if !r.Desc && m == r.After {
+					continue // Seek stops at the exclusive bound itself
+				}
+				return nil // past the far bound: nothing further is in range
 			}
 			if skipped < r.Offset {
 				skipped++
@@ -577,7 +580,7 @@ func seekBack(c *bolt.Cursor, k []byte) ([]byte, []byte) {
 }
 
 // Count implements kv.Store.
-func (s *Store) Count(index, from string) (int, error) {
+func (s *Store) Count(index, from string, max int) (int, error) {
 	table, err := s.table("", "")
 	if err != nil {
 		return 0, err
@@ -590,7 +593,7 @@ func (s *Store) Count(index, from string) (int, error) {
 		}
 		p := ixKey(index, "")
 		c := ix.Cursor()
-		for k, _ := c.Seek(ixKey(index, from)); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		for k, _ := c.Seek(ixKey(index, from)); k != nil && bytes.HasPrefix(k, p) && (max <= 0 || n < max); k, _ = c.Next() {
 			n++
 		}
 		return nil

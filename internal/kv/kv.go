@@ -141,8 +141,10 @@ type Store interface {
 	Apply(ops ...Op) (bool, error)
 	// Members returns the members of index that r selects.
 	Members(index string, r Range) ([]string, error)
-	// Count returns how many members of index sort at or after from.
-	Count(index, from string) (int, error)
+	// Count returns how many members of index sort at or after from, or
+	// max when there are more (max <= 0: no bound). A file store counts
+	// one member at a time: a bound keeps that cheap.
+	Count(index, from string, max int) (int, error)
 }
 
 // MaxRange bounds Range.Limit: no read returns more.

@@ -127,8 +127,11 @@ func TestIndexes(t *testing.T) {
 				t.Errorf("Members(%+v) = %v, want %v", c.r, got, c.want)
 			}
 		}
-		if n, err := s.Count("i", "m05"); err != nil || n != 5 {
+		if n, err := s.Count("i", "m05", 0); err != nil || n != 5 {
 			t.Fatalf("Count(m05) = %d, %v; want 5", n, err)
+		}
+		if n, err := s.Count("i", "", 3); err != nil || n != 3 {
+			t.Fatalf("Count bounded by 3 = %d, %v", n, err)
 		}
 		apply(t, s, true, kv.TrimOp("i", "m03"), kv.RemoveOp("i", "m05"))
 		want := []string{"m03", "m04", "m06", "m07", "m08", "m09"}

@@ -199,12 +199,16 @@ func (l *Local) Members(index string, r Range) ([]string, error) {
 }
 
 // Count implements Store.
-func (l *Local) Count(index, from string) (int, error) {
+func (l *Local) Count(index, from string, max int) (int, error) {
 	l.mu.Lock()
 	all, err := l.members(index)
 	l.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	return len(all) - sort.SearchStrings(all, from), nil
+	n := len(all) - sort.SearchStrings(all, from)
+	if max > 0 {
+		n = min(n, max)
+	}
+	return n, nil
 }

@@ -143,7 +143,7 @@ func (r *Redis) Members(index string, rg Range) ([]string, error) {
 }
 
 // Count implements Store: one ZLEXCOUNT.
-func (r *Redis) Count(index, from string) (int, error) {
+func (r *Redis) Count(index, from string, max int) (int, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	lo := "-"
@@ -151,5 +151,8 @@ func (r *Redis) Count(index, from string) (int, error) {
 		lo = "[" + from
 	}
 	n, err := r.cli.ZLexCount(ctx, r.ixKey(index), lo, "+").Result()
+	if max > 0 {
+		n = min(n, int64(max))
+	}
 	return int(n), err
 }

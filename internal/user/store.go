@@ -362,7 +362,7 @@ func (r *Repo) UserPage(ctx context.Context, query string, offset, limit int) ([
 	var page []string
 	total := 0
 	if query == "" {
-		n, err := r.kv.Count(ixUsers, "")
+		n, err := r.kv.Count(ixUsers, "", 0)
 		if err != nil {
 			return nil, 0, storeError("count", err)
 		}
@@ -499,7 +499,7 @@ func (r *Repo) TouchSession(ctx context.Context, s *Session) error {
 
 // CountSessions counts live sessions, in the index of all sessions.
 func (r *Repo) CountSessions(ctx context.Context) (int, error) {
-	n, err := r.kv.Count(ixSessions, endPosition(time.Now()))
+	n, err := r.kv.Count(ixSessions, endPosition(time.Now()), 0)
 	if err != nil {
 		return 0, storeError("count", err)
 	}
