@@ -501,3 +501,50 @@ func userToken(s string) string {
 	}
 	return "%" + hex.EncodeToString([]byte(s))
 }
+
+// layoutVersion marks a store whose entries are in this layout.
+const layoutVersion = "a/v1"
+
+// Migrate moves the entries an earlier version stored (e/<day>/<kind>/<pos>,
+// with u/, i/ and n/ keys beside them) into this layout, once per store: a
+// scan of those keys, at start, never on a request. It returns how many
+// entries it moved.
+func (l *Log) Migrate(ctx context.Context) (int, error) {
+	if vals, err := l.kv.Get(layoutVersion); err != nil {
+		return 0, fmt.Errorf("%w: read: %w", ErrStore, err)
+	} else if vals[0] != nil {
+		return 0, nil
+	}
+	n := 0
+	for _, prefix := range []string{"e/", "u/", "i/", "n/"} {
+		keys, err := l.st.List(store.ListPrefix(prefix))
+		if err != nil {
+			return n, fmt.Errorf("%w: list %s: %w", ErrStore, prefix, err)
+		}
+		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if prefix == "e/" {
+				recs, err := l.st.Read(k)
+				if err == nil && len(recs) == 1 {
+					var e Entry
+					if json.Unmarshal(recs[0].Value, &e) == nil {
+						if err := l.Append(ctx, e); err == nil {
+							n++
+						} else if !errors.Is(err, ErrExpired) && !errors.Is(err, ErrInvalid) {
+							return n, err
+						}
+					}
+				}
+			}
+			if err := l.st.Delete(k); err != nil {
+				return n, fmt.Errorf("%w: delete %s: %w", ErrStore, k, err)
+			}
+		}
+	}
+	if _, err := l.kv.Apply(kv.PutOp(layoutVersion, []byte("1"), 0)); err != nil {
+		return n, fmt.Errorf("%w: write: %w", ErrStore, err)
+	}
+	return n, nil
+}

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -85,6 +86,7 @@ var logCases = []struct {
 	{"retention", testRetention},
 	{"invalid input", testInvalid},
 	{"get", testGet},
+	{"migrate", testMigrate},
 }
 
 func TestLog(t *testing.T) {
@@ -507,5 +509,41 @@ func testGet(t *testing.T, st store.Store) {
 		if _, err := l.Get(context.Background(), id); !errors.Is(err, audit.ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// testMigrate: entries stored by the earlier layout (e/<day>/<kind>/<pos>
+// and its u/, i/, n/ keys) are listed after Migrate, which runs once.
+func testMigrate(t *testing.T, st store.Store) {
+	l := newLog(st, audit.LogOptions{})
+	old := []audit.Entry{entry("m1", audit.KindLogin, time.Hour, "mo"), entry("m2", audit.KindLogout, 2*time.Hour, "mo")}
+	for _, e := range old {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := fmt.Sprintf("%019d.%s", e.Time.UnixNano(), e.ID)
+		for k, v := range map[string][]byte{
+			"e/" + e.Time.Format("20060102") + "/" + string(e.Kind) + "/" + pos: data,
+			"u/mo/" + string(e.Kind) + "/" + pos:                                []byte("1"),
+			"i/" + e.ID:                                                         []byte("x"),
+		} {
+			if err := st.Write(&store.Record{Key: k, Value: v, Expiry: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := l.Migrate(context.Background()); err != nil || n != 2 {
+		t.Fatalf("Migrate = %d, %v; want 2", n, err)
+	}
+	ids, _ := listAll(t, l, audit.Query{User: "mo"})
+	wantIDs(t, "migrated", ids, "m1", "m2")
+	for _, prefix := range []string{"e/", "u/", "i/"} {
+		if keys, err := st.List(store.ListPrefix(prefix)); err != nil || len(keys) != 0 {
+			t.Fatalf("old %s keys left: %v, %v", prefix, keys, err)
+		}
+	}
+	if n, err := l.Migrate(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Migrate again = %d, %v; want 0", n, err)
 	}
 }

@@ -91,6 +91,14 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 		o.OnDrop = func(reason string, n int) { m.AuditDropped.WithLabelValues(reason).Add(float64(n)) }
 	}
 	auditLog := audit.NewLog(st, o)
+	svc.OnStart(func(ctx context.Context) error {
+		if n, err := auditLog.Migrate(ctx); err != nil {
+			return fmt.Errorf("moving the audit log to its indexed layout: %w", err)
+		} else if n > 0 {
+			log.Info("moved the audit log's entries to the indexed layout (once, for a store written by an earlier version)", "entries", n)
+		}
+		return nil
+	})
 	svc.Background(audit.NewConsumer(stream, auditLog, log).Run)
 	svc.Background(func(ctx context.Context) { trimAudit(ctx, auditLog, log) })
 	svc.Require(platform.Check{Name: "store", Fn: func(context.Context) error { return auditLog.Ping() }})
