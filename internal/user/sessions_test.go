@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,12 +39,32 @@ func repoStores(t *testing.T, fn func(t *testing.T, st store.Store, repo *user.R
 	})
 	t.Run("redis", func(t *testing.T) {
 		addr := testenv.StartRedis(t).Addr
-		st := redisstore.NewStore(store.Nodes(addr), store.Table("portal:user:"))
+		st := &noScan{Store: redisstore.NewStore(store.Nodes(addr), store.Table("portal:user:"))}
 		cli := goredis.NewClient(&goredis.Options{Addr: addr})
 		t.Cleanup(func() { _ = st.Close(); _ = cli.Close() })
 		k := kv.NewRedis(cli, "portal:user:", 5*time.Second)
 		fn(t, st, user.NewRepo(st).WithKV(k).WithGetter(k))
 	})
+}
+
+// noScan is the redis store plugin, counting its Lists: each is a SCAN of
+// the whole database, which no request may make.
+type noScan struct {
+	store.Store
+	lists atomic.Int32
+}
+
+func (s *noScan) List(opts ...store.ListOption) ([]string, error) {
+	s.lists.Add(1)
+	return s.Store.List(opts...)
+}
+
+// wantNoScan fails when st is a noScan that was listed.
+func wantNoScan(t *testing.T, st store.Store) {
+	t.Helper()
+	if s, ok := st.(*noScan); ok && s.lists.Load() > 0 {
+		t.Fatalf("%d SCANs of the whole Redis database", s.lists.Load())
+	}
 }
 
 // TestSessionsStayEnded: a "last seen" write that read its session before a
@@ -105,6 +126,16 @@ func TestSessionsStayEnded(t *testing.T) {
 				}
 			})
 		}
+		// The lists a request makes read indexes, never scan.
+		var sessions pb.ListSessionsResponse
+		if err := h.ListSessions(adminCtx, &pb.ListSessionsRequest{}, &sessions); err != nil || len(sessions.Sessions) != 1 {
+			t.Fatalf("ListSessions = %v, %v", sessions.Sessions, err)
+		}
+		var users pb.ListUsersResponse
+		if err := h.ListUsers(adminCtx, &pb.ListUsersRequest{Query: "u-"}, &users); err != nil || users.Total != 4 {
+			t.Fatalf("ListUsers = %v (%d), %v; want the 4 users", users.Users, users.Total, err)
+		}
+		wantNoScan(t, st)
 	})
 }
 
@@ -112,7 +143,7 @@ func TestSessionsStayEnded(t *testing.T) {
 // session they touch: once revoked, it stays revoked, and it leaves both
 // indexes.
 func TestTouchRacesRevoke(t *testing.T) {
-	repoStores(t, func(t *testing.T, _ store.Store, repo *user.Repo) {
+	repoStores(t, func(t *testing.T, st store.Store, repo *user.Repo) {
 		ctx := context.Background()
 		for round := range 10 {
 			s := &user.Session{ID: fmt.Sprint("s", round), UserID: "u1", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
@@ -157,6 +188,7 @@ func TestTouchRacesRevoke(t *testing.T) {
 		if n, err := repo.CountSessions(ctx); err != nil || n != 0 {
 			t.Fatalf("CountSessions = %d, %v; want 0", n, err)
 		}
+		wantNoScan(t, st)
 	})
 }
 
