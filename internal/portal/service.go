@@ -373,6 +373,12 @@ func redisOptions(addrs []string) goredis.UniversalOptions {
 		// drops one. Three, with short backoffs, ride that out while a
 		// refused connection still fails in well under a second.
 		MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond, MaxRetryBackoff: 64 * time.Millisecond,
+		// go-redis v8 checks no pooled connection before use: after a Redis
+		// restart a pool of more dead connections than attempts failed the
+		// first requests (a 503 right after /readyz said ready). A
+		// connection idle this long is dropped instead of used; one in use
+		// is not.
+		IdleTimeout: 2 * time.Second,
 	}
 }
 
