@@ -19,14 +19,7 @@
 // One contract test (kv_test.go) runs against all three.
 package kv
 
-import (
-	"errors"
-	"time"
-)
-
-// ErrNotApplied is what callers map a false Apply to when they need an
-// error; Apply itself reports it as false.
-var ErrNotApplied = errors.New("kv: condition did not hold")
+import "time"
 
 // Cond is a condition on the record at an Op's key.
 type Cond uint8
