@@ -208,15 +208,18 @@ func TestReindex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if us, err := repo.Users(ctx); err != nil || len(us) != 0 {
+		if us, _, err := repo.UserPage(ctx, "", 0, 10); err != nil || len(us) != 0 {
 			t.Fatalf("before: %d users, %v", len(us), err)
 		}
 		if n, err := repo.Reindex(ctx); err != nil || n != 2 {
 			t.Fatalf("Reindex = %d, %v; want 2", n, err)
 		}
-		us, err := repo.Users(ctx)
-		if err != nil || len(us) != 1 || us[0].ID != "id-old" {
-			t.Fatalf("after: %+v, %v", us, err)
+		us, total, err := repo.UserPage(ctx, "", 0, 10)
+		if err != nil || total != 1 || len(us) != 1 || us[0].ID != "id-old" {
+			t.Fatalf("after: %+v of %d, %v", us, total, err)
+		}
+		if users, admins, disabled, err := repo.UserCounts(ctx); err != nil || users != 1 || admins != 0 || disabled != 0 {
+			t.Fatalf("UserCounts = %d, %d, %d, %v", users, admins, disabled, err)
 		}
 		if ids, err := repo.SessionIDs(ctx, "id-old"); err != nil || len(ids) != 1 || ids[0] != "s-old" {
 			t.Fatalf("sessions: %v, %v", ids, err)
@@ -224,5 +227,58 @@ func TestReindex(t *testing.T) {
 		if n, err := repo.Reindex(ctx); err != nil || n != 0 {
 			t.Fatalf("Reindex again = %d, %v; want 0", n, err)
 		}
+	})
+}
+
+// TestRoleIndexes: the overview's counts and the last-admin check read the
+// admins and disabled indexes, which every write of a user keeps true.
+func TestRoleIndexes(t *testing.T) {
+	repoStores(t, func(t *testing.T, st store.Store, repo *user.Repo) {
+		ctx := context.Background()
+		a := &user.User{ID: "id-a", Username: "ada", Roles: []string{"admin", "user"}}
+		b := &user.User{ID: "id-b", Username: "bea", Roles: []string{"user"}}
+		for _, u := range []*user.User{a, b} {
+			if err := repo.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts := func(want [3]int) {
+			t.Helper()
+			u, ad, d, err := repo.UserCounts(ctx)
+			if err != nil || [3]int{u, ad, d} != want {
+				t.Fatalf("UserCounts = %d, %d, %d, %v; want %v", u, ad, d, err, want)
+			}
+		}
+		another := func(id string, want bool) {
+			t.Helper()
+			if got, err := repo.AnotherAdmin(ctx, id); err != nil || got != want {
+				t.Fatalf("AnotherAdmin(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+		counts([3]int{2, 1, 0})
+		another("id-a", false)
+		another("id-b", true)
+		b.Roles = []string{"admin", "user"}
+		if err := repo.Update(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		counts([3]int{2, 2, 0})
+		another("id-a", true)
+		a.Disabled = true // a disabled admin is no admin
+		if err := repo.Update(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		counts([3]int{2, 1, 1})
+		another("id-b", false)
+		if err := repo.Delete(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		counts([3]int{1, 1, 0})
+		// An update of a deleted user does not bring it back.
+		if err := repo.Update(ctx, a); !errors.Is(err, user.ErrNotFound) {
+			t.Fatalf("Update(deleted) = %v, want ErrNotFound", err)
+		}
+		counts([3]int{1, 1, 0})
+		wantNoScan(t, st)
 	})
 }

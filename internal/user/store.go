@@ -10,6 +10,7 @@ import (
 
 	"go-micro.dev/v4/store"
 
+	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/kv"
 )
 
@@ -23,6 +24,8 @@ const (
 // Indexes (kv.Store), kept in the same atomic step as the records they list.
 const (
 	ixUsers        = "users"    // "<lowercased name> <id>" of every user
+	ixAdmins       = "admins"   // the same, of enabled admins
+	ixDisabled     = "disabled" // the same, of disabled users
 	ixSessions     = "sessions" // "<end position> <session id>" of every session
 	ixUserSessions = "usess/"   // usess/<user id>: "<end position> <session id>"
 )
@@ -156,6 +159,20 @@ func (r *Repo) apply(ops ...kv.Op) (bool, error) {
 // userMember is u's member of the users index: sorted by name.
 func userMember(u *User) string { return strings.ToLower(u.Username) + " " + u.ID }
 
+// roleOps keep u in the admins or disabled index as its record says: out of
+// both, then into the one that holds.
+func roleOps(u *User) []kv.Op {
+	m := userMember(u)
+	ops := []kv.Op{kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m)}
+	switch {
+	case u.Disabled:
+		ops = append(ops, kv.AddOp(ixDisabled, m))
+	case pauth.IsAdmin(u.Roles):
+		ops = append(ops, kv.AddOp(ixAdmins, m))
+	}
+	return ops
+}
+
 // sessionMember is s's member of the session indexes: sorted by end, so
 // that the ended ones are trimmed off the front.
 func sessionMember(s *Session) string { return endPosition(s.ExpiresAt) + " " + s.ID }
@@ -176,11 +193,11 @@ func (r *Repo) Create(ctx context.Context, u *User) error {
 		return err
 	}
 	claim := func() (bool, error) {
-		return r.apply(
+		return r.apply(append([]kv.Op{
 			kv.PutOp(nameKey(u.Username), []byte(u.ID), 0).When(kv.AbsentOrSame),
 			kv.PutOp(keyUser+u.ID, data, 0),
 			kv.AddOp(ixUsers, userMember(u)),
-		)
+		}, roleOps(u)...)...)
 	}
 	won, err := claim()
 	if err != nil || won {
@@ -225,7 +242,7 @@ func (r *Repo) Update(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
-	ok, err := r.apply(kv.PutOp(keyUser+u.ID, data, 0).When(kv.Exists))
+	ok, err := r.apply(append([]kv.Op{kv.PutOp(keyUser+u.ID, data, 0).When(kv.Exists)}, roleOps(u)...)...)
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
@@ -432,30 +449,40 @@ func (r *Repo) usersOf(ctx context.Context, members []string) ([]*User, error) {
 	return users, nil
 }
 
-// Users returns every account, sorted by name, through the users index.
-func (r *Repo) Users(ctx context.Context) ([]*User, error) {
-	var members []string
-	if err := r.eachUserMember(func(m string) { members = append(members, m) }); err != nil {
-		return nil, err
-	}
-	var users []*User
-	for len(members) > 0 {
-		n := min(len(members), userPage)
-		page, err := r.usersOf(ctx, members[:n])
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, page...)
-		members = members[n:]
-	}
-	return users, nil
-}
-
 // Delete removes a user: the name, the record and its index entry in one
 // step. Sessions are the caller's to end.
 func (r *Repo) Delete(ctx context.Context, u *User) error {
-	_, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID), kv.RemoveOp(ixUsers, userMember(u)))
+	m := userMember(u)
+	_, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID),
+		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m))
 	return err
+}
+
+// UserCounts counts all users, enabled admins and disabled users, in their
+// indexes.
+func (r *Repo) UserCounts(ctx context.Context) (users, admins, disabled int, err error) {
+	counts := make([]int, 3)
+	for i, ix := range []string{ixUsers, ixAdmins, ixDisabled} {
+		if counts[i], err = r.kv.Count(ix, "", 0); err != nil {
+			return 0, 0, 0, storeError("count", err)
+		}
+	}
+	return counts[0], counts[1], counts[2], nil
+}
+
+// AnotherAdmin reports whether an enabled admin other than the user with id
+// exists.
+func (r *Repo) AnotherAdmin(ctx context.Context, id string) (bool, error) {
+	ms, err := r.kv.Members(ixAdmins, kv.Range{Limit: 2})
+	if err != nil {
+		return false, storeError("list", err)
+	}
+	for _, m := range ms {
+		if _, mid, _ := strings.Cut(m, " "); mid != id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Sessions returns a user's live sessions.
@@ -528,7 +555,7 @@ func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Durati
 }
 
 // indexVersion marks a store whose indexes Reindex built.
-const indexVersion = "ix/v1"
+const indexVersion = "ix/v2"
 
 // Reindex builds the users and session indexes from the records, once per
 // store (a store written by a version without them): a scan of the user/
@@ -557,7 +584,7 @@ func (r *Repo) Reindex(ctx context.Context) (int, error) {
 				if decodeJSON(k, vals[0], &u) != nil {
 					continue
 				}
-				op = append(op, kv.AddOp(ixUsers, userMember(&u)))
+				op = append(append(op, kv.AddOp(ixUsers, userMember(&u))), roleOps(&u)...)
 			} else {
 				var s Session
 				if decodeJSON(k, vals[0], &s) != nil {
