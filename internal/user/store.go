@@ -19,6 +19,8 @@ const (
 	keyUser    = "user/"    // user/<id> -> User
 	keyName    = "name/"    // name/<lowercased username> -> id
 	keySession = "session/" // session/<id> -> Session
+	// keyBootstrap records that this store had its first admin made.
+	keyBootstrap = "bootstrap/admin" // -> the time, RFC 3339
 )
 
 // Indexes (kv.Store), kept in the same atomic step as the records they list.
@@ -531,6 +533,40 @@ func (r *Repo) CountSessions(ctx context.Context) (int, error) {
 		return 0, storeError("count", err)
 	}
 	return n, nil
+}
+
+// Bootstrapped reports whether the store records that its first admin was
+// made.
+func (r *Repo) Bootstrapped(ctx context.Context) (bool, error) {
+	vals, err := r.read(ctx, keyBootstrap)
+	if err != nil {
+		return false, err
+	}
+	return vals[0] != nil, nil
+}
+
+// ClaimBootstrap records that the store's first admin is being made, and
+// reports whether this call did (false: another instance did first): a
+// claim in the kv.Store, atomic for every instance sharing it, that
+// recognises its own value when a client retries it.
+func (r *Repo) ClaimBootstrap(ctx context.Context, now time.Time) (bool, error) {
+	v := []byte(now.UTC().Format(time.RFC3339Nano))
+	return r.apply(kv.PutOp(keyBootstrap, v, 0).When(kv.AbsentOrSame))
+}
+
+// DropBootstrap forgets the record of ClaimBootstrap (best effort: the
+// admin it announced could not be made).
+func (r *Repo) DropBootstrap(ctx context.Context) {
+	_ = r.store(ctx).Delete(keyBootstrap)
+}
+
+// AnyUser reports whether the store holds an account, in the users index.
+func (r *Repo) AnyUser(ctx context.Context) (bool, error) {
+	n, err := r.kv.Count(ixUsers, "", 1)
+	if err != nil {
+		return false, storeError("count", err)
+	}
+	return n > 0, nil
 }
 
 // Ping checks that the store answers.
