@@ -225,34 +225,6 @@ func (s *Store) Write(r *store.Record, opts ...store.WriteOption) error {
 	})
 }
 
-// Claim writes value at key in the default table unless a live record is
-// there, in one transaction, and reports whether it wrote.
-func (s *Store) Claim(key string, value []byte) (bool, error) {
-	table, err := s.table("", "")
-	if err != nil {
-		return false, err
-	}
-	data, err := json.Marshal(record{Value: value})
-	if err != nil {
-		return false, err
-	}
-	won := false
-	err = s.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(table))
-		if err != nil {
-			return err
-		}
-		if v := b.Get([]byte(key)); v != nil {
-			if _, live, err := decode(key, v, time.Now()); err != nil || live {
-				return err
-			}
-		}
-		won = true
-		return b.Put([]byte(key), data)
-	})
-	return won && err == nil, err
-}
-
 // Delete removes key; deleting a missing key is not an error.
 func (s *Store) Delete(key string, opts ...store.DeleteOption) error {
 	var o store.DeleteOptions

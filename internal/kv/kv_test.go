@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +212,31 @@ func TestIncr(t *testing.T) {
 		}
 		apply(t, s, true, kv.IncrOp("short", 50*time.Millisecond))
 		testenv.WaitFor(t, 10*time.Second, "the counter to expire", func() bool { return get(t, s, "short") == nil })
+	})
+}
+
+// TestConcurrentClaims: of claims of one key with different values, made
+// at once, exactly one wins (usernames, the bootstrap admin).
+func TestConcurrentClaims(t *testing.T) {
+	stores(t, func(t *testing.T, s kv.Store, _ store.Store) {
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				won, err := s.Apply(kv.PutOp("name/x", []byte(fmt.Sprint(i)), 0).When(kv.AbsentOrSame))
+				if err != nil {
+					t.Error(err)
+				}
+				if won {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d claims won, want 1", n)
+		}
 	})
 }
