@@ -12,21 +12,16 @@ import (
 	"time"
 
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // Keys of the outbox in the user service's store.
 const (
 	keyPending = "outbox/msg/"    // outbox/msg/<id> -> entry, waiting to be sent
 	keyFailed  = "outbox/failed/" // outbox/failed/<id> -> entry without its body, given up
-	keyClaim   = "outbox/claim/"  // outbox/claim/<id>/<attempt> -> "": one sender per attempt
+	keyClaim   = "outbox/claim/"  // outbox/claim/<id>/<attempt> -> "1": one sender per attempt, expiring
 )
-
-// Claimer writes a record only when its key is absent, atomically for every
-// process sharing the store (user.Claimer: Redis SET NX, a bbolt
-// transaction). It lets several instances share one outbox.
-type Claimer interface {
-	Claim(key string, value []byte) (bool, error)
-}
 
 // OutboxOptions tune the outbox; zero values take the defaults.
 type OutboxOptions struct {
@@ -87,21 +82,22 @@ type Entry struct {
 // MaxAttempts (or at once on a permanent refusal): logged at error level
 // and listed by Failed for admins.
 type Outbox struct {
-	st      store.Store
-	claimer Claimer
-	sender  Sender
-	log     *slog.Logger
-	o       OutboxOptions
-	wake    chan struct{}
-	now     func() time.Time
+	st     store.Store
+	kv     kv.Store
+	sender Sender
+	log    *slog.Logger
+	o      OutboxOptions
+	wake   chan struct{}
+	now    func() time.Time
 }
 
 // NewOutbox keeps its queue in st (the user service's store), sending
-// through sender. claimer (nil: one instance) makes each attempt of each
-// message go out from one instance only.
-func NewOutbox(st store.Store, claimer Claimer, sender Sender, log *slog.Logger, o OutboxOptions) *Outbox {
+// through sender. k claims each attempt of each message for one sender: it
+// must be atomic for every process sharing st (kv.Redis, the file store;
+// kv.NewLocal(st) for one process).
+func NewOutbox(st store.Store, k kv.Store, sender Sender, log *slog.Logger, o OutboxOptions) *Outbox {
 	o.defaults()
-	return &Outbox{st: st, claimer: claimer, sender: sender, log: log, o: o, wake: make(chan struct{}, 1), now: time.Now}
+	return &Outbox{st: st, kv: k, sender: sender, log: log, o: o, wake: make(chan struct{}, 1), now: time.Now}
 }
 
 // Sender returns where the outbox sends.
@@ -175,17 +171,17 @@ func (b *Outbox) SendDue(ctx context.Context) time.Time {
 // its retry is due (zero: sent, given up, or another instance's).
 func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 	id := e.Message.ID
-	if b.claimer != nil {
-		won, err := b.claimer.Claim(keyClaim+id+"/"+strconv.Itoa(e.Attempts), []byte("1"))
-		if err != nil || !won {
-			return time.Time{}
-		}
-		// Another instance may have finished it between our read and the
-		// claim: read it again.
-		cur, err := b.read(keyPending + id)
-		if err != nil || cur.Attempts != e.Attempts {
-			return time.Time{}
-		}
+	// The claim outlives the attempt's lease: should this process die
+	// before it records the attempt, the claim lapses and the same attempt
+	// is tried again.
+	won, err := b.kv.Apply(kv.PutOp(keyClaim+id+"/"+strconv.Itoa(e.Attempts), []byte("1"), 2*b.o.Lease).When(kv.Absent))
+	if err != nil || !won {
+		return time.Time{}
+	}
+	// Another instance may have finished it between our read and the
+	// claim: read it again.
+	if cur, err := b.read(keyPending + id); err != nil || cur.Attempts != e.Attempts {
+		return time.Time{}
 	}
 	// The attempt is written before the send, due again when its lease
 	// ends: should this process die in the middle, the message comes due
@@ -197,13 +193,13 @@ func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 		return e.NextAt
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, b.o.Lease/2)
-	err := b.sender.Send(sendCtx, e.Message)
+	err = b.sender.Send(sendCtx, e.Message)
 	cancel()
 	var perm *PermanentError
 	switch {
 	case err == nil:
 		b.log.Info("mail sent", "id", id, "kind", e.Message.Kind, "to", e.Message.To, "attempts", e.Attempts)
-		b.finish(ctx, e)
+		b.finish(e)
 		return time.Time{}
 	case errors.As(err, &perm) || e.Attempts >= b.o.MaxAttempts:
 		e.LastError = err.Error()
@@ -214,7 +210,7 @@ func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 		if werr := b.write(keyFailed+id, &failed, b.o.KeepFailed); werr != nil {
 			b.log.Warn("mail outbox: cannot record a failure", "id", id, "err", werr)
 		}
-		b.finish(ctx, e)
+		b.finish(e)
 		return time.Time{}
 	default:
 		e.LastError = err.Error()
@@ -227,18 +223,10 @@ func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 	}
 }
 
-// finish removes a message that was sent or given up, then its claims.
-func (b *Outbox) finish(ctx context.Context, e *Entry) {
-	st := b.st
-	id := e.Message.ID
-	if err := st.Delete(keyPending + id); err != nil {
-		b.log.Warn("mail outbox: cannot remove a finished message", "id", id, "err", err)
-		return
-	}
-	if b.claimer != nil {
-		for i := 0; i < e.Attempts; i++ {
-			_ = st.Delete(keyClaim + id + "/" + strconv.Itoa(i))
-		}
+// finish removes a message that was sent or given up (its claims expire).
+func (b *Outbox) finish(e *Entry) {
+	if err := b.st.Delete(keyPending + e.Message.ID); err != nil {
+		b.log.Warn("mail outbox: cannot remove a finished message", "id", e.Message.ID, "err", err)
 	}
 }
 

@@ -21,14 +21,14 @@ func ResetPassword(ctx context.Context, args []string, username string, out io.W
 	if err != nil {
 		return err
 	}
-	st, claimer, err := serviceStore(s, log)
+	st, k, err := serviceStore(s, log)
 	if err != nil {
 		return fmt.Errorf("open the user service's store (is an embedded Portal running on this data dir? stop it first): %w", err)
 	}
 	defer st.Close()
 	repo := user.NewRepo(st)
-	if claimer != nil {
-		repo = repo.WithClaimer(claimer)
+	if k != nil {
+		repo = repo.WithKV(k)
 	}
 	pw, ended, err := user.ResetPasswordInStore(ctx, repo, username)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // Keys of mailed links. Only a token's SHA-256 is stored: a copy of the
@@ -150,67 +152,22 @@ func (r *Repo) DropLinks(ctx context.Context, kind LinkKind, userID string) erro
 	return nil
 }
 
-// claimOnce writes key unless it exists, atomically (the Claimer, else
-// under a process-wide lock), and reports whether it did; the record then
+// claimOnce writes key unless a live record is there, atomically for every
+// process sharing the store, and reports whether it did; the record
 // expires after ttl.
 func (r *Repo) claimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if r.claimer != nil {
-		won, err := r.claimer.Claim(key, []byte("1"))
-		if err != nil {
-			return false, storeError("claim", err)
-		}
-		if won {
-			// The claim has no expiry: give it one now that it is ours.
-			if err := r.store(ctx).Write(&store.Record{Key: key, Value: []byte("1"), Expiry: ttl}); err != nil {
-				return false, storeError("write", err)
-			}
-		}
-		return won, nil
-	}
-	r.create.Lock()
-	defer r.create.Unlock()
-	if v, err := r.read(ctx, key); err != nil {
-		return false, err
-	} else if v[0] != nil {
-		return false, nil
-	}
-	if err := r.store(ctx).Write(&store.Record{Key: key, Value: []byte("1"), Expiry: ttl}); err != nil {
-		return false, storeError("write", err)
-	}
-	return true, nil
+	return r.apply(kv.PutOp(key, []byte("1"), ttl).When(kv.Absent))
 }
 
 func emailKey(addr string) string { return keyEmail + strings.ToLower(addr) }
 
 // ClaimEmail makes addr (compared without case) the user's, failing with
-// ErrEmailTaken when another account has it.
+// ErrEmailTaken when another account has it. The claim names the account,
+// so that a retried claim recognises itself.
 func (r *Repo) ClaimEmail(ctx context.Context, addr, userID string) error {
-	key := emailKey(addr)
-	if v, err := r.read(ctx, key); err != nil {
+	won, err := r.apply(kv.PutOp(emailKey(addr), []byte(userID), 0).When(kv.AbsentOrSame))
+	if err != nil {
 		return err
-	} else if v[0] != nil {
-		if string(v[0]) == userID {
-			return nil
-		}
-		return ErrEmailTaken
-	}
-	var won bool
-	var err error
-	if r.claimer != nil {
-		won, err = r.claimer.Claim(key, []byte(userID))
-		if err != nil {
-			return storeError("claim", err)
-		}
-	} else {
-		r.create.Lock()
-		defer r.create.Unlock()
-		if v, err := r.read(ctx, key); err != nil {
-			return err
-		} else if won = v[0] == nil; won {
-			if err := r.store(ctx).Write(&store.Record{Key: key, Value: []byte(userID)}); err != nil {
-				return storeError("write", err)
-			}
-		}
 	}
 	if !won {
 		return ErrEmailTaken
@@ -223,15 +180,8 @@ func (r *Repo) ReleaseEmail(ctx context.Context, addr, userID string) error {
 	if addr == "" {
 		return nil
 	}
-	key := emailKey(addr)
-	v, err := r.read(ctx, key)
-	if err != nil || v[0] == nil || string(v[0]) != userID {
-		return err
-	}
-	if err := r.store(ctx).Delete(key); err != nil {
-		return storeError("delete", err)
-	}
-	return nil
+	_, err := r.apply(kv.DeleteOp(emailKey(addr)).WhenEqual([]byte(userID)))
+	return err
 }
 
 // ByEmail returns the user whose address is addr, compared without case.
