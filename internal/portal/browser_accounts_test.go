@@ -32,7 +32,8 @@ func TestBrowserAccountRecovery(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
-	bctx := startBrowser(t, ctx, chrome)
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 	// JavaScript off: every step is a plain form.
 	run := func(ctx context.Context, step string, actions ...chromedp.Action) {
 		t.Helper()

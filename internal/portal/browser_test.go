@@ -38,7 +38,8 @@ func TestBrowserFlow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
 
-	bctx := startBrowser(t, ctx, chrome)
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 
 	// What the pages say in the console (CSP violations, failed loads, script
 	// errors) goes to the test log; a JavaScript dialog means a script ran.
@@ -291,9 +292,11 @@ func TestBrowserFlow(t *testing.T) {
 }
 
 // startBrowser starts a headless Chromium at chrome that lives until ctx
-// ends or the test does, and returns its tab's context. Its output is in
-// the test log when the test fails.
-func startBrowser(t *testing.T, ctx context.Context, chrome string) context.Context {
+// ends or stop is called, and returns its tab's context. stop waits for
+// Chromium to exit (call it before t.TempDir's cleanup removes the
+// profile: defer it, as t.Context ends before cleanups run) and puts its
+// output in the test log when the test failed.
+func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
 	t.Helper()
 	var browserLog testenv.SyncBuffer
 	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
@@ -317,18 +320,15 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) context.Cont
 		chromedp.CombinedOutput(&browserLog),
 	)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	// Cancelling the allocator waits for Chromium to exit, so it runs before
-	// t.TempDir's cleanup removes the profile directory.
-	t.Cleanup(allocCancel)
 	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(bcancel)
-	t.Cleanup(func() {
+	return bctx, func() {
+		bcancel()
+		// Cancelling the allocator waits for Chromium to exit.
+		allocCancel()
 		if t.Failed() {
 			t.Logf("chromium output:\n%s", browserLog.String())
 		}
-	})
-
-	return bctx
+	}
 }
 
 // pageURL is the current page's URL.
