@@ -634,8 +634,8 @@ func adminPlane(t *testing.T, c *cluster) {
 	sys, users := systempb.NewSystemService("system", cli), userpb.NewUserService("user", cli)
 	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
 	calls := map[string]func(ctx context.Context) error{
-		"System.ListUsers": func(ctx context.Context) error {
-			_, err := sys.ListUsers(ctx, &userpb.ListUsersRequest{})
+		"System.ListAudit": func(ctx context.Context) error {
+			_, err := sys.ListAudit(ctx, &systempb.ListAuditRequest{})
 			return err
 		},
 		"System.UpdateConfig": func(ctx context.Context) error {
@@ -664,8 +664,8 @@ func adminPlane(t *testing.T, c *cluster) {
 			t.Errorf("%s with a user's token: %v, want 403 auth.forbidden", name, e)
 		}
 	}
-	if rsp, err := sys.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
-		t.Fatalf("System.ListUsers as admin: %v, %v", rsp, err)
+	if rsp, err := users.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
+		t.Fatalf("User.ListUsers as admin: %v, %v", rsp, err)
 	}
 
 	// Disable on web1 ends the session that web2 has cached.

@@ -17,6 +17,7 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -121,7 +122,7 @@ func newHarnessOn(t *testing.T, st store.Store) *harness {
 	ev := &events{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	as := &auditStream{}
-	h := NewHandler(NewRepo(st), j, cfg, Events{Revoked: ev, Changed: ev}, log).WithAudit(audit.NewPublisher(as, log))
+	h := NewHandler(NewRepo(st), j, cfg, Events{Revoked: ev, Changed: ev, Roles: ev}, log).WithAudit(audit.NewPublisher(as, log))
 	return &harness{h: h, jwt: j, ev: ev, audit: as}
 }
 
@@ -143,14 +144,25 @@ func (hs *harness) login(t *testing.T, name, pw string) *pb.LoginResponse {
 	return &rsp
 }
 
-// ctxFor is what the auth wrapper hands a handler for a token.
+// ctxFor is what the auth wrapper hands a handler for a token (a JWT or an
+// API key): the account and its grant, as the handler's Check finds them
+// now.
 func (hs *harness) ctxFor(t *testing.T, token string) (context.Context, *auth.Account) {
 	t.Helper()
-	acc, err := hs.jwt.Inspect(token)
-	if err != nil {
-		t.Fatalf("Inspect: %v", err)
+	var (
+		ctx context.Context
+		acc *auth.Account
+	)
+	keep := func(c context.Context, _ server.Request, _ interface{}) error {
+		ctx, acc = c, nil
+		acc, _ = auth.AccountFromContext(c)
+		return nil
 	}
-	return auth.ContextWithAccount(context.Background(), acc), acc
+	in := pauth.ContextWithToken(context.Background(), token)
+	if err := pauth.HandlerWrapper(hs.jwt, Endpoints, hs.h)(keep)(in, infoRequest{}, nil); err != nil {
+		t.Fatalf("auth wrapper: %v", err)
+	}
+	return ctx, acc
 }
 
 func wantRPCError(t *testing.T, err error, id string, code int32) {
@@ -750,7 +762,7 @@ func TestHealth(t *testing.T) {
 }
 
 // A disabled or deleted user's live tokens stop working at once.
-func TestCheckSessionEndsWithTheUser(t *testing.T) {
+func TestCheckEndsWithTheUser(t *testing.T) {
 	hs := newHarness(t)
 	id := hs.register(t, "carol", "carol-password-1")
 	_, acc := hs.ctxFor(t, hs.login(t, "carol", "carol-password-1").Token)
@@ -776,8 +788,8 @@ func TestCheckSessionEndsWithTheUser(t *testing.T) {
 	}
 }
 
-// checkSession is CheckSession without the roles.
+// checkSession is Check of a token's account, without the grant.
 func checkSession(h *Handler, acc *auth.Account) error {
-	_, err := h.CheckSession(context.Background(), acc)
+	_, _, err := h.Check(context.Background(), "", acc)
 	return err
 }

@@ -112,8 +112,8 @@ func TestInfoReusesCheckedRecords(t *testing.T) {
 		fn    server.HandlerFunc
 		reads int
 	}{
-		{"KeepChecked", hs.h.KeepChecked(pauth.HandlerWrapper(hs.jwt, hs.h)(info)), 1},
-		{"auth wrapper alone", pauth.HandlerWrapper(hs.jwt, hs.h)(info), 2},
+		{"KeepChecked", hs.h.KeepChecked(pauth.HandlerWrapper(hs.jwt, Endpoints, hs.h)(info)), 1},
+		{"auth wrapper alone", pauth.HandlerWrapper(hs.jwt, Endpoints, hs.h)(info), 2},
 	} {
 		g.calls = nil
 		var rsp pb.InfoResponse

@@ -2,13 +2,9 @@ package user
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sort"
 	"strings"
-	"time"
-
-	"go-micro.dev/v4/auth"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -17,82 +13,6 @@ import (
 
 // TopicUserChanged is the broker topic of pb.UserChanged events.
 const TopicUserChanged = "user.updated"
-
-// seenEvery bounds how often a session's LastSeen is written.
-const seenEvery = time.Minute
-
-// knownRoles are the roles an account may hold.
-var knownRoles = []string{pauth.RoleUser, pauth.RoleAdmin}
-
-// ListSessions returns the live sessions of the caller or, for an admin,
-// of req.UserId; newest first.
-func (h *Handler) ListSessions(ctx context.Context, req *pb.ListSessionsRequest, rsp *pb.ListSessionsResponse) error {
-	acc, err := account(ctx)
-	if err != nil {
-		return err
-	}
-	target := req.UserId
-	if target == "" {
-		target = acc.ID
-	}
-	if target != acc.ID && !pauth.IsAdmin(acc.Scopes) {
-		return rpcError(ErrForbidden)
-	}
-	rsp.Sessions, err = h.sessions(ctx, target, acc.Metadata[pauth.MetaSession])
-	return err
-}
-
-// sessions returns a user's live sessions for the wire, newest first,
-// marking current.
-func (h *Handler) sessions(ctx context.Context, userID, current string) ([]*pb.Session, error) {
-	list, err := h.repo.Sessions(ctx, userID)
-	if err != nil {
-		return nil, rpcError(err)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].CreatedAt.After(list[j].CreatedAt) })
-	out := make([]*pb.Session, 0, len(list))
-	for _, s := range list {
-		out = append(out, sessionPB(s, current))
-	}
-	return out, nil
-}
-
-func sessionPB(s *Session, current string) *pb.Session {
-	seen := s.LastSeen
-	if seen.IsZero() {
-		seen = s.CreatedAt
-	}
-	return &pb.Session{
-		Id: s.ID, UserId: s.UserID, CreatedAt: s.CreatedAt.Unix(), LastSeen: seen.Unix(),
-		ExpiresAt: s.ExpiresAt.Unix(), ClientAddr: s.ClientAddr, UserAgent: s.UserAgent,
-		Current: s.ID == current,
-	}
-}
-
-// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
-// Someone else's session answers as missing to a non-admin: its existence is
-// not theirs to learn.
-func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest, rsp *pb.RevokeSessionResponse) error {
-	acc, err := account(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := h.repo.Session(ctx, req.SessionId)
-	if errors.Is(err, ErrSessionEnded) || (err == nil && s.UserID != acc.ID && !pauth.IsAdmin(acc.Scopes)) {
-		return rpcError(ErrNoSession)
-	} else if err != nil {
-		return rpcError(err)
-	}
-	if err := h.endSession(ctx, s.UserID, s.ID); err != nil {
-		return err
-	}
-	detail := "by its owner"
-	if s.UserID != acc.ID {
-		detail = "by an admin"
-	}
-	h.record(ctx, acc, audit.KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), detail+"; session "+s.ID)
-	return nil
-}
 
 // listLimit bounds a page of users.
 const (
@@ -161,20 +81,20 @@ func (h *Handler) GetUser(ctx context.Context, req *pb.GetUserRequest, rsp *pb.G
 // Disabling ends every session of the account at once; a change of roles
 // tells the gateways to drop what they cached about its sessions (services
 // check the roles in the store, not those in a token). No change may leave
-// the portal without an enabled admin.
+// the portal without an enabled account holding roles.write.
 func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp *pb.UpdateUserResponse) error {
 	acc, err := account(ctx)
 	if err != nil {
 		return err
 	}
+	h.admins.Lock()
+	defer h.admins.Unlock()
 	var roles []string
 	if req.Roles != nil {
-		if roles, err = cleanRoles(req.Roles.Roles); err != nil {
+		if roles, err = cleanRoles(h.roles.current(), req.Roles.Roles); err != nil {
 			return rpcError(err)
 		}
 	}
-	h.admins.Lock()
-	defer h.admins.Unlock()
 	u, err := h.repo.Get(ctx, req.Id)
 	if err != nil {
 		return rpcError(err)
@@ -186,7 +106,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	if req.Disabled != nil {
 		u.Disabled = *req.Disabled
 	}
-	if err := h.keepAnAdmin(ctx, &before, u); err != nil {
+	if err := h.keepRolesWriter(ctx, h.roles.current(), replacing(u)); err != nil {
 		return rpcError(err)
 	}
 	rolesChanged := !slices.Equal(before.Roles, u.Roles)
@@ -227,7 +147,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	if err != nil {
 		return rpcError(err)
 	}
-	if err := h.keepAnAdmin(ctx, u, nil); err != nil {
+	if err := h.keepRolesWriter(ctx, h.roles.current(), replacing(&User{ID: u.ID, Disabled: true})); err != nil {
 		return rpcError(err)
 	}
 	// Sessions first: a user half-deleted still cannot act, since
@@ -264,11 +184,12 @@ func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.Stats
 	return nil
 }
 
-// cleanRoles checks a role set and returns it sorted, without duplicates.
-func cleanRoles(roles []string) ([]string, error) {
+// cleanRoles checks a role set against the roles defined (defs) and
+// returns it sorted, without duplicates.
+func cleanRoles(defs map[string][]string, roles []string) ([]string, error) {
 	out := make([]string, 0, len(roles))
 	for _, r := range roles {
-		if !slices.Contains(knownRoles, r) {
+		if _, ok := defs[r]; !ok {
 			return nil, ErrBadRoles
 		}
 		if !slices.Contains(out, r) {
@@ -282,41 +203,15 @@ func cleanRoles(roles []string) ([]string, error) {
 	return out, nil
 }
 
-// keepAnAdmin refuses a change from before to after (nil: deletion) that
-// takes away the last enabled admin. Callers hold h.admins, which makes the
-// check and the write one step within this process; two instances of the
-// service demoting the last two admins at the same moment could still both
-// pass (the store has no transactions across keys).
-func (h *Handler) keepAnAdmin(ctx context.Context, before, after *User) error {
-	wasAdmin := !before.Disabled && pauth.IsAdmin(before.Roles)
-	staysAdmin := after != nil && !after.Disabled && pauth.IsAdmin(after.Roles)
-	if !wasAdmin || staysAdmin {
-		return nil
-	}
-	users, err := h.repo.Users(ctx)
-	if err != nil {
-		return err
-	}
-	for _, u := range users {
-		if u.ID != before.ID && !u.Disabled && pauth.IsAdmin(u.Roles) {
-			return nil
+// replacing is a change for keepRolesWriter: the account with after's id
+// becomes after.
+func replacing(after *User) func(*User) *User {
+	return func(u *User) *User {
+		if u.ID == after.ID {
+			return after
 		}
+		return u
 	}
-	return ErrLastAdmin
-}
-
-// endAll ends every session of a user and returns how many.
-func (h *Handler) endAll(ctx context.Context, userID string) (int32, error) {
-	ids, err := h.repo.SessionIDs(ctx, userID)
-	if err != nil {
-		return 0, rpcError(err)
-	}
-	for _, sid := range ids {
-		if err := h.endSession(ctx, userID, sid); err != nil {
-			return 0, err
-		}
-	}
-	return int32(len(ids)), nil
 }
 
 // publishChanged tells gateways that a user's roles changed, naming the
@@ -331,34 +226,4 @@ func (h *Handler) publishChanged(ctx context.Context, userID string) {
 	if err := h.changed.Publish(ctx, ev); err != nil {
 		h.log.Warn("user.updated event not published; gateways will notice at cache expiry", "user", userID, "err", err)
 	}
-}
-
-// nameOf returns a user's name, or "" when it cannot be read (for the audit
-// log, which should not fail a request).
-func (h *Handler) nameOf(ctx context.Context, id string) string {
-	if u, err := h.repo.Get(ctx, id); err == nil {
-		return u.Username
-	}
-	return ""
-}
-
-// touch records that a session was used, at most once per seenEvery. A
-// failure only costs accuracy of "last seen".
-func (h *Handler) touch(ctx context.Context, s *Session) {
-	now := h.now().UTC()
-	if now.Sub(s.LastSeen) < seenEvery {
-		return
-	}
-	s.LastSeen = now
-	if err := h.repo.TouchSession(ctx, s); err != nil && !errors.Is(err, ErrSessionEnded) {
-		h.log.Debug("session last-seen not written", "session", s.ID, "err", err)
-	}
-}
-
-// record publishes an audit entry for an action an account took.
-func (h *Handler) record(ctx context.Context, actor *auth.Account, kind audit.Kind, subjectID, subjectName, detail string) {
-	h.publishAudit(ctx, audit.Entry{
-		Kind: kind, ActorID: actor.ID, ActorName: actor.Metadata[pauth.MetaUsername],
-		SubjectID: subjectID, SubjectName: subjectName, Detail: detail,
-	})
 }

@@ -144,8 +144,8 @@ func TestUpdateUser(t *testing.T) {
 	if fmt.Sprint(rsp.User.Roles) != "[admin user]" {
 		t.Errorf("roles %v, want [admin user]", rsp.User.Roles)
 	}
-	if roles, err := hs.h.CheckSession(context.Background(), aliceAcc); err != nil || !pauth.IsAdmin(roles) {
-		t.Errorf("CheckSession after promotion = %v, %v; want admin", roles, err)
+	if _, g, err := hs.h.Check(context.Background(), "", aliceAcc); err != nil || !pauth.IsAdmin(g.Roles) {
+		t.Errorf("Check after promotion = %+v, %v; want admin", g, err)
 	}
 	if ch := hs.ev.changed(); len(ch) != 1 || ch[0].UserId != aliceID || len(ch[0].SessionIds) != 1 || ch[0].SessionIds[0] != alice.SessionId {
 		t.Errorf("user.updated events %v", ch)
