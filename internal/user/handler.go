@@ -40,8 +40,10 @@ type Handler struct {
 	audit      *audit.Publisher // nil: nothing audited
 	log        *slog.Logger
 	now        func() time.Time
-	// roles are this instance's view of the role definitions.
-	roles roleSet
+	// roles are this instance's view of the role definitions, read again
+	// every refreshEvery (RolesRefresh).
+	roles        roleSet
+	refreshEvery time.Duration
 	// admins serialises changes that could leave nobody holding
 	// roles.write.
 	admins sync.Mutex
@@ -60,7 +62,7 @@ type Events struct {
 
 // NewHandler builds the handler. a must be able to mint tokens.
 func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, ev Events, log *slog.Logger) *Handler {
-	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, roleEvents: ev.Roles, log: log, now: time.Now}
+	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, roleEvents: ev.Roles, log: log, now: time.Now, refreshEvery: RolesRefresh}
 }
 
 // WithAudit makes the handler publish an audit entry for each register,

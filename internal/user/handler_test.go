@@ -63,6 +63,13 @@ func (e *events) Publish(ctx context.Context, msg interface{}, opts ...client.Pu
 	return e.err
 }
 
+// all returns every message published so far.
+func (e *events) all() []any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]any(nil), e.msgs...)
+}
+
 // revoked returns the SessionRevoked events published so far; it fails on any
 // other message.
 func (e *events) revoked(t *testing.T) []*pb.SessionRevoked {

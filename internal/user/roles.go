@@ -148,7 +148,7 @@ func (h *Handler) LoadRoles(ctx context.Context) error { return h.roles.reload(c
 // RefreshRoles reloads the roles every RolesRefresh until ctx ends (a
 // background job of the service). A failed read keeps the last roles.
 func (h *Handler) RefreshRoles(ctx context.Context) {
-	t := time.NewTicker(RolesRefresh)
+	t := time.NewTicker(h.refreshEvery)
 	defer t.Stop()
 	for {
 		select {
