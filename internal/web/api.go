@@ -123,11 +123,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
-	roles := info.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles})
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": orEmpty(info.Roles), "permissions": orEmpty(info.Permissions)})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {
