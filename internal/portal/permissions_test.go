@@ -3,6 +3,7 @@ package portal_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -138,6 +139,23 @@ func TestCustomRole(t *testing.T) {
 		}
 	}
 
+	// The roles page: the admin makes a role with its form.
+	rolesPage := string(c.expect(c.do("GET", "/admin/roles", admin, nil), http.StatusOK).body)
+	if !strings.Contains(rolesPage, `id="role-auditor"`) || !strings.Contains(rolesPage, `<code>audit.read</code>`) || !strings.Contains(rolesPage, `id="new-role"`) {
+		t.Errorf("the roles page lacks the auditor role, the catalogue or the form")
+	}
+	adminCSRF := csrfFor(t, c, admin)
+	if r := postForm(c, admin, adminCSRF, "/admin/roles", url.Values{"name": {"helpdesk"}, "permission": {"users.read", "sessions.revoke"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create a role with the form: %d %.300s", r.StatusCode, r.body)
+	}
+	if r := c.expect(c.do("GET", "/api/v1/admin/roles/helpdesk", admin, nil), http.StatusOK).json(t); len(r["permissions"].([]any)) != 2 {
+		t.Errorf("helpdesk made by the form: %v", r)
+	}
+	if r := postForm(c, admin, adminCSRF, "/admin/roles/helpdesk", url.Values{"action": {"delete"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete a role with the form: %d", r.StatusCode)
+	}
+	c.expect(c.do("GET", "/api/v1/admin/roles/helpdesk", admin, nil), http.StatusNotFound)
+
 	// Taken from the role: refused at once.
 	setRole(c, admin, "auditor")
 	c.expect(c.do("GET", "/api/v1/admin/audit", ana, nil), http.StatusForbidden)
@@ -204,10 +222,19 @@ func TestAPIKeyFlow(t *testing.T) {
 	c.expect(c.do("GET", "/api/v1/admin/audit", key, nil), http.StatusUnauthorized)
 	c.expect(c.do("GET", "/api/v1/me", key, nil), http.StatusUnauthorized)
 
-	// The account page offers keys.
+	// The account page offers keys: made with its form, shown once.
 	page := string(c.expect(c.do("GET", "/account", kim, nil), http.StatusOK).body)
 	if !strings.Contains(page, `id="key-form"`) || !strings.Contains(page, `value="audit.read"`) {
 		t.Errorf("the account page lacks the key form with kim's permissions")
+	}
+	made2 := postForm(c, kim, csrfFor(t, c, kim), "/account/tokens", url.Values{"name": {"cron"}, "days": {"7"}, "permission": {"audit.read"}})
+	shown := regexp.MustCompile(`id="new-key">(ptk_[^<]+)<`).FindSubmatch(made2.body)
+	if made2.StatusCode != http.StatusCreated || shown == nil {
+		t.Fatalf("the key form: %d, no key shown", made2.StatusCode)
+	}
+	c.expect(c.do("GET", "/api/v1/admin/audit", string(shown[1]), nil), http.StatusOK)
+	if again := string(c.expect(c.do("GET", "/account", kim, nil), http.StatusOK).body); strings.Contains(again, string(shown[1])) || !strings.Contains(again, "cron") {
+		t.Errorf("the account page shows the key again, or not its name")
 	}
 	for _, kind := range []string{"token_created", "token_revoked"} {
 		testenv.WaitFor(t, 10*time.Second, kind+" entries", func() bool {
