@@ -134,6 +134,16 @@ func TestRolesReachOtherInstances(t *testing.T) {
 	if _, ok := other.roles.current()["auditor"]; ok {
 		t.Fatalf("the other instance knew the role before any event")
 	}
+	// It may give the role at once all the same: a change of roles reads
+	// the roles first.
+	bobID := hs.register(t, "bob", "bob-password-1")
+	if err := other.UpdateUser(adminCtx, &pb.UpdateUserRequest{Id: bobID, Roles: &pb.Roles{Roles: []string{"auditor"}}}, &pb.UpdateUserResponse{}); err != nil {
+		t.Fatalf("give a role made on another instance: %v", err)
+	}
+	if err := other.UpdateUser(adminCtx, &pb.UpdateUserRequest{Id: bobID, Roles: &pb.Roles{Roles: []string{"user"}}}, &pb.UpdateUserResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	other.roles.defs.Store(nil) // as before any event
 	if err := other.OnRoleChanged(t.Context(), &pb.RoleChanged{Name: "auditor"}); err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,11 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	}
 	h.admins.Lock()
 	defer h.admins.Unlock()
+	// The roles as the store has them now: one made on another instance a
+	// moment ago may be given at once.
+	if err := h.roles.reload(ctx, h.repo); err != nil {
+		return rpcError(err)
+	}
 	var roles []string
 	if req.Roles != nil {
 		if roles, err = cleanRoles(h.roles.current(), req.Roles.Roles); err != nil {
