@@ -97,6 +97,9 @@ func (r *Route) Call(ctx context.Context, c client.Client, service, name string,
 	return r.call(ctx, c, service, name, in)
 }
 
+// Routes lists an endpoint's routes.
+func Routes(r ...*Route) []*Route { return r }
+
 // OrEmpty is s, or an empty slice for nil, so that JSON shows [] not null.
 func OrEmpty[T any](s []T) []T {
 	if s == nil {

@@ -15,33 +15,33 @@ import (
 var Endpoints = endpoint.Declare("system",
 	endpoint.Endpoint{Name: "System.Health", Access: endpoint.Public, Retry: true},
 	endpoint.Endpoint{Name: "System.Overview", Access: endpoint.OverviewRead, Retry: true,
-		Routes: route(endpoint.JSON[pb.OverviewRequest]("GET", "/admin/overview", 0, nil, func(r *pb.OverviewResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON[pb.OverviewRequest]("GET", "/admin/overview", 0, nil, func(r *pb.OverviewResponse) any {
 			return map[string]any{
 				"users": r.Users, "disabled_users": r.DisabledUsers, "active_sessions": r.ActiveSessions,
 				"services_up": r.ServicesUp, "nodes": r.Nodes, "hours": endpoint.OrEmpty(r.Hours),
 			}
 		}))},
 	endpoint.Endpoint{Name: "System.ListServices", Access: endpoint.ServicesRead, Retry: true,
-		Routes: route(endpoint.JSON[pb.ListServicesRequest]("GET", "/admin/services", 0, nil, func(r *pb.ListServicesResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListServicesRequest]("GET", "/admin/services", 0, nil, func(r *pb.ListServicesResponse) any {
 			return map[string]any{"services": endpoint.OrEmpty(r.Services), "supervised": r.Supervised, "processes": endpoint.OrEmpty(r.Processes)}
 		}))},
 	endpoint.Endpoint{Name: "System.RestartService", Access: endpoint.ServicesRestart,
-		Routes: route(endpoint.JSON[pb.RestartServiceRequest, pb.RestartServiceResponse]("POST", "/admin/services/:name/restart", http.StatusAccepted,
+		Routes: endpoint.Routes(endpoint.JSON[pb.RestartServiceRequest, pb.RestartServiceResponse]("POST", "/admin/services/:name/restart", http.StatusAccepted,
 			func(in endpoint.Input, r *pb.RestartServiceRequest) error {
 				r.Name = in.Param("name")
 				return nil
 			}, nil))},
 	endpoint.Endpoint{Name: "System.ServiceLogs", Access: endpoint.ServicesRead, Retry: true,
-		Routes: route(endpoint.JSON("GET", "/admin/services/:name/logs", 0, func(in endpoint.Input, r *pb.ServiceLogsRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/services/:name/logs", 0, func(in endpoint.Input, r *pb.ServiceLogsRequest) error {
 			r.Name, r.Lines = in.Param("name"), endpoint.QueryInt(in, "lines")
 			return nil
 		}, func(r *pb.ServiceLogsResponse) any { return map[string]any{"lines": endpoint.OrEmpty(r.Lines)} }))},
 	endpoint.Endpoint{Name: "System.GetConfig", Access: endpoint.ConfigRead, Retry: true,
-		Routes: route(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
+		Routes: endpoint.Routes(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
 	endpoint.Endpoint{Name: "System.UpdateConfig", Access: endpoint.ConfigWrite,
-		Routes: route(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
+		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
-		Routes: route(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
 			r.User, r.Kind = in.Query("user"), in.Query("kind")
 			r.Offset, r.Limit = endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
 			return nil
@@ -49,9 +49,6 @@ var Endpoints = endpoint.Declare("system",
 			return map[string]any{"entries": endpoint.OrEmpty(r.Entries), "total": r.Total}
 		}))},
 )
-
-// route lists a single route.
-func route(r ...*endpoint.Route) []*endpoint.Route { return r }
 
 // bindConfig reads the new config: a JSON settings object ({"auth": {...},
 // "login": {...}}; JSON is yaml too) or, with Content-Type

@@ -24,59 +24,59 @@ var Endpoints = endpoint.Declare("user",
 	endpoint.Endpoint{Name: "User.RevokeSession", Access: endpoint.SignedIn},
 
 	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
-		Routes: route(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
 			r.Query, r.Offset, r.Limit = in.Query("q"), endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
 			return nil
 		}, func(r *pb.ListUsersResponse) any {
 			return map[string]any{"users": endpoint.OrEmpty(r.Users), "total": r.Total}
 		}))},
 	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
-		Routes: route(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
 			r.Id = in.Param("id")
 			return nil
 		}, func(r *pb.GetUserResponse) any {
 			return map[string]any{"user": r.User, "sessions": endpoint.OrEmpty(r.Sessions)}
 		}))},
 	endpoint.Endpoint{Name: "User.UpdateUser", Access: endpoint.UsersWrite,
-		Routes: route(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) any {
 			return map[string]any{"user": r.User, "sessions_ended": r.SessionsEnded}
 		}))},
 	endpoint.Endpoint{Name: "User.DeleteUser", Access: endpoint.UsersWrite,
-		Routes: route(endpoint.JSON[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {
 			r.Id = in.Param("id")
 			return nil
 		}, nil))},
 	endpoint.Endpoint{Name: "User.Stats", Access: endpoint.OverviewRead, Retry: true},
 
 	endpoint.Endpoint{Name: "User.ListPermissions", Access: endpoint.RolesRead, Retry: true,
-		Routes: route(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) any {
 			return map[string]any{"permissions": endpoint.OrEmpty(r.Permissions)}
 		}))},
 	endpoint.Endpoint{Name: "User.ListRoles", Access: endpoint.RolesRead, Retry: true,
-		Routes: route(endpoint.JSON[pb.ListRolesRequest]("GET", "/admin/roles", 0, nil, func(r *pb.ListRolesResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListRolesRequest]("GET", "/admin/roles", 0, nil, func(r *pb.ListRolesResponse) any {
 			return map[string]any{"roles": endpoint.OrEmpty(rolesJSON(r.Roles))}
 		}))},
 	endpoint.Endpoint{Name: "User.GetRole", Access: endpoint.RolesRead, Retry: true,
-		Routes: route(endpoint.JSON("GET", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.GetRoleRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.GetRoleRequest) error {
 			r.Name = in.Param("name")
 			return nil
 		}, renderRole))},
 	endpoint.Endpoint{Name: "User.CreateRole", Access: endpoint.RolesWrite,
-		Routes: route(endpoint.JSON("POST", "/admin/roles", http.StatusCreated, func(in endpoint.Input, r *pb.Role) error {
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/roles", http.StatusCreated, func(in endpoint.Input, r *pb.Role) error {
 			return bindRole(in, r, "")
 		}, renderRole))},
 	endpoint.Endpoint{Name: "User.UpdateRole", Access: endpoint.RolesWrite,
-		Routes: route(endpoint.JSON("PUT", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.Role) error {
+		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.Role) error {
 			return bindRole(in, r, in.Param("name"))
 		}, renderRole))},
 	endpoint.Endpoint{Name: "User.DeleteRole", Access: endpoint.RolesWrite,
-		Routes: route(endpoint.JSON[pb.DeleteRoleRequest, pb.DeleteRoleResponse]("DELETE", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.DeleteRoleRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteRoleRequest, pb.DeleteRoleResponse]("DELETE", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.DeleteRoleRequest) error {
 			r.Name = in.Param("name")
 			return nil
 		}, nil))},
 
 	endpoint.Endpoint{Name: "User.CreateToken", Access: endpoint.SignedIn,
-		Routes: route(endpoint.JSON("POST", "/me/tokens", http.StatusCreated, bindToken, func(r *pb.CreateTokenResponse) any {
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/tokens", http.StatusCreated, bindToken, func(r *pb.CreateTokenResponse) any {
 			out := tokenJSON(r.Token)
 			out["token"] = r.Secret
 			return out
@@ -84,20 +84,17 @@ var Endpoints = endpoint.Declare("user",
 	// Another user's keys: the service checks users.read (to list) and
 	// sessions.revoke (to revoke) when they are not the caller's.
 	endpoint.Endpoint{Name: "User.ListTokens", Access: endpoint.SignedIn, Retry: true,
-		Routes: route(
+		Routes: endpoint.Routes(
 			endpoint.JSON[pb.ListTokensRequest]("GET", "/me/tokens", 0, nil, renderTokens),
 			endpoint.JSON("GET", "/admin/users/:id/tokens", 0, func(in endpoint.Input, r *pb.ListTokensRequest) error {
 				r.UserId = in.Param("id")
 				return nil
 			}, renderTokens))},
 	endpoint.Endpoint{Name: "User.RevokeToken", Access: endpoint.SignedIn,
-		Routes: route(
+		Routes: endpoint.Routes(
 			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/me/tokens/:id", 0, bindTokenID, nil),
 			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/admin/tokens/:id", 0, bindTokenID, nil))},
 )
-
-// route lists a single route.
-func route(r ...*endpoint.Route) []*endpoint.Route { return r }
 
 // userPatch is the body of PATCH /admin/users/{id}: absent fields stay.
 type userPatch struct {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portal-go/portal/internal/endpoint"
+
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -21,7 +23,7 @@ func (g *Gateway) apiMySessions(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions": orEmpty(rsp.Sessions)})
+	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.OrEmpty(rsp.Sessions)})
 }
 
 func (g *Gateway) apiEndMySession(c *gin.Context) {
@@ -44,13 +46,6 @@ func (g *Gateway) endSession(c *gin.Context, id string) bool {
 		clearSessionCookie(c)
 	}
 	return true
-}
-
-func orEmpty[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }
 
 func (g *Gateway) accountPage(c *gin.Context) {

@@ -123,7 +123,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": orEmpty(info.Roles), "permissions": orEmpty(info.Permissions)})
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions)})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {
