@@ -14,7 +14,8 @@ import (
 	"github.com/portal-go/portal/internal/endpoint"
 )
 
-// Roles.
+// The built-in roles: admin holds every permission, always; user none
+// beyond the account's own (the user service keeps their definitions).
 const (
 	RoleUser  = "user"
 	RoleAdmin = "admin"
