@@ -20,7 +20,7 @@ const seenEvery = time.Minute
 // ListSessions returns the live sessions of the caller or, for a caller
 // with users.read, of req.UserId; newest first.
 func (h *Handler) ListSessions(ctx context.Context, req *pb.ListSessionsRequest, rsp *pb.ListSessionsResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func sessionPB(s *Session, current string) *pb.Session {
 // anyone's. Someone else's session answers as missing to a caller without
 // it: its existence is not theirs to learn.
 func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionRequest, rsp *pb.RevokeSessionResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}

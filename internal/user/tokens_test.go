@@ -155,7 +155,28 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRPCError(t, hs.callWith(key, "User.Info"), "auth.session_ended", 401)
-	if e := hs.audit.of(audit.KindTokenCreated); len(e) != 2 || e[0].SubjectID != aliceID || !strings.Contains(e[0].Detail, "audit.read,users.read") {
+	// A key with users.write manages accounts; a deleted owner's keys go.
+	var ops pb.CreateTokenResponse
+	if err := hs.h.CreateToken(adminCtx, &pb.CreateTokenRequest{Name: "ops", Permissions: []string{"users.write"}, ExpiresAt: exp}, &ops); err != nil {
+		t.Fatal(err)
+	}
+	var last pb.CreateTokenResponse
+	if err := hs.h.CreateToken(aliceCtx, &pb.CreateTokenRequest{Name: "last", ExpiresAt: exp}, &last); err != nil {
+		t.Fatal(err)
+	}
+	opsCtx, _ := hs.ctxFor(t, ops.Secret)
+	if err := hs.h.DeleteUser(opsCtx, &pb.DeleteUserRequest{Id: aliceID}, &pb.DeleteUserResponse{}); err != nil {
+		t.Fatalf("DeleteUser with a users.write key: %v", err)
+	}
+	if left, err := hs.h.repo.Tokens(t.Context(), aliceID); err != nil || len(left) != 0 {
+		t.Errorf("a deleted user's keys: %v, %v; want none", left, err)
+	}
+	wantRPCError(t, hs.callWith(last.Secret, "User.Info"), "auth.session_ended", 401)
+	if e := hs.audit.of(audit.KindDelete); len(e) != 1 || e[0].ActorName != "admin" {
+		t.Errorf("delete entries %+v, want one by admin (through the key)", e)
+	}
+
+	if e := hs.audit.of(audit.KindTokenCreated); len(e) != 4 || e[0].SubjectID != aliceID || !strings.Contains(e[0].Detail, "audit.read,users.read") {
 		t.Errorf("token_created entries %+v", e)
 	}
 	if e := hs.audit.of(audit.KindTokenRevoked); len(e) != 2 || e[1].ActorName != "admin" || !strings.Contains(e[1].Detail, "by an admin") {

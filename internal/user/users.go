@@ -64,7 +64,7 @@ func accountPB(u *User) *pb.Account {
 
 // GetUser returns an account and its live sessions.
 func (h *Handler) GetUser(ctx context.Context, req *pb.GetUserRequest, rsp *pb.GetUserResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (h *Handler) GetUser(ctx context.Context, req *pb.GetUserRequest, rsp *pb.G
 // check the roles in the store, not those in a token). No change may leave
 // the portal without an enabled account holding roles.write.
 func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp *pb.UpdateUserResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 
 // DeleteUser removes an account and ends its sessions.
 func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp *pb.DeleteUserResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -162,6 +162,12 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	}
 	if err := h.repo.Delete(ctx, u); err != nil {
 		return rpcError(err)
+	}
+	// Its API keys are refused already (their owner is gone): drop them.
+	if keys, err := h.repo.Tokens(ctx, u.ID); err == nil {
+		for _, k := range keys {
+			_ = h.repo.DeleteToken(ctx, k)
+		}
 	}
 	h.record(ctx, acc, audit.KindDelete, u.ID, u.Username, "")
 	return nil
