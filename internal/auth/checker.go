@@ -20,15 +20,15 @@ func UserChecker(users userpb.UserService) Checker { return userChecker{users} }
 
 type userChecker struct{ users userpb.UserService }
 
-func (c userChecker) Check(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, Grant, error) {
+func (c userChecker) Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, Grant, error) {
 	info, err := c.users.Info(ctx, &userpb.InfoRequest{})
 	if e := merrors.FromError(err); err != nil && e.Code == http.StatusUnauthorized {
-		return nil, Grant{}, ErrSessionEnded
+		return ctx, nil, Grant{}, ErrSessionEnded
 	} else if err != nil {
-		return nil, Grant{}, merrors.New("auth.unavailable", "user service: "+e.Detail, http.StatusServiceUnavailable)
+		return ctx, nil, Grant{}, merrors.New("auth.unavailable", "user service: "+e.Detail, http.StatusServiceUnavailable)
 	}
 	if acc == nil { // an API key: the user service named its owner
 		acc = &auth.Account{ID: info.Id, Type: "key", Metadata: map[string]string{MetaUsername: info.Username, MetaKey: info.KeyId}}
 	}
-	return acc, Grant{Roles: info.Roles, Permissions: info.Permissions}, nil
+	return ctx, acc, Grant{Roles: info.Roles, Permissions: info.Permissions}, nil
 }

@@ -52,10 +52,12 @@ func (g Grant) Has(p endpoint.Permission) bool {
 // Checker confirms that a caller's credential is live and says what it may
 // do now. acc is the account of a verified token, whose session Check
 // confirms (not ended, user enabled); for an API key (IsKey(tok)) acc is nil
-// and Check finds the key's account. It returns the account the handlers
-// see, and its grant; ErrSessionEnded when the session or key is over.
+// and Check finds the key's account. It returns the context the handler
+// gets (which may carry records the check read, so that the handler of the
+// same call does not read them again; else ctx), the account the handler
+// sees, and its grant; ErrSessionEnded when the session or key is over.
 type Checker interface {
-	Check(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, Grant, error)
+	Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, Grant, error)
 }
 
 // ErrSessionEnded means the token is well signed but its session (or the API
@@ -131,7 +133,7 @@ func HandlerWrapper(a auth.Auth, table *endpoint.Table, checker Checker) server.
 					return merrors.Unauthorized("auth.invalid_token", "the token is not valid")
 				}
 			}
-			acc, grant, err := checker.Check(ctx, tok, acc)
+			ctx, acc, grant, err := checker.Check(ctx, tok, acc)
 			if errors.Is(err, ErrSessionEnded) {
 				return merrors.Unauthorized("auth.session_ended", "the session has ended")
 			} else if err != nil {

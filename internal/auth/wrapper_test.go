@@ -129,7 +129,7 @@ func TestHandlerWrapper(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var checked *auth.Account
 			consulted := false
-			checker := checkerFunc(func(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, Grant, error) {
+			checker := checkerFunc(func(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, Grant, error) {
 				consulted = true
 				if acc == nil { // an API key: the checker names its owner
 					if !IsKey(tok) {
@@ -138,17 +138,19 @@ func TestHandlerWrapper(t *testing.T) {
 					acc = &auth.Account{ID: "key-owner", Metadata: map[string]string{MetaKey: "0123456789abcdef"}}
 				}
 				checked = acc
-				return acc, Grant{Roles: []string{"r"}, Permissions: tc.perms}, tc.checkerErr
+				return context.WithValue(ctx, readKey{}, acc.ID), acc, Grant{Roles: []string{"r"}, Permissions: tc.perms}, tc.checkerErr
 			})
 			var (
 				called bool
 				seen   *auth.Account
 				grant  Grant
+				read   string // what the checker left in the handler's context
 			)
 			next := func(ctx context.Context, req server.Request, rsp interface{}) error {
 				called = true
 				seen, _ = auth.AccountFromContext(ctx)
 				grant = GrantFromContext(ctx)
+				read, _ = ctx.Value(readKey{}).(string)
 				return nil
 			}
 			ctx := context.Background()
@@ -200,6 +202,9 @@ func TestHandlerWrapper(t *testing.T) {
 			if !reflect.DeepEqual(seen.Scopes, []string{"r"}) || !reflect.DeepEqual(grant.Permissions, tc.perms) {
 				t.Errorf("handler saw scopes %v and grant %+v, want the checker's", seen.Scopes, grant)
 			}
+			if read != seen.ID {
+				t.Errorf("handler's context lacks what the check read (%q)", read)
+			}
 		})
 	}
 }
@@ -250,8 +255,12 @@ func TestContextWithToken(t *testing.T) {
 }
 
 // checkerFunc adapts a function to Checker (tests only).
-type checkerFunc func(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, Grant, error)
+type checkerFunc func(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, Grant, error)
 
-func (f checkerFunc) Check(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, Grant, error) {
+func (f checkerFunc) Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, Grant, error) {
 	return f(ctx, tok, acc)
 }
+
+// readKey is the context key under which the test's checker leaves what it
+// "read" for the handler.
+type readKey struct{}

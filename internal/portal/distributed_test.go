@@ -646,7 +646,7 @@ func adminPlane(t *testing.T, c *cluster) {
 			return err
 		},
 		"System.UpdateConfig": func(ctx context.Context) error {
-			_, err := sys.UpdateConfig(ctx, &systempb.UpdateConfigRequest{Yaml: "auth:\n  whiteList: [/]\n"})
+			_, err := sys.UpdateConfig(ctx, &systempb.UpdateConfigRequest{Document: "auth:\n  whiteList: [/]\n"})
 			return err
 		},
 		"System.Overview": func(ctx context.Context) error {
@@ -748,7 +748,7 @@ func permissionsLive(t *testing.T, c *cluster) {
 			w.expect(w.do("PATCH", "/api/v1/admin/users/"+id, cred, map[string]any{"disabled": true}), http.StatusForbidden)
 			w.expect(w.do("PUT", "/api/v1/admin/config", cred, map[string]any{}), http.StatusForbidden)
 		}
-		_, err := sys.UpdateConfig(as(cred), &systempb.UpdateConfigRequest{Yaml: "login:\n  maxFailures: 1000\n"})
+		_, err := sys.UpdateConfig(as(cred), &systempb.UpdateConfigRequest{Document: "login:\n  maxFailures: 1000\n"})
 		if e := merrors.FromError(err); e.Code != http.StatusForbidden {
 			t.Fatalf("%s: direct System.UpdateConfig: %v, want 403", what, err)
 		}

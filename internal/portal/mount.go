@@ -9,7 +9,6 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -44,10 +43,8 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// KeepChecked just outside the auth wrapper: the handler reuses what the
-	// session check read for the same call.
-	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
-	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(next)) })
+	// h.Check hands the handler what it read for the same call.
+	svc.SetAuth(pauth.HandlerWrapper(verifier, user.Endpoints, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}

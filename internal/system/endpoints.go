@@ -57,14 +57,14 @@ func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
 	switch in.MediaType() {
 	case "application/yaml", "application/x-yaml", "text/yaml":
 		body, err := in.Body()
-		r.Yaml = string(body)
+		r.Document = string(body)
 		return err
 	}
 	var raw json.RawMessage
 	if err := in.DecodeJSON(&raw); err != nil {
 		return err
 	}
-	r.Yaml = string(raw)
+	r.Document = string(raw)
 	return nil
 }
 
@@ -73,8 +73,8 @@ func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
 // be the service's bug: its JSON is then null.
 func configJSON(r *pb.ConfigResponse) any {
 	var settings any
-	if js, err := yaml.YAMLToJSON([]byte(r.Yaml)); err == nil {
+	if js, err := yaml.YAMLToJSON([]byte(r.Document)); err == nil {
 		_ = json.Unmarshal(js, &settings)
 	}
-	return map[string]any{"config": settings, "yaml": r.Yaml, "source": r.Source, "writable": r.Writable}
+	return map[string]any{"config": settings, "yaml": r.Document, "source": r.Source, "writable": r.Writable}
 }

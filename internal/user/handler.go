@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
-	"go-micro.dev/v4/server"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -340,25 +339,24 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 // Check implements auth.Checker on the local store. A token's session must
 // exist and belong to the token's user, and the user must exist and be
 // enabled; an API key is checkKey's. The grant is the user's roles as the
-// store has them, and the permissions those roles give now.
-func (h *Handler) Check(ctx context.Context, tok string, acc *auth.Account) (*auth.Account, pauth.Grant, error) {
+// store has them, and the permissions those roles give now. The handler's
+// context carries the session and user it read (Info and Renew then make no
+// store read of their own).
+func (h *Handler) Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, pauth.Grant, error) {
 	if acc == nil {
 		return h.checkKey(ctx, tok)
 	}
 	// A disabled or deleted user's tokens end with the user.
 	s, u, err := h.repo.SessionAndUser(ctx, acc.Metadata[pauth.MetaSession], acc.ID)
 	if errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrNotFound) {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	} else if err != nil {
-		return nil, pauth.Grant{}, rpcUnavailable(err)
+		return ctx, nil, pauth.Grant{}, rpcUnavailable(err)
 	}
 	if s.UserID != acc.ID || u.Disabled {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
-	if l, ok := ctx.Value(checkedKey{}).(*checked); ok {
-		*l = checked{session: s, user: u}
-	}
-	return acc, h.grant(u.Roles), nil
+	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(u.Roles), nil
 }
 
 // grant is what roles allow under this instance's role definitions.
@@ -366,30 +364,20 @@ func (h *Handler) grant(roles []string) pauth.Grant {
 	return pauth.Grant{Roles: roles, Permissions: permissionsOf(h.roles.current(), roles)}
 }
 
-// checkedKey is the context key of a call's *checked.
+// checkedKey is the context key of what Check read for a call.
 type checkedKey struct{}
 
-// checked is what CheckSession read for a call: the handler of the same call
-// uses it rather than read the same two records again.
+// checked is what Check read for a call.
 type checked struct {
 	session *Session
 	user    *User
 }
 
-// KeepChecked is a server handler wrapper that lets the handler of a call
-// use the session and user that CheckSession read for it (Info and Renew
-// then make no store read of their own). It must wrap the auth wrapper.
-func (h *Handler) KeepChecked(next server.HandlerFunc) server.HandlerFunc {
-	return func(ctx context.Context, req server.Request, rsp interface{}) error {
-		return next(context.WithValue(ctx, checkedKey{}, &checked{}), req, rsp)
-	}
-}
-
-// sessionAndUser returns the caller's session and user: those CheckSession
-// read for this call, or read now.
+// sessionAndUser returns the caller's session and user: those Check read
+// for this call, or read now.
 func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Session, *User, error) {
 	sid := acc.Metadata[pauth.MetaSession]
-	if l, ok := ctx.Value(checkedKey{}).(*checked); ok && l.session != nil && l.session.ID == sid && l.user.ID == acc.ID {
+	if l, ok := ctx.Value(checkedKey{}).(checked); ok && l.session.ID == sid && l.user.ID == acc.ID {
 		return l.session, l.user, nil
 	}
 	return h.repo.SessionAndUser(ctx, sid, acc.ID)

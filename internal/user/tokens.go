@@ -136,29 +136,29 @@ func (r *Repo) DeleteToken(ctx context.Context, t *Token) error {
 // have expired, and its owner must exist and be enabled. It grants the
 // permissions of the key that the owner's roles give now, so a key shrinks
 // with its owner. Its last use is written at most once per seenEvery.
-func (h *Handler) checkKey(ctx context.Context, key string) (*auth.Account, pauth.Grant, error) {
+func (h *Handler) checkKey(ctx context.Context, key string) (context.Context, *auth.Account, pauth.Grant, error) {
 	id := keyID(key)
 	if id == "" {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
 	t, err := h.repo.Token(ctx, id)
 	if errors.Is(err, ErrNoToken) {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	} else if err != nil {
-		return nil, pauth.Grant{}, rpcUnavailable(err)
+		return ctx, nil, pauth.Grant{}, rpcUnavailable(err)
 	}
 	now := h.now()
 	if subtle.ConstantTimeCompare([]byte(hashKey(key)), []byte(t.Hash)) != 1 || !now.Before(t.ExpiresAt) {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
 	u, err := h.repo.Get(ctx, t.UserID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	} else if err != nil {
-		return nil, pauth.Grant{}, rpcUnavailable(err)
+		return ctx, nil, pauth.Grant{}, rpcUnavailable(err)
 	}
 	if u.Disabled {
-		return nil, pauth.Grant{}, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
 	if now.Sub(t.LastUsed) >= seenEvery {
 		t.LastUsed = now.UTC()
@@ -169,7 +169,7 @@ func (h *Handler) checkKey(ctx context.Context, key string) (*auth.Account, paut
 	acc := &auth.Account{ID: u.ID, Type: "key", Metadata: map[string]string{pauth.MetaUsername: u.Username, pauth.MetaKey: t.ID}}
 	g := h.grant(u.Roles)
 	g.Permissions = slices.DeleteFunc(g.Permissions, func(p string) bool { return !slices.Contains(t.Permissions, p) })
-	return acc, g, nil
+	return ctx, acc, g, nil
 }
 
 func tokenPB(t *Token) *pb.Token {

@@ -156,7 +156,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 		return rpcError(err)
 	}
 	// Sessions first: a user half-deleted still cannot act, since
-	// CheckSession refuses a session whose user is gone.
+	// Check refuses a session whose user is gone.
 	if rsp.SessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
 		return err
 	}

@@ -209,12 +209,12 @@ func (g *Gateway) configPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Yaml, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document, "Notice": notices[c.Query("done")]})
 }
 
 func (g *Gateway) configForm(c *gin.Context) {
 	doc := c.PostForm("yaml")
-	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: doc}); err != nil {
+	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
 		status, _, msg := rpcStatus(err)
 		if status >= 500 {
 			g.abortRPC(c, err)

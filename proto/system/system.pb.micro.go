@@ -5,6 +5,7 @@ package system
 
 import (
 	fmt "fmt"
+	_ "github.com/portal-go/portal/proto/runtime"
 	proto "google.golang.org/protobuf/proto"
 	math "math"
 )
