@@ -2,6 +2,7 @@ package user
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/portal-go/portal/internal/endpoint"
 	pb "github.com/portal-go/portal/proto/user"
@@ -47,6 +48,16 @@ var Endpoints = endpoint.Declare("user",
 			return nil
 		}, nil))},
 	endpoint.Endpoint{Name: "User.Stats", Access: endpoint.OverviewRead, Retry: true},
+	endpoint.Endpoint{Name: "User.ListLockouts", Access: endpoint.UsersRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListLockoutsRequest]("GET", "/admin/lockouts", 0, nil, func(r *pb.ListLockoutsResponse) any {
+			return map[string]any{"lockouts": endpoint.OrEmpty(r.Lockouts)}
+		}))},
+	endpoint.Endpoint{Name: "User.LiftLockout", Access: endpoint.UsersWrite,
+		// An IPv6 /64 key has a slash: the key is the rest of the path.
+		Routes: endpoint.Routes(endpoint.JSON[pb.LiftLockoutRequest, pb.LiftLockoutResponse]("DELETE", "/admin/lockouts/:kind/*key", 0, func(in endpoint.Input, r *pb.LiftLockoutRequest) error {
+			r.Kind, r.Key = in.Param("kind"), strings.TrimPrefix(in.Param("key"), "/")
+			return nil
+		}, nil))},
 
 	endpoint.Endpoint{Name: "User.ListPermissions", Access: endpoint.RolesRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) any {

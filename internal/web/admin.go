@@ -36,6 +36,7 @@ var adminPages = []struct {
 	{"/admin/config", "Config", "tab-config", endpoint.ConfigRead},
 	{"/admin/services", "Services", "tab-services", endpoint.ServicesRead},
 	{"/admin/audit", "Audit log", "tab-audit", endpoint.AuditRead},
+	{"/admin/lockouts", "Lockouts", "tab-lockouts", endpoint.UsersRead},
 }
 
 // needs refuses a caller whose permissions (as the user service last
@@ -91,7 +92,7 @@ var notices = map[string]string{
 	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
 	"restarted": "Restart requested.", "token_revoked": "API key revoked.", "role_saved": "Role saved.",
-	"role_deleted": "Role deleted.",
+	"role_deleted": "Role deleted.", "lifted": "Lockout lifted.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.
@@ -201,6 +202,24 @@ func (g *Gateway) endSessionForm(c *gin.Context) {
 		next += "/" + url.PathEscape(u)
 	}
 	back(c, next, "session_ended")
+}
+
+func (g *Gateway) lockoutsPage(c *gin.Context) {
+	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts, "Notice": notices[c.Query("done")]})
+}
+
+func (g *Gateway) liftLockoutForm(c *gin.Context) {
+	req := &userpb.LiftLockoutRequest{Kind: c.PostForm("kind"), Key: c.PostForm("key")}
+	if _, err := g.Users.LiftLockout(rpcContext(c), req); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	back(c, "/admin/lockouts", "lifted")
 }
 
 func (g *Gateway) configPage(c *gin.Context) {

@@ -148,6 +148,8 @@ func New(o Options) *Gateway {
 	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
 	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)
 	admin.GET("/audit", g.needs(endpoint.AuditRead), g.auditPage)
+	admin.GET("/lockouts", g.needs(endpoint.UsersRead), g.lockoutsPage)
+	admin.POST("/lockouts/lift", g.csrf, g.liftLockoutForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)

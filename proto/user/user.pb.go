@@ -132,8 +132,11 @@ type LoginRequest struct {
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// client_addr and user_agent describe the client, for its session record.
-	ClientAddr    string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
-	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	ClientAddr string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// device_token is the token a previous login on this device returned:
+	// a trusted device is not refused by lockouts of the account or address.
+	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,14 +199,25 @@ func (x *LoginRequest) GetUserAgent() string {
 	return ""
 }
 
+func (x *LoginRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// expires_at is the token's expiry, unix seconds.
-	ExpiresAt     int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	SessionId     string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// device_token marks this device as one that has signed in to this
+	// account; send it with later logins (device_expires_at: unix seconds).
+	DeviceToken     string `protobuf:"bytes,4,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	DeviceExpiresAt int64  `protobuf:"varint,5,opt,name=device_expires_at,json=deviceExpiresAt,proto3" json:"device_expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LoginResponse) Reset() {
@@ -255,6 +269,20 @@ func (x *LoginResponse) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *LoginResponse) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetDeviceExpiresAt() int64 {
+	if x != nil {
+		return x.DeviceExpiresAt
+	}
+	return 0
 }
 
 // Lockout is the detail of a "user.locked" error (429), as protojson (see
@@ -528,9 +556,11 @@ func (x *InfoResponse) GetKeyId() string {
 }
 
 type ChangePasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldPassword   string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	OldPassword string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
+	NewPassword string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// device_token, as for Login: a wrong old_password counts as a failed login.
+	DeviceToken   string `protobuf:"bytes,3,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +605,13 @@ func (x *ChangePasswordRequest) GetOldPassword() string {
 func (x *ChangePasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
 	}
 	return ""
 }
@@ -1713,6 +1750,258 @@ func (x *StatsResponse) GetActiveSessions() int32 {
 	return 0
 }
 
+// LockoutEntry is a failure counter that refuses logins until it expires.
+type LockoutEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: "account" (every untrusted device), "account_address" (the
+	// account from one address), "address" (every account from it), "device"
+	// (one trusted device's token).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// key: the username, "username@address", the address, or the device id.
+	Key      string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Failures int32  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	// until is when the lockout ends unless more failures come, unix seconds.
+	Until int64 `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"`
+	// username is the name the last counted failure tried (for a device or an
+	// address, whose key does not name it).
+	Username      string `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockoutEntry) Reset() {
+	*x = LockoutEntry{}
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockoutEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockoutEntry) ProtoMessage() {}
+
+func (x *LockoutEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockoutEntry.ProtoReflect.Descriptor instead.
+func (*LockoutEntry) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LockoutEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LockoutEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LockoutEntry) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *LockoutEntry) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *LockoutEntry) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type ListLockoutsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsRequest) Reset() {
+	*x = ListLockoutsRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsRequest) ProtoMessage() {}
+
+func (x *ListLockoutsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsRequest.ProtoReflect.Descriptor instead.
+func (*ListLockoutsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+}
+
+type ListLockoutsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lockouts      []*LockoutEntry        `protobuf:"bytes,1,rep,name=lockouts,proto3" json:"lockouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsResponse) Reset() {
+	*x = ListLockoutsResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsResponse) ProtoMessage() {}
+
+func (x *ListLockoutsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsResponse.ProtoReflect.Descriptor instead.
+func (*ListLockoutsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListLockoutsResponse) GetLockouts() []*LockoutEntry {
+	if x != nil {
+		return x.Lockouts
+	}
+	return nil
+}
+
+type LiftLockoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutRequest) Reset() {
+	*x = LiftLockoutRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutRequest) ProtoMessage() {}
+
+func (x *LiftLockoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutRequest.ProtoReflect.Descriptor instead.
+func (*LiftLockoutRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *LiftLockoutRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LiftLockoutRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type LiftLockoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutResponse) Reset() {
+	*x = LiftLockoutResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutResponse) ProtoMessage() {}
+
+func (x *LiftLockoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutResponse.ProtoReflect.Descriptor instead.
+func (*LiftLockoutResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
+}
+
 // UserChanged is published on topic "user.updated" when an account's roles
 // change, so that gateways drop what they cached about its sessions.
 type UserChanged struct {
@@ -1726,7 +2015,7 @@ type UserChanged struct {
 
 func (x *UserChanged) Reset() {
 	*x = UserChanged{}
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +2027,7 @@ func (x *UserChanged) String() string {
 func (*UserChanged) ProtoMessage() {}
 
 func (x *UserChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +2040,7 @@ func (x *UserChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserChanged.ProtoReflect.Descriptor instead.
 func (*UserChanged) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UserChanged) GetUserId() string {
@@ -1789,7 +2078,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2090,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2103,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SessionRevoked) GetSessionId() string {
@@ -1851,7 +2140,7 @@ type RoleChanged struct {
 
 func (x *RoleChanged) Reset() {
 	*x = RoleChanged{}
-	mi := &file_proto_user_user_proto_msgTypes[34]
+	mi := &file_proto_user_user_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +2152,7 @@ func (x *RoleChanged) String() string {
 func (*RoleChanged) ProtoMessage() {}
 
 func (x *RoleChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[34]
+	mi := &file_proto_user_user_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +2165,7 @@ func (x *RoleChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleChanged.ProtoReflect.Descriptor instead.
 func (*RoleChanged) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RoleChanged) GetName() string {
@@ -1906,7 +2195,7 @@ type Permission struct {
 
 func (x *Permission) Reset() {
 	*x = Permission{}
-	mi := &file_proto_user_user_proto_msgTypes[35]
+	mi := &file_proto_user_user_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2207,7 @@ func (x *Permission) String() string {
 func (*Permission) ProtoMessage() {}
 
 func (x *Permission) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[35]
+	mi := &file_proto_user_user_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2220,7 @@ func (x *Permission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permission.ProtoReflect.Descriptor instead.
 func (*Permission) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Permission) GetName() string {
@@ -1963,7 +2252,7 @@ type ListPermissionsRequest struct {
 
 func (x *ListPermissionsRequest) Reset() {
 	*x = ListPermissionsRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[36]
+	mi := &file_proto_user_user_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2264,7 @@ func (x *ListPermissionsRequest) String() string {
 func (*ListPermissionsRequest) ProtoMessage() {}
 
 func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[36]
+	mi := &file_proto_user_user_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2277,7 @@ func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{41}
 }
 
 type ListPermissionsResponse struct {
@@ -2000,7 +2289,7 @@ type ListPermissionsResponse struct {
 
 func (x *ListPermissionsResponse) Reset() {
 	*x = ListPermissionsResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[37]
+	mi := &file_proto_user_user_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2301,7 @@ func (x *ListPermissionsResponse) String() string {
 func (*ListPermissionsResponse) ProtoMessage() {}
 
 func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[37]
+	mi := &file_proto_user_user_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2314,7 @@ func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPermissionsResponse) GetPermissions() []*Permission {
@@ -2049,7 +2338,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_proto_user_user_proto_msgTypes[38]
+	mi := &file_proto_user_user_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2350,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[38]
+	mi := &file_proto_user_user_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2363,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{38}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Role) GetName() string {
@@ -2106,7 +2395,7 @@ type ListRolesRequest struct {
 
 func (x *ListRolesRequest) Reset() {
 	*x = ListRolesRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[39]
+	mi := &file_proto_user_user_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2407,7 @@ func (x *ListRolesRequest) String() string {
 func (*ListRolesRequest) ProtoMessage() {}
 
 func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[39]
+	mi := &file_proto_user_user_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2420,7 @@ func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListRolesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{39}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{44}
 }
 
 type ListRolesResponse struct {
@@ -2143,7 +2432,7 @@ type ListRolesResponse struct {
 
 func (x *ListRolesResponse) Reset() {
 	*x = ListRolesResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[40]
+	mi := &file_proto_user_user_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2444,7 @@ func (x *ListRolesResponse) String() string {
 func (*ListRolesResponse) ProtoMessage() {}
 
 func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[40]
+	mi := &file_proto_user_user_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2457,7 @@ func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListRolesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{40}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRolesResponse) GetRoles() []*Role {
@@ -2187,7 +2476,7 @@ type GetRoleRequest struct {
 
 func (x *GetRoleRequest) Reset() {
 	*x = GetRoleRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[41]
+	mi := &file_proto_user_user_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2488,7 @@ func (x *GetRoleRequest) String() string {
 func (*GetRoleRequest) ProtoMessage() {}
 
 func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[41]
+	mi := &file_proto_user_user_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2501,7 @@ func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetRoleRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{41}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetRoleRequest) GetName() string {
@@ -2231,7 +2520,7 @@ type RoleResponse struct {
 
 func (x *RoleResponse) Reset() {
 	*x = RoleResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[42]
+	mi := &file_proto_user_user_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2532,7 @@ func (x *RoleResponse) String() string {
 func (*RoleResponse) ProtoMessage() {}
 
 func (x *RoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[42]
+	mi := &file_proto_user_user_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2545,7 @@ func (x *RoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleResponse.ProtoReflect.Descriptor instead.
 func (*RoleResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{42}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RoleResponse) GetRole() *Role {
@@ -2275,7 +2564,7 @@ type DeleteRoleRequest struct {
 
 func (x *DeleteRoleRequest) Reset() {
 	*x = DeleteRoleRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[43]
+	mi := &file_proto_user_user_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2576,7 @@ func (x *DeleteRoleRequest) String() string {
 func (*DeleteRoleRequest) ProtoMessage() {}
 
 func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[43]
+	mi := &file_proto_user_user_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2589,7 @@ func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{43}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteRoleRequest) GetName() string {
@@ -2318,7 +2607,7 @@ type DeleteRoleResponse struct {
 
 func (x *DeleteRoleResponse) Reset() {
 	*x = DeleteRoleResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[44]
+	mi := &file_proto_user_user_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2619,7 @@ func (x *DeleteRoleResponse) String() string {
 func (*DeleteRoleResponse) ProtoMessage() {}
 
 func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[44]
+	mi := &file_proto_user_user_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2632,7 @@ func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRoleResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{44}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{49}
 }
 
 // Token is an API key as its owner and admins see it: never its secret.
@@ -2364,7 +2653,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_proto_user_user_proto_msgTypes[45]
+	mi := &file_proto_user_user_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2665,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[45]
+	mi := &file_proto_user_user_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2678,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{45}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Token) GetId() string {
@@ -2454,7 +2743,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[46]
+	mi := &file_proto_user_user_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2755,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[46]
+	mi := &file_proto_user_user_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2768,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{46}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -2515,7 +2804,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[47]
+	mi := &file_proto_user_user_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2816,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[47]
+	mi := &file_proto_user_user_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2829,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{47}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateTokenResponse) GetToken() *Token {
@@ -2567,7 +2856,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[48]
+	mi := &file_proto_user_user_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2868,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[48]
+	mi := &file_proto_user_user_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2881,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{48}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListTokensRequest) GetUserId() string {
@@ -2611,7 +2900,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[49]
+	mi := &file_proto_user_user_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2912,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[49]
+	mi := &file_proto_user_user_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2925,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{49}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -2655,7 +2944,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_proto_user_user_proto_msgTypes[50]
+	mi := &file_proto_user_user_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +2956,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[50]
+	mi := &file_proto_user_user_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +2969,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{50}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -2698,7 +2987,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_proto_user_user_proto_msgTypes[51]
+	mi := &file_proto_user_user_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2999,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[51]
+	mi := &file_proto_user_user_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +3012,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{51}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{56}
 }
 
 var File_proto_user_user_proto protoreflect.FileDescriptor
@@ -2736,20 +3025,23 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\x86\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xa9\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\x04 \x01(\tR\tuserAgent\"c\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"S\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12!\n" +
+	"\fdevice_token\x18\x04 \x01(\tR\vdeviceToken\x12*\n" +
+	"\x11device_expires_at\x18\x05 \x01(\x03R\x0fdeviceExpiresAt\"S\n" +
 	"\aLockout\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12.\n" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
@@ -2766,10 +3058,11 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12,\n" +
 	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\x12 \n" +
 	"\vpermissions\x18\a \x03(\tR\vpermissions\x12\x15\n" +
-	"\x06key_id\x18\b \x01(\tR\x05keyId\"]\n" +
+	"\x06key_id\x18\b \x01(\tR\x05keyId\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
+	"\fdevice_token\x18\x03 \x01(\tR\vdeviceToken\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x0e\n" +
 	"\fRenewRequest\"D\n" +
@@ -2841,7 +3134,20 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
 	"\x0edisabled_users\x18\x02 \x01(\x05R\rdisabledUsers\x12\x16\n" +
 	"\x06admins\x18\x03 \x01(\x05R\x06admins\x12'\n" +
-	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"W\n" +
+	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"\x82\x01\n" +
+	"\fLockoutEntry\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
+	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12\x14\n" +
+	"\x05until\x18\x04 \x01(\x03R\x05until\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\"\x15\n" +
+	"\x13ListLockoutsRequest\"F\n" +
+	"\x14ListLockoutsResponse\x12.\n" +
+	"\blockouts\x18\x01 \x03(\v2\x12.user.LockoutEntryR\blockouts\":\n" +
+	"\x12LiftLockoutRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x15\n" +
+	"\x13LiftLockoutResponse\"W\n" +
 	"\vUserChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vsession_ids\x18\x02 \x03(\tR\n" +
@@ -2903,7 +3209,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\v.user.TokenR\x06tokens\"$\n" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13RevokeTokenResponse2\x9d\v\n" +
+	"\x13RevokeTokenResponse2\xac\f\n" +
 	"\x04User\x12;\n" +
 	"\bRegister\x12\x15.user.RegisterRequest\x1a\x16.user.RegisterResponse\"\x00\x122\n" +
 	"\x05Login\x12\x12.user.LoginRequest\x1a\x13.user.LoginResponse\"\x00\x125\n" +
@@ -2935,7 +3241,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\vCreateToken\x12\x18.user.CreateTokenRequest\x1a\x19.user.CreateTokenResponse\"\x00\x12A\n" +
 	"\n" +
 	"ListTokens\x12\x17.user.ListTokensRequest\x1a\x18.user.ListTokensResponse\"\x00\x12D\n" +
-	"\vRevokeToken\x12\x18.user.RevokeTokenRequest\x1a\x19.user.RevokeTokenResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\vRevokeToken\x12\x18.user.RevokeTokenRequest\x1a\x19.user.RevokeTokenResponse\"\x00\x12G\n" +
+	"\fListLockouts\x12\x19.user.ListLockoutsRequest\x1a\x1a.user.ListLockoutsResponse\"\x00\x12D\n" +
+	"\vLiftLockout\x12\x18.user.LiftLockoutRequest\x1a\x19.user.LiftLockoutResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_user_proto_rawDescOnce sync.Once
@@ -2949,7 +3257,7 @@ func file_proto_user_user_proto_rawDescGZIP() []byte {
 	return file_proto_user_user_proto_rawDescData
 }
 
-var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_proto_user_user_proto_goTypes = []any{
 	(*RegisterRequest)(nil),         // 0: user.RegisterRequest
 	(*RegisterResponse)(nil),        // 1: user.RegisterResponse
@@ -2983,26 +3291,31 @@ var file_proto_user_user_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),      // 29: user.DeleteUserResponse
 	(*StatsRequest)(nil),            // 30: user.StatsRequest
 	(*StatsResponse)(nil),           // 31: user.StatsResponse
-	(*UserChanged)(nil),             // 32: user.UserChanged
-	(*SessionRevoked)(nil),          // 33: user.SessionRevoked
-	(*RoleChanged)(nil),             // 34: user.RoleChanged
-	(*Permission)(nil),              // 35: user.Permission
-	(*ListPermissionsRequest)(nil),  // 36: user.ListPermissionsRequest
-	(*ListPermissionsResponse)(nil), // 37: user.ListPermissionsResponse
-	(*Role)(nil),                    // 38: user.Role
-	(*ListRolesRequest)(nil),        // 39: user.ListRolesRequest
-	(*ListRolesResponse)(nil),       // 40: user.ListRolesResponse
-	(*GetRoleRequest)(nil),          // 41: user.GetRoleRequest
-	(*RoleResponse)(nil),            // 42: user.RoleResponse
-	(*DeleteRoleRequest)(nil),       // 43: user.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),      // 44: user.DeleteRoleResponse
-	(*Token)(nil),                   // 45: user.Token
-	(*CreateTokenRequest)(nil),      // 46: user.CreateTokenRequest
-	(*CreateTokenResponse)(nil),     // 47: user.CreateTokenResponse
-	(*ListTokensRequest)(nil),       // 48: user.ListTokensRequest
-	(*ListTokensResponse)(nil),      // 49: user.ListTokensResponse
-	(*RevokeTokenRequest)(nil),      // 50: user.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),     // 51: user.RevokeTokenResponse
+	(*LockoutEntry)(nil),            // 32: user.LockoutEntry
+	(*ListLockoutsRequest)(nil),     // 33: user.ListLockoutsRequest
+	(*ListLockoutsResponse)(nil),    // 34: user.ListLockoutsResponse
+	(*LiftLockoutRequest)(nil),      // 35: user.LiftLockoutRequest
+	(*LiftLockoutResponse)(nil),     // 36: user.LiftLockoutResponse
+	(*UserChanged)(nil),             // 37: user.UserChanged
+	(*SessionRevoked)(nil),          // 38: user.SessionRevoked
+	(*RoleChanged)(nil),             // 39: user.RoleChanged
+	(*Permission)(nil),              // 40: user.Permission
+	(*ListPermissionsRequest)(nil),  // 41: user.ListPermissionsRequest
+	(*ListPermissionsResponse)(nil), // 42: user.ListPermissionsResponse
+	(*Role)(nil),                    // 43: user.Role
+	(*ListRolesRequest)(nil),        // 44: user.ListRolesRequest
+	(*ListRolesResponse)(nil),       // 45: user.ListRolesResponse
+	(*GetRoleRequest)(nil),          // 46: user.GetRoleRequest
+	(*RoleResponse)(nil),            // 47: user.RoleResponse
+	(*DeleteRoleRequest)(nil),       // 48: user.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),      // 49: user.DeleteRoleResponse
+	(*Token)(nil),                   // 50: user.Token
+	(*CreateTokenRequest)(nil),      // 51: user.CreateTokenRequest
+	(*CreateTokenResponse)(nil),     // 52: user.CreateTokenResponse
+	(*ListTokensRequest)(nil),       // 53: user.ListTokensRequest
+	(*ListTokensResponse)(nil),      // 54: user.ListTokensResponse
+	(*RevokeTokenRequest)(nil),      // 55: user.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),     // 56: user.RevokeTokenResponse
 }
 var file_proto_user_user_proto_depIdxs = []int32{
 	15, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
@@ -3011,62 +3324,67 @@ var file_proto_user_user_proto_depIdxs = []int32{
 	15, // 3: user.GetUserResponse.sessions:type_name -> user.Session
 	25, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
 	20, // 5: user.UpdateUserResponse.user:type_name -> user.Account
-	35, // 6: user.ListPermissionsResponse.permissions:type_name -> user.Permission
-	38, // 7: user.ListRolesResponse.roles:type_name -> user.Role
-	38, // 8: user.RoleResponse.role:type_name -> user.Role
-	45, // 9: user.CreateTokenResponse.token:type_name -> user.Token
-	45, // 10: user.ListTokensResponse.tokens:type_name -> user.Token
-	0,  // 11: user.User.Register:input_type -> user.RegisterRequest
-	2,  // 12: user.User.Login:input_type -> user.LoginRequest
-	5,  // 13: user.User.Logout:input_type -> user.LogoutRequest
-	7,  // 14: user.User.Info:input_type -> user.InfoRequest
-	9,  // 15: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
-	11, // 16: user.User.Renew:input_type -> user.RenewRequest
-	13, // 17: user.User.Health:input_type -> user.HealthRequest
-	16, // 18: user.User.ListSessions:input_type -> user.ListSessionsRequest
-	18, // 19: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
-	21, // 20: user.User.ListUsers:input_type -> user.ListUsersRequest
-	23, // 21: user.User.GetUser:input_type -> user.GetUserRequest
-	26, // 22: user.User.UpdateUser:input_type -> user.UpdateUserRequest
-	28, // 23: user.User.DeleteUser:input_type -> user.DeleteUserRequest
-	30, // 24: user.User.Stats:input_type -> user.StatsRequest
-	36, // 25: user.User.ListPermissions:input_type -> user.ListPermissionsRequest
-	39, // 26: user.User.ListRoles:input_type -> user.ListRolesRequest
-	41, // 27: user.User.GetRole:input_type -> user.GetRoleRequest
-	38, // 28: user.User.CreateRole:input_type -> user.Role
-	38, // 29: user.User.UpdateRole:input_type -> user.Role
-	43, // 30: user.User.DeleteRole:input_type -> user.DeleteRoleRequest
-	46, // 31: user.User.CreateToken:input_type -> user.CreateTokenRequest
-	48, // 32: user.User.ListTokens:input_type -> user.ListTokensRequest
-	50, // 33: user.User.RevokeToken:input_type -> user.RevokeTokenRequest
-	1,  // 34: user.User.Register:output_type -> user.RegisterResponse
-	3,  // 35: user.User.Login:output_type -> user.LoginResponse
-	6,  // 36: user.User.Logout:output_type -> user.LogoutResponse
-	8,  // 37: user.User.Info:output_type -> user.InfoResponse
-	10, // 38: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
-	12, // 39: user.User.Renew:output_type -> user.RenewResponse
-	14, // 40: user.User.Health:output_type -> user.HealthResponse
-	17, // 41: user.User.ListSessions:output_type -> user.ListSessionsResponse
-	19, // 42: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
-	22, // 43: user.User.ListUsers:output_type -> user.ListUsersResponse
-	24, // 44: user.User.GetUser:output_type -> user.GetUserResponse
-	27, // 45: user.User.UpdateUser:output_type -> user.UpdateUserResponse
-	29, // 46: user.User.DeleteUser:output_type -> user.DeleteUserResponse
-	31, // 47: user.User.Stats:output_type -> user.StatsResponse
-	37, // 48: user.User.ListPermissions:output_type -> user.ListPermissionsResponse
-	40, // 49: user.User.ListRoles:output_type -> user.ListRolesResponse
-	42, // 50: user.User.GetRole:output_type -> user.RoleResponse
-	42, // 51: user.User.CreateRole:output_type -> user.RoleResponse
-	42, // 52: user.User.UpdateRole:output_type -> user.RoleResponse
-	44, // 53: user.User.DeleteRole:output_type -> user.DeleteRoleResponse
-	47, // 54: user.User.CreateToken:output_type -> user.CreateTokenResponse
-	49, // 55: user.User.ListTokens:output_type -> user.ListTokensResponse
-	51, // 56: user.User.RevokeToken:output_type -> user.RevokeTokenResponse
-	34, // [34:57] is the sub-list for method output_type
-	11, // [11:34] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	32, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
+	40, // 7: user.ListPermissionsResponse.permissions:type_name -> user.Permission
+	43, // 8: user.ListRolesResponse.roles:type_name -> user.Role
+	43, // 9: user.RoleResponse.role:type_name -> user.Role
+	50, // 10: user.CreateTokenResponse.token:type_name -> user.Token
+	50, // 11: user.ListTokensResponse.tokens:type_name -> user.Token
+	0,  // 12: user.User.Register:input_type -> user.RegisterRequest
+	2,  // 13: user.User.Login:input_type -> user.LoginRequest
+	5,  // 14: user.User.Logout:input_type -> user.LogoutRequest
+	7,  // 15: user.User.Info:input_type -> user.InfoRequest
+	9,  // 16: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
+	11, // 17: user.User.Renew:input_type -> user.RenewRequest
+	13, // 18: user.User.Health:input_type -> user.HealthRequest
+	16, // 19: user.User.ListSessions:input_type -> user.ListSessionsRequest
+	18, // 20: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
+	21, // 21: user.User.ListUsers:input_type -> user.ListUsersRequest
+	23, // 22: user.User.GetUser:input_type -> user.GetUserRequest
+	26, // 23: user.User.UpdateUser:input_type -> user.UpdateUserRequest
+	28, // 24: user.User.DeleteUser:input_type -> user.DeleteUserRequest
+	30, // 25: user.User.Stats:input_type -> user.StatsRequest
+	41, // 26: user.User.ListPermissions:input_type -> user.ListPermissionsRequest
+	44, // 27: user.User.ListRoles:input_type -> user.ListRolesRequest
+	46, // 28: user.User.GetRole:input_type -> user.GetRoleRequest
+	43, // 29: user.User.CreateRole:input_type -> user.Role
+	43, // 30: user.User.UpdateRole:input_type -> user.Role
+	48, // 31: user.User.DeleteRole:input_type -> user.DeleteRoleRequest
+	51, // 32: user.User.CreateToken:input_type -> user.CreateTokenRequest
+	53, // 33: user.User.ListTokens:input_type -> user.ListTokensRequest
+	55, // 34: user.User.RevokeToken:input_type -> user.RevokeTokenRequest
+	33, // 35: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
+	35, // 36: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
+	1,  // 37: user.User.Register:output_type -> user.RegisterResponse
+	3,  // 38: user.User.Login:output_type -> user.LoginResponse
+	6,  // 39: user.User.Logout:output_type -> user.LogoutResponse
+	8,  // 40: user.User.Info:output_type -> user.InfoResponse
+	10, // 41: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
+	12, // 42: user.User.Renew:output_type -> user.RenewResponse
+	14, // 43: user.User.Health:output_type -> user.HealthResponse
+	17, // 44: user.User.ListSessions:output_type -> user.ListSessionsResponse
+	19, // 45: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
+	22, // 46: user.User.ListUsers:output_type -> user.ListUsersResponse
+	24, // 47: user.User.GetUser:output_type -> user.GetUserResponse
+	27, // 48: user.User.UpdateUser:output_type -> user.UpdateUserResponse
+	29, // 49: user.User.DeleteUser:output_type -> user.DeleteUserResponse
+	31, // 50: user.User.Stats:output_type -> user.StatsResponse
+	42, // 51: user.User.ListPermissions:output_type -> user.ListPermissionsResponse
+	45, // 52: user.User.ListRoles:output_type -> user.ListRolesResponse
+	47, // 53: user.User.GetRole:output_type -> user.RoleResponse
+	47, // 54: user.User.CreateRole:output_type -> user.RoleResponse
+	47, // 55: user.User.UpdateRole:output_type -> user.RoleResponse
+	49, // 56: user.User.DeleteRole:output_type -> user.DeleteRoleResponse
+	52, // 57: user.User.CreateToken:output_type -> user.CreateTokenResponse
+	54, // 58: user.User.ListTokens:output_type -> user.ListTokensResponse
+	56, // 59: user.User.RevokeToken:output_type -> user.RevokeTokenResponse
+	34, // 60: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
+	36, // 61: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
+	37, // [37:62] is the sub-list for method output_type
+	12, // [12:37] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_proto_user_user_proto_init() }
@@ -3081,7 +3399,7 @@ func file_proto_user_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_user_proto_rawDesc), len(file_proto_user_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -89,6 +89,10 @@ type UserService interface {
 	// RevokeToken deletes one of the caller's API keys or, with
 	// sessions.revoke, anyone's.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...client.CallOption) (*RevokeTokenResponse, error)
+	// ListLockouts returns the failure counters that refuse logins now.
+	ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error)
+	// LiftLockout deletes one such counter.
+	LiftLockout(ctx context.Context, in *LiftLockoutRequest, opts ...client.CallOption) (*LiftLockoutResponse, error)
 }
 
 type userService struct {
@@ -333,6 +337,26 @@ func (c *userService) RevokeToken(ctx context.Context, in *RevokeTokenRequest, o
 	return out, nil
 }
 
+func (c *userService) ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListLockouts", in)
+	out := new(ListLockoutsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) LiftLockout(ctx context.Context, in *LiftLockoutRequest, opts ...client.CallOption) (*LiftLockoutResponse, error) {
+	req := c.c.NewRequest(c.name, "User.LiftLockout", in)
+	out := new(LiftLockoutResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -389,6 +413,10 @@ type UserHandler interface {
 	// RevokeToken deletes one of the caller's API keys or, with
 	// sessions.revoke, anyone's.
 	RevokeToken(context.Context, *RevokeTokenRequest, *RevokeTokenResponse) error
+	// ListLockouts returns the failure counters that refuse logins now.
+	ListLockouts(context.Context, *ListLockoutsRequest, *ListLockoutsResponse) error
+	// LiftLockout deletes one such counter.
+	LiftLockout(context.Context, *LiftLockoutRequest, *LiftLockoutResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -416,6 +444,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		CreateToken(ctx context.Context, in *CreateTokenRequest, out *CreateTokenResponse) error
 		ListTokens(ctx context.Context, in *ListTokensRequest, out *ListTokensResponse) error
 		RevokeToken(ctx context.Context, in *RevokeTokenRequest, out *RevokeTokenResponse) error
+		ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error
+		LiftLockout(ctx context.Context, in *LiftLockoutRequest, out *LiftLockoutResponse) error
 	}
 	type User struct {
 		user
@@ -518,4 +548,12 @@ func (h *userHandler) ListTokens(ctx context.Context, in *ListTokensRequest, out
 
 func (h *userHandler) RevokeToken(ctx context.Context, in *RevokeTokenRequest, out *RevokeTokenResponse) error {
 	return h.UserHandler.RevokeToken(ctx, in, out)
+}
+
+func (h *userHandler) ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error {
+	return h.UserHandler.ListLockouts(ctx, in, out)
+}
+
+func (h *userHandler) LiftLockout(ctx context.Context, in *LiftLockoutRequest, out *LiftLockoutResponse) error {
+	return h.UserHandler.LiftLockout(ctx, in, out)
 }
