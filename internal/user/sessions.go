@@ -80,7 +80,7 @@ func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionReques
 		return err
 	}
 	s, err := h.repo.Session(ctx, req.SessionId)
-	if errors.Is(err, ErrSessionEnded) || (err == nil && s.UserID != acc.ID && !pauth.Can(ctx, endpoint.SessionsRevoke)) {
+	if errors.Is(err, ErrSessionEnded) || (err == nil && !mayRevoke(ctx, acc, s.UserID)) {
 		return rpcError(ErrNoSession)
 	} else if err != nil {
 		return rpcError(err)
@@ -88,12 +88,22 @@ func (h *Handler) RevokeSession(ctx context.Context, req *pb.RevokeSessionReques
 	if err := h.endSession(ctx, s.UserID, s.ID); err != nil {
 		return err
 	}
-	detail := "by its owner"
-	if s.UserID != acc.ID {
-		detail = "by an admin"
-	}
-	h.record(ctx, acc, audit.KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), detail+"; session "+s.ID)
+	h.record(ctx, acc, audit.KindSessionEnded, s.UserID, h.nameOf(ctx, s.UserID), revokedBy(acc, s.UserID)+"; session "+s.ID)
 	return nil
+}
+
+// mayRevoke reports whether the caller may end what owner holds (a session,
+// an API key): their own, or anyone's with sessions.revoke.
+func mayRevoke(ctx context.Context, acc *auth.Account, owner string) bool {
+	return owner == acc.ID || pauth.Can(ctx, endpoint.SessionsRevoke)
+}
+
+// revokedBy says, for the audit log, who ended what owner held.
+func revokedBy(acc *auth.Account, owner string) string {
+	if owner == acc.ID {
+		return "by its owner"
+	}
+	return "by an admin"
 }
 
 // endAll ends every session of a user and returns how many.

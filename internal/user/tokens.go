@@ -248,7 +248,7 @@ func (h *Handler) RevokeToken(ctx context.Context, req *pb.RevokeTokenRequest, r
 		return err
 	}
 	t, err := h.repo.Token(ctx, req.Id)
-	if errors.Is(err, ErrNoToken) || (err == nil && t.UserID != acc.ID && !pauth.Can(ctx, endpoint.SessionsRevoke)) {
+	if errors.Is(err, ErrNoToken) || (err == nil && !mayRevoke(ctx, acc, t.UserID)) {
 		return rpcError(ErrNoToken)
 	} else if err != nil {
 		return rpcError(err)
@@ -256,10 +256,6 @@ func (h *Handler) RevokeToken(ctx context.Context, req *pb.RevokeTokenRequest, r
 	if err := h.repo.DeleteToken(ctx, t); err != nil {
 		return rpcError(err)
 	}
-	detail := "by its owner"
-	if t.UserID != acc.ID {
-		detail = "by an admin"
-	}
-	h.record(ctx, acc, audit.KindTokenRevoked, t.UserID, h.nameOf(ctx, t.UserID), detail+"; key "+t.ID+" "+t.Name)
+	h.record(ctx, acc, audit.KindTokenRevoked, t.UserID, h.nameOf(ctx, t.UserID), revokedBy(acc, t.UserID)+"; key "+t.ID+" "+t.Name)
 	return nil
 }
