@@ -42,11 +42,10 @@ var Endpoints = endpoint.Declare("system",
 		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
-			r.User, r.Kind = in.Query("user"), in.Query("kind")
-			r.Offset, r.Limit = endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
+			r.User, r.Kind, r.Cursor, r.Limit = in.Query("user"), in.Query("kind"), in.Query("cursor"), endpoint.QueryInt(in, "limit")
 			return nil
 		}, func(r *pb.ListAuditResponse) any {
-			return map[string]any{"entries": endpoint.OrEmpty(r.Entries), "total": r.Total}
+			return map[string]any{"entries": endpoint.OrEmpty(r.Entries), "total": r.Total, "next": r.Next}
 		}))},
 )
 

@@ -11,11 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go-micro.dev/v4/store"
-
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/kv"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -59,16 +58,30 @@ func cleanPermissions(perms []string) ([]string, error) {
 	return out, nil
 }
 
-// Roles returns every stored role.
+// ixRoles is the index of the stored roles' names.
+const ixRoles = "roles"
+
+// Roles returns every stored role (at most kv.MaxRange), by their index.
 func (r *Repo) Roles(ctx context.Context) ([]*Role, error) {
-	keys, err := r.store(ctx).List(store.ListPrefix(keyRole))
+	names, err := r.kv.Members(ixRoles, kv.Range{Limit: kv.MaxRange})
 	if err != nil {
 		return nil, storeError("list", err)
 	}
-	out := make([]*Role, 0, len(keys))
-	for _, k := range keys {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = keyRole + n
+	}
+	vals, err := r.read(ctx, keys...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Role, 0, len(vals))
+	for i, v := range vals {
 		var role Role
-		if err := r.readJSON(ctx, k, &role); errors.Is(err, ErrNotFound) {
+		if err := decodeJSON(keys[i], v, &role); errors.Is(err, ErrNotFound) {
 			continue // deleted meanwhile
 		} else if err != nil {
 			return nil, err
@@ -78,17 +91,31 @@ func (r *Repo) Roles(ctx context.Context) ([]*Role, error) {
 	return out, nil
 }
 
-// PutRole stores a role.
+// PutRole stores a role and its name in the index, in one step.
 func (r *Repo) PutRole(ctx context.Context, role *Role) error {
-	return r.writeJSON(ctx, keyRole+role.Name, role, 0)
+	data, err := encode(keyRole+role.Name, role)
+	if err != nil {
+		return err
+	}
+	_, err = r.apply(kv.PutOp(keyRole+role.Name, data, 0), kv.AddOp(ixRoles, role.Name))
+	return err
 }
 
-// DeleteRole removes a stored role.
+// DeleteRole removes a stored role and its index entry, in one step.
 func (r *Repo) DeleteRole(ctx context.Context, name string) error {
-	if err := r.store(ctx).Delete(keyRole + name); err != nil {
-		return storeError("delete", err)
+	_, err := r.apply(kv.DeleteOp(keyRole+name), kv.RemoveOp(ixRoles, name))
+	return err
+}
+
+// AllUsers returns every user, by the users index. Only the rare admin
+// actions that must look at every account call it (deleting a role, taking
+// roles.write from the last enabled admin's peers).
+func (r *Repo) AllUsers(ctx context.Context) ([]*User, error) {
+	var members []string
+	if err := r.eachUserMember(func(m string) { members = append(members, m) }); err != nil {
+		return nil, err
 	}
-	return nil
+	return r.usersOf(ctx, members)
 }
 
 // roleSet is an instance's view of the roles: role name -> permissions,
@@ -271,7 +298,7 @@ func (h *Handler) putRole(ctx context.Context, req *pb.Role, rsp *pb.RoleRespons
 		after[k] = v
 	}
 	after[req.Name] = perms
-	if err := h.keepRolesWriter(ctx, after, nil); err != nil {
+	if err := h.keepRolesWriter(ctx, after, "", nil); err != nil {
 		return rpcError(err)
 	}
 	if err := h.repo.PutRole(ctx, &Role{Name: req.Name, Permissions: perms, UpdatedAt: h.now().UTC()}); err != nil {
@@ -305,7 +332,7 @@ func (h *Handler) DeleteRole(ctx context.Context, req *pb.DeleteRoleRequest, rsp
 	if !ok {
 		return rpcError(ErrNoRole)
 	}
-	users, err := h.repo.Users(ctx)
+	users, err := h.repo.AllUsers(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -323,14 +350,19 @@ func (h *Handler) DeleteRole(ctx context.Context, req *pb.DeleteRoleRequest, rsp
 }
 
 // keepRolesWriter refuses a change that would leave no enabled account
-// holding roles.write: defs are the role definitions after the change, and
-// change (nil: none) gives an account as it would be after it (nil:
-// deleted). Callers hold h.admins, which makes the check and the write one
+// holding roles.write: defs are the role definitions after the change,
+// subject ("": none) the account it changes, and change (nil: none) gives an
+// account as it would be after it (nil: deleted). Callers hold h.admins, which makes the check and the write one
 // step within this process; two instances changing the last two holders at
 // the same moment could still both pass (the store has no transactions
 // across keys).
-func (h *Handler) keepRolesWriter(ctx context.Context, defs map[string][]string, change func(*User) *User) error {
-	users, err := h.repo.Users(ctx)
+func (h *Handler) keepRolesWriter(ctx context.Context, defs map[string][]string, subject string, change func(*User) *User) error {
+	// admin always holds roles.write: another enabled admin settles it
+	// from its index; only without one are the accounts read.
+	if another, err := h.repo.AnotherAdmin(ctx, subject); err != nil || another {
+		return err
+	}
+	users, err := h.repo.AllUsers(ctx)
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,11 @@ import (
 	"unicode/utf8"
 
 	"go-micro.dev/v4/auth"
-	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/kv"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -28,7 +28,7 @@ import (
 // bits: a slow hash would add nothing); the key is shown once, when made.
 const (
 	keyToken     = "token/"  // token/<id> -> Token
-	keyUserToken = "utoken/" // utoken/<user id>/<id> -> ""
+	keyUserToken = "utoken/" // utoken/<user id>: the index of its keys' ids
 	tokenIDLen   = 16        // hex characters
 	// maxTokenLife bounds an API key's expiry.
 	maxTokenLife = 366 * 24 * time.Hour
@@ -73,13 +73,15 @@ func keyID(key string) string {
 	return rest[:tokenIDLen]
 }
 
-// CreateToken stores a key until its expiry (the store drops it then).
+// CreateToken stores a key until its expiry (the store drops it then) and
+// its id in its owner's index, in one step.
 func (r *Repo) CreateToken(ctx context.Context, t *Token) error {
-	ttl := time.Until(t.ExpiresAt)
-	if err := r.writeJSON(ctx, keyToken+t.ID, t, ttl); err != nil {
+	data, err := encode(keyToken+t.ID, t)
+	if err != nil {
 		return err
 	}
-	return r.writeJSON(ctx, keyUserToken+t.UserID+"/"+t.ID, "", ttl)
+	_, err = r.apply(kv.PutOp(keyToken+t.ID, data, time.Until(t.ExpiresAt)), kv.AddOp(keyUserToken+t.UserID, t.ID))
+	return err
 }
 
 // Token returns a key that has not expired.
@@ -93,26 +95,32 @@ func (r *Repo) Token(ctx context.Context, id string) (*Token, error) {
 	return &t, nil
 }
 
-// TouchToken stores a key again (its LastUsed changed), keeping its expiry.
+// TouchToken stores a key again (its LastUsed changed), keeping its expiry,
+// only while it exists: a use racing a revocation does not bring it back.
 func (r *Repo) TouchToken(ctx context.Context, t *Token) error {
-	ttl := time.Until(t.ExpiresAt)
-	if ttl <= 0 {
-		return ErrNoToken
+	data, err := encode(keyToken+t.ID, t)
+	if err != nil {
+		return err
 	}
-	return r.writeJSON(ctx, keyToken+t.ID, t, ttl)
+	ok, err := r.apply(kv.PutOp(keyToken+t.ID, data, time.Until(t.ExpiresAt)).When(kv.Exists))
+	if err == nil && !ok {
+		err = ErrNoToken
+	}
+	return err
 }
 
-// Tokens returns a user's keys.
+// Tokens returns a user's keys that have not expired, by the user's index
+// (whose ids of expired keys are dropped as they are met).
 func (r *Repo) Tokens(ctx context.Context, userID string) ([]*Token, error) {
-	prefix := keyUserToken + userID + "/"
-	keys, err := r.store(ctx).List(store.ListPrefix(prefix))
+	ids, err := r.kv.Members(keyUserToken+userID, kv.Range{Limit: kv.MaxRange})
 	if err != nil {
 		return nil, storeError("list", err)
 	}
-	out := make([]*Token, 0, len(keys))
-	for _, k := range keys {
-		t, err := r.Token(ctx, strings.TrimPrefix(k, prefix))
+	out := make([]*Token, 0, len(ids))
+	for _, id := range ids {
+		t, err := r.Token(ctx, id)
 		if errors.Is(err, ErrNoToken) {
+			_, _ = r.apply(kv.RemoveOp(keyUserToken+userID, id))
 			continue
 		} else if err != nil {
 			return nil, err
@@ -122,14 +130,10 @@ func (r *Repo) Tokens(ctx context.Context, userID string) ([]*Token, error) {
 	return out, nil
 }
 
-// DeleteToken removes a key.
+// DeleteToken removes a key and its index entry, in one step.
 func (r *Repo) DeleteToken(ctx context.Context, t *Token) error {
-	for _, k := range []string{keyToken + t.ID, keyUserToken + t.UserID + "/" + t.ID} {
-		if err := r.store(ctx).Delete(k); err != nil {
-			return storeError("delete", err)
-		}
-	}
-	return nil
+	_, err := r.apply(kv.DeleteOp(keyToken+t.ID), kv.RemoveOp(keyUserToken+t.UserID, t.ID))
+	return err
 }
 
 // checkKey is Check for an API key: it must be stored, match its hash, not

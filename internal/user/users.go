@@ -3,7 +3,6 @@ package user
 import (
 	"context"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -20,38 +19,21 @@ const (
 	maxLimit     = 200
 )
 
-// pageBounds turns offset and limit from a request into slice bounds over n.
-func pageBounds(offset, limit int32, n int) (lo, hi int) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	lo = min(max(int(offset), 0), n)
-	return lo, min(lo+int(limit), n)
-}
-
 // ListUsers returns a page of the accounts whose name contains req.Query (no
 // case), sorted by name.
 func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
-	users, err := h.repo.Users(ctx)
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	page, total, err := h.repo.UserPage(ctx, strings.ToLower(req.Query), max(int(req.Offset), 0), int(min(limit, maxLimit)))
 	if err != nil {
 		return rpcError(err)
 	}
-	q := strings.ToLower(req.Query)
-	matched := users[:0]
-	for _, u := range users {
-		if strings.Contains(strings.ToLower(u.Username), q) {
-			matched = append(matched, u)
-		}
-	}
-	sort.Slice(matched, func(i, j int) bool {
-		return strings.ToLower(matched[i].Username) < strings.ToLower(matched[j].Username)
-	})
-	lo, hi := pageBounds(req.Offset, req.Limit, len(matched))
-	for _, u := range matched[lo:hi] {
+	for _, u := range page {
 		rsp.Users = append(rsp.Users, accountPB(u))
 	}
-	rsp.Total = int32(len(matched))
+	rsp.Total = int32(total)
 	return nil
 }
 
@@ -111,7 +93,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req *pb.UpdateUserRequest, rsp
 	if req.Disabled != nil {
 		u.Disabled = *req.Disabled
 	}
-	if err := h.keepRolesWriter(ctx, h.roles.current(), replacing(u)); err != nil {
+	if err := h.keepRolesWriter(ctx, h.roles.current(), u.ID, replacing(u)); err != nil {
 		return rpcError(err)
 	}
 	rolesChanged := !slices.Equal(before.Roles, u.Roles)
@@ -152,7 +134,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 	if err != nil {
 		return rpcError(err)
 	}
-	if err := h.keepRolesWriter(ctx, h.roles.current(), replacing(&User{ID: u.ID, Disabled: true})); err != nil {
+	if err := h.keepRolesWriter(ctx, h.roles.current(), u.ID, replacing(&User{ID: u.ID, Disabled: true})); err != nil {
 		return rpcError(err)
 	}
 	// Sessions first: a user half-deleted still cannot act, since
@@ -175,18 +157,11 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 
 // Stats counts accounts and live sessions.
 func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.StatsResponse) error {
-	users, err := h.repo.Users(ctx)
+	users, admins, disabled, err := h.repo.UserCounts(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
-	for _, u := range users {
-		rsp.Users++
-		if u.Disabled {
-			rsp.DisabledUsers++
-		} else if pauth.IsAdmin(u.Roles) {
-			rsp.Admins++
-		}
-	}
+	rsp.Users, rsp.Admins, rsp.DisabledUsers = int32(users), int32(admins), int32(disabled)
 	n, err := h.repo.CountSessions(ctx)
 	if err != nil {
 		return rpcError(err)
