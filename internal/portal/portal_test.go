@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/user"
 )
 
 // client talks to a test Portal without following redirects.
@@ -339,11 +340,18 @@ func TestRestart(t *testing.T) {
 	c.login("admin", testenv.AdminPassword)
 }
 
-// TestConcurrentRegistration: of 50 registrations of one name, one wins. Not
-// parallel: its 50 password hashes would starve the other tests' logins.
+// TestConcurrentRegistration: of several registrations of one name sent at
+// once, one wins. They all pass the early "name taken?" check together and
+// then queue for the hashing slots, so Create's own check is what refuses
+// all but one. Twice as many as there are slots (plus two) is enough for
+// that: more only queue, and each argon2id hash costs about half a second
+// under -race, so 50 of them (as this test once sent) outlast the client's
+// 15 s timeout on a busy two-core machine. Not parallel: its hashes would
+// starve the other tests' logins.
 func TestConcurrentRegistration(t *testing.T) {
 	p := testenv.StartPortal(t, testenv.PortalOptions{})
-	raceRegistrations(t, "same_name", 50, newClient(t, p))
+	_, slots := user.HashParams()
+	raceRegistrations(t, "same_name", 2*slots+2, newClient(t, p))
 }
 
 // raceRegistrations sends n registrations of one name at once, spread over
