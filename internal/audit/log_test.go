@@ -16,6 +16,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // The log's behaviour, run against every store.Store Portal keeps it in: the
@@ -438,7 +439,7 @@ func testRetention(t *testing.T, st store.Store) {
 			t.Errorf("%s expires in %v, want within the retention (+ an hour for counters)", k, e)
 		}
 	}
-	if len(never) > 0 && !testenv.Poll(5*time.Second, func() bool {
+	if len(never) > 0 && !poll.Until(5*time.Second, func() bool {
 		for _, k := range never {
 			if recs, err := st.Read(k); err == nil && len(recs) == 1 {
 				return false

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // adminRoutes are every admin route of the JSON API and the pages.
@@ -308,7 +309,7 @@ func TestAdminConfig(t *testing.T) {
 	if err := os.WriteFile(p.ConfigFile, []byte("auth:\n  expireTime: 300\n  refreshTime: 60\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10e9, "the hand edit to apply", func() bool {
+	poll.Wait(t, 10e9, "the hand edit to apply", func() bool {
 		_, exp := c.login("admin", testenv.AdminPassword)
 		return near(lifetime(exp), 300e9)
 	})
@@ -399,7 +400,7 @@ func TestAdminAudit(t *testing.T) {
 		{"role_change", "admin", "gina", "user -> admin,user"},
 	}
 	var got []auditEntry
-	testenv.WaitFor(t, 10e9, "the audit entries", func() bool {
+	poll.Wait(t, 10e9, "the audit entries", func() bool {
 		got, _ = listAudit(t, c, admin, "limit=7")
 		return len(got) == 7 && got[0].Kind == "delete"
 	})
@@ -419,7 +420,7 @@ func TestAdminAudit(t *testing.T) {
 	}
 	// register, login, login_failed, role_change, disable, enable, login,
 	// session_ended, delete.
-	testenv.WaitFor(t, 10e9, "gina's 9 entries", func() bool {
+	poll.Wait(t, 10e9, "gina's 9 entries", func() bool {
 		_, total := listAudit(t, c, admin, "user=gina")
 		return total == 9
 	})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 	"github.com/portal-go/portal/internal/user"
 )
 
@@ -311,15 +312,15 @@ func TestLiveWhitelist(t *testing.T) {
 	if err := os.WriteFile(p.ConfigFile, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10*time.Second, "GET /register to need a session", func() bool {
+	poll.Wait(t, 10*time.Second, "GET /register to need a session", func() bool {
 		return c.do("GET", "/register", "", nil).StatusCode == http.StatusSeeOther
 	})
 	// An invalid change is refused and the last good config stays.
 	if err := os.WriteFile(p.ConfigFile, []byte("auth:\n  expireTime: 1\n  whiteList: [\"/register\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	never(t, 2*time.Second, func() bool {
-		return c.do("GET", "/register", "", nil).StatusCode != http.StatusSeeOther
+	poll.Holds(t, 2*time.Second, "the last good config", func() bool {
+		return c.do("GET", "/register", "", nil).StatusCode == http.StatusSeeOther
 	})
 }
 
@@ -385,18 +386,6 @@ func raceRegistrations(t *testing.T, name string, n int, gateways ...*client) {
 	}
 	if count[http.StatusCreated] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
-	}
-}
-
-// never checks that bad stays false for d.
-func never(t *testing.T, d time.Duration, bad func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if bad() {
-			t.Fatalf("condition turned true")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
