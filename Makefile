@@ -4,7 +4,7 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 PROTOS := user system runtime
 
-.PHONY: help build run test bench bench-quick lint proto proto-check tools clean
+.PHONY: help build run test test-repeat test-slow bench bench-quick lint staticcheck licenses proto proto-check tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -15,9 +15,27 @@ build: ## build bin/portal
 run: build ## run Portal, all services in one process, on :8080
 	$(BIN)/portal
 
-test: ## run every test with the race detector (installs chromium for the browser test when missing)
+# go test -json through scripts/testsummary: each package's result, the
+# output of failed tests, then every skipped test with its reason and an
+# "N passed, N failed, N skipped" line. SUMMARY_FLAGS=-fail-on-skip (CI)
+# fails the run on any skip.
+SUMMARY_FLAGS ?=
+# The packages whose tests take longest (real servers, built binaries).
+SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
+N ?= 5
+
+test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
-	go test -race -count=1 -timeout 15m ./...
+	set -o pipefail; go test -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
+
+test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
+	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done
+
+test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
+	set -o pipefail; go test -race -count=1 -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+
+$(BIN)/testsummary: scripts/testsummary/main.go
+	go build -o $@ ./scripts/testsummary
 
 # BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
 bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
@@ -54,5 +72,5 @@ proto: tools ## regenerate proto/*/*.pb.go and *.pb.micro.go from the .proto fil
 proto-check: proto ## fail when the generated code differs from the .proto files
 	@git diff --exit-code -- proto/ || { echo "generated code drifted from proto/*.proto: run make proto and commit"; exit 1; }
 
-clean: ## remove build output
+clean: ## remove build output (bin/: tools, the tests' shared portal build)
 	rm -rf $(BIN)
