@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
+# staticcheck's module version (release 2025.1 line), built into bin/.
+STATICCHECK := v0.8.2
 PROTOS := user system runtime
 
 .PHONY: help build run test test-repeat test-slow bench bench-quick lint staticcheck licenses proto proto-check tools clean
@@ -46,10 +48,20 @@ bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench -quick $(BENCH_FLAGS)
 
-lint: proto-check ## go vet, gofmt, govulncheck against the offline database
+lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	./scripts/vulncheck.sh
+
+staticcheck: $(BIN)/staticcheck-$(STATICCHECK) ## staticcheck (pinned, built into bin/); fails on any finding
+	$(BIN)/staticcheck-$(STATICCHECK) ./...
+
+$(BIN)/staticcheck-$(STATICCHECK):
+	GOBIN=$(BIN)/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK)
+	mv $(BIN)/.staticcheck/staticcheck $@ && rmdir $(BIN)/.staticcheck
+
+licenses: ## list every dependency's licence; fail on an unknown or incompatible one
+	./scripts/licenses.sh
 
 tools: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build the protoc plugins into bin/
 

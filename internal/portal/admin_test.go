@@ -371,13 +371,13 @@ func TestAdminAudit(t *testing.T) {
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("gina", "gina-password")
-	gina, _ := c.login("gina", "gina-password")
+	c.login("gina", "gina-password")
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "gina", "password": "wrong-password"}), http.StatusUnauthorized)
 	ginaID := userID(t, c, admin, "gina")
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"roles": []string{"admin", "user"}}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": true}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": false}), http.StatusOK)
-	gina, _ = c.login("gina", "gina-password")
+	gina, _ := c.login("gina", "gina-password")
 	var sessions struct {
 		Sessions []struct {
 			ID string `json:"id"`

@@ -265,7 +265,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 		}
 		for _, s := range rec.Ended() {
 			for _, kv := range s.Attributes() {
-				if strings.Contains(kv.Value.Emit(), secret) {
+				if strings.Contains(kv.Value.String(), secret) {
 					t.Errorf("span %s attribute %s holds the %s", s.Name(), kv.Key, what)
 				}
 			}
@@ -276,7 +276,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

@@ -24,8 +24,14 @@ import (
 	"time"
 )
 
-// buildDir is where the shared build lives, under the module root.
-const buildDir = "bin/test"
+const (
+	// buildDir is where the shared build lives, under the module root.
+	buildDir = "bin/test"
+	// staleBuild is how long a build of other sources is kept after its
+	// last use: a run still going when the sources changed may start it
+	// again.
+	staleBuild = 30 * time.Minute
+)
 
 var (
 	buildOnce sync.Once
@@ -38,8 +44,10 @@ var (
 // hash covers every non-test source file, go.mod, go.sum and the Go version.
 // The first test binary to need a given hash builds it (under a file lock,
 // so packages tested in parallel build it once); the others reuse it. A
-// build of another hash in bin/test is removed when a new one is made, so at
-// most one binary is ever left behind, in the module's bin/ (make clean).
+// build of another hash in bin/test is removed by a later run once unused
+// for 30 minutes (a run still going may start it again), so only the
+// current build and recently used ones are kept, in the module's bin/
+// (make clean), never in /tmp.
 func BuildPortal(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() { buildBin, buildErr = sharedBuild() })
@@ -68,14 +76,13 @@ func sharedBuild() (string, error) {
 	}
 	defer unlock()
 	bin := filepath.Join(dir, "portal-"+sum)
+	defer removeOtherBuilds(dir, bin, time.Now().Add(-staleBuild))
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin, nil
+		// Its modification time is its last use.
+		now := time.Now()
+		return bin, os.Chtimes(bin, now, now)
 	}
-	if err := goBuild(root, bin); err != nil {
-		return "", err
-	}
-	removeOtherBuilds(dir, bin)
-	return bin, nil
+	return bin, goBuild(root, bin)
 }
 
 // sourceHash is a hex SHA-256 over the Go version and the path and contents
@@ -144,10 +151,7 @@ func lockFile(path string) (func(), error) {
 func goBuild(root, bin string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, serr := os.Stat(goBin); serr != nil {
-			return fmt.Errorf("no go command on $PATH: %w", err)
-		}
+		return fmt.Errorf("no go command on $PATH: %w", err)
 	}
 	tmp := bin + ".tmp"
 	cmd := exec.Command(goBin, "build", "-o", tmp, "./cmd/portal")
@@ -166,12 +170,13 @@ func goBuild(root, bin string) error {
 	return nil
 }
 
-// removeOtherBuilds deletes every portal-* in dir but keep (older sources'
-// builds, half-written ones of a killed run).
-func removeOtherBuilds(dir, keep string) {
+// removeOtherBuilds deletes every portal-* in dir but keep last used
+// (modified) before cutoff: builds of older sources, half-written ones of a
+// killed run.
+func removeOtherBuilds(dir, keep string, cutoff time.Time) {
 	old, _ := filepath.Glob(filepath.Join(dir, "portal-*"))
 	for _, p := range old {
-		if p != keep {
+		if fi, err := os.Stat(p); err == nil && p != keep && fi.ModTime().Before(cutoff) {
 			os.Remove(p)
 		}
 	}

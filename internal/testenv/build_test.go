@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestSourceHash: the shared build's name changes with a source file, go.sum
@@ -50,15 +51,23 @@ func TestSourceHash(t *testing.T) {
 	}
 }
 
-// TestRemoveOtherBuilds: a new build leaves no older one behind.
+// TestRemoveOtherBuilds: a run leaves no build of older sources behind,
+// but for one used lately (by a run that may still be going).
 func TestRemoveOtherBuilds(t *testing.T) {
 	dir := t.TempDir()
-	for _, n := range []string{"portal-aaa", "portal-bbb", "portal-ccc.tmp", ".lock"} {
-		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o755); err != nil {
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{"portal-aaa", "portal-bbb", "portal-ccc.tmp", "portal-ddd", ".lock"} {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, nil, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if n != "portal-ddd" {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	removeOtherBuilds(dir, filepath.Join(dir, "portal-bbb"))
+	removeOtherBuilds(dir, filepath.Join(dir, "portal-bbb"), time.Now().Add(-staleBuild))
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +76,7 @@ func TestRemoveOtherBuilds(t *testing.T) {
 	for _, e := range ents {
 		got = append(got, e.Name())
 	}
-	if !reflect.DeepEqual(got, []string{".lock", "portal-bbb"}) {
-		t.Errorf("left %v, want [.lock portal-bbb]", got)
+	if !reflect.DeepEqual(got, []string{".lock", "portal-bbb", "portal-ddd"}) {
+		t.Errorf("left %v, want [.lock portal-bbb portal-ddd]: the one in use, one used lately", got)
 	}
 }

@@ -61,8 +61,6 @@ type Proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
 	waitErr error         // set before done is closed
-	mu      sync.Mutex    // guards stopped
-	stopped bool
 }
 
 // StartProc runs bin with args and an environment of PATH and HOME plus env

@@ -9,9 +9,6 @@ import (
 	merrors "go-micro.dev/v4/errors"
 )
 
-// service is this service's registry name, also the prefix of its error ids.
-const service = "user"
-
 // errorTable maps sentinels to RPC error ids and codes, first match wins.
 var errorTable = []struct {
 	err  error
