@@ -11,8 +11,12 @@ PROTOS := user system runtime
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/portal
-	go build -o $(BIN)/portal ./cmd/portal
+# The "up" tag adds portal up's embedded etcd and NATS (internal/supervisor/
+# embed.go); a plain go build or go run leaves them out.
+TAGS := up
+
+build: ## build bin/portal, with portal up's embedded etcd and NATS (-tags up)
+	go build -tags $(TAGS) -o $(BIN)/portal ./cmd/portal
 
 run: build ## run Portal, all services in one process, on :8080
 	$(BIN)/portal
@@ -28,13 +32,13 @@ N ?= 5
 
 test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
-	set -o pipefail; go test -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
 	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done
 
 test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
-	set -o pipefail; go test -race -count=1 -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary
@@ -50,11 +54,12 @@ bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 
 lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
 	go vet ./...
+	go vet -tags $(TAGS) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	./scripts/vulncheck.sh
 
 staticcheck: $(BIN)/staticcheck-$(STATICCHECK) ## staticcheck (pinned, built into bin/); fails on any finding
-	$(BIN)/staticcheck-$(STATICCHECK) ./...
+	$(BIN)/staticcheck-$(STATICCHECK) -tags $(TAGS) ./...
 
 $(BIN)/staticcheck-$(STATICCHECK):
 	GOBIN=$(BIN)/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK)

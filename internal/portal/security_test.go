@@ -11,10 +11,17 @@ import (
 	"github.com/portal-go/portal/internal/testenv"
 )
 
-// lockoutConfig: 3 failures lock for 2 seconds.
-const lockoutConfig = "login:\n  maxFailures: 3\n  lockoutSeconds: 2\n"
+// lockoutSeconds is how long 3 failures lock (lockoutConfig). Long enough
+// that the request after the third failure is still inside it on a busy
+// machine, where a login under -race can wait seconds for a hashing slot
+// (2 s once failed that way).
+const lockoutSeconds = 10
 
-// wantLockedResponse checks a 429 user.locked with a Retry-After of 1 to 2 s.
+// lockoutConfig: 3 failures lock for lockoutSeconds.
+var lockoutConfig = "login:\n  maxFailures: 3\n  lockoutSeconds: " + strconv.Itoa(lockoutSeconds) + "\n"
+
+// wantLockedResponse checks a 429 user.locked with a Retry-After of 1 s to
+// lockoutSeconds.
 func wantLockedResponse(t *testing.T, c *client, r response) {
 	t.Helper()
 	c.expect(r, http.StatusTooManyRequests)
@@ -22,8 +29,8 @@ func wantLockedResponse(t *testing.T, c *client, r response) {
 		t.Fatalf("code %q, want user.locked", code)
 	}
 	secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
-	if err != nil || secs < 1 || secs > 2 {
-		t.Fatalf("Retry-After %q, want 1 or 2 seconds", r.Header.Get("Retry-After"))
+	if err != nil || secs < 1 || secs > lockoutSeconds {
+		t.Fatalf("Retry-After %q, want 1 to %d seconds", r.Header.Get("Retry-After"), lockoutSeconds)
 	}
 	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || !strings.Contains(msg, "try again in") {
 		t.Errorf("message %q: want a human one, without the machine suffix", msg)
@@ -57,7 +64,7 @@ func TestLoginLockout(t *testing.T) {
 	form := url.Values{"csrf_token": {csrf}, "username": {"lock_alice"}, "password": {"alice-password-1"}, "next": {"/"}}
 	r = c.do("POST", "/login", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_csrf="+csrf)
 	c.expect(r, http.StatusTooManyRequests)
-	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 1 || ra > lockoutSeconds {
 		t.Errorf("form: Retry-After %q", r.Header.Get("Retry-After"))
 	}
 	if body := string(r.body); !strings.Contains(body, "Too many failed sign-ins") || !strings.Contains(body, `action="/login"`) {
@@ -65,7 +72,7 @@ func TestLoginLockout(t *testing.T) {
 	}
 
 	// The lockout ends by itself: the right password works again.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(lockoutSeconds*time.Second + 5*time.Second)
 	for {
 		r := c.do("POST", "/api/v1/login", "", creds("alice-password-1"))
 		if r.StatusCode == http.StatusOK {
@@ -73,7 +80,7 @@ func TestLoginLockout(t *testing.T) {
 		}
 		wantLockedResponse(t, c, r)
 		if time.Now().After(deadline) {
-			t.Fatalf("still locked 5s into a 2s lockout")
+			t.Fatalf("still locked 5s after a %ds lockout", lockoutSeconds)
 		}
 		time.Sleep(100 * time.Millisecond) // pacing between polls
 	}

@@ -24,6 +24,10 @@ import (
 	"time"
 )
 
+// BuildTags are the tags of the shared build: "up" adds portal up's embedded
+// etcd and NATS (internal/supervisor/embed.go), which TestUp runs.
+const BuildTags = "up"
+
 const (
 	// buildDir is where the shared build lives, under the module root.
 	buildDir = "bin/test"
@@ -39,7 +43,8 @@ var (
 	buildErr  error
 )
 
-// BuildPortal returns the path of a portal binary (plain go build, no -race)
+// BuildPortal returns the path of a portal binary (go build -tags up, no
+// -race)
 // built from the module's current sources: bin/test/portal-<hash>, where
 // hash covers every non-test source file, go.mod, go.sum and the Go version.
 // The first test binary to need a given hash builds it (under a file lock,
@@ -90,7 +95,7 @@ func sharedBuild() (string, error) {
 // tests, documentation, bin/, data/, hidden and testdata directories.
 func sourceHash(root string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "go %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(h, "go %s %s/%s tags %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, BuildTags)
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -154,7 +159,7 @@ func goBuild(root, bin string) error {
 		return fmt.Errorf("no go command on $PATH: %w", err)
 	}
 	tmp := bin + ".tmp"
-	cmd := exec.Command(goBin, "build", "-o", tmp, "./cmd/portal")
+	cmd := exec.Command(goBin, "build", "-tags", BuildTags, "-o", tmp, "./cmd/portal")
 	cmd.Dir = root
 	began := time.Now()
 	out, err := cmd.CombinedOutput()

@@ -30,7 +30,7 @@ var ignored = []goleak.Option{
 	// more behind it.
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*watcher).Next"),
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"),
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Load.func1"),
+	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).watch"),
 	// The client selector's registry cache watches the registry with no
 	// Stop reachable from a service; under it, the etcd registry plugin's
 	// client (never closed: the registry interface has no Close) and its
@@ -39,6 +39,11 @@ var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("github.com/go-micro/plugins/v4/registry/etcd.(*etcdWatcher).Next"),
 	goleak.IgnoreAnyFunction("github.com/go-micro/plugins/v4/registry/etcd.newEtcdWatcher.func1"),
 	goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*watchGRPCStream).waitCancelSubstreams.func1"),
+	goleak.IgnoreAnyFunction("go.etcd.io/etcd/client/v3.(*watchGRPCStream).waitCancelSubstreams.func2"),
+	// ... and the context.AfterFunc-style goroutine the etcd client's
+	// watch context leaves waiting on its never-cancelled parent. (Its
+	// stack holds only the standard library's frames.)
+	goleak.IgnoreTopFunction("context.(*cancelCtx).propagateCancel.func2"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*pickerWrapper).pick"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
