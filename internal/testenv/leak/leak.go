@@ -47,6 +47,12 @@ var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*pickerWrapper).pick"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+	// go-redis v8 pools reap idle connections in a goroutine until the
+	// client is closed; the redis cache plugin's client cannot be (go-micro's
+	// cache.Cache has no Close), and neither are the MGET clients Portal
+	// keeps beside the store and cache plugins (they live as long as the
+	// service's process).
+	goleak.IgnoreTopFunction("github.com/go-redis/redis/v8/internal/pool.(*ConnPool).reaper"),
 	// The go-micro gRPC server plugin makes a new grpc.Server on every
 	// Init and drops the old one unstopped, with its stream workers.
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).serverWorker"),
