@@ -350,7 +350,7 @@ func TestRestart(t *testing.T) {
 // 15 s timeout on a busy two-core machine. Not parallel: its hashes would
 // starve the other tests' logins.
 func TestConcurrentRegistration(t *testing.T) {
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
 	_, slots := user.HashParams()
 	raceRegistrations(t, "same_name", 2*slots+2, newClient(t, p))
 }
