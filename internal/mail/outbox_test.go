@@ -17,6 +17,7 @@ import (
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/mail/mailtest"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 func openStore(t *testing.T) *filestore.Store {
@@ -54,8 +55,8 @@ func TestOutboxRetriesUntilTheServerRecovers(t *testing.T) {
 	if err := b.Enqueue(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	mailtest.WaitFor(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
-	mailtest.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	poll.Wait(t, 30*time.Second, "the message to arrive", func() bool { return len(srv.Messages()) > 0 })
+	poll.Wait(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -92,9 +93,9 @@ func TestOutboxSurvivesAServerThatIsDown(t *testing.T) {
 	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
 	}
-	mailtest.WaitFor(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
+	poll.Wait(t, 30*time.Second, "a failed attempt", func() bool { return strings.Contains(logs.String(), "will retry") })
 	again := mailtest.Restart(t, addr)
-	mailtest.WaitFor(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
+	poll.Wait(t, 60*time.Second, "the message to arrive", func() bool { return len(again.Messages()) == 1 })
 }
 
 func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
@@ -112,7 +113,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	mailtest.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	poll.Wait(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -123,7 +124,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 	if f.Message.Text != "" || f.Message.HTML != "" {
 		t.Fatal("a given-up message keeps its body (and its link) in the store")
 	}
-	mailtest.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	poll.Wait(t, 30*time.Second, "the queue to empty", func() bool {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
@@ -143,7 +144,7 @@ func TestOutboxPermanentRefusalIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	var failed []*Entry
-	mailtest.WaitFor(t, 30*time.Second, "the message to be given up", func() bool {
+	poll.Wait(t, 30*time.Second, "the message to be given up", func() bool {
 		failed, _ = b.Failed(context.Background())
 		return len(failed) == 1
 	})
@@ -210,7 +211,7 @@ func TestOutboxSharedByTwoInstancesSendsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mailtest.WaitFor(t, 60*time.Second, "every message to be sent", func() bool {
+	poll.Wait(t, 60*time.Second, "every message to be sent", func() bool {
 		p, err := a.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})

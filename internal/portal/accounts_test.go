@@ -18,6 +18,7 @@ import (
 	"github.com/portal-go/portal/internal/mail/mailtest"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // mailedLink waits for a message to addr whose text has a link under
@@ -25,7 +26,7 @@ import (
 func mailedLink(t *testing.T, srv *mailtest.Server, addr, base, path string, skip int) string {
 	t.Helper()
 	var token string
-	testenv.WaitFor(t, 60*time.Second, "a "+path+" link mailed to "+addr, func() bool {
+	poll.Wait(t, 60*time.Second, "a "+path+" link mailed to "+addr, func() bool {
 		msgs := srv.To(addr)
 		for i := skip; i < len(msgs); i++ {
 			_, parts := mailtest.Parse(t, msgs[i].Data)
@@ -151,7 +152,7 @@ func TestUndeliverableMailShownToAdmins(t *testing.T) {
 	c := newClient(t, p)
 	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
 	admin, _ := c.login("admin", testenv.AdminPassword)
-	testenv.WaitFor(t, 60*time.Second, "the mail to be given up", func() bool {
+	poll.Wait(t, 60*time.Second, "the mail to be given up", func() bool {
 		r := c.expect(c.do("GET", "/api/v1/admin/mail/failed", admin, nil), http.StatusOK).json(t)
 		msgs, _ := r["messages"].([]any)
 		if len(msgs) != 1 {
@@ -175,7 +176,7 @@ func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
 	c := newClient(t, p)
 	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
 	var files []string
-	testenv.WaitFor(t, 60*time.Second, "a mail file", func() bool {
+	poll.Wait(t, 60*time.Second, "a mail file", func() bool {
 		files, _ = filepath.Glob(filepath.Join(p.DataDir, "mail", "*.eml"))
 		return len(files) == 1
 	})

@@ -372,12 +372,12 @@ func TestForgotAndReset(t *testing.T) {
 	// Every session of alice ended; bob's did not.
 	for _, s := range []*pb.LoginResponse{s1, s2} {
 		acc, _ := ah.jwt.Inspect(s.Token)
-		if _, err := ah.h.CheckSession(context.Background(), acc); err == nil {
+		if _, _, _, err := ah.h.Check(context.Background(), s.Token, acc); err == nil {
 			t.Fatal("a session outlived the reset")
 		}
 	}
 	if acc, _ := ah.jwt.Inspect(bob.Token); acc != nil {
-		if _, err := ah.h.CheckSession(context.Background(), acc); err != nil {
+		if _, _, _, err := ah.h.Check(context.Background(), bob.Token, acc); err != nil {
 			t.Fatalf("bob's session ended: %v", err)
 		}
 	}

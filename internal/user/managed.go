@@ -30,7 +30,7 @@ var ErrSamePassword = errors.New("user: the new password must differ from the ol
 // an invitation mailed to its address (a link to choose one, 7 days).
 func (a *Accounts) CreateUser(ctx context.Context, req *pb.CreateUserRequest, rsp *pb.CreateUserResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (a *Accounts) CreateUser(ctx context.Context, req *pb.CreateUserRequest, rs
 	case h.cfg.Current().Accounts.RequireEmail:
 		return rpcError(ErrEmailRequired)
 	}
-	roles, err := cleanRoles(req.Roles)
+	roles, err := cleanRoles(h.roles.current(), req.Roles)
 	if err != nil {
 		return rpcError(err)
 	}
@@ -96,7 +96,7 @@ func (a *Accounts) CreateUser(ctx context.Context, req *pb.CreateUserRequest, rs
 // sign-in. The account's sessions end either way.
 func (a *Accounts) ResetUserPassword(ctx context.Context, req *pb.ResetUserPasswordRequest, rsp *pb.ResetUserPasswordResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (a *Accounts) ResetUserPassword(ctx context.Context, req *pb.ResetUserPassw
 // sign-in, and ends its sessions so that the next sign-in is now.
 func (a *Accounts) RequirePasswordChange(ctx context.Context, req *pb.RequirePasswordChangeRequest, rsp *pb.RequirePasswordChangeResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}

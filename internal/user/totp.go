@@ -230,7 +230,7 @@ func (a *Accounts) ConfirmTOTP(ctx context.Context, req *pb.ConfirmTOTPRequest, 
 // phone): the next sign-in needs the password only.
 func (a *Accounts) ResetFactors(ctx context.Context, req *pb.ResetFactorsRequest, rsp *pb.ResetFactorsResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
 	}

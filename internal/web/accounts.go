@@ -5,6 +5,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portal-go/portal/internal/endpoint"
+
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -31,9 +33,11 @@ func init() {
 	}
 }
 
-// accountRoutes adds the routes to the gateway's engine e and its API
-// groups: api (no session needed), me (a session), adm (admins).
-func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
+// accountRoutes adds the gateway's own account routes to its engine e and
+// its API groups: api (no session needed), me (a caller). The rest of the
+// Accounts calls are routed from the user service's endpoint table; the
+// admin forms are checked by the user service (users.write).
+func (g *Gateway) accountRoutes(e *gin.Engine, api, me *gin.RouterGroup) {
 	e.GET("/password/forgot", g.forgotPage)
 	e.POST("/password/forgot", g.csrf, g.forgotForm)
 	e.GET("/password/reset", g.resetPage)
@@ -42,10 +46,10 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	e.POST("/email/verify", g.csrf, g.verifyForm)
 	e.POST("/account/profile", g.requireCaller, g.csrf, g.profileForm)
 	e.POST("/account/email/verification", g.requireCaller, g.csrf, g.resendForm)
-	e.GET("/admin/mail", g.requireCaller, g.requireAdmin, g.failedMailPage)
-	e.POST("/admin/users", g.requireCaller, g.requireAdmin, g.csrf, g.createUserForm)
-	e.POST("/admin/users/:id/password/:mode", g.requireCaller, g.requireAdmin, g.csrf, g.userPasswordForm)
-	e.POST("/admin/users/:id/factors/reset", g.requireCaller, g.requireAdmin, g.csrf, g.resetFactorsForm)
+	e.GET("/admin/mail", g.requireCaller, g.needs(endpoint.UsersRead), g.failedMailPage)
+	e.POST("/admin/users", g.requireCaller, g.csrf, g.createUserForm)
+	e.POST("/admin/users/:id/password/:mode", g.requireCaller, g.csrf, g.userPasswordForm)
+	e.POST("/admin/users/:id/factors/reset", g.requireCaller, g.csrf, g.resetFactorsForm)
 	e.POST("/account/totp", g.requireCaller, g.csrf, g.totpBeginForm)
 	e.POST("/account/totp/confirm", g.requireCaller, g.csrf, g.totpConfirmForm)
 	e.GET("/account/totp/qr.png", g.requireCaller, g.totpQR)
@@ -54,42 +58,7 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me, adm *gin.RouterGroup) {
 	api.POST("/password/reset", g.apiReset)
 	api.POST("/email/verify", g.apiVerify)
 	me.PATCH("/me", g.apiPatchMe)
-	me.POST("/me/email/verification", g.apiResend)
-	adm.GET("/mail/failed", g.apiFailedMail)
-	adm.POST("/users", g.apiCreateUser)
-	adm.POST("/users/:id/password", g.apiResetUserPassword)
-	adm.POST("/users/:id/require-password-change", g.apiRequirePasswordChange)
-	adm.POST("/users/:id/factors/reset", g.apiResetFactors)
-	me.POST("/me/totp", g.apiTOTPBegin)
-	me.POST("/me/totp/confirm", g.apiTOTPConfirm)
 	me.GET("/me/totp/qr.png", g.totpQR)
-}
-
-func (g *Gateway) apiTOTPBegin(c *gin.Context) {
-	rsp, err := g.Accounts.BeginTOTP(rpcContext(c), &userpb.BeginTOTPRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"secret": rsp.Secret, "url": rsp.Url})
-}
-
-func (g *Gateway) apiTOTPConfirm(c *gin.Context) {
-	var req struct {
-		Code string `json:"code"`
-	}
-	if !decodeJSON(c, &req) {
-		return
-	}
-	rsp, err := g.Accounts.ConfirmTOTP(rpcContext(c), &userpb.ConfirmTOTPRequest{Code: req.Code})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	g.forgetCaller(c)
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"recovery_codes": rsp.RecoveryCodes})
 }
 
 // totpQR serves the pending enrolment's QR code, made by the user service.
@@ -101,14 +70,6 @@ func (g *Gateway) totpQR(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Data(http.StatusOK, "image/png", rsp.Png)
-}
-
-func (g *Gateway) apiResetFactors(c *gin.Context) {
-	if _, err := g.Accounts.ResetFactors(rpcContext(c), &userpb.ResetFactorsRequest{UserId: c.Param("id")}); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
 }
 
 func (g *Gateway) totpBeginForm(c *gin.Context) {
@@ -142,59 +103,6 @@ func (g *Gateway) resetFactorsForm(c *gin.Context) {
 		return
 	}
 	back(c, "/admin/users/"+id, "factors_reset")
-}
-
-// newUserBody is the body of POST /api/v1/admin/users: without password,
-// an invitation goes to email.
-type newUserBody struct {
-	Username string   `json:"username"`
-	Email    string   `json:"email"`
-	Roles    []string `json:"roles"`
-	Password string   `json:"password"`
-}
-
-func (g *Gateway) apiCreateUser(c *gin.Context) {
-	var req newUserBody
-	if !decodeJSON(c, &req) {
-		return
-	}
-	if req.Roles == nil {
-		req.Roles = []string{"user"}
-	}
-	rsp, err := g.Accounts.CreateUser(rpcContext(c), &userpb.CreateUserRequest{Username: req.Username, Email: req.Email, Roles: req.Roles, Password: req.Password}, slow)
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, gin.H{"id": rsp.Id, "username": rsp.Username, "invited": rsp.Invited})
-}
-
-func (g *Gateway) apiResetUserPassword(c *gin.Context) {
-	var req struct {
-		Temporary bool `json:"temporary"`
-	}
-	if !decodeJSON(c, &req) {
-		return
-	}
-	rsp, err := g.Accounts.ResetUserPassword(rpcContext(c), &userpb.ResetUserPasswordRequest{UserId: c.Param("id"), Temporary: req.Temporary}, slow)
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	out := gin.H{"mailed": rsp.Mailed, "sessions_ended": rsp.SessionsEnded}
-	if rsp.TemporaryPassword != "" {
-		out["temporary_password"] = rsp.TemporaryPassword
-	}
-	c.JSON(http.StatusOK, out)
-}
-
-func (g *Gateway) apiRequirePasswordChange(c *gin.Context) {
-	rsp, err := g.Accounts.RequirePasswordChange(rpcContext(c), &userpb.RequirePasswordChangeRequest{UserId: c.Param("id")})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
 }
 
 // createUserForm is the users page's form: roles user (and admin when
@@ -284,14 +192,6 @@ func (g *Gateway) forgetCaller(c *gin.Context) {
 	}
 }
 
-func (g *Gateway) apiResend(c *gin.Context) {
-	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{}); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Status(http.StatusAccepted)
-}
-
 func (g *Gateway) apiVerify(c *gin.Context) {
 	var req struct {
 		Token string `json:"token"`
@@ -341,19 +241,6 @@ func (g *Gateway) apiReset(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"username": rsp.Username, "sessions_ended": rsp.SessionsEnded})
-}
-
-func (g *Gateway) apiFailedMail(c *gin.Context) {
-	rsp, err := g.Accounts.ListFailedMail(rpcContext(c), &userpb.ListFailedMailRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	out := make([]gin.H, 0, len(rsp.Messages))
-	for _, m := range rsp.Messages {
-		out = append(out, gin.H{"id": m.Id, "to": m.To, "subject": m.Subject, "kind": m.Kind, "attempts": m.Attempts, "last_error": m.LastError, "queued_at": m.QueuedAt})
-	}
-	c.JSON(http.StatusOK, gin.H{"messages": out})
 }
 
 func (g *Gateway) forgotPage(c *gin.Context) {

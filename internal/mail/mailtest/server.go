@@ -24,6 +24,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // Server is an SMTP server on 127.0.0.1 that keeps every message.
@@ -90,7 +92,7 @@ func Restart(t testing.TB, addr string) *Server {
 	s := &Server{Addr: addr}
 	srv := s.newSMTP(Options{})
 	var l net.Listener
-	WaitFor(t, 30*time.Second, "the port to be free", func() bool {
+	poll.Wait(t, 30*time.Second, "the port to be free", func() bool {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err == nil
@@ -248,20 +250,6 @@ func Parse(t testing.TB, data []byte) (*mail.Message, map[string]string) {
 		}
 		pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
 		out[pt] = string(b)
-	}
-}
-
-// WaitFor polls cond every 20 ms until it holds, failing the test after d.
-// (testenv has the same, but testenv imports the portal, which imports
-// the mail package whose tests use this.)
-func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
