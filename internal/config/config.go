@@ -37,6 +37,10 @@ type AccountsSettings struct {
 	// (accounts.publicURL): the links in mail start with it. It is never
 	// taken from a request's Host header, which a client chooses.
 	PublicURL string `json:"publicURL"`
+	// TwoFactorRoles are roles that count only for an account with a
+	// second factor (accounts.twoFactorRoles): without one, the account
+	// signs in with its other roles' permissions until it enrols.
+	TwoFactorRoles []string `json:"twoFactorRoles"`
 }
 
 // LoginSettings are the user service's brute-force defence (see
@@ -130,6 +134,7 @@ func Defaults() Settings {
 	}, Accounts: AccountsSettings{
 		SelfRegistration: true,
 		PublicURL:        "http://localhost:8080",
+		TwoFactorRoles:   []string{},
 	}}
 }
 

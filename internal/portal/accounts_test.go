@@ -331,3 +331,21 @@ func TestTOTPThroughTheAPI(t *testing.T) {
 	c.expect(c.do("POST", "/api/v1/admin/users/"+me["id"].(string)+"/factors/reset", admin, nil), http.StatusNoContent)
 	c.login("alice", "alice-password-1")
 }
+
+func TestTwoFactorRequiredForARole(t *testing.T) {
+	p, _ := accountsPortal(t, "  twoFactorRoles: [admin]\n")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.expect(c.do("GET", "/api/v1/admin/users", admin, nil), http.StatusForbidden)
+	if me := c.expect(c.do("GET", "/api/v1/me", admin, nil), http.StatusOK).json(t); me["two_factor_required"] != true {
+		t.Fatalf("/me %v", me)
+	}
+	r := c.expect(c.do("POST", "/api/v1/me/totp", admin, nil), http.StatusOK).json(t)
+	secret := r["secret"].(string)
+	now := time.Now()
+	code, _ := totp.GenerateCode(secret, now)
+	c.expect(c.do("POST", "/api/v1/me/totp/confirm", admin, map[string]string{"code": code}), http.StatusOK)
+	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
+	m := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword, "otp": next}), http.StatusOK).json(t)
+	c.expect(c.do("GET", "/api/v1/admin/users", m["token"].(string), nil), http.StatusOK)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -363,6 +364,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
 	rsp.Email, rsp.EmailVerified, rsp.DisplayName = u.Email, u.EmailVerified, u.DisplayName
 	rsp.TotpEnabled = u.TOTPSecret != ""
+	rsp.TwoFactorRequired = len(h.effectiveRoles(u)) < len(u.Roles)
 	return nil
 }
 
@@ -472,7 +474,23 @@ func (h *Handler) Check(ctx context.Context, tok string, acc *auth.Account) (con
 	if s.UserID != acc.ID || u.Disabled {
 		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
-	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(u.Roles), nil
+	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(h.effectiveRoles(u)), nil
+}
+
+// effectiveRoles are u's roles less those accounts.twoFactorRoles names,
+// while u has no second factor.
+func (h *Handler) effectiveRoles(u *User) []string {
+	need := h.cfg.Current().Accounts.TwoFactorRoles
+	if u.TOTPSecret != "" || len(need) == 0 {
+		return u.Roles
+	}
+	out := make([]string, 0, len(u.Roles))
+	for _, r := range u.Roles {
+		if !slices.Contains(need, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // grant is what roles allow under this instance's role definitions.

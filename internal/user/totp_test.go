@@ -2,6 +2,7 @@ package user
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,4 +128,38 @@ func (ah *acctHarness) login2(t *testing.T, name, pw, otp string) string {
 		t.Fatalf("Login(%s) with a code: %v", name, err)
 	}
 	return rsp.Token
+}
+
+func TestTwoFactorRoles(t *testing.T) {
+	ah := newAcctHarness(t, func(s *config.Settings) { s.Accounts.TwoFactorRoles = []string{"admin"} })
+	ah.adminCtx(t)
+	tok := ah.login(t, "admin", adminPW).Token
+	grant := func(tok string) []string {
+		t.Helper()
+		acc, err := ah.jwt.Inspect(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, g, err := ah.h.Check(context.Background(), tok, acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Permissions
+	}
+	if slices.Contains(grant(tok), "users.write") {
+		t.Fatal("an admin without a second factor holds users.write")
+	}
+	if in := ah.info(t, tok); !in.TwoFactorRequired || !slices.Contains(in.Roles, "admin") {
+		t.Fatalf("Info %+v", in)
+	}
+	ctx, _ := ah.ctxFor(t, tok)
+	secret, _ := ah.enrol(t, ctx)
+	ah.clock.advance(totpPeriod * time.Second)
+	tok = ah.login2(t, "admin", adminPW, codeAt(t, secret, ah.clock.now()))
+	if !slices.Contains(grant(tok), "users.write") {
+		t.Fatal("an enrolled admin lacks users.write")
+	}
+	if in := ah.info(t, tok); in.TwoFactorRequired {
+		t.Fatal("still required after enrolling")
+	}
 }

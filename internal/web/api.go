@@ -145,7 +145,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
 	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions),
-		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled})
+		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled, "two_factor_required": info.TwoFactorRequired})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

@@ -501,8 +501,11 @@ type InfoResponse struct {
 	EmailVerified bool   `protobuf:"varint,21,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
 	DisplayName   string `protobuf:"bytes,22,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	TotpEnabled   bool   `protobuf:"varint,23,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// two_factor_required: a role the account holds (accounts.twoFactorRoles)
+	// counts only once it has a second factor.
+	TwoFactorRequired bool `protobuf:"varint,24,opt,name=two_factor_required,json=twoFactorRequired,proto3" json:"two_factor_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -615,6 +618,13 @@ func (x *InfoResponse) GetDisplayName() string {
 func (x *InfoResponse) GetTotpEnabled() bool {
 	if x != nil {
 		return x.TotpEnabled
+	}
+	return false
+}
+
+func (x *InfoResponse) GetTwoFactorRequired() bool {
+	if x != nil {
+		return x.TwoFactorRequired
 	}
 	return false
 }
@@ -3114,7 +3124,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
-	"\vInfoRequest\"\xf8\x02\n" +
+	"\vInfoRequest\"\xa8\x03\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3129,7 +3139,8 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05email\x18\x14 \x01(\tR\x05email\x12%\n" +
 	"\x0eemail_verified\x18\x15 \x01(\bR\remailVerified\x12!\n" +
 	"\fdisplay_name\x18\x16 \x01(\tR\vdisplayName\x12!\n" +
-	"\ftotp_enabled\x18\x17 \x01(\bR\vtotpEnabled\"\x80\x01\n" +
+	"\ftotp_enabled\x18\x17 \x01(\bR\vtotpEnabled\x12.\n" +
+	"\x13two_factor_required\x18\x18 \x01(\bR\x11twoFactorRequired\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
