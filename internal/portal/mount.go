@@ -98,8 +98,14 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.Tracer = svc.TracerProvider()
+	o.Readiness = svc.Readiness
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
+	if l, ok := o.Revocations.(*platform.NATSLink); ok {
+		// Subscribed now (AfterStart): verdicts cached before are not
+		// trusted.
+		svc.Background(func(context.Context) { l.Confirm() })
+	}
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,8 @@ type serviceFlags struct {
 	// The audit stream: memory or nats, and the NATS servers.
 	eventsName, eventsAddress string
 	brokerName                string
+	// natsReconnectWait bounds the wait between two reconnects to NATS.
+	natsReconnectWait time.Duration
 }
 
 // cliFlags are the flags RunService adds to go-micro's own.
@@ -85,6 +87,7 @@ var cliFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
+	&cli.DurationFlag{Name: "nats_reconnect_wait", Value: platform.DefaultNATSReconnectWait, EnvVars: []string{"PORTAL_NATS_RECONNECT_WAIT"}, Usage: "with --broker nats: the longest wait between two attempts to reconnect to NATS (they never stop)"},
 	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
 }
 
@@ -140,7 +143,8 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				profileAddress: c.String("profile_address"),
 				traceEndpoint:  c.String("trace_endpoint"),
 				eventsName:     c.String("events"), eventsAddress: c.String("events_address"),
-				brokerName: c.String("broker"),
+				brokerName:        c.String("broker"),
+				natsReconnectWait: c.Duration("nats_reconnect_wait"),
 			}
 			// Mutual TLS, now that the flags are known and before anything
 			// listens or dials. An error here ends the process: go-micro's
@@ -219,6 +223,13 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
 	}
 
+	// Before the broker connects (Start): reconnect to NATS for as long as
+	// the process lives.
+	link, err := platform.UseNATSLink(opts.Broker, f.natsReconnectWait, log)
+	if err != nil {
+		return err
+	}
+
 	keys, err := serviceKeys(name, f, log)
 	if err != nil {
 		return err
@@ -260,6 +271,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			Auth:          verifier,
 			Config:        cfg,
 			Cache:         cache,
+			Revocations:   link,
 			Log:           log,
 			Metrics:       metrics,
 			MetricsPublic: f.metricsPublic,
