@@ -94,3 +94,20 @@ func TestNATSOutage(t *testing.T) {
 	})
 	t.Logf("audit entries of the outage stored %d ms after NATS came back", time.Since(back).Milliseconds())
 }
+
+// TestReadyzDataDir: a full or read-only data dir makes the gateway's
+// /readyz answer 503 naming it (issue 18, finding 9: it said ready while
+// every write failed), and ready again once the disk has room.
+func TestReadyzDataDir(t *testing.T) {
+	disk := testenv.MountSmallDisk(t, 32<<20)
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: disk.Dir})
+	c := newClient(t, p)
+	c.expect(c.do("GET", "/readyz", "", nil), http.StatusOK)
+	free := disk.Fill(t)
+	r := c.expect(c.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)
+	if checks, _ := r.json(t)["checks"].(map[string]any); checks["web.data_dir"] == "ok" || checks["web.data_dir"] == nil {
+		t.Fatalf("full disk: checks %v, want web.data_dir failing", checks)
+	}
+	free()
+	c.expect(c.do("GET", "/readyz", "", nil), http.StatusOK)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/datadir"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
@@ -59,6 +60,12 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil
+}
+
+// dataDirCheck is the readiness check of a data dir the service writes: a
+// full or read-only disk fails every write.
+func dataDirCheck(dir string) platform.Check {
+	return platform.Check{Name: "data_dir", Fn: func(context.Context) error { return datadir.CheckWritable(dir) }}
 }
 
 // canMint checks that a holds the private key that signs tokens.

@@ -241,7 +241,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	var gateway http.Handler // web only
 	switch name {
 	case "user":
-		st, claimer, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
+		st, claimer, stream, closeAll, err := storeAndStream(ctx, svc, name, f, opts, log)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 			return err
 		}
 	case "system":
-		st, _, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
+		st, _, stream, closeAll, err := storeAndStream(ctx, svc, name, f, opts, log)
 		if err != nil {
 			return err
 		}
@@ -503,11 +503,15 @@ func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger)
 }
 
 // storeAndStream opens what user and system keep and publish: the service's
-// store (swept, when it is a file) and the audit stream. closeAll closes both.
-func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, user.Claimer, eventStream, func(), error) {
+// store (swept, when it is a file, and then its dir checked for readiness)
+// and the audit stream. closeAll closes both.
+func storeAndStream(ctx context.Context, svc *platform.Service, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, user.Claimer, eventStream, func(), error) {
 	st, claimer, err := serviceStore(name, f, opts.Store, log)
 	if err != nil {
 		return nil, nil, nil, nil, err
+	}
+	if f.storeName == "" {
+		svc.AddCheck(dataDirCheck(f.dataDir))
 	}
 	sweepFile(ctx, st, log)
 	stream, err := auditStream(name, f, opts.Broker, log)
