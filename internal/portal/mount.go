@@ -9,7 +9,6 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
-	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -43,10 +42,9 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// KeepChecked just outside the auth wrapper: the handler reuses what the
-	// session check read for the same call.
-	authz := pauth.HandlerWrapper(verifier, h)
-	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(next)) })
+	// h is a pauth.SessionReader: the handler reuses what the session check
+	// read for the same call.
+	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
