@@ -48,14 +48,16 @@ func parseFaultFlags(args []string) (faultOptions, error) {
 // was on.
 type faultStats struct {
 	name     string
-	began    time.Time // the fault was injected
-	cleared  time.Time // the fault's cause was removed (restart, resume)
+	began    time.Time    // the fault was injected
+	cleared  atomic.Int64 // unix nanoseconds: the fault's cause was removed (restart, resume)
 	requests atomic.Int64
 	failed   atomic.Int64
 	slowest  atomic.Int64 // nanoseconds
 	lastFail atomic.Int64 // unix nanoseconds of the last failed request
-	firstErr atomic.Pointer[string]
-	lost     []string // what was acknowledged and then missing
+	lost     []string     // what was acknowledged and then missing
+
+	mu     sync.Mutex
+	errors map[string]int // failures by request and answer, for stderr
 }
 
 // record counts one request that began at t and took d.
@@ -79,8 +81,23 @@ func (s *faultStats) record(t time.Time, d time.Duration, err error) {
 		}
 	}
 	msg := err.Error()
-	s.firstErr.CompareAndSwap(nil, &msg)
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	at := "during"
+	if c := s.cleared.Load(); c != s.began.UnixNano() && t.UnixNano() > c {
+		at = "after"
+	}
+	s.mu.Lock()
+	if s.errors == nil {
+		s.errors = map[string]int{}
+	}
+	s.errors[at+" the fault: "+msg]++
+	s.mu.Unlock()
 }
+
+// clear records when the fault's cause was removed.
+func (s *faultStats) clear(t time.Time) { s.cleared.Store(t.UnixNano()) }
 
 // recovery is how long after the fault was cleared requests still failed
 // (0 when none failed after it).
@@ -89,7 +106,7 @@ func (s *faultStats) recovery() time.Duration {
 	if last == 0 {
 		return 0
 	}
-	return max(time.Unix(0, last).Sub(s.cleared), 0)
+	return max(time.Duration(last-s.cleared.Load()), 0)
 }
 
 // row is the fault's line of the table.
@@ -172,7 +189,7 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 	var all []*faultStats
 	phase := func(name string) *faultStats {
 		s := &faultStats{name: name, began: time.Now()}
-		s.cleared = s.began
+		s.clear(s.began)
 		all = append(all, s)
 		cur.Store(s)
 		progress("fault: %s", name)
@@ -263,14 +280,14 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 	revocation(s)
 	outage()
 	c.tc.Etcd.Start(e)
-	s.cleared = time.Now()
+	s.clear(time.Now())
 	calm()
 
 	s = phase(fmt.Sprintf("Redis down %v", o.outage))
 	c.tc.Redis.Stop(e)
 	outage()
 	c.tc.Redis.Start(e)
-	s.cleared = time.Now()
+	s.clear(time.Now())
 	revocation(s)
 	calm()
 
@@ -279,7 +296,7 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 	revocation(s)
 	outage()
 	c.tc.NATS.Start(e)
-	s.cleared = time.Now()
+	s.clear(time.Now())
 	revocation(s)
 	calm()
 
@@ -290,7 +307,7 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 		c.tc.Redis.Resume(e)
 		time.Sleep(700 * time.Millisecond)
 	}
-	s.cleared = time.Now()
+	s.clear(time.Now())
 	revocation(s)
 	calm()
 
@@ -313,8 +330,8 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 	fmt.Fprintf(out, "\nRecovery: from the fault's end (restart, resume; for kill -9 and SIGTERM, the kill) to the last failed request. Data lost: acknowledged registrations that cannot log in at the end, and logouts on web1 still accepted on web2 after 1 s.\n")
 	fmt.Fprintf(out, "Machine: %s, %d cores, load %s; %s; commit %s.\n", cpuModel(), runtime.NumCPU(), loadAverage(), runtime.Version(), commit())
 	for _, s := range all {
-		if p := s.firstErr.Load(); p != nil {
-			progress("%s: first failure: %.300s", s.name, *p)
+		for msg, n := range s.errors {
+			progress("%s: %d x %s", s.name, n, msg)
 		}
 	}
 	return nil
