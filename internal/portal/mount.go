@@ -45,7 +45,7 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	// KeepChecked just outside the auth wrapper: the handler reuses what the
 	// session check read for the same call.
 	authz := pauth.HandlerWrapper(verifier, h)
-	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(next)) })
+	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(user.ProvenClient(next))) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
@@ -100,6 +100,7 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Tracer = svc.TracerProvider()
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
+	svc.AddCheck(gw.Checks()...)
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ type serviceFlags struct {
 	// Observability: /metrics (and /healthz) on a listener of their own;
 	// the gateway's /metrics readable by anyone; where pprof listens.
 	metricsAddress, profileAddress string
-	metricsPublic                  bool
+	edge                           Edge
 	traceEndpoint                  string
 	// The audit stream: memory or nats, and the NATS servers.
 	eventsName, eventsAddress string
@@ -80,9 +80,8 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
-	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
+	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off; the gateway's own port serves /metrics only with --metrics_token)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
-	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
 	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
@@ -122,7 +121,7 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 	// go-micro's cmd parses os.Args: give it this service's arguments only.
 	os.Args = append([]string{os.Args[0]}, args...)
 	svc.Init(
-		micro.Flags(cliFlags...),
+		micro.Flags(append(cliFlags, EdgeFlags...)...),
 		micro.Action(func(c *cli.Context) error {
 			parsed = true
 			f = serviceFlags{
@@ -136,11 +135,15 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 				ttlSet: c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
 				server: c.String("server"), client: c.String("client"),
 				tlsCertFile: c.String("tls_cert_file"), tlsKeyFile: c.String("tls_key_file"), tlsCAFile: c.String("tls_ca_file"),
-				metricsAddress: c.String("metrics_address"), metricsPublic: c.Bool("metrics_public"),
+				metricsAddress: c.String("metrics_address"),
 				profileAddress: c.String("profile_address"),
 				traceEndpoint:  c.String("trace_endpoint"),
 				eventsName:     c.String("events"), eventsAddress: c.String("events_address"),
 				brokerName: c.String("broker"),
+			}
+			var err error
+			if f.edge, err = EdgeFromCLI(c); err != nil {
+				return err
 			}
 			// Mutual TLS, now that the flags are known and before anything
 			// listens or dials. An error here ends the process: go-micro's
@@ -219,6 +222,11 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
 	}
 
+	proof, err := f.edge.clientProof(f.dataDir, log)
+	if err != nil {
+		return err
+	}
+	svc.UseClientProof(proof)
 	keys, err := serviceKeys(name, f, log)
 	if err != nil {
 		return err
@@ -256,14 +264,13 @@ func RunService(ctx context.Context, name string, args []string, log *slog.Logge
 		if err != nil {
 			return err
 		}
-		gw, err := mountWeb(svc, web.Options{
-			Auth:          verifier,
-			Config:        cfg,
-			Cache:         cache,
-			Log:           log,
-			Metrics:       metrics,
-			MetricsPublic: f.metricsPublic,
-		})
+		gw, err := mountWeb(svc, f.edge.webOptions(web.Options{
+			Auth:    verifier,
+			Config:  cfg,
+			Cache:   cache,
+			Log:     log,
+			Metrics: metrics,
+		}))
 		if err != nil {
 			return err
 		}
