@@ -30,17 +30,27 @@ func from(addr string) []string {
 	return []string{"X-Forwarded-For", addr, "X-Forwarded-Proto", "https", "User-Agent", "agent-of-" + addr}
 }
 
-// sessionsOf lists the sessions tok sees.
-func sessionsOf(t *testing.T, c *client, tok string) []struct {
+// sessionClient is who a session was opened for, as GET /api/v1/me/sessions
+// shows it.
+type sessionClient struct {
 	ClientAddr string `json:"client_addr"`
 	UserAgent  string `json:"user_agent"`
-} {
+}
+
+func hasSession(ss []sessionClient, addr, agent string) bool {
+	for _, s := range ss {
+		if s.ClientAddr == addr && s.UserAgent == agent {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionsOf lists the sessions tok sees.
+func sessionsOf(t *testing.T, c *client, tok string) []sessionClient {
 	t.Helper()
 	var body struct {
-		Sessions []struct {
-			ClientAddr string `json:"client_addr"`
-			UserAgent  string `json:"user_agent"`
-		} `json:"sessions"`
+		Sessions []sessionClient `json:"sessions"`
 	}
 	if err := json.Unmarshal(c.expect(c.do("GET", "/api/v1/me/sessions", tok, nil), http.StatusOK).body, &body); err != nil {
 		t.Fatal(err)
