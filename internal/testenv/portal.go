@@ -20,6 +20,9 @@ import (
 // AdminPassword is the first admin's password in every test Portal.
 const AdminPassword = "admin-password-for-tests"
 
+// MetricsToken opens GET /metrics on every test Portal's public port.
+const MetricsToken = "metrics-token-for-tests"
+
 // Portal is a running embedded Portal.
 type Portal struct {
 	// URL is the gateway's base URL, http://127.0.0.1:<port>.
@@ -78,6 +81,7 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 			DataDir:        o.DataDir,
 			ConfigFile:     cfgFile,
 			AdminPassword:  AdminPassword,
+			Edge:           portal.Edge{MetricsToken: MetricsToken},
 			Log:            slog.New(slog.NewTextHandler(w, nil)),
 			Ready:          func(string) { close(ready) },
 			SpanProcessors: o.SpanProcessors,
