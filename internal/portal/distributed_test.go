@@ -483,8 +483,12 @@ func TestDistributed(t *testing.T) {
 			if err := json.Unmarshal(r.body, &body); err != nil {
 				t.Fatalf("web%d /readyz: %v: %s", i+1, err, r.body)
 			}
-			if u, ok := body.Checks["user"]; !ok || u == "ok" {
-				t.Errorf("web%d /readyz with Redis down: user check %q: %s", i+1, u, r.body)
+			if u := body.Checks["user"]; u != "failing" {
+				t.Errorf("web%d /readyz with Redis down: user check %q, want failing: %s", i+1, u, r.body)
+			}
+			// Public: no error text, which would name Redis's address.
+			if strings.Contains(string(r.body), redis.Addr) || strings.Contains(string(r.body), "refused") {
+				t.Errorf("web%d public /readyz shows the error: %s", i+1, r.body)
 			}
 			if s := body.Checks["system"]; s != "ok" {
 				t.Errorf("web%d /readyz with Redis down: system check %q, want ok", i+1, s)
