@@ -100,10 +100,13 @@ func clientOf(r *http.Request, proxies []netip.Prefix) (addr string, https bool)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	peer, ok := parseHop(host)
-	if !ok {
+	// The connection's own address may carry a zone (fe80::1%eth0): the
+	// address without it is still the peer's.
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
 		return "", https
 	}
+	peer = peer.WithZone("").Unmap()
 	if !trusted(peer, proxies) {
 		return peer.String(), https
 	}

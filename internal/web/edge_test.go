@@ -84,6 +84,8 @@ func TestClientOf(t *testing.T) {
 		{name: "TLS connection", peer: "198.51.100.9:1", tls: true, addr: "198.51.100.9", https: true},
 		{name: "XFP http does not undo TLS", peer: "10.0.0.2:1", tls: true, xfp: []string{"http"}, proxies: proxies, addr: "10.0.0.2", https: true},
 		{name: "unparsable peer", peer: "nonsense", xff: []string{"203.0.113.7"}, proxies: proxies, addr: ""},
+		{name: "link-local peer with a zone", peer: "[fe80::1%eth0]:1", xff: []string{"203.0.113.7"}, proxies: proxies, addr: "fe80::1"},
+		{name: "IPv4-mapped peer", peer: "[::ffff:10.0.0.2]:1", xff: []string{"203.0.113.7"}, proxies: proxies, addr: "203.0.113.7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
