@@ -130,3 +130,22 @@ func TestLoadOrCreateGatewayKey(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// FuzzClientProofCheck feeds arbitrary metadata values to the verifier: it
+// must never panic, and whatever it accepts says what was signed.
+func FuzzClientProofCheck(f *testing.F) {
+	p, err := NewClientProof([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	signed := Client{Addr: "203.0.113.7", UserAgent: "ua"}
+	good := p.entry("user User.Login", signed)
+	for _, seed := range []string{good, "", "....", "1.2.3.4", good + "A", strings.Replace(good, "M", "N", 1), strings.Repeat(".", 5000)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if c, err := p.check("user User.Login", v); err == nil && c != signed {
+			t.Fatalf("accepted %q as %+v", v, c)
+		}
+	})
+}
