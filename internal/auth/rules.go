@@ -75,6 +75,24 @@ type SessionChecker interface {
 	CheckSession(ctx context.Context, acc *auth.Account) (roles []string, err error)
 }
 
+// SessionReader is a SessionChecker whose check reads records the handler
+// of the same call needs: HandlerWrapper hands the handler the context
+// ReadSession returns, so that they are not read twice.
+type SessionReader interface {
+	SessionChecker
+	ReadSession(ctx context.Context, acc *auth.Account) (handlerCtx context.Context, roles []string, err error)
+}
+
+// checkSession runs the check, and returns the context for the handler:
+// what ReadSession gave, or ctx.
+func checkSession(ctx context.Context, sessions SessionChecker, acc *auth.Account) (context.Context, []string, error) {
+	if r, ok := sessions.(SessionReader); ok {
+		return r.ReadSession(ctx, acc)
+	}
+	roles, err := sessions.CheckSession(ctx, acc)
+	return ctx, roles, err
+}
+
 // ErrSessionEnded means the token is well signed but its session is over.
 var ErrSessionEnded = errors.New("auth: session ended")
 
@@ -114,7 +132,7 @@ func HandlerWrapper(a auth.Auth, sessions SessionChecker) server.HandlerWrapper 
 			} else if err != nil {
 				return merrors.Unauthorized("auth.invalid_token", "the token is not valid")
 			}
-			roles, err := sessions.CheckSession(ctx, acc)
+			ctx, roles, err := checkSession(ctx, sessions, acc)
 			if errors.Is(err, ErrSessionEnded) {
 				return merrors.Unauthorized("auth.session_ended", "the session has ended")
 			} else if err != nil {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -118,7 +117,7 @@ func (c *Center) attach(src source.Source, tolerant bool) error {
 	// up, and the center then re-reads what it may have missed.
 	ws := watchingSource{Source: src, up: make(chan struct{}, 1)}
 	src = ws
-	rd := microjson.NewReader(reader.WithEncoder(yaml.NewEncoder()))
+	rd := newReader()
 	// Our own loader, with go-micro config's background loop disabled: that
 	// loop panics when it stops (it prints a nil error), and we watch ourselves.
 	ld := memory.NewLoader(memory.WithReader(rd))
@@ -161,6 +160,12 @@ func (c *Center) attach(src source.Source, tolerant bool) error {
 	return nil
 }
 
+// newReader is the reader every source's yaml document goes through on its
+// way to decode: go-micro's json reader with a yaml encoder.
+func newReader() reader.Reader {
+	return microjson.NewReader(reader.WithEncoder(yaml.NewEncoder()))
+}
+
 // watchingSource is a source that reports on up each time it is watched.
 type watchingSource struct {
 	source.Source
@@ -176,17 +181,6 @@ func (s watchingSource) Watch() (source.Watcher, error) {
 		}
 	}
 	return w, err
-}
-
-// decode reads a document over the defaults and validates the result.
-func decode(doc []byte) (Settings, error) {
-	s := Defaults()
-	if len(doc) > 0 && string(doc) != "null" {
-		if err := json.Unmarshal(doc, &s); err != nil {
-			return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-	}
-	return s, s.Validate()
 }
 
 // watch applies each change of the source. go-micro's watcher is used only as
@@ -282,11 +276,16 @@ func (c *Center) Source() string {
 // check; the settings in force do not change). A center on built-in defaults
 // has nothing to reach.
 func (c *Center) Check(context.Context) error {
-	if c.src == nil {
+	// The first edit of a file-backed center attaches its source (under
+	// c.mu): read both under the lock, the source itself outside it.
+	c.mu.Lock()
+	src, name := c.src, c.source
+	c.mu.Unlock()
+	if src == nil {
 		return nil
 	}
-	if _, err := c.src.Read(); err != nil {
-		return fmt.Errorf("config: %s: %w", c.source, err)
+	if _, err := src.Read(); err != nil {
+		return fmt.Errorf("config: %s: %w", name, err)
 	}
 	return nil
 }

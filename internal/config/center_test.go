@@ -140,7 +140,6 @@ func TestOpenFileValid(t *testing.T) {
 		},
 		{name: "empty file", doc: "", want: def},
 		{name: "comments only", doc: "# nothing set\n", want: def},
-		{name: "unknown keys ignored", doc: "other: 1\nauth:\n  colour: blue\n", want: def},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

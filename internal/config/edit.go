@@ -21,7 +21,9 @@ const maxDocument = 64 << 10
 
 // Parse reads a complete yaml document strictly: unknown keys (a typo such as
 // auth.expiretime) and values of the wrong type are errors, keys left out
-// keep their built-in defaults, and the result must validate.
+// keep their built-in defaults, and the result must validate. An admin's
+// edit goes through it; a file's or etcd's document goes through decode, the
+// same parser, after go-micro's reader has turned it into JSON.
 func Parse(doc []byte) (Settings, error) {
 	if len(doc) > maxDocument {
 		return Settings{}, fmt.Errorf("%w: the document is over %d bytes", ErrInvalid, maxDocument)
@@ -30,6 +32,12 @@ func Parse(doc []byte) (Settings, error) {
 	if err != nil {
 		return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	return decode(js)
+}
+
+// decode reads a JSON document over the defaults, strictly (as Parse says),
+// and validates the result. Every source's document goes through it.
+func decode(js []byte) (Settings, error) {
 	s := Defaults()
 	if len(js) > 0 && string(js) != "null" {
 		if err := knownKeys(js); err != nil {

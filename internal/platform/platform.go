@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +20,6 @@ import (
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
-	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 	"go-micro.dev/v4/server"
@@ -327,47 +324,6 @@ func (s *Service) Stop() error {
 	}
 	s.log.Info("service stopped", "took", time.Since(began).Round(time.Millisecond))
 	return nil
-}
-
-// recoverWrapper turns a panic in a handler into a 500, so that one bad
-// request cannot take the process down. The gRPC server plugin recovers a
-// handler's panic itself, innermost, into an error that shows the panic to
-// the caller ("panic recovered: ..."); that error is replaced by the same
-// 500 a panic gets here.
-func recoverWrapper(name string, log *slog.Logger) server.HandlerWrapper {
-	return func(next server.HandlerFunc) server.HandlerFunc {
-		return func(ctx context.Context, req server.Request, rsp interface{}) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "trace_id", TraceID(ctx),
-						"panic", r, "stack", string(debug.Stack()))
-					err = merrors.InternalServerError(name+".panic", "internal error")
-				}
-			}()
-			err = next(ctx, req, rsp)
-			if e, ok := err.(*merrors.Error); ok && e.Id == "go.micro.server" && strings.HasPrefix(e.Detail, "panic recovered") {
-				log.Error("handler panic", "service", name, "endpoint", req.Endpoint(), "trace_id", TraceID(ctx), "panic", e.Detail)
-				err = merrors.InternalServerError(name+".panic", "internal error")
-			}
-			return err
-		}
-	}
-}
-
-// recoverSubscriber turns a panic in a subscriber into an error.
-func recoverSubscriber(name string, log *slog.Logger) server.SubscriberWrapper {
-	return func(next server.SubscriberFunc) server.SubscriberFunc {
-		return func(ctx context.Context, msg server.Message) (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					log.Error("subscriber panic", "service", name, "topic", msg.Topic(), "trace_id", TraceID(ctx),
-						"panic", r, "stack", string(debug.Stack()))
-					err = merrors.InternalServerError(name+".panic", "internal error")
-				}
-			}()
-			return next(ctx, msg)
-		}
-	}
 }
 
 // SetAuth makes w the service's authorization wrapper: it runs inside the

@@ -22,7 +22,7 @@ func TestWebCacheChoice(t *testing.T) {
 		{"memory", "memory", true},
 		{"none", "none", false},
 	} {
-		c, err := webCache(serviceFlags{cacheName: tc.name}, log)
+		c, err := webCache(ServiceSettings{Cache: tc.name}, log)
 		if err != nil {
 			t.Fatalf("PORTAL_CACHE=%q: %v", tc.name, err)
 		}
@@ -37,10 +37,10 @@ func TestWebCacheChoice(t *testing.T) {
 			t.Errorf("PORTAL_CACHE=%q: Get after Put: %v, want kept=%v", tc.name, err, tc.keeps)
 		}
 	}
-	if c, err := webCache(serviceFlags{cacheName: "redis", cacheAddress: "127.0.0.1:1"}, log); err != nil || c == nil {
+	if c, err := webCache(ServiceSettings{Cache: "redis", CacheAddress: "127.0.0.1:1"}, log); err != nil || c == nil {
 		t.Errorf("PORTAL_CACHE=redis: %v", err)
 	}
-	if _, err := webCache(serviceFlags{cacheName: "off"}, log); err == nil {
+	if _, err := webCache(ServiceSettings{Cache: "off"}, log); err == nil {
 		t.Error("PORTAL_CACHE=off accepted")
 	}
 }

@@ -671,7 +671,7 @@ func adminPlane(t *testing.T, c *cluster) {
 			return err
 		},
 		"System.UpdateConfig": func(ctx context.Context) error {
-			_, err := sys.UpdateConfig(ctx, &systempb.UpdateConfigRequest{Yaml: "auth:\n  whiteList: [/]\n"})
+			_, err := sys.UpdateConfig(ctx, &systempb.UpdateConfigRequest{Document: "auth:\n  whiteList: [/]\n"})
 			return err
 		},
 		"System.Overview": func(ctx context.Context) error {

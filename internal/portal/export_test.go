@@ -12,10 +12,10 @@ import (
 // RedisUserStore is serviceStore for the user service on a Redis store, for
 // the external tests (which may use testenv: it imports this package).
 func RedisUserStore(st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
-	return serviceStore("user", serviceFlags{storeName: "redis"}, st, log)
+	return serviceStore(ServiceSettings{Name: "user", Store: st}, log)
 }
 
 // RedisWebCache is the gateway's cache with PORTAL_CACHE=redis at addr.
 func RedisWebCache(addr string, log *slog.Logger) (cache.Cache, error) {
-	return webCache(serviceFlags{cacheName: "redis", cacheAddress: addr}, log)
+	return webCache(ServiceSettings{Cache: "redis", CacheAddress: addr}, log)
 }

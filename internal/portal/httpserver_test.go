@@ -49,14 +49,14 @@ func TestHTTPServerCutsSlowClients(t *testing.T) {
 // Only the user service may hold the private key.
 func TestServiceKeysPrivateKeyOnlyInUser(t *testing.T) {
 	for _, name := range []string{"web", "system"} {
-		if _, err := serviceKeys(name, serviceFlags{publicKey: "p", privateKey: "k"}, nil); err == nil {
+		if _, err := serviceKeys(ServiceSettings{Name: name, PublicKey: "p", PrivateKey: "k"}, nil); err == nil {
 			t.Errorf("%s accepted the private key", name)
 		}
 	}
-	if _, err := serviceKeys("user", serviceFlags{publicKey: "p"}, nil); err == nil {
+	if _, err := serviceKeys(ServiceSettings{Name: "user", PublicKey: "p"}, nil); err == nil {
 		t.Errorf("user accepted a public key without its private key")
 	}
-	if _, err := serviceKeys("web", serviceFlags{dataDir: t.TempDir()}, nil); err == nil {
+	if _, err := serviceKeys(ServiceSettings{Name: "web", DataDir: t.TempDir()}, nil); err == nil {
 		t.Errorf("web started without any public key")
 	}
 }

@@ -42,10 +42,11 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// KeepChecked just outside the auth wrapper: the handler reuses what the
-	// session check read for the same call.
+	// h is a pauth.SessionReader: the handler reuses what the session check
+	// read for the same call. Inside it, a login's body says of the client
+	// only what the caller proved.
 	authz := pauth.HandlerWrapper(verifier, h)
-	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return h.KeepChecked(authz(user.ProvenClient(next))) })
+	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return authz(user.ProvenClient(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}

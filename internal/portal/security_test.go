@@ -25,7 +25,7 @@ func wantLockedResponse(t *testing.T, c *client, r response) {
 	if err != nil || secs < 1 || secs > 2 {
 		t.Fatalf("Retry-After %q, want 1 or 2 seconds", r.Header.Get("Retry-After"))
 	}
-	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || !strings.Contains(msg, "try again in") {
+	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || strings.Contains(msg, "retryAfterSeconds") || !strings.Contains(msg, "try again in") {
 		t.Errorf("message %q: want a human one, without the machine suffix", msg)
 	}
 }

@@ -11,16 +11,11 @@ import (
 	"strings"
 	"time"
 
-	rediscache "github.com/go-micro/plugins/v4/cache/redis"
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
-	goredis "github.com/go-redis/redis/v8"
-	"github.com/urfave/cli/v2"
-	"go-micro.dev/v4"
-	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/events"
-	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
@@ -35,6 +30,7 @@ import (
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
@@ -42,258 +38,280 @@ import (
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
-// Services are the names RunService accepts.
-var Services = []string{"web", "user", "system"}
-
-// serviceFlags are Portal's own settings in the one-service mode, parsed by
-// go-micro's cmd together with its MICRO_* flags.
-type serviceFlags struct {
-	httpAddress, dataDir, configFile string
-	adminPassword                    string
-	publicKey, privateKey            string
-	storeName                        string
-	configSource, configAddress      string
-	registryAddress                  string
-	cacheName, cacheAddress          string
-	ttlSet, intervalSet, retriesSet  bool
-	server, client                   string
-	// Mutual TLS between services: all three or none.
-	tlsCertFile, tlsKeyFile, tlsCAFile string
-	// Observability: /metrics (and /healthz) on a listener of their own;
-	// the gateway's /metrics readable by anyone; where pprof listens.
-	metricsAddress, profileAddress string
-	edge                           Edge
-	traceEndpoint                  string
-	// The audit stream: memory or nats, and the NATS servers.
-	eventsName, eventsAddress string
-	brokerName                string
-}
-
-// cliFlags are the flags RunService adds to go-micro's own.
-var cliFlags = []cli.Flag{
-	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
-	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
-	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
-	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache: memory, redis, or none (every request asks the user service)"},
-	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
-	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
-	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
-	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
-	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
-	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off; the gateway's own port serves /metrics only with --metrics_token)"},
-	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
-	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
-	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
-	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
-}
-
-// Redis client bounds: the store plugin ignores contexts, so these are what
-// keeps a hung Redis from holding a request for go-redis's default 12 s.
-const (
-	redisDialTimeout = time.Second
-	redisIOTimeout   = 500 * time.Millisecond
-)
-
 // RunService runs one service (web, user or system) in this process until ctx
-// ends. Plugins are chosen the go-micro way, by flags in args or MICRO_*
-// environment, through go-micro's cmd.
+// ends: ParseService reads args and the environment, Build builds the
+// service, Serve runs it.
 func RunService(ctx context.Context, name string, args []string, log *slog.Logger) error {
-	log = log.With("service", name)
-	var f serviceFlags
-	parsed := false
-	// go-micro's defaults, for cmd to replace as the flags say.
-	rpc := rpcChoice(args)
-	metrics := platform.NewMetrics()
-	drain := drainDelay
-	if name == "web" {
-		drain = 0 // serves no RPC: nothing to drain
+	s, err := ParseService(name, args, os.Stdout)
+	if errors.Is(err, ErrHelp) {
+		return nil
 	}
-	svc := platform.NewService(name, platform.Plugins{
-		Registry: registry.DefaultRegistry,
-		Broker:   broker.DefaultBroker,
-		RPC:      rpc,
-		Metrics:  metrics,
-		// Other processes learn of a deregistration through their registry
-		// watch (etcd: milliseconds); a second covers a slow one.
-		DrainDelay: drain,
-	}, log)
-
-	// go-micro's cmd parses os.Args: give it this service's arguments only.
-	os.Args = append([]string{os.Args[0]}, args...)
-	svc.Init(
-		micro.Flags(append(cliFlags, EdgeFlags...)...),
-		micro.Action(func(c *cli.Context) error {
-			parsed = true
-			f = serviceFlags{
-				httpAddress: c.String("http_address"), dataDir: c.String("data_dir"), configFile: c.String("config_file"),
-				adminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
-				publicKey:     c.String("auth_public_key"), privateKey: c.String("auth_private_key"),
-				storeName:    c.String("store"),
-				configSource: c.String("config"), configAddress: c.String("config_address"),
-				registryAddress: c.String("registry_address"),
-				cacheName:       c.String("cache"), cacheAddress: c.String("cache_address"),
-				ttlSet: c.IsSet("register_ttl"), intervalSet: c.IsSet("register_interval"), retriesSet: c.IsSet("client_retries"),
-				server: c.String("server"), client: c.String("client"),
-				tlsCertFile: c.String("tls_cert_file"), tlsKeyFile: c.String("tls_key_file"), tlsCAFile: c.String("tls_ca_file"),
-				metricsAddress: c.String("metrics_address"),
-				profileAddress: c.String("profile_address"),
-				traceEndpoint:  c.String("trace_endpoint"),
-				eventsName:     c.String("events"), eventsAddress: c.String("events_address"),
-				brokerName: c.String("broker"),
-			}
-			var err error
-			if f.edge, err = EdgeFromCLI(c); err != nil {
-				return err
-			}
-			// Mutual TLS, now that the flags are known and before anything
-			// listens or dials. An error here ends the process: go-micro's
-			// cmd prints it and exits 1.
-			t, err := platform.LoadTLSFiles(f.tlsCertFile, f.tlsKeyFile, f.tlsCAFile)
-			if err != nil {
-				return fmt.Errorf("--tls_cert_file, --tls_key_file, --tls_ca_file (PORTAL_TLS_CERT_FILE, PORTAL_TLS_KEY_FILE, PORTAL_TLS_CA_FILE): %w", err)
-			}
-			if t == nil {
-				log.Warn("RPC between services is not encrypted: set --tls_cert_file, --tls_key_file and --tls_ca_file for mutual TLS (docs/tls.md)")
-				return nil
-			}
-			log.Info("RPC: mutual TLS", "cert", f.tlsCertFile, "ca", f.tlsCAFile)
-			return svc.UseTLS(*t)
-		}),
-	)
-	if !parsed {
-		return nil // --help: go-micro's cmd printed it
-	}
-	if err := checkRPC(f, rpc); err != nil {
+	if err != nil {
 		return err
 	}
-	opts := svc.Options()
-	if opts.Profile != nil && opts.Profile.String() != "noop" {
-		// go-micro starts its profile only from Service.Run, which Portal
-		// does not call; its http profile would listen on every interface.
-		if opts.Profile.String() != "http" {
-			return fmt.Errorf("--profile %q (MICRO_DEBUG_PROFILE): Portal supports http only (pprof on --profile_address)", opts.Profile.String())
+	log = log.With("service", name)
+	b, err := Build(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.Serve(ctx, log)
+}
+
+// Built is one service built from its settings and not yet started.
+type Built struct {
+	// Service is the go-micro service, its handler or subscribers mounted.
+	Service *platform.Service
+	// Gateway is the web service's HTTP handler (nil for user and system).
+	Gateway http.Handler
+	// Metrics count the service's calls (and, for web, HTTP requests).
+	Metrics  *platform.Metrics
+	settings ServiceSettings
+	closers  []func()
+}
+
+// Close closes what the service opened (store, config, streams), last
+// opened first. Call it after the service has stopped.
+func (b *Built) Close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+func (b *Built) onClose(f func()) { b.closers = append(b.closers, f) }
+
+// deps are what every service's builder needs besides its settings.
+type deps struct {
+	cfg      *config.Center
+	keys     pauth.Keys
+	verifier auth.Auth
+}
+
+// builders build each service on a Built whose Service is made; the embedded
+// mode mounts the same handlers (mountUser, mountSystem, mountWeb).
+var builders = map[string]func(context.Context, *Built, deps, *slog.Logger) error{
+	"user":   buildUser,
+	"system": buildSystem,
+	"web":    buildWeb,
+}
+
+// Build builds the service s names, ready to Start (or Serve). On an error
+// whatever it opened is closed.
+func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, err error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	b := &Built{Metrics: platform.NewMetrics(), settings: s}
+	defer func() {
+		if err != nil {
+			b.Close()
 		}
-		if err := checkProfileAddress(f.profileAddress); err != nil {
-			return err
-		}
-		ps, err := startSide("pprof", f.profileAddress, pprofMux(), log)
+	}()
+	if b.Service, err = newService(s, b.Metrics, log); err != nil {
+		return nil, err
+	}
+	proof, err := s.Edge.clientProof(s.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	b.Service.UseClientProof(proof)
+	d, err := openDeps(b, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := builders[s.Name](ctx, b, d, log); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Serve starts the service (and its side listeners: pprof, metrics), serves
+// until ctx ends and stops it. The metrics listener starts before the
+// service, so that /readyz says "not serving" until it does, and stops
+// after it, so that it says so again while the service drains.
+func (b *Built) Serve(ctx context.Context, log *slog.Logger) error {
+	s := b.settings
+	if s.Profile == "http" {
+		ps, err := startSide("pprof", s.ProfileAddress, pprofMux(), log)
 		if err != nil {
 			return err
 		}
 		defer ps.stop()
 	}
-	// cmd.Init gives the server go-micro's defaults (60 s / 30 s): a dead node
-	// would stay registered a minute. Ours, unless set explicitly.
-	if !f.ttlSet || !f.intervalSet {
-		var so []server.Option
-		if !f.ttlSet {
-			so = append(so, server.RegisterTTL(10*time.Second))
-		}
-		if !f.intervalSet {
-			so = append(so, server.RegisterInterval(5*time.Second))
-		}
-		if err := svc.Server().Init(so...); err != nil {
-			return err
-		}
-	}
-	// cmd.Init set go-micro's default of 5 retries: Portal's count unless
-	// MICRO_CLIENT_RETRIES says otherwise, and Portal's rule always.
-	if err := svc.Client().Init(platformRetries(!f.retriesSet)...); err != nil {
-		return err
-	}
-	tracing, err := platform.NewTracing(f.traceEndpoint)
-	if err != nil {
-		return fmt.Errorf("--trace_endpoint (PORTAL_TRACE_ENDPOINT): %w", err)
-	}
-	if err := svc.UseTracing(tracing); err != nil {
-		return err
-	}
-	cfg, err := openConfig(f, log)
-	if err != nil {
-		return err
-	}
-	defer cfg.Close()
-	log.Info("plugins",
-		"registry", opts.Registry.String(), "registry_address", strings.Join(opts.Registry.Options().Addrs, ","),
-		"broker", opts.Broker.String(), "broker_address", opts.Broker.Address(),
-		"server", svc.Server().String(), "client", svc.Client().String(),
-		"config", cfg.Source(), "register_ttl", svc.Server().Options().RegisterTTL, "traces", tracing.String())
-	if opts.Registry.String() == "mdns" {
-		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
-	}
-
-	proof, err := f.edge.clientProof(f.dataDir, log)
-	if err != nil {
-		return err
-	}
-	svc.UseClientProof(proof)
-	keys, err := serviceKeys(name, f, log)
-	if err != nil {
-		return err
-	}
-	verifier, err := pauth.NewJWT(pauth.Keys{Public: keys.Public}.Options()...)
-	if err != nil {
-		return err
-	}
-	var gateway http.Handler // web only
-	switch name {
-	case "user":
-		st, claimer, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
-		if err != nil {
-			return err
-		}
-		defer closeAll()
-		minter, err := pauth.NewJWT(keys.Options()...)
-		if err != nil {
-			return err
-		}
-		if err := mountUser(svc, st, claimer, minter, verifier, cfg, f.adminPassword, stream, log); err != nil {
-			return err
-		}
-	case "system":
-		st, _, stream, closeAll, err := storeAndStream(ctx, name, f, opts, log)
-		if err != nil {
-			return err
-		}
-		defer closeAll()
-		if err := mountSystem(svc, opts.Registry, verifier, cfg, st, stream, log); err != nil {
-			return err
-		}
-	case "web":
-		cache, err := webCache(f, log)
-		if err != nil {
-			return err
-		}
-		gw, err := mountWeb(svc, f.edge.webOptions(web.Options{
-			Auth:    verifier,
-			Config:  cfg,
-			Cache:   cache,
-			Log:     log,
-			Metrics: metrics,
-		}))
-		if err != nil {
-			return err
-		}
-		gateway = gw.Handler()
-	default:
-		return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
-	}
-	// Listening before the service starts, so that /readyz says "not
-	// serving" until it does; stopped after it, so that it says so again
-	// while the service drains.
-	if f.metricsAddress != "" {
-		ms, err := startSide("metrics", f.metricsAddress, metricsMux(metrics, svc), log)
+	if s.MetricsAddress != "" {
+		ms, err := startSide("metrics", s.MetricsAddress, metricsMux(b.Metrics, b.Service), log)
 		if err != nil {
 			return err
 		}
 		defer ms.stop()
 	}
-	return serve(ctx, Options{HTTPAddress: f.httpAddress}, log, gateway, svc)
+	return serve(ctx, Options{HTTPAddress: s.HTTPAddress}, log, b.Gateway, b.Service)
 }
 
 // drainDelay is how long a stopping service of the one-service mode stays
-// up after leaving the registry (platform.Plugins.DrainDelay).
+// up after leaving the registry (platform.Plugins.DrainDelay). Other
+// processes learn of a deregistration through their registry watch (etcd:
+// milliseconds); a second covers a slow one.
 const drainDelay = time.Second
+
+// newService makes the go-micro service s describes: its plugins, TLS,
+// registration, retries and tracing.
+func newService(s ServiceSettings, m *platform.Metrics, log *slog.Logger) (*platform.Service, error) {
+	t, err := platform.LoadTLSFiles(s.TLSCertFile, s.TLSKeyFile, s.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls_cert_file, --tls_key_file, --tls_ca_file (PORTAL_TLS_CERT_FILE, PORTAL_TLS_KEY_FILE, PORTAL_TLS_CA_FILE): %w", err)
+	}
+	logTLS(t != nil, s, log)
+	drain := drainDelay
+	if s.Name == "web" {
+		drain = 0 // serves no RPC: nothing to drain
+	}
+	svc := platform.NewService(s.Name, platform.Plugins{
+		Registry: s.Registry, Broker: s.Broker, RPC: s.RPC, TLS: t, Metrics: m, DrainDelay: drain,
+	}, log)
+	if err := svc.Server().Init(s.Server.options()...); err != nil {
+		return nil, err
+	}
+	if err := svc.Client().Init(s.Calls.options()...); err != nil {
+		return nil, err
+	}
+	tracing, err := platform.NewTracing(s.TraceEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("--trace_endpoint (PORTAL_TRACE_ENDPOINT): %w", err)
+	}
+	log.Info("plugins",
+		"registry", s.Registry.String(), "registry_address", strings.Join(s.Registry.Options().Addrs, ","),
+		"broker", s.Broker.String(), "broker_address", s.Broker.Address(),
+		"rpc", s.RPC, "register_ttl", svc.Server().Options().RegisterTTL, "traces", tracing.String())
+	if s.Registry.String() == "mdns" {
+		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
+	}
+	return svc, svc.UseTracing(tracing)
+}
+
+// logTLS says whether RPC is encrypted.
+func logTLS(on bool, s ServiceSettings, log *slog.Logger) {
+	if !on {
+		log.Warn("RPC between services is not encrypted: set --tls_cert_file, --tls_key_file and --tls_ca_file for mutual TLS (docs/tls.md)")
+		return
+	}
+	log.Info("RPC: mutual TLS", "cert", s.TLSCertFile, "ca", s.TLSCAFile)
+}
+
+// options are the server options s sets: Portal's registration TTL and
+// interval where unset, and go-micro's server flags.
+func (s ServerSettings) options() []server.Option {
+	o := []server.Option{
+		server.RegisterTTL(orDefault(s.RegisterTTL, registerTTL)),
+		server.RegisterInterval(orDefault(s.RegisterInterval, registerInterval)),
+		addMetadata(s.Metadata),
+	}
+	for _, f := range []struct {
+		v   string
+		opt func(string) server.Option
+	}{{s.Address, server.Address}, {s.Advertise, server.Advertise}, {s.ID, server.Id}} {
+		if f.v != "" {
+			o = append(o, f.opt(f.v))
+		}
+	}
+	return o
+}
+
+// addMetadata adds md to the node's metadata (server.Metadata would replace
+// the version, description and pid NewService puts there).
+func addMetadata(md map[string]string) server.Option {
+	return func(o *server.Options) {
+		if o.Metadata == nil {
+			o.Metadata = map[string]string{}
+		}
+		for k, v := range md {
+			o.Metadata[k] = v
+		}
+	}
+}
+
+// orDefault is d, or def when d is zero.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// options are the client options c sets over Portal's.
+func (c CallSettings) options() []client.Option {
+	var o []client.Option
+	if c.Retries != nil {
+		o = append(o, client.Retries(*c.Retries))
+	}
+	if c.RequestTimeout > 0 {
+		o = append(o, client.RequestTimeout(c.RequestTimeout))
+	}
+	if c.PoolSize > 0 {
+		o = append(o, client.PoolSize(c.PoolSize))
+	}
+	if c.PoolTTL > 0 {
+		o = append(o, client.PoolTTL(c.PoolTTL))
+	}
+	return o
+}
+
+// openDeps opens the config center and reads the token keys.
+func openDeps(b *Built, log *slog.Logger) (deps, error) {
+	cfg, err := openConfig(b.settings, log)
+	if err != nil {
+		return deps{}, err
+	}
+	b.onClose(func() { cfg.Close() })
+	log.Info("config", "source", cfg.Source())
+	keys, err := serviceKeys(b.settings, log)
+	if err != nil {
+		return deps{}, err
+	}
+	verifier, err := pauth.NewJWT(pauth.Keys{Public: keys.Public}.Options()...)
+	return deps{cfg: cfg, keys: keys, verifier: verifier}, err
+}
+
+// buildUser mounts the user service: its store, audit stream and the
+// private key that signs tokens.
+func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
+	st, claimer, stream, err := storeAndStream(ctx, b, log)
+	if err != nil {
+		return err
+	}
+	minter, err := pauth.NewJWT(d.keys.Options()...)
+	if err != nil {
+		return err
+	}
+	return mountUser(b.Service, st, claimer, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, log)
+}
+
+// buildSystem mounts the system service: its store (the audit log) and the
+// audit stream it consumes.
+func buildSystem(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
+	st, _, stream, err := storeAndStream(ctx, b, log)
+	if err != nil {
+		return err
+	}
+	return mountSystem(b.Service, b.settings.Registry, d.verifier, d.cfg, st, stream, log)
+}
+
+// buildWeb mounts the gateway and its cache.
+func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
+	c, err := webCache(b.settings, log)
+	if err != nil {
+		return err
+	}
+	gw, err := mountWeb(b.Service, b.settings.Edge.webOptions(web.Options{
+		Auth: d.verifier, Config: d.cfg, Cache: c, Log: log, Metrics: b.Metrics,
+	}))
+	if err != nil {
+		return err
+	}
+	b.Gateway = gw.Handler()
+	return nil
+}
 
 // userHealth is the user service's registration check: its store answers.
 func userHealth(h *user.Handler) func(context.Context) error {
@@ -313,204 +331,127 @@ func systemHealth(h *system.Handler) func(context.Context) error {
 // webCache is the gateway's cache: in-process, Redis shared by every gateway
 // (bounded by timeouts: the gateway treats a failed lookup as a miss), or
 // none, so that every request makes the RPC and the store reads.
-func webCache(f serviceFlags, log *slog.Logger) (cache.Cache, error) {
-	switch f.cacheName {
+func webCache(s ServiceSettings, log *slog.Logger) (cache.Cache, error) {
+	switch s.Cache {
 	case "memory", "":
 		log.Info("cache: memory")
 		return platform.NewMemoryCache(time.Minute), nil
 	case "redis":
-		addrs := redisAddrs(strings.Split(f.cacheAddress, ","))
+		addrs := redisx.Addrs(strings.Split(s.CacheAddress, ","))
 		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
-		opts := redisOptions(addrs)
-		return redisCache{Cache: rediscache.NewCache(rediscache.WithRedisOptions(opts)), cli: goredis.NewUniversalClient(&opts)}, nil
+		return redisx.NewCache(addrs), nil
 	case "none":
 		log.Info("cache: none: every request asks the user service")
 		return platform.NewNoCache(), nil
 	}
-	return nil, fmt.Errorf("PORTAL_CACHE %q: memory, redis or none", f.cacheName)
-}
-
-// redisCache is the redis cache plugin, plus reads of several keys in one
-// MGET (web.MultiGetter): the plugin reads a key with GET and then TTL, so a
-// request on a Redis-cached gateway cost three round trips instead of one.
-type redisCache struct {
-	cache.Cache
-	cli goredis.UniversalClient
-}
-
-// GetMany implements web.MultiGetter: each value as the []byte the plugin's
-// Get would return, nil where a key is missing.
-func (c redisCache) GetMany(ctx context.Context, keys ...string) ([]interface{}, error) {
-	vals, err := c.cli.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]interface{}, len(vals))
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			out[i] = []byte(s)
-		}
-	}
-	return out, nil
-}
-
-// redisAddrs turns go-micro style addresses (host:port or redis://host:port)
-// into go-redis ones.
-func redisAddrs(nodes []string) []string {
-	var addrs []string
-	for _, n := range nodes {
-		if n = strings.TrimPrefix(strings.TrimSpace(n), "redis://"); n != "" {
-			addrs = append(addrs, n)
-		}
-	}
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:6379"}
-	}
-	return addrs
-}
-
-// redisOptions bound every Redis call Portal makes.
-func redisOptions(addrs []string) goredis.UniversalOptions {
-	return goredis.UniversalOptions{
-		Addrs:       addrs,
-		DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
-		PoolTimeout: redisIOTimeout,
-		// After a Redis restart the pool holds dead connections; each retry
-		// drops one. Three, with short backoffs, ride that out while a
-		// refused connection still fails in well under a second.
-		MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond, MaxRetryBackoff: 64 * time.Millisecond,
-	}
+	return nil, fmt.Errorf("PORTAL_CACHE %q: memory, redis or none", s.Cache)
 }
 
 // openConfig opens the config center MICRO_CONFIG names: etcd, or (unset)
 // the watched yaml file.
-func openConfig(f serviceFlags, log *slog.Logger) (*config.Center, error) {
-	switch f.configSource {
+func openConfig(s ServiceSettings, log *slog.Logger) (*config.Center, error) {
+	switch s.ConfigSource {
 	case "":
-		return config.OpenFile(f.configFile, log)
+		return config.OpenFile(s.ConfigFile, log)
 	case "etcd":
-		addrs := f.configAddress
-		if addrs == "" {
-			addrs = f.registryAddress
-		}
-		if addrs == "" {
-			addrs = "127.0.0.1:2379"
-		}
+		addrs := firstOf(s.ConfigAddress, s.RegistryAddress, "127.0.0.1:2379")
 		return config.OpenEtcd(strings.Split(addrs, ","), config.EtcdKey, log)
 	}
-	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", f.configSource)
+	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", s.ConfigSource)
 }
 
-// rpcChoice is the protocol MICRO_SERVER (or --server) asks for, read before
-// go-micro's cmd parses it: cmd would otherwise swap in a fresh server, without
-// Portal's handlers and wrappers, after they were set.
-func rpcChoice(args []string) string {
-	v := os.Getenv("MICRO_SERVER")
-	for i, a := range args {
-		if s, ok := strings.CutPrefix(a, "--server="); ok {
-			v = s
-		} else if a == "--server" && i+1 < len(args) {
-			v = args[i+1]
+// firstOf is the first of vs that is not empty.
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
 		}
 	}
-	if v == "mucp" {
-		return "mucp"
-	}
-	return "grpc"
-}
-
-// checkRPC refuses a server or client protocol other than the one the
-// service was built with: gRPC (the default) or mucp, both ends the same.
-func checkRPC(f serviceFlags, rpc string) error {
-	for _, v := range []string{f.server, f.client} {
-		if v != "" && v != rpc {
-			return fmt.Errorf("MICRO_SERVER %q and MICRO_CLIENT %q: Portal's services speak grpc (default) or mucp, the same on both", f.server, f.client)
-		}
-	}
-	if rpc == "mucp" && f.client != "mucp" {
-		return errors.New("MICRO_SERVER=mucp needs MICRO_CLIENT=mucp: every service speaks one protocol")
-	}
-	return nil
-}
-
-// platformRetries re-applies Portal's retry policy after cmd.Init: which
-// failures are retried, with no wait, and (withCount) how many times.
-func platformRetries(withCount bool) []client.Option {
-	opts := []client.Option{client.Retry(platform.Retry), client.Backoff(platform.NoBackoff)}
-	if withCount {
-		opts = append(opts, client.Retries(platform.Retries))
-	}
-	return opts
+	return ""
 }
 
 // serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else
 // the user service loads (or makes) them in the data dir, and the others read
 // the public key it wrote there (one host only).
-func serviceKeys(name string, f serviceFlags, log *slog.Logger) (pauth.Keys, error) {
-	if name == "user" {
-		if f.publicKey != "" || f.privateKey != "" {
-			if f.publicKey == "" || f.privateKey == "" {
-				return pauth.Keys{}, errors.New("the user service signs tokens: give both MICRO_AUTH_PUBLIC_KEY and MICRO_AUTH_PRIVATE_KEY, or neither")
-			}
-			return pauth.Keys{Public: f.publicKey, Private: f.privateKey}, nil
-		}
-		return loadKeys(Options{DataDir: f.dataDir}, log)
+func serviceKeys(s ServiceSettings, log *slog.Logger) (pauth.Keys, error) {
+	if s.Name == "user" {
+		return userKeys(s, log)
 	}
-	if f.privateKey != "" {
-		return pauth.Keys{}, fmt.Errorf("the %s service must not hold the private key (MICRO_AUTH_PRIVATE_KEY): only user signs tokens", name)
+	if s.PrivateKey != "" {
+		return pauth.Keys{}, fmt.Errorf("the %s service must not hold the private key (MICRO_AUTH_PRIVATE_KEY): only user signs tokens", s.Name)
 	}
-	if f.publicKey != "" {
-		return pauth.Keys{Public: f.publicKey}, nil
+	if s.PublicKey != "" {
+		return pauth.Keys{Public: s.PublicKey}, nil
 	}
-	pub, err := pauth.ReadPublicKey(f.dataDir)
+	pub, err := pauth.ReadPublicKey(s.DataDir)
 	if err != nil {
 		return pauth.Keys{}, fmt.Errorf("no public key: set MICRO_AUTH_PUBLIC_KEY (base64 of the PEM), or start the user service first with the same --data_dir: %w", err)
 	}
 	return pauth.Keys{Public: pub}, nil
 }
 
-// serviceStore returns the store cmd chose, made safe to use: Redis with
-// timeouts and keys under "portal:<service>:"; when MICRO_STORE is unset, the
+// userKeys are the user service's keys: both given, or those in the data
+// dir.
+func userKeys(s ServiceSettings, log *slog.Logger) (pauth.Keys, error) {
+	if s.PublicKey == "" && s.PrivateKey == "" {
+		return loadKeys(Options{DataDir: s.DataDir}, log)
+	}
+	if s.PublicKey == "" || s.PrivateKey == "" {
+		return pauth.Keys{}, errors.New("the user service signs tokens: give both MICRO_AUTH_PUBLIC_KEY and MICRO_AUTH_PRIVATE_KEY, or neither")
+	}
+	return pauth.Keys{Public: s.PublicKey, Private: s.PrivateKey}, nil
+}
+
+// serviceStore returns the store MICRO_STORE chose, made safe to use: Redis
+// with timeouts and keys under "portal:<service>:"; when it is unset, the
 // embedded file store in the data dir rather than go-micro's memory store.
 // The claimer, where the store has one, makes username claims atomic across
 // every instance sharing the store.
-func serviceStore(name string, f serviceFlags, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, user.Claimer, error) {
 	switch {
-	case f.storeName == "":
-		log.Info("store: file (MICRO_STORE unset)", "dir", filepath.Join(f.dataDir, "store"))
-		fs, err := filestore.New(filepath.Join(f.dataDir, "store"), store.Database(name), store.Table(name))
+	case s.Store == nil:
+		dir := filepath.Join(s.DataDir, "store")
+		log.Info("store: file (MICRO_STORE unset)", "dir", dir)
+		fs, err := filestore.New(dir, store.Database(s.Name), store.Table(s.Name))
 		if err != nil {
 			return nil, nil, err
 		}
 		return fs, fs, nil
-	case st.String() == "redis":
-		addrs := redisAddrs(st.Options().Nodes)
-		table := "portal:" + name + ":"
-		opts := redisOptions(addrs)
-		if err := st.Init(store.Table(table), redisstore.WithRedisOptions(opts)); err != nil {
-			return nil, nil, err
-		}
-		log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
-		return st, &redisKeys{cli: goredis.NewUniversalClient(&opts), table: table}, nil
+	case s.Store.String() == "redis":
+		return redisStore(s.Name, s.Store, log)
 	}
-	log.Warn("store: "+st.String()+": username uniqueness holds within this process only", "store", st.String())
-	return st, nil, st.Init(store.Table(name))
+	log.Warn("store: "+s.Store.String()+": username uniqueness holds within this process only", "store", s.Store.String())
+	return s.Store, nil, s.Store.Init(store.Table(s.Name))
+}
+
+// redisStore bounds the redis store plugin st, keeps service name's keys
+// under "portal:<name>:", and claims and reads them through redisx.Keys.
+func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+	addrs := redisx.Addrs(st.Options().Nodes)
+	table := "portal:" + name + ":"
+	opts := redisx.Options(addrs)
+	if err := st.Init(store.Table(table), redisstore.WithRedisOptions(opts)); err != nil {
+		return nil, nil, err
+	}
+	log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
+	return st, redisx.NewKeys(opts, table), nil
 }
 
 // storeAndStream opens what user and system keep and publish: the service's
-// store (swept, when it is a file) and the audit stream. closeAll closes both.
-func storeAndStream(ctx context.Context, name string, f serviceFlags, opts micro.Options, log *slog.Logger) (store.Store, user.Claimer, eventStream, func(), error) {
-	st, claimer, err := serviceStore(name, f, opts.Store, log)
+// store (swept, when it is a file) and the audit stream; b closes both.
+func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Store, user.Claimer, eventStream, error) {
+	st, claimer, err := serviceStore(b.settings, log)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
+	b.onClose(func() { st.Close() })
 	sweepFile(ctx, st, log)
-	stream, err := auditStream(name, f, opts.Broker, log)
+	stream, err := auditStream(b.settings, log)
 	if err != nil {
-		st.Close()
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
-	return st, claimer, stream, func() { stream.Close(); st.Close() }, nil
+	b.onClose(func() { stream.Close() })
+	return st, claimer, stream, nil
 }
 
 // eventStream is an audit stream that the process closes at its end.
@@ -523,30 +464,29 @@ type eventStream interface {
 // JetStream (durable: entries wait there while system is down), or memory,
 // which reaches no other process. Unset: nats when the broker is NATS, on
 // the broker's addresses.
-func auditStream(name string, f serviceFlags, b broker.Broker, log *slog.Logger) (eventStream, error) {
-	kind := f.eventsName
-	if kind == "" {
-		kind = "memory"
-		if f.brokerName == "nats" {
-			kind = "nats"
-		}
+func auditStream(s ServiceSettings, log *slog.Logger) (eventStream, error) {
+	kind := s.Events
+	if kind == "" && s.BrokerName == "nats" {
+		kind = "nats"
 	}
 	switch kind {
-	case "memory":
+	case "memory", "":
 		log.Warn("events: memory: audit entries reach no other process; the audit log keeps only what this process publishes and consumes (set --events nats)")
 		return audit.NewMemoryStream(0), nil
 	case "nats":
-		addr := f.eventsAddress
-		if addr == "" && f.brokerName == "nats" {
-			addr = strings.Join(b.Options().Addrs, ",")
-		}
-		if addr == "" {
-			addr = "nats://127.0.0.1:4222"
-		}
+		addr := firstOf(s.EventsAddress, brokerAddrs(s), "nats://127.0.0.1:4222")
 		log.Info("events: nats jetstream", "address", addr)
-		return audit.NewNATSStream(addr, audit.NATSOptions{Name: "portal-" + name, Log: log})
+		return audit.NewNATSStream(addr, audit.NATSOptions{Name: "portal-" + s.Name, Log: log})
 	}
 	return nil, fmt.Errorf("--events %q (PORTAL_EVENTS): memory or nats", kind)
+}
+
+// brokerAddrs are the NATS broker's addresses, "" for another broker.
+func brokerAddrs(s ServiceSettings) string {
+	if s.BrokerName != "nats" {
+		return ""
+	}
+	return strings.Join(s.Broker.Options().Addrs, ",")
 }
 
 // sweepFile drops expired records from a file store until ctx ends; other
@@ -555,44 +495,4 @@ func sweepFile(ctx context.Context, st store.Store, log *slog.Logger) {
 	if fs, ok := st.(*filestore.Store); ok {
 		go sweep(ctx, fs, log)
 	}
-}
-
-// redisKeys does what the redis store plugin cannot, in the same key space
-// (table glued to key): claim a key with SET NX (user.Claimer), read several
-// keys with one MGET (user.Getter).
-type redisKeys struct {
-	cli   goredis.UniversalClient
-	table string
-}
-
-// Claim implements user.Claimer.
-func (c *redisKeys) Claim(key string, value []byte) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
-	defer cancel()
-	return c.cli.SetNX(ctx, c.table+key, value, 0).Result()
-}
-
-// Get implements user.Getter.
-func (c *redisKeys) Get(keys ...string) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*redisIOTimeout)
-	defer cancel()
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = c.table + k
-	}
-	vals, err := c.cli.MGet(ctx, full...).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(vals))
-	for i, v := range vals {
-		switch v := v.(type) {
-		case string:
-			out[i] = []byte(v)
-		case nil:
-		default:
-			return nil, fmt.Errorf("MGET %s: unexpected %T", full[i], v)
-		}
-	}
-	return out, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go-micro.dev/v4/runtime"
+
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 )
 
 // Statuses of a supervised service.
@@ -56,25 +58,6 @@ func backoff(n int) (d time.Duration, ok bool) {
 	return d, true
 }
 
-// Process is one supervised service as the supervisor reports it
-// (Runtime.List, Status).
-type Process struct {
-	// Name is web, user or system.
-	Name string
-	// Status is StatusStarting, StatusRunning, StatusStopped or StatusError.
-	Status string
-	// PID is the process id, 0 when none runs.
-	PID int
-	// Restarts counts the starts after the first: after an exit, or asked
-	// for.
-	Restarts int
-	// StartedAt is when the current (or last) process started; zero: never.
-	StartedAt time.Time
-	// LastError says why it last exited or failed to start; "" if it never
-	// did.
-	LastError string
-}
-
 // child is one supervised service.
 type child struct {
 	name string
@@ -100,9 +83,15 @@ type child struct {
 	retryAt   time.Time // when to start it again; zero: not scheduled
 }
 
-// process returns what List reports. Called with mu held.
-func (c *child) process() Process {
-	return Process{Name: c.name, Status: c.status, PID: c.pid, Restarts: c.restarts, StartedAt: c.startedAt, LastError: c.lastErr}
+// process returns what List reports, in the one shape a process record
+// has (proto/runtime's Process: the runtime service answers with it and the
+// system service passes it on). Called with mu held.
+func (c *child) process() *runtimepb.Process {
+	p := &runtimepb.Process{Name: c.name, Status: c.status, Pid: int64(c.pid), Restarts: int64(c.restarts), LastError: c.lastErr}
+	if !c.startedAt.IsZero() {
+		p.StartedAt = c.startedAt.Unix()
+	}
+	return p
 }
 
 // noteExit records the exit status go-micro's runtime logged for c's process

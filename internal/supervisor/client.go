@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
@@ -22,8 +21,9 @@ var ErrNotSupervised = errors.New("supervisor: not running under portal up")
 // are the go-micro errors the call returned (403 for a non-admin, 404
 // runtime.not_found for an unknown service, ...).
 
-// Status lists the supervised services, sorted by name.
-func Status(ctx context.Context, c client.Client) ([]Process, error) {
+// Status lists the supervised services, sorted by name, in their one wire
+// shape (runtimepb.Process, which the system service passes on as is).
+func Status(ctx context.Context, c client.Client) ([]*runtimepb.Process, error) {
 	if err := supervised(c); err != nil {
 		return nil, err
 	}
@@ -31,24 +31,20 @@ func Status(ctx context.Context, c client.Client) ([]Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Process, 0, len(rsp.Processes))
-	for _, p := range rsp.Processes {
-		out = append(out, fromPB(p))
-	}
-	return out, nil
+	return rsp.Processes, nil
 }
 
 // Restart restarts the service name (web, user or system) and returns its
 // state as the restart begins; Status tells when it runs again.
-func Restart(ctx context.Context, c client.Client, name string) (Process, error) {
+func Restart(ctx context.Context, c client.Client, name string) (*runtimepb.Process, error) {
 	if err := supervised(c); err != nil {
-		return Process{}, err
+		return nil, err
 	}
 	rsp, err := runtimepb.NewRuntimeService(ServiceName, c).Restart(ctx, &runtimepb.RestartRequest{Name: name})
 	if err != nil {
-		return Process{}, err
+		return nil, err
 	}
-	return fromPB(rsp.Process), nil
+	return rsp.Process, nil
 }
 
 // Logs returns the last lines (0: 100, at most 1000) the service name wrote,
@@ -83,15 +79,4 @@ func supervised(c client.Client) error {
 		}
 	}
 	return ErrNotSupervised
-}
-
-func fromPB(p *runtimepb.Process) Process {
-	if p == nil {
-		return Process{}
-	}
-	out := Process{Name: p.Name, Status: p.Status, PID: int(p.Pid), Restarts: int(p.Restarts), LastError: p.LastError}
-	if p.StartedAt > 0 {
-		out.StartedAt = time.Unix(p.StartedAt, 0)
-	}
-	return out
 }

@@ -20,7 +20,7 @@ type handler struct{ s *supervisor }
 // List implements runtimepb.RuntimeHandler.
 func (h *handler) List(ctx context.Context, req *runtimepb.ListRequest, rsp *runtimepb.ListResponse) error {
 	for _, p := range h.s.List() {
-		rsp.Processes = append(rsp.Processes, toPB(p))
+		rsp.Processes = append(rsp.Processes, p)
 	}
 	return nil
 }
@@ -31,7 +31,7 @@ func (h *handler) Restart(ctx context.Context, req *runtimepb.RestartRequest, rs
 	if err != nil {
 		return rpcError(err)
 	}
-	rsp.Process = toPB(p)
+	rsp.Process = p
 	return nil
 }
 
@@ -56,14 +56,6 @@ func rpcError(err error) error {
 		return merrors.New("runtime.unavailable", "the supervisor is stopping", http.StatusServiceUnavailable)
 	}
 	return merrors.InternalServerError("runtime.internal", "%s", err.Error())
-}
-
-func toPB(p Process) *runtimepb.Process {
-	out := &runtimepb.Process{Name: p.Name, Status: p.Status, Pid: int64(p.PID), Restarts: int64(p.Restarts), LastError: p.LastError}
-	if !p.StartedAt.IsZero() {
-		out.StartedAt = p.StartedAt.Unix()
-	}
-	return out
 }
 
 // sessions implements pauth.SessionChecker by asking the user service, which

@@ -458,8 +458,8 @@ func (s *supervisor) close() {
 }
 
 // List reports every supervised service, sorted by name.
-func (s *supervisor) List() []Process {
-	out := make([]Process, 0, len(s.children))
+func (s *supervisor) List() []*runtimepb.Process {
+	out := make([]*runtimepb.Process, 0, len(s.children))
 	for _, c := range s.children {
 		c.mu.Lock()
 		out = append(out, c.process())
@@ -472,15 +472,15 @@ func (s *supervisor) List() []Process {
 // Restart restarts the service name in the background (SIGTERM, wait, fork)
 // and returns its state as the restart begins. A restart already under way
 // is not started twice.
-func (s *supervisor) Restart(name string) (Process, error) {
+func (s *supervisor) Restart(name string) (*runtimepb.Process, error) {
 	c, ok := s.byName[name]
 	if !ok {
-		return Process{}, ErrUnknownService
+		return nil, ErrUnknownService
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.busy && !s.goRestart(c, true) {
-		return Process{}, ErrStopping
+		return nil, ErrStopping
 	}
 	return c.process(), nil
 }

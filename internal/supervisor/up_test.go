@@ -27,6 +27,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/supervisor"
 	"github.com/portal-go/portal/internal/testenv"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 )
 
 // up is a running `portal up` and what a test reaches it with.
@@ -83,12 +84,12 @@ func TestUp(t *testing.T) {
 	}
 
 	adminCtx := pauth.ContextWithToken(context.Background(), admin)
-	var procs map[string]supervisor.Process
+	var procs map[string]*runtimepb.Process
 
 	if !t.Run("list_admin_only", func(t *testing.T) {
 		procs = u.waitRunning(t, adminCtx, nil)
 		for name, p := range procs {
-			if p.PID <= 0 || p.StartedAt.IsZero() || p.Restarts != 0 {
+			if p.Pid <= 0 || p.StartedAt == 0 || p.Restarts != 0 {
 				t.Errorf("%s: %+v, want a pid, a start time and no restarts", name, p)
 			}
 		}
@@ -154,13 +155,13 @@ func TestUp(t *testing.T) {
 
 	if !t.Run("sigkill_restarts", func(t *testing.T) {
 		old := procs["user"]
-		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
-			t.Fatalf("kill -9 user (pid %d): %v", old.PID, err)
+		if err := syscall.Kill(int(old.Pid), syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 user (pid %d): %v", old.Pid, err)
 		}
 		killed := time.Now()
-		procs = u.waitRunning(t, adminCtx, map[string]int{"user": old.PID})
+		procs = u.waitRunning(t, adminCtx, map[string]int64{"user": old.Pid})
 		p := procs["user"]
-		t.Logf("user: pid %d -> %d, running again after %v", old.PID, p.PID, time.Since(killed).Round(time.Millisecond))
+		t.Logf("user: pid %d -> %d, running again after %v", old.Pid, p.Pid, time.Since(killed).Round(time.Millisecond))
 		if p.Restarts != 1 || !strings.Contains(p.LastError, "signal: killed") {
 			t.Errorf("user after kill -9: %+v, want 1 restart and last error signal: killed", p)
 		}
@@ -176,7 +177,7 @@ func TestUp(t *testing.T) {
 		if err != nil || p.Status != supervisor.StatusStarting {
 			t.Fatalf("Runtime.Restart(system) = %+v, %v; want starting", p, err)
 		}
-		procs = u.waitRunning(t, adminCtx, map[string]int{"system": old.PID})
+		procs = u.waitRunning(t, adminCtx, map[string]int64{"system": old.Pid})
 		if got := procs["system"]; got.Restarts != 1 {
 			t.Errorf("system after a restart: %+v, want 1 restart", got)
 		}
@@ -196,7 +197,7 @@ func TestUp(t *testing.T) {
 			Processes  []struct {
 				Name   string `json:"name"`
 				Status string `json:"status"`
-				Pid    int    `json:"pid"`
+				Pid    int64  `json:"pid"`
 			} `json:"processes"`
 		}
 		if err := json.Unmarshal(u.get(t, "/api/v1/admin/services", admin, http.StatusOK), &body); err != nil {
@@ -206,8 +207,8 @@ func TestUp(t *testing.T) {
 			t.Fatalf("services: %+v, want supervised with 3 processes", body)
 		}
 		for _, p := range body.Processes {
-			if p.Status != supervisor.StatusRunning || p.Pid != procs[p.Name].PID {
-				t.Errorf("process %+v, want running with pid %d", p, procs[p.Name].PID)
+			if p.Status != supervisor.StatusRunning || p.Pid != procs[p.Name].Pid {
+				t.Errorf("process %+v, want running with pid %d", p, procs[p.Name].Pid)
 			}
 		}
 		if lines := u.get(t, "/api/v1/admin/services/user/logs?lines=5", admin, http.StatusOK); !strings.Contains(string(lines), `"lines"`) {
@@ -215,7 +216,7 @@ func TestUp(t *testing.T) {
 		}
 		old := procs["web"]
 		u.post(t, "/api/v1/admin/services/web/restart", admin, nil, http.StatusAccepted)
-		procs = u.waitRunning(t, adminCtx, map[string]int{"web": old.PID})
+		procs = u.waitRunning(t, adminCtx, map[string]int64{"web": old.Pid})
 		u.waitReady(t)
 	}) {
 		return
@@ -264,8 +265,8 @@ func TestUp(t *testing.T) {
 			t.Errorf("supervisor exit: %v, want status 0\n%s", err, u.proc.Tail(30))
 		}
 		for name, p := range procs {
-			if err := syscall.Kill(p.PID, 0); !errors.Is(err, syscall.ESRCH) {
-				t.Errorf("%s (pid %d) still there after the supervisor exited: %v", name, p.PID, err)
+			if err := syscall.Kill(int(p.Pid), 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("%s (pid %d) still there after the supervisor exited: %v", name, p.Pid, err)
 			}
 		}
 		log := u.proc.Log()
@@ -291,24 +292,24 @@ func TestUp(t *testing.T) {
 
 // waitRunning polls Runtime.List until web, user and system all run, none
 // with the pid given for it in old, and returns them by name.
-func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int) map[string]supervisor.Process {
+func (u *up) waitRunning(t *testing.T, ctx context.Context, old map[string]int64) map[string]*runtimepb.Process {
 	t.Helper()
-	var got map[string]supervisor.Process
-	var last []supervisor.Process
+	var got map[string]*runtimepb.Process
+	var last []*runtimepb.Process
 	var lastErr error
 	ok := testenv.Poll(60*time.Second, func() bool {
 		last, lastErr = supervisor.Status(ctx, u.rpc)
 		if lastErr != nil || len(last) != 3 {
 			return false
 		}
-		got = map[string]supervisor.Process{}
+		got = map[string]*runtimepb.Process{}
 		for _, p := range last {
-			if p.Status != supervisor.StatusRunning || p.PID == old[p.Name] {
+			if p.Status != supervisor.StatusRunning || p.Pid == old[p.Name] {
 				return false
 			}
 			got[p.Name] = p
 		}
-		return got["web"].PID > 0 && got["user"].PID > 0 && got["system"].PID > 0
+		return got["web"].Pid > 0 && got["user"].Pid > 0 && got["system"].Pid > 0
 	})
 	if !ok {
 		tail := ""
@@ -457,11 +458,11 @@ func TestRunInProcess(t *testing.T) {
 	if _, err := supervisor.Restart(ctxAdmin, u.rpc, "web"); err != nil {
 		t.Fatalf("Runtime.Restart(web): %v", err)
 	}
-	if err := syscall.Kill(procs["system"].PID, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(int(procs["system"].Pid), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	u.waitRunning(t, ctxAdmin, map[string]int{"web": procs["web"].PID, "system": procs["system"].PID})
+	u.waitRunning(t, ctxAdmin, map[string]int64{"web": procs["web"].Pid, "system": procs["system"].Pid})
 
 	cancel()
 	stopped = true

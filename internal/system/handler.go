@@ -17,6 +17,7 @@ import (
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -27,7 +28,7 @@ var ErrNotSupervised = errors.New("system: the services are not run by a supervi
 // Runtime is the supervisor's view of the processes it runs.
 type Runtime interface {
 	// Processes returns them, or ErrNotSupervised.
-	Processes(ctx context.Context) ([]*pb.Process, error)
+	Processes(ctx context.Context) ([]*runtimepb.Process, error)
 	// Restart restarts one, or returns ErrNotSupervised.
 	Restart(ctx context.Context, name string) error
 	// Logs returns the last lines one wrote, or ErrNotSupervised.
@@ -225,13 +226,13 @@ func (h *Handler) configResponse(s config.Settings, rsp *pb.ConfigResponse) erro
 	if err != nil {
 		return merrors.InternalServerError("system.internal", "%v", err)
 	}
-	rsp.Yaml, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
+	rsp.Document, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
 	return nil
 }
 
 // UpdateConfig validates and writes a new config and records who changed what.
 func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest, rsp *pb.ConfigResponse) error {
-	now, before, err := h.Config.Update([]byte(req.Yaml))
+	now, before, err := h.Config.Update([]byte(req.Document))
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return merrors.BadRequest("system.bad_config", "%v", err)

@@ -13,16 +13,17 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
 )
 
 type fakeRuntime struct {
-	procs []*pb.Process
+	procs []*runtimepb.Process
 	err   error
 }
 
-func (f fakeRuntime) Processes(context.Context) ([]*pb.Process, error) { return f.procs, f.err }
-func (f fakeRuntime) Restart(context.Context, string) error            { return f.err }
+func (f fakeRuntime) Processes(context.Context) ([]*runtimepb.Process, error) { return f.procs, f.err }
+func (f fakeRuntime) Restart(context.Context, string) error                   { return f.err }
 func (f fakeRuntime) Logs(context.Context, string, int) ([]string, error) {
 	return []string{"a line"}, f.err
 }
@@ -60,7 +61,7 @@ func TestRuntimeEndpoints(t *testing.T) {
 			wantID(t, h.ServiceLogs(ctx, &pb.ServiceLogsRequest{Name: "web"}, &pb.ServiceLogsResponse{}), "system.not_supervised", 409)
 		})
 	}
-	h := NewHandler(Options{Registry: registry.NewMemoryRegistry(), Runtime: fakeRuntime{procs: []*pb.Process{{Name: "web", Status: "running"}}}})
+	h := NewHandler(Options{Registry: registry.NewMemoryRegistry(), Runtime: fakeRuntime{procs: []*runtimepb.Process{{Name: "web", Status: "running"}}}})
 	var rsp pb.ListServicesResponse
 	if err := h.ListServices(ctx, &pb.ListServicesRequest{}, &rsp); err != nil || !rsp.Supervised || len(rsp.Processes) != 1 {
 		t.Fatalf("supervised ListServices = %v, %+v", err, &rsp)
@@ -82,12 +83,12 @@ func TestUpdateConfig(t *testing.T) {
 	t.Cleanup(func() { cfg.Close() })
 	a := &fakeAudit{}
 	h := NewHandler(Options{Config: cfg, Audit: a})
-	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "auth:\n  expireTime: 1\n"}, &pb.ConfigResponse{}), "system.bad_config", 400)
+	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 1\n"}, &pb.ConfigResponse{}), "system.bad_config", 400)
 	if len(a.recorded) != 0 {
 		t.Fatalf("a refused edit was audited: %+v", a.recorded)
 	}
 	var rsp pb.ConfigResponse
-	if err := h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "auth:\n  expireTime: 600\n"}, &rsp); err != nil {
+	if err := h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 600\n"}, &rsp); err != nil {
 		t.Fatal(err)
 	}
 	if !rsp.Writable || rsp.Source != path || cfg.Current().Auth.ExpireTime != 600 {
@@ -102,7 +103,7 @@ func TestUpdateConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = NewHandler(Options{Config: static, Audit: a})
-	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Yaml: "{}"}, &pb.ConfigResponse{}), "system.config_read_only", 409)
+	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "{}"}, &pb.ConfigResponse{}), "system.config_read_only", 409)
 }
 
 func TestAuditErrors(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"go-micro.dev/v4/client"
 
 	"github.com/portal-go/portal/internal/supervisor"
-	pb "github.com/portal-go/portal/proto/system"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 )
 
 // SupervisorRuntime is the Runtime of `portal up`: its supervisor's runtime
@@ -23,20 +23,9 @@ func notSupervised(err error) error {
 	return err
 }
 
-func (r supervisorRuntime) Processes(ctx context.Context) ([]*pb.Process, error) {
+func (r supervisorRuntime) Processes(ctx context.Context) ([]*runtimepb.Process, error) {
 	procs, err := supervisor.Status(ctx, r.c)
-	if err != nil {
-		return nil, notSupervised(err)
-	}
-	out := make([]*pb.Process, 0, len(procs))
-	for _, p := range procs {
-		pp := &pb.Process{Name: p.Name, Status: p.Status, Pid: int32(p.PID), Restarts: int32(p.Restarts), LastError: p.LastError}
-		if !p.StartedAt.IsZero() {
-			pp.StartedAt = p.StartedAt.Unix()
-		}
-		out = append(out, pp)
-	}
-	return out, nil
+	return procs, notSupervised(err)
 }
 
 func (r supervisorRuntime) Restart(ctx context.Context, name string) error {

@@ -3,10 +3,11 @@ package user
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	merrors "go-micro.dev/v4/errors"
+
+	pb "github.com/portal-go/portal/proto/user"
 )
 
 // service is this service's registry name, also the prefix of its error ids.
@@ -33,16 +34,6 @@ var errorTable = []struct {
 	{ErrNoSession, "user.session_not_found", 404},
 }
 
-// RetryAfterKey ends the Detail of a "user.locked" error, followed by the
-// whole seconds (at least 1) until the lockout ends:
-//
-//	too many failed logins; retry_after=123
-//
-// go-micro errors carry only Id, Code, Detail and Status, so the seconds ride
-// in Detail; the gateway (internal/web/errors.go, retryAfter) turns them into
-// a Retry-After header and strips them from the message.
-const RetryAfterKey = "; retry_after="
-
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to
 // their id and code; ErrBusy to 503; anything else to a 500 whose detail
 // reaches the calling service (which logs it), never an end user.
@@ -54,7 +45,7 @@ func rpcError(err error) error {
 		if errors.Is(err, m.err) {
 			detail := strings.TrimPrefix(m.err.Error(), "user: ")
 			if le := (*lockedError)(nil); errors.As(err, &le) {
-				detail += RetryAfterKey + strconv.Itoa(le.seconds())
+				return pb.LockoutError(m.id, &pb.Lockout{Message: detail, RetryAfterSeconds: int32(le.seconds())})
 			}
 			return &merrors.Error{Id: m.id, Code: m.code, Detail: detail, Status: http.StatusText(int(m.code))}
 		}

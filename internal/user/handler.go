@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
-	"go-micro.dev/v4/server"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -319,46 +318,41 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 // session must exist and belong to the token's user, and the user must exist
 // and be enabled. It returns the user's roles as the store has them.
 func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
+	_, roles, err := h.ReadSession(ctx, acc)
+	return roles, err
+}
+
+// ReadSession implements auth.SessionReader: CheckSession, and a context for
+// the handler of the same call that carries the session and user it read
+// (Info and Renew then make no store read of their own).
+func (h *Handler) ReadSession(ctx context.Context, acc *auth.Account) (context.Context, []string, error) {
 	// A disabled or deleted user's tokens end with the user.
 	s, u, err := h.repo.SessionAndUser(ctx, acc.Metadata[pauth.MetaSession], acc.ID)
 	if errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrNotFound) {
-		return nil, pauth.ErrSessionEnded
+		return ctx, nil, pauth.ErrSessionEnded
 	} else if err != nil {
-		return nil, rpcUnavailable(err)
+		return ctx, nil, rpcUnavailable(err)
 	}
 	if s.UserID != acc.ID || u.Disabled {
-		return nil, pauth.ErrSessionEnded
+		return ctx, nil, pauth.ErrSessionEnded
 	}
-	if l, ok := ctx.Value(checkedKey{}).(*checked); ok {
-		*l = checked{session: s, user: u}
-	}
-	return u.Roles, nil
+	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), u.Roles, nil
 }
 
-// checkedKey is the context key of a call's *checked.
+// checkedKey is the context key of what ReadSession read for a call.
 type checkedKey struct{}
 
-// checked is what CheckSession read for a call: the handler of the same call
-// uses it rather than read the same two records again.
+// checked is what ReadSession read for a call.
 type checked struct {
 	session *Session
 	user    *User
 }
 
-// KeepChecked is a server handler wrapper that lets the handler of a call
-// use the session and user that CheckSession read for it (Info and Renew
-// then make no store read of their own). It must wrap the auth wrapper.
-func (h *Handler) KeepChecked(next server.HandlerFunc) server.HandlerFunc {
-	return func(ctx context.Context, req server.Request, rsp interface{}) error {
-		return next(context.WithValue(ctx, checkedKey{}, &checked{}), req, rsp)
-	}
-}
-
-// sessionAndUser returns the caller's session and user: those CheckSession
+// sessionAndUser returns the caller's session and user: those ReadSession
 // read for this call, or read now.
 func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Session, *User, error) {
 	sid := acc.Metadata[pauth.MetaSession]
-	if l, ok := ctx.Value(checkedKey{}).(*checked); ok && l.session != nil && l.session.ID == sid && l.user.ID == acc.ID {
+	if l, ok := ctx.Value(checkedKey{}).(checked); ok && l.session.ID == sid && l.user.ID == acc.ID {
 		return l.session, l.user, nil
 	}
 	return h.repo.SessionAndUser(ctx, sid, acc.ID)

@@ -44,16 +44,11 @@ func tryLogin(ctx context.Context, hs *harness, name, pw, addr string) error {
 func wantLocked(t *testing.T, err error) int {
 	t.Helper()
 	wantRPCError(t, err, "user.locked", 429)
-	d := merrors.FromError(err).Detail
-	i := strings.LastIndex(d, RetryAfterKey)
-	if i < 0 {
-		t.Fatalf("detail %q lacks %q", d, RetryAfterKey)
+	l, ok := pb.LockoutOf(err)
+	if !ok {
+		t.Fatalf("detail %q is no Lockout", merrors.FromError(err).Detail)
 	}
-	secs, perr := strconv.Atoi(d[i+len(RetryAfterKey):])
-	if perr != nil {
-		t.Fatalf("detail %q: retry_after not a number: %v", d, perr)
-	}
-	return secs
+	return int(l.RetryAfterSeconds)
 }
 
 // counter reads a failure counter straight from the store.
@@ -319,8 +314,8 @@ func TestLockedRPCError(t *testing.T) {
 		if !ok || me.Id != "user.locked" || me.Code != 429 || me.Status != "Too Many Requests" {
 			t.Fatalf("rpcError(locked) = %#v", err)
 		}
-		if want := "too many failed logins" + RetryAfterKey + strconv.Itoa(tc.secs); me.Detail != want {
-			t.Errorf("wait %v: detail %q, want %q", tc.wait, me.Detail, want)
+		if l, ok := pb.LockoutOf(err); !ok || l.Message != "too many failed logins" || int(l.RetryAfterSeconds) != tc.secs {
+			t.Errorf("wait %v: detail %q, want a Lockout of %d s", tc.wait, me.Detail, tc.secs)
 		}
 	}
 	if !errors.Is(&lockedError{}, ErrLocked) {

@@ -88,12 +88,15 @@ func TestRepoGetter(t *testing.T) {
 // infoRequest is the least of a server.Request the auth wrapper reads.
 type infoRequest struct{ server.Request }
 
+// checkOnly is a session checker that is no SessionReader.
+type checkOnly struct{ pauth.SessionChecker }
+
 func (infoRequest) Service() string  { return "user" }
 func (infoRequest) Endpoint() string { return "User.Info" }
 
-// TestInfoReusesCheckedRecords: behind KeepChecked and the auth wrapper, an
-// Info call reads the session and the user once (for the session check),
-// not twice; without KeepChecked, twice.
+// TestInfoReusesCheckedRecords: behind the auth wrapper, an Info call reads
+// the session and the user once (ReadSession hands the handler what the
+// check read), not twice; with a checker that only checks, twice.
 func TestInfoReusesCheckedRecords(t *testing.T) {
 	st := store.NewMemoryStore()
 	t.Cleanup(func() { _ = st.Close() })
@@ -112,8 +115,8 @@ func TestInfoReusesCheckedRecords(t *testing.T) {
 		fn    server.HandlerFunc
 		reads int
 	}{
-		{"KeepChecked", hs.h.KeepChecked(pauth.HandlerWrapper(hs.jwt, hs.h)(info)), 1},
-		{"auth wrapper alone", pauth.HandlerWrapper(hs.jwt, hs.h)(info), 2},
+		{"ReadSession", pauth.HandlerWrapper(hs.jwt, hs.h)(info), 1},
+		{"CheckSession only", pauth.HandlerWrapper(hs.jwt, checkOnly{hs.h})(info), 2},
 	} {
 		g.calls = nil
 		var rsp pb.InfoResponse

@@ -163,11 +163,11 @@ func (g *Gateway) apiConfig(c *gin.Context) {
 // source and whether it can be written.
 func (g *Gateway) configJSON(c *gin.Context, rsp *systempb.ConfigResponse) {
 	var settings any
-	if err := yamlToJSON(rsp.Yaml, &settings); err != nil {
+	if err := yamlToJSON(rsp.Document, &settings); err != nil {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"config": settings, "yaml": rsp.Yaml, "source": rsp.Source, "writable": rsp.Writable})
+	c.JSON(http.StatusOK, gin.H{"config": settings, "yaml": rsp.Document, "source": rsp.Source, "writable": rsp.Writable})
 }
 
 // apiPutConfig replaces the config with the body: a JSON settings object
@@ -190,7 +190,7 @@ func (g *Gateway) apiPutConfig(c *gin.Context) {
 		}
 		doc = raw
 	}
-	rsp, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: string(doc)})
+	rsp, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: string(doc)})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -380,12 +380,12 @@ func (g *Gateway) configPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Yaml, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document, "Notice": notices[c.Query("done")]})
 }
 
 func (g *Gateway) configForm(c *gin.Context) {
 	doc := c.PostForm("yaml")
-	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Yaml: doc}); err != nil {
+	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
 		status, _, msg := rpcStatus(err)
 		if status >= 500 {
 			g.abortRPC(c, err)

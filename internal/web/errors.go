@@ -7,6 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	merrors "go-micro.dev/v4/errors"
+
+	userpb "github.com/portal-go/portal/proto/user"
 )
 
 // apiError is the body of every error the JSON API returns.
@@ -41,42 +43,18 @@ func rpcStatus(err error) (status int, code, msg string) {
 		e.Code == http.StatusServiceUnavailable || strings.HasSuffix(e.Id, ".unavailable"):
 		return http.StatusServiceUnavailable, "unavailable", "a service is unavailable, try again shortly"
 	case e.Code >= 400 && e.Code < 500:
-		if secs, ok := retryAfter(err); ok {
-			detail, _, _ := strings.Cut(e.Detail, retryAfterKey)
-			return int(e.Code), e.Id, detail + "; try again in " + strconv.Itoa(secs) + " seconds"
+		if l, ok := userpb.LockoutOf(err); ok {
+			return int(e.Code), e.Id, l.Message + "; try again in " + strconv.Itoa(int(l.RetryAfterSeconds)) + " seconds"
 		}
 		return int(e.Code), e.Id, e.Detail
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
 }
 
-// retryAfterKey ends the Detail of a 429 from a service, followed by the whole
-// seconds to wait: "too many failed logins; retry_after=123" (the user
-// service's user.RetryAfterKey; go-micro errors have no other place for it).
-const retryAfterKey = "; retry_after="
-
-// retryAfter returns the seconds a 429 from a service asks the client to wait,
-// for the Retry-After header; ok is false for any other error.
-func retryAfter(err error) (secs int, ok bool) {
-	e := merrors.FromError(err)
-	if e.Code != http.StatusTooManyRequests {
-		return 0, false
-	}
-	i := strings.LastIndex(e.Detail, retryAfterKey)
-	if i < 0 {
-		return 0, false
-	}
-	secs, perr := strconv.Atoi(e.Detail[i+len(retryAfterKey):])
-	if perr != nil || secs < 1 {
-		return 0, false
-	}
-	return secs, true
-}
-
 // setRetryAfter sets the Retry-After header when err asks to wait.
 func setRetryAfter(c *gin.Context, err error) {
-	if secs, ok := retryAfter(err); ok {
-		c.Header("Retry-After", strconv.Itoa(secs))
+	if l, ok := userpb.LockoutOf(err); ok {
+		c.Header("Retry-After", strconv.Itoa(int(l.RetryAfterSeconds)))
 	}
 }
 

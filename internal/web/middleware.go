@@ -18,6 +18,7 @@ import (
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/platform"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -132,13 +133,12 @@ func (g *Gateway) logRequests(c *gin.Context) {
 	g.Log.Info("request", attrs...)
 }
 
+// recover is platform.Recover for the gateway: a panic in a handler is
+// logged once and answered with a 500.
 func (g *Gateway) recover(c *gin.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			g.Log.Error("handler panic", "path", c.Request.URL.Path, "panic", r)
-			g.fail(c, http.StatusInternalServerError, "internal", "internal error")
-		}
-	}()
+	defer platform.Recover(c.Request.Context(), g.Log, func() {
+		g.fail(c, http.StatusInternalServerError, "internal", "internal error")
+	}, "route", routeOf(c))
 	c.Next()
 }
 

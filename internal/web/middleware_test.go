@@ -1197,3 +1197,24 @@ func TestPagesEscapeUserData(t *testing.T) {
 		}
 	}
 }
+
+// TestLockoutResponse: a user.locked error's typed Lockout becomes the
+// Retry-After header and a message in words, on the API and the login form;
+// the encoded detail never reaches the client.
+func TestLockoutResponse(t *testing.T) {
+	users := newFakeUsers()
+	users.loginErr = userpb.LockoutError("user.locked", &userpb.Lockout{Message: "too many failed logins", RetryAfterSeconds: 42})
+	g := newGateway(t, settings(), users)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/login", strings.NewReader(`{"username":"alice","password":"wrong-password"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := serve(g, r)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "42" {
+		t.Fatalf("API: %d, Retry-After %q; want 429, 42", w.Code, w.Header().Get("Retry-After"))
+	}
+	if e := apiErr(t, w); e.Code != "user.locked" || e.Message != "too many failed logins; try again in 42 seconds" {
+		t.Errorf("API error %+v", e)
+	}
+	if strings.Contains(w.Body.String(), "retryAfterSeconds") {
+		t.Errorf("the encoded detail reached the client: %s", w.Body)
+	}
+}

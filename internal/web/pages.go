@@ -107,8 +107,8 @@ func (g *Gateway) loginForm(c *gin.Context) {
 			msg = "Wrong username or password."
 		case http.StatusTooManyRequests:
 			msg = "Too many failed sign-ins. Try again later."
-			if secs, ok := retryAfter(err); ok {
-				msg = "Too many failed sign-ins. Try again in " + strconv.Itoa(secs) + " seconds."
+			if l, ok := userpb.LockoutOf(err); ok {
+				msg = "Too many failed sign-ins. Try again in " + strconv.Itoa(int(l.RetryAfterSeconds)) + " seconds."
 			}
 		}
 		setRetryAfter(c, err)

@@ -11,6 +11,7 @@
 package system
 
 import (
+	runtime "github.com/portal-go/portal/proto/runtime"
 	user "github.com/portal-go/portal/proto/user"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -148,7 +149,7 @@ type ListServicesResponse struct {
 	// supervised is true when a supervisor (portal up) reports processes.
 	Supervised bool `protobuf:"varint,2,opt,name=supervised,proto3" json:"supervised,omitempty"`
 	// processes is the supervisor's view, one per service it runs.
-	Processes     []*Process `protobuf:"bytes,3,rep,name=processes,proto3" json:"processes,omitempty"`
+	Processes     []*runtime.Process `protobuf:"bytes,3,rep,name=processes,proto3" json:"processes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,7 +198,7 @@ func (x *ListServicesResponse) GetSupervised() bool {
 	return false
 }
 
-func (x *ListServicesResponse) GetProcesses() []*Process {
+func (x *ListServicesResponse) GetProcesses() []*runtime.Process {
 	if x != nil {
 		return x.Processes
 	}
@@ -332,93 +333,6 @@ func (x *Node) GetMetadata() map[string]string {
 	return nil
 }
 
-// Process is a service as the supervisor runs it.
-type Process struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// status: running, starting, stopped or error.
-	Status   string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	Pid      int32  `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
-	Restarts int32  `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	// started_at is unix seconds.
-	StartedAt     int64  `protobuf:"varint,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	LastError     string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Process) Reset() {
-	*x = Process{}
-	mi := &file_proto_system_system_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Process) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Process) ProtoMessage() {}
-
-func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Process.ProtoReflect.Descriptor instead.
-func (*Process) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *Process) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *Process) GetStatus() string {
-	if x != nil {
-		return x.Status
-	}
-	return ""
-}
-
-func (x *Process) GetPid() int32 {
-	if x != nil {
-		return x.Pid
-	}
-	return 0
-}
-
-func (x *Process) GetRestarts() int32 {
-	if x != nil {
-		return x.Restarts
-	}
-	return 0
-}
-
-func (x *Process) GetStartedAt() int64 {
-	if x != nil {
-		return x.StartedAt
-	}
-	return 0
-}
-
-func (x *Process) GetLastError() string {
-	if x != nil {
-		return x.LastError
-	}
-	return ""
-}
-
 type RestartServiceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -428,7 +342,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[7]
+	mi := &file_proto_system_system_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +354,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[7]
+	mi := &file_proto_system_system_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +367,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{7}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RestartServiceRequest) GetName() string {
@@ -471,7 +385,7 @@ type RestartServiceResponse struct {
 
 func (x *RestartServiceResponse) Reset() {
 	*x = RestartServiceResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[8]
+	mi := &file_proto_system_system_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +397,7 @@ func (x *RestartServiceResponse) String() string {
 func (*RestartServiceResponse) ProtoMessage() {}
 
 func (x *RestartServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[8]
+	mi := &file_proto_system_system_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +410,7 @@ func (x *RestartServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceResponse.ProtoReflect.Descriptor instead.
 func (*RestartServiceResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{8}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{7}
 }
 
 type ServiceLogsRequest struct {
@@ -510,7 +424,7 @@ type ServiceLogsRequest struct {
 
 func (x *ServiceLogsRequest) Reset() {
 	*x = ServiceLogsRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[9]
+	mi := &file_proto_system_system_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +436,7 @@ func (x *ServiceLogsRequest) String() string {
 func (*ServiceLogsRequest) ProtoMessage() {}
 
 func (x *ServiceLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[9]
+	mi := &file_proto_system_system_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +449,7 @@ func (x *ServiceLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceLogsRequest.ProtoReflect.Descriptor instead.
 func (*ServiceLogsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{9}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceLogsRequest) GetName() string {
@@ -562,7 +476,7 @@ type ServiceLogsResponse struct {
 
 func (x *ServiceLogsResponse) Reset() {
 	*x = ServiceLogsResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +488,7 @@ func (x *ServiceLogsResponse) String() string {
 func (*ServiceLogsResponse) ProtoMessage() {}
 
 func (x *ServiceLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +501,7 @@ func (x *ServiceLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceLogsResponse.ProtoReflect.Descriptor instead.
 func (*ServiceLogsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ServiceLogsResponse) GetLines() []string {
@@ -605,7 +519,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +531,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,20 +544,21 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
 }
 
 type UpdateConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// yaml is the whole new config document (keys auth.*, login.*).
-	Yaml          string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// document is the whole new config (keys auth.*, login.*): yaml, or JSON,
+	// which is yaml too (the gateway's JSON API sends it as it came).
+	Document      string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +570,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,20 +583,20 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *UpdateConfigRequest) GetYaml() string {
+func (x *UpdateConfigRequest) GetDocument() string {
 	if x != nil {
-		return x.Yaml
+		return x.Document
 	}
 	return ""
 }
 
 type ConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// yaml is the config in force, as a document.
-	Yaml string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// document is the config in force, as a yaml document.
+	Document string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	// source names where it lives: a file path, or etcd and its key.
 	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	// writable is false when the source cannot be written (built-in only).
@@ -692,7 +607,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +619,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,12 +632,12 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *ConfigResponse) GetYaml() string {
+func (x *ConfigResponse) GetDocument() string {
 	if x != nil {
-		return x.Yaml
+		return x.Document
 	}
 	return ""
 }
@@ -760,7 +675,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +687,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +700,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -866,7 +781,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +793,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +806,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAuditRequest) GetUser() string {
@@ -932,7 +847,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +859,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +872,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -982,7 +897,7 @@ type OverviewRequest struct {
 
 func (x *OverviewRequest) Reset() {
 	*x = OverviewRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +909,7 @@ func (x *OverviewRequest) String() string {
 func (*OverviewRequest) ProtoMessage() {}
 
 func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +922,7 @@ func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewRequest.ProtoReflect.Descriptor instead.
 func (*OverviewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
 }
 
 type OverviewResponse struct {
@@ -1026,7 +941,7 @@ type OverviewResponse struct {
 
 func (x *OverviewResponse) Reset() {
 	*x = OverviewResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +953,7 @@ func (x *OverviewResponse) String() string {
 func (*OverviewResponse) ProtoMessage() {}
 
 func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +966,7 @@ func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewResponse.ProtoReflect.Descriptor instead.
 func (*OverviewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OverviewResponse) GetUsers() int32 {
@@ -1108,7 +1023,7 @@ type HourCount struct {
 
 func (x *HourCount) Reset() {
 	*x = HourCount{}
-	mi := &file_proto_system_system_proto_msgTypes[19]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1035,7 @@ func (x *HourCount) String() string {
 func (*HourCount) ProtoMessage() {}
 
 func (x *HourCount) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[19]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1048,7 @@ func (x *HourCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HourCount.ProtoReflect.Descriptor instead.
 func (*HourCount) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{19}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HourCount) GetHour() int64 {
@@ -1161,17 +1076,17 @@ var File_proto_system_system_proto protoreflect.FileDescriptor
 
 const file_proto_system_system_proto_rawDesc = "" +
 	"\n" +
-	"\x19proto/system/system.proto\x12\x06system\x1a\x15proto/user/user.proto\"\x0f\n" +
+	"\x19proto/system/system.proto\x12\x06system\x1a\x1bproto/runtime/runtime.proto\x1a\x15proto/user/user.proto\"\x0f\n" +
 	"\rHealthRequest\"(\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\"\x15\n" +
-	"\x13ListServicesRequest\"\x92\x01\n" +
+	"\x13ListServicesRequest\"\x93\x01\n" +
 	"\x14ListServicesResponse\x12+\n" +
 	"\bservices\x18\x01 \x03(\v2\x0f.system.ServiceR\bservices\x12\x1e\n" +
 	"\n" +
 	"supervised\x18\x02 \x01(\bR\n" +
-	"supervised\x12-\n" +
-	"\tprocesses\x18\x03 \x03(\v2\x0f.system.ProcessR\tprocesses\"y\n" +
+	"supervised\x12.\n" +
+	"\tprocesses\x18\x03 \x03(\v2\x10.runtime.ProcessR\tprocesses\"y\n" +
 	"\aService\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
@@ -1183,16 +1098,7 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\bmetadata\x18\x03 \x03(\v2\x1a.system.Node.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa1\x01\n" +
-	"\aProcess\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\x12\x10\n" +
-	"\x03pid\x18\x03 \x01(\x05R\x03pid\x12\x1a\n" +
-	"\brestarts\x18\x04 \x01(\x05R\brestarts\x12\x1d\n" +
-	"\n" +
-	"started_at\x18\x05 \x01(\x03R\tstartedAt\x12\x1d\n" +
-	"\n" +
-	"last_error\x18\x06 \x01(\tR\tlastError\"+\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +
 	"\x15RestartServiceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
 	"\x16RestartServiceResponse\">\n" +
@@ -1201,11 +1107,11 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\x05lines\x18\x02 \x01(\x05R\x05lines\"+\n" +
 	"\x13ServiceLogsResponse\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x12\n" +
-	"\x10GetConfigRequest\")\n" +
-	"\x13UpdateConfigRequest\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"X\n" +
-	"\x0eConfigResponse\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x16\n" +
+	"\x10GetConfigRequest\"1\n" +
+	"\x13UpdateConfigRequest\x12\x1a\n" +
+	"\bdocument\x18\x01 \x01(\tR\bdocument\"`\n" +
+	"\x0eConfigResponse\x12\x1a\n" +
+	"\bdocument\x18\x01 \x01(\tR\bdocument\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
 	"\bwritable\x18\x03 \x01(\bR\bwritable\"\xf9\x01\n" +
 	"\n" +
@@ -1272,7 +1178,7 @@ func file_proto_system_system_proto_rawDescGZIP() []byte {
 	return file_proto_system_system_proto_rawDescData
 }
 
-var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_proto_system_system_proto_goTypes = []any{
 	(*HealthRequest)(nil),              // 0: system.HealthRequest
 	(*HealthResponse)(nil),             // 1: system.HealthResponse
@@ -1280,21 +1186,21 @@ var file_proto_system_system_proto_goTypes = []any{
 	(*ListServicesResponse)(nil),       // 3: system.ListServicesResponse
 	(*Service)(nil),                    // 4: system.Service
 	(*Node)(nil),                       // 5: system.Node
-	(*Process)(nil),                    // 6: system.Process
-	(*RestartServiceRequest)(nil),      // 7: system.RestartServiceRequest
-	(*RestartServiceResponse)(nil),     // 8: system.RestartServiceResponse
-	(*ServiceLogsRequest)(nil),         // 9: system.ServiceLogsRequest
-	(*ServiceLogsResponse)(nil),        // 10: system.ServiceLogsResponse
-	(*GetConfigRequest)(nil),           // 11: system.GetConfigRequest
-	(*UpdateConfigRequest)(nil),        // 12: system.UpdateConfigRequest
-	(*ConfigResponse)(nil),             // 13: system.ConfigResponse
-	(*AuditEntry)(nil),                 // 14: system.AuditEntry
-	(*ListAuditRequest)(nil),           // 15: system.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 16: system.ListAuditResponse
-	(*OverviewRequest)(nil),            // 17: system.OverviewRequest
-	(*OverviewResponse)(nil),           // 18: system.OverviewResponse
-	(*HourCount)(nil),                  // 19: system.HourCount
-	nil,                                // 20: system.Node.MetadataEntry
+	(*RestartServiceRequest)(nil),      // 6: system.RestartServiceRequest
+	(*RestartServiceResponse)(nil),     // 7: system.RestartServiceResponse
+	(*ServiceLogsRequest)(nil),         // 8: system.ServiceLogsRequest
+	(*ServiceLogsResponse)(nil),        // 9: system.ServiceLogsResponse
+	(*GetConfigRequest)(nil),           // 10: system.GetConfigRequest
+	(*UpdateConfigRequest)(nil),        // 11: system.UpdateConfigRequest
+	(*ConfigResponse)(nil),             // 12: system.ConfigResponse
+	(*AuditEntry)(nil),                 // 13: system.AuditEntry
+	(*ListAuditRequest)(nil),           // 14: system.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 15: system.ListAuditResponse
+	(*OverviewRequest)(nil),            // 16: system.OverviewRequest
+	(*OverviewResponse)(nil),           // 17: system.OverviewResponse
+	(*HourCount)(nil),                  // 18: system.HourCount
+	nil,                                // 19: system.Node.MetadataEntry
+	(*runtime.Process)(nil),            // 20: runtime.Process
 	(*user.ListUsersRequest)(nil),      // 21: user.ListUsersRequest
 	(*user.GetUserRequest)(nil),        // 22: user.GetUserRequest
 	(*user.UpdateUserRequest)(nil),     // 23: user.UpdateUserRequest
@@ -1308,37 +1214,37 @@ var file_proto_system_system_proto_goTypes = []any{
 }
 var file_proto_system_system_proto_depIdxs = []int32{
 	4,  // 0: system.ListServicesResponse.services:type_name -> system.Service
-	6,  // 1: system.ListServicesResponse.processes:type_name -> system.Process
+	20, // 1: system.ListServicesResponse.processes:type_name -> runtime.Process
 	5,  // 2: system.Service.nodes:type_name -> system.Node
-	20, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
-	14, // 4: system.ListAuditResponse.entries:type_name -> system.AuditEntry
-	19, // 5: system.OverviewResponse.hours:type_name -> system.HourCount
+	19, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
+	13, // 4: system.ListAuditResponse.entries:type_name -> system.AuditEntry
+	18, // 5: system.OverviewResponse.hours:type_name -> system.HourCount
 	0,  // 6: system.System.Health:input_type -> system.HealthRequest
 	2,  // 7: system.System.ListServices:input_type -> system.ListServicesRequest
-	7,  // 8: system.System.RestartService:input_type -> system.RestartServiceRequest
-	9,  // 9: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
+	6,  // 8: system.System.RestartService:input_type -> system.RestartServiceRequest
+	8,  // 9: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
 	21, // 10: system.System.ListUsers:input_type -> user.ListUsersRequest
 	22, // 11: system.System.GetUser:input_type -> user.GetUserRequest
 	23, // 12: system.System.UpdateUser:input_type -> user.UpdateUserRequest
 	24, // 13: system.System.DeleteUser:input_type -> user.DeleteUserRequest
 	25, // 14: system.System.RevokeSession:input_type -> user.RevokeSessionRequest
-	11, // 15: system.System.GetConfig:input_type -> system.GetConfigRequest
-	12, // 16: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
-	15, // 17: system.System.ListAudit:input_type -> system.ListAuditRequest
-	17, // 18: system.System.Overview:input_type -> system.OverviewRequest
+	10, // 15: system.System.GetConfig:input_type -> system.GetConfigRequest
+	11, // 16: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
+	14, // 17: system.System.ListAudit:input_type -> system.ListAuditRequest
+	16, // 18: system.System.Overview:input_type -> system.OverviewRequest
 	1,  // 19: system.System.Health:output_type -> system.HealthResponse
 	3,  // 20: system.System.ListServices:output_type -> system.ListServicesResponse
-	8,  // 21: system.System.RestartService:output_type -> system.RestartServiceResponse
-	10, // 22: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
+	7,  // 21: system.System.RestartService:output_type -> system.RestartServiceResponse
+	9,  // 22: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
 	26, // 23: system.System.ListUsers:output_type -> user.ListUsersResponse
 	27, // 24: system.System.GetUser:output_type -> user.GetUserResponse
 	28, // 25: system.System.UpdateUser:output_type -> user.UpdateUserResponse
 	29, // 26: system.System.DeleteUser:output_type -> user.DeleteUserResponse
 	30, // 27: system.System.RevokeSession:output_type -> user.RevokeSessionResponse
-	13, // 28: system.System.GetConfig:output_type -> system.ConfigResponse
-	13, // 29: system.System.UpdateConfig:output_type -> system.ConfigResponse
-	16, // 30: system.System.ListAudit:output_type -> system.ListAuditResponse
-	18, // 31: system.System.Overview:output_type -> system.OverviewResponse
+	12, // 28: system.System.GetConfig:output_type -> system.ConfigResponse
+	12, // 29: system.System.UpdateConfig:output_type -> system.ConfigResponse
+	15, // 30: system.System.ListAudit:output_type -> system.ListAuditResponse
+	17, // 31: system.System.Overview:output_type -> system.OverviewResponse
 	19, // [19:32] is the sub-list for method output_type
 	6,  // [6:19] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
@@ -1357,7 +1263,7 @@ func file_proto_system_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_system_system_proto_rawDesc), len(file_proto_system_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

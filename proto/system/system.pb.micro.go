@@ -5,6 +5,7 @@ package system
 
 import (
 	fmt "fmt"
+	_ "github.com/portal-go/portal/proto/runtime"
 	user "github.com/portal-go/portal/proto/user"
 	proto "google.golang.org/protobuf/proto"
 	math "math"

@@ -1,0 +1,151 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/registry"
+)
+
+// TestParseService: the one-service mode's command line and environment
+// become settings, through go-micro's cmd, without touching os.Args.
+func TestParseService(t *testing.T) {
+	t.Setenv("MICRO_CLIENT_RETRIES", "4")
+	t.Setenv("PORTAL_ADMIN_PASSWORD", "from-env")
+	before := slices.Clone(os.Args)
+	s, err := ParseService("user", []string{
+		"--registry", "etcd", "--registry_address", "127.0.0.1:1",
+		"--register_ttl", "20", "--server_address", "127.0.0.1:0", "--server_metadata", "zone=a=b",
+		"--http_address", "127.0.0.1:9", "--cache", "none", "--events", "memory",
+	}, io.Discard)
+	if err != nil {
+		t.Fatalf("ParseService: %v", err)
+	}
+	if !slices.Equal(os.Args, before) {
+		t.Errorf("os.Args changed: %q, was %q", os.Args, before)
+	}
+	for _, c := range []struct{ what, got, want string }{
+		{"registry", s.Registry.String(), "etcd"},
+		{"registry address", strings.Join(s.Registry.Options().Addrs, ","), "127.0.0.1:1"},
+		{"rpc", s.RPC, "grpc"},
+		{"http address", s.HTTPAddress, "127.0.0.1:9"},
+		{"server address", s.Server.Address, "127.0.0.1:0"},
+		{"metadata", s.Server.Metadata["zone"], "a=b"},
+		{"cache", s.Cache, "none"},
+		{"admin password", s.AdminPassword, "from-env"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if s.Server.RegisterTTL != 20*time.Second || s.Server.RegisterInterval != registerInterval {
+		t.Errorf("register ttl %v, interval %v: want 20s (set) and Portal's %v", s.Server.RegisterTTL, s.Server.RegisterInterval, registerInterval)
+	}
+	if s.Calls.Retries == nil || *s.Calls.Retries != 4 {
+		t.Errorf("MICRO_CLIENT_RETRIES=4: retries %v", s.Calls.Retries)
+	}
+	if s.Store != nil {
+		t.Errorf("MICRO_STORE unset: store %v, want nil (the file store)", s.Store)
+	}
+}
+
+// TestParseServiceRefuses: --help, unknown flags and settings no service can
+// run with end parsing with an error, never the process.
+func TestParseServiceRefuses(t *testing.T) {
+	if _, err := ParseService("web", []string{"--help"}, io.Discard); !errors.Is(err, ErrHelp) {
+		t.Errorf("--help: %v, want ErrHelp", err)
+	}
+	for _, args := range [][]string{
+		{"--no_such_flag"},
+		{"--server", "mucp"},
+		{"--server", "mucp", "--client", "grpc"},
+		{"--server", "http"},
+		{"--profile", "cpu"},
+		{"--profile", "http", "--profile_address", "0.0.0.0:6060"},
+		{"--registry", "nonesuch"},
+	} {
+		if _, err := ParseService("web", args, io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	if _, err := ParseService("gateway", nil, io.Discard); err == nil {
+		t.Error("an unknown service was accepted")
+	}
+}
+
+// TestBuildInProcess builds the three services from settings values, with
+// no binary and no command line, on a shared memory registry and broker,
+// and drives them through the gateway: the admin logs in (web -> user) and
+// lists users (web -> system -> user).
+func TestBuildInProcess(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	reg, brk := registry.NewMemoryRegistry(), broker.NewMemoryBroker()
+	settings := func(name string) ServiceSettings {
+		return ServiceSettings{
+			Name: name, Registry: reg, Broker: brk, RPC: "grpc",
+			Server:  ServerSettings{Address: "127.0.0.1:0"},
+			DataDir: dir, ConfigFile: filepath.Join(dir, "none.yaml"), AdminPassword: "in-process-admin-pw",
+			Cache: "memory", Events: "memory",
+		}
+	}
+	var gateway http.Handler
+	for _, name := range []string{"user", "system", "web"} { // user writes the keys the others read
+		b, err := Build(ctx, settings(name), log)
+		if err != nil {
+			t.Fatalf("Build %s: %v", name, err)
+		}
+		t.Cleanup(b.Close)
+		if err := b.Service.Start(); err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { b.Service.Stop() })
+		if b.Service.Server().Options().RegisterTTL != registerTTL {
+			t.Errorf("%s: register TTL %v, want Portal's %v", name, b.Service.Server().Options().RegisterTTL, registerTTL)
+		}
+		if (b.Gateway != nil) != (name == "web") {
+			t.Errorf("%s: gateway %v", name, b.Gateway)
+		}
+		gateway = b.Gateway
+	}
+	srv := httptest.NewServer(gateway)
+	defer srv.Close()
+
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": "in-process-admin-pw"})
+	rsp, err := http.Post(srv.URL+"/api/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	var login struct{ Token string }
+	json.NewDecoder(rsp.Body).Decode(&login)
+	rsp.Body.Close()
+	if rsp.StatusCode != http.StatusOK || login.Token == "" {
+		t.Fatalf("login: %s, token %q", rsp.Status, login.Token)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/admin/users", nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	rsp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("admin users: %v", err)
+	}
+	data, _ := io.ReadAll(rsp.Body)
+	rsp.Body.Close()
+	if rsp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"admin"`) {
+		t.Fatalf("admin users: %s %s", rsp.Status, data)
+	}
+}
