@@ -255,3 +255,25 @@ func TestEdgeEmbedded(t *testing.T) {
 		})
 	})
 }
+
+// With no trusted proxies (the default) forwarding headers are a client's
+// own claims: ignored for its address and its scheme.
+func TestForwardedHeadersIgnoredByDefault(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	c := newClient(t, p)
+	c.register("spoof_sam", "spoof_sam-password")
+	r := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "spoof_sam", "password": "spoof_sam-password"}, from("203.0.113.50")...), http.StatusOK)
+	if h := r.Header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("a client's X-Forwarded-Proto got Strict-Transport-Security %q", h)
+	}
+	if ss := sessionsOf(t, c, r.json(t)["token"].(string)); len(ss) != 1 || ss[0].ClientAddr != "127.0.0.1" {
+		t.Errorf("sessions %+v, want one from the peer 127.0.0.1", ss)
+	}
+	page := c.do("GET", "/login", "", nil, from("203.0.113.50")...)
+	for _, ck := range page.Cookies() {
+		if ck.Secure {
+			t.Errorf("cookie %s Secure on a plain http request claiming https", ck.Name)
+		}
+	}
+}
