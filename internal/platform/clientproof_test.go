@@ -56,11 +56,19 @@ func newProof(t *testing.T, key string) *pauth.ClientProof {
 	return p
 }
 
-// Over real gRPC: the client a gateway names reaches user (directly, and
+// Over real RPC: the client a gateway names reaches user (directly, and
 // relayed by system); a caller without the gateway key, whatever it puts in
-// the metadata, is taken for its own address, with no user agent.
+// the metadata, is taken for its own address (gRPC; none under mucp, whose
+// "Remote" a caller can shadow), with no user agent.
 func TestClientProofOverRPC(t *testing.T) {
+	for rpc, peer := range map[string]string{"grpc": "127.0.0.1", "mucp": ""} {
+		t.Run(rpc, func(t *testing.T) { clientProofOverRPC(t, rpc, peer) })
+	}
+}
+
+func clientProofOverRPC(t *testing.T, rpc, peer string) {
 	p := testPlugins()
+	p.RPC = rpc
 	key := newProof(t, "k")
 	start := func(name string, proof *pauth.ClientProof) *platform.Service {
 		t.Helper()
@@ -136,8 +144,8 @@ func TestClientProofOverRPC(t *testing.T) {
 		if err := call(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := users.last(); got != (pauth.Client{Addr: "127.0.0.1"}) {
-			t.Errorf("%s: user saw %+v, want the caller's own address 127.0.0.1 and no user agent", name, got)
+		if got := users.last(); got != (pauth.Client{Addr: peer}) {
+			t.Errorf("%s: user saw %+v, want the caller's own address %q and no user agent", name, got, peer)
 		}
 	}
 	if len(bad) != 1 {
