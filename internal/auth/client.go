@@ -54,10 +54,16 @@ const minGatewayKey = 32
 
 type clientCtxKey struct{}
 
-// ContextWithClient names the end client of the calls made with ctx. The
-// services' client wrapper (ClientProof.Sign) signs it into each call.
-func ContextWithClient(ctx context.Context, c Client) context.Context {
+// WithClient names the end client of the calls made with ctx (and, in a
+// handler's tests, of the request handled with it). Every service's client
+// signs it into each call (ClientProof.Outgoing).
+func WithClient(ctx context.Context, c Client) context.Context {
 	return context.WithValue(ctx, clientCtxKey{}, Client{Addr: cut(c.Addr, maxClientAddr), UserAgent: cut(c.UserAgent, maxClientAgent)})
+}
+
+// ContextWithClient is WithClient with an address and no user agent.
+func ContextWithClient(ctx context.Context, addr string) context.Context {
+	return WithClient(ctx, Client{Addr: addr})
 }
 
 // ClientOf returns the end client of the request handled with ctx: proven by
@@ -140,7 +146,7 @@ func (p *ClientProof) check(endpoint, v string) (Client, error) {
 }
 
 // Outgoing is the context for a call to req: when ctx names a Client
-// (ContextWithClient, or a verified one being passed on) it carries it
+// (WithClient, or a verified one being passed on) it carries it
 // signed for req's endpoint; otherwise it carries no Client entry, not even
 // one relayed from the caller's own caller. Every service's client applies
 // it (platform.Service.UseClientProof).

@@ -60,14 +60,17 @@ func TestClientProofCheck(t *testing.T) {
 }
 
 // What a proof carries is bounded like the stores bound it.
-func TestContextWithClientBounds(t *testing.T) {
-	ctx := ContextWithClient(t.Context(), Client{Addr: strings.Repeat("1", 100), UserAgent: strings.Repeat("é", 300)})
+func TestWithClientBounds(t *testing.T) {
+	ctx := WithClient(t.Context(), Client{Addr: strings.Repeat("1", 100), UserAgent: strings.Repeat("é", 300)})
 	c, ok := ClientOf(ctx)
 	if !ok || len(c.Addr) != maxClientAddr || len(c.UserAgent) != maxClientAgent || !strings.HasPrefix(c.UserAgent, "é") {
 		t.Errorf("ClientOf = %d-byte address, %d-byte agent; want %d and %d", len(c.Addr), len(c.UserAgent), maxClientAddr, maxClientAgent)
 	}
 	if _, ok := ClientOf(t.Context()); ok {
 		t.Error("a bare context names a client")
+	}
+	if c, _ := ClientOf(ContextWithClient(t.Context(), "192.0.2.1")); c != (Client{Addr: "192.0.2.1"}) || ClientFromContext(ContextWithClient(t.Context(), "192.0.2.1")) != "192.0.2.1" {
+		t.Errorf("ContextWithClient gave %+v", c)
 	}
 }
 

@@ -97,7 +97,7 @@ func clientProofOverRPC(t *testing.T, rpc, peer string) {
 	}
 	gateway := start("web", key)
 	client := pauth.Client{Addr: "203.0.113.7", UserAgent: "agent/1"}
-	ctx := pauth.ContextWithClient(context.Background(), client)
+	ctx := pauth.WithClient(context.Background(), client)
 
 	if _, err := userpb.NewUserService("user", gateway.Client()).Health(ctx, &userpb.HealthRequest{}); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestProvenClientOverwritesTheBody(t *testing.T) {
 		ctx  context.Context
 		want pauth.Client
 	}{
-		"proven":   {pauth.ContextWithClient(context.Background(), pauth.Client{Addr: "203.0.113.7", UserAgent: "ua"}), pauth.Client{Addr: "203.0.113.7", UserAgent: "ua"}},
+		"proven":   {pauth.WithClient(context.Background(), pauth.Client{Addr: "203.0.113.7", UserAgent: "ua"}), pauth.Client{Addr: "203.0.113.7", UserAgent: "ua"}},
 		"no proof": {context.Background(), pauth.Client{}},
 	} {
 		req := &pb.LoginRequest{Username: "alice", ClientAddr: "198.51.100.66", UserAgent: "forged"}

@@ -53,7 +53,7 @@ func callerOf(c *gin.Context) *caller {
 // rpcContext is the request's context carrying the caller's token, and the
 // client's address, to services.
 func rpcContext(c *gin.Context) context.Context {
-	ctx := pauth.ContextWithClient(c.Request.Context(), pauth.Client{Addr: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+	ctx := pauth.WithClient(c.Request.Context(), pauth.Client{Addr: c.ClientIP(), UserAgent: c.Request.UserAgent()})
 	if cl := callerOf(c); cl != nil {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}
