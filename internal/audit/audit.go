@@ -42,12 +42,14 @@ const (
 	KindDelete         Kind = "delete"          // an admin deleted a user
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
+	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
 )
 
 // Kinds lists every Kind, in the order above.
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
+	KindLockoutLifted,
 }
 
 // Valid reports whether k is one of Kinds.

@@ -100,7 +100,7 @@ func userID(t *testing.T, c *client, tok, name string) string {
 // last admin stays.
 func TestAdminUsers(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	for i := range 25 {

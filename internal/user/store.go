@@ -18,6 +18,8 @@ const (
 	keyName        = "name/"    // name/<lowercased username> -> id
 	keySession     = "session/" // session/<id> -> Session
 	keyUserSession = "usess/"   // usess/<user id>/<session id> -> ""
+	// keyBootstrap records that this store had its first admin made.
+	keyBootstrap = "bootstrap/admin" // -> the time, RFC 3339
 )
 
 // storeError marks a failure of the store itself (not a missing record): it
@@ -360,6 +362,55 @@ func (r *Repo) CountSessions(ctx context.Context) (int, error) {
 		return 0, storeError("list", err)
 	}
 	return len(keys), nil
+}
+
+// Bootstrapped reports whether the store records that its first admin was
+// made.
+func (r *Repo) Bootstrapped(ctx context.Context) (bool, error) {
+	vals, err := r.read(ctx, keyBootstrap)
+	if err != nil {
+		return false, err
+	}
+	return vals[0] != nil, nil
+}
+
+// ClaimBootstrap records that the store's first admin is being made, and
+// reports whether this call did (false: another instance did first). With a
+// Claimer the record is claimed atomically; without one, this process
+// serialises it.
+func (r *Repo) ClaimBootstrap(ctx context.Context, now time.Time) (bool, error) {
+	v := []byte(now.UTC().Format(time.RFC3339))
+	if r.claimer != nil {
+		won, err := r.claimer.Claim(keyBootstrap, v)
+		if err != nil {
+			return false, storeError("claim", err)
+		}
+		return won, nil
+	}
+	r.create.Lock()
+	defer r.create.Unlock()
+	if done, err := r.Bootstrapped(ctx); err != nil || done {
+		return false, err
+	}
+	if err := r.store(ctx).Write(&store.Record{Key: keyBootstrap, Value: v}); err != nil {
+		return false, storeError("write", err)
+	}
+	return true, nil
+}
+
+// DropBootstrap forgets the record of ClaimBootstrap (best effort: the
+// admin it announced could not be made).
+func (r *Repo) DropBootstrap(ctx context.Context) {
+	_ = r.store(ctx).Delete(keyBootstrap)
+}
+
+// AnyUser reports whether the store holds an account.
+func (r *Repo) AnyUser(ctx context.Context) (bool, error) {
+	keys, err := r.store(ctx).List(store.ListPrefix(keyUser))
+	if err != nil {
+		return false, storeError("list", err)
+	}
+	return len(keys) > 0, nil
 }
 
 // Ping checks that the store answers.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ghodss/yaml"
@@ -235,6 +236,23 @@ func (g *Gateway) apiAudit(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total})
 }
 
+func (g *Gateway) apiLockouts(c *gin.Context) {
+	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"lockouts": orEmpty(rsp.Lockouts)})
+}
+
+func (g *Gateway) apiLiftLockout(c *gin.Context) {
+	if _, err := g.Users.LiftLockout(rpcContext(c), &userpb.LiftLockoutRequest{Kind: c.Param("kind"), Key: strings.TrimPrefix(c.Param("key"), "/")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
 func (g *Gateway) apiOverview(c *gin.Context) {
 	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
 	if err != nil {
@@ -253,7 +271,7 @@ func (g *Gateway) apiOverview(c *gin.Context) {
 var notices = map[string]string{
 	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
-	"restarted": "Restart requested.",
+	"restarted": "Restart requested.", "lifted": "Lockout lifted.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.
@@ -374,6 +392,24 @@ func (g *Gateway) endSessionForm(c *gin.Context) {
 	back(c, next, "session_ended")
 }
 
+func (g *Gateway) lockoutsPage(c *gin.Context) {
+	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts, "Notice": notices[c.Query("done")]})
+}
+
+func (g *Gateway) liftLockoutForm(c *gin.Context) {
+	req := &userpb.LiftLockoutRequest{Kind: c.PostForm("kind"), Key: c.PostForm("key")}
+	if _, err := g.Users.LiftLockout(rpcContext(c), req); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	back(c, "/admin/lockouts", "lifted")
+}
+
 func (g *Gateway) configPage(c *gin.Context) {
 	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
 	if err != nil {
@@ -432,7 +468,7 @@ func (g *Gateway) logsPage(c *gin.Context) {
 
 // auditKinds are the kinds the audit page offers as filters.
 var auditKinds = []string{"register", "login", "login_failed", "lockout", "logout", "password_change",
-	"role_change", "disable", "enable", "delete", "session_ended", "config_change"}
+	"role_change", "disable", "enable", "delete", "session_ended", "config_change", "lockout_lifted"}
 
 func (g *Gateway) auditPage(c *gin.Context) {
 	user, kind, offset := c.Query("user"), c.Query("kind"), intQuery(c, "offset")

@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	merrors "go-micro.dev/v4/errors"
+
+	userpb "github.com/portal-go/portal/proto/user"
 )
 
 func mustProxies(t *testing.T, s string) []netip.Prefix {
@@ -150,10 +153,13 @@ func TestClientAddressReachesServices(t *testing.T) {
 	}
 }
 
-// Session and CSRF cookies are Secure, and HSTS is sent, exactly when the
-// request came over https: TLS, or a trusted proxy's X-Forwarded-Proto.
+// Session, device and CSRF cookies are Secure, and HSTS is sent, exactly
+// when the request came over https: TLS, or a trusted proxy's
+// X-Forwarded-Proto.
 func TestSecureCookiesAndHSTS(t *testing.T) {
-	g := newGateway(t, settings(), newFakeUsers())
+	users := newFakeUsers()
+	users.login = &userpb.LoginResponse{Token: "login-token", SessionId: "s-new", DeviceToken: "device-token", DeviceExpiresAt: time.Now().Add(time.Hour).Unix()}
+	g := newGateway(t, settings(), users)
 	g.TrustedProxies = mustProxies(t, "10.0.0.0/8")
 	g.HSTSMaxAge = DefaultHSTSMaxAge
 	loginForm := func(mod func(*http.Request)) *httptest.ResponseRecorder {
@@ -178,9 +184,10 @@ func TestSecureCookiesAndHSTS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := loginForm(tc.mod)
-			ck := cookieNamed(w, sessionCookie)
-			if ck == nil || ck.Secure != tc.secure {
-				t.Errorf("session cookie %q, want Secure=%v", setCookieLine(w, sessionCookie), tc.secure)
+			for _, name := range []string{sessionCookie, deviceCookie} {
+				if ck := cookieNamed(w, name); ck == nil || ck.Secure != tc.secure {
+					t.Errorf("%s cookie %q, want Secure=%v", name, setCookieLine(w, name), tc.secure)
+				}
 			}
 			page := serve(g, get("/login", tc.mod))
 			if ck := cookieNamed(page, csrfCookie); ck == nil || ck.Secure != tc.secure {
