@@ -89,7 +89,7 @@ func TestEdgeEmbedded(t *testing.T) {
 	bin := testenv.BuildPortal(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "portal.yaml")
-	if err := os.WriteFile(cfg, []byte("login:\n  maxFailures: 3\n  lockoutSeconds: 300\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("login:\n  maxFailures: 3\n  lockoutSeconds: 300\n  addressMaxFailures: 3\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	proc := testenv.StartProc(t, bin, []string{"--trusted_proxies", "127.0.0.1/32", "--metrics_token", edgeMetricsToken},
