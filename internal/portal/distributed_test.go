@@ -247,6 +247,7 @@ func TestDistributed(t *testing.T) {
 	// naming a client is taken for its own address.
 	if !t.Run("a5_client_address_across_processes", func(t *testing.T) {
 		w := c.clients(t)[1]
+		name, pw := stepUser(t, w)
 		tok := w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}, from("203.0.113.21")...), http.StatusOK).json(t)["token"].(string)
 		if ss := sessionsOf(t, w, tok); !hasSession(ss, "203.0.113.21", "agent-of-203.0.113.21") {
 			t.Fatalf("sessions %+v lack one from 203.0.113.21 with its user agent", ss)

@@ -19,6 +19,7 @@ import (
 
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -126,7 +127,7 @@ func TestEdgeEmbedded(t *testing.T) {
 			t.Errorf("sessions %+v, want one from 203.0.113.8 with its user agent", ss)
 		}
 		admin := c.expect(login("admin", testenv.AdminPassword, from("203.0.113.9")...), http.StatusOK).json(t)["token"].(string)
-		testenv.WaitFor(t, 20*time.Second, "the failed logins and the lockout in the audit log", func() bool {
+		poll.Wait(t, 20*time.Second, "the failed logins and the lockout in the audit log", func() bool {
 			failed, _ := listAudit(t, c, admin, "kind=login_failed")
 			locks, _ := listAudit(t, c, admin, "kind=lockout")
 			n := 0
@@ -240,7 +241,7 @@ func TestEdgeEmbedded(t *testing.T) {
 			}
 		}
 		c.expect(login("edge_carol", "edge_carol-password", from(victim)...), http.StatusOK)
-		testenv.WaitFor(t, 20*time.Second, "the direct failures in the audit log, with the caller's address", func() bool {
+		poll.Wait(t, 20*time.Second, "the direct failures in the audit log, with the caller's address", func() bool {
 			es, _ := listAudit(t, c, admin, "kind=login_failed&user=edge_erin")
 			n := 0
 			for _, e := range es {
