@@ -245,7 +245,7 @@ func TestDistributed(t *testing.T) {
 	// a5. portal web behind a trusted proxy: the client it names reaches
 	// user, another process, through the gateway key; a direct caller
 	// naming a client is taken for its own address.
-	if !t.Run("a5_client_address_across_processes", func(t *testing.T) {
+	if !t.Run("a5_client_address", func(t *testing.T) {
 		w := c.clients(t)[1]
 		name, pw := stepUser(t, w)
 		tok := w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}, from("203.0.113.21")...), http.StatusOK).json(t)["token"].(string)
