@@ -120,6 +120,11 @@ func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, 
 	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log); err != nil {
 		return nil, err
 	}
+	proof, err := s.Edge.clientProof(s.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	b.Service.UseClientProof(proof)
 	d, err := openDeps(b, log)
 	if err != nil {
 		return nil, err
@@ -307,10 +312,9 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	gw, err := mountWeb(b.Service, web.Options{
-		Auth: d.verifier, Config: d.cfg, Cache: c, Revocations: b.link, Log: log,
-		Metrics: b.Metrics, MetricsPublic: b.settings.MetricsPublic,
-	})
+	gw, err := mountWeb(b.Service, b.settings.Edge.webOptions(web.Options{
+		Auth: d.verifier, Config: d.cfg, Cache: c, Revocations: b.link, Log: log, Metrics: b.Metrics,
+	}))
 	if err != nil {
 		return err
 	}
