@@ -22,7 +22,6 @@ import (
 	// Plugins go-micro's cmd can choose by name (MICRO_REGISTRY=etcd, ...).
 	_ "github.com/go-micro/plugins/v4/broker/nats"
 	_ "github.com/go-micro/plugins/v4/client/grpc"
-	_ "github.com/go-micro/plugins/v4/registry/etcd"
 	_ "github.com/go-micro/plugins/v4/server/grpc"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -100,6 +99,9 @@ var builders = map[string]func(context.Context, *Built, deps, *slog.Logger) erro
 // whatever it opened is closed.
 func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, err error) {
 	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if err := connectEtcd(ctx, &s, log); err != nil {
 		return nil, err
 	}
 	b := &Built{Metrics: platform.NewMetrics(), settings: s}
@@ -350,8 +352,11 @@ func openConfig(s ServiceSettings, log *slog.Logger) (*config.Center, error) {
 	case "":
 		return config.OpenFile(s.ConfigFile, log)
 	case "etcd":
-		addrs := firstOf(s.ConfigAddress, s.RegistryAddress, "127.0.0.1:2379")
-		return config.OpenEtcd(strings.Split(addrs, ","), config.EtcdKey, log)
+		cfg, err := s.configEtcd().Config()
+		if err != nil {
+			return nil, err
+		}
+		return config.OpenEtcd(cfg, config.EtcdKey, log)
 	}
 	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", s.ConfigSource)
 }

@@ -22,6 +22,7 @@ import (
 	"go-micro.dev/v4/transport"
 	"go-micro.dev/v4/util/cmd"
 
+	"github.com/portal-go/portal/internal/etcdx"
 	"github.com/portal-go/portal/internal/platform"
 )
 
@@ -59,10 +60,13 @@ type ServiceSettings struct {
 	// PublicKey and PrivateKey are MICRO_AUTH_*_KEY, base64 of PEM.
 	PublicKey, PrivateKey string
 	// ConfigSource is MICRO_CONFIG: "" (ConfigFile) or "etcd" at
-	// ConfigAddress (default: RegistryAddress).
-	ConfigSource, ConfigAddress, RegistryAddress string
+	// ConfigAddress (default: the registry's, Etcd.Addrs).
+	ConfigSource, ConfigAddress string
 	// Cache is the gateway's cache: memory, redis (at CacheAddress) or none.
 	Cache, CacheAddress string
+	// Etcd is how the registry and config center reach etcd: TLS,
+	// credentials, and the registry's addresses.
+	Etcd etcdx.Settings
 	// TLSCertFile, TLSKeyFile and TLSCAFile make RPC mutual TLS: all or none.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
 	// MetricsAddress serves /metrics, /healthz, /readyz ("" off);
@@ -118,6 +122,9 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
+	&cli.StringFlag{Name: "etcd_ca_file", EnvVars: []string{"PORTAL_ETCD_CA_FILE"}, Usage: "etcd (registry, config center): the PEM CA that signs etcd's certificate; turns TLS on (as does an https:// registry address). Credentials: ETCD_USERNAME, ETCD_PASSWORD"},
+	&cli.StringFlag{Name: "etcd_cert_file", EnvVars: []string{"PORTAL_ETCD_CERT_FILE"}, Usage: "etcd: a PEM client certificate, for an etcd that requires one (with --etcd_key_file)"},
+	&cli.StringFlag{Name: "etcd_key_file", EnvVars: []string{"PORTAL_ETCD_KEY_FILE"}, Usage: "etcd: the PEM private key of --etcd_cert_file"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
@@ -206,8 +213,8 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		PublicKey:     c.String("auth_public_key"), PrivateKey: c.String("auth_private_key"),
 		ConfigSource: c.String("config"), ConfigAddress: c.String("config_address"),
-		RegistryAddress: c.String("registry_address"),
-		Cache:           c.String("cache"), CacheAddress: c.String("cache_address"),
+		Etcd:  etcdSettings(c.String("registry_address"), c.String),
+		Cache: c.String("cache"), CacheAddress: c.String("cache_address"),
 		TLSCertFile: c.String("tls_cert_file"), TLSKeyFile: c.String("tls_key_file"), TLSCAFile: c.String("tls_ca_file"),
 		MetricsAddress: c.String("metrics_address"), MetricsPublic: c.Bool("metrics_public"),
 		TraceEndpoint: c.String("trace_endpoint"),

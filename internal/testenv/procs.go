@@ -372,6 +372,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"PORTAL_ADMIN_PASSWORD":  AdminPassword,
 		"PORTAL_DATA_DIR":        t.TempDir(),
 	}
+	etcdEnv(env, c.Etcd)
 	switch service {
 	case "user", "system":
 		if service == "user" {
@@ -391,6 +392,9 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 // etcd's (byte) order.
 func (e *Etcd) Keys(t testing.TB, prefix string) []string {
 	t.Helper()
+	if e.root != nil {
+		return e.rootKeys(t, prefix)
+	}
 	var resp struct {
 		Kvs []struct {
 			Key string `json:"key"`

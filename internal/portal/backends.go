@@ -1,0 +1,90 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"go-micro.dev/v4/util/cmd"
+
+	"github.com/portal-go/portal/internal/etcdx"
+)
+
+// MICRO_REGISTRY=etcd makes an etcdx.Pending while the flags are parsed;
+// connectEtcd makes the real registry once the settings are checked.
+func init() { cmd.DefaultRegistries["etcd"] = etcdx.NewPending }
+
+// etcdFlags are the flags of the TLS files Portal's etcd clients use;
+// ETCD_USERNAME and ETCD_PASSWORD are read from the environment only.
+var etcdFlags = []string{"etcd_ca_file", "etcd_cert_file", "etcd_key_file"}
+
+// etcdSettings are the etcd settings the flags give, on addrs.
+func etcdSettings(addrs string, files func(string) string) etcdx.Settings {
+	return etcdx.FromEnv(splitList(addrs), files(etcdFlags[0]), files(etcdFlags[1]), files(etcdFlags[2]))
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// usesEtcdRegistry reports whether the registry is etcd still to connect.
+func (s ServiceSettings) usesEtcdRegistry() bool {
+	_, ok := s.Registry.(*etcdx.Pending)
+	return ok
+}
+
+// configEtcd are the config center's etcd settings: the registry's, on the
+// config address when one is given.
+func (s ServiceSettings) configEtcd() etcdx.Settings {
+	e := s.Etcd
+	if s.ConfigAddress != "" {
+		e.Addrs = splitList(s.ConfigAddress)
+	}
+	return e
+}
+
+// connectEtcd checks the etcd settings of the registry and config center,
+// when they are etcd, and makes the registry. A wrong CA, client
+// certificate or password fails here, with a message that names the
+// setting. An etcd that does not answer is a warning (the service starts
+// unregistered and on default config, and keeps trying), unless
+// credentials are set: go-micro's etcd plugin can only authenticate as it
+// is made.
+func connectEtcd(ctx context.Context, s *ServiceSettings, log *slog.Logger) error {
+	var checks []etcdx.Settings
+	if s.usesEtcdRegistry() {
+		checks = append(checks, s.Etcd)
+	}
+	if s.ConfigSource == "etcd" && (len(checks) == 0 || s.ConfigAddress != "") {
+		checks = append(checks, s.configEtcd())
+	}
+	for _, e := range checks {
+		err := etcdx.Check(ctx, e)
+		switch {
+		case errors.Is(err, etcdx.ErrUnreachable) && e.Username == "":
+			log.Warn("etcd does not answer; starting anyway", "etcd", e.Describe(), "err", err)
+		case err != nil:
+			return fmt.Errorf("etcd (%s): %w", e.Describe(), err)
+		default:
+			log.Info("etcd", "etcd", e.Describe())
+		}
+	}
+	if !s.usesEtcdRegistry() {
+		return nil
+	}
+	r, err := s.Etcd.Registry()
+	if err != nil {
+		return err
+	}
+	s.Registry = r
+	return nil
+}

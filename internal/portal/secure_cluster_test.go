@@ -1,0 +1,136 @@
+package portal_test
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// TestSecureCluster runs the distributed cluster (two user, one system, two
+// web processes) on an etcd that requires TLS, a client certificate and a
+// password, and checks that it works as the plain one does: a session and
+// its revocation across gateways, a config change from etcd, a killed user
+// instance. Then it starts a service with each etcd setting wrong and
+// checks that it refuses to start and says which.
+func TestSecureCluster(t *testing.T) {
+	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+		testenv.Require(t, b)
+	}
+	pki := testenv.NewPKI(t, "backends")
+	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
+	c.env = testenv.Cluster{
+		Etcd:  testenv.StartSecureEtcd(t, testenv.EtcdOptions{PKI: pki, ClientCerts: true, Auth: true}),
+		NATS:  testenv.StartNATS(t),
+		Redis: testenv.StartRedis(t),
+		Keys:  testenv.NewPortalKeys(t),
+	}
+	etcd := c.env.Etcd
+	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	for _, s := range []string{"user", "user", "system", "web", "web"} {
+		c.start(s)
+	}
+	const name, pw = "carol", "carol-password-1"
+	var token string
+
+	if !t.Run("session_across_gateways", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[0].register(name, pw)
+		token, _ = ws[1].login(name, pw)
+		for _, w := range ws {
+			w.expect(w.do("GET", "/api/v1/me", token, nil), http.StatusOK)
+		}
+		if ok, missing := registered(t, etcd, "user", c.users); !ok {
+			t.Fatalf("user nodes missing from the registry: %s", missing)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("revocation_across_gateways", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[1].expect(ws[1].do("POST", "/api/v1/logout", token, nil), http.StatusNoContent)
+		testenv.WaitFor(t, 10*time.Second, "web1 to refuse the token logged out on web2", func() bool {
+			return ws[0].do("GET", "/api/v1/me", token, nil).StatusCode == http.StatusUnauthorized
+		})
+	}) {
+		return
+	}
+
+	if !t.Run("config_change", func(t *testing.T) {
+		ws := c.clients(t)
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n")
+		streak := 0 // four in a row, two per gateway, reach both user nodes
+		testenv.WaitFor(t, 15*time.Second, "logins on both gateways to mint 120 s tokens", func() bool {
+			if _, exp := ws[streak%2].login(name, pw); near(lifetime(exp), 120*time.Second) {
+				streak++
+			} else {
+				streak = 0
+			}
+			return streak == 4
+		})
+	}) {
+		return
+	}
+
+	if !t.Run("killed_user_instance", func(t *testing.T) {
+		ws := c.clients(t)
+		c.users[0].Kill(t)
+		for i := 0; i < 20; i++ {
+			ws[i%2].login(name, pw) // fails the test unless 200
+		}
+	}) {
+		return
+	}
+
+	t.Run("wrong_etcd_settings_refused", func(t *testing.T) {
+		other := testenv.NewPKI(t, "other")
+		for _, w := range []struct {
+			name string
+			set  map[string]string
+			want string
+		}{
+			{"wrong CA", map[string]string{"PORTAL_ETCD_CA_FILE": other.CAFile}, "PORTAL_ETCD_CA_FILE"},
+			{"wrong password", map[string]string{"ETCD_PASSWORD": "not-the-password"}, "ETCD_PASSWORD"},
+			{"no credentials", map[string]string{"ETCD_USERNAME": "", "ETCD_PASSWORD": ""}, "set ETCD_USERNAME and ETCD_PASSWORD"},
+			{"no client certificate", map[string]string{"PORTAL_ETCD_CERT_FILE": "", "PORTAL_ETCD_KEY_FILE": ""}, "PORTAL_ETCD_CERT_FILE"},
+		} {
+			env := testenv.PortalEnv(t, "user", c.env)
+			for k, v := range w.set {
+				env[k] = v
+			}
+			out, err := runToExit(t, c.bin, env, "user")
+			if err == nil || !strings.Contains(out, w.want) {
+				t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, err, w.want, out)
+			}
+		}
+	})
+}
+
+// runToExit runs `portal <args>` with exactly env (empty values dropped)
+// and returns its output and exit error once it ends, failing the test if
+// it runs for more than a minute: a service that should refuse to start.
+func runToExit(t *testing.T, bin string, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = nil
+	for k, v := range env {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	sort.Strings(cmd.Env)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("portal %s still running after a minute:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out), err
+}
