@@ -9,7 +9,10 @@ import (
 
 	"go-micro.dev/v4/util/cmd"
 
+	goredis "github.com/go-redis/redis/v8"
+
 	"github.com/portal-go/portal/internal/etcdx"
+	"github.com/portal-go/portal/internal/redisx"
 )
 
 // MICRO_REGISTRY=etcd makes an etcdx.Pending while the flags are parsed;
@@ -87,4 +90,24 @@ func connectEtcd(ctx context.Context, s *ServiceSettings, log *slog.Logger) erro
 	}
 	s.Registry = r
 	return nil
+}
+
+// dialRedis are the client options of the Redis at nodes (the setting
+// named setting) with the CA of caFile, checked: a wrong CA, user or
+// password is an error naming it; a Redis that does not answer is left to
+// the caller (user's start check refuses it, web's cache treats it as
+// misses).
+func dialRedis(nodes []string, caFile, setting string, log *slog.Logger) (goredis.UniversalOptions, error) {
+	opts, err := redisx.Dial(nodes, caFile)
+	if err != nil {
+		return opts, fmt.Errorf("%s: %w", setting, err)
+	}
+	err = redisx.Check(context.Background(), opts)
+	switch {
+	case errors.Is(err, redisx.ErrUnreachable):
+		log.Warn("redis does not answer", "setting", setting, "err", err)
+	case err != nil:
+		return opts, fmt.Errorf("%s: %w", setting, err)
+	}
+	return opts, nil
 }

@@ -15,10 +15,11 @@ import (
 
 // TestSecureCluster runs the distributed cluster (two user, one system, two
 // web processes) on an etcd that requires TLS, a client certificate and a
-// password, and checks that it works as the plain one does: a session and
-// its revocation across gateways, a config change from etcd, a killed user
-// instance. Then it starts a service with each etcd setting wrong and
-// checks that it refuses to start and says which.
+// password, and a Redis on TLS only with an ACL user per service (web's
+// cache included), and checks that it works as the plain one does: a
+// session and its revocation across gateways, a config change from etcd, a
+// killed user instance. Then it starts a service with each setting wrong
+// and checks that it refuses to start and says which.
 func TestSecureCluster(t *testing.T) {
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(t, b)
@@ -28,7 +29,7 @@ func TestSecureCluster(t *testing.T) {
 	c.env = testenv.Cluster{
 		Etcd:  testenv.StartSecureEtcd(t, testenv.EtcdOptions{PKI: pki, ClientCerts: true, Auth: true}),
 		NATS:  testenv.StartNATS(t),
-		Redis: testenv.StartRedis(t),
+		Redis: testenv.StartSecureRedis(t, testenv.RedisOptions{PKI: pki, ACL: true}),
 		Keys:  testenv.NewPortalKeys(t),
 	}
 	etcd := c.env.Etcd
@@ -89,7 +90,7 @@ func TestSecureCluster(t *testing.T) {
 		return
 	}
 
-	t.Run("wrong_etcd_settings_refused", func(t *testing.T) {
+	t.Run("wrong_settings_refused", func(t *testing.T) {
 		other := testenv.NewPKI(t, "other")
 		for _, w := range []struct {
 			name string
@@ -100,6 +101,9 @@ func TestSecureCluster(t *testing.T) {
 			{"wrong password", map[string]string{"ETCD_PASSWORD": "not-the-password"}, "ETCD_PASSWORD"},
 			{"no credentials", map[string]string{"ETCD_USERNAME": "", "ETCD_PASSWORD": ""}, "set ETCD_USERNAME and ETCD_PASSWORD"},
 			{"no client certificate", map[string]string{"PORTAL_ETCD_CERT_FILE": "", "PORTAL_ETCD_KEY_FILE": ""}, "PORTAL_ETCD_CERT_FILE"},
+			{"redis: wrong CA", map[string]string{"PORTAL_REDIS_CA_FILE": other.CAFile}, "PORTAL_REDIS_CA_FILE"},
+			{"redis: another service's user", map[string]string{"MICRO_STORE_ADDRESS": c.env.Redis.URL("system")}, "NOPERM"},
+			{"redis: wrong password", map[string]string{"MICRO_STORE_ADDRESS": strings.Replace(c.env.Redis.URL("user"), c.env.Redis.Users["user"].Password, "not-it", 1)}, "refused the user and password"},
 		} {
 			env := testenv.PortalEnv(t, "user", c.env)
 			for k, v := range w.set {

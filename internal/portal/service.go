@@ -335,9 +335,12 @@ func webCache(s ServiceSettings, log *slog.Logger) (cache.Cache, error) {
 		log.Info("cache: memory")
 		return platform.NewMemoryCache(time.Minute), nil
 	case "redis":
-		addrs := redisx.Addrs(strings.Split(s.CacheAddress, ","))
-		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
-		return redisx.NewCache(addrs), nil
+		opts, err := dialRedis(strings.Split(s.CacheAddress, ","), s.RedisCAFile, "PORTAL_CACHE_ADDRESS", log)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("cache: redis", "redis", redisx.Describe(opts))
+		return redisx.NewCache(opts), nil
 	case "none":
 		log.Info("cache: none: every request asks the user service")
 		return platform.NewNoCache(), nil
@@ -419,7 +422,7 @@ func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, user.Claime
 		}
 		return fs, fs, nil
 	case s.Store.String() == "redis":
-		return redisStore(s.Name, s.Store, log)
+		return redisStore(s.Name, s.RedisCAFile, s.Store, log)
 	}
 	log.Warn("store: "+s.Store.String()+": username uniqueness holds within this process only", "store", s.Store.String())
 	return s.Store, nil, s.Store.Init(store.Table(s.Name))
@@ -427,14 +430,16 @@ func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, user.Claime
 
 // redisStore bounds the redis store plugin st, keeps service name's keys
 // under "portal:<name>:", and claims and reads them through redisx.Keys.
-func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
-	addrs := redisx.Addrs(st.Options().Nodes)
+func redisStore(name, caFile string, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+	opts, err := dialRedis(st.Options().Nodes, caFile, "MICRO_STORE_ADDRESS", log)
+	if err != nil {
+		return nil, nil, err
+	}
 	table := "portal:" + name + ":"
-	opts := redisx.Options(addrs)
 	if err := st.Init(store.Table(table), redisstore.WithRedisOptions(opts)); err != nil {
 		return nil, nil, err
 	}
-	log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
+	log.Info("store: redis", "redis", redisx.Describe(opts), "table", table)
 	return st, redisx.NewKeys(opts, table), nil
 }
 

@@ -67,6 +67,9 @@ type ServiceSettings struct {
 	// Etcd is how the registry and config center reach etcd: TLS,
 	// credentials, and the registry's addresses.
 	Etcd etcdx.Settings
+	// RedisCAFile is PORTAL_REDIS_CA_FILE: the CA of the store's and
+	// cache's Redis; it turns TLS on (as rediss:// does).
+	RedisCAFile string
 	// TLSCertFile, TLSKeyFile and TLSCAFile make RPC mutual TLS: all or none.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
 	// MetricsAddress serves /metrics, /healthz, /readyz ("" off);
@@ -125,6 +128,7 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "etcd_ca_file", EnvVars: []string{"PORTAL_ETCD_CA_FILE"}, Usage: "etcd (registry, config center): the PEM CA that signs etcd's certificate; turns TLS on (as does an https:// registry address). Credentials: ETCD_USERNAME, ETCD_PASSWORD"},
 	&cli.StringFlag{Name: "etcd_cert_file", EnvVars: []string{"PORTAL_ETCD_CERT_FILE"}, Usage: "etcd: a PEM client certificate, for an etcd that requires one (with --etcd_key_file)"},
 	&cli.StringFlag{Name: "etcd_key_file", EnvVars: []string{"PORTAL_ETCD_KEY_FILE"}, Usage: "etcd: the PEM private key of --etcd_cert_file"},
+	&cli.StringFlag{Name: "redis_ca_file", EnvVars: []string{"PORTAL_REDIS_CA_FILE"}, Usage: "Redis (store, cache): the PEM CA that signs Redis's certificate; turns TLS on (as a rediss:// address does). User and password go in the address: rediss://user:password@host:port"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
@@ -215,6 +219,7 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		ConfigSource: c.String("config"), ConfigAddress: c.String("config_address"),
 		Etcd:  etcdSettings(c.String("registry_address"), c.String),
 		Cache: c.String("cache"), CacheAddress: c.String("cache_address"),
+		RedisCAFile: c.String("redis_ca_file"),
 		TLSCertFile: c.String("tls_cert_file"), TLSKeyFile: c.String("tls_key_file"), TLSCAFile: c.String("tls_ca_file"),
 		MetricsAddress: c.String("metrics_address"), MetricsPublic: c.Bool("metrics_public"),
 		TraceEndpoint: c.String("trace_endpoint"),

@@ -373,6 +373,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"PORTAL_DATA_DIR":        t.TempDir(),
 	}
 	etcdEnv(env, c.Etcd)
+	redisEnv(env, service, c.Redis)
 	switch service {
 	case "user", "system":
 		if service == "user" {
@@ -380,7 +381,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		}
 		if c.Redis != nil {
 			env["MICRO_STORE"] = "redis"
-			env["MICRO_STORE_ADDRESS"] = c.Redis.Addr
+			env["MICRO_STORE_ADDRESS"] = c.Redis.URL(service)
 		}
 	case "web":
 		env["PORTAL_HTTP_ADDRESS"] = "127.0.0.1:0"

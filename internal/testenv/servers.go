@@ -8,6 +8,7 @@ package testenv
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -499,6 +500,14 @@ type Redis struct {
 	// Addr is 127.0.0.1:<port>.
 	Addr string
 	p    *process
+	// tls and admin, when set, are how Do reaches a secure Redis: TLS
+	// with the test's CA, and the default user's password.
+	tls   *tls.Config
+	admin string
+	// CAFile, with TLS on, is the CA of Redis's certificate. Users, with
+	// ACL users on, are each service's Redis user, by service.
+	CAFile string
+	Users  map[string]RedisUser
 }
 
 // StartRedis runs redis-server on a free loopback port with its data in a
@@ -507,12 +516,18 @@ type Redis struct {
 // not installed.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, RedisOptions{})
+}
+
+// startRedis is StartRedis with o's TLS and users.
+func startRedis(t testing.TB, o RedisOptions) *Redis {
+	t.Helper()
 	dir := t.TempDir()
 	p := newProcess(t, "redis", "redis-server", dir)
 	port := FreePort(t)
 	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), p: p}
 	p.args = []string{
-		"--port", strconv.Itoa(port),
+		portFlag(o), strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
 		"--dir", dir,
@@ -524,6 +539,7 @@ func StartRedis(t testing.TB) *Redis {
 		"--appendfsync", "always",
 		"--daemonize", "no",
 	}
+	p.args = append(p.args, r.secure(t, o)...)
 	p.env = serverEnv("")
 	p.ready = r.ping
 	p.start(t)
@@ -534,7 +550,7 @@ func StartRedis(t testing.TB) *Redis {
 // ping sends one PING and wants +PONG (while Redis loads its data it
 // answers -LOADING instead).
 func (r *Redis) ping() error {
-	reply, err := RedisDo(r.Addr, time.Second, "PING")
+	reply, err := r.Do(time.Second, "PING")
 	if err != nil {
 		return err
 	}
@@ -584,6 +600,12 @@ func RedisDo(addr string, timeout time.Duration, args ...string) (string, error)
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return "", err
 	}
+	return redisRoundTrip(conn, bufio.NewReader(conn), args...)
+}
+
+// redisRoundTrip sends one command on conn and reads its reply from br,
+// as RedisDo returns it.
+func redisRoundTrip(conn net.Conn, br *bufio.Reader, args ...string) (string, error) {
 	var req bytes.Buffer
 	fmt.Fprintf(&req, "*%d\r\n", len(args))
 	for _, a := range args {
@@ -592,7 +614,6 @@ func RedisDo(addr string, timeout time.Duration, args ...string) (string, error)
 	if _, err := conn.Write(req.Bytes()); err != nil {
 		return "", err
 	}
-	br := bufio.NewReader(conn)
 	line, err := br.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -620,6 +641,14 @@ type NATS struct {
 	// Addr is 127.0.0.1:<port>.
 	Addr string
 	p    *process
+	// tls and admin, when set, are how Do reaches a secure Redis: TLS
+	// with the test's CA, and the default user's password.
+	tls   *tls.Config
+	admin string
+	// CAFile, with TLS on, is the CA of Redis's certificate. Users, with
+	// ACL users on, are each service's Redis user, by service.
+	CAFile string
+	Users  map[string]RedisUser
 }
 
 // StartNATS runs nats-server with JetStream on a free loopback port, storage
