@@ -4,7 +4,7 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 PROTOS := user system runtime
 
-.PHONY: help build run test bench bench-quick lint proto proto-check tools clean
+.PHONY: help build run test bench bench-quick faults lint proto proto-check tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,11 @@ bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embed
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench -quick $(BENCH_FLAGS)
+
+# FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
+faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench faults $(FAULT_FLAGS)
 
 lint: proto-check ## go vet, gofmt, govulncheck against the offline database
 	go vet ./...
