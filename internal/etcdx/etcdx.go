@@ -20,6 +20,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/portal-go/portal/internal/tlsx"
 )
 
 // DialTimeout bounds connecting (and authenticating) to etcd.
@@ -85,16 +87,9 @@ func (s Settings) TLS() (*tls.Config, error) {
 	if !secure && s.CAFile == "" && s.CertFile == "" && s.KeyFile == "" {
 		return nil, nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("PORTAL_ETCD_CA_FILE: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("PORTAL_ETCD_CA_FILE %s: no PEM certificate in it", s.CAFile)
-		}
+	c, err := tlsx.Client(s.CAFile, "PORTAL_ETCD_CA_FILE")
+	if err != nil {
+		return nil, err
 	}
 	if (s.CertFile == "") != (s.KeyFile == "") {
 		return nil, errors.New("PORTAL_ETCD_CERT_FILE and PORTAL_ETCD_KEY_FILE: give both or neither")

@@ -10,8 +10,10 @@ import (
 	"go-micro.dev/v4/util/cmd"
 
 	goredis "github.com/go-redis/redis/v8"
+	"github.com/nats-io/nats.go"
 
 	"github.com/portal-go/portal/internal/etcdx"
+	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/redisx"
 )
 
@@ -110,4 +112,54 @@ func dialRedis(nodes []string, caFile, setting string, log *slog.Logger) (goredi
 		return opts, fmt.Errorf("%s: %w", setting, err)
 	}
 	return opts, nil
+}
+
+// eventsNATS are the audit stream's NATS settings: the broker's TLS and
+// creds, on --events_address when set, else on the broker's addresses when
+// the broker is NATS, else on NATS's default address.
+func (s ServiceSettings) eventsNATS() natsx.Settings {
+	n := s.NATS
+	switch {
+	case s.EventsAddress != "":
+		n.Addrs = splitList(s.EventsAddress)
+	case s.BrokerName != "nats":
+		n.Addrs = nil
+	}
+	return n
+}
+
+// connectNATS, when the broker is NATS, checks its settings (a wrong CA,
+// TLS on one side only, refused or missing credentials fail here, naming
+// the setting; a NATS that does not answer is a warning: the broker keeps
+// trying), gives the broker its addresses and TLS, and returns the nats.go
+// options of its creds or NKey file for the connection (UseNATSLink). The
+// audit stream, on other addresses, is checked too.
+func connectNATS(s *ServiceSettings, log *slog.Logger) ([]nats.Option, error) {
+	var checks []natsx.Settings
+	if s.BrokerName == "nats" {
+		checks = append(checks, s.NATS)
+	}
+	if s.Events == "nats" && (s.EventsAddress != "" || s.BrokerName != "nats") {
+		checks = append(checks, s.eventsNATS())
+	}
+	for _, n := range checks {
+		err := natsx.Check(n)
+		switch {
+		case errors.Is(err, natsx.ErrUnreachable):
+			log.Warn("nats does not answer; connecting in the background", "nats", n.Describe(), "err", err)
+		case err != nil:
+			return nil, fmt.Errorf("MICRO_BROKER_ADDRESS, PORTAL_EVENTS_ADDRESS: %w", err)
+		}
+	}
+	if s.BrokerName != "nats" {
+		return nil, nil
+	}
+	opts, err := s.NATS.Broker()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Broker.Init(opts...); err != nil {
+		return nil, fmt.Errorf("nats broker: %w", err)
+	}
+	return s.NATS.Auth()
 }

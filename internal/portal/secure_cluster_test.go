@@ -15,8 +15,9 @@ import (
 
 // TestSecureCluster runs the distributed cluster (two user, one system, two
 // web processes) on an etcd that requires TLS, a client certificate and a
-// password, and a Redis on TLS only with an ACL user per service (web's
-// cache included), and checks that it works as the plain one does: a
+// password, a Redis on TLS only with an ACL user per service (web's cache
+// included), and a NATS (broker and audit stream) on TLS with a user, and
+// checks that it works as the plain one does: a
 // session and its revocation across gateways, a config change from etcd, a
 // killed user instance. Then it starts a service with each setting wrong
 // and checks that it refuses to start and says which.
@@ -28,7 +29,7 @@ func TestSecureCluster(t *testing.T) {
 	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
 	c.env = testenv.Cluster{
 		Etcd:  testenv.StartSecureEtcd(t, testenv.EtcdOptions{PKI: pki, ClientCerts: true, Auth: true}),
-		NATS:  testenv.StartNATS(t),
+		NATS:  testenv.StartSecureNATS(t, testenv.NATSOptions{PKI: pki, Auth: true}),
 		Redis: testenv.StartSecureRedis(t, testenv.RedisOptions{PKI: pki, ACL: true}),
 		Keys:  testenv.NewPortalKeys(t),
 	}
@@ -50,6 +51,18 @@ func TestSecureCluster(t *testing.T) {
 		if ok, missing := registered(t, etcd, "user", c.users); !ok {
 			t.Fatalf("user nodes missing from the registry: %s", missing)
 		}
+		// The audit stream (JetStream on the same NATS) carries the
+		// registration to the system service.
+		admin, _ := ws[0].login("admin", testenv.AdminPassword)
+		testenv.WaitFor(t, 15*time.Second, "carol's registration in the audit log", func() bool {
+			entries, _ := listAudit(t, ws[0], admin, "")
+			for _, e := range entries {
+				if e.SubjectName == name || e.ActorName == name {
+					return true
+				}
+			}
+			return false
+		})
 	}) {
 		return
 	}
@@ -90,6 +103,22 @@ func TestSecureCluster(t *testing.T) {
 		return
 	}
 
+	t.Run("no_secret_in_logs", func(t *testing.T) {
+		secrets := []string{etcd.Password, c.env.NATS.Password}
+		for _, u := range c.env.Redis.Users {
+			secrets = append(secrets, u.Password)
+		}
+		for _, p := range append(append(c.users, c.system), c.webs...) {
+			for _, secret := range secrets {
+				for _, line := range strings.Split(p.Log(), "\n") {
+					if strings.Contains(line, secret) {
+						t.Errorf("%s logged a password: %s", p.Name, strings.ReplaceAll(line, secret, "***"))
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("wrong_settings_refused", func(t *testing.T) {
 		other := testenv.NewPKI(t, "other")
 		for _, w := range []struct {
@@ -104,6 +133,9 @@ func TestSecureCluster(t *testing.T) {
 			{"redis: wrong CA", map[string]string{"PORTAL_REDIS_CA_FILE": other.CAFile}, "PORTAL_REDIS_CA_FILE"},
 			{"redis: another service's user", map[string]string{"MICRO_STORE_ADDRESS": c.env.Redis.URL("system")}, "NOPERM"},
 			{"redis: wrong password", map[string]string{"MICRO_STORE_ADDRESS": strings.Replace(c.env.Redis.URL("user"), c.env.Redis.Users["user"].Password, "not-it", 1)}, "refused the user and password"},
+			{"nats: wrong CA", map[string]string{"PORTAL_NATS_CA_FILE": other.CAFile}, "PORTAL_NATS_CA_FILE"},
+			{"nats: wrong password", map[string]string{"MICRO_BROKER_ADDRESS": strings.Replace(c.env.NATS.ClientURL(), c.env.NATS.Password, "not-it", 1)}, "refused the credentials"},
+			{"nats: no credentials", map[string]string{"MICRO_BROKER_ADDRESS": "tls://" + c.env.NATS.Addr}, "refused the credentials"},
 		} {
 			env := testenv.PortalEnv(t, "user", c.env)
 			for k, v := range w.set {

@@ -28,6 +28,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/system"
@@ -116,8 +117,12 @@ func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, 
 		return nil, err
 	}
 	// Before the broker connects (Start): reconnect to NATS for as long as
-	// the process lives.
-	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log); err != nil {
+	// the process lives, with the credentials connectNATS checked.
+	natsAuth, err := connectNATS(&s, log)
+	if err != nil {
+		return nil, err
+	}
+	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log, natsAuth...); err != nil {
 		return nil, err
 	}
 	d, err := openDeps(b, log)
@@ -186,7 +191,7 @@ func newService(s ServiceSettings, m *platform.Metrics, log *slog.Logger) (*plat
 	}
 	log.Info("plugins",
 		"registry", s.Registry.String(), "registry_address", strings.Join(s.Registry.Options().Addrs, ","),
-		"broker", s.Broker.String(), "broker_address", s.Broker.Address(),
+		"broker", s.Broker.String(), "broker_address", natsx.Redact(s.Broker.Address()),
 		"rpc", s.RPC, "register_ttl", svc.Server().Options().RegisterTTL, "traces", tracing.String())
 	if s.Registry.String() == "mdns" {
 		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
@@ -371,16 +376,6 @@ func openConfig(s ServiceSettings, log *slog.Logger) (*config.Center, error) {
 	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", s.ConfigSource)
 }
 
-// firstOf is the first of vs that is not empty.
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else
 // the user service loads (or makes) them in the data dir, and the others read
 // the public key it wrote there (one host only).
@@ -491,19 +486,16 @@ func auditStream(s ServiceSettings, log *slog.Logger) (eventStream, error) {
 		log.Warn("events: memory: audit entries reach no other process; the audit log keeps only what this process publishes and consumes (set --events nats)")
 		return audit.NewMemoryStream(0), nil
 	case "nats":
-		addr := firstOf(s.EventsAddress, brokerAddrs(s), "nats://127.0.0.1:4222")
-		log.Info("events: nats jetstream", "address", addr)
-		return audit.NewNATSStream(addr, audit.NATSOptions{Name: "portal-" + s.Name, Log: log})
+		ns := s.eventsNATS()
+		opts, err := ns.Connect()
+		if err != nil {
+			return nil, fmt.Errorf("--events_address (PORTAL_EVENTS_ADDRESS): %w", err)
+		}
+		urls, _ := ns.Servers()
+		log.Info("events: nats jetstream", "nats", ns.Describe())
+		return audit.NewNATSStream(strings.Join(urls, ","), audit.NATSOptions{Name: "portal-" + s.Name, Log: log, Connect: opts})
 	}
 	return nil, fmt.Errorf("--events %q (PORTAL_EVENTS): memory or nats", kind)
-}
-
-// brokerAddrs are the NATS broker's addresses, "" for another broker.
-func brokerAddrs(s ServiceSettings) string {
-	if s.BrokerName != "nats" {
-		return ""
-	}
-	return strings.Join(s.Broker.Options().Addrs, ",")
 }
 
 // sweepFile drops expired records from a file store until ctx ends; other

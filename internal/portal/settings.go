@@ -23,6 +23,7 @@ import (
 	"go-micro.dev/v4/util/cmd"
 
 	"github.com/portal-go/portal/internal/etcdx"
+	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
 )
 
@@ -67,6 +68,9 @@ type ServiceSettings struct {
 	// Etcd is how the registry and config center reach etcd: TLS,
 	// credentials, and the registry's addresses.
 	Etcd etcdx.Settings
+	// NATS is how the broker (and, on EventsAddress when set, the audit
+	// stream) reach NATS: TLS, creds, and the broker's addresses.
+	NATS natsx.Settings
 	// RedisCAFile is PORTAL_REDIS_CA_FILE: the CA of the store's and
 	// cache's Redis; it turns TLS on (as rediss:// does).
 	RedisCAFile string
@@ -131,6 +135,9 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "etcd_ca_file", EnvVars: []string{"PORTAL_ETCD_CA_FILE"}, Usage: "etcd (registry, config center): the PEM CA that signs etcd's certificate; turns TLS on (as does an https:// registry address). Credentials: ETCD_USERNAME, ETCD_PASSWORD"},
 	&cli.StringFlag{Name: "etcd_cert_file", EnvVars: []string{"PORTAL_ETCD_CERT_FILE"}, Usage: "etcd: a PEM client certificate, for an etcd that requires one (with --etcd_key_file)"},
 	&cli.StringFlag{Name: "etcd_key_file", EnvVars: []string{"PORTAL_ETCD_KEY_FILE"}, Usage: "etcd: the PEM private key of --etcd_cert_file"},
+	&cli.StringFlag{Name: "nats_ca_file", EnvVars: []string{"PORTAL_NATS_CA_FILE"}, Usage: "NATS (broker, audit stream): the PEM CA that signs the server's certificate; turns TLS on (as a tls:// address does). User and password or token go in the address: tls://user:password@host:4222"},
+	&cli.StringFlag{Name: "nats_creds_file", EnvVars: []string{"PORTAL_NATS_CREDS_FILE"}, Usage: "NATS: a .creds file (user JWT and NKey seed) to log in with"},
+	&cli.StringFlag{Name: "nats_nkey_file", EnvVars: []string{"PORTAL_NATS_NKEY_FILE"}, Usage: "NATS: a file holding an NKey user seed to log in with"},
 	&cli.StringFlag{Name: "redis_ca_file", EnvVars: []string{"PORTAL_REDIS_CA_FILE"}, Usage: "Redis (store, cache): the PEM CA that signs Redis's certificate; turns TLS on (as a rediss:// address does). User and password go in the address: rediss://user:password@host:port"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
@@ -224,6 +231,10 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		Etcd:  etcdSettings(c.String("registry_address"), c.String),
 		Cache: c.String("cache"), CacheAddress: c.String("cache_address"),
 		RedisCAFile: c.String("redis_ca_file"),
+		NATS: natsx.Settings{
+			Addrs:  splitList(c.String("broker_address")),
+			CAFile: c.String("nats_ca_file"), CredsFile: c.String("nats_creds_file"), NKeyFile: c.String("nats_nkey_file"),
+		},
 		TLSCertFile: c.String("tls_cert_file"), TLSKeyFile: c.String("tls_key_file"), TLSCAFile: c.String("tls_ca_file"),
 		MetricsAddress: c.String("metrics_address"), MetricsPublic: c.Bool("metrics_public"),
 		TraceEndpoint: c.String("trace_endpoint"),

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 
 	goredis "github.com/go-redis/redis/v8"
+
+	"github.com/portal-go/portal/internal/tlsx"
 )
 
 // Dial are the client options for the Redis a store or cache address names,
@@ -71,7 +72,9 @@ func Dial(nodes []string, caFile string) (goredis.UniversalOptions, error) {
 		o.SentinelUsername, o.SentinelPassword = user, pass
 	}
 	if secure || caFile != "" {
-		c, err := tlsConfig(caFile)
+		// go-redis dials each node with it; the name checked is the
+		// node's host.
+		c, err := tlsx.Client(caFile, "PORTAL_REDIS_CA_FILE")
 		if err != nil {
 			return goredis.UniversalOptions{}, err
 		}
@@ -88,25 +91,6 @@ func redactedErr(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// tlsConfig is the client TLS config with the CA of caFile ("" the
-// system's). go-redis dials each node with it; the name checked is the
-// node's host.
-func tlsConfig(caFile string) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile == "" {
-		return c, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("PORTAL_REDIS_CA_FILE: %w", err)
-	}
-	c.RootCAs = x509.NewCertPool()
-	if !c.RootCAs.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("PORTAL_REDIS_CA_FILE %s: no PEM certificate in it", caFile)
-	}
-	return c, nil
 }
 
 // Describe says how o reaches Redis, for the log: never the password.

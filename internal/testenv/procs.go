@@ -374,6 +374,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 	}
 	etcdEnv(env, c.Etcd)
 	redisEnv(env, service, c.Redis)
+	natsEnv(env, c.NATS)
 	switch service {
 	case "user", "system":
 		if service == "user" {

@@ -641,14 +641,10 @@ type NATS struct {
 	// Addr is 127.0.0.1:<port>.
 	Addr string
 	p    *process
-	// tls and admin, when set, are how Do reaches a secure Redis: TLS
-	// with the test's CA, and the default user's password.
-	tls   *tls.Config
-	admin string
-	// CAFile, with TLS on, is the CA of Redis's certificate. Users, with
-	// ACL users on, are each service's Redis user, by service.
-	CAFile string
-	Users  map[string]RedisUser
+	// CAFile, with TLS on, is the CA of the server's certificate; User and
+	// Password, with authorization on, Portal's user, and NKeyFile the
+	// seed of an NKey user.
+	CAFile, User, Password, NKeyFile string
 }
 
 // StartNATS runs nats-server with JetStream on a free loopback port, storage
@@ -656,6 +652,12 @@ type NATS struct {
 // client with INFO, and stops it when the test ends. It skips or fails the
 // test like Require when nats-server is not installed.
 func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	return startNATS(t, NATSOptions{})
+}
+
+// startNATS is StartNATS with o's TLS and users.
+func startNATS(t testing.TB, o NATSOptions) *NATS {
 	t.Helper()
 	dir := t.TempDir()
 	p := newProcess(t, "nats", "nats-server", dir)
@@ -673,6 +675,7 @@ func StartNATS(t testing.TB) *NATS {
 		"-js",
 		"-sd", filepath.Join(dir, "jetstream"),
 	}
+	p.args = append(p.args, n.secure(t, o, dir)...)
 	p.env = serverEnv("")
 	p.ready = func() error {
 		_, err := NATSInfo(n.Addr, time.Second)
