@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,14 +21,15 @@ import (
 const startTimeout = 30 * time.Second
 
 // checkLoopback refuses an address whose host is not a loopback IP: the
-// embedded etcd and NATS have no authentication.
+// embedded etcd and NATS speak plain text (their logins keep other local
+// processes out, not a network's eavesdroppers).
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%q is not a loopback address (127.0.0.1): the embedded servers have no authentication", addr)
+		return fmt.Errorf("%q is not a loopback address (127.0.0.1): the embedded servers speak plain text", addr)
 	}
 	return nil
 }
@@ -41,8 +43,9 @@ type etcdServer struct {
 }
 
 // startEtcd runs etcd with its data in dir, serving clients on addr (port 0:
-// a free one), its error lines to w, and returns once it serves.
-func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
+// a free one), its error lines to w, and returns once it serves, with
+// authentication on (c's users).
+func startEtcd(dir, addr string, w io.Writer, c Credentials) (*etcdServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("etcd address: %w", err)
 	}
@@ -80,6 +83,12 @@ func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
 	s := &etcdServer{e: e, level: level, Addr: e.Clients[0].Addr().String()}
 	select {
 	case <-e.Server.ReadyNotify():
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		if err := enableEtcdAuth(ctx, e, c); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	case err := <-e.Err():
 		s.Close()
@@ -115,9 +124,9 @@ func (c quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 func (c quietCore) With(f []zapcore.Field) zapcore.Core { return quietCore{c.Core.With(f)} }
 
 // startNATS runs a NATS server with JetStream, its storage in dir, serving
-// clients on addr (port 0: a free one), and returns once it accepts
-// connections.
-func startNATS(dir, addr string, log *slog.Logger) (*natsserver.Server, error) {
+// clients on addr (port 0: a free one) that log in as c's user, and returns
+// once it accepts connections.
+func startNATS(dir, addr string, log *slog.Logger, c Credentials) (*natsserver.Server, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("nats address: %w", err)
 	}
@@ -135,6 +144,7 @@ func startNATS(dir, addr string, log *slog.Logger) (*natsserver.Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   dir,
+		Users:      []*natsserver.User{{Username: c.NATSUser, Password: c.NATSPassword}},
 		// The supervisor handles signals; the HTTP monitor stays off.
 		NoSigs: true,
 	})
