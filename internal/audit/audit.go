@@ -42,12 +42,14 @@ const (
 	KindDelete         Kind = "delete"          // an admin deleted a user
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
+	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
 )
 
 // Kinds lists every Kind, in the order above.
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
+	KindLockoutLifted,
 }
 
 // Valid reports whether k is one of Kinds.
@@ -93,9 +95,6 @@ var (
 	ErrInvalid = errors.New("audit: invalid entry")
 	// ErrExpired: the entry is older than the log keeps.
 	ErrExpired = errors.New("audit: entry older than the retention")
-	// ErrOverLimit: the hour already holds LogOptions.MaxPerHour entries of
-	// the entry's kind; it was counted, not stored.
-	ErrOverLimit = errors.New("audit: hourly limit of the kind reached")
 	// ErrBadCursor: Query.Cursor is not one a Page gave.
 	ErrBadCursor = errors.New("audit: bad cursor")
 	// ErrNotFound: no entry has the ID.

@@ -4,8 +4,11 @@
 package auth
 
 import (
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -366,4 +369,19 @@ func (j *JWT) sign(c claims) (string, error) {
 		return "", fmt.Errorf("auth: sign: %w", err)
 	}
 	return s, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose, derived (HKDF-SHA256) from the
+// private key: every process holding that key derives the same one, no
+// other process can, and a change of keys changes it. Nil without the
+// private key.
+func (j *JWT) DeriveKey(purpose string) []byte {
+	if j.priv == nil {
+		return nil
+	}
+	k, err := hkdf.Key(sha256.New, x509.MarshalPKCS1PrivateKey(j.priv), nil, "portal "+purpose, 32)
+	if err != nil {
+		return nil // only for lengths HKDF cannot give; 32 it can
+	}
+	return k
 }

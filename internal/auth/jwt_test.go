@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -710,4 +711,29 @@ func isOurEncoding(t *testing.T, j *JWT, s string) bool {
 		t.Fatalf("sign: %v", err)
 	}
 	return want == s
+}
+
+// TestDeriveKey: two processes on one private key derive the same key for a
+// purpose; another purpose, or another key pair, gives another; without the
+// private key there is none.
+func TestDeriveKey(t *testing.T) {
+	pairA, pairB := keyPairs(t)
+	a1, _ := newJWTOn(t, pairA)
+	a2, _ := newJWTOn(t, pairA)
+	b, _ := newJWTOn(t, pairB)
+	k := a1.DeriveKey("device token v1")
+	if len(k) != 32 || !bytes.Equal(k, a2.DeriveKey("device token v1")) {
+		t.Fatalf("keys of one private key differ or are not 32 bytes: %x", k)
+	}
+	if bytes.Equal(k, a1.DeriveKey("other")) || bytes.Equal(k, b.DeriveKey("device token v1")) {
+		t.Fatal("another purpose or another key derives the same key")
+	}
+	_, pub := pairA.b64()
+	pubOnly, err := NewJWT(auth.PublicKey(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pubOnly.DeriveKey("device token v1") != nil {
+		t.Fatal("a key derived without the private key")
+	}
 }

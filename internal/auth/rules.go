@@ -33,7 +33,8 @@ var Rules = append([]*auth.Rule{
 	// The supervisor of `portal up` (internal/supervisor): list, restart and
 	// read the logs of the services.
 	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
-}, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats")...)
+}, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats",
+	"User.ListLockouts", "User.LiftLockout")...)
 
 func public(service, endpoint string) *auth.Rule {
 	return &auth.Rule{

@@ -15,21 +15,57 @@ import (
 // Settings is one complete, validated configuration. Field names follow the
 // yaml keys (auth.whiteList, auth.expireTime, ...), the names of the article.
 type Settings struct {
-	Auth  AuthSettings  `json:"auth"`
-	Login LoginSettings `json:"login"`
+	Auth      AuthSettings  `json:"auth"`
+	Login     LoginSettings `json:"login"`
+	RateLimit RateSettings  `json:"rateLimit"`
 }
 
-// LoginSettings are the user service's brute-force defence: failed logins are
-// counted per account and per client address; a counter that reaches
-// MaxFailures refuses every login it covers (429 user.locked) until it
-// expires, LockoutSeconds after the last failure it counted.
+// LoginSettings are the user service's brute-force defence (see
+// internal/user/limits.go): failed logins from devices that have not signed
+// in to the account before are counted per account and client address, per
+// address, and per account; those of a trusted device per device. A counter
+// that reaches its limit refuses the logins it covers (429 user.locked)
+// until it expires, LockoutSeconds after the last failure it counted.
 type LoginSettings struct {
-	// MaxFailures is how many failed logins an account, or a client address,
-	// may have before its logins are refused (login.maxFailures, 1 to 1000).
+	// MaxFailures is how many failed logins an account may have from one
+	// address, or one trusted device, before those logins are refused
+	// (login.maxFailures, 1 to 1000).
 	MaxFailures int `json:"maxFailures"`
 	// LockoutSeconds is how long a counter lives after its last failure, so
 	// how long a lockout lasts (login.lockoutSeconds, 1 to 86400).
 	LockoutSeconds int `json:"lockoutSeconds"`
+	// AddressMaxFailures is how many failed logins one address may have,
+	// over every account, before its untrusted logins are refused
+	// (login.addressMaxFailures; 0: 4 x MaxFailures; else at least
+	// MaxFailures).
+	AddressMaxFailures int `json:"addressMaxFailures"`
+	// AccountMaxFailures is how many failed logins an account may have from
+	// untrusted devices, over every address, before it refuses every
+	// untrusted device (login.accountMaxFailures; 0: 10 x MaxFailures; else
+	// at least that, so that several addresses must reach it together).
+	AccountMaxFailures int `json:"accountMaxFailures"`
+}
+
+// RateSettings bound the attempts to log in and to register, whatever their
+// outcome, per window (429 user.rate_limited): what the audit log records
+// and the password hash costs stays bounded per address and per account.
+type RateSettings struct {
+	// WindowSeconds is the length of a window (rateLimit.windowSeconds, 1 to
+	// 3600).
+	WindowSeconds int `json:"windowSeconds"`
+	// LoginPerAddress bounds the logins of untrusted devices from one
+	// address per window (rateLimit.loginPerAddress).
+	LoginPerAddress int `json:"loginPerAddress"`
+	// LoginPerAccount bounds the logins to one account from untrusted
+	// devices per window, and those of each trusted device
+	// (rateLimit.loginPerAccount).
+	LoginPerAccount int `json:"loginPerAccount"`
+	// RegisterPerAddress bounds registrations from one address per window
+	// (rateLimit.registerPerAddress).
+	RegisterPerAddress int `json:"registerPerAddress"`
+	// RegisterPerAccount bounds the attempts to register one username per
+	// window (rateLimit.registerPerAccount).
+	RegisterPerAccount int `json:"registerPerAccount"`
 }
 
 // AuthSettings are the gateway's and the user service's token rules.
@@ -63,6 +99,12 @@ func Defaults() Settings {
 	}, Login: LoginSettings{
 		MaxFailures:    5,
 		LockoutSeconds: 300,
+	}, RateLimit: RateSettings{
+		WindowSeconds:      60,
+		LoginPerAddress:    60,
+		LoginPerAccount:    30,
+		RegisterPerAddress: 20,
+		RegisterPerAccount: 5,
 	}}
 }
 
@@ -72,6 +114,11 @@ const (
 	maxSessionAge = 30 * 24 * 3600
 	maxFailures   = 1000
 	maxLockout    = 24 * 3600
+	// accountFloor: the account-wide limit is at least this many times
+	// maxFailures, so that no one address (nor a few) can reach it.
+	accountFloor = 10
+	maxCount     = 1_000_000
+	maxWindow    = 3600
 )
 
 // ErrInvalid wraps every validation failure.
@@ -101,9 +148,46 @@ func (s Settings) Validate() error {
 		return bad("login.maxFailures is %d, must be between 1 and %d", l.MaxFailures, maxFailures)
 	case l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout:
 		return bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
+	case l.AddressMaxFailures != 0 && (l.AddressMaxFailures < l.MaxFailures || l.AddressMaxFailures > maxCount):
+		return bad("login.addressMaxFailures is %d, must be 0 (4 x login.maxFailures) or between login.maxFailures (%d) and %d", l.AddressMaxFailures, l.MaxFailures, maxCount)
+	case l.AccountMaxFailures != 0 && (l.AccountMaxFailures < accountFloor*l.MaxFailures || l.AccountMaxFailures > maxCount):
+		return bad("login.accountMaxFailures is %d, must be 0 (%d x login.maxFailures) or between %d and %d", l.AccountMaxFailures, accountFloor, accountFloor*l.MaxFailures, maxCount)
+	}
+	r := s.RateLimit
+	if r.WindowSeconds < 1 || r.WindowSeconds > maxWindow {
+		return bad("rateLimit.windowSeconds is %d, must be between 1 and %d", r.WindowSeconds, maxWindow)
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"loginPerAddress", r.LoginPerAddress}, {"loginPerAccount", r.LoginPerAccount}, {"registerPerAddress", r.RegisterPerAddress}, {"registerPerAccount", r.RegisterPerAccount}} {
+		if n.v < 1 || n.v > maxCount {
+			return bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
+		}
 	}
 	return nil
 }
+
+// AddressLimit is the failures per address that lock it (addressMaxFailures,
+// or its default).
+func (l LoginSettings) AddressLimit() int {
+	if l.AddressMaxFailures == 0 {
+		return 4 * l.MaxFailures
+	}
+	return l.AddressMaxFailures
+}
+
+// AccountLimit is the failures per account from untrusted devices that lock
+// it against them (accountMaxFailures, or its default).
+func (l LoginSettings) AccountLimit() int {
+	if l.AccountMaxFailures == 0 {
+		return accountFloor * l.MaxFailures
+	}
+	return l.AccountMaxFailures
+}
+
+// Window is WindowSeconds as a duration.
+func (r RateSettings) Window() time.Duration { return time.Duration(r.WindowSeconds) * time.Second }
 
 // Lockout is LockoutSeconds as a duration.
 func (l LoginSettings) Lockout() time.Duration { return time.Duration(l.LockoutSeconds) * time.Second }

@@ -19,6 +19,12 @@ func TestValidate(t *testing.T) {
 		edit(&s.Login)
 		return s
 	}
+	// rate builds settings from the defaults with edit applied to RateLimit.
+	rate := func(edit func(r *RateSettings)) Settings {
+		s := Defaults()
+		edit(&s.RateLimit)
+		return s
+	}
 	tests := []struct {
 		name string
 		s    Settings
@@ -61,6 +67,19 @@ func TestValidate(t *testing.T) {
 		{"lockoutSeconds one", login(func(l *LoginSettings) { l.LockoutSeconds = 1 }), true},
 		{"lockoutSeconds at the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout }), true},
 		{"lockoutSeconds above the maximum", login(func(l *LoginSettings) { l.LockoutSeconds = maxLockout + 1 }), false},
+		{"addressMaxFailures default", login(func(l *LoginSettings) { l.AddressMaxFailures = 0 }), true},
+		{"addressMaxFailures below maxFailures", login(func(l *LoginSettings) { l.AddressMaxFailures = l.MaxFailures - 1 }), false},
+		{"addressMaxFailures at maxFailures", login(func(l *LoginSettings) { l.AddressMaxFailures = l.MaxFailures }), true},
+		{"accountMaxFailures below the floor", login(func(l *LoginSettings) { l.AccountMaxFailures = 10*l.MaxFailures - 1 }), false},
+		{"accountMaxFailures at the floor", login(func(l *LoginSettings) { l.AccountMaxFailures = 10 * l.MaxFailures }), true},
+		{"accountMaxFailures negative", login(func(l *LoginSettings) { l.AccountMaxFailures = -1 }), false},
+		{"rate window zero", rate(func(r *RateSettings) { r.WindowSeconds = 0 }), false},
+		{"rate window above the maximum", rate(func(r *RateSettings) { r.WindowSeconds = maxWindow + 1 }), false},
+		{"loginPerAddress zero", rate(func(r *RateSettings) { r.LoginPerAddress = 0 }), false},
+		{"loginPerAccount zero", rate(func(r *RateSettings) { r.LoginPerAccount = 0 }), false},
+		{"registerPerAddress zero", rate(func(r *RateSettings) { r.RegisterPerAddress = 0 }), false},
+		{"registerPerAccount zero", rate(func(r *RateSettings) { r.RegisterPerAccount = 0 }), false},
+		{"rate limits one", rate(func(r *RateSettings) { *r = RateSettings{1, 1, 1, 1, 1} }), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,9 +217,9 @@ func TestDecodeLogin(t *testing.T) {
 		want LoginSettings
 		ok   bool
 	}{
-		{"absent", `{"auth":{"expireTime":900}}`, LoginSettings{5, 300}, true},
-		{"one key keeps the other default", `{"login":{"maxFailures":3}}`, LoginSettings{3, 300}, true},
-		{"both", `{"login":{"maxFailures":3,"lockoutSeconds":2}}`, LoginSettings{3, 2}, true},
+		{"absent", `{"auth":{"expireTime":900}}`, LoginSettings{MaxFailures: 5, LockoutSeconds: 300}, true},
+		{"one key keeps the other default", `{"login":{"maxFailures":3}}`, LoginSettings{MaxFailures: 3, LockoutSeconds: 300}, true},
+		{"both", `{"login":{"maxFailures":3,"lockoutSeconds":2}}`, LoginSettings{MaxFailures: 3, LockoutSeconds: 2}, true},
 		{"zero failures", `{"login":{"maxFailures":0}}`, LoginSettings{}, false},
 		{"lockout too long", `{"login":{"lockoutSeconds":86401}}`, LoginSettings{}, false},
 		{"wrong type", `{"login":{"maxFailures":"3"}}`, LoginSettings{}, false},
@@ -218,5 +237,19 @@ func TestDecodeLogin(t *testing.T) {
 				t.Fatalf("decode(%s) = %+v, %v; want %+v", tc.doc, s.Login, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoginLimits(t *testing.T) {
+	l := LoginSettings{MaxFailures: 3}
+	if l.AddressLimit() != 12 || l.AccountLimit() != 30 {
+		t.Fatalf("defaults: address %d, account %d; want 12 and 30", l.AddressLimit(), l.AccountLimit())
+	}
+	l.AddressMaxFailures, l.AccountMaxFailures = 5, 40
+	if l.AddressLimit() != 5 || l.AccountLimit() != 40 {
+		t.Fatalf("set: address %d, account %d; want 5 and 40", l.AddressLimit(), l.AccountLimit())
+	}
+	if r := Defaults().RateLimit; r.Window() != time.Minute {
+		t.Fatalf("rate window %v, want a minute", r.Window())
 	}
 }

@@ -124,6 +124,8 @@ type Service struct {
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
+	// metrics are Plugins.Metrics (nil: none).
+	metrics *Metrics
 	// jobs run from Start to Stop (Background).
 	jobs      []func(context.Context)
 	stopJobs  context.CancelFunc
@@ -137,7 +139,8 @@ type Service struct {
 // traced, carry the trace context and whatever metadata the context holds
 // (the caller's token), and go round robin over the callee's nodes.
 func NewService(name string, p Plugins, log *slog.Logger) *Service {
-	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, selectorTTL: p.SelectorTTL, probe: newBrokerProbe(name), stopped: make(chan struct{})}
+	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, selectorTTL: p.SelectorTTL,
+		probe: newBrokerProbe(name), stopped: make(chan struct{}), metrics: p.Metrics}
 	s.setTracerProvider(noop.NewTracerProvider())
 	ml := NewMicroLogger(log)
 	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
@@ -371,3 +374,7 @@ func (s *Service) setTracerProvider(tp trace.TracerProvider) {
 // TracerProvider is the service's tracer provider, for spans the service's
 // users start themselves (the gateway's HTTP spans, TraceStore's).
 func (s *Service) TracerProvider() trace.TracerProvider { return s.tp }
+
+// Metrics are the service's Prometheus metrics (Plugins.Metrics), nil when
+// it has none.
+func (s *Service) Metrics() *Metrics { return s.metrics }

@@ -171,7 +171,7 @@ func TestDistributed(t *testing.T) {
 		Keys:  testenv.NewPortalKeys(t),
 	}
 	etcd, redis := c.env.Etcd, c.env.Redis
-	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates)
 	// One at a time: each user process creates the admin if it is missing.
 	c.start("user")
 	c.start("user")
@@ -282,7 +282,7 @@ func TestDistributed(t *testing.T) {
 	// login then mints a token living the new expireTime.
 	if !t.Run("c_config_change", func(t *testing.T) {
 		ws := c.clients(t)
-		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n")
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n"+testenv.RelaxedRates)
 		put := time.Now()
 		var first time.Duration
 		streak := 0
@@ -392,7 +392,7 @@ func TestDistributed(t *testing.T) {
 			restarted.Sub(stopped).Round(time.Millisecond), back.Seconds(), why)
 
 		// The config watch followed etcd back.
-		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 300\n  refreshTime: 60\n")
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 300\n  refreshTime: 60\n"+testenv.RelaxedRates)
 		put := time.Now()
 		// Two logins in a row through one gateway reach both user nodes.
 		streak := 0
@@ -539,6 +539,10 @@ func TestDistributed(t *testing.T) {
 
 	// h. The system service down while users log in: no audit entry is lost.
 	t.Run("h_audit_while_system_down", func(t *testing.T) { auditWhileSystemDown(t, c) })
+
+	// i. Lockouts, device tokens, rate limits and the once-made admin hold
+	// across user instances sharing Redis (lockout_test.go).
+	t.Run("i_lockout_across_instances", func(t *testing.T) { lockoutAcrossInstances(t, c) })
 }
 
 // sigtermDrain is step g of TestDistributed: load through both gateways
@@ -692,7 +696,7 @@ func adminPlane(t *testing.T, c *cluster) {
 	}
 
 	// A config edit is written to etcd, where every service reads it.
-	doc := "auth:\n  expireTime: 900\n  refreshTime: 300\nlogin:\n  maxFailures: 9\n"
+	doc := "auth:\n  expireTime: 900\n  refreshTime: 300\nlogin:\n  maxFailures: 9\n" + testenv.RelaxedRates
 	ws[0].expect(ws[0].do("PUT", "/api/v1/admin/config", adminTok, doc, "Content-Type", "application/yaml"), http.StatusOK)
 	if got := c.env.Etcd.Get(t, config.EtcdKey); !strings.Contains(got, "maxFailures: 9") {
 		t.Fatalf("etcd holds %q after the edit", got)

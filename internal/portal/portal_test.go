@@ -342,7 +342,7 @@ func TestRestart(t *testing.T) {
 // TestConcurrentRegistration: of 50 registrations of one name, one wins. Not
 // parallel: its 50 password hashes would starve the other tests' logins.
 func TestConcurrentRegistration(t *testing.T) {
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
 	raceRegistrations(t, "same_name", 50, newClient(t, p))
 }
 

@@ -11,14 +11,14 @@ import (
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
-	"github.com/portal-go/portal/internal/user"
 )
 
 // TestRedisACL runs Redis on TLS only with an ACL user per service, each
 // confined by redisx.ACLRules to its own key prefix: every service's store,
-// claims and cache work through their user, no user reaches another
+// kv steps and cache work through their user, no user reaches another
 // service's keys or a dangerous command, and a wrong CA, password or
 // scheme is refused with a message that names it.
 func TestRedisACL(t *testing.T) {
@@ -29,7 +29,7 @@ func TestRedisACL(t *testing.T) {
 	ctx := context.Background()
 
 	for _, name := range []string{"user", "system"} {
-		st, claimer, err := portal.RedisServiceStore(name, pki.CAFile, redisstore.NewStore(store.Nodes(r.URL(name))), log)
+		st, k, err := portal.RedisServiceStore(name, pki.CAFile, redisstore.NewStore(store.Nodes(r.URL(name))), log)
 		if err != nil {
 			t.Fatalf("%s store: %v", name, err)
 		}
@@ -43,11 +43,15 @@ func TestRedisACL(t *testing.T) {
 		if keys, err := st.List(); err != nil || len(keys) != 1 {
 			t.Fatalf("%s: List: %v, %v", name, keys, err)
 		}
-		if won, err := claimer.Claim("name/x", []byte("1")); err != nil || !won {
-			t.Fatalf("%s: Claim: %v, %v", name, won, err)
+		// The kv.Store's Lua steps: a claim, an index, a counter.
+		if won, err := k.Apply(kv.PutOp("name/x", []byte("1"), 0).When(kv.AbsentOrSame), kv.AddOp("idx/names", "x"), kv.IncrOp("count/x", time.Minute)); err != nil || !won {
+			t.Fatalf("%s: Apply: %v, %v", name, won, err)
 		}
-		if vals, err := claimer.(user.Getter).Get("k/1", "name/x"); err != nil || string(vals[0]) != "v" || string(vals[1]) != "1" {
+		if vals, err := k.Get("k/1", "name/x"); err != nil || string(vals[0]) != "v" || string(vals[1]) != "1" {
 			t.Fatalf("%s: Get: %q, %v", name, vals, err)
+		}
+		if m, err := k.Members("idx/names", kv.Range{Limit: 10}); err != nil || len(m) != 1 {
+			t.Fatalf("%s: Members: %q, %v", name, m, err)
 		}
 		if err := st.Delete("k/1"); err != nil {
 			t.Fatalf("%s: Delete: %v", name, err)

@@ -20,6 +20,12 @@ import (
 // AdminPassword is the first admin's password in every test Portal.
 const AdminPassword = "admin-password-for-tests"
 
+// RelaxedRates is a config section that lifts the rate limits of login and
+// register (rateLimit.*) out of reach, for tests and benchmarks that log in
+// or register more than a minute's worth from one address: append it to a
+// config document that has no rateLimit section.
+const RelaxedRates = "rateLimit:\n  loginPerAddress: 1000000\n  loginPerAccount: 1000000\n  registerPerAddress: 1000000\n  registerPerAccount: 1000000\n"
+
 // Portal is a running embedded Portal.
 type Portal struct {
 	// URL is the gateway's base URL, http://127.0.0.1:<port>.

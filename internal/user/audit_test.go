@@ -120,9 +120,12 @@ func TestAudit(t *testing.T) {
 	}
 	want(audit.KindLogout, alice)
 
+	// A wrong current password is a failed login (limits.go).
+	wantRPCError(t, hs.h.ChangePassword(c2, &pb.ChangePasswordRequest{OldPassword: alicePW, NewPassword: "another-password"}, &cp), "user.wrong_password", 403)
+	want(audit.KindLoginFailed, audit.Entry{SubjectID: id, SubjectName: "alice", Detail: "wrong current password (password change)"})
+
 	// Refused before anything happened: nothing to audit.
 	n := len(hs.audit.all())
-	wantRPCError(t, hs.h.ChangePassword(c2, &pb.ChangePasswordRequest{OldPassword: alicePW, NewPassword: "another-password"}, &cp), "user.wrong_password", 403)
 	if err := hs.h.Register(ctx, &pb.RegisterRequest{Username: "alice", Password: alicePW}, &pb.RegisterResponse{}); err == nil {
 		t.Fatal("registered alice twice")
 	}

@@ -28,6 +28,8 @@ var errorTable = []struct {
 	{ErrDisabled, "user.disabled", 403},
 	{ErrSessionEnded, "user.session_ended", 401},
 	{ErrLocked, "user.locked", http.StatusTooManyRequests},
+	{ErrRateLimited, "user.rate_limited", http.StatusTooManyRequests},
+	{ErrNoLockout, "user.lockout_not_found", 404},
 	{ErrForbidden, "user.forbidden", 403},
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
@@ -44,7 +46,7 @@ func rpcError(err error) error {
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
 			detail := strings.TrimPrefix(m.err.Error(), "user: ")
-			if le := (*lockedError)(nil); errors.As(err, &le) {
+			if le := (*waitError)(nil); errors.As(err, &le) {
 				return pb.LockoutError(m.id, &pb.Lockout{Message: detail, RetryAfterSeconds: int32(le.seconds())})
 			}
 			return &merrors.Error{Id: m.id, Code: m.code, Detail: detail, Status: http.StatusText(int(m.code))}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +76,9 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err := ValidPassword(req.Password); err != nil {
 		return rpcError(err)
 	}
+	if err := h.takeRate(ctx, h.registerBuckets(req.Username, pauth.ClientFromContext(ctx))); err != nil {
+		return rpcError(err)
+	}
 	// Cheap early refusal before paying for a hash; Create checks again.
 	if _, err := h.repo.ByName(ctx, req.Username); err == nil {
 		return rpcError(ErrExists)
@@ -103,16 +105,15 @@ func (h *Handler) newUser(ctx context.Context, name, password string, roles []st
 }
 
 // Login checks the password and opens a session. Failed logins are counted
-// per account and per client address (limits.go): past login.maxFailures the
-// login is refused, 429 user.locked, before any password work. Audited: a
+// (limits.go): per device for a device that presents its device token, else
+// per account and address, per address and per account; past a limit the
+// login is refused, 429 user.locked, before any password work. Attempts
+// that pass are rate limited (rate.go, 429 user.rate_limited). Audited: a
 // success, a failure (wrong password, unknown name, disabled account) and
-// the failure that locks a counter; not the refusals while locked (the
-// lockout entry stands for them, and they cost an attacker nothing).
+// the failure that locks a counter; not the refusals (the lockout entry
+// stands for them, and they cost an attacker nothing). A success returns a
+// device token for the next login from this device.
 func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.LoginResponse) error {
-	g, err := h.guardLogin(ctx, req)
-	if err != nil {
-		return rpcError(err)
-	}
 	// Malformed input can never match an account: same answer, same cost.
 	var u *User
 	if ValidUsername(req.Username) == nil {
@@ -121,43 +122,22 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 			return rpcError(err)
 		}
 	}
-	hash := ""
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	ok := false
-	if ValidPassword(req.Password) == nil {
-		if ok, err = checkPassword(ctx, req.Password, hash); err != nil {
-			return rpcError(err) // no verdict (ErrBusy): nothing counted
-		}
-	}
-	// Count the failure, or reset the account on success; a lockout reached
-	// meanwhile by concurrent attempts refuses this one too, right or wrong.
-	reached, err := h.settleLogin(ctx, g, ok)
+	g, err := h.guardLogin(ctx, req.Username, req.ClientAddr, req.DeviceToken, u)
 	if err != nil {
 		return rpcError(err)
 	}
-	failed := audit.Entry{Kind: audit.KindLoginFailed, SubjectName: g.username, ClientAddr: g.addr}
-	if u != nil {
-		failed.SubjectID = u.ID
+	if err := h.takeRate(ctx, h.loginBuckets(g)); err != nil {
+		return rpcError(err)
+	}
+	ok, err := h.checkGuarded(ctx, g, u, req.Password, "wrong password")
+	if err != nil {
+		return rpcError(err)
 	}
 	if !ok {
-		failed.Detail = "wrong password"
-		if u == nil {
-			failed.Detail = "unknown user"
-		}
-		h.publishAudit(ctx, failed)
-		if len(reached) > 0 {
-			failed.Kind = audit.KindLockout
-			failed.Detail = fmt.Sprintf("failed logins per %s reached login.maxFailures (%d): logins refused for %d s",
-				strings.Join(reached, " and "), g.set.MaxFailures, g.set.LockoutSeconds)
-			h.publishAudit(ctx, failed)
-		}
 		return rpcError(ErrBadCredentials)
 	}
 	if u.Disabled {
-		failed.Detail = "account disabled"
-		h.publishAudit(ctx, failed)
+		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "account disabled"})
 		return rpcError(ErrDisabled)
 	}
 	sid, err := newSessionID()
@@ -178,8 +158,51 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		return rpcError(err)
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
+	device := g.device
+	if device == "" {
+		device = newDeviceID()
+	}
+	dev, devExp := h.issueDevice(u.ID, device)
 	rsp.Token, rsp.ExpiresAt, rsp.SessionId = tok.AccessToken, tok.Expiry.Unix(), sid
+	if dev != "" {
+		rsp.DeviceToken, rsp.DeviceExpiresAt = dev, devExp.Unix()
+	}
 	return nil
+}
+
+// checkGuarded checks password against u's hash (a dummy one when u is nil)
+// and settles g's counters: a failure is counted and audited (with detail,
+// and a lockout entry when it reached a limit). A lockout reached meanwhile
+// by concurrent attempts refuses this one too, right or wrong. An error
+// means no verdict (ErrBusy: nothing counted) or a lockout.
+func (h *Handler) checkGuarded(ctx context.Context, g *loginGuard, u *User, password, detail string) (bool, error) {
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	ok := false
+	if ValidPassword(password) == nil {
+		var err error
+		if ok, err = checkPassword(ctx, password, hash); err != nil {
+			return false, err
+		}
+	}
+	reached, err := h.settleLogin(ctx, g, ok)
+	if err != nil || ok {
+		return ok, err
+	}
+	failed := audit.Entry{Kind: audit.KindLoginFailed, SubjectName: g.username, ClientAddr: g.addr, Detail: detail}
+	if u != nil {
+		failed.SubjectID = u.ID
+	} else {
+		failed.Detail = "unknown user"
+	}
+	h.publishAudit(ctx, failed)
+	if len(reached) > 0 {
+		failed.Kind, failed.Detail = audit.KindLockout, lockoutDetail(g.set, reached)
+		h.publishAudit(ctx, failed)
+	}
+	return false, nil
 }
 
 // issue mints an access token for the session, living ttl but never past the
@@ -240,7 +263,11 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	return nil
 }
 
-// ChangePassword replaces the caller's password and ends their other sessions.
+// ChangePassword replaces the caller's password and ends their other
+// sessions. Its check of the current password is a login as far as the
+// failure counters go (limits.go): a wrong one is counted for the account
+// and the client address (or the trusted device) and audited, and while
+// they are locked the check is refused, 429 user.locked.
 func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequest, rsp *pb.ChangePasswordResponse) error {
 	acc, err := account(ctx)
 	if err != nil {
@@ -253,7 +280,11 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	if err != nil {
 		return rpcError(err)
 	}
-	if ok, err := checkPassword(ctx, req.OldPassword, u.PasswordHash); err != nil {
+	g, err := h.guardLogin(ctx, u.Username, pauth.ClientFromContext(ctx), req.DeviceToken, u)
+	if err != nil {
+		return rpcError(err)
+	}
+	if ok, err := h.checkGuarded(ctx, g, u, req.OldPassword, "wrong current password (password change)"); err != nil {
 		return rpcError(err)
 	} else if !ok {
 		return rpcError(ErrWrongPassword)
@@ -358,12 +389,20 @@ func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Sessi
 	return h.repo.SessionAndUser(ctx, sid, acc.ID)
 }
 
-// EnsureAdmin creates the first admin account when no account named "admin"
-// exists. It returns the password it generated, or "" when it generated none.
+// EnsureAdmin creates the first admin account, once per store: the store
+// remembers that it did (Repo.ClaimBootstrap), so an admin deleted later is
+// never made again, whatever PORTAL_ADMIN_PASSWORD says. A store that
+// already has accounts but no such record (made before the record existed)
+// had its first admin: it gets the record and no new account. It returns
+// the password it generated, or "" when it generated none.
 func (h *Handler) EnsureAdmin(ctx context.Context, password string) (created bool, generated string, err error) {
-	if _, err := h.repo.ByName(ctx, "admin"); err == nil {
-		return false, "", nil
-	} else if !errors.Is(err, ErrNotFound) {
+	if done, err := h.repo.Bootstrapped(ctx); err != nil || done {
+		return false, "", err
+	}
+	if has, err := h.repo.AnyUser(ctx); err != nil {
+		return false, "", err
+	} else if has {
+		_, err := h.repo.ClaimBootstrap(ctx, h.now())
 		return false, "", err
 	}
 	if password == "" {
@@ -381,9 +420,16 @@ func (h *Handler) EnsureAdmin(ctx context.Context, password string) (created boo
 	if err != nil {
 		return false, "", err
 	}
+	// Claim first: of instances starting together on one store, one makes
+	// the admin. Should the account then fail to be written, the claim is
+	// dropped so that the next start tries again.
+	if won, err := h.repo.ClaimBootstrap(ctx, h.now()); err != nil || !won {
+		return false, "", err
+	}
 	if err := h.repo.Create(ctx, u); errors.Is(err, ErrExists) {
-		return false, "", nil // another instance of this service made it first
+		return false, "", nil
 	} else if err != nil {
+		h.repo.DropBootstrap(ctx)
 		return false, "", err
 	}
 	return true, generated, nil

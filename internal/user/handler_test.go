@@ -114,7 +114,7 @@ func newHarnessOn(t *testing.T, st store.Store) *harness {
 	if err != nil {
 		t.Fatalf("NewJWT: %v", err)
 	}
-	cfg, err := config.Static(config.Defaults())
+	cfg, err := config.Static(testSettings())
 	if err != nil {
 		t.Fatalf("config.Static: %v", err)
 	}
@@ -123,6 +123,14 @@ func newHarnessOn(t *testing.T, st store.Store) *harness {
 	as := &auditStream{}
 	h := NewHandler(NewRepo(st), j, cfg, Events{Revoked: ev, Changed: ev}, log).WithAudit(audit.NewPublisher(as, log))
 	return &harness{h: h, jwt: j, ev: ev, audit: as}
+}
+
+// testSettings are the defaults with rate limits no test reaches unless it
+// sets them (rate_test.go does).
+func testSettings() config.Settings {
+	s := config.Defaults()
+	s.RateLimit = config.RateSettings{WindowSeconds: 60, LoginPerAddress: 1e6, LoginPerAccount: 1e6, RegisterPerAddress: 1e6, RegisterPerAccount: 1e6}
+	return s
 }
 
 func (hs *harness) register(t *testing.T, name, pw string) string {

@@ -24,8 +24,13 @@ var (
 	ErrDisabled       = errors.New("user: account disabled")
 	ErrSessionEnded   = errors.New("user: session ended")
 	// ErrLocked: too many failed logins for the account or the client
-	// address; lockedError carries when to retry.
+	// address; waitError carries when to retry.
 	ErrLocked = errors.New("user: too many failed logins")
+	// ErrRateLimited: too many attempts to log in or register per window;
+	// waitError carries when to retry.
+	ErrRateLimited = errors.New("user: too many attempts")
+	// ErrNoLockout: no lockout of that kind and key.
+	ErrNoLockout = errors.New("user: no such lockout")
 	// ErrStoreUnavailable: the store did not answer (Redis down, file closed).
 	ErrStoreUnavailable = errors.New("user: store unavailable")
 	// ErrForbidden: the caller may not act on another user's data.

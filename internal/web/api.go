@@ -24,10 +24,19 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
-// passwordChange is the body of PUT /me/password.
+// loginBody is the body of POST /login: device_token is the one a previous
+// login returned (the device cookie stands in for it when absent).
+type loginBody struct {
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	DeviceToken string `json:"device_token"`
+}
+
+// passwordChange is the body of PUT /me/password; device_token as for login.
 type passwordChange struct {
 	OldPassword string `json:"old_password"`
 	NewPassword string `json:"new_password"`
+	DeviceToken string `json:"device_token"`
 }
 
 // decodeJSON reads exactly one JSON object into v, refusing other content
@@ -76,19 +85,19 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 }
 
 func (g *Gateway) apiLogin(c *gin.Context) {
-	var req credentials
+	var req loginBody
 	if !decodeJSON(c, &req) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
 		Username: req.Username, Password: req.Password,
-		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, req.DeviceToken),
 	}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"token": rsp.Token, "expires_at": rsp.ExpiresAt})
+	c.JSON(http.StatusOK, gin.H{"token": rsp.Token, "expires_at": rsp.ExpiresAt, "device_token": rsp.DeviceToken, "device_expires_at": rsp.DeviceExpiresAt})
 }
 
 func (g *Gateway) apiLogout(c *gin.Context) {
@@ -127,7 +136,9 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{OldPassword: req.OldPassword, NewPassword: req.NewPassword}, slow)
+	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{
+		OldPassword: req.OldPassword, NewPassword: req.NewPassword, DeviceToken: deviceToken(c, req.DeviceToken),
+	}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return

@@ -141,6 +141,8 @@ func New(o Options) *Gateway {
 	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
 	admin.GET("/services/:name/logs", g.logsPage)
 	admin.GET("/audit", g.auditPage)
+	admin.GET("/lockouts", g.lockoutsPage)
+	admin.POST("/lockouts/lift", g.csrf, g.liftLockoutForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)
@@ -164,6 +166,8 @@ func New(o Options) *Gateway {
 	adm.POST("/services/:name/restart", g.apiRestartService)
 	adm.GET("/services/:name/logs", g.apiServiceLogs)
 	adm.GET("/audit", g.apiAudit)
+	adm.GET("/lockouts", g.apiLockouts)
+	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g

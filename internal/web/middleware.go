@@ -26,6 +26,7 @@ import (
 // Names shared by the middleware and the handlers.
 const (
 	sessionCookie      = "portal_session"
+	deviceCookie       = "portal_device"
 	headerRefreshed    = "X-Refreshed-Token"
 	headerRefreshedExp = "X-Refreshed-Expires-At"
 	ctxCaller          = "portal.caller"
@@ -432,4 +433,33 @@ func clearSessionCookie(c *gin.Context) {
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// secureCookies reports whether the device cookie is Secure: whether the
+// request came over https, as for the session cookie.
+func secureCookies(c *gin.Context) bool { return c.Request.TLS != nil }
+
+// setDeviceCookie keeps the device token a login returned (user/device.go):
+// sent back with later sign-ins and password changes, it lets this browser
+// past lockouts that others' failures caused. SameSite=Strict: only this
+// site's own forms need it.
+func setDeviceCookie(c *gin.Context, token string, expiresAt int64) {
+	if token == "" {
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: deviceCookie, Value: token, Path: "/",
+		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
+		HttpOnly: true, Secure: secureCookies(c), SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// deviceToken is the device token a request carries: the body's field when
+// given (API clients), else the device cookie.
+func deviceToken(c *gin.Context, fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	v, _ := c.Cookie(deviceCookie)
+	return v
 }

@@ -69,6 +69,7 @@ var titles = map[string]string{
 	"account.html": "Account", "error.html": "Error",
 	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
 	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log", "admin_logs.html": "Logs",
+	"admin_lockouts.html": "Lockouts",
 }
 
 // page renders a template with the data every page needs.
@@ -98,7 +99,7 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	name, next := c.PostForm("username"), safeNext(c.PostForm("next"))
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
 		Username: name, Password: c.PostForm("password"),
-		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
@@ -106,9 +107,9 @@ func (g *Gateway) loginForm(c *gin.Context) {
 		case http.StatusUnauthorized:
 			msg = "Wrong username or password."
 		case http.StatusTooManyRequests:
-			msg = "Too many failed sign-ins. Try again later."
+			msg = "Too many sign-in attempts. Try again later."
 			if l, ok := userpb.LockoutOf(err); ok {
-				msg = "Too many failed sign-ins. Try again in " + strconv.Itoa(int(l.RetryAfterSeconds)) + " seconds."
+				msg = "Too many sign-in attempts. Try again in " + strconv.Itoa(int(l.RetryAfterSeconds)) + " seconds."
 			}
 		}
 		setRetryAfter(c, err)
@@ -116,6 +117,7 @@ func (g *Gateway) loginForm(c *gin.Context) {
 		return
 	}
 	setSessionCookie(c, rsp.Token, rsp.ExpiresAt)
+	setDeviceCookie(c, rsp.DeviceToken, rsp.DeviceExpiresAt)
 	c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -159,10 +161,11 @@ func (g *Gateway) passwordForm(c *gin.Context) {
 		return
 	}
 	rsp, err := g.Users.ChangePassword(rpcContext(c), &userpb.ChangePasswordRequest{
-		OldPassword: c.PostForm("old_password"), NewPassword: c.PostForm("new_password"),
+		OldPassword: c.PostForm("old_password"), NewPassword: c.PostForm("new_password"), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
 		status, _, msg := rpcStatus(err)
+		setRetryAfter(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}

@@ -132,8 +132,11 @@ type LoginRequest struct {
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// client_addr and user_agent describe the client, for its session record.
-	ClientAddr    string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
-	UserAgent     string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	ClientAddr string `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// device_token is the token a previous login on this device returned:
+	// a trusted device is not refused by lockouts of the account or address.
+	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,14 +199,25 @@ func (x *LoginRequest) GetUserAgent() string {
 	return ""
 }
 
+func (x *LoginRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// expires_at is the token's expiry, unix seconds.
-	ExpiresAt     int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	SessionId     string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt int64  `protobuf:"varint,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// device_token marks this device as one that has signed in to this
+	// account; send it with later logins (device_expires_at: unix seconds).
+	DeviceToken     string `protobuf:"bytes,4,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	DeviceExpiresAt int64  `protobuf:"varint,5,opt,name=device_expires_at,json=deviceExpiresAt,proto3" json:"device_expires_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LoginResponse) Reset() {
@@ -255,6 +269,20 @@ func (x *LoginResponse) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *LoginResponse) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetDeviceExpiresAt() int64 {
+	if x != nil {
+		return x.DeviceExpiresAt
+	}
+	return 0
 }
 
 // Lockout is the detail of a "user.locked" error (429), as protojson (see
@@ -509,9 +537,11 @@ func (x *InfoResponse) GetSessionExpiresAt() int64 {
 }
 
 type ChangePasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OldPassword   string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
-	NewPassword   string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	OldPassword string                 `protobuf:"bytes,1,opt,name=old_password,json=oldPassword,proto3" json:"old_password,omitempty"`
+	NewPassword string                 `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// device_token, as for Login: a wrong old_password counts as a failed login.
+	DeviceToken   string `protobuf:"bytes,3,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -556,6 +586,13 @@ func (x *ChangePasswordRequest) GetOldPassword() string {
 func (x *ChangePasswordRequest) GetNewPassword() string {
 	if x != nil {
 		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
 	}
 	return ""
 }
@@ -1694,6 +1731,258 @@ func (x *StatsResponse) GetActiveSessions() int32 {
 	return 0
 }
 
+// LockoutEntry is a failure counter that refuses logins until it expires.
+type LockoutEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: "account" (every untrusted device), "account_address" (the
+	// account from one address), "address" (every account from it), "device"
+	// (one trusted device's token).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// key: the username, "username@address", the address, or the device id.
+	Key      string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Failures int32  `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	// until is when the lockout ends unless more failures come, unix seconds.
+	Until int64 `protobuf:"varint,4,opt,name=until,proto3" json:"until,omitempty"`
+	// username is the name the last counted failure tried (for a device or an
+	// address, whose key does not name it).
+	Username      string `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockoutEntry) Reset() {
+	*x = LockoutEntry{}
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockoutEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockoutEntry) ProtoMessage() {}
+
+func (x *LockoutEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockoutEntry.ProtoReflect.Descriptor instead.
+func (*LockoutEntry) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *LockoutEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LockoutEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LockoutEntry) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *LockoutEntry) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *LockoutEntry) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type ListLockoutsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsRequest) Reset() {
+	*x = ListLockoutsRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsRequest) ProtoMessage() {}
+
+func (x *ListLockoutsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsRequest.ProtoReflect.Descriptor instead.
+func (*ListLockoutsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+}
+
+type ListLockoutsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lockouts      []*LockoutEntry        `protobuf:"bytes,1,rep,name=lockouts,proto3" json:"lockouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLockoutsResponse) Reset() {
+	*x = ListLockoutsResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLockoutsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLockoutsResponse) ProtoMessage() {}
+
+func (x *ListLockoutsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLockoutsResponse.ProtoReflect.Descriptor instead.
+func (*ListLockoutsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListLockoutsResponse) GetLockouts() []*LockoutEntry {
+	if x != nil {
+		return x.Lockouts
+	}
+	return nil
+}
+
+type LiftLockoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutRequest) Reset() {
+	*x = LiftLockoutRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutRequest) ProtoMessage() {}
+
+func (x *LiftLockoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutRequest.ProtoReflect.Descriptor instead.
+func (*LiftLockoutRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *LiftLockoutRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LiftLockoutRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type LiftLockoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftLockoutResponse) Reset() {
+	*x = LiftLockoutResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftLockoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftLockoutResponse) ProtoMessage() {}
+
+func (x *LiftLockoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftLockoutResponse.ProtoReflect.Descriptor instead.
+func (*LiftLockoutResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{36}
+}
+
 // UserChanged is published on topic "user.updated" when an account's roles
 // change, so that gateways drop what they cached about its sessions.
 type UserChanged struct {
@@ -1707,7 +1996,7 @@ type UserChanged struct {
 
 func (x *UserChanged) Reset() {
 	*x = UserChanged{}
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2008,7 @@ func (x *UserChanged) String() string {
 func (*UserChanged) ProtoMessage() {}
 
 func (x *UserChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[32]
+	mi := &file_proto_user_user_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2021,7 @@ func (x *UserChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserChanged.ProtoReflect.Descriptor instead.
 func (*UserChanged) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{32}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UserChanged) GetUserId() string {
@@ -1770,7 +2059,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2071,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_user_proto_msgTypes[33]
+	mi := &file_proto_user_user_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2084,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_proto_user_user_proto_rawDescGZIP(), []int{33}
+	return file_proto_user_user_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SessionRevoked) GetSessionId() string {
@@ -1829,20 +2118,23 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\x86\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xa9\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vclient_addr\x18\x03 \x01(\tR\n" +
 	"clientAddr\x12\x1d\n" +
 	"\n" +
-	"user_agent\x18\x04 \x01(\tR\tuserAgent\"c\n" +
+	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"S\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12!\n" +
+	"\fdevice_token\x18\x04 \x01(\tR\vdeviceToken\x12*\n" +
+	"\x11device_expires_at\x18\x05 \x01(\x03R\x0fdeviceExpiresAt\"S\n" +
 	"\aLockout\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12.\n" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
@@ -1857,10 +2149,11 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12,\n" +
-	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\"]\n" +
+	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
-	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
+	"\fdevice_token\x18\x03 \x01(\tR\vdeviceToken\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
 	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x0e\n" +
 	"\fRenewRequest\"D\n" +
@@ -1932,7 +2225,20 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
 	"\x0edisabled_users\x18\x02 \x01(\x05R\rdisabledUsers\x12\x16\n" +
 	"\x06admins\x18\x03 \x01(\x05R\x06admins\x12'\n" +
-	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"W\n" +
+	"\x0factive_sessions\x18\x04 \x01(\x05R\x0eactiveSessions\"\x82\x01\n" +
+	"\fLockoutEntry\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
+	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12\x14\n" +
+	"\x05until\x18\x04 \x01(\x03R\x05until\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\"\x15\n" +
+	"\x13ListLockoutsRequest\"F\n" +
+	"\x14ListLockoutsResponse\x12.\n" +
+	"\blockouts\x18\x01 \x03(\v2\x12.user.LockoutEntryR\blockouts\":\n" +
+	"\x12LiftLockoutRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x15\n" +
+	"\x13LiftLockoutResponse\"W\n" +
 	"\vUserChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vsession_ids\x18\x02 \x03(\tR\n" +
@@ -1942,7 +2248,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x0e\n" +
-	"\x02at\x18\x03 \x01(\x03R\x02at2\xe2\x06\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at2\xf1\a\n" +
 	"\x04User\x12;\n" +
 	"\bRegister\x12\x15.user.RegisterRequest\x1a\x16.user.RegisterResponse\"\x00\x122\n" +
 	"\x05Login\x12\x12.user.LoginRequest\x1a\x13.user.LoginResponse\"\x00\x125\n" +
@@ -1959,7 +2265,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"UpdateUser\x12\x17.user.UpdateUserRequest\x1a\x18.user.UpdateUserResponse\"\x00\x12A\n" +
 	"\n" +
 	"DeleteUser\x12\x17.user.DeleteUserRequest\x1a\x18.user.DeleteUserResponse\"\x00\x122\n" +
-	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00\x12G\n" +
+	"\fListLockouts\x12\x19.user.ListLockoutsRequest\x1a\x1a.user.ListLockoutsResponse\"\x00\x12D\n" +
+	"\vLiftLockout\x12\x18.user.LiftLockoutRequest\x1a\x19.user.LiftLockoutResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_user_proto_rawDescOnce sync.Once
@@ -1973,7 +2281,7 @@ func file_proto_user_user_proto_rawDescGZIP() []byte {
 	return file_proto_user_user_proto_rawDescData
 }
 
-var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_proto_user_user_proto_goTypes = []any{
 	(*RegisterRequest)(nil),        // 0: user.RegisterRequest
 	(*RegisterResponse)(nil),       // 1: user.RegisterResponse
@@ -2007,8 +2315,13 @@ var file_proto_user_user_proto_goTypes = []any{
 	(*DeleteUserResponse)(nil),     // 29: user.DeleteUserResponse
 	(*StatsRequest)(nil),           // 30: user.StatsRequest
 	(*StatsResponse)(nil),          // 31: user.StatsResponse
-	(*UserChanged)(nil),            // 32: user.UserChanged
-	(*SessionRevoked)(nil),         // 33: user.SessionRevoked
+	(*LockoutEntry)(nil),           // 32: user.LockoutEntry
+	(*ListLockoutsRequest)(nil),    // 33: user.ListLockoutsRequest
+	(*ListLockoutsResponse)(nil),   // 34: user.ListLockoutsResponse
+	(*LiftLockoutRequest)(nil),     // 35: user.LiftLockoutRequest
+	(*LiftLockoutResponse)(nil),    // 36: user.LiftLockoutResponse
+	(*UserChanged)(nil),            // 37: user.UserChanged
+	(*SessionRevoked)(nil),         // 38: user.SessionRevoked
 }
 var file_proto_user_user_proto_depIdxs = []int32{
 	15, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
@@ -2017,39 +2330,44 @@ var file_proto_user_user_proto_depIdxs = []int32{
 	15, // 3: user.GetUserResponse.sessions:type_name -> user.Session
 	25, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
 	20, // 5: user.UpdateUserResponse.user:type_name -> user.Account
-	0,  // 6: user.User.Register:input_type -> user.RegisterRequest
-	2,  // 7: user.User.Login:input_type -> user.LoginRequest
-	5,  // 8: user.User.Logout:input_type -> user.LogoutRequest
-	7,  // 9: user.User.Info:input_type -> user.InfoRequest
-	9,  // 10: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
-	11, // 11: user.User.Renew:input_type -> user.RenewRequest
-	13, // 12: user.User.Health:input_type -> user.HealthRequest
-	16, // 13: user.User.ListSessions:input_type -> user.ListSessionsRequest
-	18, // 14: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
-	21, // 15: user.User.ListUsers:input_type -> user.ListUsersRequest
-	23, // 16: user.User.GetUser:input_type -> user.GetUserRequest
-	26, // 17: user.User.UpdateUser:input_type -> user.UpdateUserRequest
-	28, // 18: user.User.DeleteUser:input_type -> user.DeleteUserRequest
-	30, // 19: user.User.Stats:input_type -> user.StatsRequest
-	1,  // 20: user.User.Register:output_type -> user.RegisterResponse
-	3,  // 21: user.User.Login:output_type -> user.LoginResponse
-	6,  // 22: user.User.Logout:output_type -> user.LogoutResponse
-	8,  // 23: user.User.Info:output_type -> user.InfoResponse
-	10, // 24: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
-	12, // 25: user.User.Renew:output_type -> user.RenewResponse
-	14, // 26: user.User.Health:output_type -> user.HealthResponse
-	17, // 27: user.User.ListSessions:output_type -> user.ListSessionsResponse
-	19, // 28: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
-	22, // 29: user.User.ListUsers:output_type -> user.ListUsersResponse
-	24, // 30: user.User.GetUser:output_type -> user.GetUserResponse
-	27, // 31: user.User.UpdateUser:output_type -> user.UpdateUserResponse
-	29, // 32: user.User.DeleteUser:output_type -> user.DeleteUserResponse
-	31, // 33: user.User.Stats:output_type -> user.StatsResponse
-	20, // [20:34] is the sub-list for method output_type
-	6,  // [6:20] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	32, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
+	0,  // 7: user.User.Register:input_type -> user.RegisterRequest
+	2,  // 8: user.User.Login:input_type -> user.LoginRequest
+	5,  // 9: user.User.Logout:input_type -> user.LogoutRequest
+	7,  // 10: user.User.Info:input_type -> user.InfoRequest
+	9,  // 11: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
+	11, // 12: user.User.Renew:input_type -> user.RenewRequest
+	13, // 13: user.User.Health:input_type -> user.HealthRequest
+	16, // 14: user.User.ListSessions:input_type -> user.ListSessionsRequest
+	18, // 15: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
+	21, // 16: user.User.ListUsers:input_type -> user.ListUsersRequest
+	23, // 17: user.User.GetUser:input_type -> user.GetUserRequest
+	26, // 18: user.User.UpdateUser:input_type -> user.UpdateUserRequest
+	28, // 19: user.User.DeleteUser:input_type -> user.DeleteUserRequest
+	30, // 20: user.User.Stats:input_type -> user.StatsRequest
+	33, // 21: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
+	35, // 22: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
+	1,  // 23: user.User.Register:output_type -> user.RegisterResponse
+	3,  // 24: user.User.Login:output_type -> user.LoginResponse
+	6,  // 25: user.User.Logout:output_type -> user.LogoutResponse
+	8,  // 26: user.User.Info:output_type -> user.InfoResponse
+	10, // 27: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
+	12, // 28: user.User.Renew:output_type -> user.RenewResponse
+	14, // 29: user.User.Health:output_type -> user.HealthResponse
+	17, // 30: user.User.ListSessions:output_type -> user.ListSessionsResponse
+	19, // 31: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
+	22, // 32: user.User.ListUsers:output_type -> user.ListUsersResponse
+	24, // 33: user.User.GetUser:output_type -> user.GetUserResponse
+	27, // 34: user.User.UpdateUser:output_type -> user.UpdateUserResponse
+	29, // 35: user.User.DeleteUser:output_type -> user.DeleteUserResponse
+	31, // 36: user.User.Stats:output_type -> user.StatsResponse
+	34, // 37: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
+	36, // 38: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
+	23, // [23:39] is the sub-list for method output_type
+	7,  // [7:23] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_proto_user_user_proto_init() }
@@ -2064,7 +2382,7 @@ func file_proto_user_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_user_proto_rawDesc), len(file_proto_user_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -66,6 +66,10 @@ type UserService interface {
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...client.CallOption) (*DeleteUserResponse, error)
 	// Stats counts accounts and live sessions. Admin only.
 	Stats(ctx context.Context, in *StatsRequest, opts ...client.CallOption) (*StatsResponse, error)
+	// ListLockouts returns the failure counters that refuse logins now. Admin only.
+	ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error)
+	// LiftLockout deletes one such counter. Admin only.
+	LiftLockout(ctx context.Context, in *LiftLockoutRequest, opts ...client.CallOption) (*LiftLockoutResponse, error)
 }
 
 type userService struct {
@@ -220,6 +224,26 @@ func (c *userService) Stats(ctx context.Context, in *StatsRequest, opts ...clien
 	return out, nil
 }
 
+func (c *userService) ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListLockouts", in)
+	out := new(ListLockoutsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) LiftLockout(ctx context.Context, in *LiftLockoutRequest, opts ...client.CallOption) (*LiftLockoutResponse, error) {
+	req := c.c.NewRequest(c.name, "User.LiftLockout", in)
+	out := new(LiftLockoutResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for User service
 
 type UserHandler interface {
@@ -253,6 +277,10 @@ type UserHandler interface {
 	DeleteUser(context.Context, *DeleteUserRequest, *DeleteUserResponse) error
 	// Stats counts accounts and live sessions. Admin only.
 	Stats(context.Context, *StatsRequest, *StatsResponse) error
+	// ListLockouts returns the failure counters that refuse logins now. Admin only.
+	ListLockouts(context.Context, *ListLockoutsRequest, *ListLockoutsResponse) error
+	// LiftLockout deletes one such counter. Admin only.
+	LiftLockout(context.Context, *LiftLockoutRequest, *LiftLockoutResponse) error
 }
 
 func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.HandlerOption) error {
@@ -271,6 +299,8 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		UpdateUser(ctx context.Context, in *UpdateUserRequest, out *UpdateUserResponse) error
 		DeleteUser(ctx context.Context, in *DeleteUserRequest, out *DeleteUserResponse) error
 		Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error
+		ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error
+		LiftLockout(ctx context.Context, in *LiftLockoutRequest, out *LiftLockoutResponse) error
 	}
 	type User struct {
 		user
@@ -337,4 +367,12 @@ func (h *userHandler) DeleteUser(ctx context.Context, in *DeleteUserRequest, out
 
 func (h *userHandler) Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error {
 	return h.UserHandler.Stats(ctx, in, out)
+}
+
+func (h *userHandler) ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error {
+	return h.UserHandler.ListLockouts(ctx, in, out)
+}
+
+func (h *userHandler) LiftLockout(ctx context.Context, in *LiftLockoutRequest, out *LiftLockoutResponse) error {
+	return h.UserHandler.LiftLockout(ctx, in, out)
 }
