@@ -574,7 +574,11 @@ func parseExit(msg string) (name, status string, ok bool) {
 }
 
 // embeddedEtcd and embeddedNATS report whether the supervisor runs etcd or
-// NATS itself, and so holds their logins.
-func (s *supervisor) embeddedEtcd() bool { return os.Getenv("MICRO_REGISTRY_ADDRESS") == "" }
+// NATS itself and holds their logins.
+func (s *supervisor) embeddedEtcd() bool {
+	return s.creds.EtcdPassword != "" && os.Getenv("MICRO_REGISTRY_ADDRESS") == ""
+}
 
-func (s *supervisor) embeddedNATS() bool { return os.Getenv("MICRO_BROKER_ADDRESS") == "" }
+func (s *supervisor) embeddedNATS() bool {
+	return s.creds.NATSPassword != "" && os.Getenv("MICRO_BROKER_ADDRESS") == ""
+}
