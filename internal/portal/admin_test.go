@@ -26,7 +26,19 @@ var adminRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/admin/services/user/restart"},
 	{"GET", "/api/v1/admin/services/user/logs"},
 	{"GET", "/api/v1/admin/audit"},
+	{"GET", "/api/v1/admin/overview"},
+	{"GET", "/api/v1/admin/permissions"},
+	{"GET", "/api/v1/admin/roles"},
+	{"POST", "/api/v1/admin/roles"},
+	{"GET", "/api/v1/admin/roles/auditor"},
+	{"PUT", "/api/v1/admin/roles/auditor"},
+	{"DELETE", "/api/v1/admin/roles/auditor"},
+	{"GET", "/api/v1/admin/users/some-id/tokens"},
+	{"GET", "/api/v1/admin/lockouts"},
+	{"DELETE", "/api/v1/admin/lockouts/address/192.0.2.1"},
 	{"GET", "/admin"},
+	{"GET", "/admin/roles"},
+	{"GET", "/admin/lockouts"},
 	{"GET", "/admin/users"},
 	{"GET", "/admin/users/some-id"},
 	{"GET", "/admin/config"},
@@ -45,7 +57,10 @@ func TestAdminRoutesRefuseNonAdmins(t *testing.T) {
 	tok, _ := c.login("plain_user", "plain-password")
 	for _, r := range adminRoutes {
 		var body any
-		if r.method == "PATCH" || r.method == "PUT" {
+		switch {
+		case strings.Contains(r.path, "/roles"):
+			body = map[string]any{"name": "auditor", "permissions": []string{"audit.read"}}
+		case r.method == "PATCH" || r.method == "PUT":
 			body = map[string]any{"disabled": true}
 		}
 		rsp := c.do(r.method, r.path, tok, body)

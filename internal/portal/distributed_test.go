@@ -247,6 +247,13 @@ func TestDistributed(t *testing.T) {
 		return
 	}
 
+	// a5. A custom role, enforced by each service and live: what a role
+	// allows, a session and an API key may do through either gateway and by
+	// direct RPC; an edit of the role applies everywhere within 1 s.
+	if !t.Run("a5_permissions_live", func(t *testing.T) { permissionsLive(t, c) }) {
+		return
+	}
+
 	// b. A logout on web1 reaches web2 (which has the session's verdict
 	// cached) through the broker.
 	if !t.Run("b_logout_propagates", func(t *testing.T) {
@@ -644,8 +651,8 @@ func adminPlane(t *testing.T, c *cluster) {
 	sys, users := systempb.NewSystemService("system", cli), userpb.NewUserService("user", cli)
 	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
 	calls := map[string]func(ctx context.Context) error{
-		"System.ListUsers": func(ctx context.Context) error {
-			_, err := sys.ListUsers(ctx, &userpb.ListUsersRequest{})
+		"System.ListAudit": func(ctx context.Context) error {
+			_, err := sys.ListAudit(ctx, &systempb.ListAuditRequest{})
 			return err
 		},
 		"System.UpdateConfig": func(ctx context.Context) error {
@@ -674,8 +681,8 @@ func adminPlane(t *testing.T, c *cluster) {
 			t.Errorf("%s with a user's token: %v, want 403 auth.forbidden", name, e)
 		}
 	}
-	if rsp, err := sys.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
-		t.Fatalf("System.ListUsers as admin: %v, %v", rsp, err)
+	if rsp, err := users.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
+		t.Fatalf("User.ListUsers as admin: %v, %v", rsp, err)
 	}
 
 	// Disable on web1 ends the session that web2 has cached.
@@ -703,5 +710,106 @@ func adminPlane(t *testing.T, c *cluster) {
 	}
 	if m := ws[1].expect(ws[1].do("GET", "/api/v1/admin/config", adminTok, nil), http.StatusOK).json(t); !strings.Contains(m["yaml"].(string), "maxFailures: 9") {
 		t.Fatalf("config through web2: %v", m)
+	}
+}
+
+func permissionsLive(t *testing.T, c *cluster) {
+	ws := c.clients(t)
+	adminTok, _ := ws[0].login("admin", testenv.AdminPassword)
+	ws[0].register("audrey", "audrey-password")
+	ws[0].expect(ws[0].do("POST", "/api/v1/admin/roles", adminTok, map[string]any{"name": "auditor", "permissions": []string{"audit.read"}}), http.StatusCreated)
+	id := userID(t, ws[0], adminTok, "audrey")
+	ws[1].expect(ws[1].do("PATCH", "/api/v1/admin/users/"+id, adminTok, map[string]any{"roles": []string{"user", "auditor"}}), http.StatusOK)
+	tok, _ := ws[1].login("audrey", "audrey-password")
+	key := ws[0].expect(ws[0].do("POST", "/api/v1/me/tokens", tok, map[string]any{
+		"name": "script", "permissions": []string{"audit.read"}, "expires_at": time.Now().Add(time.Hour).Unix(),
+	}), http.StatusCreated).json(t)["token"].(string)
+
+	reg := etcdreg.NewRegistry(registry.Addrs(c.env.Etcd.Addr))
+	cli := grpcclient.NewClient(microclient.Registry(reg), microclient.Selector(selector.NewSelector(selector.Registry(reg))))
+	sys := systempb.NewSystemService("system", cli)
+	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
+
+	// readers are every way to read the audit log: each gateway and a
+	// direct RPC (system asks a user instance, round robin, for the grant).
+	readers := func(cred string) map[string]func() int {
+		return map[string]func() int{
+			"web1": func() int { return ws[0].do("GET", "/api/v1/admin/audit", cred, nil).StatusCode },
+			"web2": func() int { return ws[1].do("GET", "/api/v1/admin/audit", cred, nil).StatusCode },
+			"rpc": func() int {
+				_, err := sys.ListAudit(as(cred), &systempb.ListAuditRequest{})
+				if err == nil {
+					return http.StatusOK
+				}
+				return int(merrors.FromError(err).Code)
+			},
+		}
+	}
+	for what, cred := range map[string]string{"session": tok, "API key": key} {
+		for name, read := range readers(cred) {
+			// Twice: each user instance answers one.
+			for range 2 {
+				if code := read(); code != http.StatusOK {
+					t.Fatalf("%s: audit log through %s: %d, want 200", what, name, code)
+				}
+			}
+		}
+		for _, w := range ws {
+			w.expect(w.do("PATCH", "/api/v1/admin/users/"+id, cred, map[string]any{"disabled": true}), http.StatusForbidden)
+			w.expect(w.do("PUT", "/api/v1/admin/config", cred, map[string]any{}), http.StatusForbidden)
+		}
+		_, err := sys.UpdateConfig(as(cred), &systempb.UpdateConfigRequest{Document: "login:\n  maxFailures: 1000\n"})
+		if e := merrors.FromError(err); e.Code != http.StatusForbidden {
+			t.Fatalf("%s: direct System.UpdateConfig: %v, want 403", what, err)
+		}
+	}
+
+	// within waits until every reader answers want, each twice in a row (so
+	// both user instances), and returns how long after start the round of
+	// reads that saw it began; it fails when a round begun after 1 s still
+	// does not.
+	within := func(what string, want int, readers map[string]func() int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			round := time.Since(start)
+			done := true
+			for _, read := range readers {
+				if read() != want || read() != want {
+					done = false
+				}
+			}
+			if done {
+				return round
+			}
+			if round > time.Second {
+				t.Fatalf("%s: not applied everywhere after %v", what, round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	all := func() map[string]func() int {
+		m := map[string]func() int{}
+		for what, cred := range map[string]string{"session": tok, "key": key} {
+			for name, read := range readers(cred) {
+				m[what+" via "+name] = read
+			}
+		}
+		return m
+	}()
+	ws[0].expect(ws[0].do("PUT", "/api/v1/admin/roles/auditor", adminTok, map[string]any{"permissions": []string{}}), http.StatusOK)
+	took := within("audit.read taken from auditor", http.StatusForbidden, all)
+	c.note(t, "a role edit on web1 refused the session and the key on both gateways and by RPC after %d ms", took.Milliseconds())
+	ws[1].expect(ws[1].do("PUT", "/api/v1/admin/roles/auditor", adminTok, map[string]any{"permissions": []string{"audit.read"}}), http.StatusOK)
+	took = within("audit.read given back", http.StatusOK, all)
+	c.note(t, "a role edit on web2 granted again everywhere after %d ms", took.Milliseconds())
+
+	// A revoked key is refused at once on every gateway.
+	keys := ws[0].expect(ws[0].do("GET", "/api/v1/me/tokens", tok, nil), http.StatusOK).json(t)["tokens"].([]any)
+	ws[0].expect(ws[0].do("DELETE", "/api/v1/me/tokens/"+keys[0].(map[string]any)["id"].(string), tok, nil), http.StatusNoContent)
+	for name, read := range readers(key) {
+		if code := read(); code != http.StatusUnauthorized {
+			t.Errorf("revoked key through %s: %d, want 401", name, code)
+		}
 	}
 }

@@ -34,6 +34,16 @@ var errorTable = []struct {
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
 	{ErrNoSession, "user.session_not_found", 404},
+	{ErrBadRoleName, "user.bad_role_name", 400},
+	{ErrBadPermissions, "user.bad_permissions", 400},
+	{ErrNoRole, "user.role_not_found", 404},
+	{ErrRoleExists, "user.role_exists", 409},
+	{ErrBuiltinRole, "user.builtin_role", 409},
+	{ErrRoleInUse, "user.role_in_use", 409},
+	{ErrBadToken, "user.bad_token", 400},
+	{ErrTokenPermissions, "user.token_permissions", 403},
+	{ErrNoToken, "user.token_not_found", 404},
+	{ErrSessionOnly, "user.session_only", 403},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to
