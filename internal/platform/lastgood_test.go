@@ -14,6 +14,7 @@ import (
 
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -76,18 +77,18 @@ func TestEtcdOutage(t *testing.T) {
 	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10*time.Second, "calls to reach the second node", func() bool {
+	poll.Wait(t, 10*time.Second, "calls to reach the second node", func() bool {
 		_, err := health()
 		return err == nil
 	})
 	replaced := time.Now()
-	testenv.WaitFor(t, 10*time.Second, "two refreshes of the view", func() bool { return time.Since(replaced) > 2500*time.Millisecond })
+	poll.Wait(t, 10*time.Second, "two refreshes of the view", func() bool { return time.Since(replaced) > 2500*time.Millisecond })
 
 	etcd.Stop(t)
 	outage := time.Now()
 	for i := range 3 {
 		// Past the selector's TTL each time: its entries expired.
-		testenv.WaitFor(t, 30*time.Second, "the selector's TTL to pass", func() bool { return time.Since(outage) > time.Duration(i+1)*ttl+time.Second })
+		poll.Wait(t, 30*time.Second, "the selector's TTL to pass", func() bool { return time.Since(outage) > time.Duration(i+1)*ttl+time.Second })
 		took, err := health()
 		if err != nil || took > registryTimeout/3 {
 			t.Fatalf("call %d with etcd away: %v after %v (the registry's timeout is %v)", i, err, took, registryTimeout)
@@ -111,7 +112,7 @@ func TestEtcdOutage(t *testing.T) {
 	if err := second.Stop(); err != nil {
 		t.Logf("stop second: %v", err)
 	}
-	testenv.WaitFor(t, 30*time.Second, "calls to reach the node registered after etcd came back", func() bool {
+	poll.Wait(t, 30*time.Second, "calls to reach the node registered after etcd came back", func() bool {
 		_, err := health()
 		return err == nil
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // adminRoutes are every admin route of the JSON API and the pages.
@@ -324,7 +325,7 @@ func TestAdminConfig(t *testing.T) {
 	if err := os.WriteFile(p.ConfigFile, []byte("auth:\n  expireTime: 300\n  refreshTime: 60\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10e9, "the hand edit to apply", func() bool {
+	poll.Wait(t, 10e9, "the hand edit to apply", func() bool {
 		_, exp := c.login("admin", testenv.AdminPassword)
 		return near(lifetime(exp), 300e9)
 	})
@@ -394,13 +395,13 @@ func TestAdminAudit(t *testing.T) {
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("gina", "gina-password")
-	gina, _ := c.login("gina", "gina-password")
+	c.login("gina", "gina-password")
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "gina", "password": "wrong-password"}), http.StatusUnauthorized)
 	ginaID := userID(t, c, admin, "gina")
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"roles": []string{"admin", "user"}}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": true}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": false}), http.StatusOK)
-	gina, _ = c.login("gina", "gina-password")
+	gina, _ := c.login("gina", "gina-password")
 	var sessions struct {
 		Sessions []struct {
 			ID string `json:"id"`
@@ -423,7 +424,7 @@ func TestAdminAudit(t *testing.T) {
 		{"role_change", "admin", "gina", "user -> admin,user"},
 	}
 	var got []auditEntry
-	testenv.WaitFor(t, 10e9, "the audit entries", func() bool {
+	poll.Wait(t, 10e9, "the audit entries", func() bool {
 		got, _ = listAudit(t, c, admin, "limit=7")
 		return len(got) == 7 && got[0].Kind == "delete"
 	})
@@ -443,7 +444,7 @@ func TestAdminAudit(t *testing.T) {
 	}
 	// register, login, login_failed, role_change, disable, enable, login,
 	// session_ended, delete.
-	testenv.WaitFor(t, 10e9, "gina's 9 entries", func() bool {
+	poll.Wait(t, 10e9, "gina's 9 entries", func() bool {
 		_, total := listAudit(t, c, admin, "user=gina")
 		return total == 9
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // natsReconnectWait is the tests' bound on the wait between reconnects to
@@ -50,7 +51,7 @@ func TestNATSOutage(t *testing.T) {
 
 	c.env.NATS.Stop(t)
 	stopped := time.Now()
-	testenv.WaitFor(t, 30*time.Second, "web2's /readyz to report the broker down", func() bool {
+	poll.Wait(t, 30*time.Second, "web2's /readyz to report the broker down", func() bool {
 		r := ws[1].do("GET", "/readyz", "", nil)
 		return r.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(r.body), `"web.broker"`) &&
 			!strings.Contains(string(r.body), `"web.broker":"ok"`)
@@ -68,7 +69,7 @@ func TestNATSOutage(t *testing.T) {
 	c.env.NATS.Start(t)
 	back := time.Now()
 	for i, w := range ws {
-		testenv.WaitFor(t, 60*time.Second, "a gateway ready after NATS came back", func() bool {
+		poll.Wait(t, 60*time.Second, "a gateway ready after NATS came back", func() bool {
 			return w.do("GET", "/readyz", "", nil).StatusCode == http.StatusOK
 		})
 		t.Logf("web%d ready %d ms after NATS came back", i+1, time.Since(back).Milliseconds())
@@ -81,14 +82,14 @@ func TestNATSOutage(t *testing.T) {
 	ws[1].expect(ws[1].do("GET", "/api/v1/me", tokC, nil), http.StatusOK)
 	ws[0].expect(ws[0].do("POST", "/api/v1/logout", tokC, nil), http.StatusNoContent)
 	loggedOut := time.Now()
-	testenv.WaitFor(t, 10*time.Second, "web2 to refuse a session ended on web1 after the outage", func() bool {
+	poll.Wait(t, 10*time.Second, "web2 to refuse a session ended on web1 after the outage", func() bool {
 		return ws[1].do("GET", "/api/v1/me", tokC, nil).StatusCode == http.StatusUnauthorized
 	})
 	t.Logf("after the outage, a logout on web1 refused on web2 after %d ms", time.Since(loggedOut).Milliseconds())
 
 	// The two logouts of the outage are in the audit log.
 	admin, _ := ws[0].login("admin", testenv.AdminPassword)
-	testenv.WaitFor(t, 30*time.Second, "the outage's logouts in the audit log", func() bool {
+	poll.Wait(t, 30*time.Second, "the outage's logouts in the audit log", func() bool {
 		entries, _ := listAudit(t, ws[0], admin, "kind=logout&user="+name)
 		return len(entries) >= 3
 	})

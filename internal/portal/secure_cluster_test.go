@@ -11,6 +11,7 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // TestSecureCluster runs the distributed cluster (two user, one system, two
@@ -54,7 +55,7 @@ func TestSecureCluster(t *testing.T) {
 		// The audit stream (JetStream on the same NATS) carries the
 		// registration to the system service.
 		admin, _ := ws[0].login("admin", testenv.AdminPassword)
-		testenv.WaitFor(t, 15*time.Second, "carol's registration in the audit log", func() bool {
+		poll.Wait(t, 15*time.Second, "carol's registration in the audit log", func() bool {
 			entries, _ := listAudit(t, ws[0], admin, "")
 			for _, e := range entries {
 				if e.SubjectName == name || e.ActorName == name {
@@ -70,7 +71,7 @@ func TestSecureCluster(t *testing.T) {
 	if !t.Run("revocation_across_gateways", func(t *testing.T) {
 		ws := c.clients(t)
 		ws[1].expect(ws[1].do("POST", "/api/v1/logout", token, nil), http.StatusNoContent)
-		testenv.WaitFor(t, 10*time.Second, "web1 to refuse the token logged out on web2", func() bool {
+		poll.Wait(t, 10*time.Second, "web1 to refuse the token logged out on web2", func() bool {
 			return ws[0].do("GET", "/api/v1/me", token, nil).StatusCode == http.StatusUnauthorized
 		})
 	}) {
@@ -81,7 +82,7 @@ func TestSecureCluster(t *testing.T) {
 		ws := c.clients(t)
 		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n")
 		streak := 0 // four in a row, two per gateway, reach both user nodes
-		testenv.WaitFor(t, 15*time.Second, "logins on both gateways to mint 120 s tokens", func() bool {
+		poll.Wait(t, 15*time.Second, "logins on both gateways to mint 120 s tokens", func() bool {
 			if _, exp := ws[streak%2].login(name, pw); near(lifetime(exp), 120*time.Second) {
 				streak++
 			} else {

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,11 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
 	"github.com/portal-go/portal/internal/datadir"
 )
@@ -77,40 +71,4 @@ func randomSecret() (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// enableEtcdAuth turns authentication on in the embedded etcd e, once: a
-// root user, and c's user whose role may read and write /micro/ only. An
-// etcd whose authentication is on already (a later start) is left alone.
-func enableEtcdAuth(ctx context.Context, e *embed.Etcd, c Credentials) error {
-	cli := v3client.New(e.Server)
-	defer cli.Close()
-	st, err := cli.AuthStatus(ctx)
-	if err != nil {
-		return fmt.Errorf("etcd auth status: %w", err)
-	}
-	if st.Enabled {
-		return nil
-	}
-	// Each step tolerates having been done by a start that stopped half
-	// way.
-	steps := []func() error{
-		func() error { _, err := cli.UserAdd(ctx, "root", c.EtcdRootPassword); return err },
-		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := cli.RoleAdd(ctx, "portal"); return err },
-		func() error {
-			_, err := cli.RoleGrantPermission(ctx, "portal", "/micro/", clientv3.GetPrefixRangeEnd("/micro/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := cli.UserAdd(ctx, c.EtcdUser, c.EtcdPassword); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, c.EtcdUser, "portal"); return err },
-		func() error { _, err := cli.AuthEnable(ctx); return err },
-	}
-	for _, step := range steps {
-		if err := step(); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
-			return fmt.Errorf("etcd auth setup: %w", err)
-		}
-	}
-	return nil
 }

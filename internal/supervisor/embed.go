@@ -1,3 +1,5 @@
+//go:build up
+
 package supervisor
 
 import (
@@ -12,10 +14,19 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// embedded tells whether this build has portal up's etcd and NATS.
+const embedded = true
+
+// natsServer is the embedded NATS server.
+type natsServer = natsserver.Server
 
 // startTimeout bounds how long the embedded etcd and NATS may take to serve.
 const startTimeout = 30 * time.Second
@@ -130,7 +141,7 @@ func (c quietCore) With(f []zapcore.Field) zapcore.Core { return quietCore{c.Cor
 // startNATS runs a NATS server with JetStream, its storage in dir, serving
 // clients on addr (port 0: a free one) that log in as c's user, and returns
 // once it accepts connections.
-func startNATS(dir, addr string, log *slog.Logger, c Credentials) (*natsserver.Server, error) {
+func startNATS(dir, addr string, log *slog.Logger, c Credentials) (*natsServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("nats address: %w", err)
 	}
@@ -174,3 +185,39 @@ func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(f
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// enableEtcdAuth turns authentication on in the embedded etcd e, once: a
+// root user, and c's user whose role may read and write /micro/ only. An
+// etcd whose authentication is on already (a later start) is left alone.
+func enableEtcdAuth(ctx context.Context, e *embed.Etcd, c Credentials) error {
+	cli := v3client.New(e.Server)
+	defer cli.Close()
+	st, err := cli.AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd auth status: %w", err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	// Each step tolerates having been done by a start that stopped half
+	// way.
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", c.EtcdRootPassword); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "portal"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "portal", "/micro/", clientv3.GetPrefixRangeEnd("/micro/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, c.EtcdUser, c.EtcdPassword); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, c.EtcdUser, "portal"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+			return fmt.Errorf("etcd auth setup: %w", err)
+		}
+	}
+	return nil
+}

@@ -16,9 +16,7 @@ type handler struct{ s *supervisor }
 
 // List implements runtimepb.RuntimeHandler.
 func (h *handler) List(ctx context.Context, req *runtimepb.ListRequest, rsp *runtimepb.ListResponse) error {
-	for _, p := range h.s.List() {
-		rsp.Processes = append(rsp.Processes, p)
-	}
+	rsp.Processes = append(rsp.Processes, h.s.List()...)
 	return nil
 }
 

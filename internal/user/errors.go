@@ -10,9 +10,6 @@ import (
 	pb "github.com/portal-go/portal/proto/user"
 )
 
-// service is this service's registry name, also the prefix of its error ids.
-const service = "user"
-
 // errorTable maps sentinels to RPC error ids and codes, first match wins.
 var errorTable = []struct {
 	err  error

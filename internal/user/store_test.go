@@ -137,3 +137,20 @@ func TestInfoReusesCheckedRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestRepoPingAsksGetter: with a Getter, Ping fails when the Getter does,
+// though the store answers: the Getter serves logins, so readiness (the
+// gateway's /readyz, the registration check) must wait for it too.
+func TestRepoPingAsksGetter(t *testing.T) {
+	st := store.NewMemoryStore()
+	t.Cleanup(func() { _ = st.Close() })
+	g := &storeGetter{st: st}
+	r := NewRepo(st).WithGetter(g)
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	g.err = errors.New("EOF")
+	if err := r.Ping(context.Background()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Ping with the Getter failing = %v, want ErrStoreUnavailable", err)
+	}
+}
