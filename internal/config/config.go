@@ -114,9 +114,9 @@ func Defaults() Settings {
 			// Email verification and password recovery: no session yet.
 			"/email/verify", "/password/forgot", "/password/reset",
 			"/api/v1/email/verify", "/api/v1/password/forgot", "/api/v1/password/reset",
-			// Prometheus scrapes without a token. Safe because the gateway
-			// answers /metrics only to loopback clients not behind a proxy
-			// (404 to anyone else) unless --metrics_public is set.
+			// No session for Prometheus: the gateway answers /metrics only
+			// to a bearer of the metrics token (PORTAL_METRICS_TOKEN), and
+			// with none set not at all (404).
 			"/metrics",
 		},
 		ExpireTime:    900,
