@@ -152,7 +152,7 @@ func (c *Center) writeFile(doc []byte) error {
 	if err := os.Rename(tmp.Name(), c.path); err != nil {
 		return err
 	}
-	if c.watcher != nil {
+	if c.src != nil {
 		return nil
 	}
 	// The first edit created the file: from now on it is the source.

@@ -23,14 +23,6 @@ var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run.func2"),
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memRegistry).ttlPrune"),
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memWatcher).Next"),
-	// The config loader's watchers: config.Center cannot stop its watcher
-	// (go-micro's watcher Stop closes a channel its loader may still send
-	// on, a data race and a possible panic; see Center.watch), so each
-	// closed Center leaves this one goroutine waiting, and the loader one
-	// more behind it.
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*watcher).Next"),
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"),
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).watch"),
 	// The client selector's registry cache watches the registry with no
 	// Stop reachable from a service; under it, the etcd registry plugin's
 	// client (never closed: the registry interface has no Close) and its
