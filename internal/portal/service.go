@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -300,6 +301,9 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cl, ok := c.(io.Closer); ok {
+		b.onClose(func() { cl.Close() })
+	}
 	gw, err := mountWeb(b.Service, web.Options{
 		Auth: d.verifier, Config: d.cfg, Cache: c, Log: log,
 		Metrics: b.Metrics, MetricsPublic: b.settings.MetricsPublic,
@@ -444,6 +448,9 @@ func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Stor
 		return nil, nil, nil, err
 	}
 	b.onClose(func() { st.Close() })
+	if r, ok := k.(*kv.Redis); ok {
+		b.onClose(func() { r.Close() })
+	}
 	sweepFile(ctx, st, log)
 	stream, err := auditStream(b.settings, log)
 	if err != nil {
