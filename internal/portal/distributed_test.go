@@ -40,6 +40,8 @@ type cluster struct {
 	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
 	dead   *testenv.Proc // the user process step d killed
 	report []string      // measured numbers, logged at the end
+	// extraEnv is added to every process's environment.
+	extraEnv map[string]string
 }
 
 // start runs `portal <service>` on the cluster and waits until it serves.
@@ -50,7 +52,11 @@ func (c *cluster) start(service string) *testenv.Proc {
 	if service == "web" {
 		ready = `msg="portal ready"`
 	}
-	p := testenv.StartProc(c.t, c.bin, []string{service}, testenv.PortalEnv(c.t, service, c.env), ready)
+	env := testenv.PortalEnv(c.t, service, c.env)
+	for k, v := range c.extraEnv {
+		env[k] = v
+	}
+	p := testenv.StartProc(c.t, c.bin, []string{service}, env, ready)
 	switch service {
 	case "user":
 		c.users = append(c.users, p)
