@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
-PROTOS := user system runtime
+PROTOS := user system runtime oidc
 
 .PHONY: help build run test bench bench-quick lint proto proto-check tools clean
 

@@ -27,6 +27,9 @@ var Rules = append([]*auth.Rule{
 	public("user", "User.Register"),
 	public("user", "User.Login"),
 	public("user", "User.Health"),
+	// The OpenID provider's HTTP requests, forwarded by gateways; its own
+	// endpoints authenticate clients and users (internal/sso).
+	public("user", "OIDC.Serve"),
 	public("system", "System.Health"),
 	{ID: "user-any", Scope: auth.ScopeAccount, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "user", Endpoint: "*"}},
 	{ID: "system-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "system", Endpoint: "*"}},

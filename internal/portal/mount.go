@@ -15,9 +15,11 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -29,7 +31,7 @@ import (
 // each request, and makes the first admin. claimer (nil: none) claims
 // usernames in st atomically; when it is also a user.Getter (Redis), users and
 // sessions are read with one MGET. It publishes audit entries on stream.
-func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
+func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if claimer != nil {
 		repo = repo.WithClaimer(claimer)
@@ -47,6 +49,9 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
+	if err := mountSSO(svc, st, claimer, minter, h, issuer); err != nil {
+		return err
+	}
 	// The service starts only with a store that answers and a key to sign
 	// tokens with, and then makes sure there is an admin.
 	svc.Require(
@@ -57,6 +62,24 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil
+}
+
+// mountSSO serves the OpenID provider (internal/sso) beside the user
+// handler h, its records in st, sealed with a key derived from minter's.
+func mountSSO(svc *platform.Service, st store.Store, claimer user.Claimer, minter auth.Auth, h *user.Handler, issuer string) error {
+	d, ok := minter.(interface{ DeriveKey(string) []byte })
+	if !ok || d.DeriveKey("oidc provider v1") == nil {
+		return errors.New("no private key: the user service signs tokens")
+	}
+	var c sso.Claimer
+	if claimer != nil {
+		c = claimer
+	}
+	p, err := sso.New(st, c, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer})
+	if err != nil {
+		return err
+	}
+	return oidcpb.RegisterOIDCHandler(svc.Server(), sso.NewHandler(p))
 }
 
 // canMint checks that a holds the private key that signs tokens.
@@ -95,6 +118,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
+	o.OIDC = oidcpb.NewOIDCService("user", svc.Client())
 	o.Tracer = svc.TracerProvider()
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)

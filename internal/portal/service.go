@@ -31,6 +31,7 @@ import (
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
+	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
@@ -279,7 +280,12 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, claimer, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, log)
+	issuer := b.settings.Issuer
+	if issuer == "" {
+		issuer = sso.DefaultIssuer(b.settings.HTTPAddress)
+		log.Info("OpenID issuer derived from --http_address; set --issuer (PORTAL_ISSUER) to the public https URL, the same on every user instance", "issuer", issuer)
+	}
+	return mountUser(b.Service, st, claimer, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the

@@ -21,6 +21,8 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -35,6 +37,9 @@ var staticFS embed.FS
 type Options struct {
 	Users  userpb.UserService
 	System systempb.SystemService
+	// OIDC is the OpenID provider (in the user service) whose HTTP
+	// requests the gateway forwards; nil serves none.
+	OIDC oidcpb.OIDCService
 	// Auth verifies tokens; the gateway never mints them (no private key).
 	Auth   auth.Auth
 	Config *config.Center
@@ -101,6 +106,9 @@ func New(o Options) *Gateway {
 	e.GET("/healthz", g.healthz)
 	e.GET("/readyz", g.readyz)
 	e.GET("/metrics", g.metrics)
+
+	e.GET(sso.DiscoveryPath, g.openID)
+	e.Any(sso.Prefix+"*path", g.openID)
 
 	e.GET("/login", g.loginPage)
 	e.POST("/login", g.csrf, g.loginForm)

@@ -1,0 +1,66 @@
+package sso
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// prefixConsent keeps what a user let a client have: "oidc/consent/<user>/<client>".
+const prefixConsent = "oidc/consent/"
+
+// ConsentPath is the gateway's page that asks a user's consent.
+const ConsentPath = "/oauth/consent"
+
+// login is Portal's step of an authorization request: a browser with a live
+// Portal session goes on without being asked again (unless prompt=login or
+// max_age ask for a fresh sign-in); any other goes through Portal's login
+// page and comes back here. A client that is not first-party needs the
+// user's consent once.
+func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	a, err := p.storage.authRequest(id)
+	if err != nil {
+		http.Error(w, "unknown or expired sign-in request", http.StatusBadRequest)
+		return
+	}
+	c, err := p.storage.Client(r.Context(), a.ClientID)
+	if err != nil || c.Disabled {
+		http.Error(w, "unknown or disabled client", http.StatusBadRequest)
+		return
+	}
+	in, err := p.storage.accounts.Identify(r.Context())
+	if err != nil || !p.freshEnough(a, in) {
+		here := LoginPath + "?id=" + url.QueryEscape(id)
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(here), http.StatusSeeOther)
+		return
+	}
+	if !c.FirstParty {
+		var ok bool
+		if p.storage.get(prefixConsent+in.UserID+"/"+c.ID, &ok) != nil || !ok {
+			http.Redirect(w, r, ConsentPath+"?id="+url.QueryEscape(id), http.StatusSeeOther)
+			return
+		}
+	}
+	a.UserID, a.SessionID, a.AuthTime, a.AMR, a.Completed = in.UserID, in.SessionID, in.AuthTime, in.AMR, true
+	if err := p.storage.put(prefixRequest+a.ID, a, requestTTL); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	http.Redirect(w, r, op.AuthCallbackURL(p.op)(r.Context(), id), http.StatusSeeOther)
+}
+
+// freshEnough reports whether a sign-in satisfies the request's prompt=login
+// (signed in after the request was made) and max_age.
+func (p *Provider) freshEnough(a *authRequest, in SignIn) bool {
+	if slices.Contains(a.Prompt, "login") && in.AuthTime.Before(a.Created) {
+		return false
+	}
+	if a.MaxAge != nil && p.storage.now().Sub(in.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
+		return false
+	}
+	return true
+}
