@@ -37,6 +37,7 @@ var Rules = append([]*auth.Rule{
 	// read the logs of the services.
 	{ID: "runtime-admin", Scope: RoleAdmin, Access: auth.AccessGranted, Resource: &auth.Resource{Type: "service", Name: "runtime", Endpoint: "*"}},
 }, adminOnly("user", "User.ListUsers", "User.GetUser", "User.UpdateUser", "User.DeleteUser", "User.Stats",
+	"OIDC.CreateClient", "OIDC.ListClients", "OIDC.UpdateClient", "OIDC.DeleteClient",
 	"User.ListLockouts", "User.LiftLockout")...)
 
 func public(service, endpoint string) *auth.Rule {

@@ -2,39 +2,74 @@ package portal_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
 )
 
-// TestOIDCDiscovery: a relying party Portal did not write (go-oidc) finds
-// the embedded Portal's provider: the issuer derived from the listen
-// address, and a JWKS it can fetch through the gateway.
-func TestOIDCDiscovery(t *testing.T) {
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+// TestOIDCRelyingParty: a relying party Portal did not write (go-oidc,
+// x/oauth2) signs a user in against the embedded Portal: discovery, the code
+// flow with PKCE S256 for a browser that holds a Portal session (not asked
+// again), the ID token verified against the JWKS, userinfo, introspection,
+// refresh with rotation, and a reused refresh token ending the grant.
+func TestOIDCRelyingParty(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	rp := newRelyingParty(t, c, admin, p.URL, nil)
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
 	ctx := context.Background()
-	prov, err := oidc.NewProvider(ctx, p.URL)
-	if err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
-	if prov.Endpoint().TokenURL != p.URL+"/oauth/token" {
-		t.Fatalf("token endpoint %q", prov.Endpoint().TokenURL)
-	}
+
+	tok, id := rp.signIn(browser(t, p.URL, alice))
 	var claims struct {
-		JWKS string `json:"jwks_uri"`
+		Sub, Name, Sid, Acr string
+		PreferredUsername   string   `json:"preferred_username"`
+		AMR                 []string `json:"amr"`
+		AuthTime            int64    `json:"auth_time"`
 	}
-	if err := prov.Claims(&claims); err != nil {
+	if err := id.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	ks := oidc.NewRemoteKeySet(ctx, claims.JWKS)
-	if _, err := ks.VerifySignature(ctx, "e30.e30.e30"); err == nil {
-		t.Fatalf("a forged token verified")
+	me := c.expect(c.do("GET", "/api/v1/me", alice, nil), http.StatusOK).json(t)
+	if claims.Sub != me["id"] || claims.PreferredUsername != "alice" || claims.Sid == "" || claims.AuthTime == 0 ||
+		len(claims.AMR) == 0 || claims.AMR[0] != "pwd" || claims.Acr != "1" {
+		t.Fatalf("ID token claims %+v, want alice's", claims)
 	}
-	c := newClient(t, p)
-	keys := c.expect(c.do("GET", "/oauth/keys", "", nil), 200).json(t)["keys"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["kid"] == "" {
-		t.Fatalf("JWKS %v", keys)
+	info, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil || info.Subject != claims.Sub {
+		t.Fatalf("userinfo: %v %+v", err, info)
 	}
+	if !rp.introspect(p.URL, tok.AccessToken) {
+		t.Fatalf("a fresh access token is not active")
+	}
+
+	// Refresh rotates: the new refresh token differs, the old one is spent.
+	tok2, err := rp.refresh(p.URL, tok.RefreshToken)
+	if err != nil || tok2.RefreshToken == "" || tok2.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %v (rotated: %v)", err, tok2 != nil && tok2.RefreshToken != tok.RefreshToken)
+	}
+	if !rp.introspect(p.URL, tok2.AccessToken) {
+		t.Fatalf("the refreshed access token is not active")
+	}
+	// Reuse of the spent one is refused and ends the grant: the newest
+	// refresh token and every access token of the grant die with it.
+	if _, err := rp.refresh(p.URL, tok.RefreshToken); err == nil {
+		t.Fatalf("a used refresh token was accepted again")
+	}
+	if _, err := rp.refresh(p.URL, tok2.RefreshToken); err == nil {
+		t.Fatalf("after reuse, the grant's newest refresh token still works")
+	}
+	if rp.introspect(p.URL, tok2.AccessToken) || rp.introspect(p.URL, tok.AccessToken) {
+		t.Fatalf("after reuse, the grant's access tokens are still active")
+	}
+	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok2)); err == nil {
+		t.Fatalf("userinfo answers for an ended grant")
+	}
+	_ = oidc.ScopeOpenID
 }

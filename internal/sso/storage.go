@@ -410,6 +410,7 @@ func (s *Storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 		return oidc.ErrInvalidGrant().WithDescription("the session has ended")
 	}
 	fill(info, p, scopes)
+	info.AppendClaims("sid", sid)
 	return nil
 }
 

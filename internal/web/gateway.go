@@ -161,6 +161,10 @@ func New(o Options) *Gateway {
 	adm.GET("/audit", g.apiAudit)
 	adm.GET("/lockouts", g.apiLockouts)
 	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
+	adm.GET("/oidc/clients", g.apiClients)
+	adm.POST("/oidc/clients", g.apiCreateClient)
+	adm.PATCH("/oidc/clients/:id", g.apiPatchClient)
+	adm.DELETE("/oidc/clients/:id", g.apiDeleteClient)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g

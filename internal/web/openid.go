@@ -51,3 +51,97 @@ func (g *Gateway) openID(c *gin.Context) {
 	c.Status(int(rsp.Status))
 	_, _ = c.Writer.Write(rsp.Body)
 }
+
+// clientJSON is a registered client in the JSON API.
+type clientJSON struct {
+	ClientID               string   `json:"client_id"`
+	Name                   string   `json:"name"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
+	Confidential           bool     `json:"confidential"`
+	FirstParty             bool     `json:"first_party"`
+	Scopes                 []string `json:"scopes"`
+	Permission             string   `json:"permission,omitempty"`
+	Disabled               bool     `json:"disabled"`
+	Created                int64    `json:"created"`
+	// ClientSecret is shown once, at creation and rotation.
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+func clientOut(c *oidcpb.Client, secret string) clientJSON {
+	return clientJSON{
+		ClientID: c.Id, Name: c.Name, RedirectURIs: c.RedirectUris, PostLogoutRedirectURIs: c.PostLogoutRedirectUris,
+		BackchannelLogoutURI: c.BackchannelLogoutUri, Confidential: c.Confidential, FirstParty: c.FirstParty,
+		Scopes: c.Scopes, Permission: c.Permission, Disabled: c.Disabled, Created: c.Created, ClientSecret: secret,
+	}
+}
+
+// apiCreateClient registers an OpenID client: 201 with its secret, once.
+func (g *Gateway) apiCreateClient(c *gin.Context) {
+	var in struct {
+		Name                   string   `json:"name"`
+		RedirectURIs           []string `json:"redirect_uris"`
+		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+		BackchannelLogoutURI   string   `json:"backchannel_logout_uri"`
+		Confidential           bool     `json:"confidential"`
+		FirstParty             bool     `json:"first_party"`
+		Scopes                 []string `json:"scopes"`
+		Permission             string   `json:"permission"`
+	}
+	if !decodeJSON(c, &in) {
+		return
+	}
+	rsp, err := g.OIDC.CreateClient(rpcContext(c), &oidcpb.CreateClientRequest{
+		Name: in.Name, RedirectUris: in.RedirectURIs, PostLogoutRedirectUris: in.PostLogoutRedirectURIs,
+		BackchannelLogoutUri: in.BackchannelLogoutURI, Confidential: in.Confidential, FirstParty: in.FirstParty,
+		Scopes: in.Scopes, Permission: in.Permission,
+	})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, clientOut(rsp.Client, rsp.ClientSecret))
+}
+
+func (g *Gateway) apiClients(c *gin.Context) {
+	rsp, err := g.OIDC.ListClients(rpcContext(c), &oidcpb.ListClientsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	out := []clientJSON{}
+	for _, cl := range rsp.Clients {
+		out = append(out, clientOut(cl, ""))
+	}
+	c.JSON(http.StatusOK, gin.H{"clients": out})
+}
+
+// apiPatchClient disables or enables a client, or rotates its secret.
+func (g *Gateway) apiPatchClient(c *gin.Context) {
+	var in struct {
+		Disabled     *bool `json:"disabled"`
+		RotateSecret bool  `json:"rotate_secret"`
+	}
+	if !decodeJSON(c, &in) {
+		return
+	}
+	if in.Disabled == nil && !in.RotateSecret {
+		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send disabled and/or rotate_secret")
+		return
+	}
+	rsp, err := g.OIDC.UpdateClient(rpcContext(c), &oidcpb.UpdateClientRequest{Id: c.Param("id"), Disabled: in.Disabled, RotateSecret: in.RotateSecret})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, clientOut(rsp.Client, rsp.ClientSecret))
+}
+
+func (g *Gateway) apiDeleteClient(c *gin.Context) {
+	if _, err := g.OIDC.DeleteClient(rpcContext(c), &oidcpb.DeleteClientRequest{Id: c.Param("id")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

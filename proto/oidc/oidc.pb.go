@@ -21,6 +21,560 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Client is a registered relying party, as admins see it.
+type Client struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Id                     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name                   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	RedirectUris           []string               `protobuf:"bytes,3,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	PostLogoutRedirectUris []string               `protobuf:"bytes,4,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutUri   string                 `protobuf:"bytes,5,opt,name=backchannel_logout_uri,json=backchannelLogoutUri,proto3" json:"backchannel_logout_uri,omitempty"`
+	Confidential           bool                   `protobuf:"varint,6,opt,name=confidential,proto3" json:"confidential,omitempty"`
+	FirstParty             bool                   `protobuf:"varint,7,opt,name=first_party,json=firstParty,proto3" json:"first_party,omitempty"`
+	Scopes                 []string               `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// permission, when set, limits the client to users holding it.
+	Permission    string `protobuf:"bytes,9,opt,name=permission,proto3" json:"permission,omitempty"`
+	Disabled      bool   `protobuf:"varint,10,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Created       int64  `protobuf:"varint,11,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Client) Reset() {
+	*x = Client{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Client) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Client) ProtoMessage() {}
+
+func (x *Client) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Client.ProtoReflect.Descriptor instead.
+func (*Client) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Client) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Client) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Client) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *Client) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *Client) GetBackchannelLogoutUri() string {
+	if x != nil {
+		return x.BackchannelLogoutUri
+	}
+	return ""
+}
+
+func (x *Client) GetConfidential() bool {
+	if x != nil {
+		return x.Confidential
+	}
+	return false
+}
+
+func (x *Client) GetFirstParty() bool {
+	if x != nil {
+		return x.FirstParty
+	}
+	return false
+}
+
+func (x *Client) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *Client) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+func (x *Client) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *Client) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+type CreateClientRequest struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Name                   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RedirectUris           []string               `protobuf:"bytes,2,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	PostLogoutRedirectUris []string               `protobuf:"bytes,3,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutUri   string                 `protobuf:"bytes,4,opt,name=backchannel_logout_uri,json=backchannelLogoutUri,proto3" json:"backchannel_logout_uri,omitempty"`
+	Confidential           bool                   `protobuf:"varint,5,opt,name=confidential,proto3" json:"confidential,omitempty"`
+	FirstParty             bool                   `protobuf:"varint,6,opt,name=first_party,json=firstParty,proto3" json:"first_party,omitempty"`
+	Scopes                 []string               `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Permission             string                 `protobuf:"bytes,8,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *CreateClientRequest) Reset() {
+	*x = CreateClientRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientRequest) ProtoMessage() {}
+
+func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientRequest.ProtoReflect.Descriptor instead.
+func (*CreateClientRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateClientRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateClientRequest) GetRedirectUris() []string {
+	if x != nil {
+		return x.RedirectUris
+	}
+	return nil
+}
+
+func (x *CreateClientRequest) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *CreateClientRequest) GetBackchannelLogoutUri() string {
+	if x != nil {
+		return x.BackchannelLogoutUri
+	}
+	return ""
+}
+
+func (x *CreateClientRequest) GetConfidential() bool {
+	if x != nil {
+		return x.Confidential
+	}
+	return false
+}
+
+func (x *CreateClientRequest) GetFirstParty() bool {
+	if x != nil {
+		return x.FirstParty
+	}
+	return false
+}
+
+func (x *CreateClientRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateClientRequest) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type CreateClientResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Client *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	// client_secret is shown once (confidential clients); only its hash is kept.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientResponse) Reset() {
+	*x = CreateClientResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientResponse) ProtoMessage() {}
+
+func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientResponse.ProtoReflect.Descriptor instead.
+func (*CreateClientResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateClientResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *CreateClientResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+type ListClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsRequest) Reset() {
+	*x = ListClientsRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsRequest) ProtoMessage() {}
+
+func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{3}
+}
+
+type ListClientsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []*Client              `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientsResponse) Reset() {
+	*x = ListClientsResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientsResponse) ProtoMessage() {}
+
+func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListClientsResponse) GetClients() []*Client {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+type UpdateClientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// disabled, when set, disables (true) or enables (false) the client.
+	Disabled *bool `protobuf:"varint,2,opt,name=disabled,proto3,oneof" json:"disabled,omitempty"`
+	// rotate_secret replaces the secret; the old one stops working at once.
+	RotateSecret  bool `protobuf:"varint,3,opt,name=rotate_secret,json=rotateSecret,proto3" json:"rotate_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientRequest) Reset() {
+	*x = UpdateClientRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientRequest) ProtoMessage() {}
+
+func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
+func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateClientRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateClientRequest) GetDisabled() bool {
+	if x != nil && x.Disabled != nil {
+		return *x.Disabled
+	}
+	return false
+}
+
+func (x *UpdateClientRequest) GetRotateSecret() bool {
+	if x != nil {
+		return x.RotateSecret
+	}
+	return false
+}
+
+type UpdateClientResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Client *Client                `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	// client_secret is the new secret when rotate_secret was asked.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateClientResponse) Reset() {
+	*x = UpdateClientResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateClientResponse) ProtoMessage() {}
+
+func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
+func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateClientResponse) GetClient() *Client {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *UpdateClientResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+type DeleteClientRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteClientRequest) Reset() {
+	*x = DeleteClientRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteClientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteClientRequest) ProtoMessage() {}
+
+func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
+func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeleteClientRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteClientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteClientResponse) Reset() {
+	*x = DeleteClientResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteClientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteClientResponse) ProtoMessage() {}
+
+func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
+func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{8}
+}
+
 // Header is one HTTP header and its values.
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +586,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +598,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +611,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{0}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Header) GetName() string {
@@ -88,7 +642,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +654,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +667,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{1}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -156,7 +710,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -168,7 +722,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -181,7 +735,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{2}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -209,7 +763,52 @@ var File_proto_oidc_oidc_proto protoreflect.FileDescriptor
 
 const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"\n" +
-	"\x15proto/oidc/oidc.proto\x12\x04oidc\"4\n" +
+	"\x15proto/oidc/oidc.proto\x12\x04oidc\"\xf5\x02\n" +
+	"\x06Client\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
+	"\rredirect_uris\x18\x03 \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x04 \x03(\tR\x16postLogoutRedirectUris\x124\n" +
+	"\x16backchannel_logout_uri\x18\x05 \x01(\tR\x14backchannelLogoutUri\x12\"\n" +
+	"\fconfidential\x18\x06 \x01(\bR\fconfidential\x12\x1f\n" +
+	"\vfirst_party\x18\a \x01(\bR\n" +
+	"firstParty\x12\x16\n" +
+	"\x06scopes\x18\b \x03(\tR\x06scopes\x12\x1e\n" +
+	"\n" +
+	"permission\x18\t \x01(\tR\n" +
+	"permission\x12\x1a\n" +
+	"\bdisabled\x18\n" +
+	" \x01(\bR\bdisabled\x12\x18\n" +
+	"\acreated\x18\v \x01(\x03R\acreated\"\xbc\x02\n" +
+	"\x13CreateClientRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x03 \x03(\tR\x16postLogoutRedirectUris\x124\n" +
+	"\x16backchannel_logout_uri\x18\x04 \x01(\tR\x14backchannelLogoutUri\x12\"\n" +
+	"\fconfidential\x18\x05 \x01(\bR\fconfidential\x12\x1f\n" +
+	"\vfirst_party\x18\x06 \x01(\bR\n" +
+	"firstParty\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12\x1e\n" +
+	"\n" +
+	"permission\x18\b \x01(\tR\n" +
+	"permission\"a\n" +
+	"\x14CreateClientResponse\x12$\n" +
+	"\x06client\x18\x01 \x01(\v2\f.oidc.ClientR\x06client\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"\x14\n" +
+	"\x12ListClientsRequest\"=\n" +
+	"\x13ListClientsResponse\x12&\n" +
+	"\aclients\x18\x01 \x03(\v2\f.oidc.ClientR\aclients\"x\n" +
+	"\x13UpdateClientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\bdisabled\x18\x02 \x01(\bH\x00R\bdisabled\x88\x01\x01\x12#\n" +
+	"\rrotate_secret\x18\x03 \x01(\bR\frotateSecretB\v\n" +
+	"\t_disabled\"a\n" +
+	"\x14UpdateClientResponse\x12$\n" +
+	"\x06client\x18\x01 \x01(\v2\f.oidc.ClientR\x06client\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"%\n" +
+	"\x13DeleteClientRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14DeleteClientResponse\"4\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"s\n" +
@@ -221,9 +820,13 @@ const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"\fHTTPResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12&\n" +
 	"\aheaders\x18\x02 \x03(\v2\f.oidc.HeaderR\aheaders\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body28\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body2\xd9\x02\n" +
 	"\x04OIDC\x120\n" +
-	"\x05Serve\x12\x11.oidc.HTTPRequest\x1a\x12.oidc.HTTPResponse\"\x00B/Z-github.com/portal-go/portal/proto/oidc;oidcpbb\x06proto3"
+	"\x05Serve\x12\x11.oidc.HTTPRequest\x1a\x12.oidc.HTTPResponse\"\x00\x12G\n" +
+	"\fCreateClient\x12\x19.oidc.CreateClientRequest\x1a\x1a.oidc.CreateClientResponse\"\x00\x12D\n" +
+	"\vListClients\x12\x18.oidc.ListClientsRequest\x1a\x19.oidc.ListClientsResponse\"\x00\x12G\n" +
+	"\fUpdateClient\x12\x19.oidc.UpdateClientRequest\x1a\x1a.oidc.UpdateClientResponse\"\x00\x12G\n" +
+	"\fDeleteClient\x12\x19.oidc.DeleteClientRequest\x1a\x1a.oidc.DeleteClientResponse\"\x00B/Z-github.com/portal-go/portal/proto/oidc;oidcpbb\x06proto3"
 
 var (
 	file_proto_oidc_oidc_proto_rawDescOnce sync.Once
@@ -237,22 +840,42 @@ func file_proto_oidc_oidc_proto_rawDescGZIP() []byte {
 	return file_proto_oidc_oidc_proto_rawDescData
 }
 
-var file_proto_oidc_oidc_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_proto_oidc_oidc_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_proto_oidc_oidc_proto_goTypes = []any{
-	(*Header)(nil),       // 0: oidc.Header
-	(*HTTPRequest)(nil),  // 1: oidc.HTTPRequest
-	(*HTTPResponse)(nil), // 2: oidc.HTTPResponse
+	(*Client)(nil),               // 0: oidc.Client
+	(*CreateClientRequest)(nil),  // 1: oidc.CreateClientRequest
+	(*CreateClientResponse)(nil), // 2: oidc.CreateClientResponse
+	(*ListClientsRequest)(nil),   // 3: oidc.ListClientsRequest
+	(*ListClientsResponse)(nil),  // 4: oidc.ListClientsResponse
+	(*UpdateClientRequest)(nil),  // 5: oidc.UpdateClientRequest
+	(*UpdateClientResponse)(nil), // 6: oidc.UpdateClientResponse
+	(*DeleteClientRequest)(nil),  // 7: oidc.DeleteClientRequest
+	(*DeleteClientResponse)(nil), // 8: oidc.DeleteClientResponse
+	(*Header)(nil),               // 9: oidc.Header
+	(*HTTPRequest)(nil),          // 10: oidc.HTTPRequest
+	(*HTTPResponse)(nil),         // 11: oidc.HTTPResponse
 }
 var file_proto_oidc_oidc_proto_depIdxs = []int32{
-	0, // 0: oidc.HTTPRequest.headers:type_name -> oidc.Header
-	0, // 1: oidc.HTTPResponse.headers:type_name -> oidc.Header
-	1, // 2: oidc.OIDC.Serve:input_type -> oidc.HTTPRequest
-	2, // 3: oidc.OIDC.Serve:output_type -> oidc.HTTPResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: oidc.CreateClientResponse.client:type_name -> oidc.Client
+	0,  // 1: oidc.ListClientsResponse.clients:type_name -> oidc.Client
+	0,  // 2: oidc.UpdateClientResponse.client:type_name -> oidc.Client
+	9,  // 3: oidc.HTTPRequest.headers:type_name -> oidc.Header
+	9,  // 4: oidc.HTTPResponse.headers:type_name -> oidc.Header
+	10, // 5: oidc.OIDC.Serve:input_type -> oidc.HTTPRequest
+	1,  // 6: oidc.OIDC.CreateClient:input_type -> oidc.CreateClientRequest
+	3,  // 7: oidc.OIDC.ListClients:input_type -> oidc.ListClientsRequest
+	5,  // 8: oidc.OIDC.UpdateClient:input_type -> oidc.UpdateClientRequest
+	7,  // 9: oidc.OIDC.DeleteClient:input_type -> oidc.DeleteClientRequest
+	11, // 10: oidc.OIDC.Serve:output_type -> oidc.HTTPResponse
+	2,  // 11: oidc.OIDC.CreateClient:output_type -> oidc.CreateClientResponse
+	4,  // 12: oidc.OIDC.ListClients:output_type -> oidc.ListClientsResponse
+	6,  // 13: oidc.OIDC.UpdateClient:output_type -> oidc.UpdateClientResponse
+	8,  // 14: oidc.OIDC.DeleteClient:output_type -> oidc.DeleteClientResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_proto_oidc_oidc_proto_init() }
@@ -260,13 +883,14 @@ func file_proto_oidc_oidc_proto_init() {
 	if File_proto_oidc_oidc_proto != nil {
 		return
 	}
+	file_proto_oidc_oidc_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_oidc_oidc_proto_rawDesc), len(file_proto_oidc_oidc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,15 @@ func NewOIDCEndpoints() []*api.Endpoint {
 type OIDCService interface {
 	// Serve answers one HTTP request to the provider's endpoints.
 	Serve(ctx context.Context, in *HTTPRequest, opts ...client.CallOption) (*HTTPResponse, error)
+	// CreateClient registers a relying party (admin); its secret is returned
+	// this once.
+	CreateClient(ctx context.Context, in *CreateClientRequest, opts ...client.CallOption) (*CreateClientResponse, error)
+	// ListClients lists the registered clients, without secrets (admin).
+	ListClients(ctx context.Context, in *ListClientsRequest, opts ...client.CallOption) (*ListClientsResponse, error)
+	// UpdateClient disables or enables a client, or rotates its secret (admin).
+	UpdateClient(ctx context.Context, in *UpdateClientRequest, opts ...client.CallOption) (*UpdateClientResponse, error)
+	// DeleteClient removes a client and ends its grants (admin).
+	DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...client.CallOption) (*DeleteClientResponse, error)
 }
 
 type oIDCService struct {
@@ -62,16 +71,69 @@ func (c *oIDCService) Serve(ctx context.Context, in *HTTPRequest, opts ...client
 	return out, nil
 }
 
+func (c *oIDCService) CreateClient(ctx context.Context, in *CreateClientRequest, opts ...client.CallOption) (*CreateClientResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.CreateClient", in)
+	out := new(CreateClientResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) ListClients(ctx context.Context, in *ListClientsRequest, opts ...client.CallOption) (*ListClientsResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.ListClients", in)
+	out := new(ListClientsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) UpdateClient(ctx context.Context, in *UpdateClientRequest, opts ...client.CallOption) (*UpdateClientResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.UpdateClient", in)
+	out := new(UpdateClientResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...client.CallOption) (*DeleteClientResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.DeleteClient", in)
+	out := new(DeleteClientResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for OIDC service
 
 type OIDCHandler interface {
 	// Serve answers one HTTP request to the provider's endpoints.
 	Serve(context.Context, *HTTPRequest, *HTTPResponse) error
+	// CreateClient registers a relying party (admin); its secret is returned
+	// this once.
+	CreateClient(context.Context, *CreateClientRequest, *CreateClientResponse) error
+	// ListClients lists the registered clients, without secrets (admin).
+	ListClients(context.Context, *ListClientsRequest, *ListClientsResponse) error
+	// UpdateClient disables or enables a client, or rotates its secret (admin).
+	UpdateClient(context.Context, *UpdateClientRequest, *UpdateClientResponse) error
+	// DeleteClient removes a client and ends its grants (admin).
+	DeleteClient(context.Context, *DeleteClientRequest, *DeleteClientResponse) error
 }
 
 func RegisterOIDCHandler(s server.Server, hdlr OIDCHandler, opts ...server.HandlerOption) error {
 	type oIDC interface {
 		Serve(ctx context.Context, in *HTTPRequest, out *HTTPResponse) error
+		CreateClient(ctx context.Context, in *CreateClientRequest, out *CreateClientResponse) error
+		ListClients(ctx context.Context, in *ListClientsRequest, out *ListClientsResponse) error
+		UpdateClient(ctx context.Context, in *UpdateClientRequest, out *UpdateClientResponse) error
+		DeleteClient(ctx context.Context, in *DeleteClientRequest, out *DeleteClientResponse) error
 	}
 	type OIDC struct {
 		oIDC
@@ -86,4 +148,20 @@ type oIDCHandler struct {
 
 func (h *oIDCHandler) Serve(ctx context.Context, in *HTTPRequest, out *HTTPResponse) error {
 	return h.OIDCHandler.Serve(ctx, in, out)
+}
+
+func (h *oIDCHandler) CreateClient(ctx context.Context, in *CreateClientRequest, out *CreateClientResponse) error {
+	return h.OIDCHandler.CreateClient(ctx, in, out)
+}
+
+func (h *oIDCHandler) ListClients(ctx context.Context, in *ListClientsRequest, out *ListClientsResponse) error {
+	return h.OIDCHandler.ListClients(ctx, in, out)
+}
+
+func (h *oIDCHandler) UpdateClient(ctx context.Context, in *UpdateClientRequest, out *UpdateClientResponse) error {
+	return h.OIDCHandler.UpdateClient(ctx, in, out)
+}
+
+func (h *oIDCHandler) DeleteClient(ctx context.Context, in *DeleteClientRequest, out *DeleteClientResponse) error {
+	return h.OIDCHandler.DeleteClient(ctx, in, out)
 }
