@@ -43,13 +43,18 @@ const (
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
 	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
+	KindOIDCClient     Kind = "oidc_client"     // an admin registered, changed or deleted an OpenID client
+	KindOIDCGrant      Kind = "oidc_grant"      // a user signed in to an application through Portal (a grant began)
+	KindOIDCConsent    Kind = "oidc_consent"    // a user gave or withdrew consent to an application
+	KindOIDCToken      Kind = "oidc_token"      // tokens were issued to an application (code exchange or refresh)
+	KindOIDCRevoke     Kind = "oidc_revoke"     // an application's grant or token ended: revocation, reuse, logout, session end
 )
 
 // Kinds lists every Kind, in the order above.
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
-	KindLockoutLifted,
+	KindLockoutLifted, KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,
 }
 
 // Valid reports whether k is one of Kinds.

@@ -111,6 +111,8 @@ type Service struct {
 	probe            *brokerProbe
 	// auth is the authorization wrapper (SetAuth).
 	auth server.HandlerWrapper
+	// metrics are p.Metrics (nil: none).
+	metrics *Metrics
 	// tracer makes the service's spans; tp is its provider, flushed by
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
@@ -128,7 +130,7 @@ type Service struct {
 // traced, carry the trace context and whatever metadata the context holds
 // (the caller's token), and go round robin over the callee's nodes.
 func NewService(name string, p Plugins, log *slog.Logger) *Service {
-	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, probe: newBrokerProbe(name)}
+	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, probe: newBrokerProbe(name), metrics: p.Metrics}
 	s.setTracerProvider(noop.NewTracerProvider())
 	ml := NewMicroLogger(log)
 	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
@@ -354,6 +356,10 @@ func (s *Service) UseTracing(t *Tracing) error {
 func (s *Service) setTracerProvider(tp trace.TracerProvider) {
 	s.tp, s.tracer = tp, tp.Tracer(TraceScope)
 }
+
+// Metrics returns the registry the service's calls are counted in (nil:
+// none), for handlers to add their own.
+func (s *Service) Metrics() *Metrics { return s.metrics }
 
 // TracerProvider is the service's tracer provider, for spans the service's
 // users start themselves (the gateway's HTTP spans, TraceStore's).

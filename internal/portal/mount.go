@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
@@ -42,14 +43,16 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
-	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
+	}, log)
+	pub := audit.NewPublisher(stream, log.With("service", "user"))
+	h.WithAudit(pub)
 	// h is a pauth.SessionReader: the handler reuses what the session check
 	// read for the same call.
 	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
-	if err := mountSSO(svc, st, claimer, minter, h, issuer); err != nil {
+	if err := mountSSO(svc, st, claimer, minter, h, issuer, pub, log); err != nil {
 		return err
 	}
 	// The service starts only with a store that answers and a key to sign
@@ -66,7 +69,7 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 
 // mountSSO serves the OpenID provider (internal/sso) beside the user
 // handler h, its records in st, sealed with a key derived from minter's.
-func mountSSO(svc *platform.Service, st store.Store, claimer user.Claimer, minter auth.Auth, h *user.Handler, issuer string) error {
+func mountSSO(svc *platform.Service, st store.Store, claimer user.Claimer, minter auth.Auth, h *user.Handler, issuer string, pub *audit.Publisher, log *slog.Logger) error {
 	d, ok := minter.(interface{ DeriveKey(string) []byte })
 	if !ok || d.DeriveKey("oidc provider v1") == nil {
 		return errors.New("no private key: the user service signs tokens")
@@ -75,11 +78,20 @@ func mountSSO(svc *platform.Service, st store.Store, claimer user.Claimer, minte
 	if claimer != nil {
 		c = claimer
 	}
-	p, err := sso.New(st, c, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer})
+	p, err := sso.New(st, c, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer, Log: log, Audit: pub, Metrics: registerer(svc)})
 	if err != nil {
 		return err
 	}
+	h.OnSessionEnded(func(userID, sid string) { p.SessionEnded(userID, sid, nil) })
 	return oidcpb.RegisterOIDCHandler(svc.Server(), sso.NewHandler(p))
+}
+
+// registerer is svc's metrics registry, or nil.
+func registerer(svc *platform.Service) prometheus.Registerer {
+	if m := svc.Metrics(); m != nil {
+		return m.Registry
+	}
+	return nil
 }
 
 // canMint checks that a holds the private key that signs tokens.

@@ -3,6 +3,8 @@ package portal_test
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -72,4 +74,96 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("userinfo answers for an ended grant")
 	}
 	_ = oidc.ScopeOpenID
+}
+
+// TestOIDCRevocation: what ends a Portal session ends the applications'
+// tokens made in it at once (introspection inactive, refresh refused, the
+// next request after the action, no waiting), and sends a back-channel
+// logout: logout, an admin ending the session, disabling the user, a
+// password change, RFC 7009 revocation, disabling the client, and
+// RP-initiated logout.
+func TestOIDCRevocation(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	lr := newLogoutReceiver(t)
+	rp := newRelyingParty(t, c, admin, p.URL, map[string]any{
+		"backchannel_logout_uri":    lr.URL,
+		"post_logout_redirect_uris": []string{"http://127.0.0.1:1/bye"},
+	})
+	c.register("alice", "alice-password-1")
+	me := func(tok string) string {
+		return c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)["id"].(string)
+	}
+	signIn := func() (string, *oauth2.Token, string) {
+		tok, _ := c.login("alice", "alice-password-1")
+		at, id := rp.signIn(browser(t, p.URL, tok))
+		return tok, at, sid(t, id)
+	}
+
+	{ // logout
+		portalTok, tok, s := signIn()
+		c.expect(c.do("POST", "/api/v1/logout", portalTok, nil), http.StatusNoContent)
+		rp.refused("logout", tok, p.URL)
+		lr.waitLogout(t, rp, s)
+	}
+	{ // admin_ends_session
+		_, tok, s := signIn()
+		c.expect(c.do("DELETE", "/api/v1/admin/sessions/"+s, admin, nil), http.StatusNoContent)
+		rp.refused("an admin ended the session", tok, p.URL)
+		lr.waitLogout(t, rp, s)
+	}
+	{ // password_change
+		portalTok, tok, _ := signIn()
+		c.expect(c.do("PUT", "/api/v1/me/password", portalTok, map[string]string{"old_password": "alice-password-1", "new_password": "alice-password-2"}), http.StatusOK)
+		rp.refused("a password change", tok, p.URL)
+		c.expect(c.do("PUT", "/api/v1/me/password", portalTok, map[string]string{"old_password": "alice-password-2", "new_password": "alice-password-1"}), http.StatusOK)
+	}
+	{ // rfc7009
+		_, tok, _ := signIn()
+		form := url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}
+		req, _ := http.NewRequest("POST", p.URL+"/oauth/revoke", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(rp.config.ClientID, rp.secret)
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil || rsp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %v %v", err, rsp)
+		}
+		rsp.Body.Close()
+		rp.refused("revocation of the refresh token", tok, p.URL)
+	}
+	{ // client_disabled
+		_, tok, _ := signIn()
+		path := "/api/v1/admin/oidc/clients/" + rp.config.ClientID
+		c.expect(c.do("PATCH", path, admin, map[string]any{"disabled": true}), http.StatusOK)
+		// A disabled client cannot even authenticate to introspect.
+		if _, err := rp.refresh(p.URL, tok.RefreshToken); err == nil {
+			t.Fatalf("a disabled client refreshed")
+		}
+		c.expect(c.do("PATCH", path, admin, map[string]any{"disabled": false}), http.StatusOK)
+		rp.refused("enabling the client again", tok, p.URL)
+	}
+	{ // rp_initiated_logout
+		portalTok, tok, s := signIn()
+		raw, _ := tok.Extra("id_token").(string)
+		q := url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {"http://127.0.0.1:1/bye"}, "state": {"x"}}
+		rsp, err := browser(t, p.URL, portalTok).Get(p.URL + "/oauth/end_session?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		if loc := rsp.Header.Get("Location"); !strings.HasPrefix(loc, "http://127.0.0.1:1/bye?state=x") {
+			t.Fatalf("end_session redirected to %q", loc)
+		}
+		c.expect(c.do("GET", "/api/v1/me", portalTok, nil), http.StatusUnauthorized)
+		rp.refused("RP-initiated logout", tok, p.URL)
+		lr.waitLogout(t, rp, s)
+	}
+	{ // user_disabled
+		portalTok, tok, s := signIn()
+		c.expect(c.do("PATCH", "/api/v1/admin/users/"+me(portalTok), admin, map[string]any{"disabled": true}), http.StatusOK)
+		rp.refused("disabling the user", tok, p.URL)
+		lr.waitLogout(t, rp, s)
+	}
 }

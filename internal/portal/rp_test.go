@@ -7,13 +7,18 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/portal-go/portal/internal/testenv"
 )
 
 // relyingParty is an application that signs its users in with Portal,
@@ -159,4 +164,84 @@ func (rp *relyingParty) refresh(base, refreshToken string) (*oauth2.Token, error
 func s256(verifier string) string {
 	h := sha256.Sum256([]byte(verifier))
 	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// logoutReceiver is a relying party's back-channel logout endpoint: it
+// keeps the sid of each logout token whose signature, issuer and audience
+// verify against the provider's JWKS.
+type logoutReceiver struct {
+	URL    string
+	mu     sync.Mutex
+	sids   []string
+	tokens []string
+}
+
+func newLogoutReceiver(t *testing.T) *logoutReceiver {
+	t.Helper()
+	lr := &logoutReceiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+		lr.tokens = append(lr.tokens, r.FormValue("logout_token"))
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	lr.URL = srv.URL + "/backchannel"
+	return lr
+}
+
+// received returns the sids of the logout tokens that verify with rp.
+func (lr *logoutReceiver) received(rp *relyingParty) []string {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	var sids []string
+	for _, raw := range lr.tokens {
+		tok, err := rp.provider.Verifier(&oidc.Config{ClientID: rp.config.ClientID}).Verify(context.Background(), raw)
+		if err != nil {
+			continue
+		}
+		var c struct {
+			Sid    string         `json:"sid"`
+			Events map[string]any `json:"events"`
+			Nonce  *string        `json:"nonce"`
+		}
+		if tok.Claims(&c) == nil && c.Events["http://schemas.openid.net/event/backchannel-logout"] != nil && c.Nonce == nil {
+			sids = append(sids, c.Sid)
+		}
+	}
+	return sids
+}
+
+// waitLogout polls until a verified logout token for sid has arrived.
+func (lr *logoutReceiver) waitLogout(t *testing.T, rp *relyingParty, sid string) {
+	t.Helper()
+	testenv.WaitFor(t, 15*time.Second, "back-channel logout for "+sid, func() bool {
+		return slices.Contains(lr.received(rp), sid)
+	})
+}
+
+// sid is the sid claim of an ID token.
+func sid(t *testing.T, id *oidc.IDToken) string {
+	t.Helper()
+	var c struct {
+		Sid string `json:"sid"`
+	}
+	if err := id.Claims(&c); err != nil || c.Sid == "" {
+		t.Fatalf("ID token has no sid: %v", err)
+	}
+	return c.Sid
+}
+
+// refused asserts that tok's access token is inactive at every gateway and
+// its refresh token refused there.
+func (rp *relyingParty) refused(what string, tok *oauth2.Token, gateways ...string) {
+	rp.t.Helper()
+	for _, g := range gateways {
+		if rp.introspect(g, tok.AccessToken) {
+			rp.t.Fatalf("after %s, the access token is still active at %s", what, g)
+		}
+		if _, err := rp.refresh(g, tok.RefreshToken); err == nil {
+			rp.t.Fatalf("after %s, the refresh token still works at %s", what, g)
+		}
+	}
 }

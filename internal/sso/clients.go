@@ -110,6 +110,9 @@ func (s *Storage) UpdateClient(ctx context.Context, id string, disabled *bool, r
 		return nil, "", ErrClientNotFound
 	}
 	if disabled != nil {
+		if *disabled && !c.Disabled {
+			c.GrantsAfter = s.now().UTC()
+		}
 		c.Disabled = *disabled
 	}
 	var secret string

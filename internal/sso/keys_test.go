@@ -133,6 +133,11 @@ func (f *fakeAccounts) Identify(context.Context) (SignIn, error) {
 	return *f.in, nil
 }
 
+func (f *fakeAccounts) EndSession(_ context.Context, uid, sid string) error {
+	delete(f.live, uid+"/"+sid)
+	return nil
+}
+
 func newProvider(t *testing.T, st *filestore.Store, acc Accounts) *Provider {
 	t.Helper()
 	p, err := New(st, st, testSecret, acc, Options{Issuer: "https://sso.example.test"})

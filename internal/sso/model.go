@@ -32,6 +32,9 @@ type Client struct {
 	Permission string    `json:"permission,omitempty"`
 	Disabled   bool      `json:"disabled,omitempty"`
 	Created    time.Time `json:"created"`
+	// GrantsAfter is when the client was last disabled: grants made
+	// before it stay ended when the client is enabled again.
+	GrantsAfter time.Time `json:"grants_after,omitempty"`
 }
 
 // opClient is a Client as the op package sees it.
@@ -155,6 +158,8 @@ type grant struct {
 	Scopes    []string  `json:"scopes"`
 	AuthTime  time.Time `json:"auth_time"`
 	AMR       []string  `json:"amr,omitempty"`
+	// Stamp is the user's Person.Stamp when the grant began.
+	Stamp string `json:"stamp"`
 	// Refresh is the hash of the one refresh token that may be used next.
 	Refresh string    `json:"refresh,omitempty"`
 	Created time.Time `json:"created"`

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,10 +18,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"go-micro.dev/v4/store"
 	"golang.org/x/text/language"
 
+	"github.com/portal-go/portal/internal/audit"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
 
@@ -50,8 +53,16 @@ type Options struct {
 	// RotateEvery is the signing key's period; the previous key stays
 	// published one more period. It must exceed every token's lifetime.
 	RotateEvery time.Duration
-	// Insecure allows a plain-http issuer and redirect URIs (local use).
+	// Insecure allows a plain-http issuer and redirect URIs (local use);
+	// New sets it from the issuer's scheme.
 	Insecure bool
+	// Log receives what cannot be told to a caller (nil: discarded).
+	Log *slog.Logger
+	// Audit records grants, consents, token issues and revocations (nil:
+	// none).
+	Audit *audit.Publisher
+	// Metrics registers the per-client counters (nil: not exported).
+	Metrics prometheus.Registerer
 }
 
 // Defaults fills the zero fields of o.
@@ -64,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GrantTTL == 0 {
 		o.GrantTTL = 30 * 24 * time.Hour
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.RotateEvery == 0 {
 		o.RotateEvery = 24 * time.Hour
@@ -89,6 +103,10 @@ type Provider struct {
 	op      *op.Provider
 	storage *Storage
 	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	// http delivers back-channel logout tokens.
+	http *http.Client
 }
 
 // New builds the provider on st (the user service's store); claimer (nil:
@@ -114,7 +132,9 @@ func New(st store.Store, claimer Claimer, secret []byte, accounts Accounts, opts
 	if err != nil {
 		return nil, err
 	}
-	s := &Storage{st: st, claimer: claimer, keys: keys, accounts: accounts, opts: opts, now: time.Now}
+	pr := &Provider{opts: opts, log: opts.Log, metrics: newMetrics(opts.Metrics), http: &http.Client{Timeout: backchannelTimeout}}
+	s := &Storage{st: st, claimer: claimer, keys: keys, accounts: accounts, opts: opts, now: time.Now, p: pr}
+	pr.storage = s
 	var key [32]byte
 	copy(key[:], secret)
 	// The access tokens are sealed with a key of their own, not the key ring's.
@@ -130,6 +150,7 @@ func New(st store.Store, claimer Claimer, secret []byte, accounts Accounts, opts
 		SupportedScopes:                   []string{"openid", "profile", "email", "offline_access"},
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
+		DefaultLogoutRedirectURI:          "/login",
 	}
 	popts := []op.Option{op.WithCustomEndpoints(
 		op.NewEndpoint("/oauth/authorize"), op.NewEndpoint("/oauth/token"), op.NewEndpoint("/oauth/userinfo"),
@@ -143,7 +164,8 @@ func New(st store.Store, claimer Claimer, secret []byte, accounts Accounts, opts
 	if err != nil {
 		return nil, fmt.Errorf("sso: %w", err)
 	}
-	return &Provider{op: p, storage: s, opts: opts}, nil
+	pr.op = p
+	return pr, nil
 }
 
 // Storage returns the provider's storage (clients, grants, keys).

@@ -15,6 +15,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/audit"
 )
 
 // Store keys of the provider's records, beside the user service's own.
@@ -38,6 +40,9 @@ type Person struct {
 	EmailVerified             bool
 	// Permissions are what the user's roles hold now.
 	Permissions []string
+	// Stamp changes when the user's password does: a grant made before a
+	// password change ends with it.
+	Stamp string
 }
 
 // ErrEnded means a session (or its user) is over.
@@ -58,6 +63,8 @@ type Accounts interface {
 	// Identify returns the live Portal session of the caller's token in
 	// ctx (the RPC metadata), or ErrEnded when there is none.
 	Identify(ctx context.Context) (SignIn, error)
+	// EndSession ends a Portal session of the user (RP-initiated logout).
+	EndSession(ctx context.Context, userID, sessionID string) error
 }
 
 // Storage is the op.Storage of Portal's provider: its records in the user
@@ -72,6 +79,8 @@ type Storage struct {
 	now      func() time.Time
 	// mu serialises refresh-token use when there is no Claimer (one process).
 	mu sync.Mutex
+	// p audits and counts what the storage does.
+	p *Provider
 }
 
 var _ op.Storage = (*Storage)(nil)
@@ -195,9 +204,20 @@ func (s *Storage) grantFor(ctx context.Context, r op.TokenRequest) (*grant, erro
 		if !r.Completed || r.SessionID == "" {
 			return nil, oidc.ErrInvalidGrant().WithDescription("the request was not signed in")
 		}
+		p, err := s.accounts.Live(ctx, r.UserID, r.SessionID)
+		if err != nil {
+			return nil, oidc.ErrInvalidGrant().WithDescription("the session has ended")
+		}
 		g := &grant{ID: randomID(18), UserID: r.UserID, ClientID: r.ClientID, SessionID: r.SessionID,
-			Scopes: r.Scopes, AuthTime: r.AuthTime, AMR: r.AMR, Created: s.now().UTC()}
-		return g, s.putGrant(g)
+			Scopes: r.Scopes, AuthTime: r.AuthTime, AMR: r.AMR, Stamp: p.Stamp, Created: s.now().UTC()}
+		if err := s.put(prefixSession+g.SessionID+"/"+g.ID, g.UserID, s.opts.GrantTTL); err != nil {
+			return nil, err
+		}
+		if err := s.putGrant(g); err != nil {
+			return nil, err
+		}
+		s.p.audit(ctx, audit.KindOIDCGrant, g.UserID, g.ClientID, "scopes: "+strings.Join(g.Scopes, " "))
+		return g, nil
 	default:
 		return nil, oidc.ErrUnsupportedGrantType()
 	}
@@ -223,7 +243,16 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRe
 		return "", "", time.Time{}, err
 	}
 	id, exp, err := s.issueAccess(g, r.GetScopes())
-	return id, refresh, exp, err
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	event := "issued"
+	if current != "" {
+		event = "refreshed"
+	}
+	s.p.metrics.inc(g.ClientID, event)
+	s.p.audit(ctx, audit.KindOIDCToken, g.UserID, g.ClientID, event)
+	return id, refresh, exp, nil
 }
 
 // TokenRequestByRefreshToken implements op.Storage. A refresh token is
@@ -246,6 +275,8 @@ func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	}
 	if !first || g.Refresh != h {
 		s.endGrant(g.ID)
+		s.p.metrics.inc(g.ClientID, "reuse")
+		s.p.audit(ctx, audit.KindOIDCRevoke, g.UserID, g.ClientID, "a used refresh token was presented again: the grant is ended")
 		return nil, op.ErrInvalidRefreshToken
 	}
 	return &refreshRequest{g: g, scopes: g.Scopes, token: h}, nil
@@ -276,11 +307,15 @@ func (s *Storage) liveGrant(ctx context.Context, id string) (*grant, error) {
 		return nil, err
 	}
 	c, err := s.Client(ctx, g.ClientID)
-	if err != nil || c.Disabled {
+	if err != nil || c.Disabled || g.Created.Before(c.GrantsAfter) {
 		return nil, ErrEnded
 	}
-	if _, err := s.accounts.Live(ctx, g.UserID, g.SessionID); err != nil {
+	p, err := s.accounts.Live(ctx, g.UserID, g.SessionID)
+	if err != nil {
 		return nil, err
+	}
+	if p.Stamp != g.Stamp {
+		return nil, ErrEnded // the password changed since
 	}
 	return &g, nil
 }
@@ -329,14 +364,20 @@ func (s *Storage) RevokeToken(ctx context.Context, token, userID, clientID strin
 	if s.get(prefixAccess+token, &at) == nil {
 		if at.ClientID == clientID {
 			_ = s.st.Delete(prefixAccess + token)
+			s.p.metrics.inc(clientID, "revoked")
+			s.p.audit(ctx, audit.KindOIDCRevoke, at.UserID, clientID, "access token revoked by the application")
 		}
 		return nil
 	}
+	// The op package hands over a refresh token as GetRefreshTokenInfo's
+	// token id (already its hash) or as itself.
 	var gid string
-	if s.get(prefixRefresh+hashSecret(token), &gid) == nil {
+	if s.get(prefixRefresh+token, &gid) == nil || s.get(prefixRefresh+hashSecret(token), &gid) == nil {
 		var g grant
 		if s.get(prefixGrant+gid, &g) == nil && g.ClientID == clientID {
 			s.endGrant(gid)
+			s.p.metrics.inc(clientID, "revoked")
+			s.p.audit(ctx, audit.KindOIDCRevoke, g.UserID, clientID, "refresh token revoked by the application: the grant is ended")
 		}
 	}
 	return nil

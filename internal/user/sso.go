@@ -2,8 +2,11 @@ package user
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/sso"
 )
@@ -28,7 +31,7 @@ func (a SSOAccounts) Live(ctx context.Context, userID, sessionID string) (sso.Pe
 	if s.UserID != userID || u.Disabled || !a.h.now().Before(s.ExpiresAt) {
 		return sso.Person{}, sso.ErrEnded
 	}
-	return sso.Person{ID: u.ID, Username: u.Username}, nil
+	return sso.Person{ID: u.ID, Username: u.Username, Stamp: stamp(u)}, nil
 }
 
 // Identify implements sso.Accounts: the caller's token, from the RPC
@@ -50,4 +53,21 @@ func (a SSOAccounts) Identify(ctx context.Context) (sso.SignIn, error) {
 		return sso.SignIn{}, sso.ErrEnded
 	}
 	return sso.SignIn{UserID: u.ID, SessionID: s.ID, AuthTime: s.CreatedAt, AMR: []string{"pwd"}}, nil
+}
+
+// EndSession implements sso.Accounts: RP-initiated logout ends the Portal
+// session, as a logout would, and is audited as one.
+func (a SSOAccounts) EndSession(ctx context.Context, userID, sessionID string) error {
+	if err := a.h.endSession(ctx, userID, sessionID); err != nil {
+		return err
+	}
+	a.h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogout, ActorID: userID, SubjectID: userID, Detail: "logout requested by an application (OpenID RP-initiated logout)"})
+	return nil
+}
+
+// stamp is a short digest of the user's password hash: it changes with the
+// password, so grants made before a password change end with it.
+func stamp(u *User) string {
+	h := sha256.Sum256([]byte(u.PasswordHash))
+	return hex.EncodeToString(h[:8])
 }
