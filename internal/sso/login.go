@@ -1,6 +1,7 @@
 package sso
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -63,4 +64,17 @@ func (p *Provider) freshEnough(a *authRequest, in SignIn) bool {
 		return false
 	}
 	return true
+}
+
+// SetConsent records (or, with ok false, withdraws) a user's consent to a
+// client. Withdrawing it also ends the user's grants to the client.
+func (s *Storage) SetConsent(ctx context.Context, userID, clientID string, ok bool) error {
+	key := prefixConsent + userID + "/" + clientID
+	if !ok {
+		if err := s.st.Delete(key); err != nil {
+			return err
+		}
+		return s.TerminateSession(ctx, userID, clientID)
+	}
+	return s.put(key, true, 0)
 }
