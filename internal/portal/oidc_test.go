@@ -2,8 +2,10 @@ package portal_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -165,5 +167,83 @@ func TestOIDCRevocation(t *testing.T) {
 		c.expect(c.do("PATCH", "/api/v1/admin/users/"+me(portalTok), admin, map[string]any{"disabled": true}), http.StatusOK)
 		rp.refused("disabling the user", tok, p.URL)
 		lr.waitLogout(t, rp, s)
+	}
+}
+
+// TestOIDCConsentAndPrompt: a client that is not first-party needs the
+// user's consent once (a CSRF-protected page); the consent is listed under
+// the account and withdrawing it ends the application's tokens and asks
+// again; a refusal reaches the application as access_denied; prompt=login
+// and max_age send even a signed-in browser to Portal's login.
+func TestOIDCConsentAndPrompt(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	rp := newRelyingParty(t, c, admin, p.URL, map[string]any{"first_party": false})
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
+	b := browser(t, p.URL, alice)
+	verifier := oauth2.GenerateVerifier()
+
+	// answer loads the consent page at u and submits decision with its
+	// CSRF token; it returns where Portal sends the browser.
+	answer := func(u *url.URL, decision string, withCSRF bool) *http.Response {
+		t.Helper()
+		page, err := b.Get(p.URL + u.RequestURI())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if page.StatusCode != 200 || !strings.Contains(string(body), "wiki") {
+			t.Fatalf("consent page: %d %s", page.StatusCode, body)
+		}
+		m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(body)
+		form := url.Values{"id": {u.Query().Get("id")}, "decision": {decision}}
+		if withCSRF {
+			form.Set("csrf_token", string(m[1]))
+		}
+		rsp, err := b.PostForm(p.URL+"/consent", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		return rsp
+	}
+
+	at := rp.authorize(b, "st", "n", verifier)
+	if at.Path != "/consent" {
+		t.Fatalf("a third-party client went to %s, want the consent page", at)
+	}
+	if rsp := answer(at, "allow", false); rsp.StatusCode != http.StatusForbidden {
+		t.Fatalf("consent without the CSRF token: %d, want 403", rsp.StatusCode)
+	}
+	if rsp := answer(at, "allow", true); rsp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("consent: %d", rsp.StatusCode)
+	}
+	// Consent given: the flow goes through, this time and the next.
+	tok, _ := rp.signIn(b)
+	apps := c.expect(c.do("GET", "/api/v1/me/apps", alice, nil), http.StatusOK).json(t)["apps"].([]any)
+	if len(apps) != 1 || apps[0].(map[string]any)["client_id"] != rp.config.ClientID {
+		t.Fatalf("apps %v", apps)
+	}
+	c.expect(c.do("DELETE", "/api/v1/me/apps/"+rp.config.ClientID, alice, nil), http.StatusNoContent)
+	rp.refused("withdrawn consent", tok, p.URL)
+	at = rp.authorize(b, "st", "n", verifier)
+	if at.Path != "/consent" {
+		t.Fatalf("after withdrawal the flow went to %s, want the consent page again", at)
+	}
+	rsp := answer(at, "deny", true)
+	back, _ := url.Parse(rsp.Header.Get("Location"))
+	if back.Query().Get("error") != "access_denied" || back.Query().Get("state") != "st" || !strings.HasPrefix(back.String(), "http://127.0.0.1:1/callback") {
+		t.Fatalf("a refusal went to %s", back)
+	}
+
+	for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0")} {
+		at := rp.authorize(b, "st", "n", verifier, opt)
+		if at.Path != "/login" || !strings.HasPrefix(at.Query().Get("next"), "/oauth/login?id=") {
+			t.Fatalf("prompt=login / max_age=0 went to %s, want Portal's login", at)
+		}
 	}
 }

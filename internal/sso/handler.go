@@ -3,8 +3,13 @@ package sso
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 
+	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
+
+	"github.com/portal-go/portal/internal/audit"
 
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
@@ -71,4 +76,105 @@ func (h *Handler) UpdateClient(ctx context.Context, req *oidcpb.UpdateClientRequ
 // DeleteClient implements oidcpb.OIDCHandler.
 func (h *Handler) DeleteClient(ctx context.Context, req *oidcpb.DeleteClientRequest, _ *oidcpb.DeleteClientResponse) error {
 	return rpcError(h.p.storage.DeleteClient(ctx, req.Id))
+}
+
+// caller is the signed-in user of an RPC (the auth wrapper put it there).
+func caller(ctx context.Context) (string, error) {
+	acc, ok := auth.AccountFromContext(ctx)
+	if !ok {
+		return "", merrors.Unauthorized("auth.unauthenticated", "sign in first")
+	}
+	return acc.ID, nil
+}
+
+// pendingRequest returns an authorization request waiting for a decision.
+func (h *Handler) pendingRequest(ctx context.Context, id string) (*authRequest, *Client, error) {
+	a, err := h.p.storage.authRequest(id)
+	if err != nil || a.Completed {
+		return nil, nil, merrors.NotFound("oidc.request_not_found", "the sign-in request is unknown or has expired")
+	}
+	c, err := h.p.storage.Client(ctx, a.ClientID)
+	if err != nil || c.Disabled {
+		return nil, nil, merrors.NotFound("oidc.client_not_found", "no such client")
+	}
+	return a, c, nil
+}
+
+// ConsentInfo implements oidcpb.OIDCHandler.
+func (h *Handler) ConsentInfo(ctx context.Context, req *oidcpb.ConsentInfoRequest, rsp *oidcpb.ConsentInfoResponse) error {
+	if _, err := caller(ctx); err != nil {
+		return err
+	}
+	a, c, err := h.pendingRequest(ctx, req.Id)
+	if err != nil {
+		return err
+	}
+	rsp.ClientId, rsp.ClientName, rsp.Scopes = c.ID, c.Name, a.Scopes
+	return nil
+}
+
+// Consent implements oidcpb.OIDCHandler: allowed, the consent is kept and
+// the browser goes back to the login step, which completes the request;
+// denied, the application is told access_denied at its redirect URI.
+func (h *Handler) Consent(ctx context.Context, req *oidcpb.ConsentRequest, rsp *oidcpb.ConsentResponse) error {
+	uid, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	a, c, err := h.pendingRequest(ctx, req.Id)
+	if err != nil {
+		return err
+	}
+	if !req.Allow {
+		h.p.audit(ctx, audit.KindOIDCConsent, uid, c.ID, "consent refused")
+		q := url.Values{"error": {"access_denied"}, "error_description": {"the user refused"}}
+		if a.State != "" {
+			q.Set("state", a.State)
+		}
+		sep := "?"
+		if strings.Contains(a.RedirectURI, "?") {
+			sep = "&"
+		}
+		rsp.Redirect = a.RedirectURI + sep + q.Encode()
+		return nil
+	}
+	if err := h.p.storage.SetConsent(ctx, uid, c.ID, true); err != nil {
+		return rpcError(err)
+	}
+	h.p.audit(ctx, audit.KindOIDCConsent, uid, c.ID, "consent given: "+strings.Join(a.Scopes, " "))
+	rsp.Redirect = LoginPath + "?id=" + url.QueryEscape(a.ID)
+	return nil
+}
+
+// ListConsents implements oidcpb.OIDCHandler.
+func (h *Handler) ListConsents(ctx context.Context, _ *oidcpb.ListConsentsRequest, rsp *oidcpb.ListConsentsResponse) error {
+	uid, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	cs, err := h.p.storage.Consents(ctx, uid)
+	if err != nil {
+		return rpcError(err)
+	}
+	for _, c := range cs {
+		name := c.ClientID
+		if cl, err := h.p.storage.Client(ctx, c.ClientID); err == nil {
+			name = cl.Name
+		}
+		rsp.Consents = append(rsp.Consents, &oidcpb.Consent{ClientId: c.ClientID, ClientName: name, Given: c.Given.Unix()})
+	}
+	return nil
+}
+
+// RevokeConsent implements oidcpb.OIDCHandler.
+func (h *Handler) RevokeConsent(ctx context.Context, req *oidcpb.RevokeConsentRequest, _ *oidcpb.RevokeConsentResponse) error {
+	uid, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if err := h.p.storage.SetConsent(ctx, uid, req.ClientId, false); err != nil {
+		return rpcError(err)
+	}
+	h.p.audit(ctx, audit.KindOIDCConsent, uid, req.ClientId, "consent withdrawn: the application's grants ended")
+	return nil
 }

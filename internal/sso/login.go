@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"go-micro.dev/v4/store"
 )
 
 // prefixConsent keeps what a user let a client have: "oidc/consent/<user>/<client>".
 const prefixConsent = "oidc/consent/"
 
-// ConsentPath is the gateway's page that asks a user's consent.
-const ConsentPath = "/oauth/consent"
+// ConsentPath is the gateway's page that asks a user's consent (outside
+// Prefix: the gateway serves it, with its CSRF protection).
+const ConsentPath = "/consent"
 
 // login is Portal's step of an authorization request: a browser with a live
 // Portal session goes on without being asked again (unless prompt=login or
@@ -40,8 +42,8 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !c.FirstParty {
-		var ok bool
-		if p.storage.get(prefixConsent+in.UserID+"/"+c.ID, &ok) != nil || !ok {
+		var given consent
+		if p.storage.get(prefixConsent+in.UserID+"/"+c.ID, &given) != nil {
 			http.Redirect(w, r, ConsentPath+"?id="+url.QueryEscape(id), http.StatusSeeOther)
 			return
 		}
@@ -76,5 +78,27 @@ func (s *Storage) SetConsent(ctx context.Context, userID, clientID string, ok bo
 		}
 		return s.TerminateSession(ctx, userID, clientID)
 	}
-	return s.put(key, true, 0)
+	return s.put(key, consent{ClientID: clientID, Given: s.now().UTC()}, 0)
+}
+
+// consent is a user's recorded consent to a client.
+type consent struct {
+	ClientID string    `json:"client_id"`
+	Given    time.Time `json:"given"`
+}
+
+// Consents lists the user's consents.
+func (s *Storage) Consents(ctx context.Context, userID string) ([]consent, error) {
+	keys, err := s.st.List(store.ListPrefix(prefixConsent + userID + "/"))
+	if err != nil {
+		return nil, err
+	}
+	var out []consent
+	for _, k := range keys {
+		var c consent
+		if s.get(k, &c) == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -272,6 +273,7 @@ var notices = map[string]string{
 	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
 	"restarted": "Restart requested.", "lifted": "Lockout lifted.",
+	"app_revoked": "Application revoked; its sign-ins ended.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.
@@ -292,6 +294,14 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		return
 	}
 	data["Sessions"] = rsp.Sessions
+	if g.OIDC != nil {
+		apps, err := g.OIDC.ListConsents(rpcContext(c), &oidcpb.ListConsentsRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return
+		}
+		data["Apps"] = apps.Consents
+	}
 	if n := notices[c.Query("done")]; n != "" && data["Notice"] == nil {
 		data["Notice"] = n
 	}

@@ -107,8 +107,8 @@ func New(o Options) *Gateway {
 	e.GET("/readyz", g.readyz)
 	e.GET("/metrics", g.metrics)
 
-	e.GET(sso.DiscoveryPath, g.openID)
-	e.Any(sso.Prefix+"*path", g.openID)
+	e.GET(sso.DiscoveryPath, g.withOIDC, g.openID)
+	e.Any(sso.Prefix+"*path", g.withOIDC, g.openID)
 
 	e.GET("/login", g.loginPage)
 	e.POST("/login", g.csrf, g.loginForm)
@@ -121,6 +121,9 @@ func New(o Options) *Gateway {
 	e.GET("/account", g.requireCaller, g.accountPage)
 	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
 	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.endMySessionForm)
+	e.POST("/account/apps/:id/revoke", g.withOIDC, g.requireCaller, g.csrf, g.revokeAppForm)
+	e.GET(sso.ConsentPath, g.withOIDC, g.requireCaller, g.consentPage)
+	e.POST(sso.ConsentPath, g.withOIDC, g.requireCaller, g.csrf, g.consentForm)
 
 	admin := e.Group("/admin", g.requireCaller, g.requireAdmin)
 	admin.GET("", g.overviewPage)
@@ -146,6 +149,8 @@ func New(o Options) *Gateway {
 	me.PUT("/me/password", g.apiPassword)
 	me.GET("/me/sessions", g.apiMySessions)
 	me.DELETE("/me/sessions/:id", g.apiEndMySession)
+	me.GET("/me/apps", g.withOIDC, g.apiMyApps)
+	me.DELETE("/me/apps/:id", g.withOIDC, g.apiRevokeApp)
 	adm := me.Group("/admin", g.requireAdmin)
 	adm.GET("/overview", g.apiOverview)
 	adm.GET("/users", g.apiUsers)
@@ -161,10 +166,10 @@ func New(o Options) *Gateway {
 	adm.GET("/audit", g.apiAudit)
 	adm.GET("/lockouts", g.apiLockouts)
 	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
-	adm.GET("/oidc/clients", g.apiClients)
-	adm.POST("/oidc/clients", g.apiCreateClient)
-	adm.PATCH("/oidc/clients/:id", g.apiPatchClient)
-	adm.DELETE("/oidc/clients/:id", g.apiDeleteClient)
+	adm.GET("/oidc/clients", g.withOIDC, g.apiClients)
+	adm.POST("/oidc/clients", g.withOIDC, g.apiCreateClient)
+	adm.PATCH("/oidc/clients/:id", g.withOIDC, g.apiPatchClient)
+	adm.DELETE("/oidc/clients/:id", g.withOIDC, g.apiDeleteClient)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g

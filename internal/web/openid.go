@@ -14,14 +14,20 @@ import (
 // forwardedHeaders are the request headers the OpenID provider reads.
 var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Origin"}
 
-// openID forwards a request to the OpenID provider in the user service and
-// writes its answer back. The browser's Portal session, if it sent its
-// cookie, goes along as the call's token; no cookie is forwarded.
-func (g *Gateway) openID(c *gin.Context) {
+// withOIDC answers 404 for the OpenID provider's routes on a gateway built
+// without one.
+func (g *Gateway) withOIDC(c *gin.Context) {
 	if g.OIDC == nil {
 		g.fail(c, http.StatusNotFound, "not_found", "no such page")
 		return
 	}
+	c.Next()
+}
+
+// openID forwards a request to the OpenID provider in the user service and
+// writes its answer back. The browser's Portal session, if it sent its
+// cookie, goes along as the call's token; no cookie is forwarded.
+func (g *Gateway) openID(c *gin.Context) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		g.fail(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is too large")
@@ -140,6 +146,66 @@ func (g *Gateway) apiPatchClient(c *gin.Context) {
 
 func (g *Gateway) apiDeleteClient(c *gin.Context) {
 	if _, err := g.OIDC.DeleteClient(rpcContext(c), &oidcpb.DeleteClientRequest{Id: c.Param("id")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// scopeText says what each scope lets an application see.
+var scopeText = map[string]string{
+	"openid":         "who you are on Portal (an identifier)",
+	"profile":        "your username and name",
+	"email":          "your email address",
+	"offline_access": "stay signed in while you are away (until you sign out of Portal)",
+}
+
+// consentPage asks the signed-in user whether an application may sign
+// them in.
+func (g *Gateway) consentPage(c *gin.Context) {
+	rsp, err := g.OIDC.ConsentInfo(rpcContext(c), &oidcpb.ConsentInfoRequest{Id: c.Query("id")})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "consent.html", gin.H{
+		"ID": c.Query("id"), "ClientName": rsp.ClientName, "Scopes": rsp.Scopes, "ScopeText": scopeText,
+	})
+}
+
+// consentForm records the answer and sends the browser on.
+func (g *Gateway) consentForm(c *gin.Context) {
+	rsp, err := g.OIDC.Consent(rpcContext(c), &oidcpb.ConsentRequest{Id: c.PostForm("id"), Allow: c.PostForm("decision") == "allow"})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, rsp.Redirect)
+}
+
+func (g *Gateway) revokeAppForm(c *gin.Context) {
+	if _, err := g.OIDC.RevokeConsent(rpcContext(c), &oidcpb.RevokeConsentRequest{ClientId: c.Param("id")}); err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	back(c, "/account", "app_revoked")
+}
+
+func (g *Gateway) apiMyApps(c *gin.Context) {
+	rsp, err := g.OIDC.ListConsents(rpcContext(c), &oidcpb.ListConsentsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	out := []gin.H{}
+	for _, a := range rsp.Consents {
+		out = append(out, gin.H{"client_id": a.ClientId, "name": a.ClientName, "given": a.Given})
+	}
+	c.JSON(http.StatusOK, gin.H{"apps": out})
+}
+
+func (g *Gateway) apiRevokeApp(c *gin.Context) {
+	if _, err := g.OIDC.RevokeConsent(rpcContext(c), &oidcpb.RevokeConsentRequest{ClientId: c.Param("id")}); err != nil {
 		g.abortRPC(c, err)
 		return
 	}

@@ -69,7 +69,7 @@ var titles = map[string]string{
 	"account.html": "Account", "error.html": "Error",
 	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
 	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log", "admin_logs.html": "Logs",
-	"admin_lockouts.html": "Lockouts",
+	"admin_lockouts.html": "Lockouts", "consent.html": "Allow an application", "admin_oidc.html": "Applications",
 }
 
 // page renders a template with the data every page needs.

@@ -21,6 +21,427 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ConsentInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentInfoRequest) Reset() {
+	*x = ConsentInfoRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentInfoRequest) ProtoMessage() {}
+
+func (x *ConsentInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentInfoRequest.ProtoReflect.Descriptor instead.
+func (*ConsentInfoRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ConsentInfoRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ConsentInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Scopes        []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentInfoResponse) Reset() {
+	*x = ConsentInfoResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentInfoResponse) ProtoMessage() {}
+
+func (x *ConsentInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentInfoResponse.ProtoReflect.Descriptor instead.
+func (*ConsentInfoResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConsentInfoResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConsentInfoResponse) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ConsentInfoResponse) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type ConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Allow         bool                   `protobuf:"varint,2,opt,name=allow,proto3" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentRequest) Reset() {
+	*x = ConsentRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentRequest) ProtoMessage() {}
+
+func (x *ConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentRequest.ProtoReflect.Descriptor instead.
+func (*ConsentRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ConsentRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConsentRequest) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
+type ConsentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// redirect is where the browser goes next.
+	Redirect      string `protobuf:"bytes,1,opt,name=redirect,proto3" json:"redirect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentResponse) Reset() {
+	*x = ConsentResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentResponse) ProtoMessage() {}
+
+func (x *ConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentResponse.ProtoReflect.Descriptor instead.
+func (*ConsentResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConsentResponse) GetRedirect() string {
+	if x != nil {
+		return x.Redirect
+	}
+	return ""
+}
+
+type ListConsentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsentsRequest) Reset() {
+	*x = ListConsentsRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsentsRequest) ProtoMessage() {}
+
+func (x *ListConsentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsentsRequest.ProtoReflect.Descriptor instead.
+func (*ListConsentsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{4}
+}
+
+type Consent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Given         int64                  `protobuf:"varint,3,opt,name=given,proto3" json:"given,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Consent) Reset() {
+	*x = Consent{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consent) ProtoMessage() {}
+
+func (x *Consent) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consent.ProtoReflect.Descriptor instead.
+func (*Consent) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Consent) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Consent) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *Consent) GetGiven() int64 {
+	if x != nil {
+		return x.Given
+	}
+	return 0
+}
+
+type ListConsentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consents      []*Consent             `protobuf:"bytes,1,rep,name=consents,proto3" json:"consents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConsentsResponse) Reset() {
+	*x = ListConsentsResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConsentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConsentsResponse) ProtoMessage() {}
+
+func (x *ListConsentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConsentsResponse.ProtoReflect.Descriptor instead.
+func (*ListConsentsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListConsentsResponse) GetConsents() []*Consent {
+	if x != nil {
+		return x.Consents
+	}
+	return nil
+}
+
+type RevokeConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeConsentRequest) Reset() {
+	*x = RevokeConsentRequest{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeConsentRequest) ProtoMessage() {}
+
+func (x *RevokeConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeConsentRequest.ProtoReflect.Descriptor instead.
+func (*RevokeConsentRequest) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevokeConsentRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type RevokeConsentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeConsentResponse) Reset() {
+	*x = RevokeConsentResponse{}
+	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeConsentResponse) ProtoMessage() {}
+
+func (x *RevokeConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeConsentResponse.ProtoReflect.Descriptor instead.
+func (*RevokeConsentResponse) Descriptor() ([]byte, []int) {
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{8}
+}
+
 // Client is a registered relying party, as admins see it.
 type Client struct {
 	state                  protoimpl.MessageState `protogen:"open.v1"`
@@ -42,7 +463,7 @@ type Client struct {
 
 func (x *Client) Reset() {
 	*x = Client{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +475,7 @@ func (x *Client) String() string {
 func (*Client) ProtoMessage() {}
 
 func (x *Client) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[0]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +488,7 @@ func (x *Client) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Client.ProtoReflect.Descriptor instead.
 func (*Client) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{0}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Client) GetId() string {
@@ -163,7 +584,7 @@ type CreateClientRequest struct {
 
 func (x *CreateClientRequest) Reset() {
 	*x = CreateClientRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +596,7 @@ func (x *CreateClientRequest) String() string {
 func (*CreateClientRequest) ProtoMessage() {}
 
 func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[1]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +609,7 @@ func (x *CreateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientRequest.ProtoReflect.Descriptor instead.
 func (*CreateClientRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{1}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateClientRequest) GetName() string {
@@ -258,7 +679,7 @@ type CreateClientResponse struct {
 
 func (x *CreateClientResponse) Reset() {
 	*x = CreateClientResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +691,7 @@ func (x *CreateClientResponse) String() string {
 func (*CreateClientResponse) ProtoMessage() {}
 
 func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[2]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +704,7 @@ func (x *CreateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientResponse.ProtoReflect.Descriptor instead.
 func (*CreateClientResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{2}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateClientResponse) GetClient() *Client {
@@ -308,7 +729,7 @@ type ListClientsRequest struct {
 
 func (x *ListClientsRequest) Reset() {
 	*x = ListClientsRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +741,7 @@ func (x *ListClientsRequest) String() string {
 func (*ListClientsRequest) ProtoMessage() {}
 
 func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[3]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +754,7 @@ func (x *ListClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{3}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{12}
 }
 
 type ListClientsResponse struct {
@@ -345,7 +766,7 @@ type ListClientsResponse struct {
 
 func (x *ListClientsResponse) Reset() {
 	*x = ListClientsResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +778,7 @@ func (x *ListClientsResponse) String() string {
 func (*ListClientsResponse) ProtoMessage() {}
 
 func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[4]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +791,7 @@ func (x *ListClientsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{4}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListClientsResponse) GetClients() []*Client {
@@ -393,7 +814,7 @@ type UpdateClientRequest struct {
 
 func (x *UpdateClientRequest) Reset() {
 	*x = UpdateClientRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +826,7 @@ func (x *UpdateClientRequest) String() string {
 func (*UpdateClientRequest) ProtoMessage() {}
 
 func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[5]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +839,7 @@ func (x *UpdateClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientRequest.ProtoReflect.Descriptor instead.
 func (*UpdateClientRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{5}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateClientRequest) GetId() string {
@@ -453,7 +874,7 @@ type UpdateClientResponse struct {
 
 func (x *UpdateClientResponse) Reset() {
 	*x = UpdateClientResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +886,7 @@ func (x *UpdateClientResponse) String() string {
 func (*UpdateClientResponse) ProtoMessage() {}
 
 func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[6]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +899,7 @@ func (x *UpdateClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateClientResponse.ProtoReflect.Descriptor instead.
 func (*UpdateClientResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{6}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateClientResponse) GetClient() *Client {
@@ -504,7 +925,7 @@ type DeleteClientRequest struct {
 
 func (x *DeleteClientRequest) Reset() {
 	*x = DeleteClientRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +937,7 @@ func (x *DeleteClientRequest) String() string {
 func (*DeleteClientRequest) ProtoMessage() {}
 
 func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[7]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +950,7 @@ func (x *DeleteClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{7}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteClientRequest) GetId() string {
@@ -547,7 +968,7 @@ type DeleteClientResponse struct {
 
 func (x *DeleteClientResponse) Reset() {
 	*x = DeleteClientResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +980,7 @@ func (x *DeleteClientResponse) String() string {
 func (*DeleteClientResponse) ProtoMessage() {}
 
 func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[8]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +993,7 @@ func (x *DeleteClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientResponse.ProtoReflect.Descriptor instead.
 func (*DeleteClientResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{8}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{17}
 }
 
 // Header is one HTTP header and its values.
@@ -586,7 +1007,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +1019,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[9]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +1032,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{9}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Header) GetName() string {
@@ -642,7 +1063,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +1075,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[10]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +1088,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{10}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -710,7 +1131,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +1143,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_oidc_oidc_proto_msgTypes[11]
+	mi := &file_proto_oidc_oidc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +1156,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{11}
+	return file_proto_oidc_oidc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -763,7 +1184,30 @@ var File_proto_oidc_oidc_proto protoreflect.FileDescriptor
 
 const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"\n" +
-	"\x15proto/oidc/oidc.proto\x12\x04oidc\"\xf5\x02\n" +
+	"\x15proto/oidc/oidc.proto\x12\x04oidc\"$\n" +
+	"\x12ConsentInfoRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"k\n" +
+	"\x13ConsentInfoResponse\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"6\n" +
+	"\x0eConsentRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05allow\x18\x02 \x01(\bR\x05allow\"-\n" +
+	"\x0fConsentResponse\x12\x1a\n" +
+	"\bredirect\x18\x01 \x01(\tR\bredirect\"\x15\n" +
+	"\x13ListConsentsRequest\"]\n" +
+	"\aConsent\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12\x14\n" +
+	"\x05given\x18\x03 \x01(\x03R\x05given\"A\n" +
+	"\x14ListConsentsResponse\x12)\n" +
+	"\bconsents\x18\x01 \x03(\v2\r.oidc.ConsentR\bconsents\"3\n" +
+	"\x14RevokeConsentRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x17\n" +
+	"\x15RevokeConsentResponse\"\xf5\x02\n" +
 	"\x06Client\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -820,13 +1264,17 @@ const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"\fHTTPResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12&\n" +
 	"\aheaders\x18\x02 \x03(\v2\f.oidc.HeaderR\aheaders\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body2\xd9\x02\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body2\xee\x04\n" +
 	"\x04OIDC\x120\n" +
 	"\x05Serve\x12\x11.oidc.HTTPRequest\x1a\x12.oidc.HTTPResponse\"\x00\x12G\n" +
 	"\fCreateClient\x12\x19.oidc.CreateClientRequest\x1a\x1a.oidc.CreateClientResponse\"\x00\x12D\n" +
 	"\vListClients\x12\x18.oidc.ListClientsRequest\x1a\x19.oidc.ListClientsResponse\"\x00\x12G\n" +
 	"\fUpdateClient\x12\x19.oidc.UpdateClientRequest\x1a\x1a.oidc.UpdateClientResponse\"\x00\x12G\n" +
-	"\fDeleteClient\x12\x19.oidc.DeleteClientRequest\x1a\x1a.oidc.DeleteClientResponse\"\x00B/Z-github.com/portal-go/portal/proto/oidc;oidcpbb\x06proto3"
+	"\fDeleteClient\x12\x19.oidc.DeleteClientRequest\x1a\x1a.oidc.DeleteClientResponse\"\x00\x12D\n" +
+	"\vConsentInfo\x12\x18.oidc.ConsentInfoRequest\x1a\x19.oidc.ConsentInfoResponse\"\x00\x128\n" +
+	"\aConsent\x12\x14.oidc.ConsentRequest\x1a\x15.oidc.ConsentResponse\"\x00\x12G\n" +
+	"\fListConsents\x12\x19.oidc.ListConsentsRequest\x1a\x1a.oidc.ListConsentsResponse\"\x00\x12J\n" +
+	"\rRevokeConsent\x12\x1a.oidc.RevokeConsentRequest\x1a\x1b.oidc.RevokeConsentResponse\"\x00B/Z-github.com/portal-go/portal/proto/oidc;oidcpbb\x06proto3"
 
 var (
 	file_proto_oidc_oidc_proto_rawDescOnce sync.Once
@@ -840,42 +1288,60 @@ func file_proto_oidc_oidc_proto_rawDescGZIP() []byte {
 	return file_proto_oidc_oidc_proto_rawDescData
 }
 
-var file_proto_oidc_oidc_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_proto_oidc_oidc_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_proto_oidc_oidc_proto_goTypes = []any{
-	(*Client)(nil),               // 0: oidc.Client
-	(*CreateClientRequest)(nil),  // 1: oidc.CreateClientRequest
-	(*CreateClientResponse)(nil), // 2: oidc.CreateClientResponse
-	(*ListClientsRequest)(nil),   // 3: oidc.ListClientsRequest
-	(*ListClientsResponse)(nil),  // 4: oidc.ListClientsResponse
-	(*UpdateClientRequest)(nil),  // 5: oidc.UpdateClientRequest
-	(*UpdateClientResponse)(nil), // 6: oidc.UpdateClientResponse
-	(*DeleteClientRequest)(nil),  // 7: oidc.DeleteClientRequest
-	(*DeleteClientResponse)(nil), // 8: oidc.DeleteClientResponse
-	(*Header)(nil),               // 9: oidc.Header
-	(*HTTPRequest)(nil),          // 10: oidc.HTTPRequest
-	(*HTTPResponse)(nil),         // 11: oidc.HTTPResponse
+	(*ConsentInfoRequest)(nil),    // 0: oidc.ConsentInfoRequest
+	(*ConsentInfoResponse)(nil),   // 1: oidc.ConsentInfoResponse
+	(*ConsentRequest)(nil),        // 2: oidc.ConsentRequest
+	(*ConsentResponse)(nil),       // 3: oidc.ConsentResponse
+	(*ListConsentsRequest)(nil),   // 4: oidc.ListConsentsRequest
+	(*Consent)(nil),               // 5: oidc.Consent
+	(*ListConsentsResponse)(nil),  // 6: oidc.ListConsentsResponse
+	(*RevokeConsentRequest)(nil),  // 7: oidc.RevokeConsentRequest
+	(*RevokeConsentResponse)(nil), // 8: oidc.RevokeConsentResponse
+	(*Client)(nil),                // 9: oidc.Client
+	(*CreateClientRequest)(nil),   // 10: oidc.CreateClientRequest
+	(*CreateClientResponse)(nil),  // 11: oidc.CreateClientResponse
+	(*ListClientsRequest)(nil),    // 12: oidc.ListClientsRequest
+	(*ListClientsResponse)(nil),   // 13: oidc.ListClientsResponse
+	(*UpdateClientRequest)(nil),   // 14: oidc.UpdateClientRequest
+	(*UpdateClientResponse)(nil),  // 15: oidc.UpdateClientResponse
+	(*DeleteClientRequest)(nil),   // 16: oidc.DeleteClientRequest
+	(*DeleteClientResponse)(nil),  // 17: oidc.DeleteClientResponse
+	(*Header)(nil),                // 18: oidc.Header
+	(*HTTPRequest)(nil),           // 19: oidc.HTTPRequest
+	(*HTTPResponse)(nil),          // 20: oidc.HTTPResponse
 }
 var file_proto_oidc_oidc_proto_depIdxs = []int32{
-	0,  // 0: oidc.CreateClientResponse.client:type_name -> oidc.Client
-	0,  // 1: oidc.ListClientsResponse.clients:type_name -> oidc.Client
-	0,  // 2: oidc.UpdateClientResponse.client:type_name -> oidc.Client
-	9,  // 3: oidc.HTTPRequest.headers:type_name -> oidc.Header
-	9,  // 4: oidc.HTTPResponse.headers:type_name -> oidc.Header
-	10, // 5: oidc.OIDC.Serve:input_type -> oidc.HTTPRequest
-	1,  // 6: oidc.OIDC.CreateClient:input_type -> oidc.CreateClientRequest
-	3,  // 7: oidc.OIDC.ListClients:input_type -> oidc.ListClientsRequest
-	5,  // 8: oidc.OIDC.UpdateClient:input_type -> oidc.UpdateClientRequest
-	7,  // 9: oidc.OIDC.DeleteClient:input_type -> oidc.DeleteClientRequest
-	11, // 10: oidc.OIDC.Serve:output_type -> oidc.HTTPResponse
-	2,  // 11: oidc.OIDC.CreateClient:output_type -> oidc.CreateClientResponse
-	4,  // 12: oidc.OIDC.ListClients:output_type -> oidc.ListClientsResponse
-	6,  // 13: oidc.OIDC.UpdateClient:output_type -> oidc.UpdateClientResponse
-	8,  // 14: oidc.OIDC.DeleteClient:output_type -> oidc.DeleteClientResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	5,  // 0: oidc.ListConsentsResponse.consents:type_name -> oidc.Consent
+	9,  // 1: oidc.CreateClientResponse.client:type_name -> oidc.Client
+	9,  // 2: oidc.ListClientsResponse.clients:type_name -> oidc.Client
+	9,  // 3: oidc.UpdateClientResponse.client:type_name -> oidc.Client
+	18, // 4: oidc.HTTPRequest.headers:type_name -> oidc.Header
+	18, // 5: oidc.HTTPResponse.headers:type_name -> oidc.Header
+	19, // 6: oidc.OIDC.Serve:input_type -> oidc.HTTPRequest
+	10, // 7: oidc.OIDC.CreateClient:input_type -> oidc.CreateClientRequest
+	12, // 8: oidc.OIDC.ListClients:input_type -> oidc.ListClientsRequest
+	14, // 9: oidc.OIDC.UpdateClient:input_type -> oidc.UpdateClientRequest
+	16, // 10: oidc.OIDC.DeleteClient:input_type -> oidc.DeleteClientRequest
+	0,  // 11: oidc.OIDC.ConsentInfo:input_type -> oidc.ConsentInfoRequest
+	2,  // 12: oidc.OIDC.Consent:input_type -> oidc.ConsentRequest
+	4,  // 13: oidc.OIDC.ListConsents:input_type -> oidc.ListConsentsRequest
+	7,  // 14: oidc.OIDC.RevokeConsent:input_type -> oidc.RevokeConsentRequest
+	20, // 15: oidc.OIDC.Serve:output_type -> oidc.HTTPResponse
+	11, // 16: oidc.OIDC.CreateClient:output_type -> oidc.CreateClientResponse
+	13, // 17: oidc.OIDC.ListClients:output_type -> oidc.ListClientsResponse
+	15, // 18: oidc.OIDC.UpdateClient:output_type -> oidc.UpdateClientResponse
+	17, // 19: oidc.OIDC.DeleteClient:output_type -> oidc.DeleteClientResponse
+	1,  // 20: oidc.OIDC.ConsentInfo:output_type -> oidc.ConsentInfoResponse
+	3,  // 21: oidc.OIDC.Consent:output_type -> oidc.ConsentResponse
+	6,  // 22: oidc.OIDC.ListConsents:output_type -> oidc.ListConsentsResponse
+	8,  // 23: oidc.OIDC.RevokeConsent:output_type -> oidc.RevokeConsentResponse
+	15, // [15:24] is the sub-list for method output_type
+	6,  // [6:15] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_proto_oidc_oidc_proto_init() }
@@ -883,14 +1349,14 @@ func file_proto_oidc_oidc_proto_init() {
 	if File_proto_oidc_oidc_proto != nil {
 		return
 	}
-	file_proto_oidc_oidc_proto_msgTypes[5].OneofWrappers = []any{}
+	file_proto_oidc_oidc_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_oidc_oidc_proto_rawDesc), len(file_proto_oidc_oidc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,16 @@ type OIDCService interface {
 	UpdateClient(ctx context.Context, in *UpdateClientRequest, opts ...client.CallOption) (*UpdateClientResponse, error)
 	// DeleteClient removes a client and ends its grants (admin).
 	DeleteClient(ctx context.Context, in *DeleteClientRequest, opts ...client.CallOption) (*DeleteClientResponse, error)
+	// ConsentInfo tells the signed-in user what an authorization request asks.
+	ConsentInfo(ctx context.Context, in *ConsentInfoRequest, opts ...client.CallOption) (*ConsentInfoResponse, error)
+	// Consent records the signed-in user's answer to an authorization request
+	// and says where the browser goes next.
+	Consent(ctx context.Context, in *ConsentRequest, opts ...client.CallOption) (*ConsentResponse, error)
+	// ListConsents lists the applications the signed-in user has consented to.
+	ListConsents(ctx context.Context, in *ListConsentsRequest, opts ...client.CallOption) (*ListConsentsResponse, error)
+	// RevokeConsent withdraws the signed-in user's consent to an application
+	// and ends the user's grants to it.
+	RevokeConsent(ctx context.Context, in *RevokeConsentRequest, opts ...client.CallOption) (*RevokeConsentResponse, error)
 }
 
 type oIDCService struct {
@@ -111,6 +121,46 @@ func (c *oIDCService) DeleteClient(ctx context.Context, in *DeleteClientRequest,
 	return out, nil
 }
 
+func (c *oIDCService) ConsentInfo(ctx context.Context, in *ConsentInfoRequest, opts ...client.CallOption) (*ConsentInfoResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.ConsentInfo", in)
+	out := new(ConsentInfoResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) Consent(ctx context.Context, in *ConsentRequest, opts ...client.CallOption) (*ConsentResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.Consent", in)
+	out := new(ConsentResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) ListConsents(ctx context.Context, in *ListConsentsRequest, opts ...client.CallOption) (*ListConsentsResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.ListConsents", in)
+	out := new(ListConsentsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *oIDCService) RevokeConsent(ctx context.Context, in *RevokeConsentRequest, opts ...client.CallOption) (*RevokeConsentResponse, error) {
+	req := c.c.NewRequest(c.name, "OIDC.RevokeConsent", in)
+	out := new(RevokeConsentResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for OIDC service
 
 type OIDCHandler interface {
@@ -125,6 +175,16 @@ type OIDCHandler interface {
 	UpdateClient(context.Context, *UpdateClientRequest, *UpdateClientResponse) error
 	// DeleteClient removes a client and ends its grants (admin).
 	DeleteClient(context.Context, *DeleteClientRequest, *DeleteClientResponse) error
+	// ConsentInfo tells the signed-in user what an authorization request asks.
+	ConsentInfo(context.Context, *ConsentInfoRequest, *ConsentInfoResponse) error
+	// Consent records the signed-in user's answer to an authorization request
+	// and says where the browser goes next.
+	Consent(context.Context, *ConsentRequest, *ConsentResponse) error
+	// ListConsents lists the applications the signed-in user has consented to.
+	ListConsents(context.Context, *ListConsentsRequest, *ListConsentsResponse) error
+	// RevokeConsent withdraws the signed-in user's consent to an application
+	// and ends the user's grants to it.
+	RevokeConsent(context.Context, *RevokeConsentRequest, *RevokeConsentResponse) error
 }
 
 func RegisterOIDCHandler(s server.Server, hdlr OIDCHandler, opts ...server.HandlerOption) error {
@@ -134,6 +194,10 @@ func RegisterOIDCHandler(s server.Server, hdlr OIDCHandler, opts ...server.Handl
 		ListClients(ctx context.Context, in *ListClientsRequest, out *ListClientsResponse) error
 		UpdateClient(ctx context.Context, in *UpdateClientRequest, out *UpdateClientResponse) error
 		DeleteClient(ctx context.Context, in *DeleteClientRequest, out *DeleteClientResponse) error
+		ConsentInfo(ctx context.Context, in *ConsentInfoRequest, out *ConsentInfoResponse) error
+		Consent(ctx context.Context, in *ConsentRequest, out *ConsentResponse) error
+		ListConsents(ctx context.Context, in *ListConsentsRequest, out *ListConsentsResponse) error
+		RevokeConsent(ctx context.Context, in *RevokeConsentRequest, out *RevokeConsentResponse) error
 	}
 	type OIDC struct {
 		oIDC
@@ -164,4 +228,20 @@ func (h *oIDCHandler) UpdateClient(ctx context.Context, in *UpdateClientRequest,
 
 func (h *oIDCHandler) DeleteClient(ctx context.Context, in *DeleteClientRequest, out *DeleteClientResponse) error {
 	return h.OIDCHandler.DeleteClient(ctx, in, out)
+}
+
+func (h *oIDCHandler) ConsentInfo(ctx context.Context, in *ConsentInfoRequest, out *ConsentInfoResponse) error {
+	return h.OIDCHandler.ConsentInfo(ctx, in, out)
+}
+
+func (h *oIDCHandler) Consent(ctx context.Context, in *ConsentRequest, out *ConsentResponse) error {
+	return h.OIDCHandler.Consent(ctx, in, out)
+}
+
+func (h *oIDCHandler) ListConsents(ctx context.Context, in *ListConsentsRequest, out *ListConsentsResponse) error {
+	return h.OIDCHandler.ListConsents(ctx, in, out)
+}
+
+func (h *oIDCHandler) RevokeConsent(ctx context.Context, in *RevokeConsentRequest, out *RevokeConsentResponse) error {
+	return h.OIDCHandler.RevokeConsent(ctx, in, out)
 }
