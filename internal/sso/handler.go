@@ -48,7 +48,17 @@ func (h *Handler) CreateClient(ctx context.Context, req *oidcpb.CreateClientRequ
 		return rpcError(err)
 	}
 	rsp.Client, rsp.ClientSecret = clientPB(c), secret
+	h.p.audit(ctx, audit.KindOIDCClient, adminID(ctx), c.ID, "registered; redirect URIs: "+strings.Join(c.RedirectURIs, " "))
 	return nil
+}
+
+// adminID is the caller's account id, for the audit log.
+func adminID(ctx context.Context) string {
+	acc, _ := auth.AccountFromContext(ctx)
+	if acc == nil {
+		return ""
+	}
+	return acc.ID
 }
 
 // ListClients implements oidcpb.OIDCHandler.
@@ -69,12 +79,21 @@ func (h *Handler) UpdateClient(ctx context.Context, req *oidcpb.UpdateClientRequ
 	if err != nil {
 		return rpcError(err)
 	}
+	var did []string
+	if req.Disabled != nil {
+		did = append(did, map[bool]string{true: "disabled: every token issued to it ended", false: "enabled"}[*req.Disabled])
+	}
+	if req.RotateSecret {
+		did = append(did, "secret rotated")
+	}
+	h.p.audit(ctx, audit.KindOIDCClient, adminID(ctx), c.ID, strings.Join(did, "; "))
 	rsp.Client, rsp.ClientSecret = clientPB(c), secret
 	return nil
 }
 
 // DeleteClient implements oidcpb.OIDCHandler.
 func (h *Handler) DeleteClient(ctx context.Context, req *oidcpb.DeleteClientRequest, _ *oidcpb.DeleteClientResponse) error {
+	h.p.audit(ctx, audit.KindOIDCClient, adminID(ctx), req.Id, "deleted")
 	return rpcError(h.p.storage.DeleteClient(ctx, req.Id))
 }
 
@@ -127,15 +146,7 @@ func (h *Handler) Consent(ctx context.Context, req *oidcpb.ConsentRequest, rsp *
 	}
 	if !req.Allow {
 		h.p.audit(ctx, audit.KindOIDCConsent, uid, c.ID, "consent refused")
-		q := url.Values{"error": {"access_denied"}, "error_description": {"the user refused"}}
-		if a.State != "" {
-			q.Set("state", a.State)
-		}
-		sep := "?"
-		if strings.Contains(a.RedirectURI, "?") {
-			sep = "&"
-		}
-		rsp.Redirect = a.RedirectURI + sep + q.Encode()
+		rsp.Redirect = errorRedirect(a, "access_denied", "the user refused")
 		return nil
 	}
 	if err := h.p.storage.SetConsent(ctx, uid, c.ID, true); err != nil {

@@ -114,8 +114,9 @@ func TestKeyRingShared(t *testing.T) {
 
 // fakeAccounts are sessions in a map: userID/sessionID -> person.
 type fakeAccounts struct {
-	live map[string]Person
-	in   *SignIn
+	live  map[string]Person
+	in    *SignIn
+	holds map[string]bool
 }
 
 func (f *fakeAccounts) Live(_ context.Context, uid, sid string) (Person, error) {
@@ -136,6 +137,10 @@ func (f *fakeAccounts) Identify(context.Context) (SignIn, error) {
 func (f *fakeAccounts) EndSession(_ context.Context, uid, sid string) error {
 	delete(f.live, uid+"/"+sid)
 	return nil
+}
+
+func (f *fakeAccounts) Holds(_ context.Context, uid, perm string) (bool, error) {
+	return f.holds[uid+"/"+perm], nil
 }
 
 func newProvider(t *testing.T, st *filestore.Store, acc Accounts) *Provider {

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/audit"
 )
 
 // prefixConsent keeps what a user let a client have: "oidc/consent/<user>/<client>".
@@ -41,6 +44,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(here), http.StatusSeeOther)
 		return
 	}
+	if ok, err := p.storage.allowed(r.Context(), c, in.UserID); err != nil || !ok {
+		p.audit(r.Context(), audit.KindOIDCGrant, in.UserID, c.ID, "refused: the user does not hold "+c.Permission)
+		http.Redirect(w, r, errorRedirect(a, "access_denied", "this application is limited to users holding "+c.Permission), http.StatusSeeOther)
+		return
+	}
 	if !c.FirstParty {
 		var given consent
 		if p.storage.get(prefixConsent+in.UserID+"/"+c.ID, &given) != nil {
@@ -54,6 +62,19 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, op.AuthCallbackURL(p.op)(r.Context(), id), http.StatusSeeOther)
+}
+
+// errorRedirect is the request's redirect URI with an OAuth error.
+func errorRedirect(a *authRequest, code, description string) string {
+	q := url.Values{"error": {code}, "error_description": {description}}
+	if a.State != "" {
+		q.Set("state", a.State)
+	}
+	sep := "?"
+	if strings.Contains(a.RedirectURI, "?") {
+		sep = "&"
+	}
+	return a.RedirectURI + sep + q.Encode()
 }
 
 // freshEnough reports whether a sign-in satisfies the request's prompt=login

@@ -38,8 +38,6 @@ const requestTTL = 10 * time.Minute
 type Person struct {
 	ID, Username, Name, Email string
 	EmailVerified             bool
-	// Permissions are what the user's roles hold now.
-	Permissions []string
 	// Stamp changes when the user's password does: a grant made before a
 	// password change ends with it.
 	Stamp string
@@ -65,6 +63,8 @@ type Accounts interface {
 	Identify(ctx context.Context) (SignIn, error)
 	// EndSession ends a Portal session of the user (RP-initiated logout).
 	EndSession(ctx context.Context, userID, sessionID string) error
+	// Holds reports whether the user's roles grant permission now.
+	Holds(ctx context.Context, userID, permission string) (bool, error)
 }
 
 // Storage is the op.Storage of Portal's provider: its records in the user
@@ -317,7 +317,19 @@ func (s *Storage) liveGrant(ctx context.Context, id string) (*grant, error) {
 	if p.Stamp != g.Stamp {
 		return nil, ErrEnded // the password changed since
 	}
+	if ok, err := s.allowed(ctx, c, g.UserID); err != nil || !ok {
+		return nil, ErrEnded // the user no longer holds the client's permission
+	}
 	return &g, nil
+}
+
+// allowed reports whether the user may use client c: c's permission, if it
+// names one, is held now.
+func (s *Storage) allowed(ctx context.Context, c *Client, userID string) (bool, error) {
+	if c.Permission == "" {
+		return true, nil
+	}
+	return s.accounts.Holds(ctx, userID, c.Permission)
 }
 
 // endGrant ends a grant: its access and refresh tokens fail from now on.

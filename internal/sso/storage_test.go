@@ -176,3 +176,35 @@ func TestClientSecrets(t *testing.T) {
 	}
 	_ = oidc.ScopeOpenID
 }
+
+// TestClientPermission: a client limited to a permission refuses a user
+// who does not hold it (access_denied to the application), and a grant
+// ends when its user loses it.
+func TestClientPermission(t *testing.T) {
+	ctx := context.Background()
+	acc := &fakeAccounts{live: map[string]Person{"u1/s1": {ID: "u1"}}, holds: map[string]bool{}}
+	acc.in = &SignIn{UserID: "u1", SessionID: "s1", AuthTime: time.Now()}
+	p := newProvider(t, newStore(t), acc)
+	c := mustClient(t, p, Client{Confidential: true, FirstParty: true, Permission: "wiki.use"})
+	login := serve(p, authorizeURL(c.ID, nil)).Header().Get("Location")
+	got := serve(p, "https://sso.example.test"+login).Header().Get("Location")
+	if !strings.HasPrefix(got, "https://app.example.test/cb?error=access_denied") {
+		t.Fatalf("a user without the permission went to %q", got)
+	}
+	acc.holds["u1/wiki.use"] = true
+	if got := serve(p, "https://sso.example.test"+login).Header().Get("Location"); !strings.Contains(got, "/authorize/callback") {
+		t.Fatalf("a user holding the permission went to %q", got)
+	}
+	a := &authRequest{ID: "r1", ClientID: c.ID, UserID: "u1", SessionID: "s1", Completed: true, Scopes: []string{"openid"}}
+	id, _, err := p.storage.CreateAccessToken(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.storage.liveAccess(ctx, id); err != nil {
+		t.Fatalf("a live token: %v", err)
+	}
+	acc.holds["u1/wiki.use"] = false
+	if _, _, err := p.storage.liveAccess(ctx, id); err == nil {
+		t.Fatalf("the token stayed active after its user lost the permission")
+	}
+}
