@@ -247,3 +247,60 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCAdminPage: an admin registers an application on the page (CSRF
+// form), sees its secret once, and disables it there; a user who is not an
+// admin is refused the page and the API.
+func TestOIDCAdminPage(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	b := browser(t, p.URL, admin)
+	page := func(rsp *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rsp.Body.Close()
+		body, _ := io.ReadAll(rsp.Body)
+		if rsp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", rsp.Request.URL, rsp.StatusCode, body)
+		}
+		return string(body)
+	}
+	html := page(b.Get(p.URL + "/admin/oidc"))
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(html)[1]
+	html = page(b.PostForm(p.URL+"/admin/oidc", url.Values{
+		"csrf_token": {csrf}, "name": {"<b>wiki</b>"}, "redirect_uris": {"https://wiki.example.test/cb\n"},
+		"confidential": {"1"}, "scopes": {"profile", "email"},
+	}))
+	secret := regexp.MustCompile(`shown this once: <code>([^<]+)</code>`).FindStringSubmatch(html)
+	if secret == nil || strings.Contains(html, "<b>wiki</b>") {
+		t.Fatalf("the page did not show the secret once, or did not escape the name:\n%s", html)
+	}
+	clients := c.expect(c.do("GET", "/api/v1/admin/oidc/clients", admin, nil), http.StatusOK).json(t)["clients"].([]any)
+	cl := clients[0].(map[string]any)
+	if len(clients) != 1 || cl["client_secret"] != nil || cl["name"] != "<b>wiki</b>" {
+		t.Fatalf("clients %v", clients)
+	}
+	if strings.Contains(page(b.Get(p.URL+"/admin/oidc")), secret[1]) {
+		t.Fatalf("the secret is shown again")
+	}
+	rsp, err := b.PostForm(p.URL+"/admin/oidc/"+cl["client_id"].(string)+"/disable", url.Values{"csrf_token": {csrf}})
+	if err != nil || rsp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %v %v", err, rsp)
+	}
+	cl = c.expect(c.do("GET", "/api/v1/admin/oidc/clients", admin, nil), http.StatusOK).json(t)["clients"].([]any)[0].(map[string]any)
+	if cl["disabled"] != true {
+		t.Fatalf("the client is not disabled: %v", cl)
+	}
+
+	c.register("bob", "bob-password-12")
+	bob, _ := c.login("bob", "bob-password-12")
+	c.expect(c.do("POST", "/api/v1/admin/oidc/clients", bob, map[string]any{"name": "x", "redirect_uris": []string{"https://x.example.test/cb"}}), http.StatusForbidden)
+	c.expect(c.do("GET", "/api/v1/admin/oidc/clients", bob, nil), http.StatusForbidden)
+	if rsp, _ := browser(t, p.URL, bob).Get(p.URL + "/admin/oidc"); rsp.StatusCode == http.StatusOK {
+		t.Fatalf("a user who is not an admin got the page")
+	}
+}

@@ -164,6 +164,7 @@ func RunAll(ctx context.Context, o Options) error {
 		Log:           log,
 		Metrics:       metrics,
 		MetricsPublic: o.MetricsPublic,
+		Issuer:        o.Issuer,
 	})
 	if err != nil {
 		return err

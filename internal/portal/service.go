@@ -280,9 +280,8 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	issuer := b.settings.Issuer
-	if issuer == "" {
-		issuer = sso.DefaultIssuer(b.settings.HTTPAddress)
+	issuer := issuerOf(b.settings)
+	if b.settings.Issuer == "" {
 		log.Info("OpenID issuer derived from --http_address; set --issuer (PORTAL_ISSUER) to the public https URL, the same on every user instance", "issuer", issuer)
 	}
 	return mountUser(b.Service, st, claimer, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, log)
@@ -307,12 +306,21 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	gw, err := mountWeb(b.Service, web.Options{
 		Auth: d.verifier, Config: d.cfg, Cache: c, Log: log,
 		Metrics: b.Metrics, MetricsPublic: b.settings.MetricsPublic,
+		Issuer: issuerOf(b.settings),
 	})
 	if err != nil {
 		return err
 	}
 	b.Gateway = gw.Handler()
 	return nil
+}
+
+// issuerOf is the OpenID issuer: --issuer, else derived from --http_address.
+func issuerOf(s ServiceSettings) string {
+	if s.Issuer != "" {
+		return s.Issuer
+	}
+	return sso.DefaultIssuer(s.HTTPAddress)
 }
 
 // userHealth is the user service's registration check: its store answers.

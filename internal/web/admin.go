@@ -273,7 +273,9 @@ var notices = map[string]string{
 	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
 	"restarted": "Restart requested.", "lifted": "Lockout lifted.",
-	"app_revoked": "Application revoked; its sign-ins ended.",
+	"app_revoked":    "Application revoked; its sign-ins ended.",
+	"client_disable": "Application disabled; every token issued to it ended.", "client_enable": "Application enabled.",
+	"client_delete": "Application deleted.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.

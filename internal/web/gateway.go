@@ -40,6 +40,8 @@ type Options struct {
 	// OIDC is the OpenID provider (in the user service) whose HTTP
 	// requests the gateway forwards; nil serves none.
 	OIDC oidcpb.OIDCService
+	// Issuer is the OpenID provider's issuer, shown to admins.
+	Issuer string
 	// Auth verifies tokens; the gateway never mints them (no private key).
 	Auth   auth.Auth
 	Config *config.Center
@@ -139,6 +141,9 @@ func New(o Options) *Gateway {
 	admin.GET("/audit", g.auditPage)
 	admin.GET("/lockouts", g.lockoutsPage)
 	admin.POST("/lockouts/lift", g.csrf, g.liftLockoutForm)
+	admin.GET("/oidc", g.withOIDC, g.clientsPage)
+	admin.POST("/oidc", g.withOIDC, g.csrf, g.createClientForm)
+	admin.POST("/oidc/:id/:action", g.withOIDC, g.csrf, g.clientActionForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)

@@ -211,3 +211,71 @@ func (g *Gateway) apiRevokeApp(c *gin.Context) {
 	}
 	c.Status(http.StatusNoContent)
 }
+
+// clientsPage lists the registered applications; secret, when set, is one
+// just made (shown once).
+func (g *Gateway) clientsPage(c *gin.Context) { g.clientsView(c, "", "") }
+
+func (g *Gateway) clientsView(c *gin.Context, secretFor, secret string) {
+	rsp, err := g.OIDC.ListClients(rpcContext(c), &oidcpb.ListClientsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.page(c, http.StatusOK, "admin_oidc.html", gin.H{
+		"Clients": rsp.Clients, "Secret": secret, "SecretFor": secretFor, "Issuer": g.Issuer,
+		"Notice": notices[c.Query("done")],
+	})
+}
+
+// lines splits a textarea into its non-empty lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (g *Gateway) createClientForm(c *gin.Context) {
+	rsp, err := g.OIDC.CreateClient(rpcContext(c), &oidcpb.CreateClientRequest{
+		Name: c.PostForm("name"), RedirectUris: lines(c.PostForm("redirect_uris")),
+		PostLogoutRedirectUris: lines(c.PostForm("post_logout_redirect_uris")),
+		BackchannelLogoutUri:   strings.TrimSpace(c.PostForm("backchannel_logout_uri")),
+		Confidential:           c.PostForm("confidential") != "", FirstParty: c.PostForm("first_party") != "",
+		Scopes: c.PostFormArray("scopes"), Permission: strings.TrimSpace(c.PostForm("permission")),
+	})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	g.clientsView(c, rsp.Client.Name, rsp.ClientSecret)
+}
+
+func (g *Gateway) clientActionForm(c *gin.Context) {
+	id, ctx := c.Param("id"), rpcContext(c)
+	var err error
+	switch c.Param("action") {
+	case "disable", "enable":
+		disabled := c.Param("action") == "disable"
+		_, err = g.OIDC.UpdateClient(ctx, &oidcpb.UpdateClientRequest{Id: id, Disabled: &disabled})
+	case "rotate":
+		var rsp *oidcpb.UpdateClientResponse
+		if rsp, err = g.OIDC.UpdateClient(ctx, &oidcpb.UpdateClientRequest{Id: id, RotateSecret: true}); err == nil {
+			g.clientsView(c, rsp.Client.Name, rsp.ClientSecret)
+			return
+		}
+	case "delete":
+		_, err = g.OIDC.DeleteClient(ctx, &oidcpb.DeleteClientRequest{Id: id})
+	default:
+		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		return
+	}
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	back(c, "/admin/oidc", "client_"+c.Param("action"))
+}
