@@ -8,6 +8,8 @@
 //  3. logins per second through Portal against the password hash alone;
 //  4. the embedded mode: start to ready, and resident memory idle and
 //     after load;
+//  5. GET /api/v1/me/sessions and the admin user list as Redis grows from
+//     1k to 1M keys (store reads must not scan keys they do not need);
 //
 // and prints markdown tables with the targets of issue 7. Progress goes to
 // stderr, the tables to stdout. `bench -quick` is a short run for
@@ -43,6 +45,8 @@ type options struct {
 	plan
 	concs         []int
 	rows          map[int]bool
+	storeKeys     []int
+	storeSamples  int
 	loginDuration time.Duration
 	loginConc     int
 	idle          time.Duration
@@ -62,7 +66,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 2, "slices per side, interleaved A B A B")
 	fs.Int64Var(&o.max, "max", 2_000_000, "bound on the requests of one slice")
 	concs := fs.String("conc", "1,16,64,256", "rows 1-2: concurrencies (connections)")
-	rows := fs.String("rows", "1,2,3,4", "rows to run")
+	rows := fs.String("rows", "1,2,3,4,5", "rows to run")
+	storeKeys := fs.String("store_keys", "1000,10000,100000,1000000", "row 5: the sizes of Redis, in keys")
+	fs.IntVar(&o.storeSamples, "store_samples", 40, "row 5: sequential requests of each kind per size")
 	fs.DurationVar(&o.loginDuration, "login_duration", 10*time.Second, "row 3: measured time per side")
 	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: twice the user service's hash slots, so that a login is always waiting for a free slot)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "row 4: idle time before the idle RSS")
@@ -90,9 +96,12 @@ func parseFlags(args []string) (options, error) {
 	if err != nil {
 		return o, fmt.Errorf("-rows: %w", err)
 	}
+	if o.storeKeys, err = ints(*storeKeys); err != nil {
+		return o, fmt.Errorf("-store_keys: %w", err)
+	}
 	o.rows = map[int]bool{}
 	for _, r := range rs {
-		if r < 1 || r > 4 {
+		if r < 1 || r > 5 {
 			return o, fmt.Errorf("-rows: no row %d", r)
 		}
 		o.rows[r] = true
@@ -213,6 +222,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		r := runEmbedded(ctx, e, bin, o.idle, o.embeddedLoad)
 		rep.row4 = &r
 	}
+	if o.rows[5] && ctx.Err() == nil {
+		rep.row5 = storeRowRun(ctx, e, bin, o.storeKeys, o.storeSamples)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -320,6 +332,7 @@ type report struct {
 	row3                  [2]result
 	hashSlots             int
 	row4                  *embeddedResult
+	row5                  []storeRow
 }
 
 // meGroup is one Portal configuration of rows 1-2 against the baseline, at
@@ -435,7 +448,12 @@ func (r *report) write(w io.Writer) {
 		t.add("RSS peak (VmHWM)", mb(e.rssPeak)+" MiB", "", "")
 		fmt.Fprintln(w, t)
 	}
-	fmt.Fprintf(w, "Slowest request of the run: %s ms (target < 1 s: %s).\n", ms(maxLat), yesNo(maxLat < targetMaxLat))
+	if r.opts.rows[1] || r.opts.rows[2] || r.opts.rows[3] || r.opts.rows[4] {
+		fmt.Fprintf(w, "Slowest request of rows 1-4: %s ms (target < 1 s: %s).\n\n", ms(maxLat), yesNo(maxLat < targetMaxLat))
+	}
+	if len(r.row5) > 0 {
+		writeStoreRows(w, r.row5, r.opts.storeSamples)
+	}
 }
 
 // commit is the checkout's short commit, with "+dirty" for local changes.

@@ -100,9 +100,6 @@ var (
 	ErrInvalid = errors.New("audit: invalid entry")
 	// ErrExpired: the entry is older than the log keeps.
 	ErrExpired = errors.New("audit: entry older than the retention")
-	// ErrOverLimit: the hour already holds LogOptions.MaxPerHour entries of
-	// the entry's kind; it was counted, not stored.
-	ErrOverLimit = errors.New("audit: hourly limit of the kind reached")
 	// ErrBadCursor: Query.Cursor is not one a Page gave.
 	ErrBadCursor = errors.New("audit: bad cursor")
 	// ErrNotFound: no entry has the ID.

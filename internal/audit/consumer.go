@@ -25,8 +25,7 @@ type Consumer struct {
 	lg     *slog.Logger
 
 	// The consume goroutine's own state, for logging once.
-	failing    bool            // the store failed on the last entry
-	overLogged map[string]bool // count keys whose limit was logged
+	failing bool // the store failed on the last entry
 }
 
 // NewConsumer consumes stream into l, logging to lg.
@@ -34,12 +33,12 @@ func NewConsumer(stream events.Stream, l *Log, lg *slog.Logger) *Consumer {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{stream: stream, log: l, lg: lg, overLogged: map[string]bool{}}
+	return &Consumer{stream: stream, log: l, lg: lg}
 }
 
 // Run consumes Topic as the durable group Group until ctx ends or the stream
 // closes. Each entry is acknowledged once it is stored (or found stored
-// already, or refused as invalid, expired or over the hourly limit); when
+// already, or refused as invalid or expired); when
 // the store fails it is handed back to the stream, to come again. When ctx
 // ends, Run stores the entries the stream has ready before it returns (all
 // of a MemoryStream's queue). A stream that refuses to consume is tried
@@ -113,15 +112,6 @@ func (c *Consumer) handle(ctx context.Context, ev events.Event) {
 		_ = ev.Nack() // stopping: it comes again
 		return
 	case err == nil:
-	case errors.Is(err, ErrOverLimit):
-		if key := countKey(e.Time.Truncate(time.Hour), e.Kind); !c.overLogged[key] {
-			if len(c.overLogged) > 1000 {
-				clear(c.overLogged)
-			}
-			c.overLogged[key] = true
-			c.lg.Warn("audit: hourly limit reached; further entries of the kind this hour are counted, not stored",
-				"kind", e.Kind, "hour", e.Time.Truncate(time.Hour), "max_per_hour", c.log.o.MaxPerHour)
-		}
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrExpired):
 		c.lg.Warn("audit: dropped an entry", "id", e.ID, "kind", e.Kind, "time", e.Time, "err", err)
 	default:

@@ -1,20 +1,21 @@
 package audit
 
-// The log keeps entries in a go-micro store.Store as plain records, under
-// these keys (a position is "<unix nanoseconds, 19 digits>.<id>", so that
-// positions sort as times do):
+// The log keeps entries in a kv.Store (over the system service's
+// store.Store), under these keys, a position being "<unix nanoseconds, 19
+// digits>.<id>", so that positions sort as times do:
 //
-//	e/<yyyymmdd>/<kind>/<position>     the entry, JSON
-//	u/<user>/<kind>/<position>         index: entries whose actor or subject is <user>
-//	i/<id>                             the entry's e/ key: it is stored (or was dropped)
-//	n/<yyyymmddhh>/<kind>              how many entries of the kind the hour had
+//	a/e/<position>            the entry, JSON
+//	a/i/<id>                  the entry's position: it is stored
+//	a/n/<yyyymmddhh>/<kind>   how many entries of the kind the hour had
 //
-// No store orders or pages its keys the same way (go-micro's redis store
-// lists with SCAN, unordered; its memory store in random order), so the log
-// lists one bucket at a time (a day of e/ keys, or one user's u/ keys) and
-// sorts the keys itself. Every record expires with its entry (Retention
-// after the entry's time), through the record's own expiry, which every
-// store honours.
+// and these indexes of positions, each written in the same atomic step as
+// the entry: "t" (every entry), "k/<kind>", "u/<user>" and
+// "uk/<user>/<kind>" (entries whose actor or subject is <user>). A page is
+// one read of an index from a cursor, and one read of the page's entries:
+// what it costs does not depend on the log's size. No entry is refused for
+// being one too many: the log is bounded by age (Retention) and by size
+// (MaxEntries; an entry is at most about 3 KB), the oldest going first,
+// and every entry it drops is counted (LogOptions.OnDrop).
 
 import (
 	"context"
@@ -24,53 +25,72 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // Defaults of LogOptions.
 const (
 	DefaultRetention  = 30 * 24 * time.Hour
-	DefaultMaxPerHour = 1000
+	DefaultMaxEntries = 500_000
 )
 
-// Page sizes of List.
+// Page sizes of List, and the most Page.Total counts.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 500
+	MaxTotal     = 10_000
 )
 
 // maxSkew is how far in the future an entry's time may be (publishers'
 // clocks differ); later ones are invalid.
 const maxSkew = time.Hour
 
+// trimEvery is how many appends (or how long) the log goes between checks
+// of its bounds: the most it can overshoot MaxEntries by.
+const (
+	trimEvery     = 1000
+	trimEveryTime = time.Minute
+	trimBatch     = 500
+)
+
 // ErrStore wraps the store's own errors: the store did not answer.
 var ErrStore = errors.New("audit: store")
 
-// LogOptions bound the log. At most Retention / 1 h × MaxPerHour entries of
-// each kind are kept: with the defaults, 720 000 per kind.
+// LogOptions bound the log.
 type LogOptions struct {
 	// Retention is how long an entry is kept after its time (default
 	// DefaultRetention; at least an hour).
 	Retention time.Duration
-	// MaxPerHour is how many entries of one kind one hour keeps (default
-	// DefaultMaxPerHour). Later ones are counted (CountsByHour) but not
-	// stored, so that a flood of failed logins cannot fill the store.
-	MaxPerHour int
+	// MaxEntries is how many entries the log keeps at most (default
+	// DefaultMaxEntries); past it, the oldest go first.
+	MaxEntries int
+	// KV is the atomic store over the log's store.Store (the file store,
+	// kv.Redis). Unset: the store itself when it is one, else kv.NewLocal.
+	KV kv.Store
+	// OnDrop, when set, is told how many entries the bounds dropped (a
+	// Prometheus counter): "age" or "size".
+	OnDrop func(reason string, n int)
 	// Now is the log's clock (default time.Now).
 	Now func() time.Time
 }
 
-// Log is the audit log in a store.Store.
+// Log is the audit log in a store.
 type Log struct {
 	st store.Store
+	kv kv.Store
 	o  LogOptions
-	mu sync.Mutex // serialises Append: read-check-write of markers and counters
+
+	mu        sync.Mutex // the bounds' bookkeeping
+	sinceTrim int
+	lastTrim  time.Time
+	trimming  sync.Mutex // one trim at a time
 }
 
 // Ping checks that the log's store answers.
@@ -86,33 +106,37 @@ func NewLog(st store.Store, o LogOptions) *Log {
 	if o.Retention < time.Hour {
 		o.Retention = DefaultRetention
 	}
-	if o.MaxPerHour <= 0 {
-		o.MaxPerHour = DefaultMaxPerHour
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Log{st: st, o: o}
+	k := o.KV
+	if k == nil {
+		if sk, ok := st.(kv.Store); ok {
+			k = sk
+		} else {
+			k = kv.NewLocal(st)
+		}
+	}
+	return &Log{st: st, kv: k, o: o}
 }
 
-// Append stores e. An entry whose ID is stored already is not stored again
+// Append stores e with its index entries and its hour's count, in one
+// atomic step. An entry whose ID is stored already is not stored again
 // (nil). It fails with ErrInvalid for an entry without a valid ID, Kind or
 // Time (or a time more than an hour ahead), ErrExpired for one older than the
-// retention, ErrOverLimit when its hour holds MaxPerHour entries of its kind
-// already (it is counted, not stored), and ErrStore when the store fails.
-//
-// Several processes appending to one store (several system instances) are
-// not serialised: each entry is still stored once per ID but an hour's count
-// can miss a concurrent increment.
+// retention, and ErrStore when the store fails. Every so often it then
+// drops what is past the log's bounds.
 func (l *Log) Append(ctx context.Context, e Entry) error {
 	e, err := normalize(e)
 	if err != nil {
 		return err
 	}
 	now := l.o.Now()
-	left := e.Time.Add(l.o.Retention).Sub(now)
 	switch {
-	case left <= 0:
+	case !e.Time.Add(l.o.Retention).After(now):
 		return ErrExpired
 	case e.Time.After(now.Add(maxSkew)):
 		return fmt.Errorf("%w: time %v is in the future", ErrInvalid, e.Time)
@@ -120,48 +144,129 @@ func (l *Log) Append(ctx context.Context, e Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	if _, err := l.read(idKey(e.ID)); err == nil {
-		return nil // stored already: a redelivery
-	} else if !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	hour := e.Time.Truncate(time.Hour)
-	ck := countKey(hour, e.Kind)
-	n, err := l.count(ck)
+	data, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	key := ""
-	if n < l.o.MaxPerHour {
-		key = entryKey(e)
-		data, err := json.Marshal(e)
-		if err != nil {
+	pos := position(e)
+	hour := e.Time.Truncate(time.Hour)
+	ops := []kv.Op{
+		kv.CheckOp(idKey(e.ID), kv.Absent), // a redelivery (or a retry) stores nothing
+		kv.PutOp(entryKey(pos), data, 0),
+		kv.IncrOp(countKey(hour, e.Kind), hour.Add(l.o.Retention+time.Hour).Sub(now)),
+		kv.AddOp(ixTime, pos),
+		kv.AddOp(ixKind+string(e.Kind), pos),
+	}
+	for _, u := range users(e) {
+		ops = append(ops, kv.AddOp(ixUser+u, pos), kv.AddOp(ixUserKind+u+"/"+string(e.Kind), pos))
+	}
+	// The marker last: where the batch is not atomic (kv.Local over a
+	// store shared with no one), it is what says the entry is whole.
+	ops = append(ops, kv.PutOp(idKey(e.ID), []byte(pos), 0))
+	if _, err := l.kv.Apply(ops...); err != nil {
+		return fmt.Errorf("%w: append %s: %w", ErrStore, e.ID, err)
+	}
+	if l.trimDue(now) {
+		if _, err := l.Trim(ctx); err != nil {
 			return err
 		}
-		if err := l.write(key, data, left); err != nil {
-			return err
-		}
-		for _, u := range users(e) {
-			if err := l.write(userKey(u, e.Kind, position(e)), []byte("1"), left); err != nil {
-				return err
-			}
-		}
-	}
-	// The count, then the marker: a failure in between leaves no marker, so
-	// the redelivered entry overwrites the same keys (and counts twice).
-	if err := l.write(ck, []byte(strconv.Itoa(n+1)), hour.Add(l.o.Retention+time.Hour).Sub(now)); err != nil {
-		return err
-	}
-	if err := l.write(idKey(e.ID), []byte(key), left); err != nil {
-		return err
-	}
-	if key == "" {
-		return ErrOverLimit
 	}
 	return nil
+}
+
+// trimDue reports whether it is time to check the bounds.
+func (l *Log) trimDue(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sinceTrim++
+	if l.sinceTrim < trimEvery && now.Sub(l.lastTrim) < trimEveryTime {
+		return false
+	}
+	l.sinceTrim, l.lastTrim = 0, now
+	return true
+}
+
+// Trim drops the entries older than the retention and, oldest first, those
+// past MaxEntries, and returns how many it dropped (also told to OnDrop).
+func (l *Log) Trim(ctx context.Context) (int, error) {
+	l.trimming.Lock()
+	defer l.trimming.Unlock()
+	cut := l.cutoff()
+	dropped := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return dropped, err
+		}
+		// Counted up to one batch past the bound: the most one round drops.
+		n, err := l.kv.Count(ixTime, "", l.o.MaxEntries+trimBatch)
+		if err != nil {
+			return dropped, fmt.Errorf("%w: count: %w", ErrStore, err)
+		}
+		oldest, err := l.kv.Members(ixTime, kv.Range{Limit: trimBatch})
+		if err != nil {
+			return dropped, fmt.Errorf("%w: list: %w", ErrStore, err)
+		}
+		var byAge, bySize []string
+		for i, pos := range oldest {
+			switch {
+			case pos < cut:
+				byAge = append(byAge, pos)
+			case n-i > l.o.MaxEntries:
+				bySize = append(bySize, pos)
+			}
+		}
+		for _, d := range []struct {
+			reason string
+			ps     []string
+		}{{"age", byAge}, {"size", bySize}} {
+			if err := l.drop(d.ps); err != nil {
+				return dropped, err
+			}
+			if len(d.ps) > 0 && l.o.OnDrop != nil {
+				l.o.OnDrop(d.reason, len(d.ps))
+			}
+			dropped += len(d.ps)
+		}
+		if len(byAge)+len(bySize) < trimBatch {
+			return dropped, nil
+		}
+	}
+}
+
+// drop deletes the entries at positions, with their index entries.
+func (l *Log) drop(positions []string) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	keys := make([]string, len(positions))
+	for i, p := range positions {
+		keys[i] = entryKey(p)
+	}
+	vals, err := l.kv.Get(keys...)
+	if err != nil {
+		return fmt.Errorf("%w: read: %w", ErrStore, err)
+	}
+	var ops []kv.Op
+	for i, pos := range positions {
+		ops = append(ops, kv.DeleteOp(keys[i]), kv.RemoveOp(ixTime, pos))
+		var e Entry
+		if vals[i] == nil || json.Unmarshal(vals[i], &e) != nil {
+			continue // its other index entries stay, skipped when listed
+		}
+		ops = append(ops, kv.DeleteOp(idKey(e.ID)), kv.RemoveOp(ixKind+string(e.Kind), pos))
+		for _, u := range users(e) {
+			ops = append(ops, kv.RemoveOp(ixUser+u, pos), kv.RemoveOp(ixUserKind+u+"/"+string(e.Kind), pos))
+		}
+	}
+	if _, err := l.kv.Apply(ops...); err != nil {
+		return fmt.Errorf("%w: drop: %w", ErrStore, err)
+	}
+	return nil
+}
+
+// cutoff is the position before which entries are past the retention.
+func (l *Log) cutoff() string {
+	return fmt.Sprintf("%019d", l.o.Now().Add(-l.o.Retention).UnixNano())
 }
 
 // Query selects entries for List.
@@ -175,11 +280,7 @@ type Query struct {
 	Limit int
 	// Cursor is the Next of the previous page; empty for the newest entries.
 	Cursor string
-	// Offset skips that many entries (after Cursor). Prefer Cursor: entries
-	// appended between two pages shift offsets.
-	Offset int
-	// Total asks for Page.Total. Without a User it then lists the whole log
-	// in one go instead of a day at a time.
+	// Total asks for Page.Total.
 	Total bool
 }
 
@@ -189,167 +290,104 @@ type Page struct {
 	// Next is the Query.Cursor of the next (older) page; empty when there is
 	// none.
 	Next string
-	// Total is how many entries match User and Kind (whatever Cursor and
-	// Offset), when Query.Total asked for it.
+	// Total is how many entries match User and Kind (whatever Cursor), at
+	// most MaxTotal, when Query.Total asked for it.
 	Total int
 }
 
-// hit is a listed entry key and its position.
-type hit struct{ pos, key string }
-
 // List returns entries matching q, newest first. It fails with ErrInvalid
-// for an unknown kind or a negative offset, and ErrBadCursor for a cursor no
-// Page gave.
+// for an unknown kind and ErrBadCursor for a cursor no Page gave.
 //
-// Cost: a user's query lists that user's index keys once; one with Total
-// lists every entry key once; any other lists one day of keys at a time,
-// back from the cursor's day, until the page is full or the retention's
-// first day is reached. Then one read per entry of the page. (go-micro's
-// redis store lists with SCAN over the whole database, 10 keys a step.)
+// Cost: one read of one index (at most Limit+1 members, from the cursor on),
+// one read of the page's entries, and with Total one count of the index (at
+// most MaxTotal).
 func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	if q.Kind != "" && !q.Kind.Valid() {
 		return Page{}, fmt.Errorf("%w: kind %q", ErrInvalid, q.Kind)
-	}
-	if q.Offset < 0 {
-		return Page{}, fmt.Errorf("%w: offset %d", ErrInvalid, q.Offset)
 	}
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
 	q.Limit = min(q.Limit, MaxLimit)
-	var before time.Time // the cursor's time; zero: no cursor
 	if q.Cursor != "" {
-		t, ok := positionTime(q.Cursor)
-		if !ok {
+		if _, ok := positionTime(q.Cursor); !ok {
 			return Page{}, ErrBadCursor
 		}
-		before = t
 	}
-	var hits []hit
-	var err error
+	index := ixTime
 	switch u := userToken(q.User); {
+	case u != "" && q.Kind != "":
+		index = ixUserKind + u + "/" + string(q.Kind)
 	case u != "":
-		hits, err = l.scan("u/"+u+"/", q.Kind)
-	case q.Total:
-		hits, err = l.scan("e/", q.Kind)
-	default:
-		hits, err = l.scanDays(ctx, q.Kind, before, q.Cursor, q.Offset+q.Limit+1)
+		index = ixUser + u
+	case q.Kind != "":
+		index = ixKind + string(q.Kind)
 	}
+	cut := l.cutoff()
+	positions, err := l.kv.Members(index, kv.Range{Desc: true, Before: q.Cursor, After: cut, Limit: q.Limit + 1})
 	if err != nil {
-		return Page{}, err
+		return Page{}, fmt.Errorf("%w: list %s: %w", ErrStore, index, err)
 	}
 	var p Page
 	if q.Total {
-		p.Total = len(hits)
-	}
-	if q.Cursor != "" { // hits are newest first: skip those not older
-		hits = hits[sort.Search(len(hits), func(i int) bool { return hits[i].pos < q.Cursor }):]
-	}
-	hits = hits[min(q.Offset, len(hits)):]
-	if len(hits) > q.Limit {
-		hits = hits[:q.Limit]
-		p.Next = hits[q.Limit-1].pos
-	}
-	for _, h := range hits {
-		if err := ctx.Err(); err != nil {
-			return Page{}, err
+		if p.Total, err = l.kv.Count(index, cut, MaxTotal); err != nil {
+			return Page{}, fmt.Errorf("%w: count %s: %w", ErrStore, index, err)
 		}
-		e, err := l.entry(h.key)
-		if errors.Is(err, ErrNotFound) {
-			continue // expired since it was listed
-		} else if err != nil {
-			return Page{}, err
+	}
+	if len(positions) > q.Limit {
+		positions = positions[:q.Limit]
+		p.Next = positions[q.Limit-1]
+	}
+	if err := ctx.Err(); err != nil {
+		return Page{}, err
+	}
+	keys := make([]string, len(positions))
+	for i, pos := range positions {
+		keys[i] = entryKey(pos)
+	}
+	vals, err := l.kv.Get(keys...)
+	if err != nil {
+		return Page{}, fmt.Errorf("%w: read: %w", ErrStore, err)
+	}
+	for i, v := range vals {
+		if v == nil {
+			continue // dropped since it was listed
+		}
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return Page{}, fmt.Errorf("%w: decode %s: %w", ErrStore, keys[i], err)
 		}
 		p.Entries = append(p.Entries, e)
 	}
 	return p, nil
 }
 
-// scanDays lists entry keys day by day, newest first, from the day of before
-// (or now, when zero) back to the first day of the retention, until it has
-// want of them older than cursor (when set).
-func (l *Log) scanDays(ctx context.Context, kind Kind, before time.Time, cursor string, want int) ([]hit, error) {
-	now := l.o.Now().UTC()
-	day := now.Add(maxSkew)
-	if !before.IsZero() {
-		day = before
-	}
-	day = time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
-	first := now.Add(-l.o.Retention)
-	first = time.Date(first.Year(), first.Month(), first.Day(), 0, 0, 0, 0, time.UTC)
-	var hits []hit
-	older := 0
-	for ; !day.Before(first) && older < want; day = day.AddDate(0, 0, -1) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		prefix := "e/" + day.Format(dayLayout) + "/"
-		if kind != "" {
-			prefix += string(kind) + "/"
-		}
-		h, err := l.scan(prefix, "")
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range h {
-			if cursor == "" || x.pos < cursor {
-				older++
-			}
-		}
-		hits = append(hits, h...)
-	}
-	return hits, nil
-}
-
-// scan lists the keys under prefix, all of the form ".../<kind>/<position>",
-// of kind when set, newest first, as entry keys.
-func (l *Log) scan(prefix string, kind Kind) ([]hit, error) {
-	if kind != "" && strings.HasPrefix(prefix, "u/") {
-		prefix += string(kind) + "/" // u/<user>/<kind>/: narrower
-	}
-	keys, err := l.st.List(store.ListPrefix(prefix))
-	if err != nil {
-		return nil, fmt.Errorf("%w: list %s: %w", ErrStore, prefix, err)
-	}
-	var hits []hit
-	for _, k := range keys {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		i := strings.LastIndexByte(k, '/')
-		j := strings.LastIndexByte(k[:max(i, 0)], '/')
-		if j < 0 {
-			continue
-		}
-		kd, pos := Kind(k[j+1:i]), k[i+1:]
-		t, ok := positionTime(pos)
-		if !ok || !kd.Valid() || (kind != "" && kd != kind) {
-			continue
-		}
-		hits = append(hits, hit{pos: pos, key: "e/" + t.Format(dayLayout) + "/" + string(kd) + "/" + pos})
-	}
-	slices.SortFunc(hits, func(a, b hit) int { return strings.Compare(b.pos, a.pos) })
-	return hits, nil
-}
-
-// Get returns the entry with the ID, or ErrNotFound (also for one that was
-// counted but not stored: ErrOverLimit).
+// Get returns the entry with the ID, or ErrNotFound.
 func (l *Log) Get(ctx context.Context, id string) (Entry, error) {
 	if !validID.MatchString(id) {
 		return Entry{}, ErrNotFound
 	}
-	key, err := l.read(idKey(id))
+	vals, err := l.kv.Get(idKey(id))
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, fmt.Errorf("%w: read: %w", ErrStore, err)
 	}
-	if len(key) == 0 {
+	if vals[0] == nil {
 		return Entry{}, ErrNotFound
 	}
-	return l.entry(string(key))
+	if vals, err = l.kv.Get(entryKey(string(vals[0]))); err != nil {
+		return Entry{}, fmt.Errorf("%w: read: %w", ErrStore, err)
+	}
+	if vals[0] == nil {
+		return Entry{}, ErrNotFound
+	}
+	var e Entry
+	if err := json.Unmarshal(vals[0], &e); err != nil {
+		return Entry{}, fmt.Errorf("%w: decode %s: %w", ErrStore, id, err)
+	}
+	return e, nil
 }
 
-// HourCount is how many entries of each kind one hour had, stored or not
-// (see LogOptions.MaxPerHour).
+// HourCount is how many entries of each kind one hour had.
 type HourCount struct {
 	// Start is the hour's start, UTC.
 	Start  time.Time
@@ -357,8 +395,7 @@ type HourCount struct {
 }
 
 // CountsByHour returns, oldest first, the counts of kinds in each of the
-// last hours hours (1 to 24 × 31), the current one last: hours × kinds
-// reads.
+// last hours hours (1 to 24 × 31), the current one last: one read.
 func (l *Log) CountsByHour(ctx context.Context, hours int, kinds ...Kind) ([]HourCount, error) {
 	if hours < 1 || hours > 24*31 {
 		return nil, fmt.Errorf("%w: %d hours", ErrInvalid, hours)
@@ -368,90 +405,46 @@ func (l *Log) CountsByHour(ctx context.Context, hours int, kinds ...Kind) ([]Hou
 			return nil, fmt.Errorf("%w: kind %q", ErrInvalid, k)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	last := l.o.Now().UTC().Truncate(time.Hour)
 	out := make([]HourCount, 0, hours)
+	var keys []string
 	for i := hours - 1; i >= 0; i-- {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		hc := HourCount{Start: last.Add(-time.Duration(i) * time.Hour), Counts: make(map[Kind]int, len(kinds))}
 		for _, k := range kinds {
-			n, err := l.count(countKey(hc.Start, k))
-			if err != nil {
-				return nil, err
-			}
-			hc.Counts[k] = n
+			keys = append(keys, countKey(hc.Start, k))
 		}
 		out = append(out, hc)
+	}
+	vals, err := l.kv.Get(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read counts: %w", ErrStore, err)
+	}
+	for i := range out {
+		for j, k := range kinds {
+			out[i].Counts[k] = kv.Atoi(vals[i*len(kinds)+j])
+		}
 	}
 	return out, nil
 }
 
-// entry reads and decodes the entry at key.
-func (l *Log) entry(key string) (Entry, error) {
-	data, err := l.read(key)
-	if err != nil {
-		return Entry{}, err
-	}
-	var e Entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return Entry{}, fmt.Errorf("%w: decode %s: %w", ErrStore, key, err)
-	}
-	return e, nil
-}
-
-// count reads a counter; absent is 0.
-func (l *Log) count(key string) (int, error) {
-	data, err := l.read(key)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	} else if err != nil {
-		return 0, err
-	}
-	n, err := strconv.Atoi(string(data))
-	if err != nil || n < 0 {
-		return 0, nil // unreadable: start again
-	}
-	return n, nil
-}
-
-// read returns the value at key, ErrNotFound, or an ErrStore.
-func (l *Log) read(key string) ([]byte, error) {
-	recs, err := l.st.Read(key)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && len(recs) == 0) {
-		return nil, ErrNotFound
-	} else if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %w", ErrStore, key, err)
-	}
-	return recs[0].Value, nil
-}
-
-// write stores value at key, expiring after ttl.
-func (l *Log) write(key string, value []byte, ttl time.Duration) error {
-	if err := l.st.Write(&store.Record{Key: key, Value: value, Expiry: ttl}); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrStore, key, err)
-	}
-	return nil
-}
-
-// Key layouts.
+// Key layouts and index names.
 const (
-	dayLayout  = "20060102"
 	hourLayout = "2006010215"
+	ixTime     = "t"
+	ixKind     = "k/"
+	ixUser     = "u/"
+	ixUserKind = "uk/"
 )
 
-func entryKey(e Entry) string {
-	return "e/" + e.Time.Format(dayLayout) + "/" + string(e.Kind) + "/" + position(e)
-}
+func entryKey(pos string) string { return "a/e/" + pos }
 
-func userKey(user string, k Kind, pos string) string {
-	return "u/" + user + "/" + string(k) + "/" + pos
-}
-
-func idKey(id string) string { return "i/" + id }
+func idKey(id string) string { return "a/i/" + id }
 
 func countKey(hour time.Time, k Kind) string {
-	return "n/" + hour.UTC().Format(hourLayout) + "/" + string(k)
+	return "a/n/" + hour.UTC().Format(hourLayout) + "/" + string(k)
 }
 
 // position is e's sort key, also the cursor of a page ending at e.
@@ -486,9 +479,8 @@ func users(e Entry) []string {
 
 // userToken is s as a key segment: lowercased; kept as it is when made of
 // [a-z0-9_.-] only (every valid username and ID) and not only dots; else
-// "%" and its hex, so that no segment holds a "/", a glob character (the
-// redis store lists with SCAN MATCH) or a "." or ".." (the memory store
-// cleans keys as paths).
+// "%" and its hex, so that no segment holds a "/", a glob character or a
+// "." or ".." (the memory store cleans keys as paths).
 func userToken(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if s == "" {
@@ -508,4 +500,51 @@ func userToken(s string) string {
 		return s
 	}
 	return "%" + hex.EncodeToString([]byte(s))
+}
+
+// layoutVersion marks a store whose entries are in this layout.
+const layoutVersion = "a/v1"
+
+// Migrate moves the entries an earlier version stored (e/<day>/<kind>/<pos>,
+// with u/, i/ and n/ keys beside them) into this layout, once per store: a
+// scan of those keys, at start, never on a request. It returns how many
+// entries it moved.
+func (l *Log) Migrate(ctx context.Context) (int, error) {
+	if vals, err := l.kv.Get(layoutVersion); err != nil {
+		return 0, fmt.Errorf("%w: read: %w", ErrStore, err)
+	} else if vals[0] != nil {
+		return 0, nil
+	}
+	n := 0
+	for _, prefix := range []string{"e/", "u/", "i/", "n/"} {
+		keys, err := l.st.List(store.ListPrefix(prefix))
+		if err != nil {
+			return n, fmt.Errorf("%w: list %s: %w", ErrStore, prefix, err)
+		}
+		for _, k := range keys {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if prefix == "e/" {
+				recs, err := l.st.Read(k)
+				if err == nil && len(recs) == 1 {
+					var e Entry
+					if json.Unmarshal(recs[0].Value, &e) == nil {
+						if err := l.Append(ctx, e); err == nil {
+							n++
+						} else if !errors.Is(err, ErrExpired) && !errors.Is(err, ErrInvalid) {
+							return n, err
+						}
+					}
+				}
+			}
+			if err := l.st.Delete(k); err != nil {
+				return n, fmt.Errorf("%w: delete %s: %w", ErrStore, k, err)
+			}
+		}
+	}
+	if _, err := l.kv.Apply(kv.PutOp(layoutVersion, []byte("1"), 0)); err != nil {
+		return n, fmt.Errorf("%w: write: %w", ErrStore, err)
+	}
+	return n, nil
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/testenv"
 )
 
@@ -50,14 +52,23 @@ func storeOpener(t *testing.T, kind string) opener {
 		n := 0
 		return func(t *testing.T) store.Store {
 			n++
-			st := redisstore.NewStore(store.Nodes(addr), store.Table(fmt.Sprintf("portal:system%d:", n)),
+			table := fmt.Sprintf("portal:system%d:", n)
+			st := redisstore.NewStore(store.Nodes(addr), store.Table(table),
 				redisstore.WithRedisOptions(goredis.UniversalOptions{Addrs: []string{addr}}))
-			t.Cleanup(func() { _ = st.Close() })
-			return st
+			cli := goredis.NewClient(&goredis.Options{Addr: addr})
+			t.Cleanup(func() { _ = st.Close(); _ = cli.Close() })
+			return redisKV{st, kv.NewRedis(cli, table, 5*time.Second)}
 		}
 	}
 	t.Fatalf("no store %q", kind)
 	return nil
+}
+
+// redisKV is the redis store plugin with the kv.Store on its key space, as
+// the system service runs them.
+type redisKV struct {
+	store.Store
+	*kv.Redis
 }
 
 // logCases are the behaviours every store must give the log.
@@ -70,10 +81,12 @@ var logCases = []struct {
 	{"cursor stable under appends", testCursorStable},
 	{"idempotent", testIdempotent},
 	{"hourly counts", testHourlyCounts},
-	{"hourly limit", testHourlyLimit},
+	{"no cap per hour", testNoCap},
+	{"size bound", testSizeBound},
 	{"retention", testRetention},
 	{"invalid input", testInvalid},
 	{"get", testGet},
+	{"migrate", testMigrate},
 }
 
 func TestLog(t *testing.T) {
@@ -184,22 +197,18 @@ func testOrderPaging(t *testing.T, st store.Store) {
 	if got != w {
 		t.Fatalf("entry %+v, want %+v", got, w)
 	}
-	// Offsets, also across days, and totals.
+	// Totals, by every index.
 	for _, c := range []struct {
 		q     audit.Query
 		want  []string
 		next  bool
 		total int
 	}{
-		{audit.Query{Offset: 2, Limit: 3}, []string{"e2a", "e3", "e4"}, true, 0},
-		{audit.Query{Offset: 6, Limit: 5}, []string{"e6", "e7"}, false, 0},
-		{audit.Query{Offset: 8}, nil, false, 0},
+		{audit.Query{Limit: 3}, []string{"e1", "e2b", "e2a"}, true, 0},
 		{audit.Query{Total: true, Limit: 2}, []string{"e1", "e2b"}, true, 8},
-		{audit.Query{Total: true, Offset: 7}, []string{"e7"}, false, 8},
 		{audit.Query{Total: true, Kind: audit.KindLogin, Limit: 3}, []string{"e2b", "e3", "e4"}, true, 4},
-		{audit.Query{Total: true, Kind: audit.KindLogin, Offset: 3}, []string{"e7"}, false, 4},
 		{audit.Query{Total: true, User: "ALICE", Limit: 2}, []string{"e1", "e3"}, true, 3},
-		{audit.Query{Total: true, User: "carol", Kind: audit.KindLogin, Offset: 1}, []string{"e7"}, false, 2},
+		{audit.Query{Total: true, User: "carol", Kind: audit.KindLogin}, []string{"e4", "e7"}, false, 2},
 	} {
 		p, err := l.List(context.Background(), c.q)
 		if err != nil {
@@ -214,11 +223,11 @@ func testOrderPaging(t *testing.T, st store.Store) {
 			t.Fatalf("List(%+v): next %q, total %d; want next %v, total %d", c.q, p.Next, p.Total, c.next, c.total)
 		}
 	}
-	// A total ignores the cursor; the cursor and the offset add up.
+	// A total ignores the cursor.
 	p1, _ := l.List(context.Background(), audit.Query{Limit: 2})
-	p2, err := l.List(context.Background(), audit.Query{Cursor: p1.Next, Offset: 1, Limit: 2, Total: true})
-	if err != nil || p2.Total != 8 || len(p2.Entries) != 2 || p2.Entries[0].ID != "e3" || p2.Entries[1].ID != "e4" {
-		t.Fatalf("after %s, offset 1: %+v, %v; want e3, e4 of 8", p1.Next, p2, err)
+	p2, err := l.List(context.Background(), audit.Query{Cursor: p1.Next, Limit: 2, Total: true})
+	if err != nil || p2.Total != 8 || len(p2.Entries) != 2 || p2.Entries[0].ID != "e2a" || p2.Entries[1].ID != "e3" {
+		t.Fatalf("after %s: %+v, %v; want e2a, e3 of 8", p1.Next, p2, err)
 	}
 
 	// The last page has no Next, even when it is exactly full.
@@ -354,81 +363,90 @@ func testHourlyCounts(t *testing.T, st store.Store) {
 	}
 }
 
-func testHourlyLimit(t *testing.T, st store.Store) {
-	l := newLog(st, audit.LogOptions{MaxPerHour: 3})
+// testNoCap: a flood of one kind in one hour is stored whole (the log once
+// kept 1000 entries per kind per hour and dropped the rest, so that an
+// attacker could flood it and then act unrecorded).
+func testNoCap(t *testing.T, st store.Store) {
+	l := newLog(st, audit.LogOptions{})
 	ago := now.Sub(now.Truncate(time.Hour)) / 2 // within the current hour
-	var errs []error
-	for i := range 5 {
-		errs = append(errs, l.Append(context.Background(), entry(fmt.Sprintf("x%d", i), audit.KindLoginFailed, ago-time.Duration(i), "gus")))
+	const n = 1100
+	for i := range n {
+		mustAppend(t, l, entry(fmt.Sprintf("x%d", i), audit.KindLoginFailed, ago-time.Duration(i), "gus"))
 	}
-	for i, err := range errs {
-		if (i < 3 && err != nil) || (i >= 3 && !errors.Is(err, audit.ErrOverLimit)) {
-			t.Fatalf("Append #%d: %v", i, err)
-		}
+	mustAppend(t, l, entry("last", audit.KindLogin, 0, "gus"))
+	p, err := l.List(context.Background(), audit.Query{Total: true, Limit: 1})
+	if err != nil || p.Total != n+1 || p.Entries[0].ID != "last" {
+		t.Fatalf("List = %d in all, first %+v, %v; want %d, the last login", p.Total, p.Entries, err, n+1)
 	}
-	// A redelivery of a dropped entry is neither stored nor counted again.
-	if err := l.Append(context.Background(), entry("x4", audit.KindLoginFailed, ago-4, "gus")); err != nil {
-		t.Fatalf("again: %v", err)
-	}
-	// Another kind, same hour: its own limit.
-	mustAppend(t, l, entry("y0", audit.KindLockout, ago+1, "gus"))
-	ids, _ := listAll(t, l, audit.Query{})
-	wantIDs(t, "stored", ids, "x2", "x1", "x0", "y0")
-	ids, _ = listAll(t, l, audit.Query{User: "gus"})
-	wantIDs(t, "stored for gus", ids, "x2", "x1", "x0", "y0")
-	hc, err := l.CountsByHour(context.Background(), 1, audit.KindLoginFailed, audit.KindLockout)
+	hc, err := l.CountsByHour(context.Background(), 1, audit.KindLoginFailed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := hc[0].Counts; c[audit.KindLoginFailed] != 5 || c[audit.KindLockout] != 1 {
-		t.Fatalf("counts %v, want 5 login_failed (3 stored), 1 lockout", c)
+	if c := hc[0].Counts[audit.KindLoginFailed]; c != n {
+		t.Fatalf("count %d, want %d", c, n)
 	}
-	if _, err := l.Get(context.Background(), "x4"); !errors.Is(err, audit.ErrNotFound) {
-		t.Fatalf("Get(dropped) = %v, want ErrNotFound", err)
+	if _, err := l.Get(context.Background(), "x0"); err != nil {
+		t.Fatalf("Get(the first) = %v", err)
+	}
+}
+
+// testSizeBound: past MaxEntries the oldest entries go first, from every
+// index, and each one dropped is counted.
+func testSizeBound(t *testing.T, st store.Store) {
+	dropped := map[string]int{}
+	l := newLog(st, audit.LogOptions{MaxEntries: 10, OnDrop: func(reason string, n int) { dropped[reason] += n }})
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("s%02d", i)
+		mustAppend(t, l, entry(id, audit.KindLogin, time.Duration(25-i)*time.Minute, "kim"))
+		want = append([]string{id}, want...)
+	}
+	if _, err := l.Trim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := listAll(t, l, audit.Query{})
+	wantIDs(t, "kept", ids, want[:10]...)
+	ids, _ = listAll(t, l, audit.Query{User: "kim", Kind: audit.KindLogin})
+	wantIDs(t, "kept for kim", ids, want[:10]...)
+	if p, err := l.List(context.Background(), audit.Query{Kind: audit.KindLogin, Total: true}); err != nil || p.Total != 10 {
+		t.Fatalf("total of the kind %d, %v; want 10", p.Total, err)
+	}
+	if dropped["size"] != 15 || dropped["age"] != 0 {
+		t.Fatalf("dropped %v, want 15 for size", dropped)
+	}
+	if _, err := l.Get(context.Background(), "s00"); !errors.Is(err, audit.ErrNotFound) {
+		t.Fatalf("Get(the oldest) = %v, want ErrNotFound", err)
 	}
 }
 
 func testRetention(t *testing.T, st store.Store) {
-	// The store's clock is the real one here: records must really expire.
-	start := time.Now()
-	l := audit.NewLog(st, audit.LogOptions{Retention: time.Hour})
-	if err := l.Append(context.Background(), audit.Entry{ID: "old", Time: start.Add(-time.Hour), Kind: audit.KindLogin}); !errors.Is(err, audit.ErrExpired) {
+	clock := now
+	dropped := map[string]int{}
+	l := audit.NewLog(st, audit.LogOptions{Retention: time.Hour, Now: func() time.Time { return clock },
+		OnDrop: func(reason string, n int) { dropped[reason] += n }})
+	if err := l.Append(context.Background(), audit.Entry{ID: "old", Time: now.Add(-time.Hour), Kind: audit.KindLogin}); !errors.Is(err, audit.ErrExpired) {
 		t.Fatalf("Append(an hour old) = %v, want ErrExpired", err)
 	}
-	// One that has a second left, one that has an hour.
 	mustAppend(t, l,
-		audit.Entry{ID: "going", Time: start.Add(-time.Hour + time.Second), Kind: audit.KindLogin, ActorName: "hal"},
-		audit.Entry{ID: "staying", Time: start, Kind: audit.KindLogin, ActorName: "hal"},
+		audit.Entry{ID: "going", Time: now.Add(-time.Hour + time.Second), Kind: audit.KindLogin, ActorName: "hal"},
+		audit.Entry{ID: "staying", Time: now, Kind: audit.KindLogin, ActorName: "hal"},
 	)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		all, _ := listAll(t, l, audit.Query{})
-		hal, _ := listAll(t, l, audit.Query{User: "hal"})
-		_, err := l.Get(context.Background(), "going")
-		if slices.Equal(all, []string{"staying"}) && slices.Equal(hal, []string{"staying"}) && errors.Is(err, audit.ErrNotFound) {
-			break
-		}
-		if !slices.Equal(all, []string{"staying", "going"}) && !slices.Equal(all, []string{"staying"}) {
-			t.Fatalf("listed %q", all)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: listed %q and %q, Get(going): %v; want it expired", time.Since(start), all, hal, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the store's expiry
+	all, _ := listAll(t, l, audit.Query{})
+	wantIDs(t, "before", all, "staying", "going")
+	clock = now.Add(2 * time.Second)
+	// Past the retention it is not listed, even before a trim drops it.
+	all, _ = listAll(t, l, audit.Query{})
+	wantIDs(t, "past the retention", all, "staying")
+	if n, err := l.Trim(context.Background()); err != nil || n != 1 || dropped["age"] != 1 {
+		t.Fatalf("Trim = %d, %v (dropped %v); want 1 for age", n, err, dropped)
 	}
-	// Every record the log wrote expires: none is kept for ever.
-	if keys, err := st.List(); err != nil {
-		t.Fatal(err)
-	} else {
-		for _, k := range keys {
-			recs, err := st.Read(k)
-			if err != nil || len(recs) != 1 {
-				continue // expired meanwhile
-			}
-			if recs[0].Expiry <= 0 || recs[0].Expiry > 2*time.Hour+time.Minute {
-				t.Errorf("%s expires in %v, want within the retention (+ an hour for counters)", k, recs[0].Expiry)
-			}
-		}
+	hal, _ := listAll(t, l, audit.Query{User: "hal"})
+	wantIDs(t, "hal", hal, "staying")
+	if _, err := l.Get(context.Background(), "going"); !errors.Is(err, audit.ErrNotFound) {
+		t.Fatalf("Get(going) = %v, want ErrNotFound", err)
+	}
+	if _, err := l.Get(context.Background(), "staying"); err != nil {
+		t.Fatalf("Get(staying) = %v", err)
 	}
 }
 
@@ -476,9 +494,6 @@ func testInvalid(t *testing.T, st store.Store) {
 	if _, err := l.List(context.Background(), audit.Query{Kind: "nope"}); !errors.Is(err, audit.ErrInvalid) {
 		t.Errorf("kind nope: %v, want ErrInvalid", err)
 	}
-	if _, err := l.List(context.Background(), audit.Query{Offset: -1}); !errors.Is(err, audit.ErrInvalid) {
-		t.Errorf("offset -1: %v, want ErrInvalid", err)
-	}
 }
 
 func testGet(t *testing.T, st store.Store) {
@@ -494,5 +509,41 @@ func testGet(t *testing.T, st store.Store) {
 		if _, err := l.Get(context.Background(), id); !errors.Is(err, audit.ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// testMigrate: entries stored by the earlier layout (e/<day>/<kind>/<pos>
+// and its u/, i/, n/ keys) are listed after Migrate, which runs once.
+func testMigrate(t *testing.T, st store.Store) {
+	l := newLog(st, audit.LogOptions{})
+	old := []audit.Entry{entry("m1", audit.KindLogin, time.Hour, "mo"), entry("m2", audit.KindLogout, 2*time.Hour, "mo")}
+	for _, e := range old {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := fmt.Sprintf("%019d.%s", e.Time.UnixNano(), e.ID)
+		for k, v := range map[string][]byte{
+			"e/" + e.Time.Format("20060102") + "/" + string(e.Kind) + "/" + pos: data,
+			"u/mo/" + string(e.Kind) + "/" + pos:                                []byte("1"),
+			"i/" + e.ID:                                                         []byte("x"),
+		} {
+			if err := st.Write(&store.Record{Key: k, Value: v, Expiry: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := l.Migrate(context.Background()); err != nil || n != 2 {
+		t.Fatalf("Migrate = %d, %v; want 2", n, err)
+	}
+	ids, _ := listAll(t, l, audit.Query{User: "mo"})
+	wantIDs(t, "migrated", ids, "m1", "m2")
+	for _, prefix := range []string{"e/", "u/", "i/"} {
+		if keys, err := st.List(store.ListPrefix(prefix)); err != nil || len(keys) != 0 {
+			t.Fatalf("old %s keys left: %v, %v", prefix, keys, err)
+		}
+	}
+	if n, err := l.Migrate(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Migrate again = %d, %v; want 0", n, err)
 	}
 }

@@ -31,6 +31,9 @@ type MemoryStream struct {
 	groups  map[string]map[string]chan events.Event // topic -> group -> queue
 	backlog map[string][]events.Event               // topic -> events no group took yet
 	closed  bool
+
+	// onAck, when set, is what acknowledging an event does (DurableStream).
+	onAck func(events.Event) error
 }
 
 // NewMemoryStream makes a stream whose queues hold size events each
@@ -54,6 +57,12 @@ func (s *MemoryStream) Publish(topic string, msg interface{}, opts ...events.Pub
 	if err != nil {
 		return err
 	}
+	return s.publishEvent(*ev)
+}
+
+// publishEvent queues ev for every group consuming its topic.
+func (s *MemoryStream) publishEvent(ev events.Event) error {
+	topic := ev.Topic
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -64,12 +73,12 @@ func (s *MemoryStream) Publish(topic string, msg interface{}, opts ...events.Pub
 		if len(s.backlog[topic]) >= s.size {
 			return ErrFull
 		}
-		s.backlog[topic] = append(s.backlog[topic], *ev)
+		s.backlog[topic] = append(s.backlog[topic], ev)
 		return nil
 	}
-	err = nil
+	var err error
 	for _, q := range groups {
-		if !s.offer(q, *ev) {
+		if !s.offer(q, ev) {
 			err = ErrFull
 		}
 	}
@@ -116,7 +125,12 @@ func (s *MemoryStream) Consume(topic string, opts ...events.ConsumeOption) (<-ch
 // offer puts ev in q unless q is full, with the ack and nack functions that
 // q's consumers call. s.mu is held.
 func (s *MemoryStream) offer(q chan events.Event, ev events.Event) bool {
-	ev.SetAckFunc(func() error { return nil })
+	ev.SetAckFunc(func() error {
+		if s.onAck != nil {
+			return s.onAck(ev)
+		}
+		return nil
+	})
 	ev.SetNackFunc(func() error { return s.requeue(q, ev) })
 	select {
 	case q <- ev:

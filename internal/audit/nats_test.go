@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,7 +101,7 @@ func (g *gateStore) Write(r *store.Record, opts ...store.WriteOption) error {
 	if err := g.Store.Write(r, opts...); err != nil {
 		return err
 	}
-	if len(r.Key) > 2 && r.Key[:2] == "i/" {
+	if strings.HasPrefix(r.Key, "a/i/") { // the entry's marker
 		g.markers.Add(1)
 	}
 	return nil

@@ -14,11 +14,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/kv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -222,34 +225,6 @@ func (s *Store) Write(r *store.Record, opts ...store.WriteOption) error {
 	})
 }
 
-// Claim writes value at key in the default table unless a live record is
-// there, in one transaction, and reports whether it wrote.
-func (s *Store) Claim(key string, value []byte) (bool, error) {
-	table, err := s.table("", "")
-	if err != nil {
-		return false, err
-	}
-	data, err := json.Marshal(record{Value: value})
-	if err != nil {
-		return false, err
-	}
-	won := false
-	err = s.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(table))
-		if err != nil {
-			return err
-		}
-		if v := b.Get([]byte(key)); v != nil {
-			if _, live, err := decode(key, v, time.Now()); err != nil || live {
-				return err
-			}
-		}
-		won = true
-		return b.Put([]byte(key), data)
-	})
-	return won && err == nil, err
-}
-
 // Delete removes key; deleting a missing key is not an error.
 func (s *Store) Delete(key string, opts ...store.DeleteOption) error {
 	var o store.DeleteOptions
@@ -372,4 +347,228 @@ func decode(key string, data []byte, now time.Time) (*store.Record, bool, error)
 		r.Expiry = left
 	}
 	return r, true, nil
+}
+
+// The file store is a kv.Store too: Apply is one bbolt transaction, and an
+// index is a bucket of its own ("#ix:<table>"), keyed "<index>\x00<member>",
+// so that reading one index seeks straight to it.
+
+// ixBucket names the bucket of table's indexes.
+func ixBucket(table string) []byte { return []byte("#ix:" + table) }
+
+// ixKey is member's key in index.
+func ixKey(index, member string) []byte { return []byte(index + "\x00" + member) }
+
+// Get implements kv.Store for the default table.
+func (s *Store) Get(keys ...string) ([][]byte, error) {
+	table, err := s.table("", "")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([][]byte, len(keys))
+	err = s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(table))
+		if b == nil {
+			return nil
+		}
+		for i, k := range keys {
+			v, err := liveValue(b, k, now)
+			if err != nil {
+				return err
+			}
+			out[i] = v
+		}
+		return nil
+	})
+	return out, err
+}
+
+// liveValue is the value of the live record at key in b, nil when none.
+func liveValue(b *bolt.Bucket, key string, now time.Time) ([]byte, error) {
+	data := b.Get([]byte(key))
+	if data == nil {
+		return nil, nil
+	}
+	r, live, err := decode(key, data, now)
+	if err != nil || !live {
+		return nil, err
+	}
+	if r.Value == nil {
+		return []byte{}, nil
+	}
+	return r.Value, nil
+}
+
+// Apply implements kv.Store in one transaction of the default table.
+func (s *Store) Apply(ops ...kv.Op) (bool, error) {
+	table, err := s.table("", "")
+	if err != nil {
+		return false, err
+	}
+	now := time.Now()
+	applied := false
+	err = s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(table))
+		if err != nil {
+			return err
+		}
+		ix, err := tx.CreateBucketIfNotExists(ixBucket(table))
+		if err != nil {
+			return err
+		}
+		for _, o := range ops {
+			if o.Kind > kv.Delete || o.If == kv.Always {
+				continue
+			}
+			v, err := liveValue(b, o.Key, now)
+			if err != nil {
+				return err
+			}
+			if !kv.Holds(o, v) {
+				return nil
+			}
+		}
+		for _, o := range ops {
+			if err := applyOp(b, ix, o, now); err != nil {
+				return err
+			}
+		}
+		applied = true
+		return nil
+	})
+	return applied && err == nil, err
+}
+
+func applyOp(b, ix *bolt.Bucket, o kv.Op, now time.Time) error {
+	switch o.Kind {
+	case kv.Put:
+		rec := record{Value: o.Value}
+		if o.TTL > 0 {
+			rec.ExpiresAt = now.Add(o.TTL).UnixNano()
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(o.Key), data)
+	case kv.Delete:
+		return b.Delete([]byte(o.Key))
+	case kv.Add:
+		return ix.Put(ixKey(o.Key, string(o.Value)), nil)
+	case kv.Remove:
+		return ix.Delete(ixKey(o.Key, string(o.Value)))
+	case kv.Incr:
+		rec := record{}
+		if data := b.Get([]byte(o.Key)); data != nil {
+			if r, live, err := decode(o.Key, data, now); err == nil && live {
+				rec.Value = r.Value
+				if r.Expiry > 0 {
+					rec.ExpiresAt = now.Add(r.Expiry).UnixNano()
+				}
+			} else if o.TTL > 0 {
+				rec.ExpiresAt = now.Add(o.TTL).UnixNano()
+			}
+		} else if o.TTL > 0 {
+			rec.ExpiresAt = now.Add(o.TTL).UnixNano()
+		}
+		rec.Value = []byte(strconv.Itoa(kv.Atoi(rec.Value) + 1))
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(o.Key), data)
+	case kv.TrimBelow:
+		c := ix.Cursor()
+		p, end := ixKey(o.Key, ""), ixKey(o.Key, string(o.Value))
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && bytes.Compare(k, end) < 0; k, _ = c.Seek(p) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Members implements kv.Store: a cursor over the index's keys only.
+func (s *Store) Members(index string, r kv.Range) ([]string, error) {
+	table, err := s.table("", "")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = s.view(func(tx *bolt.Tx) error {
+		ix := tx.Bucket(ixBucket(table))
+		if ix == nil {
+			return nil
+		}
+		p := ixKey(index, "")
+		c := ix.Cursor()
+		var k []byte
+		step := c.Next
+		switch {
+		case r.Desc && r.Before != "":
+			k, _ = c.Seek(ixKey(index, r.Before))
+			k, _ = seekBack(c, k)
+			step = c.Prev
+		case r.Desc:
+			// The first key past the index: its prefix with \x00 -> \x01.
+			k, _ = c.Seek([]byte(index + "\x01"))
+			k, _ = seekBack(c, k)
+			step = c.Prev
+		default:
+			k, _ = c.Seek(ixKey(index, r.After))
+		}
+		skipped := 0
+		for ; k != nil && bytes.HasPrefix(k, p); k, _ = step() {
+			m := string(k[len(p):])
+			if !r.InRange(m) {
+				if !r.Desc && m == r.After {
+					continue // Seek stops at the exclusive bound itself
+				}
+				return nil // past the far bound: nothing further is in range
+			}
+			if skipped < r.Offset {
+				skipped++
+				continue
+			}
+			out = append(out, m)
+			if len(out) == r.Max() {
+				return nil
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// seekBack steps the cursor c, which Seek left at k (nil: past the end), to
+// the key before it.
+func seekBack(c *bolt.Cursor, k []byte) ([]byte, []byte) {
+	if k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// Count implements kv.Store.
+func (s *Store) Count(index, from string, max int) (int, error) {
+	table, err := s.table("", "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = s.view(func(tx *bolt.Tx) error {
+		ix := tx.Bucket(ixBucket(table))
+		if ix == nil {
+			return nil
+		}
+		p := ixKey(index, "")
+		c := ix.Cursor()
+		for k, _ := c.Seek(ixKey(index, from)); k != nil && bytes.HasPrefix(k, p) && (max <= 0 || n < max); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

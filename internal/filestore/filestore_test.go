@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -610,45 +609,5 @@ func TestFileStoreSweep(t *testing.T) {
 	}
 	if raw != 2 {
 		t.Fatalf("%d records left on disk, want 2 (live, forever)", raw)
-	}
-}
-
-func TestFileStoreClaim(t *testing.T) {
-	s, err := New(t.TempDir(), store.Database("d"), store.Table("t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if won, err := s.Claim("name/a", []byte("1")); err != nil || !won {
-		t.Fatalf("first claim = %v, %v; want won", won, err)
-	}
-	if won, err := s.Claim("name/a", []byte("2")); err != nil || won {
-		t.Fatalf("second claim = %v, %v; want lost", won, err)
-	}
-	if recs, err := s.Read("name/a"); err != nil || string(recs[0].Value) != "1" {
-		t.Fatalf("after claims: %v, %v; want the first value", recs, err)
-	}
-	// An expired record is no claim.
-	if err := s.Write(&store.Record{Key: "name/b", Value: []byte("old")}, store.WriteExpiry(time.Now().Add(-time.Second))); err != nil {
-		t.Fatal(err)
-	}
-	if won, err := s.Claim("name/b", []byte("new")); err != nil || !won {
-		t.Fatalf("claim over an expired record = %v, %v; want won", won, err)
-	}
-	// Concurrent claims of one key: exactly one wins.
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if won, err := s.Claim("name/c", []byte(fmt.Sprint(i))); err == nil && won {
-				wins.Add(1)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d concurrent claims won, want 1", wins.Load())
 	}
 }

@@ -27,6 +27,8 @@ type Metrics struct {
 
 	Events        *prometheus.CounterVec   // portal_events_handled_total{service,topic,result}
 	EventDuration *prometheus.HistogramVec // portal_event_handle_duration_seconds{service,topic}
+
+	AuditDropped *prometheus.CounterVec // portal_audit_dropped_total{reason}
 }
 
 // NewMetrics builds a registry holding the Go runtime and process collectors
@@ -61,11 +63,15 @@ func NewMetrics() *Metrics {
 			Help:    "Time a service's subscriber took, by service and topic.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"service", "topic"}),
+		AuditDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portal_audit_dropped_total",
+			Help: "Audit entries the log dropped to stay within its bounds, by reason: age (past the retention) or size (past the most entries, oldest first).",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPRequests, m.HTTPDuration, m.RPCRequests, m.RPCDuration, m.Events, m.EventDuration,
+		m.HTTPRequests, m.HTTPDuration, m.RPCRequests, m.RPCDuration, m.Events, m.EventDuration, m.AuditDropped,
 	)
 	return m
 }

@@ -111,12 +111,12 @@ type Service struct {
 	probe            *brokerProbe
 	// auth is the authorization wrapper (SetAuth).
 	auth server.HandlerWrapper
-	// metrics are p.Metrics (nil: none).
-	metrics *Metrics
 	// tracer makes the service's spans; tp is its provider, flushed by
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
+	// metrics are Plugins.Metrics (nil: none).
+	metrics *Metrics
 	// jobs run from Start to Stop (Background).
 	jobs      []func(context.Context)
 	stopJobs  context.CancelFunc
@@ -357,10 +357,10 @@ func (s *Service) setTracerProvider(tp trace.TracerProvider) {
 	s.tp, s.tracer = tp, tp.Tracer(TraceScope)
 }
 
-// Metrics returns the registry the service's calls are counted in (nil:
-// none), for handlers to add their own.
-func (s *Service) Metrics() *Metrics { return s.metrics }
-
 // TracerProvider is the service's tracer provider, for spans the service's
 // users start themselves (the gateway's HTTP spans, TraceStore's).
 func (s *Service) TracerProvider() trace.TracerProvider { return s.tp }
+
+// Metrics are the service's Prometheus metrics (Plugins.Metrics), nil when
+// it has none.
+func (s *Service) Metrics() *Metrics { return s.metrics }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -351,14 +352,22 @@ type auditEntry struct {
 
 func listAudit(t *testing.T, c *client, tok, query string) (entries []auditEntry, total int) {
 	t.Helper()
+	entries, total, _ = listAuditPage(t, c, tok, query)
+	return entries, total
+}
+
+// listAuditPage is listAudit with the cursor of the next page.
+func listAuditPage(t *testing.T, c *client, tok, query string) (entries []auditEntry, total int, next string) {
+	t.Helper()
 	var body struct {
 		Entries []auditEntry `json:"entries"`
 		Total   int          `json:"total"`
+		Next    string       `json:"next"`
 	}
 	if err := json.Unmarshal(c.expect(c.do("GET", "/api/v1/admin/audit?"+query, tok, nil), http.StatusOK).body, &body); err != nil {
 		t.Fatal(err)
 	}
-	return body.Entries, body.Total
+	return body.Entries, body.Total, body.Next
 }
 
 // TestAdminAudit: each admin action is in the audit log with who did what to
@@ -423,9 +432,13 @@ func TestAdminAudit(t *testing.T) {
 		_, total := listAudit(t, c, admin, "user=gina")
 		return total == 9
 	})
-	page2, total := listAudit(t, c, admin, "offset=2&limit=2")
-	if len(page2) != 2 || page2[0].Kind != got[2].Kind || total != 11 {
+	_, _, next := listAuditPage(t, c, admin, "limit=2")
+	page2, total, _ := listAuditPage(t, c, admin, "limit=2&cursor="+url.QueryEscape(next))
+	if len(page2) != 2 || page2[0].Kind != got[2].Kind || page2[1].Kind != got[3].Kind || total != 11 {
 		t.Errorf("page 2: %+v of %d", page2, total)
+	}
+	if r := c.do("GET", "/api/v1/admin/audit?cursor=bogus", admin, nil); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad cursor: %d %s", r.StatusCode, r.body)
 	}
 	if r := c.do("GET", "/api/v1/admin/audit?kind=bogus", admin, nil); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("unknown kind: %d %s", r.StatusCode, r.body)

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
+	goredis "github.com/go-redis/redis/v8"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/testenv"
 )
 
@@ -74,8 +76,10 @@ func TestAuditEmbedded(t *testing.T) {
 // are in the log (in Redis) once system is back, each once.
 func auditWhileSystemDown(t *testing.T, c *cluster) {
 	rs := redisstore.NewStore(store.Nodes(c.env.Redis.Addr), store.Table("portal:system:"))
-	t.Cleanup(func() { _ = rs.Close() })
-	l := audit.NewLog(rs, audit.LogOptions{})
+	cli := goredis.NewClient(&goredis.Options{Addr: c.env.Redis.Addr})
+	t.Cleanup(func() { _ = rs.Close(); _ = cli.Close() })
+	// The log as system keeps it: the store plugin and its indexes.
+	l := audit.NewLog(rs, audit.LogOptions{KV: kv.NewRedis(cli, "portal:system:", 5*time.Second)})
 	// alice registered in step a, with system up.
 	if p, err := l.List(context.Background(), audit.Query{User: "alice", Kind: audit.KindRegister}); err != nil || len(p.Entries) != 1 {
 		t.Fatalf("alice's register entry: %+v, %v", p.Entries, err)

@@ -6,12 +6,12 @@ import (
 	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/store"
 
-	"github.com/portal-go/portal/internal/user"
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // RedisUserStore is serviceStore for the user service on a Redis store, for
 // the external tests (which may use testenv: it imports this package).
-func RedisUserStore(st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+func RedisUserStore(st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
 	return serviceStore(ServiceSettings{Name: "user", Store: st}, log)
 }
 

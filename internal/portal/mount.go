@@ -3,7 +3,9 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go-micro.dev/v4"
@@ -15,6 +17,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
@@ -29,15 +32,16 @@ import (
 // built go-micro service; both modes (RunAll, RunService) use them.
 
 // mountUser serves the user service on svc, its store st traced as part of
-// each request, and makes the first admin. claimer (nil: none) claims
-// usernames in st atomically; when it is also a user.Getter (Redis), users and
-// sessions are read with one MGET. It publishes audit entries on stream.
-func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, log *slog.Logger) error {
+// each request, and makes the first admin. k (nil: none) makes writes and
+// index updates in st atomic across processes; on Redis, users and sessions
+// are also read with one MGET. It publishes audit entries on stream, and
+// serves the OpenID provider as issuer.
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
-	if claimer != nil {
-		repo = repo.WithClaimer(claimer)
+	if k != nil {
+		repo = repo.WithKV(k)
 	}
-	if g, ok := claimer.(user.Getter); ok {
+	if g, ok := k.(*kv.Redis); ok {
 		repo = repo.WithGetter(g)
 	}
 	h := user.NewHandler(repo, minter, cfg, user.Events{
@@ -52,7 +56,7 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
-	if err := mountSSO(svc, st, claimer, minter, h, issuer, pub, log); err != nil {
+	if err := mountSSO(svc, st, k, minter, h, issuer, pub, log); err != nil {
 		return err
 	}
 	// The service starts only with a store that answers and a key to sign
@@ -61,7 +65,14 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 		platform.Check{Name: "store", Fn: userHealth(h)},
 		platform.Check{Name: "keys", Fn: canMint(minter)},
 	)
-	svc.OnStart(func(ctx context.Context) error { return ensureAdmin(ctx, h, adminPassword, log) })
+	svc.OnStart(func(ctx context.Context) error {
+		if n, err := repo.Reindex(ctx); err != nil {
+			return fmt.Errorf("indexing the user store: %w", err)
+		} else if n > 0 {
+			log.Info("indexed the user store's records (once, for a store written by an earlier version)", "records", n)
+		}
+		return ensureAdmin(ctx, h, adminPassword, log)
+	})
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil
@@ -69,16 +80,15 @@ func mountUser(svc *platform.Service, st store.Store, claimer user.Claimer, mint
 
 // mountSSO serves the OpenID provider (internal/sso) beside the user
 // handler h, its records in st, sealed with a key derived from minter's.
-func mountSSO(svc *platform.Service, st store.Store, claimer user.Claimer, minter auth.Auth, h *user.Handler, issuer string, pub *audit.Publisher, log *slog.Logger) error {
+func mountSSO(svc *platform.Service, st store.Store, k kv.Store, minter auth.Auth, h *user.Handler, issuer string, pub *audit.Publisher, log *slog.Logger) error {
 	d, ok := minter.(interface{ DeriveKey(string) []byte })
 	if !ok || d.DeriveKey("oidc provider v1") == nil {
 		return errors.New("no private key: the user service signs tokens")
 	}
-	var c sso.Claimer
-	if claimer != nil {
-		c = claimer
+	if k == nil {
+		k = kv.NewLocal(st)
 	}
-	p, err := sso.New(st, c, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer, Log: log, Audit: pub, Metrics: registerer(svc)})
+	p, err := sso.New(st, k, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer, Log: log, Audit: pub, Metrics: registerer(svc)})
 	if err != nil {
 		return err
 	}
@@ -105,11 +115,25 @@ func canMint(a auth.Auth) func(context.Context) error {
 }
 
 // mountSystem serves the system service on svc, reporting reg. While it
-// runs, it stores the audit entries stream carries in st.
-func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, cfg *config.Center, st store.Store, stream events.Stream, log *slog.Logger) error {
+// runs, it stores the audit entries stream carries in st (through k, when
+// not nil).
+func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Auth, cfg *config.Center, st store.Store, k kv.Store, stream events.Stream, log *slog.Logger) error {
 	log = log.With("service", "system")
-	auditLog := audit.NewLog(st, audit.LogOptions{})
+	o := audit.LogOptions{KV: k}
+	if m := svc.Metrics(); m != nil {
+		o.OnDrop = func(reason string, n int) { m.AuditDropped.WithLabelValues(reason).Add(float64(n)) }
+	}
+	auditLog := audit.NewLog(st, o)
+	svc.OnStart(func(ctx context.Context) error {
+		if n, err := auditLog.Migrate(ctx); err != nil {
+			return fmt.Errorf("moving the audit log to its indexed layout: %w", err)
+		} else if n > 0 {
+			log.Info("moved the audit log's entries to the indexed layout (once, for a store written by an earlier version)", "entries", n)
+		}
+		return nil
+	})
 	svc.Background(audit.NewConsumer(stream, auditLog, log).Run)
+	svc.Background(func(ctx context.Context) { trimAudit(ctx, auditLog, log) })
 	svc.Require(platform.Check{Name: "store", Fn: func(context.Context) error { return auditLog.Ping() }})
 	h := system.NewHandler(system.Options{
 		Registry: reg, Users: userpb.NewUserService("user", svc.Client()), Config: cfg,
@@ -141,4 +165,22 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
+}
+
+// trimAudit keeps the audit log within its bounds (age: appends alone would
+// not drop old entries while nothing is appended) every minute until ctx
+// ends.
+func trimAudit(ctx context.Context, l *audit.Log, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := l.Trim(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("audit: trim failed; trying again in a minute", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

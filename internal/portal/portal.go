@@ -116,9 +116,13 @@ func RunAll(ctx context.Context, o Options) error {
 	}
 	defer systemStore.Close()
 	go sweep(ctx, systemStore, log) // the audit log's expired entries
-	// Audit entries go from user (and system) to system's log in memory: one
-	// process. Stopping, system stores what is queued before its store closes.
-	stream := audit.NewMemoryStream(0)
+	// Audit entries go from user (and system) to system's log in one
+	// process, through a queue committed to system's store: what is queued
+	// when the process dies (even kill -9) is stored at the next start.
+	stream, err := audit.NewDurableStream(systemStore, 0)
+	if err != nil {
+		return err
+	}
 	defer stream.Close()
 
 	// Each service traces with a provider of its own, flushed when it stops.
@@ -149,7 +153,7 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, systemStore, stream, log); err != nil {
+	if err := mountSystem(systemSvc, plugins.Registry, verifier, cfg, systemStore, systemStore, stream, log); err != nil {
 		return err
 	}
 	// web: the gateway, a go-micro service for its client and subscribers.

@@ -11,6 +11,7 @@ import (
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
 	"go-micro.dev/v4/store"
 
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/user"
@@ -18,19 +19,19 @@ import (
 )
 
 // TestRedisKeys: the user service's MGET reads what the redis store plugin
-// wrote, in the same key space, nil for absent keys; and claims hold.
+// wrote, in the same key space, nil for absent keys; and claims (kv.Apply) hold.
 func TestRedisKeys(t *testing.T) {
 	testenv.Require(t, "redis-server")
 	r := testenv.StartRedis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, claimer, err := portal.RedisUserStore(redisstore.NewStore(store.Nodes(r.Addr)), log)
+	st, k, err := portal.RedisUserStore(redisstore.NewStore(store.Nodes(r.Addr)), log)
 	if err != nil {
 		t.Fatalf("RedisUserStore: %v", err)
 	}
 	defer st.Close()
-	g, ok := claimer.(user.Getter)
+	g, ok := k.(user.Getter)
 	if !ok {
-		t.Fatalf("the Redis claimer %T is no user.Getter", claimer)
+		t.Fatalf("the Redis kv.Store %T is no user.Getter", k)
 	}
 	for k, v := range map[string]string{"user/1": `{"id":"1"}`, "session/a": "sess"} {
 		if err := st.Write(&store.Record{Key: k, Value: []byte(v)}); err != nil {
@@ -45,11 +46,12 @@ func TestRedisKeys(t *testing.T) {
 	if !slices.EqualFunc(vals, want, func(a, b []byte) bool { return string(a) == string(b) && (a == nil) == (b == nil) }) {
 		t.Fatalf("Get = %q, want %q", vals, want)
 	}
-	if won, err := claimer.Claim("name/x", []byte("1")); err != nil || !won {
-		t.Fatalf("first Claim: %v, %v", won, err)
+	claim := func(v string) (bool, error) { return k.Apply(kv.PutOp("name/x", []byte(v), 0).When(kv.AbsentOrSame)) }
+	if won, err := claim("1"); err != nil || !won {
+		t.Fatalf("first claim: %v, %v", won, err)
 	}
-	if won, err := claimer.Claim("name/x", []byte("2")); err != nil || won {
-		t.Fatalf("second Claim: %v, %v", won, err)
+	if won, err := claim("2"); err != nil || won {
+		t.Fatalf("second claim: %v, %v", won, err)
 	}
 	if vals, err := g.Get("name/x"); err != nil || string(vals[0]) != "1" {
 		t.Fatalf("claimed value: %q, %v", vals, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
+	goredis "github.com/go-redis/redis/v8"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/client"
@@ -29,6 +30,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/sso"
@@ -272,7 +274,7 @@ func openDeps(b *Built, log *slog.Logger) (deps, error) {
 // buildUser mounts the user service: its store, audit stream and the
 // private key that signs tokens.
 func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
-	st, claimer, stream, err := storeAndStream(ctx, b, log)
+	st, k, stream, err := storeAndStream(ctx, b, log)
 	if err != nil {
 		return err
 	}
@@ -284,17 +286,17 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if b.settings.Issuer == "" {
 		log.Info("OpenID issuer derived from --http_address; set --issuer (PORTAL_ISSUER) to the public https URL, the same on every user instance", "issuer", issuer)
 	}
-	return mountUser(b.Service, st, claimer, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, log)
+	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the
 // audit stream it consumes.
 func buildSystem(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
-	st, _, stream, err := storeAndStream(ctx, b, log)
+	st, k, stream, err := storeAndStream(ctx, b, log)
 	if err != nil {
 		return err
 	}
-	return mountSystem(b.Service, b.settings.Registry, d.verifier, d.cfg, st, stream, log)
+	return mountSystem(b.Service, b.settings.Registry, d.verifier, d.cfg, st, k, stream, log)
 }
 
 // buildWeb mounts the gateway and its cache.
@@ -415,9 +417,9 @@ func userKeys(s ServiceSettings, log *slog.Logger) (pauth.Keys, error) {
 // serviceStore returns the store MICRO_STORE chose, made safe to use: Redis
 // with timeouts and keys under "portal:<service>:"; when it is unset, the
 // embedded file store in the data dir rather than go-micro's memory store.
-// The claimer, where the store has one, makes username claims atomic across
-// every instance sharing the store.
-func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, user.Claimer, error) {
+// The kv.Store, where the store has one, makes conditional writes and index
+// updates atomic across every instance sharing the store; nil elsewhere.
+func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, kv.Store, error) {
 	switch {
 	case s.Store == nil:
 		dir := filepath.Join(s.DataDir, "store")
@@ -435,8 +437,9 @@ func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, user.Claime
 }
 
 // redisStore bounds the redis store plugin st, keeps service name's keys
-// under "portal:<name>:", and claims and reads them through redisx.Keys.
-func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, user.Claimer, error) {
+// under "portal:<name>:", and writes them atomically with their indexes
+// through kv.Redis.
+func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
 	addrs := redisx.Addrs(st.Options().Nodes)
 	table := "portal:" + name + ":"
 	opts := redisx.Options(addrs)
@@ -444,13 +447,13 @@ func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, use
 		return nil, nil, err
 	}
 	log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
-	return st, redisx.NewKeys(opts, table), nil
+	return st, kv.NewRedis(goredis.NewUniversalClient(&opts), table, 2*redisx.IOTimeout), nil
 }
 
 // storeAndStream opens what user and system keep and publish: the service's
 // store (swept, when it is a file) and the audit stream; b closes both.
-func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Store, user.Claimer, eventStream, error) {
-	st, claimer, err := serviceStore(b.settings, log)
+func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Store, kv.Store, eventStream, error) {
+	st, k, err := serviceStore(b.settings, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -461,7 +464,7 @@ func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Stor
 		return nil, nil, nil, err
 	}
 	b.onClose(func() { stream.Close() })
-	return st, claimer, stream, nil
+	return st, k, stream, nil
 }
 
 // eventStream is an audit stream that the process closes at its end.

@@ -1,12 +1,11 @@
 // Package redisx adapts Redis to what Portal needs beyond go-micro's redis
 // store and cache plugins: bounded client options (the plugins ignore
-// contexts), reads of several keys in one MGET, and atomic claims (SET NX),
-// in the plugins' own key space.
+// contexts) and the cache's reads of several keys in one MGET. The store's
+// atomic writes and indexes are internal/kv's (kv.Redis).
 package redisx
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -47,6 +46,12 @@ func Options(addrs []string) goredis.UniversalOptions {
 		// drops one. Three, with short backoffs, ride that out while a
 		// refused connection still fails in well under a second.
 		MaxRetries: 3, MinRetryBackoff: 8 * time.Millisecond, MaxRetryBackoff: 64 * time.Millisecond,
+		// go-redis v8 checks no pooled connection before use: after a Redis
+		// restart a pool of more dead connections than attempts failed the
+		// first requests (a 503 right after /readyz said ready). A
+		// connection idle this long is dropped instead of used; one in use
+		// is not.
+		IdleTimeout: 2 * time.Second,
 	}
 }
 
@@ -76,51 +81,6 @@ func (c Cache) GetMany(ctx context.Context, keys ...string) ([]interface{}, erro
 	for i, v := range vals {
 		if s, ok := v.(string); ok {
 			out[i] = []byte(s)
-		}
-	}
-	return out, nil
-}
-
-// Keys does what the redis store plugin cannot, in the same key space (table
-// glued to key): claim a key with SET NX (user.Claimer), read several keys
-// with one MGET (user.Getter).
-type Keys struct {
-	cli   goredis.UniversalClient
-	table string
-}
-
-// NewKeys reads and claims keys under table on the Redis opts names.
-func NewKeys(opts goredis.UniversalOptions, table string) *Keys {
-	return &Keys{cli: goredis.NewUniversalClient(&opts), table: table}
-}
-
-// Claim implements user.Claimer.
-func (k *Keys) Claim(key string, value []byte) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*IOTimeout)
-	defer cancel()
-	return k.cli.SetNX(ctx, k.table+key, value, 0).Result()
-}
-
-// Get implements user.Getter.
-func (k *Keys) Get(keys ...string) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*IOTimeout)
-	defer cancel()
-	full := make([]string, len(keys))
-	for i, key := range keys {
-		full[i] = k.table + key
-	}
-	vals, err := k.cli.MGet(ctx, full...).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(vals))
-	for i, v := range vals {
-		switch v := v.(type) {
-		case string:
-			out[i] = []byte(v)
-		case nil:
-		default:
-			return nil, fmt.Errorf("MGET %s: unexpected %T", full[i], v)
 		}
 	}
 	return out, nil

@@ -17,14 +17,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"go-micro.dev/v4/store"
-)
 
-// Claimer stores a value at a key unless the key exists, atomically across
-// every instance sharing the store, and reports whether it did
-// (user.Claimer; the Redis store has one).
-type Claimer interface {
-	Claim(key string, value []byte) (bool, error)
-}
+	"github.com/portal-go/portal/internal/kv"
+)
 
 // keyPrefix is where signing keys live in the store: one per rotation
 // period, "oidc/key/<period>".
@@ -35,13 +30,13 @@ const keyPrefix = "oidc/key/"
 // the period before stays published, so that a token signed just before a
 // rotation verifies until it expires (RotateEvery is longer than any token
 // lives). The first instance to need a period's key makes it; every other
-// instance reads that one (Claimer, or this process's lock without one).
+// instance reads that one (a conditional put through kv.Store).
 // Private keys are stored sealed (AES-256-GCM) with a key derived from the
 // user service's own token key, so a copy of the store alone does not give
 // them away.
 type KeyRing struct {
 	st          store.Store
-	claimer     Claimer
+	kv          kv.Store
 	seal        cipher.AEAD
 	rotateEvery time.Duration
 	now         func() time.Time
@@ -51,9 +46,9 @@ type KeyRing struct {
 	cache map[int64]*signingKey
 }
 
-// NewKeyRing returns the key ring in st; sealKey (32 bytes) seals the private
-// keys; claimer may be nil (one process only).
-func NewKeyRing(st store.Store, claimer Claimer, sealKey []byte, rotateEvery time.Duration) (*KeyRing, error) {
+// NewKeyRing returns the key ring in st, written through k (the same
+// records, atomically); sealKey (32 bytes) seals the private keys.
+func NewKeyRing(st store.Store, k kv.Store, sealKey []byte, rotateEvery time.Duration) (*KeyRing, error) {
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("sso: seal key: %w", err)
@@ -62,7 +57,7 @@ func NewKeyRing(st store.Store, claimer Claimer, sealKey []byte, rotateEvery tim
 	if err != nil {
 		return nil, err
 	}
-	return &KeyRing{st: st, claimer: claimer, seal: aead, rotateEvery: rotateEvery,
+	return &KeyRing{st: st, kv: k, seal: aead, rotateEvery: rotateEvery,
 		now: time.Now, bits: 2048, cache: map[int64]*signingKey{}}, nil
 }
 
@@ -189,20 +184,13 @@ func (r *KeyRing) make(p int64) (*signingKey, error) {
 		return nil, err
 	}
 	name := keyPrefix + strconv.FormatInt(p, 10)
-	// Kept for two periods: its own and the next, where it is still published.
-	rec := &store.Record{Key: name, Value: v, Expiry: 3 * r.rotateEvery}
-	if r.claimer != nil {
-		won, err := r.claimer.Claim(name, v)
-		if err != nil {
-			return nil, fmt.Errorf("sso: store signing key: %w", err)
-		}
-		if !won {
-			return r.read(p)
-		}
-		return &signingKey{id: sk.ID, key: key}, nil
-	}
-	if err := r.st.Write(rec); err != nil {
+	// Kept while it is current or published (two periods), and one more.
+	won, err := r.kv.Apply(kv.PutOp(name, v, 3*r.rotateEvery).When(kv.Absent))
+	if err != nil {
 		return nil, fmt.Errorf("sso: store signing key: %w", err)
+	}
+	if !won {
+		return r.read(p) // another instance made it first
 	}
 	return &signingKey{id: sk.ID, key: key}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/portal-go/portal/internal/audit"
+	"github.com/portal-go/portal/internal/kv"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
 
@@ -109,11 +110,11 @@ type Provider struct {
 	http *http.Client
 }
 
-// New builds the provider on st (the user service's store); claimer (nil:
-// one process) makes key creation and refresh-token use atomic across
+// New builds the provider on st (the user service's store); k, over the
+// same records, makes key creation and refresh-token use atomic across
 // instances; secret (32 bytes, the same on every user instance) seals the
 // signing keys and the access tokens.
-func New(st store.Store, claimer Claimer, secret []byte, accounts Accounts, opts Options) (*Provider, error) {
+func New(st store.Store, k kv.Store, secret []byte, accounts Accounts, opts Options) (*Provider, error) {
 	opts = opts.withDefaults()
 	u, err := url.Parse(opts.Issuer)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -128,12 +129,12 @@ func New(st store.Store, claimer Claimer, secret []byte, accounts Accounts, opts
 	if len(secret) != 32 {
 		return nil, errors.New("sso: the secret must be 32 bytes")
 	}
-	keys, err := NewKeyRing(st, claimer, secret, opts.RotateEvery)
+	keys, err := NewKeyRing(st, k, secret, opts.RotateEvery)
 	if err != nil {
 		return nil, err
 	}
 	pr := &Provider{opts: opts, log: opts.Log, metrics: newMetrics(opts.Metrics), http: &http.Client{Timeout: backchannelTimeout}}
-	s := &Storage{st: st, claimer: claimer, keys: keys, accounts: accounts, opts: opts, now: time.Now, p: pr}
+	s := &Storage{st: st, kv: k, keys: keys, accounts: accounts, opts: opts, now: time.Now, p: pr}
 	pr.storage = s
 	var key [32]byte
 	copy(key[:], secret)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -17,6 +16,7 @@ import (
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // Store keys of the provider's records, beside the user service's own.
@@ -72,13 +72,11 @@ type Accounts interface {
 // the Portal session it was issued in.
 type Storage struct {
 	st       store.Store
-	claimer  Claimer
+	kv       kv.Store
 	keys     *KeyRing
 	accounts Accounts
 	opts     Options
 	now      func() time.Time
-	// mu serialises refresh-token use when there is no Claimer (one process).
-	mu sync.Mutex
 	// p audits and counts what the storage does.
 	p *Provider
 }
@@ -283,21 +281,13 @@ func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 }
 
 // useOnce marks refresh token h used and reports whether this was its first
-// use: atomically across instances with a Claimer.
+// use, atomically across every instance sharing the store.
 func (s *Storage) useOnce(h string) (bool, error) {
-	if s.claimer != nil {
-		won, err := s.claimer.Claim(prefixUsed+h, []byte{1})
-		if err != nil {
-			return false, fmt.Errorf("sso: claim refresh token: %w", err)
-		}
-		return won, nil
+	won, err := s.kv.Apply(kv.PutOp(prefixUsed+h, []byte{1}, s.opts.GrantTTL).When(kv.Absent))
+	if err != nil {
+		return false, fmt.Errorf("sso: claim refresh token: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.st.Read(prefixUsed + h); err == nil {
-		return false, nil
-	}
-	return true, s.put(prefixUsed+h, 1, s.opts.GrantTTL)
+	return won, nil
 }
 
 // liveGrant returns a grant whose session, user and client are all live.

@@ -19,13 +19,13 @@ type auditLog struct {
 	pub *audit.Publisher
 }
 
-func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error) {
+func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, string, error) {
 	// The log's own default (0: audit.DefaultLimit) stands; the proto caps a
 	// page at 200.
 	limit := min(max(f.Limit, 0), 200)
-	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Offset: f.Offset, Limit: limit, Total: true})
+	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Cursor: f.Cursor, Limit: limit, Total: true})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	out := make([]*pb.AuditEntry, 0, len(page.Entries))
 	for _, e := range page.Entries {
@@ -34,7 +34,7 @@ func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, in
 			SubjectId: e.SubjectID, SubjectName: e.SubjectName, ClientAddr: e.ClientAddr, Detail: e.Detail,
 		})
 	}
-	return out, page.Total, nil
+	return out, page.Total, page.Next, nil
 }
 
 func (a auditLog) Hourly(ctx context.Context) ([]*pb.HourCount, error) {

@@ -37,14 +37,17 @@ type Runtime interface {
 
 // AuditFilter selects audit entries.
 type AuditFilter struct {
-	User, Kind    string
-	Offset, Limit int
+	User, Kind string
+	// Cursor is the next of the previous page; empty for the newest.
+	Cursor string
+	Limit  int
 }
 
 // Audit is the audit log the service keeps and the events it records.
 type Audit interface {
-	// List returns a page of entries, newest first, and how many match.
-	List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, int, error)
+	// List returns a page of entries, newest first, how many match, and the
+	// cursor of the next (older) page ("" when none).
+	List(ctx context.Context, f AuditFilter) (entries []*pb.AuditEntry, total int, next string, err error)
 	// Hourly counts logins and failed logins per hour over the last 24 hours,
 	// oldest first.
 	Hourly(ctx context.Context) ([]*pb.HourCount, error)
@@ -247,11 +250,11 @@ func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest,
 
 // ListAudit pages through the audit log.
 func (h *Handler) ListAudit(ctx context.Context, req *pb.ListAuditRequest, rsp *pb.ListAuditResponse) error {
-	entries, total, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Offset: int(req.Offset), Limit: int(req.Limit)})
+	entries, total, next, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Cursor: req.Cursor, Limit: int(req.Limit)})
 	if err != nil {
 		return auditError(err)
 	}
-	rsp.Entries, rsp.Total = entries, int32(total)
+	rsp.Entries, rsp.Total, rsp.Next = entries, int32(total), next
 	return nil
 }
 

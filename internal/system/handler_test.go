@@ -33,8 +33,8 @@ type fakeAudit struct {
 	recorded []*pb.AuditEntry
 }
 
-func (f *fakeAudit) List(context.Context, AuditFilter) ([]*pb.AuditEntry, int, error) {
-	return nil, 0, f.err
+func (f *fakeAudit) List(context.Context, AuditFilter) ([]*pb.AuditEntry, int, string, error) {
+	return nil, 0, "", f.err
 }
 func (f *fakeAudit) Hourly(context.Context) ([]*pb.HourCount, error) { return nil, f.err }
 func (f *fakeAudit) Record(_ context.Context, e *pb.AuditEntry)      { f.recorded = append(f.recorded, e) }

@@ -100,38 +100,21 @@ const (
 	maxLimit     = 200
 )
 
-// pageBounds turns offset and limit from a request into slice bounds over n.
-func pageBounds(offset, limit int32, n int) (lo, hi int) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	lo = min(max(int(offset), 0), n)
-	return lo, min(lo+int(limit), n)
-}
-
 // ListUsers returns a page of the accounts whose name contains req.Query (no
 // case), sorted by name.
 func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
-	users, err := h.repo.Users(ctx)
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	page, total, err := h.repo.UserPage(ctx, strings.ToLower(req.Query), max(int(req.Offset), 0), int(min(limit, maxLimit)))
 	if err != nil {
 		return rpcError(err)
 	}
-	q := strings.ToLower(req.Query)
-	matched := users[:0]
-	for _, u := range users {
-		if strings.Contains(strings.ToLower(u.Username), q) {
-			matched = append(matched, u)
-		}
-	}
-	sort.Slice(matched, func(i, j int) bool {
-		return strings.ToLower(matched[i].Username) < strings.ToLower(matched[j].Username)
-	})
-	lo, hi := pageBounds(req.Offset, req.Limit, len(matched))
-	for _, u := range matched[lo:hi] {
+	for _, u := range page {
 		rsp.Users = append(rsp.Users, accountPB(u))
 	}
-	rsp.Total = int32(len(matched))
+	rsp.Total = int32(total)
 	return nil
 }
 
@@ -244,18 +227,11 @@ func (h *Handler) DeleteUser(ctx context.Context, req *pb.DeleteUserRequest, rsp
 
 // Stats counts accounts and live sessions.
 func (h *Handler) Stats(ctx context.Context, req *pb.StatsRequest, rsp *pb.StatsResponse) error {
-	users, err := h.repo.Users(ctx)
+	users, admins, disabled, err := h.repo.UserCounts(ctx)
 	if err != nil {
 		return rpcError(err)
 	}
-	for _, u := range users {
-		rsp.Users++
-		if u.Disabled {
-			rsp.DisabledUsers++
-		} else if pauth.IsAdmin(u.Roles) {
-			rsp.Admins++
-		}
-	}
+	rsp.Users, rsp.Admins, rsp.DisabledUsers = int32(users), int32(admins), int32(disabled)
 	n, err := h.repo.CountSessions(ctx)
 	if err != nil {
 		return rpcError(err)
@@ -286,21 +262,16 @@ func cleanRoles(roles []string) ([]string, error) {
 // takes away the last enabled admin. Callers hold h.admins, which makes the
 // check and the write one step within this process; two instances of the
 // service demoting the last two admins at the same moment could still both
-// pass (the store has no transactions across keys).
+// pass (the check reads the admins index; the write is another step).
 func (h *Handler) keepAnAdmin(ctx context.Context, before, after *User) error {
 	wasAdmin := !before.Disabled && pauth.IsAdmin(before.Roles)
 	staysAdmin := after != nil && !after.Disabled && pauth.IsAdmin(after.Roles)
 	if !wasAdmin || staysAdmin {
 		return nil
 	}
-	users, err := h.repo.Users(ctx)
-	if err != nil {
+	another, err := h.repo.AnotherAdmin(ctx, before.ID)
+	if err != nil || another {
 		return err
-	}
-	for _, u := range users {
-		if u.ID != before.ID && !u.Disabled && pauth.IsAdmin(u.Roles) {
-			return nil
-		}
 	}
 	return ErrLastAdmin
 }

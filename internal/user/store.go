@@ -6,20 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"go-micro.dev/v4/store"
+
+	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/kv"
 )
 
 // Keys in the user service's table. Secondary indexes are just extra keys.
 const (
-	keyUser        = "user/"    // user/<id> -> User
-	keyName        = "name/"    // name/<lowercased username> -> id
-	keySession     = "session/" // session/<id> -> Session
-	keyUserSession = "usess/"   // usess/<user id>/<session id> -> ""
+	keyUser    = "user/"    // user/<id> -> User
+	keyName    = "name/"    // name/<lowercased username> -> id
+	keySession = "session/" // session/<id> -> Session
 	// keyBootstrap records that this store had its first admin made.
 	keyBootstrap = "bootstrap/admin" // -> the time, RFC 3339
+)
+
+// Indexes (kv.Store), kept in the same atomic step as the records they list.
+const (
+	ixUsers        = "users"    // "<lowercased name> <id>" of every user
+	ixAdmins       = "admins"   // the same, of enabled admins
+	ixDisabled     = "disabled" // the same, of disabled users
+	ixSessions     = "sessions" // "<end position> <session id>" of every session
+	ixUserSessions = "usess/"   // usess/<user id>: "<end position> <session id>"
 )
 
 // storeError marks a failure of the store itself (not a missing record): it
@@ -31,21 +41,11 @@ func storeError(op string, err error) error {
 // Repo keeps users and sessions in a go-micro store.
 type Repo struct {
 	st store.Store
-	// claimer, when set, claims usernames atomically in the store itself.
-	claimer Claimer
+	// kv writes records with their indexes in one atomic step, each write
+	// conditional where it must be, and reads indexes.
+	kv kv.Store
 	// getter, when set, reads users and sessions.
 	getter Getter
-	// create serialises username claims when there is no claimer: it holds
-	// within one process only.
-	create sync.Mutex
-}
-
-// Claimer writes a record only when its key is absent, atomically for every
-// process sharing the store: Redis SET NX, a bbolt transaction.
-type Claimer interface {
-	// Claim stores value at key (in the repo's table) unless the key
-	// exists, and reports whether it did.
-	Claim(key string, value []byte) (bool, error)
 }
 
 // Getter reads the values at several keys of the repo's table in one round
@@ -63,16 +63,19 @@ func (r *Repo) WithGetter(g Getter) *Repo {
 	return r
 }
 
-// WithClaimer makes Create claim usernames through c.
-func (r *Repo) WithClaimer(c Claimer) *Repo {
-	r.claimer = c
+// WithKV makes every write go through k, a kv.Store over the same records
+// as the repo's store.Store (the file store, Redis): atomic for every
+// process sharing the store. Without it the repo uses kv.NewLocal, atomic
+// within this process only.
+func (r *Repo) WithKV(k kv.Store) *Repo {
+	r.kv = k
 	return r
 }
 
 // NewRepo wraps st. When st can bind a request's context to its operations
 // (platform.TracedStore: each becomes a span of the request's trace), every
 // method binds the context it is given.
-func NewRepo(st store.Store) *Repo { return &Repo{st: st} }
+func NewRepo(st store.Store) *Repo { return &Repo{st: st, kv: kv.NewLocal(st)} }
 
 // contextStore is a store.Store that can bind a context to its operations.
 type contextStore interface {
@@ -136,60 +139,116 @@ func decodeJSON(key string, val []byte, v any) error {
 	return nil
 }
 
-// writeJSON stores v at key; a non-zero ttl makes the record expire (set on
-// the record: the redis store plugin ignores WriteExpiry and WriteTTL).
-func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+// encode is v as JSON.
+func encode(key string, v any) ([]byte, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("user: encode %s: %w", key, err)
+		return nil, fmt.Errorf("user: encode %s: %w", key, err)
 	}
-	if err := r.store(ctx).Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
-		return storeError("write", err)
-	}
-	return nil
+	return data, nil
 }
+
+// apply runs ops as one atomic step and reports whether their conditions
+// held.
+func (r *Repo) apply(ops ...kv.Op) (bool, error) {
+	ok, err := r.kv.Apply(ops...)
+	if err != nil {
+		return false, storeError("write", err)
+	}
+	return ok, nil
+}
+
+// userMember is u's member of the users index: sorted by name.
+func userMember(u *User) string { return strings.ToLower(u.Username) + " " + u.ID }
+
+// roleOps keep u in the admins or disabled index as its record says: out of
+// both, then into the one that holds.
+func roleOps(u *User) []kv.Op {
+	m := userMember(u)
+	ops := []kv.Op{kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m)}
+	switch {
+	case u.Disabled:
+		ops = append(ops, kv.AddOp(ixDisabled, m))
+	case pauth.IsAdmin(u.Roles):
+		ops = append(ops, kv.AddOp(ixAdmins, m))
+	}
+	return ops
+}
+
+// sessionMember is s's member of the session indexes: sorted by end, so
+// that the ended ones are trimmed off the front.
+func sessionMember(s *Session) string { return endPosition(s.ExpiresAt) + " " + s.ID }
+
+// endPosition is t as a member prefix that sorts as times do.
+func endPosition(t time.Time) string { return fmt.Sprintf("%019d", t.UnixNano()) }
 
 // Create stores a new user, failing with ErrExists when the name (compared
-// without case) is taken. With a Claimer the name is claimed atomically in the
-// store, so that of concurrent registrations on any number of instances
-// exactly one wins; without one, a mutex makes that hold in this process.
+// without case) is taken. The name's claim, the record and the users index
+// entry are one atomic step, and the claim names the account: a claim that
+// a timeout made the client send twice recognises its own value, so a slow
+// store cannot burn a name. A claim whose account record is missing (left
+// by an earlier version, which wrote them apart) is an orphan: Create takes
+// it back.
 func (r *Repo) Create(ctx context.Context, u *User) error {
-	if r.claimer == nil {
-		r.create.Lock()
-		defer r.create.Unlock()
-		if _, err := r.idByName(ctx, u.Username); err == nil {
-			return ErrExists
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-	}
-	// The record first, then the name: a crash in between leaves an
-	// unreachable record, never a name that points nowhere.
-	if err := r.writeJSON(ctx, keyUser+u.ID, u, 0); err != nil {
+	data, err := encode(keyUser+u.ID, u)
+	if err != nil {
 		return err
 	}
-	if r.claimer == nil {
-		if err := r.store(ctx).Write(&store.Record{Key: nameKey(u.Username), Value: []byte(u.ID)}); err != nil {
-			return storeError("write", err)
+	claim := func() (bool, error) {
+		return r.apply(append([]kv.Op{
+			kv.PutOp(nameKey(u.Username), []byte(u.ID), 0).When(kv.AbsentOrSame),
+			kv.PutOp(keyUser+u.ID, data, 0),
+			kv.AddOp(ixUsers, userMember(u)),
+		}, roleOps(u)...)...)
+	}
+	won, err := claim()
+	if err != nil || won {
+		return err
+	}
+	if orphan, err := r.dropOrphanClaim(ctx, u.Username); err != nil || !orphan {
+		if err == nil {
+			err = ErrExists
 		}
-		return nil
+		return err
 	}
-	won, err := r.claimer.Claim(nameKey(u.Username), []byte(u.ID))
-	if err == nil && won {
-		return nil
+	if won, err = claim(); err == nil && !won {
+		err = ErrExists
 	}
-	// Lost (or failed): drop the record. Should that fail too, it stays
-	// unreachable, which is harmless.
-	_ = r.store(ctx).Delete(keyUser + u.ID)
-	if err != nil {
-		return storeError("claim", err)
-	}
-	return ErrExists
+	return err
 }
 
-// Update replaces a user's record (its name does not change).
+// dropOrphanClaim deletes the claim on username when its account record is
+// missing, and reports whether it did.
+func (r *Repo) dropOrphanClaim(ctx context.Context, username string) (bool, error) {
+	id, err := r.idByName(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		return true, nil // gone meanwhile: claim again
+	} else if err != nil {
+		return false, err
+	}
+	vals, err := r.read(ctx, keyUser+id)
+	if err != nil || vals[0] != nil {
+		return false, err
+	}
+	// Only if the claim still names the missing account.
+	if _, err := r.apply(kv.DeleteOp(nameKey(username)).WhenEqual([]byte(id)), kv.CheckOp(keyUser+id, kv.Absent)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Update replaces a user's record (its name does not change), if the user
+// still exists: an update racing a deletion does not bring the user back.
 func (r *Repo) Update(ctx context.Context, u *User) error {
-	return r.writeJSON(ctx, keyUser+u.ID, u, 0)
+	data, err := encode(keyUser+u.ID, u)
+	if err != nil {
+		return err
+	}
+	ok, err := r.apply(append([]kv.Op{kv.PutOp(keyUser+u.ID, data, 0).When(kv.Exists)}, roleOps(u)...)...)
+	if err == nil && !ok {
+		err = ErrNotFound
+	}
+	return err
 }
 
 // Get returns the user with the id.
@@ -221,16 +280,24 @@ func (r *Repo) ByName(ctx context.Context, username string) (*User, error) {
 	return r.Get(ctx, id)
 }
 
-// CreateSession stores s until its end.
+// CreateSession stores s until its end, in its user's index and the index
+// of all sessions (both trimmed of ended sessions in the same step).
 func (r *Repo) CreateSession(ctx context.Context, s *Session) error {
 	ttl := time.Until(s.ExpiresAt)
 	if ttl <= 0 {
 		return ErrSessionEnded
 	}
-	if err := r.writeJSON(ctx, keySession+s.ID, s, ttl); err != nil {
+	data, err := encode(keySession+s.ID, s)
+	if err != nil {
 		return err
 	}
-	return r.writeJSON(ctx, keyUserSession+s.UserID+"/"+s.ID, "", ttl)
+	now, m := endPosition(time.Now()), sessionMember(s)
+	_, err = r.apply(
+		kv.PutOp(keySession+s.ID, data, ttl),
+		kv.AddOp(ixUserSessions+s.UserID, m), kv.TrimOp(ixUserSessions+s.UserID, now),
+		kv.AddOp(ixSessions, m), kv.TrimOp(ixSessions, now),
+	)
+	return err
 }
 
 // Session returns a live session.
@@ -267,64 +334,157 @@ func (r *Repo) SessionAndUser(ctx context.Context, sid, userID string) (*Session
 	return &s, &u, nil
 }
 
-// DeleteSession ends a session.
+// DeleteSession ends a session: the record and its index entries in one
+// step. Ending an ended session is not an error.
 func (r *Repo) DeleteSession(ctx context.Context, userID, id string) error {
-	st := r.store(ctx)
-	if err := st.Delete(keySession + id); err != nil {
-		return storeError("delete", err)
+	s, err := r.Session(ctx, id)
+	if errors.Is(err, ErrSessionEnded) {
+		_, err = r.apply(kv.DeleteOp(keySession + id))
+		return err
+	} else if err != nil {
+		return err
 	}
-	if err := st.Delete(keyUserSession + userID + "/" + id); err != nil {
-		return storeError("delete", err)
-	}
-	return nil
+	m := sessionMember(s)
+	_, err = r.apply(kv.DeleteOp(keySession+id), kv.RemoveOp(ixUserSessions+userID, m), kv.RemoveOp(ixSessions, m))
+	return err
 }
 
-// SessionIDs returns the ids of a user's live sessions.
+// maxSessions bounds how many sessions of one user are listed.
+const maxSessions = kv.MaxRange
+
+// SessionIDs returns the ids of a user's live sessions (at most
+// maxSessions), read from the user's index: what it costs depends on that
+// user's sessions, not on the store's size.
 func (r *Repo) SessionIDs(ctx context.Context, userID string) ([]string, error) {
-	prefix := keyUserSession + userID + "/"
-	keys, err := r.store(ctx).List(store.ListPrefix(prefix))
+	ms, err := r.kv.Members(ixUserSessions+userID, kv.Range{After: endPosition(time.Now()), Limit: maxSessions})
 	if err != nil {
 		return nil, storeError("list", err)
 	}
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		ids = append(ids, strings.TrimPrefix(k, prefix))
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if _, id, ok := strings.Cut(m, " "); ok {
+			ids = append(ids, id)
+		}
 	}
 	return ids, nil
 }
 
-// Users returns every account. The store has no index to page by, so paging
-// and search happen in memory: fine for the thousands of accounts a portal
-// of this kind holds, not for millions.
-func (r *Repo) Users(ctx context.Context) ([]*User, error) {
-	keys, err := r.store(ctx).List(store.ListPrefix(keyUser))
-	if err != nil {
-		return nil, storeError("list", err)
+// userPage is how many members of the users index one read takes.
+const userPage = 1000
+
+// UserPage returns the users whose lowercased name contains query (all when
+// empty), sorted by name: offset and at most limit of them, and how many
+// match. Without a query it reads one page of the users index and the
+// page's records; with one, the index's names (not the records) are
+// searched.
+func (r *Repo) UserPage(ctx context.Context, query string, offset, limit int) ([]*User, int, error) {
+	var page []string
+	total := 0
+	if query == "" {
+		n, err := r.kv.Count(ixUsers, "", 0)
+		if err != nil {
+			return nil, 0, storeError("count", err)
+		}
+		if page, err = r.kv.Members(ixUsers, kv.Range{Offset: offset, Limit: limit}); err != nil {
+			return nil, 0, storeError("list", err)
+		}
+		total = n
+	} else {
+		err := r.eachUserMember(func(m string) {
+			if name, _, _ := strings.Cut(m, " "); strings.Contains(name, query) {
+				if total >= offset && len(page) < limit {
+					page = append(page, m)
+				}
+				total++
+			}
+		})
+		if err != nil {
+			return nil, 0, err
+		}
 	}
-	users := make([]*User, 0, len(keys))
-	for _, k := range keys {
-		u, err := r.Get(ctx, strings.TrimPrefix(k, keyUser))
-		if errors.Is(err, ErrNotFound) {
+	users, err := r.usersOf(ctx, page)
+	return users, total, err
+}
+
+// eachUserMember calls fn for each member of the users index, in order.
+func (r *Repo) eachUserMember(fn func(m string)) error {
+	after := ""
+	for {
+		ms, err := r.kv.Members(ixUsers, kv.Range{After: after, Limit: userPage})
+		if err != nil {
+			return storeError("list", err)
+		}
+		for _, m := range ms {
+			fn(m)
+		}
+		if len(ms) < userPage {
+			return nil
+		}
+		after = ms[len(ms)-1]
+	}
+}
+
+// usersOf reads the users that the index members name, skipping deleted ones.
+func (r *Repo) usersOf(ctx context.Context, members []string) ([]*User, error) {
+	if len(members) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(members))
+	for i, m := range members {
+		_, id, _ := strings.Cut(m, " ")
+		keys[i] = keyUser + id
+	}
+	vals, err := r.read(ctx, keys...)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]*User, 0, len(vals))
+	for i, v := range vals {
+		var u User
+		if err := decodeJSON(keys[i], v, &u); errors.Is(err, ErrNotFound) {
 			continue // deleted meanwhile
 		} else if err != nil {
 			return nil, err
 		}
-		users = append(users, u)
+		users = append(users, &u)
 	}
 	return users, nil
 }
 
-// Delete removes a user: the name first, so that a crash in between leaves an
-// unreachable record rather than a name pointing nowhere. Sessions are the
-// caller's to end.
+// Delete removes a user: the name, the record and its index entry in one
+// step. Sessions are the caller's to end.
 func (r *Repo) Delete(ctx context.Context, u *User) error {
-	if err := r.store(ctx).Delete(nameKey(u.Username)); err != nil {
-		return storeError("delete", err)
+	m := userMember(u)
+	_, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID),
+		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m))
+	return err
+}
+
+// UserCounts counts all users, enabled admins and disabled users, in their
+// indexes.
+func (r *Repo) UserCounts(ctx context.Context) (users, admins, disabled int, err error) {
+	counts := make([]int, 3)
+	for i, ix := range []string{ixUsers, ixAdmins, ixDisabled} {
+		if counts[i], err = r.kv.Count(ix, "", 0); err != nil {
+			return 0, 0, 0, storeError("count", err)
+		}
 	}
-	if err := r.store(ctx).Delete(keyUser + u.ID); err != nil {
-		return storeError("delete", err)
+	return counts[0], counts[1], counts[2], nil
+}
+
+// AnotherAdmin reports whether an enabled admin other than the user with id
+// exists.
+func (r *Repo) AnotherAdmin(ctx context.Context, id string) (bool, error) {
+	ms, err := r.kv.Members(ixAdmins, kv.Range{Limit: 2})
+	if err != nil {
+		return false, storeError("list", err)
 	}
-	return nil
+	for _, m := range ms {
+		if _, mid, _ := strings.Cut(m, " "); mid != id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Sessions returns a user's live sessions.
@@ -346,22 +506,33 @@ func (r *Repo) Sessions(ctx context.Context, userID string) ([]*Session, error) 
 	return out, nil
 }
 
-// TouchSession stores a session again (its LastSeen changed), keeping its end.
+// TouchSession stores a session again (its LastSeen changed), keeping its
+// end, only while the session exists: a touch that read the session before
+// a logout (or any revocation) deleted it fails with ErrSessionEnded rather
+// than bringing it back.
 func (r *Repo) TouchSession(ctx context.Context, s *Session) error {
 	ttl := time.Until(s.ExpiresAt)
 	if ttl <= 0 {
 		return ErrSessionEnded
 	}
-	return r.writeJSON(ctx, keySession+s.ID, s, ttl)
+	data, err := encode(keySession+s.ID, s)
+	if err != nil {
+		return err
+	}
+	ok, err := r.apply(kv.PutOp(keySession+s.ID, data, ttl).When(kv.Exists))
+	if err == nil && !ok {
+		err = ErrSessionEnded
+	}
+	return err
 }
 
-// CountSessions counts live sessions.
+// CountSessions counts live sessions, in the index of all sessions.
 func (r *Repo) CountSessions(ctx context.Context) (int, error) {
-	keys, err := r.store(ctx).List(store.ListPrefix(keySession))
+	n, err := r.kv.Count(ixSessions, endPosition(time.Now()), 0)
 	if err != nil {
-		return 0, storeError("list", err)
+		return 0, storeError("count", err)
 	}
-	return len(keys), nil
+	return n, nil
 }
 
 // Bootstrapped reports whether the store records that its first admin was
@@ -375,27 +546,12 @@ func (r *Repo) Bootstrapped(ctx context.Context) (bool, error) {
 }
 
 // ClaimBootstrap records that the store's first admin is being made, and
-// reports whether this call did (false: another instance did first). With a
-// Claimer the record is claimed atomically; without one, this process
-// serialises it.
+// reports whether this call did (false: another instance did first): a
+// claim in the kv.Store, atomic for every instance sharing it, that
+// recognises its own value when a client retries it.
 func (r *Repo) ClaimBootstrap(ctx context.Context, now time.Time) (bool, error) {
-	v := []byte(now.UTC().Format(time.RFC3339))
-	if r.claimer != nil {
-		won, err := r.claimer.Claim(keyBootstrap, v)
-		if err != nil {
-			return false, storeError("claim", err)
-		}
-		return won, nil
-	}
-	r.create.Lock()
-	defer r.create.Unlock()
-	if done, err := r.Bootstrapped(ctx); err != nil || done {
-		return false, err
-	}
-	if err := r.store(ctx).Write(&store.Record{Key: keyBootstrap, Value: v}); err != nil {
-		return false, storeError("write", err)
-	}
-	return true, nil
+	v := []byte(now.UTC().Format(time.RFC3339Nano))
+	return r.apply(kv.PutOp(keyBootstrap, v, 0).When(kv.AbsentOrSame))
 }
 
 // DropBootstrap forgets the record of ClaimBootstrap (best effort: the
@@ -404,13 +560,13 @@ func (r *Repo) DropBootstrap(ctx context.Context) {
 	_ = r.store(ctx).Delete(keyBootstrap)
 }
 
-// AnyUser reports whether the store holds an account.
+// AnyUser reports whether the store holds an account, in the users index.
 func (r *Repo) AnyUser(ctx context.Context) (bool, error) {
-	keys, err := r.store(ctx).List(store.ListPrefix(keyUser))
+	n, err := r.kv.Count(ixUsers, "", 1)
 	if err != nil {
-		return false, storeError("list", err)
+		return false, storeError("count", err)
 	}
-	return len(keys) > 0, nil
+	return n > 0, nil
 }
 
 // Ping checks that the store answers.
@@ -419,4 +575,66 @@ func (r *Repo) Ping(ctx context.Context) error {
 		return storeError("unreachable", err)
 	}
 	return nil
+}
+
+// writeJSON stores v at key; a non-zero ttl makes the record expire (set on
+// the record: the redis store plugin ignores WriteExpiry and WriteTTL).
+func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	data, err := encode(key, v)
+	if err != nil {
+		return err
+	}
+	if err := r.store(ctx).Write(&store.Record{Key: key, Value: data, Expiry: ttl}); err != nil {
+		return storeError("write", err)
+	}
+	return nil
+}
+
+// indexVersion marks a store whose indexes Reindex built.
+const indexVersion = "ix/v2"
+
+// Reindex builds the users and session indexes from the records, once per
+// store (a store written by a version without them): a scan of the user/
+// and session/ keys, at start, never on a request. It returns how many
+// records it indexed.
+func (r *Repo) Reindex(ctx context.Context) (int, error) {
+	if vals, err := r.kv.Get(indexVersion); err != nil {
+		return 0, storeError("read", err)
+	} else if vals[0] != nil {
+		return 0, nil
+	}
+	n := 0
+	for _, prefix := range []string{keyUser, keySession} {
+		keys, err := r.store(ctx).List(store.ListPrefix(prefix))
+		if err != nil {
+			return n, storeError("list", err)
+		}
+		for _, k := range keys {
+			vals, err := r.read(ctx, k)
+			if err != nil {
+				return n, err
+			}
+			var op []kv.Op
+			if prefix == keyUser {
+				var u User
+				if decodeJSON(k, vals[0], &u) != nil {
+					continue
+				}
+				op = append(append(op, kv.AddOp(ixUsers, userMember(&u))), roleOps(&u)...)
+			} else {
+				var s Session
+				if decodeJSON(k, vals[0], &s) != nil {
+					continue
+				}
+				m := sessionMember(&s)
+				op = append(op, kv.AddOp(ixUserSessions+s.UserID, m), kv.AddOp(ixSessions, m))
+			}
+			if _, err := r.apply(op...); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	_, err := r.apply(kv.PutOp(indexVersion, []byte("1"), 0))
+	return n, err
 }

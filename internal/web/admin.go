@@ -228,13 +228,13 @@ func (g *Gateway) apiServiceLogs(c *gin.Context) {
 
 func (g *Gateway) apiAudit(c *gin.Context) {
 	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{
-		User: c.Query("user"), Kind: c.Query("kind"), Offset: intQuery(c, "offset"), Limit: intQuery(c, "limit"),
+		User: c.Query("user"), Kind: c.Query("kind"), Cursor: c.Query("cursor"), Limit: intQuery(c, "limit"),
 	})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total})
+	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total, "next": rsp.Next})
 }
 
 func (g *Gateway) apiLockouts(c *gin.Context) {
@@ -483,18 +483,25 @@ var auditKinds = []string{"register", "login", "login_failed", "lockout", "logou
 	"role_change", "disable", "enable", "delete", "session_ended", "config_change", "lockout_lifted"}
 
 func (g *Gateway) auditPage(c *gin.Context) {
-	user, kind, offset := c.Query("user"), c.Query("kind"), intQuery(c, "offset")
+	user, kind, cursor := c.Query("user"), c.Query("kind"), c.Query("cursor")
 	if kind != "" && !slices.Contains(auditKinds, kind) {
 		kind = ""
 	}
-	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Offset: offset, Limit: pageSize})
+	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Cursor: cursor, Limit: pageSize})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
 	}
+	q := url.Values{"user": {user}, "kind": {kind}}
+	p := pager{Total: rsp.Total, Cursor: true}
+	if cursor != "" {
+		p.Prev = pageLink("/admin/audit", q, "", "")
+	}
+	if rsp.Next != "" {
+		p.Next = pageLink("/admin/audit", q, "cursor", rsp.Next)
+	}
 	g.page(c, http.StatusOK, "admin_audit.html", gin.H{
-		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": auditKinds,
-		"Pager": newPager("/admin/audit", url.Values{"user": {user}, "kind": {kind}}, offset, rsp.Total),
+		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": auditKinds, "Pager": p,
 	})
 }
 
@@ -502,30 +509,36 @@ func (g *Gateway) auditPage(c *gin.Context) {
 type pager struct {
 	From, To, Total int32
 	Prev, Next      string
+	// Cursor: pages by cursor (Prev is the newest page), so From and To
+	// are unknown.
+	Cursor bool
 }
 
 func newPager(path string, q url.Values, offset, total int32) pager {
 	p := pager{From: min(offset+1, total), To: min(offset+pageSize, total), Total: total}
-	link := func(off int32) string {
-		v := url.Values{}
-		for k, vs := range q {
-			if len(vs) > 0 && vs[0] != "" {
-				v.Set(k, vs[0])
-			}
-		}
-		if off > 0 {
-			v.Set("offset", strconv.Itoa(int(off)))
-		}
-		u := url.URL{Path: path, RawQuery: v.Encode()}
-		return u.String()
-	}
 	if offset > 0 {
-		p.Prev = link(max(offset-pageSize, 0))
+		p.Prev = pageLink(path, q, "offset", strconv.Itoa(int(max(offset-pageSize, 0))))
 	}
 	if offset+pageSize < total {
-		p.Next = link(offset + pageSize)
+		p.Next = pageLink(path, q, "offset", strconv.Itoa(int(offset+pageSize)))
 	}
 	return p
+}
+
+// pageLink is path with the non-empty values of q and, unless empty or "0",
+// key=value.
+func pageLink(path string, q url.Values, key, value string) string {
+	v := url.Values{}
+	for k, vs := range q {
+		if len(vs) > 0 && vs[0] != "" {
+			v.Set(k, vs[0])
+		}
+	}
+	if key != "" && value != "" && value != "0" {
+		v.Set(key, value)
+	}
+	u := url.URL{Path: path, RawQuery: v.Encode()}
+	return u.String()
 }
 
 // chart is the overview's bar chart of logins per hour, drawn as SVG by the

@@ -771,10 +771,11 @@ type ListAuditRequest struct {
 	// user, when set, keeps entries whose actor or subject has this id or name.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// kind, when set, keeps entries of this kind.
-	Kind   string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Offset int32  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	// limit: 1 to 200; 0 means 50.
-	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// cursor: the next of the previous page; empty for the newest entries.
+	Cursor        string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -823,13 +824,6 @@ func (x *ListAuditRequest) GetKind() string {
 	return ""
 }
 
-func (x *ListAuditRequest) GetOffset() int32 {
-	if x != nil {
-		return x.Offset
-	}
-	return 0
-}
-
 func (x *ListAuditRequest) GetLimit() int32 {
 	if x != nil {
 		return x.Limit
@@ -837,10 +831,19 @@ func (x *ListAuditRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListAuditRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
 type ListAuditResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	Total         int32                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Total   int32                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// next: the cursor of the next (older) page; empty on the last page.
+	Next          string `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +890,13 @@ func (x *ListAuditResponse) GetTotal() int32 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *ListAuditResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
 }
 
 type OverviewRequest struct {
@@ -1127,15 +1137,16 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\fsubject_name\x18\a \x01(\tR\vsubjectName\x12\x1f\n" +
 	"\vclient_addr\x18\b \x01(\tR\n" +
 	"clientAddr\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detail\"h\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"v\n" +
 	"\x10ListAuditRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
-	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x05R\x06offset\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"W\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursorJ\x04\b\x03\x10\x04R\x06offset\"k\n" +
 	"\x11ListAuditResponse\x12,\n" +
 	"\aentries\x18\x01 \x03(\v2\x12.system.AuditEntryR\aentries\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x05R\x05total\"\x11\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\"\x11\n" +
 	"\x0fOverviewRequest\"\xd8\x01\n" +
 	"\x10OverviewResponse\x12\x14\n" +
 	"\x05users\x18\x01 \x01(\x05R\x05users\x12%\n" +
