@@ -26,6 +26,10 @@ var adminRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/admin/services/user/restart"},
 	{"GET", "/api/v1/admin/services/user/logs"},
 	{"GET", "/api/v1/admin/audit"},
+	{"GET", "/api/v1/admin/oidc/clients"},
+	{"POST", "/api/v1/admin/oidc/clients"},
+	{"PATCH", "/api/v1/admin/oidc/clients/some-id"},
+	{"DELETE", "/api/v1/admin/oidc/clients/some-id"},
 	{"GET", "/admin"},
 	{"GET", "/admin/users"},
 	{"GET", "/admin/users/some-id"},
@@ -33,6 +37,7 @@ var adminRoutes = []struct{ method, path string }{
 	{"GET", "/admin/services"},
 	{"GET", "/admin/services/user/logs"},
 	{"GET", "/admin/audit"},
+	{"GET", "/admin/oidc"},
 }
 
 // TestAdminRoutesRefuseNonAdmins: a signed-in user without the admin role

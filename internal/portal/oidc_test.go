@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -74,6 +75,28 @@ func TestOIDCRelyingParty(t *testing.T) {
 	}
 	if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok2)); err == nil {
 		t.Fatalf("userinfo answers for an ended grant")
+	}
+
+	// Metrics count per client.
+	metrics := string(c.expect(c.do("GET", "/metrics", "", nil), http.StatusOK).body)
+	for _, ev := range []string{"issued", "refreshed", "reuse"} {
+		line := `portal_oidc_events_total{client="` + rp.config.ClientID + `",event="` + ev + `"} 1`
+		if !strings.Contains(metrics, line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+
+	// The audit log has the grant, the token issues and the reuse.
+	for kind, detail := range map[string]string{"oidc_client": "registered", "oidc_grant": "scopes: openid profile", "oidc_token": "refreshed", "oidc_revoke": "used refresh token"} {
+		testenv.WaitFor(t, 15*time.Second, "audit entry "+kind, func() bool {
+			entries, _ := listAudit(t, c, admin, "kind="+kind)
+			for _, e := range entries {
+				if e.SubjectName == "wiki" && strings.Contains(e.Detail, detail) {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	_ = oidc.ScopeOpenID
 }
