@@ -38,6 +38,8 @@ type cluster struct {
 	webs   []*testenv.Proc
 	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
 	dead   *testenv.Proc // the user process step d killed
+	// firstWeb, when set, is the first gateway's address (the issuer's).
+	firstWeb string
 	report []string      // measured numbers, logged at the end
 }
 
@@ -49,7 +51,11 @@ func (c *cluster) start(service string) *testenv.Proc {
 	if service == "web" {
 		ready = `msg="portal ready"`
 	}
-	p := testenv.StartProc(c.t, c.bin, []string{service}, testenv.PortalEnv(c.t, service, c.env), ready)
+	env := testenv.PortalEnv(c.t, service, c.env)
+	if service == "web" && len(c.webs) == 0 && c.firstWeb != "" {
+		env["PORTAL_HTTP_ADDRESS"] = c.firstWeb
+	}
+	p := testenv.StartProc(c.t, c.bin, []string{service}, env, ready)
 	switch service {
 	case "user":
 		c.users = append(c.users, p)
@@ -164,6 +170,9 @@ func TestDistributed(t *testing.T) {
 		Redis: testenv.StartRedis(t),
 		Keys:  testenv.NewPortalKeys(t),
 	}
+	// The OpenID issuer is the first gateway's URL.
+	c.firstWeb = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	c.env.Issuer = "http://" + c.firstWeb
 	etcd, redis := c.env.Etcd, c.env.Redis
 	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates)
 	// One at a time: each user process creates the admin if it is missing.
@@ -238,6 +247,15 @@ func TestDistributed(t *testing.T) {
 	// web1 ends their session on web2 at once; a config edit through the
 	// admin API is written to etcd.
 	if !t.Run("a4_admin_plane", func(t *testing.T) { adminPlane(t, c) }) {
+		return
+	}
+
+	// a5. Single sign-on served by any gateway: a relying party Portal did
+	// not write signs a user in through web1 (the issuer); web2 introspects
+	// and refreshes the same tokens; a reused refresh token is refused on
+	// the other gateway; a logout or a disabled user ends the application's
+	// tokens on both gateways at once, and sends a back-channel logout.
+	if !t.Run("a5_oidc_across_gateways", func(t *testing.T) { oidcAcrossGateways(t, c) }) {
 		return
 	}
 

@@ -327,3 +327,54 @@ func TestOIDCAdminPage(t *testing.T) {
 		t.Fatalf("a user who is not an admin got the page")
 	}
 }
+
+// oidcAcrossGateways is TestDistributed's step a5: see there.
+func oidcAcrossGateways(t *testing.T, c *cluster) {
+	ws := c.clients(t)
+	issuer, other := c.urls[0], c.urls[1]
+	admin, _ := ws[0].login("admin", testenv.AdminPassword)
+	lr := newLogoutReceiver(t)
+	rp := newRelyingParty(t, ws[0], admin, issuer, map[string]any{"backchannel_logout_uri": lr.URL})
+	ws[1].register("carol", "carol-password-1")
+	signIn := func() (string, *oauth2.Token, string) {
+		tok, _ := ws[1].login("carol", "carol-password-1")
+		at, id := rp.signIn(browser(t, issuer, tok))
+		return tok, at, sid(t, id)
+	}
+	_, tok, _ := signIn()
+	if _, err := rp.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	if !rp.introspect(other, tok.AccessToken) {
+		t.Fatalf("web2 does not know web1's token")
+	}
+	tok2, err := rp.refresh(other, tok.RefreshToken)
+	if err != nil || tok2.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh on web2: %v", err)
+	}
+	if _, err := rp.refresh(issuer, tok.RefreshToken); err == nil {
+		t.Fatalf("a used refresh token was accepted by the other gateway")
+	}
+	rp.refused("refresh-token reuse", tok2, issuer, other)
+
+	// refusedWithin checks that both gateways refuse tok on the first try
+	// after an action (no waiting: the check reads the store), and notes how
+	// long after the action the last refusal came.
+	refusedWithin := func(what string, at time.Time, tok *oauth2.Token) {
+		t.Helper()
+		rp.refused(what, tok, issuer, other)
+		c.note(t, "after %s, introspection and refresh refused on both gateways, the last %d ms after it", what, time.Since(at).Milliseconds())
+	}
+	portalTok, tok, s := signIn()
+	ws[1].expect(ws[1].do("POST", "/api/v1/logout", portalTok, nil), http.StatusNoContent)
+	done := time.Now()
+	refusedWithin("logout on web2", done, tok)
+	lr.waitLogout(t, rp, s)
+
+	portalTok, tok, s = signIn()
+	id := ws[1].expect(ws[1].do("GET", "/api/v1/me", portalTok, nil), http.StatusOK).json(t)["id"].(string)
+	ws[0].expect(ws[0].do("PATCH", "/api/v1/admin/users/"+id, admin, map[string]any{"disabled": true}), http.StatusOK)
+	done = time.Now()
+	refusedWithin("disabling the user on web1", done, tok)
+	lr.waitLogout(t, rp, s)
+}

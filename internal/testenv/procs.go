@@ -349,6 +349,8 @@ type Cluster struct {
 	NATS  *NATS
 	Redis *Redis // the user and system services' store; nil: the file store
 	Keys  PortalKeys
+	// Issuer, when set, is every service's PORTAL_ISSUER.
+	Issuer string
 }
 
 // PortalEnv is the environment of `portal <service>` (web, user, system) in
@@ -371,6 +373,9 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"MICRO_AUTH_PUBLIC_KEY":  c.Keys.Public,
 		"PORTAL_ADMIN_PASSWORD":  AdminPassword,
 		"PORTAL_DATA_DIR":        t.TempDir(),
+	}
+	if c.Issuer != "" {
+		env["PORTAL_ISSUER"] = c.Issuer
 	}
 	switch service {
 	case "user", "system":
