@@ -3,11 +3,13 @@ package web
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/sso"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
 
@@ -180,7 +182,20 @@ func (g *Gateway) consentForm(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.Redirect(http.StatusSeeOther, rsp.Redirect)
+	g.afterForm(c, rsp.Redirect)
+}
+
+// afterForm sends the browser on to next after a form was submitted. Where
+// next is a step of the OpenID provider, whose redirects end at an
+// application's redirect URI on another origin, it is a page that
+// navigates there (a meta refresh, no script): the pages' CSP form-action
+// 'self' would stop a redirect chain that began with the form.
+func (g *Gateway) afterForm(c *gin.Context, next string) {
+	if u, err := url.Parse(next); err == nil && (u.IsAbs() || sso.Public(u.Path)) {
+		g.page(c, http.StatusOK, "continue.html", gin.H{"Next": next, "Refresh": "0; url=" + next})
+		return
+	}
+	c.Redirect(http.StatusSeeOther, next)
 }
 
 func (g *Gateway) revokeAppForm(c *gin.Context) {
