@@ -31,7 +31,22 @@ func TestOIDCRelyingParty(t *testing.T) {
 	alice, _ := c.login("alice", "alice-password-1")
 	ctx := context.Background()
 
-	tok, id := rp.signIn(browser(t, p.URL, alice))
+	// A code needs its PKCE verifier, and is good once.
+	b := browser(t, p.URL, alice)
+	verifier := oauth2.GenerateVerifier()
+	code := rp.authorize(b, "s", "n", verifier).Query().Get("code")
+	if _, err := rp.config.Exchange(ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
+		t.Fatalf("a code was exchanged with the wrong PKCE verifier")
+	}
+	code = rp.authorize(b, "s", "n", verifier).Query().Get("code")
+	if _, err := rp.config.Exchange(ctx, code, oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	if _, err := rp.config.Exchange(ctx, code, oauth2.VerifierOption(verifier)); err == nil {
+		t.Fatalf("a code was exchanged twice")
+	}
+
+	tok, id := rp.signIn(b)
 	var claims struct {
 		Sub, Name, Sid, Acr string
 		PreferredUsername   string   `json:"preferred_username"`
@@ -79,8 +94,8 @@ func TestOIDCRelyingParty(t *testing.T) {
 
 	// Metrics count per client.
 	metrics := string(c.expect(c.do("GET", "/metrics", "", nil), http.StatusOK).body)
-	for _, ev := range []string{"issued", "refreshed", "reuse"} {
-		line := `portal_oidc_events_total{client="` + rp.config.ClientID + `",event="` + ev + `"} 1`
+	for ev, n := range map[string]string{"issued": "2", "refreshed": "1", "reuse": "1"} {
+		line := `portal_oidc_events_total{client="` + rp.config.ClientID + `",event="` + ev + `"} ` + n
 		if !strings.Contains(metrics, line) {
 			t.Errorf("metrics lack %s", line)
 		}
@@ -171,9 +186,20 @@ func TestOIDCRevocation(t *testing.T) {
 	}
 	{ // rp_initiated_logout
 		portalTok, tok, s := signIn()
+		// Without an id_token_hint, a link to end_session (from any site)
+		// ends nothing.
+		rsp, err := browser(t, p.URL, portalTok).Get(p.URL + "/oauth/end_session")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		c.expect(c.do("GET", "/api/v1/me", portalTok, nil), http.StatusOK)
+		if !rp.introspect(p.URL, tok.AccessToken) {
+			t.Fatalf("end_session without a hint ended the session's tokens")
+		}
 		raw, _ := tok.Extra("id_token").(string)
 		q := url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {"http://127.0.0.1:1/bye"}, "state": {"x"}}
-		rsp, err := browser(t, p.URL, portalTok).Get(p.URL + "/oauth/end_session?" + q.Encode())
+		rsp, err = browser(t, p.URL, portalTok).Get(p.URL + "/oauth/end_session?" + q.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,6 +210,14 @@ func TestOIDCRevocation(t *testing.T) {
 		c.expect(c.do("GET", "/api/v1/me", portalTok, nil), http.StatusUnauthorized)
 		rp.refused("RP-initiated logout", tok, p.URL)
 		lr.waitLogout(t, rp, s)
+	}
+	{ // user_deleted
+		c.register("dave", "dave-password-1")
+		daveTok, _ := c.login("dave", "dave-password-1")
+		tok, id := rp.signIn(browser(t, p.URL, daveTok))
+		c.expect(c.do("DELETE", "/api/v1/admin/users/"+me(daveTok), admin, nil), http.StatusNoContent)
+		rp.refused("deleting the user", tok, p.URL)
+		lr.waitLogout(t, rp, sid(t, id))
 	}
 	{ // user_disabled
 		portalTok, tok, s := signIn()
