@@ -38,9 +38,10 @@ type cluster struct {
 	webs   []*testenv.Proc
 	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
 	dead   *testenv.Proc // the user process step d killed
+	report []string      // measured numbers, logged at the end
+
 	// firstWeb, when set, is the first gateway's address (the issuer's).
 	firstWeb string
-	report []string      // measured numbers, logged at the end
 }
 
 // start runs `portal <service>` on the cluster and waits until it serves.
