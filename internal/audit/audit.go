@@ -43,6 +43,11 @@ const (
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
 	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
+	KindRoleCreated    Kind = "role_created"    // a role was made, with its permissions
+	KindRoleUpdated    Kind = "role_updated"    // a role's permissions changed
+	KindRoleDeleted    Kind = "role_deleted"    // a role was deleted
+	KindTokenCreated   Kind = "token_created"   // an API key was made, with its permissions and expiry
+	KindTokenRevoked   Kind = "token_revoked"   // an API key was revoked, by its owner or an admin
 	KindOIDCClient     Kind = "oidc_client"     // an admin registered, changed or deleted an OpenID client
 	KindOIDCGrant      Kind = "oidc_grant"      // a user signed in to an application through Portal (a grant began)
 	KindOIDCConsent    Kind = "oidc_consent"    // a user gave or withdrew consent to an application
@@ -54,7 +59,9 @@ const (
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
-	KindLockoutLifted, KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,
+	KindLockoutLifted,
+	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
+	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,
 }
 
 // Valid reports whether k is one of Kinds.

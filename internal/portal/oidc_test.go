@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // TestOIDCRelyingParty: a relying party Portal did not write (go-oidc,
@@ -103,7 +105,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 
 	// The audit log has the grant, the token issues and the reuse.
 	for kind, detail := range map[string]string{"oidc_client": "registered", "oidc_grant": "scopes: openid profile", "oidc_token": "refreshed", "oidc_revoke": "used refresh token"} {
-		testenv.WaitFor(t, 15*time.Second, "audit entry "+kind, func() bool {
+		poll.Wait(t, 15*time.Second, "audit entry "+kind, func() bool {
 			entries, _ := listAudit(t, c, admin, "kind="+kind)
 			for _, e := range entries {
 				if e.SubjectName == "wiki" && strings.Contains(e.Detail, detail) {
@@ -244,8 +246,9 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 	verifier := oauth2.GenerateVerifier()
 
 	// answer loads the consent page at u and submits decision with its
-	// CSRF token; it returns where Portal sends the browser.
-	answer := func(u *url.URL, decision string, withCSRF bool) *http.Response {
+	// CSRF token; it returns the answer's status and where Portal sends the
+	// browser next (the link of the page that continues the flow).
+	answer := func(u *url.URL, decision string, withCSRF bool) (int, string) {
 		t.Helper()
 		page, err := b.Get(p.URL + u.RequestURI())
 		if err != nil {
@@ -265,19 +268,24 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ = io.ReadAll(rsp.Body)
 		rsp.Body.Close()
-		return rsp
+		next := regexp.MustCompile(`href="([^"]+)" id="continue"`).FindSubmatch(body)
+		if next == nil {
+			return rsp.StatusCode, ""
+		}
+		return rsp.StatusCode, html.UnescapeString(string(next[1]))
 	}
 
 	at := rp.authorize(b, "st", "n", verifier)
 	if at.Path != "/consent" {
 		t.Fatalf("a third-party client went to %s, want the consent page", at)
 	}
-	if rsp := answer(at, "allow", false); rsp.StatusCode != http.StatusForbidden {
-		t.Fatalf("consent without the CSRF token: %d, want 403", rsp.StatusCode)
+	if status, _ := answer(at, "allow", false); status != http.StatusForbidden {
+		t.Fatalf("consent without the CSRF token: %d, want 403", status)
 	}
-	if rsp := answer(at, "allow", true); rsp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("consent: %d", rsp.StatusCode)
+	if status, next := answer(at, "allow", true); status != http.StatusOK || !strings.HasPrefix(next, "/oauth/login?id=") {
+		t.Fatalf("consent: %d, then %q", status, next)
 	}
 	// Consent given: the flow goes through, this time and the next.
 	tok, _ := rp.signIn(b)
@@ -291,8 +299,8 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 	if at.Path != "/consent" {
 		t.Fatalf("after withdrawal the flow went to %s, want the consent page again", at)
 	}
-	rsp := answer(at, "deny", true)
-	back, _ := url.Parse(rsp.Header.Get("Location"))
+	_, next := answer(at, "deny", true)
+	back, _ := url.Parse(next)
 	if back.Query().Get("error") != "access_denied" || back.Query().Get("state") != "st" || !strings.HasPrefix(back.String(), "http://127.0.0.1:1/callback") {
 		t.Fatalf("a refusal went to %s", back)
 	}
@@ -348,6 +356,7 @@ func TestOIDCAdminPage(t *testing.T) {
 	if err != nil || rsp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("disable: %v %v", err, rsp)
 	}
+	rsp.Body.Close()
 	cl = c.expect(c.do("GET", "/api/v1/admin/oidc/clients", admin, nil), http.StatusOK).json(t)["clients"].([]any)[0].(map[string]any)
 	if cl["disabled"] != true {
 		t.Fatalf("the client is not disabled: %v", cl)
@@ -357,7 +366,12 @@ func TestOIDCAdminPage(t *testing.T) {
 	bob, _ := c.login("bob", "bob-password-12")
 	c.expect(c.do("POST", "/api/v1/admin/oidc/clients", bob, map[string]any{"name": "x", "redirect_uris": []string{"https://x.example.test/cb"}}), http.StatusForbidden)
 	c.expect(c.do("GET", "/api/v1/admin/oidc/clients", bob, nil), http.StatusForbidden)
-	if rsp, _ := browser(t, p.URL, bob).Get(p.URL + "/admin/oidc"); rsp.StatusCode == http.StatusOK {
+	rsp, err = browser(t, p.URL, bob).Get(p.URL + "/admin/oidc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp.Body.Close()
+	if rsp.StatusCode == http.StatusOK {
 		t.Fatalf("a user who is not an admin got the page")
 	}
 }

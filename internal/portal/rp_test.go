@@ -18,7 +18,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // relyingParty is an application that signs its users in with Portal,
@@ -215,7 +215,7 @@ func (lr *logoutReceiver) received(rp *relyingParty) []string {
 // waitLogout polls until a verified logout token for sid has arrived.
 func (lr *logoutReceiver) waitLogout(t *testing.T, rp *relyingParty, sid string) {
 	t.Helper()
-	testenv.WaitFor(t, 15*time.Second, "back-channel logout for "+sid, func() bool {
+	poll.Wait(t, 15*time.Second, "back-channel logout for "+sid, func() bool {
 		return slices.Contains(lr.received(rp), sid)
 	})
 }

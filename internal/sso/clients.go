@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/endpoint"
 )
 
 // Client errors, mapped to RPC errors at the handler (rpcError).
@@ -40,6 +42,9 @@ func (c *Client) validate(insecure bool) error {
 		if err := checkURI(c.BackchannelLogoutURI, insecure); err != nil {
 			return err
 		}
+	}
+	if c.Permission != "" && !endpoint.Known(endpoint.Permission(c.Permission)) {
+		return errors.Join(ErrInvalidClient, errors.New("permission "+c.Permission+" is not in the catalogue"))
 	}
 	for _, s := range c.Scopes {
 		if !slices.Contains(clientScopes, s) && s != "openid" {

@@ -133,7 +133,9 @@ func New(st store.Store, k kv.Store, secret []byte, accounts Accounts, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	pr := &Provider{opts: opts, log: opts.Log, metrics: newMetrics(opts.Metrics), http: &http.Client{Timeout: backchannelTimeout}}
+	pr := &Provider{opts: opts, log: opts.Log, metrics: newMetrics(opts.Metrics), http: &http.Client{Timeout: backchannelTimeout,
+		// One POST now and then to each application: no connection is kept.
+		Transport: &http.Transport{DisableKeepAlives: true}}}
 	s := &Storage{st: st, kv: k, keys: keys, accounts: accounts, opts: opts, now: time.Now, p: pr}
 	pr.storage = s
 	var key [32]byte

@@ -185,13 +185,13 @@ func TestClientPermission(t *testing.T) {
 	acc := &fakeAccounts{live: map[string]Person{"u1/s1": {ID: "u1"}}, holds: map[string]bool{}}
 	acc.in = &SignIn{UserID: "u1", SessionID: "s1", AuthTime: time.Now()}
 	p := newProvider(t, newStore(t), acc)
-	c := mustClient(t, p, Client{Confidential: true, FirstParty: true, Permission: "wiki.use"})
+	c := mustClient(t, p, Client{Confidential: true, FirstParty: true, Permission: "audit.read"})
 	login := serve(p, authorizeURL(c.ID, nil)).Header().Get("Location")
 	got := serve(p, "https://sso.example.test"+login).Header().Get("Location")
 	if !strings.HasPrefix(got, "https://app.example.test/cb?error=access_denied") {
 		t.Fatalf("a user without the permission went to %q", got)
 	}
-	acc.holds["u1/wiki.use"] = true
+	acc.holds["u1/audit.read"] = true
 	if got := serve(p, "https://sso.example.test"+login).Header().Get("Location"); !strings.Contains(got, "/authorize/callback") {
 		t.Fatalf("a user holding the permission went to %q", got)
 	}
@@ -203,7 +203,7 @@ func TestClientPermission(t *testing.T) {
 	if _, _, err := p.storage.liveAccess(ctx, id); err != nil {
 		t.Fatalf("a live token: %v", err)
 	}
-	acc.holds["u1/wiki.use"] = false
+	acc.holds["u1/audit.read"] = false
 	if _, _, err := p.storage.liveAccess(ctx, id); err == nil {
 		t.Fatalf("the token stayed active after its user lost the permission")
 	}

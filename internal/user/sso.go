@@ -8,6 +8,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/sso"
 )
 
@@ -65,15 +66,14 @@ func (a SSOAccounts) EndSession(ctx context.Context, userID, sessionID string) e
 	return nil
 }
 
-// Holds implements sso.Accounts. Portal's built-in admin role holds every
-// permission and the user role none (the endpoint table's roles, when they
-// land, answer here instead).
+// Holds implements sso.Accounts: whether the user's roles give permission
+// under this instance's role definitions now.
 func (a SSOAccounts) Holds(ctx context.Context, userID, permission string) (bool, error) {
 	u, err := a.h.repo.Get(ctx, userID)
 	if err != nil {
 		return false, err
 	}
-	return pauth.IsAdmin(u.Roles), nil
+	return a.h.grant(u.Roles).Has(endpoint.Permission(permission)), nil
 }
 
 // stamp is a short digest of the user's password hash: it changes with the

@@ -10,16 +10,20 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/cache"
+	"go-micro.dev/v4/client"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/sso"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
@@ -42,6 +46,11 @@ type Options struct {
 	OIDC oidcpb.OIDCService
 	// Issuer is the OpenID provider's issuer, shown to admins.
 	Issuer string
+	// Client calls the services for the JSON routes of Endpoints.
+	Client client.Client
+	// Endpoints are the tables of the services the gateway calls: each of
+	// their routes is served under /api/v1.
+	Endpoints []*endpoint.Table
 	// Auth verifies tokens; the gateway never mints them (no private key).
 	Auth   auth.Auth
 	Config *config.Center
@@ -69,6 +78,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"unixms": func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") },
 	"join":   func(s []string) string { return strings.Join(s, ", ") },
+	"has":    slices.Contains[[]string],
 	"add":    func(a, b int) int { return a + b },
 }
 
@@ -77,6 +87,10 @@ type Gateway struct {
 	Options
 	engine *gin.Engine
 	tracer trace.Tracer
+	// rolesGen counts the role.updated events heard: it is part of the
+	// cache key of a session's verdict, whose permissions a role edit
+	// makes stale.
+	rolesGen atomic.Int64
 }
 
 // maxBody bounds every request body.
@@ -127,21 +141,29 @@ func New(o Options) *Gateway {
 	e.GET(sso.ConsentPath, g.withOIDC, g.requireCaller, g.consentPage)
 	e.POST(sso.ConsentPath, g.withOIDC, g.requireCaller, g.csrf, g.consentForm)
 
-	admin := e.Group("/admin", g.requireCaller, g.requireAdmin)
-	admin.GET("", g.overviewPage)
-	admin.GET("/users", g.usersPage)
-	admin.GET("/users/:id", g.userPage)
+	e.POST("/account/tokens", g.requireCaller, g.csrf, g.tokenForm)
+	e.POST("/account/tokens/:id/revoke", g.requireCaller, g.csrf, g.revokeTokenForm)
+
+	// Admin pages: each GET needs its permission here (a friendly early
+	// refusal); the forms are checked by the service that serves them.
+	admin := e.Group("/admin", g.requireCaller)
+	admin.GET("", g.adminHome)
+	admin.GET("/users", g.needs(endpoint.UsersRead), g.usersPage)
+	admin.GET("/users/:id", g.needs(endpoint.UsersRead), g.userPage)
 	admin.POST("/users/:id/:action", g.csrf, g.userActionForm)
 	admin.POST("/sessions/:id/end", g.csrf, g.endSessionForm)
-	admin.GET("/config", g.configPage)
+	admin.GET("/roles", g.needs(endpoint.RolesRead), g.rolesPage)
+	admin.POST("/roles", g.csrf, g.roleForm)
+	admin.POST("/roles/:name", g.csrf, g.roleForm)
+	admin.GET("/config", g.needs(endpoint.ConfigRead), g.configPage)
 	admin.POST("/config", g.csrf, g.configForm)
-	admin.GET("/services", g.servicesPage)
+	admin.GET("/services", g.needs(endpoint.ServicesRead), g.servicesPage)
 	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
-	admin.GET("/services/:name/logs", g.logsPage)
-	admin.GET("/audit", g.auditPage)
-	admin.GET("/lockouts", g.lockoutsPage)
+	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)
+	admin.GET("/audit", g.needs(endpoint.AuditRead), g.auditPage)
+	admin.GET("/lockouts", g.needs(endpoint.UsersRead), g.lockoutsPage)
 	admin.POST("/lockouts/lift", g.csrf, g.liftLockoutForm)
-	admin.GET("/oidc", g.withOIDC, g.clientsPage)
+	admin.GET("/oidc", g.withOIDC, g.needs(endpoint.ClientsRead), g.clientsPage)
 	admin.POST("/oidc", g.withOIDC, g.csrf, g.createClientForm)
 	admin.POST("/oidc/:id/:action", g.withOIDC, g.csrf, g.clientActionForm)
 
@@ -154,27 +176,17 @@ func New(o Options) *Gateway {
 	me.PUT("/me/password", g.apiPassword)
 	me.GET("/me/sessions", g.apiMySessions)
 	me.DELETE("/me/sessions/:id", g.apiEndMySession)
+	// Anyone's session: the user service would answer someone else's
+	// session as missing to a caller without sessions.revoke; this route
+	// says why.
+	me.DELETE("/admin/sessions/:id", g.needs(endpoint.SessionsRevoke), g.apiEndSession)
+	g.mountEndpoints(me)
 	me.GET("/me/apps", g.withOIDC, g.apiMyApps)
 	me.DELETE("/me/apps/:id", g.withOIDC, g.apiRevokeApp)
-	adm := me.Group("/admin", g.requireAdmin)
-	adm.GET("/overview", g.apiOverview)
-	adm.GET("/users", g.apiUsers)
-	adm.GET("/users/:id", g.apiUser)
-	adm.PATCH("/users/:id", g.apiPatchUser)
-	adm.DELETE("/users/:id", g.apiDeleteUser)
-	adm.DELETE("/sessions/:id", g.apiEndSession)
-	adm.GET("/config", g.apiConfig)
-	adm.PUT("/config", g.apiPutConfig)
-	adm.GET("/services", g.apiServices)
-	adm.POST("/services/:name/restart", g.apiRestartService)
-	adm.GET("/services/:name/logs", g.apiServiceLogs)
-	adm.GET("/audit", g.apiAudit)
-	adm.GET("/lockouts", g.apiLockouts)
-	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
-	adm.GET("/oidc/clients", g.withOIDC, g.apiClients)
-	adm.POST("/oidc/clients", g.withOIDC, g.apiCreateClient)
-	adm.PATCH("/oidc/clients/:id", g.withOIDC, g.apiPatchClient)
-	adm.DELETE("/oidc/clients/:id", g.withOIDC, g.apiDeleteClient)
+	me.GET("/admin/oidc/clients", g.withOIDC, g.needs(endpoint.ClientsRead), g.apiClients)
+	me.POST("/admin/oidc/clients", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiCreateClient)
+	me.PATCH("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiPatchClient)
+	me.DELETE("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiDeleteClient)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g
@@ -196,8 +208,16 @@ func (g *Gateway) OnSessionRevoked(ctx context.Context, ev *userpb.SessionRevoke
 // for again on their next request.
 func (g *Gateway) OnUserChanged(ctx context.Context, ev *userpb.UserChanged) error {
 	for _, sid := range ev.SessionIds {
-		_ = g.Cache.Delete(ctx, cacheSession+sid)
+		_ = g.Cache.Delete(ctx, g.verdictKey(sid))
 	}
+	return nil
+}
+
+// OnRoleChanged is the subscriber of role.updated: a role's permissions
+// changed, so every cached verdict (which lists the caller's permissions)
+// is stale. They are left to expire: the cache key changes.
+func (g *Gateway) OnRoleChanged(ctx context.Context, ev *userpb.RoleChanged) error {
+	g.rolesGen.Add(1)
 	return nil
 }
 

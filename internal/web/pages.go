@@ -13,7 +13,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	pauth "github.com/portal-go/portal/internal/auth"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -69,7 +68,8 @@ var titles = map[string]string{
 	"account.html": "Account", "error.html": "Error",
 	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
 	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log", "admin_logs.html": "Logs",
-	"admin_lockouts.html": "Lockouts", "continue.html": "Signed in", "consent.html": "Allow an application", "admin_oidc.html": "Applications",
+	"admin_roles.html": "Roles", "admin_lockouts.html": "Lockouts",
+	"continue.html": "Signed in", "consent.html": "Allow an application", "admin_oidc.html": "Applications",
 }
 
 // page renders a template with the data every page needs.
@@ -82,7 +82,23 @@ func (g *Gateway) page(c *gin.Context, status int, name string, data gin.H) {
 	data["CSRF"] = csrfToken(c)
 	if cl := callerOf(c); cl != nil {
 		data["Me"] = cl.Info
-		data["Admin"] = pauth.IsAdmin(cl.Info.Roles)
+		can := map[string]bool{}
+		for _, p := range cl.Info.Permissions {
+			can[p] = true
+		}
+		// Can answers {{if index .Can "users.write"}}; AdminPages are the
+		// admin pages the caller may open, for the navigation.
+		data["Can"] = can
+		var pages []any
+		for _, p := range adminPages {
+			if can[string(p.Needs)] {
+				pages = append(pages, p)
+			}
+		}
+		data["AdminPages"] = pages
+		if len(pages) > 0 {
+			data["Admin"] = true
+		}
 	}
 	c.HTML(status, name, data)
 }
