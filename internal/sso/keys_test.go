@@ -208,6 +208,7 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 func TestDefaultIssuer(t *testing.T) {
 	for in, want := range map[string]string{
 		":8080":          "http://localhost:8080",
+		"":               "http://localhost:8080",
 		"[::]:8080":      "http://localhost:8080",
 		"0.0.0.0:9000":   "http://localhost:9000",
 		"127.0.0.1:4321": "http://127.0.0.1:4321",

@@ -89,6 +89,9 @@ func (o Options) withDefaults() Options {
 // DefaultIssuer derives an issuer from the gateway's listen address
 // (":8080" -> "http://localhost:8080"), for the embedded mode.
 func DefaultIssuer(httpAddress string) string {
+	if httpAddress == "" {
+		httpAddress = ":8080" // the gateway's default
+	}
 	host, port, err := net.SplitHostPort(httpAddress)
 	if err != nil {
 		return "http://" + httpAddress
