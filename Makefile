@@ -6,7 +6,7 @@ GOMICRO_GEN := v4.7.0
 STATICCHECK := v0.8.2
 PROTOS := user system runtime oidc
 
-.PHONY: help build run test test-repeat test-slow bench bench-quick lint staticcheck licenses proto proto-check tools clean
+.PHONY: help build run test test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,11 @@ bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embed
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench -quick $(BENCH_FLAGS)
+
+# FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
+faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench faults $(FAULT_FLAGS)
 
 lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
 	go vet ./...

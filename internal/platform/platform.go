@@ -53,6 +53,11 @@ type Plugins struct {
 	// before its listener closes (Service.Stop). 0: stop at once, for a
 	// registry in the same process.
 	DrainDelay time.Duration
+	// SelectorTTL is how long a client keeps a service's nodes before it
+	// asks the registry again (0: DefaultSelectorTTL); with a registry
+	// other than memory, it asks in the background and meanwhile keeps
+	// serving the last good answer (lastGoodRegistry).
+	SelectorTTL time.Duration
 }
 
 // Descriptions are the services' descriptions, put in their registry
@@ -91,16 +96,20 @@ func Timeout(d time.Duration) client.CallOption {
 // AfterStop), which go-micro's Start and Stop run around the server's.
 type Service struct {
 	micro.Service
-	name       string
-	log        *slog.Logger
-	drainDelay time.Duration
+	name        string
+	log         *slog.Logger
+	drainDelay  time.Duration
+	selectorTTL time.Duration
 	// health is the registration check (SetHealth); draining makes it fail,
 	// so that a stopping service is not registered again. unhealthy is the
 	// last check's failure, nil when it passed: while it is set, or while
 	// draining, the server's registry refuses to register the node
 	// (registrationGate).
-	health    func(context.Context) error
-	draining  atomic.Bool
+	health   func(context.Context) error
+	draining atomic.Bool
+	// stopped is closed when the service begins to stop (BeforeStop).
+	stopped   chan struct{}
+	closeStop sync.Once
 	unhealthy atomic.Pointer[error]
 	// ready is on from AfterStart to BeforeStop.
 	ready atomic.Bool
@@ -130,7 +139,7 @@ type Service struct {
 // traced, carry the trace context and whatever metadata the context holds
 // (the caller's token), and go round robin over the callee's nodes.
 func NewService(name string, p Plugins, log *slog.Logger) *Service {
-	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, probe: newBrokerProbe(name), metrics: p.Metrics}
+	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, selectorTTL: p.SelectorTTL, probe: newBrokerProbe(name), stopped: make(chan struct{}), metrics: p.Metrics}
 	s.setTracerProvider(noop.NewTracerProvider())
 	ml := NewMicroLogger(log)
 	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
@@ -287,8 +296,12 @@ type starter interface {
 // Start runs the BeforeStart hooks, starts the server (listen, register) and
 // runs the AfterStart hooks. The server registers through a registrationGate
 // on the registry it has by then (go-micro's cmd may have replaced the one
-// NewService gave it).
+// NewService gave it), and the client looks nodes up through a
+// lastGoodRegistry on it.
 func (s *Service) Start() error {
+	if err := s.keepLastGood(s.selectorTTL); err != nil {
+		return fmt.Errorf("%s: start: %w", s.Name(), err)
+	}
 	if err := s.gateRegistry(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}

@@ -40,6 +40,8 @@ type cluster struct {
 	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
 	dead   *testenv.Proc // the user process step d killed
 	report []string      // measured numbers, logged at the end
+	// extraEnv is added to every process's environment.
+	extraEnv map[string]string
 
 	// firstWeb, when set, is the first gateway's address (the issuer's).
 	firstWeb string
@@ -54,6 +56,9 @@ func (c *cluster) start(service string) *testenv.Proc {
 		ready = `msg="portal ready"`
 	}
 	env := testenv.PortalEnv(c.t, service, c.env)
+	for k, v := range c.extraEnv {
+		env[k] = v
+	}
 	if service == "web" && len(c.webs) == 0 && c.firstWeb != "" {
 		env["PORTAL_HTTP_ADDRESS"] = c.firstWeb
 	}

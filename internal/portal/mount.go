@@ -17,6 +17,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/datadir"
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
@@ -112,6 +113,12 @@ func registerer(svc *platform.Service) prometheus.Registerer {
 	return nil
 }
 
+// dataDirCheck is the readiness check of a data dir the service writes: a
+// full or read-only disk fails every write.
+func dataDirCheck(dir string) platform.Check {
+	return platform.Check{Name: "data_dir", Fn: func(context.Context) error { return datadir.CheckWritable(dir) }}
+}
+
 // canMint checks that a holds the private key that signs tokens.
 func canMint(a auth.Auth) func(context.Context) error {
 	return func(context.Context) error {
@@ -166,8 +173,14 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.OIDC = oidcpb.NewOIDCService("user", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}
 	o.Tracer = svc.TracerProvider()
+	o.Readiness = svc.Readiness
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
+	if l, ok := o.Revocations.(*platform.NATSLink); ok {
+		// Subscribed now (AfterStart): verdicts cached before are not
+		// trusted.
+		svc.Background(func(context.Context) { l.Confirm() })
+	}
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err
 	}

@@ -161,6 +161,9 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The gateway's /readyz reports web's checks: the data dir the three
+	// services write.
+	webSvc.AddCheck(dataDirCheck(o.DataDir))
 	gw, err := mountWeb(webSvc, web.Options{
 		Auth:          verifier,
 		Config:        cfg,

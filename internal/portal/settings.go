@@ -75,6 +75,9 @@ type ServiceSettings struct {
 	TraceEndpoint string
 	// Events is the audit stream, memory or nats (at EventsAddress).
 	Events, EventsAddress string
+	// NATSReconnectWait bounds the wait between two attempts to reconnect
+	// to NATS (0: platform.DefaultNATSReconnectWait).
+	NATSReconnectWait time.Duration
 	// serverFlag is MICRO_SERVER as given, which RPC must agree with.
 	serverFlag string
 }
@@ -127,6 +130,7 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
 	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
+	&cli.DurationFlag{Name: "nats_reconnect_wait", Value: platform.DefaultNATSReconnectWait, EnvVars: []string{"PORTAL_NATS_RECONNECT_WAIT"}, Usage: "with --broker nats: the longest wait between two attempts to reconnect to NATS (they never stop)"},
 }
 
 // plugins are the slots go-micro's cmd fills as the flags say. Each starts
@@ -215,7 +219,8 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		MetricsAddress: c.String("metrics_address"), MetricsPublic: c.Bool("metrics_public"),
 		TraceEndpoint: c.String("trace_endpoint"),
 		Events:        c.String("events"), EventsAddress: c.String("events_address"),
-		serverFlag: c.String("server"),
+		NATSReconnectWait: c.Duration("nats_reconnect_wait"),
+		serverFlag:        c.String("server"),
 	}
 }
 

@@ -56,7 +56,14 @@ type Options struct {
 	Config *config.Center
 	// Cache holds verdicts on sessions, invalidated by session.revoked.
 	Cache cache.Cache
-	Log   *slog.Logger
+	// Readiness reports the gateway's own dependencies (its go-micro
+	// service's registry and broker: platform.Service.Readiness) in GET
+	// /readyz, beside the services'; nil: none.
+	Readiness func(context.Context) (map[string]string, bool)
+	// Revocations tells whether session.revoked events reach the gateway
+	// now, and since when; nil: always (an in-process broker).
+	Revocations RevocationFeed
+	Log         *slog.Logger
 	// Metrics receive the gateway's request counts and are served at GET
 	// /metrics; nil makes a registry of the gateway's own.
 	Metrics *platform.Metrics
@@ -80,6 +87,14 @@ var templateFuncs = template.FuncMap{
 	"join":   func(s []string) string { return strings.Join(s, ", ") },
 	"has":    slices.Contains[[]string],
 	"add":    func(a, b int) int { return a + b },
+}
+
+// RevocationFeed is the state of the gateway's subscription to
+// session.revoked (platform.NATSLink).
+type RevocationFeed interface {
+	// Live reports whether events published now reach the gateway, and
+	// since when they have without a break.
+	Live() (since time.Time, live bool)
 }
 
 // Gateway serves Portal's HTTP side.
@@ -236,7 +251,8 @@ func (g *Gateway) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz asks each service whether it can reach what it depends on.
+// readyz asks each service whether it can reach what it depends on, and
+// reports the gateway's own dependencies.
 func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
@@ -251,6 +267,13 @@ func (g *Gateway) readyz(c *gin.Context) {
 		checks["system"], ready = err.Error(), false
 	} else {
 		checks["system"] = "ok"
+	}
+	if g.Readiness != nil {
+		own, ok := g.Readiness(ctx)
+		for k, v := range own {
+			checks["web."+k] = v
+		}
+		ready = ready && ok
 	}
 	if !ready {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
