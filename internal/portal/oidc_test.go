@@ -95,7 +95,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 	}
 
 	// Metrics count per client.
-	metrics := string(c.expect(c.do("GET", "/metrics", "", nil), http.StatusOK).body)
+	metrics := string(c.expect(c.do("GET", "/metrics", testenv.MetricsToken, nil), http.StatusOK).body)
 	for ev, n := range map[string]string{"issued": "2", "refreshed": "1", "reuse": "1"} {
 		line := `portal_oidc_events_total{client="` + rp.config.ClientID + `",event="` + ev + `"} ` + n
 		if !strings.Contains(metrics, line) {
