@@ -11,7 +11,6 @@ require (
 	github.com/gin-gonic/gin v1.10.1
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/go-micro/plugins/v4/broker/nats v1.2.0
-	github.com/go-micro/plugins/v4/cache/redis v1.2.0
 	github.com/go-micro/plugins/v4/client/grpc v1.2.1
 	github.com/go-micro/plugins/v4/config/encoder/yaml v1.2.0
 	github.com/go-micro/plugins/v4/registry/etcd v1.2.0
