@@ -2,8 +2,6 @@ package portal_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
@@ -160,19 +158,11 @@ func (rp *relyingParty) refresh(base, refreshToken string) (*oauth2.Token, error
 	return cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}).Token()
 }
 
-// s256 is a PKCE S256 challenge of verifier.
-func s256(verifier string) string {
-	h := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(h[:])
-}
-
 // logoutReceiver is a relying party's back-channel logout endpoint: it
-// keeps the sid of each logout token whose signature, issuer and audience
-// verify against the provider's JWKS.
+// keeps every logout token it is sent; received tells which verify.
 type logoutReceiver struct {
 	URL    string
 	mu     sync.Mutex
-	sids   []string
 	tokens []string
 }
 
