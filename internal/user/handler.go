@@ -49,6 +49,9 @@ type Handler struct {
 	// admins serialises changes that could leave nobody holding
 	// roles.write.
 	admins sync.Mutex
+	// sessionEnded, when set, hears of each session endSession ended (the
+	// OpenID provider ends the grants made in it).
+	sessionEnded func(userID, sid string)
 }
 
 // Events are where the handler announces what gateways must learn at once.
@@ -73,6 +76,11 @@ func (h *Handler) WithAudit(p *audit.Publisher) *Handler {
 	h.audit = p
 	return h
 }
+
+// OnSessionEnded makes f hear of every session that ends (logout, an admin
+// or the user ending it, a password change, a disabled or deleted user). Set
+// it before the handler serves.
+func (h *Handler) OnSessionEnded(f func(userID, sid string)) { h.sessionEnded = f }
 
 // publishAudit publishes an audit entry for something that has happened: a
 // failure to publish is Record's to count and log, never the caller's, and
@@ -329,6 +337,9 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
 	if err := h.repo.DeleteSession(ctx, userID, sid); err != nil {
 		return rpcError(err)
+	}
+	if h.sessionEnded != nil {
+		h.sessionEnded(userID, sid)
 	}
 	ev := &pb.SessionRevoked{SessionId: sid, UserId: userID, At: h.now().Unix()}
 	if err := h.revoked.Publish(ctx, ev); err != nil {
