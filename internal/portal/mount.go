@@ -19,6 +19,7 @@ import (
 	"github.com/portal-go/portal/internal/datadir"
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/outbox"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
@@ -33,8 +34,11 @@ import (
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. k (nil: none) makes writes and
 // index updates in st atomic across processes; on Redis, users and sessions
-// are also read with one MGET. It publishes audit entries on stream.
-func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
+// are also read with one MGET. It publishes audit entries on stream. With k,
+// the events it publishes and the audit entries (unless stream is durable by
+// itself) are kept in an outbox in k until flush (nil: publishing is
+// delivering) confirms that the broker has them, relayed in the background.
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, flush func(context.Context) error, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if k != nil {
 		repo = repo.WithKV(k)
@@ -42,11 +46,26 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	if g, ok := k.(*kv.Redis); ok {
 		repo = repo.WithGetter(g)
 	}
+	pub := audit.NewPublisher(stream, log.With("service", "user"))
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
-	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
+	}, log).WithAudit(pub)
+	if k != nil {
+		sendEvent := user.Send(svc.Client(), flush)
+		ob := outbox.New(k, func(ctx context.Context, m outbox.Message) error {
+			if m.Topic == audit.Topic {
+				return pub.Send(ctx, m)
+			}
+			return sendEvent(ctx, m)
+		}, flush, log)
+		h.WithOutbox(ob)
+		if _, durable := stream.(*audit.DurableStream); !durable {
+			pub.WithOutbox(ob)
+		}
+		svc.Background(ob.Run)
+	}
 	// h.Check hands the handler what it read for the same call.
 	svc.SetAuth(pauth.HandlerWrapper(verifier, user.Endpoints, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {

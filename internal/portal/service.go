@@ -288,7 +288,7 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, log)
+	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, b.link.Flush, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the
