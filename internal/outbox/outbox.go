@@ -161,12 +161,11 @@ func (o *Outbox) Run(ctx context.Context) {
 		}
 		n, err := o.relay(ctx)
 		switch {
+		case err != nil && !failing:
+			o.log.Warn("outbox: events not delivered; retrying", "err", err)
+			failing, wait = true, min(50*time.Millisecond, o.Poll)
 		case err != nil:
-			if !failing {
-				o.log.Warn("outbox: events not delivered; retrying", "err", err)
-				wait = 50 * time.Millisecond
-			}
-			failing, wait = true, min(2*wait, o.Poll)
+			wait = min(2*wait, o.Poll)
 		case failing:
 			o.log.Info("outbox: events delivered again", "sent", n)
 			failing, wait = false, o.Poll
