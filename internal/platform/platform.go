@@ -27,6 +27,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+
+	pauth "github.com/portal-go/portal/internal/auth"
 )
 
 // Version is Portal's version, put in every service's registry entry.
@@ -120,6 +122,9 @@ type Service struct {
 	probe            *brokerProbe
 	// auth is the authorization wrapper (SetAuth).
 	auth server.HandlerWrapper
+	// proof signs the end client into calls and checks it on requests
+	// (UseClientProof); nil: neither.
+	proof *pauth.ClientProof
 	// tracer makes the service's spans; tp is its provider, flushed by
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
@@ -167,6 +172,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		// go-micro runs the first wrapper given outermost.
 		server.WrapHandler(recoverWrapper(name, log)),
 		server.WrapHandler(s.traceHandler),
+		server.WrapHandler(s.verifyClient),
 		server.WrapHandler(s.authorize),
 		server.WrapSubscriber(recoverSubscriber(name, log)),
 		server.WrapSubscriber(s.traceSubscriber),
@@ -234,7 +240,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
 		// Outermost first: one span covers every attempt of a call.
-		micro.WrapClient(s.traceClient, RoundRobin()),
+		micro.WrapClient(s.traceClient, s.signClient, RoundRobin()),
 		// go-micro handles signals only in Service.Run, which Portal does
 		// not call: a process may run three services that must stop in
 		// order, and Run would also start go-micro's profile on every
@@ -349,6 +355,37 @@ func (s *Service) authorize(next server.HandlerFunc) server.HandlerFunc {
 		}
 		return s.auth(next)(ctx, req, rsp)
 	}
+}
+
+// UseClientProof makes the service check, on every request, the end
+// client a gateway signed (a request without a valid proof gets its
+// caller's own address: auth.ClientProof.Verify, outside the authorization
+// wrapper), and sign the end client it knows into every call it makes.
+// Call it before Start.
+func (s *Service) UseClientProof(p *pauth.ClientProof) { s.proof = p }
+
+func (s *Service) verifyClient(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		if s.proof == nil {
+			return next(ctx, req, rsp)
+		}
+		return s.proof.Verify(next)(ctx, req, rsp)
+	}
+}
+
+// signClient is the client wrapper that signs the end client into calls.
+func (s *Service) signClient(c client.Client) client.Client { return &signingClient{Client: c, s: s} }
+
+type signingClient struct {
+	client.Client
+	s *Service
+}
+
+func (c *signingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if c.s.proof != nil {
+		ctx = c.s.proof.Outgoing(ctx, req)
+	}
+	return c.Client.Call(ctx, req, rsp, opts...)
 }
 
 // traceClient is the client wrapper that traces calls and publications.

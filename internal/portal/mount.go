@@ -11,6 +11,7 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -47,8 +48,10 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// h.Check hands the handler what it read for the same call.
-	svc.SetAuth(pauth.HandlerWrapper(verifier, user.Endpoints, h))
+	// h.Check hands the handler what it read for the same call. Inside it,
+	// a login's body says of the client only what the caller proved.
+	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
+	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return authz(user.ProvenClient(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
@@ -140,6 +143,7 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Readiness = svc.Readiness
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
+	svc.AddCheck(gw.Checks()...)
 	if l, ok := o.Revocations.(*platform.NATSLink); ok {
 		// Subscribed now (AfterStart): verdicts cached before are not
 		// trusted.

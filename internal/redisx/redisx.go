@@ -66,9 +66,8 @@ type Cache struct {
 	cli goredis.UniversalClient
 }
 
-// NewCache is a Cache on addrs, bounded by Options.
-func NewCache(addrs []string) *Cache {
-	opts := Options(addrs)
+// NewCache is a Cache on the Redis opts names (Dial).
+func NewCache(opts goredis.UniversalOptions) *Cache {
 	return &Cache{cli: goredis.NewUniversalClient(&opts)}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
+	"github.com/nats-io/nats.go"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
@@ -46,7 +48,8 @@ func startUp(t *testing.T, bin, dir string) *up {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := testenv.StartProc(t, bin,
 		[]string{"up", "--data_dir", dir, "--http_address", httpAddr, "--config", filepath.Join(dir, "portal.yaml")},
-		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword},
+		// The test's requests come as if through a proxy on loopback.
+		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword, "PORTAL_TRUSTED_PROXIES": "127.0.0.1/32"},
 		`msg="supervisor ready"`)
 	etcd := p.LogValue("supervisor ready", "etcd")
 	if etcd == "" {
@@ -57,7 +60,7 @@ func startUp(t *testing.T, bin, dir string) *up {
 		addr = p.LogValue("portal ready", "http")
 		return addr != ""
 	})
-	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	reg := upRegistry(t, dir, etcd)
 	cli := grpcclient.NewClient(client.Registry(reg), client.Selector(selector.NewSelector(selector.Registry(reg))),
 		client.RequestTimeout(10*time.Second))
 	return &up{proc: p, url: "http://" + addr, rpc: cli}
@@ -101,6 +104,52 @@ func TestUp(t *testing.T) {
 		_, err = supervisor.Restart(context.Background(), u.rpc, "user")
 		if e := merrors.FromError(err); e.Code != http.StatusUnauthorized {
 			t.Errorf("Runtime.Restart without a token: %v, want 401", err)
+		}
+	}) {
+		return
+	}
+
+	// The client web names (through the trusted proxy) reaches user, another
+	// process, signed with the gateway key the supervisor made.
+	if !t.Run("client_address_across_processes", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(dir, pauth.GatewayKeyFile)); err != nil {
+			t.Fatalf("gateway key: %v", err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, u.url+"/api/v1/login", strings.NewReader(`{"username":"bob","password":"bob-password-1"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", "203.0.113.31")
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var login struct {
+			Token string `json:"token"`
+		}
+		err = json.NewDecoder(rsp.Body).Decode(&login)
+		rsp.Body.Close()
+		if err != nil || rsp.StatusCode != http.StatusOK {
+			t.Fatalf("login: %d %v", rsp.StatusCode, err)
+		}
+		var sessions struct {
+			Sessions []struct {
+				ClientAddr string `json:"client_addr"`
+				Current    bool   `json:"current"`
+			} `json:"sessions"`
+		}
+		if err := json.Unmarshal(u.get(t, "/api/v1/me/sessions", login.Token, http.StatusOK), &sessions); err != nil {
+			t.Fatal(err)
+		}
+		current := 0
+		for _, s := range sessions.Sessions {
+			if s.Current {
+				current++
+				if s.ClientAddr != "203.0.113.31" {
+					t.Errorf("session from %q, want the forwarded client 203.0.113.31", s.ClientAddr)
+				}
+			}
+		}
+		if current != 1 {
+			t.Errorf("%d current sessions in %+v", current, sessions.Sessions)
 		}
 	}) {
 		return
@@ -394,7 +443,8 @@ func TestRunInProcess(t *testing.T) {
 		addr, _, _ = strings.Cut(rest, "\n")
 		return ok
 	})
-	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	reg := upRegistry(t, dir, etcd)
+	refusesStrangers(t, dir, etcd, out.String())
 	u := &up{url: "http://" + addr, rpc: grpcclient.NewClient(client.Registry(reg),
 		client.Selector(selector.NewSelector(selector.Registry(reg))), client.RequestTimeout(10*time.Second))}
 	u.waitReady(t)
@@ -431,4 +481,62 @@ func TestRunInProcess(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("Run did not return within 60s of the cancel")
 	}
+}
+
+// upRegistry is the registry of the supervisor on dir, logged in with the
+// credentials it keeps there.
+func upRegistry(t *testing.T, dir, etcd string) registry.Registry {
+	t.Helper()
+	c, err := supervisor.LoadOrCreateCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return etcdreg.NewRegistry(registry.Addrs(etcd), etcdreg.Auth(c.EtcdUser, c.EtcdPassword))
+}
+
+// refusesStrangers checks that the embedded etcd and NATS of the
+// supervisor on dir refuse a client without the credentials it generated
+// there (mode 0600), which never appear in its output: such a client can
+// neither register a fake user node nor subscribe to events.
+func refusesStrangers(t *testing.T, dir, etcd, output string) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(dir, supervisor.CredentialsFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, %v; want mode 0600", fi, err)
+	}
+	c, err := supervisor.LoadOrCreateCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{c.EtcdPassword, c.EtcdRootPassword, c.NATSPassword} {
+		if strings.Contains(output, secret) {
+			t.Errorf("the supervisor's output shows a password")
+		}
+	}
+	fake := &registry.Service{Name: "user", Version: "latest", Nodes: []*registry.Node{{Id: "user-fake", Address: "127.0.0.1:1"}}}
+	if err := etcdreg.NewRegistry(registry.Addrs(etcd)).Register(fake, registry.RegisterTTL(time.Minute)); err == nil {
+		t.Errorf("etcd let a client without credentials register a user node")
+	}
+	if err := upRegistry(t, dir, etcd).Register(fake, registry.RegisterTTL(time.Minute)); err != nil {
+		t.Errorf("etcd refused the supervisor's credentials: %v", err)
+	} else if err := upRegistry(t, dir, etcd).Deregister(fake); err != nil {
+		t.Errorf("deregister the probe node: %v", err)
+	}
+	_, rest, _ := strings.Cut(output, `msg="supervisor ready"`)
+	_, rest, _ = strings.Cut(rest, " nats=")
+	natsURL, _, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(natsURL, "nats://") {
+		t.Fatalf("no NATS address in the ready line: %q", natsURL)
+	}
+	if nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Errorf("NATS let a client without credentials connect")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("NATS without credentials: %v, want an authorization violation", err)
+	}
+	nc, err := nats.Connect(natsURL, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("NATS refused the supervisor's credentials: %v", err)
+	}
+	nc.Close()
 }

@@ -55,7 +55,7 @@ func callerOf(c *gin.Context) *caller {
 // rpcContext is the request's context carrying the caller's token, and the
 // client's address, to services.
 func rpcContext(c *gin.Context) context.Context {
-	ctx := pauth.ContextWithClient(c.Request.Context(), c.ClientIP())
+	ctx := pauth.WithClient(c.Request.Context(), pauth.Client{Addr: c.ClientIP(), UserAgent: c.Request.UserAgent()})
 	if cl := callerOf(c); cl != nil {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}
@@ -451,20 +451,16 @@ func setSessionCookie(c *gin.Context, token string, expiresAt int64) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: token, Path: "/",
 		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
-		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func clearSessionCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteLaxMode,
 	})
 }
-
-// secureCookies reports whether the device cookie is Secure: whether the
-// request came over https, as for the session cookie.
-func secureCookies(c *gin.Context) bool { return c.Request.TLS != nil }
 
 // setDeviceCookie keeps the device token a login returned (user/device.go):
 // sent back with later sign-ins and password changes, it lets this browser
@@ -477,7 +473,7 @@ func setDeviceCookie(c *gin.Context, token string, expiresAt int64) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: deviceCookie, Value: token, Path: "/",
 		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
-		HttpOnly: true, Secure: secureCookies(c), SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteStrictMode,
 	})
 }
 
