@@ -66,7 +66,8 @@ type Cache struct {
 	cli goredis.UniversalClient
 }
 
-// NewCache is a Cache on the Redis opts names (Dial).
+// NewCache is a Cache on the Redis opts names (Dial: TLS, credentials,
+// Sentinel or Cluster), bounded as Options bounds it.
 func NewCache(opts goredis.UniversalOptions) *Cache {
 	return &Cache{cli: goredis.NewUniversalClient(&opts)}
 }
