@@ -4,7 +4,7 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 # staticcheck's module version (release 2025.1 line), built into bin/.
 STATICCHECK := v0.8.2
-PROTOS := user system runtime
+PROTOS := user system runtime oidc
 # Further .proto files of a package, generated beside its main one.
 EXTRA_PROTOS := user/accounts
 
