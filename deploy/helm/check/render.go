@@ -7,8 +7,8 @@
 package check
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -36,20 +37,20 @@ type Object struct {
 
 // kinds are the object kinds the chart may produce, each with its type.
 var kinds = map[string]func() any{
-	"v1/Namespace":                      func() any { return new(corev1.Namespace) },
-	"v1/Service":                        func() any { return new(corev1.Service) },
-	"v1/ConfigMap":                      func() any { return new(corev1.ConfigMap) },
-	"apps/v1/Deployment":                func() any { return new(appsv1.Deployment) },
-	"apps/v1/StatefulSet":               func() any { return new(appsv1.StatefulSet) },
-	"batch/v1/Job":                      func() any { return new(batchv1.Job) },
-	"policy/v1/PodDisruptionBudget":     func() any { return new(policyv1.PodDisruptionBudget) },
-	"networking.k8s.io/v1/Ingress":      func() any { return new(networkingv1.Ingress) },
+	"v1/Namespace":                       func() any { return new(corev1.Namespace) },
+	"v1/Service":                         func() any { return new(corev1.Service) },
+	"v1/ConfigMap":                       func() any { return new(corev1.ConfigMap) },
+	"apps/v1/Deployment":                 func() any { return new(appsv1.Deployment) },
+	"apps/v1/StatefulSet":                func() any { return new(appsv1.StatefulSet) },
+	"batch/v1/Job":                       func() any { return new(batchv1.Job) },
+	"policy/v1/PodDisruptionBudget":      func() any { return new(policyv1.PodDisruptionBudget) },
+	"networking.k8s.io/v1/Ingress":       func() any { return new(networkingv1.Ingress) },
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return new(networkingv1.NetworkPolicy) },
 }
 
 // Render renders the chart in dir as release name in namespace, with
 // values over the chart's values.yaml. It returns the manifest (the
-// templates' output in file order, as helm template writes it) and its
+// templates' output by file name, the namespace first) and its
 // objects.
 func Render(dir, name, namespace string, values map[string]any) (string, []Object, error) {
 	ch, err := loader.LoadDir(dir)
@@ -69,7 +70,14 @@ func Render(dir, name, namespace string, values map[string]any) (string, []Objec
 	for f := range out {
 		files = append(files, f)
 	}
-	sort.Strings(files)
+	// The namespace first, so that kubectl apply -f creates it first.
+	sort.Slice(files, func(i, j int) bool {
+		ni, nj := strings.HasSuffix(files[i], "/namespace.yaml"), strings.HasSuffix(files[j], "/namespace.yaml")
+		if ni != nj {
+			return ni
+		}
+		return files[i] < files[j]
+	})
 	var manifest strings.Builder
 	var objs []Object
 	for _, f := range files {
@@ -113,10 +121,11 @@ func Decode(doc string) (Object, error) {
 	if !ok {
 		return Object{}, fmt.Errorf("unknown kind %s/%s", head.APIVersion, head.Kind)
 	}
+	// sigs.k8s.io/json as the API server decodes: field names match case
+	// sensitively (encoding/json would take clusterIp for clusterIP).
 	v := mk()
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	strict, err := kjson.UnmarshalStrict(js, v)
+	if err = errors.Join(append(strict, err)...); err != nil {
 		return Object{}, fmt.Errorf("%s %s: %w", head.Kind, head.Metadata.Name, err)
 	}
 	return Object{Kind: head.Kind, Name: head.Metadata.Name, Value: v}, nil
