@@ -370,3 +370,50 @@ func TestRedisACL(t *testing.T) {
 		t.Errorf("health reads data: %s", got)
 	}
 }
+
+// TestNATSConf starts nats-server with gen-certs.sh's nats.conf (its
+// /certs/ and /data paths moved to the test's folder) and reads the INFO
+// line every client gets first: TLS and a user are required.
+func TestNATSConf(t *testing.T) {
+	need(t, "nats-server")
+	dir := genCerts(t)
+	certs := filepath.Join(dir, "certs")
+	conf, err := os.ReadFile(filepath.Join(certs, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, monitor := freePort(t), freePort(t)
+	s := strings.NewReplacer("/certs/", certs+"/", `"/data"`, strconv.Quote(filepath.Join(dir, "js")),
+		"port: 4222", "port: "+port, "http_port: 8222", `http: "127.0.0.1:`+monitor+`"`).Replace(string(conf))
+	path := filepath.Join(dir, "nats-test.conf")
+	if err := os.WriteFile(path, []byte(s+"\nhost: 127.0.0.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command("nats-server", "-c", path)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	var conn net.Conn
+	for i := 0; ; i++ {
+		if conn, err = net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("nats-server never listened: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	info := make([]byte, 4096)
+	n, err := conn.Read(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"tls_required":true`, `"auth_required":true`} {
+		if !strings.Contains(string(info[:n]), want) {
+			t.Errorf("INFO has no %s: %s", want, info[:n])
+		}
+	}
+}
