@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 var flags = append([]cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
+	&cli.StringFlag{Name: "issuer", EnvVars: []string{"PORTAL_ISSUER"}, Usage: "the OpenID provider's public https URL (default: derived from the listen address, and logged)"},
 	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off)"},
@@ -51,6 +53,23 @@ func main() {
 		Action:  runAll,
 		Commands: []*cli.Command{
 			{Name: "all", Usage: "run web, user and system in one process (the default)", Flags: flags, Action: runAll},
+			{
+				Name: "admin", Usage: "recover an account from the command line",
+				Subcommands: []*cli.Command{{
+					Name:      "reset-password",
+					Usage:     "give an account a temporary password (changed at its next sign-in), in the store the user service would use: the file store in --data_dir (Portal stopped), or MICRO_STORE=redis (running or not)",
+					ArgsUsage: "<username> [-- portal user flags, e.g. --store redis --store_address ...]",
+					Flags:     []cli.Flag{&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the data dir of the embedded store"}},
+					Action: func(c *cli.Context) error {
+						if c.NArg() < 1 {
+							return fmt.Errorf("name the account: portal admin reset-password <username>")
+						}
+						log := slog.New(slog.NewTextHandler(io.Discard, nil))
+						args := append([]string{"--data_dir", c.String("data_dir")}, c.Args().Tail()...)
+						return portal.ResetPassword(c.Context, args, c.Args().First(), os.Stdout, log)
+					},
+				}},
+			},
 			{Name: "up", Usage: "run web, user and system as separate processes under a supervisor (go-micro runtime), with an embedded etcd and NATS", Flags: upFlags, Action: runUp},
 			serviceCommand("web", "run the HTTP gateway alone"),
 			serviceCommand("user", "run the accounts service alone"),
@@ -144,6 +163,7 @@ func runAll(c *cli.Context) error {
 	}
 	return portal.RunAll(ctx, portal.Options{
 		HTTPAddress:    c.String("http_address"),
+		Issuer:         c.String("issuer"),
 		DataDir:        c.String("data_dir"),
 		ConfigFile:     c.String("config"),
 		AdminPassword:  os.Getenv("PORTAL_ADMIN_PASSWORD"),
