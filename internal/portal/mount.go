@@ -23,6 +23,7 @@ import (
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/mail"
+	"github.com/portal-go/portal/internal/outbox"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
@@ -41,8 +42,11 @@ import (
 // index updates in st atomic across processes; on Redis, users and sessions
 // are also read with one MGET. It publishes audit entries on stream, and
 // serves the OpenID provider as issuer. Its mail goes through an outbox in
-// st, sent by a background job via sender.
-func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, sender mail.Sender, log *slog.Logger) error {
+// st, sent by a background job via sender. With k, the events it publishes
+// and the audit entries (unless stream is durable by itself) are kept in an
+// outbox in k until flush (nil: publishing is delivering) confirms that the
+// broker has them, relayed in the background.
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, sender mail.Sender, flush func(context.Context) error, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if k != nil {
 		repo = repo.WithKV(k)
@@ -50,19 +54,32 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	if g, ok := k.(*kv.Redis); ok {
 		repo = repo.WithGetter(g)
 	}
+	pub := audit.NewPublisher(stream, log.With("service", "user"))
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
-	}, log)
-	pub := audit.NewPublisher(stream, log.With("service", "user"))
-	h.WithAudit(pub)
+	}, log).WithAudit(pub)
+	if k != nil {
+		sendEvent := user.Send(svc.Client(), flush)
+		ob := outbox.New(k, func(ctx context.Context, m outbox.Message) error {
+			if m.Topic == audit.Topic {
+				return pub.Send(ctx, m)
+			}
+			return sendEvent(ctx, m)
+		}, flush, log)
+		h.WithOutbox(ob)
+		if _, durable := stream.(*audit.DurableStream); !durable {
+			pub.WithOutbox(ob)
+		}
+		svc.Background(ob.Run)
+	}
 	if k == nil {
 		k = kv.NewLocal(st)
 	}
-	outbox := mail.NewOutbox(st, k, sender, log.With("service", "user"), mail.OutboxOptions{})
-	h.WithMail(outbox)
-	svc.Background(outbox.Run)
+	mailbox := mail.NewOutbox(st, k, sender, log.With("service", "user"), mail.OutboxOptions{})
+	h.WithMail(mailbox)
+	svc.Background(mailbox.Run)
 	// h.Check hands the handler what it read for the same call. Inside it,
 	// a login's body says of the client only what the caller proved.
 	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)

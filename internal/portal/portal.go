@@ -156,7 +156,7 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, o.Issuer, stream, sender, log); err != nil {
+	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, o.Issuer, stream, sender, nil, log); err != nil {
 		return err
 	}
 	// system: the admin plane; it asks user about sessions, keeps the audit log.

@@ -310,7 +310,7 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, sender, log)
+	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, sender, b.link.Flush, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the
