@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lists the licence of every module Portal's packages and tests are built
 # from (go list -tags up -deps -test ./...: the "up" build has every
-# dependency), read from the LICENSE (or COPYING) file
+# dependency), and deploy/helm/check's (Helm's library, k8s.io/api), read from the LICENSE (or COPYING) file
 # of each module's directory in the module cache, and fails on a module
 # whose licence is unknown or incompatible with Portal's Apache-2.0.
 #   allowed: Apache-2.0, MIT, BSD-2-Clause, BSD-3-Clause, ISC, MPL-2.0, Unlicense (public domain)
@@ -37,7 +37,7 @@ main=$(go list -m)
 bad=0
 declare -A count
 while read -r path dir; do
-  [ "$path" = "$main" ] && continue
+  { [ "$path" = "$main" ] || [ "$path" = "$main/deploy/helm/check" ]; } && continue
   lic=
   for f in "$dir"/LICENSE "$dir"/LICENSE.* "$dir"/LICENCE "$dir"/COPYING "$dir"/License "$dir"/license; do
     [ -f "$f" ] || continue
@@ -53,7 +53,9 @@ while read -r path dir; do
       printf 'licenses: %s: %s: REFUSED\n' "$path" "$lic" >&2
       bad=1 ;;
   esac
-done < <(go list -tags up -deps -test -f '{{with .Module}}{{.Path}} {{.Dir}}{{end}}' ./... | sort -u)
+done < <(for m in . deploy/helm/check; do
+  (cd "$m" && go list -tags up -deps -test -f '{{with .Module}}{{.Path}} {{.Dir}}{{end}}' ./...)
+done | sort -u)
 
 for l in "${!count[@]}"; do printf 'licenses: %3d modules %s\n' "${count[$l]}" "$l"; done | sort
 if [ "$bad" -ne 0 ]; then
