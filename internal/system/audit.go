@@ -3,7 +3,9 @@ package system
 import (
 	"context"
 	"errors"
+	"time"
 
+	"github.com/google/uuid"
 	merrors "go-micro.dev/v4/errors"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -51,11 +53,22 @@ func (a auditLog) Hourly(ctx context.Context) ([]*pb.HourCount, error) {
 	return out, nil
 }
 
+// Record stores the system service's own entry in the log it keeps, before
+// the call that made it answers: no broker lies between the two, so a NATS
+// outage or a crash right after cannot lose it. Only when the store refuses
+// does it go to the publisher (whose consumer is this same log), to be
+// stored once the store is back.
 func (a auditLog) Record(ctx context.Context, e *pb.AuditEntry) {
-	a.pub.Record(context.WithoutCancel(ctx), audit.Entry{
+	ctx = context.WithoutCancel(ctx)
+	entry := audit.Entry{
+		ID: uuid.NewString(), Time: time.Now(),
 		Kind: audit.Kind(e.Kind), ActorID: e.ActorId, ActorName: e.ActorName,
 		SubjectID: e.SubjectId, SubjectName: e.SubjectName, ClientAddr: e.ClientAddr, Detail: e.Detail,
-	})
+	}
+	if err := a.log.Append(ctx, entry); err == nil || errors.Is(err, audit.ErrInvalid) {
+		return
+	}
+	a.pub.Record(ctx, entry)
 }
 
 // auditError maps the audit log's errors to the RPC's.
