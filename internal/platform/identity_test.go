@@ -169,3 +169,42 @@ func TestServiceIdentity(t *testing.T) {
 		})
 	}
 }
+
+// The gateway's mutual-TLS identity is a second proof of the end client:
+// user believes the client web names even when web signs with another
+// gateway key, and not when system (another identity) does the same; the
+// signature alone still works (TestClientProofOverRPC).
+func TestGatewayIdentityProvesClient(t *testing.T) {
+	ca := testenv.NewPKI(t, "portal")
+	p := testPlugins()
+	p.TLS = identityTLS(t, ca, "user", false)
+	h := &callerUser{}
+	srv := platform.NewService("user", p, quiet())
+	srv.UseClientProof(newProof(t, "k"))
+	if err := userpb.RegisterUserHandler(srv.Server(), h); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+
+	client := pauth.Client{Addr: "203.0.113.7", UserAgent: "agent/1"}
+	for _, c := range []struct {
+		service string
+		want    pauth.Client
+	}{
+		{"web", client},
+		{"system", pauth.Client{Addr: "127.0.0.1"}},
+	} {
+		p.TLS = identityTLS(t, ca, c.service, false)
+		cli := platform.NewService(c.service, p, quiet())
+		cli.UseClientProof(newProof(t, "x")) // not user's key
+		if _, err := userpb.NewUserService("user", cli.Client()).Health(pauth.WithClient(context.Background(), client), &userpb.HealthRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if caller, got := h.last(); caller != c.service || got != c.want {
+			t.Errorf("%s, signing with another key: user saw caller %q, client %+v; want %q, %+v", c.service, caller, got, c.service, c.want)
+		}
+	}
+}
