@@ -38,38 +38,8 @@ func TestBrowserFlow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
 
-	var browserLog testenv.SyncBuffer
-	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
-	opts = append(opts,
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
-		chromedp.Flag("no-pings", true),
-		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(&browserLog),
-	)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	// Cancelling the allocator waits for Chromium to exit, so it runs before
-	// t.TempDir's cleanup removes the profile directory.
-	defer allocCancel()
-	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer bcancel()
-	defer func() {
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", browserLog.String())
-		}
-	}()
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 
 	// What the pages say in the console (CSP violations, failed loads, script
 	// errors) goes to the test log; a JavaScript dialog means a script ran.
@@ -319,6 +289,46 @@ func TestBrowserFlow(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("browser flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// startBrowser starts a headless Chromium at chrome that lives until ctx
+// ends or stop is called, and returns its tab's context. stop waits for
+// Chromium to exit (call it before t.TempDir's cleanup removes the
+// profile: defer it, as t.Context ends before cleanups run) and puts its
+// output in the test log when the test failed.
+func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
+	t.Helper()
+	var browserLog testenv.SyncBuffer
+	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
+	opts = append(opts,
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
+		chromedp.Flag("no-pings", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(&browserLog),
+	)
+	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	return bctx, func() {
+		bcancel()
+		// Cancelling the allocator waits for Chromium to exit.
+		allocCancel()
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", browserLog.String())
+		}
+	}
 }
 
 // pageURL is the current page's URL.

@@ -37,6 +37,7 @@ var adminPages = []struct {
 	{"/admin/services", "Services", "tab-services", endpoint.ServicesRead},
 	{"/admin/audit", "Audit log", "tab-audit", endpoint.AuditRead},
 	{"/admin/lockouts", "Lockouts", "tab-lockouts", endpoint.UsersRead},
+	{"/admin/mail", "Mail", "tab-mail", endpoint.UsersRead},
 }
 
 // needs refuses a caller whose permissions (as the user service last

@@ -41,6 +41,8 @@ var staticFS embed.FS
 type Options struct {
 	Users  userpb.UserService
 	System systempb.SystemService
+	// Accounts is the user service's profile and recovery calls.
+	Accounts userpb.AccountsService
 	// Client calls the services for the JSON routes of Endpoints.
 	Client client.Client
 	// Endpoints are the tables of the services the gateway calls: each of
@@ -191,6 +193,7 @@ func New(o Options) *Gateway {
 	// says why.
 	me.DELETE("/admin/sessions/:id", g.needs(endpoint.SessionsRevoke), g.apiEndSession)
 	g.mountEndpoints(me)
+	g.accountRoutes(e, api, me)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
 	return g
