@@ -10,6 +10,7 @@ import (
 
 	"github.com/portal-go/portal/internal/endpoint"
 
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -66,6 +67,14 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		return
 	}
 	data["Sessions"], data["Tokens"] = rsp.Sessions, keys.Tokens
+	if g.OIDC != nil {
+		apps, err := g.OIDC.ListConsents(ctx, &oidcpb.ListConsentsRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return
+		}
+		data["Apps"] = apps.Consents
+	}
 	if n := notices[c.Query("done")]; n != "" && data["Notice"] == nil {
 		data["Notice"] = n
 	}

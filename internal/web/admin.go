@@ -38,6 +38,7 @@ var adminPages = []struct {
 	{"/admin/audit", "Audit log", "tab-audit", endpoint.AuditRead},
 	{"/admin/lockouts", "Lockouts", "tab-lockouts", endpoint.UsersRead},
 	{"/admin/mail", "Mail", "tab-mail", endpoint.UsersRead},
+	{"/admin/oidc", "Applications", "tab-oidc", endpoint.ClientsRead},
 }
 
 // needs refuses a caller whose permissions (as the user service last
@@ -94,6 +95,9 @@ var notices = map[string]string{
 	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
 	"restarted": "Restart requested.", "token_revoked": "API key revoked.", "role_saved": "Role saved.",
 	"role_deleted": "Role deleted.", "lifted": "Lockout lifted.",
+	"app_revoked":    "Application revoked; its sign-ins ended.",
+	"client_disable": "Application disabled; every token issued to it ended.", "client_enable": "Application enabled.",
+	"client_delete": "Application deleted.",
 }
 
 // back redirects (303) to path with a notice, after a form's action.

@@ -69,6 +69,7 @@ var titles = map[string]string{
 	"admin_overview.html": "Admin", "admin_users.html": "Users", "admin_user.html": "User",
 	"admin_config.html": "Config", "admin_services.html": "Services", "admin_audit.html": "Audit log", "admin_logs.html": "Logs",
 	"admin_roles.html": "Roles", "admin_lockouts.html": "Lockouts",
+	"continue.html": "Signed in", "consent.html": "Allow an application", "admin_oidc.html": "Applications",
 }
 
 // page renders a template with the data every page needs.
@@ -149,7 +150,7 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	}
 	setSessionCookie(c, rsp.Token, rsp.ExpiresAt)
 	setDeviceCookie(c, rsp.DeviceToken, rsp.DeviceExpiresAt)
-	c.Redirect(http.StatusSeeOther, next)
+	g.afterForm(c, next)
 }
 
 func (g *Gateway) registerPage(c *gin.Context) {
