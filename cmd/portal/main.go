@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/supervisor"
+	"github.com/portal-go/portal/internal/svcid"
 )
 
 // flags are the embedded mode's settings, accepted before or after "all".
@@ -74,6 +77,21 @@ func main() {
 			serviceCommand("web", "run the HTTP gateway alone"),
 			serviceCommand("user", "run the accounts service alone"),
 			serviceCommand("system", "run the admin service alone"),
+			{
+				Name:  "certs",
+				Usage: "make a CA and a certificate per service (" + strings.Join(svcid.Services, ", ") + ") for mutual TLS by service name, in --dir (docs/tls.md)",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "dir", Required: true, Usage: "directory for ca.crt, ca.key and <service>.crt, <service>.key (keys mode 0600; existing files are never overwritten)"}},
+				Action: func(c *cli.Context) error {
+					if c.Args().Present() {
+						return fmt.Errorf("unknown argument %q (try: portal certs --help)", c.Args().First())
+					}
+					if err := svcid.WriteCerts(c.String("dir"), svcid.Services, time.Now()); err != nil {
+						return err
+					}
+					fmt.Printf("wrote ca.crt and a certificate per service (%s) to %s; keep ca.key offline\n", strings.Join(svcid.Services, ", "), c.String("dir"))
+					return nil
+				},
+			},
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

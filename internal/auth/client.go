@@ -21,6 +21,8 @@ import (
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
 	"google.golang.org/grpc/peer"
+
+	"github.com/portal-go/portal/internal/svcid"
 )
 
 // Client is what only the gateway knows about a request's end client: its
@@ -122,11 +124,19 @@ func (p *ClientProof) entry(endpoint string, c Client) string {
 	return strings.Join([]string{ts, enc([]byte(c.Addr)), enc([]byte(c.UserAgent)), enc(p.mac(endpoint, ts, c.Addr, c.UserAgent))}, ".")
 }
 
-// check parses and verifies a metadata value for a call to endpoint.
-func (p *ClientProof) check(endpoint, v string) (Client, error) {
+// entryParts is a metadata value taken apart, not verified.
+type entryParts struct {
+	ts         string
+	sec        int64
+	addr, user string
+	sig        []byte
+}
+
+// parse takes a metadata value apart.
+func parse(v string) (entryParts, error) {
 	parts := strings.Split(v, ".")
 	if len(parts) != 4 {
-		return Client{}, fmt.Errorf("%w: malformed", ErrBadProof)
+		return entryParts{}, fmt.Errorf("%w: malformed", ErrBadProof)
 	}
 	dec := base64.RawURLEncoding.DecodeString
 	addr, err1 := dec(parts[1])
@@ -134,16 +144,38 @@ func (p *ClientProof) check(endpoint, v string) (Client, error) {
 	sig, err3 := dec(parts[3])
 	sec, err4 := strconv.ParseInt(parts[0], 10, 64)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return Client{}, fmt.Errorf("%w: malformed", ErrBadProof)
+		return entryParts{}, fmt.Errorf("%w: malformed", ErrBadProof)
 	}
-	if !hmac.Equal(sig, p.mac(endpoint, parts[0], string(addr), string(agent))) {
+	return entryParts{ts: parts[0], sec: sec, addr: string(addr), user: string(agent), sig: sig}, nil
+}
+
+// client is the Client e names, cut to the bounds.
+func (e entryParts) client() Client {
+	return Client{Addr: cut(e.addr, maxClientAddr), UserAgent: cut(e.user, maxClientAgent)}
+}
+
+// check parses and verifies a metadata value for a call to endpoint.
+func (p *ClientProof) check(endpoint, v string) (Client, error) {
+	e, err := parse(v)
+	if err != nil {
+		return Client{}, err
+	}
+	if !hmac.Equal(e.sig, p.mac(endpoint, e.ts, e.addr, e.user)) {
 		return Client{}, fmt.Errorf("%w: signature (a caller without the gateway key, or a different key)", ErrBadProof)
 	}
-	if d := p.now().Sub(time.Unix(sec, 0)); d > ClientProofWindow || d < -ClientProofWindow {
+	if d := p.now().Sub(time.Unix(e.sec, 0)); d > ClientProofWindow || d < -ClientProofWindow {
 		return Client{}, fmt.Errorf("%w: %s old", ErrBadProof, d.Round(time.Second))
 	}
-	return Client{Addr: cut(string(addr), maxClientAddr), UserAgent: cut(string(agent), maxClientAgent)}, nil
+	return e.client(), nil
 }
+
+// GatewayService is the service whose mutual-TLS identity (its verified
+// client certificate names it: svcid.Caller) proves the Client entries it
+// sends, as the gateway key's signature does: its entries are believed
+// even when their signature does not verify (say, services given different
+// gateway keys). It is a second proof, not a replacement: without mutual
+// TLS, or under mucp, only the signature counts.
+const GatewayService = "web"
 
 // Outgoing is the context for a call to req: when ctx names a Client
 // (WithClient, or a verified one being passed on) it carries it
@@ -158,7 +190,8 @@ func (p *ClientProof) Outgoing(ctx context.Context, req client.Request) context.
 	return ctx
 }
 
-// Verify is a server handler wrapper: a call whose Client entry verifies
+// Verify is a server handler wrapper: a call whose Client entry verifies,
+// or comes from the gateway's mutual-TLS identity (GatewayService),
 // reaches the handler with that Client (ClientOf); any other with the
 // caller's own peer address (gRPC), or none, and no user agent.
 func (p *ClientProof) Verify(next server.HandlerFunc) server.HandlerFunc {
@@ -167,6 +200,8 @@ func (p *ClientProof) Verify(next server.HandlerFunc) server.HandlerFunc {
 		if v, ok := metadata.Get(ctx, ClientKey); ok {
 			if got, err := p.check(req.Service()+" "+req.Endpoint(), v); err == nil {
 				cl = got
+			} else if e, perr := parse(v); perr == nil && svcid.Caller(ctx) == GatewayService {
+				cl = e.client()
 			} else if p.OnBad != nil && p.warned.CompareAndSwap(false, true) {
 				p.OnBad(err)
 			}

@@ -129,6 +129,9 @@ type Service struct {
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
 	tracer trace.Tracer
+	// callTLS is set under mutual TLS (Plugins.TLS, UseTLS): calls then
+	// verify the callee's name (byService).
+	callTLS atomic.Pointer[callTLS]
 	// metrics are Plugins.Metrics (nil: none).
 	metrics *Metrics
 	// jobs run from Start to Stop (Background).
@@ -232,6 +235,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 	if p.TLS != nil {
 		so, co := tlsOptions(*p.TLS, p.RPC, ml)
 		srvOpts, cliOpts = append(srvOpts, so...), append(cliOpts, co...)
+		s.callTLS.Store(&callTLS{cfg: p.TLS.Client, rpc: p.RPC, log: ml})
 	}
 	svc := micro.NewService(append(append([]micro.Option{
 		micro.Server(srv(srvOpts...)),
@@ -240,7 +244,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
 		// Outermost first: one span covers every attempt of a call.
-		micro.WrapClient(s.traceClient, s.signClient, RoundRobin()),
+		micro.WrapClient(s.traceClient, s.signClient, RoundRobin(), s.byService),
 		// go-micro handles signals only in Service.Run, which Portal does
 		// not call: a process may run three services that must stop in
 		// order, and Run would also start go-micro's profile on every

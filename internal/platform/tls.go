@@ -1,11 +1,13 @@
 package platform
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	grpcserver "github.com/go-micro/plugins/v4/server/grpc"
@@ -13,14 +15,28 @@ import (
 	"go-micro.dev/v4/logger"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport"
+
+	"github.com/portal-go/portal/internal/svcid"
 )
 
 // TLS is mutual TLS between services: Server is every RPC server's config
 // (its certificate; client certificates required and verified against the
 // CA), Client every RPC client's (its certificate, presented to servers;
-// servers verified against the CA). LoadMutualTLS makes both.
+// servers verified against the CA). LoadMutualTLS makes both. A call to a
+// service goes with a copy of Client whose ServerName is the callee's
+// identity (svcid.DNSName): the server's certificate must chain to the CA
+// and name the service called, whatever address was dialed.
 type TLS struct {
 	Server, Client *tls.Config
+}
+
+// Service is the service this TLS's certificate names (svcid.FromCert), ""
+// when it names none.
+func (t TLS) Service() string {
+	if len(t.Client.Certificates) == 0 || t.Client.Certificates[0].Leaf == nil {
+		return ""
+	}
+	return svcid.FromCert(t.Client.Certificates[0].Leaf)
 }
 
 // LoadMutualTLS reads a PEM certificate and its key, used both to serve and
@@ -47,6 +63,7 @@ func LoadMutualTLS(certFile, keyFile, caFile string) (server, client *tls.Config
 			return nil, nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
 		}
 	}
+	cert.Leaf = leaf
 	inter := x509.NewCertPool()
 	for _, der := range cert.Certificate[1:] {
 		if c, err := x509.ParseCertificate(der); err == nil {
@@ -100,7 +117,74 @@ func (s *Service) UseTLS(t TLS) error {
 	if err := s.Server().Init(so...); err != nil {
 		return err
 	}
-	return s.Client().Init(co...)
+	if err := s.Client().Init(co...); err != nil {
+		return err
+	}
+	s.callTLS.Store(&callTLS{cfg: t.Client, rpc: s.Server().String(), log: s.Server().Options().Logger})
+	return nil
+}
+
+// callTLS is what a service's calls need to reach each callee over mutual
+// TLS by its name: the client config and the RPC protocol.
+type callTLS struct {
+	cfg *tls.Config
+	rpc string
+	log logger.Logger
+}
+
+// byService is the innermost client wrapper: under mutual TLS, each callee
+// service gets a client of its own (serviceClients).
+func (s *Service) byService(c client.Client) client.Client {
+	return &serviceClients{Client: c, s: s, clients: map[string]client.Client{}}
+}
+
+// serviceClients sends each call to a client made for its callee (made on
+// the first call, from the service's client options as they are by then):
+// its TLS config names the callee (ServerName), so crypto/tls verifies the
+// server's chain and that its certificate names that service, and its
+// connection pool is its own, so a connection made to one service is never
+// reused for a call to another listed at the same address. Without mutual
+// TLS calls go to the service's client as they are.
+type serviceClients struct {
+	client.Client
+	s       *Service
+	mu      sync.Mutex
+	clients map[string]client.Client
+}
+
+// to is the client for calls to service.
+func (c *serviceClients) to(service string) client.Client {
+	t := c.s.callTLS.Load()
+	if t == nil {
+		return c.Client
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.clients[service]; ok {
+		return cl
+	}
+	cfg := t.cfg.Clone()
+	cfg.ServerName = svcid.DNSName(service)
+	base := c.Client.Options()
+	keep := func(o *client.Options) { *o = base; o.Wrappers = nil }
+	var cl client.Client
+	if t.rpc == "mucp" {
+		cl = client.NewClient(keep, client.Transport(&tlsDialer{Transport: transport.NewHTTPTransport(transport.Logger(t.log), transport.Secure(true), transport.TLSConfig(cfg)), cfg: cfg}))
+	} else {
+		cl = grpcclient.NewClient(keep, grpcclient.AuthTLS(cfg))
+	}
+	c.clients[service] = cl
+	return cl
+}
+
+// Call sends the call with the callee's client.
+func (c *serviceClients) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	return c.to(req.Service()).Call(ctx, req, rsp, opts...)
+}
+
+// Stream opens the stream with the callee's client.
+func (c *serviceClients) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
+	return c.to(req.Service()).Stream(ctx, req, opts...)
 }
 
 // tlsOptions are the server and client options that make the RPC protocol

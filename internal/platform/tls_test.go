@@ -17,6 +17,7 @@ import (
 	"go-micro.dev/v4/registry"
 
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/svcid"
 	"github.com/portal-go/portal/internal/testenv"
 	systempb "github.com/portal-go/portal/proto/system"
 )
@@ -28,12 +29,13 @@ type pki struct {
 	issuer                    *testenv.PKI
 }
 
-// newPKI makes a CA named name and a service certificate it signed, for
-// 127.0.0.1 and localhost, usable to serve and to call.
+// newPKI makes a CA named name and a service certificate it signed, naming
+// the service tls.system (svcid.DNSName) that TestMutualTLS calls, usable
+// to serve and to call.
 func newPKI(t *testing.T, name string) pki {
 	t.Helper()
 	p := testenv.NewPKI(t, name)
-	cert, key := p.Issue(t, name+"-service")
+	cert, key := p.Issue(t, name+"-service", svcid.DNSName("tls.system"))
 	return pki{caFile: p.CAFile, certFile: cert, keyFile: key, ca: p.CA, issuer: p}
 }
 

@@ -3,6 +3,7 @@ package portal_test
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"sync"
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
@@ -43,6 +44,9 @@ type cluster struct {
 	report []string      // measured numbers, logged at the end
 	// extraEnv is added to every process's environment.
 	extraEnv map[string]string
+	// certs, when set, is a directory from `portal certs`: each process
+	// gets mutual TLS with the certificate naming its service.
+	certs string
 
 	// firstWeb, when set, is the first gateway's address (the issuer's).
 	firstWeb string
@@ -64,6 +68,11 @@ func (c *cluster) start(service string) *testenv.Proc {
 	for k, v := range c.extraEnv {
 		env[k] = v
 	}
+	if c.certs != "" {
+		for k, v := range serviceTLSEnv(c.certs, service) {
+			env[k] = v
+		}
+	}
 	if service == "web" && len(c.webs) == 0 && c.firstWeb != "" {
 		env["PORTAL_HTTP_ADDRESS"] = c.firstWeb
 	}
@@ -82,6 +91,16 @@ func (c *cluster) start(service string) *testenv.Proc {
 		c.urls = append(c.urls, "http://"+addr)
 	}
 	return p
+}
+
+// serviceTLSEnv is the environment giving service mutual TLS with its
+// certificate from `portal certs --dir dir`.
+func serviceTLSEnv(dir, service string) map[string]string {
+	return map[string]string{
+		"PORTAL_TLS_CA_FILE":   filepath.Join(dir, "ca.crt"),
+		"PORTAL_TLS_CERT_FILE": filepath.Join(dir, service+".crt"),
+		"PORTAL_TLS_KEY_FILE":  filepath.Join(dir, service+".key"),
+	}
 }
 
 // note records a measured number for the summary and logs it now.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -17,8 +18,11 @@ import (
 // TestSecureCluster runs the distributed cluster (two user, one system, two
 // web processes) on an etcd that requires TLS, a client certificate and a
 // password, a Redis on TLS only with an ACL user per service (web's cache
-// included), and a NATS (broker and audit stream) on TLS with a user, and
-// checks that it works as the plain one does: a
+// included), and a NATS (broker and audit stream) on TLS with a user, with
+// mutual TLS between the services by service name (certificates from
+// `portal certs`, naming no address: the services listen on 127.0.0.1,
+// which no certificate names), and checks that it works as the plain one
+// does: a
 // session and its revocation across gateways, a config change from etcd, a
 // killed user instance. Then it starts a service with each setting wrong
 // and checks that it refuses to start and says which.
@@ -27,7 +31,10 @@ func TestSecureCluster(t *testing.T) {
 		testenv.Require(t, b)
 	}
 	pki := testenv.NewPKI(t, "backends")
-	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
+	c := &cluster{t: t, bin: testenv.BuildPortal(t), certs: filepath.Join(t.TempDir(), "pki")}
+	if out, err := exec.Command(c.bin, "certs", "--dir", c.certs).CombinedOutput(); err != nil {
+		t.Fatalf("portal certs: %v\n%s", err, out)
+	}
 	c.env = testenv.Cluster{
 		Etcd:  testenv.StartSecureEtcd(t, testenv.EtcdOptions{PKI: pki, ClientCerts: true, Auth: true}),
 		NATS:  testenv.StartSecureNATS(t, testenv.NATSOptions{PKI: pki, Auth: true}),
@@ -51,6 +58,11 @@ func TestSecureCluster(t *testing.T) {
 		}
 		if ok, missing := registered(t, etcd, "user", c.users); !ok {
 			t.Fatalf("user nodes missing from the registry: %s", missing)
+		}
+		for _, p := range append(append(c.users, c.system), c.webs...) {
+			if !strings.Contains(p.Log(), "RPC: mutual TLS") {
+				t.Errorf("%s: no mutual TLS:\n%s", p.Name, p.Tail(20))
+			}
 		}
 		// The audit stream (JetStream on the same NATS) carries the
 		// registration to the system service.
@@ -137,8 +149,12 @@ func TestSecureCluster(t *testing.T) {
 			{"nats: wrong CA", map[string]string{"PORTAL_NATS_CA_FILE": other.CAFile}, "PORTAL_NATS_CA_FILE"},
 			{"nats: wrong password", map[string]string{"MICRO_BROKER_ADDRESS": strings.Replace(c.env.NATS.ClientURL(), c.env.NATS.Password, "not-it", 1)}, "refused the credentials"},
 			{"nats: no credentials", map[string]string{"MICRO_BROKER_ADDRESS": "tls://" + c.env.NATS.Addr}, "refused the credentials"},
+			{"mTLS: another service's certificate", serviceTLSEnv(c.certs, "web"), `names service "web"`},
 		} {
 			env := testenv.PortalEnv(t, "user", c.env)
+			for k, v := range serviceTLSEnv(c.certs, "user") {
+				env[k] = v
+			}
 			for k, v := range w.set {
 				env[k] = v
 			}

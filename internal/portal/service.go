@@ -35,6 +35,7 @@ import (
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/sso"
+	"github.com/portal-go/portal/internal/svcid"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
@@ -179,6 +180,9 @@ func newService(s ServiceSettings, m *platform.Metrics, log *slog.Logger) (*plat
 	t, err := platform.LoadTLSFiles(s.TLSCertFile, s.TLSKeyFile, s.TLSCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("--tls_cert_file, --tls_key_file, --tls_ca_file (PORTAL_TLS_CERT_FILE, PORTAL_TLS_KEY_FILE, PORTAL_TLS_CA_FILE): %w", err)
+	}
+	if t != nil && t.Service() != s.Name {
+		return nil, fmt.Errorf("--tls_cert_file %s names service %q (DNS SAN <service>.%s), not %q: callers check that name (docs/tls.md; portal certs makes one per service)", s.TLSCertFile, t.Service(), svcid.Domain, s.Name)
 	}
 	logTLS(t != nil, s, log)
 	drain := drainDelay

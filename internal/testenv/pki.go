@@ -60,8 +60,9 @@ func LeafTemplate(dnsNames ...string) *x509.Certificate {
 	}
 }
 
-// IssueTemplate makes a certificate called name from tmpl (its serial,
-// subject and validity are set here), signed by the CA.
+// IssueTemplate makes a certificate called name from tmpl (its serial and
+// subject are set here, and its validity unless it has a NotAfter), signed
+// by the CA.
 func (p *PKI) IssueTemplate(t testing.TB, name string, tmpl *x509.Certificate) (certFile, keyFile string) {
 	t.Helper()
 	_, _, certFile, keyFile = p.write(t, name, tmpl, p.CA, p.key)
@@ -78,7 +79,9 @@ func (p *PKI) write(t testing.TB, name string, tmpl, parent *x509.Certificate, p
 	}
 	tmpl.SerialNumber = big.NewInt(pkiSerial.Add(1))
 	tmpl.Subject = pkix.Name{CommonName: name}
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	if tmpl.NotAfter.IsZero() { // a template may set its own validity (an expired certificate)
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
