@@ -80,6 +80,10 @@ type registrationGate struct {
 	stopped  <-chan struct{} // closed when the service begins to stop
 	// deregistered is set by the first Deregister while stopping.
 	deregistered atomic.Bool
+	// pending is closed when the last deregistration is done at the
+	// registry, which may be after Deregister gave up on it (etcd away: the
+	// plugin's Delete waits for etcd and runs when it is back).
+	pending atomic.Pointer[chan struct{}]
 }
 
 // Register registers svc unless the gate refuses it, or does nothing while
@@ -93,6 +97,17 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 	}
 	if err := g.refused(); err != nil {
 		return fmt.Errorf("%s not registered: %w", svc.Name, err)
+	}
+	// A deregistration given up on while etcd was away deletes the node's
+	// key when etcd is back. Registering before it lands would leave the
+	// node with a live lease and no key: the etcd plugin then only keeps
+	// the lease alive, and the node is gone from the registry for good.
+	if p := g.pending.Load(); p != nil {
+		select {
+		case <-*p:
+		case <-g.stopped:
+			return nil
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Registry.Register(svc, opts...) }()
@@ -119,8 +134,12 @@ func (g *registrationGate) Deregister(svc *registry.Service, opts ...registry.De
 	if g.stopping != nil && g.stopping() && !g.deregistered.CompareAndSwap(false, true) {
 		return nil
 	}
-	done := make(chan error, 1)
-	go func() { done <- g.Registry.Deregister(svc, opts...) }()
+	done, landed := make(chan error, 1), make(chan struct{})
+	g.pending.Store(&landed)
+	go func() {
+		defer close(landed)
+		done <- g.Registry.Deregister(svc, opts...)
+	}()
 	select {
 	case err := <-done:
 		return err
