@@ -18,6 +18,14 @@ type Settings struct {
 	Auth      AuthSettings  `json:"auth"`
 	Login     LoginSettings `json:"login"`
 	RateLimit RateSettings  `json:"rateLimit"`
+	UI        UISettings    `json:"ui"`
+}
+
+// UISettings shape the pages.
+type UISettings struct {
+	// Language is the pages' language when the browser names none that
+	// Portal speaks and the user chose none (ui.language: en or zh-CN).
+	Language string `json:"language"`
 }
 
 // LoginSettings are the user service's brute-force defence (see
@@ -105,7 +113,7 @@ func Defaults() Settings {
 		LoginPerAccount:    30,
 		RegisterPerAddress: 20,
 		RegisterPerAccount: 5,
-	}}
+	}, UI: UISettings{Language: "en"}}
 }
 
 // Bounds of the settings, checked by Validate.
@@ -164,6 +172,9 @@ func (s Settings) Validate() error {
 		if n.v < 1 || n.v > maxCount {
 			return bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
 		}
+	}
+	if u := s.UI.Language; u != "en" && u != "zh-CN" {
+		return bad("ui.language is %q, must be en or zh-CN", u)
 	}
 	return nil
 }

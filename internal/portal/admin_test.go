@@ -138,9 +138,9 @@ func TestAdminUsers(t *testing.T) {
 	}{
 		{map[string]any{"roles": []string{"root"}}, "user.bad_roles"},
 		{map[string]any{"roles": []string{}}, "user.bad_roles"},
-		{map[string]any{}, "bad_request"},
-		{map[string]any{"disabled": "yes"}, "bad_request"},
-		{map[string]any{"password": "x"}, "bad_request"},
+		{map[string]any{}, "request.nothing_to_change"},
+		{map[string]any{"disabled": "yes"}, "request.bad_json"},
+		{map[string]any{"password": "x"}, "request.bad_json"},
 	} {
 		r := c.do("PATCH", "/api/v1/admin/users/"+bobID, admin, tc.body)
 		if r.StatusCode != http.StatusBadRequest || errorCode(t, r) != tc.code {

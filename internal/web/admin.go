@@ -29,7 +29,7 @@ const pageSize = 20
 // reported them) lack admin.
 func (g *Gateway) requireAdmin(c *gin.Context) {
 	if cl := callerOf(c); cl == nil || !pauth.IsAdmin(cl.Info.Roles) {
-		g.fail(c, http.StatusForbidden, "auth.forbidden", "this needs the admin role")
+		g.fail(c, http.StatusForbidden, codeForbidden, "this needs the admin role")
 		return
 	}
 	c.Next()
@@ -121,7 +121,7 @@ func (g *Gateway) apiPatchUser(c *gin.Context) {
 		return
 	}
 	if p.Roles == nil && p.Disabled == nil {
-		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send roles and/or disabled")
+		abortError(c, http.StatusBadRequest, codeNothing, "nothing to change: send roles and/or disabled")
 		return
 	}
 	req := &userpb.UpdateUserRequest{Id: c.Param("id"), Disabled: p.Disabled}
@@ -180,7 +180,7 @@ func (g *Gateway) apiPutConfig(c *gin.Context) {
 	case "application/yaml", "application/x-yaml", "text/yaml":
 		b, err := io.ReadAll(c.Request.Body)
 		if err != nil {
-			abortError(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
+			abortError(c, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is over "+strconv.Itoa(maxBody)+" bytes")
 			return
 		}
 		doc = b
@@ -267,12 +267,10 @@ func (g *Gateway) apiOverview(c *gin.Context) {
 
 // --- pages ---
 
-// notices are the messages an action's redirect may ask a page to show.
-var notices = map[string]string{
-	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
-	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
-	"restarted": "Restart requested.", "lifted": "Lockout lifted.",
-}
+// notices are the notices an action's redirect may ask a page to show
+// (?done=name), each the message "notice.<name>".
+var notices = []string{"session_ended", "sessions_ended", "roles_granted", "roles_revoked", "disabled", "enabled", "deleted",
+	"config", "restarted", "lifted", "password", "zone"}
 
 // back redirects (303) to path with a notice, after a form's action.
 func back(c *gin.Context, path, notice string) {
@@ -292,14 +290,23 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		return
 	}
 	data["Sessions"] = rsp.Sessions
-	if n := notices[c.Query("done")]; n != "" && data["Notice"] == nil {
-		data["Notice"] = n
+	if n, err := strconv.Atoi(c.Query("ended")); err == nil && n > 0 {
+		data["Ended"] = n
 	}
+	data["ZoneName"] = zoneOf(c).String()
+	if v, ok := data["ZoneValue"]; ok {
+		data["ZoneName"] = v
+	}
+	data["Zones"] = commonZones
 	g.page(c, status, "account.html", data)
 }
 
 func (g *Gateway) endMySessionForm(c *gin.Context) {
 	id := c.Param("id")
+	if id == "others" {
+		g.endOtherSessionsForm(c)
+		return
+	}
 	mine := callerOf(c).Info.SessionId == id
 	if !g.endSession(c, id, false) {
 		return
@@ -311,13 +318,34 @@ func (g *Gateway) endMySessionForm(c *gin.Context) {
 	back(c, "/account", "session_ended")
 }
 
+// endOtherSessionsForm ends every session of the caller but the current one.
+func (g *Gateway) endOtherSessionsForm(c *gin.Context) {
+	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	n := 0
+	for _, s := range rsp.Sessions {
+		if s.Current {
+			continue
+		}
+		if !g.endSession(c, s.Id, false) {
+			return
+		}
+		n++
+	}
+	u := url.URL{Path: "/account", RawQuery: url.Values{"done": {"sessions_ended"}, "ended": {strconv.Itoa(n)}}.Encode()}
+	c.Redirect(http.StatusSeeOther, u.String())
+}
+
 func (g *Gateway) overviewPage(c *gin.Context) {
 	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours)})
+	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours, zoneOf(c)), "ZoneName": zoneOf(c).String()})
 }
 
 func (g *Gateway) usersPage(c *gin.Context) {
@@ -329,7 +357,7 @@ func (g *Gateway) usersPage(c *gin.Context) {
 	}
 	g.page(c, http.StatusOK, "admin_users.html", gin.H{
 		"Users": rsp.Users, "Total": rsp.Total, "Query": q,
-		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total), "Notice": notices[c.Query("done")],
+		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total),
 	})
 }
 
@@ -341,7 +369,6 @@ func (g *Gateway) userPage(c *gin.Context) {
 	}
 	g.page(c, http.StatusOK, "admin_user.html", gin.H{
 		"User": rsp.User, "Sessions": rsp.Sessions, "IsAdmin": pauth.IsAdmin(rsp.User.Roles),
-		"Notice": notices[c.Query("done")],
 	})
 }
 
@@ -364,7 +391,7 @@ func (g *Gateway) userActionForm(c *gin.Context) {
 	case "delete":
 		_, err = g.System.DeleteUser(ctx, &userpb.DeleteUserRequest{Id: id})
 	default:
-		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
 		return
 	}
 	if err != nil {
@@ -375,11 +402,15 @@ func (g *Gateway) userActionForm(c *gin.Context) {
 		back(c, "/admin/users", "deleted")
 		return
 	}
-	back(c, "/admin/users/"+id, actionNotices[action])
+	notice := action + "d" // disabled, enabled
+	if action == "roles" {
+		notice = "roles_revoked"
+		if c.PostForm("admin") == "on" {
+			notice = "roles_granted"
+		}
+	}
+	back(c, "/admin/users/"+id, notice)
 }
-
-// actionNotices name the notice each action on a user's page comes back with.
-var actionNotices = map[string]string{"roles": "roles", "disable": "disabled", "enable": "enabled"}
 
 func (g *Gateway) endSessionForm(c *gin.Context) {
 	if !g.endSession(c, c.Param("id"), true) {
@@ -398,7 +429,7 @@ func (g *Gateway) lockoutsPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts})
 }
 
 func (g *Gateway) liftLockoutForm(c *gin.Context) {
@@ -416,13 +447,13 @@ func (g *Gateway) configPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document})
 }
 
 func (g *Gateway) configForm(c *gin.Context) {
 	doc := c.PostForm("yaml")
 	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		if status >= 500 {
 			g.abortRPC(c, err)
 			return
@@ -433,7 +464,7 @@ func (g *Gateway) configForm(c *gin.Context) {
 			return
 		}
 		// The rejected text stays in the form, to be mended.
-		g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Error": msg})
+		g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Errors": map[string]string{"yaml": msg}})
 		return
 	}
 	back(c, "/admin/config", "config")
@@ -445,8 +476,7 @@ func (g *Gateway) servicesPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	// The page reloads itself, so it follows instances as they come and go.
-	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp, "Notice": notices[c.Query("done")], "Refresh": 5})
+	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp})
 }
 
 func (g *Gateway) restartForm(c *gin.Context) {
@@ -465,6 +495,11 @@ func (g *Gateway) logsPage(c *gin.Context) {
 	}
 	g.page(c, http.StatusOK, "admin_logs.html", gin.H{"Name": c.Param("name"), "Lines": rsp.Lines})
 }
+
+// commonZones are the zones the account page suggests; any IANA name is
+// accepted.
+var commonZones = []string{"UTC", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo",
+	"Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles", "Australia/Sydney"}
 
 // auditKinds are the kinds the audit page offers as filters.
 var auditKinds = []string{"register", "login", "login_failed", "lockout", "logout", "password_change",
@@ -530,39 +565,52 @@ func pageLink(path string, q url.Values, key, value string) string {
 }
 
 // chart is the overview's bar chart of logins per hour, drawn as SVG by the
-// template (no script: the pages' CSP allows none inline).
+// template (no script: the pages' CSP allows none inline), with a y axis of
+// counts and x labels every fourth hour in the viewer's zone.
 type chart struct {
 	Bars                 []bar
+	Ticks                []tick
 	Max                  int32
-	Width, Height, BarW  int
+	Width, ViewH, BarW   int
+	Left, Top, Bottom    int
 	TotalOK, TotalFailed int32
 }
 
 type bar struct {
 	X, OKY, OKH, FailY, FailH int
 	Label                     string
+	ShowLabel                 bool
 	OK, Failed                int32
 }
 
-func newChart(hours []*systempb.HourCount) chart {
-	const h, bw = 120, 14
-	ch := chart{Height: h, BarW: bw, Width: len(hours) * (bw + 4)}
+type tick struct {
+	Y     int
+	Label int32
+}
+
+func newChart(hours []*systempb.HourCount, zone *time.Location) chart {
+	const h, bw, left, top = 120, 14, 24, 12
+	ch := chart{BarW: bw, Left: left, Top: top, Bottom: top + h, ViewH: top + h + 16, Width: left + 4 + len(hours)*(bw+4)}
 	for _, hc := range hours {
 		ch.Max = max(ch.Max, hc.Logins+hc.FailedLogins)
 		ch.TotalOK += hc.Logins
 		ch.TotalFailed += hc.FailedLogins
 	}
-	scale := func(n int32) int {
-		if ch.Max == 0 {
-			return 0
+	top1 := max(ch.Max, 1)
+	scale := func(n int32) int { return int(n) * h / int(top1) }
+	for _, v := range []int32{0, top1 / 2, top1} {
+		if v == 0 && top1 > 1 || v > 0 {
+			ch.Ticks = append(ch.Ticks, tick{Y: ch.Bottom - scale(v) + 2, Label: v})
 		}
-		return int(n) * h / int(ch.Max)
+	}
+	if top1 == 1 {
+		ch.Ticks = []tick{{Y: ch.Bottom + 2, Label: 0}, {Y: top + 2, Label: 1}}
 	}
 	for i, hc := range hours {
 		okH, failH := scale(hc.Logins), scale(hc.FailedLogins)
 		ch.Bars = append(ch.Bars, bar{
-			X: i * (bw + 4), OKY: h - okH, OKH: okH, FailY: h - okH - failH, FailH: failH,
-			Label: time.Unix(hc.Hour, 0).UTC().Format("15:04"), OK: hc.Logins, Failed: hc.FailedLogins,
+			X: left + 4 + i*(bw+4), OKY: ch.Bottom - okH, OKH: okH, FailY: ch.Bottom - okH - failH, FailH: failH,
+			Label: time.Unix(hc.Hour, 0).In(zone).Format("15:04"), ShowLabel: i%4 == 0, OK: hc.Logins, Failed: hc.FailedLogins,
 		})
 	}
 	return ch

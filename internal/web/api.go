@@ -44,7 +44,7 @@ type passwordChange struct {
 // answers the request itself and returns false when the body is refused.
 func decodeJSON(c *gin.Context, v any) bool {
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
-		abortError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+		abortError(c, http.StatusUnsupportedMediaType, codeMediaType, "send Content-Type: application/json")
 		return false
 	}
 	dec := json.NewDecoder(c.Request.Body)
@@ -62,10 +62,10 @@ func decodeJSON(c *gin.Context, v any) bool {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		abortError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit))
+		abortError(c, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit))
 		return false
 	case err != nil:
-		abortError(c, http.StatusBadRequest, "bad_request", "malformed JSON: "+err.Error())
+		abortError(c, http.StatusBadRequest, codeBadJSON, "malformed JSON: "+err.Error())
 		return false
 	}
 	return true

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/i18n"
 	"github.com/portal-go/portal/internal/platform"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
@@ -54,15 +55,22 @@ type Options struct {
 
 // templateFuncs are the helpers the pages use.
 var templateFuncs = template.FuncMap{
-	"unix": func(sec int64) string {
+	// when shows unix seconds in the viewer's zone, in the one date format.
+	"when": func(zone *time.Location, sec int64) template.HTML {
 		if sec == 0 {
 			return ""
 		}
-		return time.Unix(sec, 0).UTC().Format("2006-01-02 15:04")
+		t := time.Unix(sec, 0)
+		return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + template.HTMLEscapeString(formatTime(t, zone)) + `</time>`)
 	},
-	"unixms": func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") },
+	"whenms": func(zone *time.Location, ms int64) template.HTML {
+		t := time.UnixMilli(ms)
+		return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + template.HTMLEscapeString(formatTime(t, zone)) + `</time>`)
+	},
+	"device": deviceName,
 	"join":   func(s []string) string { return strings.Join(s, ", ") },
 	"add":    func(a, b int) int { return a + b },
+	"sub":    func(a, b int) int { return a - b },
 }
 
 // Gateway serves Portal's HTTP side.
@@ -70,6 +78,8 @@ type Gateway struct {
 	Options
 	engine *gin.Engine
 	tracer trace.Tracer
+	// templates holds the pages, parsed once per language.
+	templates map[string]*template.Template
 }
 
 // maxBody bounds every request body.
@@ -91,10 +101,11 @@ func New(o Options) *Gateway {
 	e := g.engine
 	// Without a proxy in front, X-Forwarded-For is the client's own claim.
 	_ = e.SetTrustedProxies(nil)
-	e.SetHTMLTemplate(template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")))
+	g.templates = templateSets()
+	e.SetHTMLTemplate(g.templates[i18n.English])
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
-	e.Use(g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
+	e.Use(g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.locale, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))
@@ -113,6 +124,7 @@ func New(o Options) *Gateway {
 	e.GET("/account", g.requireCaller, g.accountPage)
 	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
 	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.endMySessionForm)
+	e.POST("/account/zone", g.requireCaller, g.csrf, g.zoneForm)
 
 	admin := e.Group("/admin", g.requireCaller, g.requireAdmin)
 	admin.GET("", g.overviewPage)
@@ -154,7 +166,7 @@ func New(o Options) *Gateway {
 	adm.GET("/lockouts", g.apiLockouts)
 	adm.DELETE("/lockouts/:kind/*key", g.apiLiftLockout) // an IPv6 /64 key has a slash
 
-	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
+	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
 	return g
 }
 
@@ -184,7 +196,7 @@ func (g *Gateway) OnUserChanged(ctx context.Context, ev *userpb.UserChanged) err
 // someone else may read it; anyone else is told there is no such page.
 func (g *Gateway) metrics(c *gin.Context) {
 	if !g.MetricsPublic && (!platform.IsLoopback(c.Request) || platform.Proxied(c.Request)) {
-		g.fail(c, http.StatusNotFound, "not_found", "no such page")
+		g.fail(c, http.StatusNotFound, codeNotFound, "no such page")
 		return
 	}
 	g.Metrics.Handler().ServeHTTP(c.Writer, c.Request)
