@@ -4,7 +4,7 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 PROTOS := user system runtime
 
-.PHONY: help build run test bench bench-quick lint proto proto-check tools clean
+.PHONY: help build run test bench bench-quick lint proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embed
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench -quick $(BENCH_FLAGS)
+
+screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
+	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowserPages ./internal/portal/
 
 lint: proto-check ## go vet, gofmt, govulncheck against the offline database
 	go vet ./...

@@ -39,26 +39,7 @@ func TestBrowserFlow(t *testing.T) {
 	defer cancel()
 
 	var browserLog testenv.SyncBuffer
-	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
-	opts = append(opts,
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
-		chromedp.Flag("no-pings", true),
-		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(&browserLog),
-	)
+	opts := browserOptions(t, chrome, &browserLog)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
 	// Cancelling the allocator waits for Chromium to exit, so it runs before
 	// t.TempDir's cleanup removes the profile directory.
@@ -222,7 +203,7 @@ func TestBrowserFlow(t *testing.T) {
 	var noScript bool
 	run("inspect rejected login page",
 		chromedp.Value("#username", &value, chromedp.ByQuery),
-		chromedp.Evaluate(`document.querySelectorAll('script').length === 0`, &noScript),
+		chromedp.Evaluate(`[...document.scripts].every(s => s.src.endsWith('/static/portal.js'))`, &noScript),
 	)
 	if value != evil {
 		t.Errorf("username field holds %q, want the literal %q", value, evil)
@@ -279,6 +260,8 @@ func TestBrowserFlow(t *testing.T) {
 		t.Fatalf("user page for %q, want %q", got, user)
 	}
 	wantStatus("disable", navigate("disable", chromedp.Click("#disable", chromedp.ByQuery)), 200)
+	run("disable asks first", visible("#do-confirm", "#cancel"))
+	wantStatus("confirm disable", navigate("confirm disable", chromedp.Click("#do-confirm", chromedp.ByQuery)), 200)
 	run("disabled", visible("#enable", ".notice"))
 	if got := text("#user-status"); got != "disabled" {
 		t.Errorf("status after disable = %q", got)
@@ -296,6 +279,11 @@ func TestBrowserFlow(t *testing.T) {
 	doc = strings.Replace(doc, "- /login\n", "- /login\n  - /status/*\n", 1)
 	run("edit config", chromedp.SetValue("#yaml", doc, chromedp.ByQuery))
 	wantStatus("save config", navigate("save config", chromedp.Click("#save", chromedp.ByQuery)), 200)
+	run("config diff", visible("#confirm-lines", "#do-confirm"))
+	if d := text("#confirm-lines"); !strings.Contains(d, "/status/*") {
+		t.Errorf("config diff %q lacks the new entry", d)
+	}
+	wantStatus("confirm config", navigate("confirm config", chromedp.Click("#do-confirm", chromedp.ByQuery)), 200)
 	run("config saved", visible(".notice", "#yaml"))
 	run("read config again", chromedp.Value("#yaml", &doc, chromedp.ByQuery))
 	if !strings.Contains(doc, "/status/*") {
@@ -319,6 +307,31 @@ func TestBrowserFlow(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("browser flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// browserOptions are how the browser tests start Chromium: headless, no
+// sandbox (tests run as root), nothing that calls out, its output in log.
+func browserOptions(t *testing.T, chrome string, log *testenv.SyncBuffer) []chromedp.ExecAllocatorOption {
+	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
+	return append(opts,
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
+		chromedp.Flag("no-pings", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(log),
+	)
 }
 
 // pageURL is the current page's URL.

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -450,24 +451,55 @@ func (g *Gateway) configPage(c *gin.Context) {
 	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document})
 }
 
+// configForm saves the config in two steps: the posted document is checked
+// (every problem shown beside the field at once) and its changes shown for
+// confirmation; the confirmed post saves it.
 func (g *Gateway) configForm(c *gin.Context) {
 	doc := c.PostForm("yaml")
+	if c.PostForm(confirmField) != "yes" {
+		next, err := config.Parse([]byte(doc))
+		if err != nil {
+			g.configProblems(c, http.StatusBadRequest, doc, err.Error())
+			return
+		}
+		lines := strings.Split(config.Diff(*g.Config.Current(), next), "; ")
+		if len(lines) == 1 && lines[0] == "no change" {
+			lines = []string{tr(c, "confirm.config.none")}
+		}
+		g.askConfirm(c, confirmation{
+			Title: tr(c, "confirm.config.title"), What: tr(c, "confirm.config.what"), Button: tr(c, "confirm.config.button"),
+			Cancel: "/admin/config", Lines: lines,
+		})
+		return
+	}
 	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
-		status, _, msg := rpcMessage(c, err)
+		status, _, detail, _ := rpcStatus(c, err)
 		if status >= 500 {
 			g.abortRPC(c, err)
 			return
 		}
-		cur, gerr := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
-		if gerr != nil {
-			g.abortRPC(c, gerr)
-			return
-		}
-		// The rejected text stays in the form, to be mended.
-		g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Errors": map[string]string{"yaml": msg}})
+		g.configProblems(c, status, doc, detail)
 		return
 	}
 	back(c, "/admin/config", "config")
+}
+
+// configProblems shows the config page again with the rejected text in the
+// form, to be mended, and each of its problems beside it.
+func (g *Gateway) configProblems(c *gin.Context, status int, doc, detail string) {
+	cur, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	var problems []string
+	for _, line := range strings.Split(detail, "\n") {
+		if line = strings.TrimSpace(strings.TrimPrefix(line, "config: invalid: ")); line != "" {
+			problems = append(problems, line)
+		}
+	}
+	g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Problems": problems,
+		"Errors": map[string]string{"yaml": tr(c, "config.problems", "Count", len(problems))}})
 }
 
 func (g *Gateway) servicesPage(c *gin.Context) {
