@@ -2,22 +2,46 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
+# staticcheck's module version (release 2025.1 line), built into bin/.
+STATICCHECK := v0.8.2
 PROTOS := user system runtime
 
-.PHONY: help build run test bench bench-quick lint proto proto-check tools clean screenshots
+.PHONY: help build run test test-repeat test-slow bench bench-quick lint staticcheck licenses proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/portal
-	go build -o $(BIN)/portal ./cmd/portal
+# The "up" tag adds portal up's embedded etcd and NATS (internal/supervisor/
+# embed.go); a plain go build or go run leaves them out.
+TAGS := up
+
+build: ## build bin/portal, with portal up's embedded etcd and NATS (-tags up)
+	go build -tags $(TAGS) -o $(BIN)/portal ./cmd/portal
 
 run: build ## run Portal, all services in one process, on :8080
 	$(BIN)/portal
 
-test: ## run every test with the race detector (installs chromium for the browser test when missing)
+# go test -json through scripts/testsummary: each package's result, the
+# output of failed tests, then every skipped test with its reason and an
+# "N passed, N failed, N skipped" line. SUMMARY_FLAGS=-fail-on-skip (CI)
+# fails the run on any skip.
+SUMMARY_FLAGS ?=
+# The packages whose tests take longest (real servers, built binaries).
+SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
+N ?= 5
+
+test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
-	go test -race -count=1 -timeout 15m ./...
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
+
+test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
+	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done
+
+test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+
+$(BIN)/testsummary: scripts/testsummary/main.go
+	go build -o $@ ./scripts/testsummary
 
 # BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
 bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
@@ -31,10 +55,21 @@ bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
 	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowserPages ./internal/portal/
 
-lint: proto-check ## go vet, gofmt, govulncheck against the offline database
+lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
 	go vet ./...
+	go vet -tags $(TAGS) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	./scripts/vulncheck.sh
+
+staticcheck: $(BIN)/staticcheck-$(STATICCHECK) ## staticcheck (pinned, built into bin/); fails on any finding
+	$(BIN)/staticcheck-$(STATICCHECK) -tags $(TAGS) ./...
+
+$(BIN)/staticcheck-$(STATICCHECK):
+	GOBIN=$(BIN)/.staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK)
+	mv $(BIN)/.staticcheck/staticcheck $@ && rmdir $(BIN)/.staticcheck
+
+licenses: ## list every dependency's licence; fail on an unknown or incompatible one
+	./scripts/licenses.sh
 
 tools: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-micro ## build the protoc plugins into bin/
 
@@ -57,5 +92,5 @@ proto: tools ## regenerate proto/*/*.pb.go and *.pb.micro.go from the .proto fil
 proto-check: proto ## fail when the generated code differs from the .proto files
 	@git diff --exit-code -- proto/ || { echo "generated code drifted from proto/*.proto: run make proto and commit"; exit 1; }
 
-clean: ## remove build output
+clean: ## remove build output (bin/: tools, the tests' shared portal build)
 	rm -rf $(BIN)

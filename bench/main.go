@@ -174,10 +174,8 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	progress("load average %s; building portal", rep.loadBefore)
 	bin := o.portalBin
 	if bin == "" {
+		// The tests' shared build in bin/test, reused (or made) here.
 		bin = testenv.BuildPortal(e)
-		// testenv leaves its build for the tests to come; a run of the
-		// harness is the only user of this one.
-		e.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	}
 
 	if o.rows[1] || o.rows[2] || o.rows[3] {

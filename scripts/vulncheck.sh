@@ -3,8 +3,9 @@
 #   database: $PORTAL_VULNDB, else the first existing of
 #             <repo>/../shared/vulndb and /work/shared/vulndb;
 #   govulncheck $GOVULNCHECK_VERSION is built into ./bin when missing.
-# Without a database it warns loudly and exits 0. It fails (govulncheck's
-# exit 3) when the code reaches a known vulnerability.
+# Without a database it fails loudly (exit 1): a lint that did not check
+# must not pass. It fails (govulncheck's exit 3) when the code reaches a
+# known vulnerability.
 set -euo pipefail
 
 GOVULNCHECK_VERSION=v1.9.0
@@ -30,11 +31,11 @@ if [ -z "$db" ] || [ ! -d "$db" ]; then
     else
       echo "##   looked at: $repo/../shared/vulndb /work/shared/vulndb"
     fi
-    echo "## GOVULNCHECK WAS NOT RUN. Set PORTAL_VULNDB to the database directory."
+    echo "## GOVULNCHECK CANNOT RUN: FAILING. Set PORTAL_VULNDB to the database directory."
     echo "################################################################################"
     echo
   } >&2
-  exit 0
+  exit 1
 fi
 db=$(cd "$db" && pwd)
 

@@ -43,6 +43,11 @@ const (
 	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"   // the live config was changed
 	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
+	KindRoleCreated    Kind = "role_created"    // a role was made, with its permissions
+	KindRoleUpdated    Kind = "role_updated"    // a role's permissions changed
+	KindRoleDeleted    Kind = "role_deleted"    // a role was deleted
+	KindTokenCreated   Kind = "token_created"   // an API key was made, with its permissions and expiry
+	KindTokenRevoked   Kind = "token_revoked"   // an API key was revoked, by its owner or an admin
 )
 
 // Kinds lists every Kind, in the order above.
@@ -50,6 +55,7 @@ var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
 	KindLockoutLifted,
+	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
 }
 
 // Valid reports whether k is one of Kinds.

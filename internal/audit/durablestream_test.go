@@ -14,7 +14,8 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/filestore"
-	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/leak"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // crashDirEnv makes this test binary the process that
@@ -23,6 +24,8 @@ const crashDirEnv = "PORTAL_TEST_DURABLE_STREAM_DIR"
 
 const crashEntries = 20
 
+// TestMain is also the crash test's child (publishAndWait), and fails the
+// package when its tests leave a goroutine running.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashDirEnv); dir != "" {
 		if err := publishAndWait(dir); err != nil {
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(m.Run())
+	leak.VerifyTestMain(m)
 }
 
 // publishAndWait publishes entries that nothing consumes, says so, and
@@ -110,12 +113,12 @@ func TestDurableStreamSurvivesKill(t *testing.T) {
 	done := make(chan struct{})
 	go func() { audit.NewConsumer(s, l, nil).Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	testenv.WaitFor(t, 30*time.Second, "the killed process's entries", func() bool {
+	poll.Wait(t, 30*time.Second, "the killed process's entries", func() bool {
 		p, err := l.List(context.Background(), audit.Query{User: "kim", Total: true})
 		return err == nil && p.Total == crashEntries
 	})
 	// Acknowledged: a third start finds nothing queued.
-	testenv.WaitFor(t, 30*time.Second, "the queue to empty", func() bool {
+	poll.Wait(t, 30*time.Second, "the queue to empty", func() bool {
 		n, err := fs.Count("q", "", 0)
 		return err == nil && n == 0
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // The distributed mode's path: a real nats-server with JetStream (from
@@ -47,7 +48,7 @@ func TestNATSBacklog(t *testing.T) {
 	// NATS restarts: what it stored is still there.
 	n.Stop(t)
 	n.Start(t)
-	testenv.WaitFor(t, 10*time.Second, "publishing again after the restart", func() bool {
+	poll.Wait(t, 10*time.Second, "publishing again after the restart", func() bool {
 		return pub.Publish(context.Background(), audit.Entry{ID: "r000", Kind: audit.KindLogin}) == nil
 	})
 	ids = append(ids, "r000")
@@ -72,7 +73,7 @@ func TestNATSBacklog(t *testing.T) {
 	if cfg.MaxAge != audit.DefaultMaxAge || cfg.MaxBytes != audit.DefaultMaxBytes || cfg.Storage != jetstream.FileStorage || !slices.Equal(cfg.Subjects, []string{audit.Topic}) {
 		t.Errorf("stream config %+v", cfg)
 	}
-	testenv.WaitFor(t, 10*time.Second, "every entry acknowledged", func() bool {
+	poll.Wait(t, 10*time.Second, "every entry acknowledged", func() bool {
 		ci, err := st.Consumer(context.Background(), audit.Group)
 		if err != nil {
 			return false
@@ -155,7 +156,7 @@ func TestNATSAckAfterStore(t *testing.T) {
 	l := audit.NewLog(fs, audit.LogOptions{})
 	runConsumer(t, natsStream(t, n, "system"), l, nil)
 	ids := publishN(t, audit.NewPublisher(natsStream(t, n, "user"), nil), "f", 5)
-	testenv.WaitFor(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
+	poll.Wait(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
 	fs.failing.Store(false)
 	waitStored(t, l, 20*time.Second, ids)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 	"log/slog"
 	"slices"
 	"strings"
@@ -259,7 +260,7 @@ func TestConsumerStoreDown(t *testing.T) {
 	var logs testenv.SyncBuffer
 	runConsumer(t, s, l, slog.New(slog.NewTextHandler(&logs, nil)))
 	ids := publishN(t, audit.NewPublisher(s, nil), "s", 5)
-	testenv.WaitFor(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
+	poll.Wait(t, 10*time.Second, "two failed writes", func() bool { return fs.failures.Load() >= 2 })
 	fs.failing.Store(false)
 	waitStored(t, l, 15*time.Second, ids)
 	if n := strings.Count(logs.String(), "cannot store entries"); n != 1 {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // recordHandler is a slog.Handler that keeps the messages logged.
@@ -156,30 +158,6 @@ func TestOpenFileValid(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// holds checks cond on every poll for the whole period.
-func holds(t *testing.T, period time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(period)
-	for time.Now().Before(end) {
-		if !cond() {
-			t.Fatalf("%s stopped holding", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func countMsg(msgs []string, prefix string) int {
 	n := 0
 	for _, m := range msgs {
@@ -213,7 +191,7 @@ func TestCenterWatchesFile(t *testing.T) {
 
 	// A valid change, written in place, applies.
 	writeConfig(t, path, "auth:\n  expireTime: 1800\n  refreshTime: 600\n")
-	waitFor(t, 10*time.Second, "expireTime 1800 not applied", expire(1800))
+	poll.Wait(t, 10*time.Second, "expireTime 1800 not applied", expire(1800))
 	good := *c.Current()
 	if good.Auth.RefreshTime != 600 || good.Auth.SessionMaxAge != Defaults().Auth.SessionMaxAge {
 		t.Errorf("applied settings = %+v", good.Auth)
@@ -222,29 +200,29 @@ func TestCenterWatchesFile(t *testing.T) {
 
 	// A change written by rename applies too.
 	replaceConfig(t, path, "auth:\n  expireTime: 2400\n  refreshTime: 600\n")
-	waitFor(t, 10*time.Second, "expireTime 2400 (renamed into place) not applied", expire(2400))
+	poll.Wait(t, 10*time.Second, "expireTime 2400 (renamed into place) not applied", expire(2400))
 	good = *c.Current()
 
 	// Valid yaml, invalid settings: logged, refused, the last good stays.
 	rejected := countMsg(logged(), "config change rejected")
 	writeConfig(t, path, "auth:\n  expireTime: 2400\n  refreshTime: 5000\n")
-	waitFor(t, 10*time.Second, "the invalid change was never seen", func() bool {
+	poll.Wait(t, 10*time.Second, "the invalid change was never seen", func() bool {
 		return countMsg(logged(), "config change rejected") > rejected
 	})
-	holds(t, 2*time.Second, "the last good settings after an invalid change", same)
+	poll.Holds(t, 2*time.Second, "the last good settings after an invalid change", same)
 
 	// Not yaml at all: the last good stays.
 	writeConfig(t, path, "auth: [unclosed\n  :: {\n\x00\x01")
-	holds(t, 2*time.Second, "the last good settings after a garbage file", same)
+	poll.Holds(t, 2*time.Second, "the last good settings after a garbage file", same)
 
 	// And the watch still works afterwards.
 	writeConfig(t, path, "auth:\n  expireTime: 3000\n  refreshTime: 600\n")
-	waitFor(t, 10*time.Second, "expireTime 3000 not applied after the bad files", expire(3000))
+	poll.Wait(t, 10*time.Second, "expireTime 3000 not applied after the bad files", expire(3000))
 
 	// An emptied file is not a reason to fall back to the defaults.
 	good = *c.Current()
 	writeConfig(t, path, "")
-	holds(t, 2*time.Second, "the last good settings after emptying the file", same)
+	poll.Holds(t, 2*time.Second, "the last good settings after emptying the file", same)
 
 	// Close returns, and stops the watching.
 	done := make(chan error, 1)
@@ -264,7 +242,7 @@ func TestCenterWatchesFile(t *testing.T) {
 		t.Fatalf("the watch goroutine still runs after Close")
 	}
 	writeConfig(t, path, "auth:\n  expireTime: 3600\n  refreshTime: 600\n")
-	holds(t, time.Second, "the settings after Close", same)
+	poll.Holds(t, time.Second, "the settings after Close", same)
 }
 
 func TestCenterConcurrentReaders(t *testing.T) {
@@ -297,7 +275,7 @@ func TestCenterConcurrentReaders(t *testing.T) {
 	}
 	for _, n := range []int{2000, 3000, 4000} {
 		writeConfig(t, path, "auth:\n  expireTime: "+strconv.Itoa(n)+"\n  refreshTime: "+strconv.Itoa(n/10)+"\n  sessionMaxAge: "+strconv.Itoa(n)+"\n")
-		waitFor(t, 10*time.Second, "change not applied", func() bool { return c.Current().Auth.ExpireTime == n })
+		poll.Wait(t, 10*time.Second, "change not applied", func() bool { return c.Current().Auth.ExpireTime == n })
 	}
 	close(stop)
 	wg.Wait()
@@ -319,7 +297,7 @@ func TestCenterSeesChangeRightAfterOpen(t *testing.T) {
 			t.Fatalf("OpenFile: %v", err)
 		}
 		writeConfig(t, path, "auth:\n  expireTime: 1500\n")
-		waitFor(t, 10*time.Second, "round "+strconv.Itoa(i)+": the change made right after OpenFile was lost", func() bool {
+		poll.Wait(t, 10*time.Second, "round "+strconv.Itoa(i)+": the change made right after OpenFile was lost", func() bool {
 			return c.Current().Auth.ExpireTime == 1500
 		})
 		if err := c.Close(); err != nil {
@@ -338,14 +316,16 @@ func TestCenterSeesChangeRightAfterGarbage(t *testing.T) {
 	c := openCenter(t, path, log)
 	// Make sure the watch is up: a first change applies.
 	writeConfig(t, path, "auth:\n  expireTime: 1300\n")
-	waitFor(t, 10*time.Second, "first change not applied", func() bool { return c.Current().Auth.ExpireTime == 1300 })
+	poll.Wait(t, 10*time.Second, "first change not applied", func() bool { return c.Current().Auth.ExpireTime == 1300 })
 
 	writeConfig(t, path, "auth: [unclosed\n  :: {\n")
 	// The loader reads the garbage and drops its watch; write the fix while
-	// it is down.
-	time.Sleep(200 * time.Millisecond)
+	// it is down: once the center has read (and refused) the garbage too.
+	poll.Wait(t, 10*time.Second, "the garbage to be read", func() bool {
+		return countMsg(logged(), "config change unreadable") > 0
+	})
 	writeConfig(t, path, "auth:\n  expireTime: 1400\n")
-	waitFor(t, 10*time.Second, "the valid file written after a garbage one was never applied", func() bool {
+	poll.Wait(t, 10*time.Second, "the valid file written after a garbage one was never applied", func() bool {
 		return c.Current().Auth.ExpireTime == 1400
 	})
 	if n := countMsg(logged(), "config applied"); n < 2 {

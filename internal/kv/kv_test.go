@@ -15,6 +15,7 @@ import (
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // stores runs fn against every Store Portal runs on: memory (Local over
@@ -90,7 +91,7 @@ func TestConditions(t *testing.T) {
 		}
 		// A TTL expires the record.
 		apply(t, s, true, kv.PutOp("x", []byte("1"), 50*time.Millisecond))
-		testenv.WaitFor(t, 10*time.Second, "x to expire", func() bool { return get(t, s, "x") == nil })
+		poll.Wait(t, 10*time.Second, "x to expire", func() bool { return get(t, s, "x") == nil })
 		apply(t, s, false, kv.PutOp("x", []byte("1"), 0).When(kv.Exists))
 	})
 }
@@ -211,7 +212,7 @@ func TestIncr(t *testing.T) {
 			t.Fatalf("counter = %d after a failed batch, want 3", n)
 		}
 		apply(t, s, true, kv.IncrOp("short", 50*time.Millisecond))
-		testenv.WaitFor(t, 10*time.Second, "the counter to expire", func() bool { return get(t, s, "short") == nil })
+		poll.Wait(t, 10*time.Second, "the counter to expire", func() bool { return get(t, s, "short") == nil })
 	})
 }
 

@@ -10,25 +10,17 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
-)
 
-// Idempotent lists the endpoints that may run twice without harm: only these
-// are retried after a failure that may have reached the server.
-var Idempotent = map[string]bool{
-	"User.Info":           true,
-	"User.Health":         true,
-	"User.Logout":         true,
-	"User.Renew":          true,
-	"System.Health":       true,
-	"System.ListServices": true,
-}
+	"github.com/portal-go/portal/internal/endpoint"
+)
 
 // Retries is how many times a failed call is tried again, on another node.
 const Retries = 2
 
 // Retry is Portal's client.RetryFunc. A call that never reached a server
 // (connection refused, no node) is retried whatever it is; one that may have
-// reached it (a timeout, a broken connection) only when it is idempotent.
+// reached it (a timeout, a broken connection) only when the callee's endpoint
+// table says it is safe to retry (endpoint.Retryable).
 // Errors from a handler are answers, never retried.
 func Retry(ctx context.Context, req client.Request, _ int, err error) (bool, error) {
 	if err == nil || ctx.Err() != nil {
@@ -43,7 +35,7 @@ func Retry(ctx context.Context, req client.Request, _ int, err error) (bool, err
 		strings.Contains(msg, "not found") && strings.Contains(msg, "service") {
 		return true, nil
 	}
-	return Idempotent[req.Endpoint()], nil
+	return endpoint.Retryable(req.Service(), req.Endpoint()), nil
 }
 
 // roundRobin is a client wrapper that spreads calls over a service's nodes

@@ -10,6 +10,8 @@ import (
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
+
+	"github.com/portal-go/portal/internal/endpoint"
 )
 
 // pickingClient is the client under the wrapper: it runs the select
@@ -79,7 +81,8 @@ func TestRetry(t *testing.T) {
 		{"User.Login", refused, true},
 		{"User.Register", timeout, false}, // may have run: not twice
 		{"User.ChangePassword", timeout, false},
-		{"User.Info", timeout, true},
+		{"User.Info", timeout, true}, // its table says it is safe
+		{"User.Undeclared", timeout, false},
 		{"System.ListServices", timeout, true},
 		{"User.Info", merrors.NotFound("user.not_found", "no"), false}, // an answer
 		{"User.Login", merrors.Unauthorized("user.bad_credentials", "no"), false},
@@ -87,7 +90,7 @@ func TestRetry(t *testing.T) {
 		{"User.Info", nil, false},
 		{"User.Info", fmt.Errorf("rpc error: code = Unavailable desc = connection refused"), true},
 	} {
-		req := client.NewRequest("x", tc.endpoint, nil)
+		req := client.NewRequest(retryTable.Service, tc.endpoint, nil)
 		got, err := Retry(context.Background(), req, 0, tc.err)
 		if err != nil || got != tc.want {
 			t.Errorf("Retry(%s, %v) = %v, %v; want %v", tc.endpoint, tc.err, got, err, tc.want)
@@ -95,7 +98,19 @@ func TestRetry(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if got, _ := Retry(ctx, client.NewRequest("x", "User.Info", nil), 0, timeout); got {
+	if got, _ := Retry(ctx, client.NewRequest(retryTable.Service, "User.Info", nil), 0, timeout); got {
 		t.Errorf("retried after the caller gave up")
 	}
+	if got, _ := Retry(context.Background(), client.NewRequest("undeclared", "User.Info", nil), 0, timeout); got {
+		t.Errorf("retried a call to a service no table declares")
+	}
 }
+
+// retryTable is what TestRetry's calls are to: the retry rule reads it.
+var retryTable = endpoint.Declare("platform-test",
+	endpoint.Endpoint{Name: "User.Register", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "User.Login", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "User.ChangePassword", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "User.Info", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "System.ListServices", Access: endpoint.ServicesRead, Retry: true},
+)

@@ -148,7 +148,8 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		server.Metadata(map[string]string{"version": Version, "description": Descriptions[name], "pid": strconv.Itoa(os.Getpid())}),
 		server.Wait(wg),
 		func(o *server.Options) {
-			o.Context = context.WithValue(o.Context, "wait", wg) //nolint:staticcheck // the plugin's key
+			//lint:ignore SA1029 the grpc plugin reads its wait group under this string key
+			o.Context = context.WithValue(o.Context, "wait", wg)
 		},
 		server.RegisterCheck(s.registerCheck),
 		server.Address(p.Address),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // adminRoutes are every admin route of the JSON API and the pages.
@@ -26,7 +27,19 @@ var adminRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/admin/services/user/restart"},
 	{"GET", "/api/v1/admin/services/user/logs"},
 	{"GET", "/api/v1/admin/audit"},
+	{"GET", "/api/v1/admin/overview"},
+	{"GET", "/api/v1/admin/permissions"},
+	{"GET", "/api/v1/admin/roles"},
+	{"POST", "/api/v1/admin/roles"},
+	{"GET", "/api/v1/admin/roles/auditor"},
+	{"PUT", "/api/v1/admin/roles/auditor"},
+	{"DELETE", "/api/v1/admin/roles/auditor"},
+	{"GET", "/api/v1/admin/users/some-id/tokens"},
+	{"GET", "/api/v1/admin/lockouts"},
+	{"DELETE", "/api/v1/admin/lockouts/address/192.0.2.1"},
 	{"GET", "/admin"},
+	{"GET", "/admin/roles"},
+	{"GET", "/admin/lockouts"},
 	{"GET", "/admin/users"},
 	{"GET", "/admin/users/some-id"},
 	{"GET", "/admin/config"},
@@ -45,7 +58,10 @@ func TestAdminRoutesRefuseNonAdmins(t *testing.T) {
 	tok, _ := c.login("plain_user", "plain-password")
 	for _, r := range adminRoutes {
 		var body any
-		if r.method == "PATCH" || r.method == "PUT" {
+		switch {
+		case strings.Contains(r.path, "/roles"):
+			body = map[string]any{"name": "auditor", "permissions": []string{"audit.read"}}
+		case r.method == "PATCH" || r.method == "PUT":
 			body = map[string]any{"disabled": true}
 		}
 		rsp := c.do(r.method, r.path, tok, body)
@@ -309,7 +325,7 @@ func TestAdminConfig(t *testing.T) {
 	if err := os.WriteFile(p.ConfigFile, []byte("auth:\n  expireTime: 300\n  refreshTime: 60\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 10e9, "the hand edit to apply", func() bool {
+	poll.Wait(t, 10e9, "the hand edit to apply", func() bool {
 		_, exp := c.login("admin", testenv.AdminPassword)
 		return near(lifetime(exp), 300e9)
 	})
@@ -379,13 +395,13 @@ func TestAdminAudit(t *testing.T) {
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("gina", "gina-password")
-	gina, _ := c.login("gina", "gina-password")
+	c.login("gina", "gina-password")
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "gina", "password": "wrong-password"}), http.StatusUnauthorized)
 	ginaID := userID(t, c, admin, "gina")
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"roles": []string{"admin", "user"}}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": true}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/admin/users/"+ginaID, admin, map[string]any{"disabled": false}), http.StatusOK)
-	gina, _ = c.login("gina", "gina-password")
+	gina, _ := c.login("gina", "gina-password")
 	var sessions struct {
 		Sessions []struct {
 			ID string `json:"id"`
@@ -408,7 +424,7 @@ func TestAdminAudit(t *testing.T) {
 		{"role_change", "admin", "gina", "user -> admin,user"},
 	}
 	var got []auditEntry
-	testenv.WaitFor(t, 10e9, "the audit entries", func() bool {
+	poll.Wait(t, 10e9, "the audit entries", func() bool {
 		got, _ = listAudit(t, c, admin, "limit=7")
 		return len(got) == 7 && got[0].Kind == "delete"
 	})
@@ -428,7 +444,7 @@ func TestAdminAudit(t *testing.T) {
 	}
 	// register, login, login_failed, role_change, disable, enable, login,
 	// session_ended, delete.
-	testenv.WaitFor(t, 10e9, "gina's 9 entries", func() bool {
+	poll.Wait(t, 10e9, "gina's 9 entries", func() bool {
 		_, total := listAudit(t, c, admin, "user=gina")
 		return total == 9
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // kinds returns the kinds of entries, in order.
@@ -80,13 +81,15 @@ func auditWhileSystemDown(t *testing.T, c *cluster) {
 	t.Cleanup(func() { _ = rs.Close(); _ = cli.Close() })
 	// The log as system keeps it: the store plugin and its indexes.
 	l := audit.NewLog(rs, audit.LogOptions{KV: kv.NewRedis(cli, "portal:system:", 5*time.Second)})
-	// alice registered in step a, with system up.
-	if p, err := l.List(context.Background(), audit.Query{User: "alice", Kind: audit.KindRegister}); err != nil || len(p.Entries) != 1 {
-		t.Fatalf("alice's register entry: %+v, %v", p.Entries, err)
-	}
+	// A user registered with system up is in the log.
+	w := c.clients(t)[0]
+	early, _ := stepUser(t, w)
+	poll.Wait(t, 20*time.Second, early+"'s register entry", func() bool {
+		p, err := l.List(context.Background(), audit.Query{User: early, Kind: audit.KindRegister})
+		return err == nil && len(p.Entries) == 1
+	})
 
 	c.system.Stop(t)
-	w := c.clients(t)[0]
 	w.register("hank", "hank-password-1")
 	w.login("hank", "hank-password-1")
 	w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": "hank", "password": "wrong-password"}), http.StatusUnauthorized)
@@ -96,7 +99,7 @@ func auditWhileSystemDown(t *testing.T, c *cluster) {
 
 	restarted := time.Now()
 	c.start("system")
-	testenv.WaitFor(t, 20*time.Second, "hank's audit entries after system restarted", func() bool {
+	poll.Wait(t, 20*time.Second, "hank's audit entries after system restarted", func() bool {
 		p, err := l.List(context.Background(), audit.Query{User: "hank"})
 		return err == nil && len(p.Entries) >= 3
 	})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // cluster is a distributed Portal: every service its own `portal <service>`
@@ -72,6 +73,18 @@ func (c *cluster) note(t *testing.T, format string, args ...any) {
 	s := fmt.Sprintf(format, args...)
 	c.report = append(c.report, t.Name()+": "+s)
 	t.Log(s)
+}
+
+// stepUser registers a user of t's own, named after its step (the subtest's
+// name), through w and returns its name and password. Each step makes the
+// accounts it needs, so that it can run alone:
+// go test -run 'TestDistributed/f_redis_outage' ./internal/portal/.
+func stepUser(t *testing.T, w *client) (name, pw string) {
+	t.Helper()
+	name = t.Name()[strings.LastIndex(t.Name(), "/")+1:]
+	pw = name + "-password"
+	w.register(name, pw)
+	return name, pw
 }
 
 // clients returns an HTTP client per gateway, bound to t.
@@ -151,7 +164,8 @@ func near(d, want time.Duration) bool { return d > want-5*time.Second && d <= wa
 // mode can get wrong: sessions and logouts across gateways, config changes
 // from etcd, a user node killed mid-traffic, and etcd and Redis going away
 // and coming back. The steps run in order on one cluster; a failed step ends
-// the test.
+// the test. Each makes its own users (stepUser), so any one can also run
+// alone with -run.
 func TestDistributed(t *testing.T) {
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(t, b)
@@ -177,14 +191,11 @@ func TestDistributed(t *testing.T) {
 		t.Logf("summary (total %v):\n  %s", time.Since(began).Round(time.Millisecond), strings.Join(c.report, "\n  "))
 	}()
 
-	const name, pw = "alice", "alice-password-1"
-	var token string
-
 	// a. A session opened on one gateway is good on the other.
 	if !t.Run("a_session_across_gateways", func(t *testing.T) {
 		ws := c.clients(t)
-		ws[0].register(name, pw)
-		token, _ = ws[1].login(name, pw)
+		name, pw := stepUser(t, ws[0])
+		token, _ := ws[1].login(name, pw)
 		for i, w := range ws {
 			me := w.expect(w.do("GET", "/api/v1/me", token, nil), http.StatusOK).json(t)
 			if me["username"] != name {
@@ -199,6 +210,7 @@ func TestDistributed(t *testing.T) {
 	// a2. Any go-micro v4 client that knows the registry finds the services
 	// and can log in: here a plain one, the gRPC client plugin on etcd.
 	if !t.Run("a2_plain_gomicro_client", func(t *testing.T) {
+		name, pw := stepUser(t, c.clients(t)[0])
 		reg := etcdreg.NewRegistry(registry.Addrs(etcd.Addr))
 		list, err := reg.ListServices()
 		if err != nil {
@@ -241,10 +253,18 @@ func TestDistributed(t *testing.T) {
 		return
 	}
 
+	// a5. A custom role, enforced by each service and live: what a role
+	// allows, a session and an API key may do through either gateway and by
+	// direct RPC; an edit of the role applies everywhere within 1 s.
+	if !t.Run("a5_permissions_live", func(t *testing.T) { permissionsLive(t, c) }) {
+		return
+	}
+
 	// b. A logout on web1 reaches web2 (which has the session's verdict
 	// cached) through the broker.
 	if !t.Run("b_logout_propagates", func(t *testing.T) {
 		ws := c.clients(t)
+		token, _ := ws[0].login(stepUser(t, ws[0]))
 		ws[0].expect(ws[0].do("POST", "/api/v1/logout", token, nil), http.StatusNoContent)
 		loggedOut := time.Now()
 		if code := errorCode(t, ws[0].expect(ws[0].do("GET", "/api/v1/me", token, nil), http.StatusUnauthorized)); code != "auth.session_ended" {
@@ -276,6 +296,7 @@ func TestDistributed(t *testing.T) {
 	// login then mints a token living the new expireTime.
 	if !t.Run("c_config_change", func(t *testing.T) {
 		ws := c.clients(t)
+		name, pw := stepUser(t, ws[0])
 		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n"+testenv.RelaxedRates)
 		put := time.Now()
 		var first time.Duration
@@ -311,6 +332,7 @@ func TestDistributed(t *testing.T) {
 	// though the dead node stays in the registry until its TTL ends.
 	if !t.Run("d_kill_user_node", func(t *testing.T) {
 		ws := c.clients(t)
+		name, pw := stepUser(t, ws[0])
 		dead := c.users[0]
 		dead.Kill(t)
 		killed := time.Now()
@@ -350,6 +372,7 @@ func TestDistributed(t *testing.T) {
 	// config watch resumes, logins work.
 	if !t.Run("e_etcd_restart", func(t *testing.T) {
 		ws := c.clients(t)
+		name, pw := stepUser(t, ws[0])
 		etcd.Stop(t)
 		stopped := time.Now()
 		// Meanwhile, gateways work from their registry cache.
@@ -390,7 +413,7 @@ func TestDistributed(t *testing.T) {
 		put := time.Now()
 		// Two logins in a row through one gateway reach both user nodes.
 		streak := 0
-		testenv.WaitFor(t, 15*time.Second, "tokens of the 300s expireTime set after etcd's restart from both user nodes", func() bool {
+		poll.Wait(t, 15*time.Second, "tokens of the 300s expireTime set after etcd's restart from both user nodes", func() bool {
 			if _, exp := ws[0].login(name, pw); near(lifetime(exp), 300*time.Second) {
 				streak++
 			} else {
@@ -404,11 +427,18 @@ func TestDistributed(t *testing.T) {
 		// lease a fresh TTL. Once the dead node's lease has run out (it
 		// was killed before etcd stopped), the live nodes must still be
 		// there.
-		testenv.WaitFor(t, 20*time.Second-time.Since(restarted), "the killed user node's lease to run out after etcd's restart", func() bool {
-			gone, _ := registered(t, etcd, "user", []*testenv.Proc{c.dead})
-			return !gone
-		})
-		c.note(t, "killed node's restored lease ran out %.2fs after etcd's restart", time.Since(restarted).Seconds())
+		// (Step d killed it; when e runs alone, wait out a TTL instead.)
+		if c.dead != nil {
+			poll.Wait(t, 20*time.Second-time.Since(restarted), "the killed user node's lease to run out after etcd's restart", func() bool {
+				gone, _ := registered(t, etcd, "user", []*testenv.Proc{c.dead})
+				return !gone
+			})
+			c.note(t, "killed node's restored lease ran out %.2fs after etcd's restart", time.Since(restarted).Seconds())
+		} else {
+			// Step d did not run: past a registration TTL (10 s) the live
+			// nodes must still be there.
+			poll.Holds(t, 15*time.Second-time.Since(restarted), "every live node registered", func() bool { return unregistered(t, etcd, c) == "" })
+		}
 		if missing := unregistered(t, etcd, c); missing != "" {
 			t.Fatalf("%.1fs after etcd's restart, nodes gone from the registry: %s", time.Since(restarted).Seconds(), missing)
 		}
@@ -427,6 +457,7 @@ func TestDistributed(t *testing.T) {
 	// lost.
 	if !t.Run("f_redis_outage", func(t *testing.T) {
 		ws := c.clients(t)
+		name, pw := stepUser(t, ws[0])
 		redis.Stop(t)
 		stopped := time.Now()
 		var slowest time.Duration
@@ -469,7 +500,7 @@ func TestDistributed(t *testing.T) {
 
 		// Out of the registry within two register intervals (5 s) of the
 		// outage, plus the health check's own 2 s bound.
-		testenv.WaitFor(t, 12*time.Second-time.Since(stopped), "the user nodes to leave the registry with Redis down", func() bool {
+		poll.Wait(t, 12*time.Second-time.Since(stopped), "the user nodes to leave the registry with Redis down", func() bool {
 			return listedUsers(t, etcd, c.users) == ""
 		})
 		c.note(t, "user nodes out of the registry %.2fs after Redis stopped", time.Since(stopped).Seconds())
@@ -491,12 +522,12 @@ func TestDistributed(t *testing.T) {
 		}
 		// Kept out: go-micro's register loop alone would have put them
 		// back at the next interval.
-		never(t, 6*time.Second, func() bool {
+		poll.Holds(t, 6*time.Second, "the user nodes out of the registry with Redis down", func() bool {
 			if l := listedUsers(t, etcd, c.users); l != "" {
 				t.Logf("registered again with Redis still down: %s", l)
-				return true
+				return false
 			}
-			return false
+			return true
 		})
 		if t.Failed() {
 			return
@@ -504,12 +535,12 @@ func TestDistributed(t *testing.T) {
 
 		redis.Start(t)
 		restarted := time.Now()
-		testenv.WaitFor(t, 15*time.Second, "the user nodes to be registered again after Redis restarted", func() bool {
+		poll.Wait(t, 15*time.Second, "the user nodes to be registered again after Redis restarted", func() bool {
 			ok, _ := registered(t, etcd, "user", c.users)
 			return ok
 		})
 		c.note(t, "user nodes registered again %.2fs after Redis restarted", time.Since(restarted).Seconds())
-		testenv.WaitFor(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
+		poll.Wait(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
 			for _, w := range ws {
 				if w.do("GET", "/readyz", "", nil).StatusCode != http.StatusOK {
 					return false
@@ -529,7 +560,7 @@ func TestDistributed(t *testing.T) {
 	// g. SIGTERM to one of the two user processes under load through both
 	// gateways: it leaves the registry, finishes what it has, exits 0, and
 	// no request fails.
-	t.Run("g_sigterm_drain", func(t *testing.T) { sigtermDrain(t, c, name, pw) })
+	t.Run("g_sigterm_drain", func(t *testing.T) { sigtermDrain(t, c) })
 
 	// h. The system service down while users log in: no audit entry is lost.
 	t.Run("h_audit_while_system_down", func(t *testing.T) { auditWhileSystemDown(t, c) })
@@ -542,10 +573,11 @@ func TestDistributed(t *testing.T) {
 // sigtermDrain is step g of TestDistributed: load through both gateways
 // while one of the two user processes gets SIGTERM. Not one request may fail,
 // and the process must exit 0 within procStopGrace.
-func sigtermDrain(t *testing.T, c *cluster, name, pw string) {
+func sigtermDrain(t *testing.T, c *cluster) {
 	if len(c.users) < 2 {
 		t.Fatalf("%d live user processes, want 2", len(c.users))
 	}
+	name, pw := stepUser(t, c.clients(t)[0])
 	const (
 		workers  = 8
 		loadFor  = 6 * time.Second
@@ -638,8 +670,8 @@ func adminPlane(t *testing.T, c *cluster) {
 	sys, users := systempb.NewSystemService("system", cli), userpb.NewUserService("user", cli)
 	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
 	calls := map[string]func(ctx context.Context) error{
-		"System.ListUsers": func(ctx context.Context) error {
-			_, err := sys.ListUsers(ctx, &userpb.ListUsersRequest{})
+		"System.ListAudit": func(ctx context.Context) error {
+			_, err := sys.ListAudit(ctx, &systempb.ListAuditRequest{})
 			return err
 		},
 		"System.UpdateConfig": func(ctx context.Context) error {
@@ -668,8 +700,8 @@ func adminPlane(t *testing.T, c *cluster) {
 			t.Errorf("%s with a user's token: %v, want 403 auth.forbidden", name, e)
 		}
 	}
-	if rsp, err := sys.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
-		t.Fatalf("System.ListUsers as admin: %v, %v", rsp, err)
+	if rsp, err := users.ListUsers(as(adminTok), &userpb.ListUsersRequest{Query: "mallory"}); err != nil || rsp.Total != 1 {
+		t.Fatalf("User.ListUsers as admin: %v, %v", rsp, err)
 	}
 
 	// Disable on web1 ends the session that web2 has cached.
@@ -697,5 +729,106 @@ func adminPlane(t *testing.T, c *cluster) {
 	}
 	if m := ws[1].expect(ws[1].do("GET", "/api/v1/admin/config", adminTok, nil), http.StatusOK).json(t); !strings.Contains(m["yaml"].(string), "maxFailures: 9") {
 		t.Fatalf("config through web2: %v", m)
+	}
+}
+
+func permissionsLive(t *testing.T, c *cluster) {
+	ws := c.clients(t)
+	adminTok, _ := ws[0].login("admin", testenv.AdminPassword)
+	ws[0].register("audrey", "audrey-password")
+	ws[0].expect(ws[0].do("POST", "/api/v1/admin/roles", adminTok, map[string]any{"name": "auditor", "permissions": []string{"audit.read"}}), http.StatusCreated)
+	id := userID(t, ws[0], adminTok, "audrey")
+	ws[1].expect(ws[1].do("PATCH", "/api/v1/admin/users/"+id, adminTok, map[string]any{"roles": []string{"user", "auditor"}}), http.StatusOK)
+	tok, _ := ws[1].login("audrey", "audrey-password")
+	key := ws[0].expect(ws[0].do("POST", "/api/v1/me/tokens", tok, map[string]any{
+		"name": "script", "permissions": []string{"audit.read"}, "expires_at": time.Now().Add(time.Hour).Unix(),
+	}), http.StatusCreated).json(t)["token"].(string)
+
+	reg := etcdreg.NewRegistry(registry.Addrs(c.env.Etcd.Addr))
+	cli := grpcclient.NewClient(microclient.Registry(reg), microclient.Selector(selector.NewSelector(selector.Registry(reg))))
+	sys := systempb.NewSystemService("system", cli)
+	as := func(tok string) context.Context { return pauth.ContextWithToken(context.Background(), tok) }
+
+	// readers are every way to read the audit log: each gateway and a
+	// direct RPC (system asks a user instance, round robin, for the grant).
+	readers := func(cred string) map[string]func() int {
+		return map[string]func() int{
+			"web1": func() int { return ws[0].do("GET", "/api/v1/admin/audit", cred, nil).StatusCode },
+			"web2": func() int { return ws[1].do("GET", "/api/v1/admin/audit", cred, nil).StatusCode },
+			"rpc": func() int {
+				_, err := sys.ListAudit(as(cred), &systempb.ListAuditRequest{})
+				if err == nil {
+					return http.StatusOK
+				}
+				return int(merrors.FromError(err).Code)
+			},
+		}
+	}
+	for what, cred := range map[string]string{"session": tok, "API key": key} {
+		for name, read := range readers(cred) {
+			// Twice: each user instance answers one.
+			for range 2 {
+				if code := read(); code != http.StatusOK {
+					t.Fatalf("%s: audit log through %s: %d, want 200", what, name, code)
+				}
+			}
+		}
+		for _, w := range ws {
+			w.expect(w.do("PATCH", "/api/v1/admin/users/"+id, cred, map[string]any{"disabled": true}), http.StatusForbidden)
+			w.expect(w.do("PUT", "/api/v1/admin/config", cred, map[string]any{}), http.StatusForbidden)
+		}
+		_, err := sys.UpdateConfig(as(cred), &systempb.UpdateConfigRequest{Document: "login:\n  maxFailures: 1000\n"})
+		if e := merrors.FromError(err); e.Code != http.StatusForbidden {
+			t.Fatalf("%s: direct System.UpdateConfig: %v, want 403", what, err)
+		}
+	}
+
+	// within waits until every reader answers want, each twice in a row (so
+	// both user instances), and returns how long after start the round of
+	// reads that saw it began; it fails when a round begun after 1 s still
+	// does not.
+	within := func(what string, want int, readers map[string]func() int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			round := time.Since(start)
+			done := true
+			for _, read := range readers {
+				if read() != want || read() != want {
+					done = false
+				}
+			}
+			if done {
+				return round
+			}
+			if round > time.Second {
+				t.Fatalf("%s: not applied everywhere after %v", what, round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	all := func() map[string]func() int {
+		m := map[string]func() int{}
+		for what, cred := range map[string]string{"session": tok, "key": key} {
+			for name, read := range readers(cred) {
+				m[what+" via "+name] = read
+			}
+		}
+		return m
+	}()
+	ws[0].expect(ws[0].do("PUT", "/api/v1/admin/roles/auditor", adminTok, map[string]any{"permissions": []string{}}), http.StatusOK)
+	took := within("audit.read taken from auditor", http.StatusForbidden, all)
+	c.note(t, "a role edit on web1 refused the session and the key on both gateways and by RPC after %d ms", took.Milliseconds())
+	ws[1].expect(ws[1].do("PUT", "/api/v1/admin/roles/auditor", adminTok, map[string]any{"permissions": []string{"audit.read"}}), http.StatusOK)
+	took = within("audit.read given back", http.StatusOK, all)
+	c.note(t, "a role edit on web2 granted again everywhere after %d ms", took.Milliseconds())
+
+	// A revoked key is refused at once on every gateway.
+	keys := ws[0].expect(ws[0].do("GET", "/api/v1/me/tokens", tok, nil), http.StatusOK).json(t)["tokens"].([]any)
+	ws[0].expect(ws[0].do("DELETE", "/api/v1/me/tokens/"+keys[0].(map[string]any)["id"].(string), tok, nil), http.StatusNoContent)
+	for name, read := range readers(key) {
+		if code := read(); code != http.StatusUnauthorized {
+			t.Errorf("revoked key through %s: %d, want 401", name, code)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
@@ -43,19 +44,26 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
+		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// h is a pauth.SessionReader: the handler reuses what the session check
-	// read for the same call.
-	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
+	// h.Check hands the handler what it read for the same call.
+	svc.SetAuth(pauth.HandlerWrapper(verifier, user.Endpoints, h))
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
+	// Every instance holds the roles in memory: read before it serves,
+	// again on each role.updated event, and every user.RolesRefresh.
+	if err := micro.RegisterSubscriber(user.TopicRoleChanged, svc.Server(), h.OnRoleChanged); err != nil {
+		return err
+	}
+	svc.Background(h.RefreshRoles)
 	// The service starts only with a store that answers and a key to sign
 	// tokens with, and then makes sure there is an admin.
 	svc.Require(
 		platform.Check{Name: "store", Fn: userHealth(h)},
 		platform.Check{Name: "keys", Fn: canMint(minter)},
 	)
+	svc.OnStart(h.LoadRoles)
 	svc.OnStart(func(ctx context.Context) error {
 		if n, err := repo.Reindex(ctx); err != nil {
 			return fmt.Errorf("indexing the user store: %w", err)
@@ -100,12 +108,13 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 	svc.Background(audit.NewConsumer(stream, auditLog, log).Run)
 	svc.Background(func(ctx context.Context) { trimAudit(ctx, auditLog, log) })
 	svc.Require(platform.Check{Name: "store", Fn: func(context.Context) error { return auditLog.Ping() }})
+	users := userpb.NewUserService("user", svc.Client())
 	h := system.NewHandler(system.Options{
-		Registry: reg, Users: userpb.NewUserService("user", svc.Client()), Config: cfg,
+		Registry: reg, Users: users, Config: cfg,
 		Audit:   system.AuditOn(auditLog, audit.NewPublisher(stream, log)),
 		Runtime: system.SupervisorRuntime(svc.Client()),
 	})
-	svc.SetAuth(pauth.HandlerWrapper(verifier, h))
+	svc.SetAuth(pauth.HandlerWrapper(verifier, system.Endpoints, pauth.UserChecker(users)))
 	if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {
 		return err
 	}
@@ -119,6 +128,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
+	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}
 	o.Tracer = svc.TracerProvider()
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
@@ -126,6 +136,9 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 		return nil, err
 	}
 	if err := micro.RegisterSubscriber(user.TopicUserChanged, svc.Server(), gw.OnUserChanged); err != nil {
+		return nil, err
+	}
+	if err := micro.RegisterSubscriber(user.TopicRoleChanged, svc.Server(), gw.OnRoleChanged); err != nil {
 		return nil, err
 	}
 	return gw, nil

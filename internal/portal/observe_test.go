@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // After a login, the gateway's GET /metrics (read from loopback, as the test
@@ -158,7 +159,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 	userID, _ := me["id"].(string)
 
 	var line string
-	testenv.WaitFor(t, 5*time.Second, "the request line of GET /api/v1/me", func() bool {
+	poll.Wait(t, 5*time.Second, "the request line of GET /api/v1/me", func() bool {
 		lines := requestLines(logs.String(), "/api/v1/me")
 		if len(lines) > 1 {
 			t.Fatalf("%d request lines for one request:\n%s", len(lines), strings.Join(lines, "\n"))
@@ -190,7 +191,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 		}
 		return nil
 	}
-	testenv.WaitFor(t, 5*time.Second, "the request's spans", func() bool {
+	poll.Wait(t, 5*time.Second, "the request's spans", func() bool {
 		spans = spans[:0]
 		for _, s := range rec.Ended() {
 			if s.SpanContext().TraceID().String() == traceID {
@@ -227,7 +228,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.expect(c.do("GET", "/api/v1/admin/services", admin, nil), http.StatusOK)
 	var adminTrace string
-	testenv.WaitFor(t, 5*time.Second, "the request line of GET /api/v1/admin/services", func() bool {
+	poll.Wait(t, 5*time.Second, "the request line of GET /api/v1/admin/services", func() bool {
 		if lines := requestLines(logs.String(), "/api/v1/admin/services"); len(lines) == 1 {
 			adminTrace = logValue(lines[0], "trace_id")
 		}
@@ -238,7 +239,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 			t.Logf("admin trace: %s", describe(spans))
 		}
 	}()
-	testenv.WaitFor(t, 5*time.Second, "spans web > system > user", func() bool {
+	poll.Wait(t, 5*time.Second, "spans web > system > user", func() bool {
 		spans = spans[:0]
 		for _, s := range rec.Ended() {
 			if s.SpanContext().TraceID().String() == adminTrace {
@@ -264,7 +265,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 		}
 		for _, s := range rec.Ended() {
 			for _, kv := range s.Attributes() {
-				if strings.Contains(kv.Value.Emit(), secret) {
+				if strings.Contains(kv.Value.String(), secret) {
 					t.Errorf("span %s attribute %s holds the %s", s.Name(), kv.Key, what)
 				}
 			}
@@ -275,7 +276,7 @@ func TestOneRequestOneTrace(t *testing.T) {
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -390,7 +391,7 @@ func TestServiceReadinessAndStop(t *testing.T) {
 		t.Helper()
 		var got int
 		var checks map[string]string
-		testenv.WaitFor(t, 20*time.Second, what, func() bool {
+		poll.Wait(t, 20*time.Second, what, func() bool {
 			got, checks = readyz()
 			if got != code {
 				return false

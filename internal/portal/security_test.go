@@ -11,8 +11,14 @@ import (
 	"github.com/portal-go/portal/internal/testenv"
 )
 
-// lockoutConfig: 3 failures lock for 2 seconds.
-const lockoutConfig = "login:\n  maxFailures: 3\n  lockoutSeconds: 2\n  addressMaxFailures: 3\n"
+// lockoutSeconds is how long 3 failures lock (lockoutConfig). Long enough
+// that the request after the third failure is still inside it on a busy
+// machine, where a login under -race can wait seconds for a hashing slot
+// (2 s once failed that way).
+const lockoutSeconds = 10
+
+// lockoutConfig: 3 failures lock for lockoutSeconds.
+var lockoutConfig = "login:\n  maxFailures: 3\n  lockoutSeconds: " + strconv.Itoa(lockoutSeconds) + "\n  addressMaxFailures: 3\n"
 
 // wantLockedResponse checks a 429 user.locked with a Retry-After of 1 to
 // maxSecs seconds.
@@ -45,7 +51,7 @@ func TestLoginLockout(t *testing.T) {
 		}
 	}
 	// The fourth attempt, with the right password: locked.
-	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", creds("alice-password-1")), 2)
+	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", creds("alice-password-1")), lockoutSeconds)
 
 	// The login form says so too, on the login page, with Retry-After.
 	r := c.do("GET", "/login", "", nil)
@@ -58,7 +64,7 @@ func TestLoginLockout(t *testing.T) {
 	form := url.Values{"csrf_token": {csrf}, "username": {"lock_alice"}, "password": {"alice-password-1"}, "next": {"/"}}
 	r = c.do("POST", "/login", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_csrf="+csrf)
 	c.expect(r, http.StatusTooManyRequests)
-	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 1 || ra > lockoutSeconds {
 		t.Errorf("form: Retry-After %q", r.Header.Get("Retry-After"))
 	}
 	if body := string(r.body); !strings.Contains(body, "Too many sign-in attempts") || !strings.Contains(body, `action="/login"`) {
@@ -66,15 +72,15 @@ func TestLoginLockout(t *testing.T) {
 	}
 
 	// The lockout ends by itself: the right password works again.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(lockoutSeconds*time.Second + 5*time.Second)
 	for {
 		r := c.do("POST", "/api/v1/login", "", creds("alice-password-1"))
 		if r.StatusCode == http.StatusOK {
 			break
 		}
-		wantLockedResponse(t, c, r, 2)
+		wantLockedResponse(t, c, r, lockoutSeconds)
 		if time.Now().After(deadline) {
-			t.Fatalf("still locked 5s into a 2s lockout")
+			t.Fatalf("still locked 5s after a %ds lockout", lockoutSeconds)
 		}
 		time.Sleep(100 * time.Millisecond) // pacing between polls
 	}
@@ -94,5 +100,5 @@ func TestLoginLockoutByAddress(t *testing.T) {
 		c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": n, "password": "wrong-password"}), http.StatusUnauthorized)
 	}
 	// Each account has one failure; the address has three.
-	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", map[string]string{"username": "addr_d", "password": "addr_d-password"}), 2)
+	wantLockedResponse(t, c, c.do("POST", "/api/v1/login", "", map[string]string{"username": "addr_d", "password": "addr_d-password"}), lockoutSeconds)
 }

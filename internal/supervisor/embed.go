@@ -1,3 +1,5 @@
+//go:build up
+
 package supervisor
 
 import (
@@ -15,6 +17,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// embedded tells whether this build has portal up's etcd and NATS.
+const embedded = true
+
+// natsServer is the embedded NATS server.
+type natsServer = natsserver.Server
 
 // startTimeout bounds how long the embedded etcd and NATS may take to serve.
 const startTimeout = 30 * time.Second
@@ -117,7 +125,7 @@ func (c quietCore) With(f []zapcore.Field) zapcore.Core { return quietCore{c.Cor
 // startNATS runs a NATS server with JetStream, its storage in dir, serving
 // clients on addr (port 0: a free one), and returns once it accepts
 // connections.
-func startNATS(dir, addr string, log *slog.Logger) (*natsserver.Server, error) {
+func startNATS(dir, addr string, log *slog.Logger) (*natsServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("nats address: %w", err)
 	}

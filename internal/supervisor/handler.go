@@ -5,23 +5,18 @@ import (
 	"errors"
 	"net/http"
 
-	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
 
-	pauth "github.com/portal-go/portal/internal/auth"
 	runtimepb "github.com/portal-go/portal/proto/runtime"
-	userpb "github.com/portal-go/portal/proto/user"
 )
 
-// handler serves proto/runtime. Authorization (Runtime.* needs an admin) is
-// the auth wrapper's, as on every Portal service.
+// handler serves proto/runtime. Authorization (the permission each RPC's
+// line in Endpoints names) is the auth wrapper's, as on every Portal service.
 type handler struct{ s *supervisor }
 
 // List implements runtimepb.RuntimeHandler.
 func (h *handler) List(ctx context.Context, req *runtimepb.ListRequest, rsp *runtimepb.ListResponse) error {
-	for _, p := range h.s.List() {
-		rsp.Processes = append(rsp.Processes, p)
-	}
+	rsp.Processes = append(rsp.Processes, h.s.List()...)
 	return nil
 }
 
@@ -56,21 +51,4 @@ func rpcError(err error) error {
 		return merrors.New("runtime.unavailable", "the supervisor is stopping", http.StatusServiceUnavailable)
 	}
 	return merrors.InternalServerError("runtime.internal", "%s", err.Error())
-}
-
-// sessions implements pauth.SessionChecker by asking the user service, which
-// owns sessions, with the caller's own token (as system does).
-type sessions struct{ users userpb.UserService }
-
-// CheckSession implements pauth.SessionChecker: the session is live, and
-// these are the account's roles now.
-func (c sessions) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
-	info, err := c.users.Info(ctx, &userpb.InfoRequest{})
-	if err == nil {
-		return info.Roles, nil
-	}
-	if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
-		return nil, pauth.ErrSessionEnded
-	}
-	return nil, merrors.New("runtime.unavailable", "user service: "+err.Error(), http.StatusServiceUnavailable)
 }

@@ -313,7 +313,7 @@ func (s *supervisor) startService(publicKey string) error {
 	); err != nil {
 		return err
 	}
-	svc.SetAuth(pauth.HandlerWrapper(verifier, sessions{users: userpb.NewUserService("user", svc.Client())}))
+	svc.SetAuth(pauth.HandlerWrapper(verifier, Endpoints, pauth.UserChecker(userpb.NewUserService("user", svc.Client()))))
 	if err := runtimepb.RegisterRuntimeHandler(svc.Server(), &handler{s: s}); err != nil {
 		return err
 	}

@@ -1,8 +1,8 @@
-// Package system is the admin plane: users and roles (through the user
-// service, which owns them), the live config, what the registry holds and the
-// supervisor runs, and the audit log. Every endpoint but Health needs an
-// admin: the auth wrapper checks it, with the caller's roles as the store has
-// them.
+// Package system is the admin plane's own parts: the live config, what the
+// registry holds and the supervisor runs, the audit log and the overview.
+// Accounts and roles are the user service's. Every endpoint but Health needs
+// the permission its line in Endpoints names: the auth wrapper checks it,
+// with the caller's permissions as the user service reports them now.
 package system
 
 import (
@@ -170,55 +170,6 @@ func (h *Handler) ServiceLogs(ctx context.Context, req *pb.ServiceLogsRequest, r
 	return nil
 }
 
-// The user endpoints pass the caller's token on (it is in ctx's metadata);
-// the user service checks it again and answers for itself.
-
-// ListUsers pages through the accounts.
-func (h *Handler) ListUsers(ctx context.Context, req *userpb.ListUsersRequest, rsp *userpb.ListUsersResponse) error {
-	out, err := h.Users.ListUsers(ctx, req)
-	if err != nil {
-		return err
-	}
-	rsp.Users, rsp.Total = out.Users, out.Total
-	return nil
-}
-
-// GetUser returns one account and its sessions.
-func (h *Handler) GetUser(ctx context.Context, req *userpb.GetUserRequest, rsp *userpb.GetUserResponse) error {
-	out, err := h.Users.GetUser(ctx, req)
-	if err != nil {
-		return err
-	}
-	rsp.User, rsp.Sessions = out.User, out.Sessions
-	return nil
-}
-
-// UpdateUser changes roles or disables or enables an account.
-func (h *Handler) UpdateUser(ctx context.Context, req *userpb.UpdateUserRequest, rsp *userpb.UpdateUserResponse) error {
-	out, err := h.Users.UpdateUser(ctx, req)
-	if err != nil {
-		return err
-	}
-	rsp.User, rsp.SessionsEnded = out.User, out.SessionsEnded
-	return nil
-}
-
-// DeleteUser removes an account.
-func (h *Handler) DeleteUser(ctx context.Context, req *userpb.DeleteUserRequest, rsp *userpb.DeleteUserResponse) error {
-	out, err := h.Users.DeleteUser(ctx, req)
-	if err != nil {
-		return err
-	}
-	rsp.SessionsEnded = out.SessionsEnded
-	return nil
-}
-
-// RevokeSession ends anyone's session.
-func (h *Handler) RevokeSession(ctx context.Context, req *userpb.RevokeSessionRequest, rsp *userpb.RevokeSessionResponse) error {
-	_, err := h.Users.RevokeSession(ctx, req)
-	return err
-}
-
 // GetConfig returns the config in force.
 func (h *Handler) GetConfig(ctx context.Context, req *pb.GetConfigRequest, rsp *pb.ConfigResponse) error {
 	return h.configResponse(*h.Config.Current(), rsp)
@@ -291,18 +242,4 @@ func (h *Handler) record(ctx context.Context, kind, subjectID, subjectName, deta
 		e.ActorId, e.ActorName = acc.ID, acc.Metadata[pauth.MetaUsername]
 	}
 	h.Audit.Record(ctx, e)
-}
-
-// CheckSession implements auth.SessionChecker by asking the user service,
-// which owns sessions, with the caller's own token. The user's roles come
-// back from the store, not from the token.
-func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
-	info, err := h.Users.Info(ctx, &userpb.InfoRequest{})
-	if err == nil {
-		return info.Roles, nil
-	}
-	if e := merrors.FromError(err); e.Code == http.StatusUnauthorized {
-		return nil, pauth.ErrSessionEnded
-	}
-	return nil, unavailable("user service", err)
 }

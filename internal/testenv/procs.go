@@ -1,7 +1,7 @@
 package testenv
 
 // Portal's own binary as separate processes, for tests of the distributed
-// mode: BuildPortal compiles ./cmd/portal once per test binary, StartProc
+// mode: BuildPortal (build.go) shares one build of ./cmd/portal, StartProc
 // runs it (or anything else) with exactly the environment a test gives, and
 // PortalEnv builds that environment from the servers StartEtcd, StartNATS and
 // StartRedis run.
@@ -32,53 +32,6 @@ const (
 	procStopGrace = 10 * time.Second
 )
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
-
-// BuildPortal builds ./cmd/portal once per test binary (plain go build, no
-// -race) into a temporary directory and returns the binary's path. The
-// directory is left in the system's temporary directory: it outlives every
-// single test.
-func BuildPortal(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() { buildBin, buildErr = buildPortal() })
-	if buildErr != nil {
-		t.Fatalf("build portal: %v", buildErr)
-	}
-	return buildBin
-}
-
-func buildPortal() (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if _, serr := os.Stat(goBin); serr != nil {
-			return "", fmt.Errorf("no go command on $PATH: %w", err)
-		}
-	}
-	dir, err := os.MkdirTemp("", "portal-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "portal")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/portal")
-	cmd.Dir = root
-	began := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/portal in %s: %v\n%s", root, err, out)
-	}
-	fmt.Fprintf(os.Stderr, "testenv: built %s in %v\n", bin, time.Since(began).Round(time.Millisecond))
-	return bin, nil
-}
-
 // moduleRoot walks up from the working directory to the one holding go.mod.
 func moduleRoot() (string, error) {
 	wd, err := os.Getwd()
@@ -108,8 +61,6 @@ type Proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has been waited for
 	waitErr error         // set before done is closed
-	mu      sync.Mutex    // guards stopped
-	stopped bool
 }
 
 // StartProc runs bin with args and an environment of PATH and HOME plus env

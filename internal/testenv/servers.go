@@ -3,7 +3,8 @@ package testenv
 // Real etcd, Redis and NATS servers for integration tests, from Debian's
 // packages (scripts/deps.sh installs them): each on free loopback ports, in
 // its own temporary directory, polled until it answers, and stopped when the
-// test ends. Stop and Start restart one on the same ports with the same data.
+// test ends. Stop and Start restart one on the same ports with the same data:
+// the test holds the ports (FreePort) for its whole life.
 
 import (
 	"bufio"
@@ -88,18 +89,42 @@ func Require(t testing.TB, binary string) {
 		"########################################", why)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that stays reserved for the
+// test until it ends: the test holds a socket bound to it with SO_REUSEADDR
+// but never listening. Linux then gives the port to no one who asks for a
+// free one (bind to port 0, the source port of a connection), while a server
+// that binds it by number with SO_REUSEADDR, as Go's net.Listen, etcd, NATS
+// and redis-server all do, may bind and listen on it: once, and again after
+// a restart. So a server stopped by a test gets its port back, and no other
+// package's test can take the port in between.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		t.Fatalf("reserve a port: socket: %v", err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close listener: %v", err)
+	port, err := reserve(fd)
+	if err != nil {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: %v", err)
 	}
+	t.Cleanup(func() { syscall.Close(fd) })
 	return port
+}
+
+// reserve binds fd, with SO_REUSEADDR, to a free port on 127.0.0.1.
+func reserve(fd int) (int, error) {
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return 0, fmt.Errorf("SO_REUSEADDR: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return 0, fmt.Errorf("bind: %w", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return 0, fmt.Errorf("getsockname: %w", err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port, nil
 }
 
 // process is one external server: how to run it, and its current run.
@@ -327,9 +352,6 @@ func StartEtcd(t testing.TB) *Etcd {
 	p := newProcess(t, "etcd", "etcd", dir)
 	client := FreePort(t)
 	peer := FreePort(t)
-	for peer == client {
-		peer = FreePort(t)
-	}
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 	e := &Etcd{

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,13 +45,29 @@ func TestRequireMissing(t *testing.T) {
 	}
 }
 
+// TestFreePort: the port is the test's until it ends: a server may listen
+// on it, stop and listen again, while anyone else's bind to it fails.
 func TestFreePort(t *testing.T) {
 	p := FreePort(t)
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		t.Fatalf("port %d from FreePort is not free: %v", p, err)
+	addr := &syscall.SockaddrInet4{Port: p, Addr: [4]byte{127, 0, 0, 1}}
+	for round := range 2 {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("round %d: port %d from FreePort: %v", round, p, err)
+		}
+		ln.Close()
+		// A bind without SO_REUSEADDR (as a bind to port 0 that landed on
+		// it would be) is refused: the port is held.
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Bind(fd, addr)
+		syscall.Close(fd)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("round %d: another bind to reserved port %d: %v, want EADDRINUSE", round, p, err)
+		}
 	}
-	ln.Close()
 }
 
 func TestEtcd(t *testing.T) {

@@ -10,9 +10,6 @@ import (
 	pb "github.com/portal-go/portal/proto/user"
 )
 
-// service is this service's registry name, also the prefix of its error ids.
-const service = "user"
-
 // errorTable maps sentinels to RPC error ids and codes, first match wins.
 var errorTable = []struct {
 	err  error
@@ -34,6 +31,16 @@ var errorTable = []struct {
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
 	{ErrNoSession, "user.session_not_found", 404},
+	{ErrBadRoleName, "user.bad_role_name", 400},
+	{ErrBadPermissions, "user.bad_permissions", 400},
+	{ErrNoRole, "user.role_not_found", 404},
+	{ErrRoleExists, "user.role_exists", 409},
+	{ErrBuiltinRole, "user.builtin_role", 409},
+	{ErrRoleInUse, "user.role_in_use", 409},
+	{ErrBadToken, "user.bad_token", 400},
+	{ErrTokenPermissions, "user.token_permissions", 403},
+	{ErrNoToken, "user.token_not_found", 404},
+	{ErrSessionOnly, "user.session_only", 403},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

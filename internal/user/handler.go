@@ -18,6 +18,7 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/endpoint"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -31,10 +32,18 @@ type Handler struct {
 	cfg     *config.Center
 	revoked micro.Event
 	changed micro.Event
-	audit   *audit.Publisher // nil: nothing audited
-	log     *slog.Logger
-	now     func() time.Time
-	// admins serialises changes that could remove the last admin.
+	// roleEvents publishes pb.RoleChanged (nil: other instances learn a
+	// change at their next refresh).
+	roleEvents micro.Event
+	audit      *audit.Publisher // nil: nothing audited
+	log        *slog.Logger
+	now        func() time.Time
+	// roles are this instance's view of the role definitions, read again
+	// every refreshEvery (RolesRefresh).
+	roles        roleSet
+	refreshEvery time.Duration
+	// admins serialises changes that could leave nobody holding
+	// roles.write.
 	admins sync.Mutex
 }
 
@@ -44,11 +53,14 @@ type Events struct {
 	Revoked micro.Event
 	// Changed publishes pb.UserChanged (TopicUserChanged).
 	Changed micro.Event
+	// Roles publishes pb.RoleChanged (TopicRoleChanged) to every instance of
+	// the user service.
+	Roles micro.Event
 }
 
 // NewHandler builds the handler. a must be able to mint tokens.
 func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, ev Events, log *slog.Logger) *Handler {
-	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, log: log, now: time.Now}
+	return &Handler{repo: repo, auth: a, cfg: cfg, revoked: ev.Revoked, changed: ev.Changed, roleEvents: ev.Roles, log: log, now: time.Now, refreshEvery: RolesRefresh}
 }
 
 // WithAudit makes the handler publish an audit entry for each register,
@@ -247,11 +259,21 @@ func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
 	return nil
 }
 
-// Info returns the caller's account.
+// Info returns the caller's account and what they may do now; for an API
+// key, the key's id rather than a session.
 func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoResponse) error {
-	acc, err := account(ctx)
+	acc, err := caller(ctx)
 	if err != nil {
 		return err
+	}
+	rsp.Permissions = endpoint.OrEmpty(pauth.GrantFromContext(ctx).Permissions)
+	if kid := acc.Metadata[pauth.MetaKey]; kid != "" {
+		u, err := h.repo.Get(ctx, acc.ID)
+		if err != nil {
+			return rpcError(err)
+		}
+		rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt, rsp.KeyId = u.ID, u.Username, u.Roles, u.CreatedAt.Unix(), kid
+		return nil
 	}
 	s, u, err := h.sessionAndUser(ctx, acc)
 	if err != nil {
@@ -345,42 +367,45 @@ func (h *Handler) Health(ctx context.Context, req *pb.HealthRequest, rsp *pb.Hea
 	return nil
 }
 
-// CheckSession implements auth.SessionChecker on the local store: the token's
-// session must exist and belong to the token's user, and the user must exist
-// and be enabled. It returns the user's roles as the store has them.
-func (h *Handler) CheckSession(ctx context.Context, acc *auth.Account) ([]string, error) {
-	_, roles, err := h.ReadSession(ctx, acc)
-	return roles, err
-}
-
-// ReadSession implements auth.SessionReader: CheckSession, and a context for
-// the handler of the same call that carries the session and user it read
-// (Info and Renew then make no store read of their own).
-func (h *Handler) ReadSession(ctx context.Context, acc *auth.Account) (context.Context, []string, error) {
+// Check implements auth.Checker on the local store. A token's session must
+// exist and belong to the token's user, and the user must exist and be
+// enabled; an API key is checkKey's. The grant is the user's roles as the
+// store has them, and the permissions those roles give now. The handler's
+// context carries the session and user it read (Info and Renew then make no
+// store read of their own).
+func (h *Handler) Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, pauth.Grant, error) {
+	if acc == nil {
+		return h.checkKey(ctx, tok)
+	}
 	// A disabled or deleted user's tokens end with the user.
 	s, u, err := h.repo.SessionAndUser(ctx, acc.Metadata[pauth.MetaSession], acc.ID)
 	if errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrNotFound) {
-		return ctx, nil, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	} else if err != nil {
-		return ctx, nil, rpcUnavailable(err)
+		return ctx, nil, pauth.Grant{}, rpcUnavailable(err)
 	}
 	if s.UserID != acc.ID || u.Disabled {
-		return ctx, nil, pauth.ErrSessionEnded
+		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
-	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), u.Roles, nil
+	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(u.Roles), nil
 }
 
-// checkedKey is the context key of what ReadSession read for a call.
+// grant is what roles allow under this instance's role definitions.
+func (h *Handler) grant(roles []string) pauth.Grant {
+	return pauth.Grant{Roles: roles, Permissions: permissionsOf(h.roles.current(), roles)}
+}
+
+// checkedKey is the context key of what Check read for a call.
 type checkedKey struct{}
 
-// checked is what ReadSession read for a call.
+// checked is what Check read for a call.
 type checked struct {
 	session *Session
 	user    *User
 }
 
-// sessionAndUser returns the caller's session and user: those ReadSession
-// read for this call, or read now.
+// sessionAndUser returns the caller's session and user: those Check read
+// for this call, or read now.
 func (h *Handler) sessionAndUser(ctx context.Context, acc *auth.Account) (*Session, *User, error) {
 	sid := acc.Metadata[pauth.MetaSession]
 	if l, ok := ctx.Value(checkedKey{}).(checked); ok && l.session.ID == sid && l.user.ID == acc.ID {
@@ -435,9 +460,23 @@ func (h *Handler) EnsureAdmin(ctx context.Context, password string) (created boo
 	return true, generated, nil
 }
 
+// account is the caller of a call that needs a signed-in session: an API
+// key is refused.
 func account(ctx context.Context) (*auth.Account, error) {
+	acc, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if acc.Metadata[pauth.MetaSession] == "" {
+		return nil, rpcError(ErrSessionOnly)
+	}
+	return acc, nil
+}
+
+// caller is the caller of a call, with a session or an API key.
+func caller(ctx context.Context) (*auth.Account, error) {
 	acc, ok := auth.AccountFromContext(ctx)
-	if !ok || acc.Metadata[pauth.MetaSession] == "" {
+	if !ok || (acc.Metadata[pauth.MetaSession] == "" && acc.Metadata[pauth.MetaKey] == "") {
 		return nil, rpcError(ErrSessionEnded)
 	}
 	return acc, nil
@@ -457,4 +496,21 @@ func truncate(s string, n int) string {
 		return string(r[:n])
 	}
 	return s
+}
+
+// nameOf returns a user's name, or "" when it cannot be read (for the audit
+// log, which should not fail a request).
+func (h *Handler) nameOf(ctx context.Context, id string) string {
+	if u, err := h.repo.Get(ctx, id); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// record publishes an audit entry for an action an account took.
+func (h *Handler) record(ctx context.Context, actor *auth.Account, kind audit.Kind, subjectID, subjectName, detail string) {
+	h.publishAudit(ctx, audit.Entry{
+		Kind: kind, ActorID: actor.ID, ActorName: actor.Metadata[pauth.MetaUsername],
+		SubjectID: subjectID, SubjectName: subjectName, Detail: detail,
+	})
 }

@@ -569,10 +569,17 @@ func (r *Repo) AnyUser(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// Ping checks that the store answers.
+// Ping checks that the store answers, and the Getter too when there is one:
+// it has a connection pool of its own (Redis: a second client), and reads
+// of users and sessions go through it, so "ready" must mean it answers.
 func (r *Repo) Ping(ctx context.Context) error {
 	if _, err := r.store(ctx).Read("ping"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeError("unreachable", err)
+	}
+	if r.getter != nil {
+		if _, err := r.getter.Get("ping"); err != nil {
+			return storeError("unreachable", err)
+		}
 	}
 	return nil
 }

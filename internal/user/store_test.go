@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
@@ -88,15 +89,20 @@ func TestRepoGetter(t *testing.T) {
 // infoRequest is the least of a server.Request the auth wrapper reads.
 type infoRequest struct{ server.Request }
 
-// checkOnly is a session checker that is no SessionReader.
-type checkOnly struct{ pauth.SessionChecker }
+// checkOnly is the handler's Check, without what it hands the handler.
+type checkOnly struct{ h *Handler }
+
+func (c checkOnly) Check(ctx context.Context, tok string, acc *auth.Account) (context.Context, *auth.Account, pauth.Grant, error) {
+	_, acc, g, err := c.h.Check(ctx, tok, acc)
+	return ctx, acc, g, err
+}
 
 func (infoRequest) Service() string  { return "user" }
 func (infoRequest) Endpoint() string { return "User.Info" }
 
 // TestInfoReusesCheckedRecords: behind the auth wrapper, an Info call reads
-// the session and the user once (ReadSession hands the handler what the
-// check read), not twice; with a checker that only checks, twice.
+// the session and the user once (Check hands the handler what it read), not
+// twice; with a checker that only checks, twice.
 func TestInfoReusesCheckedRecords(t *testing.T) {
 	st := store.NewMemoryStore()
 	t.Cleanup(func() { _ = st.Close() })
@@ -115,8 +121,8 @@ func TestInfoReusesCheckedRecords(t *testing.T) {
 		fn    server.HandlerFunc
 		reads int
 	}{
-		{"ReadSession", pauth.HandlerWrapper(hs.jwt, hs.h)(info), 1},
-		{"CheckSession only", pauth.HandlerWrapper(hs.jwt, checkOnly{hs.h})(info), 2},
+		{"Check", pauth.HandlerWrapper(hs.jwt, Endpoints, hs.h)(info), 1},
+		{"a check that leaves the context alone", pauth.HandlerWrapper(hs.jwt, Endpoints, checkOnly{hs.h})(info), 2},
 	} {
 		g.calls = nil
 		var rsp pb.InfoResponse
@@ -129,5 +135,22 @@ func TestInfoReusesCheckedRecords(t *testing.T) {
 		if len(g.calls) != tc.reads {
 			t.Errorf("%s: %d reads %q, want %d", tc.name, len(g.calls), g.calls, tc.reads)
 		}
+	}
+}
+
+// TestRepoPingAsksGetter: with a Getter, Ping fails when the Getter does,
+// though the store answers: the Getter serves logins, so readiness (the
+// gateway's /readyz, the registration check) must wait for it too.
+func TestRepoPingAsksGetter(t *testing.T) {
+	st := store.NewMemoryStore()
+	t.Cleanup(func() { _ = st.Close() })
+	g := &storeGetter{st: st}
+	r := NewRepo(st).WithGetter(g)
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	g.err = errors.New("EOF")
+	if err := r.Ping(context.Background()); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("Ping with the Getter failing = %v, want ErrStoreUnavailable", err)
 	}
 }

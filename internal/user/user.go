@@ -35,10 +35,33 @@ var (
 	ErrStoreUnavailable = errors.New("user: store unavailable")
 	// ErrForbidden: the caller may not act on another user's data.
 	ErrForbidden = errors.New("user: not allowed for this account")
-	// ErrLastAdmin: the change would leave no enabled admin.
-	ErrLastAdmin = errors.New("user: the last enabled admin cannot be demoted, disabled or deleted")
+	// ErrLastAdmin: the change would leave no enabled account holding
+	// roles.write (the last admin, generalised).
+	ErrLastAdmin = errors.New("user: the change would leave no enabled account that may manage roles (roles.write)")
 	// ErrBadRoles: roles must be a non-empty set of known roles.
-	ErrBadRoles = errors.New("user: roles must be one or more of user, admin")
+	ErrBadRoles = errors.New("user: roles must be one or more existing roles")
+	// ErrBadRoleName: see validRoleName.
+	ErrBadRoleName = errors.New("user: a role name is 2-32 characters of a-z, 0-9, '_', '.', '-', starting with a letter")
+	// ErrBadPermissions: a permission not in the catalogue.
+	ErrBadPermissions = errors.New("user: permissions must be names from the catalogue (GET /api/v1/admin/permissions)")
+	// ErrNoRole: no role has the name.
+	ErrNoRole = errors.New("user: no such role")
+	// ErrRoleExists: a role has the name already.
+	ErrRoleExists = errors.New("user: a role with that name exists")
+	// ErrBuiltinRole: admin always holds every permission; admin and user
+	// cannot be deleted.
+	ErrBuiltinRole = errors.New("user: the built-in role admin cannot be changed, and admin and user cannot be deleted")
+	// ErrRoleInUse: accounts hold the role; take it from them first.
+	ErrRoleInUse = errors.New("user: accounts hold this role; take it from them first")
+	// ErrBadToken: an API key's name or expiry is not acceptable.
+	ErrBadToken = errors.New("user: an API key needs a name of 1-64 characters and an expiry in the future, at most a year ahead")
+	// ErrTokenPermissions: a key asked for more than its owner holds.
+	ErrTokenPermissions = errors.New("user: an API key can hold only permissions its owner holds")
+	// ErrNoToken: no API key has the id (or it is not the caller's).
+	ErrNoToken = errors.New("user: no such API key")
+	// ErrSessionOnly: an API key cannot do this (make keys, change the
+	// password, renew, log out): it needs a signed-in session.
+	ErrSessionOnly = errors.New("user: this needs a signed-in session, not an API key")
 	// ErrNoSession: no live session has the id (or it is not the caller's).
 	ErrNoSession = errors.New("user: no such session")
 )

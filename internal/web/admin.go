@@ -1,8 +1,6 @@
 package web
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,30 +8,71 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ghodss/yaml"
 	"github.com/gin-gonic/gin"
 
-	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/endpoint"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
-// The admin plane over HTTP: a JSON API under /api/v1/admin and pages under
-// /admin. requireAdmin turns away non-admins early, but the system and user
-// services decide: they check the caller's roles in the store themselves.
+// The admin pages under /admin. Each is offered to a caller holding the
+// permission it needs (the navigation shows only those), and each action
+// only to one holding the permission for it; but the services decide: a
+// forged form is refused by the service that serves its RPC. The JSON API
+// under /api/v1/admin is the services' tables' (routes.go).
 
 // pageSize is how many rows an admin page shows.
 const pageSize = 20
 
-// requireAdmin refuses a caller whose roles (as the user service last
-// reported them) lack admin.
-func (g *Gateway) requireAdmin(c *gin.Context) {
-	if cl := callerOf(c); cl == nil || !pauth.IsAdmin(cl.Info.Roles) {
-		g.fail(c, http.StatusForbidden, codeForbidden, "this needs the admin role")
+// adminPages are the admin pages in the navigation's order, each with the
+// permission that opens it.
+var adminPages = []adminPage{
+	{"/admin", "nav.overview", "tab-overview", "overview", endpoint.OverviewRead},
+	{"/admin/users", "nav.users", "tab-users", "users", endpoint.UsersRead},
+	{"/admin/roles", "nav.roles", "tab-roles", "roles", endpoint.RolesRead},
+	{"/admin/config", "nav.config", "tab-config", "config", endpoint.ConfigRead},
+	{"/admin/services", "nav.services", "tab-services", "services", endpoint.ServicesRead},
+	{"/admin/audit", "nav.audit", "tab-audit", "audit", endpoint.AuditRead},
+	{"/admin/lockouts", "nav.lockouts", "tab-lockouts", "lockouts", endpoint.UsersRead},
+}
+
+// adminPage is an entry of the admin navigation: Title is a message id, Nav
+// the page's navOf name (for aria-current).
+type adminPage struct {
+	Path, Title, ID, Nav string
+	Needs                endpoint.Permission
+}
+
+// needs refuses a caller whose permissions (as the user service last
+// reported them) lack p: an early, friendly refusal; the service checks
+// again.
+func (g *Gateway) needs(p endpoint.Permission) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if cl := callerOf(c); cl == nil || !slices.Contains(cl.Info.Permissions, string(p)) {
+			g.fail(c, http.StatusForbidden, codeForbidden, "this needs the permission "+string(p))
+			return
+		}
+		c.Next()
+	}
+}
+
+// adminHome is /admin: the overview for a caller who may see it, else the
+// first admin page they may see.
+func (g *Gateway) adminHome(c *gin.Context) {
+	perms := callerOf(c).Info.Permissions
+	if slices.Contains(perms, string(endpoint.OverviewRead)) {
+		g.overviewPage(c)
 		return
 	}
-	c.Next()
+	for _, p := range adminPages {
+		if slices.Contains(perms, string(p.Needs)) {
+			c.Redirect(http.StatusSeeOther, p.Path)
+			return
+		}
+	}
+	g.fail(c, http.StatusForbidden, codeForbidden, "no admin page is open to this account")
 }
 
 // intQuery reads a non-negative integer query parameter, 0 when absent or bad.
@@ -45,298 +84,23 @@ func intQuery(c *gin.Context, name string) int32 {
 	return int32(n)
 }
 
-// --- JSON API ---
-
-func (g *Gateway) apiMySessions(c *gin.Context) {
-	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"sessions": orEmpty(rsp.Sessions)})
-}
-
-func (g *Gateway) apiEndMySession(c *gin.Context) {
-	if !g.endSession(c, c.Param("id"), false) {
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
-
-// endSession ends a session through the user service (asAdmin: through the
-// system service, for anyone's) and drops it on this gateway at once.
-func (g *Gateway) endSession(c *gin.Context, id string, asAdmin bool) bool {
-	req := &userpb.RevokeSessionRequest{SessionId: id}
-	var err error
-	if asAdmin {
-		_, err = g.System.RevokeSession(rpcContext(c), req)
-	} else {
-		_, err = g.Users.RevokeSession(rpcContext(c), req)
-	}
-	if err != nil {
-		g.abortRPC(c, err)
-		return false
-	}
-	g.revoke(c.Request.Context(), id)
-	if cl := callerOf(c); cl.Info.SessionId == id && cl.FromCookie {
-		clearSessionCookie(c)
-	}
-	return true
-}
-
-func orEmpty[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func (g *Gateway) apiUsers(c *gin.Context) {
-	limit := intQuery(c, "limit")
-	rsp, err := g.System.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: c.Query("q"), Offset: intQuery(c, "offset"), Limit: limit})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"users": orEmpty(rsp.Users), "total": rsp.Total})
-}
-
-func (g *Gateway) apiUser(c *gin.Context) {
-	rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: c.Param("id")})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": rsp.User, "sessions": orEmpty(rsp.Sessions)})
-}
-
-// userPatch is the body of PATCH /admin/users/{id}: absent fields stay.
-type userPatch struct {
-	Roles    *[]string `json:"roles"`
-	Disabled *bool     `json:"disabled"`
-}
-
-func (g *Gateway) apiPatchUser(c *gin.Context) {
-	var p userPatch
-	if !decodeJSON(c, &p) {
-		return
-	}
-	if p.Roles == nil && p.Disabled == nil {
-		abortError(c, http.StatusBadRequest, codeNothing, "nothing to change: send roles and/or disabled")
-		return
-	}
-	req := &userpb.UpdateUserRequest{Id: c.Param("id"), Disabled: p.Disabled}
-	if p.Roles != nil {
-		req.Roles = &userpb.Roles{Roles: *p.Roles}
-	}
-	rsp, err := g.System.UpdateUser(rpcContext(c), req)
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": rsp.User, "sessions_ended": rsp.SessionsEnded})
-}
-
-func (g *Gateway) apiDeleteUser(c *gin.Context) {
-	if _, err := g.System.DeleteUser(rpcContext(c), &userpb.DeleteUserRequest{Id: c.Param("id")}); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
-
+// apiEndSession is DELETE /api/v1/admin/sessions/{id}: the gateway's own
+// route (not the table's), as it drops the session on this gateway at once.
 func (g *Gateway) apiEndSession(c *gin.Context) {
-	if !g.endSession(c, c.Param("id"), true) {
+	if !g.endSession(c, c.Param("id")) {
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
-
-func (g *Gateway) apiConfig(c *gin.Context) {
-	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	g.configJSON(c, rsp)
-}
-
-// configJSON answers with the config as JSON (the settings object), its
-// source and whether it can be written.
-func (g *Gateway) configJSON(c *gin.Context, rsp *systempb.ConfigResponse) {
-	var settings any
-	if err := yamlToJSON(rsp.Document, &settings); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"config": settings, "yaml": rsp.Document, "source": rsp.Source, "writable": rsp.Writable})
-}
-
-// apiPutConfig replaces the config with the body: a JSON settings object
-// ({"auth": {...}, "login": {...}}; JSON is yaml too) or, with Content-Type
-// application/yaml, a yaml document.
-func (g *Gateway) apiPutConfig(c *gin.Context) {
-	var doc []byte
-	switch c.ContentType() {
-	case "application/yaml", "application/x-yaml", "text/yaml":
-		b, err := io.ReadAll(c.Request.Body)
-		if err != nil {
-			abortError(c, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is over "+strconv.Itoa(maxBody)+" bytes")
-			return
-		}
-		doc = b
-	default:
-		var raw json.RawMessage
-		if !decodeJSON(c, &raw) {
-			return
-		}
-		doc = raw
-	}
-	rsp, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: string(doc)})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	g.configJSON(c, rsp)
-}
-
-func (g *Gateway) apiServices(c *gin.Context) {
-	rsp, err := g.System.ListServices(rpcContext(c), &systempb.ListServicesRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"services": orEmpty(rsp.Services), "supervised": rsp.Supervised, "processes": orEmpty(rsp.Processes)})
-}
-
-func (g *Gateway) apiRestartService(c *gin.Context) {
-	if _, err := g.System.RestartService(rpcContext(c), &systempb.RestartServiceRequest{Name: c.Param("name")}); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Status(http.StatusAccepted)
-}
-
-func (g *Gateway) apiServiceLogs(c *gin.Context) {
-	rsp, err := g.System.ServiceLogs(rpcContext(c), &systempb.ServiceLogsRequest{Name: c.Param("name"), Lines: intQuery(c, "lines")})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"lines": orEmpty(rsp.Lines)})
-}
-
-func (g *Gateway) apiAudit(c *gin.Context) {
-	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{
-		User: c.Query("user"), Kind: c.Query("kind"), Cursor: c.Query("cursor"), Limit: intQuery(c, "limit"),
-	})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"entries": orEmpty(rsp.Entries), "total": rsp.Total, "next": rsp.Next})
-}
-
-func (g *Gateway) apiLockouts(c *gin.Context) {
-	rsp, err := g.Users.ListLockouts(rpcContext(c), &userpb.ListLockoutsRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"lockouts": orEmpty(rsp.Lockouts)})
-}
-
-func (g *Gateway) apiLiftLockout(c *gin.Context) {
-	if _, err := g.Users.LiftLockout(rpcContext(c), &userpb.LiftLockoutRequest{Kind: c.Param("kind"), Key: strings.TrimPrefix(c.Param("key"), "/")}); err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
-
-func (g *Gateway) apiOverview(c *gin.Context) {
-	rsp, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
-		"users": rsp.Users, "disabled_users": rsp.DisabledUsers, "active_sessions": rsp.ActiveSessions,
-		"services_up": rsp.ServicesUp, "nodes": rsp.Nodes, "hours": orEmpty(rsp.Hours),
-	})
-}
-
-// --- pages ---
 
 // notices are the notices an action's redirect may ask a page to show
 // (?done=name), each the message "notice.<name>".
-var notices = []string{"session_ended", "sessions_ended", "roles_granted", "roles_revoked", "disabled", "enabled", "deleted",
-	"config", "restarted", "lifted", "password", "zone"}
+var notices = []string{"session_ended", "sessions_ended", "roles", "disabled", "enabled", "deleted", "config", "restarted",
+	"token_revoked", "role_saved", "role_deleted", "lifted", "password", "zone"}
 
 // back redirects (303) to path with a notice, after a form's action.
 func back(c *gin.Context, path, notice string) {
 	u := url.URL{Path: path, RawQuery: url.Values{"done": {notice}}.Encode()}
-	c.Redirect(http.StatusSeeOther, u.String())
-}
-
-func (g *Gateway) accountPage(c *gin.Context) {
-	g.accountView(c, http.StatusOK, gin.H{})
-}
-
-// accountView renders /account with the caller's sessions.
-func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
-	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	data["Sessions"] = rsp.Sessions
-	if n, err := strconv.Atoi(c.Query("ended")); err == nil && n > 0 {
-		data["Ended"] = n
-	}
-	data["ZoneName"] = zoneOf(c).String()
-	if v, ok := data["ZoneValue"]; ok {
-		data["ZoneName"] = v
-	}
-	data["Zones"] = commonZones
-	g.page(c, status, "account.html", data)
-}
-
-func (g *Gateway) endMySessionForm(c *gin.Context) {
-	id := c.Param("id")
-	if id == "others" {
-		g.endOtherSessionsForm(c)
-		return
-	}
-	mine := callerOf(c).Info.SessionId == id
-	if !g.endSession(c, id, false) {
-		return
-	}
-	if mine {
-		c.Redirect(http.StatusSeeOther, "/login")
-		return
-	}
-	back(c, "/account", "session_ended")
-}
-
-// endOtherSessionsForm ends every session of the caller but the current one.
-func (g *Gateway) endOtherSessionsForm(c *gin.Context) {
-	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	n := 0
-	for _, s := range rsp.Sessions {
-		if s.Current {
-			continue
-		}
-		if !g.endSession(c, s.Id, false) {
-			return
-		}
-		n++
-	}
-	u := url.URL{Path: "/account", RawQuery: url.Values{"done": {"sessions_ended"}, "ended": {strconv.Itoa(n)}}.Encode()}
 	c.Redirect(http.StatusSeeOther, u.String())
 }
 
@@ -351,7 +115,7 @@ func (g *Gateway) overviewPage(c *gin.Context) {
 
 func (g *Gateway) usersPage(c *gin.Context) {
 	q, offset := c.Query("q"), intQuery(c, "offset")
-	rsp, err := g.System.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: q, Offset: offset, Limit: pageSize})
+	rsp, err := g.Users.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: q, Offset: offset, Limit: pageSize})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -363,34 +127,57 @@ func (g *Gateway) usersPage(c *gin.Context) {
 }
 
 func (g *Gateway) userPage(c *gin.Context) {
-	rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: c.Param("id")})
+	ctx := rpcContext(c)
+	rsp, err := g.Users.GetUser(ctx, &userpb.GetUserRequest{Id: c.Param("id")})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_user.html", gin.H{
-		"User": rsp.User, "Sessions": rsp.Sessions, "IsAdmin": pauth.IsAdmin(rsp.User.Roles),
-	})
+	keys, err := g.Users.ListTokens(ctx, &userpb.ListTokensRequest{UserId: rsp.User.Id})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	data := gin.H{"User": rsp.User, "Sessions": rsp.Sessions, "Tokens": keys.Tokens}
+	// The roles to choose from, when the caller may both see roles and
+	// change accounts.
+	if perms := callerOf(c).Info.Permissions; slices.Contains(perms, string(endpoint.RolesRead)) && slices.Contains(perms, string(endpoint.UsersWrite)) {
+		roles, err := g.Users.ListRoles(ctx, &userpb.ListRolesRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return
+		}
+		var choices []roleChoice
+		for _, r := range roles.Roles {
+			choices = append(choices, roleChoice{Name: r.Name, Held: slices.Contains(rsp.User.Roles, r.Name)})
+		}
+		data["Roles"] = choices
+	}
+	g.page(c, http.StatusOK, "admin_user.html", data)
 }
 
-// userActionForm applies one action of the users pages: roles (admin=on or
-// off), disable, enable, delete.
+// roleChoice is a checkbox of the user page's roles form.
+type roleChoice struct {
+	Name string
+	Held bool
+}
+
+// userActionForm applies one action of the users pages: roles (the role
+// boxes ticked), disable, enable, delete.
 func (g *Gateway) userActionForm(c *gin.Context) {
 	id, action := c.Param("id"), c.Param("action")
 	ctx := rpcContext(c)
 	var err error
 	switch action {
 	case "roles":
-		roles := []string{pauth.RoleUser}
-		if c.PostForm("admin") == "on" {
-			roles = append(roles, pauth.RoleAdmin)
-		}
-		_, err = g.System.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Roles: &userpb.Roles{Roles: roles}})
+		_, err = g.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Roles: &userpb.Roles{Roles: c.PostFormArray("role")}})
 	case "disable", "enable":
 		disabled := action == "disable"
-		_, err = g.System.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Disabled: &disabled})
+		_, err = g.Users.UpdateUser(ctx, &userpb.UpdateUserRequest{Id: id, Disabled: &disabled})
 	case "delete":
-		_, err = g.System.DeleteUser(ctx, &userpb.DeleteUserRequest{Id: id})
+		_, err = g.Users.DeleteUser(ctx, &userpb.DeleteUserRequest{Id: id})
+	case "revoke-key":
+		_, err = g.Users.RevokeToken(ctx, &userpb.RevokeTokenRequest{Id: c.PostForm("key")})
 	default:
 		g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
 		return
@@ -403,18 +190,14 @@ func (g *Gateway) userActionForm(c *gin.Context) {
 		back(c, "/admin/users", "deleted")
 		return
 	}
-	notice := action + "d" // disabled, enabled
-	if action == "roles" {
-		notice = "roles_revoked"
-		if c.PostForm("admin") == "on" {
-			notice = "roles_granted"
-		}
-	}
-	back(c, "/admin/users/"+id, notice)
+	back(c, "/admin/users/"+id, actionNotices[action])
 }
 
+// actionNotices name the notice each action on a user's page comes back with.
+var actionNotices = map[string]string{"roles": "roles", "disable": "disabled", "enable": "enabled", "revoke-key": "token_revoked"}
+
 func (g *Gateway) endSessionForm(c *gin.Context) {
-	if !g.endSession(c, c.Param("id"), true) {
+	if !g.endSession(c, c.Param("id")) {
 		return
 	}
 	next := "/admin/users"
@@ -528,18 +311,9 @@ func (g *Gateway) logsPage(c *gin.Context) {
 	g.page(c, http.StatusOK, "admin_logs.html", gin.H{"Name": c.Param("name"), "Lines": rsp.Lines})
 }
 
-// commonZones are the zones the account page suggests; any IANA name is
-// accepted.
-var commonZones = []string{"UTC", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo",
-	"Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles", "Australia/Sydney"}
-
-// auditKinds are the kinds the audit page offers as filters.
-var auditKinds = []string{"register", "login", "login_failed", "lockout", "logout", "password_change",
-	"role_change", "disable", "enable", "delete", "session_ended", "config_change", "lockout_lifted"}
-
 func (g *Gateway) auditPage(c *gin.Context) {
 	user, kind, cursor := c.Query("user"), c.Query("kind"), c.Query("cursor")
-	if kind != "" && !slices.Contains(auditKinds, kind) {
+	if !audit.Kind(kind).Valid() {
 		kind = ""
 	}
 	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Cursor: cursor, Limit: pageSize})
@@ -556,7 +330,7 @@ func (g *Gateway) auditPage(c *gin.Context) {
 		p.Next = pageLink("/admin/audit", q, "cursor", rsp.Next)
 	}
 	g.page(c, http.StatusOK, "admin_audit.html", gin.H{
-		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": auditKinds, "Pager": p,
+		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": audit.Kinds, "Pager": p,
 	})
 }
 
@@ -648,12 +422,62 @@ func newChart(hours []*systempb.HourCount, zone *time.Location) chart {
 	return ch
 }
 
-// yamlToJSON decodes a yaml document (the config as the system service
-// renders it) into v.
-func yamlToJSON(doc string, v any) error {
-	js, err := yaml.YAMLToJSON([]byte(doc))
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(js, v)
+func (g *Gateway) rolesPage(c *gin.Context) {
+	g.rolesView(c, http.StatusOK, gin.H{})
 }
+
+// rolesView renders /admin/roles: every role with its permissions, a form
+// per role for those who may change roles, and the catalogue.
+func (g *Gateway) rolesView(c *gin.Context, status int, data gin.H) {
+	ctx := rpcContext(c)
+	roles, err := g.Users.ListRoles(ctx, &userpb.ListRolesRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	perms, err := g.Users.ListPermissions(ctx, &userpb.ListPermissionsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	data["Roles"], data["Catalogue"] = roles.Roles, perms.Permissions
+	g.page(c, status, "admin_roles.html", data)
+}
+
+// roleForm creates (name from the form, at /admin/roles) or replaces
+// (/admin/roles/{name}) a role with the permissions ticked, or deletes it
+// (action=delete).
+func (g *Gateway) roleForm(c *gin.Context) {
+	ctx := rpcContext(c)
+	name := c.Param("name")
+	role := &userpb.Role{Name: name, Permissions: c.PostFormArray("permission")}
+	var err error
+	switch {
+	case name == "":
+		role.Name = c.PostForm("name")
+		_, err = g.Users.CreateRole(ctx, role)
+	case c.PostForm("action") == "delete":
+		_, err = g.Users.DeleteRole(ctx, &userpb.DeleteRoleRequest{Name: name})
+	default:
+		_, err = g.Users.UpdateRole(ctx, role)
+	}
+	if err != nil {
+		status, _, msg := rpcMessage(c, err)
+		if status >= 500 || status == http.StatusForbidden || status == http.StatusUnauthorized {
+			g.abortRPC(c, err)
+			return
+		}
+		g.rolesView(c, status, gin.H{"Error": msg})
+		return
+	}
+	if c.PostForm("action") == "delete" {
+		back(c, "/admin/roles", "role_deleted")
+		return
+	}
+	back(c, "/admin/roles", "role_saved")
+}
+
+// commonZones are the zones the account page suggests; any IANA name is
+// accepted.
+var commonZones = []string{"UTC", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo",
+	"Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles", "Australia/Sydney"}

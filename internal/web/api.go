@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/platform"
 
 	userpb "github.com/portal-go/portal/proto/user"
@@ -39,13 +40,22 @@ type passwordChange struct {
 	DeviceToken string `json:"device_token"`
 }
 
-// decodeJSON reads exactly one JSON object into v, refusing other content
-// types, unknown fields, wrong types, trailing data and oversized bodies. It
-// answers the request itself and returns false when the body is refused.
+// decodeJSON reads exactly one JSON object into v (readJSON). It answers
+// the request itself and returns false when the body is refused.
 func decodeJSON(c *gin.Context, v any) bool {
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
-		abortError(c, http.StatusUnsupportedMediaType, codeMediaType, "send Content-Type: application/json")
+	if err := readJSON(c, v); err != nil {
+		abortError(c, err.Status, err.Code, err.Message)
 		return false
+	}
+	return true
+}
+
+// readJSON reads exactly one JSON object into v, refusing other content
+// types (415), unknown fields, wrong types and trailing data (400) and
+// oversized bodies (413).
+func readJSON(c *gin.Context, v any) *endpoint.InputError {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+		return &endpoint.InputError{Status: http.StatusUnsupportedMediaType, Code: codeMediaType, Message: "send Content-Type: application/json"}
 	}
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
@@ -62,13 +72,11 @@ func decodeJSON(c *gin.Context, v any) bool {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		abortError(c, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit))
-		return false
+		return &endpoint.InputError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge, Message: fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)}
 	case err != nil:
-		abortError(c, http.StatusBadRequest, codeBadJSON, "malformed JSON: "+err.Error())
-		return false
+		return &endpoint.InputError{Status: http.StatusBadRequest, Code: codeBadJSON, Message: "malformed JSON: " + err.Error()}
 	}
-	return true
+	return nil
 }
 
 func (g *Gateway) apiRegister(c *gin.Context) {
@@ -124,11 +132,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
-	roles := info.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": roles})
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions)})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

@@ -3,10 +3,10 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
-	pauth "github.com/portal-go/portal/internal/auth"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -59,7 +59,7 @@ func (g *Gateway) describe(c *gin.Context) (confirmation, bool) {
 	switch c.FullPath() {
 	case "/admin/users/:id/:action":
 		id := c.Param("id")
-		rsp, err := g.System.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: id})
+		rsp, err := g.Users.GetUser(rpcContext(c), &userpb.GetUserRequest{Id: id})
 		if err != nil {
 			g.abortRPC(c, err)
 			return confirmation{}, false
@@ -73,10 +73,21 @@ func (g *Gateway) describe(c *gin.Context) (confirmation, bool) {
 		case "enable":
 			return confirmation{tr(c, "confirm.enable.title"), tr(c, "confirm.enable.what", "Name", name), tr(c, "confirm.enable.button"), "", back, nil, nil}, true
 		case "roles":
-			if c.PostForm("admin") == "on" && !pauth.IsAdmin(rsp.User.Roles) {
-				return confirmation{tr(c, "confirm.promote.title"), tr(c, "confirm.promote.what", "Name", name), tr(c, "confirm.promote.button"), "", back, nil, nil}, true
+			roles := c.PostFormArray("role")
+			var lines []string
+			for _, r := range roles {
+				if !slices.Contains(rsp.User.Roles, r) {
+					lines = append(lines, "+ "+r)
+				}
 			}
-			return confirmation{tr(c, "confirm.demote.title"), tr(c, "confirm.demote.what", "Name", name), tr(c, "confirm.demote.button"), "", back, nil, nil}, true
+			for _, r := range rsp.User.Roles {
+				if !slices.Contains(roles, r) {
+					lines = append(lines, "− "+r)
+				}
+			}
+			return confirmation{tr(c, "confirm.roles.title"), tr(c, "confirm.roles.what", "Name", name), tr(c, "confirm.roles.button"), "", back, nil, lines}, true
+		case "revoke-key":
+			return confirmation{tr(c, "confirm.revoke_key.title"), tr(c, "confirm.revoke_key.what", "Name", name), tr(c, "confirm.revoke_key.button"), "", back, nil, nil}, true
 		}
 		g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
 		return confirmation{}, false
@@ -94,6 +105,13 @@ func (g *Gateway) describe(c *gin.Context) (confirmation, bool) {
 			return confirmation{tr(c, "confirm.end_mine.title"), tr(c, "confirm.end_mine.what"), tr(c, "confirm.end_mine.button"), "", "/account", nil, nil}, true
 		}
 		return confirmation{tr(c, "confirm.end_session.title"), tr(c, "confirm.end_session.what"), tr(c, "confirm.end_session.button"), "", "/account", nil, nil}, true
+	case "/account/tokens/:id/revoke":
+		return confirmation{tr(c, "confirm.revoke_mine.title"), tr(c, "confirm.revoke_mine.what", "Name", c.PostForm("name")), tr(c, "confirm.revoke_key.button"), "", "/account", nil, nil}, true
+	case "/admin/roles/:name":
+		if c.PostForm("action") == "delete" {
+			return confirmation{tr(c, "confirm.role_delete.title"), tr(c, "confirm.role_delete.what", "Name", c.Param("name")), tr(c, "confirm.role_delete.button"), "", "/admin/roles", nil, nil}, true
+		}
+		return confirmation{tr(c, "confirm.role_save.title"), tr(c, "confirm.role_save.what", "Name", c.Param("name")), tr(c, "confirm.role_save.button"), "", "/admin/roles", nil, c.PostFormArray("permission")}, true
 	case "/admin/services/:name/restart":
 		return confirmation{tr(c, "confirm.restart.title"), tr(c, "confirm.restart.what", "Name", c.Param("name")), tr(c, "confirm.restart.button"), "", "/admin/services", nil, nil}, true
 	case "/admin/lockouts/lift":

@@ -13,23 +13,23 @@ import (
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
-// adminSystem is a fakeSystem that knows one user and counts the changes
-// made to it.
-type adminSystem struct {
-	fakeSystem
+// adminUsers is a fakeUsers that knows one more user and counts the
+// changes made to it.
+type adminUsers struct {
+	*fakeUsers
 	deletes, updates int
 }
 
-func (f *adminSystem) GetUser(context.Context, *userpb.GetUserRequest, ...client.CallOption) (*userpb.GetUserResponse, error) {
+func (f *adminUsers) GetUser(context.Context, *userpb.GetUserRequest, ...client.CallOption) (*userpb.GetUserResponse, error) {
 	return &userpb.GetUserResponse{User: &userpb.Account{Id: "u-2", Username: "bob", Roles: []string{pauth.RoleUser}}}, nil
 }
 
-func (f *adminSystem) DeleteUser(context.Context, *userpb.DeleteUserRequest, ...client.CallOption) (*userpb.DeleteUserResponse, error) {
+func (f *adminUsers) DeleteUser(context.Context, *userpb.DeleteUserRequest, ...client.CallOption) (*userpb.DeleteUserResponse, error) {
 	f.deletes++
 	return &userpb.DeleteUserResponse{}, nil
 }
 
-func (f *adminSystem) UpdateUser(context.Context, *userpb.UpdateUserRequest, ...client.CallOption) (*userpb.UpdateUserResponse, error) {
+func (f *adminUsers) UpdateUser(context.Context, *userpb.UpdateUserRequest, ...client.CallOption) (*userpb.UpdateUserResponse, error) {
 	f.updates++
 	return &userpb.UpdateUserResponse{User: &userpb.Account{Id: "u-2"}}, nil
 }
@@ -51,8 +51,8 @@ func TestConfirmFirst(t *testing.T) {
 	users.info.Roles = []string{pauth.RoleUser, pauth.RoleAdmin}
 	users.sessions = []*userpb.Session{{Id: "s-1", Current: true}, {Id: "s-2"}, {Id: "s-3"}}
 	g := newGateway(t, settings(), users)
-	sys := &adminSystem{}
-	g.System = sys
+	sys := &adminUsers{fakeUsers: users}
+	g.Users = sys
 
 	for _, tt := range []struct {
 		path, form, says string
@@ -61,7 +61,7 @@ func TestConfirmFirst(t *testing.T) {
 	}{
 		{"/admin/users/u-2/delete", "", "The account bob will be deleted", func() int { return sys.deletes }, "/admin/users?done=deleted"},
 		{"/admin/users/u-2/disable", "", "bob will be signed out everywhere", func() int { return sys.updates }, "/admin/users/u-2?done=disabled"},
-		{"/admin/users/u-2/roles", "admin=on", "bob will get the admin role", func() int { return sys.updates }, "/admin/users/u-2?done=roles_granted"},
+		{"/admin/users/u-2/roles", "role=user&role=admin", "The roles of bob change at once", func() int { return sys.updates }, "/admin/users/u-2?done=roles"},
 		{"/account/sessions/others/end", "", "Every other device signed in as you", func() int { return users.count("RevokeSession") }, "/account?done=sessions_ended&ended=2"},
 	} {
 		t.Run(tt.path, func(t *testing.T) {

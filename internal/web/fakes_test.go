@@ -130,6 +130,11 @@ func (f *fakeUsers) RevokeSession(ctx context.Context, _ *userpb.RevokeSessionRe
 	return &userpb.RevokeSessionResponse{}, nil
 }
 
+func (f *fakeUsers) ListTokens(ctx context.Context, _ *userpb.ListTokensRequest, _ ...client.CallOption) (*userpb.ListTokensResponse, error) {
+	f.record(ctx, "ListTokens")
+	return &userpb.ListTokensResponse{}, nil
+}
+
 // fakeSystem is a systempb.SystemService that always answers.
 type fakeSystem struct {
 	// SystemService, nil, makes a call the fake does not answer panic.

@@ -236,6 +236,9 @@ func (g *Gateway) identify(c *gin.Context, set config.AuthSettings, renew bool) 
 	if tok == "" {
 		return nil, &authError{"auth.unauthenticated", "a token is required"}
 	}
+	if pauth.IsKey(tok) {
+		return g.identifyKey(c, tok, fromCookie)
+	}
 	acc, err := g.Auth.Inspect(tok)
 	if errors.Is(err, pauth.ErrExpired) {
 		return nil, &authError{"auth.token_expired", "the token has expired"}
@@ -255,6 +258,23 @@ func (g *Gateway) identify(c *gin.Context, set config.AuthSettings, renew bool) 
 		g.renew(c, cl)
 	}
 	return cl, nil
+}
+
+// identifyKey finds the caller behind an API key, asking the user service
+// on every request: a key's verdict is never cached, so a revoked or expired
+// key is refused at once on every gateway. A key is a header's (or the
+// query's), never a cookie's.
+func (g *Gateway) identifyKey(c *gin.Context, key string, fromCookie bool) (*caller, error) {
+	if fromCookie {
+		return nil, &authError{"auth.invalid_token", "the token is not valid"}
+	}
+	info, err := g.Users.Info(pauth.ContextWithToken(c.Request.Context(), key), &userpb.InfoRequest{})
+	if e := merrors.FromError(err); err != nil && e.Code == http.StatusUnauthorized {
+		return nil, &authError{"auth.session_ended", "the API key is not valid, or has expired or been revoked"}
+	} else if err != nil {
+		return nil, err
+	}
+	return &caller{Token: key, Info: info}, nil
 }
 
 // requireCaller refuses a request that authenticate let through without a
@@ -294,16 +314,23 @@ func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse
 		return nil, err
 	}
 	if b, err := proto.Marshal(info); err == nil {
-		_ = g.Cache.Put(ctx, cacheSession+sid, b, verdictTTL)
+		_ = g.Cache.Put(ctx, g.verdictKey(sid), b, verdictTTL)
 	}
 	return info, nil
+}
+
+// verdictKey is the cache key of a session's verdict: under the number of
+// role edits this gateway has heard of, since the verdict lists the
+// caller's permissions.
+func (g *Gateway) verdictKey(sid string) string {
+	return cacheSession + strconv.FormatInt(g.rolesGen.Load(), 10) + ":" + sid
 }
 
 // cached looks a session up in the cache: whether it has a tombstone, and
 // its cached verdict (nil when none). A cache that fails counts as empty.
 func (g *Gateway) cached(ctx context.Context, sid string) (revoked bool, verdict interface{}) {
 	if mg, ok := g.Cache.(MultiGetter); ok {
-		vals, err := mg.GetMany(ctx, cacheRevoked+sid, cacheSession+sid)
+		vals, err := mg.GetMany(ctx, cacheRevoked+sid, g.verdictKey(sid))
 		if err != nil || len(vals) != 2 {
 			return false, nil
 		}
@@ -312,7 +339,7 @@ func (g *Gateway) cached(ctx context.Context, sid string) (revoked bool, verdict
 	if v, _, err := g.Cache.Get(ctx, cacheRevoked+sid); err == nil && v != nil {
 		return true, nil
 	}
-	if v, _, err := g.Cache.Get(ctx, cacheSession+sid); err == nil {
+	if v, _, err := g.Cache.Get(ctx, g.verdictKey(sid)); err == nil {
 		return false, v
 	}
 	return false, nil
@@ -321,7 +348,7 @@ func (g *Gateway) cached(ctx context.Context, sid string) (revoked bool, verdict
 // revoke forgets a session's verdict and marks it ended for as long as any of
 // its tokens could live.
 func (g *Gateway) revoke(ctx context.Context, sid string) {
-	_ = g.Cache.Delete(ctx, cacheSession+sid)
+	_ = g.Cache.Delete(ctx, g.verdictKey(sid))
 	_ = g.Cache.Put(ctx, cacheRevoked+sid, []byte{1}, g.Config.Current().Auth.Expire()+verdictTTL)
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/endpoint"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -71,7 +71,7 @@ var navOf = map[string]string{
 	"login.html": "login", "register.html": "register", "home.html": "home", "account.html": "account",
 	"admin_overview.html": "overview", "admin_users.html": "users", "admin_user.html": "users",
 	"admin_config.html": "config", "admin_services.html": "services", "admin_logs.html": "services",
-	"admin_audit.html": "audit", "admin_lockouts.html": "lockouts",
+	"admin_audit.html": "audit", "admin_lockouts.html": "lockouts", "admin_roles.html": "roles",
 }
 
 // page renders a template, in the request's language, with the data every
@@ -94,9 +94,22 @@ func (g *Gateway) page(c *gin.Context, status int, name string, data gin.H) {
 	}
 	if cl := callerOf(c); cl != nil {
 		data["Me"] = cl.Info
-		admin := pauth.IsAdmin(cl.Info.Roles)
-		data["Admin"] = admin
-		data["AdminPage"] = admin && strings.HasPrefix(name, "admin_")
+		can := map[string]bool{}
+		for _, p := range cl.Info.Permissions {
+			can[p] = true
+		}
+		// Can answers {{if index .Can "users.write"}}; AdminPages are the
+		// admin pages the caller may open, for the navigation.
+		data["Can"] = can
+		var pages []adminPage
+		for _, p := range adminPages {
+			if can[string(p.Needs)] {
+				pages = append(pages, p)
+			}
+		}
+		data["AdminPages"] = pages
+		data["Admin"] = len(pages) > 0
+		data["AdminPage"] = len(pages) > 0 && strings.HasPrefix(name, "admin_")
 	}
 	if n, ok := c.GetQuery("done"); ok && data["Notice"] == nil && slices.Contains(notices, n) {
 		data["Notice"] = tr(c, "notice."+n)
@@ -179,7 +192,7 @@ func (g *Gateway) homePage(c *gin.Context) {
 		slices.SortFunc(recent, func(a, b *userpb.Session) int { return int(b.CreatedAt - a.CreatedAt) })
 		data["Recent"] = recent[:min(len(recent), 5)]
 	}
-	if pauth.IsAdmin(cl.Info.Roles) {
+	if slices.Contains(cl.Info.Permissions, string(endpoint.OverviewRead)) {
 		if o, err := g.System.Overview(rpcContext(c), &systempb.OverviewRequest{}); err == nil {
 			data["Overview"], data["O"] = true, o
 		}

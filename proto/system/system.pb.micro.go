@@ -6,7 +6,6 @@ package system
 import (
 	fmt "fmt"
 	_ "github.com/portal-go/portal/proto/runtime"
-	user "github.com/portal-go/portal/proto/user"
 	proto "google.golang.org/protobuf/proto"
 	math "math"
 )
@@ -47,16 +46,6 @@ type SystemService interface {
 	RestartService(ctx context.Context, in *RestartServiceRequest, opts ...client.CallOption) (*RestartServiceResponse, error)
 	// ServiceLogs returns the last lines a supervised service wrote.
 	ServiceLogs(ctx context.Context, in *ServiceLogsRequest, opts ...client.CallOption) (*ServiceLogsResponse, error)
-	// ListUsers pages through the accounts.
-	ListUsers(ctx context.Context, in *user.ListUsersRequest, opts ...client.CallOption) (*user.ListUsersResponse, error)
-	// GetUser returns one account and its live sessions.
-	GetUser(ctx context.Context, in *user.GetUserRequest, opts ...client.CallOption) (*user.GetUserResponse, error)
-	// UpdateUser changes roles or disables or enables an account.
-	UpdateUser(ctx context.Context, in *user.UpdateUserRequest, opts ...client.CallOption) (*user.UpdateUserResponse, error)
-	// DeleteUser removes an account.
-	DeleteUser(ctx context.Context, in *user.DeleteUserRequest, opts ...client.CallOption) (*user.DeleteUserResponse, error)
-	// RevokeSession ends anyone's session.
-	RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, opts ...client.CallOption) (*user.RevokeSessionResponse, error)
 	// GetConfig returns the live config.
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...client.CallOption) (*ConfigResponse, error)
 	// UpdateConfig validates a new config, writes it to the config source and
@@ -120,56 +109,6 @@ func (c *systemService) ServiceLogs(ctx context.Context, in *ServiceLogsRequest,
 	return out, nil
 }
 
-func (c *systemService) ListUsers(ctx context.Context, in *user.ListUsersRequest, opts ...client.CallOption) (*user.ListUsersResponse, error) {
-	req := c.c.NewRequest(c.name, "System.ListUsers", in)
-	out := new(user.ListUsersResponse)
-	err := c.c.Call(ctx, req, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *systemService) GetUser(ctx context.Context, in *user.GetUserRequest, opts ...client.CallOption) (*user.GetUserResponse, error) {
-	req := c.c.NewRequest(c.name, "System.GetUser", in)
-	out := new(user.GetUserResponse)
-	err := c.c.Call(ctx, req, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *systemService) UpdateUser(ctx context.Context, in *user.UpdateUserRequest, opts ...client.CallOption) (*user.UpdateUserResponse, error) {
-	req := c.c.NewRequest(c.name, "System.UpdateUser", in)
-	out := new(user.UpdateUserResponse)
-	err := c.c.Call(ctx, req, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *systemService) DeleteUser(ctx context.Context, in *user.DeleteUserRequest, opts ...client.CallOption) (*user.DeleteUserResponse, error) {
-	req := c.c.NewRequest(c.name, "System.DeleteUser", in)
-	out := new(user.DeleteUserResponse)
-	err := c.c.Call(ctx, req, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *systemService) RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, opts ...client.CallOption) (*user.RevokeSessionResponse, error) {
-	req := c.c.NewRequest(c.name, "System.RevokeSession", in)
-	out := new(user.RevokeSessionResponse)
-	err := c.c.Call(ctx, req, out, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *systemService) GetConfig(ctx context.Context, in *GetConfigRequest, opts ...client.CallOption) (*ConfigResponse, error) {
 	req := c.c.NewRequest(c.name, "System.GetConfig", in)
 	out := new(ConfigResponse)
@@ -222,16 +161,6 @@ type SystemHandler interface {
 	RestartService(context.Context, *RestartServiceRequest, *RestartServiceResponse) error
 	// ServiceLogs returns the last lines a supervised service wrote.
 	ServiceLogs(context.Context, *ServiceLogsRequest, *ServiceLogsResponse) error
-	// ListUsers pages through the accounts.
-	ListUsers(context.Context, *user.ListUsersRequest, *user.ListUsersResponse) error
-	// GetUser returns one account and its live sessions.
-	GetUser(context.Context, *user.GetUserRequest, *user.GetUserResponse) error
-	// UpdateUser changes roles or disables or enables an account.
-	UpdateUser(context.Context, *user.UpdateUserRequest, *user.UpdateUserResponse) error
-	// DeleteUser removes an account.
-	DeleteUser(context.Context, *user.DeleteUserRequest, *user.DeleteUserResponse) error
-	// RevokeSession ends anyone's session.
-	RevokeSession(context.Context, *user.RevokeSessionRequest, *user.RevokeSessionResponse) error
 	// GetConfig returns the live config.
 	GetConfig(context.Context, *GetConfigRequest, *ConfigResponse) error
 	// UpdateConfig validates a new config, writes it to the config source and
@@ -249,11 +178,6 @@ func RegisterSystemHandler(s server.Server, hdlr SystemHandler, opts ...server.H
 		ListServices(ctx context.Context, in *ListServicesRequest, out *ListServicesResponse) error
 		RestartService(ctx context.Context, in *RestartServiceRequest, out *RestartServiceResponse) error
 		ServiceLogs(ctx context.Context, in *ServiceLogsRequest, out *ServiceLogsResponse) error
-		ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error
-		GetUser(ctx context.Context, in *user.GetUserRequest, out *user.GetUserResponse) error
-		UpdateUser(ctx context.Context, in *user.UpdateUserRequest, out *user.UpdateUserResponse) error
-		DeleteUser(ctx context.Context, in *user.DeleteUserRequest, out *user.DeleteUserResponse) error
-		RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, out *user.RevokeSessionResponse) error
 		GetConfig(ctx context.Context, in *GetConfigRequest, out *ConfigResponse) error
 		UpdateConfig(ctx context.Context, in *UpdateConfigRequest, out *ConfigResponse) error
 		ListAudit(ctx context.Context, in *ListAuditRequest, out *ListAuditResponse) error
@@ -284,26 +208,6 @@ func (h *systemHandler) RestartService(ctx context.Context, in *RestartServiceRe
 
 func (h *systemHandler) ServiceLogs(ctx context.Context, in *ServiceLogsRequest, out *ServiceLogsResponse) error {
 	return h.SystemHandler.ServiceLogs(ctx, in, out)
-}
-
-func (h *systemHandler) ListUsers(ctx context.Context, in *user.ListUsersRequest, out *user.ListUsersResponse) error {
-	return h.SystemHandler.ListUsers(ctx, in, out)
-}
-
-func (h *systemHandler) GetUser(ctx context.Context, in *user.GetUserRequest, out *user.GetUserResponse) error {
-	return h.SystemHandler.GetUser(ctx, in, out)
-}
-
-func (h *systemHandler) UpdateUser(ctx context.Context, in *user.UpdateUserRequest, out *user.UpdateUserResponse) error {
-	return h.SystemHandler.UpdateUser(ctx, in, out)
-}
-
-func (h *systemHandler) DeleteUser(ctx context.Context, in *user.DeleteUserRequest, out *user.DeleteUserResponse) error {
-	return h.SystemHandler.DeleteUser(ctx, in, out)
-}
-
-func (h *systemHandler) RevokeSession(ctx context.Context, in *user.RevokeSessionRequest, out *user.RevokeSessionResponse) error {
-	return h.SystemHandler.RevokeSession(ctx, in, out)
 }
 
 func (h *systemHandler) GetConfig(ctx context.Context, in *GetConfigRequest, out *ConfigResponse) error {

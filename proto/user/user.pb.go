@@ -460,8 +460,13 @@ type InfoResponse struct {
 	SessionId string                 `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// session_expires_at is the session's absolute end, unix seconds.
 	SessionExpiresAt int64 `protobuf:"varint,6,opt,name=session_expires_at,json=sessionExpiresAt,proto3" json:"session_expires_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// permissions are what the caller may do now: those of the user's roles
+	// as they are now, and for an API key only those of them the key holds.
+	Permissions []string `protobuf:"bytes,7,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// key_id names the API key the caller came with; empty for a session.
+	KeyId         string `protobuf:"bytes,8,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -534,6 +539,20 @@ func (x *InfoResponse) GetSessionExpiresAt() int64 {
 		return x.SessionExpiresAt
 	}
 	return 0
+}
+
+func (x *InfoResponse) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 type ChangePasswordRequest struct {
@@ -2108,6 +2127,894 @@ func (x *SessionRevoked) GetAt() int64 {
 	return 0
 }
 
+// RoleChanged is published on topic "role.updated" when a role is created,
+// changed or deleted, so that every instance of the user service reloads
+// its roles at once.
+type RoleChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	At            int64                  `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleChanged) Reset() {
+	*x = RoleChanged{}
+	mi := &file_proto_user_user_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleChanged) ProtoMessage() {}
+
+func (x *RoleChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleChanged.ProtoReflect.Descriptor instead.
+func (*RoleChanged) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RoleChanged) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleChanged) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+// Permission is one entry of the catalogue.
+type Permission struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// endpoints are the RPCs that need it.
+	Endpoints     []string `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Permission) Reset() {
+	*x = Permission{}
+	mi := &file_proto_user_user_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Permission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Permission) ProtoMessage() {}
+
+func (x *Permission) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Permission.ProtoReflect.Descriptor instead.
+func (*Permission) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *Permission) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Permission) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Permission) GetEndpoints() []string {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+type ListPermissionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPermissionsRequest) Reset() {
+	*x = ListPermissionsRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPermissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPermissionsRequest) ProtoMessage() {}
+
+func (x *ListPermissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPermissionsRequest.ProtoReflect.Descriptor instead.
+func (*ListPermissionsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{41}
+}
+
+type ListPermissionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Permissions   []*Permission          `protobuf:"bytes,1,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPermissionsResponse) Reset() {
+	*x = ListPermissionsResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPermissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPermissionsResponse) ProtoMessage() {}
+
+func (x *ListPermissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPermissionsResponse.ProtoReflect.Descriptor instead.
+func (*ListPermissionsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListPermissionsResponse) GetPermissions() []*Permission {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+// Role is a named set of permissions.
+type Role struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Permissions []string               `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// builtin roles (admin, user) cannot be deleted; admin always holds
+	// every permission.
+	Builtin       bool `protobuf:"varint,3,opt,name=builtin,proto3" json:"builtin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Role) Reset() {
+	*x = Role{}
+	mi := &file_proto_user_user_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Role) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Role) ProtoMessage() {}
+
+func (x *Role) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Role.ProtoReflect.Descriptor instead.
+func (*Role) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Role) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Role) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *Role) GetBuiltin() bool {
+	if x != nil {
+		return x.Builtin
+	}
+	return false
+}
+
+type ListRolesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolesRequest) Reset() {
+	*x = ListRolesRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolesRequest) ProtoMessage() {}
+
+func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
+func (*ListRolesRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{44}
+}
+
+type ListRolesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Roles         []*Role                `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolesResponse) Reset() {
+	*x = ListRolesResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolesResponse) ProtoMessage() {}
+
+func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
+func (*ListRolesResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListRolesResponse) GetRoles() []*Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+type GetRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRoleRequest) Reset() {
+	*x = GetRoleRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRoleRequest) ProtoMessage() {}
+
+func (x *GetRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRoleRequest.ProtoReflect.Descriptor instead.
+func (*GetRoleRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          *Role                  `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleResponse) Reset() {
+	*x = RoleResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleResponse) ProtoMessage() {}
+
+func (x *RoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleResponse.ProtoReflect.Descriptor instead.
+func (*RoleResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RoleResponse) GetRole() *Role {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+type DeleteRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleRequest) Reset() {
+	*x = DeleteRoleRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleRequest) ProtoMessage() {}
+
+func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DeleteRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleResponse) Reset() {
+	*x = DeleteRoleResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleResponse) ProtoMessage() {}
+
+func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRoleResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{49}
+}
+
+// Token is an API key as its owner and admins see it: never its secret.
+type Token struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId      string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Name        string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Permissions []string               `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// created_at, expires_at and last_used are unix seconds; last_used is 0
+	// before the first use and is written at most once a minute.
+	CreatedAt     int64 `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     int64 `protobuf:"varint,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	LastUsed      int64 `protobuf:"varint,7,opt,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_proto_user_user_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *Token) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Token) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Token) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Token) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *Token) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *Token) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+func (x *Token) GetLastUsed() int64 {
+	if x != nil {
+		return x.LastUsed
+	}
+	return 0
+}
+
+type CreateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// permissions: a subset of what the caller holds now.
+	Permissions []string `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// expires_at: unix seconds, in the future, at most a year ahead.
+	ExpiresAt     int64 `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+type CreateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// secret is the key to send as "Authorization: Bearer <secret>"; only
+	// its hash is stored, and it is shown this once.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CreateTokenResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateTokenResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id: empty for the caller; another user's needs users.read.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListTokensRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListTokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_proto_user_user_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *RevokeTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_proto_user_user_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_user_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_user_proto_rawDescGZIP(), []int{56}
+}
+
 var File_proto_user_user_proto protoreflect.FileDescriptor
 
 const file_proto_user_user_proto_rawDesc = "" +
@@ -2140,7 +3047,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
-	"\vInfoRequest\"\xbc\x01\n" +
+	"\vInfoRequest\"\xf5\x01\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -2149,7 +3056,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12,\n" +
-	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\"\x80\x01\n" +
+	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\x12 \n" +
+	"\vpermissions\x18\a \x03(\tR\vpermissions\x12\x15\n" +
+	"\x06key_id\x18\b \x01(\tR\x05keyId\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
@@ -2248,7 +3157,59 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x0e\n" +
-	"\x02at\x18\x03 \x01(\x03R\x02at2\xf1\a\n" +
+	"\x02at\x18\x03 \x01(\x03R\x02at\"1\n" +
+	"\vRoleChanged\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\"`\n" +
+	"\n" +
+	"Permission\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1c\n" +
+	"\tendpoints\x18\x03 \x03(\tR\tendpoints\"\x18\n" +
+	"\x16ListPermissionsRequest\"M\n" +
+	"\x17ListPermissionsResponse\x122\n" +
+	"\vpermissions\x18\x01 \x03(\v2\x10.user.PermissionR\vpermissions\"V\n" +
+	"\x04Role\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12\x18\n" +
+	"\abuiltin\x18\x03 \x01(\bR\abuiltin\"\x12\n" +
+	"\x10ListRolesRequest\"5\n" +
+	"\x11ListRolesResponse\x12 \n" +
+	"\x05roles\x18\x01 \x03(\v2\n" +
+	".user.RoleR\x05roles\"$\n" +
+	"\x0eGetRoleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\".\n" +
+	"\fRoleResponse\x12\x1e\n" +
+	"\x04role\x18\x01 \x01(\v2\n" +
+	".user.RoleR\x04role\"'\n" +
+	"\x11DeleteRoleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteRoleResponse\"\xc1\x01\n" +
+	"\x05Token\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x04 \x03(\tR\vpermissions\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\x03R\texpiresAt\x12\x1b\n" +
+	"\tlast_used\x18\a \x01(\x03R\blastUsed\"i\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"P\n" +
+	"\x13CreateTokenResponse\x12!\n" +
+	"\x05token\x18\x01 \x01(\v2\v.user.TokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\",\n" +
+	"\x11ListTokensRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"9\n" +
+	"\x12ListTokensResponse\x12#\n" +
+	"\x06tokens\x18\x01 \x03(\v2\v.user.TokenR\x06tokens\"$\n" +
+	"\x12RevokeTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
+	"\x13RevokeTokenResponse2\xac\f\n" +
 	"\x04User\x12;\n" +
 	"\bRegister\x12\x15.user.RegisterRequest\x1a\x16.user.RegisterResponse\"\x00\x122\n" +
 	"\x05Login\x12\x12.user.LoginRequest\x1a\x13.user.LoginResponse\"\x00\x125\n" +
@@ -2265,7 +3226,22 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"UpdateUser\x12\x17.user.UpdateUserRequest\x1a\x18.user.UpdateUserResponse\"\x00\x12A\n" +
 	"\n" +
 	"DeleteUser\x12\x17.user.DeleteUserRequest\x1a\x18.user.DeleteUserResponse\"\x00\x122\n" +
-	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00\x12G\n" +
+	"\x05Stats\x12\x12.user.StatsRequest\x1a\x13.user.StatsResponse\"\x00\x12P\n" +
+	"\x0fListPermissions\x12\x1c.user.ListPermissionsRequest\x1a\x1d.user.ListPermissionsResponse\"\x00\x12>\n" +
+	"\tListRoles\x12\x16.user.ListRolesRequest\x1a\x17.user.ListRolesResponse\"\x00\x125\n" +
+	"\aGetRole\x12\x14.user.GetRoleRequest\x1a\x12.user.RoleResponse\"\x00\x12.\n" +
+	"\n" +
+	"CreateRole\x12\n" +
+	".user.Role\x1a\x12.user.RoleResponse\"\x00\x12.\n" +
+	"\n" +
+	"UpdateRole\x12\n" +
+	".user.Role\x1a\x12.user.RoleResponse\"\x00\x12A\n" +
+	"\n" +
+	"DeleteRole\x12\x17.user.DeleteRoleRequest\x1a\x18.user.DeleteRoleResponse\"\x00\x12D\n" +
+	"\vCreateToken\x12\x18.user.CreateTokenRequest\x1a\x19.user.CreateTokenResponse\"\x00\x12A\n" +
+	"\n" +
+	"ListTokens\x12\x17.user.ListTokensRequest\x1a\x18.user.ListTokensResponse\"\x00\x12D\n" +
+	"\vRevokeToken\x12\x18.user.RevokeTokenRequest\x1a\x19.user.RevokeTokenResponse\"\x00\x12G\n" +
 	"\fListLockouts\x12\x19.user.ListLockoutsRequest\x1a\x1a.user.ListLockoutsResponse\"\x00\x12D\n" +
 	"\vLiftLockout\x12\x18.user.LiftLockoutRequest\x1a\x19.user.LiftLockoutResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
@@ -2281,47 +3257,65 @@ func file_proto_user_user_proto_rawDescGZIP() []byte {
 	return file_proto_user_user_proto_rawDescData
 }
 
-var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_proto_user_user_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_proto_user_user_proto_goTypes = []any{
-	(*RegisterRequest)(nil),        // 0: user.RegisterRequest
-	(*RegisterResponse)(nil),       // 1: user.RegisterResponse
-	(*LoginRequest)(nil),           // 2: user.LoginRequest
-	(*LoginResponse)(nil),          // 3: user.LoginResponse
-	(*Lockout)(nil),                // 4: user.Lockout
-	(*LogoutRequest)(nil),          // 5: user.LogoutRequest
-	(*LogoutResponse)(nil),         // 6: user.LogoutResponse
-	(*InfoRequest)(nil),            // 7: user.InfoRequest
-	(*InfoResponse)(nil),           // 8: user.InfoResponse
-	(*ChangePasswordRequest)(nil),  // 9: user.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil), // 10: user.ChangePasswordResponse
-	(*RenewRequest)(nil),           // 11: user.RenewRequest
-	(*RenewResponse)(nil),          // 12: user.RenewResponse
-	(*HealthRequest)(nil),          // 13: user.HealthRequest
-	(*HealthResponse)(nil),         // 14: user.HealthResponse
-	(*Session)(nil),                // 15: user.Session
-	(*ListSessionsRequest)(nil),    // 16: user.ListSessionsRequest
-	(*ListSessionsResponse)(nil),   // 17: user.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),   // 18: user.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),  // 19: user.RevokeSessionResponse
-	(*Account)(nil),                // 20: user.Account
-	(*ListUsersRequest)(nil),       // 21: user.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 22: user.ListUsersResponse
-	(*GetUserRequest)(nil),         // 23: user.GetUserRequest
-	(*GetUserResponse)(nil),        // 24: user.GetUserResponse
-	(*Roles)(nil),                  // 25: user.Roles
-	(*UpdateUserRequest)(nil),      // 26: user.UpdateUserRequest
-	(*UpdateUserResponse)(nil),     // 27: user.UpdateUserResponse
-	(*DeleteUserRequest)(nil),      // 28: user.DeleteUserRequest
-	(*DeleteUserResponse)(nil),     // 29: user.DeleteUserResponse
-	(*StatsRequest)(nil),           // 30: user.StatsRequest
-	(*StatsResponse)(nil),          // 31: user.StatsResponse
-	(*LockoutEntry)(nil),           // 32: user.LockoutEntry
-	(*ListLockoutsRequest)(nil),    // 33: user.ListLockoutsRequest
-	(*ListLockoutsResponse)(nil),   // 34: user.ListLockoutsResponse
-	(*LiftLockoutRequest)(nil),     // 35: user.LiftLockoutRequest
-	(*LiftLockoutResponse)(nil),    // 36: user.LiftLockoutResponse
-	(*UserChanged)(nil),            // 37: user.UserChanged
-	(*SessionRevoked)(nil),         // 38: user.SessionRevoked
+	(*RegisterRequest)(nil),         // 0: user.RegisterRequest
+	(*RegisterResponse)(nil),        // 1: user.RegisterResponse
+	(*LoginRequest)(nil),            // 2: user.LoginRequest
+	(*LoginResponse)(nil),           // 3: user.LoginResponse
+	(*Lockout)(nil),                 // 4: user.Lockout
+	(*LogoutRequest)(nil),           // 5: user.LogoutRequest
+	(*LogoutResponse)(nil),          // 6: user.LogoutResponse
+	(*InfoRequest)(nil),             // 7: user.InfoRequest
+	(*InfoResponse)(nil),            // 8: user.InfoResponse
+	(*ChangePasswordRequest)(nil),   // 9: user.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),  // 10: user.ChangePasswordResponse
+	(*RenewRequest)(nil),            // 11: user.RenewRequest
+	(*RenewResponse)(nil),           // 12: user.RenewResponse
+	(*HealthRequest)(nil),           // 13: user.HealthRequest
+	(*HealthResponse)(nil),          // 14: user.HealthResponse
+	(*Session)(nil),                 // 15: user.Session
+	(*ListSessionsRequest)(nil),     // 16: user.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 17: user.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),    // 18: user.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),   // 19: user.RevokeSessionResponse
+	(*Account)(nil),                 // 20: user.Account
+	(*ListUsersRequest)(nil),        // 21: user.ListUsersRequest
+	(*ListUsersResponse)(nil),       // 22: user.ListUsersResponse
+	(*GetUserRequest)(nil),          // 23: user.GetUserRequest
+	(*GetUserResponse)(nil),         // 24: user.GetUserResponse
+	(*Roles)(nil),                   // 25: user.Roles
+	(*UpdateUserRequest)(nil),       // 26: user.UpdateUserRequest
+	(*UpdateUserResponse)(nil),      // 27: user.UpdateUserResponse
+	(*DeleteUserRequest)(nil),       // 28: user.DeleteUserRequest
+	(*DeleteUserResponse)(nil),      // 29: user.DeleteUserResponse
+	(*StatsRequest)(nil),            // 30: user.StatsRequest
+	(*StatsResponse)(nil),           // 31: user.StatsResponse
+	(*LockoutEntry)(nil),            // 32: user.LockoutEntry
+	(*ListLockoutsRequest)(nil),     // 33: user.ListLockoutsRequest
+	(*ListLockoutsResponse)(nil),    // 34: user.ListLockoutsResponse
+	(*LiftLockoutRequest)(nil),      // 35: user.LiftLockoutRequest
+	(*LiftLockoutResponse)(nil),     // 36: user.LiftLockoutResponse
+	(*UserChanged)(nil),             // 37: user.UserChanged
+	(*SessionRevoked)(nil),          // 38: user.SessionRevoked
+	(*RoleChanged)(nil),             // 39: user.RoleChanged
+	(*Permission)(nil),              // 40: user.Permission
+	(*ListPermissionsRequest)(nil),  // 41: user.ListPermissionsRequest
+	(*ListPermissionsResponse)(nil), // 42: user.ListPermissionsResponse
+	(*Role)(nil),                    // 43: user.Role
+	(*ListRolesRequest)(nil),        // 44: user.ListRolesRequest
+	(*ListRolesResponse)(nil),       // 45: user.ListRolesResponse
+	(*GetRoleRequest)(nil),          // 46: user.GetRoleRequest
+	(*RoleResponse)(nil),            // 47: user.RoleResponse
+	(*DeleteRoleRequest)(nil),       // 48: user.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),      // 49: user.DeleteRoleResponse
+	(*Token)(nil),                   // 50: user.Token
+	(*CreateTokenRequest)(nil),      // 51: user.CreateTokenRequest
+	(*CreateTokenResponse)(nil),     // 52: user.CreateTokenResponse
+	(*ListTokensRequest)(nil),       // 53: user.ListTokensRequest
+	(*ListTokensResponse)(nil),      // 54: user.ListTokensResponse
+	(*RevokeTokenRequest)(nil),      // 55: user.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),     // 56: user.RevokeTokenResponse
 }
 var file_proto_user_user_proto_depIdxs = []int32{
 	15, // 0: user.ListSessionsResponse.sessions:type_name -> user.Session
@@ -2331,43 +3325,66 @@ var file_proto_user_user_proto_depIdxs = []int32{
 	25, // 4: user.UpdateUserRequest.roles:type_name -> user.Roles
 	20, // 5: user.UpdateUserResponse.user:type_name -> user.Account
 	32, // 6: user.ListLockoutsResponse.lockouts:type_name -> user.LockoutEntry
-	0,  // 7: user.User.Register:input_type -> user.RegisterRequest
-	2,  // 8: user.User.Login:input_type -> user.LoginRequest
-	5,  // 9: user.User.Logout:input_type -> user.LogoutRequest
-	7,  // 10: user.User.Info:input_type -> user.InfoRequest
-	9,  // 11: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
-	11, // 12: user.User.Renew:input_type -> user.RenewRequest
-	13, // 13: user.User.Health:input_type -> user.HealthRequest
-	16, // 14: user.User.ListSessions:input_type -> user.ListSessionsRequest
-	18, // 15: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
-	21, // 16: user.User.ListUsers:input_type -> user.ListUsersRequest
-	23, // 17: user.User.GetUser:input_type -> user.GetUserRequest
-	26, // 18: user.User.UpdateUser:input_type -> user.UpdateUserRequest
-	28, // 19: user.User.DeleteUser:input_type -> user.DeleteUserRequest
-	30, // 20: user.User.Stats:input_type -> user.StatsRequest
-	33, // 21: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
-	35, // 22: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
-	1,  // 23: user.User.Register:output_type -> user.RegisterResponse
-	3,  // 24: user.User.Login:output_type -> user.LoginResponse
-	6,  // 25: user.User.Logout:output_type -> user.LogoutResponse
-	8,  // 26: user.User.Info:output_type -> user.InfoResponse
-	10, // 27: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
-	12, // 28: user.User.Renew:output_type -> user.RenewResponse
-	14, // 29: user.User.Health:output_type -> user.HealthResponse
-	17, // 30: user.User.ListSessions:output_type -> user.ListSessionsResponse
-	19, // 31: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
-	22, // 32: user.User.ListUsers:output_type -> user.ListUsersResponse
-	24, // 33: user.User.GetUser:output_type -> user.GetUserResponse
-	27, // 34: user.User.UpdateUser:output_type -> user.UpdateUserResponse
-	29, // 35: user.User.DeleteUser:output_type -> user.DeleteUserResponse
-	31, // 36: user.User.Stats:output_type -> user.StatsResponse
-	34, // 37: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
-	36, // 38: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
-	23, // [23:39] is the sub-list for method output_type
-	7,  // [7:23] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	40, // 7: user.ListPermissionsResponse.permissions:type_name -> user.Permission
+	43, // 8: user.ListRolesResponse.roles:type_name -> user.Role
+	43, // 9: user.RoleResponse.role:type_name -> user.Role
+	50, // 10: user.CreateTokenResponse.token:type_name -> user.Token
+	50, // 11: user.ListTokensResponse.tokens:type_name -> user.Token
+	0,  // 12: user.User.Register:input_type -> user.RegisterRequest
+	2,  // 13: user.User.Login:input_type -> user.LoginRequest
+	5,  // 14: user.User.Logout:input_type -> user.LogoutRequest
+	7,  // 15: user.User.Info:input_type -> user.InfoRequest
+	9,  // 16: user.User.ChangePassword:input_type -> user.ChangePasswordRequest
+	11, // 17: user.User.Renew:input_type -> user.RenewRequest
+	13, // 18: user.User.Health:input_type -> user.HealthRequest
+	16, // 19: user.User.ListSessions:input_type -> user.ListSessionsRequest
+	18, // 20: user.User.RevokeSession:input_type -> user.RevokeSessionRequest
+	21, // 21: user.User.ListUsers:input_type -> user.ListUsersRequest
+	23, // 22: user.User.GetUser:input_type -> user.GetUserRequest
+	26, // 23: user.User.UpdateUser:input_type -> user.UpdateUserRequest
+	28, // 24: user.User.DeleteUser:input_type -> user.DeleteUserRequest
+	30, // 25: user.User.Stats:input_type -> user.StatsRequest
+	41, // 26: user.User.ListPermissions:input_type -> user.ListPermissionsRequest
+	44, // 27: user.User.ListRoles:input_type -> user.ListRolesRequest
+	46, // 28: user.User.GetRole:input_type -> user.GetRoleRequest
+	43, // 29: user.User.CreateRole:input_type -> user.Role
+	43, // 30: user.User.UpdateRole:input_type -> user.Role
+	48, // 31: user.User.DeleteRole:input_type -> user.DeleteRoleRequest
+	51, // 32: user.User.CreateToken:input_type -> user.CreateTokenRequest
+	53, // 33: user.User.ListTokens:input_type -> user.ListTokensRequest
+	55, // 34: user.User.RevokeToken:input_type -> user.RevokeTokenRequest
+	33, // 35: user.User.ListLockouts:input_type -> user.ListLockoutsRequest
+	35, // 36: user.User.LiftLockout:input_type -> user.LiftLockoutRequest
+	1,  // 37: user.User.Register:output_type -> user.RegisterResponse
+	3,  // 38: user.User.Login:output_type -> user.LoginResponse
+	6,  // 39: user.User.Logout:output_type -> user.LogoutResponse
+	8,  // 40: user.User.Info:output_type -> user.InfoResponse
+	10, // 41: user.User.ChangePassword:output_type -> user.ChangePasswordResponse
+	12, // 42: user.User.Renew:output_type -> user.RenewResponse
+	14, // 43: user.User.Health:output_type -> user.HealthResponse
+	17, // 44: user.User.ListSessions:output_type -> user.ListSessionsResponse
+	19, // 45: user.User.RevokeSession:output_type -> user.RevokeSessionResponse
+	22, // 46: user.User.ListUsers:output_type -> user.ListUsersResponse
+	24, // 47: user.User.GetUser:output_type -> user.GetUserResponse
+	27, // 48: user.User.UpdateUser:output_type -> user.UpdateUserResponse
+	29, // 49: user.User.DeleteUser:output_type -> user.DeleteUserResponse
+	31, // 50: user.User.Stats:output_type -> user.StatsResponse
+	42, // 51: user.User.ListPermissions:output_type -> user.ListPermissionsResponse
+	45, // 52: user.User.ListRoles:output_type -> user.ListRolesResponse
+	47, // 53: user.User.GetRole:output_type -> user.RoleResponse
+	47, // 54: user.User.CreateRole:output_type -> user.RoleResponse
+	47, // 55: user.User.UpdateRole:output_type -> user.RoleResponse
+	49, // 56: user.User.DeleteRole:output_type -> user.DeleteRoleResponse
+	52, // 57: user.User.CreateToken:output_type -> user.CreateTokenResponse
+	54, // 58: user.User.ListTokens:output_type -> user.ListTokensResponse
+	56, // 59: user.User.RevokeToken:output_type -> user.RevokeTokenResponse
+	34, // 60: user.User.ListLockouts:output_type -> user.ListLockoutsResponse
+	36, // 61: user.User.LiftLockout:output_type -> user.LiftLockoutResponse
+	37, // [37:62] is the sub-list for method output_type
+	12, // [12:37] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_proto_user_user_proto_init() }
@@ -2382,7 +3399,7 @@ func file_proto_user_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_user_proto_rawDesc), len(file_proto_user_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

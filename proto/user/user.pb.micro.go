@@ -42,7 +42,8 @@ type UserService interface {
 	Login(ctx context.Context, in *LoginRequest, opts ...client.CallOption) (*LoginResponse, error)
 	// Logout ends the caller's session.
 	Logout(ctx context.Context, in *LogoutRequest, opts ...client.CallOption) (*LogoutResponse, error)
-	// Info returns the caller's account and session.
+	// Info returns the caller's account, session (or API key) and what they
+	// may do now.
 	Info(ctx context.Context, in *InfoRequest, opts ...client.CallOption) (*InfoResponse, error)
 	// ChangePassword replaces the caller's password and ends their other sessions.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...client.CallOption) (*ChangePasswordResponse, error)
@@ -50,25 +51,47 @@ type UserService interface {
 	Renew(ctx context.Context, in *RenewRequest, opts ...client.CallOption) (*RenewResponse, error)
 	// Health reports whether the service can reach its store. Public.
 	Health(ctx context.Context, in *HealthRequest, opts ...client.CallOption) (*HealthResponse, error)
-	// ListSessions returns the caller's live sessions or, for an admin,
+	// ListSessions returns the caller's live sessions or, with users.read,
 	// another user's (user_id).
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...client.CallOption) (*ListSessionsResponse, error)
-	// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
+	// RevokeSession ends one of the caller's sessions or, with
+	// sessions.revoke, anyone's.
 	RevokeSession(ctx context.Context, in *RevokeSessionRequest, opts ...client.CallOption) (*RevokeSessionResponse, error)
-	// ListUsers pages through the accounts, optionally by name. Admin only.
+	// ListUsers pages through the accounts, optionally by name.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...client.CallOption) (*ListUsersResponse, error)
-	// GetUser returns one account and its live sessions. Admin only.
+	// GetUser returns one account and its live sessions.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...client.CallOption) (*GetUserResponse, error)
 	// UpdateUser changes an account's roles or disables or enables it; a
-	// disabled account's sessions end at once. Admin only.
+	// disabled account's sessions end at once.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...client.CallOption) (*UpdateUserResponse, error)
-	// DeleteUser removes an account and ends its sessions. Admin only.
+	// DeleteUser removes an account and ends its sessions.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...client.CallOption) (*DeleteUserResponse, error)
-	// Stats counts accounts and live sessions. Admin only.
+	// Stats counts accounts and live sessions.
 	Stats(ctx context.Context, in *StatsRequest, opts ...client.CallOption) (*StatsResponse, error)
-	// ListLockouts returns the failure counters that refuse logins now. Admin only.
+	// ListPermissions returns the permission catalogue.
+	ListPermissions(ctx context.Context, in *ListPermissionsRequest, opts ...client.CallOption) (*ListPermissionsResponse, error)
+	// ListRoles returns every role, sorted by name.
+	ListRoles(ctx context.Context, in *ListRolesRequest, opts ...client.CallOption) (*ListRolesResponse, error)
+	// GetRole returns one role.
+	GetRole(ctx context.Context, in *GetRoleRequest, opts ...client.CallOption) (*RoleResponse, error)
+	// CreateRole makes a role.
+	CreateRole(ctx context.Context, in *Role, opts ...client.CallOption) (*RoleResponse, error)
+	// UpdateRole replaces a role's permissions.
+	UpdateRole(ctx context.Context, in *Role, opts ...client.CallOption) (*RoleResponse, error)
+	// DeleteRole removes a role that no account holds.
+	DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...client.CallOption) (*DeleteRoleResponse, error)
+	// CreateToken makes an API key for the caller: the secret is in the
+	// answer, once.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...client.CallOption) (*CreateTokenResponse, error)
+	// ListTokens returns the caller's API keys or, with users.read, another
+	// user's (user_id); never their secrets.
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...client.CallOption) (*ListTokensResponse, error)
+	// RevokeToken deletes one of the caller's API keys or, with
+	// sessions.revoke, anyone's.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...client.CallOption) (*RevokeTokenResponse, error)
+	// ListLockouts returns the failure counters that refuse logins now.
 	ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error)
-	// LiftLockout deletes one such counter. Admin only.
+	// LiftLockout deletes one such counter.
 	LiftLockout(ctx context.Context, in *LiftLockoutRequest, opts ...client.CallOption) (*LiftLockoutResponse, error)
 }
 
@@ -224,6 +247,96 @@ func (c *userService) Stats(ctx context.Context, in *StatsRequest, opts ...clien
 	return out, nil
 }
 
+func (c *userService) ListPermissions(ctx context.Context, in *ListPermissionsRequest, opts ...client.CallOption) (*ListPermissionsResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListPermissions", in)
+	out := new(ListPermissionsResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ListRoles(ctx context.Context, in *ListRolesRequest, opts ...client.CallOption) (*ListRolesResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListRoles", in)
+	out := new(ListRolesResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) GetRole(ctx context.Context, in *GetRoleRequest, opts ...client.CallOption) (*RoleResponse, error) {
+	req := c.c.NewRequest(c.name, "User.GetRole", in)
+	out := new(RoleResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) CreateRole(ctx context.Context, in *Role, opts ...client.CallOption) (*RoleResponse, error) {
+	req := c.c.NewRequest(c.name, "User.CreateRole", in)
+	out := new(RoleResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) UpdateRole(ctx context.Context, in *Role, opts ...client.CallOption) (*RoleResponse, error) {
+	req := c.c.NewRequest(c.name, "User.UpdateRole", in)
+	out := new(RoleResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...client.CallOption) (*DeleteRoleResponse, error) {
+	req := c.c.NewRequest(c.name, "User.DeleteRole", in)
+	out := new(DeleteRoleResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...client.CallOption) (*CreateTokenResponse, error) {
+	req := c.c.NewRequest(c.name, "User.CreateToken", in)
+	out := new(CreateTokenResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...client.CallOption) (*ListTokensResponse, error) {
+	req := c.c.NewRequest(c.name, "User.ListTokens", in)
+	out := new(ListTokensResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userService) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...client.CallOption) (*RevokeTokenResponse, error) {
+	req := c.c.NewRequest(c.name, "User.RevokeToken", in)
+	out := new(RevokeTokenResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *userService) ListLockouts(ctx context.Context, in *ListLockoutsRequest, opts ...client.CallOption) (*ListLockoutsResponse, error) {
 	req := c.c.NewRequest(c.name, "User.ListLockouts", in)
 	out := new(ListLockoutsResponse)
@@ -253,7 +366,8 @@ type UserHandler interface {
 	Login(context.Context, *LoginRequest, *LoginResponse) error
 	// Logout ends the caller's session.
 	Logout(context.Context, *LogoutRequest, *LogoutResponse) error
-	// Info returns the caller's account and session.
+	// Info returns the caller's account, session (or API key) and what they
+	// may do now.
 	Info(context.Context, *InfoRequest, *InfoResponse) error
 	// ChangePassword replaces the caller's password and ends their other sessions.
 	ChangePassword(context.Context, *ChangePasswordRequest, *ChangePasswordResponse) error
@@ -261,25 +375,47 @@ type UserHandler interface {
 	Renew(context.Context, *RenewRequest, *RenewResponse) error
 	// Health reports whether the service can reach its store. Public.
 	Health(context.Context, *HealthRequest, *HealthResponse) error
-	// ListSessions returns the caller's live sessions or, for an admin,
+	// ListSessions returns the caller's live sessions or, with users.read,
 	// another user's (user_id).
 	ListSessions(context.Context, *ListSessionsRequest, *ListSessionsResponse) error
-	// RevokeSession ends one of the caller's sessions or, for an admin, anyone's.
+	// RevokeSession ends one of the caller's sessions or, with
+	// sessions.revoke, anyone's.
 	RevokeSession(context.Context, *RevokeSessionRequest, *RevokeSessionResponse) error
-	// ListUsers pages through the accounts, optionally by name. Admin only.
+	// ListUsers pages through the accounts, optionally by name.
 	ListUsers(context.Context, *ListUsersRequest, *ListUsersResponse) error
-	// GetUser returns one account and its live sessions. Admin only.
+	// GetUser returns one account and its live sessions.
 	GetUser(context.Context, *GetUserRequest, *GetUserResponse) error
 	// UpdateUser changes an account's roles or disables or enables it; a
-	// disabled account's sessions end at once. Admin only.
+	// disabled account's sessions end at once.
 	UpdateUser(context.Context, *UpdateUserRequest, *UpdateUserResponse) error
-	// DeleteUser removes an account and ends its sessions. Admin only.
+	// DeleteUser removes an account and ends its sessions.
 	DeleteUser(context.Context, *DeleteUserRequest, *DeleteUserResponse) error
-	// Stats counts accounts and live sessions. Admin only.
+	// Stats counts accounts and live sessions.
 	Stats(context.Context, *StatsRequest, *StatsResponse) error
-	// ListLockouts returns the failure counters that refuse logins now. Admin only.
+	// ListPermissions returns the permission catalogue.
+	ListPermissions(context.Context, *ListPermissionsRequest, *ListPermissionsResponse) error
+	// ListRoles returns every role, sorted by name.
+	ListRoles(context.Context, *ListRolesRequest, *ListRolesResponse) error
+	// GetRole returns one role.
+	GetRole(context.Context, *GetRoleRequest, *RoleResponse) error
+	// CreateRole makes a role.
+	CreateRole(context.Context, *Role, *RoleResponse) error
+	// UpdateRole replaces a role's permissions.
+	UpdateRole(context.Context, *Role, *RoleResponse) error
+	// DeleteRole removes a role that no account holds.
+	DeleteRole(context.Context, *DeleteRoleRequest, *DeleteRoleResponse) error
+	// CreateToken makes an API key for the caller: the secret is in the
+	// answer, once.
+	CreateToken(context.Context, *CreateTokenRequest, *CreateTokenResponse) error
+	// ListTokens returns the caller's API keys or, with users.read, another
+	// user's (user_id); never their secrets.
+	ListTokens(context.Context, *ListTokensRequest, *ListTokensResponse) error
+	// RevokeToken deletes one of the caller's API keys or, with
+	// sessions.revoke, anyone's.
+	RevokeToken(context.Context, *RevokeTokenRequest, *RevokeTokenResponse) error
+	// ListLockouts returns the failure counters that refuse logins now.
 	ListLockouts(context.Context, *ListLockoutsRequest, *ListLockoutsResponse) error
-	// LiftLockout deletes one such counter. Admin only.
+	// LiftLockout deletes one such counter.
 	LiftLockout(context.Context, *LiftLockoutRequest, *LiftLockoutResponse) error
 }
 
@@ -299,6 +435,15 @@ func RegisterUserHandler(s server.Server, hdlr UserHandler, opts ...server.Handl
 		UpdateUser(ctx context.Context, in *UpdateUserRequest, out *UpdateUserResponse) error
 		DeleteUser(ctx context.Context, in *DeleteUserRequest, out *DeleteUserResponse) error
 		Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error
+		ListPermissions(ctx context.Context, in *ListPermissionsRequest, out *ListPermissionsResponse) error
+		ListRoles(ctx context.Context, in *ListRolesRequest, out *ListRolesResponse) error
+		GetRole(ctx context.Context, in *GetRoleRequest, out *RoleResponse) error
+		CreateRole(ctx context.Context, in *Role, out *RoleResponse) error
+		UpdateRole(ctx context.Context, in *Role, out *RoleResponse) error
+		DeleteRole(ctx context.Context, in *DeleteRoleRequest, out *DeleteRoleResponse) error
+		CreateToken(ctx context.Context, in *CreateTokenRequest, out *CreateTokenResponse) error
+		ListTokens(ctx context.Context, in *ListTokensRequest, out *ListTokensResponse) error
+		RevokeToken(ctx context.Context, in *RevokeTokenRequest, out *RevokeTokenResponse) error
 		ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error
 		LiftLockout(ctx context.Context, in *LiftLockoutRequest, out *LiftLockoutResponse) error
 	}
@@ -367,6 +512,42 @@ func (h *userHandler) DeleteUser(ctx context.Context, in *DeleteUserRequest, out
 
 func (h *userHandler) Stats(ctx context.Context, in *StatsRequest, out *StatsResponse) error {
 	return h.UserHandler.Stats(ctx, in, out)
+}
+
+func (h *userHandler) ListPermissions(ctx context.Context, in *ListPermissionsRequest, out *ListPermissionsResponse) error {
+	return h.UserHandler.ListPermissions(ctx, in, out)
+}
+
+func (h *userHandler) ListRoles(ctx context.Context, in *ListRolesRequest, out *ListRolesResponse) error {
+	return h.UserHandler.ListRoles(ctx, in, out)
+}
+
+func (h *userHandler) GetRole(ctx context.Context, in *GetRoleRequest, out *RoleResponse) error {
+	return h.UserHandler.GetRole(ctx, in, out)
+}
+
+func (h *userHandler) CreateRole(ctx context.Context, in *Role, out *RoleResponse) error {
+	return h.UserHandler.CreateRole(ctx, in, out)
+}
+
+func (h *userHandler) UpdateRole(ctx context.Context, in *Role, out *RoleResponse) error {
+	return h.UserHandler.UpdateRole(ctx, in, out)
+}
+
+func (h *userHandler) DeleteRole(ctx context.Context, in *DeleteRoleRequest, out *DeleteRoleResponse) error {
+	return h.UserHandler.DeleteRole(ctx, in, out)
+}
+
+func (h *userHandler) CreateToken(ctx context.Context, in *CreateTokenRequest, out *CreateTokenResponse) error {
+	return h.UserHandler.CreateToken(ctx, in, out)
+}
+
+func (h *userHandler) ListTokens(ctx context.Context, in *ListTokensRequest, out *ListTokensResponse) error {
+	return h.UserHandler.ListTokens(ctx, in, out)
+}
+
+func (h *userHandler) RevokeToken(ctx context.Context, in *RevokeTokenRequest, out *RevokeTokenResponse) error {
+	return h.UserHandler.RevokeToken(ctx, in, out)
 }
 
 func (h *userHandler) ListLockouts(ctx context.Context, in *ListLockoutsRequest, out *ListLockoutsResponse) error {

@@ -144,8 +144,8 @@ func TestUpdateUser(t *testing.T) {
 	if fmt.Sprint(rsp.User.Roles) != "[admin user]" {
 		t.Errorf("roles %v, want [admin user]", rsp.User.Roles)
 	}
-	if roles, err := hs.h.CheckSession(context.Background(), aliceAcc); err != nil || !pauth.IsAdmin(roles) {
-		t.Errorf("CheckSession after promotion = %v, %v; want admin", roles, err)
+	if _, _, g, err := hs.h.Check(context.Background(), "", aliceAcc); err != nil || !pauth.IsAdmin(g.Roles) {
+		t.Errorf("Check after promotion = %+v, %v; want admin", g, err)
 	}
 	if ch := hs.ev.changed(); len(ch) != 1 || ch[0].UserId != aliceID || len(ch[0].SessionIds) != 1 || ch[0].SessionIds[0] != alice.SessionId {
 		t.Errorf("user.updated events %v", ch)
@@ -159,7 +159,7 @@ func TestUpdateUser(t *testing.T) {
 		t.Errorf("disable: %+v, %d sessions ended", rsp.User, rsp.SessionsEnded)
 	}
 	if err := checkSession(hs.h, aliceAcc); !errors.Is(err, pauth.ErrSessionEnded) {
-		t.Errorf("CheckSession after disable = %v", err)
+		t.Errorf("Check after disable = %v", err)
 	}
 	if ev := hs.ev.revoked(t); len(ev) != 1 || ev[0].SessionId != alice.SessionId {
 		t.Errorf("session.revoked events %v", ev)
@@ -215,7 +215,7 @@ func TestDeleteUser(t *testing.T) {
 		t.Errorf("%d sessions ended, want 2", rsp.SessionsEnded)
 	}
 	if err := checkSession(hs.h, bobAcc); !errors.Is(err, pauth.ErrSessionEnded) {
-		t.Errorf("CheckSession after delete = %v", err)
+		t.Errorf("Check after delete = %v", err)
 	}
 	err := hs.h.Login(context.Background(), &pb.LoginRequest{Username: "bob", Password: "bob-password-1"}, &pb.LoginResponse{})
 	wantRPCError(t, err, "user.bad_credentials", 401)

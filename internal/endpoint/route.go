@@ -1,0 +1,109 @@
+package endpoint
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"go-micro.dev/v4/client"
+)
+
+// Route exposes an RPC as a route of the gateway's JSON API. The gateway
+// serves every route of every table it is given: it authenticates the
+// caller, then Call builds the RPC's request from the HTTP request, calls the
+// service (which checks the permission itself) and renders the answer.
+type Route struct {
+	// Method and Path are the HTTP method and the path under /api/v1, in
+	// gin's syntax ("/admin/users/:id").
+	Method, Path string
+	// Status is the status of a success: 200 when zero, or 204 when the
+	// route renders no body.
+	Status int
+	call   func(ctx context.Context, c client.Client, service, name string, in Input) (any, error)
+}
+
+// Input is what a route reads of an HTTP request. The gateway implements it.
+type Input interface {
+	// Param is a path parameter (":id").
+	Param(name string) string
+	// Query is a query parameter.
+	Query(name string) string
+	// DecodeJSON reads the body, one JSON object, into v; an *InputError
+	// says what is wrong with it.
+	DecodeJSON(v any) error
+	// MediaType is the body's media type, from Content-Type.
+	MediaType() string
+	// Body is the raw body; an *InputError when it is too large.
+	Body() ([]byte, error)
+}
+
+// InputError is a request the gateway refuses before any RPC: the status,
+// code and message the client gets.
+type InputError struct {
+	Status        int
+	Code, Message string
+}
+
+func (e *InputError) Error() string { return e.Code + ": " + e.Message }
+
+// BadInput is a 400 request.bad_input.
+func BadInput(msg string) *InputError {
+	return &InputError{Status: http.StatusBadRequest, Code: "request.bad_input", Message: msg}
+}
+
+// QueryInt reads a non-negative integer query parameter: 0 when absent or
+// not one.
+func QueryInt(in Input, name string) int32 {
+	n, err := strconv.ParseInt(in.Query(name), 10, 32)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
+}
+
+// JSON makes a route whose RPC takes a *Req and answers a *Rsp (protobuf
+// messages). bind (nil: nothing) fills the request from the HTTP request;
+// render (nil: no body, 204) turns the response into the JSON body. status
+// 0 is 200 (204 without render).
+func JSON[Req, Rsp any](method, path string, status int, bind func(Input, *Req) error, render func(*Rsp) any) *Route {
+	if status == 0 {
+		status = http.StatusOK
+		if render == nil {
+			status = http.StatusNoContent
+		}
+	}
+	return &Route{Method: method, Path: path, Status: status,
+		call: func(ctx context.Context, c client.Client, service, name string, in Input) (any, error) {
+			req := new(Req)
+			if bind != nil {
+				if err := bind(in, req); err != nil {
+					return nil, err
+				}
+			}
+			rsp := new(Rsp)
+			if err := c.Call(ctx, c.NewRequest(service, name, req), rsp); err != nil {
+				return nil, err
+			}
+			if render == nil {
+				return nil, nil
+			}
+			return render(rsp), nil
+		}}
+}
+
+// Call serves the route for endpoint name of service through c: the JSON
+// body to answer (nil: none), or the RPC's error, or an *InputError.
+func (r *Route) Call(ctx context.Context, c client.Client, service, name string, in Input) (any, error) {
+	return r.call(ctx, c, service, name, in)
+}
+
+// Routes lists an endpoint's routes.
+func Routes(r ...*Route) []*Route { return r }
+
+// OrEmpty is s, or an empty slice for nil, so that JSON shows [] not null.
+func OrEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,39 @@
+package portal_test
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/supervisor"
+	"github.com/portal-go/portal/internal/system"
+	"github.com/portal-go/portal/internal/user"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
+	systempb "github.com/portal-go/portal/proto/system"
+	userpb "github.com/portal-go/portal/proto/user"
+)
+
+// TestEveryRPCIsDeclared: each service's table and its proto name the same
+// RPCs, so none is refused for want of a line, and no line is stale.
+func TestEveryRPCIsDeclared(t *testing.T) {
+	for _, tc := range []struct {
+		table *endpoint.Table
+		svc   protoreflect.ServiceDescriptor
+	}{
+		{user.Endpoints, userpb.File_proto_user_user_proto.Services().ByName("User")},
+		{system.Endpoints, systempb.File_proto_system_system_proto.Services().ByName("System")},
+		{supervisor.Endpoints, runtimepb.File_proto_runtime_runtime_proto.Services().ByName("Runtime")},
+	} {
+		methods := tc.svc.Methods()
+		for i := range methods.Len() {
+			name := string(tc.svc.Name()) + "." + string(methods.Get(i).Name())
+			if _, ok := tc.table.Lookup(name); !ok {
+				t.Errorf("%s: %s is not in the endpoint table", tc.table.Service, name)
+			}
+		}
+		if len(tc.table.Endpoints) != methods.Len() {
+			t.Errorf("%s: %d lines for %d RPCs", tc.table.Service, len(tc.table.Endpoints), methods.Len())
+		}
+	}
+}

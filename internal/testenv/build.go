@@ -1,0 +1,188 @@
+package testenv
+
+// One portal binary for every test binary of a `go test ./...` run: the
+// build is named by a hash of what goes into it, kept in the module's
+// bin/test/, built by whichever package gets there first (the others wait on
+// a file lock and reuse it) and replaced, never accumulated, when a source
+// changes.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildTags are the tags of the shared build: "up" adds portal up's embedded
+// etcd and NATS (internal/supervisor/embed.go), which TestUp runs.
+const BuildTags = "up"
+
+const (
+	// buildDir is where the shared build lives, under the module root.
+	buildDir = "bin/test"
+	// staleBuild is how long a build of other sources is kept after its
+	// last use: a run still going when the sources changed may start it
+	// again.
+	staleBuild = 30 * time.Minute
+)
+
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildErr  error
+)
+
+// BuildPortal returns the path of a portal binary (go build -tags up, no
+// -race)
+// built from the module's current sources: bin/test/portal-<hash>, where
+// hash covers every non-test source file, go.mod, go.sum and the Go version.
+// The first test binary to need a given hash builds it (under a file lock,
+// so packages tested in parallel build it once); the others reuse it. A
+// build of another hash in bin/test is removed by a later run once unused
+// for 30 minutes (a run still going may start it again), so only the
+// current build and recently used ones are kept, in the module's bin/
+// (make clean), never in /tmp.
+func BuildPortal(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() { buildBin, buildErr = sharedBuild() })
+	if buildErr != nil {
+		t.Fatalf("build portal: %v", buildErr)
+	}
+	return buildBin
+}
+
+func sharedBuild() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	sum, err := sourceHash(root)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, buildDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	bin := filepath.Join(dir, "portal-"+sum)
+	defer removeOtherBuilds(dir, bin, time.Now().Add(-staleBuild))
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		// Its modification time is its last use.
+		now := time.Now()
+		return bin, os.Chtimes(bin, now, now)
+	}
+	return bin, goBuild(root, bin)
+}
+
+// sourceHash is a hex SHA-256 over the Go version and the path and contents
+// of every file a build of the module reads: everything under root except
+// tests, documentation, bin/, data/, hidden and testdata directories.
+func sourceHash(root string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "go %s %s/%s tags %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, BuildTags)
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			switch {
+			case rel == ".":
+				return nil
+			case strings.HasPrefix(d.Name(), "."), d.Name() == "testdata",
+				rel == "bin", rel == "data", rel == "tmp", rel == "docs":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(path, "_test.go") || strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		files = append(files, rel)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	for _, rel := range files {
+		f, err := os.Open(filepath.Join(root, rel))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00", rel)
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// lockFile takes an exclusive flock on path, waiting for it; the returned
+// func releases it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// goBuild builds ./cmd/portal to bin through a temporary name in the same
+// directory, so that bin appears whole or not at all.
+func goBuild(root, bin string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("no go command on $PATH: %w", err)
+	}
+	tmp := bin + ".tmp"
+	cmd := exec.Command(goBin, "build", "-tags", BuildTags, "-o", tmp, "./cmd/portal")
+	cmd.Dir = root
+	began := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("go build ./cmd/portal in %s: %v\n%s", root, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "testenv: built %s in %v\n", bin, time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// removeOtherBuilds deletes every portal-* in dir but keep last used
+// (modified) before cutoff: builds of older sources, half-written ones of a
+// killed run.
+func removeOtherBuilds(dir, keep string, cutoff time.Time) {
+	old, _ := filepath.Glob(filepath.Join(dir, "portal-*"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && p != keep && fi.ModTime().Before(cutoff) {
+			os.Remove(p)
+		}
+	}
+}

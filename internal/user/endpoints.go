@@ -1,0 +1,205 @@
+package user
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/portal-go/portal/internal/endpoint"
+	pb "github.com/portal-go/portal/proto/user"
+)
+
+// Endpoints are the user service's RPCs: who may call each, whether a
+// client may retry it, and the JSON route of those the gateway exposes as
+// they are. The routes for the caller's own session (login, logout, /me,
+// password, ending a session) are the gateway's own: they set or clear its
+// cookie and cache.
+var Endpoints = endpoint.Declare("user",
+	endpoint.Endpoint{Name: "User.Register", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "User.Login", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "User.Health", Access: endpoint.Public, Retry: true},
+	endpoint.Endpoint{Name: "User.Logout", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "User.Info", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "User.ChangePassword", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "User.Renew", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "User.ListSessions", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "User.RevokeSession", Access: endpoint.SignedIn},
+
+	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
+			r.Query, r.Offset, r.Limit = in.Query("q"), endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
+			return nil
+		}, func(r *pb.ListUsersResponse) any {
+			return map[string]any{"users": endpoint.OrEmpty(r.Users), "total": r.Total}
+		}))},
+	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
+			r.Id = in.Param("id")
+			return nil
+		}, func(r *pb.GetUserResponse) any {
+			return map[string]any{"user": r.User, "sessions": endpoint.OrEmpty(r.Sessions)}
+		}))},
+	endpoint.Endpoint{Name: "User.UpdateUser", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) any {
+			return map[string]any{"user": r.User, "sessions_ended": r.SessionsEnded}
+		}))},
+	endpoint.Endpoint{Name: "User.DeleteUser", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {
+			r.Id = in.Param("id")
+			return nil
+		}, nil))},
+	endpoint.Endpoint{Name: "User.Stats", Access: endpoint.OverviewRead, Retry: true},
+	endpoint.Endpoint{Name: "User.ListLockouts", Access: endpoint.UsersRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListLockoutsRequest]("GET", "/admin/lockouts", 0, nil, func(r *pb.ListLockoutsResponse) any {
+			return map[string]any{"lockouts": endpoint.OrEmpty(r.Lockouts)}
+		}))},
+	endpoint.Endpoint{Name: "User.LiftLockout", Access: endpoint.UsersWrite,
+		// An IPv6 /64 key has a slash: the key is the rest of the path.
+		Routes: endpoint.Routes(endpoint.JSON[pb.LiftLockoutRequest, pb.LiftLockoutResponse]("DELETE", "/admin/lockouts/:kind/*key", 0, func(in endpoint.Input, r *pb.LiftLockoutRequest) error {
+			r.Kind, r.Key = in.Param("kind"), strings.TrimPrefix(in.Param("key"), "/")
+			return nil
+		}, nil))},
+
+	endpoint.Endpoint{Name: "User.ListPermissions", Access: endpoint.RolesRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) any {
+			return map[string]any{"permissions": endpoint.OrEmpty(r.Permissions)}
+		}))},
+	endpoint.Endpoint{Name: "User.ListRoles", Access: endpoint.RolesRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListRolesRequest]("GET", "/admin/roles", 0, nil, func(r *pb.ListRolesResponse) any {
+			return map[string]any{"roles": endpoint.OrEmpty(rolesJSON(r.Roles))}
+		}))},
+	endpoint.Endpoint{Name: "User.GetRole", Access: endpoint.RolesRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.GetRoleRequest) error {
+			r.Name = in.Param("name")
+			return nil
+		}, renderRole))},
+	endpoint.Endpoint{Name: "User.CreateRole", Access: endpoint.RolesWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/roles", http.StatusCreated, func(in endpoint.Input, r *pb.Role) error {
+			return bindRole(in, r, "")
+		}, renderRole))},
+	endpoint.Endpoint{Name: "User.UpdateRole", Access: endpoint.RolesWrite,
+		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.Role) error {
+			return bindRole(in, r, in.Param("name"))
+		}, renderRole))},
+	endpoint.Endpoint{Name: "User.DeleteRole", Access: endpoint.RolesWrite,
+		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteRoleRequest, pb.DeleteRoleResponse]("DELETE", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.DeleteRoleRequest) error {
+			r.Name = in.Param("name")
+			return nil
+		}, nil))},
+
+	endpoint.Endpoint{Name: "User.CreateToken", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/tokens", http.StatusCreated, bindToken, func(r *pb.CreateTokenResponse) any {
+			out := tokenJSON(r.Token)
+			out["token"] = r.Secret
+			return out
+		}))},
+	// Another user's keys: the service checks users.read (to list) and
+	// sessions.revoke (to revoke) when they are not the caller's.
+	endpoint.Endpoint{Name: "User.ListTokens", Access: endpoint.SignedIn, Retry: true,
+		Routes: endpoint.Routes(
+			endpoint.JSON[pb.ListTokensRequest]("GET", "/me/tokens", 0, nil, renderTokens),
+			endpoint.JSON("GET", "/admin/users/:id/tokens", 0, func(in endpoint.Input, r *pb.ListTokensRequest) error {
+				r.UserId = in.Param("id")
+				return nil
+			}, renderTokens))},
+	endpoint.Endpoint{Name: "User.RevokeToken", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(
+			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/me/tokens/:id", 0, bindTokenID, nil),
+			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/admin/tokens/:id", 0, bindTokenID, nil))},
+)
+
+// userPatch is the body of PATCH /admin/users/{id}: absent fields stay.
+type userPatch struct {
+	Roles    *[]string `json:"roles"`
+	Disabled *bool     `json:"disabled"`
+}
+
+func bindUserPatch(in endpoint.Input, r *pb.UpdateUserRequest) error {
+	var p userPatch
+	if err := in.DecodeJSON(&p); err != nil {
+		return err
+	}
+	if p.Roles == nil && p.Disabled == nil {
+		return endpoint.BadInput("nothing to change: send roles and/or disabled")
+	}
+	r.Id, r.Disabled = in.Param("id"), p.Disabled
+	if p.Roles != nil {
+		r.Roles = &pb.Roles{Roles: *p.Roles}
+	}
+	return nil
+}
+
+// roleBody is the body of POST /admin/roles and PUT /admin/roles/{name}.
+type roleBody struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+}
+
+// bindRole reads a role; name, when set (PUT), is the path's, and a body
+// naming another is refused.
+func bindRole(in endpoint.Input, r *pb.Role, name string) error {
+	var b roleBody
+	if err := in.DecodeJSON(&b); err != nil {
+		return err
+	}
+	if name != "" {
+		if b.Name != "" && b.Name != name {
+			return endpoint.BadInput("the body names another role than the path")
+		}
+		b.Name = name
+	}
+	if b.Permissions == nil {
+		return endpoint.BadInput("send permissions (a list, possibly empty)")
+	}
+	r.Name, r.Permissions = b.Name, b.Permissions
+	return nil
+}
+
+func roleJSON(r *pb.Role) map[string]any {
+	return map[string]any{"name": r.Name, "permissions": endpoint.OrEmpty(r.Permissions), "builtin": r.Builtin}
+}
+
+func rolesJSON(roles []*pb.Role) []map[string]any {
+	out := make([]map[string]any, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, roleJSON(r))
+	}
+	return out
+}
+
+func renderRole(r *pb.RoleResponse) any { return roleJSON(r.Role) }
+
+// tokenBody is the body of POST /me/tokens.
+type tokenBody struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	ExpiresAt   int64    `json:"expires_at"`
+}
+
+func bindToken(in endpoint.Input, r *pb.CreateTokenRequest) error {
+	var b tokenBody
+	if err := in.DecodeJSON(&b); err != nil {
+		return err
+	}
+	r.Name, r.Permissions, r.ExpiresAt = b.Name, b.Permissions, b.ExpiresAt
+	return nil
+}
+
+func bindTokenID(in endpoint.Input, r *pb.RevokeTokenRequest) error {
+	r.Id = in.Param("id")
+	return nil
+}
+
+func tokenJSON(t *pb.Token) map[string]any {
+	return map[string]any{
+		"id": t.Id, "user_id": t.UserId, "name": t.Name, "permissions": endpoint.OrEmpty(t.Permissions),
+		"created_at": t.CreatedAt, "expires_at": t.ExpiresAt, "last_used": t.LastUsed,
+	}
+}
+
+func renderTokens(r *pb.ListTokensResponse) any {
+	out := make([]map[string]any, 0, len(r.Tokens))
+	for _, t := range r.Tokens {
+		out = append(out, tokenJSON(t))
+	}
+	return map[string]any{"tokens": out}
+}

@@ -1,0 +1,133 @@
+// Command testsummary reads `go test -json` on stdin and prints what a
+// person needs: each package's result line, the whole output of every
+// failed test (and of a package that failed outside its tests, such as a
+// build error), and at the end every skipped test with its reason, then a
+// closing "N passed, N failed, N skipped" line. It exits 1 when a test or
+// package failed, or, with -fail-on-skip (as CI runs it), when any test
+// was skipped.
+//
+//	go test -json ./... | go run ./scripts/testsummary [-fail-on-skip]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// event is one line of go test -json (cmd/test2json's TestEvent).
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+// result is what the run came to.
+type result struct {
+	passed, failed int
+	skipped        []string // "pkg TestX: reason"
+	pkgFailed      bool
+}
+
+func main() {
+	failOnSkip := flag.Bool("fail-on-skip", false, "exit 1 when any test was skipped")
+	flag.Parse()
+	r, err := summarise(os.Stdin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testsummary:", err)
+		os.Exit(2)
+	}
+	if r.failed > 0 || r.pkgFailed || (*failOnSkip && len(r.skipped) > 0) {
+		if *failOnSkip && len(r.skipped) > 0 {
+			fmt.Fprintln(os.Stdout, "FAIL: tests were skipped (-fail-on-skip)")
+		}
+		os.Exit(1)
+	}
+}
+
+// summarise reads events from in and writes the report to out.
+func summarise(in io.Reader, out io.Writer) (result, error) {
+	var r result
+	outputs := map[string][]string{} // package+"\x00"+test -> its output lines
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil || e.Action == "" {
+			// Not an event (go vet or the build may print plain text).
+			fmt.Fprintln(out, string(line))
+			continue
+		}
+		key := e.Package + "\x00" + e.Test
+		switch e.Action {
+		case "output":
+			outputs[key] = append(outputs[key], e.Output)
+		case "pass":
+			if e.Test != "" {
+				r.passed++
+			} else {
+				fmt.Fprintf(out, "ok  \t%s\t%.1fs\n", e.Package, e.Elapsed)
+			}
+			delete(outputs, key)
+		case "skip":
+			if e.Test != "" {
+				r.skipped = append(r.skipped, fmt.Sprintf("%s %s: %s", e.Package, e.Test, skipReason(outputs[key])))
+			} else {
+				fmt.Fprintf(out, "?   \t%s\t[no test files]\n", e.Package)
+			}
+			delete(outputs, key)
+		case "fail":
+			if e.Test != "" {
+				r.failed++
+			} else {
+				r.pkgFailed = true
+			}
+			fmt.Fprint(out, strings.Join(outputs[key], ""))
+			if e.Test == "" {
+				fmt.Fprintf(out, "FAIL\t%s\t%.1fs\n", e.Package, e.Elapsed)
+			}
+			delete(outputs, key)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return r, err
+	}
+	fmt.Fprintln(out)
+	if len(r.skipped) > 0 {
+		sort.Strings(r.skipped)
+		fmt.Fprintf(out, "SKIPPED (%d):\n", len(r.skipped))
+		for _, s := range r.skipped {
+			fmt.Fprintf(out, "  %s\n", s)
+		}
+	} else {
+		fmt.Fprintln(out, "SKIPPED: none")
+	}
+	fmt.Fprintf(out, "%d passed, %d failed, %d skipped\n", r.passed, r.failed, len(r.skipped))
+	return r, nil
+}
+
+// skipReason is what a skipped test printed, less go test's own lines and
+// banner decoration, on one line.
+func skipReason(lines []string) string {
+	var parts []string
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- SKIP") || strings.Trim(l, "#") == "" {
+			continue
+		}
+		l = strings.TrimSpace(strings.TrimPrefix(l, "## SKIPPED:"))
+		parts = append(parts, l)
+	}
+	if len(parts) == 0 {
+		return "(no reason given)"
+	}
+	return strings.Join(parts, " ")
+}
