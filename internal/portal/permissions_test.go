@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // csrfFor reads the CSRF cookie a page sets for a caller.
@@ -166,7 +167,7 @@ func TestCustomRole(t *testing.T) {
 
 	// Every change is in the audit log.
 	for _, kind := range []string{"role_created", "role_updated", "role_change"} {
-		testenv.WaitFor(t, 10*time.Second, kind+" entries", func() bool {
+		poll.Wait(t, 10*time.Second, kind+" entries", func() bool {
 			m := c.expect(c.do("GET", "/api/v1/admin/audit?kind="+kind, admin, nil), http.StatusOK).json(t)
 			return m["total"].(float64) >= 1
 		})
@@ -238,7 +239,7 @@ func TestAPIKeyFlow(t *testing.T) {
 		t.Errorf("the account page shows the key again, or not its name")
 	}
 	for _, kind := range []string{"token_created", "token_revoked"} {
-		testenv.WaitFor(t, 10*time.Second, kind+" entries", func() bool {
+		poll.Wait(t, 10*time.Second, kind+" entries", func() bool {
 			m := c.expect(c.do("GET", "/api/v1/admin/audit?kind="+kind, admin, nil), http.StatusOK).json(t)
 			return m["total"].(float64) >= 1
 		})
