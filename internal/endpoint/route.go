@@ -51,14 +51,22 @@ func BadInput(msg string) *InputError {
 	return &InputError{Status: http.StatusBadRequest, Code: "request.bad_input", Message: msg}
 }
 
-// QueryInt reads a non-negative integer query parameter: 0 when absent or
-// not one.
-func QueryInt(in Input, name string) int32 {
-	n, err := strconv.ParseInt(in.Query(name), 10, 32)
-	if err != nil || n < 0 {
-		return 0
+// QueryInts reads non-negative integer query parameters into the fields
+// named: an absent one leaves its field 0; one present that is not such an
+// integer (limit=abc, offset=-5) is a 400 request.bad_param.
+func QueryInts(in Input, fields map[string]*int32) error {
+	for name, into := range fields {
+		v := in.Query(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 {
+			return &InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: name + " must be a non-negative integer"}
+		}
+		*into = int32(n)
 	}
-	return int32(n)
+	return nil
 }
 
 // JSON makes a route whose RPC takes a *Req and answers a *Rsp (protobuf

@@ -154,7 +154,7 @@ func TestAdminUsers(t *testing.T) {
 	}{
 		{map[string]any{"roles": []string{"root"}}, "user.bad_roles"},
 		{map[string]any{"roles": []string{}}, "user.bad_roles"},
-		{map[string]any{}, "request.nothing_to_change"},
+		{map[string]any{}, "request.bad_input"},
 		{map[string]any{"disabled": "yes"}, "request.bad_json"},
 		{map[string]any{"password": "x"}, "request.bad_json"},
 	} {

@@ -174,7 +174,7 @@ func TestBrowserPages(t *testing.T) {
 
 			// Every destructive action asks first, naming what it will do;
 			// the confirm pages pass the same checks.
-			for _, btn := range []string{"#delete", "#disable", "#promote"} {
+			for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
 				open("/admin/users/" + bob)
 				run("click "+btn, chromedp.Click(btn, chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
 				var what string

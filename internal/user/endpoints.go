@@ -26,8 +26,8 @@ var Endpoints = endpoint.Declare("user",
 
 	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
-			r.Query, r.Offset, r.Limit = in.Query("q"), endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
-			return nil
+			r.Query = in.Query("q")
+			return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
 		}, func(r *pb.ListUsersResponse) any {
 			return map[string]any{"users": endpoint.OrEmpty(r.Users), "total": r.Total}
 		}))},

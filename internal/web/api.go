@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -81,7 +82,7 @@ func readJSON(c *gin.Context, v any) *endpoint.InputError {
 
 func (g *Gateway) apiRegister(c *gin.Context) {
 	var req credentials
-	if !decodeJSON(c, &req) {
+	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
 	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
@@ -94,7 +95,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 
 func (g *Gateway) apiLogin(c *gin.Context) {
 	var req loginBody
-	if !decodeJSON(c, &req) {
+	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
@@ -148,4 +149,20 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
+}
+
+// required answers 400 request.missing_field, naming every field left
+// empty, unless each of the name/value pairs has a value.
+func required(c *gin.Context, pairs ...string) bool {
+	var missing []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			missing = append(missing, pairs[i])
+		}
+	}
+	if len(missing) == 0 {
+		return true
+	}
+	abortError(c, http.StatusBadRequest, codeMissing, strings.Join(missing, ", "))
+	return false
 }

@@ -34,7 +34,6 @@ const (
 	codeMethod       = "request.method_not_allowed"
 	codeCSRF         = "request.csrf"
 	codeCrossOrigin  = "request.cross_origin"
-	codeNothing      = "request.nothing_to_change"
 	codeInternal     = "server.internal"
 	codeUnavailable  = "server.unavailable"
 	codeForbidden    = "auth.forbidden"

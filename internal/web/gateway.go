@@ -179,6 +179,12 @@ func New(o Options) *Gateway {
 	g.mountEndpoints(me)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
+	// A path that exists with another method: 405 with Allow (gin sets the
+	// header), not "no such page".
+	e.HandleMethodNotAllowed = true
+	e.NoMethod(func(c *gin.Context) {
+		g.fail(c, http.StatusMethodNotAllowed, codeMethod, "this path does not take "+c.Request.Method)
+	})
 	return g
 }
 
