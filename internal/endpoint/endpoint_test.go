@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -165,5 +166,30 @@ func TestQueryInts(t *testing.T) {
 		if err != nil || limit != tt.limit || offset != tt.offs {
 			t.Errorf("%v: %d %d %v", tt.query, limit, offset, err)
 		}
+	}
+}
+
+// TestPresent: every field is in the rendering, zero values included, under
+// its json tag's name; nested structs, slices and nil pointers too.
+func TestPresent(t *testing.T) {
+	type inner struct {
+		On bool `json:"on,omitempty"`
+	}
+	type outer struct {
+		Name     string   `json:"name,omitempty"`
+		Disabled bool     `json:"disabled,omitempty"`
+		Count    int64    `json:"count,omitempty"`
+		Tags     []string `json:"tags,omitempty"`
+		In       *inner   `json:"in,omitempty"`
+		Nil      *inner   `json:"nil,omitempty"`
+		hidden   int
+	}
+	got, err := json.Marshal(Present([]*outer{{In: &inner{}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[{"count":0,"disabled":false,"in":{"on":false},"name":"","nil":null,"tags":[]}]`
+	if string(got) != want {
+		t.Errorf("Present = %s, want %s", got, want)
 	}
 }

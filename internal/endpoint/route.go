@@ -3,7 +3,9 @@ package endpoint
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"go-micro.dev/v4/client"
 )
@@ -114,4 +116,47 @@ func OrEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// Present renders v (a protobuf message, a slice of them, ...) for JSON with
+// every field present: encoding/json drops protobuf's omitempty fields, so a
+// false disabled or a zero count would vanish, and clients would have to
+// guess. Field names are the json tags' (the proto names).
+func Present(v any) any { return present(reflect.ValueOf(v)) }
+
+func present(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Invalid:
+		return nil
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return present(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			m[name] = present(v.Field(i))
+		}
+		return m
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return v.Interface()
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = present(v.Index(i))
+		}
+		return out
+	}
+	return v.Interface()
 }

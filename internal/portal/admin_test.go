@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
@@ -133,6 +134,16 @@ func TestAdminUsers(t *testing.T) {
 	}
 	if users, total = listUsers(t, c, admin, "q=MEMBER1"); total != 10 || users[0].Username != "member10" {
 		t.Fatalf("search member1: %d, first %v", total, users)
+	}
+	// Booleans are always there: an enabled user says disabled false.
+	if r := c.expect(c.do("GET", "/api/v1/admin/users?q=bob", admin, nil), http.StatusOK); !strings.Contains(string(r.body), `"disabled":false`) {
+		t.Errorf("an enabled user without disabled: %s", r.body)
+	}
+	// Paging parameters that are not non-negative integers are refused.
+	for _, q := range []string{"limit=abc", "offset=-5"} {
+		if code := errorCode(t, c.expect(c.do("GET", "/api/v1/admin/users?"+q, admin, nil), http.StatusBadRequest)); code != "request.bad_param" {
+			t.Errorf("%s: code %q", q, code)
+		}
 	}
 	bobID := userID(t, c, admin, "bob")
 
@@ -433,6 +444,10 @@ func TestAdminAudit(t *testing.T) {
 		if e.Kind != w.kind || e.ActorName != w.actor || e.SubjectName != w.subject || !strings.Contains(e.Detail, w.detail) || e.ClientAddr != "127.0.0.1" {
 			t.Errorf("entry %d = %+v, want %+v from 127.0.0.1", i, e, w)
 		}
+	}
+	// Times are unix seconds, as everywhere in the API.
+	if now := time.Now().Unix(); got[0].Time < now-600 || got[0].Time > now+60 {
+		t.Errorf("audit time %d: want unix seconds near %d", got[0].Time, now)
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i].Time > got[i-1].Time {

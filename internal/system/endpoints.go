@@ -45,7 +45,14 @@ var Endpoints = endpoint.Declare("system",
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
 			return endpoint.QueryInts(in, map[string]*int32{"limit": &r.Limit})
 		}, func(r *pb.ListAuditResponse) any {
-			return map[string]any{"entries": endpoint.OrEmpty(r.Entries), "total": r.Total, "next": r.Next}
+			// time in seconds, as everywhere else in the API (the store
+			// keeps milliseconds, for order).
+			entries := endpoint.Present(endpoint.OrEmpty(r.Entries)).([]any)
+			for _, e := range entries {
+				m := e.(map[string]any)
+				m["time"] = m["time"].(int64) / 1000
+			}
+			return map[string]any{"entries": entries, "total": r.Total, "next": r.Next}
 		}))},
 )
 
