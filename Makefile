@@ -6,7 +6,7 @@ GOMICRO_GEN := v4.7.0
 STATICCHECK := v0.8.2
 PROTOS := user system runtime
 
-.PHONY: help build run test test-repeat test-slow bench bench-quick lint staticcheck licenses proto proto-check tools clean screenshots
+.PHONY: help build run test test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,11 @@ bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 
 screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
 	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowserPages ./internal/portal/
+
+# FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
+faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)
+	@./scripts/deps.sh etcd redis-server nats-server
+	@go run ./bench faults $(FAULT_FLAGS)
 
 lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
 	go vet ./...

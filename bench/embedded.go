@@ -44,7 +44,7 @@ func startEmbedded(ctx context.Context, e *env, bin, dir, addr string) (*embedde
 		e.Fatalf("embedded log: %v", err)
 	}
 	cmd := exec.Command(bin, "--http_address", addr, "--data_dir", filepath.Join(dir, "data"), "--config", filepath.Join(dir, "portal.yaml"))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORTAL_ADMIN_PASSWORD=" + testenv.AdminPassword}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PORTAL_ADMIN_PASSWORD=" + testenv.AdminPassword, "PORTAL_METRICS_TOKEN=" + benchMetricsToken}
 	// The Go runtime's memory knobs pass through, to try them.
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -152,10 +152,18 @@ func runEmbedded(ctx context.Context, e *env, bin string, idle, d time.Duration)
 	return res
 }
 
+// benchMetricsToken opens the embedded Portal's GET /metrics.
+const benchMetricsToken = "bench-metrics-token"
+
 // goMemory is what the Go runtime of the Portal at base says of its memory,
-// from its GET /metrics (served to loopback clients): where the RSS goes.
+// from its GET /metrics (with the metrics token): where the RSS goes.
 func goMemory(base string) string {
-	rsp, err := http.Get(base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+benchMetricsToken)
+	rsp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err.Error()
 	}

@@ -134,6 +134,12 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "faults" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		faultsMain(ctx, os.Args[2:])
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if err == flag.ErrHelp {

@@ -5,6 +5,7 @@
 #   PORTAL_PUBLIC_KEY      base64 of the PEM public key  -> MICRO_AUTH_PUBLIC_KEY (every service)
 #   PORTAL_PRIVATE_KEY     base64 of the PEM private key -> MICRO_AUTH_PRIVATE_KEY (user only)
 #   PORTAL_ADMIN_PASSWORD  the first admin's password    -> PORTAL_ADMIN_PASSWORD (user only)
+#   PORTAL_GATEWAY_KEY     32 random bytes, base64       -> PORTAL_GATEWAY_KEY (every service)
 #
 # Usage: deploy/gen-keys.sh [ENV_FILE]      (default: .env next to this script)
 # Set PORTAL_ADMIN_PASSWORD to choose the password (10-128 characters, no
@@ -31,6 +32,7 @@ openssl rsa -in "$tmp/private.pem" -pubout -out "$tmp/public.pem" 2>/dev/null
 # openssl base64 -A: one line, the same as GNU `base64 -w0`, also on macOS.
 public=$(openssl base64 -A -in "$tmp/public.pem")
 private=$(openssl base64 -A -in "$tmp/private.pem")
+gateway=$(openssl rand -base64 32)
 
 password=${PORTAL_ADMIN_PASSWORD:-}
 if [[ -z $password ]]; then
@@ -46,7 +48,8 @@ set -o noclobber
   echo "PORTAL_PUBLIC_KEY='$public'"
   echo "PORTAL_PRIVATE_KEY='$private'"
   echo "PORTAL_ADMIN_PASSWORD='$password'"
+  echo "PORTAL_GATEWAY_KEY='$gateway'"
 } >"$env_file"
 chmod 600 "$env_file"
 
-echo "gen-keys.sh: wrote $env_file (mode 600): RSA-2048 key pair and the admin password (PORTAL_ADMIN_PASSWORD)."
+echo "gen-keys.sh: wrote $env_file (mode 600): RSA-2048 key pair, the admin password (PORTAL_ADMIN_PASSWORD) and the gateway key."

@@ -22,15 +22,15 @@ import (
 )
 
 // flags are the embedded mode's settings, accepted before or after "all".
-var flags = []cli.Flag{
+var flags = append([]cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
 	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
-	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "let any client, not only loopback ones, read GET /metrics on the gateway's port"},
+	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off)"},
 	&cli.StringFlag{Name: "auth_private_key", EnvVars: []string{"MICRO_AUTH_PRIVATE_KEY"}, Usage: "RSA private key that signs tokens, base64 of PEM (default: generated into the data dir)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
-}
+}, portal.EdgeFlags...)
 
 // upFlags are portal up's settings; everything else reaches the services
 // through the environment they inherit (MICRO_*, PORTAL_*).
@@ -138,14 +138,19 @@ func runAll(c *cli.Context) error {
 	if pub != "" || priv != "" {
 		keys = &pauth.Keys{Public: pub, Private: priv}
 	}
+	edge, err := portal.EdgeFromCLI(c)
+	if err != nil {
+		return err
+	}
 	return portal.RunAll(ctx, portal.Options{
-		HTTPAddress:   c.String("http_address"),
-		DataDir:       c.String("data_dir"),
-		ConfigFile:    c.String("config"),
-		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
-		Keys:          keys,
-		Log:           log,
-		MetricsPublic: c.Bool("metrics_public"),
-		TraceEndpoint: c.String("trace_endpoint"),
+		HTTPAddress:    c.String("http_address"),
+		DataDir:        c.String("data_dir"),
+		ConfigFile:     c.String("config"),
+		AdminPassword:  os.Getenv("PORTAL_ADMIN_PASSWORD"),
+		Keys:           keys,
+		Log:            log,
+		Edge:           edge,
+		MetricsAddress: c.String("metrics_address"),
+		TraceEndpoint:  c.String("trace_endpoint"),
 	})
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,11 +20,23 @@ type Publisher struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	failures atomic.Uint64
+	lost     atomic.Uint64
 	mu       sync.Mutex
-	failing  bool   // the last Record failed
-	lost     uint64 // entries Record lost in the current run of failures
+	pending  []Entry // entries Record could not publish yet, oldest first
+	retrying bool    // a goroutine publishes pending
 }
+
+// MaxPending bounds the entries a Publisher keeps in memory while the stream
+// refuses them (about 1 KiB each); past it the oldest are dropped, counted
+// by Failures.
+const MaxPending = 10000
+
+// Retry waits between attempts to publish pending entries: the first after
+// retryMin, doubling up to retryMax.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = time.Second
+)
 
 // NewPublisher publishes on stream; Record logs to log.
 func NewPublisher(stream events.Stream, log *slog.Logger) *Publisher {
@@ -59,34 +72,105 @@ func (p *Publisher) Publish(ctx context.Context, e Entry) error {
 }
 
 // Record publishes e and never fails the caller: for a request that must
-// succeed whether or not its audit entry is published. A failure is counted
-// (Failures); the first of a run of failures is logged, and the end of the
-// run with how many entries were lost.
+// succeed whether or not its audit entry can be published now. An entry the
+// stream refuses (NATS down) is kept in memory, in order, and published again
+// until the stream takes it (at most retryMax after the stream is back); the
+// first refusal of a run is logged, and the end of the run. A process that
+// ends meanwhile loses what it kept, and past MaxPending the oldest entries
+// are dropped: both are counted by Failures.
 func (p *Publisher) Record(ctx context.Context, e Entry) {
 	if p == nil {
 		return
 	}
-	err := p.Publish(ctx, e)
+	// ID and time now: a retry publishes the same entry, which the log
+	// stores once.
+	if e.ID == "" {
+		e.ID = uuid.NewString()
+	}
+	if e.Time.IsZero() {
+		e.Time = p.now()
+	}
+	p.mu.Lock()
+	queued := len(p.pending) > 0
+	p.mu.Unlock()
+	if !queued {
+		err := p.Publish(ctx, e)
+		if err == nil || errors.Is(err, ErrInvalid) || errors.Is(err, ErrClosed) {
+			if err != nil {
+				p.lost.Add(1)
+				p.log.Error("audit entry not published", "kind", e.Kind, "err", err)
+			}
+			return
+		}
+		p.log.Error("audit entries are not being published; keeping them to publish again", "kind", e.Kind, "err", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case err != nil:
-		p.failures.Add(1)
-		p.lost++
-		if !p.failing {
-			p.failing = true
-			p.log.Error("audit entries are not being published; counting the lost ones", "kind", e.Kind, "err", err)
-		}
-	case p.failing:
-		p.log.Info("audit entries are published again", "lost", p.lost)
-		p.failing, p.lost = false, 0
+	if len(p.pending) >= MaxPending {
+		p.pending = p.pending[1:]
+		p.lost.Add(1)
+	}
+	p.pending = append(p.pending, e)
+	if !p.retrying {
+		p.retrying = true
+		go p.retry()
 	}
 }
 
-// Failures is how many entries Record could not publish since the start.
+// retry publishes the pending entries, oldest first, until none is left or
+// the stream is closed.
+func (p *Publisher) retry() {
+	wait := retryMin
+	published := 0
+	for {
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.retrying = false
+			p.mu.Unlock()
+			p.log.Info("audit entries are published again", "published_late", published)
+			return
+		}
+		e := p.pending[0]
+		p.mu.Unlock()
+		err := p.Publish(context.Background(), e)
+		if errors.Is(err, ErrClosed) {
+			p.mu.Lock()
+			p.lost.Add(uint64(len(p.pending)))
+			p.log.Error("audit stream closed: entries not published", "lost", len(p.pending))
+			p.pending, p.retrying = nil, false
+			p.mu.Unlock()
+			return
+		}
+		if err != nil {
+			time.Sleep(wait)
+			wait = min(2*wait, retryMax)
+			continue
+		}
+		wait = retryMin
+		published++
+		p.mu.Lock()
+		if len(p.pending) > 0 && p.pending[0].ID == e.ID {
+			p.pending = p.pending[1:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Pending is how many entries wait to be published again.
+func (p *Publisher) Pending() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pending)
+}
+
+// Failures is how many entries were lost since the start: refused for good
+// (invalid, stream closed) or dropped past MaxPending.
 func (p *Publisher) Failures() uint64 {
 	if p == nil {
 		return 0
 	}
-	return p.failures.Load()
+	return p.lost.Load()
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/portal-go/portal/internal/testenv"
-	"github.com/portal-go/portal/internal/testenv/poll"
 	"log/slog"
 	"slices"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
+	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // recv takes one event from ch, failing after a while.
@@ -289,7 +289,8 @@ func (s *errStream) Publish(topic string, msg interface{}, opts ...events.Publis
 }
 
 // TestPublisherRecord: Publish fills ID and Time; Record never fails the
-// caller, counts what it loses and logs a run of failures once.
+// caller: entries the stream refuses are kept and published, in order and
+// once, when it takes them again; a run of refusals is logged once.
 func TestPublisherRecord(t *testing.T) {
 	mem := audit.NewMemoryStream(0)
 	t.Cleanup(func() { _ = mem.Close() })
@@ -298,27 +299,35 @@ func TestPublisherRecord(t *testing.T) {
 	var logs testenv.SyncBuffer
 	p := audit.NewPublisher(es, slog.New(slog.NewTextHandler(&logs, nil)))
 
-	for range 3 {
-		p.Record(context.Background(), audit.Entry{Kind: audit.KindLogin})
+	for _, name := range []string{"a", "b", "c"} {
+		p.Record(context.Background(), audit.Entry{Kind: audit.KindLogin, ActorName: name})
 	}
-	if p.Failures() != 3 {
-		t.Fatalf("Failures = %d, want 3", p.Failures())
+	if p.Pending() != 3 || p.Failures() != 0 {
+		t.Fatalf("Pending = %d, Failures = %d, want 3, 0", p.Pending(), p.Failures())
 	}
 	es.mu.Lock()
 	es.err = nil
 	es.mu.Unlock()
 	before := time.Now()
 	p.Record(context.Background(), audit.Entry{Kind: audit.KindLogout, ActorName: "lee"})
-	var e audit.Entry
-	if ev := recv(t, ch); ev.Unmarshal(&e) != nil {
-		t.Fatalf("payload %q is not an entry", ev.Payload)
+	for _, want := range []string{"a", "b", "c", "lee"} {
+		var e audit.Entry
+		if ev := recv(t, ch); ev.Unmarshal(&e) != nil {
+			t.Fatalf("payload %q is not an entry", ev.Payload)
+		}
+		if e.ID == "" || e.Time.After(time.Now()) || e.ActorName != want {
+			t.Fatalf("published %+v, want %s's", e, want)
+		}
+		if want == "lee" && (e.Kind != audit.KindLogout || e.Time.Before(before.Add(-time.Second))) {
+			t.Fatalf("published %+v", e)
+		}
 	}
-	if e.ID == "" || e.Time.Before(before.Add(-time.Second)) || e.Time.After(time.Now()) || e.Kind != audit.KindLogout || e.ActorName != "lee" {
-		t.Fatalf("published %+v", e)
-	}
+	poll.Wait(t, 10*time.Second, "the retry to end", func() bool {
+		return p.Pending() == 0 && strings.Contains(logs.String(), "published again")
+	})
 	out := logs.String()
-	if strings.Count(out, "level=ERROR") != 1 || !strings.Contains(out, "published again") || !strings.Contains(out, "lost=3") {
-		t.Fatalf("log:\n%s", out)
+	if strings.Count(out, "level=ERROR") != 1 || !strings.Contains(out, "published_late=4") || p.Failures() != 0 {
+		t.Fatalf("Failures %d, log:\n%s", p.Failures(), out)
 	}
 	if err := p.Publish(context.Background(), audit.Entry{Kind: "nope"}); !errors.Is(err, audit.ErrInvalid) {
 		t.Fatalf("Publish(bad kind) = %v", err)

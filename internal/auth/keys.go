@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"go-micro.dev/v4/auth"
+
+	"github.com/portal-go/portal/internal/datadir"
 )
 
 // Key files in the data dir.
@@ -85,12 +87,10 @@ func ReadPublicKey(dir string) (string, error) {
 	return k, nil
 }
 
+// writeNew writes a key file atomically and durably: a crash never leaves it
+// empty or half written.
 func writeNew(path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return fmt.Errorf("auth: write key: %w", err)
-	}
-	// WriteFile keeps the mode of a file that already existed.
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := datadir.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("auth: write key: %w", err)
 	}
 	return nil

@@ -148,23 +148,3 @@ func HandlerWrapper(a auth.Auth, table *endpoint.Table, checker Checker) server.
 		}
 	}
 }
-
-// ClientKey is the RPC metadata entry in which the gateway names the end
-// client's address, for session records and the audit log. Services take it
-// as the gateway's word: it is informative, never a credential.
-const ClientKey = "Portal-Client-Addr"
-
-// ContextWithClient puts the end client's address into the outgoing RPC
-// metadata.
-func ContextWithClient(ctx context.Context, addr string) context.Context {
-	if addr == "" {
-		return ctx
-	}
-	return metadata.Set(ctx, ClientKey, addr)
-}
-
-// ClientFromContext returns the end client's address the gateway named.
-func ClientFromContext(ctx context.Context) string {
-	v, _ := metadata.Get(ctx, ClientKey)
-	return v
-}

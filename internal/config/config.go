@@ -96,9 +96,9 @@ func Defaults() Settings {
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
 			"/api/v1/login", "/api/v1/register",
-			// Prometheus scrapes without a token. Safe because the gateway
-			// answers /metrics only to loopback clients not behind a proxy
-			// (404 to anyone else) unless --metrics_public is set.
+			// No session for Prometheus: the gateway answers /metrics only
+			// to a bearer of the metrics token (PORTAL_METRICS_TOKEN), and
+			// with none set not at all (404).
 			"/metrics",
 		},
 		ExpireTime:    900,

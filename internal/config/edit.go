@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	gyaml "github.com/ghodss/yaml"
+
+	"github.com/portal-go/portal/internal/datadir"
 )
 
 // ErrReadOnly: the center's source cannot be written (built-in settings).
@@ -128,28 +128,11 @@ func (c *Center) Update(doc []byte) (now, before Settings, err error) {
 	return s, before, nil
 }
 
-// writeFile replaces the file atomically (a reader never sees it half
-// written) and, the first time it creates it, starts watching it. Called
+// writeFile replaces the file atomically and durably (a reader, or the
+// process after a crash, never sees it half written) and, the first time it creates it, starts watching it. Called
 // with c.mu held.
 func (c *Center) writeFile(doc []byte) error {
-	dir := filepath.Dir(c.path)
-	tmp, err := os.CreateTemp(dir, ".portal-config-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if _, err := tmp.Write(doc); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), c.path); err != nil {
+	if err := datadir.WriteFile(c.path, doc, 0o644); err != nil {
 		return err
 	}
 	if c.watcher != nil {

@@ -48,8 +48,11 @@ type roundRobin struct {
 	next map[string]int
 }
 
-// RoundRobin returns a client.Wrapper that picks nodes in turn, so that a
-// retry lands on the next node.
+// RoundRobin returns a client.Wrapper that picks nodes in turn: each call
+// starts at the node after the one the previous call started at, and its
+// retries go on to the nodes it has not tried yet, whatever other calls do
+// meanwhile, so that a call retried after a dead node refused it reaches a
+// live one.
 func RoundRobin() client.Wrapper {
 	return func(c client.Client) client.Client {
 		return &roundRobin{Client: c, next: map[string]int{}}
@@ -64,15 +67,23 @@ func (r *roundRobin) Call(ctx context.Context, req client.Request, rsp interface
 			nodes = append(nodes, s.Nodes...)
 		}
 		sort.Slice(nodes, func(i, j int) bool { return nodes[i].Id < nodes[j].Id })
+		// The call's own state: where it started, how many nodes it has
+		// tried. go-micro's clients ask the strategy once per call and its
+		// Next once per attempt.
+		start, attempts := 0, 0
 		return func() (*registry.Node, error) {
 			if len(nodes) == 0 {
 				return nil, selector.ErrNoneAvailable
 			}
-			r.mu.Lock()
-			i := r.next[req.Service()]
-			r.next[req.Service()] = i + 1
-			r.mu.Unlock()
-			return nodes[i%len(nodes)], nil
+			if attempts == 0 {
+				r.mu.Lock()
+				start = r.next[req.Service()]
+				r.next[req.Service()] = start + 1
+				r.mu.Unlock()
+			}
+			n := nodes[(start+attempts)%len(nodes)]
+			attempts++
+			return n, nil
 		}
 	}
 	return r.Client.Call(ctx, req, rsp, append(opts, client.WithSelectOption(selector.WithStrategy(strategy)))...)

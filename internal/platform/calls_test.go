@@ -69,6 +69,79 @@ func TestRoundRobinSpreadsEvenly(t *testing.T) {
 	}
 }
 
+// retryingClient runs a call's attempts the way go-micro's clients do (one
+// strategy per call, Next per attempt, up to 1+Retries), refused by the node
+// dead; after each refusal, before the retry, another call runs through
+// outer, as concurrent calls do.
+type retryingClient struct {
+	client.Client
+	outer    client.Client
+	services []*registry.Service
+	dead     string
+	depth    int
+	tried    [][]string // the nodes each top-level call tried
+}
+
+func (p *retryingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	var co client.CallOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	var so selector.SelectOptions
+	for _, o := range co.SelectOptions {
+		o(&so)
+	}
+	next := so.Strategy(p.services)
+	top := p.depth == 0
+	p.depth++
+	defer func() { p.depth-- }()
+	var tried []string
+	defer func() {
+		if top {
+			p.tried = append(p.tried, tried)
+		}
+	}()
+	for range 1 + Retries {
+		node, err := next()
+		if err != nil {
+			return err
+		}
+		tried = append(tried, node.Id)
+		if node.Id != p.dead {
+			return nil
+		}
+		if top {
+			_ = p.outer.Call(ctx, req, nil)
+		}
+	}
+	return errors.New("connection refused")
+}
+
+// TestRoundRobinRetriesAnotherNode: the attempts of one call go to
+// different nodes however many calls run between them, so that a call
+// refused by a dead node reaches the live one (issue 18, finding 4: the
+// counter shared by all calls sent every attempt of some calls to the dead
+// node).
+func TestRoundRobinRetriesAnotherNode(t *testing.T) {
+	inner := &retryingClient{
+		services: []*registry.Service{{Name: "user", Nodes: []*registry.Node{{Id: "a"}, {Id: "b"}}}},
+		dead:     "a",
+	}
+	c := RoundRobin()(inner)
+	inner.outer = c
+	req := client.NewRequest("user", "User.Info", nil)
+	for i := range 20 {
+		if err := c.Call(context.Background(), req, nil); err != nil {
+			t.Fatalf("call %d: %v; tried %v", i, err, inner.tried[len(inner.tried)-1])
+		}
+	}
+	for i, tried := range inner.tried {
+		if len(tried) == 2 && tried[0] == tried[1] {
+			t.Fatalf("call %d tried %v", i, tried)
+		}
+	}
+}
+
 func TestRetry(t *testing.T) {
 	refused := merrors.InternalServerError("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused")
 	timeout := merrors.Timeout("go.micro.client", "context deadline exceeded")

@@ -82,6 +82,7 @@ func (s *Service) afterStart() error {
 func (s *Service) beforeStop() error {
 	s.ready.Store(false)
 	s.draining.Store(true)
+	s.closeStop.Do(func() { close(s.stopped) })
 	if err := s.waitJobs(); err != nil {
 		s.log.Warn("stop", "err", err)
 	}
@@ -91,7 +92,7 @@ func (s *Service) beforeStop() error {
 	}
 	if err := d.Deregister(); err != nil {
 		s.log.Warn("deregister", "err", err)
-		return nil
+		return nil // no drain: no caller learns of the stop meanwhile
 	}
 	if s.drainDelay > 0 {
 		s.log.Info("deregistered; serving on while callers notice", "drain_delay", s.drainDelay)

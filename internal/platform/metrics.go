@@ -141,28 +141,6 @@ func (m *Metrics) SubscriberWrapper(service string) server.SubscriberWrapper {
 	}
 }
 
-// IsLoopback reports whether a request's direct peer (its RemoteAddr, not
-// any forwarding header) is on this host's loopback interface.
-func IsLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// Proxied reports whether a request says it was forwarded by a proxy: a
-// reverse proxy on this host makes every outside client look like loopback.
-func Proxied(r *http.Request) bool {
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if r.Header.Get(h) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // LoopbackAddress reports whether addr (host:port) names a loopback host:
 // 127.0.0.0/8, ::1 or localhost. An empty host (all interfaces) is not.
 func LoopbackAddress(addr string) bool {

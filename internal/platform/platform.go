@@ -27,6 +27,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+
+	pauth "github.com/portal-go/portal/internal/auth"
 )
 
 // Version is Portal's version, put in every service's registry entry.
@@ -53,6 +55,11 @@ type Plugins struct {
 	// before its listener closes (Service.Stop). 0: stop at once, for a
 	// registry in the same process.
 	DrainDelay time.Duration
+	// SelectorTTL is how long a client keeps a service's nodes before it
+	// asks the registry again (0: DefaultSelectorTTL); with a registry
+	// other than memory, it asks in the background and meanwhile keeps
+	// serving the last good answer (lastGoodRegistry).
+	SelectorTTL time.Duration
 }
 
 // Descriptions are the services' descriptions, put in their registry
@@ -91,16 +98,20 @@ func Timeout(d time.Duration) client.CallOption {
 // AfterStop), which go-micro's Start and Stop run around the server's.
 type Service struct {
 	micro.Service
-	name       string
-	log        *slog.Logger
-	drainDelay time.Duration
+	name        string
+	log         *slog.Logger
+	drainDelay  time.Duration
+	selectorTTL time.Duration
 	// health is the registration check (SetHealth); draining makes it fail,
 	// so that a stopping service is not registered again. unhealthy is the
 	// last check's failure, nil when it passed: while it is set, or while
 	// draining, the server's registry refuses to register the node
 	// (registrationGate).
-	health    func(context.Context) error
-	draining  atomic.Bool
+	health   func(context.Context) error
+	draining atomic.Bool
+	// stopped is closed when the service begins to stop (BeforeStop).
+	stopped   chan struct{}
+	closeStop sync.Once
 	unhealthy atomic.Pointer[error]
 	// ready is on from AfterStart to BeforeStop.
 	ready atomic.Bool
@@ -111,6 +122,9 @@ type Service struct {
 	probe            *brokerProbe
 	// auth is the authorization wrapper (SetAuth).
 	auth server.HandlerWrapper
+	// proof signs the end client into calls and checks it on requests
+	// (UseClientProof); nil: neither.
+	proof *pauth.ClientProof
 	// tracer makes the service's spans; tp is its provider, flushed by
 	// AfterStop when it is the SDK's (UseTracing).
 	tp     trace.TracerProvider
@@ -130,7 +144,7 @@ type Service struct {
 // traced, carry the trace context and whatever metadata the context holds
 // (the caller's token), and go round robin over the callee's nodes.
 func NewService(name string, p Plugins, log *slog.Logger) *Service {
-	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, probe: newBrokerProbe(name), metrics: p.Metrics}
+	s := &Service{name: name, log: log.With("service", name), drainDelay: p.DrainDelay, selectorTTL: p.SelectorTTL, probe: newBrokerProbe(name), stopped: make(chan struct{}), metrics: p.Metrics}
 	s.setTracerProvider(noop.NewTracerProvider())
 	ml := NewMicroLogger(log)
 	// Stop waits for the handlers in flight. go-micro's server.Wait keys its
@@ -158,6 +172,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		// go-micro runs the first wrapper given outermost.
 		server.WrapHandler(recoverWrapper(name, log)),
 		server.WrapHandler(s.traceHandler),
+		server.WrapHandler(s.verifyClient),
 		server.WrapHandler(s.authorize),
 		server.WrapSubscriber(recoverSubscriber(name, log)),
 		server.WrapSubscriber(s.traceSubscriber),
@@ -225,7 +240,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		micro.Broker(p.Broker),
 		micro.Registry(p.Registry),
 		// Outermost first: one span covers every attempt of a call.
-		micro.WrapClient(s.traceClient, RoundRobin()),
+		micro.WrapClient(s.traceClient, s.signClient, RoundRobin()),
 		// go-micro handles signals only in Service.Run, which Portal does
 		// not call: a process may run three services that must stop in
 		// order, and Run would also start go-micro's profile on every
@@ -287,8 +302,12 @@ type starter interface {
 // Start runs the BeforeStart hooks, starts the server (listen, register) and
 // runs the AfterStart hooks. The server registers through a registrationGate
 // on the registry it has by then (go-micro's cmd may have replaced the one
-// NewService gave it).
+// NewService gave it), and the client looks nodes up through a
+// lastGoodRegistry on it.
 func (s *Service) Start() error {
+	if err := s.keepLastGood(s.selectorTTL); err != nil {
+		return fmt.Errorf("%s: start: %w", s.Name(), err)
+	}
 	if err := s.gateRegistry(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}
@@ -336,6 +355,37 @@ func (s *Service) authorize(next server.HandlerFunc) server.HandlerFunc {
 		}
 		return s.auth(next)(ctx, req, rsp)
 	}
+}
+
+// UseClientProof makes the service check, on every request, the end
+// client a gateway signed (a request without a valid proof gets its
+// caller's own address: auth.ClientProof.Verify, outside the authorization
+// wrapper), and sign the end client it knows into every call it makes.
+// Call it before Start.
+func (s *Service) UseClientProof(p *pauth.ClientProof) { s.proof = p }
+
+func (s *Service) verifyClient(next server.HandlerFunc) server.HandlerFunc {
+	return func(ctx context.Context, req server.Request, rsp interface{}) error {
+		if s.proof == nil {
+			return next(ctx, req, rsp)
+		}
+		return s.proof.Verify(next)(ctx, req, rsp)
+	}
+}
+
+// signClient is the client wrapper that signs the end client into calls.
+func (s *Service) signClient(c client.Client) client.Client { return &signingClient{Client: c, s: s} }
+
+type signingClient struct {
+	client.Client
+	s *Service
+}
+
+func (c *signingClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	if c.s.proof != nil {
+		ctx = c.s.proof.Outgoing(ctx, req)
+	}
+	return c.Client.Call(ctx, req, rsp, opts...)
 }
 
 // traceClient is the client wrapper that traces calls and publications.

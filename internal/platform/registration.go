@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go-micro.dev/v4/registry"
@@ -21,11 +22,14 @@ const healthCheckTimeout = 2 * time.Second
 // back. nil: always healthy. Call it before Start.
 func (s *Service) SetHealth(fn func(context.Context) error) { s.health = fn }
 
-// registerCheck is the server's RegisterCheck: fails while stopping, else
-// asks the health check and keeps its result for the registrationGate.
+// registerCheck is the server's RegisterCheck: asks the health check and
+// keeps its result for the registrationGate. While stopping it passes
+// without asking: the gate keeps the node out then, silently, where a
+// failed check would make the server's loop deregister the node again and
+// log an error for it.
 func (s *Service) registerCheck(context.Context) error {
 	if s.draining.Load() {
-		return errors.New("stopping")
+		return nil
 	}
 	if s.health == nil {
 		return nil
@@ -41,12 +45,9 @@ func (s *Service) registerCheck(context.Context) error {
 	return nil
 }
 
-// registrationRefused says why the node must not be registered now: it is
-// stopping, or its last health check failed. nil: register.
+// registrationRefused says why the node must not be registered now: its
+// last health check failed. nil: register.
 func (s *Service) registrationRefused() error {
-	if s.draining.Load() {
-		return errors.New("stopping")
-	}
 	if err := s.unhealthy.Load(); err != nil {
 		return fmt.Errorf("health check failed: %w", *err)
 	}
@@ -68,19 +69,64 @@ func (s *Service) registrationRefused() error {
 // retries once per outage (three attempts with backoff, about 2.7 s, less
 // than Portal's 5 s interval), and logs one "register error".
 //
-// The gate also closes a race at stop: a tick that checked just before
-// BeforeStop deregistered the node could otherwise register it again.
+// While the service stops the gate keeps the node out without an error, so
+// that a tick after BeforeStop deregistered the node does not register it
+// again, and the loop logs nothing; it bounds the deregistration, so that a
+// registry that is away (etcd down) does not hold the stop up.
 type registrationGate struct {
 	registry.Registry
-	refused func() error
+	refused  func() error
+	stopping func() bool
+	stopped  <-chan struct{} // closed when the service begins to stop
+	// deregistered is set by the first Deregister while stopping.
+	deregistered atomic.Bool
 }
 
-// Register registers svc unless the gate refuses it.
+// Register registers svc unless the gate refuses it, or does nothing while
+// the service stops. A registration still waiting for the registry when the
+// service begins to stop (etcd away: up to its timeout) is let go at once,
+// as if done, so that the server's register loop does not hold the stop up
+// nor log an error for it; the node is deregistered next.
 func (g *registrationGate) Register(svc *registry.Service, opts ...registry.RegisterOption) error {
+	if g.stopping() {
+		return nil // stopping: out of the registry for good
+	}
 	if err := g.refused(); err != nil {
 		return fmt.Errorf("%s not registered: %w", svc.Name, err)
 	}
-	return g.Registry.Register(svc, opts...)
+	done := make(chan error, 1)
+	go func() { done <- g.Registry.Register(svc, opts...) }()
+	select {
+	case err := <-done:
+		return err
+	case <-g.stopped:
+		return nil
+	}
+}
+
+// deregisterTimeout bounds a deregistration: a registry that is away (etcd
+// down) would hold a stopping service for its own timeout, twice (BeforeStop,
+// then the server's Stop); the node then leaves with its TTL.
+const deregisterTimeout = time.Second
+
+// errRegistryAway is a deregistration given up after deregisterTimeout.
+var errRegistryAway = errors.New("registry did not answer: the node stays listed until its registration TTL runs out")
+
+// Deregister deregisters svc, once per stop: while the service is stopping,
+// a deregistration already tried (by BeforeStop) is not tried again (by the
+// server's Stop). It gives up after deregisterTimeout.
+func (g *registrationGate) Deregister(svc *registry.Service, opts ...registry.DeregisterOption) error {
+	if g.stopping != nil && g.stopping() && !g.deregistered.CompareAndSwap(false, true) {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Registry.Deregister(svc, opts...) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(deregisterTimeout):
+		return errRegistryAway
+	}
 }
 
 // gateRegistry makes the server register through a registrationGate on its
@@ -90,5 +136,5 @@ func (s *Service) gateRegistry() error {
 	if _, ok := reg.(*registrationGate); ok || reg == nil {
 		return nil
 	}
-	return s.Server().Init(server.Registry(&registrationGate{Registry: reg, refused: s.registrationRefused}))
+	return s.Server().Init(server.Registry(&registrationGate{Registry: reg, refused: s.registrationRefused, stopping: s.draining.Load, stopped: s.stopped}))
 }

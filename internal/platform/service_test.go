@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,7 +187,11 @@ func unhealthyNode(t *testing.T, p platform.Plugins) {
 		}
 		return nil
 	})
-	if err := svc.Server().Init(server.RegisterInterval(interval), server.RegisterTTL(10*interval)); err != nil {
+	// An id of its own: go-micro's default is one per process, and the
+	// subtests run at once on one etcd, where one's stop would deregister
+	// the other's node.
+	id := strings.ReplaceAll(t.Name(), "/", "-")
+	if err := svc.Server().Init(server.Id(id), server.RegisterInterval(interval), server.RegisterTTL(10*interval)); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
 	microclient "go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/selector"
 
@@ -40,6 +41,8 @@ type cluster struct {
 	urls   []string      // the gateways' base URLs, webs[i] at urls[i]
 	dead   *testenv.Proc // the user process step d killed
 	report []string      // measured numbers, logged at the end
+	// extraEnv is added to every process's environment.
+	extraEnv map[string]string
 }
 
 // start runs `portal <service>` on the cluster and waits until it serves.
@@ -50,7 +53,15 @@ func (c *cluster) start(service string) *testenv.Proc {
 	if service == "web" {
 		ready = `msg="portal ready"`
 	}
-	p := testenv.StartProc(c.t, c.bin, []string{service}, testenv.PortalEnv(c.t, service, c.env), ready)
+	env := testenv.PortalEnv(c.t, service, c.env)
+	if service == "web" {
+		// The test's requests come as if through a proxy on loopback.
+		env["PORTAL_TRUSTED_PROXIES"] = "127.0.0.1/32"
+	}
+	for k, v := range c.extraEnv {
+		env[k] = v
+	}
+	p := testenv.StartProc(c.t, c.bin, []string{service}, env, ready)
 	switch service {
 	case "user":
 		c.users = append(c.users, p)
@@ -231,6 +242,29 @@ func TestDistributed(t *testing.T) {
 		_, err = userpb.NewUserService("user", cli).Login(context.Background(), &userpb.LoginRequest{Username: name, Password: "wrong-password"})
 		if e := merrors.FromError(err); e.Id != "user.bad_credentials" || e.Code != http.StatusUnauthorized {
 			t.Fatalf("bad login: %v, want user.bad_credentials 401", err)
+		}
+	}) {
+		return
+	}
+
+	// a5. portal web behind a trusted proxy: the client it names reaches
+	// user, another process, through the gateway key; a direct caller
+	// naming a client is taken for its own address.
+	if !t.Run("a5_client_address", func(t *testing.T) {
+		w := c.clients(t)[1]
+		name, pw := stepUser(t, w)
+		tok := w.expect(w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw}, from("203.0.113.21")...), http.StatusOK).json(t)["token"].(string)
+		if ss := sessionsOf(t, w, tok); !hasSession(ss, "203.0.113.21", "agent-of-203.0.113.21") {
+			t.Fatalf("sessions %+v lack one from 203.0.113.21 with its user agent", ss)
+		}
+		cli := grpcclient.NewClient(microclient.Registry(etcdreg.NewRegistry(registry.Addrs(etcd.Addr))))
+		forged := metadata.Set(context.Background(), "Portal-Client-Addr", "203.0.113.22")
+		rsp, err := userpb.NewUserService("user", cli).Login(forged, &userpb.LoginRequest{Username: name, Password: pw, ClientAddr: "203.0.113.22", UserAgent: "forged"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ss := sessionsOf(t, w, rsp.Token); hasSession(ss, "203.0.113.22", "forged") || !hasSession(ss, "127.0.0.1", "") {
+			t.Fatalf("sessions %+v: the direct login's should be from 127.0.0.1, without a user agent", ss)
 		}
 	}) {
 		return
@@ -486,8 +520,12 @@ func TestDistributed(t *testing.T) {
 			if err := json.Unmarshal(r.body, &body); err != nil {
 				t.Fatalf("web%d /readyz: %v: %s", i+1, err, r.body)
 			}
-			if u, ok := body.Checks["user"]; !ok || u == "ok" {
-				t.Errorf("web%d /readyz with Redis down: user check %q: %s", i+1, u, r.body)
+			if u := body.Checks["user"]; u != "failing" {
+				t.Errorf("web%d /readyz with Redis down: user check %q, want failing: %s", i+1, u, r.body)
+			}
+			// Public: no error text, which would name Redis's address.
+			if strings.Contains(string(r.body), redis.Addr) || strings.Contains(string(r.body), "refused") {
+				t.Errorf("web%d public /readyz shows the error: %s", i+1, r.body)
 			}
 			if s := body.Checks["system"]; s != "ok" {
 				t.Errorf("web%d /readyz with Redis down: system check %q, want ok", i+1, s)

@@ -11,11 +11,13 @@ import (
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/datadir"
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/platform"
@@ -46,8 +48,10 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
-	// h.Check hands the handler what it read for the same call.
-	svc.SetAuth(pauth.HandlerWrapper(verifier, user.Endpoints, h))
+	// h.Check hands the handler what it read for the same call. Inside it,
+	// a login's body says of the client only what the caller proved.
+	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
+	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return authz(user.ProvenClient(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
 		return err
 	}
@@ -75,6 +79,12 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
 	return nil
+}
+
+// dataDirCheck is the readiness check of a data dir the service writes: a
+// full or read-only disk fails every write.
+func dataDirCheck(dir string) platform.Check {
+	return platform.Check{Name: "data_dir", Fn: func(context.Context) error { return datadir.CheckWritable(dir) }}
 }
 
 // canMint checks that a holds the private key that signs tokens.
@@ -130,8 +140,15 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}
 	o.Tracer = svc.TracerProvider()
+	o.Readiness = svc.Readiness
 	svc.AddCheck(platform.Check{Name: "config", Fn: o.Config.Check})
 	gw := web.New(o)
+	svc.AddCheck(gw.Checks()...)
+	if l, ok := o.Revocations.(*platform.NATSLink); ok {
+		// Subscribed now (AfterStart): verdicts cached before are not
+		// trusted.
+		svc.Background(func(context.Context) { l.Confirm() })
+	}
 	if err := micro.RegisterSubscriber(user.TopicSessionRevoked, svc.Server(), gw.OnSessionRevoked); err != nil {
 		return nil, err
 	}

@@ -26,8 +26,8 @@ import (
 	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
-// After a login, the gateway's GET /metrics (read from loopback, as the test
-// client is) shows the user service's RPC counted by endpoint, and the
+// After a login, the gateway's GET /metrics (read with the metrics token)
+// shows the user service's RPC counted by endpoint, and the
 // gateway's requests by route. The public port serves no profiler.
 func TestMetricsEndToEnd(t *testing.T) {
 	p := testenv.StartPortal(t, testenv.PortalOptions{})
@@ -35,7 +35,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	c.register("metricsuser", "metrics-password-1")
 	token, _ := c.login("metricsuser", "metrics-password-1")
 
-	r := c.expect(c.do("GET", "/metrics", "", nil), http.StatusOK)
+	r := c.expect(c.do("GET", "/metrics", testenv.MetricsToken, nil), http.StatusOK)
 	body := string(r.body)
 	for _, want := range []string{
 		`portal_rpc_requests_total{code="200",endpoint="User.Login",service="user"} 1`,

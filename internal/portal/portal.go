@@ -45,9 +45,11 @@ type Options struct {
 	Log  *slog.Logger
 	// Ready, when set, is called with the gateway's address once it serves.
 	Ready func(addr string)
-	// MetricsPublic lets any client read the gateway's GET /metrics, not
-	// only loopback ones.
-	MetricsPublic bool
+	// Edge: trusted proxies, HSTS, the metrics token, the gateway key.
+	Edge Edge
+	// MetricsAddress, when set, serves GET /metrics, /healthz and /readyz
+	// (with each check's error) on a listener of its own.
+	MetricsAddress string
 	// TraceEndpoint is the OTLP/HTTP receiver spans go to (empty: the
 	// OTEL_EXPORTER_OTLP_* environment, else none; platform.NewTracing).
 	TraceEndpoint string
@@ -83,6 +85,10 @@ func RunAll(ctx context.Context, o Options) error {
 		return err
 	}
 
+	proof, err := o.Edge.clientProof(o.DataDir, log)
+	if err != nil {
+		return err
+	}
 	tracing, err := platform.NewTracing(o.TraceEndpoint, o.SpanProcessors...)
 	if err != nil {
 		return err
@@ -124,6 +130,7 @@ func RunAll(ctx context.Context, o Options) error {
 	// Each service traces with a provider of its own, flushed when it stops.
 	newService := func(name string) (*platform.Service, error) {
 		s := platform.NewService(name, plugins, log)
+		s.UseClientProof(proof)
 		return s, s.UseTracing(tracing)
 	}
 	// user: accounts and sessions; the only service holding the private key.
@@ -147,16 +154,27 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	gw, err := mountWeb(webSvc, web.Options{
-		Auth:          verifier,
-		Config:        cfg,
-		Cache:         platform.NewMemoryCache(time.Minute),
-		Log:           log,
-		Metrics:       metrics,
-		MetricsPublic: o.MetricsPublic,
-	})
+	// The gateway's /readyz reports web's checks: the data dir the three
+	// services write.
+	webSvc.AddCheck(dataDirCheck(o.DataDir))
+	gw, err := mountWeb(webSvc, o.Edge.webOptions(web.Options{
+		Auth:    verifier,
+		Config:  cfg,
+		Cache:   platform.NewMemoryCache(time.Minute),
+		Log:     log,
+		Metrics: metrics,
+	}))
 	if err != nil {
 		return err
+	}
+	if o.MetricsAddress != "" {
+		// The gateway's readiness: its own checks and user's and system's
+		// answers, with their errors.
+		ms, err := startSide("metrics", o.MetricsAddress, metricsMux(metrics, webSvc), log)
+		if err != nil {
+			return err
+		}
+		defer ms.stop()
 	}
 	return serve(ctx, o, log, gw.Handler(), userSvc, systemSvc, webSvc)
 }

@@ -67,7 +67,9 @@ type Built struct {
 	// Gateway is the web service's HTTP handler (nil for user and system).
 	Gateway http.Handler
 	// Metrics count the service's calls (and, for web, HTTP requests).
-	Metrics  *platform.Metrics
+	Metrics *platform.Metrics
+	// link is the NATS broker's connection state (nil: another broker).
+	link     *platform.NATSLink
 	settings ServiceSettings
 	closers  []func()
 }
@@ -113,6 +115,16 @@ func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, 
 	if b.Service, err = newService(s, b.Metrics, log); err != nil {
 		return nil, err
 	}
+	// Before the broker connects (Start): reconnect to NATS for as long as
+	// the process lives.
+	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log); err != nil {
+		return nil, err
+	}
+	proof, err := s.Edge.clientProof(s.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	b.Service.UseClientProof(proof)
 	d, err := openDeps(b, log)
 	if err != nil {
 		return nil, err
@@ -300,10 +312,9 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	gw, err := mountWeb(b.Service, web.Options{
-		Auth: d.verifier, Config: d.cfg, Cache: c, Log: log,
-		Metrics: b.Metrics, MetricsPublic: b.settings.MetricsPublic,
-	})
+	gw, err := mountWeb(b.Service, b.settings.Edge.webOptions(web.Options{
+		Auth: d.verifier, Config: d.cfg, Cache: c, Revocations: b.link, Log: log, Metrics: b.Metrics,
+	}))
 	if err != nil {
 		return err
 	}
@@ -437,13 +448,17 @@ func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, kv.
 }
 
 // storeAndStream opens what user and system keep and publish: the service's
-// store (swept, when it is a file) and the audit stream; b closes both.
+// store (swept, and its dir checked for readiness, when it is a file) and
+// the audit stream; b closes both.
 func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Store, kv.Store, eventStream, error) {
 	st, k, err := serviceStore(b.settings, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	b.onClose(func() { st.Close() })
+	if b.settings.Store == nil {
+		b.Service.AddCheck(dataDirCheck(b.settings.DataDir))
+	}
 	sweepFile(ctx, st, log)
 	stream, err := auditStream(b.settings, log)
 	if err != nil {

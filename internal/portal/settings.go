@@ -65,14 +65,17 @@ type ServiceSettings struct {
 	Cache, CacheAddress string
 	// TLSCertFile, TLSKeyFile and TLSCAFile make RPC mutual TLS: all or none.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
-	// MetricsAddress serves /metrics, /healthz, /readyz ("" off);
-	// MetricsPublic opens the gateway's /metrics to any client.
+	// MetricsAddress serves /metrics, /healthz, /readyz ("" off).
 	MetricsAddress string
-	MetricsPublic  bool
+	// Edge: trusted proxies, HSTS, the metrics token, the gateway key.
+	Edge Edge
 	// TraceEndpoint is the OTLP/HTTP receiver spans go to.
 	TraceEndpoint string
 	// Events is the audit stream, memory or nats (at EventsAddress).
 	Events, EventsAddress string
+	// NATSReconnectWait bounds the wait between two attempts to reconnect
+	// to NATS (0: platform.DefaultNATSReconnectWait).
+	NATSReconnectWait time.Duration
 	// serverFlag is MICRO_SERVER as given, which RPC must agree with.
 	serverFlag string
 }
@@ -118,12 +121,12 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_cert_file", EnvVars: []string{"PORTAL_TLS_CERT_FILE"}, Usage: "mutual TLS between services: this service's PEM certificate, to serve and to call (with --tls_key_file and --tls_ca_file; see docs/tls.md)"},
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
-	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz on this address, unauthenticated (default: off; the gateway also serves /metrics on its own port to loopback clients)"},
+	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off; the gateway's own port serves /metrics only with --metrics_token)"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
-	&cli.BoolFlag{Name: "metrics_public", EnvVars: []string{"PORTAL_METRICS_PUBLIC"}, Usage: "web: let any client, not only loopback ones, read GET /metrics on the gateway's port"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
 	&cli.StringFlag{Name: "events_address", EnvVars: []string{"PORTAL_EVENTS_ADDRESS"}, Usage: "NATS servers of --events nats, comma separated (default: the broker's, else nats://127.0.0.1:4222)"},
+	&cli.DurationFlag{Name: "nats_reconnect_wait", Value: platform.DefaultNATSReconnectWait, EnvVars: []string{"PORTAL_NATS_RECONNECT_WAIT"}, Usage: "with --broker nats: the longest wait between two attempts to reconnect to NATS (they never stop)"},
 }
 
 // plugins are the slots go-micro's cmd fills as the flags say. Each starts
@@ -162,13 +165,15 @@ func ParseService(name string, args []string, out io.Writer) (ServiceSettings, e
 		cmd.Transport(&p.transport))
 	app := c.App()
 	app.Name, app.Usage, app.Writer, app.ErrWriter = "portal "+name, platform.Descriptions[name], out, out
-	app.Flags = append(app.Flags, cliFlags...)
+	app.Flags = append(append(app.Flags, cliFlags...), EdgeFlags...)
 	app.ExitErrHandler = func(*cli.Context, error) {} // return errors, never exit
 	var s ServiceSettings
 	parsed, storeSet := false, false
 	app.Action = func(ctx *cli.Context) error {
 		s, parsed, storeSet = settingsFrom(name, ctx), true, ctx.String("store") != ""
-		return nil
+		var err error
+		s.Edge, err = EdgeFromCLI(ctx)
+		return err
 	}
 	if err := app.Run(append([]string{"portal-" + name}, args...)); err != nil {
 		return ServiceSettings{}, err
@@ -209,10 +214,11 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		RegistryAddress: c.String("registry_address"),
 		Cache:           c.String("cache"), CacheAddress: c.String("cache_address"),
 		TLSCertFile: c.String("tls_cert_file"), TLSKeyFile: c.String("tls_key_file"), TLSCAFile: c.String("tls_ca_file"),
-		MetricsAddress: c.String("metrics_address"), MetricsPublic: c.Bool("metrics_public"),
-		TraceEndpoint: c.String("trace_endpoint"),
-		Events:        c.String("events"), EventsAddress: c.String("events_address"),
-		serverFlag: c.String("server"),
+		MetricsAddress: c.String("metrics_address"),
+		TraceEndpoint:  c.String("trace_endpoint"),
+		Events:         c.String("events"), EventsAddress: c.String("events_address"),
+		NATSReconnectWait: c.Duration("nats_reconnect_wait"),
+		serverFlag:        c.String("server"),
 	}
 }
 

@@ -233,11 +233,19 @@ func (s *supervisor) start() error {
 	return nil
 }
 
-// keys makes sure the token keys exist before any child starts (web and
-// system read the public key that user would otherwise create), and returns
-// the public one. Keys given in MICRO_AUTH_* stay with the children; the
-// private one goes to user only.
+// keys makes sure the token keys and the gateway key exist before any child
+// starts (web and system read the public key that user would otherwise
+// create; the three share the gateway key), and returns the public one.
+// Keys given in MICRO_AUTH_* or PORTAL_GATEWAY_KEY* stay with the children;
+// the private one goes to user only.
 func (s *supervisor) keys() (string, error) {
+	if os.Getenv("PORTAL_GATEWAY_KEY") == "" && os.Getenv("PORTAL_GATEWAY_KEY_FILE") == "" {
+		if _, created, err := pauth.LoadOrCreateGatewayKey(s.dataDir); err != nil {
+			return "", err
+		} else if created {
+			s.log.Info("generated the gateway key", "dir", s.dataDir)
+		}
+	}
 	pub, priv := os.Getenv("MICRO_AUTH_PUBLIC_KEY"), os.Getenv("MICRO_AUTH_PRIVATE_KEY")
 	if pub != "" {
 		s.private = priv

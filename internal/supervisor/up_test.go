@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,7 +47,8 @@ func startUp(t *testing.T, bin, dir string) *up {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := testenv.StartProc(t, bin,
 		[]string{"up", "--data_dir", dir, "--http_address", httpAddr, "--config", filepath.Join(dir, "portal.yaml")},
-		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword},
+		// The test's requests come as if through a proxy on loopback.
+		map[string]string{"PORTAL_ADMIN_PASSWORD": testenv.AdminPassword, "PORTAL_TRUSTED_PROXIES": "127.0.0.1/32"},
 		`msg="supervisor ready"`)
 	etcd := p.LogValue("supervisor ready", "etcd")
 	if etcd == "" {
@@ -101,6 +103,52 @@ func TestUp(t *testing.T) {
 		_, err = supervisor.Restart(context.Background(), u.rpc, "user")
 		if e := merrors.FromError(err); e.Code != http.StatusUnauthorized {
 			t.Errorf("Runtime.Restart without a token: %v, want 401", err)
+		}
+	}) {
+		return
+	}
+
+	// The client web names (through the trusted proxy) reaches user, another
+	// process, signed with the gateway key the supervisor made.
+	if !t.Run("client_address_across_processes", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(dir, pauth.GatewayKeyFile)); err != nil {
+			t.Fatalf("gateway key: %v", err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, u.url+"/api/v1/login", strings.NewReader(`{"username":"bob","password":"bob-password-1"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", "203.0.113.31")
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var login struct {
+			Token string `json:"token"`
+		}
+		err = json.NewDecoder(rsp.Body).Decode(&login)
+		rsp.Body.Close()
+		if err != nil || rsp.StatusCode != http.StatusOK {
+			t.Fatalf("login: %d %v", rsp.StatusCode, err)
+		}
+		var sessions struct {
+			Sessions []struct {
+				ClientAddr string `json:"client_addr"`
+				Current    bool   `json:"current"`
+			} `json:"sessions"`
+		}
+		if err := json.Unmarshal(u.get(t, "/api/v1/me/sessions", login.Token, http.StatusOK), &sessions); err != nil {
+			t.Fatal(err)
+		}
+		current := 0
+		for _, s := range sessions.Sessions {
+			if s.Current {
+				current++
+				if s.ClientAddr != "203.0.113.31" {
+					t.Errorf("session from %q, want the forwarded client 203.0.113.31", s.ClientAddr)
+				}
+			}
+		}
+		if current != 1 {
+			t.Errorf("%d current sessions in %+v", current, sessions.Sessions)
 		}
 	}) {
 		return

@@ -20,6 +20,9 @@ import (
 // AdminPassword is the first admin's password in every test Portal.
 const AdminPassword = "admin-password-for-tests"
 
+// MetricsToken opens GET /metrics on every test Portal's public port.
+const MetricsToken = "metrics-token-for-tests"
+
 // RelaxedRates is a config section that lifts the rate limits of login and
 // register (rateLimit.*) out of reach, for tests and benchmarks that log in
 // or register more than a minute's worth from one address: append it to a
@@ -84,6 +87,7 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 			DataDir:        o.DataDir,
 			ConfigFile:     cfgFile,
 			AdminPassword:  AdminPassword,
+			Edge:           portal.Edge{MetricsToken: MetricsToken},
 			Log:            slog.New(slog.NewTextHandler(w, nil)),
 			Ready:          func(string) { close(ready) },
 			SpanProcessors: o.SpanProcessors,

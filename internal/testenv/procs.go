@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -274,9 +275,11 @@ func (pw *prefixWriter) Write(b []byte) (int, error) {
 }
 
 // PortalKeys are a token key pair as Portal's services take them in
-// MICRO_AUTH_PUBLIC_KEY and MICRO_AUTH_PRIVATE_KEY: base64 of the PEM.
+// MICRO_AUTH_PUBLIC_KEY and MICRO_AUTH_PRIVATE_KEY (base64 of the PEM), and
+// the gateway key every service shares (PORTAL_GATEWAY_KEY, base64).
 type PortalKeys struct {
 	Public, Private string
+	Gateway         string
 }
 
 // NewPortalKeys generates a fresh key pair.
@@ -286,9 +289,14 @@ func NewPortalKeys(t testing.TB) PortalKeys {
 	if err != nil {
 		t.Fatalf("generate keys: %v", err)
 	}
+	gw := make([]byte, 32)
+	if _, err := rand.Read(gw); err != nil {
+		t.Fatalf("gateway key: %v", err)
+	}
 	return PortalKeys{
 		Public:  base64.StdEncoding.EncodeToString(pub),
 		Private: base64.StdEncoding.EncodeToString(priv),
+		Gateway: base64.StdEncoding.EncodeToString(gw),
 	}
 }
 
@@ -320,6 +328,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"MICRO_CONFIG":           "etcd",
 		"MICRO_SERVER_ADDRESS":   "127.0.0.1:0",
 		"MICRO_AUTH_PUBLIC_KEY":  c.Keys.Public,
+		"PORTAL_GATEWAY_KEY":     c.Keys.Gateway,
 		"PORTAL_ADMIN_PASSWORD":  AdminPassword,
 		"PORTAL_DATA_DIR":        t.TempDir(),
 	}

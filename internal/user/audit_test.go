@@ -147,7 +147,8 @@ func TestAudit(t *testing.T) {
 }
 
 // TestAuditDownLoginWorks: with the audit stream failing, logins and
-// logouts still succeed; the publisher counts what it lost.
+// logouts still succeed; the publisher keeps their entries and publishes
+// them once the stream takes them again.
 func TestAuditDownLoginWorks(t *testing.T) {
 	hs := newHarness(t)
 	hs.register(t, "alice", alicePW)
@@ -160,7 +161,18 @@ func TestAuditDownLoginWorks(t *testing.T) {
 		t.Fatalf("Logout with the audit stream down: %v", err)
 	}
 	wantRPCError(t, tryLogin(context.Background(), hs, "alice", "wrong-password", ""), "user.bad_credentials", 401)
-	if n := hs.h.audit.Failures(); n != 3 {
-		t.Fatalf("Failures = %d, want 3", n)
+	if n := hs.h.audit.Pending(); n != 3 {
+		t.Fatalf("Pending = %d, want 3", n)
+	}
+	hs.audit.mu.Lock()
+	hs.audit.err = nil
+	hs.audit.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); hs.h.audit.Pending() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d entries kept 10 s after the stream came back", hs.h.audit.Pending())
+		}
+	}
+	if len(hs.audit.of(audit.KindLogin)) != 1 || len(hs.audit.of(audit.KindLogout)) != 1 || len(hs.audit.of(audit.KindLoginFailed)) != 1 || hs.h.audit.Failures() != 0 {
+		t.Fatalf("published after the outage: %+v; Failures %d", hs.audit.all(), hs.h.audit.Failures())
 	}
 }

@@ -93,3 +93,46 @@ func TestMultiGetterCache(t *testing.T) {
 		t.Errorf("after revocation: status = %d, want 401 (the tombstone read through GetMany)", w.Code)
 	}
 }
+
+// feed is a RevocationFeed a test switches.
+type feed struct {
+	since time.Time
+	live  bool
+}
+
+func (f *feed) Live() (time.Time, bool) { return f.since, f.live }
+
+// TestVerdictsNeedLiveRevocations: a cached verdict is trusted only while
+// the gateway hears revocations, and only when it was asked for after it
+// last began to hear them (what was revoked in a gap is not trusted).
+func TestVerdictsNeedLiveRevocations(t *testing.T) {
+	users := newFakeUsers()
+	center, err := config.Static(settings())
+	if err != nil {
+		t.Fatalf("config.Static: %v", err)
+	}
+	f := &feed{since: time.Now(), live: true}
+	g := New(Options{
+		Users: users, System: &fakeSystem{}, Auth: verifier(t), Config: center,
+		Cache: platform.NewMemoryCache(time.Minute), Revocations: f,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	tok := validToken(t, "s-1")
+	me := func(step string, wantInfo int) {
+		t.Helper()
+		if w := serve(g, get("/api/v1/me", bearer(tok))); w.Code != http.StatusOK {
+			t.Fatalf("%s: status = %d", step, w.Code)
+		}
+		if n := users.count("Info"); n != wantInfo {
+			t.Fatalf("%s: Info called %d times in all, want %d", step, n, wantInfo)
+		}
+	}
+	me("live, first", 1)
+	me("live, cached", 1)
+	f.live = false
+	me("down", 2)
+	me("down again", 3)
+	f.live, f.since = true, time.Now()
+	me("live again: the verdict cached before is not trusted", 4)
+	me("live again, cached", 4)
+}

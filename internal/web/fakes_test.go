@@ -19,6 +19,10 @@ type fakeUsers struct {
 	mu     sync.Mutex
 	calls  map[string]int
 	tokens map[string][]string // method -> tokens seen in the RPC metadata
+	// clients: method -> end clients the calls named (pauth.ClientOf)
+	clients map[string][]pauth.Client
+
+	healthErr error
 
 	info    *userpb.InfoResponse
 	infoErr error
@@ -41,6 +45,7 @@ func newFakeUsers() *fakeUsers {
 	return &fakeUsers{
 		calls:    map[string]int{},
 		tokens:   map[string][]string{},
+		clients:  map[string][]pauth.Client{},
 		info:     &userpb.InfoResponse{Id: "u-1", Username: "alice", Roles: []string{"user"}, SessionId: "s-1"},
 		renew:    &userpb.RenewResponse{Token: "renewed-token", ExpiresAt: 0},
 		login:    &userpb.LoginResponse{Token: "login-token", SessionId: "s-new"},
@@ -53,6 +58,14 @@ func (f *fakeUsers) record(ctx context.Context, method string) {
 	defer f.mu.Unlock()
 	f.calls[method]++
 	f.tokens[method] = append(f.tokens[method], pauth.TokenFromContext(ctx))
+	cl, _ := pauth.ClientOf(ctx)
+	f.clients[method] = append(f.clients[method], cl)
+}
+
+func (f *fakeUsers) clientsOf(method string) []pauth.Client {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]pauth.Client(nil), f.clients[method]...)
 }
 
 func (f *fakeUsers) count(method string) int {
@@ -114,6 +127,9 @@ func (f *fakeUsers) Renew(ctx context.Context, _ *userpb.RenewRequest, _ ...clie
 
 func (f *fakeUsers) Health(ctx context.Context, _ *userpb.HealthRequest, _ ...client.CallOption) (*userpb.HealthResponse, error) {
 	f.record(ctx, "Health")
+	if f.healthErr != nil {
+		return nil, f.healthErr
+	}
 	return &userpb.HealthResponse{}, nil
 }
 

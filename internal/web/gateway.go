@@ -10,7 +10,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,13 +52,26 @@ type Options struct {
 	Config *config.Center
 	// Cache holds verdicts on sessions, invalidated by session.revoked.
 	Cache cache.Cache
-	Log   *slog.Logger
+	// Readiness reports the gateway's own dependencies (its go-micro
+	// service's registry and broker: platform.Service.Readiness) in GET
+	// /readyz, beside the services'; nil: none.
+	Readiness func(context.Context) (map[string]string, bool)
+	// Revocations tells whether session.revoked events reach the gateway
+	// now, and since when; nil: always (an in-process broker).
+	Revocations RevocationFeed
+	Log         *slog.Logger
 	// Metrics receive the gateway's request counts and are served at GET
 	// /metrics; nil makes a registry of the gateway's own.
 	Metrics *platform.Metrics
-	// MetricsPublic lets any client read /metrics; otherwise only loopback
-	// clients not behind a proxy can, and others get 404.
-	MetricsPublic bool
+	// MetricsToken, when set, lets a caller sending it as a bearer token
+	// read GET /metrics on the public port; unset, that route is off (404).
+	MetricsToken string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (ParseTrustedProxies); none by default.
+	TrustedProxies []netip.Prefix
+	// HSTSMaxAge is the Strict-Transport-Security max-age in seconds sent
+	// on https responses; 0 sends none.
+	HSTSMaxAge int
 	// Tracer makes each request's server span, whose trace the RPCs the
 	// request makes join; nil traces nothing.
 	Tracer trace.TracerProvider
@@ -81,6 +96,14 @@ var templateFuncs = template.FuncMap{
 	"has":    slices.Contains[[]string],
 	"add":    func(a, b int) int { return a + b },
 	"sub":    func(a, b int) int { return a - b },
+}
+
+// RevocationFeed is the state of the gateway's subscription to
+// session.revoked (platform.NATSLink).
+type RevocationFeed interface {
+	// Live reports whether events published now reach the gateway, and
+	// since when they have without a break.
+	Live() (since time.Time, live bool)
 }
 
 // Gateway serves Portal's HTTP side.
@@ -113,13 +136,16 @@ func New(o Options) *Gateway {
 	}
 	g := &Gateway{Options: o, engine: gin.New(), tracer: o.Tracer.Tracer(platform.TraceScope)}
 	e := g.engine
-	// Without a proxy in front, X-Forwarded-For is the client's own claim.
+	// gin believes no forwarding header: the edge middleware decides the
+	// client's address (from trusted proxies only) and hands it to gin's
+	// ClientIP through a header it always overwrites.
 	_ = e.SetTrustedProxies(nil)
+	e.TrustedPlatform = clientHeader
 	g.templates = templateSets()
 	e.SetHTMLTemplate(g.templates[i18n.English])
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
-	e.Use(g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.locale, g.authenticate)
+	e.Use(g.edge, g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.locale, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))
@@ -217,39 +243,57 @@ func (g *Gateway) OnRoleChanged(ctx context.Context, ev *userpb.RoleChanged) err
 	return nil
 }
 
-// metrics serves Prometheus' scrape. It is on the public port, so unless
-// MetricsPublic is set only a loopback peer that is not a proxy forwarding
-// someone else may read it; anyone else is told there is no such page.
-func (g *Gateway) metrics(c *gin.Context) {
-	if !g.MetricsPublic && (!platform.IsLoopback(c.Request) || platform.Proxied(c.Request)) {
-		g.fail(c, http.StatusNotFound, codeNotFound, "no such page")
-		return
-	}
-	g.Metrics.Handler().ServeHTTP(c.Writer, c.Request)
-}
-
 func (g *Gateway) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz asks each service whether it can reach what it depends on.
+// Checks are the gateway's readiness checks: user and system answer their
+// health RPC. The public GET /readyz names the failing ones; the full
+// errors are for the metrics address (platform.Service.ReadyHandler).
+func (g *Gateway) Checks() []platform.Check {
+	return []platform.Check{
+		{Name: "user", Fn: func(ctx context.Context) error {
+			_, err := g.Users.Health(ctx, &userpb.HealthRequest{})
+			return err
+		}},
+		{Name: "system", Fn: func(ctx context.Context) error {
+			_, err := g.System.Health(ctx, &systempb.HealthRequest{})
+			return err
+		}},
+	}
+}
+
+// readyz asks each service whether it can reach what it depends on, and
+// answers with the names of the checks that fail, never their errors: it
+// is public, and an error can name internal addresses.
 func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	checks := gin.H{}
-	ready := true
-	if _, err := g.Users.Health(ctx, &userpb.HealthRequest{}); err != nil {
-		checks["user"], ready = err.Error(), false
-	} else {
-		checks["user"] = "ok"
+	checks, failing := gin.H{}, []string{}
+	note := func(name string, ok bool) {
+		checks[name] = "ok"
+		if !ok {
+			checks[name], failing = "failing", append(failing, name)
+		}
 	}
-	if _, err := g.System.Health(ctx, &systempb.HealthRequest{}); err != nil {
-		checks["system"], ready = err.Error(), false
+	if g.Readiness != nil {
+		// The gateway's service runs Checks among its own (mountWeb adds
+		// them): user and system by their names, the rest as web's own.
+		own, _ := g.Readiness(ctx)
+		for k, v := range own {
+			if k != "user" && k != "system" {
+				k = "web." + k
+			}
+			note(k, v == "ok")
+		}
 	} else {
-		checks["system"] = "ok"
+		for _, ch := range g.Checks() {
+			note(ch.Name, ch.Fn(ctx) == nil)
+		}
 	}
-	if !ready {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+	if len(failing) > 0 {
+		sort.Strings(failing)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks, "failing": failing})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})

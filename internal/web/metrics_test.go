@@ -10,10 +10,22 @@ import (
 
 func fromLoopback(r *http.Request) { r.RemoteAddr = "127.0.0.1:40000" }
 
+// testMetricsToken opens /metrics on gateways made by metricsGateway.
+const testMetricsToken = "metrics-token-for-tests"
+
+func metricsGateway(t *testing.T) *Gateway {
+	t.Helper()
+	g := newGateway(t, settings(), newFakeUsers())
+	g.MetricsToken = testMetricsToken
+	return g
+}
+
+func withMetricsToken(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testMetricsToken) }
+
 // A request is counted under its route pattern, not its path; one that
 // matches no route under "unmatched".
 func TestHTTPRequestsCountedByRoute(t *testing.T) {
-	g := newGateway(t, settings(), newFakeUsers())
+	g := metricsGateway(t)
 	m := g.Metrics.HTTPRequests
 	if w := serve(g, get("/static/style.css")); w.Code != http.StatusOK && w.Code != http.StatusNotFound {
 		t.Fatalf("static: %d", w.Code)
@@ -31,7 +43,7 @@ func TestHTTPRequestsCountedByRoute(t *testing.T) {
 		t.Errorf(`portal_http_requests_total{route="unmatched",method="GET",status="404"} = %v, want 1`, n)
 	}
 	// No series carries a raw path.
-	out := serve(g, get("/metrics", fromLoopback)).Body.String()
+	out := serve(g, get("/metrics", withMetricsToken)).Body.String()
 	if strings.Contains(out, "/no/such/thing/42") || strings.Contains(out, "style.css") {
 		t.Errorf("a raw path became a label:\n%s", out)
 	}
@@ -43,13 +55,14 @@ func TestHTTPRequestsCountedByRoute(t *testing.T) {
 	}
 }
 
-// GET /metrics answers Prometheus text to a loopback client, without a token.
-func TestMetricsFromLoopback(t *testing.T) {
-	g := newGateway(t, settings(), newFakeUsers())
+// GET /metrics answers Prometheus text to the bearer of the metrics token,
+// from any address.
+func TestMetricsWithToken(t *testing.T) {
+	g := metricsGateway(t)
 	serve(g, get("/healthz"))
-	w := serve(g, get("/metrics", fromLoopback))
+	w := serve(g, get("/metrics", withMetricsToken, func(r *http.Request) { r.RemoteAddr = "203.0.113.9:1234" }))
 	if w.Code != http.StatusOK {
-		t.Fatalf("GET /metrics from loopback: %d %s", w.Code, w.Body)
+		t.Fatalf("GET /metrics with the token: %d %s", w.Code, w.Body)
 	}
 	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type %q, want Prometheus text", ct)
@@ -62,28 +75,29 @@ func TestMetricsFromLoopback(t *testing.T) {
 	}
 }
 
-// Anyone not on loopback, or a loopback proxy forwarding someone, is told
-// there is no such page, unless MetricsPublic is set.
-func TestMetricsHiddenFromOthers(t *testing.T) {
-	g := newGateway(t, settings(), newFakeUsers())
+// Without the token (or with none configured) there is no such page, from
+// loopback too: a same-host proxy would make anyone look local.
+func TestMetricsNeedToken(t *testing.T) {
+	g := metricsGateway(t)
 	for name, mod := range map[string]func(*http.Request){
-		"remote":         func(r *http.Request) { r.RemoteAddr = "203.0.113.9:1234" },
-		"remote ipv6":    func(r *http.Request) { r.RemoteAddr = "[2001:db8::1]:1234" },
-		"loopback proxy": func(r *http.Request) { fromLoopback(r); r.Header.Set("X-Forwarded-For", "203.0.113.9") },
-		"forwarded":      func(r *http.Request) { fromLoopback(r); r.Header.Set("Forwarded", "for=203.0.113.9") },
+		"no token, loopback": fromLoopback,
+		"no token, remote":   func(r *http.Request) { r.RemoteAddr = "203.0.113.9:1234" },
+		"wrong token":        func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testMetricsToken+"x") },
+		"token's prefix":     func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testMetricsToken[:5]) },
+		"other scheme":       func(r *http.Request) { r.Header.Set("Authorization", "Basic "+testMetricsToken) },
+		"empty bearer":       func(r *http.Request) { r.Header.Set("Authorization", "Bearer ") },
+		"query token":        func(r *http.Request) { r.URL.RawQuery = "token=" + testMetricsToken },
 	} {
 		w := serve(g, get("/metrics", mod))
-		if w.Code != http.StatusNotFound {
-			t.Errorf("%s: GET /metrics = %d, want 404", name, w.Code)
-		}
-		if strings.Contains(w.Body.String(), "go_goroutines") {
-			t.Errorf("%s: metrics leaked", name)
+		if w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "go_goroutines") {
+			t.Errorf("%s: GET /metrics = %d, want 404 and no metrics", name, w.Code)
 		}
 	}
-
-	g.MetricsPublic = true
-	if w := serve(g, get("/metrics", func(r *http.Request) { r.RemoteAddr = "203.0.113.9:1234" })); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "go_goroutines") {
-		t.Errorf("MetricsPublic: GET /metrics from a remote client = %d, want 200 with metrics", w.Code)
+	g.MetricsToken = ""
+	for name, mod := range map[string]func(*http.Request){"loopback": fromLoopback, "empty bearer": func(r *http.Request) { r.Header.Set("Authorization", "Bearer ") }} {
+		if w := serve(g, get("/metrics", mod)); w.Code != http.StatusNotFound {
+			t.Errorf("no token configured, %s: GET /metrics = %d, want 404", name, w.Code)
+		}
 	}
 }
 

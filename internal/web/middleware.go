@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"net/url"
@@ -54,7 +55,7 @@ func callerOf(c *gin.Context) *caller {
 // rpcContext is the request's context carrying the caller's token, and the
 // client's address, to services.
 func rpcContext(c *gin.Context) context.Context {
-	ctx := pauth.ContextWithClient(c.Request.Context(), c.ClientIP())
+	ctx := pauth.WithClient(c.Request.Context(), pauth.Client{Addr: c.ClientIP(), UserAgent: c.Request.UserAgent()})
 	if cl := callerOf(c); cl != nil {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}
@@ -296,27 +297,65 @@ type MultiGetter interface {
 }
 
 // session returns the account behind a live session: from the cache, or from
-// the user service (which checks the session) and then cached.
+// the user service (which checks the session) and then cached. A verdict is
+// trusted only while the gateway hears revocations, and only when it was
+// asked for after the gateway last began to hear them: a revocation published
+// while it could not hear is lost to it. Otherwise every request asks the
+// user service.
 func (g *Gateway) session(c *gin.Context, sid, tok string) (*userpb.InfoResponse, error) {
 	ctx := c.Request.Context()
+	asked := time.Now()
+	since, live := g.revocationsLive()
 	revoked, verdict := g.cached(ctx, sid)
 	if revoked {
 		return nil, merrors.Unauthorized("auth.session_ended", "the session has ended")
 	}
-	if b, ok := verdict.([]byte); ok {
-		var info userpb.InfoResponse
-		if proto.Unmarshal(b, &info) == nil {
-			return &info, nil
+	if b, ok := verdict.([]byte); ok && live {
+		if info, ok := decodeVerdict(b, since); ok {
+			return info, nil
 		}
 	}
 	info, err := g.Users.Info(pauth.ContextWithToken(ctx, tok), &userpb.InfoRequest{})
 	if err != nil {
 		return nil, err
 	}
-	if b, err := proto.Marshal(info); err == nil {
-		_ = g.Cache.Put(ctx, g.verdictKey(sid), b, verdictTTL)
+	if live {
+		if b, err := encodeVerdict(info, asked); err == nil {
+			_ = g.Cache.Put(ctx, g.verdictKey(sid), b, verdictTTL)
+		}
 	}
 	return info, nil
+}
+
+// revocationsLive is Revocations.Live, always live without a feed.
+func (g *Gateway) revocationsLive() (time.Time, bool) {
+	if g.Revocations == nil {
+		return time.Time{}, true
+	}
+	return g.Revocations.Live()
+}
+
+// encodeVerdict is a cached verdict: when it was asked for (unix
+// nanoseconds, 8 bytes big-endian), then the user service's answer.
+func encodeVerdict(info *userpb.InfoResponse, asked time.Time) ([]byte, error) {
+	b, err := proto.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.BigEndian.AppendUint64(nil, uint64(asked.UnixNano())), b...), nil
+}
+
+// decodeVerdict reads a cached verdict; ok is false when it is malformed or
+// was asked for before since.
+func decodeVerdict(b []byte, since time.Time) (*userpb.InfoResponse, bool) {
+	if len(b) < 8 || !since.IsZero() && int64(binary.BigEndian.Uint64(b)) < since.UnixNano() {
+		return nil, false
+	}
+	var info userpb.InfoResponse
+	if proto.Unmarshal(b[8:], &info) != nil {
+		return nil, false
+	}
+	return &info, true
 }
 
 // verdictKey is the cache key of a session's verdict: under the number of
@@ -412,20 +451,16 @@ func setSessionCookie(c *gin.Context, token string, expiresAt int64) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: token, Path: "/",
 		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
-		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func clearSessionCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteLaxMode,
 	})
 }
-
-// secureCookies reports whether the device cookie is Secure: whether the
-// request came over https, as for the session cookie.
-func secureCookies(c *gin.Context) bool { return c.Request.TLS != nil }
 
 // setDeviceCookie keeps the device token a login returned (user/device.go):
 // sent back with later sign-ins and password changes, it lets this browser
@@ -438,7 +473,7 @@ func setDeviceCookie(c *gin.Context, token string, expiresAt int64) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: deviceCookie, Value: token, Path: "/",
 		Expires: time.Unix(expiresAt, 0), MaxAge: int(time.Until(time.Unix(expiresAt, 0)).Seconds()),
-		HttpOnly: true, Secure: secureCookies(c), SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteStrictMode,
 	})
 }
 

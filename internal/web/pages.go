@@ -39,7 +39,7 @@ func csrfToken(c *gin.Context) string {
 	v := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: csrfCookie, Value: v, Path: "/", MaxAge: int((24 * time.Hour).Seconds()),
-		HttpOnly: true, Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: isHTTPS(c), SameSite: http.SameSiteLaxMode,
 	})
 	return v
 }
