@@ -24,7 +24,7 @@ func (g *Gateway) apiMySessions(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.OrEmpty(rsp.Sessions)})
+	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.Present(endpoint.OrEmpty(rsp.Sessions))})
 }
 
 func (g *Gateway) apiEndMySession(c *gin.Context) {

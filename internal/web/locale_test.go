@@ -1,14 +1,18 @@
 package web
 
 import (
+	"flag"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,6 +72,43 @@ var codeLiteral = regexp.MustCompile(`^(auth|user|system|runtime|request|server)
 // constant shaped <area>.<reason> in a non-test Go file) has a message in
 // both languages, so that no API error's message stays untranslated.
 func TestErrorCodes(t *testing.T) {
+	seen := errorCodes(t)
+	for code := range seen {
+		hasBoth(t, "error code", "error."+code)
+	}
+}
+
+// updateDocs rewrites docs/errors.md from the code (go test -run
+// TestErrorTable ./internal/web/ -update-docs).
+var updateDocs = flag.Bool("update-docs", false, "rewrite docs/errors.md")
+
+// TestErrorTable: docs/errors.md, the table of every error code with its
+// messages, is generated from the code and the message files; it fails when
+// the committed file differs.
+func TestErrorTable(t *testing.T) {
+	codes := slices.Sorted(maps.Keys(errorCodes(t)))
+	var b strings.Builder
+	b.WriteString("# Error codes\n\nGenerated from the code by `go test ./internal/web/ -run TestErrorTable -update-docs`;\n" +
+		"a test fails when this file is stale. Every JSON error is `{\"code\", \"message\"}`: the code is\n" +
+		"stable, the message is in the request's language.\n\n| code | message (en) | message (zh-CN) |\n|---|---|---|\n")
+	for _, code := range codes {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", code, i18n.T(i18n.English, "error."+code, "Wait", "…", "Detail", "…"), i18n.T(i18n.Chinese, "error."+code, "Wait", "…", "Detail", "…"))
+	}
+	const file = "../../docs/errors.md"
+	if *updateDocs {
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(file)
+	if err != nil || string(got) != b.String() {
+		t.Errorf("docs/errors.md is stale (%v): run go test ./internal/web/ -run TestErrorTable -update-docs", err)
+	}
+}
+
+// errorCodes finds every error code in the code base's non-test Go files.
+func errorCodes(t *testing.T) map[string]bool {
+	t.Helper()
 	fset := token.NewFileSet()
 	seen := map[string]bool{}
 	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
@@ -94,9 +135,7 @@ func TestErrorCodes(t *testing.T) {
 	if len(seen) < 20 {
 		t.Fatalf("found %d codes: the scan is broken", len(seen))
 	}
-	for code := range seen {
-		hasBoth(t, "error code", "error."+code)
-	}
+	return seen
 }
 
 // eventTopics are broker topics, shaped like codes but not errors.
