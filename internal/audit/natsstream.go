@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go-micro.dev/v4/events"
+
+	"github.com/portal-go/portal/internal/natsx"
 )
 
 // Defaults of NATSOptions.
@@ -47,6 +49,8 @@ type NATSOptions struct {
 	Timeout time.Duration
 	// Log receives connection changes and undeliverable messages.
 	Log *slog.Logger
+	// Connect are more nats.go options: TLS, creds (natsx.Settings.Connect).
+	Connect []nats.Option
 }
 
 // NATSStream is an events.Stream on NATS JetStream. Each topic is a stream
@@ -105,8 +109,8 @@ func NewNATSStream(url string, o NATSOptions) (*NATSStream, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	log := o.Log.With("events", "nats", "url", url)
-	nc, err := nats.Connect(url,
+	log := o.Log.With("events", "nats", "url", natsx.Redact(url))
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(o.Name),
 		nats.Timeout(o.Timeout),
 		nats.RetryOnFailedConnect(true),
@@ -120,9 +124,9 @@ func NewNATSStream(url string, o NATSOptions) (*NATSStream, error) {
 			log.Warn("events: disconnected from NATS; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("events: reconnected to NATS") }),
-	)
+	}, o.Connect...)...)
 	if err != nil {
-		return nil, fmt.Errorf("events: nats %s: %w", url, err)
+		return nil, fmt.Errorf("events: nats %s: %w", natsx.Redact(url), err)
 	}
 	if !nc.IsConnected() {
 		log.Warn("events: NATS not reachable yet; retrying in the background")

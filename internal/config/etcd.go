@@ -27,14 +27,16 @@ type etcdSource struct {
 	key string
 }
 
-func newEtcdSource(endpoints []string, key string) (*etcdSource, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: etcdTimeout,
-		Logger:      zap.NewNop(),
-	})
+func newEtcdSource(cfg clientv3.Config, key string) (*etcdSource, error) {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = etcdTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("config: etcd %v: %w", endpoints, err)
+		return nil, fmt.Errorf("config: etcd %v: %w", cfg.Endpoints, err)
 	}
 	return &etcdSource{cli: cli, key: key}, nil
 }
@@ -114,16 +116,17 @@ func (w *etcdWatcher) Stop() error {
 	return nil
 }
 
-// OpenEtcd keeps the settings in step with the yaml document at key in etcd.
-// When etcd cannot be read at start it does not wait: it starts on the
-// built-in defaults, logs why, and keeps trying in the background; the
-// document applies as soon as it can be read.
-func OpenEtcd(endpoints []string, key string, log *slog.Logger) (*Center, error) {
-	src, err := newEtcdSource(endpoints, key)
+// OpenEtcd keeps the settings in step with the yaml document at key in the
+// etcd cfg reaches (its endpoints, TLS, credentials). When etcd cannot be
+// read at start it does not wait: it starts on the built-in defaults, logs
+// why, and keeps trying in the background; the document applies as soon as
+// it can be read.
+func OpenEtcd(cfg clientv3.Config, key string, log *slog.Logger) (*Center, error) {
+	src, err := newEtcdSource(cfg, key)
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("etcd %v %s", endpoints, key)
+	name := fmt.Sprintf("etcd %v %s", cfg.Endpoints, key)
 	c, err := openWith(src, name, log, true)
 	if err != nil {
 		src.Close()

@@ -46,7 +46,11 @@ type NATSLink struct {
 // within a few seconds; it returns the link that reports the connection's
 // state. It returns nil for any other broker (memory: always delivers). Call
 // it before the broker connects (before Start).
-func UseNATSLink(b broker.Broker, maxWait time.Duration, log *slog.Logger) (*NATSLink, error) {
+//
+// auth are nats.go options of the connection's credentials (a creds or
+// NKey file: natsx.Settings.Auth); TLS and addresses are the broker's own
+// options, which go-micro's NATS broker sets on the connection itself.
+func UseNATSLink(b broker.Broker, maxWait time.Duration, log *slog.Logger, auth ...nats.Option) (*NATSLink, error) {
 	if b == nil || b.String() != "nats" {
 		return nil, nil
 	}
@@ -64,6 +68,11 @@ func UseNATSLink(b broker.Broker, maxWait time.Duration, log *slog.Logger) (*NAT
 	o.ConnectedCB = l.connected
 	o.ReconnectedCB = l.connected
 	o.ClosedCB = l.closed
+	for _, f := range auth {
+		if err := f(&o); err != nil {
+			return nil, fmt.Errorf("nats broker: %w", err)
+		}
+	}
 	if err := b.Init(natsbroker.Options(o)); err != nil {
 		return nil, fmt.Errorf("nats broker: %w", err)
 	}

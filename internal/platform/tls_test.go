@@ -2,17 +2,10 @@ package platform_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,80 +17,24 @@ import (
 	"go-micro.dev/v4/registry"
 
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/testenv"
 	systempb "github.com/portal-go/portal/proto/system"
 )
 
-// pki is a throwaway CA and one leaf it signed, as PEM files.
+// pki is a throwaway CA and one service certificate it signed, as PEM files.
 type pki struct {
 	caFile, certFile, keyFile string
 	ca                        *x509.Certificate
-	caKey                     *ecdsa.PrivateKey
-}
-
-var serial int64
-
-// newCert makes a certificate signed by parent (self-signed when nil) and
-// writes it and its key as PEM files under dir.
-func newCert(t *testing.T, dir, name string, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl.SerialNumber = big.NewInt(serial)
-	tmpl.Subject = pkix.Name{CommonName: name}
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	return cert, key, certFile, keyFile
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	issuer                    *testenv.PKI
 }
 
 // newPKI makes a CA named name and a service certificate it signed, for
 // 127.0.0.1 and localhost, usable to serve and to call.
 func newPKI(t *testing.T, name string) pki {
 	t.Helper()
-	dir := t.TempDir()
-	ca, caKey, caFile, _ := newCert(t, dir, name+"-ca", &x509.Certificate{
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, nil)
-	p := pki{caFile: caFile, ca: ca, caKey: caKey}
-	_, _, p.certFile, p.keyFile = newCert(t, dir, name+"-service", p.leaf(), ca, caKey)
-	return p
-}
-
-// leaf is the template of a service certificate.
-func (pki) leaf() *x509.Certificate {
-	return &x509.Certificate{
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:    []string{"localhost"},
-	}
+	p := testenv.NewPKI(t, name)
+	cert, key := p.Issue(t, name+"-service")
+	return pki{caFile: p.CAFile, certFile: cert, keyFile: key, ca: p.CA, issuer: p}
 }
 
 func (p pki) load(t *testing.T) (server, client *tls.Config) {
@@ -252,9 +189,9 @@ func TestLoadMutualTLS(t *testing.T) {
 
 	// A certificate for serving only: a service also calls.
 	dir := t.TempDir()
-	tmpl := good.leaf()
+	tmpl := testenv.LeafTemplate()
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	_, _, serverOnly, serverOnlyKey := newCert(t, dir, "server-only", tmpl, good.ca, good.caKey)
+	serverOnly, serverOnlyKey := good.issuer.IssueTemplate(t, "server-only", tmpl)
 
 	for _, c := range []struct {
 		name, cert, key, ca, want string

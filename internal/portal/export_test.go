@@ -19,3 +19,15 @@ func RedisUserStore(st store.Store, log *slog.Logger) (store.Store, kv.Store, er
 func RedisWebCache(addr string, log *slog.Logger) (cache.Cache, error) {
 	return webCache(ServiceSettings{Cache: "redis", CacheAddress: addr}, log)
 }
+
+// RedisServiceStore is serviceStore for service name on a Redis store
+// whose certificate is signed by the CA of caFile ("" none).
+func RedisServiceStore(name, caFile string, st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
+	return serviceStore(ServiceSettings{Name: name, Store: st, RedisCAFile: caFile}, log)
+}
+
+// RedisCache is the gateway's cache with PORTAL_CACHE=redis at addr and
+// PORTAL_REDIS_CA_FILE=caFile.
+func RedisCache(addr, caFile string, log *slog.Logger) (cache.Cache, error) {
+	return webCache(ServiceSettings{Cache: "redis", CacheAddress: addr, RedisCAFile: caFile}, log)
+}

@@ -23,7 +23,6 @@ import (
 	// Plugins go-micro's cmd can choose by name (MICRO_REGISTRY=etcd, ...).
 	_ "github.com/go-micro/plugins/v4/broker/nats"
 	_ "github.com/go-micro/plugins/v4/client/grpc"
-	_ "github.com/go-micro/plugins/v4/registry/etcd"
 	_ "github.com/go-micro/plugins/v4/server/grpc"
 
 	"github.com/portal-go/portal/internal/audit"
@@ -31,6 +30,7 @@ import (
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/system"
@@ -106,6 +106,9 @@ func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, 
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if err := connectEtcd(ctx, &s, log); err != nil {
+		return nil, err
+	}
 	b := &Built{Metrics: platform.NewMetrics(), settings: s}
 	defer func() {
 		if err != nil {
@@ -116,8 +119,12 @@ func Build(ctx context.Context, s ServiceSettings, log *slog.Logger) (_ *Built, 
 		return nil, err
 	}
 	// Before the broker connects (Start): reconnect to NATS for as long as
-	// the process lives.
-	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log); err != nil {
+	// the process lives, with the credentials connectNATS checked.
+	natsAuth, err := connectNATS(&s, log)
+	if err != nil {
+		return nil, err
+	}
+	if b.link, err = platform.UseNATSLink(s.Broker, s.NATSReconnectWait, log, natsAuth...); err != nil {
 		return nil, err
 	}
 	proof, err := s.Edge.clientProof(s.DataDir, log)
@@ -191,7 +198,7 @@ func newService(s ServiceSettings, m *platform.Metrics, log *slog.Logger) (*plat
 	}
 	log.Info("plugins",
 		"registry", s.Registry.String(), "registry_address", strings.Join(s.Registry.Options().Addrs, ","),
-		"broker", s.Broker.String(), "broker_address", s.Broker.Address(),
+		"broker", s.Broker.String(), "broker_address", natsx.Redact(s.Broker.Address()),
 		"rpc", s.RPC, "register_ttl", svc.Server().Options().RegisterTTL, "traces", tracing.String())
 	if s.Registry.String() == "mdns" {
 		log.Warn("registry is mdns (go-micro's default): multicast on the local network; set MICRO_REGISTRY=etcd")
@@ -346,9 +353,12 @@ func webCache(s ServiceSettings, log *slog.Logger) (cache.Cache, error) {
 		log.Info("cache: memory")
 		return platform.NewMemoryCache(time.Minute), nil
 	case "redis":
-		addrs := redisx.Addrs(strings.Split(s.CacheAddress, ","))
-		log.Info("cache: redis", "addrs", strings.Join(addrs, ","))
-		return redisx.NewCache(addrs), nil
+		opts, err := dialRedis(strings.Split(s.CacheAddress, ","), s.RedisCAFile, "PORTAL_CACHE_ADDRESS", log)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("cache: redis", "redis", redisx.Describe(opts))
+		return redisx.NewCache(opts), nil
 	case "none":
 		log.Info("cache: none: every request asks the user service")
 		return platform.NewNoCache(), nil
@@ -363,20 +373,13 @@ func openConfig(s ServiceSettings, log *slog.Logger) (*config.Center, error) {
 	case "":
 		return config.OpenFile(s.ConfigFile, log)
 	case "etcd":
-		addrs := firstOf(s.ConfigAddress, s.RegistryAddress, "127.0.0.1:2379")
-		return config.OpenEtcd(strings.Split(addrs, ","), config.EtcdKey, log)
+		cfg, err := s.configEtcd().Config()
+		if err != nil {
+			return nil, err
+		}
+		return config.OpenEtcd(cfg, config.EtcdKey, log)
 	}
 	return nil, fmt.Errorf("MICRO_CONFIG %q: Portal's config center is etcd, or a file when unset", s.ConfigSource)
-}
-
-// firstOf is the first of vs that is not empty.
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // serviceKeys returns the token keys: from flags or MICRO_AUTH_* first; else
@@ -427,7 +430,7 @@ func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, kv.Store, e
 		}
 		return fs, fs, nil
 	case s.Store.String() == "redis":
-		return redisStore(s.Name, s.Store, log)
+		return redisStore(s.Name, s.RedisCAFile, s.Store, log)
 	}
 	log.Warn("store: "+s.Store.String()+": username uniqueness holds within this process only", "store", s.Store.String())
 	return s.Store, nil, s.Store.Init(store.Table(s.Name))
@@ -435,15 +438,17 @@ func serviceStore(s ServiceSettings, log *slog.Logger) (store.Store, kv.Store, e
 
 // redisStore bounds the redis store plugin st, keeps service name's keys
 // under "portal:<name>:", and writes them atomically with their indexes
-// through kv.Redis.
-func redisStore(name string, st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
-	addrs := redisx.Addrs(st.Options().Nodes)
+// through kv.Redis, on the Redis the address and caFile name (dialRedis).
+func redisStore(name, caFile string, st store.Store, log *slog.Logger) (store.Store, kv.Store, error) {
+	opts, err := dialRedis(st.Options().Nodes, caFile, "MICRO_STORE_ADDRESS", log)
+	if err != nil {
+		return nil, nil, err
+	}
 	table := "portal:" + name + ":"
-	opts := redisx.Options(addrs)
 	if err := st.Init(store.Table(table), redisstore.WithRedisOptions(opts)); err != nil {
 		return nil, nil, err
 	}
-	log.Info("store: redis", "addrs", strings.Join(addrs, ","), "table", table)
+	log.Info("store: redis", "redis", redisx.Describe(opts), "table", table)
 	return st, kv.NewRedis(goredis.NewUniversalClient(&opts), table, 2*redisx.IOTimeout), nil
 }
 
@@ -488,19 +493,16 @@ func auditStream(s ServiceSettings, log *slog.Logger) (eventStream, error) {
 		log.Warn("events: memory: audit entries reach no other process; the audit log keeps only what this process publishes and consumes (set --events nats)")
 		return audit.NewMemoryStream(0), nil
 	case "nats":
-		addr := firstOf(s.EventsAddress, brokerAddrs(s), "nats://127.0.0.1:4222")
-		log.Info("events: nats jetstream", "address", addr)
-		return audit.NewNATSStream(addr, audit.NATSOptions{Name: "portal-" + s.Name, Log: log})
+		ns := s.eventsNATS()
+		opts, err := ns.Connect()
+		if err != nil {
+			return nil, fmt.Errorf("--events_address (PORTAL_EVENTS_ADDRESS): %w", err)
+		}
+		urls, _ := ns.Servers()
+		log.Info("events: nats jetstream", "nats", ns.Describe())
+		return audit.NewNATSStream(strings.Join(urls, ","), audit.NATSOptions{Name: "portal-" + s.Name, Log: log, Connect: opts})
 	}
 	return nil, fmt.Errorf("--events %q (PORTAL_EVENTS): memory or nats", kind)
-}
-
-// brokerAddrs are the NATS broker's addresses, "" for another broker.
-func brokerAddrs(s ServiceSettings) string {
-	if s.BrokerName != "nats" {
-		return ""
-	}
-	return strings.Join(s.Broker.Options().Addrs, ",")
 }
 
 // sweepFile drops expired records from a file store until ctx ends; other

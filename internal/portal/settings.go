@@ -22,6 +22,8 @@ import (
 	"go-micro.dev/v4/transport"
 	"go-micro.dev/v4/util/cmd"
 
+	"github.com/portal-go/portal/internal/etcdx"
+	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
 )
 
@@ -59,10 +61,19 @@ type ServiceSettings struct {
 	// PublicKey and PrivateKey are MICRO_AUTH_*_KEY, base64 of PEM.
 	PublicKey, PrivateKey string
 	// ConfigSource is MICRO_CONFIG: "" (ConfigFile) or "etcd" at
-	// ConfigAddress (default: RegistryAddress).
-	ConfigSource, ConfigAddress, RegistryAddress string
+	// ConfigAddress (default: the registry's, Etcd.Addrs).
+	ConfigSource, ConfigAddress string
 	// Cache is the gateway's cache: memory, redis (at CacheAddress) or none.
 	Cache, CacheAddress string
+	// Etcd is how the registry and config center reach etcd: TLS,
+	// credentials, and the registry's addresses.
+	Etcd etcdx.Settings
+	// NATS is how the broker (and, on EventsAddress when set, the audit
+	// stream) reach NATS: TLS, creds, and the broker's addresses.
+	NATS natsx.Settings
+	// RedisCAFile is PORTAL_REDIS_CA_FILE: the CA of the store's and
+	// cache's Redis; it turns TLS on (as rediss:// does).
+	RedisCAFile string
 	// TLSCertFile, TLSKeyFile and TLSCAFile make RPC mutual TLS: all or none.
 	TLSCertFile, TLSKeyFile, TLSCAFile string
 	// MetricsAddress serves /metrics, /healthz, /readyz ("" off).
@@ -122,6 +133,13 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls_key_file", EnvVars: []string{"PORTAL_TLS_KEY_FILE"}, Usage: "mutual TLS: the PEM private key of --tls_cert_file"},
 	&cli.StringFlag{Name: "tls_ca_file", EnvVars: []string{"PORTAL_TLS_CA_FILE"}, Usage: "mutual TLS: the PEM CA certificate that signs every service's certificate; callers and servers not signed by it are refused"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off; the gateway's own port serves /metrics only with --metrics_token)"},
+	&cli.StringFlag{Name: "etcd_ca_file", EnvVars: []string{"PORTAL_ETCD_CA_FILE"}, Usage: "etcd (registry, config center): the PEM CA that signs etcd's certificate; turns TLS on (as does an https:// registry address). Credentials: ETCD_USERNAME, ETCD_PASSWORD"},
+	&cli.StringFlag{Name: "etcd_cert_file", EnvVars: []string{"PORTAL_ETCD_CERT_FILE"}, Usage: "etcd: a PEM client certificate, for an etcd that requires one (with --etcd_key_file)"},
+	&cli.StringFlag{Name: "etcd_key_file", EnvVars: []string{"PORTAL_ETCD_KEY_FILE"}, Usage: "etcd: the PEM private key of --etcd_cert_file"},
+	&cli.StringFlag{Name: "nats_ca_file", EnvVars: []string{"PORTAL_NATS_CA_FILE"}, Usage: "NATS (broker, audit stream): the PEM CA that signs the server's certificate; turns TLS on (as a tls:// address does). User and password or token go in the address: tls://user:password@host:4222"},
+	&cli.StringFlag{Name: "nats_creds_file", EnvVars: []string{"PORTAL_NATS_CREDS_FILE"}, Usage: "NATS: a .creds file (user JWT and NKey seed) to log in with"},
+	&cli.StringFlag{Name: "nats_nkey_file", EnvVars: []string{"PORTAL_NATS_NKEY_FILE"}, Usage: "NATS: a file holding an NKey user seed to log in with"},
+	&cli.StringFlag{Name: "redis_ca_file", EnvVars: []string{"PORTAL_REDIS_CA_FILE"}, Usage: "Redis (store, cache): the PEM CA that signs Redis's certificate; turns TLS on (as a rediss:// address does). User and password go in the address: rediss://user:password@host:port"},
 	&cli.StringFlag{Name: "trace_endpoint", EnvVars: []string{"PORTAL_TRACE_ENDPOINT"}, Usage: "export spans over OTLP/HTTP to this receiver's base URL, e.g. http://127.0.0.1:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else no export)"},
 	&cli.StringFlag{Name: "profile_address", Value: DefaultProfileAddress, EnvVars: []string{"PORTAL_PROFILE_ADDRESS"}, Usage: "with --profile http (MICRO_DEBUG_PROFILE=http): where net/http/pprof listens; loopback only"},
 	&cli.StringFlag{Name: "events", EnvVars: []string{"PORTAL_EVENTS"}, Usage: "user, system: the audit log's event stream, memory or nats (NATS JetStream, durable; default: nats when --broker is nats, else memory, which reaches no other process)"},
@@ -211,8 +229,13 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		PublicKey:     c.String("auth_public_key"), PrivateKey: c.String("auth_private_key"),
 		ConfigSource: c.String("config"), ConfigAddress: c.String("config_address"),
-		RegistryAddress: c.String("registry_address"),
-		Cache:           c.String("cache"), CacheAddress: c.String("cache_address"),
+		Etcd:  etcdSettings(c.String("registry_address"), c.String),
+		Cache: c.String("cache"), CacheAddress: c.String("cache_address"),
+		RedisCAFile: c.String("redis_ca_file"),
+		NATS: natsx.Settings{
+			Addrs:  splitList(c.String("broker_address")),
+			CAFile: c.String("nats_ca_file"), CredsFile: c.String("nats_creds_file"), NKeyFile: c.String("nats_nkey_file"),
+		},
 		TLSCertFile: c.String("tls_cert_file"), TLSKeyFile: c.String("tls_key_file"), TLSCAFile: c.String("tls_ca_file"),
 		MetricsAddress: c.String("metrics_address"),
 		TraceEndpoint:  c.String("trace_endpoint"),

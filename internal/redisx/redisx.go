@@ -63,10 +63,9 @@ type Cache struct {
 	cli goredis.UniversalClient
 }
 
-// NewCache is the cache plugin and its MGET client on addrs, bounded by
-// Options.
-func NewCache(addrs []string) Cache {
-	opts := Options(addrs)
+// NewCache is the cache plugin and its MGET client on the Redis opts names
+// (Dial).
+func NewCache(opts goredis.UniversalOptions) Cache {
 	return Cache{Cache: rediscache.NewCache(rediscache.WithRedisOptions(opts)), cli: goredis.NewUniversalClient(&opts)}
 }
 

@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,10 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -28,14 +32,15 @@ type natsServer = natsserver.Server
 const startTimeout = 30 * time.Second
 
 // checkLoopback refuses an address whose host is not a loopback IP: the
-// embedded etcd and NATS have no authentication.
+// embedded etcd and NATS speak plain text (their logins keep other local
+// processes out, not a network's eavesdroppers).
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%q is not a loopback address (127.0.0.1): the embedded servers have no authentication", addr)
+		return fmt.Errorf("%q is not a loopback address (127.0.0.1): the embedded servers speak plain text", addr)
 	}
 	return nil
 }
@@ -49,8 +54,9 @@ type etcdServer struct {
 }
 
 // startEtcd runs etcd with its data in dir, serving clients on addr (port 0:
-// a free one), its error lines to w, and returns once it serves.
-func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
+// a free one), its error lines to w, and returns once it serves, with
+// authentication on (c's users).
+func startEtcd(dir, addr string, w io.Writer, c Credentials) (*etcdServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("etcd address: %w", err)
 	}
@@ -75,6 +81,10 @@ func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
 	// Registrations are rewritten every few seconds: keep one hour of
 	// history, not all of it.
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = embed.CompactorModePeriodic, "1h"
+	// The passwords are 192 random bits (Credentials): bcrypt's work factor
+	// adds nothing against guessing them, and at etcd's default each login
+	// (every child logs in a few times at start) costs ~50 ms of CPU.
+	cfg.BcryptCost = 4 // bcrypt.MinCost
 	level := zap.NewAtomicLevelAt(zap.ErrorLevel)
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -88,6 +98,12 @@ func startEtcd(dir, addr string, w io.Writer) (*etcdServer, error) {
 	s := &etcdServer{e: e, level: level, Addr: e.Clients[0].Addr().String()}
 	select {
 	case <-e.Server.ReadyNotify():
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		if err := enableEtcdAuth(ctx, e, c); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	case err := <-e.Err():
 		s.Close()
@@ -123,9 +139,9 @@ func (c quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 func (c quietCore) With(f []zapcore.Field) zapcore.Core { return quietCore{c.Core.With(f)} }
 
 // startNATS runs a NATS server with JetStream, its storage in dir, serving
-// clients on addr (port 0: a free one), and returns once it accepts
-// connections.
-func startNATS(dir, addr string, log *slog.Logger) (*natsServer, error) {
+// clients on addr (port 0: a free one) that log in as c's user, and returns
+// once it accepts connections.
+func startNATS(dir, addr string, log *slog.Logger, c Credentials) (*natsServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, fmt.Errorf("nats address: %w", err)
 	}
@@ -143,6 +159,7 @@ func startNATS(dir, addr string, log *slog.Logger) (*natsServer, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   dir,
+		Users:      []*natsserver.User{{Username: c.NATSUser, Password: c.NATSPassword}},
 		// The supervisor handles signals; the HTTP monitor stays off.
 		NoSigs: true,
 	})
@@ -168,3 +185,39 @@ func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(f
 func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// enableEtcdAuth turns authentication on in the embedded etcd e, once: a
+// root user, and c's user whose role may read and write /micro/ only. An
+// etcd whose authentication is on already (a later start) is left alone.
+func enableEtcdAuth(ctx context.Context, e *embed.Etcd, c Credentials) error {
+	cli := v3client.New(e.Server)
+	defer cli.Close()
+	st, err := cli.AuthStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd auth status: %w", err)
+	}
+	if st.Enabled {
+		return nil
+	}
+	// Each step tolerates having been done by a start that stopped half
+	// way.
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", c.EtcdRootPassword); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "portal"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "portal", "/micro/", clientv3.GetPrefixRangeEnd("/micro/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, c.EtcdUser, c.EtcdPassword); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, c.EtcdUser, "portal"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil && !errors.Is(err, rpctypes.ErrUserAlreadyExist) && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
+			return fmt.Errorf("etcd auth setup: %w", err)
+		}
+	}
+	return nil
+}

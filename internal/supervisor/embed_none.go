@@ -25,7 +25,7 @@ type etcdServer struct{ Addr string }
 
 func (*etcdServer) Close() {}
 
-func startEtcd(string, string, io.Writer) (*etcdServer, error) { return nil, errNoEmbed }
+func startEtcd(string, string, io.Writer, Credentials) (*etcdServer, error) { return nil, errNoEmbed }
 
 type natsServer struct{}
 
@@ -33,4 +33,6 @@ func (*natsServer) Shutdown()         {}
 func (*natsServer) WaitForShutdown()  {}
 func (*natsServer) ClientURL() string { return "" }
 
-func startNATS(string, string, *slog.Logger) (*natsServer, error) { return nil, errNoEmbed }
+func startNATS(string, string, *slog.Logger, Credentials) (*natsServer, error) {
+	return nil, errNoEmbed
+}

@@ -50,6 +50,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -125,6 +126,9 @@ type supervisor struct {
 	tmpdir   string // TMPDIR as it was, for the children
 	etcdAddr string // the registry, host:port
 	natsURL  string // the broker and event stream, nats://host:port
+	// creds are the embedded servers' logins (zero for servers given by
+	// address), which childEnv hands to the children.
+	creds    Credentials
 	private  string // MICRO_AUTH_PRIVATE_KEY, for user only
 	reg      registry.Registry
 	rt       runtime.Runtime
@@ -269,11 +273,18 @@ func (s *supervisor) keys() (string, error) {
 // startServers embeds etcd and NATS, unless MICRO_REGISTRY_ADDRESS and
 // MICRO_BROKER_ADDRESS name servers to use instead.
 func (s *supervisor) startServers() error {
+	if os.Getenv("MICRO_REGISTRY_ADDRESS") == "" || os.Getenv("MICRO_BROKER_ADDRESS") == "" {
+		c, err := LoadOrCreateCredentials(s.dataDir)
+		if err != nil {
+			return err
+		}
+		s.creds = c
+	}
 	if addr := os.Getenv("MICRO_REGISTRY_ADDRESS"); addr != "" {
 		s.etcdAddr = addr
 		s.log.Info("registry: etcd at MICRO_REGISTRY_ADDRESS", "address", addr)
 	} else {
-		e, err := startEtcd(filepath.Join(s.dataDir, "etcd"), s.o.EtcdAddress, newOutput("etcd", s.o.Output, 0))
+		e, err := startEtcd(filepath.Join(s.dataDir, "etcd"), s.o.EtcdAddress, newOutput("etcd", s.o.Output, 0), s.creds)
 		if err != nil {
 			return err
 		}
@@ -286,7 +297,7 @@ func (s *supervisor) startServers() error {
 		s.log.Info("broker and events: NATS at MICRO_BROKER_ADDRESS", "address", addr)
 		return nil
 	}
-	ns, err := startNATS(filepath.Join(s.dataDir, "nats"), s.o.NATSAddress, s.log.With("component", "nats"))
+	ns, err := startNATS(filepath.Join(s.dataDir, "nats"), s.o.NATSAddress, s.log.With("component", "nats"), s.creds)
 	if err != nil {
 		return err
 	}
@@ -303,7 +314,11 @@ func (s *supervisor) startServers() error {
 // serving proto/runtime to admins.
 func (s *supervisor) startService(publicKey string) error {
 	ml := platform.NewMicroLogger(s.log)
-	s.reg = etcdreg.NewRegistry(registry.Addrs(strings.Split(s.etcdAddr, ",")...), registry.Logger(ml))
+	regOpts := []registry.Option{registry.Addrs(strings.Split(s.etcdAddr, ",")...), registry.Logger(ml)}
+	if s.embeddedEtcd() {
+		regOpts = append(regOpts, etcdreg.Auth(s.creds.EtcdUser, s.creds.EtcdPassword))
+	}
+	s.reg = etcdreg.NewRegistry(regOpts...)
 	verifier, err := pauth.NewJWT(pauth.Keys{Public: publicKey}.Options()...)
 	if err != nil {
 		return err
@@ -376,10 +391,14 @@ func (s *supervisor) noteExit(name, status string) {
 // (the runtime passes that on): where the registry and NATS are, the data
 // dir, loopback RPC, and its own settings.
 func (s *supervisor) childEnv(name string) []string {
+	nats := s.natsURL
+	if s.embeddedNATS() {
+		nats = "nats://" + url.UserPassword(s.creds.NATSUser, s.creds.NATSPassword).String() + "@" + strings.TrimPrefix(nats, "nats://")
+	}
 	env := []string{
 		"MICRO_REGISTRY=etcd", "MICRO_REGISTRY_ADDRESS=" + s.etcdAddr,
-		"MICRO_BROKER=nats", "MICRO_BROKER_ADDRESS=" + s.natsURL,
-		"PORTAL_EVENTS=nats", "PORTAL_EVENTS_ADDRESS=" + s.natsURL,
+		"MICRO_BROKER=nats", "MICRO_BROKER_ADDRESS=" + nats,
+		"PORTAL_EVENTS=nats", "PORTAL_EVENTS_ADDRESS=" + nats,
 		"PORTAL_DATA_DIR=" + s.dataDir,
 		"PORTAL_CONFIG_FILE=" + s.configFile(),
 		envSupervisorPID + "=" + strconv.Itoa(os.Getpid()),
@@ -387,6 +406,9 @@ func (s *supervisor) childEnv(name string) []string {
 	}
 	if os.Getenv("MICRO_SERVER_ADDRESS") == "" {
 		env = append(env, "MICRO_SERVER_ADDRESS=127.0.0.1:0")
+	}
+	if s.embeddedEtcd() {
+		env = append(env, "ETCD_USERNAME="+s.creds.EtcdUser, "ETCD_PASSWORD="+s.creds.EtcdPassword)
 	}
 	switch name {
 	case "web":
@@ -557,4 +579,14 @@ func parseExit(msg string) (name, status string, ok bool) {
 		return "", "", false
 	}
 	return strings.Cut(rest, " terminated with error ")
+}
+
+// embeddedEtcd and embeddedNATS report whether the supervisor runs etcd or
+// NATS itself and holds their logins.
+func (s *supervisor) embeddedEtcd() bool {
+	return s.creds.EtcdPassword != "" && os.Getenv("MICRO_REGISTRY_ADDRESS") == ""
+}
+
+func (s *supervisor) embeddedNATS() bool {
+	return s.creds.NATSPassword != "" && os.Getenv("MICRO_BROKER_ADDRESS") == ""
 }

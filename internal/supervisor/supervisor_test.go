@@ -285,6 +285,24 @@ func TestChildEnv(t *testing.T) {
 	}
 }
 
+// TestChildEnvCredentials: with the embedded servers' logins, every child
+// gets them: the etcd user in ETCD_*, the NATS user in the addresses.
+func TestChildEnvCredentials(t *testing.T) {
+	s := &supervisor{o: Options{HTTPAddress: ":8080"}, dataDir: "/d", etcdAddr: "127.0.0.1:2379", natsURL: "nats://127.0.0.1:4222",
+		creds: Credentials{EtcdUser: "portal", EtcdPassword: "ep", NATSUser: "portal", NATSPassword: "n/p"}}
+	t.Setenv("MICRO_REGISTRY_ADDRESS", "")
+	t.Setenv("MICRO_BROKER_ADDRESS", "")
+	for _, name := range services {
+		env := strings.Join(s.childEnv(name), "\n") + "\n"
+		for _, want := range []string{"ETCD_USERNAME=portal\n", "ETCD_PASSWORD=ep\n",
+			"MICRO_BROKER_ADDRESS=nats://portal:n%2Fp@127.0.0.1:4222\n", "PORTAL_EVENTS_ADDRESS=nats://portal:n%2Fp@127.0.0.1:4222\n"} {
+			if !strings.Contains(env, want) {
+				t.Errorf("%s: no %q in\n%s", name, want, env)
+			}
+		}
+	}
+}
+
 func TestRuntimeLogger(t *testing.T) {
 	var exits []string
 	l := &runtimeLogger{log: slog.New(slog.NewTextHandler(io.Discard, nil)), exited: func(name, status string) {

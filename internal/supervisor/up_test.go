@@ -19,6 +19,7 @@ import (
 
 	grpcclient "github.com/go-micro/plugins/v4/client/grpc"
 	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
+	"github.com/nats-io/nats.go"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
@@ -59,7 +60,7 @@ func startUp(t *testing.T, bin, dir string) *up {
 		addr = p.LogValue("portal ready", "http")
 		return addr != ""
 	})
-	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	reg := upRegistry(t, dir, etcd)
 	cli := grpcclient.NewClient(client.Registry(reg), client.Selector(selector.NewSelector(selector.Registry(reg))),
 		client.RequestTimeout(10*time.Second))
 	return &up{proc: p, url: "http://" + addr, rpc: cli}
@@ -442,7 +443,8 @@ func TestRunInProcess(t *testing.T) {
 		addr, _, _ = strings.Cut(rest, "\n")
 		return ok
 	})
-	reg := etcdreg.NewRegistry(registry.Addrs(etcd))
+	reg := upRegistry(t, dir, etcd)
+	refusesStrangers(t, dir, etcd, out.String())
 	u := &up{url: "http://" + addr, rpc: grpcclient.NewClient(client.Registry(reg),
 		client.Selector(selector.NewSelector(selector.Registry(reg))), client.RequestTimeout(10*time.Second))}
 	u.waitReady(t)
@@ -479,4 +481,62 @@ func TestRunInProcess(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("Run did not return within 60s of the cancel")
 	}
+}
+
+// upRegistry is the registry of the supervisor on dir, logged in with the
+// credentials it keeps there.
+func upRegistry(t *testing.T, dir, etcd string) registry.Registry {
+	t.Helper()
+	c, err := supervisor.LoadOrCreateCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return etcdreg.NewRegistry(registry.Addrs(etcd), etcdreg.Auth(c.EtcdUser, c.EtcdPassword))
+}
+
+// refusesStrangers checks that the embedded etcd and NATS of the
+// supervisor on dir refuse a client without the credentials it generated
+// there (mode 0600), which never appear in its output: such a client can
+// neither register a fake user node nor subscribe to events.
+func refusesStrangers(t *testing.T, dir, etcd, output string) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(dir, supervisor.CredentialsFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v, %v; want mode 0600", fi, err)
+	}
+	c, err := supervisor.LoadOrCreateCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{c.EtcdPassword, c.EtcdRootPassword, c.NATSPassword} {
+		if strings.Contains(output, secret) {
+			t.Errorf("the supervisor's output shows a password")
+		}
+	}
+	fake := &registry.Service{Name: "user", Version: "latest", Nodes: []*registry.Node{{Id: "user-fake", Address: "127.0.0.1:1"}}}
+	if err := etcdreg.NewRegistry(registry.Addrs(etcd)).Register(fake, registry.RegisterTTL(time.Minute)); err == nil {
+		t.Errorf("etcd let a client without credentials register a user node")
+	}
+	if err := upRegistry(t, dir, etcd).Register(fake, registry.RegisterTTL(time.Minute)); err != nil {
+		t.Errorf("etcd refused the supervisor's credentials: %v", err)
+	} else if err := upRegistry(t, dir, etcd).Deregister(fake); err != nil {
+		t.Errorf("deregister the probe node: %v", err)
+	}
+	_, rest, _ := strings.Cut(output, `msg="supervisor ready"`)
+	_, rest, _ = strings.Cut(rest, " nats=")
+	natsURL, _, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(natsURL, "nats://") {
+		t.Fatalf("no NATS address in the ready line: %q", natsURL)
+	}
+	if nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Errorf("NATS let a client without credentials connect")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("NATS without credentials: %v, want an authorization violation", err)
+	}
+	nc, err := nats.Connect(natsURL, nats.UserInfo(c.NATSUser, c.NATSPassword), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("NATS refused the supervisor's credentials: %v", err)
+	}
+	nc.Close()
 }

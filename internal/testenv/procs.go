@@ -332,6 +332,9 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"PORTAL_ADMIN_PASSWORD":  AdminPassword,
 		"PORTAL_DATA_DIR":        t.TempDir(),
 	}
+	etcdEnv(env, c.Etcd)
+	redisEnv(env, service, c.Redis)
+	natsEnv(env, c.NATS)
 	switch service {
 	case "user", "system":
 		if service == "user" {
@@ -339,7 +342,7 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		}
 		if c.Redis != nil {
 			env["MICRO_STORE"] = "redis"
-			env["MICRO_STORE_ADDRESS"] = c.Redis.Addr
+			env["MICRO_STORE_ADDRESS"] = c.Redis.URL(service)
 		}
 	case "web":
 		env["PORTAL_HTTP_ADDRESS"] = "127.0.0.1:0"
@@ -351,6 +354,9 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 // etcd's (byte) order.
 func (e *Etcd) Keys(t testing.TB, prefix string) []string {
 	t.Helper()
+	if e.root != nil {
+		return e.rootKeys(t, prefix)
+	}
 	var resp struct {
 		Kvs []struct {
 			Key string `json:"key"`

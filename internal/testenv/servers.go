@@ -9,6 +9,7 @@ package testenv
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const (
@@ -341,6 +344,16 @@ type Etcd struct {
 	p       *process
 	http    *http.Client // gateway calls
 	probe   *http.Client // health probes
+	// CAFile, with TLS on, is the CA of etcd's certificate; CertFile and
+	// KeyFile, when etcd requires client certificates, are one for Portal.
+	CAFile, CertFile, KeyFile string
+	// User and Password, with authentication on, are a user whose role
+	// may read and write the prefix /micro/ only, as Portal's services
+	// need.
+	User, Password string
+	// root, with authentication on, is a client as etcd's root user,
+	// which Put, Get and Keys use instead of the gateway.
+	root *clientv3.Client
 }
 
 // StartEtcd runs etcd on free loopback ports with its data in a temporary
@@ -348,11 +361,17 @@ type Etcd struct {
 // ends. It skips or fails the test like Require when etcd is not installed.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
+	return startEtcd(t, EtcdOptions{})
+}
+
+// startEtcd is StartEtcd with o's TLS and authentication.
+func startEtcd(t testing.TB, o EtcdOptions) *Etcd {
+	t.Helper()
 	dir := t.TempDir()
 	p := newProcess(t, "etcd", "etcd", dir)
 	client := FreePort(t)
 	peer := FreePort(t)
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
+	clientURL := fmt.Sprintf("%s://127.0.0.1:%d", o.scheme(), client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
 	e := &Etcd{
 		ClientURL: clientURL,
@@ -363,7 +382,7 @@ func StartEtcd(t testing.TB) *Etcd {
 	}
 	// No keep-alives: a connection kept from before Stop would fail the
 	// first request after Start. No proxy either.
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: o.clientTLS(t)}
 	e.http = &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	e.probe = &http.Client{Transport: tr, Timeout: time.Second}
 	p.args = []string{
@@ -385,6 +404,7 @@ func StartEtcd(t testing.TB) *Etcd {
 		"--heartbeat-interval", "10",
 		"--election-timeout", "100",
 	}
+	p.args = append(p.args, o.args(t)...)
 	// ETCD_* variables would set flags too: drop them. etcd refuses to
 	// run on architectures other than amd64 (arm64 in later releases)
 	// without ETCD_UNSUPPORTED_ARCH naming the architecture.
@@ -396,6 +416,7 @@ func StartEtcd(t testing.TB) *Etcd {
 	p.ready = e.health
 	p.start(t)
 	t.Cleanup(func() { p.stop(t) })
+	e.secure(t, o)
 	return e
 }
 
@@ -433,6 +454,10 @@ func (e *Etcd) Start(t testing.TB) {
 // Put sets key to value through etcd's v3 HTTP/JSON gateway.
 func (e *Etcd) Put(t testing.TB, key, value string) {
 	t.Helper()
+	if e.root != nil {
+		e.rootPut(t, key, value)
+		return
+	}
 	e.call(t, "/v3/kv/put", map[string]string{
 		"key":   base64.StdEncoding.EncodeToString([]byte(key)),
 		"value": base64.StdEncoding.EncodeToString([]byte(value)),
@@ -443,6 +468,9 @@ func (e *Etcd) Put(t testing.TB, key, value string) {
 // the key does not exist.
 func (e *Etcd) Get(t testing.TB, key string) string {
 	t.Helper()
+	if e.root != nil {
+		return e.rootGet(t, key)
+	}
 	var resp struct {
 		Kvs []struct {
 			Value string `json:"value"`
@@ -494,6 +522,14 @@ type Redis struct {
 	// Addr is 127.0.0.1:<port>.
 	Addr string
 	p    *process
+	// tls and admin, when set, are how Do reaches a secure Redis: TLS
+	// with the test's CA, and the default user's password.
+	tls   *tls.Config
+	admin string
+	// CAFile, with TLS on, is the CA of Redis's certificate. Users, with
+	// ACL users on, are each service's Redis user, by service.
+	CAFile string
+	Users  map[string]RedisUser
 }
 
 // StartRedis runs redis-server on a free loopback port with its data in a
@@ -502,12 +538,18 @@ type Redis struct {
 // not installed.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
+	return startRedis(t, RedisOptions{})
+}
+
+// startRedis is StartRedis with o's TLS and users.
+func startRedis(t testing.TB, o RedisOptions) *Redis {
+	t.Helper()
 	dir := t.TempDir()
 	p := newProcess(t, "redis", "redis-server", dir)
 	port := FreePort(t)
 	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), p: p}
 	p.args = []string{
-		"--port", strconv.Itoa(port),
+		portFlag(o), strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
 		"--dir", dir,
@@ -519,6 +561,7 @@ func StartRedis(t testing.TB) *Redis {
 		"--appendfsync", "always",
 		"--daemonize", "no",
 	}
+	p.args = append(p.args, r.secure(t, o)...)
 	p.env = serverEnv("")
 	p.ready = r.ping
 	p.start(t)
@@ -529,7 +572,7 @@ func StartRedis(t testing.TB) *Redis {
 // ping sends one PING and wants +PONG (while Redis loads its data it
 // answers -LOADING instead).
 func (r *Redis) ping() error {
-	reply, err := RedisDo(r.Addr, time.Second, "PING")
+	reply, err := r.Do(time.Second, "PING")
 	if err != nil {
 		return err
 	}
@@ -579,6 +622,12 @@ func RedisDo(addr string, timeout time.Duration, args ...string) (string, error)
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return "", err
 	}
+	return redisRoundTrip(conn, bufio.NewReader(conn), args...)
+}
+
+// redisRoundTrip sends one command on conn and reads its reply from br,
+// as RedisDo returns it.
+func redisRoundTrip(conn net.Conn, br *bufio.Reader, args ...string) (string, error) {
 	var req bytes.Buffer
 	fmt.Fprintf(&req, "*%d\r\n", len(args))
 	for _, a := range args {
@@ -587,7 +636,6 @@ func RedisDo(addr string, timeout time.Duration, args ...string) (string, error)
 	if _, err := conn.Write(req.Bytes()); err != nil {
 		return "", err
 	}
-	br := bufio.NewReader(conn)
 	line, err := br.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -615,6 +663,10 @@ type NATS struct {
 	// Addr is 127.0.0.1:<port>.
 	Addr string
 	p    *process
+	// CAFile, with TLS on, is the CA of the server's certificate; User and
+	// Password, with authorization on, Portal's user, and NKeyFile the
+	// seed of an NKey user.
+	CAFile, User, Password, NKeyFile string
 }
 
 // StartNATS runs nats-server with JetStream on a free loopback port, storage
@@ -622,6 +674,12 @@ type NATS struct {
 // client with INFO, and stops it when the test ends. It skips or fails the
 // test like Require when nats-server is not installed.
 func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	return startNATS(t, NATSOptions{})
+}
+
+// startNATS is StartNATS with o's TLS and users.
+func startNATS(t testing.TB, o NATSOptions) *NATS {
 	t.Helper()
 	dir := t.TempDir()
 	p := newProcess(t, "nats", "nats-server", dir)
@@ -639,6 +697,7 @@ func StartNATS(t testing.TB) *NATS {
 		"-js",
 		"-sd", filepath.Join(dir, "jetstream"),
 	}
+	p.args = append(p.args, n.secure(t, o, dir)...)
 	p.env = serverEnv("")
 	p.ready = func() error {
 		_, err := NATSInfo(n.Addr, time.Second)

@@ -1,0 +1,173 @@
+package portal_test
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
+)
+
+// TestSecureCluster runs the distributed cluster (two user, one system, two
+// web processes) on an etcd that requires TLS, a client certificate and a
+// password, a Redis on TLS only with an ACL user per service (web's cache
+// included), and a NATS (broker and audit stream) on TLS with a user, and
+// checks that it works as the plain one does: a
+// session and its revocation across gateways, a config change from etcd, a
+// killed user instance. Then it starts a service with each setting wrong
+// and checks that it refuses to start and says which.
+func TestSecureCluster(t *testing.T) {
+	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+		testenv.Require(t, b)
+	}
+	pki := testenv.NewPKI(t, "backends")
+	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
+	c.env = testenv.Cluster{
+		Etcd:  testenv.StartSecureEtcd(t, testenv.EtcdOptions{PKI: pki, ClientCerts: true, Auth: true}),
+		NATS:  testenv.StartSecureNATS(t, testenv.NATSOptions{PKI: pki, Auth: true}),
+		Redis: testenv.StartSecureRedis(t, testenv.RedisOptions{PKI: pki, ACL: true}),
+		Keys:  testenv.NewPortalKeys(t),
+	}
+	etcd := c.env.Etcd
+	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	for _, s := range []string{"user", "user", "system", "web", "web"} {
+		c.start(s)
+	}
+	const name, pw = "carol", "carol-password-1"
+	var token string
+
+	if !t.Run("session_across_gateways", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[0].register(name, pw)
+		token, _ = ws[1].login(name, pw)
+		for _, w := range ws {
+			w.expect(w.do("GET", "/api/v1/me", token, nil), http.StatusOK)
+		}
+		if ok, missing := registered(t, etcd, "user", c.users); !ok {
+			t.Fatalf("user nodes missing from the registry: %s", missing)
+		}
+		// The audit stream (JetStream on the same NATS) carries the
+		// registration to the system service.
+		admin, _ := ws[0].login("admin", testenv.AdminPassword)
+		poll.Wait(t, 15*time.Second, "carol's registration in the audit log", func() bool {
+			entries, _ := listAudit(t, ws[0], admin, "")
+			for _, e := range entries {
+				if e.SubjectName == name || e.ActorName == name {
+					return true
+				}
+			}
+			return false
+		})
+	}) {
+		return
+	}
+
+	if !t.Run("revocation_across_gateways", func(t *testing.T) {
+		ws := c.clients(t)
+		ws[1].expect(ws[1].do("POST", "/api/v1/logout", token, nil), http.StatusNoContent)
+		poll.Wait(t, 10*time.Second, "web1 to refuse the token logged out on web2", func() bool {
+			return ws[0].do("GET", "/api/v1/me", token, nil).StatusCode == http.StatusUnauthorized
+		})
+	}) {
+		return
+	}
+
+	if !t.Run("config_change", func(t *testing.T) {
+		ws := c.clients(t)
+		etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 120\n  refreshTime: 60\n")
+		streak := 0 // four in a row, two per gateway, reach both user nodes
+		poll.Wait(t, 15*time.Second, "logins on both gateways to mint 120 s tokens", func() bool {
+			if _, exp := ws[streak%2].login(name, pw); near(lifetime(exp), 120*time.Second) {
+				streak++
+			} else {
+				streak = 0
+			}
+			return streak == 4
+		})
+	}) {
+		return
+	}
+
+	if !t.Run("killed_user_instance", func(t *testing.T) {
+		ws := c.clients(t)
+		c.users[0].Kill(t)
+		for i := 0; i < 20; i++ {
+			ws[i%2].login(name, pw) // fails the test unless 200
+		}
+	}) {
+		return
+	}
+
+	t.Run("no_secret_in_logs", func(t *testing.T) {
+		secrets := []string{etcd.Password, c.env.NATS.Password}
+		for _, u := range c.env.Redis.Users {
+			secrets = append(secrets, u.Password)
+		}
+		for _, p := range append(append(c.users, c.system), c.webs...) {
+			for _, secret := range secrets {
+				for _, line := range strings.Split(p.Log(), "\n") {
+					if strings.Contains(line, secret) {
+						t.Errorf("%s logged a password: %s", p.Name, strings.ReplaceAll(line, secret, "***"))
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("wrong_settings_refused", func(t *testing.T) {
+		other := testenv.NewPKI(t, "other")
+		for _, w := range []struct {
+			name string
+			set  map[string]string
+			want string
+		}{
+			{"wrong CA", map[string]string{"PORTAL_ETCD_CA_FILE": other.CAFile}, "PORTAL_ETCD_CA_FILE"},
+			{"wrong password", map[string]string{"ETCD_PASSWORD": "not-the-password"}, "ETCD_PASSWORD"},
+			{"no credentials", map[string]string{"ETCD_USERNAME": "", "ETCD_PASSWORD": ""}, "set ETCD_USERNAME and ETCD_PASSWORD"},
+			{"no client certificate", map[string]string{"PORTAL_ETCD_CERT_FILE": "", "PORTAL_ETCD_KEY_FILE": ""}, "PORTAL_ETCD_CERT_FILE"},
+			{"redis: wrong CA", map[string]string{"PORTAL_REDIS_CA_FILE": other.CAFile}, "PORTAL_REDIS_CA_FILE"},
+			{"redis: another service's user", map[string]string{"MICRO_STORE_ADDRESS": c.env.Redis.URL("system")}, "NOPERM"},
+			{"redis: wrong password", map[string]string{"MICRO_STORE_ADDRESS": strings.Replace(c.env.Redis.URL("user"), c.env.Redis.Users["user"].Password, "not-it", 1)}, "refused the user and password"},
+			{"nats: wrong CA", map[string]string{"PORTAL_NATS_CA_FILE": other.CAFile}, "PORTAL_NATS_CA_FILE"},
+			{"nats: wrong password", map[string]string{"MICRO_BROKER_ADDRESS": strings.Replace(c.env.NATS.ClientURL(), c.env.NATS.Password, "not-it", 1)}, "refused the credentials"},
+			{"nats: no credentials", map[string]string{"MICRO_BROKER_ADDRESS": "tls://" + c.env.NATS.Addr}, "refused the credentials"},
+		} {
+			env := testenv.PortalEnv(t, "user", c.env)
+			for k, v := range w.set {
+				env[k] = v
+			}
+			out, err := runToExit(t, c.bin, env, "user")
+			if err == nil || !strings.Contains(out, w.want) {
+				t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, err, w.want, out)
+			}
+		}
+	})
+}
+
+// runToExit runs `portal <args>` with exactly env (empty values dropped)
+// and returns its output and exit error once it ends, failing the test if
+// it runs for more than a minute: a service that should refuse to start.
+func runToExit(t *testing.T, bin string, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = nil
+	for k, v := range env {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	sort.Strings(cmd.Env)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("portal %s still running after a minute:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out), err
+}
