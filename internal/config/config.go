@@ -95,7 +95,7 @@ func Defaults() Settings {
 	return Settings{Auth: AuthSettings{
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
-			"/api/v1/login", "/api/v1/register",
+			"/api/v1/login", "/api/v1/register", "/api/openapi.json", "/api/docs",
 			// No session for Prometheus: the gateway answers /metrics only
 			// to a bearer of the metrics token (PORTAL_METRICS_TOKEN), and
 			// with none set not at all (404).

@@ -126,7 +126,7 @@ func TestBrowserPages(t *testing.T) {
 		}
 	}
 
-	signedOut := []string{"/login", "/register"}
+	signedOut := []string{"/login", "/register", "/api/docs"}
 	signedIn := []string{"/", "/account", "/admin", "/admin/users", "/admin/users/" + bob, "/admin/config",
 		"/admin/services", "/admin/audit", "/admin/lockouts", "/no-such-page"}
 	shots := os.Getenv("PORTAL_SCREENSHOTS")

@@ -203,6 +203,8 @@ func New(o Options) *Gateway {
 	// says why.
 	me.DELETE("/admin/sessions/:id", g.needs(endpoint.SessionsRevoke), g.apiEndSession)
 	g.mountEndpoints(me)
+	e.GET("/api/openapi.json", g.apiOpenAPI)
+	e.GET("/api/docs", g.apiDocsPage)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
 	// A path that exists with another method: 405 with Allow (gin sets the

@@ -83,7 +83,7 @@ func (g *Gateway) page(c *gin.Context, status int, name string, data gin.H) {
 	base := strings.TrimSuffix(name, ".html")
 	data["Title"] = tr(c, "title."+base)
 	data["Nav"] = navOf[name]
-	data["Wide"] = name == "account.html" || name == "home.html" || strings.HasPrefix(name, "admin_")
+	data["Wide"] = name == "account.html" || name == "home.html" || name == "api_docs.html" || strings.HasPrefix(name, "admin_")
 	data["CSRF"] = csrfToken(c)
 	data["Zone"] = zoneOf(c)
 	// Here is where the language switch comes back to: this page when it
