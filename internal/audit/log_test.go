@@ -71,6 +71,9 @@ type redisKV struct {
 	*kv.Redis
 }
 
+// Close closes the store; the test's cleanup closes the kv.Store's client.
+func (r redisKV) Close() error { return r.Store.Close() }
+
 // logCases are the behaviours every store must give the log.
 var logCases = []struct {
 	name string

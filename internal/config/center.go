@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/go-micro/plugins/v4/config/encoder/yaml"
-	microconfig "go-micro.dev/v4/config"
-	"go-micro.dev/v4/config/loader"
-	"go-micro.dev/v4/config/loader/memory"
 	"go-micro.dev/v4/config/reader"
 	microjson "go-micro.dev/v4/config/reader/json"
 	"go-micro.dev/v4/config/source"
@@ -25,16 +22,13 @@ import (
 // Center holds the current settings and keeps them in step with a go-micro
 // config source. Current is safe to call from any goroutine.
 type Center struct {
-	cur     atomic.Pointer[Settings]
-	log     *slog.Logger
-	source  string
-	loader  loader.Loader
-	watcher microconfig.Watcher
-	watchUp <-chan struct{} // the loader (re)started watching src
-	src     source.Source
-	rd      reader.Reader
-	quit    chan struct{}
-	done    chan struct{}
+	cur    atomic.Pointer[Settings]
+	log    *slog.Logger
+	source string
+	src    source.Source
+	rd     reader.Reader
+	quit   chan struct{}
+	done   chan struct{}
 	// closeOnce guards quit.
 	closeOnce sync.Once
 	// closers release the source's resources at Close.
@@ -87,14 +81,15 @@ func fileSource(path string) source.Source {
 	return file.NewSource(file.WithPath(path), source.WithEncoder(yaml.NewEncoder()))
 }
 
-// open loads src through go-micro's config and starts watching it; a source
-// that cannot be read at start is an error.
+// open loads src and starts watching it; a source that cannot be read at
+// start is an error.
 func open(src source.Source, name string, log *slog.Logger) (*Center, error) {
 	return openWith(src, name, log, false)
 }
 
-// loadRetry is how often a source unreadable at start is tried again.
-const loadRetry = 2 * time.Second
+// retryAfter is how long the center waits before it reads or watches again a
+// source that failed: unreadable at start, or its watch ended with an error.
+const retryAfter = 2 * time.Second
 
 // openWith is open; with tolerant, a source that cannot be read at start
 // leaves the built-in defaults in force while it is retried in the
@@ -110,54 +105,34 @@ func openWith(src source.Source, name string, log *slog.Logger, tolerant bool) (
 // attach loads src into c and starts watching it. The caller holds c.mu, or
 // is the only one holding c.
 func (c *Center) attach(src source.Source, tolerant bool) error {
-	name := c.source
-	// go-micro's loader reads src, then starts watching it in a goroutine
-	// (and again after each watch error, a second later): a change made in
-	// between is never signalled. watchingSource tells us each time the watch is
-	// up, and the center then re-reads what it may have missed.
-	ws := watchingSource{Source: src, up: make(chan struct{}, 1)}
-	src = ws
 	rd := newReader()
-	// Our own loader, with go-micro config's background loop disabled: that
-	// loop panics when it stops (it prints a nil error), and we watch ourselves.
-	ld := memory.NewLoader(memory.WithReader(rd))
-	cfg, err := microconfig.NewConfig(
-		microconfig.WithLoader(ld),
-		microconfig.WithReader(rd),
-		microconfig.WithWatcherDisabled(),
-	)
-	if err != nil {
-		ld.Close()
-		return fmt.Errorf("config: %s: %w", name, err)
-	}
-	w, err := cfg.Watch()
-	if err != nil {
-		ld.Close()
-		return fmt.Errorf("config: watch %s: %w", name, err)
-	}
 	s := Defaults()
-	loadErr := ld.Load(src)
+	cs, loadErr := read(src, rd)
 	switch {
 	case loadErr == nil:
-		snap, err := ld.Snapshot()
-		if err == nil {
-			s, err = decode(snap.ChangeSet.Data)
-		}
-		if err != nil {
-			ld.Close()
-			return fmt.Errorf("config: %s: %w", name, err)
+		var err error
+		if s, err = decode(cs.Data); err != nil {
+			return fmt.Errorf("config: %s: %w", c.source, err)
 		}
 	case !tolerant:
-		ld.Close()
-		return fmt.Errorf("config: load %s: %w", name, loadErr)
+		return fmt.Errorf("config: load %s: %w", c.source, loadErr)
 	default:
-		c.log.Warn("config source unreadable: starting on the built-in defaults, retrying in the background", "source", name, "err", loadErr)
+		c.log.Warn("config source unreadable: starting on the built-in defaults, retrying in the background", "source", c.source, "err", loadErr)
 	}
-	c.loader, c.watcher, c.watchUp, c.src, c.rd = ld, w, ws.up, src, rd
+	c.src, c.rd = src, rd
 	c.quit, c.done = make(chan struct{}), make(chan struct{})
 	c.cur.Store(&s)
 	go c.watch(loadErr != nil)
 	return nil
+}
+
+// read reads src's document through rd, into the reader's format.
+func read(src source.Source, rd reader.Reader) (*source.ChangeSet, error) {
+	cs, err := src.Read()
+	if err != nil {
+		return nil, err
+	}
+	return rd.Merge(cs)
 }
 
 // newReader is the reader every source's yaml document goes through on its
@@ -166,78 +141,82 @@ func newReader() reader.Reader {
 	return microjson.NewReader(reader.WithEncoder(yaml.NewEncoder()))
 }
 
-// watchingSource is a source that reports on up each time it is watched.
-type watchingSource struct {
-	source.Source
-	up chan struct{}
-}
-
-func (s watchingSource) Watch() (source.Watcher, error) {
-	w, err := s.Source.Watch()
-	if err == nil {
-		select {
-		case s.up <- struct{}{}:
-		default: // a re-read is already due
-		}
-	}
-	return w, err
-}
-
-// watch applies each change of the source. go-micro's watcher is used only as
-// a signal: its delivered value can be stale (its one-slot channel drops the
-// newer of two quick updates).
-func (c *Center) watch(loadPending bool) {
+// watch keeps the settings in step with the source until Close. Each round
+// starts a watch, then reads the source, then waits for the watch's first
+// event and stops it: a change made before the watch was up is caught by the
+// read, one made after by the event, and a file replaced by rename (whose old
+// inode the watch followed) is watched afresh. go-micro's config loader is
+// not used: its watchers cannot be stopped without a race (Stop closes a
+// channel the loader may still send on), so each Center left a goroutine
+// behind, and a change between its read and its watch was lost.
+func (c *Center) watch(unread bool) {
 	defer close(c.done)
-	for loadPending {
-		select {
-		case <-c.quit:
-			return
-		case <-time.After(loadRetry):
-		}
-		// A successful Load signals the watcher below with the document.
-		if err := c.loader.Load(c.src); err == nil {
-			c.log.Info("config source readable again", "source", c.source)
-			loadPending = false
-		}
-	}
-	changed := make(chan struct{}, 1)
-	go func() {
-		// Never stopped: go-micro's watcher Stop closes a channel that its
-		// loader may still send on (a data race, and a possible panic).
-		// Closing the loader ends the source watch; this goroutine then
-		// waits forever, which costs one goroutine per closed Center.
-		for {
-			if _, err := c.watcher.Next(); err != nil {
-				return
-			}
-			select {
-			case changed <- struct{}{}:
-			default: // a re-read is already due
-			}
-		}
-	}()
 	for {
+		w, err := c.src.Watch()
+		if err == nil {
+			err = c.reload(&unread)
+			if err == nil {
+				err = c.next(w)
+			} else {
+				_ = w.Stop()
+			}
+		}
 		select {
 		case <-c.quit:
 			return
-		case <-changed:
-		case <-c.watchUp:
+		default:
 		}
-		// Every signal re-reads the source itself: the loader's snapshot
-		// misses a change made while it was not watching (between its read
-		// and its watch, or after a watch error), and reading the source in
-		// this one goroutine means a later apply never brings back an older
-		// document.
-		cs, err := c.src.Read()
 		if err == nil {
-			cs, err = c.rd.Merge(cs)
-		}
-		if err != nil {
-			c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
 			continue
 		}
-		c.apply(cs.Data)
+		if !unread {
+			c.log.Error("config source watch failed, retrying", "source", c.source, "err", err)
+		}
+		select {
+		case <-c.quit:
+			return
+		case <-time.After(retryAfter):
+		}
 	}
+}
+
+// next waits for w's next event, or for Close, and stops w.
+func (c *Center) next(w source.Watcher) error {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-c.quit:
+		case <-stopped:
+		}
+		_ = w.Stop()
+	}()
+	_, err := w.Next()
+	return err
+}
+
+// reload reads the source and applies its document. A document that cannot
+// be parsed or is not valid keeps the last good settings and is not an error;
+// a source that cannot be read is. unread is true while the source has never
+// been read.
+func (c *Center) reload(unread *bool) error {
+	cs, err := c.src.Read()
+	if err != nil {
+		if !*unread {
+			c.log.Error("config source unreadable, keeping the last good settings", "source", c.source, "err", err)
+		}
+		return err
+	}
+	if *unread {
+		c.log.Info("config source readable again", "source", c.source)
+		*unread = false
+	}
+	if cs, err = c.rd.Merge(cs); err != nil {
+		c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
+		return nil
+	}
+	c.apply(cs.Data)
+	return nil
 }
 
 // apply validates a changed document and swaps it in, or logs why not.
@@ -294,13 +273,10 @@ func (c *Center) Check(context.Context) error {
 func (c *Center) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.watcher == nil {
+	if c.quit == nil {
 		return nil
 	}
-	c.closeOnce.Do(func() {
-		close(c.quit)
-		c.loader.Close()
-	})
+	c.closeOnce.Do(func() { close(c.quit) })
 	<-c.done
 	var err error
 	for _, f := range c.closers {

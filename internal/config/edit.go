@@ -135,7 +135,7 @@ func (c *Center) writeFile(doc []byte) error {
 	if err := datadir.WriteFile(c.path, doc, 0o644); err != nil {
 		return err
 	}
-	if c.watcher != nil {
+	if c.src != nil {
 		return nil
 	}
 	// The first edit created the file: from now on it is the source.

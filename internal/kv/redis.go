@@ -27,6 +27,10 @@ func NewRedis(cli goredis.UniversalClient, table string, timeout time.Duration) 
 	return &Redis{cli: cli, table: table, timeout: timeout}
 }
 
+// Close closes the client NewRedis was given: a Redis made for a service
+// owns its client.
+func (r *Redis) Close() error { return r.cli.Close() }
+
 func (r *Redis) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.timeout)
 }

@@ -155,7 +155,9 @@ func (s *Service) keepLastGood(ttl time.Duration) error {
 		if so.Context == nil {
 			so.Context = context.Background()
 		}
-		// The key go-micro's selector reads (selector/default.go).
-		so.Context = context.WithValue(so.Context, "selector_ttl", ttl) //nolint:staticcheck // go-micro's key
+		// The key go-micro's selector reads (selector/default.go): a string,
+		// so a key of our own type would not be seen.
+		//lint:ignore SA1029 go-micro's selector reads this string key
+		so.Context = context.WithValue(so.Context, "selector_ttl", ttl)
 	})
 }

@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	redisstore "github.com/go-micro/plugins/v4/store/redis"
+	"go-micro.dev/v4/cache"
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/kv"
@@ -29,6 +31,7 @@ func TestRedisKeys(t *testing.T) {
 		t.Fatalf("RedisUserStore: %v", err)
 	}
 	defer st.Close()
+	defer k.(*kv.Redis).Close()
 	g, ok := k.(user.Getter)
 	if !ok {
 		t.Fatalf("the Redis kv.Store %T is no user.Getter", k)
@@ -59,7 +62,7 @@ func TestRedisKeys(t *testing.T) {
 }
 
 // TestRedisWebCacheGetMany: the Redis-cached gateway reads what the cache
-// plugin wrote with one MGET, nil for a missing key.
+// wrote with one MGET, nil for a missing key.
 func TestRedisWebCacheGetMany(t *testing.T) {
 	testenv.Require(t, "redis-server")
 	r := testenv.StartRedis(t)
@@ -67,6 +70,7 @@ func TestRedisWebCacheGetMany(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RedisWebCache: %v", err)
 	}
+	defer c.(io.Closer).Close()
 	mg, ok := c.(web.MultiGetter)
 	if !ok {
 		t.Fatalf("the Redis cache %T is no web.MultiGetter", c)
@@ -86,6 +90,17 @@ func TestRedisWebCacheGetMany(t *testing.T) {
 		t.Fatalf("verdict = %#v, want the bytes put", vals[1])
 	}
 	if v, _, err := c.Get(ctx, "portal:web:session:s1"); err != nil || string(v.([]byte)) != string(vals[1].([]byte)) {
-		t.Fatalf("the plugin's Get = %v, %v: not what GetMany read", v, err)
+		t.Fatalf("Get = %v, %v: not what GetMany read", v, err)
+	}
+	// Get keeps the plugin's contract: the expiry from the TTL, a missing
+	// key is cache.ErrKeyNotFound, Delete removes.
+	if _, exp, _ := c.Get(ctx, "portal:web:session:s1"); exp.Before(time.Now()) || exp.After(time.Now().Add(time.Minute+time.Second)) {
+		t.Errorf("expiry %v, want within a minute", exp)
+	}
+	if err := c.Delete(ctx, "portal:web:session:s1"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, _, err := c.Get(ctx, "portal:web:session:s1"); !errors.Is(err, cache.ErrKeyNotFound) {
+		t.Fatalf("Get after Delete: %v, want cache.ErrKeyNotFound", err)
 	}
 }

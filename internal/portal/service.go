@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -319,6 +320,9 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cl, ok := c.(io.Closer); ok {
+		b.onClose(func() { cl.Close() })
+	}
 	gw, err := mountWeb(b.Service, b.settings.Edge.webOptions(web.Options{
 		Auth: d.verifier, Config: d.cfg, Cache: c, Revocations: b.link, Log: log, Metrics: b.Metrics,
 	}))
@@ -461,6 +465,9 @@ func storeAndStream(ctx context.Context, b *Built, log *slog.Logger) (store.Stor
 		return nil, nil, nil, err
 	}
 	b.onClose(func() { st.Close() })
+	if r, ok := k.(*kv.Redis); ok {
+		b.onClose(func() { r.Close() })
+	}
 	if b.settings.Store == nil {
 		b.Service.AddCheck(dataDirCheck(b.settings.DataDir))
 	}

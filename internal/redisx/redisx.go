@@ -1,15 +1,16 @@
 // Package redisx adapts Redis to what Portal needs beyond go-micro's redis
 // store and cache plugins: bounded client options (the plugins ignore
-// contexts) and the cache's reads of several keys in one MGET. The store's
+// contexts) and a Redis cache (go-micro's cache.Cache) that reads several
+// keys in one MGET and can be closed. The store's
 // atomic writes and indexes are internal/kv's (kv.Redis).
 package redisx
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
-	rediscache "github.com/go-micro/plugins/v4/cache/redis"
 	goredis "github.com/go-redis/redis/v8"
 	"go-micro.dev/v4/cache"
 )
@@ -55,23 +56,67 @@ func Options(addrs []string) goredis.UniversalOptions {
 	}
 }
 
-// Cache is the redis cache plugin, plus reads of several keys in one MGET
-// (web.MultiGetter): the plugin reads a key with GET and then TTL, so a
-// request on a Redis-cached gateway cost three round trips instead of one.
+// Cache is go-micro's cache.Cache on Redis, with the redis cache plugin's
+// behaviour (values read as bytes, the expiry from the key's TTL), plus reads
+// of several keys in one MGET (web.MultiGetter) and a Close. Portal no longer
+// uses the plugin: its client could not be closed (cache.Cache has no Close),
+// so every gateway leaked a connection pool and its reaper, beside a second
+// client kept for MGET; and its Get cost two round trips (GET, then TTL).
 type Cache struct {
-	cache.Cache
 	cli goredis.UniversalClient
 }
 
-// NewCache is the cache plugin and its MGET client on the Redis opts names
-// (Dial).
-func NewCache(opts goredis.UniversalOptions) Cache {
-	return Cache{Cache: rediscache.NewCache(rediscache.WithRedisOptions(opts)), cli: goredis.NewUniversalClient(&opts)}
+// NewCache is a Cache on the Redis opts names (Dial: TLS, credentials,
+// Sentinel or Cluster), bounded as Options bounds it.
+func NewCache(opts goredis.UniversalOptions) *Cache {
+	return &Cache{cli: goredis.NewUniversalClient(&opts)}
 }
 
-// GetMany implements web.MultiGetter: each value as the []byte the plugin's
-// Get would return, nil where a key is missing.
-func (c Cache) GetMany(ctx context.Context, keys ...string) ([]interface{}, error) {
+// Get implements cache.Cache: the value at key and when it expires, in one
+// round trip.
+func (c *Cache) Get(ctx context.Context, key string) (interface{}, time.Time, error) {
+	var get *goredis.StringCmd
+	var ttl *goredis.DurationCmd
+	_, err := c.cli.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		get, ttl = p.Get(ctx, key), p.TTL(ctx, key)
+		return nil
+	})
+	val, getErr := get.Bytes()
+	switch {
+	case errors.Is(getErr, goredis.Nil):
+		return nil, time.Time{}, cache.ErrKeyNotFound
+	case err != nil:
+		return nil, time.Time{}, err
+	}
+	switch d := ttl.Val(); d {
+	case -1: // no expiry
+		return val, time.Unix(1<<63-1, 0), nil
+	case -2: // expired between the two commands
+		return nil, time.Time{}, cache.ErrItemExpired
+	default:
+		return val, time.Now().Add(d), nil
+	}
+}
+
+// Put implements cache.Cache: val at key for d (0: no expiry).
+func (c *Cache) Put(ctx context.Context, key string, val interface{}, d time.Duration) error {
+	return c.cli.Set(ctx, key, val, d).Err()
+}
+
+// Delete implements cache.Cache.
+func (c *Cache) Delete(ctx context.Context, key string) error {
+	return c.cli.Del(ctx, key).Err()
+}
+
+// String implements cache.Cache.
+func (c *Cache) String() string { return "redis" }
+
+// Close closes the client and its connections.
+func (c *Cache) Close() error { return c.cli.Close() }
+
+// GetMany implements web.MultiGetter: each value as the []byte Get would
+// return, nil where a key is missing.
+func (c *Cache) GetMany(ctx context.Context, keys ...string) ([]interface{}, error) {
 	vals, err := c.cli.MGet(ctx, keys...).Result()
 	if err != nil {
 		return nil, err

@@ -229,7 +229,9 @@ func (p *process) stop(t testing.TB) {
 	}
 	select {
 	case <-p.done:
-		t.Logf("%s had already exited: %v", p.name, p.waitErr)
+		// A server that died mid-test is the cause of whatever failed:
+		// show why it died.
+		t.Logf("%s had already exited: %v\n%s", p.name, p.waitErr, p.logTail())
 		p.release()
 		return
 	default:

@@ -21,16 +21,12 @@ var ignored = []goleak.Option{
 	// go-micro's package-level DefaultConfig and memory registry, made at
 	// init, run for the life of the process.
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run.func2"),
+	goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run"),
+	// ... and DefaultConfig's watch on its memory loader. (Portal's own
+	// config.Center uses no loader: it watches its source itself.)
+	goleak.IgnoreTopFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"),
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memRegistry).ttlPrune"),
 	goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memWatcher).Next"),
-	// The config loader's watchers: config.Center cannot stop its watcher
-	// (go-micro's watcher Stop closes a channel its loader may still send
-	// on, a data race and a possible panic; see Center.watch), so each
-	// closed Center leaves this one goroutine waiting, and the loader one
-	// more behind it.
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*watcher).Next"),
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"),
-	goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).watch"),
 	// The client selector's registry cache watches the registry with no
 	// Stop reachable from a service; under it, the etcd registry plugin's
 	// client (never closed: the registry interface has no Close) and its
@@ -47,12 +43,6 @@ var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*pickerWrapper).pick"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-	// go-redis v8 pools reap idle connections in a goroutine until the
-	// client is closed; the redis cache plugin's client cannot be (go-micro's
-	// cache.Cache has no Close), and neither are the MGET clients Portal
-	// keeps beside the store and cache plugins (they live as long as the
-	// service's process).
-	goleak.IgnoreTopFunction("github.com/go-redis/redis/v8/internal/pool.(*ConnPool).reaper"),
 	// The go-micro gRPC server plugin makes a new grpc.Server on every
 	// Init and drops the old one unstopped, with its stream workers.
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).serverWorker"),
