@@ -5,6 +5,8 @@ GOMICRO_GEN := v4.7.0
 # staticcheck's module version (release 2025.1 line), built into bin/.
 STATICCHECK := v0.8.2
 PROTOS := user system runtime
+# Further .proto files of a package, generated beside its main one.
+EXTRA_PROTOS := user/accounts
 
 .PHONY: help build run test test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 
@@ -92,6 +94,10 @@ proto: tools ## regenerate proto/*/*.pb.go and *.pb.micro.go from the .proto fil
 	for p in $(PROTOS); do \
 	  protoc --proto_path=. --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-micro=$(BIN)/protoc-gen-micro \
 	    --go_out=. --go_opt=paths=source_relative --micro_out=. --micro_opt=paths=source_relative proto/$$p/$$p.proto || exit 1; \
+	done
+	for p in $(EXTRA_PROTOS); do \
+	  protoc --proto_path=. --plugin=protoc-gen-go=$(BIN)/protoc-gen-go --plugin=protoc-gen-micro=$(BIN)/protoc-gen-micro \
+	    --go_out=. --go_opt=paths=source_relative --micro_out=. --micro_opt=paths=source_relative proto/$$p.proto || exit 1; \
 	done
 
 proto-check: proto ## fail when the generated code differs from the .proto files

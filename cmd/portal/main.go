@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -51,6 +52,23 @@ func main() {
 		Action:  runAll,
 		Commands: []*cli.Command{
 			{Name: "all", Usage: "run web, user and system in one process (the default)", Flags: flags, Action: runAll},
+			{
+				Name: "admin", Usage: "recover an account from the command line",
+				Subcommands: []*cli.Command{{
+					Name:      "reset-password",
+					Usage:     "give an account a temporary password (changed at its next sign-in), in the store the user service would use: the file store in --data_dir (Portal stopped), or MICRO_STORE=redis (running or not)",
+					ArgsUsage: "<username> [-- portal user flags, e.g. --store redis --store_address ...]",
+					Flags:     []cli.Flag{&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the data dir of the embedded store"}},
+					Action: func(c *cli.Context) error {
+						if c.NArg() < 1 {
+							return fmt.Errorf("name the account: portal admin reset-password <username>")
+						}
+						log := slog.New(slog.NewTextHandler(io.Discard, nil))
+						args := append([]string{"--data_dir", c.String("data_dir")}, c.Args().Tail()...)
+						return portal.ResetPassword(c.Context, args, c.Args().First(), os.Stdout, log)
+					},
+				}},
+			},
 			{Name: "up", Usage: "run web, user and system as separate processes under a supervisor (go-micro runtime), with an embedded etcd and NATS", Flags: upFlags, Action: runUp},
 			serviceCommand("web", "run the HTTP gateway alone"),
 			serviceCommand("user", "run the accounts service alone"),

@@ -30,24 +30,29 @@ type Kind string
 
 // The kinds of entry.
 const (
-	KindRegister       Kind = "register"        // an account was created
-	KindLogin          Kind = "login"           // a login succeeded
-	KindLoginFailed    Kind = "login_failed"    // a login was refused: bad credentials or a disabled account
-	KindLockout        Kind = "lockout"         // failed logins reached login.maxFailures: logins refused for a while
-	KindLogout         Kind = "logout"          // a user ended their own session
-	KindPasswordChange Kind = "password_change" // a user changed their password
-	KindRoleChange     Kind = "role_change"     // an admin changed a user's roles
-	KindDisable        Kind = "disable"         // an admin disabled a user
-	KindEnable         Kind = "enable"          // an admin enabled a user
-	KindDelete         Kind = "delete"          // an admin deleted a user
-	KindSessionEnded   Kind = "session_ended"   // a session was ended other than by its own logout
-	KindConfigChange   Kind = "config_change"   // the live config was changed
-	KindLockoutLifted  Kind = "lockout_lifted"  // an admin lifted a lockout
-	KindRoleCreated    Kind = "role_created"    // a role was made, with its permissions
-	KindRoleUpdated    Kind = "role_updated"    // a role's permissions changed
-	KindRoleDeleted    Kind = "role_deleted"    // a role was deleted
-	KindTokenCreated   Kind = "token_created"   // an API key was made, with its permissions and expiry
-	KindTokenRevoked   Kind = "token_revoked"   // an API key was revoked, by its owner or an admin
+	KindRegister       Kind = "register"                 // an account was created
+	KindLogin          Kind = "login"                    // a login succeeded
+	KindLoginFailed    Kind = "login_failed"             // a login was refused: bad credentials or a disabled account
+	KindLockout        Kind = "lockout"                  // failed logins reached login.maxFailures: logins refused for a while
+	KindLogout         Kind = "logout"                   // a user ended their own session
+	KindPasswordChange Kind = "password_change"          // a user changed their password
+	KindRoleChange     Kind = "role_change"              // an admin changed a user's roles
+	KindDisable        Kind = "disable"                  // an admin disabled a user
+	KindEnable         Kind = "enable"                   // an admin enabled a user
+	KindDelete         Kind = "delete"                   // an admin deleted a user
+	KindSessionEnded   Kind = "session_ended"            // a session was ended other than by its own logout
+	KindConfigChange   Kind = "config_change"            // the live config was changed
+	KindLockoutLifted  Kind = "lockout_lifted"           // an admin lifted a lockout
+	KindRoleCreated    Kind = "role_created"             // a role was made, with its permissions
+	KindRoleUpdated    Kind = "role_updated"             // a role's permissions changed
+	KindRoleDeleted    Kind = "role_deleted"             // a role was deleted
+	KindTokenCreated   Kind = "token_created"            // an API key was made, with its permissions and expiry
+	KindTokenRevoked   Kind = "token_revoked"            // an API key was revoked, by its owner or an admin
+	KindProfileChange  Kind = "profile_change"           // a user changed their display name or email
+	KindEmailVerified  Kind = "email_verified"           // a verification link was followed
+	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
+	KindPasswordReset  Kind = "password_reset"           // a password was set from a reset link
+	KindFactorsChange  Kind = "factors_change"           // a second factor was enrolled or removed
 )
 
 // Kinds lists every Kind, in the order above.
@@ -56,6 +61,7 @@ var Kinds = []Kind{
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
 	KindLockoutLifted,
 	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
+	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
 }
 
 // Valid reports whether k is one of Kinds.

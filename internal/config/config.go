@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	pathpkg "path"
 	"strings"
 	"time"
@@ -15,10 +16,11 @@ import (
 // Settings is one complete, validated configuration. Field names follow the
 // yaml keys (auth.whiteList, auth.expireTime, ...), the names of the article.
 type Settings struct {
-	Auth      AuthSettings  `json:"auth"`
-	Login     LoginSettings `json:"login"`
-	RateLimit RateSettings  `json:"rateLimit"`
-	UI        UISettings    `json:"ui"`
+	Auth      AuthSettings     `json:"auth"`
+	Login     LoginSettings    `json:"login"`
+	RateLimit RateSettings     `json:"rateLimit"`
+	Accounts  AccountsSettings `json:"accounts"`
+	UI        UISettings       `json:"ui"`
 }
 
 // UISettings shape the pages.
@@ -26,6 +28,27 @@ type UISettings struct {
 	// Language is the pages' language when the browser names none that
 	// Portal speaks and the user chose none (ui.language: en or zh-CN).
 	Language string `json:"language"`
+}
+
+// AccountsSettings are the rules of accounts' email and recovery.
+type AccountsSettings struct {
+	// RequireEmail makes registration need an email address
+	// (accounts.requireEmail).
+	RequireEmail bool `json:"requireEmail"`
+	// RequireVerifiedEmail refuses sign-in (403 user.email_unverified)
+	// until the account's address is verified (accounts.requireVerifiedEmail).
+	RequireVerifiedEmail bool `json:"requireVerifiedEmail"`
+	// SelfRegistration lets anyone register (accounts.selfRegistration);
+	// off, /register answers 403 user.registration_closed.
+	SelfRegistration bool `json:"selfRegistration"`
+	// PublicURL is the gateway's address as users reach it
+	// (accounts.publicURL): the links in mail start with it. It is never
+	// taken from a request's Host header, which a client chooses.
+	PublicURL string `json:"publicURL"`
+	// TwoFactorRoles are roles that count only for an account with a
+	// second factor (accounts.twoFactorRoles): without one, the account
+	// signs in with its other roles' permissions until it enrols.
+	TwoFactorRoles []string `json:"twoFactorRoles"`
 }
 
 // LoginSettings are the user service's brute-force defence (see
@@ -96,6 +119,9 @@ func Defaults() Settings {
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
 			"/api/v1/login", "/api/v1/register", "/api/openapi.json", "/api/docs",
+			// Email verification and password recovery: no session yet.
+			"/email/verify", "/password/forgot", "/password/reset",
+			"/api/v1/email/verify", "/api/v1/password/forgot", "/api/v1/password/reset",
 			// No session for Prometheus: the gateway answers /metrics only
 			// to a bearer of the metrics token (PORTAL_METRICS_TOKEN), and
 			// with none set not at all (404).
@@ -113,6 +139,10 @@ func Defaults() Settings {
 		LoginPerAccount:    30,
 		RegisterPerAddress: 20,
 		RegisterPerAccount: 5,
+	}, Accounts: AccountsSettings{
+		SelfRegistration: true,
+		PublicURL:        "http://localhost:8080",
+		TwoFactorRoles:   []string{},
 	}, UI: UISettings{Language: "en"}}
 }
 
@@ -180,6 +210,10 @@ func (s Settings) Validate() error {
 			bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
 		}
 	}
+	if u, err := url.Parse(s.Accounts.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
+	}
 	if u := s.UI.Language; u != "en" && u != "zh-CN" {
 		bad("ui.language is %q, must be en or zh-CN", u)
 	}
@@ -237,4 +271,10 @@ func (a AuthSettings) Whitelisted(path string) bool {
 		}
 	}
 	return false
+}
+
+// Link returns the public URL of path with the query q: where a mail's link
+// points.
+func (a AccountsSettings) Link(path string, q url.Values) string {
+	return strings.TrimSuffix(a.PublicURL, "/") + path + "?" + q.Encode()
 }

@@ -20,6 +20,12 @@ func TestValidate(t *testing.T) {
 		edit(&s.Login)
 		return s
 	}
+	// accounts builds settings from the defaults with edit applied to Accounts.
+	accounts := func(edit func(a *AccountsSettings)) Settings {
+		s := Defaults()
+		edit(&s.Accounts)
+		return s
+	}
 	// rate builds settings from the defaults with edit applied to RateLimit.
 	rate := func(edit func(r *RateSettings)) Settings {
 		s := Defaults()
@@ -81,6 +87,12 @@ func TestValidate(t *testing.T) {
 		{"registerPerAddress zero", rate(func(r *RateSettings) { r.RegisterPerAddress = 0 }), false},
 		{"registerPerAccount zero", rate(func(r *RateSettings) { r.RegisterPerAccount = 0 }), false},
 		{"rate limits one", rate(func(r *RateSettings) { *r = RateSettings{1, 1, 1, 1, 1} }), true},
+		{"publicURL https with a path", accounts(func(a *AccountsSettings) { a.PublicURL = "https://portal.example/base" }), true},
+		{"publicURL empty", accounts(func(a *AccountsSettings) { a.PublicURL = "" }), false},
+		{"publicURL relative", accounts(func(a *AccountsSettings) { a.PublicURL = "/portal" }), false},
+		{"publicURL javascript", accounts(func(a *AccountsSettings) { a.PublicURL = "javascript://x/%0aalert(1)" }), false},
+		{"publicURL with a query", accounts(func(a *AccountsSettings) { a.PublicURL = "https://portal.example/?next=evil" }), false},
+		{"publicURL with credentials", accounts(func(a *AccountsSettings) { a.PublicURL = "https://u:p@portal.example" }), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ func decode(js []byte) (Settings, error) {
 func knownKeys(js []byte) error {
 	var doc map[string]any
 	if err := json.Unmarshal(js, &doc); err != nil {
-		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login, rateLimit, ui): %v", ErrInvalid, err)
+		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login, rateLimit, accounts, ui): %v", ErrInvalid, err)
 	}
 	known := flatten(Defaults())
 	for sec, v := range doc {
@@ -74,7 +74,7 @@ func knownKeys(js []byte) error {
 	return nil
 }
 
-var knownSections = map[string]struct{}{"auth": {}, "login": {}, "rateLimit": {}, "ui": {}}
+var knownSections = map[string]struct{}{"auth": {}, "login": {}, "rateLimit": {}, "accounts": {}, "ui": {}}
 
 // flatten maps each setting's key ("auth.expireTime") to its value as JSON.
 func flatten(s Settings) map[string]string {

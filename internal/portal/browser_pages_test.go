@@ -68,16 +68,8 @@ func TestBrowserPages(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
 	defer cancel()
-	var browserLog testenv.SyncBuffer
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, browserOptions(t, chrome, &browserLog)...)
-	defer allocCancel()
-	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer bcancel()
-	defer func() {
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", browserLog.String())
-		}
-	}()
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 	run := func(step string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(bctx, actions...); err != nil {

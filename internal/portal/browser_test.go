@@ -38,19 +38,8 @@ func TestBrowserFlow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
 
-	var browserLog testenv.SyncBuffer
-	opts := browserOptions(t, chrome, &browserLog)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	// Cancelling the allocator waits for Chromium to exit, so it runs before
-	// t.TempDir's cleanup removes the profile directory.
-	defer allocCancel()
-	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer bcancel()
-	defer func() {
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", browserLog.String())
-		}
-	}()
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 
 	// What the pages say in the console (CSP violations, failed loads, script
 	// errors) goes to the test log; a JavaScript dialog means a script ran.
@@ -309,11 +298,16 @@ func TestBrowserFlow(t *testing.T) {
 	t.Logf("browser flow took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// browserOptions are how the browser tests start Chromium: headless, no
-// sandbox (tests run as root), nothing that calls out, its output in log.
-func browserOptions(t *testing.T, chrome string, log *testenv.SyncBuffer) []chromedp.ExecAllocatorOption {
+// startBrowser starts a headless Chromium at chrome that lives until ctx
+// ends or stop is called, and returns its tab's context. stop waits for
+// Chromium to exit (call it before t.TempDir's cleanup removes the
+// profile: defer it, as t.Context ends before cleanups run) and puts its
+// output in the test log when the test failed.
+func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
+	t.Helper()
+	var browserLog testenv.SyncBuffer
 	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
-	return append(opts,
+	opts = append(opts,
 		chromedp.ExecPath(chrome),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root, where Chromium's sandbox refuses to start
@@ -330,8 +324,18 @@ func browserOptions(t *testing.T, chrome string, log *testenv.SyncBuffer) []chro
 		chromedp.Flag("no-pings", true),
 		chromedp.WindowSize(1280, 800),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(log),
+		chromedp.CombinedOutput(&browserLog),
 	)
+	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	return bctx, func() {
+		bcancel()
+		// Cancelling the allocator waits for Chromium to exit.
+		allocCancel()
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", browserLog.String())
+		}
+	}
 }
 
 // pageURL is the current page's URL.

@@ -19,21 +19,29 @@ import (
 func TestEveryRPCIsDeclared(t *testing.T) {
 	for _, tc := range []struct {
 		table *endpoint.Table
-		svc   protoreflect.ServiceDescriptor
+		// svcs are the proto services one go-micro service serves.
+		svcs []protoreflect.ServiceDescriptor
 	}{
-		{user.Endpoints, userpb.File_proto_user_user_proto.Services().ByName("User")},
-		{system.Endpoints, systempb.File_proto_system_system_proto.Services().ByName("System")},
-		{supervisor.Endpoints, runtimepb.File_proto_runtime_runtime_proto.Services().ByName("Runtime")},
+		{user.Endpoints, []protoreflect.ServiceDescriptor{
+			userpb.File_proto_user_user_proto.Services().ByName("User"),
+			userpb.File_proto_user_accounts_proto.Services().ByName("Accounts"),
+		}},
+		{system.Endpoints, []protoreflect.ServiceDescriptor{systempb.File_proto_system_system_proto.Services().ByName("System")}},
+		{supervisor.Endpoints, []protoreflect.ServiceDescriptor{runtimepb.File_proto_runtime_runtime_proto.Services().ByName("Runtime")}},
 	} {
-		methods := tc.svc.Methods()
-		for i := range methods.Len() {
-			name := string(tc.svc.Name()) + "." + string(methods.Get(i).Name())
-			if _, ok := tc.table.Lookup(name); !ok {
-				t.Errorf("%s: %s is not in the endpoint table", tc.table.Service, name)
+		n := 0
+		for _, svc := range tc.svcs {
+			methods := svc.Methods()
+			n += methods.Len()
+			for i := range methods.Len() {
+				name := string(svc.Name()) + "." + string(methods.Get(i).Name())
+				if _, ok := tc.table.Lookup(name); !ok {
+					t.Errorf("%s: %s is not in the endpoint table", tc.table.Service, name)
+				}
 			}
 		}
-		if len(tc.table.Endpoints) != methods.Len() {
-			t.Errorf("%s: %d lines for %d RPCs", tc.table.Service, len(tc.table.Endpoints), methods.Len())
+		if len(tc.table.Endpoints) != n {
+			t.Errorf("%s: %d lines for %d RPCs", tc.table.Service, len(tc.table.Endpoints), n)
 		}
 	}
 }

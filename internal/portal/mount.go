@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"go-micro.dev/v4"
@@ -20,6 +21,7 @@ import (
 	"github.com/portal-go/portal/internal/datadir"
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/mail"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
@@ -34,8 +36,9 @@ import (
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. k (nil: none) makes writes and
 // index updates in st atomic across processes; on Redis, users and sessions
-// are also read with one MGET. It publishes audit entries on stream.
-func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, log *slog.Logger) error {
+// are also read with one MGET. It publishes audit entries on stream. Its
+// mail goes through an outbox in st, sent by a background job via sender.
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, sender mail.Sender, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if k != nil {
 		repo = repo.WithKV(k)
@@ -48,11 +51,20 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
 	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
+	if k == nil {
+		k = kv.NewLocal(st)
+	}
+	outbox := mail.NewOutbox(st, k, sender, log.With("service", "user"), mail.OutboxOptions{})
+	h.WithMail(outbox)
+	svc.Background(outbox.Run)
 	// h.Check hands the handler what it read for the same call. Inside it,
 	// a login's body says of the client only what the caller proved.
 	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
 	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return authz(user.ProvenClient(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
+		return err
+	}
+	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
 		return err
 	}
 	// Every instance holds the roles in memory: read before it serves,
@@ -137,6 +149,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 // to session.revoked. o gives everything but the service clients.
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
+	o.Accounts = userpb.NewAccountsService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}
 	o.Tracer = svc.TracerProvider()
@@ -159,6 +172,29 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
+}
+
+// mailSender is where the user service's mail goes: the SMTP server the
+// PORTAL_SMTP_* settings name, else files in <dataDir>/mail and the log.
+func mailSender(dataDir string, getenv func(string) string, log *slog.Logger) (mail.Sender, error) {
+	c, ok, err := mail.SMTPFromEnv(getenv)
+	var s interface {
+		mail.Sender
+		String() string
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		s, err = mail.NewSMTP(c)
+	default:
+		s, err = mail.NewDir(filepath.Join(dataDir, "mail"), "portal@localhost.localdomain", log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("mail", "sender", s.String())
+	return s, nil
 }
 
 // trimAudit keeps the audit log within its bounds (age: appends alone would

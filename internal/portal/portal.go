@@ -138,7 +138,11 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, stream, log); err != nil {
+	sender, err := mailSender(o.DataDir, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, stream, sender, log); err != nil {
 		return err
 	}
 	// system: the admin plane; it asks user about sessions, keeps the audit log.

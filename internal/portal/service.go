@@ -301,7 +301,11 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, log)
+	sender, err := mailSender(b.settings.DataDir, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, sender, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the

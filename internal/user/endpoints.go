@@ -15,6 +15,76 @@ import (
 // cookie and cache.
 var Endpoints = endpoint.Declare("user",
 	endpoint.Endpoint{Name: "User.Register", Access: endpoint.Public},
+	// Mailed links, for people who cannot sign in (yet): the gateway's own
+	// routes (a form or JSON, no session).
+	endpoint.Endpoint{Name: "Accounts.VerifyEmail", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "Accounts.ForgotPassword", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "Accounts.ResetPassword", Access: endpoint.Public},
+	// The caller's profile and second factor (PATCH /me and the QR code are
+	// the gateway's own: it drops its cached view, or answers a PNG).
+	endpoint.Endpoint{Name: "Accounts.UpdateProfile", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "Accounts.SendVerification", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON[pb.SendVerificationRequest, pb.SendVerificationResponse]("POST", "/me/email/verification", http.StatusAccepted, nil, nil))},
+	endpoint.Endpoint{Name: "Accounts.BeginTOTP", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginTOTPRequest]("POST", "/me/totp", 0, nil, func(r *pb.BeginTOTPResponse) any {
+			return map[string]any{"secret": r.Secret, "url": r.Url}
+		}))},
+	endpoint.Endpoint{Name: "Accounts.TOTPQRCode", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "Accounts.ConfirmTOTP", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/confirm", 0, func(in endpoint.Input, r *pb.ConfirmTOTPRequest) error {
+			var b struct {
+				Code string `json:"code"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.Code = b.Code
+			return nil
+		}, func(r *pb.ConfirmTOTPResponse) any {
+			return map[string]any{"recovery_codes": endpoint.OrEmpty(r.RecoveryCodes)}
+		}))},
+	// Accounts an admin manages.
+	endpoint.Endpoint{Name: "Accounts.CreateUser", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users", http.StatusCreated, bindNewUser, func(r *pb.CreateUserResponse) any {
+			return map[string]any{"id": r.Id, "username": r.Username, "invited": r.Invited}
+		}))},
+	endpoint.Endpoint{Name: "Accounts.ResetUserPassword", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users/:id/password", 0, func(in endpoint.Input, r *pb.ResetUserPasswordRequest) error {
+			var b struct {
+				Temporary bool `json:"temporary"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.UserId, r.Temporary = in.Param("id"), b.Temporary
+			return nil
+		}, func(r *pb.ResetUserPasswordResponse) any {
+			out := map[string]any{"mailed": r.Mailed, "sessions_ended": r.SessionsEnded}
+			if r.TemporaryPassword != "" {
+				out["temporary_password"] = r.TemporaryPassword
+			}
+			return out
+		}))},
+	endpoint.Endpoint{Name: "Accounts.RequirePasswordChange", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users/:id/require-password-change", 0, func(in endpoint.Input, r *pb.RequirePasswordChangeRequest) error {
+			r.UserId = in.Param("id")
+			return nil
+		}, func(r *pb.RequirePasswordChangeResponse) any {
+			return map[string]any{"sessions_ended": r.SessionsEnded}
+		}))},
+	endpoint.Endpoint{Name: "Accounts.ResetFactors", Access: endpoint.UsersWrite,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ResetFactorsRequest, pb.ResetFactorsResponse]("POST", "/admin/users/:id/factors/reset", 0, func(in endpoint.Input, r *pb.ResetFactorsRequest) error {
+			r.UserId = in.Param("id")
+			return nil
+		}, nil))},
+	endpoint.Endpoint{Name: "Accounts.ListFailedMail", Access: endpoint.UsersRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListFailedMailRequest]("GET", "/admin/mail/failed", 0, nil, func(r *pb.ListFailedMailResponse) any {
+			out := make([]map[string]any, 0, len(r.Messages))
+			for _, m := range r.Messages {
+				out = append(out, map[string]any{"id": m.Id, "to": m.To, "subject": m.Subject, "kind": m.Kind, "attempts": m.Attempts, "last_error": m.LastError, "queued_at": m.QueuedAt})
+			}
+			return map[string]any{"messages": out}
+		}))},
 	endpoint.Endpoint{Name: "User.Login", Access: endpoint.Public},
 	endpoint.Endpoint{Name: "User.Health", Access: endpoint.Public, Retry: true},
 	endpoint.Endpoint{Name: "User.Logout", Access: endpoint.SignedIn, Retry: true},
@@ -202,4 +272,25 @@ func renderTokens(r *pb.ListTokensResponse) any {
 		out = append(out, tokenJSON(t))
 	}
 	return map[string]any{"tokens": out}
+}
+
+// newUserBody is the body of POST /admin/users: without password, an
+// invitation goes to email; without roles, the role user.
+type newUserBody struct {
+	Username string   `json:"username"`
+	Email    string   `json:"email"`
+	Roles    []string `json:"roles"`
+	Password string   `json:"password"`
+}
+
+func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
+	var b newUserBody
+	if err := in.DecodeJSON(&b); err != nil {
+		return err
+	}
+	if b.Roles == nil {
+		b.Roles = []string{"user"}
+	}
+	r.Username, r.Email, r.Roles, r.Password = b.Username, b.Email, b.Roles, b.Password
+	return nil
 }

@@ -41,6 +41,21 @@ var errorTable = []struct {
 	{ErrTokenPermissions, "user.token_permissions", 403},
 	{ErrNoToken, "user.token_not_found", 404},
 	{ErrSessionOnly, "user.session_only", 403},
+	{ErrEmailTaken, "user.email_taken", 409},
+	{ErrBadEmail, "user.bad_email", 400},
+	{ErrEmailRequired, "user.email_required", 400},
+	{ErrEmailUnverified, "user.email_unverified", 403},
+	{ErrNoEmail, "user.no_email", 409},
+	{ErrEmailVerified, "user.email_verified", 409},
+	{ErrBadDisplayName, "user.bad_display_name", 400},
+	{ErrRegistrationClosed, "user.registration_closed", 403},
+	{ErrTooSoon, "user.too_soon", http.StatusTooManyRequests},
+	{ErrBadLink, "user.bad_link", 400},
+	{ErrPasswordChangeRequired, "user.password_change_required", 403},
+	{ErrSamePassword, "user.same_password", 400},
+	{ErrMFARequired, "user.mfa_required", 401},
+	{ErrBadCode, "user.bad_code", 401},
+	{ErrNoEnrolment, "user.no_enrolment", 409},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

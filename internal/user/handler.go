@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/mail"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -36,6 +39,7 @@ type Handler struct {
 	// change at their next refresh).
 	roleEvents micro.Event
 	audit      *audit.Publisher // nil: nothing audited
+	mail       *mail.Outbox     // nil: no mail (WithMail)
 	log        *slog.Logger
 	now        func() time.Time
 	// roles are this instance's view of the role definitions, read again
@@ -80,8 +84,15 @@ func (h *Handler) publishAudit(ctx context.Context, e audit.Entry) {
 	h.audit.Record(context.WithoutCancel(ctx), e)
 }
 
-// Register creates an account with the role "user".
+// Register creates an account with the role "user", when
+// accounts.selfRegistration allows. An email address (optional unless
+// accounts.requireEmail) is claimed for the account and sent a
+// verification link.
 func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb.RegisterResponse) error {
+	set := h.cfg.Current().Accounts
+	if !set.SelfRegistration {
+		return rpcError(ErrRegistrationClosed)
+	}
 	if err := ValidUsername(req.Username); err != nil {
 		return rpcError(err)
 	}
@@ -91,6 +102,16 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err := h.takeRate(ctx, h.registerBuckets(req.Username, pauth.ClientFromContext(ctx))); err != nil {
 		return rpcError(err)
 	}
+	email := strings.TrimSpace(req.Email)
+	if email == "" && set.RequireEmail {
+		return rpcError(ErrEmailRequired)
+	}
+	if email != "" {
+		var err error
+		if email, err = normalEmail(email); err != nil {
+			return rpcError(err)
+		}
+	}
 	// Cheap early refusal before paying for a hash; Create checks again.
 	if _, err := h.repo.ByName(ctx, req.Username); err == nil {
 		return rpcError(ErrExists)
@@ -99,18 +120,36 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 	if err != nil {
 		return rpcError(err)
 	}
+	u.Email = email
+	if email != "" {
+		if err := h.repo.ClaimEmail(ctx, email, u.ID); err != nil {
+			return rpcError(err)
+		}
+	}
 	if err := h.repo.Create(ctx, u); err != nil {
+		_ = h.repo.ReleaseEmail(ctx, email, u.ID)
 		return rpcError(err)
+	}
+	if email != "" {
+		if err := h.sendVerification(ctx, u, email, mail.DefaultLang); err != nil {
+			// The account stands; its owner can ask for another link.
+			h.log.Warn("verification mail not queued", "user", u.Username, "err", err)
+		}
 	}
 	h.publishAudit(ctx, audit.Entry{Kind: audit.KindRegister, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username})
 	rsp.Id, rsp.Username = u.ID, u.Username
 	return nil
 }
 
+// newUser makes an account; without a password (an invitation) nothing
+// signs in to it until one is set.
 func (h *Handler) newUser(ctx context.Context, name, password string, roles []string) (*User, error) {
-	hash, err := hashPassword(ctx, password)
-	if err != nil {
-		return nil, err
+	hash := ""
+	if password != "" {
+		var err error
+		if hash, err = hashPassword(ctx, password); err != nil {
+			return nil, err
+		}
 	}
 	now := h.now().UTC()
 	return &User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Roles: roles, CreatedAt: now, UpdatedAt: now}, nil
@@ -141,9 +180,27 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err := h.takeRate(ctx, h.loginBuckets(g)); err != nil {
 		return rpcError(err)
 	}
-	ok, err := h.checkGuarded(ctx, g, u, req.Password, "wrong password")
+	ok, err := passwordMatches(ctx, u, req.Password)
 	if err != nil {
 		return rpcError(err)
+	}
+	detail := "wrong password"
+	if ok && u.TOTPSecret != "" {
+		// Neither counted nor reset without a code: the code decides.
+		if strings.TrimSpace(req.Otp) == "" {
+			return rpcError(ErrMFARequired)
+		}
+		if ok, err = h.checkSecondFactor(ctx, u, req.Otp); err != nil {
+			return rpcError(err)
+		} else if !ok {
+			detail = "wrong second-factor code"
+		}
+	}
+	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
+		return rpcError(err)
+	}
+	if !ok && detail != "wrong password" {
+		return rpcError(ErrBadCode)
 	}
 	if !ok {
 		return rpcError(ErrBadCredentials)
@@ -151,6 +208,17 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if u.Disabled {
 		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "account disabled"})
 		return rpcError(ErrDisabled)
+	}
+	// Admins are exempt, so that turning the rule on never locks the
+	// first admin (who has no address) out.
+	if h.cfg.Current().Accounts.RequireVerifiedEmail && !u.EmailVerified && !pauth.IsAdmin(u.Roles) {
+		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "email not verified"})
+		return rpcError(ErrEmailUnverified)
+	}
+	if u.MustChangePassword {
+		if err := h.changeAtLogin(ctx, u, req.Password, req.NewPassword); err != nil {
+			return rpcError(err)
+		}
 	}
 	sid, err := newSessionID()
 	if err != nil {
@@ -188,17 +256,29 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 // by concurrent attempts refuses this one too, right or wrong. An error
 // means no verdict (ErrBusy: nothing counted) or a lockout.
 func (h *Handler) checkGuarded(ctx context.Context, g *loginGuard, u *User, password, detail string) (bool, error) {
+	ok, err := passwordMatches(ctx, u, password)
+	if err != nil {
+		return false, err
+	}
+	return h.settleGuarded(ctx, g, u, ok, detail)
+}
+
+// passwordMatches checks password against u's hash (a dummy one when u is
+// nil, so that an unknown name costs the same).
+func passwordMatches(ctx context.Context, u *User, password string) (bool, error) {
 	hash := ""
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	ok := false
-	if ValidPassword(password) == nil {
-		var err error
-		if ok, err = checkPassword(ctx, password, hash); err != nil {
-			return false, err
-		}
+	if ValidPassword(password) != nil {
+		return false, nil
 	}
+	return checkPassword(ctx, password, hash)
+}
+
+// settleGuarded settles g's counters with the verdict ok, as checkGuarded
+// describes.
+func (h *Handler) settleGuarded(ctx context.Context, g *loginGuard, u *User, ok bool, detail string) (bool, error) {
 	reached, err := h.settleLogin(ctx, g, ok)
 	if err != nil || ok {
 		return ok, err
@@ -282,6 +362,9 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	h.touch(ctx, s)
 	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
+	rsp.Email, rsp.EmailVerified, rsp.DisplayName = u.Email, u.EmailVerified, u.DisplayName
+	rsp.TotpEnabled = u.TOTPSecret != ""
+	rsp.TwoFactorRequired = len(h.effectiveRoles(u)) < len(u.Roles)
 	return nil
 }
 
@@ -316,6 +399,10 @@ func (h *Handler) ChangePassword(ctx context.Context, req *pb.ChangePasswordRequ
 	}
 	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	// A reset link mailed before the change no longer works.
+	if err := h.repo.DropLinks(ctx, LinkReset, u.ID); err != nil {
 		return rpcError(err)
 	}
 	ids, err := h.repo.SessionIDs(ctx, u.ID)
@@ -387,7 +474,23 @@ func (h *Handler) Check(ctx context.Context, tok string, acc *auth.Account) (con
 	if s.UserID != acc.ID || u.Disabled {
 		return ctx, nil, pauth.Grant{}, pauth.ErrSessionEnded
 	}
-	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(u.Roles), nil
+	return context.WithValue(ctx, checkedKey{}, checked{session: s, user: u}), acc, h.grant(h.effectiveRoles(u)), nil
+}
+
+// effectiveRoles are u's roles less those accounts.twoFactorRoles names,
+// while u has no second factor.
+func (h *Handler) effectiveRoles(u *User) []string {
+	need := h.cfg.Current().Accounts.TwoFactorRoles
+	if u.TOTPSecret != "" || len(need) == 0 {
+		return u.Roles
+	}
+	out := make([]string, 0, len(u.Roles))
+	for _, r := range u.Roles {
+		if !slices.Contains(need, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // grant is what roles allow under this instance's role definitions.

@@ -455,9 +455,11 @@ func (r *Repo) usersOf(ctx context.Context, members []string) ([]*User, error) {
 // step. Sessions are the caller's to end.
 func (r *Repo) Delete(ctx context.Context, u *User) error {
 	m := userMember(u)
-	_, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID),
-		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m))
-	return err
+	if _, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID),
+		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m)); err != nil {
+		return err
+	}
+	return r.ReleaseEmail(ctx, u.Email, u.ID)
 }
 
 // UserCounts counts all users, enabled admins and disabled users, in their

@@ -171,7 +171,7 @@ func (h *Handler) checkKey(ctx context.Context, key string) (context.Context, *a
 		}
 	}
 	acc := &auth.Account{ID: u.ID, Type: "key", Metadata: map[string]string{pauth.MetaUsername: u.Username, pauth.MetaKey: t.ID}}
-	g := h.grant(u.Roles)
+	g := h.grant(h.effectiveRoles(u))
 	g.Permissions = slices.DeleteFunc(g.Permissions, func(p string) bool { return !slices.Contains(t.Permissions, p) })
 	return ctx, acc, g, nil
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
@@ -64,17 +65,52 @@ var (
 	ErrSessionOnly = errors.New("user: this needs a signed-in session, not an API key")
 	// ErrNoSession: no live session has the id (or it is not the caller's).
 	ErrNoSession = errors.New("user: no such session")
+	// ErrEmailTaken: another account has the address.
+	ErrEmailTaken = errors.New("user: another account has this email address")
+	// ErrBadEmail: not one plain address.
+	ErrBadEmail = errors.New("user: not a valid email address")
+	// ErrEmailRequired: accounts.requireEmail is on and none was given.
+	ErrEmailRequired = errors.New("user: an email address is required")
+	// ErrEmailUnverified: accounts.requireVerifiedEmail is on and the
+	// account's address is not verified yet.
+	ErrEmailUnverified = errors.New("user: confirm your email address first: follow the link mailed to you")
+	// ErrNoEmail: the account has no address to mail.
+	ErrNoEmail = errors.New("user: the account has no email address")
+	// ErrEmailVerified: the address is verified already.
+	ErrEmailVerified = errors.New("user: the email address is verified already")
+	// ErrBadDisplayName: see validDisplayName.
+	ErrBadDisplayName = errors.New("user: a display name is at most 64 characters, without control characters")
+	// ErrRegistrationClosed: accounts.selfRegistration is off.
+	ErrRegistrationClosed = errors.New("user: registration is closed; ask an administrator for an account")
+	// ErrTooSoon: a link was mailed moments ago.
+	ErrTooSoon = errors.New("user: a link was sent moments ago; wait a little before asking again")
 )
 
 // User is an account.
 type User struct {
-	ID           string    `json:"id"`
-	Username     string    `json:"username"`
-	PasswordHash string    `json:"password_hash"`
-	Roles        []string  `json:"roles"`
-	Disabled     bool      `json:"disabled,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string   `json:"id"`
+	Username     string   `json:"username"`
+	PasswordHash string   `json:"password_hash"`
+	Roles        []string `json:"roles"`
+	Disabled     bool     `json:"disabled,omitempty"`
+	// Email is the account's address ("" when none), EmailVerified whether
+	// its owner followed the link mailed to it.
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
+	DisplayName   string `json:"display_name,omitempty"`
+	// MustChangePassword: the next sign-in must set a new password (a
+	// temporary one was given, or an admin asked for a change).
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// TOTPSecret (base32) is in force when set; TOTPPending waits for its
+	// first code; TOTPLastStep is the last time step a code was accepted
+	// for (a code is never accepted twice); RecoveryHashes are the SHA-256
+	// of the unused recovery codes.
+	TOTPSecret     string    `json:"totp_secret,omitempty"`
+	TOTPPending    string    `json:"totp_pending,omitempty"`
+	TOTPLastStep   int64     `json:"totp_last_step,omitempty"`
+	RecoveryHashes []string  `json:"recovery_hashes,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Session is one login: it ends at ExpiresAt whatever renewals happen, or
@@ -97,6 +133,20 @@ var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,32}$`)
 func ValidUsername(name string) error {
 	if !usernameRE.MatchString(name) {
 		return ErrBadUsername
+	}
+	return nil
+}
+
+// validDisplayName checks a display name: at most 64 characters of valid
+// UTF-8, no control characters.
+func validDisplayName(s string) error {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 64 {
+		return ErrBadDisplayName
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return ErrBadDisplayName
+		}
 	}
 	return nil
 }

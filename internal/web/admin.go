@@ -36,6 +36,7 @@ var adminPages = []adminPage{
 	{"/admin/services", "nav.services", "tab-services", "services", endpoint.ServicesRead},
 	{"/admin/audit", "nav.audit", "tab-audit", "audit", endpoint.AuditRead},
 	{"/admin/lockouts", "nav.lockouts", "tab-lockouts", "lockouts", endpoint.UsersRead},
+	{"/admin/mail", "nav.mail", "tab-mail", "mail", endpoint.UsersRead},
 }
 
 // adminPage is an entry of the admin navigation: Title is a message id, Nav

@@ -32,6 +32,12 @@ type loginBody struct {
 	Username    string `json:"username"`
 	Password    string `json:"password"`
 	DeviceToken string `json:"device_token"`
+	// NewPassword, for an account that must change its password
+	// (403 user.password_change_required), replaces it in this login.
+	NewPassword string `json:"new_password"`
+	// Otp is a TOTP or recovery code, for an account with two factors
+	// (401 user.mfa_required without it).
+	Otp string `json:"otp"`
 }
 
 // passwordChange is the body of PUT /me/password; device_token as for login.
@@ -80,12 +86,18 @@ func readJSON(c *gin.Context, v any) *endpoint.InputError {
 	return nil
 }
 
+// registration is the body of POST /register.
+type registration struct {
+	credentials
+	Email string `json:"email"`
+}
+
 func (g *Gateway) apiRegister(c *gin.Context) {
-	var req credentials
+	var req registration
 	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
-	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password}, slow)
+	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -99,7 +111,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: req.Username, Password: req.Password,
+		Username: req.Username, Password: req.Password, NewPassword: req.NewPassword, Otp: req.Otp,
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, req.DeviceToken),
 	}, slow)
 	if err != nil {
@@ -133,7 +145,8 @@ func (g *Gateway) logout(c *gin.Context) bool {
 
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions)})
+	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions),
+		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled, "two_factor_required": info.TwoFactorRequired})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

@@ -42,6 +42,8 @@ var staticFS embed.FS
 type Options struct {
 	Users  userpb.UserService
 	System systempb.SystemService
+	// Accounts is the user service's profile and recovery calls.
+	Accounts userpb.AccountsService
 	// Client calls the services for the JSON routes of Endpoints.
 	Client client.Client
 	// Endpoints are the tables of the services the gateway calls: each of
@@ -205,6 +207,7 @@ func New(o Options) *Gateway {
 	g.mountEndpoints(me)
 	e.GET("/api/openapi.json", g.apiOpenAPI)
 	e.GET("/api/docs", g.apiDocsPage)
+	g.accountRoutes(e, api, me)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
 	// A path that exists with another method: 405 with Allow (gin sets the

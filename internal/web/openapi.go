@@ -35,6 +35,11 @@ var ownRoutes = map[string]ownRoute{
 	"PUT /api/v1/me/password":           {"Change the caller's password: {old_password, new_password} → {sessions_ended}", endpoint.SignedIn, http.StatusOK},
 	"GET /api/v1/me/sessions":           {"The caller's live sessions", endpoint.SignedIn, http.StatusOK},
 	"DELETE /api/v1/me/sessions/:id":    {"End one of the caller's sessions", endpoint.SignedIn, http.StatusNoContent},
+	"PATCH /api/v1/me":                  {"Change the caller's profile: {display_name?, email?}", endpoint.SignedIn, http.StatusOK},
+	"GET /api/v1/me/totp/qr.png":        {"The QR code (PNG) of the caller's pending two-factor key", endpoint.SignedIn, http.StatusOK},
+	"POST /api/v1/email/verify":         {"Confirm an email address: {token}", endpoint.Public, http.StatusOK},
+	"POST /api/v1/password/forgot":      {"Ask for a password reset link: {login} (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted},
+	"POST /api/v1/password/reset":       {"Set a new password with a reset link's token: {token, new_password}", endpoint.Public, http.StatusOK},
 	"DELETE /api/v1/admin/sessions/:id": {"End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent},
 }
 

@@ -127,16 +127,32 @@ func (g *Gateway) loginPage(c *gin.Context) {
 
 func (g *Gateway) loginForm(c *gin.Context) {
 	name, next := c.PostForm("username"), safeNext(c.PostForm("next"))
+	newPW := c.PostForm("new_password")
 	if name == "" || c.PostForm("password") == "" {
 		g.page(c, http.StatusBadRequest, "login.html", gin.H{"Next": next, "Username": name, "Error": tr(c, "login.missing")})
 		return
 	}
+	if newPW != c.PostForm("confirm") {
+		g.page(c, http.StatusBadRequest, "login.html", gin.H{"Next": next, "Username": name, "ChangePassword": true, "Error": tr(c, "form.passwords_differ")})
+		return
+	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
-		Username: name, Password: c.PostForm("password"),
+		Username: name, Password: c.PostForm("password"), NewPassword: newPW, Otp: c.PostForm("otp"),
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
-		status, _, msg := rpcMessage(c, err)
+		status, code, msg := rpcMessage(c, err)
+		if code == "user.mfa_required" || code == "user.bad_code" {
+			// The second step: the code, and the password typed again (the
+			// page never holds it).
+			g.page(c, http.StatusUnauthorized, "login.html", gin.H{"Next": next, "Username": name, "AskCode": true, "ChangePassword": newPW != "", "Error": msg})
+			return
+		}
+		if code == "user.password_change_required" || (newPW != "" && status == http.StatusBadRequest) {
+			// The password was right: ask for it again with a new one.
+			g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "ChangePassword": true, "Error": msg})
+			return
+		}
 		g.page(c, status, "login.html", gin.H{"Next": next, "Username": name, "Error": msg})
 		return
 	}
@@ -157,14 +173,14 @@ var fieldOf = map[string]string{
 }
 
 func (g *Gateway) registerForm(c *gin.Context) {
-	name, pw := c.PostForm("username"), c.PostForm("password")
+	name, pw, email := c.PostForm("username"), c.PostForm("password"), c.PostForm("email")
 	if pw != c.PostForm("confirm") {
-		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Errors": map[string]string{"confirm": tr(c, "form.passwords_differ")}})
+		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Email": email, "Errors": map[string]string{"confirm": tr(c, "form.passwords_differ")}})
 		return
 	}
-	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw}, slow); err != nil {
+	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw, Email: email}, slow); err != nil {
 		status, code, msg := rpcMessage(c, err)
-		data := gin.H{"Username": name}
+		data := gin.H{"Username": name, "Email": email}
 		if f := fieldOf[code]; f != "" {
 			data["Errors"] = map[string]string{f: msg}
 		} else {

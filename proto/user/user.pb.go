@@ -24,9 +24,12 @@ const (
 )
 
 type RegisterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// email is optional unless accounts.requireEmail; a verification link
+	// goes to it.
+	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -71,6 +74,13 @@ func (x *RegisterRequest) GetUsername() string {
 func (x *RegisterRequest) GetPassword() string {
 	if x != nil {
 		return x.Password
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
 	}
 	return ""
 }
@@ -136,7 +146,14 @@ type LoginRequest struct {
 	UserAgent  string `protobuf:"bytes,4,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	// device_token is the token a previous login on this device returned:
 	// a trusted device is not refused by lockouts of the account or address.
-	DeviceToken   string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	DeviceToken string `protobuf:"bytes,5,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	// new_password replaces the password in the same step when the account
+	// must change it (user.password_change_required); numbered from 20,
+	// apart from the rest.
+	NewPassword string `protobuf:"bytes,20,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// otp is a code of the account's authenticator app, or one of its
+	// recovery codes, when it has two factors (user.mfa_required).
+	Otp           string `protobuf:"bytes,21,opt,name=otp,proto3" json:"otp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +219,20 @@ func (x *LoginRequest) GetUserAgent() string {
 func (x *LoginRequest) GetDeviceToken() string {
 	if x != nil {
 		return x.DeviceToken
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetOtp() string {
+	if x != nil {
+		return x.Otp
 	}
 	return ""
 }
@@ -464,9 +495,17 @@ type InfoResponse struct {
 	// as they are now, and for an API key only those of them the key holds.
 	Permissions []string `protobuf:"bytes,7,rep,name=permissions,proto3" json:"permissions,omitempty"`
 	// key_id names the API key the caller came with; empty for a session.
-	KeyId         string `protobuf:"bytes,8,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeyId string `protobuf:"bytes,8,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The profile (accounts.proto): numbered from 20, apart from the rest.
+	Email         string `protobuf:"bytes,20,opt,name=email,proto3" json:"email,omitempty"`
+	EmailVerified bool   `protobuf:"varint,21,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	DisplayName   string `protobuf:"bytes,22,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	TotpEnabled   bool   `protobuf:"varint,23,opt,name=totp_enabled,json=totpEnabled,proto3" json:"totp_enabled,omitempty"`
+	// two_factor_required: a role the account holds (accounts.twoFactorRoles)
+	// counts only once it has a second factor.
+	TwoFactorRequired bool `protobuf:"varint,24,opt,name=two_factor_required,json=twoFactorRequired,proto3" json:"two_factor_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -553,6 +592,41 @@ func (x *InfoResponse) GetKeyId() string {
 		return x.KeyId
 	}
 	return ""
+}
+
+func (x *InfoResponse) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *InfoResponse) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetTotpEnabled() bool {
+	if x != nil {
+		return x.TotpEnabled
+	}
+	return false
+}
+
+func (x *InfoResponse) GetTwoFactorRequired() bool {
+	if x != nil {
+		return x.TwoFactorRequired
+	}
+	return false
 }
 
 type ChangePasswordRequest struct {
@@ -3019,13 +3093,14 @@ var File_proto_user_user_proto protoreflect.FileDescriptor
 
 const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
-	"\x15proto/user/user.proto\x12\x04user\"I\n" +
+	"\x15proto/user/user.proto\x12\x04user\"_\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\">\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\xa9\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xde\x01\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -3033,7 +3108,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"clientAddr\x12\x1d\n" +
 	"\n" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
-	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\"\xb2\x01\n" +
+	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\x12!\n" +
+	"\fnew_password\x18\x14 \x01(\tR\vnewPassword\x12\x10\n" +
+	"\x03otp\x18\x15 \x01(\tR\x03otp\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
@@ -3047,7 +3124,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
-	"\vInfoRequest\"\xf5\x01\n" +
+	"\vInfoRequest\"\xa8\x03\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3058,7 +3135,12 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12,\n" +
 	"\x12session_expires_at\x18\x06 \x01(\x03R\x10sessionExpiresAt\x12 \n" +
 	"\vpermissions\x18\a \x03(\tR\vpermissions\x12\x15\n" +
-	"\x06key_id\x18\b \x01(\tR\x05keyId\"\x80\x01\n" +
+	"\x06key_id\x18\b \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05email\x18\x14 \x01(\tR\x05email\x12%\n" +
+	"\x0eemail_verified\x18\x15 \x01(\bR\remailVerified\x12!\n" +
+	"\fdisplay_name\x18\x16 \x01(\tR\vdisplayName\x12!\n" +
+	"\ftotp_enabled\x18\x17 \x01(\bR\vtotpEnabled\x12.\n" +
+	"\x13two_factor_required\x18\x18 \x01(\bR\x11twoFactorRequired\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +

@@ -1,0 +1,249 @@
+package user
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"image/png"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/portal-go/portal/internal/audit"
+	pb "github.com/portal-go/portal/proto/user"
+)
+
+// Two factors: TOTP (RFC 6238, 30 s, 6 digits, one step of skew) and ten
+// single-use recovery codes, stored as SHA-256 hashes.
+
+// Errors of the second factor.
+var (
+	// ErrMFARequired: the account has a second factor and the login
+	// carried no code.
+	ErrMFARequired = errors.New("user: enter the code of your authenticator app, or a recovery code")
+	// ErrBadCode: a TOTP or recovery code that does not match (or was used).
+	ErrBadCode = errors.New("user: the code is wrong, or was used already")
+	// ErrNoEnrolment: nothing to confirm; start with POST /me/totp.
+	ErrNoEnrolment = errors.New("user: no two-factor enrolment is pending")
+)
+
+const (
+	totpIssuer      = "Portal"
+	totpPeriod      = 30
+	recoveryCodeLen = 10
+	recoveryCodes   = 10
+)
+
+var totpOpts = totp.ValidateOpts{Period: totpPeriod, Skew: 0, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+
+// totpStep returns the time step whose code is code, newer than after,
+// within one step of now; 0 when none.
+func totpStep(secret, code string, now time.Time, after int64) int64 {
+	if len(code) != 6 {
+		return 0
+	}
+	cur := now.Unix() / totpPeriod
+	for _, step := range []int64{cur - 1, cur, cur + 1} {
+		if step <= after {
+			continue
+		}
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totpOpts)
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step
+		}
+	}
+	return 0
+}
+
+func hashCode(code string) string {
+	sum := sha256.Sum256([]byte(strings.ToUpper(strings.ReplaceAll(code, "-", ""))))
+	return hex.EncodeToString(sum[:])
+}
+
+// newRecoveryCodes returns ten random codes (50 bits each, base32, shown as
+// xxxxx-xxxxx) and their hashes.
+func newRecoveryCodes() (codes, hashes []string, err error) {
+	for range recoveryCodes {
+		b := make([]byte, 7)
+		if _, err := rand.Read(b); err != nil {
+			return nil, nil, err
+		}
+		c := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:recoveryCodeLen]
+		codes = append(codes, strings.ToLower(c[:5]+"-"+c[5:]))
+		hashes = append(hashes, hashCode(c))
+	}
+	return codes, hashes, nil
+}
+
+// secondFactor checks code against u's TOTP secret (a step newer than the
+// last one used: no replay inside the window) or its recovery codes (each
+// used once), and records the use in u (the caller stores u).
+func secondFactor(u *User, code string, now time.Time) bool {
+	code = strings.TrimSpace(code)
+	if step := totpStep(u.TOTPSecret, code, now, u.TOTPLastStep); step != 0 {
+		u.TOTPLastStep = step
+		return true
+	}
+	h := hashCode(code)
+	for i, rc := range u.RecoveryHashes {
+		if subtle.ConstantTimeCompare([]byte(rc), []byte(h)) == 1 {
+			u.RecoveryHashes = append(u.RecoveryHashes[:i:i], u.RecoveryHashes[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// checkSecondFactor checks a login's code for u and records its use: a
+// TOTP step or a recovery code is claimed atomically, so that of concurrent
+// logins with one code exactly one passes.
+func (h *Handler) checkSecondFactor(ctx context.Context, u *User, code string) (bool, error) {
+	before := len(u.RecoveryHashes)
+	if !secondFactor(u, code, h.now()) {
+		return false, nil
+	}
+	claim := keyFactorUsed + u.ID + "/step/" + strconv.FormatInt(u.TOTPLastStep, 10)
+	ttl := 3 * totpPeriod * time.Second
+	if len(u.RecoveryHashes) < before {
+		claim, ttl = keyFactorUsed+u.ID+"/code/"+hashCode(code), 365*24*time.Hour
+	}
+	won, err := h.repo.claimOnce(ctx, claim, ttl)
+	if err != nil || !won {
+		return false, err
+	}
+	u.UpdatedAt = h.now().UTC()
+	return true, h.repo.Update(ctx, u)
+}
+
+// keyFactorUsed marks a TOTP step or recovery code used:
+// factorused/<user id>/step/<n> or .../code/<hash>.
+const keyFactorUsed = "factorused/"
+
+// BeginTOTP makes a new secret for the caller, pending until confirmed; an
+// account with TOTP in force keeps it until then.
+func (a *Accounts) BeginTOTP(ctx context.Context, req *pb.BeginTOTPRequest, rsp *pb.BeginTOTPResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: u.Username, Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return rpcError(err)
+	}
+	u.TOTPPending, u.UpdatedAt = key.Secret(), h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	rsp.Secret, rsp.Url = key.Secret(), key.URL()
+	return nil
+}
+
+// TOTPQRCode renders the caller's pending enrolment as a PNG QR code, here
+// on the server: no script, no third party sees the secret.
+func (a *Accounts) TOTPQRCode(ctx context.Context, req *pb.TOTPQRCodeRequest, rsp *pb.TOTPQRCodeResponse) error {
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := a.h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPPending == "" {
+		return rpcError(ErrNoEnrolment)
+	}
+	key, err := otp.NewKeyFromURL(totpURL(u.Username, u.TOTPPending))
+	if err != nil {
+		return rpcError(err)
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return rpcError(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return rpcError(err)
+	}
+	rsp.Png = b.Bytes()
+	return nil
+}
+
+// totpURL is the otpauth URL of a secret, as totp.Generate writes it.
+func totpURL(username, secret string) string {
+	key, _ := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: username, Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1, Secret: mustDecode(secret)})
+	return key.URL()
+}
+
+func mustDecode(secret string) []byte {
+	b, _ := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
+	return b
+}
+
+// ConfirmTOTP puts the pending secret in force when code matches it, and
+// returns new recovery codes (the old ones stop working).
+func (a *Accounts) ConfirmTOTP(ctx context.Context, req *pb.ConfirmTOTPRequest, rsp *pb.ConfirmTOTPResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPPending == "" {
+		return rpcError(ErrNoEnrolment)
+	}
+	step := totpStep(u.TOTPPending, strings.TrimSpace(req.Code), h.now(), 0)
+	if step == 0 {
+		return rpcError(ErrBadCode)
+	}
+	codes, hashes, err := newRecoveryCodes()
+	if err != nil {
+		return rpcError(err)
+	}
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = u.TOTPPending, "", step, hashes
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishChanged(ctx, u.ID)
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindFactorsChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "TOTP enrolled; 10 recovery codes made"})
+	rsp.RecoveryCodes = codes
+	return nil
+}
+
+// ResetFactors removes an account's second factors for an admin (a lost
+// phone): the next sign-in needs the password only.
+func (a *Accounts) ResetFactors(ctx context.Context, req *pb.ResetFactorsRequest, rsp *pb.ResetFactorsResponse) error {
+	h := a.h
+	acc, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, req.UserId)
+	if err != nil {
+		return rpcError(err)
+	}
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = "", "", 0, nil
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishChanged(ctx, u.ID)
+	h.record(ctx, acc, audit.KindFactorsChange, u.ID, u.Username, "second factors removed by an admin")
+	return nil
+}
