@@ -4,11 +4,11 @@ BIN   := $(CURDIR)/bin
 GOMICRO_GEN := v4.7.0
 # staticcheck's module version (release 2025.1 line), built into bin/.
 STATICCHECK := v0.8.2
-PROTOS := user system runtime
+PROTOS := user system runtime oidc
 # Further .proto files of a package, generated beside its main one.
 EXTRA_PROTOS := user/accounts
 
-.PHONY: help build run test test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
+.PHONY: help build run test test-deploy k8s test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,9 +32,19 @@ SUMMARY_FLAGS ?=
 SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
 N ?= 5
 
-test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
+test: $(BIN)/testsummary test-deploy ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
 	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
+
+# deploy/helm/check is a module of its own (Helm's library and k8s.io/api
+# stay out of Portal's go.mod): the chart renders, every object decodes
+# strictly, the restricted profile, the NetworkPolicies, deploy/k8s is the
+# chart's output, compose.yaml's files come from gen-certs.sh.
+test-deploy: ## check the Helm chart, deploy/k8s and compose.yaml offline (deploy/helm/check)
+	cd deploy/helm/check && go test -count=1 ./...
+
+k8s: ## render deploy/k8s/portal.yaml from the Helm chart deploy/helm/portal
+	cd deploy/helm/check && go test -count=1 -run TestManifestsUpToDate ./... -update
 
 test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
 	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Lists the licence of every module Portal's packages and tests are built
 # from (go list -tags up -deps -test ./...: the "up" build has every
-# dependency), read from the LICENSE (or COPYING) file
+# dependency), and deploy/helm/check's (Helm's library, k8s.io/api), read from the LICENSE (or COPYING) file
 # of each module's directory in the module cache, and fails on a module
 # whose licence is unknown or incompatible with Portal's Apache-2.0.
-#   allowed: Apache-2.0, MIT, BSD-2-Clause, BSD-3-Clause, ISC, MPL-2.0
+#   allowed: Apache-2.0, MIT, BSD-2-Clause, BSD-3-Clause, ISC, MPL-2.0, Unlicense (public domain)
 #            (file-level copyleft: used unmodified, as a library)
 #   refused: GPL, LGPL, AGPL, and any file this script cannot classify.
 # LICENSES_VERBOSE=1 prints every module, not only the count per licence.
@@ -19,6 +19,7 @@ classify() { # classify FILE: prints an SPDX id or "unknown"
   elif grep -q 'Apache License' "$f" && grep -q 'Version 2.0' "$f"; then echo Apache-2.0
   elif grep -q 'Permission is hereby granted, free of charge' "$f"; then echo MIT
   elif grep -q 'Permission to use, copy, modify, and/\?or distribute' "$f"; then echo ISC
+  elif grep -q 'This is free and unencumbered software released into the public domain' "$f"; then echo Unlicense
   elif grep -q 'Redistribution and use in source and binary forms' "$f"; then
     if grep -qiE 'Neither the name|names of its contributors|name of the copyright holder' "$f"; then echo BSD-3-Clause; else echo BSD-2-Clause; fi
   else echo unknown
@@ -36,7 +37,7 @@ main=$(go list -m)
 bad=0
 declare -A count
 while read -r path dir; do
-  [ "$path" = "$main" ] && continue
+  { [ "$path" = "$main" ] || [ "$path" = "$main/deploy/helm/check" ]; } && continue
   lic=
   for f in "$dir"/LICENSE "$dir"/LICENSE.* "$dir"/LICENCE "$dir"/COPYING "$dir"/License "$dir"/license; do
     [ -f "$f" ] || continue
@@ -46,13 +47,15 @@ while read -r path dir; do
   [ -n "$lic" ] || lic="unknown (no LICENSE file in $dir)"
   count[${lic%% *}]=$(( ${count[${lic%% *}]:-0} + 1 ))
   case $lic in
-    Apache-2.0|MIT|BSD-2-Clause|BSD-3-Clause|ISC|MPL-2.0)
+    Apache-2.0|MIT|BSD-2-Clause|BSD-3-Clause|ISC|MPL-2.0|Unlicense)
       [ "${LICENSES_VERBOSE:-}" = 1 ] && printf '  %-14s %s\n' "$lic" "$path" ;;
     *)
       printf 'licenses: %s: %s: REFUSED\n' "$path" "$lic" >&2
       bad=1 ;;
   esac
-done < <(go list -tags up -deps -test -f '{{with .Module}}{{.Path}} {{.Dir}}{{end}}' ./... | sort -u)
+done < <(for m in . deploy/helm/check; do
+  (cd "$m" && go list -tags up -deps -test -f '{{with .Module}}{{.Path}} {{.Dir}}{{end}}' ./...)
+done | sort -u)
 
 for l in "${!count[@]}"; do printf 'licenses: %3d modules %s\n' "${count[$l]}" "$l"; done | sort
 if [ "$bad" -ne 0 ]; then

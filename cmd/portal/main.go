@@ -26,6 +26,7 @@ import (
 var flags = append([]cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
+	&cli.StringFlag{Name: "issuer", EnvVars: []string{"PORTAL_ISSUER"}, Usage: "the OpenID provider's public https URL (default: derived from the listen address, and logged)"},
 	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off)"},
@@ -162,6 +163,7 @@ func runAll(c *cli.Context) error {
 	}
 	return portal.RunAll(ctx, portal.Options{
 		HTTPAddress:    c.String("http_address"),
+		Issuer:         c.String("issuer"),
 		DataDir:        c.String("data_dir"),
 		ConfigFile:     c.String("config"),
 		AdminPassword:  os.Getenv("PORTAL_ADMIN_PASSWORD"),

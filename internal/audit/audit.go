@@ -53,6 +53,11 @@ const (
 	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
 	KindPasswordReset  Kind = "password_reset"           // a password was set from a reset link
 	KindFactorsChange  Kind = "factors_change"           // a second factor was enrolled or removed
+	KindOIDCClient     Kind = "oidc_client"              // an admin registered, changed or deleted an OpenID client
+	KindOIDCGrant      Kind = "oidc_grant"               // a user signed in to an application through Portal (a grant began)
+	KindOIDCConsent    Kind = "oidc_consent"             // a user gave or withdrew consent to an application
+	KindOIDCToken      Kind = "oidc_token"               // tokens were issued to an application (code exchange or refresh)
+	KindOIDCRevoke     Kind = "oidc_revoke"              // an application's grant or token ended: revocation, reuse, logout, session end
 )
 
 // Kinds lists every Kind, in the order above.
@@ -62,6 +67,7 @@ var Kinds = []Kind{
 	KindLockoutLifted,
 	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
 	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
+	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,
 }
 
 // Valid reports whether k is one of Kinds.

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"go-micro.dev/v4/events"
+
+	"github.com/portal-go/portal/internal/outbox"
 )
 
 // Publisher puts audit entries on a stream, for the system service to store.
@@ -24,6 +27,9 @@ type Publisher struct {
 	mu       sync.Mutex
 	pending  []Entry // entries Record could not publish yet, oldest first
 	retrying bool    // a goroutine publishes pending
+	// outbox, when set, keeps each entry Record is given until the stream
+	// has it (WithOutbox).
+	outbox *outbox.Outbox
 }
 
 // MaxPending bounds the entries a Publisher keeps in memory while the stream
@@ -44,6 +50,26 @@ func NewPublisher(stream events.Stream, log *slog.Logger) *Publisher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Publisher{stream: stream, log: log, now: time.Now}
+}
+
+// WithOutbox makes Record keep each entry in o (the service's store) before
+// publishing it, so that neither a stream outage nor the process's end loses
+// it: o's relay publishes it again until the stream has it (send it with
+// p.Send). It returns p.
+func (p *Publisher) WithOutbox(o *outbox.Outbox) *Publisher {
+	p.outbox = o
+	return p
+}
+
+// Send is the outbox's Sender for audit entries: it publishes the entry m
+// holds (the log stores an entry once per ID, so a second delivery is
+// harmless).
+func (p *Publisher) Send(ctx context.Context, m outbox.Message) error {
+	var e Entry
+	if err := json.Unmarshal(m.Body, &e); err != nil {
+		return fmt.Errorf("%w: outbox entry: %w", ErrInvalid, err)
+	}
+	return p.Publish(ctx, e)
 }
 
 // Publish fills in e's ID and Time when they are empty and publishes e on
@@ -90,6 +116,9 @@ func (p *Publisher) Record(ctx context.Context, e Entry) {
 	if e.Time.IsZero() {
 		e.Time = p.now()
 	}
+	if p.keep(ctx, e) {
+		return
+	}
 	p.mu.Lock()
 	queued := len(p.pending) > 0
 	p.mu.Unlock()
@@ -115,6 +144,30 @@ func (p *Publisher) Record(ctx context.Context, e Entry) {
 		p.retrying = true
 		go p.retry()
 	}
+}
+
+// keep, when p has an outbox, keeps e there, publishes it, and reports true:
+// the outbox's relay publishes again what the stream refused. False: no
+// outbox, or the store refused e (Record's memory queue takes it).
+func (p *Publisher) keep(ctx context.Context, e Entry) bool {
+	if p.outbox == nil || !e.Kind.Valid() {
+		return false
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return false
+	}
+	m := outbox.NewMessage(Topic, body)
+	if err := p.outbox.Put(m); err != nil {
+		p.log.Error("audit entry not kept in the outbox; kept in memory", "kind", e.Kind, "err", err)
+		return false
+	}
+	if err := p.Publish(ctx, e); err != nil {
+		p.log.Warn("audit entry not published; the outbox relays it", "kind", e.Kind, "err", err)
+		return true
+	}
+	p.outbox.Published(m)
+	return true
 }
 
 // retry publishes the pending entries, oldest first, until none is left or

@@ -42,6 +42,8 @@ const (
 	ServicesRead    Permission = "services.read"
 	ServicesRestart Permission = "services.restart"
 	OverviewRead    Permission = "overview.read"
+	ClientsRead     Permission = "clients.read"
+	ClientsWrite    Permission = "clients.write"
 )
 
 // Info describes a permission.
@@ -63,6 +65,8 @@ var Permissions = []Info{
 	{AuditRead, "read the audit log"},
 	{ServicesRead, "see registered services, supervised processes and their logs"},
 	{ServicesRestart, "restart a supervised service"},
+	{ClientsRead, "list the applications that sign in with Portal (OpenID clients)"},
+	{ClientsWrite, "register, disable, rotate the secret of and delete applications that sign in with Portal"},
 }
 
 // Known reports whether p is in the catalogue.

@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -162,4 +164,21 @@ func (l *NATSLink) closed(*nats.Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.live = false
+}
+
+// Flush returns once the NATS server has every message this process
+// published so far (one round trip), or an error when it cannot say so
+// before ctx ends: core NATS's only acknowledgement. A nil link (memory
+// broker: delivered on publish) returns nil.
+func (l *NATSLink) Flush(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	nc := l.conn
+	l.mu.Unlock()
+	if nc == nil || !nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	return nc.FlushWithContext(ctx)
 }

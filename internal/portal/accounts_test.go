@@ -134,8 +134,7 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 		}
 	}
 	// The admin's forms too (as the admin, so only the token is missing).
-	var me map[string]any
-	me = c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
+	me := c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
 	for _, path := range []string{"/admin/users", "/admin/users/" + me["id"].(string) + "/password/temporary", "/admin/users/" + me["id"].(string) + "/password/require"} {
 		r := c.do("POST", path, "", form.Encode()+"&username=zed&password=zed-password-1", "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+admin+"; portal_csrf="+strings.Repeat("a", 43))
 		if r.StatusCode != http.StatusForbidden {

@@ -28,6 +28,10 @@ var adminRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/admin/services/user/restart"},
 	{"GET", "/api/v1/admin/services/user/logs"},
 	{"GET", "/api/v1/admin/audit"},
+	{"GET", "/api/v1/admin/oidc/clients"},
+	{"POST", "/api/v1/admin/oidc/clients"},
+	{"PATCH", "/api/v1/admin/oidc/clients/some-id"},
+	{"DELETE", "/api/v1/admin/oidc/clients/some-id"},
 	{"GET", "/api/v1/admin/overview"},
 	{"GET", "/api/v1/admin/permissions"},
 	{"GET", "/api/v1/admin/roles"},
@@ -47,6 +51,7 @@ var adminRoutes = []struct{ method, path string }{
 	{"GET", "/admin/services"},
 	{"GET", "/admin/services/user/logs"},
 	{"GET", "/admin/audit"},
+	{"GET", "/admin/oidc"},
 }
 
 // TestAdminRoutesRefuseNonAdmins: a signed-in user without the admin role

@@ -43,6 +43,9 @@ type cluster struct {
 	report []string      // measured numbers, logged at the end
 	// extraEnv is added to every process's environment.
 	extraEnv map[string]string
+
+	// firstWeb, when set, is the first gateway's address (the issuer's).
+	firstWeb string
 }
 
 // start runs `portal <service>` on the cluster and waits until it serves.
@@ -60,6 +63,9 @@ func (c *cluster) start(service string) *testenv.Proc {
 	}
 	for k, v := range c.extraEnv {
 		env[k] = v
+	}
+	if service == "web" && len(c.webs) == 0 && c.firstWeb != "" {
+		env["PORTAL_HTTP_ADDRESS"] = c.firstWeb
 	}
 	p := testenv.StartProc(c.t, c.bin, []string{service}, env, ready)
 	switch service {
@@ -189,6 +195,9 @@ func TestDistributed(t *testing.T) {
 		Redis: testenv.StartRedis(t),
 		Keys:  testenv.NewPortalKeys(t),
 	}
+	// The OpenID issuer is the first gateway's URL.
+	c.firstWeb = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	c.env.Issuer = "http://" + c.firstWeb
 	etcd, redis := c.env.Etcd, c.env.Redis
 	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates)
 	// One at a time: each user process creates the admin if it is missing.
@@ -291,6 +300,15 @@ func TestDistributed(t *testing.T) {
 	// allows, a session and an API key may do through either gateway and by
 	// direct RPC; an edit of the role applies everywhere within 1 s.
 	if !t.Run("a5_permissions_live", func(t *testing.T) { permissionsLive(t, c) }) {
+		return
+	}
+
+	// a6. Single sign-on served by any gateway: a relying party Portal did
+	// not write signs a user in through web1 (the issuer); web2 introspects
+	// and refreshes the same tokens; a reused refresh token is refused on
+	// the other gateway; a logout or a disabled user ends the application's
+	// tokens on both gateways at once, and sends a back-channel logout.
+	if !t.Run("a6_oidc_across_gateways", func(t *testing.T) { oidcAcrossGateways(t, c) }) {
 		return
 	}
 

@@ -9,6 +9,7 @@ import (
 	"github.com/portal-go/portal/internal/supervisor"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	runtimepb "github.com/portal-go/portal/proto/runtime"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
@@ -25,6 +26,8 @@ func TestEveryRPCIsDeclared(t *testing.T) {
 		{user.Endpoints, []protoreflect.ServiceDescriptor{
 			userpb.File_proto_user_user_proto.Services().ByName("User"),
 			userpb.File_proto_user_accounts_proto.Services().ByName("Accounts"),
+			// The user service serves the OpenID provider's RPCs too.
+			oidcpb.File_proto_oidc_oidc_proto.Services().ByName("OIDC"),
 		}},
 		{system.Endpoints, []protoreflect.ServiceDescriptor{systempb.File_proto_system_system_proto.Services().ByName("System")}},
 		{supervisor.Endpoints, []protoreflect.ServiceDescriptor{runtimepb.File_proto_runtime_runtime_proto.Services().ByName("Runtime")}},

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
 	"go-micro.dev/v4/events"
@@ -22,10 +23,13 @@ import (
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/mail"
+	"github.com/portal-go/portal/internal/outbox"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -36,9 +40,13 @@ import (
 // mountUser serves the user service on svc, its store st traced as part of
 // each request, and makes the first admin. k (nil: none) makes writes and
 // index updates in st atomic across processes; on Redis, users and sessions
-// are also read with one MGET. It publishes audit entries on stream. Its
-// mail goes through an outbox in st, sent by a background job via sender.
-func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword string, stream events.Stream, sender mail.Sender, log *slog.Logger) error {
+// are also read with one MGET. It publishes audit entries on stream, and
+// serves the OpenID provider as issuer. Its mail goes through an outbox in
+// st, sent by a background job via sender. With k, the events it publishes
+// and the audit entries (unless stream is durable by itself) are kept in an
+// outbox in k until flush (nil: publishing is delivering) confirms that the
+// broker has them, relayed in the background.
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, sender mail.Sender, flush func(context.Context) error, log *slog.Logger) error {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if k != nil {
 		repo = repo.WithKV(k)
@@ -46,17 +54,32 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	if g, ok := k.(*kv.Redis); ok {
 		repo = repo.WithGetter(g)
 	}
+	pub := audit.NewPublisher(stream, log.With("service", "user"))
 	h := user.NewHandler(repo, minter, cfg, user.Events{
 		Revoked: micro.NewEvent(user.TopicSessionRevoked, svc.Client()),
 		Changed: micro.NewEvent(user.TopicUserChanged, svc.Client()),
 		Roles:   micro.NewEvent(user.TopicRoleChanged, svc.Client()),
-	}, log).WithAudit(audit.NewPublisher(stream, log.With("service", "user")))
+	}, log).WithAudit(pub)
+	if k != nil {
+		sendEvent := user.Send(svc.Client(), flush)
+		ob := outbox.New(k, func(ctx context.Context, m outbox.Message) error {
+			if m.Topic == audit.Topic {
+				return pub.Send(ctx, m)
+			}
+			return sendEvent(ctx, m)
+		}, flush, log)
+		h.WithOutbox(ob)
+		if _, durable := stream.(*audit.DurableStream); !durable {
+			pub.WithOutbox(ob)
+		}
+		svc.Background(ob.Run)
+	}
 	if k == nil {
 		k = kv.NewLocal(st)
 	}
-	outbox := mail.NewOutbox(st, k, sender, log.With("service", "user"), mail.OutboxOptions{})
-	h.WithMail(outbox)
-	svc.Background(outbox.Run)
+	mailbox := mail.NewOutbox(st, k, sender, log.With("service", "user"), mail.OutboxOptions{})
+	h.WithMail(mailbox)
+	svc.Background(mailbox.Run)
 	// h.Check hands the handler what it read for the same call. Inside it,
 	// a login's body says of the client only what the caller proved.
 	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
@@ -65,6 +88,9 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 		return err
 	}
 	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
+		return err
+	}
+	if err := mountSSO(svc, st, k, minter, h, issuer, pub, log); err != nil {
 		return err
 	}
 	// Every instance holds the roles in memory: read before it serves,
@@ -90,6 +116,32 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	})
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
+	return nil
+}
+
+// mountSSO serves the OpenID provider (internal/sso) beside the user
+// handler h, its records in st, sealed with a key derived from minter's.
+func mountSSO(svc *platform.Service, st store.Store, k kv.Store, minter auth.Auth, h *user.Handler, issuer string, pub *audit.Publisher, log *slog.Logger) error {
+	d, ok := minter.(interface{ DeriveKey(string) []byte })
+	if !ok || d.DeriveKey("oidc provider v1") == nil {
+		return errors.New("no private key: the user service signs tokens")
+	}
+	if k == nil {
+		k = kv.NewLocal(st)
+	}
+	p, err := sso.New(st, k, d.DeriveKey("oidc provider v1"), h.SSO(), sso.Options{Issuer: issuer, Log: log, Audit: pub, Metrics: registerer(svc)})
+	if err != nil {
+		return err
+	}
+	h.OnSessionEnded(func(userID, sid string) { p.SessionEnded(userID, sid, nil) })
+	return oidcpb.RegisterOIDCHandler(svc.Server(), sso.NewHandler(p))
+}
+
+// registerer is svc's metrics registry, or nil.
+func registerer(svc *platform.Service) prometheus.Registerer {
+	if m := svc.Metrics(); m != nil {
+		return m.Registry
+	}
 	return nil
 }
 
@@ -151,6 +203,7 @@ func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.Accounts = userpb.NewAccountsService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
+	o.OIDC = oidcpb.NewOIDCService("user", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}
 	o.Tracer = svc.TracerProvider()
 	o.Readiness = svc.Readiness

@@ -24,6 +24,7 @@ import (
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	DataDir string
 	// ConfigFile is the watched yaml config; missing means built-in defaults.
 	ConfigFile string
+	// Issuer is the OpenID provider's public URL (PORTAL_ISSUER); empty
+	// derives it from the gateway's address, and says so.
+	Issuer string
 	// AdminPassword is the first admin's password; empty generates one.
 	AdminPassword string
 	// Keys, when set, replace the keys kept in DataDir.
@@ -138,11 +142,21 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if o.Listener == nil {
+		// Listen now: the default issuer is the address actually bound.
+		if o.Listener, err = net.Listen("tcp", o.HTTPAddress); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+	}
+	if o.Issuer == "" {
+		o.Issuer = sso.DefaultIssuer(o.Listener.Addr().String())
+		log.Info("OpenID issuer derived from the listen address; set --issuer (PORTAL_ISSUER) to the public https URL", "issuer", o.Issuer)
+	}
 	sender, err := mailSender(o.DataDir, os.Getenv, log)
 	if err != nil {
 		return err
 	}
-	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, stream, sender, log); err != nil {
+	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, o.Issuer, stream, sender, nil, log); err != nil {
 		return err
 	}
 	// system: the admin plane; it asks user about sessions, keeps the audit log.
@@ -167,6 +181,7 @@ func RunAll(ctx context.Context, o Options) error {
 		Cache:   platform.NewMemoryCache(time.Minute),
 		Log:     log,
 		Metrics: metrics,
+		Issuer:  o.Issuer,
 	}))
 	if err != nil {
 		return err

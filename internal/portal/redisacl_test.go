@@ -34,6 +34,7 @@ func TestRedisACL(t *testing.T) {
 			t.Fatalf("%s store: %v", name, err)
 		}
 		defer st.Close()
+		defer k.(*kv.Redis).Close()
 		if err := st.Write(&store.Record{Key: "k/1", Value: []byte("v"), Expiry: time.Minute}); err != nil {
 			t.Fatalf("%s: Write: %v", name, err)
 		}
@@ -61,6 +62,7 @@ func TestRedisACL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("web cache: %v", err)
 	}
+	defer c.(io.Closer).Close()
 	if err := c.Put(ctx, "portal:web:session:s1", []byte{1}, time.Minute); err != nil {
 		t.Fatalf("cache Put: %v", err)
 	}
@@ -100,7 +102,9 @@ func TestRedisACL(t *testing.T) {
 		{"wrong CA", r.URL("user"), other.CAFile, "PORTAL_REDIS_CA_FILE"},
 		{"plaintext to TLS", "redis://" + u.Name + ":" + u.Password + "@" + host, "", "TLS on one side only"},
 	} {
-		_, _, err := portal.RedisServiceStore("user", w.ca, redisstore.NewStore(store.Nodes(w.url)), log)
+		rs := redisstore.NewStore(store.Nodes(w.url))
+		_, _, err := portal.RedisServiceStore("user", w.ca, rs, log)
+		rs.Close()
 		if err == nil || !strings.Contains(err.Error(), w.want) || !strings.Contains(err.Error(), "MICRO_STORE_ADDRESS") || strings.Contains(err.Error(), u.Password) {
 			t.Errorf("%s: %v, want an error naming MICRO_STORE_ADDRESS with %q, without the password", w.name, err, w.want)
 		}

@@ -34,6 +34,7 @@ import (
 	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/redisx"
+	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
@@ -301,11 +302,15 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	issuer := issuerOf(b.settings)
+	if b.settings.Issuer == "" {
+		log.Info("OpenID issuer derived from --http_address; set --issuer (PORTAL_ISSUER) to the public https URL, the same on every user instance", "issuer", issuer)
+	}
 	sender, err := mailSender(b.settings.DataDir, os.Getenv, log)
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, stream, sender, log)
+	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, sender, b.link.Flush, log)
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the
@@ -329,12 +334,21 @@ func buildWeb(_ context.Context, b *Built, d deps, log *slog.Logger) error {
 	}
 	gw, err := mountWeb(b.Service, b.settings.Edge.webOptions(web.Options{
 		Auth: d.verifier, Config: d.cfg, Cache: c, Revocations: b.link, Log: log, Metrics: b.Metrics,
+		Issuer: issuerOf(b.settings),
 	}))
 	if err != nil {
 		return err
 	}
 	b.Gateway = gw.Handler()
 	return nil
+}
+
+// issuerOf is the OpenID issuer: --issuer, else derived from --http_address.
+func issuerOf(s ServiceSettings) string {
+	if s.Issuer != "" {
+		return s.Issuer
+	}
+	return sso.DefaultIssuer(s.HTTPAddress)
 }
 
 // userHealth is the user service's registration check: its store answers.

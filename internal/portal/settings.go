@@ -56,6 +56,8 @@ type ServiceSettings struct {
 	Calls  CallSettings
 
 	HTTPAddress, DataDir, ConfigFile string
+	// Issuer is the OpenID provider's public URL (user service).
+	Issuer string
 	// AdminPassword is PORTAL_ADMIN_PASSWORD: the first admin's (user).
 	AdminPassword string
 	// PublicKey and PrivateKey are MICRO_AUTH_*_KEY, base64 of PEM.
@@ -124,6 +126,7 @@ var ErrHelp = errors.New("help shown")
 // cliFlags are the flags Portal adds to go-micro's own.
 var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
+	&cli.StringFlag{Name: "issuer", EnvVars: []string{"PORTAL_ISSUER"}, Usage: "user: the OpenID provider's public https URL, the same on every instance (default: derived from --http_address)"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
 	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
 	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache: memory, redis, or none (every request asks the user service)"},
@@ -225,7 +228,7 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 			PoolTTL:        durationOf(c.String("client_pool_ttl")),
 			PoolSize:       c.Int("client_pool_size"),
 		},
-		HTTPAddress: c.String("http_address"), DataDir: c.String("data_dir"), ConfigFile: c.String("config_file"),
+		Issuer: c.String("issuer"), HTTPAddress: c.String("http_address"), DataDir: c.String("data_dir"), ConfigFile: c.String("config_file"),
 		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		PublicKey:     c.String("auth_public_key"), PrivateKey: c.String("auth_private_key"),
 		ConfigSource: c.String("config"), ConfigAddress: c.String("config_address"),

@@ -308,6 +308,8 @@ type Cluster struct {
 	NATS  *NATS
 	Redis *Redis // the user and system services' store; nil: the file store
 	Keys  PortalKeys
+	// Issuer, when set, is every service's PORTAL_ISSUER.
+	Issuer string
 }
 
 // PortalEnv is the environment of `portal <service>` (web, user, system) in
@@ -331,6 +333,9 @@ func PortalEnv(t testing.TB, service string, c Cluster) map[string]string {
 		"PORTAL_GATEWAY_KEY":     c.Keys.Gateway,
 		"PORTAL_ADMIN_PASSWORD":  AdminPassword,
 		"PORTAL_DATA_DIR":        t.TempDir(),
+	}
+	if c.Issuer != "" {
+		env["PORTAL_ISSUER"] = c.Issuer
 	}
 	etcdEnv(env, c.Etcd)
 	redisEnv(env, service, c.Redis)

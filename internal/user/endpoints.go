@@ -175,6 +175,17 @@ var Endpoints = endpoint.Declare("user",
 		Routes: endpoint.Routes(
 			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/me/tokens/:id", 0, bindTokenID, nil),
 			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/admin/tokens/:id", 0, bindTokenID, nil))},
+
+	// The OpenID provider (internal/sso), served by this service.
+	endpoint.Endpoint{Name: "OIDC.Serve", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "OIDC.ConsentInfo", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "OIDC.Consent", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "OIDC.ListConsents", Access: endpoint.SignedIn, Retry: true},
+	endpoint.Endpoint{Name: "OIDC.RevokeConsent", Access: endpoint.SignedIn},
+	endpoint.Endpoint{Name: "OIDC.ListClients", Access: endpoint.ClientsRead, Retry: true},
+	endpoint.Endpoint{Name: "OIDC.CreateClient", Access: endpoint.ClientsWrite},
+	endpoint.Endpoint{Name: "OIDC.UpdateClient", Access: endpoint.ClientsWrite},
+	endpoint.Endpoint{Name: "OIDC.DeleteClient", Access: endpoint.ClientsWrite},
 )
 
 // userPatch is the body of PATCH /admin/users/{id}: absent fields stay.

@@ -16,12 +16,16 @@ import (
 	"github.com/google/uuid"
 	"go-micro.dev/v4"
 	"go-micro.dev/v4/auth"
+	"go-micro.dev/v4/client"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/mail"
+	"github.com/portal-go/portal/internal/outbox"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -40,8 +44,11 @@ type Handler struct {
 	roleEvents micro.Event
 	audit      *audit.Publisher // nil: nothing audited
 	mail       *mail.Outbox     // nil: no mail (WithMail)
-	log        *slog.Logger
-	now        func() time.Time
+	// outbox keeps the events above until the broker has them (nil: a
+	// publish that fails is lost; gateways notice at cache expiry).
+	outbox *outbox.Outbox
+	log    *slog.Logger
+	now    func() time.Time
 	// roles are this instance's view of the role definitions, read again
 	// every refreshEvery (RolesRefresh).
 	roles        roleSet
@@ -49,6 +56,9 @@ type Handler struct {
 	// admins serialises changes that could leave nobody holding
 	// roles.write.
 	admins sync.Mutex
+	// sessionEnded, when set, hears of each session endSession ended (the
+	// OpenID provider ends the grants made in it).
+	sessionEnded func(userID, sid string)
 }
 
 // Events are where the handler announces what gateways must learn at once.
@@ -72,6 +82,70 @@ func NewHandler(repo *Repo, a auth.Auth, cfg *config.Center, ev Events, log *slo
 func (h *Handler) WithAudit(p *audit.Publisher) *Handler {
 	h.audit = p
 	return h
+}
+
+// OnSessionEnded makes f hear of every session that ends (logout, an admin
+// or the user ending it, a password change, a disabled or deleted user). Set
+// it before the handler serves.
+func (h *Handler) OnSessionEnded(f func(userID, sid string)) { h.sessionEnded = f }
+
+// WithOutbox makes the handler keep every event it publishes in o, written
+// with the change it reports, until the broker has it; it returns h. Relay
+// o with Send.
+func (h *Handler) WithOutbox(o *outbox.Outbox) *Handler {
+	h.outbox = o
+	return h
+}
+
+// eventTypes are the events the handler publishes, by topic: what Send
+// decodes an outbox record into.
+var eventTypes = map[string]func() proto.Message{
+	TopicSessionRevoked: func() proto.Message { return new(pb.SessionRevoked) },
+	TopicUserChanged:    func() proto.Message { return new(pb.UserChanged) },
+	TopicRoleChanged:    func() proto.Message { return new(pb.RoleChanged) },
+}
+
+// Send is the outbox's Sender for the handler's events: it publishes the
+// event m holds through c, then waits for flush (the broker's
+// acknowledgement; nil: none).
+func Send(c client.Client, flush func(context.Context) error) outbox.Sender {
+	return func(ctx context.Context, m outbox.Message) error {
+		newMsg, ok := eventTypes[m.Topic]
+		if !ok {
+			return fmt.Errorf("outbox: unknown topic %q", m.Topic)
+		}
+		msg := newMsg()
+		if err := protojson.Unmarshal(m.Body, msg); err != nil {
+			return fmt.Errorf("outbox: %s: %w", m.Topic, err)
+		}
+		if err := c.Publish(ctx, c.NewMessage(m.Topic, msg)); err != nil {
+			return err
+		}
+		if flush == nil {
+			return nil
+		}
+		return flush(ctx)
+	}
+}
+
+// event is msg as an outbox record on topic.
+func event(topic string, msg proto.Message) outbox.Message {
+	body, err := protojson.Marshal(msg)
+	if err != nil { // a generated message always marshals
+		panic(err)
+	}
+	return outbox.NewMessage(topic, body)
+}
+
+// announce publishes msg (kept in the outbox as m) through ev; once the
+// broker has it, the outbox forgets m. It returns the publish's error: the
+// outbox's relay sends m again.
+func (h *Handler) announce(ctx context.Context, ev micro.Event, m outbox.Message, msg proto.Message) error {
+	if err := ev.Publish(ctx, msg); err != nil {
+		return err
+	}
+	h.outbox.Published(m)
+	return nil
 }
 
 // publishAudit publishes an audit entry for something that has happened: a
@@ -327,14 +401,17 @@ func (h *Handler) Logout(ctx context.Context, req *pb.LogoutRequest, rsp *pb.Log
 
 // endSession deletes a session and tells every gateway.
 func (h *Handler) endSession(ctx context.Context, userID, sid string) error {
-	if err := h.repo.DeleteSession(ctx, userID, sid); err != nil {
+	ev := &pb.SessionRevoked{SessionId: sid, UserId: userID, At: h.now().Unix()}
+	m := event(TopicSessionRevoked, ev)
+	// The event is kept in the same atomic write as the deletion.
+	if err := h.repo.DeleteSession(ctx, userID, sid, h.outbox.Ops(m)...); err != nil {
 		return rpcError(err)
 	}
-	ev := &pb.SessionRevoked{SessionId: sid, UserId: userID, At: h.now().Unix()}
-	if err := h.revoked.Publish(ctx, ev); err != nil {
-		// The session is gone from the store: gateways learn it when their
-		// cached verdict expires. Say so, once, here.
-		h.log.Warn("session.revoked event not published; gateways will notice at cache expiry", "session", sid, "err", err)
+	if h.sessionEnded != nil {
+		h.sessionEnded(userID, sid)
+	}
+	if err := h.announce(ctx, h.revoked, m, ev); err != nil {
+		h.log.Warn("session.revoked event not published now; the outbox relays it (without one, gateways notice at cache expiry)", "session", sid, "err", err)
 	}
 	return nil
 }

@@ -203,8 +203,13 @@ func (h *Handler) rolesChanged(ctx context.Context, name string) {
 	if h.roleEvents == nil {
 		return
 	}
-	if err := h.roleEvents.Publish(ctx, &pb.RoleChanged{Name: name, At: h.now().Unix()}); err != nil {
-		h.log.Warn("role.updated event not published; other instances notice at their next refresh", "role", name, "err", err)
+	ev := &pb.RoleChanged{Name: name, At: h.now().Unix()}
+	m := event(TopicRoleChanged, ev)
+	if err := h.outbox.Put(m); err != nil {
+		h.log.Warn("role.updated event not kept in the outbox", "role", name, "err", err)
+	}
+	if err := h.announce(ctx, h.roleEvents, m, ev); err != nil {
+		h.log.Warn("role.updated event not published now; the outbox relays it (without one, other instances notice at their next refresh)", "role", name, "err", err)
 	}
 }
 

@@ -335,17 +335,18 @@ func (r *Repo) SessionAndUser(ctx context.Context, sid, userID string) (*Session
 }
 
 // DeleteSession ends a session: the record and its index entries in one
-// step. Ending an ended session is not an error.
-func (r *Repo) DeleteSession(ctx context.Context, userID, id string) error {
+// step, with the ops of with (the event that reports it). Ending an ended
+// session is not an error.
+func (r *Repo) DeleteSession(ctx context.Context, userID, id string, with ...kv.Op) error {
 	s, err := r.Session(ctx, id)
 	if errors.Is(err, ErrSessionEnded) {
-		_, err = r.apply(kv.DeleteOp(keySession + id))
+		_, err = r.apply(append([]kv.Op{kv.DeleteOp(keySession + id)}, with...)...)
 		return err
 	} else if err != nil {
 		return err
 	}
 	m := sessionMember(s)
-	_, err = r.apply(kv.DeleteOp(keySession+id), kv.RemoveOp(ixUserSessions+userID, m), kv.RemoveOp(ixSessions, m))
+	_, err = r.apply(append([]kv.Op{kv.DeleteOp(keySession + id), kv.RemoveOp(ixUserSessions+userID, m), kv.RemoveOp(ixSessions, m)}, with...)...)
 	return err
 }
 

@@ -209,7 +209,11 @@ func (h *Handler) publishChanged(ctx context.Context, userID string) {
 		return
 	}
 	ev := &pb.UserChanged{UserId: userID, SessionIds: ids, At: h.now().Unix()}
-	if err := h.changed.Publish(ctx, ev); err != nil {
-		h.log.Warn("user.updated event not published; gateways will notice at cache expiry", "user", userID, "err", err)
+	m := event(TopicUserChanged, ev)
+	if err := h.outbox.Put(m); err != nil {
+		h.log.Warn("user.updated event not kept in the outbox", "user", userID, "err", err)
+	}
+	if err := h.announce(ctx, h.changed, m, ev); err != nil {
+		h.log.Warn("user.updated event not published now; the outbox relays it (without one, gateways notice at cache expiry)", "user", userID, "err", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portal-go/portal/internal/endpoint"
 
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -67,6 +68,14 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		return
 	}
 	data["Sessions"], data["Tokens"] = rsp.Sessions, keys.Tokens
+	if g.OIDC != nil {
+		apps, err := g.OIDC.ListConsents(ctx, &oidcpb.ListConsentsRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return
+		}
+		data["Apps"] = apps.Consents
+	}
 	if n, err := strconv.Atoi(c.Query("ended")); err == nil && n > 0 {
 		data["Ended"] = n
 	}

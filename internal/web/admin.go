@@ -37,6 +37,7 @@ var adminPages = []adminPage{
 	{"/admin/audit", "nav.audit", "tab-audit", "audit", endpoint.AuditRead},
 	{"/admin/lockouts", "nav.lockouts", "tab-lockouts", "lockouts", endpoint.UsersRead},
 	{"/admin/mail", "nav.mail", "tab-mail", "mail", endpoint.UsersRead},
+	{"/admin/oidc", "nav.oidc", "tab-oidc", "oidc", endpoint.ClientsRead},
 }
 
 // adminPage is an entry of the admin navigation: Title is a message id, Nav
@@ -97,7 +98,8 @@ func (g *Gateway) apiEndSession(c *gin.Context) {
 // notices are the notices an action's redirect may ask a page to show
 // (?done=name), each the message "notice.<name>".
 var notices = []string{"session_ended", "sessions_ended", "roles", "disabled", "enabled", "deleted", "config", "restarted",
-	"token_revoked", "role_saved", "role_deleted", "lifted", "password", "zone"}
+	"token_revoked", "role_saved", "role_deleted", "lifted", "password", "zone",
+	"app_revoked", "client_disable", "client_enable", "client_delete"}
 
 // back redirects (303) to path with a notice, after a form's action.
 func back(c *gin.Context, path, notice string) {

@@ -28,6 +28,8 @@ import (
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/i18n"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -44,6 +46,11 @@ type Options struct {
 	System systempb.SystemService
 	// Accounts is the user service's profile and recovery calls.
 	Accounts userpb.AccountsService
+	// OIDC is the OpenID provider (in the user service) whose HTTP
+	// requests the gateway forwards; nil serves none.
+	OIDC oidcpb.OIDCService
+	// Issuer is the OpenID provider's issuer, shown to admins.
+	Issuer string
 	// Client calls the services for the JSON routes of Endpoints.
 	Client client.Client
 	// Endpoints are the tables of the services the gateway calls: each of
@@ -155,6 +162,9 @@ func New(o Options) *Gateway {
 	e.GET("/readyz", g.readyz)
 	e.GET("/metrics", g.metrics)
 
+	e.GET(sso.DiscoveryPath, g.withOIDC, g.openID)
+	e.Any(sso.Prefix+"*path", g.withOIDC, g.openID)
+
 	e.GET("/login", g.loginPage)
 	e.POST("/login", g.csrf, g.loginForm)
 	e.GET("/register", g.registerPage)
@@ -167,6 +177,9 @@ func New(o Options) *Gateway {
 	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
 	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.confirmFirst, g.endMySessionForm)
 	e.POST("/account/zone", g.requireCaller, g.csrf, g.zoneForm)
+	e.POST("/account/apps/:id/revoke", g.withOIDC, g.requireCaller, g.csrf, g.confirmFirst, g.revokeAppForm)
+	e.GET(sso.ConsentPath, g.withOIDC, g.requireCaller, g.consentPage)
+	e.POST(sso.ConsentPath, g.withOIDC, g.requireCaller, g.csrf, g.consentForm)
 
 	e.POST("/account/tokens", g.requireCaller, g.csrf, g.tokenForm)
 	e.POST("/account/tokens/:id/revoke", g.requireCaller, g.csrf, g.confirmFirst, g.revokeTokenForm)
@@ -190,6 +203,9 @@ func New(o Options) *Gateway {
 	admin.GET("/audit", g.needs(endpoint.AuditRead), g.auditPage)
 	admin.GET("/lockouts", g.needs(endpoint.UsersRead), g.lockoutsPage)
 	admin.POST("/lockouts/lift", g.csrf, g.confirmFirst, g.liftLockoutForm)
+	admin.GET("/oidc", g.withOIDC, g.needs(endpoint.ClientsRead), g.clientsPage)
+	admin.POST("/oidc", g.withOIDC, g.csrf, g.createClientForm)
+	admin.POST("/oidc/:id/:action", g.withOIDC, g.csrf, g.confirmFirst, g.clientActionForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)
@@ -208,6 +224,12 @@ func New(o Options) *Gateway {
 	e.GET("/api/openapi.json", g.apiOpenAPI)
 	e.GET("/api/docs", g.apiDocsPage)
 	g.accountRoutes(e, api, me)
+	me.GET("/me/apps", g.withOIDC, g.apiMyApps)
+	me.DELETE("/me/apps/:id", g.withOIDC, g.apiRevokeApp)
+	me.GET("/admin/oidc/clients", g.withOIDC, g.needs(endpoint.ClientsRead), g.apiClients)
+	me.POST("/admin/oidc/clients", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiCreateClient)
+	me.PATCH("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiPatchClient)
+	me.DELETE("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiDeleteClient)
 
 	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
 	// A path that exists with another method: 405 with Allow (gin sets the

@@ -20,6 +20,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
+	"github.com/portal-go/portal/internal/sso"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -201,7 +202,7 @@ func tokenOf(c *gin.Context) (tok string, fromCookie bool) {
 // (303), API calls get 401.
 func (g *Gateway) authenticate(c *gin.Context) {
 	set := g.Config.Current().Auth
-	if set.Whitelisted(c.Request.URL.Path) {
+	if set.Whitelisted(c.Request.URL.Path) || sso.Public(c.Request.URL.Path) {
 		// No token needed; one that is valid still tells the page who is
 		// signed in.
 		if cl, err := g.identify(c, set, false); err == nil {

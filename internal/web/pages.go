@@ -72,6 +72,7 @@ var navOf = map[string]string{
 	"admin_overview.html": "overview", "admin_users.html": "users", "admin_user.html": "users",
 	"admin_config.html": "config", "admin_services.html": "services", "admin_logs.html": "services",
 	"admin_audit.html": "audit", "admin_lockouts.html": "lockouts", "admin_roles.html": "roles",
+	"admin_oidc.html": "oidc",
 }
 
 // page renders a template, in the request's language, with the data every
@@ -158,7 +159,7 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	}
 	setSessionCookie(c, rsp.Token, rsp.ExpiresAt)
 	setDeviceCookie(c, rsp.DeviceToken, rsp.DeviceExpiresAt)
-	c.Redirect(http.StatusSeeOther, next)
+	g.afterForm(c, next)
 }
 
 func (g *Gateway) registerPage(c *gin.Context) {

@@ -1,0 +1,117 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/store"
+
+	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/testenv/poll"
+)
+
+// broker records what a Sender was given and refuses while down.
+type broker struct {
+	mu   sync.Mutex
+	down bool
+	got  map[string]int // sends by message id
+}
+
+func (b *broker) send(_ context.Context, m Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		return errors.New("broker down")
+	}
+	b.got[m.ID]++
+	return nil
+}
+
+func (b *broker) setDown(d bool) { b.mu.Lock(); b.down = d; b.mu.Unlock() }
+
+func (b *broker) sends(id string) int { b.mu.Lock(); defer b.mu.Unlock(); return b.got[id] }
+
+func newOutbox(k kv.Store, b *broker, flush func(context.Context) error) *Outbox {
+	o := New(k, b.send, flush, nil)
+	o.Grace, o.Poll = 20*time.Millisecond, 20*time.Millisecond
+	return o
+}
+
+func length(t *testing.T, o *Outbox) int {
+	t.Helper()
+	n, err := o.Len(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRelay: a record the fast path did not deliver is sent by the relay,
+// again and again while the broker refuses, and deleted once it takes it.
+func TestRelay(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	b := &broker{got: map[string]int{}, down: true}
+	o := newOutbox(k, b, nil)
+	m := NewMessage("t", []byte(`{"a":1}`))
+	if err := o.Put(m); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	poll.Holds(t, 300*time.Millisecond, "the record kept while the broker refuses", func() bool { return length(t, o) == 1 })
+	b.setDown(false)
+	poll.Wait(t, 10*time.Second, "the record sent and deleted", func() bool { return b.sends(m.ID) == 1 && length(t, o) == 0 })
+}
+
+// TestPublished: the fast path's record is deleted once flush confirms,
+// kept (for the relay) when flush fails.
+func TestPublished(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	b := &broker{got: map[string]int{}}
+	fail := errors.New("not acknowledged")
+	o := newOutbox(k, b, func(context.Context) error { return fail })
+	m := NewMessage("t", []byte(`{}`))
+	if err := o.Put(m); err != nil {
+		t.Fatal(err)
+	}
+	o.Published(m)
+	poll.Holds(t, 200*time.Millisecond, "the record kept without an acknowledgement", func() bool { return length(t, o) == 1 })
+	newOutbox(k, b, nil).Published(m)
+	poll.Wait(t, 10*time.Second, "the record deleted once acknowledged", func() bool { return length(t, o) == 0 })
+	if n := b.sends(m.ID); n != 0 {
+		t.Fatalf("the relay was not running, yet %d sends", n)
+	}
+}
+
+// TestLease: of two relays on one outbox, only the one holding a record's
+// lease sends it; the other takes over when the lease ends.
+func TestLease(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	b1 := &broker{got: map[string]int{}, down: true}
+	b2 := &broker{got: map[string]int{}}
+	o1, o2 := newOutbox(k, b1, nil), newOutbox(k, b2, nil)
+	m := NewMessage("t", []byte(`{}`))
+	m.At = m.At.Add(-time.Minute) // older than Grace
+	if err := o1.Put(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o1.relay(context.Background()); err == nil {
+		t.Fatal("relay with the broker down: no error")
+	}
+	// o1 holds the lease: o2 leaves the record alone.
+	if n, err := o2.relay(context.Background()); err != nil || n != 0 || b2.sends(m.ID) != 0 {
+		t.Fatalf("second relay while the first holds the lease: sent %d (%d), err %v", n, b2.sends(m.ID), err)
+	}
+	// The lease ends (o1 died): o2 sends.
+	if _, err := k.Apply(kv.DeleteOp(leaseKey + m.member())); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := o2.relay(context.Background()); err != nil || n != 1 || length(t, o2) != 0 {
+		t.Fatalf("second relay after the lease: sent %d, err %v, left %d", n, err, length(t, o2))
+	}
+}
