@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	oidcpb "github.com/portal-go/portal/proto/oidc"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -114,6 +115,38 @@ func (g *Gateway) describe(c *gin.Context) (confirmation, bool) {
 		return confirmation{tr(c, "confirm.role_save.title"), tr(c, "confirm.role_save.what", "Name", c.Param("name")), tr(c, "confirm.role_save.button"), "", "/admin/roles", nil, c.PostFormArray("permission")}, true
 	case "/admin/services/:name/restart":
 		return confirmation{tr(c, "confirm.restart.title"), tr(c, "confirm.restart.what", "Name", c.Param("name")), tr(c, "confirm.restart.button"), "", "/admin/services", nil, nil}, true
+	case "/account/apps/:id/revoke":
+		rsp, err := g.OIDC.ListConsents(rpcContext(c), &oidcpb.ListConsentsRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return confirmation{}, false
+		}
+		name := c.Param("id")
+		for _, a := range rsp.Consents {
+			if a.ClientId == name {
+				name = a.ClientName
+			}
+		}
+		return confirmation{tr(c, "confirm.app_revoke.title"), tr(c, "confirm.app_revoke.what", "Name", name), tr(c, "confirm.app_revoke.button"), "", "/account", nil, nil}, true
+	case "/admin/oidc/:id/:action":
+		action := c.Param("action")
+		if !slices.Contains([]string{"disable", "enable", "rotate", "delete"}, action) {
+			g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
+			return confirmation{}, false
+		}
+		rsp, err := g.OIDC.ListClients(rpcContext(c), &oidcpb.ListClientsRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return confirmation{}, false
+		}
+		name := c.Param("id")
+		for _, cl := range rsp.Clients {
+			if cl.Id == name {
+				name = cl.Name
+			}
+		}
+		key := "confirm.client_" + action
+		return confirmation{tr(c, key+".title"), tr(c, key+".what", "Name", name), tr(c, key+".button"), "", "/admin/oidc", nil, nil}, true
 	case "/admin/lockouts/lift":
 		return confirmation{tr(c, "confirm.lift.title"), tr(c, "confirm.lift.what", "Key", c.PostForm("key")), tr(c, "confirm.lift.button"), "", "/admin/lockouts", nil, nil}, true
 	}

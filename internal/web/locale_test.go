@@ -60,6 +60,9 @@ func TestTemplateKeys(t *testing.T) {
 	for _, name := range notices {
 		hasBoth(t, "notices", "notice."+name)
 	}
+	for _, name := range scopes {
+		hasBoth(t, "scopes", "scope."+name)
+	}
 	if len(tmpls) < 10 || n < 5 {
 		t.Fatalf("found %d templates and %d tr calls: the scan is broken", len(tmpls), n)
 	}

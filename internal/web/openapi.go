@@ -28,19 +28,25 @@ type ownRoute struct {
 
 // ownRoutes are the gateway's own JSON routes, by "METHOD /path".
 var ownRoutes = map[string]ownRoute{
-	"POST /api/v1/register":             {"Create an account: {username, password} → 201 {id, username}", endpoint.Public, http.StatusCreated},
-	"POST /api/v1/login":                {"Sign in: {username, password, device_token?} → {token, expires_at, device_token, device_expires_at}", endpoint.Public, http.StatusOK},
-	"POST /api/v1/logout":               {"End the caller's session", endpoint.SignedIn, http.StatusNoContent},
-	"GET /api/v1/me":                    {"The caller: {id, username, roles}", endpoint.SignedIn, http.StatusOK},
-	"PUT /api/v1/me/password":           {"Change the caller's password: {old_password, new_password} → {sessions_ended}", endpoint.SignedIn, http.StatusOK},
-	"GET /api/v1/me/sessions":           {"The caller's live sessions", endpoint.SignedIn, http.StatusOK},
-	"DELETE /api/v1/me/sessions/:id":    {"End one of the caller's sessions", endpoint.SignedIn, http.StatusNoContent},
-	"PATCH /api/v1/me":                  {"Change the caller's profile: {display_name?, email?}", endpoint.SignedIn, http.StatusOK},
-	"GET /api/v1/me/totp/qr.png":        {"The QR code (PNG) of the caller's pending two-factor key", endpoint.SignedIn, http.StatusOK},
-	"POST /api/v1/email/verify":         {"Confirm an email address: {token}", endpoint.Public, http.StatusOK},
-	"POST /api/v1/password/forgot":      {"Ask for a password reset link: {login} (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted},
-	"POST /api/v1/password/reset":       {"Set a new password with a reset link's token: {token, new_password}", endpoint.Public, http.StatusOK},
-	"DELETE /api/v1/admin/sessions/:id": {"End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent},
+	"POST /api/v1/register":                 {"Create an account: {username, password} → 201 {id, username}", endpoint.Public, http.StatusCreated},
+	"POST /api/v1/login":                    {"Sign in: {username, password, device_token?} → {token, expires_at, device_token, device_expires_at}", endpoint.Public, http.StatusOK},
+	"POST /api/v1/logout":                   {"End the caller's session", endpoint.SignedIn, http.StatusNoContent},
+	"GET /api/v1/me":                        {"The caller: {id, username, roles}", endpoint.SignedIn, http.StatusOK},
+	"PUT /api/v1/me/password":               {"Change the caller's password: {old_password, new_password} → {sessions_ended}", endpoint.SignedIn, http.StatusOK},
+	"GET /api/v1/me/sessions":               {"The caller's live sessions", endpoint.SignedIn, http.StatusOK},
+	"DELETE /api/v1/me/sessions/:id":        {"End one of the caller's sessions", endpoint.SignedIn, http.StatusNoContent},
+	"PATCH /api/v1/me":                      {"Change the caller's profile: {display_name?, email?}", endpoint.SignedIn, http.StatusOK},
+	"GET /api/v1/me/totp/qr.png":            {"The QR code (PNG) of the caller's pending two-factor key", endpoint.SignedIn, http.StatusOK},
+	"POST /api/v1/email/verify":             {"Confirm an email address: {token}", endpoint.Public, http.StatusOK},
+	"POST /api/v1/password/forgot":          {"Ask for a password reset link: {login} (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted},
+	"POST /api/v1/password/reset":           {"Set a new password with a reset link's token: {token, new_password}", endpoint.Public, http.StatusOK},
+	"DELETE /api/v1/admin/sessions/:id":     {"End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent},
+	"GET /api/v1/me/apps":                   {"The applications the caller has allowed to sign them in: {apps: [{client_id, name, given}]}", endpoint.SignedIn, http.StatusOK},
+	"DELETE /api/v1/me/apps/:id":            {"Withdraw an application's consent; its tokens for the caller end", endpoint.SignedIn, http.StatusNoContent},
+	"GET /api/v1/admin/oidc/clients":        {"The registered OpenID clients: {clients}", endpoint.ClientsRead, http.StatusOK},
+	"POST /api/v1/admin/oidc/clients":       {"Register an OpenID client: {name, redirect_uris, ...} → 201 the client (with its secret, once)", endpoint.ClientsWrite, http.StatusCreated},
+	"PATCH /api/v1/admin/oidc/clients/:id":  {"Disable/enable a client or rotate its secret: {disabled?, rotate_secret?}", endpoint.ClientsWrite, http.StatusOK},
+	"DELETE /api/v1/admin/oidc/clients/:id": {"Delete a client and every token issued to it", endpoint.ClientsWrite, http.StatusNoContent},
 }
 
 // operation is one API operation, for the document and the docs page.
