@@ -184,7 +184,7 @@ func TestPresent(t *testing.T) {
 		Nil      *inner   `json:"nil,omitempty"`
 		hidden   int
 	}
-	got, err := json.Marshal(Present([]*outer{{In: &inner{}}}))
+	got, err := json.Marshal(Present([]*outer{{In: &inner{}, hidden: 1}}))
 	if err != nil {
 		t.Fatal(err)
 	}
