@@ -8,7 +8,7 @@ PROTOS := user system runtime oidc
 # Further .proto files of a package, generated beside its main one.
 EXTRA_PROTOS := user/accounts
 
-.PHONY: help build run test test-deploy k8s test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean
+.PHONY: help build run test test-deploy k8s test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embed
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench -quick $(BENCH_FLAGS)
+
+screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
+	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowserPages ./internal/portal/
 
 # FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
 faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)

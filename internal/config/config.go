@@ -20,6 +20,14 @@ type Settings struct {
 	Login     LoginSettings    `json:"login"`
 	RateLimit RateSettings     `json:"rateLimit"`
 	Accounts  AccountsSettings `json:"accounts"`
+	UI        UISettings       `json:"ui"`
+}
+
+// UISettings shape the pages.
+type UISettings struct {
+	// Language is the pages' language when the browser names none that
+	// Portal speaks and the user chose none (ui.language: en or zh-CN).
+	Language string `json:"language"`
 }
 
 // AccountsSettings are the rules of accounts' email and recovery.
@@ -110,7 +118,7 @@ func Defaults() Settings {
 	return Settings{Auth: AuthSettings{
 		WhiteList: []string{
 			"/login", "/register", "/healthz", "/readyz", "/static/*",
-			"/api/v1/login", "/api/v1/register",
+			"/api/v1/login", "/api/v1/register", "/api/openapi.json", "/api/docs",
 			// Email verification and password recovery: no session yet.
 			"/email/verify", "/password/forgot", "/password/reset",
 			"/api/v1/email/verify", "/api/v1/password/forgot", "/api/v1/password/reset",
@@ -135,7 +143,7 @@ func Defaults() Settings {
 		SelfRegistration: true,
 		PublicURL:        "http://localhost:8080",
 		TwoFactorRoles:   []string{},
-	}}
+	}, UI: UISettings{Language: "en"}}
 }
 
 // Bounds of the settings, checked by Validate.
@@ -154,52 +162,62 @@ const (
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("config: invalid")
 
-// Validate reports the first rule the settings break.
+// Validate reports every rule the settings break, one line each (joined
+// with errors.Join, each wrapping ErrInvalid), so that an admin mends them
+// all in one go.
 func (s Settings) Validate() error {
-	a := s.Auth
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
 	}
-	switch {
-	case a.ExpireTime < minExpire:
-		return bad("auth.expireTime is %d, must be at least %d seconds", a.ExpireTime, minExpire)
-	case a.RefreshTime < 0 || a.RefreshTime >= a.ExpireTime:
-		return bad("auth.refreshTime is %d, must be at least 0 and less than auth.expireTime (%d)", a.RefreshTime, a.ExpireTime)
-	case a.SessionMaxAge < a.ExpireTime || a.SessionMaxAge > maxSessionAge:
-		return bad("auth.sessionMaxAge is %d, must be between auth.expireTime (%d) and %d", a.SessionMaxAge, a.ExpireTime, maxSessionAge)
+	a := s.Auth
+	if a.ExpireTime < minExpire {
+		bad("auth.expireTime is %d, must be at least %d seconds", a.ExpireTime, minExpire)
+	}
+	if a.RefreshTime < 0 || a.RefreshTime >= a.ExpireTime {
+		bad("auth.refreshTime is %d, must be at least 0 and less than auth.expireTime (%d)", a.RefreshTime, a.ExpireTime)
+	}
+	if a.SessionMaxAge < a.ExpireTime || a.SessionMaxAge > maxSessionAge {
+		bad("auth.sessionMaxAge is %d, must be between auth.expireTime (%d) and %d", a.SessionMaxAge, a.ExpireTime, maxSessionAge)
 	}
 	for _, p := range a.WhiteList {
 		if !strings.HasPrefix(p, "/") {
-			return bad("auth.whiteList entry %q must be a path starting with /", p)
+			bad("auth.whiteList entry %q must be a path starting with /", p)
 		}
 	}
-	switch l := s.Login; {
-	case l.MaxFailures < 1 || l.MaxFailures > maxFailures:
-		return bad("login.maxFailures is %d, must be between 1 and %d", l.MaxFailures, maxFailures)
-	case l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout:
-		return bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
-	case l.AddressMaxFailures != 0 && (l.AddressMaxFailures < l.MaxFailures || l.AddressMaxFailures > maxCount):
-		return bad("login.addressMaxFailures is %d, must be 0 (4 x login.maxFailures) or between login.maxFailures (%d) and %d", l.AddressMaxFailures, l.MaxFailures, maxCount)
-	case l.AccountMaxFailures != 0 && (l.AccountMaxFailures < accountFloor*l.MaxFailures || l.AccountMaxFailures > maxCount):
-		return bad("login.accountMaxFailures is %d, must be 0 (%d x login.maxFailures) or between %d and %d", l.AccountMaxFailures, accountFloor, accountFloor*l.MaxFailures, maxCount)
+	l := s.Login
+	if l.MaxFailures < 1 || l.MaxFailures > maxFailures {
+		bad("login.maxFailures is %d, must be between 1 and %d", l.MaxFailures, maxFailures)
+	}
+	if l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout {
+		bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
+	}
+	if l.AddressMaxFailures != 0 && (l.AddressMaxFailures < l.MaxFailures || l.AddressMaxFailures > maxCount) {
+		bad("login.addressMaxFailures is %d, must be 0 (4 x login.maxFailures) or between login.maxFailures (%d) and %d", l.AddressMaxFailures, l.MaxFailures, maxCount)
+	}
+	if l.AccountMaxFailures != 0 && (l.AccountMaxFailures < accountFloor*l.MaxFailures || l.AccountMaxFailures > maxCount) {
+		bad("login.accountMaxFailures is %d, must be 0 (%d x login.maxFailures) or between %d and %d", l.AccountMaxFailures, accountFloor, accountFloor*l.MaxFailures, maxCount)
 	}
 	r := s.RateLimit
 	if r.WindowSeconds < 1 || r.WindowSeconds > maxWindow {
-		return bad("rateLimit.windowSeconds is %d, must be between 1 and %d", r.WindowSeconds, maxWindow)
+		bad("rateLimit.windowSeconds is %d, must be between 1 and %d", r.WindowSeconds, maxWindow)
 	}
 	for _, n := range []struct {
 		key string
 		v   int
 	}{{"loginPerAddress", r.LoginPerAddress}, {"loginPerAccount", r.LoginPerAccount}, {"registerPerAddress", r.RegisterPerAddress}, {"registerPerAccount", r.RegisterPerAccount}} {
 		if n.v < 1 || n.v > maxCount {
-			return bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
+			bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
 		}
 	}
 	if u, err := url.Parse(s.Accounts.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
+		bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
 	}
-	return nil
+	if u := s.UI.Language; u != "en" && u != "zh-CN" {
+		bad("ui.language is %q, must be en or zh-CN", u)
+	}
+	return errors.Join(errs...)
 }
 
 // AddressLimit is the failures per address that lock it (addressMaxFailures,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -263,5 +264,23 @@ func TestLoginLimits(t *testing.T) {
 	}
 	if r := Defaults().RateLimit; r.Window() != time.Minute {
 		t.Fatalf("rate window %v, want a minute", r.Window())
+	}
+}
+
+// TestValidateReportsAll: every broken rule is reported in one answer.
+func TestValidateReportsAll(t *testing.T) {
+	s := Defaults()
+	s.Auth.ExpireTime = 1
+	s.Login.MaxFailures = 0
+	s.RateLimit.WindowSeconds = 0
+	s.UI.Language = "fr"
+	err := s.Validate()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate = %v, want ErrInvalid", err)
+	}
+	for _, key := range []string{"auth.expireTime", "login.maxFailures", "rateLimit.windowSeconds", "ui.language"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("%s not reported in %q", key, err)
+		}
 	}
 }

@@ -57,13 +57,13 @@ func decode(js []byte) (Settings, error) {
 func knownKeys(js []byte) error {
 	var doc map[string]any
 	if err := json.Unmarshal(js, &doc); err != nil {
-		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login, rateLimit, accounts): %v", ErrInvalid, err)
+		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login, rateLimit, accounts, ui): %v", ErrInvalid, err)
 	}
 	known := flatten(Defaults())
 	for sec, v := range doc {
 		kv, ok := v.(map[string]any)
 		if _, isSection := knownSections[sec]; !isSection || !ok {
-			return fmt.Errorf("%w: unknown section %q (known: auth, login, rateLimit)", ErrInvalid, sec)
+			return fmt.Errorf("%w: unknown section %q (known: auth, login, rateLimit, ui)", ErrInvalid, sec)
 		}
 		for k := range kv {
 			if _, ok := known[sec+"."+k]; !ok {
@@ -74,7 +74,7 @@ func knownKeys(js []byte) error {
 	return nil
 }
 
-var knownSections = map[string]struct{}{"auth": {}, "login": {}, "rateLimit": {}, "accounts": {}}
+var knownSections = map[string]struct{}{"auth": {}, "login": {}, "rateLimit": {}, "accounts": {}, "ui": {}}
 
 // flatten maps each setting's key ("auth.expireTime") to its value as JSON.
 func flatten(s Settings) map[string]string {

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -136,5 +137,59 @@ func TestRouteCall(t *testing.T) {
 	}
 	if body, err := del.Call(context.Background(), c, "svc", "Svc.Del", fakeInput{}); body != nil || err != nil {
 		t.Errorf("Call = %v, %v; want no body", body, err)
+	}
+}
+
+// TestQueryInts: paging parameters that are absent stay 0; present, they
+// must be non-negative integers, else 400 request.bad_param.
+func TestQueryInts(t *testing.T) {
+	for _, tt := range []struct {
+		query       map[string]string
+		limit, offs int32
+		bad         bool
+	}{
+		{map[string]string{}, 0, 0, false},
+		{map[string]string{"limit": "20", "offset": "40"}, 20, 40, false},
+		{map[string]string{"limit": "abc"}, 0, 0, true},
+		{map[string]string{"offset": "-5"}, 0, 0, true},
+		{map[string]string{"limit": "99999999999"}, 0, 0, true},
+	} {
+		var limit, offset int32
+		err := QueryInts(fakeInput{query: tt.query}, map[string]*int32{"limit": &limit, "offset": &offset})
+		var ie *InputError
+		if tt.bad {
+			if !errors.As(err, &ie) || ie.Status != http.StatusBadRequest || ie.Code != "request.bad_param" {
+				t.Errorf("%v: %v, want 400 request.bad_param", tt.query, err)
+			}
+			continue
+		}
+		if err != nil || limit != tt.limit || offset != tt.offs {
+			t.Errorf("%v: %d %d %v", tt.query, limit, offset, err)
+		}
+	}
+}
+
+// TestPresent: every field is in the rendering, zero values included, under
+// its json tag's name; nested structs, slices and nil pointers too.
+func TestPresent(t *testing.T) {
+	type inner struct {
+		On bool `json:"on,omitempty"`
+	}
+	type outer struct {
+		Name     string   `json:"name,omitempty"`
+		Disabled bool     `json:"disabled,omitempty"`
+		Count    int64    `json:"count,omitempty"`
+		Tags     []string `json:"tags,omitempty"`
+		In       *inner   `json:"in,omitempty"`
+		Nil      *inner   `json:"nil,omitempty"`
+		hidden   int
+	}
+	got, err := json.Marshal(Present([]*outer{{In: &inner{}, hidden: 1}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `[{"count":0,"disabled":false,"in":{"on":false},"name":"","nil":null,"tags":[]}]`
+	if string(got) != want {
+		t.Errorf("Present = %s, want %s", got, want)
 	}
 }

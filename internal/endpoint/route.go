@@ -3,7 +3,9 @@ package endpoint
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"go-micro.dev/v4/client"
 )
@@ -46,19 +48,27 @@ type InputError struct {
 
 func (e *InputError) Error() string { return e.Code + ": " + e.Message }
 
-// BadInput is a 400 bad_request.
+// BadInput is a 400 request.bad_input.
 func BadInput(msg string) *InputError {
-	return &InputError{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+	return &InputError{Status: http.StatusBadRequest, Code: "request.bad_input", Message: msg}
 }
 
-// QueryInt reads a non-negative integer query parameter: 0 when absent or
-// not one.
-func QueryInt(in Input, name string) int32 {
-	n, err := strconv.ParseInt(in.Query(name), 10, 32)
-	if err != nil || n < 0 {
-		return 0
+// QueryInts reads non-negative integer query parameters into the fields
+// named: an absent one leaves its field 0; one present that is not such an
+// integer (limit=abc, offset=-5) is a 400 request.bad_param.
+func QueryInts(in Input, fields map[string]*int32) error {
+	for name, into := range fields {
+		v := in.Query(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 {
+			return &InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: name + " must be a non-negative integer"}
+		}
+		*into = int32(n)
 	}
-	return int32(n)
+	return nil
 }
 
 // JSON makes a route whose RPC takes a *Req and answers a *Rsp (protobuf
@@ -106,4 +116,47 @@ func OrEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// Present renders v (a protobuf message, a slice of them, ...) for JSON with
+// every field present: encoding/json drops protobuf's omitempty fields, so a
+// false disabled or a zero count would vanish, and clients would have to
+// guess. Field names are the json tags' (the proto names).
+func Present(v any) any { return present(reflect.ValueOf(v)) }
+
+func present(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Invalid:
+		return nil
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return present(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			m[name] = present(v.Field(i))
+		}
+		return m
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return v.Interface()
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = present(v.Index(i))
+		}
+		return out
+	}
+	return v.Interface()
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
@@ -139,6 +140,16 @@ func TestAdminUsers(t *testing.T) {
 	if users, total = listUsers(t, c, admin, "q=MEMBER1"); total != 10 || users[0].Username != "member10" {
 		t.Fatalf("search member1: %d, first %v", total, users)
 	}
+	// Booleans are always there: an enabled user says disabled false.
+	if r := c.expect(c.do("GET", "/api/v1/admin/users?q=bob", admin, nil), http.StatusOK); !strings.Contains(string(r.body), `"disabled":false`) {
+		t.Errorf("an enabled user without disabled: %s", r.body)
+	}
+	// Paging parameters that are not non-negative integers are refused.
+	for _, q := range []string{"limit=abc", "offset=-5"} {
+		if code := errorCode(t, c.expect(c.do("GET", "/api/v1/admin/users?"+q, admin, nil), http.StatusBadRequest)); code != "request.bad_param" {
+			t.Errorf("%s: code %q", q, code)
+		}
+	}
 	bobID := userID(t, c, admin, "bob")
 
 	// Promotion: bob's live token reaches the admin plane at once.
@@ -159,9 +170,9 @@ func TestAdminUsers(t *testing.T) {
 	}{
 		{map[string]any{"roles": []string{"root"}}, "user.bad_roles"},
 		{map[string]any{"roles": []string{}}, "user.bad_roles"},
-		{map[string]any{}, "bad_request"},
-		{map[string]any{"disabled": "yes"}, "bad_request"},
-		{map[string]any{"password": "x"}, "bad_request"},
+		{map[string]any{}, "request.bad_input"},
+		{map[string]any{"disabled": "yes"}, "request.bad_json"},
+		{map[string]any{"password": "x"}, "request.bad_json"},
 	} {
 		r := c.do("PATCH", "/api/v1/admin/users/"+bobID, admin, tc.body)
 		if r.StatusCode != http.StatusBadRequest || errorCode(t, r) != tc.code {
@@ -438,6 +449,10 @@ func TestAdminAudit(t *testing.T) {
 		if e.Kind != w.kind || e.ActorName != w.actor || e.SubjectName != w.subject || !strings.Contains(e.Detail, w.detail) || e.ClientAddr != "127.0.0.1" {
 			t.Errorf("entry %d = %+v, want %+v from 127.0.0.1", i, e, w)
 		}
+	}
+	// Times are unix seconds, as everywhere in the API.
+	if now := time.Now().Unix(); got[0].Time < now-600 || got[0].Time > now+60 {
+		t.Errorf("audit time %d: want unix seconds near %d", got[0].Time, now)
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i].Time > got[i-1].Time {

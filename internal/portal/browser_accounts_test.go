@@ -81,7 +81,7 @@ func TestBrowserAccountRecovery(t *testing.T) {
 		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
 	)
 	submit(bctx, "unverified login", 403, chromedp.Click("#submit", chromedp.ByQuery))
-	if e := text(bctx, ".error"); !strings.Contains(e, "confirm your email") {
+	if e := text(bctx, ".error"); !strings.Contains(strings.ToLower(e), "confirm your email") {
 		t.Fatalf("unverified login says %q", e)
 	}
 

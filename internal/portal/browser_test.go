@@ -192,7 +192,7 @@ func TestBrowserFlow(t *testing.T) {
 	var noScript bool
 	run("inspect rejected login page",
 		chromedp.Value("#username", &value, chromedp.ByQuery),
-		chromedp.Evaluate(`document.querySelectorAll('script').length === 0`, &noScript),
+		chromedp.Evaluate(`[...document.scripts].every(s => s.src.endsWith('/static/portal.js'))`, &noScript),
 	)
 	if value != evil {
 		t.Errorf("username field holds %q, want the literal %q", value, evil)
@@ -249,6 +249,8 @@ func TestBrowserFlow(t *testing.T) {
 		t.Fatalf("user page for %q, want %q", got, user)
 	}
 	wantStatus("disable", navigate("disable", chromedp.Click("#disable", chromedp.ByQuery)), 200)
+	run("disable asks first", visible("#do-confirm", "#cancel"))
+	wantStatus("confirm disable", navigate("confirm disable", chromedp.Click("#do-confirm", chromedp.ByQuery)), 200)
 	run("disabled", visible("#enable", ".notice"))
 	if got := text("#user-status"); got != "disabled" {
 		t.Errorf("status after disable = %q", got)
@@ -266,6 +268,11 @@ func TestBrowserFlow(t *testing.T) {
 	doc = strings.Replace(doc, "- /login\n", "- /login\n  - /status/*\n", 1)
 	run("edit config", chromedp.SetValue("#yaml", doc, chromedp.ByQuery))
 	wantStatus("save config", navigate("save config", chromedp.Click("#save", chromedp.ByQuery)), 200)
+	run("config diff", visible("#confirm-lines", "#do-confirm"))
+	if d := text("#confirm-lines"); !strings.Contains(d, "/status/*") {
+		t.Errorf("config diff %q lacks the new entry", d)
+	}
+	wantStatus("confirm config", navigate("confirm config", chromedp.Click("#do-confirm", chromedp.ByQuery)), 200)
 	run("config saved", visible(".notice", "#yaml"))
 	run("read config again", chromedp.Value("#yaml", &doc, chromedp.ByQuery))
 	if !strings.Contains(doc, "/status/*") {

@@ -554,7 +554,7 @@ func TestDistributed(t *testing.T) {
 			slowest = max(slowest, took)
 			if r.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("login #%d on web%d with Redis down: %d %s, want 503", i, i%2+1, r.StatusCode, r.body)
-			} else if code := errorCode(t, r); code != "unavailable" {
+			} else if code := errorCode(t, r); code != "server.unavailable" {
 				t.Errorf("login #%d with Redis down: code %q, want unavailable", i, code)
 			}
 			if took > 3*time.Second {
@@ -604,7 +604,7 @@ func TestDistributed(t *testing.T) {
 			r := w.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": pw})
 			if r.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("login on web%d with no user node registered: %d %s, want 503", i+1, r.StatusCode, r.body)
-			} else if code := errorCode(t, r); code != "unavailable" {
+			} else if code := errorCode(t, r); code != "server.unavailable" {
 				t.Errorf("login on web%d with no user node registered: code %q, want unavailable", i+1, code)
 			}
 			w.expect(w.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable)

@@ -137,7 +137,7 @@ func TestLockoutEndToEnd(t *testing.T) {
 	if !strings.Contains(string(page.body), "dev_bob@127.0.0.1") || csrf == nil {
 		t.Fatalf("lockouts page lacks dev_bob: %s", page.body)
 	}
-	form := url.Values{"csrf_token": {csrf.Value}, "kind": {"account_address"}, "key": {"dev_bob@127.0.0.1"}}
+	form := url.Values{"csrf_token": {csrf.Value}, "kind": {"account_address"}, "key": {"dev_bob@127.0.0.1"}, "confirmed": {"yes"}}
 	c.expect(c.do("POST", "/admin/lockouts/lift", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded",
 		"Cookie", "portal_session="+admin), http.StatusForbidden) // no CSRF cookie
 	r = c.expect(c.do("POST", "/admin/lockouts/lift", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded",

@@ -340,7 +340,7 @@ func TestOIDCAdminPage(t *testing.T) {
 		"csrf_token": {csrf}, "name": {"<b>wiki</b>"}, "redirect_uris": {"https://wiki.example.test/cb\n"},
 		"confidential": {"1"}, "scopes": {"profile", "email"},
 	}))
-	secret := regexp.MustCompile(`shown this once: <code>([^<]+)</code>`).FindStringSubmatch(html)
+	secret := regexp.MustCompile(`shown this once: <code[^>]*>([^<]+)</code>`).FindStringSubmatch(html)
 	if secret == nil || strings.Contains(html, "<b>wiki</b>") {
 		t.Fatalf("the page did not show the secret once, or did not escape the name:\n%s", html)
 	}
@@ -352,7 +352,15 @@ func TestOIDCAdminPage(t *testing.T) {
 	if strings.Contains(page(b.Get(p.URL+"/admin/oidc")), secret[1]) {
 		t.Fatalf("the secret is shown again")
 	}
-	rsp, err := b.PostForm(p.URL+"/admin/oidc/"+cl["client_id"].(string)+"/disable", url.Values{"csrf_token": {csrf}})
+	// Disabling asks first (a confirm page naming the client), then acts.
+	asked := page(b.PostForm(p.URL+"/admin/oidc/"+cl["client_id"].(string)+"/disable", url.Values{"csrf_token": {csrf}}))
+	if !strings.Contains(asked, `name="confirmed" value="yes"`) || !strings.Contains(asked, "&lt;b&gt;wiki&lt;/b&gt;") {
+		t.Fatalf("disable did not ask first:\n%s", asked)
+	}
+	if c.expect(c.do("GET", "/api/v1/admin/oidc/clients", admin, nil), http.StatusOK).json(t)["clients"].([]any)[0].(map[string]any)["disabled"] == true {
+		t.Fatalf("the client was disabled before the confirmation")
+	}
+	rsp, err := b.PostForm(p.URL+"/admin/oidc/"+cl["client_id"].(string)+"/disable", url.Values{"csrf_token": {csrf}, "confirmed": {"yes"}})
 	if err != nil || rsp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("disable: %v %v", err, rsp)
 	}

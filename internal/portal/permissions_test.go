@@ -124,6 +124,7 @@ func TestCustomRole(t *testing.T) {
 		"/admin/roles":                       {"name": {"mine"}, "permission": {"users.write"}},
 		"/admin/services/user/restart":       {},
 	} {
+		form.Set("confirmed", "yes") // past the confirm page, to the service
 		if r := postForm(c, ana, csrf, path, form); r.StatusCode != http.StatusForbidden {
 			t.Errorf("forged POST %s as an auditor: %d, want 403: %.200s", path, r.StatusCode, r.body)
 		}
@@ -152,7 +153,7 @@ func TestCustomRole(t *testing.T) {
 	if r := c.expect(c.do("GET", "/api/v1/admin/roles/helpdesk", admin, nil), http.StatusOK).json(t); len(r["permissions"].([]any)) != 2 {
 		t.Errorf("helpdesk made by the form: %v", r)
 	}
-	if r := postForm(c, admin, adminCSRF, "/admin/roles/helpdesk", url.Values{"action": {"delete"}}); r.StatusCode != http.StatusSeeOther {
+	if r := postForm(c, admin, adminCSRF, "/admin/roles/helpdesk", url.Values{"action": {"delete"}, "confirmed": {"yes"}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("delete a role with the form: %d", r.StatusCode)
 	}
 	c.expect(c.do("GET", "/api/v1/admin/roles/helpdesk", admin, nil), http.StatusNotFound)

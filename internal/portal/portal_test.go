@@ -212,11 +212,11 @@ func TestBadInput(t *testing.T) {
 		{"short username", `{"username":"ab","password":"long-enough-pw"}`, 400, "user.bad_username"},
 		{"bad characters", `{"username":"a b<c>","password":"long-enough-pw"}`, 400, "user.bad_username"},
 		{"short password", `{"username":"bob","password":"short"}`, 400, "user.bad_password"},
-		{"unknown field", `{"username":"bob","password":"long-enough-pw","admin":true}`, 400, "bad_request"},
-		{"wrong type", `{"username":7,"password":"long-enough-pw"}`, 400, "bad_request"},
-		{"not json", `username=bob`, 400, "bad_request"},
-		{"two objects", `{"username":"bob","password":"long-enough-pw"}{}`, 400, "bad_request"},
-		{"too large", `{"username":"bob","password":"` + strings.Repeat("x", 70<<10) + `"}`, 413, "too_large"},
+		{"unknown field", `{"username":"bob","password":"long-enough-pw","admin":true}`, 400, "request.bad_json"},
+		{"wrong type", `{"username":7,"password":"long-enough-pw"}`, 400, "request.bad_json"},
+		{"not json", `username=bob`, 400, "request.bad_json"},
+		{"two objects", `{"username":"bob","password":"long-enough-pw"}{}`, 400, "request.bad_json"},
+		{"too large", `{"username":"bob","password":"` + strings.Repeat("x", 70<<10) + `"}`, 413, "request.too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.expect(c.do("POST", "/api/v1/register", "", tc.body), tc.status)

@@ -32,7 +32,7 @@ func wantLockedResponse(t *testing.T, c *client, r response, maxSecs int) {
 	if err != nil || secs < 1 || secs > maxSecs {
 		t.Fatalf("Retry-After %q, want 1 to %d seconds", r.Header.Get("Retry-After"), maxSecs)
 	}
-	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || strings.Contains(msg, "retryAfterSeconds") || !strings.Contains(msg, "try again in") {
+	if msg, _ := r.json(t)["message"].(string); strings.Contains(msg, "retry_after=") || strings.Contains(msg, "retryAfterSeconds") || !strings.Contains(strings.ToLower(msg), "try again in") {
 		t.Errorf("message %q: want a human one, without the machine suffix", msg)
 	}
 }

@@ -33,8 +33,8 @@ var Endpoints = endpoint.Declare("system",
 			}, nil))},
 	endpoint.Endpoint{Name: "System.ServiceLogs", Access: endpoint.ServicesRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/services/:name/logs", 0, func(in endpoint.Input, r *pb.ServiceLogsRequest) error {
-			r.Name, r.Lines = in.Param("name"), endpoint.QueryInt(in, "lines")
-			return nil
+			r.Name = in.Param("name")
+			return endpoint.QueryInts(in, map[string]*int32{"lines": &r.Lines})
 		}, func(r *pb.ServiceLogsResponse) any { return map[string]any{"lines": endpoint.OrEmpty(r.Lines)} }))},
 	endpoint.Endpoint{Name: "System.GetConfig", Access: endpoint.ConfigRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
@@ -42,10 +42,17 @@ var Endpoints = endpoint.Declare("system",
 		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
-			r.User, r.Kind, r.Cursor, r.Limit = in.Query("user"), in.Query("kind"), in.Query("cursor"), endpoint.QueryInt(in, "limit")
-			return nil
+			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
+			return endpoint.QueryInts(in, map[string]*int32{"limit": &r.Limit})
 		}, func(r *pb.ListAuditResponse) any {
-			return map[string]any{"entries": endpoint.OrEmpty(r.Entries), "total": r.Total, "next": r.Next}
+			// time in seconds, as everywhere else in the API (the store
+			// keeps milliseconds, for order).
+			entries := endpoint.Present(endpoint.OrEmpty(r.Entries)).([]any)
+			for _, e := range entries {
+				m := e.(map[string]any)
+				m["time"] = m["time"].(int64) / 1000
+			}
+			return map[string]any{"entries": entries, "total": r.Total, "next": r.Next}
 		}))},
 )
 

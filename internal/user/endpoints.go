@@ -96,21 +96,21 @@ var Endpoints = endpoint.Declare("user",
 
 	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
-			r.Query, r.Offset, r.Limit = in.Query("q"), endpoint.QueryInt(in, "offset"), endpoint.QueryInt(in, "limit")
-			return nil
+			r.Query = in.Query("q")
+			return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
 		}, func(r *pb.ListUsersResponse) any {
-			return map[string]any{"users": endpoint.OrEmpty(r.Users), "total": r.Total}
+			return map[string]any{"users": endpoint.Present(endpoint.OrEmpty(r.Users)), "total": r.Total}
 		}))},
 	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
 			r.Id = in.Param("id")
 			return nil
 		}, func(r *pb.GetUserResponse) any {
-			return map[string]any{"user": r.User, "sessions": endpoint.OrEmpty(r.Sessions)}
+			return map[string]any{"user": endpoint.Present(r.User), "sessions": endpoint.Present(endpoint.OrEmpty(r.Sessions))}
 		}))},
 	endpoint.Endpoint{Name: "User.UpdateUser", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) any {
-			return map[string]any{"user": r.User, "sessions_ended": r.SessionsEnded}
+			return map[string]any{"user": endpoint.Present(r.User), "sessions_ended": r.SessionsEnded}
 		}))},
 	endpoint.Endpoint{Name: "User.DeleteUser", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,7 @@ func (g *Gateway) apiMySessions(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.OrEmpty(rsp.Sessions)})
+	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.Present(endpoint.OrEmpty(rsp.Sessions))})
 }
 
 func (g *Gateway) apiEndMySession(c *gin.Context) {
@@ -75,14 +76,23 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		}
 		data["Apps"] = apps.Consents
 	}
-	if n := notices[c.Query("done")]; n != "" && data["Notice"] == nil {
-		data["Notice"] = n
+	if n, err := strconv.Atoi(c.Query("ended")); err == nil && n > 0 {
+		data["Ended"] = n
 	}
+	data["ZoneName"] = zoneOf(c).String()
+	if v, ok := data["ZoneValue"]; ok {
+		data["ZoneName"] = v
+	}
+	data["Zones"] = commonZones
 	g.page(c, status, "account.html", data)
 }
 
 func (g *Gateway) endMySessionForm(c *gin.Context) {
 	id := c.Param("id")
+	if id == "others" {
+		g.endOtherSessionsForm(c)
+		return
+	}
 	mine := callerOf(c).Info.SessionId == id
 	if !g.endSession(c, id) {
 		return
@@ -94,13 +104,34 @@ func (g *Gateway) endMySessionForm(c *gin.Context) {
 	back(c, "/account", "session_ended")
 }
 
+// endOtherSessionsForm ends every session of the caller but the current one.
+func (g *Gateway) endOtherSessionsForm(c *gin.Context) {
+	rsp, err := g.Users.ListSessions(rpcContext(c), &userpb.ListSessionsRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	n := 0
+	for _, s := range rsp.Sessions {
+		if s.Current {
+			continue
+		}
+		if !g.endSession(c, s.Id) {
+			return
+		}
+		n++
+	}
+	u := url.URL{Path: "/account", RawQuery: url.Values{"done": {"sessions_ended"}, "ended": {strconv.Itoa(n)}}.Encode()}
+	c.Redirect(http.StatusSeeOther, u.String())
+}
+
 // tokenForm makes an API key from the account page's form: a name, a number
 // of days, and the permissions ticked (each one the caller holds). The key
 // is shown on the page this once.
 func (g *Gateway) tokenForm(c *gin.Context) {
 	days, err := strconv.Atoi(c.PostForm("days"))
 	if err != nil || days < 1 {
-		g.accountView(c, http.StatusBadRequest, gin.H{"Error": "Give the key a lifetime of at least one day."})
+		g.accountView(c, http.StatusBadRequest, gin.H{"Errors": map[string]string{"days": tr(c, "form.key_days")}})
 		return
 	}
 	rsp, err := g.Users.CreateToken(rpcContext(c), &userpb.CreateTokenRequest{
@@ -108,7 +139,7 @@ func (g *Gateway) tokenForm(c *gin.Context) {
 		ExpiresAt: time.Now().Add(time.Duration(days) * 24 * time.Hour).Unix(),
 	})
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		if status >= 500 {
 			g.abortRPC(c, err)
 			return
@@ -116,7 +147,7 @@ func (g *Gateway) tokenForm(c *gin.Context) {
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}
-	g.accountView(c, http.StatusCreated, gin.H{"Notice": "API key made. Copy it now: it is not shown again.", "NewKey": rsp.Secret})
+	g.accountView(c, http.StatusCreated, gin.H{"Notice": tr(c, "notice.key_made"), "NewKey": rsp.Secret})
 }
 
 // revokeTokenForm revokes one of the caller's API keys.

@@ -15,21 +15,11 @@ import (
 // is a plain form (CSRF-protected) that works without JavaScript.
 
 func init() {
-	for name, title := range map[string]string{
-		"forgot.html": "Forgot password", "reset.html": "Choose a new password",
-		"verify.html": "Confirm email address", "admin_mail.html": "Undelivered mail",
-		"admin_password.html": "Temporary password", "totp.html": "Two-factor authentication",
-	} {
-		titles[name] = title
-	}
-	for k, v := range map[string]string{
-		"profile": "Profile saved.", "verification_sent": "A new link is on its way to your address.",
-		"created": "Account created.", "invited": "Account created; an invitation is on its way to its address.",
-		"reset_link":      "A reset link is on its way to the account's address; its sessions ended.",
-		"change_required": "The account must choose a new password at its next sign-in; its sessions ended.",
-		"factors_reset":   "The account's second factors are removed: its password alone signs in.",
-	} {
-		notices[k] = v
+	// Accounts' notices (?done=name), each the message "notice.<name>";
+	// their pages' titles are "title.<page>".
+	notices = append(notices, "profile", "verification_sent", "created", "invited", "reset_link", "change_required", "factors_reset")
+	for name, nav := range map[string]string{"admin_mail.html": "mail", "admin_password.html": "users"} {
+		navOf[name] = nav
 	}
 }
 
@@ -75,7 +65,7 @@ func (g *Gateway) totpQR(c *gin.Context) {
 func (g *Gateway) totpBeginForm(c *gin.Context) {
 	rsp, err := g.Accounts.BeginTOTP(rpcContext(c), &userpb.BeginTOTPRequest{})
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}
@@ -86,7 +76,7 @@ func (g *Gateway) totpBeginForm(c *gin.Context) {
 func (g *Gateway) totpConfirmForm(c *gin.Context) {
 	rsp, err := g.Accounts.ConfirmTOTP(rpcContext(c), &userpb.ConfirmTOTPRequest{Code: c.PostForm("code")})
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "totp.html", gin.H{"Secret": c.PostForm("secret"), "Error": msg})
 		return
 	}
@@ -98,7 +88,7 @@ func (g *Gateway) totpConfirmForm(c *gin.Context) {
 func (g *Gateway) resetFactorsForm(c *gin.Context) {
 	id := c.Param("id")
 	if _, err := g.Accounts.ResetFactors(rpcContext(c), &userpb.ResetFactorsRequest{UserId: id}); err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "error.html", gin.H{"Error": msg})
 		return
 	}
@@ -116,7 +106,7 @@ func (g *Gateway) createUserForm(c *gin.Context) {
 		Username: c.PostForm("username"), Email: c.PostForm("email"), Roles: roles, Password: c.PostForm("password"),
 	}, slow)
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "error.html", gin.H{"Error": msg})
 		return
 	}
@@ -152,7 +142,7 @@ func (g *Gateway) userPasswordForm(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "error.html", gin.H{"Error": msg})
 		return
 	}
@@ -259,12 +249,12 @@ func (g *Gateway) resetPage(c *gin.Context) {
 func (g *Gateway) resetForm(c *gin.Context) {
 	tok, pw := c.PostForm("token"), c.PostForm("new_password")
 	if pw != c.PostForm("confirm") {
-		g.page(c, http.StatusBadRequest, "reset.html", gin.H{"Token": tok, "Error": "The two passwords differ."})
+		g.page(c, http.StatusBadRequest, "reset.html", gin.H{"Token": tok, "Errors": map[string]string{"confirm": tr(c, "form.passwords_differ")}})
 		return
 	}
 	rsp, err := g.Accounts.ResetPassword(rpcContext(c), &userpb.ResetPasswordRequest{Token: tok, NewPassword: pw}, slow)
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "reset.html", gin.H{"Token": tok, "Error": msg})
 		return
 	}
@@ -280,7 +270,7 @@ func (g *Gateway) verifyPage(c *gin.Context) {
 func (g *Gateway) verifyForm(c *gin.Context) {
 	rsp, err := g.Accounts.VerifyEmail(rpcContext(c), &userpb.TokenRequest{Token: c.PostForm("token")})
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.page(c, status, "verify.html", gin.H{"Error": msg})
 		return
 	}
@@ -291,7 +281,7 @@ func (g *Gateway) verifyForm(c *gin.Context) {
 func (g *Gateway) profileForm(c *gin.Context) {
 	name, email := c.PostForm("display_name"), c.PostForm("email")
 	if _, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: &name, Email: &email}); err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}
@@ -301,7 +291,7 @@ func (g *Gateway) profileForm(c *gin.Context) {
 
 func (g *Gateway) resendForm(c *gin.Context) {
 	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{}); err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
 	}

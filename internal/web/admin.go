@@ -5,11 +5,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portal-go/portal/internal/audit"
+	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/endpoint"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
@@ -26,19 +28,23 @@ const pageSize = 20
 
 // adminPages are the admin pages in the navigation's order, each with the
 // permission that opens it.
-var adminPages = []struct {
-	Path, Title, ID string
-	Needs           endpoint.Permission
-}{
-	{"/admin", "Overview", "tab-overview", endpoint.OverviewRead},
-	{"/admin/users", "Users", "tab-users", endpoint.UsersRead},
-	{"/admin/roles", "Roles", "tab-roles", endpoint.RolesRead},
-	{"/admin/config", "Config", "tab-config", endpoint.ConfigRead},
-	{"/admin/services", "Services", "tab-services", endpoint.ServicesRead},
-	{"/admin/audit", "Audit log", "tab-audit", endpoint.AuditRead},
-	{"/admin/lockouts", "Lockouts", "tab-lockouts", endpoint.UsersRead},
-	{"/admin/mail", "Mail", "tab-mail", endpoint.UsersRead},
-	{"/admin/oidc", "Applications", "tab-oidc", endpoint.ClientsRead},
+var adminPages = []adminPage{
+	{"/admin", "nav.overview", "tab-overview", "overview", endpoint.OverviewRead},
+	{"/admin/users", "nav.users", "tab-users", "users", endpoint.UsersRead},
+	{"/admin/roles", "nav.roles", "tab-roles", "roles", endpoint.RolesRead},
+	{"/admin/config", "nav.config", "tab-config", "config", endpoint.ConfigRead},
+	{"/admin/services", "nav.services", "tab-services", "services", endpoint.ServicesRead},
+	{"/admin/audit", "nav.audit", "tab-audit", "audit", endpoint.AuditRead},
+	{"/admin/lockouts", "nav.lockouts", "tab-lockouts", "lockouts", endpoint.UsersRead},
+	{"/admin/mail", "nav.mail", "tab-mail", "mail", endpoint.UsersRead},
+	{"/admin/oidc", "nav.oidc", "tab-oidc", "oidc", endpoint.ClientsRead},
+}
+
+// adminPage is an entry of the admin navigation: Title is a message id, Nav
+// the page's navOf name (for aria-current).
+type adminPage struct {
+	Path, Title, ID, Nav string
+	Needs                endpoint.Permission
 }
 
 // needs refuses a caller whose permissions (as the user service last
@@ -47,7 +53,7 @@ var adminPages = []struct {
 func (g *Gateway) needs(p endpoint.Permission) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if cl := callerOf(c); cl == nil || !slices.Contains(cl.Info.Permissions, string(p)) {
-			g.fail(c, http.StatusForbidden, "auth.forbidden", "this needs the permission "+string(p))
+			g.fail(c, http.StatusForbidden, codeForbidden, "this needs the permission "+string(p))
 			return
 		}
 		c.Next()
@@ -68,7 +74,7 @@ func (g *Gateway) adminHome(c *gin.Context) {
 			return
 		}
 	}
-	g.fail(c, http.StatusForbidden, "auth.forbidden", "no admin page is open to this account")
+	g.fail(c, http.StatusForbidden, codeForbidden, "no admin page is open to this account")
 }
 
 // intQuery reads a non-negative integer query parameter, 0 when absent or bad.
@@ -89,16 +95,11 @@ func (g *Gateway) apiEndSession(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// notices are the messages an action's redirect may ask a page to show.
-var notices = map[string]string{
-	"session_ended": "Session ended.", "roles": "Roles changed.", "disabled": "Account disabled; its sessions ended.",
-	"enabled": "Account enabled.", "deleted": "Account deleted.", "config": "Config saved and applied.",
-	"restarted": "Restart requested.", "token_revoked": "API key revoked.", "role_saved": "Role saved.",
-	"role_deleted": "Role deleted.", "lifted": "Lockout lifted.",
-	"app_revoked":    "Application revoked; its sign-ins ended.",
-	"client_disable": "Application disabled; every token issued to it ended.", "client_enable": "Application enabled.",
-	"client_delete": "Application deleted.",
-}
+// notices are the notices an action's redirect may ask a page to show
+// (?done=name), each the message "notice.<name>".
+var notices = []string{"session_ended", "sessions_ended", "roles", "disabled", "enabled", "deleted", "config", "restarted",
+	"token_revoked", "role_saved", "role_deleted", "lifted", "password", "zone",
+	"app_revoked", "client_disable", "client_enable", "client_delete"}
 
 // back redirects (303) to path with a notice, after a form's action.
 func back(c *gin.Context, path, notice string) {
@@ -112,7 +113,7 @@ func (g *Gateway) overviewPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours)})
+	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours, zoneOf(c)), "ZoneName": zoneOf(c).String()})
 }
 
 func (g *Gateway) usersPage(c *gin.Context) {
@@ -124,7 +125,7 @@ func (g *Gateway) usersPage(c *gin.Context) {
 	}
 	g.page(c, http.StatusOK, "admin_users.html", gin.H{
 		"Users": rsp.Users, "Total": rsp.Total, "Query": q,
-		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total), "Notice": notices[c.Query("done")],
+		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total),
 	})
 }
 
@@ -140,7 +141,7 @@ func (g *Gateway) userPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	data := gin.H{"User": rsp.User, "Sessions": rsp.Sessions, "Tokens": keys.Tokens, "Notice": notices[c.Query("done")]}
+	data := gin.H{"User": rsp.User, "Sessions": rsp.Sessions, "Tokens": keys.Tokens}
 	// The roles to choose from, when the caller may both see roles and
 	// change accounts.
 	if perms := callerOf(c).Info.Permissions; slices.Contains(perms, string(endpoint.RolesRead)) && slices.Contains(perms, string(endpoint.UsersWrite)) {
@@ -181,7 +182,7 @@ func (g *Gateway) userActionForm(c *gin.Context) {
 	case "revoke-key":
 		_, err = g.Users.RevokeToken(ctx, &userpb.RevokeTokenRequest{Id: c.PostForm("key")})
 	default:
-		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
 		return
 	}
 	if err != nil {
@@ -215,7 +216,7 @@ func (g *Gateway) lockoutsPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_lockouts.html", gin.H{"Lockouts": rsp.Lockouts})
 }
 
 func (g *Gateway) liftLockoutForm(c *gin.Context) {
@@ -233,27 +234,58 @@ func (g *Gateway) configPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document, "Notice": notices[c.Query("done")]})
+	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document})
 }
 
+// configForm saves the config in two steps: the posted document is checked
+// (every problem shown beside the field at once) and its changes shown for
+// confirmation; the confirmed post saves it.
 func (g *Gateway) configForm(c *gin.Context) {
 	doc := c.PostForm("yaml")
+	if c.PostForm(confirmField) != "yes" {
+		next, err := config.Parse([]byte(doc))
+		if err != nil {
+			g.configProblems(c, http.StatusBadRequest, doc, err.Error())
+			return
+		}
+		lines := strings.Split(config.Diff(*g.Config.Current(), next), "; ")
+		if len(lines) == 1 && lines[0] == "no change" {
+			lines = []string{tr(c, "confirm.config.none")}
+		}
+		g.askConfirm(c, confirmation{
+			Title: tr(c, "confirm.config.title"), What: tr(c, "confirm.config.what"), Button: tr(c, "confirm.config.button"),
+			Cancel: "/admin/config", Lines: lines,
+		})
+		return
+	}
 	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, detail, _ := rpcStatus(c, err)
 		if status >= 500 {
 			g.abortRPC(c, err)
 			return
 		}
-		cur, gerr := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
-		if gerr != nil {
-			g.abortRPC(c, gerr)
-			return
-		}
-		// The rejected text stays in the form, to be mended.
-		g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Error": msg})
+		g.configProblems(c, status, doc, detail)
 		return
 	}
 	back(c, "/admin/config", "config")
+}
+
+// configProblems shows the config page again with the rejected text in the
+// form, to be mended, and each of its problems beside it.
+func (g *Gateway) configProblems(c *gin.Context, status int, doc, detail string) {
+	cur, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
+	if err != nil {
+		g.abortRPC(c, err)
+		return
+	}
+	var problems []string
+	for _, line := range strings.Split(detail, "\n") {
+		if line = strings.TrimSpace(strings.TrimPrefix(line, "config: invalid: ")); line != "" {
+			problems = append(problems, line)
+		}
+	}
+	g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Problems": problems,
+		"Errors": map[string]string{"yaml": tr(c, "config.problems", "Count", len(problems))}})
 }
 
 func (g *Gateway) servicesPage(c *gin.Context) {
@@ -262,8 +294,7 @@ func (g *Gateway) servicesPage(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	// The page reloads itself, so it follows instances as they come and go.
-	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp, "Notice": notices[c.Query("done")], "Refresh": 5})
+	g.page(c, http.StatusOK, "admin_services.html", gin.H{"S": rsp})
 }
 
 func (g *Gateway) restartForm(c *gin.Context) {
@@ -343,46 +374,59 @@ func pageLink(path string, q url.Values, key, value string) string {
 }
 
 // chart is the overview's bar chart of logins per hour, drawn as SVG by the
-// template (no script: the pages' CSP allows none inline).
+// template (no script: the pages' CSP allows none inline), with a y axis of
+// counts and x labels every fourth hour in the viewer's zone.
 type chart struct {
 	Bars                 []bar
+	Ticks                []tick
 	Max                  int32
-	Width, Height, BarW  int
+	Width, ViewH, BarW   int
+	Left, Top, Bottom    int
 	TotalOK, TotalFailed int32
 }
 
 type bar struct {
 	X, OKY, OKH, FailY, FailH int
 	Label                     string
+	ShowLabel                 bool
 	OK, Failed                int32
 }
 
-func newChart(hours []*systempb.HourCount) chart {
-	const h, bw = 120, 14
-	ch := chart{Height: h, BarW: bw, Width: len(hours) * (bw + 4)}
+type tick struct {
+	Y     int
+	Label int32
+}
+
+func newChart(hours []*systempb.HourCount, zone *time.Location) chart {
+	const h, bw, left, top = 120, 14, 24, 12
+	ch := chart{BarW: bw, Left: left, Top: top, Bottom: top + h, ViewH: top + h + 16, Width: left + 4 + len(hours)*(bw+4)}
 	for _, hc := range hours {
 		ch.Max = max(ch.Max, hc.Logins+hc.FailedLogins)
 		ch.TotalOK += hc.Logins
 		ch.TotalFailed += hc.FailedLogins
 	}
-	scale := func(n int32) int {
-		if ch.Max == 0 {
-			return 0
+	top1 := max(ch.Max, 1)
+	scale := func(n int32) int { return int(n) * h / int(top1) }
+	for _, v := range []int32{0, top1 / 2, top1} {
+		if v == 0 && top1 > 1 || v > 0 {
+			ch.Ticks = append(ch.Ticks, tick{Y: ch.Bottom - scale(v) + 2, Label: v})
 		}
-		return int(n) * h / int(ch.Max)
+	}
+	if top1 == 1 {
+		ch.Ticks = []tick{{Y: ch.Bottom + 2, Label: 0}, {Y: top + 2, Label: 1}}
 	}
 	for i, hc := range hours {
 		okH, failH := scale(hc.Logins), scale(hc.FailedLogins)
 		ch.Bars = append(ch.Bars, bar{
-			X: i * (bw + 4), OKY: h - okH, OKH: okH, FailY: h - okH - failH, FailH: failH,
-			Label: time.Unix(hc.Hour, 0).UTC().Format("15:04"), OK: hc.Logins, Failed: hc.FailedLogins,
+			X: left + 4 + i*(bw+4), OKY: ch.Bottom - okH, OKH: okH, FailY: ch.Bottom - okH - failH, FailH: failH,
+			Label: time.Unix(hc.Hour, 0).In(zone).Format("15:04"), ShowLabel: i%4 == 0, OK: hc.Logins, Failed: hc.FailedLogins,
 		})
 	}
 	return ch
 }
 
 func (g *Gateway) rolesPage(c *gin.Context) {
-	g.rolesView(c, http.StatusOK, gin.H{"Notice": notices[c.Query("done")]})
+	g.rolesView(c, http.StatusOK, gin.H{})
 }
 
 // rolesView renders /admin/roles: every role with its permissions, a form
@@ -421,7 +465,7 @@ func (g *Gateway) roleForm(c *gin.Context) {
 		_, err = g.Users.UpdateRole(ctx, role)
 	}
 	if err != nil {
-		status, _, msg := rpcStatus(err)
+		status, _, msg := rpcMessage(c, err)
 		if status >= 500 || status == http.StatusForbidden || status == http.StatusUnauthorized {
 			g.abortRPC(c, err)
 			return
@@ -435,3 +479,8 @@ func (g *Gateway) roleForm(c *gin.Context) {
 	}
 	back(c, "/admin/roles", "role_saved")
 }
+
+// commonZones are the zones the account page suggests; any IANA name is
+// accepted.
+var commonZones = []string{"UTC", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo",
+	"Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago", "America/Los_Angeles", "Australia/Sydney"}

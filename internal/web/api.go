@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -61,7 +62,7 @@ func decodeJSON(c *gin.Context, v any) bool {
 // oversized bodies (413).
 func readJSON(c *gin.Context, v any) *endpoint.InputError {
 	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
-		return &endpoint.InputError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send Content-Type: application/json"}
+		return &endpoint.InputError{Status: http.StatusUnsupportedMediaType, Code: codeMediaType, Message: "send Content-Type: application/json"}
 	}
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
@@ -78,9 +79,9 @@ func readJSON(c *gin.Context, v any) *endpoint.InputError {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return &endpoint.InputError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)}
+		return &endpoint.InputError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge, Message: fmt.Sprintf("the request body is over %d bytes", tooLarge.Limit)}
 	case err != nil:
-		return endpoint.BadInput("malformed JSON: " + err.Error())
+		return &endpoint.InputError{Status: http.StatusBadRequest, Code: codeBadJSON, Message: "malformed JSON: " + err.Error()}
 	}
 	return nil
 }
@@ -93,7 +94,7 @@ type registration struct {
 
 func (g *Gateway) apiRegister(c *gin.Context) {
 	var req registration
-	if !decodeJSON(c, &req) {
+	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
 	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
@@ -106,7 +107,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 
 func (g *Gateway) apiLogin(c *gin.Context) {
 	var req loginBody
-	if !decodeJSON(c, &req) {
+	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
@@ -161,4 +162,20 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
+}
+
+// required answers 400 request.missing_field, naming every field left
+// empty, unless each of the name/value pairs has a value.
+func required(c *gin.Context, pairs ...string) bool {
+	var missing []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			missing = append(missing, pairs[i])
+		}
+	}
+	if len(missing) == 0 {
+		return true
+	}
+	abortError(c, http.StatusBadRequest, codeMissing, strings.Join(missing, ", "))
+	return false
 }

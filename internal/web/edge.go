@@ -167,7 +167,7 @@ func isHTTPS(c *gin.Context) bool { return c.GetBool(ctxHTTPS) }
 // a token configured, or with a wrong one, there is no such page.
 func (g *Gateway) metrics(c *gin.Context) {
 	if !g.metricsAllowed(c.GetHeader("Authorization")) {
-		g.fail(c, http.StatusNotFound, "not_found", "no such page")
+		g.fail(c, http.StatusNotFound, codeNotFound, "no such page")
 		return
 	}
 	g.Metrics.Handler().ServeHTTP(c.Writer, c.Request)

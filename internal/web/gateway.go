@@ -26,6 +26,7 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/i18n"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/sso"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
@@ -87,16 +88,23 @@ type Options struct {
 
 // templateFuncs are the helpers the pages use.
 var templateFuncs = template.FuncMap{
-	"unix": func(sec int64) string {
+	// when shows unix seconds in the viewer's zone, in the one date format.
+	"when": func(zone *time.Location, sec int64) template.HTML {
 		if sec == 0 {
 			return ""
 		}
-		return time.Unix(sec, 0).UTC().Format("2006-01-02 15:04")
+		t := time.Unix(sec, 0)
+		return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + template.HTMLEscapeString(formatTime(t, zone)) + `</time>`)
 	},
-	"unixms": func(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") },
+	"whenms": func(zone *time.Location, ms int64) template.HTML {
+		t := time.UnixMilli(ms)
+		return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + template.HTMLEscapeString(formatTime(t, zone)) + `</time>`)
+	},
+	"device": deviceName,
 	"join":   func(s []string) string { return strings.Join(s, ", ") },
 	"has":    slices.Contains[[]string],
 	"add":    func(a, b int) int { return a + b },
+	"sub":    func(a, b int) int { return a - b },
 }
 
 // RevocationFeed is the state of the gateway's subscription to
@@ -116,6 +124,8 @@ type Gateway struct {
 	// cache key of a session's verdict, whose permissions a role edit
 	// makes stale.
 	rolesGen atomic.Int64
+	// templates holds the pages, parsed once per language.
+	templates map[string]*template.Template
 }
 
 // maxBody bounds every request body.
@@ -140,10 +150,11 @@ func New(o Options) *Gateway {
 	// ClientIP through a header it always overwrites.
 	_ = e.SetTrustedProxies(nil)
 	e.TrustedPlatform = clientHeader
-	e.SetHTMLTemplate(template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/*.html")))
+	g.templates = templateSets()
+	e.SetHTMLTemplate(g.templates[i18n.English])
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
-	e.Use(g.edge, g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.authenticate)
+	e.Use(g.edge, g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.locale, g.authenticate)
 
 	static, _ := fs.Sub(staticFS, "static")
 	e.StaticFS("/static", http.FS(static))
@@ -164,13 +175,14 @@ func New(o Options) *Gateway {
 	e.GET("/", g.requireCaller, g.homePage)
 	e.GET("/account", g.requireCaller, g.accountPage)
 	e.POST("/account/password", g.requireCaller, g.csrf, g.passwordForm)
-	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.endMySessionForm)
-	e.POST("/account/apps/:id/revoke", g.withOIDC, g.requireCaller, g.csrf, g.revokeAppForm)
+	e.POST("/account/sessions/:id/end", g.requireCaller, g.csrf, g.confirmFirst, g.endMySessionForm)
+	e.POST("/account/zone", g.requireCaller, g.csrf, g.zoneForm)
+	e.POST("/account/apps/:id/revoke", g.withOIDC, g.requireCaller, g.csrf, g.confirmFirst, g.revokeAppForm)
 	e.GET(sso.ConsentPath, g.withOIDC, g.requireCaller, g.consentPage)
 	e.POST(sso.ConsentPath, g.withOIDC, g.requireCaller, g.csrf, g.consentForm)
 
 	e.POST("/account/tokens", g.requireCaller, g.csrf, g.tokenForm)
-	e.POST("/account/tokens/:id/revoke", g.requireCaller, g.csrf, g.revokeTokenForm)
+	e.POST("/account/tokens/:id/revoke", g.requireCaller, g.csrf, g.confirmFirst, g.revokeTokenForm)
 
 	// Admin pages: each GET needs its permission here (a friendly early
 	// refusal); the forms are checked by the service that serves them.
@@ -178,22 +190,22 @@ func New(o Options) *Gateway {
 	admin.GET("", g.adminHome)
 	admin.GET("/users", g.needs(endpoint.UsersRead), g.usersPage)
 	admin.GET("/users/:id", g.needs(endpoint.UsersRead), g.userPage)
-	admin.POST("/users/:id/:action", g.csrf, g.userActionForm)
-	admin.POST("/sessions/:id/end", g.csrf, g.endSessionForm)
+	admin.POST("/users/:id/:action", g.csrf, g.confirmFirst, g.userActionForm)
+	admin.POST("/sessions/:id/end", g.csrf, g.confirmFirst, g.endSessionForm)
 	admin.GET("/roles", g.needs(endpoint.RolesRead), g.rolesPage)
 	admin.POST("/roles", g.csrf, g.roleForm)
-	admin.POST("/roles/:name", g.csrf, g.roleForm)
+	admin.POST("/roles/:name", g.csrf, g.confirmFirst, g.roleForm)
 	admin.GET("/config", g.needs(endpoint.ConfigRead), g.configPage)
 	admin.POST("/config", g.csrf, g.configForm)
 	admin.GET("/services", g.needs(endpoint.ServicesRead), g.servicesPage)
-	admin.POST("/services/:name/restart", g.csrf, g.restartForm)
+	admin.POST("/services/:name/restart", g.csrf, g.confirmFirst, g.restartForm)
 	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)
 	admin.GET("/audit", g.needs(endpoint.AuditRead), g.auditPage)
 	admin.GET("/lockouts", g.needs(endpoint.UsersRead), g.lockoutsPage)
-	admin.POST("/lockouts/lift", g.csrf, g.liftLockoutForm)
+	admin.POST("/lockouts/lift", g.csrf, g.confirmFirst, g.liftLockoutForm)
 	admin.GET("/oidc", g.withOIDC, g.needs(endpoint.ClientsRead), g.clientsPage)
 	admin.POST("/oidc", g.withOIDC, g.csrf, g.createClientForm)
-	admin.POST("/oidc/:id/:action", g.withOIDC, g.csrf, g.clientActionForm)
+	admin.POST("/oidc/:id/:action", g.withOIDC, g.csrf, g.confirmFirst, g.clientActionForm)
 
 	api := e.Group("/api/v1")
 	api.POST("/register", g.apiRegister)
@@ -209,6 +221,8 @@ func New(o Options) *Gateway {
 	// says why.
 	me.DELETE("/admin/sessions/:id", g.needs(endpoint.SessionsRevoke), g.apiEndSession)
 	g.mountEndpoints(me)
+	e.GET("/api/openapi.json", g.apiOpenAPI)
+	e.GET("/api/docs", g.apiDocsPage)
 	g.accountRoutes(e, api, me)
 	me.GET("/me/apps", g.withOIDC, g.apiMyApps)
 	me.DELETE("/me/apps/:id", g.withOIDC, g.apiRevokeApp)
@@ -217,7 +231,13 @@ func New(o Options) *Gateway {
 	me.PATCH("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiPatchClient)
 	me.DELETE("/admin/oidc/clients/:id", g.withOIDC, g.needs(endpoint.ClientsWrite), g.apiDeleteClient)
 
-	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, "not_found", "no such page") })
+	e.NoRoute(func(c *gin.Context) { g.fail(c, http.StatusNotFound, codeNotFound, "no such page") })
+	// A path that exists with another method: 405 with Allow (gin sets the
+	// header), not "no such page".
+	e.HandleMethodNotAllowed = true
+	e.NoMethod(func(c *gin.Context) {
+		g.fail(c, http.StatusMethodNotAllowed, codeMethod, "this path does not take "+c.Request.Method)
+	})
 	return g
 }
 

@@ -140,7 +140,7 @@ func (g *Gateway) logRequests(c *gin.Context) {
 // logged once and answered with a 500.
 func (g *Gateway) recover(c *gin.Context) {
 	defer platform.Recover(c.Request.Context(), g.Log, func() {
-		g.fail(c, http.StatusInternalServerError, "internal", "internal error")
+		g.fail(c, http.StatusInternalServerError, codeInternal, "internal error")
 	}, "route", routeOf(c))
 	c.Next()
 }
@@ -159,7 +159,7 @@ func securityHeaders(c *gin.Context) {
 func (g *Gateway) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > maxBody {
 		c.Header("Connection", "close")
-		g.fail(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is over "+strconv.Itoa(maxBody)+" bytes")
+		g.fail(c, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is over "+strconv.Itoa(maxBody)+" bytes")
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
@@ -173,7 +173,7 @@ var crossOriginCheck = http.NewCrossOriginProtection()
 // forms also carry a token (csrf).
 func crossOrigin(c *gin.Context) {
 	if err := crossOriginCheck.Check(c.Request); err != nil {
-		abortError(c, http.StatusForbidden, "cross_origin", "cross-origin request refused")
+		abortError(c, http.StatusForbidden, codeCrossOrigin, "cross-origin request refused")
 		return
 	}
 	c.Next()

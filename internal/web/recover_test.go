@@ -22,7 +22,7 @@ func TestRecoverMiddleware(t *testing.T) {
 	g.engine.GET("/api/boom", func(*gin.Context) { panic("boom") })
 
 	w := serve(g, get("/api/boom"))
-	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"code":"internal"`) || strings.Contains(w.Body.String(), "boom") {
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"code":"server.internal"`) || strings.Contains(w.Body.String(), "boom") {
 		t.Fatalf("panic answered %d %s, want a 500 internal that does not show the panic", w.Code, w.Body)
 	}
 	log := buf.String()

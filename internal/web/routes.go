@@ -59,7 +59,7 @@ func (in input) MediaType() string {
 func (in input) Body() ([]byte, error) {
 	b, err := io.ReadAll(in.c.Request.Body)
 	if err != nil {
-		return nil, &endpoint.InputError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the request body is over " + strconv.Itoa(maxBody) + " bytes"}
+		return nil, &endpoint.InputError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge, Message: "the request body is over " + strconv.Itoa(maxBody) + " bytes"}
 	}
 	return b, nil
 }

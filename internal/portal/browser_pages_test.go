@@ -1,0 +1,217 @@
+package portal_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/portal-go/portal/internal/testenv"
+)
+
+// axeSHA256 pins the vendored axe-core (testdata/axe-core/README.md).
+const axeSHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
+
+// axeSource is the vendored axe-core, checked against its pinned hash.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "axe-core", "axe.min.js"))
+	if err != nil {
+		t.Fatalf("axe-core: %v", err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != axeSHA256 {
+		t.Fatalf("testdata/axe-core/axe.min.js has SHA-256 %x, want %s: not the pinned release", sum, axeSHA256)
+	}
+	return string(b)
+}
+
+// viewports are the screens every page must fit: a phone and a laptop.
+var viewports = []struct {
+	name          string
+	width, height int64
+	mobile        bool
+}{{"phone", 390, 844, true}, {"laptop", 1280, 900, false}}
+
+// TestBrowserPages opens every page, signed out and as the admin, at a
+// phone's and a laptop's size, in English and in Chinese. On each it checks
+// that nothing is wider than the viewport, that the page is in the language
+// chosen, and that axe-core finds no serious or critical accessibility
+// violation. It checks that each destructive action asks first, and (with
+// PORTAL_SCREENSHOTS=dir) saves the README's screenshots.
+func TestBrowserPages(t *testing.T) {
+	chrome := findChromium(t)
+	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	axe := axeSource(t)
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.register("pages_bob", "bob-password-12")
+	c.login("pages_bob", "bob-password-12") // a session, and an audit entry
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "pages_bob", "password": "wrong-password-1"}), http.StatusUnauthorized)
+	var found struct {
+		Users []struct {
+			ID string `json:"id"`
+		} `json:"users"`
+	}
+	if err := json.Unmarshal(c.expect(c.do("GET", "/api/v1/admin/users?q=pages_bob", admin, nil), http.StatusOK).body, &found); err != nil || len(found.Users) != 1 {
+		t.Fatalf("find bob: %v %+v", err, found)
+	}
+	bob := found.Users[0].ID
+
+	ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
+	defer cancel()
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(bctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	open := func(path string) {
+		t.Helper()
+		run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
+	}
+
+	// check runs the per-page assertions on the page now shown.
+	check := func(where string, lang string, width int64) {
+		t.Helper()
+		var got struct {
+			Lang        string   `json:"lang"`
+			ScrollWidth float64  `json:"scrollWidth"`
+			Inner       float64  `json:"inner"`
+			Wide        []string `json:"wide"`
+		}
+		run(where+": measure", chromedp.Evaluate(`(() => {
+			const inner = window.innerWidth, wide = [];
+			for (const el of document.querySelectorAll('body *')) {
+				if (el.closest('.scroll, pre, .skip, .sr-only, thead')) continue;
+				const r = el.getBoundingClientRect();
+				if (r.width > 0 && r.right > inner + 1) wide.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' ' + Math.round(r.right));
+			}
+			return {lang: document.documentElement.lang, scrollWidth: document.documentElement.scrollWidth, inner, wide: wide.slice(0, 5)};
+		})()`, &got))
+		if got.Lang != lang {
+			t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
+		}
+		if got.Inner != float64(width) {
+			t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
+		}
+		if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
+			t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
+		}
+		var violations []string
+		run(where+": axe", chromedp.Evaluate(axe, nil), chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
+			r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+				.map(v => v.impact + ' ' + v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))`, &violations,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		for _, v := range violations {
+			t.Errorf("%s: axe: %s", where, v)
+		}
+	}
+
+	signedOut := []string{"/login", "/register", "/api/docs"}
+	signedIn := []string{"/", "/account", "/admin", "/admin/users", "/admin/users/" + bob, "/admin/config",
+		"/admin/services", "/admin/audit", "/admin/lockouts", "/no-such-page"}
+	shots := os.Getenv("PORTAL_SCREENSHOTS")
+	for _, vp := range viewports {
+		opts := []chromedp.EmulateViewportOption{}
+		if vp.mobile {
+			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
+		}
+		run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
+		for _, lang := range []string{"en", "zh-CN"} {
+			run("forget the session", network.ClearBrowserCookies())
+			open("/lang?to=" + lang + "&next=/login")
+			for _, path := range signedOut {
+				open(path)
+				check(vp.name+" "+lang+" "+path, lang, vp.width)
+			}
+			if shots != "" && vp.name == "laptop" && lang == "en" {
+				open("/login")
+				saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
+			}
+			open("/login")
+			run("sign in", chromedp.SendKeys("#username", "admin", chromedp.ByQuery),
+				chromedp.SendKeys("#password", testenv.AdminPassword, chromedp.ByQuery),
+				chromedp.Click("#submit", chromedp.ByQuery), chromedp.WaitVisible("#logout", chromedp.ByQuery))
+			for _, path := range signedIn {
+				open(path)
+				check(vp.name+" "+lang+" "+path, lang, vp.width)
+			}
+			if shots != "" && vp.name == "laptop" && lang == "en" {
+				open("/")
+				saveShot(t, bctx, filepath.Join(shots, "2-home.png"))
+				open("/admin/users")
+				saveShot(t, bctx, filepath.Join(shots, "3-admin-users.png"))
+			}
+			if vp.mobile {
+				// The admin tabs are folded into a menu that opens.
+				open("/admin/users")
+				var shown bool
+				run("menu", chromedp.Click("details.menu summary", chromedp.ByQuery),
+					chromedp.Evaluate(`document.querySelector('details.menu nav a[aria-current="page"]').getBoundingClientRect().height > 0`, &shown))
+				if !shown {
+					t.Errorf("%s %s: the admin menu does not open", vp.name, lang)
+				}
+			}
+
+			// Every destructive action asks first, naming what it will do;
+			// the confirm pages pass the same checks.
+			for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
+				open("/admin/users/" + bob)
+				run("click "+btn, chromedp.Click(btn, chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+				var what string
+				run("read confirm", chromedp.Text("#confirm-what", &what, chromedp.ByQuery))
+				if !strings.Contains(what, "pages_bob") {
+					t.Errorf("%s %s: confirm page for %s says %q, without the user's name", vp.name, lang, btn, what)
+				}
+				check(vp.name+" "+lang+" confirm "+btn, lang, vp.width)
+				run("cancel", chromedp.Click("#cancel", chromedp.ByQuery), chromedp.WaitVisible("#subject", chromedp.ByQuery))
+			}
+			open("/account")
+			run("end others", chromedp.Click("#end-others", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+			open("/admin/users/" + bob)
+			run("end bob's session", chromedp.Click("#sessions button", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+			open("/admin/config")
+			run("save config", chromedp.Click("#save", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+			check(vp.name+" "+lang+" config diff", lang, vp.width)
+		}
+	}
+	// Nothing was deleted, disabled or promoted: every action above was
+	// cancelled at its confirm page.
+	var u struct {
+		User struct {
+			Disabled bool     `json:"disabled"`
+			Roles    []string `json:"roles"`
+		} `json:"user"`
+	}
+	r := c.expect(c.do("GET", "/api/v1/admin/users/"+bob, admin, nil), http.StatusOK)
+	if err := json.Unmarshal(r.body, &u); err != nil || u.User.Disabled || len(u.User.Roles) != 1 {
+		t.Errorf("after cancelled actions bob is %+v (%v)", u.User, err)
+	}
+}
+
+// saveShot saves the page as a PNG, the viewport's width and the page's
+// whole height.
+func saveShot(t *testing.T, ctx context.Context, file string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,120 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/system"
+	"github.com/portal-go/portal/internal/user"
+)
+
+// TestOpenAPIMatchesRouter: GET /api/openapi.json is OpenAPI 3.1 with one
+// operation for each /api/v1 route the router serves, and none other; every
+// operation has a description and a permission; each table route carries its
+// RPC. A route added without a description fails here.
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	g2 := New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
+		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}})
+	w := serve(g2, get("/api/openapi.json"))
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /api/openapi.json: %d %s", w.Code, w.Body)
+	}
+	var doc struct {
+		OpenAPI string                               `json:"openapi"`
+		Paths   map[string]map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("not an OpenAPI 3.1 document: %v %.200s", err, w.Body)
+	}
+	param := regexp.MustCompile(`[:*]([A-Za-z_]+)`)
+	routes := map[string]bool{}
+	for _, r := range g2.engine.Routes() {
+		if strings.HasPrefix(r.Path, "/api/v1/") {
+			routes[strings.ToLower(r.Method)+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
+		}
+	}
+	documented := map[string]bool{}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			key := method + " " + path
+			documented[key] = true
+			if !routes[key] {
+				t.Errorf("%s is documented but not served", key)
+			}
+			if s, _ := op["summary"].(string); s == "" {
+				t.Errorf("%s has no description: add it to its endpoint table or ownRoutes", key)
+			}
+			if p, _ := op["x-permission"].(string); p == "" {
+				t.Errorf("%s names no permission", key)
+			}
+		}
+	}
+	for key := range routes {
+		if !documented[key] {
+			t.Errorf("%s is served but not documented", key)
+		}
+	}
+	if len(routes) < 20 {
+		t.Fatalf("only %d API routes: the tables were not mounted", len(routes))
+	}
+	if op := doc.Paths["/api/v1/admin/users"]["get"]; op["x-rpc"] != "User.ListUsers" || op["x-permission"] != "users.read" {
+		t.Errorf("GET /api/v1/admin/users: %v", op)
+	}
+	if w := serve(g2, get("/api/docs")); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "GET /api/v1/admin/users") {
+		t.Errorf("GET /api/docs: %d", w.Code)
+	}
+}
+
+// errorSchema is the document's Error schema, checked against real error
+// responses below: exactly code and message, both strings, the code
+// <area>.<reason>.
+var errorCodeShape = regexp.MustCompile(`^[a-z]+\.[a-z_]+$`)
+
+// TestErrorsMatchSchema: real error responses of the gateway (405, 400,
+// 401, 404, 415) validate against the document's Error schema.
+func TestErrorsMatchSchema(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required             []string       `json:"required"`
+				AdditionalProperties bool           `json:"additionalProperties"`
+				Properties           map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(serve(g, get("/api/openapi.json")).Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["Error"]
+	bad := postJSON("/api/v1/login", `{}`)
+	bad.Header.Set("Content-Type", "text/plain")
+	for name, r := range map[string]*http.Request{
+		"405": get("/api/v1/login"), "400": postJSON("/api/v1/login", `{}`), "401": get("/api/v1/me"),
+		"404": get("/api/v1/nowhere"), "415": bad, "400 json": postJSON("/api/v1/login", `{"x":1}`),
+	} {
+		var body map[string]any
+		if err := json.Unmarshal(serve(g, r).Body.Bytes(), &body); err != nil {
+			t.Errorf("%s: not JSON: %v", name, err)
+			continue
+		}
+		for _, f := range schema.Required {
+			if s, ok := body[f].(string); !ok || s == "" {
+				t.Errorf("%s: required %s missing or not a string in %v", name, f, body)
+			}
+		}
+		for f := range body {
+			if _, ok := schema.Properties[f]; !ok && !schema.AdditionalProperties {
+				t.Errorf("%s: field %s not in the schema", name, f)
+			}
+		}
+		if c, _ := body["code"].(string); !errorCodeShape.MatchString(c) {
+			t.Errorf("%s: code %q is not <area>.<reason>", name, c)
+		}
+	}
+}
