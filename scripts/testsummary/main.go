@@ -56,7 +56,6 @@ func main() {
 func summarise(in io.Reader, out io.Writer) (result, error) {
 	var r result
 	outputs := map[string][]string{} // package+"\x00"+test -> its output lines
-	failedPkgs := map[string]bool{}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -90,7 +89,6 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 				r.failed++
 			} else {
 				r.pkgFailed = true
-				failedPkgs[e.Package] = true
 			}
 			fmt.Fprint(out, strings.Join(outputs[key], ""))
 			if e.Test == "" {
@@ -101,21 +99,6 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return r, err
-	}
-	// A test still running when its package failed (a timeout panic, a
-	// crash) never gets its own result: its output holds the panic and the
-	// list of running tests, so print it rather than drop it.
-	unfinished := make([]string, 0, len(outputs))
-	for key := range outputs {
-		if pkg, test, _ := strings.Cut(key, "\x00"); test != "" && failedPkgs[pkg] {
-			unfinished = append(unfinished, key)
-		}
-	}
-	sort.Strings(unfinished)
-	for _, key := range unfinished {
-		pkg, test, _ := strings.Cut(key, "\x00")
-		r.failed++
-		fmt.Fprintf(out, "--- %s %s did not finish:\n%s", pkg, test, strings.Join(outputs[key], ""))
 	}
 	fmt.Fprintln(out)
 	if len(r.skipped) > 0 {

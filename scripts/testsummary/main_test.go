@@ -38,30 +38,3 @@ func TestSummarise(t *testing.T) {
 		t.Errorf("a passing test's output was printed:\n%s", out.String())
 	}
 }
-
-// A package that times out: the test still running gets no result of its
-// own, and its output (the timeout panic) is printed and counted as failed.
-func TestSummariseUnfinished(t *testing.T) {
-	in := strings.Join([]string{
-		`{"Action":"run","Package":"p","Test":"TestSlow"}`,
-		`{"Action":"output","Package":"p","Test":"TestSlow","Output":"panic: test timed out after 15m0s\n"}`,
-		`{"Action":"output","Package":"p","Output":"FAIL\tp\t900.0s\n"}`,
-		`{"Action":"fail","Package":"p","Elapsed":900}`,
-		`{"Action":"run","Package":"q","Test":"TestRunning"}`,
-		`{"Action":"output","Package":"q","Test":"TestRunning","Output":"still going\n"}`,
-	}, "\n")
-	var out strings.Builder
-	r, err := summarise(strings.NewReader(in), &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.failed != 1 || !r.pkgFailed {
-		t.Fatalf("result %+v", r)
-	}
-	if !strings.Contains(out.String(), "--- p TestSlow did not finish:\npanic: test timed out") {
-		t.Errorf("the unfinished test's output is missing:\n%s", out.String())
-	}
-	if strings.Contains(out.String(), "still going") {
-		t.Errorf("a test of a package that did not fail was printed:\n%s", out.String())
-	}
-}
