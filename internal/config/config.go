@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	pathpkg "path"
+	"slices"
 	"strings"
 	"time"
 )
