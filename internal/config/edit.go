@@ -165,9 +165,12 @@ func (c *Center) writeFile(doc []byte) error {
 
 // Diff names what changed from a to b, key by key, for the audit log:
 // "auth.expireTime: 900 -> 600; auth.whiteList: [...] -> [...]".
-func Diff(a, b Settings) string {
+func Diff(a, b Settings) string { return DiffText(Changes(a, b)) }
+
+// DiffText is changes as Diff says them.
+func DiffText(changes []Change) string {
 	var parts []string
-	for _, c := range Changes(a, b) {
+	for _, c := range changes {
 		parts = append(parts, c.Key+": "+c.Old+" -> "+c.New)
 	}
 	if len(parts) == 0 {
