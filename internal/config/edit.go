@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -177,4 +179,21 @@ func DiffText(changes []Change) string {
 		return "no change"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// LegacyFile is the config file of the working directory, used when present.
+const LegacyFile = "portal.yaml"
+
+// FileIn is the config file to use when none was named: ./portal.yaml when
+// it exists (where earlier versions looked), else portal.yaml in dataDir, so
+// that the first edit through the admin page writes under the data dir, not
+// into whatever directory Portal was started from (a source checkout).
+func FileIn(named, dataDir string) string {
+	if named != "" {
+		return named
+	}
+	if _, err := os.Stat(LegacyFile); err == nil {
+		return LegacyFile
+	}
+	return filepath.Join(dataDir, LegacyFile)
 }

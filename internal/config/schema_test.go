@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portal-go/portal/internal/i18n"
 	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
@@ -163,5 +164,32 @@ func TestOnChange(t *testing.T) {
 	defer mu.Unlock()
 	if len(heard) != 1 || heard[0] != "auth.expireTime: 600 -> 1200" {
 		t.Errorf("heard %q, want only the file's change", heard)
+	}
+}
+
+// Every key has a description in every language.
+func TestSchemaDescribed(t *testing.T) {
+	for _, lang := range i18n.Languages {
+		for _, k := range Schema() {
+			if !i18n.Has(lang, k.DescriptionID()) {
+				t.Errorf("%s has no description in %s (%s)", k.Name, lang, k.DescriptionID())
+			}
+		}
+	}
+}
+
+// With no file named, config goes under the data dir, unless the working
+// directory has a portal.yaml already: an edit never creates one there.
+func TestFileIn(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if got := FileIn("", "data"); got != filepath.Join("data", "portal.yaml") {
+		t.Errorf("FileIn without ./portal.yaml = %q", got)
+	}
+	if got := FileIn("my.yaml", "data"); got != "my.yaml" {
+		t.Errorf("FileIn(named) = %q", got)
+	}
+	writeConfig(t, "portal.yaml", "{}\n")
+	if got := FileIn("", "data"); got != "portal.yaml" {
+		t.Errorf("FileIn with ./portal.yaml = %q", got)
 	}
 }
