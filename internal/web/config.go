@@ -36,7 +36,8 @@ type configField struct {
 type configView struct {
 	status int
 	// values gives the fields' values: the posted form's, or nil for the
-	// config in force.
+	// config in force. With the posted form's, the problems about a key
+	// are shown beside its field; else all beside the document.
 	values func(key string) string
 	// doc is the yaml textarea's text ("": the config in force).
 	doc string
@@ -66,7 +67,8 @@ func (g *Gateway) renderConfig(c *gin.Context, v configView) {
 		g.fail(c, http.StatusInternalServerError, codeInternal, "the config in force does not parse: "+err.Error())
 		return
 	}
-	if v.values == nil {
+	posted := v.values != nil
+	if !posted {
 		v.values = func(key string) string { return config.FormValue(inForce, key) }
 	}
 	if v.doc == "" {
@@ -75,7 +77,7 @@ func (g *Gateway) renderConfig(c *gin.Context, v configView) {
 	byKey := map[string][]string{}
 	var docProblems []string
 	for _, p := range v.problems {
-		if k := config.ProblemKey(p); k != "" {
+		if k := config.ProblemKey(p); k != "" && posted {
 			byKey[k] = append(byKey[k], p)
 		} else {
 			docProblems = append(docProblems, p)
@@ -106,6 +108,15 @@ func (g *Gateway) configPage(c *gin.Context) { g.renderConfig(c, configView{}) }
 // postedValue reads a key's field of the posted form.
 func postedValue(c *gin.Context) func(string) (string, bool) {
 	return func(key string) (string, bool) { return c.GetPostForm(key) }
+}
+
+// postedForm gives the posted form's field values when the form (not the
+// document) was reviewed, else nil.
+func postedForm(c *gin.Context) func(string) string {
+	if c.PostForm("from") != "form" {
+		return nil
+	}
+	return func(key string) string { return c.PostForm(key) }
 }
 
 // baseVersion is the posted version the form was made from (nil: none).
@@ -141,11 +152,7 @@ func (g *Gateway) configForm(c *gin.Context) {
 		next, err = config.FromForm(postedValue(c))
 	}
 	if err != nil {
-		v := configView{status: http.StatusBadRequest, doc: doc, problems: config.Problems(err.Error())}
-		if c.PostForm("from") != "yaml" {
-			v.values = func(key string) string { return c.PostForm(key) }
-		}
-		g.renderConfig(c, v)
+		g.renderConfig(c, configView{status: http.StatusBadRequest, doc: doc, values: postedForm(c), problems: config.Problems(err.Error())})
 		return
 	}
 	out, err := config.Document(next)
@@ -170,7 +177,7 @@ func (g *Gateway) confirmConfig(c *gin.Context, next config.Settings, cf confirm
 	}
 	if base := baseVersion(c); base != nil && *base != cur.Version {
 		g.configRefused(c, merrors.New("config.conflict", "changed meanwhile", http.StatusConflict), configView{
-			doc: c.PostForm("yaml"), values: func(key string) string { return c.PostForm(key) },
+			doc: c.PostForm("yaml"), values: postedForm(c),
 		})
 		return
 	}
@@ -201,12 +208,8 @@ func (g *Gateway) configRefused(c *gin.Context, err error, v configView) {
 		return
 	case code == "config.conflict":
 		v.general = tr(c, "error.config.conflict")
-		if v.values != nil && c.PostForm("from") == "" {
-			v.values = nil // a confirmed post carries the document only
-		}
 	case code == "system.bad_config":
 		v.problems = config.Problems(detail)
-		v.values = nil
 	default:
 		v.general = errorMessage(c, code, detail)
 	}
