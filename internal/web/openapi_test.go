@@ -18,8 +18,8 @@ import (
 // RPC. A route added without a description fails here.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	g := newGateway(t, settings(), newFakeUsers())
-	g2 := New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
-		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}})
+	g2 := track(t, New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
+		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}}))
 	w := serve(g2, get("/api/openapi.json"))
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /api/openapi.json: %d %s", w.Code, w.Body)
