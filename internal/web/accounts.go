@@ -153,15 +153,15 @@ func (g *Gateway) userPasswordForm(c *gin.Context) {
 // routes.
 type (
 	tokenBody struct {
-		Token string `json:"token" required:"true"`
+		Token string `json:"token"`
 	}
 	forgotBody struct {
 		// Login is a username or an email address.
-		Login string `json:"login" required:"true"`
+		Login string `json:"login"`
 	}
 	resetBody struct {
-		Token       string `json:"token" required:"true"`
-		NewPassword string `json:"new_password" required:"true"`
+		Token       string `json:"token"`
+		NewPassword string `json:"new_password"`
 	}
 	profile struct {
 		Email         string `json:"email"`
@@ -213,7 +213,7 @@ func (g *Gateway) forgetCaller(c *gin.Context) {
 
 func (g *Gateway) apiVerify(c *gin.Context) {
 	var req tokenBody
-	if !decodeJSON(c, &req) || !required(c, req) {
+	if !decodeJSON(c, &req) {
 		return
 	}
 	rsp, err := g.Accounts.VerifyEmail(rpcContext(c), &userpb.TokenRequest{Token: req.Token})
@@ -229,7 +229,7 @@ func (g *Gateway) apiVerify(c *gin.Context) {
 // shown, so that nothing tells whether the account exists.
 func (g *Gateway) apiForgot(c *gin.Context) {
 	var req forgotBody
-	if !decodeJSON(c, &req) || !required(c, req) {
+	if !decodeJSON(c, &req) {
 		return
 	}
 	g.forgot(c, req.Login)
@@ -244,7 +244,7 @@ func (g *Gateway) forgot(c *gin.Context, login string) {
 
 func (g *Gateway) apiReset(c *gin.Context) {
 	var req resetBody
-	if !decodeJSON(c, &req) || !required(c, req) {
+	if !decodeJSON(c, &req) {
 		return
 	}
 	rsp, err := g.Accounts.ResetPassword(rpcContext(c), &userpb.ResetPasswordRequest{Token: req.Token, NewPassword: req.NewPassword}, slow)

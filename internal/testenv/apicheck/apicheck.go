@@ -42,11 +42,13 @@ type Doc struct {
 	schemas map[string]*jsonschema.Schema
 }
 
-// route is a documented path: its template as a pattern.
+// route is a documented path: its template as a pattern whose parameters
+// hold no slash, and one whose last may (gin's *key), tried after every
+// route's first.
 type route struct {
-	path    string
-	pattern *regexp.Regexp
-	params  int
+	path           string
+	pattern, slash *regexp.Regexp
+	params         int
 }
 
 var param = regexp.MustCompile(`\{[^}]+\}`)
@@ -76,11 +78,11 @@ func Load(data []byte) (*Doc, error) {
 			literal[i] = regexp.QuoteMeta(literal[i])
 		}
 		re := "^" + strings.Join(literal, `[^/]+`) + "$"
-		// A last parameter may hold slashes (gin's *key).
+		r := route{path: p, pattern: regexp.MustCompile(re), params: len(literal) - 1}
 		if strings.HasSuffix(p, "}") {
-			re = strings.TrimSuffix(re, `[^/]+$`) + `.+$`
+			r.slash = regexp.MustCompile(strings.TrimSuffix(re, `[^/]+$`) + `.+$`)
 		}
-		d.routes = append(d.routes, route{path: p, pattern: regexp.MustCompile(re), params: len(param.FindAllString(p, -1))})
+		d.routes = append(d.routes, r)
 	}
 	// The most literal template first: /me/totp before /me/{id}.
 	sort.Slice(d.routes, func(i, j int) bool {
@@ -175,14 +177,15 @@ func (d *Doc) response(method, path string, status int) (string, error) {
 	method = strings.ToLower(method)
 	var op map[string]any
 	var ptr string
-	for _, r := range d.routes {
-		if !r.pattern.MatchString(path) {
-			continue
-		}
-		item, _ := d.doc["paths"].(map[string]any)[r.path].(map[string]any)
-		if o, ok := item[method].(map[string]any); ok {
-			op, ptr = o, "#/paths/"+escape(r.path)+"/"+method
-			break
+	for _, slash := range []bool{false, true} {
+		for _, r := range d.routes {
+			if pat := map[bool]*regexp.Regexp{false: r.pattern, true: r.slash}[slash]; op != nil || pat == nil || !pat.MatchString(path) {
+				continue
+			}
+			item, _ := d.doc["paths"].(map[string]any)[r.path].(map[string]any)
+			if o, ok := item[method].(map[string]any); ok {
+				op, ptr = o, "#/paths/"+escape(r.path)+"/"+method
+			}
 		}
 	}
 	if op == nil {

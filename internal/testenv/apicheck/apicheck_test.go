@@ -25,6 +25,9 @@ const doc = `{
     "/api/v1/keys/{kind}/{key}": {
       "delete": {"responses": {"204": {"description": "No Content"}}}
     },
+    "/api/v1/keys/{kind}/{key}/uses": {
+      "get": {"responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "array"}}}}}}
+    },
     "/api/v1/qr.png": {
       "get": {"responses": {"200": {"description": "OK", "content": {"image/png": {}}}}}
     }
@@ -65,6 +68,7 @@ func TestCheck(t *testing.T) {
 		{"no body", "DELETE", "/api/v1/things/1", 204, "", "", ""},
 		{"a body where none", "DELETE", "/api/v1/things/1", 204, js, `{}`, "no body"},
 		{"key with slashes", "DELETE", "/api/v1/keys/ip/2001:db8::/64", 204, "", "", ""},
+		{"a literal path after a parameter", "GET", "/api/v1/keys/ip/1/uses", 200, js, `[]`, ""},
 		{"not JSON", "GET", "/api/v1/things/1", 200, "text/html", "<p>", "Content-Type"},
 		{"png", "GET", "/api/v1/qr.png", 200, "image/png", "\x89PNG", ""},
 		{"no such path: an error", "GET", "/api/v1/nowhere", 404, js, `{"code":"request.not_found","message":"no"}`, ""},
