@@ -3,6 +3,7 @@ package endpoint
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -220,9 +221,11 @@ func present(v reflect.Value) any {
 		}
 		return m
 	case reflect.Map:
-		if v.IsNil() {
-			return map[string]any{}
+		m := map[string]any{}
+		for it := v.MapRange(); it.Next(); {
+			m[fmt.Sprint(it.Key().Interface())] = present(it.Value())
 		}
+		return m
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			return v.Interface()

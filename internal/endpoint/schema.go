@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -114,19 +115,35 @@ func (s *Schemas) object(t reflect.Type, m mode) map[string]any {
 
 var notInName = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 
-// name is a component name for t not yet taken: the type's name, then with
-// its package's, then with what it is for.
+// name is a component name for t not yet taken: its type's name,
+// capitalised; for the same type read or written another way, with what it
+// is for ("Input", "Full"); for another type of that name, with its
+// package's (and a number, if need be).
 func (s *Schemas) name(t reflect.Type, m mode) string {
-	base := notInName.ReplaceAllString(t.Name(), "_")
-	pkg := t.PkgPath()
-	pkg = notInName.ReplaceAllString(pkg[strings.LastIndexByte(pkg, '/')+1:], "_")
-	suffix := map[mode]string{presented: "Full", read: "Input"}[m]
-	for _, n := range []string{base, base + suffix, pkg + "_" + base + suffix} {
-		if _, taken := s.Components[n]; !taken {
-			return n
+	name := upperFirst(notInName.ReplaceAllString(t.Name(), "_"))
+	for key := range s.names {
+		if key.t == t {
+			name += map[mode]string{written: "Sparse", presented: "Full", read: "Input"}[m]
+			break
 		}
 	}
-	panic("endpoint: no component name for " + t.String())
+	if _, taken := s.Components[name]; taken {
+		pkg := t.PkgPath()
+		name = upperFirst(notInName.ReplaceAllString(pkg[strings.LastIndexByte(pkg, '/')+1:], "_")) + name
+	}
+	for i, base := 2, name; ; i++ {
+		if _, taken := s.Components[name]; !taken {
+			return name
+		}
+		name = base + strconv.Itoa(i)
+	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // unixTime are the names of int64 fields that hold a time.
