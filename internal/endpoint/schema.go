@@ -11,10 +11,10 @@ import (
 // Schemas makes the JSON Schemas (JSON Schema 2020-12, as OpenAPI 3.1 uses
 // them) of Go types, as encoding/json writes and reads them: a struct's
 // fields under their json names, embedded structs flattened, a field without
-// omitempty required in what the gateway writes. Named struct types become
-// components, referred to by $ref. Two struct tags add what the Go type
-// cannot say: `required:"true"` on a request field the handler insists on,
-// `enum:"a,b"` on a string with a fixed set of values.
+// omitempty required in what the gateway writes, a Permission one of the
+// catalogue's. Named struct types become components, referred to by $ref. A
+// struct tag adds what the Go type cannot say: `required:"true"` on a
+// request field the handler insists on.
 type Schemas struct {
 	// Components are the named schemas, for #/components/schemas.
 	Components map[string]any
@@ -55,6 +55,7 @@ type presenter interface{ presentedType() reflect.Type }
 var (
 	presenterType  = reflect.TypeFor[presenter]()
 	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	permissionType = reflect.TypeFor[Permission]()
 	marshalerType  = reflect.TypeFor[json.Marshaler]()
 )
 
@@ -62,6 +63,12 @@ func (s *Schemas) of(t reflect.Type, m mode) map[string]any {
 	switch {
 	case t.Implements(presenterType):
 		return s.of(reflect.Zero(t).Interface().(presenter).presentedType(), presented)
+	case t == permissionType:
+		var names []any
+		for _, p := range All() {
+			names = append(names, p)
+		}
+		return map[string]any{"type": "string", "enum": names}
 	case t == rawMessageType:
 		return map[string]any{"description": "any JSON value"}
 	case t.Implements(marshalerType):
@@ -177,13 +184,6 @@ func (s *Schemas) fields(t reflect.Type, m mode) map[string]any {
 			if _, isRef := p["$ref"]; !isRef {
 				if f.Type.Kind() == reflect.Int64 && unixTime.MatchString(name) {
 					p["description"] = "Unix time, seconds"
-				}
-				if e := f.Tag.Get("enum"); e != "" {
-					var values []any
-					for _, v := range strings.Split(e, ",") {
-						values = append(values, v)
-					}
-					p["enum"] = values
 				}
 			}
 			if f.Type.Kind() == reflect.Pointer && m != read && (m == presented || !omitempty) {

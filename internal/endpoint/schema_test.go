@@ -18,7 +18,7 @@ type schemaOut struct {
 	schemaBase
 	Name      string                          `json:"name"`
 	Note      string                          `json:"note,omitempty"`
-	Kind      string                          `json:"kind" enum:"a,b"`
+	Kind      Permission                      `json:"kind"`
 	CreatedAt int64                           `json:"created_at"`
 	Count     int32                           `json:"count"`
 	Tags      []string                        `json:"tags"`
@@ -40,7 +40,8 @@ type schemaIn struct {
 
 // TestSchemas: a type's schema is what encoding/json writes (or reads):
 // names from json tags, embedded structs flattened, required unless
-// omitempty (for a request: when tagged), pointers nullable, Presented
+// omitempty (for a request: when tagged), pointers nullable, a Permission
+// one of the catalogue's, Presented
 // values with every field required, named structs as components.
 func TestSchemas(t *testing.T) {
 	s := NewSchemas()
@@ -58,7 +59,7 @@ func TestSchemas(t *testing.T) {
 			`"full":{"items":{"$ref":"#/components/schemas/SchemaInnerFull"},"type":"array"},` +
 			`"id":{"type":"string"},` +
 			`"inner":{"anyOf":[{"$ref":"#/components/schemas/SchemaInner"},{"type":"null"}]},` +
-			`"kind":{"enum":["a","b"],"type":"string"},` +
+			`"kind":{"enum":` + mustJSON(All()) + `,"type":"string"},` +
 			`"meta":{"additionalProperties":{"type":"string"},"type":"object"},` +
 			`"name":{"type":"string"},` +
 			`"nested":{"additionalProperties":{"$ref":"#/components/schemas/SchemaIn"},"type":"object"},` +
@@ -113,4 +114,12 @@ func TestRouteReads(t *testing.T) {
 	if body, query := q.Reads(); body != nil || query["q"] != "string" || query["limit"] != "integer" || q.Out != nil {
 		t.Errorf("body %v, query %v, out %v", body, query, q.Out)
 	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

@@ -201,8 +201,8 @@ func bindUserPatch(in endpoint.Input, r *pb.UpdateUserRequest) error {
 
 // roleBody is the body of POST /admin/roles and PUT /admin/roles/{name}.
 type roleBody struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions"`
+	Name        string                `json:"name"`
+	Permissions []endpoint.Permission `json:"permissions"`
 }
 
 // bindRole reads a role; name, when set (PUT), is the path's, and a body
@@ -221,7 +221,7 @@ func bindRole(in endpoint.Input, r *pb.Role, name string) error {
 	if b.Permissions == nil {
 		return endpoint.BadInput("send permissions (a list, possibly empty)")
 	}
-	r.Name, r.Permissions = b.Name, b.Permissions
+	r.Name, r.Permissions = b.Name, names(b.Permissions)
 	return nil
 }
 
@@ -248,9 +248,9 @@ func renderRole(r *pb.RoleResponse) role { return roleJSON(r.Role) }
 
 // tokenBody is the body of POST /me/tokens.
 type tokenBody struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions"`
-	ExpiresAt   int64    `json:"expires_at"`
+	Name        string                `json:"name"`
+	Permissions []endpoint.Permission `json:"permissions"`
+	ExpiresAt   int64                 `json:"expires_at"`
 }
 
 func bindToken(in endpoint.Input, r *pb.CreateTokenRequest) error {
@@ -258,8 +258,20 @@ func bindToken(in endpoint.Input, r *pb.CreateTokenRequest) error {
 	if err := in.DecodeJSON(&b); err != nil {
 		return err
 	}
-	r.Name, r.Permissions, r.ExpiresAt = b.Name, b.Permissions, b.ExpiresAt
+	r.Name, r.Permissions, r.ExpiresAt = b.Name, names(b.Permissions), b.ExpiresAt
 	return nil
+}
+
+// names are permissions as the RPCs carry them (nil stays nil).
+func names(ps []endpoint.Permission) []string {
+	if ps == nil {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
 }
 
 func bindTokenID(in endpoint.Input, r *pb.RevokeTokenRequest) error {
