@@ -28,6 +28,21 @@ type UISettings struct {
 	// Language is the pages' language when the browser names none that
 	// Portal speaks and the user chose none (ui.language: en or zh-CN).
 	Language string `json:"language"`
+	// ExportMaxRows bounds a CSV export of users or audit entries
+	// (ui.exportMaxRows; 0: defaultExportRows); a longer one ends with a
+	// line that says it was cut.
+	ExportMaxRows int `json:"exportMaxRows"`
+}
+
+// defaultExportRows is ui.exportMaxRows when unset.
+const defaultExportRows = 10_000
+
+// ExportLimit is the most rows a CSV export writes.
+func (u UISettings) ExportLimit() int {
+	if u.ExportMaxRows == 0 {
+		return defaultExportRows
+	}
+	return u.ExportMaxRows
 }
 
 // AccountsSettings are the rules of accounts' email and recovery.
@@ -216,6 +231,9 @@ func (s Settings) Validate() error {
 	}
 	if u := s.UI.Language; u != "en" && u != "zh-CN" {
 		bad("ui.language is %q, must be en or zh-CN", u)
+	}
+	if n := s.UI.ExportMaxRows; n < 0 || n > maxCount {
+		bad("ui.exportMaxRows is %d, must be 0 (%d) or between 1 and %d", n, defaultExportRows, maxCount)
 	}
 	return errors.Join(errs...)
 }

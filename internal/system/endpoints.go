@@ -6,6 +6,7 @@ import (
 
 	"github.com/ghodss/yaml"
 
+	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/endpoint"
 	pb "github.com/portal-go/portal/proto/system"
 )
@@ -43,6 +44,7 @@ var Endpoints = endpoint.Declare("system",
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
+			r.From, r.To = endpoint.QueryInt64(in, "from"), endpoint.QueryInt64(in, "to")
 			return endpoint.QueryInts(in, map[string]*int32{"limit": &r.Limit})
 		}, func(r *pb.ListAuditResponse) any {
 			// time in seconds, as everywhere else in the API (the store
@@ -53,7 +55,7 @@ var Endpoints = endpoint.Declare("system",
 				m["time"] = m["time"].(int64) / 1000
 			}
 			return map[string]any{"entries": entries, "total": r.Total, "next": r.Next}
-		}))},
+		}).WithQuery(AuditQuery...))},
 )
 
 // bindConfig reads the new config: a JSON settings object ({"auth": {...},
@@ -83,4 +85,23 @@ func configJSON(r *pb.ConfigResponse) any {
 		_ = json.Unmarshal(js, &settings)
 	}
 	return map[string]any{"config": settings, "yaml": r.Document, "source": r.Source, "writable": r.Writable}
+}
+
+// AuditQuery are the query parameters of GET /api/v1/admin/audit (the
+// gateway's audit page and CSV export read the same).
+var AuditQuery = []endpoint.Param{
+	{Name: "user", Description: "the actor or subject: a whole name or id"},
+	{Name: "kind", Description: "entries of this kind only", Enum: kindNames()},
+	{Name: "from", Description: "at or after (unix seconds)", Integer: true},
+	{Name: "to", Description: "before (unix seconds)", Integer: true},
+	{Name: "limit", Description: "1 to 200 (default 50)", Integer: true},
+	{Name: "cursor", Description: "the next of the previous answer"},
+}
+
+func kindNames() []string {
+	out := make([]string, len(audit.Kinds))
+	for i, k := range audit.Kinds {
+		out[i] = string(k)
+	}
+	return out
 }

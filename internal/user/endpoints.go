@@ -95,12 +95,9 @@ var Endpoints = endpoint.Declare("user",
 	endpoint.Endpoint{Name: "User.RevokeSession", Access: endpoint.SignedIn},
 
 	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
-			r.Query = in.Query("q")
-			return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
-		}, func(r *pb.ListUsersResponse) any {
-			return map[string]any{"users": endpoint.Present(endpoint.OrEmpty(r.Users)), "total": r.Total}
-		}))},
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, bindListUsers, func(r *pb.ListUsersResponse) any {
+			return map[string]any{"users": endpoint.Present(endpoint.OrEmpty(r.Users)), "total": r.Total, "next": r.Next, "partial": r.Partial}
+		}).WithQuery(UsersQuery...))},
 	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
 			r.Id = in.Param("id")
@@ -304,4 +301,30 @@ func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
 	}
 	r.Username, r.Email, r.Roles, r.Password = b.Username, b.Email, b.Roles, b.Password
 	return nil
+}
+
+// UsersQuery are the query parameters of GET /api/v1/admin/users (the
+// gateway's users page and CSV export read the same).
+var UsersQuery = []endpoint.Param{
+	{Name: "q", Description: "a part of the name (no case)"},
+	{Name: "role", Description: "holding this role"},
+	{Name: "status", Description: "active (enabled, not locked), disabled, locked or unverified (email not confirmed)", Enum: UserStatuses},
+	{Name: "sort", Description: "the order: name (default), created or last_login", Enum: UserSorts},
+	{Name: "order", Description: "asc (default) or desc", Enum: []string{"asc", "desc"}},
+	{Name: "created_from", Description: "created at or after (unix seconds)", Integer: true},
+	{Name: "created_to", Description: "created before (unix seconds)", Integer: true},
+	{Name: "login_from", Description: "last signed in at or after (unix seconds)", Integer: true},
+	{Name: "login_to", Description: "last signed in before (unix seconds; never signed in counts as 0)", Integer: true},
+	{Name: "offset", Description: "skip this many matches", Integer: true},
+	{Name: "limit", Description: "1 to 200 (default 50)", Integer: true},
+	{Name: "cursor", Description: "the next of the previous answer (replaces offset)"},
+}
+
+// bindListUsers reads UsersQuery (checked already) into a request.
+func bindListUsers(in endpoint.Input, r *pb.ListUsersRequest) error {
+	r.Query, r.Role, r.Status, r.Sort, r.Cursor = in.Query("q"), in.Query("role"), in.Query("status"), in.Query("sort"), in.Query("cursor")
+	r.Desc = in.Query("order") == "desc"
+	r.CreatedFrom, r.CreatedTo = endpoint.QueryInt64(in, "created_from"), endpoint.QueryInt64(in, "created_to")
+	r.LoginFrom, r.LoginTo = endpoint.QueryInt64(in, "login_from"), endpoint.QueryInt64(in, "login_to")
+	return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
 }

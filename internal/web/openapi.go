@@ -54,6 +54,7 @@ type operation struct {
 	Method, Path, Summary, RPC string
 	Access                     endpoint.Permission
 	Status                     int
+	Query                      []endpoint.Param
 }
 
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
@@ -65,7 +66,7 @@ func (g *Gateway) operations() []operation {
 	for _, t := range g.Endpoints {
 		for _, e := range t.Endpoints {
 			for _, r := range e.Routes {
-				tabled[r.Method+" /api/v1"+r.Path] = operation{RPC: e.Name, Access: e.Access, Status: r.Status, Summary: e.Name}
+				tabled[r.Method+" /api/v1"+r.Path] = operation{RPC: e.Name, Access: e.Access, Status: r.Status, Summary: e.Name, Query: r.Query}
 			}
 		}
 	}
@@ -108,6 +109,9 @@ func (g *Gateway) openAPI() map[string]any {
 		var params []any
 		for _, m := range regexp.MustCompile(`\{([A-Za-z_]+)\}`).FindAllStringSubmatch(op.Path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		for _, q := range op.Query {
+			params = append(params, queryParam(q))
 		}
 		status := op.Status
 		if status == 0 {
@@ -155,6 +159,18 @@ func (g *Gateway) openAPI() map[string]any {
 			}},
 		},
 	}
+}
+
+// queryParam is a declared query parameter as an OpenAPI parameter.
+func queryParam(p endpoint.Param) map[string]any {
+	schema := map[string]any{"type": "string"}
+	switch {
+	case p.Integer:
+		schema = map[string]any{"type": "integer", "minimum": 0}
+	case len(p.Enum) > 0:
+		schema["enum"] = p.Enum
+	}
+	return map[string]any{"name": p.Name, "in": "query", "description": p.Description, "schema": schema}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
