@@ -29,20 +29,9 @@ type UISettings struct {
 	// Portal speaks and the user chose none (ui.language: en or zh-CN).
 	Language string `json:"language"`
 	// ExportMaxRows bounds a CSV export of users or audit entries
-	// (ui.exportMaxRows; 0: defaultExportRows); a longer one ends with a
-	// line that says it was cut.
+	// (ui.exportMaxRows); a longer one ends with a line that says it was
+	// cut.
 	ExportMaxRows int `json:"exportMaxRows"`
-}
-
-// defaultExportRows is ui.exportMaxRows when unset.
-const defaultExportRows = 10_000
-
-// ExportLimit is the most rows a CSV export writes.
-func (u UISettings) ExportLimit() int {
-	if u.ExportMaxRows == 0 {
-		return defaultExportRows
-	}
-	return u.ExportMaxRows
 }
 
 // AccountsSettings are the rules of accounts' email and recovery.
@@ -158,7 +147,7 @@ func Defaults() Settings {
 		SelfRegistration: true,
 		PublicURL:        "http://localhost:8080",
 		TwoFactorRoles:   []string{},
-	}, UI: UISettings{Language: "en"}}
+	}, UI: UISettings{Language: "en", ExportMaxRows: 10_000}}
 }
 
 // Bounds of the settings, checked by Validate.
@@ -232,8 +221,8 @@ func (s Settings) Validate() error {
 	if u := s.UI.Language; u != "en" && u != "zh-CN" {
 		bad("ui.language is %q, must be en or zh-CN", u)
 	}
-	if n := s.UI.ExportMaxRows; n < 0 || n > maxCount {
-		bad("ui.exportMaxRows is %d, must be 0 (%d) or between 1 and %d", n, defaultExportRows, maxCount)
+	if n := s.UI.ExportMaxRows; n < 1 || n > maxCount {
+		bad("ui.exportMaxRows is %d, must be between 1 and %d", n, maxCount)
 	}
 	return errors.Join(errs...)
 }

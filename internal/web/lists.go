@@ -179,6 +179,7 @@ func (g *Gateway) usersPage(c *gin.Context) {
 	}
 	data := gin.H{
 		"Users": rsp.Users, "Total": rsp.Total, "F": f, "Sorts": headers, "Partial": rsp.Partial,
+		"SortNames": []string{"name", "created", "last_login"}, "SortBy": cur,
 		"Statuses": []string{"active", "disabled", "locked", "unverified"}, "Logins": loginPresets,
 		"Export": pageLink("/admin/users.csv", q, "", ""),
 		"Pager":  newPager("/admin/users", q, offset, rsp.Total),
@@ -339,7 +340,7 @@ func (g *Gateway) usersCSV(c *gin.Context) {
 	if !ok {
 		return
 	}
-	max := g.Config.Current().UI.ExportLimit()
+	max := g.Config.Current().UI.ExportMaxRows
 	ctx := rpcContext(c)
 	req.Export, req.Limit = true, int32(min(exportPage, max))
 	// The first page before any byte: a refusal is still an error page.
@@ -396,7 +397,7 @@ func (g *Gateway) auditCSV(c *gin.Context) {
 	if !ok {
 		return
 	}
-	max := g.Config.Current().UI.ExportLimit()
+	max := g.Config.Current().UI.ExportMaxRows
 	ctx := rpcContext(c)
 	req.Export, req.Limit = true, int32(min(exportPage, max))
 	rsp, err := g.System.ListAudit(ctx, req)
