@@ -307,6 +307,9 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err := h.repo.CreateSession(ctx, s); err != nil {
 		return rpcError(err)
 	}
+	if err := h.repo.RecordLogin(ctx, u, now); err != nil {
+		return rpcError(err)
+	}
 	tok, err := h.issue(u, s, set.Expire())
 	if err != nil {
 		return rpcError(err)
