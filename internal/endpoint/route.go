@@ -42,6 +42,9 @@ type Input interface {
 	MediaType() string
 	// Body is the raw body; an *InputError when it is too large.
 	Body() ([]byte, error)
+	// Language is the request's language (en or zh-CN), for what the
+	// answer says in words.
+	Language() string
 }
 
 // InputError is a request the gateway refuses before any RPC: the status,
@@ -159,6 +162,7 @@ func (r *recorder) DecodeJSON(v any) error {
 
 func (r *recorder) MediaType() string     { return "application/json" }
 func (r *recorder) Body() ([]byte, error) { return nil, errRecorded }
+func (r *recorder) Language() string      { return "en" }
 
 var errRecorded = BadInput("recorded")
 

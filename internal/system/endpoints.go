@@ -3,6 +3,7 @@ package system
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/ghodss/yaml"
 
@@ -38,6 +39,36 @@ var Endpoints = endpoint.Declare("system",
 		Routes: endpoint.Routes(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
 	endpoint.Endpoint{Name: "System.UpdateConfig", Access: endpoint.ConfigWrite,
 		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
+	endpoint.Endpoint{Name: "System.ConfigSchema", Access: endpoint.ConfigRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/config/schema", 0, func(in endpoint.Input, r *pb.ConfigSchemaRequest) error {
+			r.Language = in.Language()
+			return nil
+		}, func(r *pb.ConfigSchemaResponse) configSchema {
+			keys := make([]configKey, 0, len(r.Keys))
+			for _, k := range r.Keys {
+				keys = append(keys, configKey{k.Key, k.Type, k.Unit, endpoint.OrEmpty(k.Choices), json.RawMessage(k.DefaultJson), k.Description})
+			}
+			return configSchema{keys}
+		}))},
+	endpoint.Endpoint{Name: "System.ConfigHistory", Access: endpoint.ConfigRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ConfigHistoryRequest]("GET", "/admin/config/history", 0, nil, func(r *pb.ConfigHistoryResponse) configHistory {
+			return configHistory{endpoint.Present(endpoint.OrEmpty(r.Versions)), r.Current}
+		}))},
+	endpoint.Endpoint{Name: "System.RollbackConfig", Access: endpoint.ConfigWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/config/rollback", 0, func(in endpoint.Input, r *pb.RollbackConfigRequest) error {
+			var body struct {
+				Version     *int64 `json:"version"`
+				BaseVersion *int64 `json:"base_version"`
+			}
+			if err := in.DecodeJSON(&body); err != nil {
+				return err
+			}
+			if body.Version == nil || *body.Version < 1 {
+				return endpoint.BadInput("version must be a version number of the config's history")
+			}
+			r.Version, r.BaseVersion = *body.Version, body.BaseVersion
+			return nil
+		}, configJSON))},
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
@@ -55,7 +86,17 @@ var Endpoints = endpoint.Declare("system",
 // bindConfig reads the new config: a JSON settings object ({"auth": {...},
 // "login": {...}}; JSON is yaml too) or, with Content-Type
 // application/yaml, a yaml document.
+//
+// ?version=N makes the change conditional: refused (409 system.config_conflict)
+// unless N is still the config's latest version.
 func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
+	if v := in.Query("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &endpoint.InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: "version must be a non-negative integer"}
+		}
+		r.BaseVersion = &n
+	}
 	switch in.MediaType() {
 	case "application/yaml", "application/x-yaml", "text/yaml":
 		body, err := in.Body()
@@ -78,7 +119,7 @@ func configJSON(r *pb.ConfigResponse) liveConfig {
 	if js, err := yaml.YAMLToJSON([]byte(r.Document)); err == nil {
 		_ = json.Unmarshal(js, &settings)
 	}
-	return liveConfig{settings, r.Document, r.Source, r.Writable}
+	return liveConfig{settings, r.Document, r.Source, r.Writable, r.Version}
 }
 
 // The answers of the routes above.
@@ -111,5 +152,25 @@ type (
 		YAML     string         `json:"yaml"`
 		Source   string         `json:"source"`
 		Writable bool           `json:"writable"`
+		// Version is the document's version, for an edit's if_version.
+		Version int64 `json:"version"`
+	}
+	configSchema struct {
+		Keys []configKey `json:"keys"`
+	}
+	// configKey is one setting: its dotted key, type (and unit, choices),
+	// default value and description in the caller's language.
+	configKey struct {
+		Key         string          `json:"key"`
+		Type        string          `json:"type"`
+		Unit        string          `json:"unit"`
+		Choices     []string        `json:"choices"`
+		Default     json.RawMessage `json:"default"`
+		Description string          `json:"description"`
+	}
+	configHistory struct {
+		Versions endpoint.Presented[[]*pb.ConfigVersion] `json:"versions"`
+		// Current is the version in force.
+		Current int64 `json:"current"`
 	}
 )
