@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
@@ -433,4 +434,94 @@ func oidcAcrossGateways(t *testing.T, c *cluster) {
 	done = time.Now()
 	refusedWithin("disabling the user on web1", done, tok)
 	lr.waitLogout(t, rp, s)
+}
+
+// TestOIDCClaims: the ID token and userinfo tell a relying party (go-oidc)
+// the account's email and whether it is verified, its display name, and how
+// the session was signed in: amr pwd and acr 1 after a password alone, amr
+// pwd otp and acr 2 after a password and a TOTP code, kept on refresh; an
+// account without an address has no email claims.
+func TestOIDCClaims(t *testing.T) {
+	p, srv := accountsPortal(t, "")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	rp := newRelyingParty(t, c, admin, p.URL, nil)
+	ctx := context.Background()
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
+	c.register("bob", "bob-password-12")
+
+	type claims struct {
+		Email         string   `json:"email"`
+		EmailVerified *bool    `json:"email_verified"`
+		Name          string   `json:"name"`
+		AMR           []string `json:"amr"`
+		Acr           string   `json:"acr"`
+	}
+	check := func(what string, tok *oauth2.Token, id *oidc.IDToken, want claims) {
+		t.Helper()
+		var got claims
+		if err := id.Claims(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != want.Email || (got.EmailVerified == nil) != (want.EmailVerified == nil) ||
+			(got.EmailVerified != nil && *got.EmailVerified != *want.EmailVerified) || got.Name != want.Name ||
+			strings.Join(got.AMR, " ") != strings.Join(want.AMR, " ") || got.Acr != want.Acr {
+			t.Fatalf("%s: ID token claims %+v, want %+v", what, got, want)
+		}
+		info, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatalf("%s: userinfo: %v", what, err)
+		}
+		var ui claims
+		if err := info.Claims(&ui); err != nil {
+			t.Fatal(err)
+		}
+		if ui.Email != want.Email || (ui.EmailVerified == nil) != (want.EmailVerified == nil) ||
+			(ui.EmailVerified != nil && *ui.EmailVerified != *want.EmailVerified) || ui.Name != want.Name {
+			t.Fatalf("%s: userinfo %+v, want %+v", what, ui, want)
+		}
+	}
+	no, yes := false, true
+
+	alice, _ := c.login("alice", "alice-password-1")
+	tok, id := rp.signIn(browser(t, p.URL, alice))
+	check("password, unverified address", tok, id, claims{Email: "alice@example.com", EmailVerified: &no, Name: "alice", AMR: []string{"pwd"}, Acr: "1"})
+
+	verify := mailedLink(t, srv, "alice@example.com", "https://portal.example", "/email/verify", 0)
+	c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": verify}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"display_name": "Alice A."}), http.StatusOK)
+	secret := enrolTOTP(t, c, alice)
+	code, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	r := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1", "otp": code}), http.StatusOK).json(t)
+	tok, id = rp.signIn(browser(t, p.URL, r["token"].(string)))
+	want := claims{Email: "alice@example.com", EmailVerified: &yes, Name: "Alice A.", AMR: []string{"pwd", "otp"}, Acr: "2"}
+	check("password and TOTP, verified address", tok, id, want)
+
+	tok2, err := rp.refresh(p.URL, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	raw, _ := tok2.Extra("id_token").(string)
+	id2, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("refreshed ID token: %v", err)
+	}
+	check("refreshed", tok2, id2, want)
+
+	bob, _ := c.login("bob", "bob-password-12")
+	tok, id = rp.signIn(browser(t, p.URL, bob))
+	check("no address", tok, id, claims{Name: "bob", AMR: []string{"pwd"}, Acr: "1"})
+}
+
+// enrolTOTP turns on TOTP for the holder of tok, with a code of the
+// current time step, and returns the secret.
+func enrolTOTP(t *testing.T, c *client, tok string) string {
+	t.Helper()
+	secret, _ := c.expect(c.do("POST", "/api/v1/me/totp", tok, nil), http.StatusOK).json(t)["secret"].(string)
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK)
+	return secret
 }
