@@ -311,6 +311,12 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 		if at.Path != "/login" || !strings.HasPrefix(at.Query().Get("next"), "/oauth/login?id=") {
 			t.Fatalf("prompt=login / max_age=0 went to %s, want Portal's login", at)
 		}
+		// Signed in again, the request goes on (to the consent withdrawn
+		// above).
+		fresh, _ := c.login("alice", "alice-password-1")
+		if back := rp.follow(browser(t, p.URL, fresh), p.URL+at.Query().Get("next")); back.Path != "/consent" {
+			t.Fatalf("after a fresh sign-in, prompt=login / max_age=0 went to %s", back)
+		}
 	}
 }
 
@@ -490,7 +496,7 @@ func TestOIDCClaims(t *testing.T) {
 	verify := mailedLink(t, srv, "alice@example.com", "https://portal.example", "/email/verify", 0)
 	c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": verify}), http.StatusOK)
 	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"display_name": "Alice A."}), http.StatusOK)
-	secret := enrolTOTP(t, c, alice)
+	secret, _ := enrolTOTP(t, c, alice)
 	code, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
 	r := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1", "otp": code}), http.StatusOK).json(t)
 	tok, id = rp.signIn(browser(t, p.URL, r["token"].(string)))
@@ -514,14 +520,18 @@ func TestOIDCClaims(t *testing.T) {
 }
 
 // enrolTOTP turns on TOTP for the holder of tok, with a code of the
-// current time step, and returns the secret.
-func enrolTOTP(t *testing.T, c *client, tok string) string {
+// current time step, and returns the secret and the recovery codes.
+func enrolTOTP(t *testing.T, c *client, tok string) (string, []string) {
 	t.Helper()
 	secret, _ := c.expect(c.do("POST", "/api/v1/me/totp", tok, nil), http.StatusOK).json(t)["secret"].(string)
 	code, err := totp.GenerateCode(secret, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK)
-	return secret
+	r := c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK).json(t)
+	var recovery []string
+	for _, rc := range r["recovery_codes"].([]any) {
+		recovery = append(recovery, rc.(string))
+	}
+	return secret, recovery
 }

@@ -84,7 +84,13 @@ func browser(t *testing.T, base, sessionToken string) *http.Client {
 func (rp *relyingParty) authorize(b *http.Client, state, nonce, verifier string, extra ...oauth2.AuthCodeOption) *url.URL {
 	rp.t.Helper()
 	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}, extra...)
-	next := rp.config.AuthCodeURL(state, opts...)
+	return rp.follow(b, rp.config.AuthCodeURL(state, opts...))
+}
+
+// follow follows Portal's redirects from next until one leaves Portal's
+// provider, and returns that URL.
+func (rp *relyingParty) follow(b *http.Client, next string) *url.URL {
+	rp.t.Helper()
 	for i := 0; i < 10; i++ {
 		rsp, err := b.Get(next)
 		if err != nil {
