@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -534,4 +535,112 @@ func enrolTOTP(t *testing.T, c *client, tok string) (string, []string) {
 		recovery = append(recovery, rc.(string))
 	}
 	return secret, recovery
+}
+
+// TestOIDCCORS: a browser application (a public client) calls the token,
+// userinfo and revocation endpoints from its own origin: they answer CORS,
+// preflight included, for the origins of that client's redirect URIs only
+// (not another client's, not any other; never a wildcard, never with
+// credentials); discovery and the JWKS for any registered client's.
+func TestOIDCCORS(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	const spa, other, evil = "https://spa.example.test", "https://other.example.test", "https://evil.example.test"
+	register := func(origin string) string {
+		reg := c.expect(c.do("POST", "/api/v1/admin/oidc/clients", admin, map[string]any{
+			"name": "spa", "redirect_uris": []string{origin + "/cb"}, "first_party": true, "scopes": []string{"profile", "offline_access"},
+		}), http.StatusCreated).json(t)
+		return reg["client_id"].(string)
+	}
+	id := register(spa)
+	register(other)
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
+
+	call := func(method, path, origin string, form url.Values, header ...string) *http.Response {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, p.URL+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Origin", origin)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, rsp.Body)
+		rsp.Body.Close()
+		if rsp.Header.Get("Access-Control-Allow-Credentials") != "" || rsp.Header.Get("Access-Control-Allow-Origin") == "*" {
+			t.Fatalf("%s %s from %s: credentials or a wildcard allowed: %v", method, path, origin, rsp.Header)
+		}
+		return rsp
+	}
+	allows := func(rsp *http.Response, origin string) bool {
+		return rsp.Header.Get("Access-Control-Allow-Origin") == origin
+	}
+
+	for _, path := range []string{"/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/.well-known/openid-configuration", "/oauth/keys"} {
+		rsp := call("OPTIONS", path, spa, nil, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization")
+		if rsp.StatusCode != http.StatusNoContent || !allows(rsp, spa) || !strings.Contains(rsp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Fatalf("preflight of %s from the client's origin: %d %v", path, rsp.StatusCode, rsp.Header)
+		}
+		if rsp := call("OPTIONS", path, evil, nil, "Access-Control-Request-Method", "POST"); rsp.StatusCode != http.StatusForbidden || allows(rsp, evil) {
+			t.Fatalf("preflight of %s from an unknown origin: %d %v", path, rsp.StatusCode, rsp.Header)
+		}
+	}
+	if rsp := call("GET", "/.well-known/openid-configuration", spa, nil); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("discovery from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+	if rsp := call("GET", "/.well-known/openid-configuration", evil, nil); rsp.StatusCode != 200 || allows(rsp, evil) {
+		t.Fatalf("discovery from an unknown origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+
+	// The code flow of the public client, its token request from its origin.
+	rp := &relyingParty{t: t, issuer: p.URL, config: oauth2.Config{ClientID: id, RedirectURL: spa + "/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: p.URL + "/oauth/authorize"}, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}}
+	verifier := oauth2.GenerateVerifier()
+	code := rp.authorize(browser(t, p.URL, alice), "s", "n", verifier).Query().Get("code")
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spa + "/cb"}, "client_id": {id}, "code_verifier": {verifier}}
+	req, _ := http.NewRequest("POST", p.URL+"/oauth/token", strings.NewReader(exchange.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", spa)
+	rsp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(rsp.Body).Decode(&tok); err != nil || rsp.StatusCode != 200 || !allows(rsp, spa) || tok.AccessToken == "" {
+		t.Fatalf("token from the client's origin: %d %v %v", rsp.StatusCode, err, rsp.Header)
+	}
+	rsp.Body.Close()
+
+	bearer := []string{"Authorization", "Bearer " + tok.AccessToken}
+	if rsp := call("GET", "/oauth/userinfo", spa, nil, bearer...); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("userinfo from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+	for _, o := range []string{other, evil} {
+		if rsp := call("GET", "/oauth/userinfo", o, nil, bearer...); allows(rsp, o) {
+			t.Fatalf("userinfo answered CORS for %s, not the client's origin", o)
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}
+		if rsp := call("POST", "/oauth/token", o, refresh); allows(rsp, o) {
+			t.Fatalf("the token endpoint answered CORS for %s, not the client's origin", o)
+		}
+	}
+	revoke := url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {id}}
+	if rsp := call("POST", "/oauth/revoke", spa, revoke); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("revocation from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
 }

@@ -159,9 +159,12 @@ func New(st store.Store, k kv.Store, secret []byte, accounts Accounts, opts Opti
 		DefaultLogoutRedirectURI:          "/login",
 	}
 	popts := []op.Option{op.WithCustomEndpoints(
-		op.NewEndpoint("/oauth/authorize"), op.NewEndpoint("/oauth/token"), op.NewEndpoint("/oauth/userinfo"),
-		op.NewEndpoint("/oauth/revoke"), op.NewEndpoint("/oauth/end_session"), op.NewEndpoint(KeysPath)),
+		op.NewEndpoint("/oauth/authorize"), op.NewEndpoint(TokenPath), op.NewEndpoint(UserinfoPath),
+		op.NewEndpoint(RevokePath), op.NewEndpoint("/oauth/end_session"), op.NewEndpoint(KeysPath)),
 		op.WithCustomIntrospectionEndpoint(op.NewEndpoint("/oauth/introspect")),
+		// The op package's CORS allows every origin, with credentials:
+		// Provider.cors answers instead, for registered origins only.
+		op.WithCORSOptions(nil),
 	}
 	if opts.Insecure {
 		popts = append(popts, op.WithAllowInsecure())
@@ -179,6 +182,9 @@ func (p *Provider) Storage() *Storage { return p.storage }
 
 // ServeHTTP answers a request to the provider's endpoints.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cors(w, r) {
+		return
+	}
 	if r.URL.Path == LoginPath {
 		p.login(w, r)
 		return

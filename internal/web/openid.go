@@ -14,7 +14,7 @@ import (
 )
 
 // forwardedHeaders are the request headers the OpenID provider reads.
-var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Origin"}
+var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"}
 
 // withOIDC answers 404 for the OpenID provider's routes on a gateway built
 // without one.
@@ -28,7 +28,8 @@ func (g *Gateway) withOIDC(c *gin.Context) {
 
 // openID forwards a request to the OpenID provider in the user service and
 // writes its answer back. The browser's Portal session, if it sent its
-// cookie, goes along as the call's token; no cookie is forwarded.
+// cookie, goes along as the call's token to Portal's sign-in step only (no
+// other endpoint acts on it); no cookie is forwarded.
 func (g *Gateway) openID(c *gin.Context) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
@@ -42,7 +43,7 @@ func (g *Gateway) openID(c *gin.Context) {
 		}
 	}
 	ctx := pauth.ContextWithClient(c.Request.Context(), c.ClientIP())
-	if cl := callerOf(c); cl != nil && cl.FromCookie {
+	if cl := callerOf(c); cl != nil && cl.FromCookie && c.Request.URL.Path == sso.LoginPath {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}
 	rsp, err := g.OIDC.Serve(ctx, req)
