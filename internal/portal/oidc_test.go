@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -643,4 +644,47 @@ func TestOIDCCORS(t *testing.T) {
 	if rsp := call("POST", "/oauth/revoke", spa, revoke); rsp.StatusCode != 200 || !allows(rsp, spa) {
 		t.Fatalf("revocation from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
 	}
+}
+
+// TestOIDCBackchannelRetried: back-channel logout reaches an application
+// that refuses the first attempts (sent again, with backoff), and one that
+// is down while the user service restarts (the logout token is queued in
+// the store, in the same write as the grant's end, and sent after the
+// restart once the application is up).
+func TestOIDCBackchannelRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	lr := newLogoutReceiver(t)
+	rp := newRelyingParty(t, c, admin, p.URL, map[string]any{"backchannel_logout_uri": lr.URL})
+	c.register("alice", "alice-password-1")
+	signIn := func(c *client) (string, string) {
+		t.Helper()
+		tok, _ := c.login("alice", "alice-password-1")
+		_, id := rp.signIn(browser(t, p.URL, tok))
+		return tok, sid(t, id)
+	}
+
+	lr.set(func(lr *logoutReceiver) { lr.refuse = 2 })
+	tok, s := signIn(c)
+	c.expect(c.do("POST", "/api/v1/logout", tok, nil), http.StatusNoContent)
+	lr.waitLogout(t, rp, s)
+	if n := lr.tries(); n != 3 {
+		t.Fatalf("the logout token arrived after %d attempts, want 3", n)
+	}
+
+	lr.set(func(lr *logoutReceiver) { lr.down, lr.attempts = true, 0 })
+	tok, s = signIn(c)
+	c.expect(c.do("POST", "/api/v1/logout", tok, nil), http.StatusNoContent)
+	poll.Wait(t, 15*time.Second, "a first attempt at the application that is down", func() bool { return lr.tries() > 0 })
+	addr := strings.TrimPrefix(p.URL, "http://")
+	p.Stop(t)
+	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Addr: addr, Config: testenv.RelaxedRates})
+	lr.set(func(lr *logoutReceiver) { lr.down = false })
+	// The next attempt is due within the backoff reached (1 s doubling).
+	poll.Wait(t, 60*time.Second, "the logout token after the restart", func() bool {
+		return slices.Contains(lr.received(rp), s)
+	})
 }

@@ -74,6 +74,11 @@ type clientJSON struct {
 	Permission             string   `json:"permission,omitempty"`
 	Disabled               bool     `json:"disabled"`
 	Created                int64    `json:"created"`
+	// BackchannelFailures counts the logout tokens given up (the
+	// application refused every attempt); the last error and time beside.
+	BackchannelFailures  int32  `json:"backchannel_failures,omitempty"`
+	BackchannelLastError string `json:"backchannel_last_error,omitempty"`
+	BackchannelFailedAt  int64  `json:"backchannel_failed_at,omitempty"`
 	// ClientSecret is shown once, at creation and rotation.
 	ClientSecret string `json:"client_secret,omitempty"`
 }
@@ -83,6 +88,7 @@ func clientOut(c *oidcpb.Client, secret string) clientJSON {
 		ClientID: c.Id, Name: c.Name, RedirectURIs: c.RedirectUris, PostLogoutRedirectURIs: c.PostLogoutRedirectUris,
 		BackchannelLogoutURI: c.BackchannelLogoutUri, Confidential: c.Confidential, FirstParty: c.FirstParty,
 		Scopes: c.Scopes, Permission: c.Permission, Disabled: c.Disabled, Created: c.Created, ClientSecret: secret,
+		BackchannelFailures: c.BackchannelFailures, BackchannelLastError: c.BackchannelLastError, BackchannelFailedAt: c.BackchannelFailedAt,
 	}
 }
 
