@@ -21,7 +21,10 @@ func TestReadmeSSOExample(t *testing.T) {
 		t.Fatal("README has no section Use Portal as your SSO")
 	}
 	_, code, ok := strings.Cut(section, "```go\n")
-	if code, _, ok = strings.Cut(code, "```"); !ok {
+	if ok {
+		code, _, ok = strings.Cut(code, "```")
+	}
+	if !ok {
 		t.Fatal("the section has no Go example")
 	}
 	if n := strings.Count(strings.TrimSpace(code), "\n") + 1; n > 12 {
