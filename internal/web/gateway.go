@@ -166,6 +166,7 @@ func New(o Options) *Gateway {
 	e.GET("/metrics", g.metrics)
 
 	e.GET(sso.DiscoveryPath, g.withOIDC, g.openID)
+	e.OPTIONS(sso.DiscoveryPath, g.withOIDC, g.openID)
 	e.Any(sso.Prefix+"*path", g.withOIDC, g.openID)
 
 	e.GET("/login", g.loginPage)
