@@ -268,7 +268,6 @@ func queryParam(p endpoint.Param) map[string]any {
 	return map[string]any{"name": p.Name, "in": "query", "description": p.Description, "schema": schema}
 }
 
-
 // opView is an operation as the docs page shows it: its fields, flattened.
 type opView struct {
 	operation
