@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -242,29 +243,93 @@ func TestAdminManagedAccounts(t *testing.T) {
 	c.login("dave", "dave-password-1")
 }
 
-func TestAdminResetPasswordCommand(t *testing.T) {
-	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
-	c := newClient(t, p)
-	admin, _ := c.login("admin", testenv.AdminPassword)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	// While the embedded Portal holds its store: refused, nothing changed.
+// resetByCommand runs portal admin reset-password for name on dir and
+// returns the temporary password it printed.
+func resetByCommand(t *testing.T, dir, name string) string {
+	t.Helper()
 	var out bytes.Buffer
-	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err == nil || !strings.Contains(err.Error(), "stop it first") {
-		t.Fatalf("reset while running: %v", err)
-	}
-	p.Stop(t)
-
-	out.Reset()
-	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err != nil {
-		t.Fatal(err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, name, &out, log); err != nil {
+		t.Fatalf("reset-password %s: %v", name, err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) < 2 || len(lines[1]) != 24 {
 		t.Fatalf("output:\n%s", out.String())
 	}
-	temp := lines[1]
+	return lines[1]
+}
+
+// mustChangeTo signs name in with the temporary password temp, which must
+// be changed, and changes it to next.
+func mustChangeTo(t *testing.T, c *client, name, temp, next string) {
+	t.Helper()
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
+		t.Fatalf("login with the temporary password: %q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": temp, "new_password": next}), http.StatusOK)
+	c.login(name, next)
+}
+
+// hasCommandLineReset reports whether the audit log has the command line's
+// reset of name.
+func hasCommandLineReset(t *testing.T, c *client, admin, name string) bool {
+	t.Helper()
+	entries, _ := listAudit(t, c, admin, "kind=password_reset")
+	for _, e := range entries {
+		if e.SubjectName == name && e.ActorName == "command line" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAdminResetPasswordWhileRunning: portal admin reset-password reaches a
+// running embedded Portal over its admin socket (it cannot open the store
+// the process holds): the account's sessions end at once, the printed
+// password must be changed at the next sign-in, the reset is audited as the
+// command line's; the socket is 0600 and gone after the stop.
+func TestAdminResetPasswordWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
+	sock := filepath.Join(dir, portal.AdminSocket)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want a socket of mode 0600", fi, err)
+	}
+
+	temp := resetByCommand(t, dir, "alice")
+	c.expect(c.do("GET", "/api/v1/me", alice, nil), http.StatusUnauthorized) // at once: no cache lets it pass
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusUnauthorized)
+	mustChangeTo(t, c, "alice", temp, "alice-password-2")
+	if !hasCommandLineReset(t, c, admin, "alice") {
+		t.Fatal("no password_reset entry by the command line for alice")
+	}
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "nobody", &out, log); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("an unknown account: %v", err)
+	}
+	p.Stop(t)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("admin socket after the stop: %v", err)
+	}
+}
+
+// TestAdminResetPasswordStopped: with no Portal running the command opens
+// the store itself; the reset is audited when Portal next starts.
+func TestAdminResetPasswordStopped(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	p.Stop(t)
+
+	temp := resetByCommand(t, dir, "admin")
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "nobody", &out, log); err == nil {
 		t.Fatal("an unknown account was reset")
 	}
@@ -273,11 +338,32 @@ func TestAdminResetPasswordCommand(t *testing.T) {
 	c = newClient(t, p)
 	c.expect(c.do("GET", "/api/v1/me", admin, nil), http.StatusUnauthorized) // its session is gone
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword}), http.StatusUnauthorized)
-	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
-		t.Fatalf("%q", code)
+	mustChangeTo(t, c, "admin", temp, "the-admin-password-2")
+	admin, _ = c.login("admin", "the-admin-password-2")
+	poll.Wait(t, 30*time.Second, "the offline reset in the audit log", func() bool { return hasCommandLineReset(t, c, admin, "admin") })
+}
+
+// TestAdminSocketStale: a socket file left by a process that died (here
+// mode 0644) does not stop the start; it is replaced by a 0600 one that
+// serves.
+func TestAdminSocketStale(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, portal.AdminSocket)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp, "new_password": "the-admin-password-2"}), http.StatusOK)
-	c.login("admin", "the-admin-password-2")
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if err := os.Chmod(sock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want mode 0600", fi, err)
+	}
+	mustChangeTo(t, c, "admin", resetByCommand(t, dir, "admin"), "the-admin-password-2")
 }
 
 func TestTOTPThroughTheAPI(t *testing.T) {

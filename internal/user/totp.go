@@ -47,7 +47,7 @@ var totpOpts = totp.ValidateOpts{Period: totpPeriod, Skew: 0, Digits: otp.Digits
 // totpStep returns the time step whose code is code, newer than after,
 // within one step of now; 0 when none.
 func totpStep(secret, code string, now time.Time, after int64) int64 {
-	if len(code) != 6 {
+	if len(code) != 6 || secret == "" {
 		return 0
 	}
 	cur := now.Unix() / totpPeriod
@@ -83,12 +83,12 @@ func newRecoveryCodes() (codes, hashes []string, err error) {
 	return codes, hashes, nil
 }
 
-// secondFactor checks code against u's TOTP secret (a step newer than the
-// last one used: no replay inside the window) or its recovery codes (each
-// used once), and records the use in u (the caller stores u).
-func secondFactor(u *User, code string, now time.Time) bool {
+// secondFactor checks code against u's TOTP key secret (a step newer than
+// the last one used: no replay inside the window) or its recovery codes
+// (each used once), and records the use in u (the caller stores u).
+func secondFactor(u *User, secret, code string, now time.Time) bool {
 	code = strings.TrimSpace(code)
-	if step := totpStep(u.TOTPSecret, code, now, u.TOTPLastStep); step != 0 {
+	if step := totpStep(secret, code, now, u.TOTPLastStep); step != 0 {
 		u.TOTPLastStep = step
 		return true
 	}
@@ -104,10 +104,15 @@ func secondFactor(u *User, code string, now time.Time) bool {
 
 // checkSecondFactor checks a login's code for u and records its use: a
 // TOTP step or a recovery code is claimed atomically, so that of concurrent
-// logins with one code exactly one passes.
+// logins with one code exactly one passes. A key stored in the clear is
+// sealed then; one that does not open leaves the recovery codes.
 func (h *Handler) checkSecondFactor(ctx context.Context, u *User, code string) (bool, error) {
 	before := len(u.RecoveryHashes)
-	if !secondFactor(u, code, h.now()) {
+	secret, clear, err := h.unseal(u.ID, u.TOTPSecret)
+	if err != nil {
+		h.log.Warn("two-factor key not read: only recovery codes sign in", "user", u.Username, "err", err)
+	}
+	if !secondFactor(u, secret, code, h.now()) {
 		return false, nil
 	}
 	claim := keyFactorUsed + u.ID + "/step/" + strconv.FormatInt(u.TOTPLastStep, 10)
@@ -118,6 +123,11 @@ func (h *Handler) checkSecondFactor(ctx context.Context, u *User, code string) (
 	won, err := h.repo.claimOnce(ctx, claim, ttl)
 	if err != nil || !won {
 		return false, err
+	}
+	if clear && secret != "" {
+		if u.TOTPSecret, err = h.seal(u.ID, secret); err != nil {
+			return false, err
+		}
 	}
 	u.UpdatedAt = h.now().UTC()
 	return true, h.repo.Update(ctx, u)
@@ -143,7 +153,10 @@ func (a *Accounts) BeginTOTP(ctx context.Context, req *pb.BeginTOTPRequest, rsp 
 	if err != nil {
 		return rpcError(err)
 	}
-	u.TOTPPending, u.UpdatedAt = key.Secret(), h.now().UTC()
+	if u.TOTPPending, err = h.seal(u.ID, key.Secret()); err != nil {
+		return rpcError(err)
+	}
+	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
@@ -165,7 +178,11 @@ func (a *Accounts) TOTPQRCode(ctx context.Context, req *pb.TOTPQRCodeRequest, rs
 	if u.TOTPPending == "" {
 		return rpcError(ErrNoEnrolment)
 	}
-	key, err := otp.NewKeyFromURL(totpURL(u.Username, u.TOTPPending))
+	pending, _, err := a.h.unseal(u.ID, u.TOTPPending)
+	if err != nil {
+		return rpcError(err)
+	}
+	key, err := otp.NewKeyFromURL(totpURL(u.Username, pending))
 	if err != nil {
 		return rpcError(err)
 	}
@@ -207,15 +224,23 @@ func (a *Accounts) ConfirmTOTP(ctx context.Context, req *pb.ConfirmTOTPRequest, 
 	if u.TOTPPending == "" {
 		return rpcError(ErrNoEnrolment)
 	}
-	step := totpStep(u.TOTPPending, strings.TrimSpace(req.Code), h.now(), 0)
+	pending, _, err := h.unseal(u.ID, u.TOTPPending)
+	if err != nil {
+		return rpcError(err)
+	}
+	step := totpStep(pending, strings.TrimSpace(req.Code), h.now(), 0)
 	if step == 0 {
 		return rpcError(ErrBadCode)
+	}
+	sealed, err := h.seal(u.ID, pending)
+	if err != nil {
+		return rpcError(err)
 	}
 	codes, hashes, err := newRecoveryCodes()
 	if err != nil {
 		return rpcError(err)
 	}
-	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = u.TOTPPending, "", step, hashes
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = sealed, "", step, hashes
 	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)

@@ -3,6 +3,7 @@ package user
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,44 @@ func TestTwoFactorRoles(t *testing.T) {
 	if in := ah.info(t, tok); in.TwoFactorRequired {
 		t.Fatal("still required after enrolling")
 	}
+}
+
+// TestTOTPKeySealed: the TOTP key is stored sealed (the base32 key is not
+// in the record); a key an earlier version stored in the clear still
+// signs in, and is sealed at that use; a sealed key copied onto another
+// account does not open there.
+func TestTOTPKeySealed(t *testing.T) {
+	ah := newAcctHarness(t, nil)
+	ah.register(t, "alice", alicePW)
+	ctx, _ := ah.ctxFor(t, ah.login(t, "alice", alicePW).Token)
+	secret, _ := ah.enrol(t, ctx)
+	u, err := ah.h.repo.ByName(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(u.TOTPSecret, sealedPrefix) || strings.Contains(u.TOTPSecret, secret) {
+		t.Fatalf("stored key %q: not sealed", u.TOTPSecret)
+	}
+	sealed := u.TOTPSecret
+
+	// As an earlier version stored it: in the clear.
+	u.TOTPSecret = secret
+	if err := ah.h.repo.Update(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	ah.clock.advance(totpPeriod * time.Second)
+	ah.login2(t, "alice", alicePW, codeAt(t, secret, ah.clock.now()))
+	if u, _ = ah.h.repo.ByName(context.Background(), "alice"); !strings.HasPrefix(u.TOTPSecret, sealedPrefix) || u.TOTPSecret == sealed {
+		t.Fatalf("a clear key was not sealed anew at its use: %q", u.TOTPSecret)
+	}
+
+	// alice's sealed key on bob's account: no code of it signs bob in.
+	ah.register(t, "bob", "bob-password-1")
+	bob, _ := ah.h.repo.ByName(context.Background(), "bob")
+	bob.TOTPSecret = sealed
+	if err := ah.h.repo.Update(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	ah.clock.advance(totpPeriod * time.Second)
+	wantRPCError(t, ah.loginOTP("bob", "bob-password-1", codeAt(t, secret, ah.clock.now())), "user.bad_code", 401)
 }
