@@ -128,7 +128,7 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 	tok, _ := c.login("alice", "alice-password-1")
 	form := url.Values{"login": {"alice"}, "token": {"x"}, "new_password": {"alice-password-2"}, "confirm": {"alice-password-2"}, "display_name": {"x"}, "email": {"a@example.com"}}
 	admin, _ := c.login("admin", testenv.AdminPassword)
-	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification"} {
+	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification", "/account/totp/disable", "/account/totp/recovery-codes"} {
 		r := c.do("POST", path, "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+tok+"; portal_csrf="+strings.Repeat("a", 43))
 		if r.StatusCode != http.StatusForbidden {
 			t.Errorf("%s without a matching CSRF token: %d", path, r.StatusCode)
@@ -412,6 +412,29 @@ func TestTOTPThroughTheAPI(t *testing.T) {
 	c.expect(login(codes[0].(string)), http.StatusOK)
 	c.expect(login(codes[0].(string)), http.StatusUnauthorized)
 
+	// New recovery codes (with a code; a used one is no code), then TOTP
+	// off by its owner (password and code), on the page as in the API.
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/recovery-codes", tok, map[string]string{"code": codes[0].(string)}), http.StatusUnauthorized)); code != "user.bad_code" {
+		t.Fatalf("a used recovery code: %q", code)
+	}
+	r = c.expect(c.do("POST", "/api/v1/me/totp/recovery-codes", tok, map[string]string{"code": codes[1].(string)}), http.StatusOK).json(t)
+	fresh, _ := r["recovery_codes"].([]any)
+	if len(fresh) != 10 {
+		t.Fatalf("%v", r)
+	}
+	c.expect(login(codes[2].(string)), http.StatusUnauthorized) // the old ones are gone
+	if page := c.expect(c.do("GET", "/account", tok, nil), http.StatusOK); !bytes.Contains(page.body, []byte(`action="/account/totp/disable"`)) {
+		t.Fatal("the account page offers no way to turn TOTP off")
+	}
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "wrong-password", "code": fresh[0].(string)}), http.StatusForbidden)); code != "user.wrong_password" {
+		t.Fatalf("turning off with a wrong password: %q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "alice-password-1", "code": fresh[0].(string)}), http.StatusNoContent)
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusOK)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "alice-password-1", "code": fresh[1].(string)}), http.StatusConflict)); code != "user.totp_off" {
+		t.Fatalf("turning off twice: %q", code)
+	}
+
 	// Only an admin resets another's factors.
 	me := c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
 	c.expect(c.do("POST", "/api/v1/admin/users/"+me["id"].(string)+"/factors/reset", tok, nil), http.StatusForbidden)
@@ -435,4 +458,8 @@ func TestTwoFactorRequiredForARole(t *testing.T) {
 	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
 	m := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword, "otp": next}), http.StatusOK).json(t)
 	c.expect(c.do("GET", "/api/v1/admin/users", m["token"].(string), nil), http.StatusOK)
+	third, _ := totp.GenerateCode(secret, now.Add(60*time.Second))
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", m["token"].(string), map[string]string{"password": testenv.AdminPassword, "code": third}), http.StatusConflict)); code != "user.two_factor_needed" {
+		t.Fatalf("an admin turning TOTP off: %q", code)
+	}
 }

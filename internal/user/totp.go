@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"image/png"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/portal-go/portal/internal/audit"
+	pauth "github.com/portal-go/portal/internal/auth"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -270,5 +272,100 @@ func (a *Accounts) ResetFactors(ctx context.Context, req *pb.ResetFactorsRequest
 	}
 	h.publishChanged(ctx, u.ID)
 	h.record(ctx, acc, audit.KindFactorsChange, u.ID, u.Username, "second factors removed by an admin")
+	return nil
+}
+
+// Errors of turning one's own second factor off.
+var (
+	// ErrTOTPOff: the account has no TOTP in force.
+	ErrTOTPOff = errors.New("user: two-factor sign-in is not on")
+	// ErrTwoFactorNeeded: a role of the account counts only with a second
+	// factor (accounts.twoFactorRoles), so it cannot be turned off.
+	ErrTwoFactorNeeded = errors.New("user: a role of yours requires two-factor sign-in: it cannot be turned off (an admin can remove it)")
+)
+
+// DisableTOTP turns the caller's TOTP off: it needs their password (a wrong
+// one counts as a failed login, as at a password change) and a current code
+// or recovery code (a wrong one counts too), and is refused while a role of
+// theirs needs two factors. Their recovery codes go with it.
+func (a *Accounts) DisableTOTP(ctx context.Context, req *pb.DisableTOTPRequest, rsp *pb.DisableTOTPResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPSecret == "" {
+		return rpcError(ErrTOTPOff)
+	}
+	for _, r := range h.cfg.Current().Accounts.TwoFactorRoles {
+		if slices.Contains(u.Roles, r) {
+			return rpcError(ErrTwoFactorNeeded)
+		}
+	}
+	g, err := h.guardLogin(ctx, u.Username, pauth.ClientFromContext(ctx), req.DeviceToken, u)
+	if err != nil {
+		return rpcError(err)
+	}
+	pwOK, err := passwordMatches(ctx, u, req.Password)
+	if err != nil {
+		return rpcError(err)
+	}
+	ok, refusal, detail := false, ErrWrongPassword, "wrong current password (turning TOTP off)"
+	if pwOK {
+		refusal, detail = ErrBadCode, "wrong second-factor code (turning TOTP off)"
+		if ok, err = h.checkSecondFactor(ctx, u, req.Code); err != nil {
+			return rpcError(err)
+		}
+	}
+	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
+		return rpcError(err)
+	} else if !ok {
+		return rpcError(refusal)
+	}
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = "", "", 0, nil
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishChanged(ctx, u.ID)
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindFactorsChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "TOTP turned off by its owner"})
+	return nil
+}
+
+// NewRecoveryCodes replaces the caller's recovery codes with ten new ones,
+// given a current code (or one of the old recovery codes); the old ones
+// stop working.
+func (a *Accounts) NewRecoveryCodes(ctx context.Context, req *pb.NewRecoveryCodesRequest, rsp *pb.NewRecoveryCodesResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPSecret == "" {
+		return rpcError(ErrTOTPOff)
+	}
+	if ok, err := h.checkSecondFactor(ctx, u, req.Code); err != nil {
+		return rpcError(err)
+	} else if !ok {
+		return rpcError(ErrBadCode)
+	}
+	codes, hashes, err := newRecoveryCodes()
+	if err != nil {
+		return rpcError(err)
+	}
+	u.RecoveryHashes, u.UpdatedAt = hashes, h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindFactorsChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "10 new recovery codes made; the old ones no longer work"})
+	rsp.RecoveryCodes = codes
 	return nil
 }

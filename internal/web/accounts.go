@@ -17,7 +17,7 @@ import (
 func init() {
 	// Accounts' notices (?done=name), each the message "notice.<name>";
 	// their pages' titles are "title.<page>".
-	notices = append(notices, "profile", "verification_sent", "created", "invited", "reset_link", "change_required", "factors_reset")
+	notices = append(notices, "profile", "verification_sent", "created", "invited", "reset_link", "change_required", "factors_reset", "totp_off")
 	for name, nav := range map[string]string{"admin_mail.html": "mail", "admin_password.html": "users"} {
 		navOf[name] = nav
 	}
@@ -43,6 +43,8 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me *gin.RouterGroup) {
 	e.POST("/account/totp", g.requireCaller, g.csrf, g.totpBeginForm)
 	e.POST("/account/totp/confirm", g.requireCaller, g.csrf, g.totpConfirmForm)
 	e.GET("/account/totp/qr.png", g.requireCaller, g.totpQR)
+	e.POST("/account/totp/disable", g.requireCaller, g.csrf, g.totpDisableForm)
+	e.POST("/account/totp/recovery-codes", g.requireCaller, g.csrf, g.recoveryCodesForm)
 
 	api.POST("/password/forgot", g.apiForgot)
 	api.POST("/password/reset", g.apiReset)
@@ -83,6 +85,30 @@ func (g *Gateway) totpConfirmForm(c *gin.Context) {
 	g.forgetCaller(c)
 	c.Header("Cache-Control", "no-store")
 	g.page(c, http.StatusOK, "totp.html", gin.H{"Codes": rsp.RecoveryCodes})
+}
+
+func (g *Gateway) totpDisableForm(c *gin.Context) {
+	_, err := g.Accounts.DisableTOTP(rpcContext(c), &userpb.DisableTOTPRequest{
+		Password: c.PostForm("password"), Code: c.PostForm("code"), DeviceToken: deviceToken(c, ""),
+	})
+	if err != nil {
+		status, _, msg := rpcMessage(c, err)
+		g.accountView(c, status, gin.H{"Error": msg})
+		return
+	}
+	g.forgetCaller(c)
+	back(c, "/account", "totp_off")
+}
+
+func (g *Gateway) recoveryCodesForm(c *gin.Context) {
+	rsp, err := g.Accounts.NewRecoveryCodes(rpcContext(c), &userpb.NewRecoveryCodesRequest{Code: c.PostForm("code")})
+	if err != nil {
+		status, _, msg := rpcMessage(c, err)
+		g.accountView(c, status, gin.H{"Error": msg})
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	g.page(c, http.StatusOK, "totp.html", gin.H{"Codes": rsp.RecoveryCodes, "Renewed": true})
 }
 
 func (g *Gateway) resetFactorsForm(c *gin.Context) {
