@@ -3,8 +3,10 @@ package portal_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -461,5 +463,78 @@ func TestTwoFactorRequiredForARole(t *testing.T) {
 	third, _ := totp.GenerateCode(secret, now.Add(60*time.Second))
 	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", m["token"].(string), map[string]string{"password": testenv.AdminPassword, "code": third}), http.StatusConflict)); code != "user.two_factor_needed" {
 		t.Fatalf("an admin turning TOTP off: %q", code)
+	}
+}
+
+// mailSubjects are the decoded subjects of the messages to addr.
+func mailSubjects(t *testing.T, srv *mailtest.Server, addr string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range srv.To(addr) {
+		msg, _ := mailtest.Parse(t, m.Data)
+		s, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// waitSubject waits for the n-th message to addr and returns its subject.
+func waitSubject(t *testing.T, srv *mailtest.Server, addr string, n int) string {
+	t.Helper()
+	poll.Wait(t, 60*time.Second, fmt.Sprintf("message %d to %s", n+1, addr), func() bool { return len(srv.To(addr)) > n })
+	return mailSubjects(t, srv, addr)[n]
+}
+
+// TestMailInTheUsersLanguage: mail is written in the account's language:
+// the registering request's, changed by the language switch while signed
+// in and on the profile; an account without one (made by an admin) gets
+// the config's ui.language.
+func TestMailInTheUsersLanguage(t *testing.T) {
+	p, srv := accountsPortal(t, "ui:\n  language: zh-CN\n")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+
+	// An invitation: no language yet, so ui.language.
+	c.expect(c.do("POST", "/api/v1/admin/users", admin, map[string]any{"username": "carol", "email": "carol@example.com"}), http.StatusCreated)
+	if s := waitSubject(t, srv, "carol@example.com", 0); s != "邀请您使用 Portal" {
+		t.Fatalf("invitation subject %q: not zh-CN", s)
+	}
+
+	// Registered from an English page: English mail.
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}, "Accept-Language", "en"), http.StatusCreated)
+	if s := waitSubject(t, srv, "alice@example.com", 0); s != "Confirm your email address for Portal" {
+		t.Fatalf("verification subject %q", s)
+	}
+	alice, _ := c.login("alice", "alice-password-1")
+	language := func() any { return c.expect(c.do("GET", "/api/v1/me", alice, nil), http.StatusOK).json(t)["language"] }
+	if l := language(); l != "en" {
+		t.Fatalf("language %v", l)
+	}
+
+	// The switch, signed in: the account's language follows; a reset asked
+	// for from an English page is still written in it.
+	c.expect(c.do("GET", "/lang?to=zh-CN&next=/", alice, nil), http.StatusSeeOther)
+	if l := language(); l != "zh-CN" {
+		t.Fatalf("language after the switch %v", l)
+	}
+	c.expect(c.do("POST", "/api/v1/password/forgot", "", map[string]string{"login": "alice"}, "Accept-Language", "en"), http.StatusAccepted)
+	if s := waitSubject(t, srv, "alice@example.com", 1); s != "重置您的 Portal 密码" {
+		t.Fatalf("reset subject %q", s)
+	}
+
+	// The profile: back to English; the old address is told in it.
+	if code := errorCode(t, c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"language": "fr"}), http.StatusBadRequest)); code != "user.bad_language" {
+		t.Fatalf("%q", code)
+	}
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"language": "en"}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"email": "alice2@example.com"}, "Accept-Language", "zh-CN"), http.StatusOK)
+	if s := waitSubject(t, srv, "alice@example.com", 2); s != "The email address of your Portal account changed" {
+		t.Fatalf("email-changed subject %q: not English", s)
+	}
+	if s := waitSubject(t, srv, "alice2@example.com", 0); s != "Confirm your email address for Portal" {
+		t.Fatalf("verification of the new address %q", s)
 	}
 }

@@ -57,6 +57,7 @@ var errorTable = []struct {
 	{ErrBadCode, "user.bad_code", 401},
 	{ErrNoEnrolment, "user.no_enrolment", 409},
 	{ErrTOTPOff, "user.totp_off", 409},
+	{ErrBadLanguage, "user.bad_language", 400},
 	{ErrTwoFactorNeeded, "user.two_factor_needed", 409},
 }
 

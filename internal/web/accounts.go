@@ -179,6 +179,7 @@ func (g *Gateway) userPasswordForm(c *gin.Context) {
 type profilePatch struct {
 	DisplayName *string `json:"display_name"`
 	Email       *string `json:"email"`
+	Language    *string `json:"language"`
 }
 
 func (g *Gateway) apiPatchMe(c *gin.Context) {
@@ -186,11 +187,11 @@ func (g *Gateway) apiPatchMe(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	if req.DisplayName == nil && req.Email == nil {
-		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send display_name and/or email")
+	if req.DisplayName == nil && req.Email == nil && req.Language == nil {
+		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send display_name, email and/or language")
 		return
 	}
-	p, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: req.DisplayName, Email: req.Email})
+	p, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: req.DisplayName, Email: req.Email, Language: req.Language, Lang: langOf(c)})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -238,7 +239,7 @@ func (g *Gateway) apiForgot(c *gin.Context) {
 }
 
 func (g *Gateway) forgot(c *gin.Context, login string) {
-	if _, err := g.Accounts.ForgotPassword(rpcContext(c), &userpb.ForgotPasswordRequest{Login: login}); err != nil {
+	if _, err := g.Accounts.ForgotPassword(rpcContext(c), &userpb.ForgotPasswordRequest{Login: login, Lang: langOf(c)}); err != nil {
 		g.Log.Warn("password reset request not passed on", "err", err)
 	}
 }
@@ -306,7 +307,11 @@ func (g *Gateway) verifyForm(c *gin.Context) {
 
 func (g *Gateway) profileForm(c *gin.Context) {
 	name, email := c.PostForm("display_name"), c.PostForm("email")
-	if _, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: &name, Email: &email}); err != nil {
+	req := &userpb.UpdateProfileRequest{DisplayName: &name, Email: &email, Lang: langOf(c)}
+	if l, ok := c.GetPostForm("language"); ok {
+		req.Language = &l
+	}
+	if _, err := g.Accounts.UpdateProfile(rpcContext(c), req); err != nil {
 		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
@@ -316,7 +321,7 @@ func (g *Gateway) profileForm(c *gin.Context) {
 }
 
 func (g *Gateway) resendForm(c *gin.Context) {
-	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{}); err != nil {
+	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{Lang: langOf(c)}); err != nil {
 		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return

@@ -97,7 +97,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
 		return
 	}
-	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
+	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email, Lang: langOf(c)}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -146,7 +146,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
 	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions),
-		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled, "two_factor_required": info.TwoFactorRequired})
+		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled, "two_factor_required": info.TwoFactorRequired, "language": info.Language})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {

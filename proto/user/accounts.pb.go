@@ -900,8 +900,12 @@ type UpdateProfileRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	DisplayName *string                `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
 	Email       *string                `protobuf:"bytes,2,opt,name=email,proto3,oneof" json:"email,omitempty"`
-	// lang is the language of any mail the change sends.
-	Lang          string `protobuf:"bytes,3,opt,name=lang,proto3" json:"lang,omitempty"`
+	// lang is the language of any mail the change sends when the account
+	// has none.
+	Lang string `protobuf:"bytes,3,opt,name=lang,proto3" json:"lang,omitempty"`
+	// language sets the account's language (en or zh-CN), which its mail is
+	// written in.
+	Language      *string `protobuf:"bytes,4,opt,name=language,proto3,oneof" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,6 +957,13 @@ func (x *UpdateProfileRequest) GetEmail() string {
 func (x *UpdateProfileRequest) GetLang() string {
 	if x != nil {
 		return x.Lang
+	}
+	return ""
+}
+
+func (x *UpdateProfileRequest) GetLanguage() string {
+	if x != nil && x.Language != nil {
+		return *x.Language
 	}
 	return ""
 }
@@ -1609,13 +1620,15 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"\x1cRequirePasswordChangeRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"F\n" +
 	"\x1dRequirePasswordChangeResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x88\x01\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\xb6\x01\n" +
 	"\x14UpdateProfileRequest\x12&\n" +
 	"\fdisplay_name\x18\x01 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12\x19\n" +
 	"\x05email\x18\x02 \x01(\tH\x01R\x05email\x88\x01\x01\x12\x12\n" +
-	"\x04lang\x18\x03 \x01(\tR\x04langB\x0f\n" +
+	"\x04lang\x18\x03 \x01(\tR\x04lang\x12\x1f\n" +
+	"\blanguage\x18\x04 \x01(\tH\x02R\blanguage\x88\x01\x01B\x0f\n" +
 	"\r_display_nameB\b\n" +
-	"\x06_email\"i\n" +
+	"\x06_emailB\v\n" +
+	"\t_language\"i\n" +
 	"\aProfile\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12%\n" +
 	"\x0eemail_verified\x18\x02 \x01(\bR\remailVerified\x12!\n" +
