@@ -59,6 +59,7 @@ const (
 	KindOIDCConsent    Kind = "oidc_consent"             // a user gave or withdrew consent to an application
 	KindOIDCToken      Kind = "oidc_token"               // tokens were issued to an application (code exchange or refresh)
 	KindOIDCRevoke     Kind = "oidc_revoke"              // an application's grant or token ended: revocation, reuse, logout, session end
+	KindExport         Kind = "export"                   // an admin exported users or audit entries as CSV (detail: what, with which filters)
 )
 
 // Kinds lists every Kind, in the order above.
@@ -68,7 +69,7 @@ var Kinds = []Kind{
 	KindConfigRollback, KindLockoutLifted,
 	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
 	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
-	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,
+	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke, KindExport,
 }
 
 // Valid reports whether k is one of Kinds.

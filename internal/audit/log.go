@@ -280,6 +280,9 @@ type Query struct {
 	Limit int
 	// Cursor is the Next of the previous page; empty for the newest entries.
 	Cursor string
+	// From and To, when set, keep entries from From up to (not including)
+	// To.
+	From, To time.Time
 	// Total asks for Page.Total.
 	Total bool
 }
@@ -323,15 +326,22 @@ func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 	case q.Kind != "":
 		index = ixKind + string(q.Kind)
 	}
-	cut := l.cutoff()
-	positions, err := l.kv.Members(index, kv.Range{Desc: true, Before: q.Cursor, After: cut, Limit: q.Limit + 1})
+	// A bare time is a bound that sorts before every entry at that time.
+	cut, before := l.cutoff(), q.Cursor
+	if from := timePosition(q.From); from > cut {
+		cut = from
+	}
+	if to := timePosition(q.To); to != "" && (before == "" || to < before) {
+		before = to
+	}
+	positions, err := l.kv.Members(index, kv.Range{Desc: true, Before: before, After: cut, Limit: q.Limit + 1})
 	if err != nil {
 		return Page{}, fmt.Errorf("%w: list %s: %w", ErrStore, index, err)
 	}
 	var p Page
 	if q.Total {
-		if p.Total, err = l.kv.Count(index, cut, MaxTotal); err != nil {
-			return Page{}, fmt.Errorf("%w: count %s: %w", ErrStore, index, err)
+		if p.Total, err = l.count(index, cut, timePosition(q.To)); err != nil {
+			return Page{}, err
 		}
 	}
 	if len(positions) > q.Limit {
@@ -360,6 +370,29 @@ func (l *Log) List(ctx context.Context, q Query) (Page, error) {
 		p.Entries = append(p.Entries, e)
 	}
 	return p, nil
+}
+
+// count counts the members of index from from up to to (none: no bound),
+// at most MaxTotal.
+func (l *Log) count(index, from, to string) (int, error) {
+	n, err := l.kv.Count(index, from, MaxTotal)
+	if err == nil && to != "" && n > 0 {
+		var above int
+		above, err = l.kv.Count(index, to, MaxTotal)
+		n = max(n-above, 0)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: count %s: %w", ErrStore, index, err)
+	}
+	return n, nil
+}
+
+// timePosition is t as a bound among positions, "" for the zero time.
+func timePosition(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%019d", t.UnixNano())
 }
 
 // Get returns the entry with the ID, or ErrNotFound.

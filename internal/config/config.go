@@ -29,6 +29,10 @@ type UISettings struct {
 	// Language is the pages' language when the browser names none that
 	// Portal speaks and the user chose none (ui.language: en or zh-CN).
 	Language string `json:"language" choices:"en zh-CN"`
+	// ExportMaxRows bounds a CSV export of users or audit entries
+	// (ui.exportMaxRows, 1 to 1000000); a longer one ends with a line that
+	// says it was cut.
+	ExportMaxRows int `json:"exportMaxRows"`
 }
 
 // AccountsSettings are the rules of accounts' email and recovery.
@@ -144,7 +148,7 @@ func Defaults() Settings {
 		SelfRegistration: true,
 		PublicURL:        "http://localhost:8080",
 		TwoFactorRoles:   []string{},
-	}, UI: UISettings{Language: "en"}}
+	}, UI: UISettings{Language: "en", ExportMaxRows: 10_000}}
 }
 
 // Bounds of the settings, checked by Validate.
@@ -217,6 +221,9 @@ func (s Settings) Validate() error {
 	}
 	if u, ok := s.UI.Language, keyNamed("ui.language").Choices; !slices.Contains(ok, u) {
 		bad("ui.language is %q, must be one of %s", u, strings.Join(ok, ", "))
+	}
+	if n := s.UI.ExportMaxRows; n < 1 || n > maxCount {
+		bad("ui.exportMaxRows is %d, must be between 1 and %d", n, maxCount)
 	}
 	return errors.Join(errs...)
 }

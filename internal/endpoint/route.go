@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,9 +25,11 @@ type Route struct {
 	// route renders no body.
 	Status int
 	// Out is the type of the JSON body of a success (nil: none).
-	Out  reflect.Type
-	call func(ctx context.Context, c client.Client, service, name string, in Input) (any, error)
-	read func(Input)
+	Out reflect.Type
+	// Query are the query parameters it reads (WithQuery).
+	Query []Param
+	call  func(ctx context.Context, c client.Client, service, name string, in Input) (any, error)
+	read  func(Input)
 }
 
 // Input is what a route reads of an HTTP request. The gateway implements it.
@@ -167,9 +170,55 @@ func (r *recorder) Language() string      { return "en" }
 var errRecorded = BadInput("recorded")
 
 // Call serves the route for endpoint name of service through c: the JSON
-// body to answer (nil: none), or the RPC's error, or an *InputError.
+// body to answer (nil: none), or the RPC's error, or an *InputError (a
+// query parameter that is not as declared among them).
 func (r *Route) Call(ctx context.Context, c client.Client, service, name string, in Input) (any, error) {
+	if err := CheckQuery(in, r.Query); err != nil {
+		return nil, err
+	}
 	return r.call(ctx, c, service, name, in)
+}
+
+// Param is a query parameter of a route, declared once: the gateway checks
+// it before any RPC and the OpenAPI document lists it.
+type Param struct {
+	Name, Description string
+	// Integer: a non-negative integer (int64); else a string.
+	Integer bool
+	// Enum, when set, are a string's only values.
+	Enum []string
+}
+
+// WithQuery declares the query parameters r reads.
+func (r *Route) WithQuery(ps ...Param) *Route {
+	r.Query = ps
+	return r
+}
+
+// CheckQuery refuses, with a 400 request.bad_param, a query parameter of ps
+// given with a value it does not allow (limit=abc, offset=-5,
+// sort=age). Absent or empty ones pass.
+func CheckQuery(in Input, ps []Param) error {
+	for _, p := range ps {
+		v := in.Query(p.Name)
+		switch {
+		case v == "":
+		case p.Integer:
+			if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
+				return &InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: p.Name + " must be a non-negative integer"}
+			}
+		case len(p.Enum) > 0 && !slices.Contains(p.Enum, v):
+			return &InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: p.Name + " must be one of " + strings.Join(p.Enum, ", ")}
+		}
+	}
+	return nil
+}
+
+// QueryInt64 is the integer query parameter name (checked by CheckQuery),
+// 0 when absent.
+func QueryInt64(in Input, name string) int64 {
+	n, _ := strconv.ParseInt(in.Query(name), 10, 64)
+	return n
 }
 
 // Routes lists an endpoint's routes.

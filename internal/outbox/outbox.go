@@ -13,6 +13,11 @@
 // one relay at a time. An event may so arrive twice: every consumer is
 // idempotent by the event's content (a revocation, a cache drop, a role
 // reload) or by its id (the audit log stores an entry once per id).
+//
+// A queue (NewQueue) is an outbox of its own, for messages to receivers
+// that may each refuse (an application's back-channel logout endpoint): a
+// refused message waits with backoff while the others go on, and is given
+// up after a bounded number of attempts.
 package outbox
 
 import (
@@ -33,6 +38,10 @@ type Message struct {
 	Topic string          `json:"topic"`
 	Body  json.RawMessage `json:"body"` // the event, as its Sender decodes it
 	At    time.Time       `json:"at"`
+	// Attempts is how many sends a queue's receiver refused; Next is when
+	// the queue tries again (zero: At).
+	Attempts int       `json:"attempts,omitempty"`
+	Next     time.Time `json:"next,omitempty"`
 }
 
 // NewMessage is an event on topic with body (JSON), a fresh id, made now.
@@ -40,17 +49,23 @@ func NewMessage(topic string, body []byte) Message {
 	return Message{ID: uuid.NewString(), Topic: topic, Body: body, At: time.Now().UTC()}
 }
 
-// member is m's place in the outbox index: by time, then id.
-func (m Message) member() string { return fmt.Sprintf("%019d.%s", m.At.UnixNano(), m.ID) }
+// member is m's place in the outbox index: by when it is due, then id.
+func (m Message) member() string {
+	due := m.At
+	if !m.Next.IsZero() {
+		due = m.Next
+	}
+	return fmt.Sprintf("%019d.%s", due.UnixNano(), m.ID)
+}
 
 // Sender publishes m and returns once the broker has acknowledged it.
 type Sender func(ctx context.Context, m Message) error
 
-// Keys of the outbox in its store.
+// name is the outbox's name in its store (New's); a queue has its own.
+// Its keys: the index <name>, records <name>/<member>, leases
+// <name>-lease/<member>.
 const (
-	index       = "outbox"
-	recordKey   = "outbox/"
-	leaseKey    = "outbox-lease/"
+	name        = "outbox"
 	sendTimeout = 5 * time.Second
 )
 
@@ -76,8 +91,33 @@ type Outbox struct {
 	flush func(context.Context) error
 	owner string
 	log   *slog.Logger
+	// index, records and leases are the outbox's keys (see name).
+	index, records, leases string
+	// retry, for a queue, bounds each message's attempts; wake starts the
+	// relay when a message is Put.
+	retry *Retry
+	wake  chan struct{}
 	// Grace and Poll are the relay's timing (New sets the defaults).
 	Grace, Poll time.Duration
+}
+
+// Retry is a queue's rule for a message its receiver refuses: tried again
+// after Backoff, each wait twice the one before up to MaxBackoff, until
+// MaxAttempts sends have failed; then given up: logged once, at error
+// level, and handed to GiveUp (nil: nothing more).
+type Retry struct {
+	MaxAttempts         int
+	Backoff, MaxBackoff time.Duration
+	GiveUp              func(m Message, err error)
+}
+
+// backoff is the wait after the n-th failed attempt.
+func (r *Retry) backoff(n int) time.Duration {
+	d := r.Backoff
+	for i := 1; i < n && d < r.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, r.MaxBackoff)
 }
 
 // New keeps events in k and relays them with send. flush (nil: none) returns
@@ -87,7 +127,21 @@ func New(k kv.Store, send Sender, flush func(context.Context) error, log *slog.L
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{kv: k, send: send, flush: flush, owner: uuid.NewString(), log: log.With("outbox", "relay"), Grace: DefaultGrace, Poll: DefaultPoll}
+	return &Outbox{kv: k, send: send, flush: flush, owner: uuid.NewString(), log: log.With("outbox", "relay"), Grace: DefaultGrace, Poll: DefaultPoll,
+		index: name, records: name + "/", leases: name + "-lease/"}
+}
+
+// NewQueue is the outbox called queue in k (apart from every other), whose
+// messages go to receivers that may each refuse: the relay (Run) sends a
+// message as soon as it is Put, with no fast path; one that send refuses is
+// tried again as r says, while the others go on. A message survives a
+// restart, and is sent by whichever instance relays first.
+func NewQueue(k kv.Store, queue string, send Sender, r Retry, log *slog.Logger) *Outbox {
+	o := New(k, send, nil, log)
+	o.index, o.records, o.leases = queue, queue+"/", queue+"-lease/"
+	o.log = o.log.With("queue", queue)
+	o.retry, o.wake, o.Grace = &r, make(chan struct{}, 1), 0
+	return o
 }
 
 // Ops write m's record: put them in the batch of the change m reports.
@@ -100,7 +154,7 @@ func (o *Outbox) Ops(m Message) []kv.Op {
 		panic(fmt.Sprintf("outbox: %s: %v", m.Topic, err))
 	}
 	mb := m.member()
-	return []kv.Op{kv.PutOp(recordKey+mb, data, 0), kv.AddOp(index, mb)}
+	return []kv.Op{kv.PutOp(o.records+mb, data, 0), kv.AddOp(o.index, mb)}
 }
 
 // Put writes m's record on its own: for a change that is not a kv batch.
@@ -111,7 +165,20 @@ func (o *Outbox) Put(m Message) error {
 	if _, err := o.kv.Apply(o.Ops(m)...); err != nil {
 		return fmt.Errorf("outbox: keep %s: %w", m.Topic, err)
 	}
+	o.Wake()
 	return nil
+}
+
+// Wake starts a queue's relay now (a message was written with Ops); for
+// an outbox with a fast path it does nothing.
+func (o *Outbox) Wake() {
+	if o == nil {
+		return
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Published is the fast path's end: m was published; in the background,
@@ -135,7 +202,29 @@ func (o *Outbox) Published(m Message) {
 
 // done deletes the record at member mb and its lease.
 func (o *Outbox) done(mb string) error {
-	_, err := o.kv.Apply(kv.DeleteOp(recordKey+mb), kv.RemoveOp(index, mb), kv.DeleteOp(leaseKey+mb))
+	_, err := o.kv.Apply(kv.DeleteOp(o.records+mb), kv.RemoveOp(o.index, mb), kv.DeleteOp(o.leases+mb))
+	return err
+}
+
+// refused handles a queue's message m (at member mb) that its receiver
+// refused with err: due again after the backoff, or given up.
+func (o *Outbox) refused(mb string, m Message, err error) error {
+	m.Attempts++
+	if m.Attempts >= o.retry.MaxAttempts {
+		o.log.Error("outbox: message given up", "topic", m.Topic, "id", m.ID, "attempts", m.Attempts, "err", err)
+		if o.retry.GiveUp != nil {
+			o.retry.GiveUp(m, err)
+		}
+		return o.done(mb)
+	}
+	m.Next = time.Now().Add(o.retry.backoff(m.Attempts)).UTC()
+	data, merr := json.Marshal(m)
+	if merr != nil {
+		return merr
+	}
+	nb := m.member()
+	_, err = o.kv.Apply(kv.DeleteOp(o.records+mb), kv.RemoveOp(o.index, mb), kv.DeleteOp(o.leases+mb),
+		kv.PutOp(o.records+nb, data, 0), kv.AddOp(o.index, nb))
 	return err
 }
 
@@ -144,7 +233,7 @@ func (o *Outbox) Len(max int) (int, error) {
 	if o == nil {
 		return 0, nil
 	}
-	return o.kv.Count(index, "", max)
+	return o.kv.Count(o.index, "", max)
 }
 
 // Run relays until ctx ends: every Poll it sends the records older than
@@ -158,6 +247,7 @@ func (o *Outbox) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-o.wake:
 		}
 		n, err := o.relay(ctx)
 		switch {
@@ -170,7 +260,7 @@ func (o *Outbox) Run(ctx context.Context) {
 			o.log.Info("outbox: events delivered again", "sent", n)
 			failing, wait = false, o.Poll
 		}
-		if n > 0 && err == nil {
+		if n > 0 && err == nil && o.retry == nil {
 			o.log.Info("outbox: relayed events the fast path had not delivered", "sent", n)
 		}
 	}
@@ -180,7 +270,7 @@ func (o *Outbox) Run(ctx context.Context) {
 // says how many; it stops at the first the broker refuses.
 func (o *Outbox) relay(ctx context.Context) (int, error) {
 	bound := fmt.Sprintf("%019d", time.Now().Add(-o.Grace).UnixNano())
-	members, err := o.kv.Members(index, kv.Range{Before: bound, Limit: 100})
+	members, err := o.kv.Members(o.index, kv.Range{Before: bound, Limit: 100})
 	if err != nil {
 		return 0, fmt.Errorf("outbox: read: %w", err)
 	}
@@ -189,14 +279,14 @@ func (o *Outbox) relay(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return sent, nil
 		}
-		ok, err := o.kv.Apply(kv.PutOp(leaseKey+mb, []byte(o.owner), Lease).When(kv.AbsentOrSame))
+		ok, err := o.kv.Apply(kv.PutOp(o.leases+mb, []byte(o.owner), Lease).When(kv.AbsentOrSame))
 		if err != nil {
 			return sent, fmt.Errorf("outbox: lease: %w", err)
 		}
 		if !ok {
 			continue // another relay sends it
 		}
-		vals, err := o.kv.Get(recordKey + mb)
+		vals, err := o.kv.Get(o.records + mb)
 		if err != nil {
 			return sent, fmt.Errorf("outbox: read: %w", err)
 		}
@@ -211,6 +301,12 @@ func (o *Outbox) relay(ctx context.Context) (int, error) {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		err = o.send(sctx, m)
 		cancel()
+		if err != nil && o.retry != nil {
+			if err := o.refused(mb, m, err); err != nil {
+				return sent, fmt.Errorf("outbox: reschedule: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			return sent, fmt.Errorf("outbox: send %s: %w", m.Topic, err)
 		}

@@ -108,10 +108,86 @@ func TestLease(t *testing.T) {
 		t.Fatalf("second relay while the first holds the lease: sent %d (%d), err %v", n, b2.sends(m.ID), err)
 	}
 	// The lease ends (o1 died): o2 sends.
-	if _, err := k.Apply(kv.DeleteOp(leaseKey + m.member())); err != nil {
+	if _, err := k.Apply(kv.DeleteOp(o1.leases + m.member())); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := o2.relay(context.Background()); err != nil || n != 1 || length(t, o2) != 0 {
 		t.Fatalf("second relay after the lease: sent %d, err %v, left %d", n, err, length(t, o2))
+	}
+}
+
+// receivers refuse the messages of the ids they are told, n times each.
+type receivers struct {
+	mu     sync.Mutex
+	refuse map[string]int
+	got    map[string]int
+}
+
+func (r *receivers) send(_ context.Context, m Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse[m.ID] != 0 {
+		r.refuse[m.ID]--
+		return errors.New("receiver down")
+	}
+	r.got[m.ID]++
+	return nil
+}
+
+func (r *receivers) sends(id string) int { r.mu.Lock(); defer r.mu.Unlock(); return r.got[id] }
+
+// TestQueue: a queue sends a message as soon as it is Put; one its
+// receiver refuses waits with backoff while the others go on, is sent once
+// the receiver takes it, and is given up (once, to GiveUp) after
+// MaxAttempts; the queue's records are apart from the outbox's in the same
+// store, and a new relay (a restart) carries on where the last left off.
+func TestQueue(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	ok, flaky, dead := NewMessage("t", []byte(`1`)), NewMessage("t", []byte(`2`)), NewMessage("t", []byte(`3`))
+	r := &receivers{refuse: map[string]int{flaky.ID: 2, dead.ID: 1000}, got: map[string]int{}}
+	var mu sync.Mutex
+	var given []Message
+	retry := Retry{MaxAttempts: 4, Backoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, GiveUp: func(m Message, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		given = append(given, m)
+	}}
+	q := NewQueue(k, "q", r.send, retry, nil)
+	q.Poll = 10 * time.Millisecond
+	events := New(k, (&broker{got: map[string]int{}}).send, nil, nil)
+	if err := events.Put(NewMessage("e", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Message{dead, flaky} {
+		if err := q.Put(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	poll.Wait(t, 10*time.Second, "the flaky receiver's message", func() bool { return r.sends(flaky.ID) == 1 })
+	// A restart: a new relay of the same queue.
+	cancel()
+	<-done
+	q = NewQueue(k, "q", r.send, retry, nil)
+	q.Poll = 10 * time.Millisecond
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	if err := q.Put(ok); err != nil {
+		t.Fatal(err)
+	}
+	poll.Wait(t, 10*time.Second, "the message given up and the new one sent", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(given) == 1 && r.sends(ok.ID) == 1
+	})
+	if given[0].ID != dead.ID || given[0].Attempts != retry.MaxAttempts || r.sends(dead.ID) != 0 || r.sends(flaky.ID) != 1 {
+		t.Fatalf("given up %+v; sends: dead %d, flaky %d", given, r.sends(dead.ID), r.sends(flaky.ID))
+	}
+	poll.Wait(t, 10*time.Second, "the queue empty", func() bool { return length(t, q) == 0 })
+	if n := length(t, events); n != 1 {
+		t.Fatalf("the outbox beside the queue holds %d records, want its own 1", n)
 	}
 }

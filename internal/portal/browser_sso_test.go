@@ -10,17 +10,20 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
 )
 
 // testApp is a small web application that signs its users in with Portal
-// (go-oidc and x/oauth2, PKCE S256): /login starts the flow, /callback
-// finishes it and greets the user by the ID token's preferred_username.
+// (go-oidc and x/oauth2, PKCE S256): /login starts the flow (/login?prompt=login
+// asks Portal for a fresh sign-in), /callback finishes it and greets the
+// user by the ID token's preferred_username, showing its amr.
 type testApp struct {
 	URL string
 	rp  *relyingParty
@@ -38,7 +41,11 @@ func newTestApp(t *testing.T) *testApp {
 		app.mu.Lock()
 		app.verifiers[state] = verifier
 		app.mu.Unlock()
-		http.Redirect(w, r, app.rp.config.AuthCodeURL(state, oidc.Nonce("n-"+state), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+		opts := []oauth2.AuthCodeOption{oidc.Nonce("n-" + state), oauth2.S256ChallengeOption(verifier)}
+		if r.URL.Query().Get("prompt") == "login" {
+			opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		}
+		http.Redirect(w, r, app.rp.config.AuthCodeURL(state, opts...), http.StatusFound)
 	})
 	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
 		state := r.URL.Query().Get("state")
@@ -58,14 +65,16 @@ func newTestApp(t *testing.T) *testApp {
 		raw, _ := tok.Extra("id_token").(string)
 		id, err := app.rp.verifier.Verify(r.Context(), raw)
 		var claims struct {
-			Username string `json:"preferred_username"`
+			Username string   `json:"preferred_username"`
+			AMR      []string `json:"amr"`
 		}
 		if err != nil || id.Nonce != "n-"+state || id.Claims(&claims) != nil {
 			http.Error(w, "bad ID token", http.StatusBadGateway)
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(`<!doctype html><title>Wiki</title><h1 id="hello">Hello ` + html.EscapeString(claims.Username) + `</h1>`))
+		_, _ = w.Write([]byte(`<!doctype html><title>Wiki</title><h1 id="hello">Hello ` + html.EscapeString(claims.Username) +
+			`</h1><p id="amr">` + html.EscapeString(strings.Join(claims.AMR, " ")) + `</p>`))
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -75,13 +84,12 @@ func newTestApp(t *testing.T) *testApp {
 
 // TestBrowserSSO: a person signs into a small application through Portal's
 // own pages in a real browser: the application sends them to Portal, Portal
-// asks them to sign in (password) and to allow the application (it is not
-// first-party), and the application greets them by name. Signing in to the
-// application again goes straight through. Screenshots of each page are
-// saved beside TestBrowserFlow's.
-//
-// TOTP: two factors come with branch accounts, which has not landed; this
-// test signs in with a password only until it does.
+// asks them to sign in (password, then a TOTP code) and to allow the
+// application (it is not first-party), and the application greets them by
+// name, told the sign-in used a password and a one-time code. Signing in to
+// the application again goes straight through; with prompt=login Portal asks
+// again (a recovery code this time). Screenshots of each page are saved
+// beside TestBrowserFlow's.
 func TestBrowserSSO(t *testing.T) {
 	chrome := findChromium(t)
 	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
@@ -89,6 +97,13 @@ func TestBrowserSSO(t *testing.T) {
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("carol", "carol-password-1")
+	carol, _ := c.login("carol", "carol-password-1")
+	secret, recovery := enrolTOTP(t, c, carol)
+	// The next time step's code: the enrolment spent this one.
+	code, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	app := newTestApp(t)
 	app.rp = newRelyingParty(t, c, admin, p.URL, map[string]any{
 		"name": "Team wiki", "first_party": false, "redirect_uris": []string{app.URL + "/callback"},
@@ -97,13 +112,8 @@ func TestBrowserSSO(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
-	opts := append(append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...),
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("no-proxy-server", true), chromedp.WindowSize(1280, 800), chromedp.UserDataDir(t.TempDir()))
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer allocCancel()
-	bctx, bcancel := chromedp.NewContext(allocCtx)
-	defer bcancel()
+	bctx, stop := startBrowser(t, ctx, chrome)
+	defer stop()
 	shot := func(name string) chromedp.Action {
 		return chromedp.ActionFunc(func(ctx context.Context) error {
 			var png []byte
@@ -113,11 +123,29 @@ func TestBrowserSSO(t *testing.T) {
 			return os.WriteFile(filepath.Join(out, name), png, 0o644)
 		})
 	}
-	var loc, consent, hello string
+	// The first Run starts the browser, for bctx's whole life; each step
+	// below has a deadline of its own.
+	if err := chromedp.Run(bctx); err != nil {
+		t.Fatal(err)
+	}
+	var loc, consent, hello, amr string
 	run := func(step string, actions ...chromedp.Action) {
 		t.Helper()
-		if err := chromedp.Run(bctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
+		sctx, scancel := context.WithTimeout(bctx, 20*time.Second)
+		defer scancel()
+		if err := chromedp.Run(sctx, actions...); err != nil {
+			var body string
+			_ = chromedp.Run(bctx, chromedp.Location(&loc), chromedp.Text("body", &body, chromedp.ByQuery))
+			t.Fatalf("%s: %v (at %s: %q)", step, err, loc, body)
+		}
+	}
+	greeted := func(step string) {
+		t.Helper()
+		hello, amr = "", ""
+		run(step, chromedp.WaitVisible("#hello", chromedp.ByQuery),
+			chromedp.Text("#hello", &hello, chromedp.ByQuery), chromedp.Text("#amr", &amr, chromedp.ByQuery), chromedp.Location(&loc))
+		if hello != "Hello carol" || amr != "pwd otp" || !strings.HasPrefix(loc, app.URL+"/callback") {
+			t.Fatalf("%s: the application shows %q (amr %q) at %s", step, hello, amr, loc)
 		}
 	}
 
@@ -128,28 +156,40 @@ func TestBrowserSSO(t *testing.T) {
 	if !strings.HasPrefix(loc, p.URL+"/login?next=") {
 		t.Fatalf("the application's sign-in went to %s", loc)
 	}
-	run("sign in with a password",
+	run("sign in with a password: Portal asks for the code",
 		chromedp.SendKeys("#username", "carol", chromedp.ByQuery),
 		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
 		chromedp.Click("#submit", chromedp.ByQuery),
+		chromedp.WaitVisible("#otp", chromedp.ByQuery), shot("sso-2-code.png"))
+	run("the TOTP code (and the password again)",
+		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
+		chromedp.SendKeys("#otp", code, chromedp.ByQuery),
+		chromedp.Click("#submit", chromedp.ByQuery),
 		chromedp.WaitVisible("#allow", chromedp.ByQuery),
-		chromedp.Text("h1", &consent, chromedp.ByQuery), shot("sso-2-consent.png"))
+		chromedp.Text("h1", &consent, chromedp.ByQuery), shot("sso-3-consent.png"))
 	if !strings.Contains(consent, "Team wiki") {
 		t.Fatalf("the consent page asks %q", consent)
 	}
-	run("allow the application",
-		chromedp.Click("#allow", chromedp.ByQuery),
-		chromedp.WaitVisible("#hello", chromedp.ByQuery),
-		chromedp.Text("#hello", &hello, chromedp.ByQuery), chromedp.Location(&loc), shot("sso-3-app.png"))
-	if hello != "Hello carol" || !strings.HasPrefix(loc, app.URL+"/callback") {
-		t.Fatalf("the application shows %q at %s", hello, loc)
+	run("allow the application", chromedp.Click("#allow", chromedp.ByQuery))
+	greeted("after consent")
+	run("the application's page", shot("sso-4-app.png"))
+
+	run("a second sign-in to the application asks nothing", chromedp.Navigate(app.URL+"/login"))
+	greeted("a second sign-in")
+
+	run("prompt=login: Portal asks again though the browser is signed in",
+		chromedp.Navigate(app.URL+"/login?prompt=login"),
+		chromedp.WaitVisible("#username", chromedp.ByQuery), chromedp.Location(&loc))
+	if !strings.HasPrefix(loc, p.URL+"/login?next=") {
+		t.Fatalf("prompt=login went to %s, want Portal's login", loc)
 	}
-	hello = ""
-	run("a second sign-in to the application asks nothing",
-		chromedp.Navigate(app.URL+"/login"),
-		chromedp.WaitVisible("#hello", chromedp.ByQuery),
-		chromedp.Text("#hello", &hello, chromedp.ByQuery))
-	if hello != "Hello carol" {
-		t.Fatalf("the second sign-in shows %q", hello)
-	}
+	run("sign in again, with a recovery code",
+		chromedp.SendKeys("#username", "carol", chromedp.ByQuery),
+		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
+		chromedp.Click("#submit", chromedp.ByQuery),
+		chromedp.WaitVisible("#otp", chromedp.ByQuery),
+		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
+		chromedp.SendKeys("#otp", recovery[0], chromedp.ByQuery),
+		chromedp.Click("#submit", chromedp.ByQuery))
+	greeted("after prompt=login")
 }

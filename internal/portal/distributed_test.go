@@ -395,6 +395,25 @@ func TestDistributed(t *testing.T) {
 		}
 		c.note(t, "expireTime 900s -> 120s: first 120s token %.2fs after the put, both user nodes %.2fs",
 			first.Seconds(), time.Since(put).Seconds())
+		// The put went to etcd directly: the config's history has it once
+		// (whichever system instance heard it first), from etcd, no user.
+		admin, _ := ws[0].login("admin", testenv.AdminPassword)
+		var fromEtcd []configVersion
+		poll.Wait(t, 15*time.Second, "the etcd put in the config history", func() bool {
+			_, versions := configHistory(t, ws[0], admin)
+			fromEtcd = nil
+			for _, v := range versions {
+				for _, ch := range v.Changes {
+					if ch.Key == "auth.expireTime" && ch.New == "120" {
+						fromEtcd = append(fromEtcd, v)
+					}
+				}
+			}
+			return len(fromEtcd) > 0
+		})
+		if len(fromEtcd) != 1 || fromEtcd[0].Origin != "etcd" || fromEtcd[0].ActorName != "" {
+			t.Errorf("the etcd put's versions: %+v", fromEtcd)
+		}
 	}) {
 		return
 	}

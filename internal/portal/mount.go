@@ -133,7 +133,8 @@ func mountSSO(svc *platform.Service, st store.Store, k kv.Store, minter auth.Aut
 	if err != nil {
 		return err
 	}
-	h.OnSessionEnded(func(userID, sid string) { p.SessionEnded(userID, sid, nil) })
+	h.OnSessionEnded(p.SessionEnded)
+	svc.Background(p.Run)
 	return oidcpb.RegisterOIDCHandler(svc.Server(), sso.NewHandler(p))
 }
 

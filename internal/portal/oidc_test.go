@@ -2,16 +2,19 @@ package portal_test
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
@@ -300,6 +303,18 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 		t.Fatalf("after withdrawal the flow went to %s, want the consent page again", at)
 	}
 	_, next := answer(at, "deny", true)
+	// Consents given, withdrawn and refused are audited.
+	for _, detail := range []string{"consent given", "consent withdrawn", "consent refused"} {
+		poll.Wait(t, 15*time.Second, "audit entry "+detail, func() bool {
+			entries, _ := listAudit(t, c, admin, "kind=oidc_consent")
+			for _, e := range entries {
+				if e.SubjectName == "wiki" && strings.Contains(e.Detail, detail) {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	back, _ := url.Parse(next)
 	if back.Query().Get("error") != "access_denied" || back.Query().Get("state") != "st" || !strings.HasPrefix(back.String(), "http://127.0.0.1:1/callback") {
 		t.Fatalf("a refusal went to %s", back)
@@ -309,6 +324,12 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 		at := rp.authorize(b, "st", "n", verifier, opt)
 		if at.Path != "/login" || !strings.HasPrefix(at.Query().Get("next"), "/oauth/login?id=") {
 			t.Fatalf("prompt=login / max_age=0 went to %s, want Portal's login", at)
+		}
+		// Signed in again, the request goes on (to the consent withdrawn
+		// above).
+		fresh, _ := c.login("alice", "alice-password-1")
+		if back := rp.follow(browser(t, p.URL, fresh), p.URL+at.Query().Get("next")); back.Path != "/consent" {
+			t.Fatalf("after a fresh sign-in, prompt=login / max_age=0 went to %s", back)
 		}
 	}
 }
@@ -414,12 +435,16 @@ func oidcAcrossGateways(t *testing.T, c *cluster) {
 	rp.refused("refresh-token reuse", tok2, issuer, other)
 
 	// refusedWithin checks that both gateways refuse tok on the first try
-	// after an action (no waiting: the check reads the store), and notes how
-	// long after the action the last refusal came.
+	// after an action (no waiting: the check reads the store), the last
+	// refusal within 1 s of the action, and notes how long after it came.
 	refusedWithin := func(what string, at time.Time, tok *oauth2.Token) {
 		t.Helper()
-		rp.refused(what, tok, issuer, other)
-		c.note(t, "after %s, introspection and refresh refused on both gateways, the last %d ms after it", what, time.Since(at).Milliseconds())
+		rp.refused(what, tok, other, issuer)
+		took := time.Since(at)
+		c.note(t, "after %s, introspection and refresh refused on both gateways, the last %d ms after it", what, took.Milliseconds())
+		if took > time.Second {
+			t.Fatalf("after %s, the last refusal came %v after it, want within 1 s", what, took)
+		}
 	}
 	portalTok, tok, s := signIn()
 	ws[1].expect(ws[1].do("POST", "/api/v1/logout", portalTok, nil), http.StatusNoContent)
@@ -433,4 +458,249 @@ func oidcAcrossGateways(t *testing.T, c *cluster) {
 	done = time.Now()
 	refusedWithin("disabling the user on web1", done, tok)
 	lr.waitLogout(t, rp, s)
+}
+
+// TestOIDCClaims: the ID token and userinfo tell a relying party (go-oidc)
+// the account's email and whether it is verified, its display name, and how
+// the session was signed in: amr pwd and acr 1 after a password alone, amr
+// pwd otp and acr 2 after a password and a TOTP code, kept on refresh; an
+// account without an address has no email claims.
+func TestOIDCClaims(t *testing.T) {
+	p, srv := accountsPortal(t, "")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	rp := newRelyingParty(t, c, admin, p.URL, nil)
+	ctx := context.Background()
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
+	c.register("bob", "bob-password-12")
+
+	type claims struct {
+		Email         string   `json:"email"`
+		EmailVerified *bool    `json:"email_verified"`
+		Name          string   `json:"name"`
+		AMR           []string `json:"amr"`
+		Acr           string   `json:"acr"`
+	}
+	check := func(what string, tok *oauth2.Token, id *oidc.IDToken, want claims) {
+		t.Helper()
+		var got claims
+		if err := id.Claims(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != want.Email || (got.EmailVerified == nil) != (want.EmailVerified == nil) ||
+			(got.EmailVerified != nil && *got.EmailVerified != *want.EmailVerified) || got.Name != want.Name ||
+			strings.Join(got.AMR, " ") != strings.Join(want.AMR, " ") || got.Acr != want.Acr {
+			t.Fatalf("%s: ID token claims %+v, want %+v", what, got, want)
+		}
+		info, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatalf("%s: userinfo: %v", what, err)
+		}
+		var ui claims
+		if err := info.Claims(&ui); err != nil {
+			t.Fatal(err)
+		}
+		if ui.Email != want.Email || (ui.EmailVerified == nil) != (want.EmailVerified == nil) ||
+			(ui.EmailVerified != nil && *ui.EmailVerified != *want.EmailVerified) || ui.Name != want.Name {
+			t.Fatalf("%s: userinfo %+v, want %+v", what, ui, want)
+		}
+	}
+	no, yes := false, true
+
+	alice, _ := c.login("alice", "alice-password-1")
+	tok, id := rp.signIn(browser(t, p.URL, alice))
+	check("password, unverified address", tok, id, claims{Email: "alice@example.com", EmailVerified: &no, Name: "alice", AMR: []string{"pwd"}, Acr: "1"})
+
+	verify := mailedLink(t, srv, "alice@example.com", "https://portal.example", "/email/verify", 0)
+	c.expect(c.do("POST", "/api/v1/email/verify", "", map[string]string{"token": verify}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"display_name": "Alice A."}), http.StatusOK)
+	secret, _ := enrolTOTP(t, c, alice)
+	code, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	r := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1", "otp": code}), http.StatusOK).json(t)
+	tok, id = rp.signIn(browser(t, p.URL, r["token"].(string)))
+	want := claims{Email: "alice@example.com", EmailVerified: &yes, Name: "Alice A.", AMR: []string{"pwd", "otp"}, Acr: "2"}
+	check("password and TOTP, verified address", tok, id, want)
+
+	tok2, err := rp.refresh(p.URL, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	raw, _ := tok2.Extra("id_token").(string)
+	id2, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("refreshed ID token: %v", err)
+	}
+	check("refreshed", tok2, id2, want)
+
+	bob, _ := c.login("bob", "bob-password-12")
+	tok, id = rp.signIn(browser(t, p.URL, bob))
+	check("no address", tok, id, claims{Name: "bob", AMR: []string{"pwd"}, Acr: "1"})
+}
+
+// enrolTOTP turns on TOTP for the holder of tok, with a code of the
+// current time step, and returns the secret and the recovery codes.
+func enrolTOTP(t *testing.T, c *client, tok string) (string, []string) {
+	t.Helper()
+	secret, _ := c.expect(c.do("POST", "/api/v1/me/totp", tok, nil), http.StatusOK).json(t)["secret"].(string)
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.expect(c.do("POST", "/api/v1/me/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK).json(t)
+	var recovery []string
+	for _, rc := range r["recovery_codes"].([]any) {
+		recovery = append(recovery, rc.(string))
+	}
+	return secret, recovery
+}
+
+// TestOIDCCORS: a browser application (a public client) calls the token,
+// userinfo and revocation endpoints from its own origin: they answer CORS,
+// preflight included, for the origins of that client's redirect URIs only
+// (not another client's, not any other; never a wildcard, never with
+// credentials); discovery and the JWKS for any registered client's.
+func TestOIDCCORS(t *testing.T) {
+	t.Parallel()
+	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	const spa, other, evil = "https://spa.example.test", "https://other.example.test", "https://evil.example.test"
+	register := func(origin string) string {
+		reg := c.expect(c.do("POST", "/api/v1/admin/oidc/clients", admin, map[string]any{
+			"name": "spa", "redirect_uris": []string{origin + "/cb"}, "first_party": true, "scopes": []string{"profile", "offline_access"},
+		}), http.StatusCreated).json(t)
+		return reg["client_id"].(string)
+	}
+	id := register(spa)
+	register(other)
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
+
+	call := func(method, path, origin string, form url.Values, header ...string) *http.Response {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, p.URL+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Origin", origin)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		rsp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, rsp.Body)
+		rsp.Body.Close()
+		if rsp.Header.Get("Access-Control-Allow-Credentials") != "" || rsp.Header.Get("Access-Control-Allow-Origin") == "*" {
+			t.Fatalf("%s %s from %s: credentials or a wildcard allowed: %v", method, path, origin, rsp.Header)
+		}
+		return rsp
+	}
+	allows := func(rsp *http.Response, origin string) bool {
+		return rsp.Header.Get("Access-Control-Allow-Origin") == origin
+	}
+
+	for _, path := range []string{"/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/.well-known/openid-configuration", "/oauth/keys"} {
+		rsp := call("OPTIONS", path, spa, nil, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization")
+		if rsp.StatusCode != http.StatusNoContent || !allows(rsp, spa) || !strings.Contains(rsp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+			t.Fatalf("preflight of %s from the client's origin: %d %v", path, rsp.StatusCode, rsp.Header)
+		}
+		if rsp := call("OPTIONS", path, evil, nil, "Access-Control-Request-Method", "POST"); rsp.StatusCode != http.StatusForbidden || allows(rsp, evil) {
+			t.Fatalf("preflight of %s from an unknown origin: %d %v", path, rsp.StatusCode, rsp.Header)
+		}
+	}
+	if rsp := call("GET", "/.well-known/openid-configuration", spa, nil); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("discovery from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+	if rsp := call("GET", "/.well-known/openid-configuration", evil, nil); rsp.StatusCode != 200 || allows(rsp, evil) {
+		t.Fatalf("discovery from an unknown origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+
+	// The code flow of the public client, its token request from its origin.
+	rp := &relyingParty{t: t, issuer: p.URL, config: oauth2.Config{ClientID: id, RedirectURL: spa + "/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: p.URL + "/oauth/authorize"}, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}}
+	verifier := oauth2.GenerateVerifier()
+	code := rp.authorize(browser(t, p.URL, alice), "s", "n", verifier).Query().Get("code")
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {spa + "/cb"}, "client_id": {id}, "code_verifier": {verifier}}
+	req, _ := http.NewRequest("POST", p.URL+"/oauth/token", strings.NewReader(exchange.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", spa)
+	rsp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(rsp.Body).Decode(&tok); err != nil || rsp.StatusCode != 200 || !allows(rsp, spa) || tok.AccessToken == "" {
+		t.Fatalf("token from the client's origin: %d %v %v", rsp.StatusCode, err, rsp.Header)
+	}
+	rsp.Body.Close()
+
+	bearer := []string{"Authorization", "Bearer " + tok.AccessToken}
+	if rsp := call("GET", "/oauth/userinfo", spa, nil, bearer...); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("userinfo from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+	for _, o := range []string{other, evil} {
+		if rsp := call("GET", "/oauth/userinfo", o, nil, bearer...); allows(rsp, o) {
+			t.Fatalf("userinfo answered CORS for %s, not the client's origin", o)
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}
+		if rsp := call("POST", "/oauth/token", o, refresh); allows(rsp, o) {
+			t.Fatalf("the token endpoint answered CORS for %s, not the client's origin", o)
+		}
+	}
+	revoke := url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {id}}
+	if rsp := call("POST", "/oauth/revoke", spa, revoke); rsp.StatusCode != 200 || !allows(rsp, spa) {
+		t.Fatalf("revocation from the client's origin: %d %v", rsp.StatusCode, rsp.Header)
+	}
+}
+
+// TestOIDCBackchannelRetried: back-channel logout reaches an application
+// that refuses the first attempts (sent again, with backoff), and one that
+// is down while the user service restarts (the logout token is queued in
+// the store, in the same write as the grant's end, and sent after the
+// restart once the application is up).
+func TestOIDCBackchannelRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Config: testenv.RelaxedRates})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	lr := newLogoutReceiver(t)
+	rp := newRelyingParty(t, c, admin, p.URL, map[string]any{"backchannel_logout_uri": lr.URL})
+	c.register("alice", "alice-password-1")
+	signIn := func(c *client) (string, string) {
+		t.Helper()
+		tok, _ := c.login("alice", "alice-password-1")
+		_, id := rp.signIn(browser(t, p.URL, tok))
+		return tok, sid(t, id)
+	}
+
+	lr.set(func(lr *logoutReceiver) { lr.refuse = 2 })
+	tok, s := signIn(c)
+	c.expect(c.do("POST", "/api/v1/logout", tok, nil), http.StatusNoContent)
+	lr.waitLogout(t, rp, s)
+	if n := lr.tries(); n != 3 {
+		t.Fatalf("the logout token arrived after %d attempts, want 3", n)
+	}
+
+	lr.set(func(lr *logoutReceiver) { lr.down, lr.attempts = true, 0 })
+	tok, s = signIn(c)
+	c.expect(c.do("POST", "/api/v1/logout", tok, nil), http.StatusNoContent)
+	poll.Wait(t, 15*time.Second, "a first attempt at the application that is down", func() bool { return lr.tries() > 0 })
+	addr := strings.TrimPrefix(p.URL, "http://")
+	p.Stop(t)
+	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Addr: addr, Config: testenv.RelaxedRates})
+	lr.set(func(lr *logoutReceiver) { lr.down = false })
+	// The next attempt is due within the backoff reached (1 s doubling).
+	poll.Wait(t, 60*time.Second, "the logout token after the restart", func() bool {
+		return slices.Contains(lr.received(rp), s)
+	})
 }

@@ -84,7 +84,13 @@ func browser(t *testing.T, base, sessionToken string) *http.Client {
 func (rp *relyingParty) authorize(b *http.Client, state, nonce, verifier string, extra ...oauth2.AuthCodeOption) *url.URL {
 	rp.t.Helper()
 	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}, extra...)
-	next := rp.config.AuthCodeURL(state, opts...)
+	return rp.follow(b, rp.config.AuthCodeURL(state, opts...))
+}
+
+// follow follows Portal's redirects from next until one leaves Portal's
+// provider, and returns that URL.
+func (rp *relyingParty) follow(b *http.Client, next string) *url.URL {
+	rp.t.Helper()
 	for i := 0; i < 10; i++ {
 		rsp, err := b.Get(next)
 		if err != nil {
@@ -159,11 +165,15 @@ func (rp *relyingParty) refresh(base, refreshToken string) (*oauth2.Token, error
 }
 
 // logoutReceiver is a relying party's back-channel logout endpoint: it
-// keeps every logout token it is sent; received tells which verify.
+// keeps every logout token it is sent; received tells which verify. While
+// down, or for its first refuse requests, it answers 503 and keeps nothing.
 type logoutReceiver struct {
-	URL    string
-	mu     sync.Mutex
-	tokens []string
+	URL      string
+	mu       sync.Mutex
+	tokens   []string
+	down     bool
+	refuse   int
+	attempts int
 }
 
 func newLogoutReceiver(t *testing.T) *logoutReceiver {
@@ -172,12 +182,32 @@ func newLogoutReceiver(t *testing.T) *logoutReceiver {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lr.mu.Lock()
 		defer lr.mu.Unlock()
+		lr.attempts++
+		if lr.down || lr.refuse > 0 {
+			lr.refuse--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		lr.tokens = append(lr.tokens, r.FormValue("logout_token"))
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(srv.Close)
 	lr.URL = srv.URL + "/backchannel"
 	return lr
+}
+
+// set changes the receiver's state under its lock.
+func (lr *logoutReceiver) set(f func(lr *logoutReceiver)) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	f(lr)
+}
+
+// tries is how many requests the receiver has had.
+func (lr *logoutReceiver) tries() int {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.attempts
 }
 
 // received returns the sids of the logout tokens that verify with rp.

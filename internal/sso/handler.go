@@ -37,6 +37,14 @@ func clientPB(c *Client) *oidcpb.Client {
 	}
 }
 
+// withFailures adds to pc the back-channel logouts given up of its client.
+func (h *Handler) withFailures(pc *oidcpb.Client) *oidcpb.Client {
+	if f := h.p.storage.logoutFailuresOf(pc.Id); f.Count > 0 {
+		pc.BackchannelFailures, pc.BackchannelLastError, pc.BackchannelFailedAt = int32(f.Count), f.LastError, f.LastAt.Unix()
+	}
+	return pc
+}
+
 // CreateClient implements oidcpb.OIDCHandler.
 func (h *Handler) CreateClient(ctx context.Context, req *oidcpb.CreateClientRequest, rsp *oidcpb.CreateClientResponse) error {
 	c, secret, err := h.p.storage.CreateClient(ctx, Client{
@@ -68,7 +76,7 @@ func (h *Handler) ListClients(ctx context.Context, _ *oidcpb.ListClientsRequest,
 		return rpcError(err)
 	}
 	for _, c := range cs {
-		rsp.Clients = append(rsp.Clients, clientPB(c))
+		rsp.Clients = append(rsp.Clients, h.withFailures(clientPB(c)))
 	}
 	return nil
 }

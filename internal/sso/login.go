@@ -78,12 +78,15 @@ func errorRedirect(a *authRequest, code, description string) string {
 }
 
 // freshEnough reports whether a sign-in satisfies the request's prompt=login
-// (signed in after the request was made) and max_age.
+// (signed in after the request was made) and max_age (signed in at most
+// max_age seconds before the request was made: a sign-in made for the
+// request always does, however long the person took; the op package turns
+// prompt=login into max_age=0).
 func (p *Provider) freshEnough(a *authRequest, in SignIn) bool {
 	if slices.Contains(a.Prompt, "login") && in.AuthTime.Before(a.Created) {
 		return false
 	}
-	if a.MaxAge != nil && p.storage.now().Sub(in.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
+	if a.MaxAge != nil && in.AuthTime.Before(a.Created.Add(-time.Duration(*a.MaxAge)*time.Second)) {
 		return false
 	}
 	return true

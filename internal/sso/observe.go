@@ -18,7 +18,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portal_oidc_events_total",
-		Help: "OpenID provider events per client: issued, refreshed, revoked, reuse, backchannel_ok, backchannel_failed.",
+		Help: "OpenID provider events per client: issued, refreshed, revoked, reuse, backchannel_ok, backchannel_failed (an attempt refused), backchannel_given_up.",
 	}, []string{"client", "event"})}
 	if reg != nil {
 		if err := reg.Register(m.events); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/outbox"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
 
@@ -64,6 +65,10 @@ type Options struct {
 	Audit *audit.Publisher
 	// Metrics registers the per-client counters (nil: not exported).
 	Metrics prometheus.Registerer
+	// LogoutRetry is how back-channel logouts an application refuses are
+	// tried again (zero fields: 12 attempts, 1 s doubling to 10 min: about
+	// an hour in all); GiveUp is the provider's.
+	LogoutRetry outbox.Retry
 }
 
 // Defaults fills the zero fields of o.
@@ -82,6 +87,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RotateEvery == 0 {
 		o.RotateEvery = 24 * time.Hour
+	}
+	if o.LogoutRetry.MaxAttempts == 0 {
+		o.LogoutRetry.MaxAttempts = 12
+	}
+	if o.LogoutRetry.Backoff == 0 {
+		o.LogoutRetry.Backoff = time.Second
+	}
+	if o.LogoutRetry.MaxBackoff == 0 {
+		o.LogoutRetry.MaxBackoff = 10 * time.Minute
 	}
 	return o
 }
@@ -109,8 +123,9 @@ type Provider struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
-	// http delivers back-channel logout tokens.
-	http *http.Client
+	// http delivers back-channel logout tokens; logouts is their queue.
+	http    *http.Client
+	logouts *outbox.Outbox
 }
 
 // New builds the provider on st (the user service's store); k, over the
@@ -141,6 +156,9 @@ func New(st store.Store, k kv.Store, secret []byte, accounts Accounts, opts Opti
 		Transport: &http.Transport{DisableKeepAlives: true}}}
 	s := &Storage{st: st, kv: k, keys: keys, accounts: accounts, opts: opts, now: time.Now, p: pr}
 	pr.storage = s
+	retry := opts.LogoutRetry
+	retry.GiveUp = pr.gaveUp
+	pr.logouts = outbox.NewQueue(k, logoutQueue, pr.deliver, retry, opts.Log)
 	var key [32]byte
 	copy(key[:], secret)
 	// The access tokens are sealed with a key of their own, not the key ring's.
@@ -159,9 +177,12 @@ func New(st store.Store, k kv.Store, secret []byte, accounts Accounts, opts Opti
 		DefaultLogoutRedirectURI:          "/login",
 	}
 	popts := []op.Option{op.WithCustomEndpoints(
-		op.NewEndpoint("/oauth/authorize"), op.NewEndpoint("/oauth/token"), op.NewEndpoint("/oauth/userinfo"),
-		op.NewEndpoint("/oauth/revoke"), op.NewEndpoint("/oauth/end_session"), op.NewEndpoint(KeysPath)),
+		op.NewEndpoint("/oauth/authorize"), op.NewEndpoint(TokenPath), op.NewEndpoint(UserinfoPath),
+		op.NewEndpoint(RevokePath), op.NewEndpoint("/oauth/end_session"), op.NewEndpoint(KeysPath)),
 		op.WithCustomIntrospectionEndpoint(op.NewEndpoint("/oauth/introspect")),
+		// The op package's CORS allows every origin, with credentials:
+		// Provider.cors answers instead, for registered origins only.
+		op.WithCORSOptions(nil),
 	}
 	if opts.Insecure {
 		popts = append(popts, op.WithAllowInsecure())
@@ -179,6 +200,9 @@ func (p *Provider) Storage() *Storage { return p.storage }
 
 // ServeHTTP answers a request to the provider's endpoints.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cors(w, r) {
+		return
+	}
 	if r.URL.Path == LoginPath {
 		p.login(w, r)
 		return

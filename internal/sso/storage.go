@@ -445,6 +445,8 @@ func (s *Storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 		uid, sid = r.UserID, r.SessionID
 	case *refreshRequest:
 		uid, sid = r.g.UserID, r.g.SessionID
+		// The op package takes acr only from an authorization request.
+		info.AppendClaims("acr", acrFor(r.g.AMR))
 	default:
 		return oidc.ErrServerError()
 	}
@@ -469,8 +471,14 @@ func fill(info *oidc.UserInfo, p Person, scopes []string) {
 			}
 			info.PreferredUsername = p.Username
 		case oidc.ScopeEmail:
-			info.Email = p.Email
-			info.EmailVerified = oidc.Bool(p.EmailVerified)
+			if p.Email != "" { // no address, no email claims
+				info.Email = p.Email
+				info.EmailVerified = oidc.Bool(p.EmailVerified)
+				if !p.EmailVerified {
+					// The field's omitempty drops false: say it.
+					info.AppendClaims("email_verified", false)
+				}
+			}
 		}
 	}
 }

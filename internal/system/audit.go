@@ -25,7 +25,7 @@ func (a auditLog) List(ctx context.Context, f AuditFilter) ([]*pb.AuditEntry, in
 	// The log's own default (0: audit.DefaultLimit) stands; the proto caps a
 	// page at 200.
 	limit := min(max(f.Limit, 0), 200)
-	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Cursor: f.Cursor, Limit: limit, Total: true})
+	page, err := a.log.List(ctx, audit.Query{User: f.User, Kind: audit.Kind(f.Kind), Cursor: f.Cursor, Limit: limit, From: f.From, To: f.To, Total: true})
 	if err != nil {
 		return nil, 0, "", err
 	}

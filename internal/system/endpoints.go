@@ -7,6 +7,7 @@ import (
 
 	"github.com/ghodss/yaml"
 
+	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/endpoint"
 	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
@@ -72,6 +73,7 @@ var Endpoints = endpoint.Declare("system",
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
+			r.From, r.To = endpoint.QueryInt64(in, "from"), endpoint.QueryInt64(in, "to")
 			return endpoint.QueryInts(in, map[string]*int32{"limit": &r.Limit})
 		}, func(r *pb.ListAuditResponse) auditPage {
 			// time in seconds, as everywhere else in the API (the store
@@ -80,7 +82,7 @@ var Endpoints = endpoint.Declare("system",
 				e.Time /= 1000
 			}
 			return auditPage{endpoint.Present(r.Entries), r.Total, r.Next}
-		}))},
+		}).WithQuery(AuditQuery...))},
 )
 
 // bindConfig reads the new config: a JSON settings object ({"auth": {...},
@@ -174,3 +176,22 @@ type (
 		Current int64 `json:"current"`
 	}
 )
+
+// AuditQuery are the query parameters of GET /api/v1/admin/audit (the
+// gateway's audit page and CSV export read the same).
+var AuditQuery = []endpoint.Param{
+	{Name: "user", Description: "the actor or subject: a whole name or id"},
+	{Name: "kind", Description: "entries of this kind only", Enum: kindNames()},
+	{Name: "from", Description: "at or after (unix seconds)", Integer: true},
+	{Name: "to", Description: "before (unix seconds)", Integer: true},
+	{Name: "limit", Description: "1 to 200 (default 50)", Integer: true},
+	{Name: "cursor", Description: "the next of the previous answer"},
+}
+
+func kindNames() []string {
+	out := make([]string, len(audit.Kinds))
+	for i, k := range audit.Kinds {
+		out[i] = string(k)
+	}
+	return out
+}

@@ -10,12 +10,15 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 
+	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/config"
 	runtimepb "github.com/portal-go/portal/proto/runtime"
@@ -42,6 +45,8 @@ type AuditFilter struct {
 	// Cursor is the next of the previous page; empty for the newest.
 	Cursor string
 	Limit  int
+	// From <= time < To; zero: unbounded.
+	From, To time.Time
 }
 
 // Audit is the audit log the service keeps and the events it records.
@@ -177,10 +182,15 @@ func (h *Handler) ServiceLogs(ctx context.Context, req *pb.ServiceLogsRequest, r
 }
 
 // ListAudit pages through the audit log.
+// The first page of an export is recorded in the log itself.
 func (h *Handler) ListAudit(ctx context.Context, req *pb.ListAuditRequest, rsp *pb.ListAuditResponse) error {
-	entries, total, next, err := h.Audit.List(ctx, AuditFilter{User: req.User, Kind: req.Kind, Cursor: req.Cursor, Limit: int(req.Limit)})
+	f := AuditFilter{User: req.User, Kind: req.Kind, Cursor: req.Cursor, Limit: int(req.Limit), From: unixTime(req.From), To: unixTime(req.To)}
+	entries, total, next, err := h.Audit.List(ctx, f)
 	if err != nil {
 		return auditError(err)
+	}
+	if req.Export && req.Cursor == "" {
+		h.record(ctx, string(audit.KindExport), "", "audit", "audit entries as CSV: "+f.String())
 	}
 	rsp.Entries, rsp.Total, rsp.Next = entries, int32(total), next
 	return nil
@@ -219,4 +229,34 @@ func (h *Handler) record(ctx context.Context, kind, subjectID, subjectName, deta
 		e.ActorId, e.ActorName = acc.ID, acc.Metadata[pauth.MetaUsername]
 	}
 	h.Audit.Record(ctx, e)
+}
+
+// unixTime is unix seconds as a time, zero for 0.
+func unixTime(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// String describes f for the audit log.
+func (f AuditFilter) String() string {
+	var parts []string
+	for _, kv := range [][2]string{{"user", f.User}, {"kind", f.Kind}, {"from", stamp(f.From)}, {"to", stamp(f.To)}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "all"
+	}
+	return strings.Join(parts, " ")
+}
+
+// stamp is t in RFC 3339, "" for the zero time.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

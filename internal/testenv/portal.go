@@ -44,6 +44,10 @@ type Portal struct {
 type PortalOptions struct {
 	// DataDir to use; empty means a fresh temporary one.
 	DataDir string
+	// Addr is the address to listen on (a restart keeps its URL, so its
+	// OpenID issuer, with the address it had); empty means a free port on
+	// loopback.
+	Addr string
 	// Config is written to the config file before start, when not empty.
 	Config string
 	// Log receives Portal's log; nil discards it unless PORTAL_TEST_LOG=1.
@@ -67,7 +71,10 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 			t.Fatalf("write config: %v", err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}

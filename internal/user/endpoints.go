@@ -95,12 +95,9 @@ var Endpoints = endpoint.Declare("user",
 	endpoint.Endpoint{Name: "User.RevokeSession", Access: endpoint.SignedIn},
 
 	endpoint.Endpoint{Name: "User.ListUsers", Access: endpoint.UsersRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
-			r.Query = in.Query("q")
-			return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
-		}, func(r *pb.ListUsersResponse) userList {
-			return userList{endpoint.Present(r.Users), r.Total}
-		}))},
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, bindListUsers, func(r *pb.ListUsersResponse) userList {
+			return userList{endpoint.Present(endpoint.OrEmpty(r.Users)), r.Total, r.Next, r.Partial}
+		}).WithQuery(UsersQuery...))},
 	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
 			r.Id = in.Param("id")
@@ -381,6 +378,11 @@ type (
 	userList struct {
 		Users endpoint.Presented[[]*pb.Account] `json:"users"`
 		Total int32                             `json:"total"`
+		// Next is the cursor of the next page ("": none).
+		Next string `json:"next"`
+		// Partial says the filters needed the accounts' records and the
+		// bounded scan stopped: total counts the matches among those read.
+		Partial bool `json:"partial"`
 	}
 	userDetail struct {
 		User     endpoint.Presented[*pb.Account]   `json:"user"`
@@ -400,3 +402,29 @@ type (
 		Roles []role `json:"roles"`
 	}
 )
+
+// UsersQuery are the query parameters of GET /api/v1/admin/users (the
+// gateway's users page and CSV export read the same).
+var UsersQuery = []endpoint.Param{
+	{Name: "q", Description: "a part of the name (no case)"},
+	{Name: "role", Description: "holding this role"},
+	{Name: "status", Description: "active (enabled, not locked), disabled, locked or unverified (email not confirmed)", Enum: UserStatuses},
+	{Name: "sort", Description: "the order: name (default), created or last_login", Enum: UserSorts},
+	{Name: "order", Description: "asc (default) or desc", Enum: []string{"asc", "desc"}},
+	{Name: "created_from", Description: "created at or after (unix seconds)", Integer: true},
+	{Name: "created_to", Description: "created before (unix seconds)", Integer: true},
+	{Name: "login_from", Description: "last signed in at or after (unix seconds)", Integer: true},
+	{Name: "login_to", Description: "last signed in before (unix seconds; never signed in counts as 0)", Integer: true},
+	{Name: "offset", Description: "skip this many matches", Integer: true},
+	{Name: "limit", Description: "1 to 200 (default 50)", Integer: true},
+	{Name: "cursor", Description: "the next of the previous answer (replaces offset)"},
+}
+
+// bindListUsers reads UsersQuery (checked already) into a request.
+func bindListUsers(in endpoint.Input, r *pb.ListUsersRequest) error {
+	r.Query, r.Role, r.Status, r.Sort, r.Cursor = in.Query("q"), in.Query("role"), in.Query("status"), in.Query("sort"), in.Query("cursor")
+	r.Desc = in.Query("order") == "desc"
+	r.CreatedFrom, r.CreatedTo = endpoint.QueryInt64(in, "created_from"), endpoint.QueryInt64(in, "created_to")
+	r.LoginFrom, r.LoginTo = endpoint.QueryInt64(in, "login_from"), endpoint.QueryInt64(in, "login_to")
+	return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
+}

@@ -30,6 +30,7 @@ var errorTable = []struct {
 	{ErrForbidden, "user.forbidden", 403},
 	{ErrLastAdmin, "user.last_admin", 409},
 	{ErrBadRoles, "user.bad_roles", 400},
+	{ErrBadQuery, "user.bad_query", 400},
 	{ErrNoSession, "user.session_not_found", 404},
 	{ErrBadRoleName, "user.bad_role_name", 400},
 	{ErrBadPermissions, "user.bad_permissions", 400},

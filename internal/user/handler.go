@@ -261,7 +261,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
-	detail := "wrong password"
+	detail, amr := "wrong password", []string{"pwd"}
 	if ok && u.TOTPSecret != "" {
 		// Neither counted nor reset without a code: the code decides.
 		if strings.TrimSpace(req.Otp) == "" {
@@ -272,6 +272,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		} else if !ok {
 			detail = "wrong second-factor code"
 		}
+		amr = append(amr, "otp")
 	}
 	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
 		return rpcError(err)
@@ -305,9 +306,12 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	now := h.now().UTC()
 	s := &Session{
 		ID: sid, UserID: u.ID, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(set.MaxAge()),
-		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256),
+		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256), AMR: amr,
 	}
 	if err := h.repo.CreateSession(ctx, s); err != nil {
+		return rpcError(err)
+	}
+	if err := h.repo.RecordLogin(ctx, u, now); err != nil {
 		return rpcError(err)
 	}
 	tok, err := h.issue(u, s, set.Expire())

@@ -208,15 +208,17 @@ func TestReindex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if us, _, err := repo.UserPage(ctx, "", 0, 10); err != nil || len(us) != 0 {
-			t.Fatalf("before: %d users, %v", len(us), err)
+		if l, err := repo.ListUsers(ctx, user.UserQuery{Limit: 10}); err != nil || len(l.Users) != 0 {
+			t.Fatalf("before: %d users, %v", len(l.Users), err)
 		}
 		if n, err := repo.Reindex(ctx); err != nil || n != 2 {
 			t.Fatalf("Reindex = %d, %v; want 2", n, err)
 		}
-		us, total, err := repo.UserPage(ctx, "", 0, 10)
-		if err != nil || total != 1 || len(us) != 1 || us[0].ID != "id-old" {
-			t.Fatalf("after: %+v of %d, %v", us, total, err)
+		for _, sort := range user.UserSorts {
+			l, err := repo.ListUsers(ctx, user.UserQuery{Sort: sort, Limit: 10, Total: true})
+			if err != nil || l.Total != 1 || len(l.Users) != 1 || l.Users[0].ID != "id-old" {
+				t.Fatalf("after, by %s: %+v, %v", sort, l, err)
+			}
 		}
 		if users, admins, disabled, err := repo.UserCounts(ctx); err != nil || users != 1 || admins != 0 || disabled != 0 {
 			t.Fatalf("UserCounts = %d, %d, %d, %v", users, admins, disabled, err)

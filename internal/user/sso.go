@@ -32,7 +32,7 @@ func (a SSOAccounts) Live(ctx context.Context, userID, sessionID string) (sso.Pe
 	if s.UserID != userID || u.Disabled || !a.h.now().Before(s.ExpiresAt) {
 		return sso.Person{}, sso.ErrEnded
 	}
-	return sso.Person{ID: u.ID, Username: u.Username, Stamp: stamp(u)}, nil
+	return sso.Person{ID: u.ID, Username: u.Username, Name: u.DisplayName, Email: u.Email, EmailVerified: u.EmailVerified, Stamp: stamp(u)}, nil
 }
 
 // Identify implements sso.Accounts: the caller's token, from the RPC
@@ -53,7 +53,11 @@ func (a SSOAccounts) Identify(ctx context.Context) (sso.SignIn, error) {
 	if s.UserID != acc.ID || u.Disabled || !a.h.now().Before(s.ExpiresAt) {
 		return sso.SignIn{}, sso.ErrEnded
 	}
-	return sso.SignIn{UserID: u.ID, SessionID: s.ID, AuthTime: s.CreatedAt, AMR: []string{"pwd"}}, nil
+	amr := s.AMR
+	if len(amr) == 0 {
+		amr = []string{"pwd"} // a session stored before AMR was recorded
+	}
+	return sso.SignIn{UserID: u.ID, SessionID: s.ID, AuthTime: s.CreatedAt, AMR: amr}, nil
 }
 
 // EndSession implements sso.Accounts: RP-initiated logout ends the Portal

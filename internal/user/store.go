@@ -199,7 +199,7 @@ func (r *Repo) Create(ctx context.Context, u *User) error {
 			kv.PutOp(nameKey(u.Username), []byte(u.ID), 0).When(kv.AbsentOrSame),
 			kv.PutOp(keyUser+u.ID, data, 0),
 			kv.AddOp(ixUsers, userMember(u)),
-		}, roleOps(u)...)...)
+		}, append(roleOps(u), listOps(u)...)...)...)
 	}
 	won, err := claim()
 	if err != nil || won {
@@ -373,40 +373,6 @@ func (r *Repo) SessionIDs(ctx context.Context, userID string) ([]string, error) 
 // userPage is how many members of the users index one read takes.
 const userPage = 1000
 
-// UserPage returns the users whose lowercased name contains query (all when
-// empty), sorted by name: offset and at most limit of them, and how many
-// match. Without a query it reads one page of the users index and the
-// page's records; with one, the index's names (not the records) are
-// searched.
-func (r *Repo) UserPage(ctx context.Context, query string, offset, limit int) ([]*User, int, error) {
-	var page []string
-	total := 0
-	if query == "" {
-		n, err := r.kv.Count(ixUsers, "", 0)
-		if err != nil {
-			return nil, 0, storeError("count", err)
-		}
-		if page, err = r.kv.Members(ixUsers, kv.Range{Offset: offset, Limit: limit}); err != nil {
-			return nil, 0, storeError("list", err)
-		}
-		total = n
-	} else {
-		err := r.eachUserMember(func(m string) {
-			if name, _, _ := strings.Cut(m, " "); strings.Contains(name, query) {
-				if total >= offset && len(page) < limit {
-					page = append(page, m)
-				}
-				total++
-			}
-		})
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	users, err := r.usersOf(ctx, page)
-	return users, total, err
-}
-
 // eachUserMember calls fn for each member of the users index, in order.
 func (r *Repo) eachUserMember(fn func(m string)) error {
 	after := ""
@@ -456,8 +422,17 @@ func (r *Repo) usersOf(ctx context.Context, members []string) ([]*User, error) {
 // step. Sessions are the caller's to end.
 func (r *Repo) Delete(ctx context.Context, u *User) error {
 	m := userMember(u)
-	if _, err := r.apply(kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser+u.ID),
-		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m)); err != nil {
+	login, err := r.kv.Get(keyLogin + u.ID)
+	if err != nil {
+		return storeError("read", err)
+	}
+	ops := []kv.Op{kv.DeleteOp(nameKey(u.Username)), kv.DeleteOp(keyUser + u.ID),
+		kv.RemoveOp(ixUsers, m), kv.RemoveOp(ixAdmins, m), kv.RemoveOp(ixDisabled, m),
+		kv.RemoveOp(ixCreated, createdMember(u)), kv.DeleteOp(keyLogin + u.ID)}
+	if login[0] != nil {
+		ops = append(ops, kv.RemoveOp(ixLogin, string(login[0])))
+	}
+	if _, err := r.apply(ops...); err != nil {
 		return err
 	}
 	return r.ReleaseEmail(ctx, u.Email, u.ID)
@@ -601,7 +576,7 @@ func (r *Repo) writeJSON(ctx context.Context, key string, v any, ttl time.Durati
 }
 
 // indexVersion marks a store whose indexes Reindex built.
-const indexVersion = "ix/v2"
+const indexVersion = "ix/v3"
 
 // Reindex builds the users and session indexes from the records, once per
 // store (a store written by a version without them): a scan of the user/
@@ -630,7 +605,11 @@ func (r *Repo) Reindex(ctx context.Context) (int, error) {
 				if decodeJSON(k, vals[0], &u) != nil {
 					continue
 				}
-				op = append(append(op, kv.AddOp(ixUsers, userMember(&u))), roleOps(&u)...)
+				op = append(append(op, kv.AddOp(ixUsers, userMember(&u)), kv.AddOp(ixCreated, createdMember(&u))), roleOps(&u)...)
+				// An account's first sign-in indexed: never (the version
+				// before kept none).
+				never := loginMember(&u, time.Time{})
+				op = append(op, kv.PutOp(keyLogin+u.ID, []byte(never), 0).When(kv.Absent), kv.AddOp(ixLogin, never))
 			} else {
 				var s Session
 				if decodeJSON(k, vals[0], &s) != nil {

@@ -128,6 +128,9 @@ type Session struct {
 	LastSeen   time.Time `json:"last_seen"`
 	ClientAddr string    `json:"client_addr,omitempty"`
 	UserAgent  string    `json:"user_agent,omitempty"`
+	// AMR is how the session was signed in (RFC 8176 values: pwd, otp,
+	// hwk); a session stored before it was recorded counts as pwd.
+	AMR []string `json:"amr,omitempty"`
 }
 
 var usernameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,32}$`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portal-go/portal/internal/audit"
 	pauth "github.com/portal-go/portal/internal/auth"
@@ -13,34 +14,103 @@ import (
 // TopicUserChanged is the broker topic of pb.UserChanged events.
 const TopicUserChanged = "user.updated"
 
-// listLimit bounds a page of users.
+// A page of users: defaultLimit when the request names none, at most
+// maxLimit.
 const (
 	defaultLimit = 50
 	maxLimit     = 200
 )
 
-// ListUsers returns a page of the accounts whose name contains req.Query (no
-// case), sorted by name.
+// ListUsers returns a page of the accounts that match the request's
+// filters (a name part, a role, a status, creation and last sign-in
+// ranges), in its order (listing.go says what each costs). The first page
+// of an export is audited.
 func (h *Handler) ListUsers(ctx context.Context, req *pb.ListUsersRequest, rsp *pb.ListUsersResponse) error {
+	q, err := h.userQuery(req)
+	if err != nil {
+		return rpcError(err)
+	}
+	if req.Export && req.Cursor == "" {
+		acc, err := caller(ctx)
+		if err != nil {
+			return err
+		}
+		h.record(ctx, acc, audit.KindExport, "", "users", "users as CSV: "+q.String())
+	}
+	list, err := h.repo.ListUsers(ctx, q)
+	if err != nil {
+		return rpcError(err)
+	}
+	limit := h.cfg.Current().Login.AccountLimit()
+	for _, l := range list.Users {
+		a := accountPB(l.User)
+		a.LastLoginAt, a.Locked = unix(l.LastLogin), l.Failures >= limit
+		rsp.Users = append(rsp.Users, a)
+	}
+	rsp.Total, rsp.Next, rsp.Partial = int32(list.Total), list.Next, list.Partial
+	return nil
+}
+
+// userQuery is the repo's query for a ListUsers request.
+func (h *Handler) userQuery(req *pb.ListUsersRequest) (UserQuery, error) {
 	limit := req.Limit
 	if limit <= 0 {
 		limit = defaultLimit
 	}
-	page, total, err := h.repo.UserPage(ctx, strings.ToLower(req.Query), max(int(req.Offset), 0), int(min(limit, maxLimit)))
-	if err != nil {
-		return rpcError(err)
+	q := UserQuery{
+		Name: strings.ToLower(req.Query), Sort: req.Sort, Desc: req.Desc,
+		CreatedFrom: fromUnix(req.CreatedFrom), CreatedTo: fromUnix(req.CreatedTo),
+		LoginFrom: fromUnix(req.LoginFrom), LoginTo: fromUnix(req.LoginTo),
+		Offset: max(int(req.Offset), 0), Limit: int(min(limit, maxLimit)), Cursor: req.Cursor, Total: req.Cursor == "",
 	}
-	for _, u := range page {
-		rsp.Users = append(rsp.Users, accountPB(u))
+	if q.Sort != "" && !slices.Contains(UserSorts, q.Sort) || req.Status != "" && !slices.Contains(UserStatuses, req.Status) {
+		return q, ErrBadQuery
 	}
-	rsp.Total = int32(total)
-	return nil
+	accountLimit := h.cfg.Current().Login.AccountLimit()
+	role, status := req.Role, req.Status
+	q.Failures = status == "active" || status == "locked"
+	if role != "" || status != "" {
+		q.Keep = func(l Listed) bool {
+			if role != "" && !slices.Contains(l.Roles, role) {
+				return false
+			}
+			switch status {
+			case "active":
+				return !l.Disabled && l.Failures < accountLimit
+			case "disabled":
+				return l.Disabled
+			case "locked":
+				return l.Failures >= accountLimit
+			case "unverified":
+				return l.Email != "" && !l.EmailVerified
+			}
+			return true
+		}
+	}
+	return q, nil
+}
+
+// fromUnix is unix seconds as a time, zero for 0.
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// unix is t in unix seconds, 0 for the zero time.
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 func accountPB(u *User) *pb.Account {
 	return &pb.Account{
 		Id: u.ID, Username: u.Username, Roles: u.Roles, Disabled: u.Disabled,
 		CreatedAt: u.CreatedAt.Unix(), UpdatedAt: u.UpdatedAt.Unix(),
+		Email: u.Email, EmailVerified: u.EmailVerified, DisplayName: u.DisplayName,
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/endpoint"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
@@ -112,19 +111,6 @@ func (g *Gateway) overviewPage(c *gin.Context) {
 		return
 	}
 	g.page(c, http.StatusOK, "admin_overview.html", gin.H{"O": rsp, "Chart": newChart(rsp.Hours, zoneOf(c)), "ZoneName": zoneOf(c).String()})
-}
-
-func (g *Gateway) usersPage(c *gin.Context) {
-	q, offset := c.Query("q"), intQuery(c, "offset")
-	rsp, err := g.Users.ListUsers(rpcContext(c), &userpb.ListUsersRequest{Query: q, Offset: offset, Limit: pageSize})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	g.page(c, http.StatusOK, "admin_users.html", gin.H{
-		"Users": rsp.Users, "Total": rsp.Total, "Query": q,
-		"Pager": newPager("/admin/users", url.Values{"q": {q}}, offset, rsp.Total),
-	})
 }
 
 func (g *Gateway) userPage(c *gin.Context) {
@@ -250,29 +236,6 @@ func (g *Gateway) logsPage(c *gin.Context) {
 		return
 	}
 	g.page(c, http.StatusOK, "admin_logs.html", gin.H{"Name": c.Param("name"), "Lines": rsp.Lines})
-}
-
-func (g *Gateway) auditPage(c *gin.Context) {
-	user, kind, cursor := c.Query("user"), c.Query("kind"), c.Query("cursor")
-	if !audit.Kind(kind).Valid() {
-		kind = ""
-	}
-	rsp, err := g.System.ListAudit(rpcContext(c), &systempb.ListAuditRequest{User: user, Kind: kind, Cursor: cursor, Limit: pageSize})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	q := url.Values{"user": {user}, "kind": {kind}}
-	p := pager{Total: rsp.Total, Cursor: true}
-	if cursor != "" {
-		p.Prev = pageLink("/admin/audit", q, "", "")
-	}
-	if rsp.Next != "" {
-		p.Next = pageLink("/admin/audit", q, "cursor", rsp.Next)
-	}
-	g.page(c, http.StatusOK, "admin_audit.html", gin.H{
-		"Entries": rsp.Entries, "Total": rsp.Total, "User": user, "Kind": kind, "Kinds": audit.Kinds, "Pager": p,
-	})
 }
 
 // pager links a list page to its neighbours.

@@ -25,10 +25,6 @@ func track(t testing.TB, g *Gateway) *Gateway {
 	return g
 }
 
-// loaded are the documents checked so far, by their text: most tests'
-// gateways serve the same one.
-var loaded sync.Map // string -> *apicheck.Doc
-
 // check checks w, g's answer to r, against g's OpenAPI document.
 func check(g *Gateway, r *http.Request, w *httptest.ResponseRecorder) {
 	if !strings.HasPrefix(r.URL.Path, "/api/v1/") {
@@ -55,13 +51,5 @@ func documentOf(g *Gateway) (*apicheck.Doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := loaded.Load(string(text)); ok {
-		return d.(*apicheck.Doc), nil
-	}
-	d, err := apicheck.Load(text)
-	if err != nil {
-		return nil, err
-	}
-	loaded.Store(string(text), d)
-	return d, nil
+	return apicheck.LoadCached(text)
 }

@@ -100,11 +100,12 @@ var templateFuncs = template.FuncMap{
 		t := time.UnixMilli(ms)
 		return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + template.HTMLEscapeString(formatTime(t, zone)) + `</time>`)
 	},
-	"device": deviceName,
-	"join":   func(s []string) string { return strings.Join(s, ", ") },
-	"has":    slices.Contains[[]string],
-	"add":    func(a, b int) int { return a + b },
-	"sub":    func(a, b int) int { return a - b },
+	"device":      deviceName,
+	"subjectLink": subjectLink,
+	"join":        func(s []string) string { return strings.Join(s, ", ") },
+	"has":         slices.Contains[[]string],
+	"add":         func(a, b int) int { return a + b },
+	"sub":         func(a, b int) int { return a - b },
 }
 
 // RevocationFeed is the state of the gateway's subscription to
@@ -165,6 +166,7 @@ func New(o Options) *Gateway {
 	e.GET("/metrics", g.metrics)
 
 	e.GET(sso.DiscoveryPath, g.withOIDC, g.openID)
+	e.OPTIONS(sso.DiscoveryPath, g.withOIDC, g.openID)
 	e.Any(sso.Prefix+"*path", g.withOIDC, g.openID)
 
 	e.GET("/login", g.loginPage)
@@ -191,6 +193,7 @@ func New(o Options) *Gateway {
 	admin := e.Group("/admin", g.requireCaller)
 	admin.GET("", g.adminHome)
 	admin.GET("/users", g.needs(endpoint.UsersRead), g.usersPage)
+	admin.GET("/users.csv", g.needs(endpoint.UsersRead), g.usersCSV)
 	admin.GET("/users/:id", g.needs(endpoint.UsersRead), g.userPage)
 	admin.POST("/users/:id/:action", g.csrf, g.confirmFirst, g.userActionForm)
 	admin.POST("/sessions/:id/end", g.csrf, g.confirmFirst, g.endSessionForm)
@@ -204,6 +207,7 @@ func New(o Options) *Gateway {
 	admin.POST("/services/:name/restart", g.csrf, g.confirmFirst, g.restartForm)
 	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)
 	admin.GET("/audit", g.needs(endpoint.AuditRead), g.auditPage)
+	admin.GET("/audit.csv", g.needs(endpoint.AuditRead), g.auditCSV)
 	admin.GET("/lockouts", g.needs(endpoint.UsersRead), g.lockoutsPage)
 	admin.POST("/lockouts/lift", g.csrf, g.confirmFirst, g.liftLockoutForm)
 	admin.GET("/oidc", g.withOIDC, g.needs(endpoint.ClientsRead), g.clientsPage)

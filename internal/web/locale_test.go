@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/i18n"
 	userpb "github.com/portal-go/portal/proto/user"
 )
@@ -66,8 +67,10 @@ func TestTemplateKeys(t *testing.T) {
 	}
 }
 
-// codeLiteral is an error code as the services and the gateway spell them.
-var codeLiteral = regexp.MustCompile(`^(auth|user|system|runtime|request|server)\.[a-z_]+$`)
+// codeLiteral is an error code as the services and the gateway spell them
+// (a literal of that shape that names an event, a permission or a message
+// is not one).
+var codeLiteral = regexp.MustCompile(`^(auth|user|system|runtime|request|server|config)\.[a-z_]+$`)
 
 // TestErrorCodes: every error code in the code base (a string literal or
 // constant shaped <area>.<reason> in a non-test Go file) has a message in
@@ -122,7 +125,8 @@ func errorCodes(t *testing.T) map[string]bool {
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-				if s, err := strconv.Unquote(lit.Value); err == nil && codeLiteral.MatchString(s) && !eventTopics[s] {
+				if s, err := strconv.Unquote(lit.Value); err == nil && codeLiteral.MatchString(s) && !eventTopics[s] &&
+					!endpoint.Known(endpoint.Permission(s)) && !i18n.Has(i18n.English, s) {
 					seen[s] = true
 				}
 			}

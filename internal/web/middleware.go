@@ -166,7 +166,16 @@ func (g *Gateway) limitBody(c *gin.Context) {
 	c.Next()
 }
 
-var crossOriginCheck = http.NewCrossOriginProtection()
+var crossOriginCheck = func() *http.CrossOriginProtection {
+	p := http.NewCrossOriginProtection()
+	// The OpenID endpoints that browser applications call from their own
+	// origin (CORS): they act on a client's credentials or token, never on
+	// the Portal session (openID forwards it to the sign-in step only).
+	for _, path := range []string{sso.TokenPath, sso.UserinfoPath, sso.RevokePath} {
+		p.AddInsecureBypassPattern(path)
+	}
+	return p
+}()
 
 // crossOrigin refuses state-changing requests that a browser marks as coming
 // from another site (Sec-Fetch-Site, Origin), the first line against CSRF;

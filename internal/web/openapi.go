@@ -87,8 +87,9 @@ type operation struct {
 	Status                     int
 	In, Out                    reflect.Type
 	Media                      string
-	// Query are the query parameters read, each "string" or "integer".
-	Query map[string]string
+	// Query are the query parameters read: those the route declares
+	// (WithQuery), else those its bind was seen to read.
+	Query []endpoint.Param
 }
 
 var (
@@ -103,7 +104,13 @@ func (g *Gateway) operations() []operation {
 	for _, t := range g.Endpoints {
 		for _, e := range t.Endpoints {
 			for _, r := range e.Routes {
-				in, query := r.Reads()
+				in, read := r.Reads()
+				query := r.Query
+				if query == nil {
+					for _, name := range slices.Sorted(maps.Keys(read)) {
+						query = append(query, endpoint.Param{Name: name, Integer: read[name] == "integer"})
+					}
+				}
 				tabled[r.Method+" /api/v1"+r.Path] = operation{RPC: e.Name, Access: e.Access, Status: r.Status, Summary: e.Name,
 					In: in, Out: r.Out, Query: query}
 			}
@@ -180,12 +187,8 @@ func (g *Gateway) buildOpenAPI() (map[string]any, []opView) {
 		for _, m := range pathParam.FindAllStringSubmatch(op.Path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
-		for _, name := range slices.Sorted(maps.Keys(op.Query)) {
-			s := map[string]any{"type": op.Query[name]}
-			if op.Query[name] == "integer" {
-				s["minimum"] = 0
-			}
-			params = append(params, map[string]any{"name": name, "in": "query", "schema": s})
+		for _, q := range op.Query {
+			params = append(params, queryParam(q))
 		}
 		ok := map[string]any{"description": http.StatusText(op.Status)}
 		switch {
@@ -252,6 +255,20 @@ func (g *Gateway) buildOpenAPI() (map[string]any, []opView) {
 func (op operation) ID() string {
 	return strings.ToLower(op.Method) + strings.NewReplacer("/", "_", "{", "", "}", "", ".", "_", "-", "_").Replace(strings.TrimPrefix(op.Path, "/api/v1"))
 }
+
+// queryParam is a declared query parameter as an OpenAPI parameter.
+func queryParam(p endpoint.Param) map[string]any {
+	schema := map[string]any{"type": "string"}
+	switch {
+	case p.Integer:
+		schema = map[string]any{"type": "integer", "minimum": 0}
+	case len(p.Enum) > 0:
+		schema["enum"] = p.Enum
+	}
+	return map[string]any{"name": p.Name, "in": "query", "description": p.Description, "schema": schema}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // opView is an operation as the docs page shows it: its fields, flattened.
 type opView struct {

@@ -15,7 +15,7 @@ import (
 )
 
 // forwardedHeaders are the request headers the OpenID provider reads.
-var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Origin"}
+var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"}
 
 // withOIDC answers 404 for the OpenID provider's routes on a gateway built
 // without one.
@@ -29,7 +29,8 @@ func (g *Gateway) withOIDC(c *gin.Context) {
 
 // openID forwards a request to the OpenID provider in the user service and
 // writes its answer back. The browser's Portal session, if it sent its
-// cookie, goes along as the call's token; no cookie is forwarded.
+// cookie, goes along as the call's token to Portal's sign-in step only (no
+// other endpoint acts on it); no cookie is forwarded.
 func (g *Gateway) openID(c *gin.Context) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
@@ -43,7 +44,7 @@ func (g *Gateway) openID(c *gin.Context) {
 		}
 	}
 	ctx := pauth.ContextWithClient(c.Request.Context(), c.ClientIP())
-	if cl := callerOf(c); cl != nil && cl.FromCookie {
+	if cl := callerOf(c); cl != nil && cl.FromCookie && c.Request.URL.Path == sso.LoginPath {
 		ctx = pauth.ContextWithToken(ctx, cl.Token)
 	}
 	rsp, err := g.OIDC.Serve(ctx, req)
@@ -104,6 +105,11 @@ type clientJSON struct {
 	Permission             string   `json:"permission,omitempty"`
 	Disabled               bool     `json:"disabled"`
 	Created                int64    `json:"created"`
+	// BackchannelFailures counts the logout tokens given up (the
+	// application refused every attempt); the last error and time beside.
+	BackchannelFailures  int32  `json:"backchannel_failures,omitempty"`
+	BackchannelLastError string `json:"backchannel_last_error,omitempty"`
+	BackchannelFailedAt  int64  `json:"backchannel_failed_at,omitempty"`
 	// ClientSecret is shown once, at creation and rotation.
 	ClientSecret string `json:"client_secret,omitempty"`
 }
@@ -113,6 +119,7 @@ func clientOut(c *oidcpb.Client, secret string) clientJSON {
 		ClientID: c.Id, Name: c.Name, RedirectURIs: endpoint.OrEmpty(c.RedirectUris), PostLogoutRedirectURIs: endpoint.OrEmpty(c.PostLogoutRedirectUris),
 		BackchannelLogoutURI: c.BackchannelLogoutUri, Confidential: c.Confidential, FirstParty: c.FirstParty,
 		Scopes: endpoint.OrEmpty(c.Scopes), Permission: c.Permission, Disabled: c.Disabled, Created: c.Created, ClientSecret: secret,
+		BackchannelFailures: c.BackchannelFailures, BackchannelLastError: c.BackchannelLastError, BackchannelFailedAt: c.BackchannelFailedAt,
 	}
 }
 

@@ -454,11 +454,16 @@ type Client struct {
 	FirstParty             bool                   `protobuf:"varint,7,opt,name=first_party,json=firstParty,proto3" json:"first_party,omitempty"`
 	Scopes                 []string               `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// permission, when set, limits the client to users holding it.
-	Permission    string `protobuf:"bytes,9,opt,name=permission,proto3" json:"permission,omitempty"`
-	Disabled      bool   `protobuf:"varint,10,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	Created       int64  `protobuf:"varint,11,opt,name=created,proto3" json:"created,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Permission string `protobuf:"bytes,9,opt,name=permission,proto3" json:"permission,omitempty"`
+	Disabled   bool   `protobuf:"varint,10,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Created    int64  `protobuf:"varint,11,opt,name=created,proto3" json:"created,omitempty"`
+	// backchannel_failures counts the logout tokens given up (every attempt
+	// refused); the last one's error and time (unix seconds) beside it.
+	BackchannelFailures  int32  `protobuf:"varint,12,opt,name=backchannel_failures,json=backchannelFailures,proto3" json:"backchannel_failures,omitempty"`
+	BackchannelLastError string `protobuf:"bytes,13,opt,name=backchannel_last_error,json=backchannelLastError,proto3" json:"backchannel_last_error,omitempty"`
+	BackchannelFailedAt  int64  `protobuf:"varint,14,opt,name=backchannel_failed_at,json=backchannelFailedAt,proto3" json:"backchannel_failed_at,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Client) Reset() {
@@ -564,6 +569,27 @@ func (x *Client) GetDisabled() bool {
 func (x *Client) GetCreated() int64 {
 	if x != nil {
 		return x.Created
+	}
+	return 0
+}
+
+func (x *Client) GetBackchannelFailures() int32 {
+	if x != nil {
+		return x.BackchannelFailures
+	}
+	return 0
+}
+
+func (x *Client) GetBackchannelLastError() string {
+	if x != nil {
+		return x.BackchannelLastError
+	}
+	return ""
+}
+
+func (x *Client) GetBackchannelFailedAt() int64 {
+	if x != nil {
+		return x.BackchannelFailedAt
 	}
 	return 0
 }
@@ -1207,7 +1233,7 @@ const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"\bconsents\x18\x01 \x03(\v2\r.oidc.ConsentR\bconsents\"3\n" +
 	"\x14RevokeConsentRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x17\n" +
-	"\x15RevokeConsentResponse\"\xf5\x02\n" +
+	"\x15RevokeConsentResponse\"\x92\x04\n" +
 	"\x06Client\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -1223,7 +1249,10 @@ const file_proto_oidc_oidc_proto_rawDesc = "" +
 	"permission\x12\x1a\n" +
 	"\bdisabled\x18\n" +
 	" \x01(\bR\bdisabled\x12\x18\n" +
-	"\acreated\x18\v \x01(\x03R\acreated\"\xbc\x02\n" +
+	"\acreated\x18\v \x01(\x03R\acreated\x121\n" +
+	"\x14backchannel_failures\x18\f \x01(\x05R\x13backchannelFailures\x124\n" +
+	"\x16backchannel_last_error\x18\r \x01(\tR\x14backchannelLastError\x122\n" +
+	"\x15backchannel_failed_at\x18\x0e \x01(\x03R\x13backchannelFailedAt\"\xbc\x02\n" +
 	"\x13CreateClientRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rredirect_uris\x18\x02 \x03(\tR\fredirectUris\x129\n" +

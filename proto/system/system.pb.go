@@ -1282,7 +1282,12 @@ type ListAuditRequest struct {
 	// limit: 1 to 200; 0 means 50.
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// cursor: the next of the previous page; empty for the newest entries.
-	Cursor        string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// from <= time < to (unix seconds; 0: unbounded).
+	From int64 `protobuf:"varint,6,opt,name=from,proto3" json:"from,omitempty"`
+	To   int64 `protobuf:"varint,7,opt,name=to,proto3" json:"to,omitempty"`
+	// export: the first page of a CSV export, recorded in the audit log.
+	Export        bool `protobuf:"varint,8,opt,name=export,proto3" json:"export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1343,6 +1348,27 @@ func (x *ListAuditRequest) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *ListAuditRequest) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetExport() bool {
+	if x != nil {
+		return x.Export
+	}
+	return false
 }
 
 type ListAuditResponse struct {
@@ -1681,12 +1707,15 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\fsubject_name\x18\a \x01(\tR\vsubjectName\x12\x1f\n" +
 	"\vclient_addr\x18\b \x01(\tR\n" +
 	"clientAddr\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detail\"v\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"\xb2\x01\n" +
 	"\x10ListAuditRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n" +
-	"\x06cursor\x18\x05 \x01(\tR\x06cursorJ\x04\b\x03\x10\x04R\x06offset\"k\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursor\x12\x12\n" +
+	"\x04from\x18\x06 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\a \x01(\x03R\x02to\x12\x16\n" +
+	"\x06export\x18\b \x01(\bR\x06exportJ\x04\b\x03\x10\x04R\x06offset\"k\n" +
 	"\x11ListAuditResponse\x12,\n" +
 	"\aentries\x18\x01 \x03(\v2\x12.system.AuditEntryR\aentries\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +

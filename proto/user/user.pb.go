@@ -1198,13 +1198,21 @@ func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
 
 // Account is a user as an admin sees it (never the password hash).
 type Account struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Roles         []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	Disabled      bool                   `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	CreatedAt     int64                  `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     int64                  `protobuf:"varint,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username  string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Roles     []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Disabled  bool                   `protobuf:"varint,4,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	CreatedAt int64                  `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt int64                  `protobuf:"varint,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// last_login_at is the last sign-in (unix seconds), 0 for none.
+	LastLoginAt   int64  `protobuf:"varint,7,opt,name=last_login_at,json=lastLoginAt,proto3" json:"last_login_at,omitempty"`
+	Email         string `protobuf:"bytes,8,opt,name=email,proto3" json:"email,omitempty"`
+	EmailVerified bool   `protobuf:"varint,9,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// locked: failed sign-ins to the account reached its limit, so sign-ins
+	// from untrusted devices are refused for a while.
+	Locked        bool   `protobuf:"varint,10,opt,name=locked,proto3" json:"locked,omitempty"`
+	DisplayName   string `protobuf:"bytes,11,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1281,13 +1289,68 @@ func (x *Account) GetUpdatedAt() int64 {
 	return 0
 }
 
+func (x *Account) GetLastLoginAt() int64 {
+	if x != nil {
+		return x.LastLoginAt
+	}
+	return 0
+}
+
+func (x *Account) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Account) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *Account) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *Account) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
 type ListUsersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// query, when set, keeps the accounts whose name contains it (no case).
 	Query  string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	Offset int32  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// limit: 1 to 200; 0 means 50.
-	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// role, when set, keeps the accounts holding it.
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// status, when set: active (enabled, not locked), disabled, locked or
+	// unverified (an email address not confirmed yet).
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// sort: name (the default), created or last_login; desc reverses it.
+	Sort string `protobuf:"bytes,6,opt,name=sort,proto3" json:"sort,omitempty"`
+	Desc bool   `protobuf:"varint,7,opt,name=desc,proto3" json:"desc,omitempty"`
+	// created_from <= created < created_to, last_login_from <= last sign-in
+	// < last_login_to (unix seconds; 0: unbounded; an account never signed
+	// in counts as signed in at 0).
+	CreatedFrom int64 `protobuf:"varint,8,opt,name=created_from,json=createdFrom,proto3" json:"created_from,omitempty"`
+	CreatedTo   int64 `protobuf:"varint,9,opt,name=created_to,json=createdTo,proto3" json:"created_to,omitempty"`
+	LoginFrom   int64 `protobuf:"varint,10,opt,name=login_from,json=loginFrom,proto3" json:"login_from,omitempty"`
+	LoginTo     int64 `protobuf:"varint,11,opt,name=login_to,json=loginTo,proto3" json:"login_to,omitempty"`
+	// cursor: the next of the previous page (offset is then ignored); empty
+	// for the first.
+	Cursor string `protobuf:"bytes,12,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// export: the first page of a CSV export, recorded in the audit log.
+	Export        bool `protobuf:"varint,13,opt,name=export,proto3" json:"export,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1343,11 +1406,88 @@ func (x *ListUsersRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListUsersRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetDesc() bool {
+	if x != nil {
+		return x.Desc
+	}
+	return false
+}
+
+func (x *ListUsersRequest) GetCreatedFrom() int64 {
+	if x != nil {
+		return x.CreatedFrom
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetCreatedTo() int64 {
+	if x != nil {
+		return x.CreatedTo
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetLoginFrom() int64 {
+	if x != nil {
+		return x.LoginFrom
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetLoginTo() int64 {
+	if x != nil {
+		return x.LoginTo
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetExport() bool {
+	if x != nil {
+		return x.Export
+	}
+	return false
+}
+
 type ListUsersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Users []*Account             `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
-	// total counts every match, not only this page.
-	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// total counts every match, not only this page; given only for a request
+	// without a cursor.
+	Total int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// next: the cursor of the next page; empty on the last.
+	Next string `protobuf:"bytes,3,opt,name=next,proto3" json:"next,omitempty"`
+	// partial: the filters needed the accounts' records and the list stopped
+	// after reading a bounded number of them (see README): total counts the
+	// matches among those; next goes on from there.
+	Partial       bool `protobuf:"varint,4,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1534,20 @@ func (x *ListUsersResponse) GetTotal() int32 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *ListUsersResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+func (x *ListUsersResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 type GetUserRequest struct {
@@ -3197,7 +3351,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x14RevokeSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x17\n" +
-	"\x15RevokeSessionResponse\"\xa5\x01\n" +
+	"\x15RevokeSessionResponse\"\xc1\x02\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3206,14 +3360,35 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\x03R\tupdatedAt\"V\n" +
+	"updated_at\x18\x06 \x01(\x03R\tupdatedAt\x12\"\n" +
+	"\rlast_login_at\x18\a \x01(\x03R\vlastLoginAt\x12\x14\n" +
+	"\x05email\x18\b \x01(\tR\x05email\x12%\n" +
+	"\x0eemail_verified\x18\t \x01(\bR\remailVerified\x12\x16\n" +
+	"\x06locked\x18\n" +
+	" \x01(\bR\x06locked\x12!\n" +
+	"\fdisplay_name\x18\v \x01(\tR\vdisplayName\"\xd6\x02\n" +
 	"\x10ListUsersRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x05R\x06offset\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"N\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x12\n" +
+	"\x04sort\x18\x06 \x01(\tR\x04sort\x12\x12\n" +
+	"\x04desc\x18\a \x01(\bR\x04desc\x12!\n" +
+	"\fcreated_from\x18\b \x01(\x03R\vcreatedFrom\x12\x1d\n" +
+	"\n" +
+	"created_to\x18\t \x01(\x03R\tcreatedTo\x12\x1d\n" +
+	"\n" +
+	"login_from\x18\n" +
+	" \x01(\x03R\tloginFrom\x12\x19\n" +
+	"\blogin_to\x18\v \x01(\x03R\aloginTo\x12\x16\n" +
+	"\x06cursor\x18\f \x01(\tR\x06cursor\x12\x16\n" +
+	"\x06export\x18\r \x01(\bR\x06export\"|\n" +
 	"\x11ListUsersResponse\x12#\n" +
 	"\x05users\x18\x01 \x03(\v2\r.user.AccountR\x05users\x12\x14\n" +
-	"\x05total\x18\x02 \x01(\x05R\x05total\" \n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\tR\x04next\x12\x18\n" +
+	"\apartial\x18\x04 \x01(\bR\apartial\" \n" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"_\n" +
 	"\x0fGetUserResponse\x12!\n" +

@@ -312,10 +312,28 @@ func (tr *transport) doc(req *http.Request) (*Doc, error) {
 	if err != nil || rsp.StatusCode != http.StatusOK {
 		return nil, errors.Join(fmt.Errorf("GET %s: %d", u.String(), rsp.StatusCode), err)
 	}
-	d, err := Load(data)
+	d, err := LoadCached(data)
 	if err != nil {
 		return nil, err
 	}
 	tr.docs[req.URL.Host] = d
+	return d, nil
+}
+
+// loaded are the documents loaded so far, by their text: every server of a
+// test binary serves one of a few.
+var loaded sync.Map // string -> *Doc
+
+// LoadCached is Load, once per document text (a test binary's servers and
+// gateways serve one of a few).
+func LoadCached(data []byte) (*Doc, error) {
+	if d, ok := loaded.Load(string(data)); ok {
+		return d.(*Doc), nil
+	}
+	d, err := Load(data)
+	if err != nil {
+		return nil, err
+	}
+	loaded.Store(string(data), d)
 	return d, nil
 }
