@@ -61,7 +61,7 @@ func main() {
 				Name: "admin", Usage: "recover an account from the command line",
 				Subcommands: []*cli.Command{{
 					Name:      "reset-password",
-					Usage:     "give an account a temporary password (changed at its next sign-in), in the store the user service would use: the file store in --data_dir (Portal stopped), or MICRO_STORE=redis (running or not)",
+					Usage:     "give an account a temporary password (changed at its next sign-in), in the store the user service would use: the file store in --data_dir (through the running Portal's admin socket, or directly when stopped), or MICRO_STORE=redis (running or not)",
 					ArgsUsage: "<username> [-- portal user flags, e.g. --store redis --store_address ...]",
 					Flags:     []cli.Flag{&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the data dir of the embedded store"}},
 					Action: func(c *cli.Context) error {

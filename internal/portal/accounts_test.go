@@ -3,8 +3,11 @@ package portal_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -127,7 +130,7 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 	tok, _ := c.login("alice", "alice-password-1")
 	form := url.Values{"login": {"alice"}, "token": {"x"}, "new_password": {"alice-password-2"}, "confirm": {"alice-password-2"}, "display_name": {"x"}, "email": {"a@example.com"}}
 	admin, _ := c.login("admin", testenv.AdminPassword)
-	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification"} {
+	for _, path := range []string{"/password/forgot", "/password/reset", "/email/verify", "/account/profile", "/account/email/verification", "/account/totp/disable", "/account/totp/recovery-codes"} {
 		r := c.do("POST", path, "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Cookie", "portal_session="+tok+"; portal_csrf="+strings.Repeat("a", 43))
 		if r.StatusCode != http.StatusForbidden {
 			t.Errorf("%s without a matching CSRF token: %d", path, r.StatusCode)
@@ -242,29 +245,93 @@ func TestAdminManagedAccounts(t *testing.T) {
 	c.login("dave", "dave-password-1")
 }
 
-func TestAdminResetPasswordCommand(t *testing.T) {
-	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
-	c := newClient(t, p)
-	admin, _ := c.login("admin", testenv.AdminPassword)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	// While the embedded Portal holds its store: refused, nothing changed.
+// resetByCommand runs portal admin reset-password for name on dir and
+// returns the temporary password it printed.
+func resetByCommand(t *testing.T, dir, name string) string {
+	t.Helper()
 	var out bytes.Buffer
-	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err == nil || !strings.Contains(err.Error(), "stop it first") {
-		t.Fatalf("reset while running: %v", err)
-	}
-	p.Stop(t)
-
-	out.Reset()
-	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "admin", &out, log); err != nil {
-		t.Fatal(err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, name, &out, log); err != nil {
+		t.Fatalf("reset-password %s: %v", name, err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) < 2 || len(lines[1]) != 24 {
 		t.Fatalf("output:\n%s", out.String())
 	}
-	temp := lines[1]
+	return lines[1]
+}
+
+// mustChangeTo signs name in with the temporary password temp, which must
+// be changed, and changes it to next.
+func mustChangeTo(t *testing.T, c *client, name, temp, next string) {
+	t.Helper()
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
+		t.Fatalf("login with the temporary password: %q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": name, "password": temp, "new_password": next}), http.StatusOK)
+	c.login(name, next)
+}
+
+// hasCommandLineReset reports whether the audit log has the command line's
+// reset of name.
+func hasCommandLineReset(t *testing.T, c *client, admin, name string) bool {
+	t.Helper()
+	entries, _ := listAudit(t, c, admin, "kind=password_reset")
+	for _, e := range entries {
+		if e.SubjectName == name && e.ActorName == "command line" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAdminResetPasswordWhileRunning: portal admin reset-password reaches a
+// running embedded Portal over its admin socket (it cannot open the store
+// the process holds): the account's sessions end at once, the printed
+// password must be changed at the next sign-in, the reset is audited as the
+// command line's; the socket is 0600 and gone after the stop.
+func TestAdminResetPasswordWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	c.register("alice", "alice-password-1")
+	alice, _ := c.login("alice", "alice-password-1")
+	sock := filepath.Join(dir, portal.AdminSocket)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want a socket of mode 0600", fi, err)
+	}
+
+	temp := resetByCommand(t, dir, "alice")
+	c.expect(c.do("GET", "/api/v1/me", alice, nil), http.StatusUnauthorized) // at once: no cache lets it pass
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusUnauthorized)
+	mustChangeTo(t, c, "alice", temp, "alice-password-2")
+	if !hasCommandLineReset(t, c, admin, "alice") {
+		t.Fatal("no password_reset entry by the command line for alice")
+	}
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "nobody", &out, log); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("an unknown account: %v", err)
+	}
+	p.Stop(t)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("admin socket after the stop: %v", err)
+	}
+}
+
+// TestAdminResetPasswordStopped: with no Portal running the command opens
+// the store itself; the reset is audited when Portal next starts.
+func TestAdminResetPasswordStopped(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+	p.Stop(t)
+
+	temp := resetByCommand(t, dir, "admin")
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := portal.ResetPassword(context.Background(), []string{"--data_dir", dir}, "nobody", &out, log); err == nil {
 		t.Fatal("an unknown account was reset")
 	}
@@ -273,11 +340,32 @@ func TestAdminResetPasswordCommand(t *testing.T) {
 	c = newClient(t, p)
 	c.expect(c.do("GET", "/api/v1/me", admin, nil), http.StatusUnauthorized) // its session is gone
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword}), http.StatusUnauthorized)
-	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp}), http.StatusForbidden)); code != "user.password_change_required" {
-		t.Fatalf("%q", code)
+	mustChangeTo(t, c, "admin", temp, "the-admin-password-2")
+	admin, _ = c.login("admin", "the-admin-password-2")
+	poll.Wait(t, 30*time.Second, "the offline reset in the audit log", func() bool { return hasCommandLineReset(t, c, admin, "admin") })
+}
+
+// TestAdminSocketStale: a socket file left by a process that died (here
+// mode 0644) does not stop the start; it is replaced by a 0600 one that
+// serves.
+func TestAdminSocketStale(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, portal.AdminSocket)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": temp, "new_password": "the-admin-password-2"}), http.StatusOK)
-	c.login("admin", "the-admin-password-2")
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if err := os.Chmod(sock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	c := newClient(t, p)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want mode 0600", fi, err)
+	}
+	mustChangeTo(t, c, "admin", resetByCommand(t, dir, "admin"), "the-admin-password-2")
 }
 
 func TestTOTPThroughTheAPI(t *testing.T) {
@@ -326,6 +414,29 @@ func TestTOTPThroughTheAPI(t *testing.T) {
 	c.expect(login(codes[0].(string)), http.StatusOK)
 	c.expect(login(codes[0].(string)), http.StatusUnauthorized)
 
+	// New recovery codes (with a code; a used one is no code), then TOTP
+	// off by its owner (password and code), on the page as in the API.
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/recovery-codes", tok, map[string]string{"code": codes[0].(string)}), http.StatusUnauthorized)); code != "user.bad_code" {
+		t.Fatalf("a used recovery code: %q", code)
+	}
+	r = c.expect(c.do("POST", "/api/v1/me/totp/recovery-codes", tok, map[string]string{"code": codes[1].(string)}), http.StatusOK).json(t)
+	fresh, _ := r["recovery_codes"].([]any)
+	if len(fresh) != 10 {
+		t.Fatalf("%v", r)
+	}
+	c.expect(login(codes[2].(string)), http.StatusUnauthorized) // the old ones are gone
+	if page := c.expect(c.do("GET", "/account", tok, nil), http.StatusOK); !bytes.Contains(page.body, []byte(`action="/account/totp/disable"`)) {
+		t.Fatal("the account page offers no way to turn TOTP off")
+	}
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "wrong-password", "code": fresh[0].(string)}), http.StatusForbidden)); code != "user.wrong_password" {
+		t.Fatalf("turning off with a wrong password: %q", code)
+	}
+	c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "alice-password-1", "code": fresh[0].(string)}), http.StatusNoContent)
+	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "alice", "password": "alice-password-1"}), http.StatusOK)
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", tok, map[string]string{"password": "alice-password-1", "code": fresh[1].(string)}), http.StatusConflict)); code != "user.totp_off" {
+		t.Fatalf("turning off twice: %q", code)
+	}
+
 	// Only an admin resets another's factors.
 	me := c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK).json(t)
 	c.expect(c.do("POST", "/api/v1/admin/users/"+me["id"].(string)+"/factors/reset", tok, nil), http.StatusForbidden)
@@ -349,4 +460,81 @@ func TestTwoFactorRequiredForARole(t *testing.T) {
 	next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
 	m := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword, "otp": next}), http.StatusOK).json(t)
 	c.expect(c.do("GET", "/api/v1/admin/users", m["token"].(string), nil), http.StatusOK)
+	third, _ := totp.GenerateCode(secret, now.Add(60*time.Second))
+	if code := errorCode(t, c.expect(c.do("POST", "/api/v1/me/totp/disable", m["token"].(string), map[string]string{"password": testenv.AdminPassword, "code": third}), http.StatusConflict)); code != "user.two_factor_needed" {
+		t.Fatalf("an admin turning TOTP off: %q", code)
+	}
+}
+
+// mailSubjects are the decoded subjects of the messages to addr.
+func mailSubjects(t *testing.T, srv *mailtest.Server, addr string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range srv.To(addr) {
+		msg, _ := mailtest.Parse(t, m.Data)
+		s, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// waitSubject waits for the n-th message to addr and returns its subject.
+func waitSubject(t *testing.T, srv *mailtest.Server, addr string, n int) string {
+	t.Helper()
+	poll.Wait(t, 60*time.Second, fmt.Sprintf("message %d to %s", n+1, addr), func() bool { return len(srv.To(addr)) > n })
+	return mailSubjects(t, srv, addr)[n]
+}
+
+// TestMailInTheUsersLanguage: mail is written in the account's language:
+// the registering request's, changed by the language switch while signed
+// in and on the profile; an account without one (made by an admin) gets
+// the config's ui.language.
+func TestMailInTheUsersLanguage(t *testing.T) {
+	p, srv := accountsPortal(t, "ui:\n  language: zh-CN\n")
+	c := newClient(t, p)
+	admin, _ := c.login("admin", testenv.AdminPassword)
+
+	// An invitation: no language yet, so ui.language.
+	c.expect(c.do("POST", "/api/v1/admin/users", admin, map[string]any{"username": "carol", "email": "carol@example.com"}), http.StatusCreated)
+	if s := waitSubject(t, srv, "carol@example.com", 0); s != "邀请您使用 Portal" {
+		t.Fatalf("invitation subject %q: not zh-CN", s)
+	}
+
+	// Registered from an English page: English mail.
+	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}, "Accept-Language", "en"), http.StatusCreated)
+	if s := waitSubject(t, srv, "alice@example.com", 0); s != "Confirm your email address for Portal" {
+		t.Fatalf("verification subject %q", s)
+	}
+	alice, _ := c.login("alice", "alice-password-1")
+	language := func() any { return c.expect(c.do("GET", "/api/v1/me", alice, nil), http.StatusOK).json(t)["language"] }
+	if l := language(); l != "en" {
+		t.Fatalf("language %v", l)
+	}
+
+	// The switch, signed in: the account's language follows; a reset asked
+	// for from an English page is still written in it.
+	c.expect(c.do("GET", "/lang?to=zh-CN&next=/", alice, nil), http.StatusSeeOther)
+	if l := language(); l != "zh-CN" {
+		t.Fatalf("language after the switch %v", l)
+	}
+	c.expect(c.do("POST", "/api/v1/password/forgot", "", map[string]string{"login": "alice"}, "Accept-Language", "en"), http.StatusAccepted)
+	if s := waitSubject(t, srv, "alice@example.com", 1); s != "重置您的 Portal 密码" {
+		t.Fatalf("reset subject %q", s)
+	}
+
+	// The profile: back to English; the old address is told in it.
+	if code := errorCode(t, c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"language": "fr"}), http.StatusBadRequest)); code != "user.bad_language" {
+		t.Fatalf("%q", code)
+	}
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"language": "en"}), http.StatusOK)
+	c.expect(c.do("PATCH", "/api/v1/me", alice, map[string]string{"email": "alice2@example.com"}, "Accept-Language", "zh-CN"), http.StatusOK)
+	if s := waitSubject(t, srv, "alice@example.com", 2); s != "The email address of your Portal account changed" {
+		t.Fatalf("email-changed subject %q: not English", s)
+	}
+	if s := waitSubject(t, srv, "alice2@example.com", 0); s != "Confirm your email address for Portal" {
+		t.Fatalf("verification of the new address %q", s)
+	}
 }

@@ -46,7 +46,7 @@ import (
 // and the audit entries (unless stream is durable by itself) are kept in an
 // outbox in k until flush (nil: publishing is delivering) confirms that the
 // broker has them, relayed in the background.
-func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, sender mail.Sender, flush func(context.Context) error, log *slog.Logger) error {
+func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifier auth.Auth, cfg *config.Center, adminPassword, issuer string, stream events.Stream, sender mail.Sender, flush func(context.Context) error, log *slog.Logger) (*user.Handler, error) {
 	repo := user.NewRepo(platform.TraceStore(st, svc.TracerProvider()))
 	if k != nil {
 		repo = repo.WithKV(k)
@@ -85,18 +85,18 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	authz := pauth.HandlerWrapper(verifier, user.Endpoints, h)
 	svc.SetAuth(func(next server.HandlerFunc) server.HandlerFunc { return authz(user.ProvenClient(next)) })
 	if err := userpb.RegisterUserHandler(svc.Server(), h); err != nil {
-		return err
+		return nil, err
 	}
 	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mountSSO(svc, st, k, minter, h, issuer, pub, log); err != nil {
-		return err
+		return nil, err
 	}
 	// Every instance holds the roles in memory: read before it serves,
 	// again on each role.updated event, and every user.RolesRefresh.
 	if err := micro.RegisterSubscriber(user.TopicRoleChanged, svc.Server(), h.OnRoleChanged); err != nil {
-		return err
+		return nil, err
 	}
 	svc.Background(h.RefreshRoles)
 	// The service starts only with a store that answers and a key to sign
@@ -116,7 +116,7 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	})
 	svc.AddCheck(platform.Check{Name: "config", Fn: cfg.Check})
 	svc.SetHealth(userHealth(h))
-	return nil
+	return h, nil
 }
 
 // mountSSO serves the OpenID provider (internal/sso) beside the user

@@ -156,9 +156,11 @@ func RunAll(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, o.Issuer, stream, sender, nil, log); err != nil {
+	userHandler, err := mountUser(userSvc, userStore, userStore, minter, verifier, cfg, o.AdminPassword, o.Issuer, stream, sender, nil, log)
+	if err != nil {
 		return err
 	}
+	serveAdminSocket(userSvc, o.DataDir, userHandler, log)
 	// system: the admin plane; it asks user about sessions, keeps the audit log.
 	systemSvc, err := newService("system")
 	if err != nil {

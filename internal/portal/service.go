@@ -314,7 +314,15 @@ func buildUser(ctx context.Context, b *Built, d deps, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, sender, b.link.Flush, log)
+	h, err := mountUser(b.Service, st, k, minter, d.verifier, d.cfg, b.settings.AdminPassword, issuer, stream, sender, b.link.Flush, log)
+	if err != nil {
+		return err
+	}
+	if b.settings.Store == nil {
+		// The command line cannot open the file this process holds.
+		serveAdminSocket(b.Service, b.settings.DataDir, h, log)
+	}
+	return nil
 }
 
 // buildSystem mounts the system service: its store (the audit log) and the

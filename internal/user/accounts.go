@@ -36,8 +36,9 @@ func (h *Handler) WithMail(o *mail.Outbox) *Handler {
 }
 
 // sendLink issues a link of kind for u to addr, and queues the message of
-// mkind carrying it. ttl and valid say how long it works. A request for
-// the same link moments after the last is ErrTooSoon.
+// mkind carrying it, in u's language (mailLang; lang is the request's).
+// ttl and valid say how long it works. A request for the same link moments
+// after the last is ErrTooSoon.
 func (h *Handler) sendLink(ctx context.Context, u *User, kind LinkKind, addr string, ttl time.Duration, mkind mail.Kind, path, lang string, valid map[string]string) error {
 	if h.mail == nil {
 		return errors.New("user: no outbox to send mail with")
@@ -47,6 +48,7 @@ func (h *Handler) sendLink(ctx context.Context, u *User, kind LinkKind, addr str
 		return err
 	}
 	link := h.cfg.Current().Accounts.Link(path, url.Values{"token": {token}})
+	lang = h.mailLang(u, lang)
 	m, err := mail.Compose(mkind, lang, addr, mail.Data{Username: u.Username, Link: link, Valid: valid[mail.Lang(lang)]})
 	if err != nil {
 		return err
@@ -57,6 +59,20 @@ func (h *Handler) sendLink(ctx context.Context, u *User, kind LinkKind, addr str
 // sendVerification mails u a link that verifies addr.
 func (h *Handler) sendVerification(ctx context.Context, u *User, addr, lang string) error {
 	return h.sendLink(ctx, u, LinkVerify, addr, VerifyLinkTTL, mail.KindVerify, "/email/verify", lang, mail.Valid24h)
+}
+
+// ErrBadLanguage: a language Portal does not write in.
+var ErrBadLanguage = errors.New("user: the language must be en or zh-CN")
+
+// mailLang is the language of mail to u: the account's, else fallback (the
+// language of the request that sends it), else the config's ui.language.
+func (h *Handler) mailLang(u *User, fallback string) string {
+	for _, l := range []string{u.Lang, fallback} {
+		if l != "" && mail.Lang(l) == l {
+			return l
+		}
+	}
+	return h.cfg.Current().UI.Language
 }
 
 // normalEmail checks an address given by a client.
@@ -88,6 +104,13 @@ func (a *Accounts) UpdateProfile(ctx context.Context, req *pb.UpdateProfileReque
 		}
 		u.DisplayName = name
 		changed = append(changed, "display name")
+	}
+	if req.Language != nil && *req.Language != u.Lang {
+		if mail.Lang(*req.Language) != *req.Language {
+			return rpcError(ErrBadLanguage)
+		}
+		u.Lang = *req.Language
+		changed = append(changed, "language")
 	}
 	oldEmail := u.Email
 	if req.Email != nil && !strings.EqualFold(strings.TrimSpace(*req.Email), u.Email) {
@@ -124,7 +147,7 @@ func (a *Accounts) UpdateProfile(ctx context.Context, req *pb.UpdateProfileReque
 			}
 		}
 		if oldEmail != "" {
-			if err := h.tell(ctx, mail.KindEmailChanged, req.Lang, oldEmail, mail.Data{Username: u.Username, NewEmail: orNone(u.Email)}); err != nil {
+			if err := h.tell(ctx, mail.KindEmailChanged, h.mailLang(u, req.Lang), oldEmail, mail.Data{Username: u.Username, NewEmail: orNone(u.Email)}); err != nil {
 				return rpcError(err)
 			}
 		}

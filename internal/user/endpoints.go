@@ -31,16 +31,24 @@ var Endpoints = endpoint.Declare("user",
 		}))},
 	endpoint.Endpoint{Name: "Accounts.TOTPQRCode", Access: endpoint.SignedIn},
 	endpoint.Endpoint{Name: "Accounts.ConfirmTOTP", Access: endpoint.SignedIn,
-		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/confirm", 0, func(in endpoint.Input, r *pb.ConfirmTOTPRequest) error {
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/confirm", 0, func(in endpoint.Input, r *pb.ConfirmTOTPRequest) error { return decodeCode(in, &r.Code) }, func(r *pb.ConfirmTOTPResponse) totpConfirmed {
+			return totpConfirmed{endpoint.OrEmpty(r.RecoveryCodes)}
+		}))},
+	endpoint.Endpoint{Name: "Accounts.DisableTOTP", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.NoContent[pb.DisableTOTPRequest, pb.DisableTOTPResponse]("POST", "/me/totp/disable", 0, func(in endpoint.Input, r *pb.DisableTOTPRequest) error {
 			var b struct {
-				Code string `json:"code"`
+				Password    string `json:"password"`
+				Code        string `json:"code"`
+				DeviceToken string `json:"device_token"`
 			}
 			if err := in.DecodeJSON(&b); err != nil {
 				return err
 			}
-			r.Code = b.Code
+			r.Password, r.Code, r.DeviceToken = b.Password, b.Code, b.DeviceToken
 			return nil
-		}, func(r *pb.ConfirmTOTPResponse) totpConfirmed {
+		}))},
+	endpoint.Endpoint{Name: "Accounts.NewRecoveryCodes", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/recovery-codes", 0, func(in endpoint.Input, r *pb.NewRecoveryCodesRequest) error { return decodeCode(in, &r.Code) }, func(r *pb.NewRecoveryCodesResponse) totpConfirmed {
 			return totpConfirmed{endpoint.OrEmpty(r.RecoveryCodes)}
 		}))},
 	// Accounts an admin manages.
@@ -329,6 +337,16 @@ func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
 	}
 	r.Username, r.Email, r.Roles, r.Password = b.Username, b.Email, b.Roles, b.Password
 	return nil
+}
+
+// decodeCode reads a body {"code"} into code.
+func decodeCode(in endpoint.Input, code *string) error {
+	var b struct {
+		Code string `json:"code"`
+	}
+	err := in.DecodeJSON(&b)
+	*code = b.Code
+	return err
 }
 
 // The answers of the routes above.

@@ -57,6 +57,9 @@ var errorTable = []struct {
 	{ErrMFARequired, "user.mfa_required", 401},
 	{ErrBadCode, "user.bad_code", 401},
 	{ErrNoEnrolment, "user.no_enrolment", 409},
+	{ErrTOTPOff, "user.totp_off", 409},
+	{ErrBadLanguage, "user.bad_language", 400},
+	{ErrTwoFactorNeeded, "user.two_factor_needed", 409},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

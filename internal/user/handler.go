@@ -195,6 +195,9 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 		return rpcError(err)
 	}
 	u.Email = email
+	if mail.Lang(req.Lang) == req.Lang {
+		u.Lang = req.Lang
+	}
 	if email != "" {
 		if err := h.repo.ClaimEmail(ctx, email, u.ID); err != nil {
 			return rpcError(err)
@@ -205,7 +208,7 @@ func (h *Handler) Register(ctx context.Context, req *pb.RegisterRequest, rsp *pb
 		return rpcError(err)
 	}
 	if email != "" {
-		if err := h.sendVerification(ctx, u, email, mail.DefaultLang); err != nil {
+		if err := h.sendVerification(ctx, u, email, ""); err != nil {
 			// The account stands; its owner can ask for another link.
 			h.log.Warn("verification mail not queued", "user", u.Username, "err", err)
 		}
@@ -444,7 +447,7 @@ func (h *Handler) Info(ctx context.Context, req *pb.InfoRequest, rsp *pb.InfoRes
 	rsp.Id, rsp.Username, rsp.Roles, rsp.CreatedAt = u.ID, u.Username, u.Roles, u.CreatedAt.Unix()
 	rsp.SessionId, rsp.SessionExpiresAt = s.ID, s.ExpiresAt.Unix()
 	rsp.Email, rsp.EmailVerified, rsp.DisplayName = u.Email, u.EmailVerified, u.DisplayName
-	rsp.TotpEnabled = u.TOTPSecret != ""
+	rsp.TotpEnabled, rsp.Language = u.TOTPSecret != "", u.Lang
 	rsp.TwoFactorRequired = len(h.effectiveRoles(u)) < len(u.Roles)
 	return nil
 }

@@ -196,31 +196,62 @@ func (r *Repo) setTemporaryPassword(ctx context.Context, u *User, now time.Time)
 	return pw, nil
 }
 
-// ResetPasswordInStore is `portal admin reset-password`: it gives the
-// account named username a temporary password that must be changed at the
-// next sign-in, straight in the user service's store (no service needs to
-// run), enables the account, and deletes its sessions. A gateway that
-// cached one of them lets it pass until that entry expires (no event can
-// be sent from here).
-func ResetPasswordInStore(ctx context.Context, r *Repo, username string) (password string, sessionsEnded int, err error) {
+// ResetPasswordInStore is `portal admin reset-password` on a store no
+// running service holds: it gives the account named username a temporary
+// password that must be changed at the next sign-in, enables the account,
+// and deletes its sessions. It returns the audit entry the caller records
+// (no service runs to record it). A gateway that cached one of the sessions
+// lets it pass until that entry expires (no event can be sent from here).
+func ResetPasswordInStore(ctx context.Context, r *Repo, username string) (password string, sessionsEnded int, entry audit.Entry, err error) {
 	u, err := r.ByName(ctx, username)
+	if err != nil {
+		return "", 0, entry, err
+	}
+	u.Disabled = false
+	if password, err = r.setTemporaryPassword(ctx, u, time.Now()); err != nil {
+		return "", 0, entry, err
+	}
+	ids, err := r.SessionIDs(ctx, u.ID)
+	if err != nil {
+		return "", 0, entry, err
+	}
+	for _, sid := range ids {
+		if err := r.DeleteSession(ctx, u.ID, sid); err != nil {
+			return "", 0, entry, err
+		}
+	}
+	return password, len(ids), commandLineReset(u), nil
+}
+
+// ResetPasswordFromCommandLine is `portal admin reset-password` served by
+// the running user service (over its admin socket, because the command
+// cannot open a store the service holds): as ResetPasswordInStore, but the
+// sessions end as any other (every gateway hears it at once) and the reset
+// is audited, done by the command line.
+func (h *Handler) ResetPasswordFromCommandLine(ctx context.Context, username string) (password string, sessionsEnded int32, err error) {
+	u, err := h.repo.ByName(ctx, username)
 	if err != nil {
 		return "", 0, err
 	}
 	u.Disabled = false
-	if password, err = r.setTemporaryPassword(ctx, u, time.Now()); err != nil {
+	if password, err = h.repo.setTemporaryPassword(ctx, u, h.now()); err != nil {
 		return "", 0, err
 	}
-	ids, err := r.SessionIDs(ctx, u.ID)
-	if err != nil {
+	h.publishChanged(ctx, u.ID)
+	if sessionsEnded, err = h.endAll(ctx, u.ID); err != nil {
 		return "", 0, err
 	}
-	for _, sid := range ids {
-		if err := r.DeleteSession(ctx, u.ID, sid); err != nil {
-			return "", 0, err
-		}
-	}
-	return password, len(ids), nil
+	h.publishAudit(ctx, commandLineReset(u))
+	return password, sessionsEnded, nil
+}
+
+// CommandLine is the actor name of what `portal admin` does.
+const CommandLine = "command line"
+
+// commandLineReset is the audit entry of `portal admin reset-password`.
+func commandLineReset(u *User) audit.Entry {
+	return audit.Entry{Kind: audit.KindPasswordReset, ActorName: CommandLine, SubjectID: u.ID, SubjectName: u.Username,
+		Detail: "a temporary password set on the command line (portal admin reset-password); account enabled"}
 }
 
 // temporaryPassword is 18 random bytes, base64url: 24 characters.

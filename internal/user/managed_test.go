@@ -3,6 +3,7 @@ package user
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/mail"
@@ -134,4 +135,36 @@ func TestAdminResetsPasswords(t *testing.T) {
 	if e := ah.audit.of(audit.KindPasswordReset); len(e) < 2 || e[0].ActorName != "admin" {
 		t.Fatalf("audit %+v", e)
 	}
+}
+
+// TestInvitationLinkRefusals: an invitation link is refused when forged,
+// after use, after its 7 days, and sets only its own account's password.
+func TestInvitationLinkRefusals(t *testing.T) {
+	ah := newAcctHarness(t, nil)
+	adminCtx, _ := ah.adminCtx(t)
+	for _, name := range []string{"dave", "erin"} {
+		if err := ah.a.CreateUser(adminCtx, &pb.CreateUserRequest{Username: name, Email: name + "@example.com", Roles: []string{"user"}}, &pb.CreateUserResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dave := ah.lastToken(t, "dave@example.com", "/password/reset")
+	erin := ah.lastToken(t, "erin@example.com", "/password/reset")
+
+	_, err := ah.reset(forged(), "dave-password-1")
+	wantRPCError(t, err, "user.bad_link", 400)
+
+	// dave's link is dave's: it names him and sets no one else's password.
+	rsp, err := ah.reset(dave, "dave-password-1")
+	if err != nil || rsp.Username != "dave" {
+		t.Fatalf("%v, %v", rsp, err)
+	}
+	wantRPCError(t, ah.h.Login(context.Background(), &pb.LoginRequest{Username: "erin", Password: "dave-password-1"}, &pb.LoginResponse{}), "user.bad_credentials", 401)
+	_, err = ah.reset(dave, "dave-password-2")
+	wantRPCError(t, err, "user.bad_link", 400)
+
+	// Seven days on, erin's is dead.
+	ah.clock.advance(InviteLinkTTL + time.Second)
+	_, err = ah.reset(erin, "erin-password-1")
+	wantRPCError(t, err, "user.bad_link", 400)
+	wantRPCError(t, ah.h.Login(context.Background(), &pb.LoginRequest{Username: "erin", Password: "erin-password-1"}, &pb.LoginResponse{}), "user.bad_credentials", 401)
 }

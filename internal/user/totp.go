@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"image/png"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/portal-go/portal/internal/audit"
+	pauth "github.com/portal-go/portal/internal/auth"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
@@ -47,7 +49,7 @@ var totpOpts = totp.ValidateOpts{Period: totpPeriod, Skew: 0, Digits: otp.Digits
 // totpStep returns the time step whose code is code, newer than after,
 // within one step of now; 0 when none.
 func totpStep(secret, code string, now time.Time, after int64) int64 {
-	if len(code) != 6 {
+	if len(code) != 6 || secret == "" {
 		return 0
 	}
 	cur := now.Unix() / totpPeriod
@@ -83,12 +85,12 @@ func newRecoveryCodes() (codes, hashes []string, err error) {
 	return codes, hashes, nil
 }
 
-// secondFactor checks code against u's TOTP secret (a step newer than the
-// last one used: no replay inside the window) or its recovery codes (each
-// used once), and records the use in u (the caller stores u).
-func secondFactor(u *User, code string, now time.Time) bool {
+// secondFactor checks code against u's TOTP key secret (a step newer than
+// the last one used: no replay inside the window) or its recovery codes
+// (each used once), and records the use in u (the caller stores u).
+func secondFactor(u *User, secret, code string, now time.Time) bool {
 	code = strings.TrimSpace(code)
-	if step := totpStep(u.TOTPSecret, code, now, u.TOTPLastStep); step != 0 {
+	if step := totpStep(secret, code, now, u.TOTPLastStep); step != 0 {
 		u.TOTPLastStep = step
 		return true
 	}
@@ -104,10 +106,15 @@ func secondFactor(u *User, code string, now time.Time) bool {
 
 // checkSecondFactor checks a login's code for u and records its use: a
 // TOTP step or a recovery code is claimed atomically, so that of concurrent
-// logins with one code exactly one passes.
+// logins with one code exactly one passes. A key stored in the clear is
+// sealed then; one that does not open leaves the recovery codes.
 func (h *Handler) checkSecondFactor(ctx context.Context, u *User, code string) (bool, error) {
 	before := len(u.RecoveryHashes)
-	if !secondFactor(u, code, h.now()) {
+	secret, clear, err := h.unseal(u.ID, u.TOTPSecret)
+	if err != nil {
+		h.log.Warn("two-factor key not read: only recovery codes sign in", "user", u.Username, "err", err)
+	}
+	if !secondFactor(u, secret, code, h.now()) {
 		return false, nil
 	}
 	claim := keyFactorUsed + u.ID + "/step/" + strconv.FormatInt(u.TOTPLastStep, 10)
@@ -118,6 +125,11 @@ func (h *Handler) checkSecondFactor(ctx context.Context, u *User, code string) (
 	won, err := h.repo.claimOnce(ctx, claim, ttl)
 	if err != nil || !won {
 		return false, err
+	}
+	if clear && secret != "" {
+		if u.TOTPSecret, err = h.seal(u.ID, secret); err != nil {
+			return false, err
+		}
 	}
 	u.UpdatedAt = h.now().UTC()
 	return true, h.repo.Update(ctx, u)
@@ -143,7 +155,10 @@ func (a *Accounts) BeginTOTP(ctx context.Context, req *pb.BeginTOTPRequest, rsp 
 	if err != nil {
 		return rpcError(err)
 	}
-	u.TOTPPending, u.UpdatedAt = key.Secret(), h.now().UTC()
+	if u.TOTPPending, err = h.seal(u.ID, key.Secret()); err != nil {
+		return rpcError(err)
+	}
+	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
 	}
@@ -165,7 +180,11 @@ func (a *Accounts) TOTPQRCode(ctx context.Context, req *pb.TOTPQRCodeRequest, rs
 	if u.TOTPPending == "" {
 		return rpcError(ErrNoEnrolment)
 	}
-	key, err := otp.NewKeyFromURL(totpURL(u.Username, u.TOTPPending))
+	pending, _, err := a.h.unseal(u.ID, u.TOTPPending)
+	if err != nil {
+		return rpcError(err)
+	}
+	key, err := otp.NewKeyFromURL(totpURL(u.Username, pending))
 	if err != nil {
 		return rpcError(err)
 	}
@@ -207,15 +226,23 @@ func (a *Accounts) ConfirmTOTP(ctx context.Context, req *pb.ConfirmTOTPRequest, 
 	if u.TOTPPending == "" {
 		return rpcError(ErrNoEnrolment)
 	}
-	step := totpStep(u.TOTPPending, strings.TrimSpace(req.Code), h.now(), 0)
+	pending, _, err := h.unseal(u.ID, u.TOTPPending)
+	if err != nil {
+		return rpcError(err)
+	}
+	step := totpStep(pending, strings.TrimSpace(req.Code), h.now(), 0)
 	if step == 0 {
 		return rpcError(ErrBadCode)
+	}
+	sealed, err := h.seal(u.ID, pending)
+	if err != nil {
+		return rpcError(err)
 	}
 	codes, hashes, err := newRecoveryCodes()
 	if err != nil {
 		return rpcError(err)
 	}
-	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = u.TOTPPending, "", step, hashes
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = sealed, "", step, hashes
 	u.UpdatedAt = h.now().UTC()
 	if err := h.repo.Update(ctx, u); err != nil {
 		return rpcError(err)
@@ -245,5 +272,100 @@ func (a *Accounts) ResetFactors(ctx context.Context, req *pb.ResetFactorsRequest
 	}
 	h.publishChanged(ctx, u.ID)
 	h.record(ctx, acc, audit.KindFactorsChange, u.ID, u.Username, "second factors removed by an admin")
+	return nil
+}
+
+// Errors of turning one's own second factor off.
+var (
+	// ErrTOTPOff: the account has no TOTP in force.
+	ErrTOTPOff = errors.New("user: two-factor sign-in is not on")
+	// ErrTwoFactorNeeded: a role of the account counts only with a second
+	// factor (accounts.twoFactorRoles), so it cannot be turned off.
+	ErrTwoFactorNeeded = errors.New("user: a role of yours requires two-factor sign-in: it cannot be turned off (an admin can remove it)")
+)
+
+// DisableTOTP turns the caller's TOTP off: it needs their password (a wrong
+// one counts as a failed login, as at a password change) and a current code
+// or recovery code (a wrong one counts too), and is refused while a role of
+// theirs needs two factors. Their recovery codes go with it.
+func (a *Accounts) DisableTOTP(ctx context.Context, req *pb.DisableTOTPRequest, rsp *pb.DisableTOTPResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPSecret == "" {
+		return rpcError(ErrTOTPOff)
+	}
+	for _, r := range h.cfg.Current().Accounts.TwoFactorRoles {
+		if slices.Contains(u.Roles, r) {
+			return rpcError(ErrTwoFactorNeeded)
+		}
+	}
+	g, err := h.guardLogin(ctx, u.Username, pauth.ClientFromContext(ctx), req.DeviceToken, u)
+	if err != nil {
+		return rpcError(err)
+	}
+	pwOK, err := passwordMatches(ctx, u, req.Password)
+	if err != nil {
+		return rpcError(err)
+	}
+	ok, refusal, detail := false, ErrWrongPassword, "wrong current password (turning TOTP off)"
+	if pwOK {
+		refusal, detail = ErrBadCode, "wrong second-factor code (turning TOTP off)"
+		if ok, err = h.checkSecondFactor(ctx, u, req.Code); err != nil {
+			return rpcError(err)
+		}
+	}
+	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
+		return rpcError(err)
+	} else if !ok {
+		return rpcError(refusal)
+	}
+	u.TOTPSecret, u.TOTPPending, u.TOTPLastStep, u.RecoveryHashes = "", "", 0, nil
+	u.UpdatedAt = h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishChanged(ctx, u.ID)
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindFactorsChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "TOTP turned off by its owner"})
+	return nil
+}
+
+// NewRecoveryCodes replaces the caller's recovery codes with ten new ones,
+// given a current code (or one of the old recovery codes); the old ones
+// stop working.
+func (a *Accounts) NewRecoveryCodes(ctx context.Context, req *pb.NewRecoveryCodesRequest, rsp *pb.NewRecoveryCodesResponse) error {
+	h := a.h
+	acc, err := account(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return rpcError(err)
+	}
+	if u.TOTPSecret == "" {
+		return rpcError(ErrTOTPOff)
+	}
+	if ok, err := h.checkSecondFactor(ctx, u, req.Code); err != nil {
+		return rpcError(err)
+	} else if !ok {
+		return rpcError(ErrBadCode)
+	}
+	codes, hashes, err := newRecoveryCodes()
+	if err != nil {
+		return rpcError(err)
+	}
+	u.RecoveryHashes, u.UpdatedAt = hashes, h.now().UTC()
+	if err := h.repo.Update(ctx, u); err != nil {
+		return rpcError(err)
+	}
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindFactorsChange, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, Detail: "10 new recovery codes made; the old ones no longer work"})
+	rsp.RecoveryCodes = codes
 	return nil
 }

@@ -3,6 +3,7 @@ package user
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,105 @@ func TestTwoFactorRoles(t *testing.T) {
 	if in := ah.info(t, tok); in.TwoFactorRequired {
 		t.Fatal("still required after enrolling")
 	}
+}
+
+// TestTOTPKeySealed: the TOTP key is stored sealed (the base32 key is not
+// in the record); a key an earlier version stored in the clear still
+// signs in, and is sealed at that use; a sealed key copied onto another
+// account does not open there.
+func TestTOTPKeySealed(t *testing.T) {
+	ah := newAcctHarness(t, nil)
+	ah.register(t, "alice", alicePW)
+	ctx, _ := ah.ctxFor(t, ah.login(t, "alice", alicePW).Token)
+	secret, _ := ah.enrol(t, ctx)
+	u, err := ah.h.repo.ByName(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(u.TOTPSecret, sealedPrefix) || strings.Contains(u.TOTPSecret, secret) {
+		t.Fatalf("stored key %q: not sealed", u.TOTPSecret)
+	}
+	sealed := u.TOTPSecret
+
+	// As an earlier version stored it: in the clear.
+	u.TOTPSecret = secret
+	if err := ah.h.repo.Update(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	ah.clock.advance(totpPeriod * time.Second)
+	ah.login2(t, "alice", alicePW, codeAt(t, secret, ah.clock.now()))
+	if u, _ = ah.h.repo.ByName(context.Background(), "alice"); !strings.HasPrefix(u.TOTPSecret, sealedPrefix) || u.TOTPSecret == sealed {
+		t.Fatalf("a clear key was not sealed anew at its use: %q", u.TOTPSecret)
+	}
+
+	// alice's sealed key on bob's account: no code of it signs bob in.
+	ah.register(t, "bob", "bob-password-1")
+	bob, _ := ah.h.repo.ByName(context.Background(), "bob")
+	bob.TOTPSecret = sealed
+	if err := ah.h.repo.Update(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	ah.clock.advance(totpPeriod * time.Second)
+	wantRPCError(t, ah.loginOTP("bob", "bob-password-1", codeAt(t, secret, ah.clock.now())), "user.bad_code", 401)
+}
+
+// TestDisableTOTPAndNewRecoveryCodes: an account turns its own TOTP off
+// (password and a code) and makes new recovery codes (a code); each
+// refusal: TOTP not on, wrong password, wrong or replayed code, a used
+// recovery code, a role that needs two factors.
+func TestDisableTOTPAndNewRecoveryCodes(t *testing.T) {
+	ah := newAcctHarness(t, func(s *config.Settings) { s.Accounts.TwoFactorRoles = []string{"admin"} })
+	adminCtx, _ := ah.adminCtx(t)
+	ah.register(t, "alice", alicePW)
+	ctx, _ := ah.ctxFor(t, ah.login(t, "alice", alicePW).Token)
+	disable := func(ctx context.Context, pw, code string) error {
+		return ah.a.DisableTOTP(ctx, &pb.DisableTOTPRequest{Password: pw, Code: code}, &pb.DisableTOTPResponse{})
+	}
+	renew := func(ctx context.Context, code string) ([]string, error) {
+		var rsp pb.NewRecoveryCodesResponse
+		err := ah.a.NewRecoveryCodes(ctx, &pb.NewRecoveryCodesRequest{Code: code}, &rsp)
+		return rsp.RecoveryCodes, err
+	}
+	wantRPCError(t, disable(ctx, alicePW, "123456"), "user.totp_off", 409)
+	_, err := renew(ctx, "123456")
+	wantRPCError(t, err, "user.totp_off", 409)
+
+	secret, codes := ah.enrol(t, ctx)
+	// The code enrolment used (this step) is no code now; a wrong password
+	// is refused before the code is looked at.
+	wantRPCError(t, disable(ctx, alicePW, codeAt(t, secret, ah.clock.now())), "user.bad_code", 401)
+	ah.clock.advance(totpPeriod * time.Second)
+	wantRPCError(t, disable(ctx, "wrong-password", codeAt(t, secret, ah.clock.now())), "user.wrong_password", 403)
+	wantRPCError(t, disable(ctx, alicePW, "000000"), "user.bad_code", 401)
+
+	// New recovery codes, with a current code: the old ones stop working.
+	_, err = renew(ctx, "000000")
+	wantRPCError(t, err, "user.bad_code", 401)
+	fresh, err := renew(ctx, codeAt(t, secret, ah.clock.now()))
+	if err != nil || len(fresh) != 10 {
+		t.Fatalf("new recovery codes: %d, %v", len(fresh), err)
+	}
+	_, err = renew(ctx, codeAt(t, secret, ah.clock.now())) // the same step again
+	wantRPCError(t, err, "user.bad_code", 401)
+	wantRPCError(t, ah.loginOTP("alice", alicePW, codes[0]), "user.bad_code", 401)
+	ah.login2(t, "alice", alicePW, fresh[0])
+	wantRPCError(t, disable(ctx, alicePW, fresh[0]), "user.bad_code", 401) // used once already
+
+	// Turned off with a recovery code: the password alone signs in.
+	if err := disable(ctx, alicePW, fresh[1]); err != nil {
+		t.Fatal(err)
+	}
+	ah.login(t, "alice", alicePW)
+	if in := ah.info(t, ah.login(t, "alice", alicePW).Token); in.TotpEnabled {
+		t.Fatal("TOTP still on")
+	}
+	e := ah.audit.of(audit.KindFactorsChange)
+	if len(e) != 3 || e[1].Detail != "10 new recovery codes made; the old ones no longer work" || e[2].Detail != "TOTP turned off by its owner" || e[2].ActorName != "alice" {
+		t.Fatalf("audit %+v", e)
+	}
+
+	// An admin, whose role needs two factors, cannot turn it off.
+	adminSecret, _ := ah.enrol(t, adminCtx)
+	ah.clock.advance(totpPeriod * time.Second)
+	wantRPCError(t, disable(adminCtx, adminPW, codeAt(t, adminSecret, ah.clock.now())), "user.two_factor_needed", 409)
 }

@@ -101,6 +101,9 @@ type User struct {
 	// MustChangePassword: the next sign-in must set a new password (a
 	// temporary one was given, or an admin asked for a change).
 	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// Lang is the account's language (en or zh-CN), which its mail is
+	// written in; empty: the config's ui.language.
+	Lang string `json:"lang,omitempty"`
 	// TOTPSecret (base32) is in force when set; TOTPPending waits for its
 	// first code; TOTPLastStep is the last time step a code was accepted
 	// for (a code is never accepted twice); RecoveryHashes are the SHA-256

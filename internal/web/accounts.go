@@ -17,7 +17,7 @@ import (
 func init() {
 	// Accounts' notices (?done=name), each the message "notice.<name>";
 	// their pages' titles are "title.<page>".
-	notices = append(notices, "profile", "verification_sent", "created", "invited", "reset_link", "change_required", "factors_reset")
+	notices = append(notices, "profile", "verification_sent", "created", "invited", "reset_link", "change_required", "factors_reset", "totp_off")
 	for name, nav := range map[string]string{"admin_mail.html": "mail", "admin_password.html": "users"} {
 		navOf[name] = nav
 	}
@@ -43,6 +43,8 @@ func (g *Gateway) accountRoutes(e *gin.Engine, api, me *gin.RouterGroup) {
 	e.POST("/account/totp", g.requireCaller, g.csrf, g.totpBeginForm)
 	e.POST("/account/totp/confirm", g.requireCaller, g.csrf, g.totpConfirmForm)
 	e.GET("/account/totp/qr.png", g.requireCaller, g.totpQR)
+	e.POST("/account/totp/disable", g.requireCaller, g.csrf, g.totpDisableForm)
+	e.POST("/account/totp/recovery-codes", g.requireCaller, g.csrf, g.recoveryCodesForm)
 
 	api.POST("/password/forgot", g.apiForgot)
 	api.POST("/password/reset", g.apiReset)
@@ -83,6 +85,30 @@ func (g *Gateway) totpConfirmForm(c *gin.Context) {
 	g.forgetCaller(c)
 	c.Header("Cache-Control", "no-store")
 	g.page(c, http.StatusOK, "totp.html", gin.H{"Codes": rsp.RecoveryCodes})
+}
+
+func (g *Gateway) totpDisableForm(c *gin.Context) {
+	_, err := g.Accounts.DisableTOTP(rpcContext(c), &userpb.DisableTOTPRequest{
+		Password: c.PostForm("password"), Code: c.PostForm("code"), DeviceToken: deviceToken(c, ""),
+	})
+	if err != nil {
+		status, _, msg := rpcMessage(c, err)
+		g.accountView(c, status, gin.H{"Error": msg})
+		return
+	}
+	g.forgetCaller(c)
+	back(c, "/account", "totp_off")
+}
+
+func (g *Gateway) recoveryCodesForm(c *gin.Context) {
+	rsp, err := g.Accounts.NewRecoveryCodes(rpcContext(c), &userpb.NewRecoveryCodesRequest{Code: c.PostForm("code")})
+	if err != nil {
+		status, _, msg := rpcMessage(c, err)
+		g.accountView(c, status, gin.H{"Error": msg})
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	g.page(c, http.StatusOK, "totp.html", gin.H{"Codes": rsp.RecoveryCodes, "Renewed": true})
 }
 
 func (g *Gateway) resetFactorsForm(c *gin.Context) {
@@ -182,6 +208,7 @@ type (
 type profilePatch struct {
 	DisplayName *string `json:"display_name"`
 	Email       *string `json:"email"`
+	Language    *string `json:"language"`
 }
 
 func (g *Gateway) apiPatchMe(c *gin.Context) {
@@ -189,11 +216,11 @@ func (g *Gateway) apiPatchMe(c *gin.Context) {
 	if !decodeJSON(c, &req) {
 		return
 	}
-	if req.DisplayName == nil && req.Email == nil {
-		abortError(c, http.StatusBadRequest, codeMissing, "nothing to change: send display_name and/or email")
+	if req.DisplayName == nil && req.Email == nil && req.Language == nil {
+		abortError(c, http.StatusBadRequest, codeMissing, "nothing to change: send display_name, email and/or language")
 		return
 	}
-	p, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: req.DisplayName, Email: req.Email})
+	p, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: req.DisplayName, Email: req.Email, Language: req.Language, Lang: langOf(c)})
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -237,7 +264,7 @@ func (g *Gateway) apiForgot(c *gin.Context) {
 }
 
 func (g *Gateway) forgot(c *gin.Context, login string) {
-	if _, err := g.Accounts.ForgotPassword(rpcContext(c), &userpb.ForgotPasswordRequest{Login: login}); err != nil {
+	if _, err := g.Accounts.ForgotPassword(rpcContext(c), &userpb.ForgotPasswordRequest{Login: login, Lang: langOf(c)}); err != nil {
 		g.Log.Warn("password reset request not passed on", "err", err)
 	}
 }
@@ -302,7 +329,11 @@ func (g *Gateway) verifyForm(c *gin.Context) {
 
 func (g *Gateway) profileForm(c *gin.Context) {
 	name, email := c.PostForm("display_name"), c.PostForm("email")
-	if _, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: &name, Email: &email}); err != nil {
+	req := &userpb.UpdateProfileRequest{DisplayName: &name, Email: &email, Lang: langOf(c)}
+	if l, ok := c.GetPostForm("language"); ok {
+		req.Language = &l
+	}
+	if _, err := g.Accounts.UpdateProfile(rpcContext(c), req); err != nil {
 		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return
@@ -312,7 +343,7 @@ func (g *Gateway) profileForm(c *gin.Context) {
 }
 
 func (g *Gateway) resendForm(c *gin.Context) {
-	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{}); err != nil {
+	if _, err := g.Accounts.SendVerification(rpcContext(c), &userpb.SendVerificationRequest{Lang: langOf(c)}); err != nil {
 		status, _, msg := rpcMessage(c, err)
 		g.accountView(c, status, gin.H{"Error": msg})
 		return

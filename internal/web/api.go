@@ -97,7 +97,7 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 	if !decodeJSON(c, &req) || !required(c, req) {
 		return
 	}
-	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
+	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email, Lang: langOf(c)}, slow)
 	if err != nil {
 		g.abortRPC(c, err)
 		return
@@ -146,7 +146,7 @@ func (g *Gateway) logout(c *gin.Context) bool {
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
 	c.JSON(http.StatusOK, me{info.Id, info.Username, endpoint.OrEmpty(info.Roles), endpoint.OrEmpty(info.Permissions),
-		info.Email, info.EmailVerified, info.DisplayName, info.TotpEnabled, info.TwoFactorRequired})
+		info.Email, info.EmailVerified, info.DisplayName, info.TotpEnabled, info.TwoFactorRequired, info.Language})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {
@@ -213,6 +213,9 @@ type (
 		DisplayName       string   `json:"display_name"`
 		TOTPEnabled       bool     `json:"totp_enabled"`
 		TwoFactorRequired bool     `json:"two_factor_required"`
+		// Language is the account's, which its mail is written in; empty:
+		// the config's ui.language.
+		Language string `json:"language"`
 	}
 	sessionsEnded struct {
 		SessionsEnded int32 `json:"sessions_ended"`

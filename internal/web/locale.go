@@ -9,7 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gin-gonic/gin/render"
 
+	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/i18n"
+	userpb "github.com/portal-go/portal/proto/user"
 )
 
 // The language and time zone of a request. The language is the header
@@ -52,11 +54,28 @@ func (g *Gateway) locale(c *gin.Context) {
 			Name: langCookie, Value: to, Path: "/", MaxAge: 365 * 24 * 3600,
 			Secure: c.Request.TLS != nil, SameSite: http.SameSiteLaxMode, HttpOnly: true,
 		})
+		g.rememberLanguage(c, to)
 		c.Redirect(http.StatusSeeOther, safeNext(c.Query("next")))
 		c.Abort()
 		return
 	}
 	c.Next()
+}
+
+// rememberLanguage makes lang the signed-in caller's language, which
+// their mail is written in; a switch without a session only sets the
+// cookie, and a failure only costs the mail's language.
+func (g *Gateway) rememberLanguage(c *gin.Context, lang string) {
+	cl, err := g.identify(c, g.Config.Current().Auth, false)
+	if err != nil || cl.Info.Language == lang || cl.Info.KeyId != "" {
+		return
+	}
+	ctx := pauth.ContextWithToken(c.Request.Context(), cl.Token)
+	if _, err := g.Accounts.UpdateProfile(ctx, &userpb.UpdateProfileRequest{Language: &lang}); err != nil {
+		g.Log.Warn("language not kept on the account", "err", err)
+		return
+	}
+	_ = g.Cache.Delete(c.Request.Context(), cacheSession+cl.Info.SessionId)
 }
 
 // loadZone loads an IANA zone name, refusing the local zone's alias and

@@ -179,7 +179,7 @@ func (g *Gateway) registerForm(c *gin.Context) {
 		g.page(c, http.StatusBadRequest, "register.html", gin.H{"Username": name, "Email": email, "Errors": map[string]string{"confirm": tr(c, "form.passwords_differ")}})
 		return
 	}
-	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw, Email: email}, slow); err != nil {
+	if _, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: name, Password: pw, Email: email, Lang: langOf(c)}, slow); err != nil {
 		status, code, msg := rpcMessage(c, err)
 		data := gin.H{"Username": name, "Email": email}
 		if f := fieldOf[code]; f != "" {

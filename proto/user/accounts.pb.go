@@ -361,6 +361,192 @@ func (*ResetFactorsResponse) Descriptor() ([]byte, []int) {
 	return file_proto_user_accounts_proto_rawDescGZIP(), []int{7}
 }
 
+type DisableTOTPRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Password string                 `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	Code     string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// device_token is the caller's device token (a wrong password counts as
+	// a failed login from that device, as at sign-in).
+	DeviceToken   string `protobuf:"bytes,3,opt,name=device_token,json=deviceToken,proto3" json:"device_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPRequest) Reset() {
+	*x = DisableTOTPRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPRequest) ProtoMessage() {}
+
+func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPRequest.ProtoReflect.Descriptor instead.
+func (*DisableTOTPRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DisableTOTPRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *DisableTOTPRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DisableTOTPRequest) GetDeviceToken() string {
+	if x != nil {
+		return x.DeviceToken
+	}
+	return ""
+}
+
+type DisableTOTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableTOTPResponse) Reset() {
+	*x = DisableTOTPResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableTOTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableTOTPResponse) ProtoMessage() {}
+
+func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
+func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
+}
+
+type NewRecoveryCodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewRecoveryCodesRequest) Reset() {
+	*x = NewRecoveryCodesRequest{}
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewRecoveryCodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewRecoveryCodesRequest) ProtoMessage() {}
+
+func (x *NewRecoveryCodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewRecoveryCodesRequest.ProtoReflect.Descriptor instead.
+func (*NewRecoveryCodesRequest) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *NewRecoveryCodesRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type NewRecoveryCodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewRecoveryCodesResponse) Reset() {
+	*x = NewRecoveryCodesResponse{}
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewRecoveryCodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewRecoveryCodesResponse) ProtoMessage() {}
+
+func (x *NewRecoveryCodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewRecoveryCodesResponse.ProtoReflect.Descriptor instead.
+func (*NewRecoveryCodesResponse) Descriptor() ([]byte, []int) {
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *NewRecoveryCodesResponse) GetRecoveryCodes() []string {
+	if x != nil {
+		return x.RecoveryCodes
+	}
+	return nil
+}
+
 type CreateUserRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
@@ -375,7 +561,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +573,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[8]
+	mi := &file_proto_user_accounts_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +586,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{8}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateUserRequest) GetUsername() string {
@@ -450,7 +636,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +648,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[9]
+	mi := &file_proto_user_accounts_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +661,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{9}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateUserResponse) GetId() string {
@@ -511,7 +697,7 @@ type ResetUserPasswordRequest struct {
 
 func (x *ResetUserPasswordRequest) Reset() {
 	*x = ResetUserPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +709,7 @@ func (x *ResetUserPasswordRequest) String() string {
 func (*ResetUserPasswordRequest) ProtoMessage() {}
 
 func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[10]
+	mi := &file_proto_user_accounts_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +722,7 @@ func (x *ResetUserPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetUserPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{10}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResetUserPasswordRequest) GetUserId() string {
@@ -572,7 +758,7 @@ type ResetUserPasswordResponse struct {
 
 func (x *ResetUserPasswordResponse) Reset() {
 	*x = ResetUserPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +770,7 @@ func (x *ResetUserPasswordResponse) String() string {
 func (*ResetUserPasswordResponse) ProtoMessage() {}
 
 func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[11]
+	mi := &file_proto_user_accounts_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +783,7 @@ func (x *ResetUserPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetUserPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{11}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResetUserPasswordResponse) GetTemporaryPassword() string {
@@ -630,7 +816,7 @@ type RequirePasswordChangeRequest struct {
 
 func (x *RequirePasswordChangeRequest) Reset() {
 	*x = RequirePasswordChangeRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +828,7 @@ func (x *RequirePasswordChangeRequest) String() string {
 func (*RequirePasswordChangeRequest) ProtoMessage() {}
 
 func (x *RequirePasswordChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[12]
+	mi := &file_proto_user_accounts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +841,7 @@ func (x *RequirePasswordChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequirePasswordChangeRequest.ProtoReflect.Descriptor instead.
 func (*RequirePasswordChangeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{12}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RequirePasswordChangeRequest) GetUserId() string {
@@ -674,7 +860,7 @@ type RequirePasswordChangeResponse struct {
 
 func (x *RequirePasswordChangeResponse) Reset() {
 	*x = RequirePasswordChangeResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[13]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +872,7 @@ func (x *RequirePasswordChangeResponse) String() string {
 func (*RequirePasswordChangeResponse) ProtoMessage() {}
 
 func (x *RequirePasswordChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[13]
+	mi := &file_proto_user_accounts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +885,7 @@ func (x *RequirePasswordChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequirePasswordChangeResponse.ProtoReflect.Descriptor instead.
 func (*RequirePasswordChangeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{13}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RequirePasswordChangeResponse) GetSessionsEnded() int32 {
@@ -714,15 +900,19 @@ type UpdateProfileRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	DisplayName *string                `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
 	Email       *string                `protobuf:"bytes,2,opt,name=email,proto3,oneof" json:"email,omitempty"`
-	// lang is the language of any mail the change sends.
-	Lang          string `protobuf:"bytes,3,opt,name=lang,proto3" json:"lang,omitempty"`
+	// lang is the language of any mail the change sends when the account
+	// has none.
+	Lang string `protobuf:"bytes,3,opt,name=lang,proto3" json:"lang,omitempty"`
+	// language sets the account's language (en or zh-CN), which its mail is
+	// written in.
+	Language      *string `protobuf:"bytes,4,opt,name=language,proto3,oneof" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProfileRequest) Reset() {
 	*x = UpdateProfileRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[14]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +924,7 @@ func (x *UpdateProfileRequest) String() string {
 func (*UpdateProfileRequest) ProtoMessage() {}
 
 func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[14]
+	mi := &file_proto_user_accounts_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +937,7 @@ func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{14}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateProfileRequest) GetDisplayName() string {
@@ -771,6 +961,13 @@ func (x *UpdateProfileRequest) GetLang() string {
 	return ""
 }
 
+func (x *UpdateProfileRequest) GetLanguage() string {
+	if x != nil && x.Language != nil {
+		return *x.Language
+	}
+	return ""
+}
+
 type Profile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Email         string                 `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
@@ -782,7 +979,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_proto_user_accounts_proto_msgTypes[15]
+	mi := &file_proto_user_accounts_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +991,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[15]
+	mi := &file_proto_user_accounts_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1004,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{15}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Profile) GetEmail() string {
@@ -840,7 +1037,7 @@ type SendVerificationRequest struct {
 
 func (x *SendVerificationRequest) Reset() {
 	*x = SendVerificationRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[16]
+	mi := &file_proto_user_accounts_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1049,7 @@ func (x *SendVerificationRequest) String() string {
 func (*SendVerificationRequest) ProtoMessage() {}
 
 func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[16]
+	mi := &file_proto_user_accounts_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1062,7 @@ func (x *SendVerificationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationRequest.ProtoReflect.Descriptor instead.
 func (*SendVerificationRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{16}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SendVerificationRequest) GetLang() string {
@@ -883,7 +1080,7 @@ type SendVerificationResponse struct {
 
 func (x *SendVerificationResponse) Reset() {
 	*x = SendVerificationResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[17]
+	mi := &file_proto_user_accounts_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1092,7 @@ func (x *SendVerificationResponse) String() string {
 func (*SendVerificationResponse) ProtoMessage() {}
 
 func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[17]
+	mi := &file_proto_user_accounts_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1105,7 @@ func (x *SendVerificationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendVerificationResponse.ProtoReflect.Descriptor instead.
 func (*SendVerificationResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{17}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{21}
 }
 
 type TokenRequest struct {
@@ -920,7 +1117,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[18]
+	mi := &file_proto_user_accounts_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1129,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[18]
+	mi := &file_proto_user_accounts_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1142,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{18}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TokenRequest) GetToken() string {
@@ -965,7 +1162,7 @@ type VerifyEmailResponse struct {
 
 func (x *VerifyEmailResponse) Reset() {
 	*x = VerifyEmailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[19]
+	mi := &file_proto_user_accounts_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1174,7 @@ func (x *VerifyEmailResponse) String() string {
 func (*VerifyEmailResponse) ProtoMessage() {}
 
 func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[19]
+	mi := &file_proto_user_accounts_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1187,7 @@ func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
 func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{19}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *VerifyEmailResponse) GetUsername() string {
@@ -1018,7 +1215,7 @@ type ForgotPasswordRequest struct {
 
 func (x *ForgotPasswordRequest) Reset() {
 	*x = ForgotPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[20]
+	mi := &file_proto_user_accounts_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1227,7 @@ func (x *ForgotPasswordRequest) String() string {
 func (*ForgotPasswordRequest) ProtoMessage() {}
 
 func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[20]
+	mi := &file_proto_user_accounts_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1240,7 @@ func (x *ForgotPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{20}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ForgotPasswordRequest) GetLogin() string {
@@ -1068,7 +1265,7 @@ type ForgotPasswordResponse struct {
 
 func (x *ForgotPasswordResponse) Reset() {
 	*x = ForgotPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[21]
+	mi := &file_proto_user_accounts_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1277,7 @@ func (x *ForgotPasswordResponse) String() string {
 func (*ForgotPasswordResponse) ProtoMessage() {}
 
 func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[21]
+	mi := &file_proto_user_accounts_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1290,7 @@ func (x *ForgotPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgotPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ForgotPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{21}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{25}
 }
 
 type ResetPasswordRequest struct {
@@ -1106,7 +1303,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[22]
+	mi := &file_proto_user_accounts_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1315,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[22]
+	mi := &file_proto_user_accounts_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1328,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{22}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResetPasswordRequest) GetToken() string {
@@ -1158,7 +1355,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[23]
+	mi := &file_proto_user_accounts_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1367,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[23]
+	mi := &file_proto_user_accounts_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1380,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{23}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResetPasswordResponse) GetUsername() string {
@@ -1208,7 +1405,7 @@ type ListFailedMailRequest struct {
 
 func (x *ListFailedMailRequest) Reset() {
 	*x = ListFailedMailRequest{}
-	mi := &file_proto_user_accounts_proto_msgTypes[24]
+	mi := &file_proto_user_accounts_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1417,7 @@ func (x *ListFailedMailRequest) String() string {
 func (*ListFailedMailRequest) ProtoMessage() {}
 
 func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[24]
+	mi := &file_proto_user_accounts_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1430,7 @@ func (x *ListFailedMailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailRequest.ProtoReflect.Descriptor instead.
 func (*ListFailedMailRequest) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{24}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{28}
 }
 
 // FailedMail is a message the outbox gave up, without its body.
@@ -1253,7 +1450,7 @@ type FailedMail struct {
 
 func (x *FailedMail) Reset() {
 	*x = FailedMail{}
-	mi := &file_proto_user_accounts_proto_msgTypes[25]
+	mi := &file_proto_user_accounts_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1462,7 @@ func (x *FailedMail) String() string {
 func (*FailedMail) ProtoMessage() {}
 
 func (x *FailedMail) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[25]
+	mi := &file_proto_user_accounts_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1475,7 @@ func (x *FailedMail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailedMail.ProtoReflect.Descriptor instead.
 func (*FailedMail) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{25}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FailedMail) GetId() string {
@@ -1339,7 +1536,7 @@ type ListFailedMailResponse struct {
 
 func (x *ListFailedMailResponse) Reset() {
 	*x = ListFailedMailResponse{}
-	mi := &file_proto_user_accounts_proto_msgTypes[26]
+	mi := &file_proto_user_accounts_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1548,7 @@ func (x *ListFailedMailResponse) String() string {
 func (*ListFailedMailResponse) ProtoMessage() {}
 
 func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_user_accounts_proto_msgTypes[26]
+	mi := &file_proto_user_accounts_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1561,7 @@ func (x *ListFailedMailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFailedMailResponse.ProtoReflect.Descriptor instead.
 func (*ListFailedMailResponse) Descriptor() ([]byte, []int) {
-	return file_proto_user_accounts_proto_rawDescGZIP(), []int{26}
+	return file_proto_user_accounts_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListFailedMailResponse) GetMessages() []*FailedMail {
@@ -1392,7 +1589,16 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\".\n" +
 	"\x13ResetFactorsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x16\n" +
-	"\x14ResetFactorsResponse\"\x8b\x01\n" +
+	"\x14ResetFactorsResponse\"g\n" +
+	"\x12DisableTOTPRequest\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
+	"\fdevice_token\x18\x03 \x01(\tR\vdeviceToken\"\x15\n" +
+	"\x13DisableTOTPResponse\"-\n" +
+	"\x17NewRecoveryCodesRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"A\n" +
+	"\x18NewRecoveryCodesResponse\x12%\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"\x8b\x01\n" +
 	"\x11CreateUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
@@ -1414,13 +1620,15 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"\x1cRequirePasswordChangeRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"F\n" +
 	"\x1dRequirePasswordChangeResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x88\x01\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\xb6\x01\n" +
 	"\x14UpdateProfileRequest\x12&\n" +
 	"\fdisplay_name\x18\x01 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12\x19\n" +
 	"\x05email\x18\x02 \x01(\tH\x01R\x05email\x88\x01\x01\x12\x12\n" +
-	"\x04lang\x18\x03 \x01(\tR\x04langB\x0f\n" +
+	"\x04lang\x18\x03 \x01(\tR\x04lang\x12\x1f\n" +
+	"\blanguage\x18\x04 \x01(\tH\x02R\blanguage\x88\x01\x01B\x0f\n" +
 	"\r_display_nameB\b\n" +
-	"\x06_email\"i\n" +
+	"\x06_emailB\v\n" +
+	"\t_language\"i\n" +
 	"\aProfile\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12%\n" +
 	"\x0eemail_verified\x18\x02 \x01(\bR\remailVerified\x12!\n" +
@@ -1455,7 +1663,7 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1b\n" +
 	"\tqueued_at\x18\a \x01(\x03R\bqueuedAt\"F\n" +
 	"\x16ListFailedMailResponse\x12,\n" +
-	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xd8\a\n" +
+	"\bmessages\x18\x01 \x03(\v2\x10.user.FailedMailR\bmessages2\xf3\b\n" +
 	"\bAccounts\x12<\n" +
 	"\rUpdateProfile\x12\x1a.user.UpdateProfileRequest\x1a\r.user.Profile\"\x00\x12S\n" +
 	"\x10SendVerification\x12\x1d.user.SendVerificationRequest\x1a\x1e.user.SendVerificationResponse\"\x00\x12>\n" +
@@ -1471,7 +1679,9 @@ const file_proto_user_accounts_proto_rawDesc = "" +
 	"\n" +
 	"TOTPQRCode\x12\x17.user.TOTPQRCodeRequest\x1a\x18.user.TOTPQRCodeResponse\"\x00\x12D\n" +
 	"\vConfirmTOTP\x12\x18.user.ConfirmTOTPRequest\x1a\x19.user.ConfirmTOTPResponse\"\x00\x12G\n" +
-	"\fResetFactors\x12\x19.user.ResetFactorsRequest\x1a\x1a.user.ResetFactorsResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
+	"\fResetFactors\x12\x19.user.ResetFactorsRequest\x1a\x1a.user.ResetFactorsResponse\"\x00\x12D\n" +
+	"\vDisableTOTP\x12\x18.user.DisableTOTPRequest\x1a\x19.user.DisableTOTPResponse\"\x00\x12S\n" +
+	"\x10NewRecoveryCodes\x12\x1d.user.NewRecoveryCodesRequest\x1a\x1e.user.NewRecoveryCodesResponse\"\x00B-Z+github.com/portal-go/portal/proto/user;userb\x06proto3"
 
 var (
 	file_proto_user_accounts_proto_rawDescOnce sync.Once
@@ -1485,7 +1695,7 @@ func file_proto_user_accounts_proto_rawDescGZIP() []byte {
 	return file_proto_user_accounts_proto_rawDescData
 }
 
-var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_proto_user_accounts_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_proto_user_accounts_proto_goTypes = []any{
 	(*BeginTOTPRequest)(nil),              // 0: user.BeginTOTPRequest
 	(*BeginTOTPResponse)(nil),             // 1: user.BeginTOTPResponse
@@ -1495,56 +1705,64 @@ var file_proto_user_accounts_proto_goTypes = []any{
 	(*ConfirmTOTPResponse)(nil),           // 5: user.ConfirmTOTPResponse
 	(*ResetFactorsRequest)(nil),           // 6: user.ResetFactorsRequest
 	(*ResetFactorsResponse)(nil),          // 7: user.ResetFactorsResponse
-	(*CreateUserRequest)(nil),             // 8: user.CreateUserRequest
-	(*CreateUserResponse)(nil),            // 9: user.CreateUserResponse
-	(*ResetUserPasswordRequest)(nil),      // 10: user.ResetUserPasswordRequest
-	(*ResetUserPasswordResponse)(nil),     // 11: user.ResetUserPasswordResponse
-	(*RequirePasswordChangeRequest)(nil),  // 12: user.RequirePasswordChangeRequest
-	(*RequirePasswordChangeResponse)(nil), // 13: user.RequirePasswordChangeResponse
-	(*UpdateProfileRequest)(nil),          // 14: user.UpdateProfileRequest
-	(*Profile)(nil),                       // 15: user.Profile
-	(*SendVerificationRequest)(nil),       // 16: user.SendVerificationRequest
-	(*SendVerificationResponse)(nil),      // 17: user.SendVerificationResponse
-	(*TokenRequest)(nil),                  // 18: user.TokenRequest
-	(*VerifyEmailResponse)(nil),           // 19: user.VerifyEmailResponse
-	(*ForgotPasswordRequest)(nil),         // 20: user.ForgotPasswordRequest
-	(*ForgotPasswordResponse)(nil),        // 21: user.ForgotPasswordResponse
-	(*ResetPasswordRequest)(nil),          // 22: user.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 23: user.ResetPasswordResponse
-	(*ListFailedMailRequest)(nil),         // 24: user.ListFailedMailRequest
-	(*FailedMail)(nil),                    // 25: user.FailedMail
-	(*ListFailedMailResponse)(nil),        // 26: user.ListFailedMailResponse
+	(*DisableTOTPRequest)(nil),            // 8: user.DisableTOTPRequest
+	(*DisableTOTPResponse)(nil),           // 9: user.DisableTOTPResponse
+	(*NewRecoveryCodesRequest)(nil),       // 10: user.NewRecoveryCodesRequest
+	(*NewRecoveryCodesResponse)(nil),      // 11: user.NewRecoveryCodesResponse
+	(*CreateUserRequest)(nil),             // 12: user.CreateUserRequest
+	(*CreateUserResponse)(nil),            // 13: user.CreateUserResponse
+	(*ResetUserPasswordRequest)(nil),      // 14: user.ResetUserPasswordRequest
+	(*ResetUserPasswordResponse)(nil),     // 15: user.ResetUserPasswordResponse
+	(*RequirePasswordChangeRequest)(nil),  // 16: user.RequirePasswordChangeRequest
+	(*RequirePasswordChangeResponse)(nil), // 17: user.RequirePasswordChangeResponse
+	(*UpdateProfileRequest)(nil),          // 18: user.UpdateProfileRequest
+	(*Profile)(nil),                       // 19: user.Profile
+	(*SendVerificationRequest)(nil),       // 20: user.SendVerificationRequest
+	(*SendVerificationResponse)(nil),      // 21: user.SendVerificationResponse
+	(*TokenRequest)(nil),                  // 22: user.TokenRequest
+	(*VerifyEmailResponse)(nil),           // 23: user.VerifyEmailResponse
+	(*ForgotPasswordRequest)(nil),         // 24: user.ForgotPasswordRequest
+	(*ForgotPasswordResponse)(nil),        // 25: user.ForgotPasswordResponse
+	(*ResetPasswordRequest)(nil),          // 26: user.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),         // 27: user.ResetPasswordResponse
+	(*ListFailedMailRequest)(nil),         // 28: user.ListFailedMailRequest
+	(*FailedMail)(nil),                    // 29: user.FailedMail
+	(*ListFailedMailResponse)(nil),        // 30: user.ListFailedMailResponse
 }
 var file_proto_user_accounts_proto_depIdxs = []int32{
-	25, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
-	14, // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
-	16, // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
-	18, // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
-	20, // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
-	22, // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
-	24, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
-	8,  // 7: user.Accounts.CreateUser:input_type -> user.CreateUserRequest
-	10, // 8: user.Accounts.ResetUserPassword:input_type -> user.ResetUserPasswordRequest
-	12, // 9: user.Accounts.RequirePasswordChange:input_type -> user.RequirePasswordChangeRequest
+	29, // 0: user.ListFailedMailResponse.messages:type_name -> user.FailedMail
+	18, // 1: user.Accounts.UpdateProfile:input_type -> user.UpdateProfileRequest
+	20, // 2: user.Accounts.SendVerification:input_type -> user.SendVerificationRequest
+	22, // 3: user.Accounts.VerifyEmail:input_type -> user.TokenRequest
+	24, // 4: user.Accounts.ForgotPassword:input_type -> user.ForgotPasswordRequest
+	26, // 5: user.Accounts.ResetPassword:input_type -> user.ResetPasswordRequest
+	28, // 6: user.Accounts.ListFailedMail:input_type -> user.ListFailedMailRequest
+	12, // 7: user.Accounts.CreateUser:input_type -> user.CreateUserRequest
+	14, // 8: user.Accounts.ResetUserPassword:input_type -> user.ResetUserPasswordRequest
+	16, // 9: user.Accounts.RequirePasswordChange:input_type -> user.RequirePasswordChangeRequest
 	0,  // 10: user.Accounts.BeginTOTP:input_type -> user.BeginTOTPRequest
 	2,  // 11: user.Accounts.TOTPQRCode:input_type -> user.TOTPQRCodeRequest
 	4,  // 12: user.Accounts.ConfirmTOTP:input_type -> user.ConfirmTOTPRequest
 	6,  // 13: user.Accounts.ResetFactors:input_type -> user.ResetFactorsRequest
-	15, // 14: user.Accounts.UpdateProfile:output_type -> user.Profile
-	17, // 15: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
-	19, // 16: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
-	21, // 17: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
-	23, // 18: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
-	26, // 19: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
-	9,  // 20: user.Accounts.CreateUser:output_type -> user.CreateUserResponse
-	11, // 21: user.Accounts.ResetUserPassword:output_type -> user.ResetUserPasswordResponse
-	13, // 22: user.Accounts.RequirePasswordChange:output_type -> user.RequirePasswordChangeResponse
-	1,  // 23: user.Accounts.BeginTOTP:output_type -> user.BeginTOTPResponse
-	3,  // 24: user.Accounts.TOTPQRCode:output_type -> user.TOTPQRCodeResponse
-	5,  // 25: user.Accounts.ConfirmTOTP:output_type -> user.ConfirmTOTPResponse
-	7,  // 26: user.Accounts.ResetFactors:output_type -> user.ResetFactorsResponse
-	14, // [14:27] is the sub-list for method output_type
-	1,  // [1:14] is the sub-list for method input_type
+	8,  // 14: user.Accounts.DisableTOTP:input_type -> user.DisableTOTPRequest
+	10, // 15: user.Accounts.NewRecoveryCodes:input_type -> user.NewRecoveryCodesRequest
+	19, // 16: user.Accounts.UpdateProfile:output_type -> user.Profile
+	21, // 17: user.Accounts.SendVerification:output_type -> user.SendVerificationResponse
+	23, // 18: user.Accounts.VerifyEmail:output_type -> user.VerifyEmailResponse
+	25, // 19: user.Accounts.ForgotPassword:output_type -> user.ForgotPasswordResponse
+	27, // 20: user.Accounts.ResetPassword:output_type -> user.ResetPasswordResponse
+	30, // 21: user.Accounts.ListFailedMail:output_type -> user.ListFailedMailResponse
+	13, // 22: user.Accounts.CreateUser:output_type -> user.CreateUserResponse
+	15, // 23: user.Accounts.ResetUserPassword:output_type -> user.ResetUserPasswordResponse
+	17, // 24: user.Accounts.RequirePasswordChange:output_type -> user.RequirePasswordChangeResponse
+	1,  // 25: user.Accounts.BeginTOTP:output_type -> user.BeginTOTPResponse
+	3,  // 26: user.Accounts.TOTPQRCode:output_type -> user.TOTPQRCodeResponse
+	5,  // 27: user.Accounts.ConfirmTOTP:output_type -> user.ConfirmTOTPResponse
+	7,  // 28: user.Accounts.ResetFactors:output_type -> user.ResetFactorsResponse
+	9,  // 29: user.Accounts.DisableTOTP:output_type -> user.DisableTOTPResponse
+	11, // 30: user.Accounts.NewRecoveryCodes:output_type -> user.NewRecoveryCodesResponse
+	16, // [16:31] is the sub-list for method output_type
+	1,  // [1:16] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -1555,14 +1773,14 @@ func file_proto_user_accounts_proto_init() {
 	if File_proto_user_accounts_proto != nil {
 		return
 	}
-	file_proto_user_accounts_proto_msgTypes[14].OneofWrappers = []any{}
+	file_proto_user_accounts_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_user_accounts_proto_rawDesc), len(file_proto_user_accounts_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

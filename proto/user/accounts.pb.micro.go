@@ -74,6 +74,13 @@ type AccountsService interface {
 	ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...client.CallOption) (*ConfirmTOTPResponse, error)
 	// ResetFactors removes an account's second factors. Admin only.
 	ResetFactors(ctx context.Context, in *ResetFactorsRequest, opts ...client.CallOption) (*ResetFactorsResponse, error)
+	// DisableTOTP turns the caller's own TOTP off, with their password and a
+	// current code (or a recovery code); refused while a role of theirs
+	// needs two factors.
+	DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...client.CallOption) (*DisableTOTPResponse, error)
+	// NewRecoveryCodes replaces the caller's recovery codes, with a current
+	// code (or a recovery code), and returns the ten new ones, shown this once.
+	NewRecoveryCodes(ctx context.Context, in *NewRecoveryCodesRequest, opts ...client.CallOption) (*NewRecoveryCodesResponse, error)
 }
 
 type accountsService struct {
@@ -218,6 +225,26 @@ func (c *accountsService) ResetFactors(ctx context.Context, in *ResetFactorsRequ
 	return out, nil
 }
 
+func (c *accountsService) DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...client.CallOption) (*DisableTOTPResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.DisableTOTP", in)
+	out := new(DisableTOTPResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountsService) NewRecoveryCodes(ctx context.Context, in *NewRecoveryCodesRequest, opts ...client.CallOption) (*NewRecoveryCodesResponse, error) {
+	req := c.c.NewRequest(c.name, "Accounts.NewRecoveryCodes", in)
+	out := new(NewRecoveryCodesResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Server API for Accounts service
 
 type AccountsHandler interface {
@@ -259,6 +286,13 @@ type AccountsHandler interface {
 	ConfirmTOTP(context.Context, *ConfirmTOTPRequest, *ConfirmTOTPResponse) error
 	// ResetFactors removes an account's second factors. Admin only.
 	ResetFactors(context.Context, *ResetFactorsRequest, *ResetFactorsResponse) error
+	// DisableTOTP turns the caller's own TOTP off, with their password and a
+	// current code (or a recovery code); refused while a role of theirs
+	// needs two factors.
+	DisableTOTP(context.Context, *DisableTOTPRequest, *DisableTOTPResponse) error
+	// NewRecoveryCodes replaces the caller's recovery codes, with a current
+	// code (or a recovery code), and returns the ten new ones, shown this once.
+	NewRecoveryCodes(context.Context, *NewRecoveryCodesRequest, *NewRecoveryCodesResponse) error
 }
 
 func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...server.HandlerOption) error {
@@ -276,6 +310,8 @@ func RegisterAccountsHandler(s server.Server, hdlr AccountsHandler, opts ...serv
 		TOTPQRCode(ctx context.Context, in *TOTPQRCodeRequest, out *TOTPQRCodeResponse) error
 		ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, out *ConfirmTOTPResponse) error
 		ResetFactors(ctx context.Context, in *ResetFactorsRequest, out *ResetFactorsResponse) error
+		DisableTOTP(ctx context.Context, in *DisableTOTPRequest, out *DisableTOTPResponse) error
+		NewRecoveryCodes(ctx context.Context, in *NewRecoveryCodesRequest, out *NewRecoveryCodesResponse) error
 	}
 	type Accounts struct {
 		accounts
@@ -338,4 +374,12 @@ func (h *accountsHandler) ConfirmTOTP(ctx context.Context, in *ConfirmTOTPReques
 
 func (h *accountsHandler) ResetFactors(ctx context.Context, in *ResetFactorsRequest, out *ResetFactorsResponse) error {
 	return h.AccountsHandler.ResetFactors(ctx, in, out)
+}
+
+func (h *accountsHandler) DisableTOTP(ctx context.Context, in *DisableTOTPRequest, out *DisableTOTPResponse) error {
+	return h.AccountsHandler.DisableTOTP(ctx, in, out)
+}
+
+func (h *accountsHandler) NewRecoveryCodes(ctx context.Context, in *NewRecoveryCodesRequest, out *NewRecoveryCodesResponse) error {
+	return h.AccountsHandler.NewRecoveryCodes(ctx, in, out)
 }

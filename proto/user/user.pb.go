@@ -29,7 +29,10 @@ type RegisterRequest struct {
 	Password string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// email is optional unless accounts.requireEmail; a verification link
 	// goes to it.
-	Email         string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// lang is the registering request's language (en or zh-CN): the
+	// account's, which its mail is written in.
+	Lang          string `protobuf:"bytes,4,opt,name=lang,proto3" json:"lang,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,6 +84,13 @@ func (x *RegisterRequest) GetPassword() string {
 func (x *RegisterRequest) GetEmail() string {
 	if x != nil {
 		return x.Email
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetLang() string {
+	if x != nil {
+		return x.Lang
 	}
 	return ""
 }
@@ -504,8 +514,11 @@ type InfoResponse struct {
 	// two_factor_required: a role the account holds (accounts.twoFactorRoles)
 	// counts only once it has a second factor.
 	TwoFactorRequired bool `protobuf:"varint,24,opt,name=two_factor_required,json=twoFactorRequired,proto3" json:"two_factor_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// language is the account's (en or zh-CN), which its mail is written
+	// in; empty: the config's ui.language.
+	Language      string `protobuf:"bytes,25,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -627,6 +640,13 @@ func (x *InfoResponse) GetTwoFactorRequired() bool {
 		return x.TwoFactorRequired
 	}
 	return false
+}
+
+func (x *InfoResponse) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
 }
 
 type ChangePasswordRequest struct {
@@ -3247,11 +3267,12 @@ var File_proto_user_user_proto protoreflect.FileDescriptor
 
 const file_proto_user_user_proto_rawDesc = "" +
 	"\n" +
-	"\x15proto/user/user.proto\x12\x04user\"_\n" +
+	"\x15proto/user/user.proto\x12\x04user\"s\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\">\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\x12\n" +
+	"\x04lang\x18\x04 \x01(\tR\x04lang\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\"\xde\x01\n" +
@@ -3278,7 +3299,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x13retry_after_seconds\x18\x02 \x01(\x05R\x11retryAfterSeconds\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\r\n" +
-	"\vInfoRequest\"\xa8\x03\n" +
+	"\vInfoRequest\"\xc4\x03\n" +
 	"\fInfoResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -3294,7 +3315,8 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x0eemail_verified\x18\x15 \x01(\bR\remailVerified\x12!\n" +
 	"\fdisplay_name\x18\x16 \x01(\tR\vdisplayName\x12!\n" +
 	"\ftotp_enabled\x18\x17 \x01(\bR\vtotpEnabled\x12.\n" +
-	"\x13two_factor_required\x18\x18 \x01(\bR\x11twoFactorRequired\"\x80\x01\n" +
+	"\x13two_factor_required\x18\x18 \x01(\bR\x11twoFactorRequired\x12\x1a\n" +
+	"\blanguage\x18\x19 \x01(\tR\blanguage\"\x80\x01\n" +
 	"\x15ChangePasswordRequest\x12!\n" +
 	"\fold_password\x18\x01 \x01(\tR\voldPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\x12!\n" +
