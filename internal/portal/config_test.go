@@ -88,7 +88,7 @@ func TestConfigSchemaAPI(t *testing.T) {
 
 // TestConfigHistoryAPI: every applied change is a version (who, when, which
 // keys); the version is an optimistic lock (a stale edit or rollback is 409
-// config.conflict and changes nothing); a rollback applies an old version as
+// system.config_conflict and changes nothing); a rollback applies an old version as
 // a new one and is audited as a rollback; a change made to the file by hand
 // is a version too, from file; unknown versions and bad bodies are refused.
 func TestConfigHistoryAPI(t *testing.T) {
@@ -107,8 +107,8 @@ func TestConfigHistoryAPI(t *testing.T) {
 		t.Errorf("PUT answered version %v, want 2", m["version"])
 	}
 	r := c.do("PUT", "/api/v1/admin/config?version=1", admin, map[string]any{"login": map[string]any{"maxFailures": 9}})
-	if r.StatusCode != http.StatusConflict || errorCode(t, r) != "config.conflict" {
-		t.Fatalf("stale PUT: %d %s, want 409 config.conflict", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusConflict || errorCode(t, r) != "system.config_conflict" {
+		t.Fatalf("stale PUT: %d %s, want 409 system.config_conflict", r.StatusCode, r.body)
 	}
 	cfg := c.expect(c.do("GET", "/api/v1/admin/config", admin, nil), http.StatusOK).json(t)
 	if strings.Contains(cfg["yaml"].(string), "maxFailures: 9") || !strings.Contains(cfg["yaml"].(string), "expireTime: 600") {
@@ -118,11 +118,11 @@ func TestConfigHistoryAPI(t *testing.T) {
 
 	// Rollbacks: stale, unknown, malformed, then a good one.
 	r = c.do("POST", "/api/v1/admin/config/rollback", admin, map[string]any{"version": 1, "base_version": 1})
-	if r.StatusCode != http.StatusConflict || errorCode(t, r) != "config.conflict" {
+	if r.StatusCode != http.StatusConflict || errorCode(t, r) != "system.config_conflict" {
 		t.Errorf("stale rollback: %d %s", r.StatusCode, r.body)
 	}
 	r = c.do("POST", "/api/v1/admin/config/rollback", admin, map[string]any{"version": 99})
-	if r.StatusCode != http.StatusNotFound || errorCode(t, r) != "config.version_unknown" {
+	if r.StatusCode != http.StatusNotFound || errorCode(t, r) != "system.config_version_unknown" {
 		t.Errorf("rollback to an unknown version: %d %s", r.StatusCode, r.body)
 	}
 	for _, body := range []any{map[string]any{}, map[string]any{"version": "one"}, map[string]any{"version": 0}} {

@@ -20,7 +20,7 @@ import (
 // The live config: read it, describe it, change it (an edit or a rollback,
 // through one validated path), and its history. Every applied change is a
 // version in History; an edit made from a version that is no longer the
-// latest is refused (409 config.conflict) rather than silently overwriting
+// latest is refused (409 system.config_conflict) rather than silently overwriting
 // the change made in between.
 
 // Origins of a version.
@@ -63,7 +63,7 @@ func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest,
 func (h *Handler) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest, rsp *pb.ConfigResponse) error {
 	old, err := h.History.Get(req.Version)
 	if errors.Is(err, ErrVersionUnknown) {
-		return merrors.NotFound("config.version_unknown", "the config history has no version %d", req.Version)
+		return merrors.NotFound("system.config_version_unknown", "the config history has no version %d", req.Version)
 	} else if err != nil {
 		return unavailable("config history", err)
 	}
@@ -134,7 +134,7 @@ func (h *Handler) changeConfig(ctx context.Context, doc []byte, base *int64, v *
 }
 
 func conflict(base, head int64) error {
-	return merrors.New("config.conflict", "the config changed since version "+strconv.FormatInt(base, 10)+" (now version "+strconv.FormatInt(head, 10)+"): review the changes again", http.StatusConflict)
+	return merrors.New("system.config_conflict", "the config changed since version "+strconv.FormatInt(base, 10)+" (now version "+strconv.FormatInt(head, 10)+"): review the changes again", http.StatusConflict)
 }
 
 // ConfigSchema describes every key, with its description in req.Language.

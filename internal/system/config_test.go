@@ -58,12 +58,12 @@ func TestConfigHistory(t *testing.T) {
 		t.Errorf("version after an edit = %d, want 2", rsp.Version)
 	}
 	// A second admin, still looking at version 1: refused, nothing written.
-	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 1200\n", BaseVersion: &v1}, &pb.ConfigResponse{}), "config.conflict", 409)
+	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 1200\n", BaseVersion: &v1}, &pb.ConfigResponse{}), "system.config_conflict", 409)
 	if cfg.Current().Auth.ExpireTime != 600 {
 		t.Errorf("the conflicting edit was applied: %d", cfg.Current().Auth.ExpireTime)
 	}
-	wantID(t, h.RollbackConfig(ctx, &pb.RollbackConfigRequest{Version: 1, BaseVersion: &v1}, &pb.ConfigResponse{}), "config.conflict", 409)
-	wantID(t, h.RollbackConfig(ctx, &pb.RollbackConfigRequest{Version: 99}, &pb.ConfigResponse{}), "config.version_unknown", 404)
+	wantID(t, h.RollbackConfig(ctx, &pb.RollbackConfigRequest{Version: 1, BaseVersion: &v1}, &pb.ConfigResponse{}), "system.config_conflict", 409)
+	wantID(t, h.RollbackConfig(ctx, &pb.RollbackConfigRequest{Version: 99}, &pb.ConfigResponse{}), "system.config_version_unknown", 404)
 
 	v2 := int64(2)
 	if err := h.RollbackConfig(ctx, &pb.RollbackConfigRequest{Version: 1, BaseVersion: &v2}, &rsp); err != nil {

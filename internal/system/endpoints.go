@@ -9,6 +9,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/endpoint"
+	runtimepb "github.com/portal-go/portal/proto/runtime"
 	pb "github.com/portal-go/portal/proto/system"
 )
 
@@ -17,27 +18,24 @@ import (
 var Endpoints = endpoint.Declare("system",
 	endpoint.Endpoint{Name: "System.Health", Access: endpoint.Public, Retry: true},
 	endpoint.Endpoint{Name: "System.Overview", Access: endpoint.OverviewRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.OverviewRequest]("GET", "/admin/overview", 0, nil, func(r *pb.OverviewResponse) any {
-			return map[string]any{
-				"users": r.Users, "disabled_users": r.DisabledUsers, "active_sessions": r.ActiveSessions,
-				"services_up": r.ServicesUp, "nodes": r.Nodes, "hours": endpoint.OrEmpty(r.Hours),
-			}
+		Routes: endpoint.Routes(endpoint.JSON[pb.OverviewRequest]("GET", "/admin/overview", 0, nil, func(r *pb.OverviewResponse) overview {
+			return overview{r.Users, r.DisabledUsers, r.ActiveSessions, r.ServicesUp, r.Nodes, endpoint.Present(r.Hours)}
 		}))},
 	endpoint.Endpoint{Name: "System.ListServices", Access: endpoint.ServicesRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ListServicesRequest]("GET", "/admin/services", 0, nil, func(r *pb.ListServicesResponse) any {
-			return map[string]any{"services": endpoint.OrEmpty(r.Services), "supervised": r.Supervised, "processes": endpoint.OrEmpty(r.Processes)}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListServicesRequest]("GET", "/admin/services", 0, nil, func(r *pb.ListServicesResponse) services {
+			return services{endpoint.Present(r.Services), r.Supervised, endpoint.Present(r.Processes)}
 		}))},
 	endpoint.Endpoint{Name: "System.RestartService", Access: endpoint.ServicesRestart,
-		Routes: endpoint.Routes(endpoint.JSON[pb.RestartServiceRequest, pb.RestartServiceResponse]("POST", "/admin/services/:name/restart", http.StatusAccepted,
+		Routes: endpoint.Routes(endpoint.NoContent[pb.RestartServiceRequest, pb.RestartServiceResponse]("POST", "/admin/services/:name/restart", http.StatusAccepted,
 			func(in endpoint.Input, r *pb.RestartServiceRequest) error {
 				r.Name = in.Param("name")
 				return nil
-			}, nil))},
+			}))},
 	endpoint.Endpoint{Name: "System.ServiceLogs", Access: endpoint.ServicesRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/services/:name/logs", 0, func(in endpoint.Input, r *pb.ServiceLogsRequest) error {
 			r.Name = in.Param("name")
 			return endpoint.QueryInts(in, map[string]*int32{"lines": &r.Lines})
-		}, func(r *pb.ServiceLogsResponse) any { return map[string]any{"lines": endpoint.OrEmpty(r.Lines)} }))},
+		}, func(r *pb.ServiceLogsResponse) logLines { return logLines{endpoint.OrEmpty(r.Lines)} }))},
 	endpoint.Endpoint{Name: "System.GetConfig", Access: endpoint.ConfigRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
 	endpoint.Endpoint{Name: "System.UpdateConfig", Access: endpoint.ConfigWrite,
@@ -46,19 +44,16 @@ var Endpoints = endpoint.Declare("system",
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/config/schema", 0, func(in endpoint.Input, r *pb.ConfigSchemaRequest) error {
 			r.Language = in.Language()
 			return nil
-		}, func(r *pb.ConfigSchemaResponse) any {
-			keys := make([]any, 0, len(r.Keys))
+		}, func(r *pb.ConfigSchemaResponse) configSchema {
+			keys := make([]configKey, 0, len(r.Keys))
 			for _, k := range r.Keys {
-				keys = append(keys, map[string]any{
-					"key": k.Key, "type": k.Type, "unit": k.Unit, "choices": endpoint.OrEmpty(k.Choices),
-					"default": json.RawMessage(k.DefaultJson), "description": k.Description,
-				})
+				keys = append(keys, configKey{k.Key, k.Type, k.Unit, endpoint.OrEmpty(k.Choices), json.RawMessage(k.DefaultJson), k.Description})
 			}
-			return map[string]any{"keys": keys}
+			return configSchema{keys}
 		}))},
 	endpoint.Endpoint{Name: "System.ConfigHistory", Access: endpoint.ConfigRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ConfigHistoryRequest]("GET", "/admin/config/history", 0, nil, func(r *pb.ConfigHistoryResponse) any {
-			return map[string]any{"versions": endpoint.Present(endpoint.OrEmpty(r.Versions)), "current": r.Current}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ConfigHistoryRequest]("GET", "/admin/config/history", 0, nil, func(r *pb.ConfigHistoryResponse) configHistory {
+			return configHistory{endpoint.Present(endpoint.OrEmpty(r.Versions)), r.Current}
 		}))},
 	endpoint.Endpoint{Name: "System.RollbackConfig", Access: endpoint.ConfigWrite,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/config/rollback", 0, func(in endpoint.Input, r *pb.RollbackConfigRequest) error {
@@ -80,15 +75,13 @@ var Endpoints = endpoint.Declare("system",
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
 			r.From, r.To = endpoint.QueryInt64(in, "from"), endpoint.QueryInt64(in, "to")
 			return endpoint.QueryInts(in, map[string]*int32{"limit": &r.Limit})
-		}, func(r *pb.ListAuditResponse) any {
+		}, func(r *pb.ListAuditResponse) auditPage {
 			// time in seconds, as everywhere else in the API (the store
 			// keeps milliseconds, for order).
-			entries := endpoint.Present(endpoint.OrEmpty(r.Entries)).([]any)
-			for _, e := range entries {
-				m := e.(map[string]any)
-				m["time"] = m["time"].(int64) / 1000
+			for _, e := range r.Entries {
+				e.Time /= 1000
 			}
-			return map[string]any{"entries": entries, "total": r.Total, "next": r.Next}
+			return auditPage{endpoint.Present(r.Entries), r.Total, r.Next}
 		}).WithQuery(AuditQuery...))},
 )
 
@@ -96,7 +89,7 @@ var Endpoints = endpoint.Declare("system",
 // "login": {...}}; JSON is yaml too) or, with Content-Type
 // application/yaml, a yaml document.
 //
-// ?version=N makes the change conditional: refused (409 config.conflict)
+// ?version=N makes the change conditional: refused (409 system.config_conflict)
 // unless N is still the config's latest version.
 func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
 	if v := in.Query("version"); v != "" {
@@ -123,12 +116,12 @@ func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
 // configJSON is the config as JSON (the settings object), with its yaml,
 // source and whether it can be written. A document that is not yaml would
 // be the service's bug: its JSON is then null.
-func configJSON(r *pb.ConfigResponse) any {
-	var settings any
+func configJSON(r *pb.ConfigResponse) liveConfig {
+	var settings map[string]any
 	if js, err := yaml.YAMLToJSON([]byte(r.Document)); err == nil {
 		_ = json.Unmarshal(js, &settings)
 	}
-	return map[string]any{"config": settings, "yaml": r.Document, "source": r.Source, "writable": r.Writable, "version": r.Version}
+	return liveConfig{settings, r.Document, r.Source, r.Writable, r.Version}
 }
 
 // AuditQuery are the query parameters of GET /api/v1/admin/audit (the
@@ -149,3 +142,56 @@ func kindNames() []string {
 	}
 	return out
 }
+
+// The answers of the routes above.
+type (
+	overview struct {
+		Users          int32                               `json:"users"`
+		DisabledUsers  int32                               `json:"disabled_users"`
+		ActiveSessions int32                               `json:"active_sessions"`
+		ServicesUp     int32                               `json:"services_up"`
+		Nodes          int32                               `json:"nodes"`
+		Hours          endpoint.Presented[[]*pb.HourCount] `json:"hours"`
+	}
+	services struct {
+		Services   endpoint.Presented[[]*pb.Service]        `json:"services"`
+		Supervised bool                                     `json:"supervised"`
+		Processes  endpoint.Presented[[]*runtimepb.Process] `json:"processes"`
+	}
+	logLines struct {
+		Lines []string `json:"lines"`
+	}
+	auditPage struct {
+		Entries endpoint.Presented[[]*pb.AuditEntry] `json:"entries"`
+		Total   int32                                `json:"total"`
+		// Next is the cursor of the next page ("": none).
+		Next string `json:"next"`
+	}
+	liveConfig struct {
+		// Config is the settings object (null: the document is not yaml).
+		Config   map[string]any `json:"config"`
+		YAML     string         `json:"yaml"`
+		Source   string         `json:"source"`
+		Writable bool           `json:"writable"`
+		// Version is the document's version, for an edit's if_version.
+		Version int64 `json:"version"`
+	}
+	configSchema struct {
+		Keys []configKey `json:"keys"`
+	}
+	// configKey is one setting: its dotted key, type (and unit, choices),
+	// default value and description in the caller's language.
+	configKey struct {
+		Key         string          `json:"key"`
+		Type        string          `json:"type"`
+		Unit        string          `json:"unit"`
+		Choices     []string        `json:"choices"`
+		Default     json.RawMessage `json:"default"`
+		Description string          `json:"description"`
+	}
+	configHistory struct {
+		Versions endpoint.Presented[[]*pb.ConfigVersion] `json:"versions"`
+		// Current is the version in force.
+		Current int64 `json:"current"`
+	}
+)

@@ -86,7 +86,7 @@ func listHarness(t *testing.T) (*harness, context.Context) {
 	return hs, ctx
 }
 
-func names(us []*pb.Account) string {
+func usernames(us []*pb.Account) string {
 	var out []string
 	for _, u := range us {
 		out = append(out, u.Username)
@@ -125,7 +125,7 @@ func TestListUsersSortAndFilter(t *testing.T) {
 		if err := hs.h.ListUsers(ctx, tc.req, &rsp); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got := names(rsp.Users); got != tc.want {
+		if got := usernames(rsp.Users); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 		if int(rsp.Total) != len(rsp.Users) || rsp.Next != "" || rsp.Partial {
@@ -175,8 +175,8 @@ func TestListUsersPaging(t *testing.T) {
 					}
 				}
 				what := fmt.Sprintf("sort %s desc %v status %q", sort, desc, status)
-				if names(byOffset) != names(all.Users) || names(byCursor) != names(all.Users) {
-					t.Errorf("%s: by offset %s, by cursor %s, want %s", what, names(byOffset), names(byCursor), names(all.Users))
+				if usernames(byOffset) != usernames(all.Users) || usernames(byCursor) != usernames(all.Users) {
+					t.Errorf("%s: by offset %s, by cursor %s, want %s", what, usernames(byOffset), usernames(byCursor), usernames(all.Users))
 				}
 			}
 		}
@@ -201,8 +201,8 @@ func TestListUsersBoundedReads(t *testing.T) {
 	if err := hs.h.ListUsers(ctx, &pb.ListUsersRequest{Sort: "created", Desc: true, Limit: 5}, &rsp); err != nil {
 		t.Fatal(err)
 	}
-	if n := g.users.Load(); n != 5 || rsp.Total != 41 || names(rsp.Users) != "user39,user38,user37,user36,user35" {
-		t.Errorf("plain page: %d records read; %s of %d", n, names(rsp.Users), rsp.Total)
+	if n := g.users.Load(); n != 5 || rsp.Total != 41 || usernames(rsp.Users) != "user39,user38,user37,user36,user35" {
+		t.Errorf("plain page: %d records read; %s of %d", n, usernames(rsp.Users), rsp.Total)
 	}
 
 	old := maxUserScan
@@ -249,8 +249,8 @@ func TestListUsersAfterDelete(t *testing.T) {
 		if err := hs.h.ListUsers(ctx, &pb.ListUsersRequest{Sort: s}, &rsp); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(names(rsp.Users), "carol") || rsp.Total != 5 {
-			t.Errorf("by %s after delete: %s (%d)", s, names(rsp.Users), rsp.Total)
+		if strings.Contains(usernames(rsp.Users), "carol") || rsp.Total != 5 {
+			t.Errorf("by %s after delete: %s (%d)", s, usernames(rsp.Users), rsp.Total)
 		}
 	}
 }

@@ -176,7 +176,7 @@ func (g *Gateway) confirmConfig(c *gin.Context, next config.Settings, cf confirm
 		return
 	}
 	if base := baseVersion(c); base != nil && *base != cur.Version {
-		g.configRefused(c, merrors.New("config.conflict", "changed meanwhile", http.StatusConflict), configView{
+		g.configRefused(c, merrors.New("system.config_conflict", "changed meanwhile", http.StatusConflict), configView{
 			doc: c.PostForm("yaml"), values: postedForm(c),
 		})
 		return
@@ -206,8 +206,8 @@ func (g *Gateway) configRefused(c *gin.Context, err error, v configView) {
 	case status >= 500 || status == http.StatusNotFound || status == http.StatusForbidden || status == http.StatusUnauthorized:
 		g.abortRPC(c, err)
 		return
-	case code == "config.conflict":
-		v.general = tr(c, "error.config.conflict")
+	case code == "system.config_conflict":
+		v.general = tr(c, "error.system.config_conflict")
 	case code == "system.bad_config":
 		v.problems = config.Problems(detail)
 	default:
@@ -255,5 +255,5 @@ func (g *Gateway) rollbackForm(c *gin.Context) {
 		})
 		return
 	}
-	g.fail(c, http.StatusNotFound, "config.version_unknown", "the config history has no version "+c.PostForm("to"))
+	g.fail(c, http.StatusNotFound, "system.config_version_unknown", "the config history has no version "+c.PostForm("to"))
 }

@@ -120,6 +120,8 @@ type RevocationFeed interface {
 type Gateway struct {
 	Options
 	engine *gin.Engine
+	// doc is the OpenAPI document and its docs page view, made once.
+	doc    apiDoc
 	tracer trace.Tracer
 	// rolesGen counts the role.updated events heard: it is part of the
 	// cache key of a session's verdict, whose permissions a role edit

@@ -553,7 +553,7 @@ type UpdateConfigRequest struct {
 	// which is yaml too (the gateway's JSON API sends it as it came).
 	Document string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	// base_version, when set, is the version the edit was made from: the
-	// edit is refused (409 config.conflict) when the config has changed since.
+	// edit is refused (409 system.config_conflict) when the config has changed since.
 	BaseVersion   *int64 `protobuf:"varint,2,opt,name=base_version,json=baseVersion,proto3,oneof" json:"base_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
