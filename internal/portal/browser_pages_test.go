@@ -161,8 +161,14 @@ func TestBrowserPages(t *testing.T) {
 				run("sort by created", chromedp.SetValue("#sort", "created", chromedp.ByQuery), chromedp.SetValue("#order", "desc", chromedp.ByQuery),
 					chromedp.Click("#filter", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, chromedp.ByQuery))
 			} else {
-				run("sort by created", chromedp.Click("#sort-created", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, chromedp.ByQuery),
-					chromedp.Click("#sort-created", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="ascending"] #sort-created`, chromedp.ByQuery))
+				// Followed as a browser follows a link (a click can land on
+				// the page being left).
+				for _, want := range []string{"descending", "ascending"} {
+					var href string
+					run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, chromedp.ByQuery))
+					open(href)
+					run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, chromedp.ByQuery))
+				}
 			}
 			run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, chromedp.ByQuery))
 			if sorted != "none" {

@@ -204,7 +204,7 @@ func TestConfigFormPages(t *testing.T) {
 		for _, k := range []string{"auth.expireTime:900", "auth.refreshTime:300", "auth.sessionMaxAge:86400", "login.maxFailures:5",
 			"login.lockoutSeconds:300", "login.addressMaxFailures:0", "login.accountMaxFailures:0", "rateLimit.windowSeconds:60",
 			"rateLimit.loginPerAddress:60", "rateLimit.loginPerAccount:30", "rateLimit.registerPerAddress:20",
-			"rateLimit.registerPerAccount:5", "accounts.publicURL:http://localhost:8080", "ui.language:en"} {
+			"rateLimit.registerPerAccount:5", "accounts.publicURL:http://localhost:8080", "ui.language:en", "ui.exportMaxRows:10000"} {
 			kv := strings.SplitN(k, ":", 2)
 			f.Set(kv[0], kv[1])
 		}
