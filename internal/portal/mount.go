@@ -90,6 +90,9 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
 		return err
 	}
+	if err := userpb.RegisterPasskeysHandler(svc.Server(), user.NewPasskeys(h)); err != nil {
+		return err
+	}
 	if err := mountSSO(svc, st, k, minter, h, issuer, pub, log); err != nil {
 		return err
 	}

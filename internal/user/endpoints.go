@@ -1,6 +1,7 @@
 package user
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -43,6 +44,59 @@ var Endpoints = endpoint.Declare("user",
 		}, func(r *pb.ConfirmTOTPResponse) any {
 			return map[string]any{"recovery_codes": endpoint.OrEmpty(r.RecoveryCodes)}
 		}))},
+	// Passkeys: the caller's own (signing in with one is the gateway's
+	// route: it sets the session cookie).
+	endpoint.Endpoint{Name: "Passkeys.BeginRegistration", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/me/passkeys/begin", 0, nil, RenderCeremony))},
+	endpoint.Endpoint{Name: "Passkeys.FinishRegistration", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/passkeys/finish", http.StatusCreated, func(in endpoint.Input, r *pb.FinishPasskeyRequest) error {
+			var b struct {
+				Ceremony   string          `json:"ceremony"`
+				Name       string          `json:"name"`
+				Credential json.RawMessage `json:"credential"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.Ceremony, r.Name, r.Credential = b.Ceremony, b.Name, b.Credential
+			return nil
+		}, passkeyJSON))},
+	endpoint.Endpoint{Name: "Passkeys.ListPasskeys", Access: endpoint.SignedIn, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListPasskeysRequest]("GET", "/me/passkeys", 0, nil, func(r *pb.ListPasskeysResponse) any {
+			out := make([]any, 0, len(r.Passkeys))
+			for _, p := range r.Passkeys {
+				out = append(out, passkeyJSON(p))
+			}
+			return map[string]any{"passkeys": out}
+		}))},
+	endpoint.Endpoint{Name: "Passkeys.RenamePasskey", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/me/passkeys/:id", 0, func(in endpoint.Input, r *pb.RenamePasskeyRequest) error {
+			var b struct {
+				Name string `json:"name"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.Id, r.Name = in.Param("id"), b.Name
+			return nil
+		}, passkeyJSON))},
+	endpoint.Endpoint{Name: "Passkeys.DeletePasskey", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON[pb.DeletePasskeyRequest, pb.DeletePasskeyResponse]("DELETE", "/me/passkeys/:id", 0, func(in endpoint.Input, r *pb.DeletePasskeyRequest) error {
+			// {"password"} is needed unless the session signed in moments
+			// ago; without a body, none is sent.
+			var b struct {
+				Password string `json:"password"`
+			}
+			if in.MediaType() != "" {
+				if err := in.DecodeJSON(&b); err != nil {
+					return err
+				}
+			}
+			r.Id, r.Password = in.Param("id"), b.Password
+			return nil
+		}, nil))},
+	endpoint.Endpoint{Name: "Passkeys.BeginLogin", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "Passkeys.FinishLogin", Access: endpoint.Public},
 	// Accounts an admin manages.
 	endpoint.Endpoint{Name: "Accounts.CreateUser", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users", http.StatusCreated, bindNewUser, func(r *pb.CreateUserResponse) any {
@@ -304,4 +358,14 @@ func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
 	}
 	r.Username, r.Email, r.Roles, r.Password = b.Username, b.Email, b.Roles, b.Password
 	return nil
+}
+
+// RenderCeremony is a begun passkey ceremony as JSON: its id, and the
+// options for navigator.credentials (create or get) as publicKey.
+func RenderCeremony(r *pb.BeginPasskeyResponse) any {
+	return map[string]any{"ceremony": r.Ceremony, "publicKey": json.RawMessage(r.Options)}
+}
+
+func passkeyJSON(p *pb.Passkey) any {
+	return map[string]any{"id": p.Id, "name": p.Name, "created_at": p.CreatedAt, "last_used": p.LastUsed}
 }

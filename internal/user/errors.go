@@ -56,6 +56,12 @@ var errorTable = []struct {
 	{ErrMFARequired, "user.mfa_required", 401},
 	{ErrBadCode, "user.bad_code", 401},
 	{ErrNoEnrolment, "user.no_enrolment", 409},
+	{ErrPasskeyCeremony, "user.passkey_expired", 400},
+	{ErrPasskeyInvalid, "user.passkey_invalid", 401},
+	{ErrBadPasskeyName, "user.bad_passkey_name", 400},
+	{ErrNoPasskey, "user.passkey_not_found", 404},
+	{ErrTooManyPasskeys, "user.too_many_passkeys", 409},
+	{ErrReauthRequired, "user.reauth_required", 403},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

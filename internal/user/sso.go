@@ -53,7 +53,11 @@ func (a SSOAccounts) Identify(ctx context.Context) (sso.SignIn, error) {
 	if s.UserID != acc.ID || u.Disabled || !a.h.now().Before(s.ExpiresAt) {
 		return sso.SignIn{}, sso.ErrEnded
 	}
-	return sso.SignIn{UserID: u.ID, SessionID: s.ID, AuthTime: s.CreatedAt, AMR: []string{"pwd"}}, nil
+	amr := s.AMR
+	if len(amr) == 0 { // a session opened before sessions recorded it
+		amr = []string{"pwd"}
+	}
+	return sso.SignIn{UserID: u.ID, SessionID: s.ID, AuthTime: s.CreatedAt, AMR: amr}, nil
 }
 
 // EndSession implements sso.Accounts: RP-initiated logout ends the Portal
