@@ -205,6 +205,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.Accounts = userpb.NewAccountsService("user", svc.Client())
+	o.Passkeys = userpb.NewPasskeysService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.OIDC = oidcpb.NewOIDCService("user", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}

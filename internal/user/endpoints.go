@@ -47,7 +47,7 @@ var Endpoints = endpoint.Declare("user",
 	// Passkeys: the caller's own (signing in with one is the gateway's
 	// route: it sets the session cookie).
 	endpoint.Endpoint{Name: "Passkeys.BeginRegistration", Access: endpoint.SignedIn,
-		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/me/passkeys/begin", 0, nil, RenderCeremony))},
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/me/passkeys/begin", 0, nil, renderCeremony))},
 	endpoint.Endpoint{Name: "Passkeys.FinishRegistration", Access: endpoint.SignedIn,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/passkeys/finish", http.StatusCreated, func(in endpoint.Input, r *pb.FinishPasskeyRequest) error {
 			var b struct {
@@ -360,9 +360,9 @@ func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
 	return nil
 }
 
-// RenderCeremony is a begun passkey ceremony as JSON: its id, and the
+// renderCeremony is a begun passkey ceremony as JSON: its id, and the
 // options for navigator.credentials (create or get) as publicKey.
-func RenderCeremony(r *pb.BeginPasskeyResponse) any {
+func renderCeremony(r *pb.BeginPasskeyResponse) any {
 	return map[string]any{"ceremony": r.Ceremony, "publicKey": json.RawMessage(r.Options)}
 }
 

@@ -2,122 +2,24 @@ package user
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
-
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/user/passkeytest"
 	pb "github.com/portal-go/portal/proto/user"
 )
 
-// softKey is a software authenticator: one ES256 credential, answering as
-// a browser at origin for the relying party rpID would.
-type softKey struct {
-	key     *ecdsa.PrivateKey
-	id      []byte
-	count   uint32
-	userID  []byte
-	rpID    string
-	origin  string
-	garbled bool
-}
-
 const testOrigin, testRPID = "https://portal.example", "portal.example"
 
-func newSoftKey(t *testing.T) *softKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	return &softKey{key: k, id: id, rpID: testRPID, origin: testOrigin}
-}
+type softKey = passkeytest.Key
+
+func newSoftKey(t *testing.T) *softKey { return passkeytest.New(t, testOrigin, testRPID) }
 
 var b64 = base64.RawURLEncoding
-
-// options reads the challenge and user id of a ceremony's options.
-func options(t *testing.T, opts []byte) (challenge string, userID []byte) {
-	t.Helper()
-	var o struct {
-		Challenge string `json:"challenge"`
-		User      struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	if err := json.Unmarshal(opts, &o); err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := b64.DecodeString(o.User.ID)
-	return o.Challenge, uid
-}
-
-func (k *softKey) clientData(typ, challenge string) []byte {
-	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": k.origin, "crossOrigin": false})
-	return b
-}
-
-func (k *softKey) authData(flags byte, attested []byte) []byte {
-	rp := sha256.Sum256([]byte(k.rpID))
-	out := append(rp[:], flags)
-	out = binary.BigEndian.AppendUint32(out, k.count)
-	return append(out, attested...)
-}
-
-// create answers navigator.credentials.create for the options.
-func (k *softKey) create(t *testing.T, opts []byte) []byte {
-	t.Helper()
-	challenge, uid := options(t, opts)
-	k.userID = uid
-	x, y := k.key.X.FillBytes(make([]byte, 32)), k.key.Y.FillBytes(make([]byte, 32))
-	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
-	if err != nil {
-		t.Fatal(err)
-	}
-	att := make([]byte, 16) // AAGUID
-	att = binary.BigEndian.AppendUint16(att, uint16(len(k.id)))
-	att = append(append(att, k.id...), cose...)
-	obj, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": k.authData(0x45, att)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.credential(map[string]any{"clientDataJSON": b64.EncodeToString(k.clientData("webauthn.create", challenge)), "attestationObject": b64.EncodeToString(obj)})
-}
-
-// get answers navigator.credentials.get for the options, as k's user.
-func (k *softKey) get(t *testing.T, opts []byte) []byte {
-	t.Helper()
-	challenge, _ := options(t, opts)
-	k.count++
-	cd := k.clientData("webauthn.get", challenge)
-	ad := k.authData(0x05, nil)
-	sum := sha256.Sum256(append(slices.Clone(ad), func() []byte { h := sha256.Sum256(cd); return h[:] }()...))
-	sig, err := ecdsa.SignASN1(rand.Reader, k.key, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.credential(map[string]any{"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad),
-		"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString(k.userID)})
-}
-
-func (k *softKey) credential(response map[string]any) []byte {
-	b, _ := json.Marshal(map[string]any{"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key", "response": response})
-	if k.garbled {
-		return b[:len(b)/2]
-	}
-	return b
-}
 
 type pkHarness struct {
 	*acctHarness
@@ -156,7 +58,7 @@ func (ph *pkHarness) addKey(t *testing.T, ctx context.Context, name string) *sof
 	t.Helper()
 	k := newSoftKey(t)
 	b := ph.beginReg(t, ctx)
-	if err := ph.finishReg(ctx, b, name, k.create(t, b.Options)); err != nil {
+	if err := ph.finishReg(ctx, b, name, k.Create(t, b.Options)); err != nil {
 		t.Fatalf("add passkey: %v", err)
 	}
 	return k
@@ -176,7 +78,7 @@ func (ph *pkHarness) signIn(t *testing.T, k *softKey) (*pb.LoginResponse, error)
 	t.Helper()
 	b := ph.beginLogin(t)
 	var rsp pb.LoginResponse
-	err := ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.get(t, b.Options)}, &rsp)
+	err := ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.Get(t, b.Options)}, &rsp)
 	return &rsp, err
 }
 
@@ -208,8 +110,8 @@ func TestPasskeyRegisterSignIn(t *testing.T) {
 		t.Fatalf("password session AMR %v", s.AMR)
 	}
 	u, _ := ph.h.repo.ByName(context.Background(), "alice")
-	if u.Passkeys[0].Credential.Authenticator.SignCount != k.count || u.Passkeys[0].LastUsed.IsZero() {
-		t.Fatalf("sign count %d (authenticator %d), last used %v", u.Passkeys[0].Credential.Authenticator.SignCount, k.count, u.Passkeys[0].LastUsed)
+	if u.Passkeys[0].Credential.Authenticator.SignCount != k.Count || u.Passkeys[0].LastUsed.IsZero() {
+		t.Fatalf("sign count %d (authenticator %d), last used %v", u.Passkeys[0].Credential.Authenticator.SignCount, k.Count, u.Passkeys[0].LastUsed)
 	}
 	if es := ph.audit.of(audit.KindPasskey); len(es) != 2 {
 		t.Fatalf("passkey audit entries %+v", es)
@@ -238,7 +140,7 @@ func TestPasskeyCeremonyRefusals(t *testing.T) {
 
 	t.Run("replayed", func(t *testing.T) {
 		b := ph.beginLogin(t)
-		a := k.get(t, b.Options)
+		a := k.Get(t, b.Options)
 		req := &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: a}
 		if err := ph.p.FinishLogin(context.Background(), req, &pb.LoginResponse{}); err != nil {
 			t.Fatal(err)
@@ -247,7 +149,7 @@ func TestPasskeyCeremonyRefusals(t *testing.T) {
 		// A registration ceremony too.
 		k2 := newSoftKey(t)
 		rb := ph.beginReg(t, alice)
-		cred := k2.create(t, rb.Options)
+		cred := k2.Create(t, rb.Options)
 		if err := ph.finishReg(alice, rb, "Spare", cred); err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +158,7 @@ func TestPasskeyCeremonyRefusals(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		b := ph.beginLogin(t)
 		ph.clock.advance(CeremonyTTL + time.Second)
-		wantRPCError(t, ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.get(t, b.Options)}, &pb.LoginResponse{}), "user.passkey_expired", 400)
+		wantRPCError(t, ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.Get(t, b.Options)}, &pb.LoginResponse{}), "user.passkey_expired", 400)
 	})
 	t.Run("forged id", func(t *testing.T) {
 		for _, id := range []string{"", "x", b64.EncodeToString(make([]byte, 32))} {
@@ -266,53 +168,53 @@ func TestPasskeyCeremonyRefusals(t *testing.T) {
 	t.Run("foreign", func(t *testing.T) {
 		// Begun by alice, finished by bob: refused, and gone.
 		b := ph.beginReg(t, alice)
-		cred := newSoftKey(t).create(t, b.Options)
+		cred := newSoftKey(t).Create(t, b.Options)
 		wantRPCError(t, ph.finishReg(bob, b, "Mine", cred), "user.passkey_expired", 400)
 		wantRPCError(t, ph.finishReg(alice, b, "Mine", cred), "user.passkey_expired", 400)
 		// Begun in another session of alice's.
 		other, _ := ph.ctxFor(t, ph.login(t, "alice", alicePW).Token)
 		b = ph.beginReg(t, alice)
-		wantRPCError(t, ph.finishReg(other, b, "Mine", newSoftKey(t).create(t, b.Options)), "user.passkey_expired", 400)
+		wantRPCError(t, ph.finishReg(other, b, "Mine", newSoftKey(t).Create(t, b.Options)), "user.passkey_expired", 400)
 		// A registration's ceremony used to sign in, and a sign-in's to
 		// register.
 		b = ph.beginReg(t, alice)
-		wantRPCError(t, ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.get(t, b.Options)}, &pb.LoginResponse{}), "user.passkey_expired", 400)
+		wantRPCError(t, ph.p.FinishLogin(context.Background(), &pb.PasskeyLoginRequest{Ceremony: b.Ceremony, Credential: k.Get(t, b.Options)}, &pb.LoginResponse{}), "user.passkey_expired", 400)
 		lb := ph.beginLogin(t)
-		wantRPCError(t, ph.finishReg(alice, lb, "Mine", newSoftKey(t).create(t, lb.Options)), "user.passkey_expired", 400)
+		wantRPCError(t, ph.finishReg(alice, lb, "Mine", newSoftKey(t).Create(t, lb.Options)), "user.passkey_expired", 400)
 	})
 	t.Run("wrong origin", func(t *testing.T) {
 		evil := *k
-		evil.origin = "https://evil.example"
+		evil.Origin = "https://evil.example"
 		_, err := ph.signIn(t, &evil)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 		b := ph.beginReg(t, alice)
 		nk := newSoftKey(t)
-		nk.origin = "https://portal.example:8443"
-		wantRPCError(t, ph.finishReg(alice, b, "Evil", nk.create(t, b.Options)), "user.passkey_invalid", 401)
+		nk.Origin = "https://portal.example:8443"
+		wantRPCError(t, ph.finishReg(alice, b, "Evil", nk.Create(t, b.Options)), "user.passkey_invalid", 401)
 	})
 	t.Run("wrong RP ID", func(t *testing.T) {
 		evil := *k
-		evil.rpID = "evil.example"
+		evil.RPID = "evil.example"
 		_, err := ph.signIn(t, &evil)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 		b := ph.beginReg(t, alice)
 		nk := newSoftKey(t)
-		nk.rpID = "example"
-		wantRPCError(t, ph.finishReg(alice, b, "Evil", nk.create(t, b.Options)), "user.passkey_invalid", 401)
+		nk.RPID = "example"
+		wantRPCError(t, ph.finishReg(alice, b, "Evil", nk.Create(t, b.Options)), "user.passkey_invalid", 401)
 	})
 	t.Run("unknown credential", func(t *testing.T) {
 		stranger := newSoftKey(t)
-		stranger.userID = k.userID // claims to be alice's
+		stranger.UserID = k.UserID // claims to be alice's
 		_, err := ph.signIn(t, stranger)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
-		stranger.userID = []byte("no-such-account")
+		stranger.UserID = []byte("no-such-account")
 		_, err = ph.signIn(t, stranger)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 	})
 	t.Run("another account's", func(t *testing.T) {
 		kb := ph.addKey(t, bob, "Bob's")
 		forged := *kb
-		forged.userID = k.userID // bob's credential, alice's handle
+		forged.UserID = k.UserID // bob's credential, alice's handle
 		_, err := ph.signIn(t, &forged)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 	})
@@ -325,13 +227,13 @@ func TestPasskeyCeremonyRefusals(t *testing.T) {
 		_, err := ph.signIn(t, &clone)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 		u, _ := ph.h.repo.ByName(context.Background(), "alice")
-		if got := u.Passkeys[0].Credential.Authenticator.SignCount; got != k.count {
-			t.Fatalf("stored sign count %d after the clone, want %d", got, k.count)
+		if got := u.Passkeys[0].Credential.Authenticator.SignCount; got != k.Count {
+			t.Fatalf("stored sign count %d after the clone, want %d", got, k.Count)
 		}
 	})
 	t.Run("garbled", func(t *testing.T) {
 		g := *k
-		g.garbled = true
+		g.Garbled = true
 		_, err := ph.signIn(t, &g)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
 		for _, bad := range []string{"", "null", "[]", `{"id":1}`, `{"type":"public-key","response":{}}`} {
@@ -352,7 +254,7 @@ func TestPasskeyLockout(t *testing.T) {
 	ctx := ph.signedIn(t, "alice")
 	k := ph.addKey(t, ctx, "Laptop")
 	evil := *k
-	evil.origin = "https://evil.example"
+	evil.Origin = "https://evil.example"
 	for range 3 {
 		_, err := ph.signIn(t, &evil)
 		wantRPCError(t, err, "user.passkey_invalid", 401)
@@ -377,7 +279,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 	login := func(k *softKey) (*pb.LoginResponse, error) {
 		b := ph.beginLogin(t)
 		var rsp pb.LoginResponse
-		err := ph.h.Login(context.Background(), &pb.LoginRequest{Username: "alice", Password: alicePW, PasskeyCeremony: b.Ceremony, Passkey: k.get(t, b.Options)}, &rsp)
+		err := ph.h.Login(context.Background(), &pb.LoginRequest{Username: "alice", Password: alicePW, PasskeyCeremony: b.Ceremony, Passkey: k.Get(t, b.Options)}, &rsp)
 		return &rsp, err
 	}
 	wantRPCError(t, ph.loginOTP("alice", alicePW, ""), "user.mfa_required", 401)
@@ -392,9 +294,9 @@ func TestPasskeySecondFactor(t *testing.T) {
 	wantRPCError(t, err, "user.passkey_invalid", 401)
 	// A wrong password is refused as such, passkey or not.
 	b := ph.beginLogin(t)
-	wantRPCError(t, ph.h.Login(context.Background(), &pb.LoginRequest{Username: "alice", Password: "wrong-password", PasskeyCeremony: b.Ceremony, Passkey: k.get(t, b.Options)}, &pb.LoginResponse{}), "user.bad_credentials", 401)
+	wantRPCError(t, ph.h.Login(context.Background(), &pb.LoginRequest{Username: "alice", Password: "wrong-password", PasskeyCeremony: b.Ceremony, Passkey: k.Get(t, b.Options)}, &pb.LoginResponse{}), "user.bad_credentials", 401)
 	// The wrong password left the ceremony alone; once used, it is gone.
-	used := &pb.LoginRequest{Username: "alice", Password: alicePW, PasskeyCeremony: b.Ceremony, Passkey: k.get(t, b.Options)}
+	used := &pb.LoginRequest{Username: "alice", Password: alicePW, PasskeyCeremony: b.Ceremony, Passkey: k.Get(t, b.Options)}
 	if err := ph.h.Login(context.Background(), used, &pb.LoginResponse{}); err != nil {
 		t.Fatal(err)
 	}

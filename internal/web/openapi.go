@@ -41,6 +41,8 @@ var ownRoutes = map[string]ownRoute{
 	"POST /api/v1/password/forgot":          {"Ask for a password reset link: {login} (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted},
 	"POST /api/v1/password/reset":           {"Set a new password with a reset link's token: {token, new_password}", endpoint.Public, http.StatusOK},
 	"DELETE /api/v1/admin/sessions/:id":     {"End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent},
+	"POST /api/v1/login/passkey/begin":      {"Begin signing in with a passkey: → {ceremony, publicKey} (the options of navigator.credentials.get)", endpoint.Public, http.StatusOK},
+	"POST /api/v1/login/passkey/finish":     {"Sign in with a passkey: {ceremony, credential, device_token?} → {token, expires_at, device_token, device_expires_at}", endpoint.Public, http.StatusOK},
 	"GET /api/v1/me/apps":                   {"The applications the caller has allowed to sign them in: {apps: [{client_id, name, given}]}", endpoint.SignedIn, http.StatusOK},
 	"DELETE /api/v1/me/apps/:id":            {"Withdraw an application's consent; its tokens for the caller end", endpoint.SignedIn, http.StatusNoContent},
 	"GET /api/v1/admin/oidc/clients":        {"The registered OpenID clients: {clients}", endpoint.ClientsRead, http.StatusOK},
