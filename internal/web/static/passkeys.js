@@ -80,7 +80,8 @@
         return navigator.credentials.get({ publicKey: pk }).then(function (c) {
           form.querySelector("[data-ceremony]").value = b.ceremony;
           form.querySelector("[data-credential]").value = JSON.stringify(credentialJSON(c));
-          form.submit();
+          // Not form.submit: a control with id "submit" shadows it.
+          HTMLFormElement.prototype.submit.call(form);
         });
       }).catch(function (e) { btn.disabled = false; showError(box, e); });
     });
