@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,31 @@ func TestBrowserPasskeys(t *testing.T) {
 	run(bctx, "read passkeys", chromedp.Evaluate(`[...document.querySelectorAll('#passkeys input[name=name]')].map(e => e.value)`, &names))
 	if len(names) != 1 || names[0] != "Test laptop" {
 		t.Fatalf("passkeys listed: %q", names)
+	}
+
+	// The section with a passkey in it fits a phone and a desktop.
+	for _, vp := range []struct{ w, h int64 }{{390, 844}, {1280, 900}} {
+		run(bctx, "viewport", chromedp.EmulateViewport(vp.w, vp.h))
+		submit(bctx, "open /account", 200, chromedp.Navigate(base+"/account"))
+		var wide []string
+		run(bctx, "measure", chromedp.Evaluate(`(() => {
+			const inner = window.innerWidth, wide = [];
+			if (document.documentElement.scrollWidth > inner) wide.push('page ' + document.documentElement.scrollWidth);
+			for (const el of document.querySelectorAll('#passkeys *, #passkey-add-form *')) {
+				if (el.closest('thead, .sr-only')) continue;
+				const r = el.getBoundingClientRect();
+				if (r.width > 0 && r.right > inner + 1) wide.push(el.tagName.toLowerCase() + ' ' + Math.round(r.right));
+			}
+			return wide;
+		})()`, &wide))
+		if len(wide) > 0 {
+			t.Errorf("/account at %dx%d: too wide: %v", vp.w, vp.h, wide)
+		}
+		if dir := os.Getenv("PORTAL_SCREENSHOTS"); dir != "" {
+			var png []byte
+			run(bctx, "screenshot", chromedp.FullScreenshot(&png, 100))
+			_ = os.WriteFile(filepath.Join(dir, "passkeys-"+strconv.FormatInt(vp.w, 10)+".png"), png, 0o644)
+		}
 	}
 
 	// Sign out; sign in with the passkey alone.
