@@ -80,6 +80,7 @@ func (f fakeInput) Query(n string) string  { return f.query[n] }
 func (f fakeInput) DecodeJSON(v any) error { return f.decodeErr }
 func (f fakeInput) MediaType() string      { return "application/json" }
 func (f fakeInput) Body() ([]byte, error)  { return nil, nil }
+func (f fakeInput) Language() string       { return "en" }
 func (callClient) String() string          { return "fake" }
 func (c callClient) NewRequest(service, endpoint string, req interface{}, _ ...client.RequestOption) client.Request {
 	return client.NewRequest(service, endpoint, req)

@@ -37,6 +37,9 @@ type Input interface {
 	MediaType() string
 	// Body is the raw body; an *InputError when it is too large.
 	Body() ([]byte, error)
+	// Language is the request's language (en or zh-CN), for what the
+	// answer says in words.
+	Language() string
 }
 
 // InputError is a request the gateway refuses before any RPC: the status,

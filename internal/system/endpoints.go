@@ -3,6 +3,7 @@ package system
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/ghodss/yaml"
 
@@ -40,6 +41,39 @@ var Endpoints = endpoint.Declare("system",
 		Routes: endpoint.Routes(endpoint.JSON[pb.GetConfigRequest]("GET", "/admin/config", 0, nil, configJSON))},
 	endpoint.Endpoint{Name: "System.UpdateConfig", Access: endpoint.ConfigWrite,
 		Routes: endpoint.Routes(endpoint.JSON("PUT", "/admin/config", 0, bindConfig, configJSON))},
+	endpoint.Endpoint{Name: "System.ConfigSchema", Access: endpoint.ConfigRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/config/schema", 0, func(in endpoint.Input, r *pb.ConfigSchemaRequest) error {
+			r.Language = in.Language()
+			return nil
+		}, func(r *pb.ConfigSchemaResponse) any {
+			keys := make([]any, 0, len(r.Keys))
+			for _, k := range r.Keys {
+				keys = append(keys, map[string]any{
+					"key": k.Key, "type": k.Type, "unit": k.Unit, "choices": endpoint.OrEmpty(k.Choices),
+					"default": json.RawMessage(k.DefaultJson), "description": k.Description,
+				})
+			}
+			return map[string]any{"keys": keys}
+		}))},
+	endpoint.Endpoint{Name: "System.ConfigHistory", Access: endpoint.ConfigRead, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ConfigHistoryRequest]("GET", "/admin/config/history", 0, nil, func(r *pb.ConfigHistoryResponse) any {
+			return map[string]any{"versions": endpoint.Present(endpoint.OrEmpty(r.Versions)), "current": r.Current}
+		}))},
+	endpoint.Endpoint{Name: "System.RollbackConfig", Access: endpoint.ConfigWrite,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/config/rollback", 0, func(in endpoint.Input, r *pb.RollbackConfigRequest) error {
+			var body struct {
+				Version     *int64 `json:"version"`
+				BaseVersion *int64 `json:"base_version"`
+			}
+			if err := in.DecodeJSON(&body); err != nil {
+				return err
+			}
+			if body.Version == nil || *body.Version < 1 {
+				return endpoint.BadInput("version must be a version number of the config's history")
+			}
+			r.Version, r.BaseVersion = *body.Version, body.BaseVersion
+			return nil
+		}, configJSON))},
 	endpoint.Endpoint{Name: "System.ListAudit", Access: endpoint.AuditRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/audit", 0, func(in endpoint.Input, r *pb.ListAuditRequest) error {
 			r.User, r.Kind, r.Cursor = in.Query("user"), in.Query("kind"), in.Query("cursor")
@@ -59,7 +93,17 @@ var Endpoints = endpoint.Declare("system",
 // bindConfig reads the new config: a JSON settings object ({"auth": {...},
 // "login": {...}}; JSON is yaml too) or, with Content-Type
 // application/yaml, a yaml document.
+//
+// ?version=N makes the change conditional: refused (409 config.conflict)
+// unless N is still the config's latest version.
 func bindConfig(in endpoint.Input, r *pb.UpdateConfigRequest) error {
+	if v := in.Query("version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &endpoint.InputError{Status: http.StatusBadRequest, Code: "request.bad_param", Message: "version must be a non-negative integer"}
+		}
+		r.BaseVersion = &n
+	}
 	switch in.MediaType() {
 	case "application/yaml", "application/x-yaml", "text/yaml":
 		body, err := in.Body()
@@ -82,5 +126,5 @@ func configJSON(r *pb.ConfigResponse) any {
 	if js, err := yaml.YAMLToJSON([]byte(r.Document)); err == nil {
 		_ = json.Unmarshal(js, &settings)
 	}
-	return map[string]any{"config": settings, "yaml": r.Document, "source": r.Source, "writable": r.Writable}
+	return map[string]any{"config": settings, "yaml": r.Document, "source": r.Source, "writable": r.Writable, "version": r.Version}
 }

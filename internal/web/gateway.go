@@ -200,6 +200,7 @@ func New(o Options) *Gateway {
 	admin.POST("/roles/:name", g.csrf, g.confirmFirst, g.roleForm)
 	admin.GET("/config", g.needs(endpoint.ConfigRead), g.configPage)
 	admin.POST("/config", g.csrf, g.configForm)
+	admin.POST("/config/rollback", g.csrf, g.rollbackForm)
 	admin.GET("/services", g.needs(endpoint.ServicesRead), g.servicesPage)
 	admin.POST("/services/:name/restart", g.csrf, g.confirmFirst, g.restartForm)
 	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)
