@@ -6,7 +6,7 @@ GOMICRO_GEN := v4.7.0
 STATICCHECK := v0.8.2
 PROTOS := user system runtime oidc
 # Further .proto files of a package, generated beside its main one.
-EXTRA_PROTOS := user/accounts
+EXTRA_PROTOS := user/accounts user/passkeys
 
 .PHONY: help build run test test-deploy k8s test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 

@@ -54,6 +54,7 @@ const (
 	KindResetRequested Kind = "password_reset_requested" // a reset link was mailed
 	KindPasswordReset  Kind = "password_reset"           // a password was set from a reset link
 	KindFactorsChange  Kind = "factors_change"           // a second factor was enrolled or removed
+	KindPasskey        Kind = "passkey"                  // a user added, renamed or deleted a passkey
 	KindOIDCClient     Kind = "oidc_client"              // an admin registered, changed or deleted an OpenID client
 	KindOIDCGrant      Kind = "oidc_grant"               // a user signed in to an application through Portal (a grant began)
 	KindOIDCConsent    Kind = "oidc_consent"             // a user gave or withdrew consent to an application
@@ -68,7 +69,7 @@ var Kinds = []Kind{
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
 	KindConfigRollback, KindLockoutLifted,
 	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
-	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
+	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange, KindPasskey,
 	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke, KindExport,
 }
 

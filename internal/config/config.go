@@ -127,6 +127,8 @@ func Defaults() Settings {
 			// Email verification and password recovery: no session yet.
 			"/email/verify", "/password/forgot", "/password/reset",
 			"/api/v1/email/verify", "/api/v1/password/forgot", "/api/v1/password/reset",
+			// Signing in with a passkey.
+			"/login/passkey", "/api/v1/login/passkey/begin", "/api/v1/login/passkey/finish",
 			// No session for Prometheus: the gateway answers /metrics only
 			// to a bearer of the metrics token (PORTAL_METRICS_TOKEN), and
 			// with none set not at all (404).

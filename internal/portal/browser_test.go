@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // browserTimeout bounds the whole browser test, Chromium's start included.
@@ -192,7 +193,8 @@ func TestBrowserFlow(t *testing.T) {
 	var noScript bool
 	run("inspect rejected login page",
 		chromedp.Value("#username", &value, chromedp.ByQuery),
-		chromedp.Evaluate(`[...document.scripts].every(s => s.src.endsWith('/static/portal.js'))`, &noScript),
+		// Only our static files: the time zone, and the passkey ceremony.
+		chromedp.Evaluate(`[...document.scripts].every(s => s.src === location.origin + '/static/portal.js' || s.src === location.origin + '/static/passkeys.js')`, &noScript),
 	)
 	if value != evil {
 		t.Errorf("username field holds %q, want the literal %q", value, evil)
@@ -306,6 +308,16 @@ func TestBrowserFlow(t *testing.T) {
 func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
 	t.Helper()
 	var browserLog testenv.SyncBuffer
+	// Not t.TempDir: Chromium's helper processes can outlive it for a
+	// moment and write to the profile while a single RemoveAll runs
+	// ("directory not empty"); removal is tried until it holds.
+	profile, err := os.MkdirTemp("", "portal-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		poll.Wait(t, 30*time.Second, "Chromium's profile to be removed", func() bool { return os.RemoveAll(profile) == nil })
+	})
 	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
 	opts = append(opts,
 		chromedp.ExecPath(chrome),
@@ -323,7 +335,7 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx contex
 		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
 		chromedp.Flag("no-pings", true),
 		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(&browserLog),
 	)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)

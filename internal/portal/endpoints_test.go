@@ -26,6 +26,7 @@ func TestEveryRPCIsDeclared(t *testing.T) {
 		{user.Endpoints, []protoreflect.ServiceDescriptor{
 			userpb.File_proto_user_user_proto.Services().ByName("User"),
 			userpb.File_proto_user_accounts_proto.Services().ByName("Accounts"),
+			userpb.File_proto_user_passkeys_proto.Services().ByName("Passkeys"),
 			// The user service serves the OpenID provider's RPCs too.
 			oidcpb.File_proto_oidc_oidc_proto.Services().ByName("OIDC"),
 		}},

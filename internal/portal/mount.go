@@ -90,6 +90,9 @@ func mountUser(svc *platform.Service, st store.Store, k kv.Store, minter, verifi
 	if err := userpb.RegisterAccountsHandler(svc.Server(), user.NewAccounts(h)); err != nil {
 		return nil, err
 	}
+	if err := userpb.RegisterPasskeysHandler(svc.Server(), user.NewPasskeys(h)); err != nil {
+		return nil, err
+	}
 	if err := mountSSO(svc, st, k, minter, h, issuer, pub, log); err != nil {
 		return nil, err
 	}
@@ -213,6 +216,7 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 func mountWeb(svc *platform.Service, o web.Options) (*web.Gateway, error) {
 	o.Users = userpb.NewUserService("user", svc.Client())
 	o.Accounts = userpb.NewAccountsService("user", svc.Client())
+	o.Passkeys = userpb.NewPasskeysService("user", svc.Client())
 	o.System = systempb.NewSystemService("system", svc.Client())
 	o.OIDC = oidcpb.NewOIDCService("user", svc.Client())
 	o.Client, o.Endpoints = svc.Client(), []*endpoint.Table{user.Endpoints, system.Endpoints}

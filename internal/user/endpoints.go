@@ -1,6 +1,7 @@
 package user
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -51,6 +52,59 @@ var Endpoints = endpoint.Declare("user",
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/recovery-codes", 0, func(in endpoint.Input, r *pb.NewRecoveryCodesRequest) error { return decodeCode(in, &r.Code) }, func(r *pb.NewRecoveryCodesResponse) totpConfirmed {
 			return totpConfirmed{endpoint.OrEmpty(r.RecoveryCodes)}
 		}))},
+	// Passkeys: the caller's own (signing in with one is the gateway's
+	// route: it sets the session cookie).
+	endpoint.Endpoint{Name: "Passkeys.BeginRegistration", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/me/passkeys/begin", 0, nil, renderCeremony))},
+	endpoint.Endpoint{Name: "Passkeys.FinishRegistration", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/passkeys/finish", http.StatusCreated, func(in endpoint.Input, r *pb.FinishPasskeyRequest) error {
+			var b struct {
+				Ceremony   string          `json:"ceremony"`
+				Name       string          `json:"name"`
+				Credential json.RawMessage `json:"credential"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.Ceremony, r.Name, r.Credential = b.Ceremony, b.Name, b.Credential
+			return nil
+		}, passkeyJSON))},
+	endpoint.Endpoint{Name: "Passkeys.ListPasskeys", Access: endpoint.SignedIn, Retry: true,
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListPasskeysRequest]("GET", "/me/passkeys", 0, nil, func(r *pb.ListPasskeysResponse) passkeyList {
+			out := make([]passkey, 0, len(r.Passkeys))
+			for _, p := range r.Passkeys {
+				out = append(out, passkeyJSON(p))
+			}
+			return passkeyList{out}
+		}))},
+	endpoint.Endpoint{Name: "Passkeys.RenamePasskey", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/me/passkeys/:id", 0, func(in endpoint.Input, r *pb.RenamePasskeyRequest) error {
+			var b struct {
+				Name string `json:"name"`
+			}
+			if err := in.DecodeJSON(&b); err != nil {
+				return err
+			}
+			r.Id, r.Name = in.Param("id"), b.Name
+			return nil
+		}, passkeyJSON))},
+	endpoint.Endpoint{Name: "Passkeys.DeletePasskey", Access: endpoint.SignedIn,
+		Routes: endpoint.Routes(endpoint.NoContent[pb.DeletePasskeyRequest, pb.DeletePasskeyResponse]("DELETE", "/me/passkeys/:id", 0, func(in endpoint.Input, r *pb.DeletePasskeyRequest) error {
+			// {"password"} is needed unless the session signed in moments
+			// ago; without a body, none is sent.
+			var b struct {
+				Password string `json:"password"`
+			}
+			if in.MediaType() != "" {
+				if err := in.DecodeJSON(&b); err != nil {
+					return err
+				}
+			}
+			r.Id, r.Password = in.Param("id"), b.Password
+			return nil
+		}))},
+	endpoint.Endpoint{Name: "Passkeys.BeginLogin", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "Passkeys.FinishLogin", Access: endpoint.Public},
 	// Accounts an admin manages.
 	endpoint.Endpoint{Name: "Accounts.CreateUser", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users", http.StatusCreated, bindNewUser, func(r *pb.CreateUserResponse) newUser {
@@ -428,3 +482,32 @@ func bindListUsers(in endpoint.Input, r *pb.ListUsersRequest) error {
 	r.LoginFrom, r.LoginTo = endpoint.QueryInt64(in, "login_from"), endpoint.QueryInt64(in, "login_to")
 	return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
 }
+
+// renderCeremony is a begun passkey ceremony as JSON: its id, and the
+// options for navigator.credentials (create or get) as publicKey.
+func renderCeremony(r *pb.BeginPasskeyResponse) begunCeremony {
+	return begunCeremony{r.Ceremony, json.RawMessage(r.Options)}
+}
+
+func passkeyJSON(p *pb.Passkey) passkey {
+	return passkey{p.Id, p.Name, p.CreatedAt, p.LastUsed}
+}
+
+// The passkey routes' answers.
+type (
+	begunCeremony struct {
+		Ceremony string `json:"ceremony"`
+		// PublicKey is the options of navigator.credentials.create or get.
+		PublicKey json.RawMessage `json:"publicKey"`
+	}
+	passkey struct {
+		ID        string `json:"id"`
+		Name      string `json:"name"`
+		CreatedAt int64  `json:"created_at"`
+		// LastUsed is 0 for a passkey never used to sign in.
+		LastUsed int64 `json:"last_used"`
+	}
+	passkeyList struct {
+		Passkeys []passkey `json:"passkeys"`
+	}
+)

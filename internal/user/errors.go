@@ -60,6 +60,12 @@ var errorTable = []struct {
 	{ErrTOTPOff, "user.totp_off", 409},
 	{ErrBadLanguage, "user.bad_language", 400},
 	{ErrTwoFactorNeeded, "user.two_factor_needed", 409},
+	{ErrPasskeyCeremony, "user.passkey_expired", 400},
+	{ErrPasskeyInvalid, "user.passkey_invalid", 401},
+	{ErrBadPasskeyName, "user.bad_passkey_name", 400},
+	{ErrNoPasskey, "user.passkey_not_found", 404},
+	{ErrTooManyPasskeys, "user.too_many_passkeys", 409},
+	{ErrReauthRequired, "user.reauth_required", 403},
 }
 
 // rpcError maps an error to the go-micro error that crosses RPC: sentinels to

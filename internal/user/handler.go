@@ -261,28 +261,45 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
-	detail, amr := "wrong password", []string{"pwd"}
+	detail, refusal, amr := "wrong password", ErrBadCredentials, []string{"pwd"}
 	if ok && u.TOTPSecret != "" {
-		// Neither counted nor reset without a code: the code decides.
-		if strings.TrimSpace(req.Otp) == "" {
+		// Neither counted nor reset without a code or a passkey: they
+		// decide.
+		switch {
+		case req.PasskeyCeremony != "":
+			if ok, detail, err = h.passkeyFactor(ctx, u, req.PasskeyCeremony, req.Passkey); err != nil {
+				return rpcError(err)
+			}
+			refusal, amr = ErrPasskeyInvalid, append(amr, "hwk")
+		case strings.TrimSpace(req.Otp) == "":
 			return rpcError(ErrMFARequired)
+		default:
+			if ok, err = h.checkSecondFactor(ctx, u, req.Otp); err != nil {
+				return rpcError(err)
+			}
+			detail, refusal, amr = "wrong second-factor code", ErrBadCode, append(amr, "otp")
 		}
-		if ok, err = h.checkSecondFactor(ctx, u, req.Otp); err != nil {
-			return rpcError(err)
-		} else if !ok {
-			detail = "wrong second-factor code"
-		}
-		amr = append(amr, "otp")
 	}
 	if ok, err = h.settleGuarded(ctx, g, u, ok, detail); err != nil {
 		return rpcError(err)
 	}
-	if !ok && detail != "wrong password" {
-		return rpcError(ErrBadCode)
-	}
 	if !ok {
-		return rpcError(ErrBadCredentials)
+		return rpcError(refusal)
 	}
+	if err := h.admit(ctx, g, u); err != nil {
+		return err
+	}
+	if u.MustChangePassword {
+		if err := h.changeAtLogin(ctx, u, req.Password, req.NewPassword); err != nil {
+			return rpcError(err)
+		}
+	}
+	return h.openSession(ctx, g, u, req.UserAgent, amr, "", rsp)
+}
+
+// admit refuses a verified login of u to a disabled account, or one whose
+// address must be verified first (audited as failed logins).
+func (h *Handler) admit(ctx context.Context, g *loginGuard, u *User) error {
 	if u.Disabled {
 		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "account disabled"})
 		return rpcError(ErrDisabled)
@@ -293,11 +310,13 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 		h.publishAudit(ctx, audit.Entry{Kind: audit.KindLoginFailed, SubjectID: u.ID, SubjectName: g.username, ClientAddr: g.addr, Detail: "email not verified"})
 		return rpcError(ErrEmailUnverified)
 	}
-	if u.MustChangePassword {
-		if err := h.changeAtLogin(ctx, u, req.Password, req.NewPassword); err != nil {
-			return rpcError(err)
-		}
-	}
+	return nil
+}
+
+// openSession opens a session of u, admitted, signed in by the methods amr
+// (RFC 8176: pwd, otp, hwk), audits the login (with detail) and answers its
+// token and a device token for the next login.
+func (h *Handler) openSession(ctx context.Context, g *loginGuard, u *User, userAgent string, amr []string, detail string, rsp *pb.LoginResponse) error {
 	sid, err := newSessionID()
 	if err != nil {
 		return rpcError(err)
@@ -306,7 +325,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	now := h.now().UTC()
 	s := &Session{
 		ID: sid, UserID: u.ID, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(set.MaxAge()),
-		ClientAddr: truncate(req.ClientAddr, 64), UserAgent: truncate(req.UserAgent, 256), AMR: amr,
+		ClientAddr: g.addr, UserAgent: truncate(userAgent, 256), AMR: amr,
 	}
 	if err := h.repo.CreateSession(ctx, s); err != nil {
 		return rpcError(err)
@@ -318,7 +337,7 @@ func (h *Handler) Login(ctx context.Context, req *pb.LoginRequest, rsp *pb.Login
 	if err != nil {
 		return rpcError(err)
 	}
-	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr})
+	h.publishAudit(ctx, audit.Entry{Kind: audit.KindLogin, ActorID: u.ID, ActorName: u.Username, SubjectID: u.ID, SubjectName: u.Username, ClientAddr: s.ClientAddr, Detail: detail})
 	device := g.device
 	if device == "" {
 		device = newDeviceID()

@@ -108,12 +108,14 @@ type User struct {
 	// first code; TOTPLastStep is the last time step a code was accepted
 	// for (a code is never accepted twice); RecoveryHashes are the SHA-256
 	// of the unused recovery codes.
-	TOTPSecret     string    `json:"totp_secret,omitempty"`
-	TOTPPending    string    `json:"totp_pending,omitempty"`
-	TOTPLastStep   int64     `json:"totp_last_step,omitempty"`
-	RecoveryHashes []string  `json:"recovery_hashes,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	TOTPSecret     string   `json:"totp_secret,omitempty"`
+	TOTPPending    string   `json:"totp_pending,omitempty"`
+	TOTPLastStep   int64    `json:"totp_last_step,omitempty"`
+	RecoveryHashes []string `json:"recovery_hashes,omitempty"`
+	// Passkeys are the account's WebAuthn credentials (passkeys.go).
+	Passkeys  []Passkey `json:"passkeys,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Session is one login: it ends at ExpiresAt whatever renewals happen, or
@@ -128,8 +130,8 @@ type Session struct {
 	LastSeen   time.Time `json:"last_seen"`
 	ClientAddr string    `json:"client_addr,omitempty"`
 	UserAgent  string    `json:"user_agent,omitempty"`
-	// AMR is how the session was signed in (RFC 8176 values: pwd, otp,
-	// hwk); a session stored before it was recorded counts as pwd.
+	// AMR are how the session signed in (RFC 8176): "pwd", then "otp" or
+	// "hwk" for the second factor; "hwk" alone for a passkey.
 	AMR []string `json:"amr,omitempty"`
 }
 

@@ -73,6 +73,14 @@ func (g *Gateway) accountView(c *gin.Context, status int, data gin.H) {
 		return
 	}
 	data["Sessions"], data["Tokens"] = rsp.Sessions, keys.Tokens
+	if g.Passkeys != nil {
+		pks, err := g.Passkeys.ListPasskeys(ctx, &userpb.ListPasskeysRequest{})
+		if err != nil {
+			g.abortRPC(c, err)
+			return
+		}
+		data["Passkeys"] = pks.Passkeys
+	}
 	if g.OIDC != nil {
 		apps, err := g.OIDC.ListConsents(ctx, &oidcpb.ListConsentsRequest{})
 		if err != nil {

@@ -164,8 +164,9 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 	c.JSON(http.StatusOK, sessionsEnded{rsp.SessionsEnded})
 }
 
-// required answers 400 request.missing_field, naming every string field of
-// body tagged `required:"true"` left empty, unless there is none. The same
+// required answers 400 request.missing_field, naming every field of body
+// tagged `required:"true"` left empty (a string "", a raw JSON value absent
+// or null), unless there is none. The same
 // tag marks the field required in the OpenAPI document.
 func required(c *gin.Context, body any) bool {
 	var missing []string
@@ -175,7 +176,7 @@ func required(c *gin.Context, body any) bool {
 			f := v.Type().Field(i)
 			if f.Anonymous && f.Type.Kind() == reflect.Struct {
 				walk(v.Field(i))
-			} else if f.Tag.Get("required") == "true" && v.Field(i).String() == "" {
+			} else if f.Tag.Get("required") == "true" && empty(v.Field(i)) {
 				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 				missing = append(missing, name)
 			}
@@ -187,6 +188,14 @@ func required(c *gin.Context, body any) bool {
 	}
 	abortError(c, http.StatusBadRequest, codeMissing, strings.Join(missing, ", "))
 	return false
+}
+
+// empty is a required field's value that was not sent.
+func empty(v reflect.Value) bool {
+	if raw, ok := v.Interface().(json.RawMessage); ok {
+		return len(raw) == 0 || string(raw) == "null"
+	}
+	return v.String() == ""
 }
 
 // The answers of the gateway's own JSON routes.

@@ -46,6 +46,9 @@ type Options struct {
 	System systempb.SystemService
 	// Accounts is the user service's profile and recovery calls.
 	Accounts userpb.AccountsService
+	// Passkeys is the user service's passkey calls (nil: the account page
+	// lists none).
+	Passkeys userpb.PasskeysService
 	// OIDC is the OpenID provider (in the user service) whose HTTP
 	// requests the gateway forwards; nil serves none.
 	OIDC oidcpb.OIDCService
@@ -231,6 +234,7 @@ func New(o Options) *Gateway {
 	e.GET("/api/openapi.json", g.apiOpenAPI)
 	e.GET("/api/docs", g.apiDocsPage)
 	g.accountRoutes(e, api, me)
+	g.passkeyRoutes(e, api)
 	me.GET("/me/apps", g.withOIDC, g.apiMyApps)
 	me.DELETE("/me/apps/:id", g.withOIDC, g.apiRevokeApp)
 	me.GET("/admin/oidc/clients", g.withOIDC, g.needs(endpoint.ClientsRead), g.apiClients)

@@ -139,11 +139,12 @@ func (g *Gateway) loginForm(c *gin.Context) {
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
 		Username: name, Password: c.PostForm("password"), NewPassword: newPW, Otp: c.PostForm("otp"),
+		PasskeyCeremony: c.PostForm("passkey_ceremony"), Passkey: []byte(c.PostForm("passkey")),
 		ClientAddr: c.ClientIP(), UserAgent: c.Request.UserAgent(), DeviceToken: deviceToken(c, ""),
 	}, slow)
 	if err != nil {
 		status, code, msg := rpcMessage(c, err)
-		if code == "user.mfa_required" || code == "user.bad_code" {
+		if code == "user.mfa_required" || code == "user.bad_code" || code == "user.passkey_invalid" || code == "user.passkey_expired" {
 			// The second step: the code, and the password typed again (the
 			// page never holds it).
 			g.page(c, http.StatusUnauthorized, "login.html", gin.H{"Next": next, "Username": name, "AskCode": true, "ChangePassword": newPW != "", "Error": msg})

@@ -163,9 +163,13 @@ type LoginRequest struct {
 	NewPassword string `protobuf:"bytes,20,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
 	// otp is a code of the account's authenticator app, or one of its
 	// recovery codes, when it has two factors (user.mfa_required).
-	Otp           string `protobuf:"bytes,21,opt,name=otp,proto3" json:"otp,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Otp string `protobuf:"bytes,21,opt,name=otp,proto3" json:"otp,omitempty"`
+	// passkey_ceremony and passkey: a passkey's answer (passkeys.proto's
+	// BeginLogin, then navigator.credentials.get) in place of otp.
+	PasskeyCeremony string `protobuf:"bytes,22,opt,name=passkey_ceremony,json=passkeyCeremony,proto3" json:"passkey_ceremony,omitempty"`
+	Passkey         []byte `protobuf:"bytes,23,opt,name=passkey,proto3" json:"passkey,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LoginRequest) Reset() {
@@ -245,6 +249,20 @@ func (x *LoginRequest) GetOtp() string {
 		return x.Otp
 	}
 	return ""
+}
+
+func (x *LoginRequest) GetPasskeyCeremony() string {
+	if x != nil {
+		return x.PasskeyCeremony
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetPasskey() []byte {
+	if x != nil {
+		return x.Passkey
+	}
+	return nil
 }
 
 type LoginResponse struct {
@@ -3275,7 +3293,7 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"\x04lang\x18\x04 \x01(\tR\x04lang\">\n" +
 	"\x10RegisterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"\xde\x01\n" +
+	"\busername\x18\x02 \x01(\tR\busername\"\xa3\x02\n" +
 	"\fLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -3285,7 +3303,9 @@ const file_proto_user_user_proto_rawDesc = "" +
 	"user_agent\x18\x04 \x01(\tR\tuserAgent\x12!\n" +
 	"\fdevice_token\x18\x05 \x01(\tR\vdeviceToken\x12!\n" +
 	"\fnew_password\x18\x14 \x01(\tR\vnewPassword\x12\x10\n" +
-	"\x03otp\x18\x15 \x01(\tR\x03otp\"\xb2\x01\n" +
+	"\x03otp\x18\x15 \x01(\tR\x03otp\x12)\n" +
+	"\x10passkey_ceremony\x18\x16 \x01(\tR\x0fpasskeyCeremony\x12\x18\n" +
+	"\apasskey\x18\x17 \x01(\fR\apasskey\"\xb2\x01\n" +
 	"\rLoginResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
