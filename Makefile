@@ -18,6 +18,7 @@ help: ## list the targets
 TAGS := up
 
 build: ## build bin/portal, with portal up's embedded etcd and NATS (-tags up)
+	@echo "building bin/portal (the first build compiles about 920 packages: a few minutes on a fresh machine)"
 	go build -tags $(TAGS) -o $(BIN)/portal ./cmd/portal
 
 run: build ## run Portal, all services in one process, on :8080
