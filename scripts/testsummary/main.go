@@ -104,6 +104,12 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 			} else {
 				r.pkgFailed = true
 			}
+			if e.Test == "" {
+				// A package that fails outside its tests (a build error,
+				// a panic, -timeout) leaves tests that never ended: their
+				// output says which were running, and the panic is in one.
+				printUnfinished(out, outputs, e.Package)
+			}
 			fmt.Fprint(out, strings.Join(outputs[key], ""))
 			if e.Test == "" {
 				fmt.Fprintf(out, "FAIL\t%s\t%.1fs\n", e.Package, e.Elapsed)
@@ -133,6 +139,23 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 	}
 	fmt.Fprintf(out, "%d passed, %d failed, %d skipped\n", r.passed, r.failed, len(r.skipped))
 	return r, nil
+}
+
+// printUnfinished prints, and forgets, the output of every test of pkg
+// that has not ended, in name order.
+func printUnfinished(out io.Writer, outputs map[string][]string, pkg string) {
+	var keys []string
+	for k := range outputs {
+		if p, test, _ := strings.Cut(k, "\x00"); p == pkg && test != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		_, test, _ := strings.Cut(k, "\x00")
+		fmt.Fprintf(out, "--- %s did not end:\n%s", test, strings.Join(outputs[k], ""))
+		delete(outputs, k)
+	}
 }
 
 // skipReason is what a skipped test printed, less go test's own lines and

@@ -43,3 +43,29 @@ func TestSummarise(t *testing.T) {
 		t.Errorf("a passing test's output was printed:\n%s", out.String())
 	}
 }
+
+// A package killed by -timeout: the panic is printed in the output of a
+// test that never ended, with no fail event of its own; the summary shows
+// it under the package's FAIL.
+func TestSummariseTimeout(t *testing.T) {
+	in := strings.Join([]string{
+		`{"Action":"run","Package":"p","Test":"TestHang"}`,
+		`{"Action":"output","Package":"p","Test":"TestHang","Output":"=== RUN   TestHang\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestHang","Output":"panic: test timed out after 15m0s\n"}`,
+		`{"Action":"output","Package":"p","Output":"FAIL\tp\t900.0s\n"}`,
+		`{"Action":"fail","Package":"p","Elapsed":900}`,
+	}, "\n")
+	var out strings.Builder
+	r, err := summarise(strings.NewReader(in), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.pkgFailed {
+		t.Fatalf("result %+v", r)
+	}
+	for _, want := range []string{"--- TestHang did not end:\n", "panic: test timed out after 15m0s"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
