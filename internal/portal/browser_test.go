@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // browserTimeout bounds the whole browser test, Chromium's start included.
@@ -306,6 +307,17 @@ func TestBrowserFlow(t *testing.T) {
 func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
 	t.Helper()
 	var browserLog testenv.SyncBuffer
+	// The profile, not t.TempDir: Chromium's helper processes may still
+	// write to it for a moment after the browser has exited (two browsers
+	// stopping at once on a busy machine left "Default: directory not
+	// empty" to TempDir's one RemoveAll), so its removal waits for them.
+	profile, err := os.MkdirTemp("", "portal-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		poll.Wait(t, 30*time.Second, "Chromium's profile removed", func() bool { return os.RemoveAll(profile) == nil })
+	})
 	opts := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
 	opts = append(opts,
 		chromedp.ExecPath(chrome),
@@ -323,7 +335,7 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx contex
 		chromedp.Flag("no-proxy-server", true), // talk to 127.0.0.1 directly, whatever *_proxy says
 		chromedp.Flag("no-pings", true),
 		chromedp.WindowSize(1280, 800),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(&browserLog),
 	)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
