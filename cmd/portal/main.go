@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/platform"
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/supervisor"
@@ -30,7 +31,7 @@ var flags = append([]cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "where the embedded store and the auth keys live"},
 	&cli.StringFlag{Name: "issuer", EnvVars: []string{"PORTAL_ISSUER"}, Usage: "the OpenID provider's public https URL (default: derived from the listen address, and logged)"},
-	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing"},
+	&cli.StringFlag{Name: "config", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file, watched; built-in defaults when missing (default: ./portal.yaml when present, else portal.yaml in the data dir)"},
 	&cli.StringFlag{Name: "auth_public_key", EnvVars: []string{"MICRO_AUTH_PUBLIC_KEY"}, Usage: "RSA public key that verifies tokens, base64 of PEM (default: generated into the data dir)"},
 	&cli.StringFlag{Name: "metrics_address", EnvVars: []string{"PORTAL_METRICS_ADDRESS"}, Usage: "serve GET /metrics, /healthz and /readyz (with each check's error) on this address, unauthenticated (default: off)"},
 	&cli.StringFlag{Name: "auth_private_key", EnvVars: []string{"MICRO_AUTH_PRIVATE_KEY"}, Usage: "RSA private key that signs tokens, base64 of PEM (default: generated into the data dir)"},
@@ -42,7 +43,7 @@ var flags = append([]cli.Flag{
 var upFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "where the web gateway listens"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "auth keys, stores, and the embedded etcd's and NATS's data"},
-	&cli.StringFlag{Name: "config", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file every service watches; built-in defaults when missing"},
+	&cli.StringFlag{Name: "config", EnvVars: []string{"PORTAL_CONFIG"}, Usage: "yaml config file every service watches; built-in defaults when missing (default: ./portal.yaml when present, else portal.yaml in the data dir)"},
 	&cli.StringFlag{Name: "etcd_address", Value: "127.0.0.1:0", EnvVars: []string{"PORTAL_ETCD_ADDRESS"}, Usage: "where the embedded etcd serves clients, loopback only (port 0: a free one; unused with MICRO_REGISTRY_ADDRESS)"},
 	&cli.StringFlag{Name: "nats_address", Value: "127.0.0.1:0", EnvVars: []string{"PORTAL_NATS_ADDRESS"}, Usage: "where the embedded NATS serves clients, loopback only (port 0: a free one; unused with MICRO_BROKER_ADDRESS)"},
 }
@@ -133,7 +134,7 @@ func runUp(c *cli.Context) error {
 	return supervisor.Run(ctx, supervisor.Options{
 		DataDir:     c.String("data_dir"),
 		HTTPAddress: c.String("http_address"),
-		ConfigFile:  c.String("config"),
+		ConfigFile:  config.FileIn(c.String("config"), c.String("data_dir")),
 		EtcdAddress: c.String("etcd_address"),
 		NATSAddress: c.String("nats_address"),
 		Log:         log,
@@ -183,7 +184,7 @@ func runAll(c *cli.Context) error {
 		HTTPAddress:    c.String("http_address"),
 		Issuer:         c.String("issuer"),
 		DataDir:        c.String("data_dir"),
-		ConfigFile:     c.String("config"),
+		ConfigFile:     config.FileIn(c.String("config"), c.String("data_dir")),
 		AdminPassword:  os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		Keys:           keys,
 		Log:            log,

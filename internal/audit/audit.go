@@ -42,6 +42,7 @@ const (
 	KindDelete         Kind = "delete"                   // an admin deleted a user
 	KindSessionEnded   Kind = "session_ended"            // a session was ended other than by its own logout
 	KindConfigChange   Kind = "config_change"            // the live config was changed
+	KindConfigRollback Kind = "config_rollback"          // an admin put a past version of the config back
 	KindLockoutLifted  Kind = "lockout_lifted"           // an admin lifted a lockout
 	KindRoleCreated    Kind = "role_created"             // a role was made, with its permissions
 	KindRoleUpdated    Kind = "role_updated"             // a role's permissions changed
@@ -64,7 +65,7 @@ const (
 var Kinds = []Kind{
 	KindRegister, KindLogin, KindLoginFailed, KindLockout, KindLogout, KindPasswordChange,
 	KindRoleChange, KindDisable, KindEnable, KindDelete, KindSessionEnded, KindConfigChange,
-	KindLockoutLifted,
+	KindConfigRollback, KindLockoutLifted,
 	KindRoleCreated, KindRoleUpdated, KindRoleDeleted, KindTokenCreated, KindTokenRevoked,
 	KindProfileChange, KindEmailVerified, KindResetRequested, KindPasswordReset, KindFactorsChange,
 	KindOIDCClient, KindOIDCGrant, KindOIDCConsent, KindOIDCToken, KindOIDCRevoke,

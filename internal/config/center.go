@@ -40,6 +40,10 @@ type Center struct {
 	write func(doc []byte) error
 	// path is the file of a file-backed center, watched once it exists.
 	path string
+	// kind is the kind of source: "file" or "etcd"; "" for none.
+	kind string
+	// onChange hears the changes that came from the source.
+	onChange atomic.Pointer[func(before, after Settings)]
 }
 
 // Static returns a center that always holds s (no source, no watching).
@@ -72,7 +76,7 @@ func OpenFile(path string, log *slog.Logger) (*Center, error) {
 			return nil, err
 		}
 	}
-	c.path = path
+	c.path, c.kind = path, "file"
 	c.write = c.writeFile
 	return c, nil
 }
@@ -232,13 +236,34 @@ func (c *Center) apply(doc []byte) {
 		c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
 		return
 	}
-	if reflect.DeepEqual(&s, c.cur.Load()) {
+	before := c.cur.Load()
+	if reflect.DeepEqual(&s, before) {
 		return
 	}
 	c.cur.Store(&s)
+	if f := c.onChange.Load(); f != nil {
+		(*f)(*before, s)
+	}
 	c.log.Info("config applied", "source", c.source,
 		"expireTime", s.Auth.ExpireTime, "refreshTime", s.Auth.RefreshTime,
 		"sessionMaxAge", s.Auth.SessionMaxAge, "whiteList", len(s.Auth.WhiteList))
+}
+
+// OnChange makes f hear every change that comes from the source (an edit
+// of the file, a put to etcd), not those Update makes, with the settings
+// before and after. f runs on the watching goroutine: it must not block for
+// long. A later call replaces f.
+func (c *Center) OnChange(f func(before, after Settings)) { c.onChange.Store(&f) }
+
+// Origin names the kind of source the settings in force come from: "file",
+// "etcd", or "built-in" while there is none (no file yet).
+func (c *Center) Origin() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.src == nil {
+		return "built-in"
+	}
+	return c.kind
 }
 
 // Current returns the settings in force. Callers must not modify them.

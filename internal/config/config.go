@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	pathpkg "path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,7 +28,7 @@ type Settings struct {
 type UISettings struct {
 	// Language is the pages' language when the browser names none that
 	// Portal speaks and the user chose none (ui.language: en or zh-CN).
-	Language string `json:"language"`
+	Language string `json:"language" choices:"en zh-CN"`
 }
 
 // AccountsSettings are the rules of accounts' email and recovery.
@@ -64,7 +65,7 @@ type LoginSettings struct {
 	MaxFailures int `json:"maxFailures"`
 	// LockoutSeconds is how long a counter lives after its last failure, so
 	// how long a lockout lasts (login.lockoutSeconds, 1 to 86400).
-	LockoutSeconds int `json:"lockoutSeconds"`
+	LockoutSeconds int `json:"lockoutSeconds" unit:"s"`
 	// AddressMaxFailures is how many failed logins one address may have,
 	// over every account, before its untrusted logins are refused
 	// (login.addressMaxFailures; 0: 4 x MaxFailures; else at least
@@ -83,7 +84,7 @@ type LoginSettings struct {
 type RateSettings struct {
 	// WindowSeconds is the length of a window (rateLimit.windowSeconds, 1 to
 	// 3600).
-	WindowSeconds int `json:"windowSeconds"`
+	WindowSeconds int `json:"windowSeconds" unit:"s"`
 	// LoginPerAddress bounds the logins of untrusted devices from one
 	// address per window (rateLimit.loginPerAddress).
 	LoginPerAddress int `json:"loginPerAddress"`
@@ -105,12 +106,12 @@ type AuthSettings struct {
 	// matches every path under it.
 	WhiteList []string `json:"whiteList"`
 	// ExpireTime is an access token's lifetime, in seconds.
-	ExpireTime int `json:"expireTime"`
+	ExpireTime int `json:"expireTime" unit:"s"`
 	// RefreshTime: a token with fewer seconds than this left is renewed.
-	RefreshTime int `json:"refreshTime"`
+	RefreshTime int `json:"refreshTime" unit:"s"`
 	// SessionMaxAge is a session's absolute lifetime, in seconds: no renewal
 	// extends a token past it.
-	SessionMaxAge int `json:"sessionMaxAge"`
+	SessionMaxAge int `json:"sessionMaxAge" unit:"s"`
 }
 
 // Defaults returns the built-in settings, used where the source says nothing.
@@ -214,8 +215,8 @@ func (s Settings) Validate() error {
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
 	}
-	if u := s.UI.Language; u != "en" && u != "zh-CN" {
-		bad("ui.language is %q, must be en or zh-CN", u)
+	if u, ok := s.UI.Language, keyNamed("ui.language").Choices; !slices.Contains(ok, u) {
+		bad("ui.language is %q, must be one of %s", u, strings.Join(ok, ", "))
 	}
 	return errors.Join(errs...)
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	gyaml "github.com/ghodss/yaml"
@@ -46,7 +48,7 @@ func decode(js []byte) (Settings, error) {
 		dec := json.NewDecoder(bytes.NewReader(js))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&s); err != nil {
-			return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return Settings{}, typeError(err)
 		}
 	}
 	return s, s.Validate()
@@ -56,25 +58,45 @@ func decode(js []byte) (Settings, error) {
 // with its case: encoding/json would take "expiretime" for "expireTime".
 func knownKeys(js []byte) error {
 	var doc map[string]any
-	if err := json.Unmarshal(js, &doc); err != nil {
-		return fmt.Errorf("%w: the document must be a mapping of sections (auth, login, rateLimit, accounts, ui): %v", ErrInvalid, err)
+	sections := map[string]bool{}
+	var names []string
+	for _, k := range schema {
+		if !sections[k.Section()] {
+			names = append(names, k.Section())
+		}
+		sections[k.Section()] = true
 	}
-	known := flatten(Defaults())
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return fmt.Errorf("%w: the document must be a mapping of sections (%s)", ErrInvalid, strings.Join(names, ", "))
+	}
+	var errs []error
 	for sec, v := range doc {
 		kv, ok := v.(map[string]any)
-		if _, isSection := knownSections[sec]; !isSection || !ok {
-			return fmt.Errorf("%w: unknown section %q (known: auth, login, rateLimit, ui)", ErrInvalid, sec)
+		if !sections[sec] || !ok {
+			errs = append(errs, fmt.Errorf("%w: unknown section %q (known: %s)", ErrInvalid, sec, strings.Join(names, ", ")))
+			continue
 		}
 		for k := range kv {
-			if _, ok := known[sec+"."+k]; !ok {
-				return fmt.Errorf("%w: unknown key %s.%s", ErrInvalid, sec, k)
+			if !slices.ContainsFunc(schema, func(key Key) bool { return key.Name == sec+"."+k }) {
+				errs = append(errs, fmt.Errorf("%w: unknown key %s.%s", ErrInvalid, sec, k))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-var knownSections = map[string]struct{}{"auth": {}, "login": {}, "rateLimit": {}, "accounts": {}, "ui": {}}
+// typeError says which key holds a value of the wrong type, in words.
+func typeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		for _, k := range schema {
+			if strings.EqualFold(k.Name, te.Field) || strings.HasPrefix(te.Field, k.Name+".") {
+				return fmt.Errorf("%w: %s must be %s, not a %s", ErrInvalid, k.Name, typeWord(k.Type), te.Value)
+			}
+		}
+	}
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
 
 // flatten maps each setting's key ("auth.expireTime") to its value as JSON.
 func flatten(s Settings) map[string]string {
@@ -145,21 +167,33 @@ func (c *Center) writeFile(doc []byte) error {
 
 // Diff names what changed from a to b, key by key, for the audit log:
 // "auth.expireTime: 900 -> 600; auth.whiteList: [...] -> [...]".
-func Diff(a, b Settings) string {
-	fa, fb := flatten(a), flatten(b)
-	keys := make([]string, 0, len(fb))
-	for k := range fb {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+func Diff(a, b Settings) string { return DiffText(Changes(a, b)) }
+
+// DiffText is changes as Diff says them.
+func DiffText(changes []Change) string {
 	var parts []string
-	for _, k := range keys {
-		if fa[k] != fb[k] {
-			parts = append(parts, k+": "+fa[k]+" -> "+fb[k])
-		}
+	for _, c := range changes {
+		parts = append(parts, c.Key+": "+c.Old+" -> "+c.New)
 	}
 	if len(parts) == 0 {
 		return "no change"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// LegacyFile is the config file of the working directory, used when present.
+const LegacyFile = "portal.yaml"
+
+// FileIn is the config file to use when none was named: ./portal.yaml when
+// it exists (where earlier versions looked), else portal.yaml in dataDir, so
+// that the first edit through the admin page writes under the data dir, not
+// into whatever directory Portal was started from (a source checkout).
+func FileIn(named, dataDir string) string {
+	if named != "" {
+		return named
+	}
+	if _, err := os.Stat(LegacyFile); err == nil {
+		return LegacyFile
+	}
+	return filepath.Join(dataDir, LegacyFile)
 }

@@ -133,6 +133,7 @@ func OpenEtcd(cfg clientv3.Config, key string, log *slog.Logger) (*Center, error
 		return nil, err
 	}
 	c.closers = append(c.closers, src.Close)
+	c.kind = "etcd"
 	c.write = func(doc []byte) error { return src.Write(src.changeSet(doc)) }
 	return c, nil
 }

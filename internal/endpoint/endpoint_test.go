@@ -80,6 +80,7 @@ func (f fakeInput) Query(n string) string  { return f.query[n] }
 func (f fakeInput) DecodeJSON(v any) error { return f.decodeErr }
 func (f fakeInput) MediaType() string      { return "application/json" }
 func (f fakeInput) Body() ([]byte, error)  { return nil, nil }
+func (f fakeInput) Language() string       { return "en" }
 func (callClient) String() string          { return "fake" }
 func (c callClient) NewRequest(service, endpoint string, req interface{}, _ ...client.RequestOption) client.Request {
 	return client.NewRequest(service, endpoint, req)
@@ -131,7 +132,7 @@ func TestRouteCall(t *testing.T) {
 	if !errors.As(err, &bad) || bad.Status != http.StatusBadRequest || sent != nil {
 		t.Errorf("bad input: %v, sent %v; want a 400 and no call", err, sent)
 	}
-	del := JSON[req, rsp]("DELETE", "/x/:id", 0, nil, nil)
+	del := NoContent[req, rsp]("DELETE", "/x/:id", 0, nil)
 	if del.Status != http.StatusNoContent {
 		t.Errorf("a route without a body: status %d, want 204", del.Status)
 	}
@@ -176,19 +177,20 @@ func TestPresent(t *testing.T) {
 		On bool `json:"on,omitempty"`
 	}
 	type outer struct {
-		Name     string   `json:"name,omitempty"`
-		Disabled bool     `json:"disabled,omitempty"`
-		Count    int64    `json:"count,omitempty"`
-		Tags     []string `json:"tags,omitempty"`
-		In       *inner   `json:"in,omitempty"`
-		Nil      *inner   `json:"nil,omitempty"`
+		Name     string            `json:"name,omitempty"`
+		Disabled bool              `json:"disabled,omitempty"`
+		Count    int64             `json:"count,omitempty"`
+		Tags     []string          `json:"tags,omitempty"`
+		In       *inner            `json:"in,omitempty"`
+		Nil      *inner            `json:"nil,omitempty"`
+		Meta     map[string]string `json:"meta,omitempty"`
 		hidden   int
 	}
 	got, err := json.Marshal(Present([]*outer{{In: &inner{}, hidden: 1}}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `[{"count":0,"disabled":false,"in":{"on":false},"name":"","nil":null,"tags":[]}]`
+	const want = `[{"count":0,"disabled":false,"in":{"on":false},"meta":{},"name":"","nil":null,"tags":[]}]`
 	if string(got) != want {
 		t.Errorf("Present = %s, want %s", got, want)
 	}

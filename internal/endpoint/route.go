@@ -2,6 +2,8 @@ package endpoint
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -21,7 +23,10 @@ type Route struct {
 	// Status is the status of a success: 200 when zero, or 204 when the
 	// route renders no body.
 	Status int
-	call   func(ctx context.Context, c client.Client, service, name string, in Input) (any, error)
+	// Out is the type of the JSON body of a success (nil: none).
+	Out  reflect.Type
+	call func(ctx context.Context, c client.Client, service, name string, in Input) (any, error)
+	read func(Input)
 }
 
 // Input is what a route reads of an HTTP request. The gateway implements it.
@@ -37,6 +42,9 @@ type Input interface {
 	MediaType() string
 	// Body is the raw body; an *InputError when it is too large.
 	Body() ([]byte, error)
+	// Language is the request's language (en or zh-CN), for what the
+	// answer says in words.
+	Language() string
 }
 
 // InputError is a request the gateway refuses before any RPC: the status,
@@ -59,6 +67,9 @@ func BadInput(msg string) *InputError {
 func QueryInts(in Input, fields map[string]*int32) error {
 	for name, into := range fields {
 		v := in.Query(name)
+		if rec, ok := in.(*recorder); ok {
+			rec.query[name] = "integer"
+		}
 		if v == "" {
 			continue
 		}
@@ -73,33 +84,87 @@ func QueryInts(in Input, fields map[string]*int32) error {
 
 // JSON makes a route whose RPC takes a *Req and answers a *Rsp (protobuf
 // messages). bind (nil: nothing) fills the request from the HTTP request;
-// render (nil: no body, 204) turns the response into the JSON body. status
-// 0 is 200 (204 without render).
-func JSON[Req, Rsp any](method, path string, status int, bind func(Input, *Req) error, render func(*Rsp) any) *Route {
+// render turns the response into the JSON body, an Out: the route's
+// documented answer is Out's schema (Schemas), so give it a struct type, not
+// a map. status 0 is 200.
+func JSON[Req, Rsp, Out any](method, path string, status int, bind func(Input, *Req) error, render func(*Rsp) Out) *Route {
 	if status == 0 {
 		status = http.StatusOK
-		if render == nil {
-			status = http.StatusNoContent
-		}
 	}
-	return &Route{Method: method, Path: path, Status: status,
-		call: func(ctx context.Context, c client.Client, service, name string, in Input) (any, error) {
-			req := new(Req)
-			if bind != nil {
-				if err := bind(in, req); err != nil {
-					return nil, err
-				}
-			}
-			rsp := new(Rsp)
-			if err := c.Call(ctx, c.NewRequest(service, name, req), rsp); err != nil {
+	r := route(method, path, status, bind, func(rsp *Rsp) any { return render(rsp) })
+	r.Out = reflect.TypeFor[Out]()
+	return r
+}
+
+// NoContent makes a route like JSON's whose answer has no body: status 0
+// is 204.
+func NoContent[Req, Rsp any](method, path string, status int, bind func(Input, *Req) error) *Route {
+	if status == 0 {
+		status = http.StatusNoContent
+	}
+	return route[Req, Rsp](method, path, status, bind, nil)
+}
+
+func route[Req, Rsp any](method, path string, status int, bind func(Input, *Req) error, render func(*Rsp) any) *Route {
+	r := &Route{Method: method, Path: path, Status: status}
+	r.call = func(ctx context.Context, c client.Client, service, name string, in Input) (any, error) {
+		req := new(Req)
+		if bind != nil {
+			if err := bind(in, req); err != nil {
 				return nil, err
 			}
-			if render == nil {
-				return nil, nil
-			}
-			return render(rsp), nil
-		}}
+		}
+		rsp := new(Rsp)
+		if err := c.Call(ctx, c.NewRequest(service, name, req), rsp); err != nil {
+			return nil, err
+		}
+		if render == nil {
+			return nil, nil
+		}
+		return render(rsp), nil
+	}
+	r.read = func(in Input) {
+		if bind != nil {
+			_ = bind(in, new(Req))
+		}
+	}
+	return r
 }
+
+// Reads is what the route reads of a request, found by running its bind on
+// a recording Input: the type it decodes the body into (nil: it reads no
+// JSON body) and the query parameters it reads, each "string" or "integer".
+func (r *Route) Reads() (body reflect.Type, query map[string]string) {
+	rec := &recorder{query: map[string]string{}}
+	r.read(rec)
+	return rec.body, rec.query
+}
+
+// recorder is an Input that notes what a bind reads, and gives it nothing.
+type recorder struct {
+	body  reflect.Type
+	query map[string]string
+}
+
+func (r *recorder) Param(string) string { return "" }
+
+func (r *recorder) Query(name string) string {
+	if r.query[name] == "" {
+		r.query[name] = "string"
+	}
+	return ""
+}
+
+func (r *recorder) DecodeJSON(v any) error {
+	r.body = reflect.TypeOf(v).Elem()
+	return errRecorded
+}
+
+func (r *recorder) MediaType() string     { return "application/json" }
+func (r *recorder) Body() ([]byte, error) { return nil, errRecorded }
+func (r *recorder) Language() string      { return "en" }
+
+var errRecorded = BadInput("recorded")
 
 // Call serves the route for endpoint name of service through c: the JSON
 // body to answer (nil: none), or the RPC's error, or an *InputError.
@@ -121,8 +186,19 @@ func OrEmpty[T any](s []T) []T {
 // Present renders v (a protobuf message, a slice of them, ...) for JSON with
 // every field present: encoding/json drops protobuf's omitempty fields, so a
 // false disabled or a zero count would vanish, and clients would have to
-// guess. Field names are the json tags' (the proto names).
-func Present(v any) any { return present(reflect.ValueOf(v)) }
+// guess. Field names are the json tags' (the proto names); the schema of a
+// Presented[T] (Schemas) is T's with every field required.
+func Present[T any](v T) Presented[T] { return Presented[T]{v} }
+
+// Presented is a value that Present renders.
+type Presented[T any] struct{ v T }
+
+// MarshalJSON renders the value with every field present.
+func (p Presented[T]) MarshalJSON() ([]byte, error) {
+	return json.Marshal(present(reflect.ValueOf(p.v)))
+}
+
+func (Presented[T]) presentedType() reflect.Type { return reflect.TypeFor[T]() }
 
 func present(v reflect.Value) any {
 	switch v.Kind() {
@@ -146,6 +222,12 @@ func present(v reflect.Value) any {
 				name = f.Name
 			}
 			m[name] = present(v.Field(i))
+		}
+		return m
+	case reflect.Map:
+		m := map[string]any{}
+		for it := v.MapRange(); it.Next(); {
+			m[fmt.Sprint(it.Key().Interface())] = present(it.Value())
 		}
 		return m
 	case reflect.Slice:

@@ -24,6 +24,9 @@ var adminRoutes = []struct{ method, path string }{
 	{"DELETE", "/api/v1/admin/sessions/some-id"},
 	{"GET", "/api/v1/admin/config"},
 	{"PUT", "/api/v1/admin/config"},
+	{"GET", "/api/v1/admin/config/schema"},
+	{"GET", "/api/v1/admin/config/history"},
+	{"POST", "/api/v1/admin/config/rollback"},
 	{"GET", "/api/v1/admin/services"},
 	{"POST", "/api/v1/admin/services/user/restart"},
 	{"GET", "/api/v1/admin/services/user/logs"},
@@ -69,6 +72,8 @@ func TestAdminRoutesRefuseNonAdmins(t *testing.T) {
 			body = map[string]any{"name": "auditor", "permissions": []string{"audit.read"}}
 		case r.method == "PATCH" || r.method == "PUT":
 			body = map[string]any{"disabled": true}
+		case strings.HasSuffix(r.path, "/rollback"):
+			body = map[string]any{"version": 1}
 		}
 		rsp := c.do(r.method, r.path, tok, body)
 		if rsp.StatusCode != http.StatusForbidden {

@@ -66,6 +66,8 @@ func TestBrowserPages(t *testing.T) {
 		t.Fatalf("find bob: %v %+v", err, found)
 	}
 	bob := found.Users[0].ID
+	// A second config version, so that the history offers a rollback.
+	c.expect(c.do("PUT", "/api/v1/admin/config", admin, map[string]any{"login": map[string]any{"maxFailures": 6}}), http.StatusOK)
 
 	signedOut := []string{"/login", "/register", "/api/docs"}
 	signedIn := []string{"/", "/account", "/admin", "/admin/users", "/admin/users/" + bob, "/admin/config",
@@ -187,9 +189,19 @@ func TestBrowserPages(t *testing.T) {
 					run("end others", chromedp.Click("#end-others", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
 					open("/admin/users/" + bob)
 					run("end bob's session", chromedp.Click("#sessions button", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+					// The config form: its diff page, every problem beside its
+					// field, and a rollback's confirm page.
 					open("/admin/config")
-					run("save config", chromedp.Click("#save", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+					run("review config", chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
 					check(vp.name+" "+lang+" config diff", lang, vp.width)
+					open("/admin/config")
+					run("bad config", chromedp.SetValue("#login-maxFailures", "0", chromedp.ByQuery), chromedp.SetValue("#auth-whiteList", "relative", chromedp.ByQuery),
+						chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#login-maxFailures-error", chromedp.ByQuery),
+						chromedp.WaitVisible("#auth-whiteList-error", chromedp.ByQuery))
+					check(vp.name+" "+lang+" config problems", lang, vp.width)
+					open("/admin/config")
+					run("rollback", chromedp.Click("#rollback-1", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+					check(vp.name+" "+lang+" config rollback", lang, vp.width)
 				}
 			})
 		}

@@ -260,7 +260,7 @@ func TestBrowserFlow(t *testing.T) {
 
 	// 9. Change the whitelist: the new entry is saved and shown.
 	navigate("open config", chromedp.Navigate(p.URL+"/admin/config"))
-	run("config page", visible("#yaml", "#save"))
+	run("config page", visible("#yaml", "#review-yaml"))
 	var doc string
 	run("read config", chromedp.Value("#yaml", &doc, chromedp.ByQuery))
 	if !strings.Contains(doc, "- /login") {
@@ -268,7 +268,7 @@ func TestBrowserFlow(t *testing.T) {
 	}
 	doc = strings.Replace(doc, "- /login\n", "- /login\n  - /status/*\n", 1)
 	run("edit config", chromedp.SetValue("#yaml", doc, chromedp.ByQuery))
-	wantStatus("save config", navigate("save config", chromedp.Click("#save", chromedp.ByQuery)), 200)
+	wantStatus("save config", navigate("save config", chromedp.Click("#review-yaml", chromedp.ByQuery)), 200)
 	run("config diff", visible("#confirm-lines", "#do-confirm"))
 	if d := text("#confirm-lines"); !strings.Contains(d, "/status/*") {
 		t.Errorf("config diff %q lacks the new entry", d)

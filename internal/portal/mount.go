@@ -184,9 +184,19 @@ func mountSystem(svc *platform.Service, reg registry.Registry, verifier auth.Aut
 	svc.Require(platform.Check{Name: "store", Fn: func(context.Context) error { return auditLog.Ping() }})
 	users := userpb.NewUserService("user", svc.Client())
 	h := system.NewHandler(system.Options{
-		Registry: reg, Users: users, Config: cfg,
+		Registry: reg, Users: users, Config: cfg, History: system.NewHistory(st, k),
 		Audit:   system.AuditOn(auditLog, audit.NewPublisher(stream, log)),
 		Runtime: system.SupervisorRuntime(svc.Client()),
+	})
+	// The config's history hears the changes made at the source (the file,
+	// etcd) as well as those made through the service, and at start
+	// records what changed while no system service watched.
+	cfg.OnChange(h.ConfigChanged)
+	svc.OnStart(func(ctx context.Context) error {
+		if err := h.SyncConfig(ctx); err != nil {
+			log.Warn("config history: the settings in force could not be recorded", "err", err)
+		}
+		return nil
 	})
 	svc.SetAuth(pauth.HandlerWrapper(verifier, system.Endpoints, pauth.UserChecker(users)))
 	if err := systempb.RegisterSystemHandler(svc.Server(), h); err != nil {

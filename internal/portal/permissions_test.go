@@ -118,6 +118,7 @@ func TestCustomRole(t *testing.T) {
 	csrf := csrfFor(t, c, ana)
 	for path, form := range map[string]url.Values{
 		"/admin/config":                      {"yaml": {"login:\n  maxFailures: 1000\n"}},
+		"/admin/config/rollback":             {"to": {"1"}},
 		"/admin/users/" + anaID + "/roles":   {"role": {"admin"}},
 		"/admin/users/" + anaID + "/disable": {},
 		"/admin/roles/auditor":               {"permission": {"roles.write"}},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/apicheck"
 	"github.com/portal-go/portal/internal/testenv/poll"
 	"github.com/portal-go/portal/internal/user"
 )
@@ -29,6 +30,9 @@ type client struct {
 
 func newClient(t *testing.T, p *testenv.Portal) *client {
 	return &client{t: t, base: p.URL, http: &http.Client{
+		// Every API response is checked against the document the server
+		// serves: a mismatch fails t.
+		Transport:     apicheck.Transport(t, nil),
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

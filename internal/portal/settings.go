@@ -22,6 +22,7 @@ import (
 	"go-micro.dev/v4/transport"
 	"go-micro.dev/v4/util/cmd"
 
+	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/etcdx"
 	"github.com/portal-go/portal/internal/natsx"
 	"github.com/portal-go/portal/internal/platform"
@@ -128,7 +129,7 @@ var cliFlags = []cli.Flag{
 	&cli.StringFlag{Name: "http_address", Value: ":8080", EnvVars: []string{"PORTAL_HTTP_ADDRESS"}, Usage: "web: where the gateway listens"},
 	&cli.StringFlag{Name: "issuer", EnvVars: []string{"PORTAL_ISSUER"}, Usage: "user: the OpenID provider's public https URL, the same on every instance (default: derived from --http_address)"},
 	&cli.StringFlag{Name: "data_dir", Value: "./data", EnvVars: []string{"PORTAL_DATA_DIR"}, Usage: "the file store (when MICRO_STORE is unset) and generated keys"},
-	&cli.StringFlag{Name: "config_file", Value: "portal.yaml", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset)"},
+	&cli.StringFlag{Name: "config_file", EnvVars: []string{"PORTAL_CONFIG_FILE"}, Usage: "yaml config file, watched; built-in defaults when missing (when MICRO_CONFIG is unset; default: ./portal.yaml when present, else portal.yaml in the data dir)"},
 	&cli.StringFlag{Name: "cache", Value: "memory", EnvVars: []string{"PORTAL_CACHE"}, Usage: "web: the gateway's session cache: memory, redis, or none (every request asks the user service)"},
 	&cli.StringFlag{Name: "cache_address", Value: "127.0.0.1:6379", EnvVars: []string{"PORTAL_CACHE_ADDRESS"}, Usage: "web: Redis addresses of the cache, comma separated"},
 	&cli.StringFlag{Name: "config_address", EnvVars: []string{"PORTAL_CONFIG_ADDRESS"}, Usage: "etcd addresses of the config center, comma separated (MICRO_CONFIG=etcd; default: the registry's)"},
@@ -228,7 +229,7 @@ func settingsFrom(name string, c *cli.Context) ServiceSettings {
 			PoolTTL:        durationOf(c.String("client_pool_ttl")),
 			PoolSize:       c.Int("client_pool_size"),
 		},
-		Issuer: c.String("issuer"), HTTPAddress: c.String("http_address"), DataDir: c.String("data_dir"), ConfigFile: c.String("config_file"),
+		Issuer: c.String("issuer"), HTTPAddress: c.String("http_address"), DataDir: c.String("data_dir"), ConfigFile: config.FileIn(c.String("config_file"), c.String("data_dir")),
 		AdminPassword: os.Getenv("PORTAL_ADMIN_PASSWORD"),
 		PublicKey:     c.String("auth_public_key"), PrivateKey: c.String("auth_private_key"),
 		ConfigSource: c.String("config"), ConfigAddress: c.String("config_address"),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"sync"
 
 	"go-micro.dev/v4/auth"
 	merrors "go-micro.dev/v4/errors"
@@ -60,7 +61,9 @@ type Options struct {
 	Registry registry.Registry
 	Users    userpb.UserService
 	Config   *config.Center
-	Audit    Audit
+	// History is the config's history, kept in the service's store.
+	History *History
+	Audit   Audit
 	// Runtime, when nil, means no supervisor.
 	Runtime Runtime
 }
@@ -68,6 +71,9 @@ type Options struct {
 // Handler implements the System RPC service.
 type Handler struct {
 	Options
+	// configMu orders this instance's config changes: each reads the head
+	// version, claims the next and writes the source as one step.
+	configMu sync.Mutex
 }
 
 // NewHandler builds the handler.
@@ -168,35 +174,6 @@ func (h *Handler) ServiceLogs(ctx context.Context, req *pb.ServiceLogsRequest, r
 	}
 	rsp.Lines = lines
 	return nil
-}
-
-// GetConfig returns the config in force.
-func (h *Handler) GetConfig(ctx context.Context, req *pb.GetConfigRequest, rsp *pb.ConfigResponse) error {
-	return h.configResponse(*h.Config.Current(), rsp)
-}
-
-func (h *Handler) configResponse(s config.Settings, rsp *pb.ConfigResponse) error {
-	doc, err := config.Document(s)
-	if err != nil {
-		return merrors.InternalServerError("system.internal", "%v", err)
-	}
-	rsp.Document, rsp.Source, rsp.Writable = string(doc), h.Config.Source(), h.Config.Writable()
-	return nil
-}
-
-// UpdateConfig validates and writes a new config and records who changed what.
-func (h *Handler) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest, rsp *pb.ConfigResponse) error {
-	now, before, err := h.Config.Update([]byte(req.Document))
-	switch {
-	case errors.Is(err, config.ErrInvalid):
-		return merrors.BadRequest("system.bad_config", "%v", err)
-	case errors.Is(err, config.ErrReadOnly):
-		return merrors.New("system.config_read_only", err.Error(), http.StatusConflict)
-	case err != nil:
-		return unavailable("config source", err)
-	}
-	h.record(ctx, "config_change", "", "", config.Diff(before, now))
-	return h.configResponse(now, rsp)
 }
 
 // ListAudit pages through the audit log.

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
@@ -30,14 +33,26 @@ func (f fakeRuntime) Logs(context.Context, string, int) ([]string, error) {
 
 type fakeAudit struct {
 	err      error
+	mu       sync.Mutex
 	recorded []*pb.AuditEntry
+}
+
+// entries returns what was recorded so far.
+func (f *fakeAudit) entries() []*pb.AuditEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.recorded)
 }
 
 func (f *fakeAudit) List(context.Context, AuditFilter) ([]*pb.AuditEntry, int, string, error) {
 	return nil, 0, "", f.err
 }
 func (f *fakeAudit) Hourly(context.Context) ([]*pb.HourCount, error) { return nil, f.err }
-func (f *fakeAudit) Record(_ context.Context, e *pb.AuditEntry)      { f.recorded = append(f.recorded, e) }
+func (f *fakeAudit) Record(_ context.Context, e *pb.AuditEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recorded = append(f.recorded, e)
+}
 
 func wantID(t *testing.T, err error, id string, code int32) {
 	t.Helper()
@@ -82,7 +97,7 @@ func TestUpdateConfig(t *testing.T) {
 	}
 	t.Cleanup(func() { cfg.Close() })
 	a := &fakeAudit{}
-	h := NewHandler(Options{Config: cfg, Audit: a})
+	h := NewHandler(Options{Config: cfg, Audit: a, History: NewHistory(store.NewMemoryStore(), nil)})
 	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "auth:\n  expireTime: 1\n"}, &pb.ConfigResponse{}), "system.bad_config", 400)
 	if len(a.recorded) != 0 {
 		t.Fatalf("a refused edit was audited: %+v", a.recorded)
@@ -102,7 +117,7 @@ func TestUpdateConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = NewHandler(Options{Config: static, Audit: a})
+	h = NewHandler(Options{Config: static, Audit: a, History: NewHistory(store.NewMemoryStore(), nil)})
 	wantID(t, h.UpdateConfig(ctx, &pb.UpdateConfigRequest{Document: "{}"}, &pb.ConfigResponse{}), "system.config_read_only", 409)
 }
 

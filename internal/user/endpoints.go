@@ -24,10 +24,10 @@ var Endpoints = endpoint.Declare("user",
 	// the gateway's own: it drops its cached view, or answers a PNG).
 	endpoint.Endpoint{Name: "Accounts.UpdateProfile", Access: endpoint.SignedIn},
 	endpoint.Endpoint{Name: "Accounts.SendVerification", Access: endpoint.SignedIn,
-		Routes: endpoint.Routes(endpoint.JSON[pb.SendVerificationRequest, pb.SendVerificationResponse]("POST", "/me/email/verification", http.StatusAccepted, nil, nil))},
+		Routes: endpoint.Routes(endpoint.NoContent[pb.SendVerificationRequest, pb.SendVerificationResponse]("POST", "/me/email/verification", http.StatusAccepted, nil))},
 	endpoint.Endpoint{Name: "Accounts.BeginTOTP", Access: endpoint.SignedIn,
-		Routes: endpoint.Routes(endpoint.JSON[pb.BeginTOTPRequest]("POST", "/me/totp", 0, nil, func(r *pb.BeginTOTPResponse) any {
-			return map[string]any{"secret": r.Secret, "url": r.Url}
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginTOTPRequest]("POST", "/me/totp", 0, nil, func(r *pb.BeginTOTPResponse) totpKey {
+			return totpKey{r.Secret, r.Url}
 		}))},
 	endpoint.Endpoint{Name: "Accounts.TOTPQRCode", Access: endpoint.SignedIn},
 	endpoint.Endpoint{Name: "Accounts.ConfirmTOTP", Access: endpoint.SignedIn,
@@ -40,13 +40,13 @@ var Endpoints = endpoint.Declare("user",
 			}
 			r.Code = b.Code
 			return nil
-		}, func(r *pb.ConfirmTOTPResponse) any {
-			return map[string]any{"recovery_codes": endpoint.OrEmpty(r.RecoveryCodes)}
+		}, func(r *pb.ConfirmTOTPResponse) totpConfirmed {
+			return totpConfirmed{endpoint.OrEmpty(r.RecoveryCodes)}
 		}))},
 	// Accounts an admin manages.
 	endpoint.Endpoint{Name: "Accounts.CreateUser", Access: endpoint.UsersWrite,
-		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users", http.StatusCreated, bindNewUser, func(r *pb.CreateUserResponse) any {
-			return map[string]any{"id": r.Id, "username": r.Username, "invited": r.Invited}
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users", http.StatusCreated, bindNewUser, func(r *pb.CreateUserResponse) newUser {
+			return newUser{r.Id, r.Username, r.Invited}
 		}))},
 	endpoint.Endpoint{Name: "Accounts.ResetUserPassword", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users/:id/password", 0, func(in endpoint.Input, r *pb.ResetUserPasswordRequest) error {
@@ -58,32 +58,24 @@ var Endpoints = endpoint.Declare("user",
 			}
 			r.UserId, r.Temporary = in.Param("id"), b.Temporary
 			return nil
-		}, func(r *pb.ResetUserPasswordResponse) any {
-			out := map[string]any{"mailed": r.Mailed, "sessions_ended": r.SessionsEnded}
-			if r.TemporaryPassword != "" {
-				out["temporary_password"] = r.TemporaryPassword
-			}
-			return out
+		}, func(r *pb.ResetUserPasswordResponse) passwordReset {
+			return passwordReset{r.Mailed, r.SessionsEnded, r.TemporaryPassword}
 		}))},
 	endpoint.Endpoint{Name: "Accounts.RequirePasswordChange", Access: endpoint.UsersWrite,
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/admin/users/:id/require-password-change", 0, func(in endpoint.Input, r *pb.RequirePasswordChangeRequest) error {
 			r.UserId = in.Param("id")
 			return nil
-		}, func(r *pb.RequirePasswordChangeResponse) any {
-			return map[string]any{"sessions_ended": r.SessionsEnded}
+		}, func(r *pb.RequirePasswordChangeResponse) sessionsEnded {
+			return sessionsEnded{r.SessionsEnded}
 		}))},
 	endpoint.Endpoint{Name: "Accounts.ResetFactors", Access: endpoint.UsersWrite,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ResetFactorsRequest, pb.ResetFactorsResponse]("POST", "/admin/users/:id/factors/reset", 0, func(in endpoint.Input, r *pb.ResetFactorsRequest) error {
+		Routes: endpoint.Routes(endpoint.NoContent[pb.ResetFactorsRequest, pb.ResetFactorsResponse]("POST", "/admin/users/:id/factors/reset", 0, func(in endpoint.Input, r *pb.ResetFactorsRequest) error {
 			r.UserId = in.Param("id")
 			return nil
-		}, nil))},
+		}))},
 	endpoint.Endpoint{Name: "Accounts.ListFailedMail", Access: endpoint.UsersRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ListFailedMailRequest]("GET", "/admin/mail/failed", 0, nil, func(r *pb.ListFailedMailResponse) any {
-			out := make([]map[string]any, 0, len(r.Messages))
-			for _, m := range r.Messages {
-				out = append(out, map[string]any{"id": m.Id, "to": m.To, "subject": m.Subject, "kind": m.Kind, "attempts": m.Attempts, "last_error": m.LastError, "queued_at": m.QueuedAt})
-			}
-			return map[string]any{"messages": out}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListFailedMailRequest]("GET", "/admin/mail/failed", 0, nil, func(r *pb.ListFailedMailResponse) failedMail {
+			return failedMail{endpoint.Present(endpoint.OrEmpty(r.Messages))}
 		}))},
 	endpoint.Endpoint{Name: "User.Login", Access: endpoint.Public},
 	endpoint.Endpoint{Name: "User.Health", Access: endpoint.Public, Retry: true},
@@ -98,44 +90,44 @@ var Endpoints = endpoint.Declare("user",
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users", 0, func(in endpoint.Input, r *pb.ListUsersRequest) error {
 			r.Query = in.Query("q")
 			return endpoint.QueryInts(in, map[string]*int32{"offset": &r.Offset, "limit": &r.Limit})
-		}, func(r *pb.ListUsersResponse) any {
-			return map[string]any{"users": endpoint.Present(endpoint.OrEmpty(r.Users)), "total": r.Total}
+		}, func(r *pb.ListUsersResponse) userList {
+			return userList{endpoint.Present(r.Users), r.Total}
 		}))},
 	endpoint.Endpoint{Name: "User.GetUser", Access: endpoint.UsersRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.GetUserRequest) error {
 			r.Id = in.Param("id")
 			return nil
-		}, func(r *pb.GetUserResponse) any {
-			return map[string]any{"user": endpoint.Present(r.User), "sessions": endpoint.Present(endpoint.OrEmpty(r.Sessions))}
+		}, func(r *pb.GetUserResponse) userDetail {
+			return userDetail{endpoint.Present(r.User), endpoint.Present(r.Sessions)}
 		}))},
 	endpoint.Endpoint{Name: "User.UpdateUser", Access: endpoint.UsersWrite,
-		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) any {
-			return map[string]any{"user": endpoint.Present(r.User), "sessions_ended": r.SessionsEnded}
+		Routes: endpoint.Routes(endpoint.JSON("PATCH", "/admin/users/:id", 0, bindUserPatch, func(r *pb.UpdateUserResponse) userUpdated {
+			return userUpdated{endpoint.Present(r.User), r.SessionsEnded}
 		}))},
 	endpoint.Endpoint{Name: "User.DeleteUser", Access: endpoint.UsersWrite,
-		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {
+		Routes: endpoint.Routes(endpoint.NoContent[pb.DeleteUserRequest, pb.DeleteUserResponse]("DELETE", "/admin/users/:id", 0, func(in endpoint.Input, r *pb.DeleteUserRequest) error {
 			r.Id = in.Param("id")
 			return nil
-		}, nil))},
+		}))},
 	endpoint.Endpoint{Name: "User.Stats", Access: endpoint.OverviewRead, Retry: true},
 	endpoint.Endpoint{Name: "User.ListLockouts", Access: endpoint.UsersRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ListLockoutsRequest]("GET", "/admin/lockouts", 0, nil, func(r *pb.ListLockoutsResponse) any {
-			return map[string]any{"lockouts": endpoint.OrEmpty(r.Lockouts)}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListLockoutsRequest]("GET", "/admin/lockouts", 0, nil, func(r *pb.ListLockoutsResponse) lockouts {
+			return lockouts{endpoint.Present(r.Lockouts)}
 		}))},
 	endpoint.Endpoint{Name: "User.LiftLockout", Access: endpoint.UsersWrite,
 		// An IPv6 /64 key has a slash: the key is the rest of the path.
-		Routes: endpoint.Routes(endpoint.JSON[pb.LiftLockoutRequest, pb.LiftLockoutResponse]("DELETE", "/admin/lockouts/:kind/*key", 0, func(in endpoint.Input, r *pb.LiftLockoutRequest) error {
+		Routes: endpoint.Routes(endpoint.NoContent[pb.LiftLockoutRequest, pb.LiftLockoutResponse]("DELETE", "/admin/lockouts/:kind/*key", 0, func(in endpoint.Input, r *pb.LiftLockoutRequest) error {
 			r.Kind, r.Key = in.Param("kind"), strings.TrimPrefix(in.Param("key"), "/")
 			return nil
-		}, nil))},
+		}))},
 
 	endpoint.Endpoint{Name: "User.ListPermissions", Access: endpoint.RolesRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) any {
-			return map[string]any{"permissions": endpoint.OrEmpty(r.Permissions)}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListPermissionsRequest]("GET", "/admin/permissions", 0, nil, func(r *pb.ListPermissionsResponse) permissions {
+			return permissions{endpoint.Present(r.Permissions)}
 		}))},
 	endpoint.Endpoint{Name: "User.ListRoles", Access: endpoint.RolesRead, Retry: true,
-		Routes: endpoint.Routes(endpoint.JSON[pb.ListRolesRequest]("GET", "/admin/roles", 0, nil, func(r *pb.ListRolesResponse) any {
-			return map[string]any{"roles": endpoint.OrEmpty(rolesJSON(r.Roles))}
+		Routes: endpoint.Routes(endpoint.JSON[pb.ListRolesRequest]("GET", "/admin/roles", 0, nil, func(r *pb.ListRolesResponse) roleList {
+			return roleList{rolesJSON(r.Roles)}
 		}))},
 	endpoint.Endpoint{Name: "User.GetRole", Access: endpoint.RolesRead, Retry: true,
 		Routes: endpoint.Routes(endpoint.JSON("GET", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.GetRoleRequest) error {
@@ -151,16 +143,14 @@ var Endpoints = endpoint.Declare("user",
 			return bindRole(in, r, in.Param("name"))
 		}, renderRole))},
 	endpoint.Endpoint{Name: "User.DeleteRole", Access: endpoint.RolesWrite,
-		Routes: endpoint.Routes(endpoint.JSON[pb.DeleteRoleRequest, pb.DeleteRoleResponse]("DELETE", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.DeleteRoleRequest) error {
+		Routes: endpoint.Routes(endpoint.NoContent[pb.DeleteRoleRequest, pb.DeleteRoleResponse]("DELETE", "/admin/roles/:name", 0, func(in endpoint.Input, r *pb.DeleteRoleRequest) error {
 			r.Name = in.Param("name")
 			return nil
-		}, nil))},
+		}))},
 
 	endpoint.Endpoint{Name: "User.CreateToken", Access: endpoint.SignedIn,
-		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/tokens", http.StatusCreated, bindToken, func(r *pb.CreateTokenResponse) any {
-			out := tokenJSON(r.Token)
-			out["token"] = r.Secret
-			return out
+		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/tokens", http.StatusCreated, bindToken, func(r *pb.CreateTokenResponse) newToken {
+			return newToken{tokenJSON(r.Token), r.Secret}
 		}))},
 	// Another user's keys: the service checks users.read (to list) and
 	// sessions.revoke (to revoke) when they are not the caller's.
@@ -173,8 +163,8 @@ var Endpoints = endpoint.Declare("user",
 			}, renderTokens))},
 	endpoint.Endpoint{Name: "User.RevokeToken", Access: endpoint.SignedIn,
 		Routes: endpoint.Routes(
-			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/me/tokens/:id", 0, bindTokenID, nil),
-			endpoint.JSON[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/admin/tokens/:id", 0, bindTokenID, nil))},
+			endpoint.NoContent[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/me/tokens/:id", 0, bindTokenID),
+			endpoint.NoContent[pb.RevokeTokenRequest, pb.RevokeTokenResponse]("DELETE", "/admin/tokens/:id", 0, bindTokenID))},
 
 	// The OpenID provider (internal/sso), served by this service.
 	endpoint.Endpoint{Name: "OIDC.Serve", Access: endpoint.Public},
@@ -211,8 +201,8 @@ func bindUserPatch(in endpoint.Input, r *pb.UpdateUserRequest) error {
 
 // roleBody is the body of POST /admin/roles and PUT /admin/roles/{name}.
 type roleBody struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions"`
+	Name        string                `json:"name"`
+	Permissions []endpoint.Permission `json:"permissions"`
 }
 
 // bindRole reads a role; name, when set (PUT), is the path's, and a body
@@ -231,29 +221,36 @@ func bindRole(in endpoint.Input, r *pb.Role, name string) error {
 	if b.Permissions == nil {
 		return endpoint.BadInput("send permissions (a list, possibly empty)")
 	}
-	r.Name, r.Permissions = b.Name, b.Permissions
+	r.Name, r.Permissions = b.Name, names(b.Permissions)
 	return nil
 }
 
-func roleJSON(r *pb.Role) map[string]any {
-	return map[string]any{"name": r.Name, "permissions": endpoint.OrEmpty(r.Permissions), "builtin": r.Builtin}
+// role is a role as the API shows it.
+type role struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	Builtin     bool     `json:"builtin"`
 }
 
-func rolesJSON(roles []*pb.Role) []map[string]any {
-	out := make([]map[string]any, 0, len(roles))
+func roleJSON(r *pb.Role) role {
+	return role{r.Name, endpoint.OrEmpty(r.Permissions), r.Builtin}
+}
+
+func rolesJSON(roles []*pb.Role) []role {
+	out := make([]role, 0, len(roles))
 	for _, r := range roles {
 		out = append(out, roleJSON(r))
 	}
 	return out
 }
 
-func renderRole(r *pb.RoleResponse) any { return roleJSON(r.Role) }
+func renderRole(r *pb.RoleResponse) role { return roleJSON(r.Role) }
 
 // tokenBody is the body of POST /me/tokens.
 type tokenBody struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions"`
-	ExpiresAt   int64    `json:"expires_at"`
+	Name        string                `json:"name"`
+	Permissions []endpoint.Permission `json:"permissions"`
+	ExpiresAt   int64                 `json:"expires_at"`
 }
 
 func bindToken(in endpoint.Input, r *pb.CreateTokenRequest) error {
@@ -261,8 +258,20 @@ func bindToken(in endpoint.Input, r *pb.CreateTokenRequest) error {
 	if err := in.DecodeJSON(&b); err != nil {
 		return err
 	}
-	r.Name, r.Permissions, r.ExpiresAt = b.Name, b.Permissions, b.ExpiresAt
+	r.Name, r.Permissions, r.ExpiresAt = b.Name, names(b.Permissions), b.ExpiresAt
 	return nil
+}
+
+// names are permissions as the RPCs carry them (nil stays nil).
+func names(ps []endpoint.Permission) []string {
+	if ps == nil {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
 }
 
 func bindTokenID(in endpoint.Input, r *pb.RevokeTokenRequest) error {
@@ -270,19 +279,38 @@ func bindTokenID(in endpoint.Input, r *pb.RevokeTokenRequest) error {
 	return nil
 }
 
-func tokenJSON(t *pb.Token) map[string]any {
-	return map[string]any{
-		"id": t.Id, "user_id": t.UserId, "name": t.Name, "permissions": endpoint.OrEmpty(t.Permissions),
-		"created_at": t.CreatedAt, "expires_at": t.ExpiresAt, "last_used": t.LastUsed,
-	}
+// token is an API key as the API shows it (never its secret).
+type token struct {
+	ID          string   `json:"id"`
+	UserID      string   `json:"user_id"`
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	CreatedAt   int64    `json:"created_at"`
+	ExpiresAt   int64    `json:"expires_at"`
+	LastUsed    int64    `json:"last_used"`
 }
 
-func renderTokens(r *pb.ListTokensResponse) any {
-	out := make([]map[string]any, 0, len(r.Tokens))
+func tokenJSON(t *pb.Token) token {
+	return token{t.Id, t.UserId, t.Name, endpoint.OrEmpty(t.Permissions), t.CreatedAt, t.ExpiresAt, t.LastUsed}
+}
+
+// newToken is a new API key: its secret, shown once.
+type newToken struct {
+	token
+	Token string `json:"token"`
+}
+
+// tokenList is GET /me/tokens's answer.
+type tokenList struct {
+	Tokens []token `json:"tokens"`
+}
+
+func renderTokens(r *pb.ListTokensResponse) tokenList {
+	out := make([]token, 0, len(r.Tokens))
 	for _, t := range r.Tokens {
 		out = append(out, tokenJSON(t))
 	}
-	return map[string]any{"tokens": out}
+	return tokenList{out}
 }
 
 // newUserBody is the body of POST /admin/users: without password, an
@@ -305,3 +333,52 @@ func bindNewUser(in endpoint.Input, r *pb.CreateUserRequest) error {
 	r.Username, r.Email, r.Roles, r.Password = b.Username, b.Email, b.Roles, b.Password
 	return nil
 }
+
+// The answers of the routes above.
+type (
+	totpKey struct {
+		Secret string `json:"secret"`
+		URL    string `json:"url"`
+	}
+	totpConfirmed struct {
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	newUser struct {
+		ID       string `json:"id"`
+		Username string `json:"username"`
+		Invited  bool   `json:"invited"`
+	}
+	passwordReset struct {
+		Mailed        bool  `json:"mailed"`
+		SessionsEnded int32 `json:"sessions_ended"`
+		// TemporaryPassword is there when one was asked for.
+		TemporaryPassword string `json:"temporary_password,omitempty"`
+	}
+	sessionsEnded struct {
+		SessionsEnded int32 `json:"sessions_ended"`
+	}
+	failedMail struct {
+		Messages endpoint.Presented[[]*pb.FailedMail] `json:"messages"`
+	}
+	userList struct {
+		Users endpoint.Presented[[]*pb.Account] `json:"users"`
+		Total int32                             `json:"total"`
+	}
+	userDetail struct {
+		User     endpoint.Presented[*pb.Account]   `json:"user"`
+		Sessions endpoint.Presented[[]*pb.Session] `json:"sessions"`
+	}
+	userUpdated struct {
+		User          endpoint.Presented[*pb.Account] `json:"user"`
+		SessionsEnded int32                           `json:"sessions_ended"`
+	}
+	lockouts struct {
+		Lockouts endpoint.Presented[[]*pb.LockoutEntry] `json:"lockouts"`
+	}
+	permissions struct {
+		Permissions endpoint.Presented[[]*pb.Permission] `json:"permissions"`
+	}
+	roleList struct {
+		Roles []role `json:"roles"`
+	}
+)

@@ -25,7 +25,12 @@ func (g *Gateway) apiMySessions(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions": endpoint.Present(endpoint.OrEmpty(rsp.Sessions))})
+	c.JSON(http.StatusOK, sessionList{endpoint.Present(rsp.Sessions)})
+}
+
+// sessionList is the answer of GET /me/sessions.
+type sessionList struct {
+	Sessions endpoint.Presented[[]*userpb.Session] `json:"sessions"`
 }
 
 func (g *Gateway) apiEndMySession(c *gin.Context) {

@@ -149,6 +149,35 @@ func (g *Gateway) userPasswordForm(c *gin.Context) {
 	back(c, "/admin/users/"+id, notice)
 }
 
+// The bodies of the routes for mailed links and the answers of these
+// routes.
+type (
+	tokenBody struct {
+		Token string `json:"token"`
+	}
+	forgotBody struct {
+		// Login is a username or an email address.
+		Login string `json:"login"`
+	}
+	resetBody struct {
+		Token       string `json:"token"`
+		NewPassword string `json:"new_password"`
+	}
+	profile struct {
+		Email         string `json:"email"`
+		EmailVerified bool   `json:"email_verified"`
+		DisplayName   string `json:"display_name"`
+	}
+	verified struct {
+		Username string `json:"username"`
+		Email    string `json:"email"`
+	}
+	passwordSet struct {
+		Username      string `json:"username"`
+		SessionsEnded int32  `json:"sessions_ended"`
+	}
+)
+
 // profilePatch is the body of PATCH /api/v1/me: absent fields stay.
 type profilePatch struct {
 	DisplayName *string `json:"display_name"`
@@ -161,7 +190,7 @@ func (g *Gateway) apiPatchMe(c *gin.Context) {
 		return
 	}
 	if req.DisplayName == nil && req.Email == nil {
-		abortError(c, http.StatusBadRequest, "bad_request", "nothing to change: send display_name and/or email")
+		abortError(c, http.StatusBadRequest, codeMissing, "nothing to change: send display_name and/or email")
 		return
 	}
 	p, err := g.Accounts.UpdateProfile(rpcContext(c), &userpb.UpdateProfileRequest{DisplayName: req.DisplayName, Email: req.Email})
@@ -170,7 +199,7 @@ func (g *Gateway) apiPatchMe(c *gin.Context) {
 		return
 	}
 	g.forgetCaller(c)
-	c.JSON(http.StatusOK, gin.H{"email": p.Email, "email_verified": p.EmailVerified, "display_name": p.DisplayName})
+	c.JSON(http.StatusOK, profile{p.Email, p.EmailVerified, p.DisplayName})
 }
 
 // forgetCaller drops what this gateway cached of the caller's session, so
@@ -183,9 +212,7 @@ func (g *Gateway) forgetCaller(c *gin.Context) {
 }
 
 func (g *Gateway) apiVerify(c *gin.Context) {
-	var req struct {
-		Token string `json:"token"`
-	}
+	var req tokenBody
 	if !decodeJSON(c, &req) {
 		return
 	}
@@ -194,16 +221,14 @@ func (g *Gateway) apiVerify(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"username": rsp.Username, "email": rsp.Email})
+	c.JSON(http.StatusOK, verified{rsp.Username, rsp.Email})
 }
 
 // apiForgot always answers 202 with an empty body: the user service
 // answers before it looks the login up, and a failure is logged here, not
 // shown, so that nothing tells whether the account exists.
 func (g *Gateway) apiForgot(c *gin.Context) {
-	var req struct {
-		Login string `json:"login"`
-	}
+	var req forgotBody
 	if !decodeJSON(c, &req) {
 		return
 	}
@@ -218,10 +243,7 @@ func (g *Gateway) forgot(c *gin.Context, login string) {
 }
 
 func (g *Gateway) apiReset(c *gin.Context) {
-	var req struct {
-		Token       string `json:"token"`
-		NewPassword string `json:"new_password"`
-	}
+	var req resetBody
 	if !decodeJSON(c, &req) {
 		return
 	}
@@ -230,7 +252,7 @@ func (g *Gateway) apiReset(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"username": rsp.Username, "sessions_ended": rsp.SessionsEnded})
+	c.JSON(http.StatusOK, passwordSet{rsp.Username, rsp.SessionsEnded})
 }
 
 func (g *Gateway) forgotPage(c *gin.Context) {

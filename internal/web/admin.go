@@ -5,13 +5,11 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portal-go/portal/internal/audit"
-	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/endpoint"
 	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
@@ -97,7 +95,7 @@ func (g *Gateway) apiEndSession(c *gin.Context) {
 
 // notices are the notices an action's redirect may ask a page to show
 // (?done=name), each the message "notice.<name>".
-var notices = []string{"session_ended", "sessions_ended", "roles", "disabled", "enabled", "deleted", "config", "restarted",
+var notices = []string{"session_ended", "sessions_ended", "roles", "disabled", "enabled", "deleted", "config", "config_rollback", "restarted",
 	"token_revoked", "role_saved", "role_deleted", "lifted", "password", "zone",
 	"app_revoked", "client_disable", "client_enable", "client_delete"}
 
@@ -226,66 +224,6 @@ func (g *Gateway) liftLockoutForm(c *gin.Context) {
 		return
 	}
 	back(c, "/admin/lockouts", "lifted")
-}
-
-func (g *Gateway) configPage(c *gin.Context) {
-	rsp, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	g.page(c, http.StatusOK, "admin_config.html", gin.H{"Config": rsp, "Doc": rsp.Document})
-}
-
-// configForm saves the config in two steps: the posted document is checked
-// (every problem shown beside the field at once) and its changes shown for
-// confirmation; the confirmed post saves it.
-func (g *Gateway) configForm(c *gin.Context) {
-	doc := c.PostForm("yaml")
-	if c.PostForm(confirmField) != "yes" {
-		next, err := config.Parse([]byte(doc))
-		if err != nil {
-			g.configProblems(c, http.StatusBadRequest, doc, err.Error())
-			return
-		}
-		lines := strings.Split(config.Diff(*g.Config.Current(), next), "; ")
-		if len(lines) == 1 && lines[0] == "no change" {
-			lines = []string{tr(c, "confirm.config.none")}
-		}
-		g.askConfirm(c, confirmation{
-			Title: tr(c, "confirm.config.title"), What: tr(c, "confirm.config.what"), Button: tr(c, "confirm.config.button"),
-			Cancel: "/admin/config", Lines: lines,
-		})
-		return
-	}
-	if _, err := g.System.UpdateConfig(rpcContext(c), &systempb.UpdateConfigRequest{Document: doc}); err != nil {
-		status, _, detail, _ := rpcStatus(c, err)
-		if status >= 500 {
-			g.abortRPC(c, err)
-			return
-		}
-		g.configProblems(c, status, doc, detail)
-		return
-	}
-	back(c, "/admin/config", "config")
-}
-
-// configProblems shows the config page again with the rejected text in the
-// form, to be mended, and each of its problems beside it.
-func (g *Gateway) configProblems(c *gin.Context, status int, doc, detail string) {
-	cur, err := g.System.GetConfig(rpcContext(c), &systempb.GetConfigRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	var problems []string
-	for _, line := range strings.Split(detail, "\n") {
-		if line = strings.TrimSpace(strings.TrimPrefix(line, "config: invalid: ")); line != "" {
-			problems = append(problems, line)
-		}
-	}
-	g.page(c, status, "admin_config.html", gin.H{"Config": cur, "Doc": doc, "Problems": problems,
-		"Errors": map[string]string{"yaml": tr(c, "config.problems", "Count", len(problems))}})
 }
 
 func (g *Gateway) servicesPage(c *gin.Context) {

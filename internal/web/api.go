@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -22,15 +23,14 @@ var slow = platform.Timeout(platform.SlowRequestTimeout)
 
 // credentials is the body of register and login.
 type credentials struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username string `json:"username" required:"true"`
+	Password string `json:"password" required:"true"`
 }
 
 // loginBody is the body of POST /login: device_token is the one a previous
 // login returned (the device cookie stands in for it when absent).
 type loginBody struct {
-	Username    string `json:"username"`
-	Password    string `json:"password"`
+	credentials
 	DeviceToken string `json:"device_token"`
 	// NewPassword, for an account that must change its password
 	// (403 user.password_change_required), replaces it in this login.
@@ -94,7 +94,7 @@ type registration struct {
 
 func (g *Gateway) apiRegister(c *gin.Context) {
 	var req registration
-	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
+	if !decodeJSON(c, &req) || !required(c, req) {
 		return
 	}
 	rsp, err := g.Users.Register(rpcContext(c), &userpb.RegisterRequest{Username: req.Username, Password: req.Password, Email: req.Email}, slow)
@@ -102,12 +102,12 @@ func (g *Gateway) apiRegister(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"id": rsp.Id, "username": rsp.Username})
+	c.JSON(http.StatusCreated, account{rsp.Id, rsp.Username})
 }
 
 func (g *Gateway) apiLogin(c *gin.Context) {
 	var req loginBody
-	if !decodeJSON(c, &req) || !required(c, "username", req.Username, "password", req.Password) {
+	if !decodeJSON(c, &req) || !required(c, req) {
 		return
 	}
 	rsp, err := g.Users.Login(rpcContext(c), &userpb.LoginRequest{
@@ -118,7 +118,7 @@ func (g *Gateway) apiLogin(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"token": rsp.Token, "expires_at": rsp.ExpiresAt, "device_token": rsp.DeviceToken, "device_expires_at": rsp.DeviceExpiresAt})
+	c.JSON(http.StatusOK, signedIn{rsp.Token, rsp.ExpiresAt, rsp.DeviceToken, rsp.DeviceExpiresAt})
 }
 
 func (g *Gateway) apiLogout(c *gin.Context) {
@@ -145,8 +145,8 @@ func (g *Gateway) logout(c *gin.Context) bool {
 
 func (g *Gateway) apiMe(c *gin.Context) {
 	info := callerOf(c).Info
-	c.JSON(http.StatusOK, gin.H{"id": info.Id, "username": info.Username, "roles": endpoint.OrEmpty(info.Roles), "permissions": endpoint.OrEmpty(info.Permissions),
-		"email": info.Email, "email_verified": info.EmailVerified, "display_name": info.DisplayName, "totp_enabled": info.TotpEnabled, "two_factor_required": info.TwoFactorRequired})
+	c.JSON(http.StatusOK, me{info.Id, info.Username, endpoint.OrEmpty(info.Roles), endpoint.OrEmpty(info.Permissions),
+		info.Email, info.EmailVerified, info.DisplayName, info.TotpEnabled, info.TwoFactorRequired})
 }
 
 func (g *Gateway) apiPassword(c *gin.Context) {
@@ -161,21 +161,60 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"sessions_ended": rsp.SessionsEnded})
+	c.JSON(http.StatusOK, sessionsEnded{rsp.SessionsEnded})
 }
 
-// required answers 400 request.missing_field, naming every field left
-// empty, unless each of the name/value pairs has a value.
-func required(c *gin.Context, pairs ...string) bool {
+// required answers 400 request.missing_field, naming every string field of
+// body tagged `required:"true"` left empty, unless there is none. The same
+// tag marks the field required in the OpenAPI document.
+func required(c *gin.Context, body any) bool {
 	var missing []string
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i+1] == "" {
-			missing = append(missing, pairs[i])
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i))
+			} else if f.Tag.Get("required") == "true" && v.Field(i).String() == "" {
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				missing = append(missing, name)
+			}
 		}
 	}
+	walk(reflect.ValueOf(body))
 	if len(missing) == 0 {
 		return true
 	}
 	abortError(c, http.StatusBadRequest, codeMissing, strings.Join(missing, ", "))
 	return false
 }
+
+// The answers of the gateway's own JSON routes.
+type (
+	account struct {
+		ID       string `json:"id"`
+		Username string `json:"username"`
+	}
+	signedIn struct {
+		Token     string `json:"token"`
+		ExpiresAt int64  `json:"expires_at"`
+		// DeviceToken lets this device skip the per-client lockout next
+		// time (send it back as device_token).
+		DeviceToken     string `json:"device_token"`
+		DeviceExpiresAt int64  `json:"device_expires_at"`
+	}
+	me struct {
+		ID                string   `json:"id"`
+		Username          string   `json:"username"`
+		Roles             []string `json:"roles"`
+		Permissions       []string `json:"permissions"`
+		Email             string   `json:"email"`
+		EmailVerified     bool     `json:"email_verified"`
+		DisplayName       string   `json:"display_name"`
+		TOTPEnabled       bool     `json:"totp_enabled"`
+		TwoFactorRequired bool     `json:"two_factor_required"`
+	}
+	sessionsEnded struct {
+		SessionsEnded int32 `json:"sessions_ended"`
+	}
+)

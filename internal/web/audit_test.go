@@ -75,11 +75,11 @@ func TestAuditPagesByCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := New(Options{
+	g := track(t, New(Options{
 		Users: users, System: sys, Auth: verifier(t), Config: center,
 		Client: systemClient{sys: sys}, Endpoints: []*endpoint.Table{system.Endpoints},
 		Cache: platform.NewMemoryCache(time.Minute), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}))
 	tok := validToken(t, "s-1")
 
 	w := serve(g, get("/admin/audit?kind=login", bearer(tok)))

@@ -24,11 +24,11 @@ func TestNoCacheAsksEveryRequest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Static: %v", err)
 	}
-	g := New(Options{
+	g := track(t, New(Options{
 		Users: users, System: &fakeSystem{}, Auth: verifier(t), Config: center,
 		Cache: platform.NewNoCache(),
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}))
 	tok := validToken(t, "s-1")
 	for i := range 3 {
 		if w := serve(g, get("/api/v1/me", bearer(tok))); w.Code != http.StatusOK {
@@ -70,10 +70,10 @@ func TestMultiGetterCache(t *testing.T) {
 		t.Fatalf("config.Static: %v", err)
 	}
 	mc := &multiCache{Cache: platform.NewMemoryCache(time.Minute)}
-	g := New(Options{
+	g := track(t, New(Options{
 		Users: users, System: &fakeSystem{}, Auth: verifier(t), Config: center, Cache: mc,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}))
 	tok := validToken(t, "s-1")
 	for i := range 3 {
 		if w := serve(g, get("/api/v1/me", bearer(tok))); w.Code != http.StatusOK {
@@ -112,11 +112,11 @@ func TestVerdictsNeedLiveRevocations(t *testing.T) {
 		t.Fatalf("config.Static: %v", err)
 	}
 	f := &feed{since: time.Now(), live: true}
-	g := New(Options{
+	g := track(t, New(Options{
 		Users: users, System: &fakeSystem{}, Auth: verifier(t), Config: center,
 		Cache: platform.NewMemoryCache(time.Minute), Revocations: f,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}))
 	tok := validToken(t, "s-1")
 	me := func(step string, wantInfo int) {
 		t.Helper()

@@ -42,14 +42,17 @@ func (g *Gateway) confirmFirst(c *gin.Context) {
 	g.askConfirm(c, cf)
 }
 
-// askConfirm renders the confirm page for cf, the posted fields carried over.
+// askConfirm renders the confirm page for cf, the posted fields carried over
+// (unless cf names the fields itself).
 func (g *Gateway) askConfirm(c *gin.Context, cf confirmation) {
 	cf.Action = c.Request.URL.Path
-	for name, vs := range c.Request.PostForm {
-		if name == csrfField || name == confirmField || len(vs) == 0 {
-			continue
+	if cf.Fields == nil {
+		for name, vs := range c.Request.PostForm {
+			if name == csrfField || name == confirmField || len(vs) == 0 {
+				continue
+			}
+			cf.Fields = append(cf.Fields, formField{name, vs[0]})
 		}
-		cf.Fields = append(cf.Fields, formField{name, vs[0]})
 	}
 	g.page(c, http.StatusOK, "confirm.html", gin.H{"Confirm": cf})
 	c.Abort()

@@ -36,6 +36,7 @@ func FuzzAuthenticate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, tok string, where uint8) {
 		setup(t)
+		track(t, g)
 		for _, target := range []string{"/api/v1/me", "/account"} {
 			r, err := http.NewRequest(http.MethodGet, "http://portal.test"+target, nil)
 			if err != nil {

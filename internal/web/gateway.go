@@ -119,6 +119,8 @@ type RevocationFeed interface {
 type Gateway struct {
 	Options
 	engine *gin.Engine
+	// doc is the OpenAPI document and its docs page view, made once.
+	doc    apiDoc
 	tracer trace.Tracer
 	// rolesGen counts the role.updated events heard: it is part of the
 	// cache key of a session's verdict, whose permissions a role edit
@@ -197,6 +199,7 @@ func New(o Options) *Gateway {
 	admin.POST("/roles/:name", g.csrf, g.confirmFirst, g.roleForm)
 	admin.GET("/config", g.needs(endpoint.ConfigRead), g.configPage)
 	admin.POST("/config", g.csrf, g.configForm)
+	admin.POST("/config/rollback", g.csrf, g.rollbackForm)
 	admin.GET("/services", g.needs(endpoint.ServicesRead), g.servicesPage)
 	admin.POST("/services/:name/restart", g.csrf, g.confirmFirst, g.restartForm)
 	admin.GET("/services/:name/logs", g.needs(endpoint.ServicesRead), g.logsPage)

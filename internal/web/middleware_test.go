@@ -138,19 +138,21 @@ func newGateway(t *testing.T, s config.Settings, users *fakeUsers) *Gateway {
 	if err != nil {
 		t.Fatalf("config.Static: %v", err)
 	}
-	return New(Options{
+	return track(t, New(Options{
 		Users:  users,
 		System: &fakeSystem{},
 		Auth:   verifier(t),
 		Config: center,
 		Cache:  platform.NewMemoryCache(time.Minute),
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}))
 }
 
+// serve answers r, and checks an API response against the document.
 func serve(g *Gateway, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	g.Handler().ServeHTTP(w, r)
+	check(g, r, w)
 	return w
 }
 

@@ -1,52 +1,83 @@
 package web
 
 import (
+	"maps"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portal-go/portal/internal/endpoint"
+	"github.com/portal-go/portal/internal/i18n"
 )
 
 // The JSON API describes itself: GET /api/openapi.json is an OpenAPI 3.1
 // document built from the router (every /api/v1 route it serves) and the
-// services' endpoint tables (each table route's RPC, permission and success
-// status); GET /api/docs renders it as a page. The gateway's own routes
-// (login, register, the caller's sessions) take their description from
-// ownRoutes; a route with none fails TestOpenAPIMatchesRouter.
+// services' endpoint tables (each table route's RPC, permission, success
+// status, and the schemas of the body its bind decodes and of what its
+// render returns); GET /api/docs renders it as a page. The gateway's own
+// routes (login, register, the caller's sessions) take their description
+// from ownRoutes; a route with none fails TestOpenAPIMatchesRouter. The
+// schemas are made from the Go types (endpoint.Schemas), so a route's
+// declaration is all it takes; the test suites check every response they
+// get against them (internal/testenv/apicheck).
 
 // ownRoute describes a JSON route the gateway serves itself.
 type ownRoute struct {
 	Summary string
 	Access  endpoint.Permission
 	Status  int
+	// In and Out are the types the handler decodes the body into and
+	// writes (nil: none).
+	In, Out reflect.Type
+	// Media is the success body's media type when it is not JSON.
+	Media string
+}
+
+// none is the body of a route that reads or writes none.
+type none struct{}
+
+// own declares a gateway route that decodes an In and answers an Out (none:
+// no body).
+func own[In, Out any](summary string, access endpoint.Permission, status int) ownRoute {
+	r := ownRoute{Summary: summary, Access: access, Status: status}
+	if t := reflect.TypeFor[In](); t != reflect.TypeFor[none]() {
+		r.In = t
+	}
+	if t := reflect.TypeFor[Out](); t != reflect.TypeFor[none]() {
+		r.Out = t
+	}
+	return r
 }
 
 // ownRoutes are the gateway's own JSON routes, by "METHOD /path".
 var ownRoutes = map[string]ownRoute{
-	"POST /api/v1/register":                 {"Create an account: {username, password} → 201 {id, username}", endpoint.Public, http.StatusCreated},
-	"POST /api/v1/login":                    {"Sign in: {username, password, device_token?} → {token, expires_at, device_token, device_expires_at}", endpoint.Public, http.StatusOK},
-	"POST /api/v1/logout":                   {"End the caller's session", endpoint.SignedIn, http.StatusNoContent},
-	"GET /api/v1/me":                        {"The caller: {id, username, roles}", endpoint.SignedIn, http.StatusOK},
-	"PUT /api/v1/me/password":               {"Change the caller's password: {old_password, new_password} → {sessions_ended}", endpoint.SignedIn, http.StatusOK},
-	"GET /api/v1/me/sessions":               {"The caller's live sessions", endpoint.SignedIn, http.StatusOK},
-	"DELETE /api/v1/me/sessions/:id":        {"End one of the caller's sessions", endpoint.SignedIn, http.StatusNoContent},
-	"PATCH /api/v1/me":                      {"Change the caller's profile: {display_name?, email?}", endpoint.SignedIn, http.StatusOK},
-	"GET /api/v1/me/totp/qr.png":            {"The QR code (PNG) of the caller's pending two-factor key", endpoint.SignedIn, http.StatusOK},
-	"POST /api/v1/email/verify":             {"Confirm an email address: {token}", endpoint.Public, http.StatusOK},
-	"POST /api/v1/password/forgot":          {"Ask for a password reset link: {login} (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted},
-	"POST /api/v1/password/reset":           {"Set a new password with a reset link's token: {token, new_password}", endpoint.Public, http.StatusOK},
-	"DELETE /api/v1/admin/sessions/:id":     {"End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent},
-	"GET /api/v1/me/apps":                   {"The applications the caller has allowed to sign them in: {apps: [{client_id, name, given}]}", endpoint.SignedIn, http.StatusOK},
-	"DELETE /api/v1/me/apps/:id":            {"Withdraw an application's consent; its tokens for the caller end", endpoint.SignedIn, http.StatusNoContent},
-	"GET /api/v1/admin/oidc/clients":        {"The registered OpenID clients: {clients}", endpoint.ClientsRead, http.StatusOK},
-	"POST /api/v1/admin/oidc/clients":       {"Register an OpenID client: {name, redirect_uris, ...} → 201 the client (with its secret, once)", endpoint.ClientsWrite, http.StatusCreated},
-	"PATCH /api/v1/admin/oidc/clients/:id":  {"Disable/enable a client or rotate its secret: {disabled?, rotate_secret?}", endpoint.ClientsWrite, http.StatusOK},
-	"DELETE /api/v1/admin/oidc/clients/:id": {"Delete a client and every token issued to it", endpoint.ClientsWrite, http.StatusNoContent},
+	"POST /api/v1/register":          own[registration, account]("Create an account", endpoint.Public, http.StatusCreated),
+	"POST /api/v1/login":             own[loginBody, signedIn]("Sign in: an access token for Authorization: Bearer", endpoint.Public, http.StatusOK),
+	"POST /api/v1/logout":            own[none, none]("End the caller's session", endpoint.SignedIn, http.StatusNoContent),
+	"GET /api/v1/me":                 own[none, me]("The caller", endpoint.SignedIn, http.StatusOK),
+	"PUT /api/v1/me/password":        own[passwordChange, sessionsEnded]("Change the caller's password; their other sessions end", endpoint.SignedIn, http.StatusOK),
+	"GET /api/v1/me/sessions":        own[none, sessionList]("The caller's live sessions", endpoint.SignedIn, http.StatusOK),
+	"DELETE /api/v1/me/sessions/:id": own[none, none]("End one of the caller's sessions", endpoint.SignedIn, http.StatusNoContent),
+	"PATCH /api/v1/me":               own[profilePatch, profile]("Change the caller's profile (absent fields stay)", endpoint.SignedIn, http.StatusOK),
+	"GET /api/v1/me/totp/qr.png": {Summary: "The QR code (PNG) of the caller's pending two-factor key", Access: endpoint.SignedIn,
+		Status: http.StatusOK, Media: "image/png"},
+	"POST /api/v1/email/verify":             own[tokenBody, verified]("Confirm an email address with the mailed link's token", endpoint.Public, http.StatusOK),
+	"POST /api/v1/password/forgot":          own[forgotBody, none]("Ask for a password reset link (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted),
+	"POST /api/v1/password/reset":           own[resetBody, passwordSet]("Set a new password with a reset link's token", endpoint.Public, http.StatusOK),
+	"DELETE /api/v1/admin/sessions/:id":     own[none, none]("End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent),
+	"GET /api/v1/me/apps":                   own[none, appList]("The applications the caller has allowed to sign them in", endpoint.SignedIn, http.StatusOK),
+	"DELETE /api/v1/me/apps/:id":            own[none, none]("Withdraw an application's consent; its tokens for the caller end", endpoint.SignedIn, http.StatusNoContent),
+	"GET /api/v1/admin/oidc/clients":        own[none, clientList]("The registered OpenID clients", endpoint.ClientsRead, http.StatusOK),
+	"POST /api/v1/admin/oidc/clients":       own[newClient, clientJSON]("Register an OpenID client; the answer holds its secret, once", endpoint.ClientsWrite, http.StatusCreated),
+	"PATCH /api/v1/admin/oidc/clients/:id":  own[clientPatch, clientJSON]("Disable or enable a client, or rotate its secret", endpoint.ClientsWrite, http.StatusOK),
+	"DELETE /api/v1/admin/oidc/clients/:id": own[none, none]("Delete a client and every token issued to it", endpoint.ClientsWrite, http.StatusNoContent),
 }
 
 // operation is one API operation, for the document and the docs page.
@@ -54,9 +85,16 @@ type operation struct {
 	Method, Path, Summary, RPC string
 	Access                     endpoint.Permission
 	Status                     int
+	In, Out                    reflect.Type
+	Media                      string
+	// Query are the query parameters read, each "string" or "integer".
+	Query map[string]string
 }
 
-var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
+var (
+	ginParam  = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
+	pathParam = regexp.MustCompile(`\{([A-Za-z_]+)\}`)
+)
 
 // operations lists the API's operations, sorted by path and method: every
 // /api/v1 route of the router, described by its table or ownRoutes.
@@ -65,7 +103,9 @@ func (g *Gateway) operations() []operation {
 	for _, t := range g.Endpoints {
 		for _, e := range t.Endpoints {
 			for _, r := range e.Routes {
-				tabled[r.Method+" /api/v1"+r.Path] = operation{RPC: e.Name, Access: e.Access, Status: r.Status, Summary: e.Name}
+				in, query := r.Reads()
+				tabled[r.Method+" /api/v1"+r.Path] = operation{RPC: e.Name, Access: e.Access, Status: r.Status, Summary: e.Name,
+					In: in, Out: r.Out, Query: query}
 			}
 		}
 	}
@@ -77,14 +117,14 @@ func (g *Gateway) operations() []operation {
 		key := ri.Method + " " + ri.Path
 		op, ok := tabled[key]
 		if !ok {
-			own, known := ownRoutes[key]
-			if !known {
-				op = operation{Summary: ""} // undocumented: the test names it
-			} else {
-				op = operation{Summary: own.Summary, Access: own.Access, Status: own.Status}
-			}
+			if own, known := ownRoutes[key]; known {
+				op = operation{Summary: own.Summary, Access: own.Access, Status: own.Status, In: own.In, Out: own.Out, Media: own.Media}
+			} // else undocumented: the test names it
 		}
 		op.Method, op.Path = ri.Method, ginParam.ReplaceAllString(ri.Path, "{$1}")
+		if op.Status == 0 {
+			op.Status = http.StatusOK
+		}
 		ops = append(ops, op)
 	}
 	sort.Slice(ops, func(i, j int) bool {
@@ -96,33 +136,75 @@ func (g *Gateway) operations() []operation {
 	return ops
 }
 
-// openAPI is the OpenAPI 3.1 document of the JSON API.
-func (g *Gateway) openAPI() map[string]any {
+// apiErrorCodes are the codes of every API error: those with a message
+// "error.<area>.<reason>" in the catalogue, which holds one for each code the
+// code base answers with and no other (TestErrorCodes, TestOpenAPISchemas).
+func apiErrorCodes() []string {
+	var codes []string
+	for _, id := range i18n.Keys(i18n.English) {
+		if code, ok := strings.CutPrefix(id, "error."); ok && strings.Contains(code, ".") {
+			codes = append(codes, code)
+		}
+	}
+	return codes
+}
+
+// apiDoc is the document and the docs page's view of it, made once: the
+// router and the tables do not change once the gateway serves.
+type apiDoc struct {
+	once sync.Once
+	doc  map[string]any
+	ops  []opView
+}
+
+func (g *Gateway) apiDocument() (map[string]any, []opView) {
+	g.doc.once.Do(func() { g.doc.doc, g.doc.ops = g.buildOpenAPI() })
+	return g.doc.doc, g.doc.ops
+}
+
+// buildOpenAPI makes the OpenAPI 3.1 document of the JSON API and the docs
+// page's view of each operation.
+func (g *Gateway) buildOpenAPI() (map[string]any, []opView) {
+	schemas := endpoint.NewSchemas()
 	paths := map[string]any{}
-	for _, op := range g.operations() {
+	ops := g.operations()
+	type bodies struct{ in, out map[string]any }
+	made := make([]bodies, len(ops))
+	for i, op := range ops {
 		item, _ := paths[op.Path].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
 			paths[op.Path] = item
 		}
 		var params []any
-		for _, m := range regexp.MustCompile(`\{([A-Za-z_]+)\}`).FindAllStringSubmatch(op.Path, -1) {
+		for _, m := range pathParam.FindAllStringSubmatch(op.Path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
-		status := op.Status
-		if status == 0 {
-			status = http.StatusOK
+		for _, name := range slices.Sorted(maps.Keys(op.Query)) {
+			s := map[string]any{"type": op.Query[name]}
+			if op.Query[name] == "integer" {
+				s["minimum"] = 0
+			}
+			params = append(params, map[string]any{"name": name, "in": "query", "schema": s})
 		}
-		ok := map[string]any{"description": http.StatusText(status)}
-		if status != http.StatusNoContent {
-			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+		ok := map[string]any{"description": http.StatusText(op.Status)}
+		switch {
+		case op.Media != "":
+			ok["content"] = map[string]any{op.Media: map[string]any{}}
+		case op.Out != nil:
+			made[i].out = schemas.Response(op.Out)
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": made[i].out}}
 		}
 		errRef := map[string]any{"$ref": "#/components/responses/Error"}
 		o := map[string]any{
 			"summary":      op.Summary,
-			"operationId":  strings.ToLower(op.Method) + strings.NewReplacer("/", "_", "{", "", "}", "").Replace(strings.TrimPrefix(op.Path, "/api/v1")),
+			"operationId":  op.ID(),
 			"x-permission": string(op.Access),
-			"responses":    map[string]any{itoa(status): ok, "400": errRef, "401": errRef, "403": errRef, "404": errRef, "429": errRef, "default": errRef},
+			"responses":    map[string]any{strconv.Itoa(op.Status): ok, "400": errRef, "401": errRef, "403": errRef, "404": errRef, "429": errRef, "default": errRef},
+		}
+		if op.In != nil {
+			made[i].in = schemas.Request(op.In)
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": made[i].in}}}
 		}
 		if op.RPC != "" {
 			o["x-rpc"] = op.RPC
@@ -135,6 +217,21 @@ func (g *Gateway) openAPI() map[string]any {
 		}
 		item[strings.ToLower(op.Method)] = o
 	}
+	codes := []any{}
+	for _, c := range apiErrorCodes() {
+		codes = append(codes, c)
+	}
+	schemas.Components["Error"] = map[string]any{
+		"type": "object", "required": []any{"code", "message"}, "additionalProperties": false,
+		"properties": map[string]any{
+			"code":    map[string]any{"type": "string", "enum": codes, "description": "stable, <area>.<reason>; see docs/errors.md"},
+			"message": map[string]any{"type": "string", "description": "in the request's language"},
+		},
+	}
+	views := make([]opView, len(ops))
+	for i, op := range ops {
+		views[i] = opView{operation: op, Request: fieldRows(schemas.Components, made[i].in), Response: fieldRows(schemas.Components, made[i].out)}
+	}
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info":    map[string]any{"title": "Portal JSON API", "version": "1"},
@@ -142,25 +239,123 @@ func (g *Gateway) openAPI() map[string]any {
 		"paths":   paths,
 		"components": map[string]any{
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "an access token from POST /api/v1/login, or an API key"}},
-			"schemas": map[string]any{"Error": map[string]any{
-				"type": "object", "required": []any{"code", "message"}, "additionalProperties": false,
-				"properties": map[string]any{
-					"code":    map[string]any{"type": "string", "pattern": `^[a-z]+\.[a-z_]+$`, "description": "stable, <area>.<reason>; see docs/errors.md"},
-					"message": map[string]any{"type": "string", "description": "in the request's language"},
-				},
-			}},
+			"schemas":         schemas.Components,
 			"responses": map[string]any{"Error": map[string]any{
 				"description": "an error",
 				"content":     map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}},
 			}},
 		},
-	}
+	}, views
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+// ID names the operation: its operationId, and its anchor on the docs page.
+func (op operation) ID() string {
+	return strings.ToLower(op.Method) + strings.NewReplacer("/", "_", "{", "", "}", "", ".", "_", "-", "_").Replace(strings.TrimPrefix(op.Path, "/api/v1"))
+}
 
-func (g *Gateway) apiOpenAPI(c *gin.Context) { c.JSON(http.StatusOK, g.openAPI()) }
+// opView is an operation as the docs page shows it: its fields, flattened.
+type opView struct {
+	operation
+	Request, Response []fieldRow
+}
+
+// fieldRow is one field of a body: its path (users[].id), its type in
+// words, whether it is always there (a response) or must be sent (a
+// request).
+type fieldRow struct {
+	Name, Type string
+	Required   bool
+}
+
+// fieldRows flattens schema (nil: none) into rows, following $refs into
+// components; a type that holds itself stops at the second level.
+func fieldRows(components map[string]any, schema map[string]any) []fieldRow {
+	var rows []fieldRow
+	var walk func(prefix string, s map[string]any, depth int)
+	walk = func(prefix string, s map[string]any, depth int) {
+		s = deref(components, s)
+		if depth > 6 {
+			return
+		}
+		switch {
+		case s["type"] == "array":
+			items, _ := s["items"].(map[string]any)
+			walk(prefix+"[]", items, depth+1)
+		case s["type"] == "object":
+			props, _ := s["properties"].(map[string]any)
+			var required []any
+			required, _ = s["required"].([]any)
+			for _, name := range slices.Sorted(maps.Keys(props)) {
+				p, _ := props[name].(map[string]any)
+				full := name
+				if prefix != "" {
+					full = prefix + "." + name
+				}
+				rows = append(rows, fieldRow{Name: full, Type: typeWords(components, p), Required: slices.Contains(required, any(name))})
+				walk(full, p, depth+1)
+			}
+		}
+	}
+	if schema != nil {
+		walk("", schema, 0)
+	}
+	return rows
+}
+
+// deref follows a $ref and a nullable's anyOf to the schema meant.
+func deref(components map[string]any, s map[string]any) map[string]any {
+	for range 4 {
+		if ref, ok := s["$ref"].(string); ok {
+			s, _ = components[strings.TrimPrefix(ref, "#/components/schemas/")].(map[string]any)
+			continue
+		}
+		if alts, ok := s["anyOf"].([]any); ok && len(alts) > 0 {
+			s, _ = alts[0].(map[string]any)
+			continue
+		}
+		break
+	}
+	return s
+}
+
+// typeWords says a schema's type the way the docs page shows it.
+func typeWords(components map[string]any, s map[string]any) string {
+	_, nullable := s["anyOf"]
+	s = deref(components, s)
+	var w string
+	switch t, _ := s["type"].(string); t {
+	case "array":
+		items, _ := s["items"].(map[string]any)
+		w = typeWords(components, items) + "[]"
+	case "integer":
+		w = "integer"
+		if d, _ := s["description"].(string); d == "Unix time, seconds" {
+			w = "integer (Unix seconds)"
+		}
+	case "":
+		w = "any"
+	default:
+		w = t
+	}
+	if e, ok := s["enum"].([]any); ok {
+		var vs []string
+		for _, v := range e {
+			vs = append(vs, v.(string))
+		}
+		w += ": " + strings.Join(vs, " | ")
+	}
+	if nullable {
+		w += " | null"
+	}
+	return w
+}
+
+func (g *Gateway) apiOpenAPI(c *gin.Context) {
+	doc, _ := g.apiDocument()
+	c.JSON(http.StatusOK, doc)
+}
 
 func (g *Gateway) apiDocsPage(c *gin.Context) {
-	g.page(c, http.StatusOK, "api_docs.html", gin.H{"Ops": g.operations()})
+	_, ops := g.apiDocument()
+	g.page(c, http.StatusOK, "api_docs.html", gin.H{"Ops": ops})
 }

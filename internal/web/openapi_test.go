@@ -2,13 +2,17 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/system"
+	"github.com/portal-go/portal/internal/testenv/apicheck"
 	"github.com/portal-go/portal/internal/user"
 )
 
@@ -18,8 +22,8 @@ import (
 // RPC. A route added without a description fails here.
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	g := newGateway(t, settings(), newFakeUsers())
-	g2 := New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
-		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}})
+	g2 := track(t, New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
+		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}}))
 	w := serve(g2, get("/api/openapi.json"))
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /api/openapi.json: %d %s", w.Code, w.Body)
@@ -67,6 +71,86 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 	if w := serve(g2, get("/api/docs")); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "GET /api/v1/admin/users") {
 		t.Errorf("GET /api/docs: %d", w.Code)
+	}
+}
+
+// TestOpenAPISchemas: the document is valid OpenAPI 3.1 (the
+// specification's schema, with every schema in it valid JSON Schema); every
+// operation that answers JSON names the shape of its answer (a route whose
+// render returns a map or any fails here), every body it reads too; the
+// schemas say what the Go types say; the error codes are exactly those the
+// code answers with.
+func TestOpenAPISchemas(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	g2 := track(t, New(Options{Users: g.Users, System: g.System, Auth: g.Auth, Config: g.Config, Cache: g.Cache, Log: g.Log,
+		Endpoints: []*endpoint.Table{user.Endpoints, system.Endpoints}}))
+	text := serve(g2, get("/api/openapi.json")).Body.Bytes()
+	if _, err := apicheck.Load(text); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths      map[string]map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(text, &doc); err != nil {
+		t.Fatal(err)
+	}
+	component := func(s any) map[string]any {
+		m, _ := s.(map[string]any)
+		ref, _ := m["$ref"].(string)
+		return doc.Components.Schemas[strings.TrimPrefix(ref, "#/components/schemas/")]
+	}
+	at := func(v any, path ...string) any {
+		for _, p := range path {
+			m, _ := v.(map[string]any)
+			v = m[p]
+		}
+		return v
+	}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			for status, r := range op["responses"].(map[string]any) {
+				if status[0] != '2' {
+					continue
+				}
+				content, _ := at(r, "content").(map[string]any)
+				if content == nil || content["image/png"] != nil { // no body, or not JSON
+					continue
+				}
+				if props, _ := component(at(content, "application/json", "schema"))["properties"].(map[string]any); len(props) == 0 {
+					t.Errorf("%s %s: %s answers no named shape: give its render a struct type", method, path, status)
+				}
+			}
+			if body := at(op, "requestBody", "content", "application/json", "schema"); body != nil {
+				if _, ok := body.(map[string]any)["description"]; !ok && len(component(body)) == 0 && at(body, "type") != "object" {
+					t.Errorf("%s %s: a request body of no shape: %v", method, path, body)
+				}
+			}
+		}
+	}
+	// What the Go types say, where it matters to clients.
+	users := component(at(doc.Paths["/api/v1/admin/users"]["get"], "responses", "200", "content", "application/json", "schema"))
+	account := component(at(users, "properties", "users", "items"))
+	if at(account, "properties", "disabled", "type") != "boolean" || !slices.Contains(account["required"].([]any), any("disabled")) ||
+		at(account, "properties", "created_at", "type") != "integer" {
+		t.Errorf("an account in GET /admin/users: %v", account)
+	}
+	if q := doc.Paths["/api/v1/admin/users"]["get"]["parameters"]; !strings.Contains(fmt.Sprint(q), "limit") || !strings.Contains(fmt.Sprint(q), "integer") {
+		t.Errorf("GET /admin/users parameters: %v", q)
+	}
+	login := component(at(doc.Paths["/api/v1/login"]["post"], "requestBody", "content", "application/json", "schema"))
+	if fmt.Sprint(login["required"]) != "[username password]" || at(login, "additionalProperties") != false {
+		t.Errorf("POST /login body: %v", login)
+	}
+	// The code enum is the code's error table.
+	var codes []string
+	for _, c := range at(doc.Components.Schemas["Error"], "properties", "code", "enum").([]any) {
+		codes = append(codes, c.(string))
+	}
+	if want := slices.Sorted(maps.Keys(errorCodes(t))); !slices.Equal(codes, want) {
+		t.Errorf("the Error schema's codes are\n%v\nthe code answers with\n%v", codes, want)
 	}
 }
 

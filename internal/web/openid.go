@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	pauth "github.com/portal-go/portal/internal/auth"
+	"github.com/portal-go/portal/internal/endpoint"
 	"github.com/portal-go/portal/internal/sso"
 	oidcpb "github.com/portal-go/portal/proto/oidc"
 )
@@ -60,6 +61,36 @@ func (g *Gateway) openID(c *gin.Context) {
 	_, _ = c.Writer.Write(rsp.Body)
 }
 
+// The bodies and answers of the OpenID routes of the JSON API.
+type (
+	newClient struct {
+		Name                   string   `json:"name"`
+		RedirectURIs           []string `json:"redirect_uris"`
+		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+		BackchannelLogoutURI   string   `json:"backchannel_logout_uri"`
+		Confidential           bool     `json:"confidential"`
+		FirstParty             bool     `json:"first_party"`
+		Scopes                 []string `json:"scopes"`
+		Permission             string   `json:"permission"`
+	}
+	clientPatch struct {
+		Disabled     *bool `json:"disabled"`
+		RotateSecret bool  `json:"rotate_secret"`
+	}
+	clientList struct {
+		Clients []clientJSON `json:"clients"`
+	}
+	// app is an application the caller allowed to sign them in.
+	app struct {
+		ClientID string `json:"client_id"`
+		Name     string `json:"name"`
+		Given    int64  `json:"given"`
+	}
+	appList struct {
+		Apps []app `json:"apps"`
+	}
+)
+
 // clientJSON is a registered client in the JSON API.
 type clientJSON struct {
 	ClientID               string   `json:"client_id"`
@@ -79,24 +110,15 @@ type clientJSON struct {
 
 func clientOut(c *oidcpb.Client, secret string) clientJSON {
 	return clientJSON{
-		ClientID: c.Id, Name: c.Name, RedirectURIs: c.RedirectUris, PostLogoutRedirectURIs: c.PostLogoutRedirectUris,
+		ClientID: c.Id, Name: c.Name, RedirectURIs: endpoint.OrEmpty(c.RedirectUris), PostLogoutRedirectURIs: endpoint.OrEmpty(c.PostLogoutRedirectUris),
 		BackchannelLogoutURI: c.BackchannelLogoutUri, Confidential: c.Confidential, FirstParty: c.FirstParty,
-		Scopes: c.Scopes, Permission: c.Permission, Disabled: c.Disabled, Created: c.Created, ClientSecret: secret,
+		Scopes: endpoint.OrEmpty(c.Scopes), Permission: c.Permission, Disabled: c.Disabled, Created: c.Created, ClientSecret: secret,
 	}
 }
 
 // apiCreateClient registers an OpenID client: 201 with its secret, once.
 func (g *Gateway) apiCreateClient(c *gin.Context) {
-	var in struct {
-		Name                   string   `json:"name"`
-		RedirectURIs           []string `json:"redirect_uris"`
-		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
-		BackchannelLogoutURI   string   `json:"backchannel_logout_uri"`
-		Confidential           bool     `json:"confidential"`
-		FirstParty             bool     `json:"first_party"`
-		Scopes                 []string `json:"scopes"`
-		Permission             string   `json:"permission"`
-	}
+	var in newClient
 	if !decodeJSON(c, &in) {
 		return
 	}
@@ -122,15 +144,12 @@ func (g *Gateway) apiClients(c *gin.Context) {
 	for _, cl := range rsp.Clients {
 		out = append(out, clientOut(cl, ""))
 	}
-	c.JSON(http.StatusOK, gin.H{"clients": out})
+	c.JSON(http.StatusOK, clientList{out})
 }
 
 // apiPatchClient disables or enables a client, or rotates its secret.
 func (g *Gateway) apiPatchClient(c *gin.Context) {
-	var in struct {
-		Disabled     *bool `json:"disabled"`
-		RotateSecret bool  `json:"rotate_secret"`
-	}
+	var in clientPatch
 	if !decodeJSON(c, &in) {
 		return
 	}
@@ -218,11 +237,11 @@ func (g *Gateway) apiMyApps(c *gin.Context) {
 		g.abortRPC(c, err)
 		return
 	}
-	out := []gin.H{}
+	out := []app{}
 	for _, a := range rsp.Consents {
-		out = append(out, gin.H{"client_id": a.ClientId, "name": a.ClientName, "given": a.Given})
+		out = append(out, app{a.ClientId, a.ClientName, a.Given})
 	}
-	c.JSON(http.StatusOK, gin.H{"apps": out})
+	c.JSON(http.StatusOK, appList{out})
 }
 
 func (g *Gateway) apiRevokeApp(c *gin.Context) {

@@ -50,6 +50,7 @@ type input struct{ c *gin.Context }
 
 func (in input) Param(name string) string { return in.c.Param(name) }
 func (in input) Query(name string) string { return in.c.Query(name) }
+func (in input) Language() string         { return langOf(in.c) }
 
 func (in input) MediaType() string {
 	mt, _, _ := mime.ParseMediaType(in.c.GetHeader("Content-Type"))

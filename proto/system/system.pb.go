@@ -551,7 +551,10 @@ type UpdateConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// document is the whole new config (keys auth.*, login.*): yaml, or JSON,
 	// which is yaml too (the gateway's JSON API sends it as it came).
-	Document      string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	Document string `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	// base_version, when set, is the version the edit was made from: the
+	// edit is refused (409 system.config_conflict) when the config has changed since.
+	BaseVersion   *int64 `protobuf:"varint,2,opt,name=base_version,json=baseVersion,proto3,oneof" json:"base_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +596,13 @@ func (x *UpdateConfigRequest) GetDocument() string {
 	return ""
 }
 
+func (x *UpdateConfigRequest) GetBaseVersion() int64 {
+	if x != nil && x.BaseVersion != nil {
+		return *x.BaseVersion
+	}
+	return 0
+}
+
 type ConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// document is the config in force, as a yaml document.
@@ -600,7 +610,9 @@ type ConfigResponse struct {
 	// source names where it lives: a file path, or etcd and its key.
 	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
 	// writable is false when the source cannot be written (built-in only).
-	Writable      bool `protobuf:"varint,3,opt,name=writable,proto3" json:"writable,omitempty"`
+	Writable bool `protobuf:"varint,3,opt,name=writable,proto3" json:"writable,omitempty"`
+	// version is the config's version in the history (0: none recorded).
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +668,501 @@ func (x *ConfigResponse) GetWritable() bool {
 	return false
 }
 
+func (x *ConfigResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ConfigSchemaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// language of the descriptions: en or zh-CN (anything else: en).
+	Language      string `protobuf:"bytes,1,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSchemaRequest) Reset() {
+	*x = ConfigSchemaRequest{}
+	mi := &file_proto_system_system_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSchemaRequest) ProtoMessage() {}
+
+func (x *ConfigSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSchemaRequest.ProtoReflect.Descriptor instead.
+func (*ConfigSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConfigSchemaRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+type ConfigSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*ConfigKey           `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSchemaResponse) Reset() {
+	*x = ConfigSchemaResponse{}
+	mi := &file_proto_system_system_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSchemaResponse) ProtoMessage() {}
+
+func (x *ConfigSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSchemaResponse.ProtoReflect.Descriptor instead.
+func (*ConfigSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConfigSchemaResponse) GetKeys() []*ConfigKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// ConfigKey describes one setting.
+type ConfigKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key as yaml spells it: auth.expireTime.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// type: integer, duration, boolean, list, string or choice.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// unit of a duration: s.
+	Unit    string   `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	Choices []string `protobuf:"bytes,4,rep,name=choices,proto3" json:"choices,omitempty"`
+	// default_json is the built-in value, as JSON.
+	DefaultJson   string `protobuf:"bytes,5,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
+	Description   string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigKey) Reset() {
+	*x = ConfigKey{}
+	mi := &file_proto_system_system_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigKey) ProtoMessage() {}
+
+func (x *ConfigKey) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigKey.ProtoReflect.Descriptor instead.
+func (*ConfigKey) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ConfigKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ConfigKey) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ConfigKey) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *ConfigKey) GetChoices() []string {
+	if x != nil {
+		return x.Choices
+	}
+	return nil
+}
+
+func (x *ConfigKey) GetDefaultJson() string {
+	if x != nil {
+		return x.DefaultJson
+	}
+	return ""
+}
+
+func (x *ConfigKey) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type ConfigHistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigHistoryRequest) Reset() {
+	*x = ConfigHistoryRequest{}
+	mi := &file_proto_system_system_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigHistoryRequest) ProtoMessage() {}
+
+func (x *ConfigHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigHistoryRequest.ProtoReflect.Descriptor instead.
+func (*ConfigHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
+}
+
+type ConfigHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// versions, newest first (the last 100 are kept).
+	Versions []*ConfigVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	// current is the version in force.
+	Current       int64 `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigHistoryResponse) Reset() {
+	*x = ConfigHistoryResponse{}
+	mi := &file_proto_system_system_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigHistoryResponse) ProtoMessage() {}
+
+func (x *ConfigHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigHistoryResponse.ProtoReflect.Descriptor instead.
+func (*ConfigHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ConfigHistoryResponse) GetVersions() []*ConfigVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ConfigHistoryResponse) GetCurrent() int64 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+// ConfigVersion is one applied change of the config.
+type ConfigVersion struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// time is unix seconds.
+	Time int64 `protobuf:"varint,2,opt,name=time,proto3" json:"time,omitempty"`
+	// origin: edit, rollback, file or etcd (changed at the source, no user),
+	// or built-in (the defaults, when no source was set).
+	Origin    string `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	ActorId   string `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	ActorName string `protobuf:"bytes,5,opt,name=actor_name,json=actorName,proto3" json:"actor_name,omitempty"`
+	// rollback_of is the version a rollback went back to.
+	RollbackOf int64           `protobuf:"varint,6,opt,name=rollback_of,json=rollbackOf,proto3" json:"rollback_of,omitempty"`
+	Changes    []*ConfigChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// document is the whole config of this version, as yaml.
+	Document      string `protobuf:"bytes,8,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigVersion) Reset() {
+	*x = ConfigVersion{}
+	mi := &file_proto_system_system_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigVersion) ProtoMessage() {}
+
+func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
+func (*ConfigVersion) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ConfigVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetActorName() string {
+	if x != nil {
+		return x.ActorName
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetRollbackOf() int64 {
+	if x != nil {
+		return x.RollbackOf
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetChanges() []*ConfigChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ConfigVersion) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
+// ConfigChange is one key's change; values as JSON.
+type ConfigChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Old           string                 `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	New           string                 `protobuf:"bytes,3,opt,name=new,proto3" json:"new,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigChange) Reset() {
+	*x = ConfigChange{}
+	mi := &file_proto_system_system_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigChange) ProtoMessage() {}
+
+func (x *ConfigChange) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
+func (*ConfigChange) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ConfigChange) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetOld() string {
+	if x != nil {
+		return x.Old
+	}
+	return ""
+}
+
+func (x *ConfigChange) GetNew() string {
+	if x != nil {
+		return x.New
+	}
+	return ""
+}
+
+type RollbackConfigRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// base_version, as in UpdateConfigRequest.
+	BaseVersion   *int64 `protobuf:"varint,2,opt,name=base_version,json=baseVersion,proto3,oneof" json:"base_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigRequest) Reset() {
+	*x = RollbackConfigRequest{}
+	mi := &file_proto_system_system_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigRequest) ProtoMessage() {}
+
+func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
+func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RollbackConfigRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetBaseVersion() int64 {
+	if x != nil && x.BaseVersion != nil {
+		return *x.BaseVersion
+	}
+	return 0
+}
+
 // AuditEntry is one security-relevant event.
 type AuditEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -675,7 +1182,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +1194,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +1207,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -782,7 +1289,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +1301,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1314,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAuditRequest) GetUser() string {
@@ -850,7 +1357,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1369,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1382,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -907,7 +1414,7 @@ type OverviewRequest struct {
 
 func (x *OverviewRequest) Reset() {
 	*x = OverviewRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1426,7 @@ func (x *OverviewRequest) String() string {
 func (*OverviewRequest) ProtoMessage() {}
 
 func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1439,7 @@ func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewRequest.ProtoReflect.Descriptor instead.
 func (*OverviewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{24}
 }
 
 type OverviewResponse struct {
@@ -951,7 +1458,7 @@ type OverviewResponse struct {
 
 func (x *OverviewResponse) Reset() {
 	*x = OverviewResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1470,7 @@ func (x *OverviewResponse) String() string {
 func (*OverviewResponse) ProtoMessage() {}
 
 func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1483,7 @@ func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewResponse.ProtoReflect.Descriptor instead.
 func (*OverviewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OverviewResponse) GetUsers() int32 {
@@ -1033,7 +1540,7 @@ type HourCount struct {
 
 func (x *HourCount) Reset() {
 	*x = HourCount{}
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1552,7 @@ func (x *HourCount) String() string {
 func (*HourCount) ProtoMessage() {}
 
 func (x *HourCount) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1565,7 @@ func (x *HourCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HourCount.ProtoReflect.Descriptor instead.
 func (*HourCount) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HourCount) GetHour() int64 {
@@ -1117,13 +1624,50 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\x05lines\x18\x02 \x01(\x05R\x05lines\"+\n" +
 	"\x13ServiceLogsResponse\x12\x14\n" +
 	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x12\n" +
-	"\x10GetConfigRequest\"1\n" +
+	"\x10GetConfigRequest\"j\n" +
 	"\x13UpdateConfigRequest\x12\x1a\n" +
-	"\bdocument\x18\x01 \x01(\tR\bdocument\"`\n" +
+	"\bdocument\x18\x01 \x01(\tR\bdocument\x12&\n" +
+	"\fbase_version\x18\x02 \x01(\x03H\x00R\vbaseVersion\x88\x01\x01B\x0f\n" +
+	"\r_base_version\"z\n" +
 	"\x0eConfigResponse\x12\x1a\n" +
 	"\bdocument\x18\x01 \x01(\tR\bdocument\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
-	"\bwritable\x18\x03 \x01(\bR\bwritable\"\xf9\x01\n" +
+	"\bwritable\x18\x03 \x01(\bR\bwritable\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"1\n" +
+	"\x13ConfigSchemaRequest\x12\x1a\n" +
+	"\blanguage\x18\x01 \x01(\tR\blanguage\"=\n" +
+	"\x14ConfigSchemaResponse\x12%\n" +
+	"\x04keys\x18\x01 \x03(\v2\x11.system.ConfigKeyR\x04keys\"\xa4\x01\n" +
+	"\tConfigKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\x12\x18\n" +
+	"\achoices\x18\x04 \x03(\tR\achoices\x12!\n" +
+	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\x12 \n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\"\x16\n" +
+	"\x14ConfigHistoryRequest\"d\n" +
+	"\x15ConfigHistoryResponse\x121\n" +
+	"\bversions\x18\x01 \x03(\v2\x15.system.ConfigVersionR\bversions\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\x03R\acurrent\"\xfc\x01\n" +
+	"\rConfigVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12\x19\n" +
+	"\bactor_id\x18\x04 \x01(\tR\aactorId\x12\x1d\n" +
+	"\n" +
+	"actor_name\x18\x05 \x01(\tR\tactorName\x12\x1f\n" +
+	"\vrollback_of\x18\x06 \x01(\x03R\n" +
+	"rollbackOf\x12.\n" +
+	"\achanges\x18\a \x03(\v2\x14.system.ConfigChangeR\achanges\x12\x1a\n" +
+	"\bdocument\x18\b \x01(\tR\bdocument\"D\n" +
+	"\fConfigChange\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
+	"\x03old\x18\x02 \x01(\tR\x03old\x12\x10\n" +
+	"\x03new\x18\x03 \x01(\tR\x03new\"j\n" +
+	"\x15RollbackConfigRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12&\n" +
+	"\fbase_version\x18\x02 \x01(\x03H\x00R\vbaseVersion\x88\x01\x01B\x0f\n" +
+	"\r_base_version\"\xf9\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1159,14 +1703,17 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\tHourCount\x12\x12\n" +
 	"\x04hour\x18\x01 \x01(\x03R\x04hour\x12\x16\n" +
 	"\x06logins\x18\x02 \x01(\x05R\x06logins\x12#\n" +
-	"\rfailed_logins\x18\x03 \x01(\x05R\ffailedLogins2\xba\x04\n" +
+	"\rfailed_logins\x18\x03 \x01(\x05R\ffailedLogins2\xa2\x06\n" +
 	"\x06System\x129\n" +
 	"\x06Health\x12\x15.system.HealthRequest\x1a\x16.system.HealthResponse\"\x00\x12K\n" +
 	"\fListServices\x12\x1b.system.ListServicesRequest\x1a\x1c.system.ListServicesResponse\"\x00\x12Q\n" +
 	"\x0eRestartService\x12\x1d.system.RestartServiceRequest\x1a\x1e.system.RestartServiceResponse\"\x00\x12H\n" +
 	"\vServiceLogs\x12\x1a.system.ServiceLogsRequest\x1a\x1b.system.ServiceLogsResponse\"\x00\x12?\n" +
 	"\tGetConfig\x12\x18.system.GetConfigRequest\x1a\x16.system.ConfigResponse\"\x00\x12E\n" +
-	"\fUpdateConfig\x12\x1b.system.UpdateConfigRequest\x1a\x16.system.ConfigResponse\"\x00\x12B\n" +
+	"\fUpdateConfig\x12\x1b.system.UpdateConfigRequest\x1a\x16.system.ConfigResponse\"\x00\x12K\n" +
+	"\fConfigSchema\x12\x1b.system.ConfigSchemaRequest\x1a\x1c.system.ConfigSchemaResponse\"\x00\x12N\n" +
+	"\rConfigHistory\x12\x1c.system.ConfigHistoryRequest\x1a\x1d.system.ConfigHistoryResponse\"\x00\x12I\n" +
+	"\x0eRollbackConfig\x12\x1d.system.RollbackConfigRequest\x1a\x16.system.ConfigResponse\"\x00\x12B\n" +
 	"\tListAudit\x12\x18.system.ListAuditRequest\x1a\x19.system.ListAuditResponse\"\x00\x12?\n" +
 	"\bOverview\x12\x17.system.OverviewRequest\x1a\x18.system.OverviewResponse\"\x00B1Z/github.com/portal-go/portal/proto/system;systemb\x06proto3"
 
@@ -1182,7 +1729,7 @@ func file_proto_system_system_proto_rawDescGZIP() []byte {
 	return file_proto_system_system_proto_rawDescData
 }
 
-var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_proto_system_system_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: system.HealthRequest
 	(*HealthResponse)(nil),         // 1: system.HealthResponse
@@ -1197,43 +1744,60 @@ var file_proto_system_system_proto_goTypes = []any{
 	(*GetConfigRequest)(nil),       // 10: system.GetConfigRequest
 	(*UpdateConfigRequest)(nil),    // 11: system.UpdateConfigRequest
 	(*ConfigResponse)(nil),         // 12: system.ConfigResponse
-	(*AuditEntry)(nil),             // 13: system.AuditEntry
-	(*ListAuditRequest)(nil),       // 14: system.ListAuditRequest
-	(*ListAuditResponse)(nil),      // 15: system.ListAuditResponse
-	(*OverviewRequest)(nil),        // 16: system.OverviewRequest
-	(*OverviewResponse)(nil),       // 17: system.OverviewResponse
-	(*HourCount)(nil),              // 18: system.HourCount
-	nil,                            // 19: system.Node.MetadataEntry
-	(*runtime.Process)(nil),        // 20: runtime.Process
+	(*ConfigSchemaRequest)(nil),    // 13: system.ConfigSchemaRequest
+	(*ConfigSchemaResponse)(nil),   // 14: system.ConfigSchemaResponse
+	(*ConfigKey)(nil),              // 15: system.ConfigKey
+	(*ConfigHistoryRequest)(nil),   // 16: system.ConfigHistoryRequest
+	(*ConfigHistoryResponse)(nil),  // 17: system.ConfigHistoryResponse
+	(*ConfigVersion)(nil),          // 18: system.ConfigVersion
+	(*ConfigChange)(nil),           // 19: system.ConfigChange
+	(*RollbackConfigRequest)(nil),  // 20: system.RollbackConfigRequest
+	(*AuditEntry)(nil),             // 21: system.AuditEntry
+	(*ListAuditRequest)(nil),       // 22: system.ListAuditRequest
+	(*ListAuditResponse)(nil),      // 23: system.ListAuditResponse
+	(*OverviewRequest)(nil),        // 24: system.OverviewRequest
+	(*OverviewResponse)(nil),       // 25: system.OverviewResponse
+	(*HourCount)(nil),              // 26: system.HourCount
+	nil,                            // 27: system.Node.MetadataEntry
+	(*runtime.Process)(nil),        // 28: runtime.Process
 }
 var file_proto_system_system_proto_depIdxs = []int32{
 	4,  // 0: system.ListServicesResponse.services:type_name -> system.Service
-	20, // 1: system.ListServicesResponse.processes:type_name -> runtime.Process
+	28, // 1: system.ListServicesResponse.processes:type_name -> runtime.Process
 	5,  // 2: system.Service.nodes:type_name -> system.Node
-	19, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
-	13, // 4: system.ListAuditResponse.entries:type_name -> system.AuditEntry
-	18, // 5: system.OverviewResponse.hours:type_name -> system.HourCount
-	0,  // 6: system.System.Health:input_type -> system.HealthRequest
-	2,  // 7: system.System.ListServices:input_type -> system.ListServicesRequest
-	6,  // 8: system.System.RestartService:input_type -> system.RestartServiceRequest
-	8,  // 9: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
-	10, // 10: system.System.GetConfig:input_type -> system.GetConfigRequest
-	11, // 11: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
-	14, // 12: system.System.ListAudit:input_type -> system.ListAuditRequest
-	16, // 13: system.System.Overview:input_type -> system.OverviewRequest
-	1,  // 14: system.System.Health:output_type -> system.HealthResponse
-	3,  // 15: system.System.ListServices:output_type -> system.ListServicesResponse
-	7,  // 16: system.System.RestartService:output_type -> system.RestartServiceResponse
-	9,  // 17: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
-	12, // 18: system.System.GetConfig:output_type -> system.ConfigResponse
-	12, // 19: system.System.UpdateConfig:output_type -> system.ConfigResponse
-	15, // 20: system.System.ListAudit:output_type -> system.ListAuditResponse
-	17, // 21: system.System.Overview:output_type -> system.OverviewResponse
-	14, // [14:22] is the sub-list for method output_type
-	6,  // [6:14] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	27, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
+	15, // 4: system.ConfigSchemaResponse.keys:type_name -> system.ConfigKey
+	18, // 5: system.ConfigHistoryResponse.versions:type_name -> system.ConfigVersion
+	19, // 6: system.ConfigVersion.changes:type_name -> system.ConfigChange
+	21, // 7: system.ListAuditResponse.entries:type_name -> system.AuditEntry
+	26, // 8: system.OverviewResponse.hours:type_name -> system.HourCount
+	0,  // 9: system.System.Health:input_type -> system.HealthRequest
+	2,  // 10: system.System.ListServices:input_type -> system.ListServicesRequest
+	6,  // 11: system.System.RestartService:input_type -> system.RestartServiceRequest
+	8,  // 12: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
+	10, // 13: system.System.GetConfig:input_type -> system.GetConfigRequest
+	11, // 14: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
+	13, // 15: system.System.ConfigSchema:input_type -> system.ConfigSchemaRequest
+	16, // 16: system.System.ConfigHistory:input_type -> system.ConfigHistoryRequest
+	20, // 17: system.System.RollbackConfig:input_type -> system.RollbackConfigRequest
+	22, // 18: system.System.ListAudit:input_type -> system.ListAuditRequest
+	24, // 19: system.System.Overview:input_type -> system.OverviewRequest
+	1,  // 20: system.System.Health:output_type -> system.HealthResponse
+	3,  // 21: system.System.ListServices:output_type -> system.ListServicesResponse
+	7,  // 22: system.System.RestartService:output_type -> system.RestartServiceResponse
+	9,  // 23: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
+	12, // 24: system.System.GetConfig:output_type -> system.ConfigResponse
+	12, // 25: system.System.UpdateConfig:output_type -> system.ConfigResponse
+	14, // 26: system.System.ConfigSchema:output_type -> system.ConfigSchemaResponse
+	17, // 27: system.System.ConfigHistory:output_type -> system.ConfigHistoryResponse
+	12, // 28: system.System.RollbackConfig:output_type -> system.ConfigResponse
+	23, // 29: system.System.ListAudit:output_type -> system.ListAuditResponse
+	25, // 30: system.System.Overview:output_type -> system.OverviewResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_proto_system_system_proto_init() }
@@ -1241,13 +1805,15 @@ func file_proto_system_system_proto_init() {
 	if File_proto_system_system_proto != nil {
 		return
 	}
+	file_proto_system_system_proto_msgTypes[11].OneofWrappers = []any{}
+	file_proto_system_system_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_system_system_proto_rawDesc), len(file_proto_system_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,14 @@ type SystemService interface {
 	// UpdateConfig validates a new config, writes it to the config source and
 	// returns it; it applies everywhere without a restart.
 	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...client.CallOption) (*ConfigResponse, error)
+	// ConfigSchema describes every config key: type, unit, default and
+	// description.
+	ConfigSchema(ctx context.Context, in *ConfigSchemaRequest, opts ...client.CallOption) (*ConfigSchemaResponse, error)
+	// ConfigHistory lists the last versions of the config, newest first.
+	ConfigHistory(ctx context.Context, in *ConfigHistoryRequest, opts ...client.CallOption) (*ConfigHistoryResponse, error)
+	// RollbackConfig puts a past version's settings back in force, as a new
+	// version.
+	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...client.CallOption) (*ConfigResponse, error)
 	// ListAudit pages through the audit log, newest first.
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...client.CallOption) (*ListAuditResponse, error)
 	// Overview counts users, sessions and services, and logins per hour.
@@ -129,6 +137,36 @@ func (c *systemService) UpdateConfig(ctx context.Context, in *UpdateConfigReques
 	return out, nil
 }
 
+func (c *systemService) ConfigSchema(ctx context.Context, in *ConfigSchemaRequest, opts ...client.CallOption) (*ConfigSchemaResponse, error) {
+	req := c.c.NewRequest(c.name, "System.ConfigSchema", in)
+	out := new(ConfigSchemaResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) ConfigHistory(ctx context.Context, in *ConfigHistoryRequest, opts ...client.CallOption) (*ConfigHistoryResponse, error) {
+	req := c.c.NewRequest(c.name, "System.ConfigHistory", in)
+	out := new(ConfigHistoryResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *systemService) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...client.CallOption) (*ConfigResponse, error) {
+	req := c.c.NewRequest(c.name, "System.RollbackConfig", in)
+	out := new(ConfigResponse)
+	err := c.c.Call(ctx, req, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *systemService) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...client.CallOption) (*ListAuditResponse, error) {
 	req := c.c.NewRequest(c.name, "System.ListAudit", in)
 	out := new(ListAuditResponse)
@@ -166,6 +204,14 @@ type SystemHandler interface {
 	// UpdateConfig validates a new config, writes it to the config source and
 	// returns it; it applies everywhere without a restart.
 	UpdateConfig(context.Context, *UpdateConfigRequest, *ConfigResponse) error
+	// ConfigSchema describes every config key: type, unit, default and
+	// description.
+	ConfigSchema(context.Context, *ConfigSchemaRequest, *ConfigSchemaResponse) error
+	// ConfigHistory lists the last versions of the config, newest first.
+	ConfigHistory(context.Context, *ConfigHistoryRequest, *ConfigHistoryResponse) error
+	// RollbackConfig puts a past version's settings back in force, as a new
+	// version.
+	RollbackConfig(context.Context, *RollbackConfigRequest, *ConfigResponse) error
 	// ListAudit pages through the audit log, newest first.
 	ListAudit(context.Context, *ListAuditRequest, *ListAuditResponse) error
 	// Overview counts users, sessions and services, and logins per hour.
@@ -180,6 +226,9 @@ func RegisterSystemHandler(s server.Server, hdlr SystemHandler, opts ...server.H
 		ServiceLogs(ctx context.Context, in *ServiceLogsRequest, out *ServiceLogsResponse) error
 		GetConfig(ctx context.Context, in *GetConfigRequest, out *ConfigResponse) error
 		UpdateConfig(ctx context.Context, in *UpdateConfigRequest, out *ConfigResponse) error
+		ConfigSchema(ctx context.Context, in *ConfigSchemaRequest, out *ConfigSchemaResponse) error
+		ConfigHistory(ctx context.Context, in *ConfigHistoryRequest, out *ConfigHistoryResponse) error
+		RollbackConfig(ctx context.Context, in *RollbackConfigRequest, out *ConfigResponse) error
 		ListAudit(ctx context.Context, in *ListAuditRequest, out *ListAuditResponse) error
 		Overview(ctx context.Context, in *OverviewRequest, out *OverviewResponse) error
 	}
@@ -216,6 +265,18 @@ func (h *systemHandler) GetConfig(ctx context.Context, in *GetConfigRequest, out
 
 func (h *systemHandler) UpdateConfig(ctx context.Context, in *UpdateConfigRequest, out *ConfigResponse) error {
 	return h.SystemHandler.UpdateConfig(ctx, in, out)
+}
+
+func (h *systemHandler) ConfigSchema(ctx context.Context, in *ConfigSchemaRequest, out *ConfigSchemaResponse) error {
+	return h.SystemHandler.ConfigSchema(ctx, in, out)
+}
+
+func (h *systemHandler) ConfigHistory(ctx context.Context, in *ConfigHistoryRequest, out *ConfigHistoryResponse) error {
+	return h.SystemHandler.ConfigHistory(ctx, in, out)
+}
+
+func (h *systemHandler) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, out *ConfigResponse) error {
+	return h.SystemHandler.RollbackConfig(ctx, in, out)
 }
 
 func (h *systemHandler) ListAudit(ctx context.Context, in *ListAuditRequest, out *ListAuditResponse) error {
