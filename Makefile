@@ -18,6 +18,7 @@ help: ## list the targets
 TAGS := up
 
 build: ## build bin/portal, with portal up's embedded etcd and NATS (-tags up)
+	@echo "building bin/portal (the first build compiles about 920 packages: a few minutes on a fresh machine)"
 	go build -tags $(TAGS) -o $(BIN)/portal ./cmd/portal
 
 run: build ## run Portal, all services in one process, on :8080
@@ -25,7 +26,8 @@ run: build ## run Portal, all services in one process, on :8080
 
 # go test -json through scripts/testsummary: each package's result, the
 # output of failed tests, then every skipped test with its reason and an
-# "N passed, N failed, N skipped" line. SUMMARY_FLAGS=-fail-on-skip (CI)
+# "N passed, N failed, N skipped" line; the raw events stay in
+# bin/test/last-run.json (every test's time and output). SUMMARY_FLAGS=-fail-on-skip (CI)
 # fails the run on any skip.
 SUMMARY_FLAGS ?=
 # The packages whose tests take longest (real servers, built binaries).
@@ -34,7 +36,8 @@ N ?= 5
 
 test: $(BIN)/testsummary test-deploy ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
-	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	@mkdir -p $(BIN)/test
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 # deploy/helm/check is a module of its own (Helm's library and k8s.io/api
 # stay out of Portal's go.mod): the chart renders, every object decodes

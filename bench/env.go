@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/portal-go/portal/internal/testenv"
 )
 
 // errAbort is what env's Fatalf panics with; run recovers it.
@@ -39,6 +41,35 @@ func newEnv(ctx context.Context, verbose bool) (*env, error) {
 	e := &env{ctx: ctx, verbose: verbose, root: root}
 	e.Cleanup(func() { os.RemoveAll(root) })
 	return e, nil
+}
+
+// withEnv runs body with a new env and ends it: its cleanups run, last
+// first, and an abort (Fatalf) becomes errAbort. Both the benchmark and the
+// fault run start here.
+func withEnv(ctx context.Context, verbose bool, body func(e *env) error) (err error) {
+	e, err := newEnv(ctx, verbose)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	defer func() {
+		if r := recover(); r != nil {
+			if r != errAbort {
+				panic(r)
+			}
+			err = errAbort
+		}
+	}()
+	return body(e)
+}
+
+// portalBinary is bin, or when it is empty the tests' shared build in
+// bin/test, reused (or made).
+func portalBinary(e *env, bin string) string {
+	if bin == "" {
+		bin = testenv.BuildPortal(e)
+	}
+	return bin
 }
 
 // close runs the cleanups, last first.

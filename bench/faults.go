@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,28 +147,17 @@ func (c *faultCluster) start(service string) *testenv.Proc {
 }
 
 // runFaults is `bench faults`: it writes the table to out.
-func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
+func runFaults(ctx context.Context, args []string, out io.Writer) error {
 	o, err := parseFaultFlags(args)
 	if err != nil {
 		return err
 	}
-	e, err := newEnv(ctx, o.verbose)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	defer func() {
-		if r := recover(); r != nil {
-			if r != errAbort {
-				panic(r)
-			}
-			err = errAbort
-		}
-	}()
-	bin := o.portalBin
-	if bin == "" {
-		bin = testenv.BuildPortal(e)
-	}
+	return withEnv(ctx, o.verbose, func(e *env) error { return faults(ctx, e, o, out) })
+}
+
+// faults is the fault run on e.
+func faults(ctx context.Context, e *env, o faultOptions, out io.Writer) error {
+	bin := portalBinary(e, o.portalBin)
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(e, b)
 	}
@@ -328,7 +316,7 @@ func runFaults(ctx context.Context, args []string, out io.Writer) (err error) {
 	fmt.Fprintf(out, "Fault run (`make faults`): 2 web, 2 user, 1 system on etcd, Redis, NATS; %d readers of GET /api/v1/me and one registration every 100 ms, through both gateways; outages of %v, %v of load after each.\n\n", o.readers, o.outage, o.calm)
 	fmt.Fprint(out, t.String())
 	fmt.Fprintf(out, "\nRecovery: from the fault's end (restart, resume; for kill -9 and SIGTERM, the kill) to the last failed request. Data lost: acknowledged registrations that cannot log in at the end, and logouts on web1 still accepted on web2 after 1 s.\n")
-	fmt.Fprintf(out, "Machine: %s, %d cores, load %s; %s; commit %s.\n", cpuModel(), runtime.NumCPU(), loadAverage(), runtime.Version(), commit())
+	fmt.Fprintf(out, "Machine: %s; load average %s.\n", machine(), loadAverage())
 	for _, s := range all {
 		for msg, n := range s.errors {
 			progress("%s: %d x %s", s.name, n, msg)

@@ -27,7 +27,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -157,20 +156,12 @@ func main() {
 }
 
 // run does the whole benchmark and writes the report to out.
-func run(ctx context.Context, o options, out io.Writer) (err error) {
-	e, err := newEnv(ctx, o.verbose)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	defer func() {
-		if r := recover(); r != nil {
-			if r != errAbort {
-				panic(r)
-			}
-			err = errAbort
-		}
-	}()
+func run(ctx context.Context, o options, out io.Writer) error {
+	return withEnv(ctx, o.verbose, func(e *env) error { return bench(ctx, e, o, out) })
+}
+
+// bench is the benchmark on e.
+func bench(ctx context.Context, e *env, o options, out io.Writer) error {
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return err
@@ -178,11 +169,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 	rep := &report{opts: o, loadBefore: loadAverage(), began: time.Now()}
 	progress("load average %s; building portal", rep.loadBefore)
-	bin := o.portalBin
-	if bin == "" {
-		// The tests' shared build in bin/test, reused (or made) here.
-		bin = testenv.BuildPortal(e)
-	}
+	bin := portalBinary(e, o.portalBin)
 
 	if o.rows[1] || o.rows[2] || o.rows[3] {
 		c := startCluster(e, bin, o.profileDir != "")
@@ -370,8 +357,7 @@ const (
 
 func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "## Portal benchmark (%s)\n\n", r.began.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "Machine: %d cores (`nproc`), %s, %s %s/%s, commit %s. Load average %s before, %s after; took %v.\n",
-		runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, commit(), r.loadBefore, r.loadAfter, r.took.Round(time.Second))
+	fmt.Fprintf(w, "Machine: %s. Load average %s before, %s after; took %v.\n", machine(), r.loadBefore, r.loadAfter, r.took.Round(time.Second))
 	fmt.Fprintf(w, "Command: `%s`. Everything on loopback, the load generator on the same cores. "+
 		"CPU/req is the CPU time of the processes under test (Portal's services or the baseline, and Redis) per successful request; "+
 		"RSS is theirs (not Redis') at the end.\n\n", strings.TrimSpace("go run ./bench "+strings.Join(r.opts.args, " ")))

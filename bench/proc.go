@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -149,6 +150,11 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// machine describes where a report was measured: cores, CPU, Go, commit.
+func machine() string {
+	return fmt.Sprintf("%d cores (`nproc`), %s, %s %s/%s, commit %s", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, commit())
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.

@@ -54,13 +54,15 @@ func mailedLink(t *testing.T, srv *mailtest.Server, addr, base, path string, ski
 func accountsPortal(t *testing.T, extra string) (*testenv.Portal, *mailtest.Server) {
 	t.Helper()
 	srv := mailtest.Start(t, mailtest.Options{})
-	t.Setenv("PORTAL_SMTP_ADDRESS", srv.Addr)
-	t.Setenv("PORTAL_SMTP_FROM", "portal@example.com")
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "accounts:\n  publicURL: https://portal.example\n" + extra})
+	p := testenv.StartPortal(t, testenv.PortalOptions{
+		Config: "accounts:\n  publicURL: https://portal.example\n" + extra,
+		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
+	})
 	return p, srv
 }
 
 func TestEmailVerificationAndPasswordReset(t *testing.T) {
+	t.Parallel()
 	p, srv := accountsPortal(t, "  requireVerifiedEmail: true\n")
 	c := newClient(t, p)
 	const base = "https://portal.example"
@@ -124,6 +126,7 @@ func TestEmailVerificationAndPasswordReset(t *testing.T) {
 }
 
 func TestAccountFormsNeedCSRF(t *testing.T) {
+	t.Parallel()
 	p, _ := accountsPortal(t, "")
 	c := newClient(t, p)
 	c.register("alice", "alice-password-1")
@@ -149,6 +152,7 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 }
 
 func TestUndeliverableMailShownToAdmins(t *testing.T) {
+	t.Parallel()
 	p, srv := accountsPortal(t, "")
 	srv.RefuseRecipients(true)
 	c := newClient(t, p)
@@ -172,9 +176,9 @@ func TestUndeliverableMailShownToAdmins(t *testing.T) {
 }
 
 func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
-	t.Setenv("PORTAL_SMTP_ADDRESS", "")
+	t.Parallel()
 	var logs testenv.SyncBuffer
-	p := testenv.StartPortal(t, testenv.PortalOptions{Log: &logs})
+	p := testenv.StartPortal(t, testenv.PortalOptions{Log: &logs, Env: map[string]string{"PORTAL_SMTP_ADDRESS": ""}})
 	c := newClient(t, p)
 	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
 	var files []string
@@ -198,6 +202,7 @@ func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
 }
 
 func TestAdminManagedAccounts(t *testing.T) {
+	t.Parallel()
 	p, srv := accountsPortal(t, "  selfRegistration: false\n")
 	c := newClient(t, p)
 	const base = "https://portal.example"
@@ -369,6 +374,7 @@ func TestAdminSocketStale(t *testing.T) {
 }
 
 func TestTOTPThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	p, _ := accountsPortal(t, "")
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -445,6 +451,7 @@ func TestTOTPThroughTheAPI(t *testing.T) {
 }
 
 func TestTwoFactorRequiredForARole(t *testing.T) {
+	t.Parallel()
 	p, _ := accountsPortal(t, "  twoFactorRoles: [admin]\n")
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

@@ -25,9 +25,10 @@ import (
 func TestBrowserAccountRecovery(t *testing.T) {
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
-	t.Setenv("PORTAL_SMTP_ADDRESS", srv.Addr)
-	t.Setenv("PORTAL_SMTP_FROM", "portal@example.com")
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "accounts:\n  publicURL: https://portal.example\n  requireVerifiedEmail: true\n"})
+	p := testenv.StartPortal(t, testenv.PortalOptions{
+		Config: "accounts:\n  publicURL: https://portal.example\n  requireVerifiedEmail: true\n",
+		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
+	})
 	const base = "https://portal.example"
 
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)

@@ -52,6 +52,26 @@ type cluster struct {
 	firstWeb string
 }
 
+// startCluster starts etcd, NATS and Redis for a cluster whose processes
+// (started by its start method) get extraEnv too, and puts doc in etcd as
+// the config document. Each cluster has its own servers, ports and data
+// dirs: tests that start one may run in parallel.
+func startCluster(t *testing.T, doc string, extraEnv map[string]string) *cluster {
+	t.Helper()
+	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+		testenv.Require(t, b)
+	}
+	c := &cluster{t: t, bin: testenv.BuildPortal(t), extraEnv: extraEnv}
+	c.env = testenv.Cluster{
+		Etcd:  testenv.StartEtcd(t),
+		NATS:  testenv.StartNATS(t),
+		Redis: testenv.StartRedis(t),
+		Keys:  testenv.NewPortalKeys(t),
+	}
+	c.env.Etcd.Put(t, config.EtcdKey, doc)
+	return c
+}
+
 // start runs `portal <service>` on the cluster and waits until it serves.
 // Processes must be started from the top-level test: they live until it ends.
 func (c *cluster) start(service string) *testenv.Proc {
@@ -203,22 +223,13 @@ func near(d, want time.Duration) bool { return d > want-5*time.Second && d <= wa
 // the test. Each makes its own users (stepUser), so any one can also run
 // alone with -run.
 func TestDistributed(t *testing.T) {
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
-		testenv.Require(t, b)
-	}
+	t.Parallel()
 	began := time.Now()
-	c := &cluster{t: t, bin: testenv.BuildPortal(t)}
-	c.env = testenv.Cluster{
-		Etcd:  testenv.StartEtcd(t),
-		NATS:  testenv.StartNATS(t),
-		Redis: testenv.StartRedis(t),
-		Keys:  testenv.NewPortalKeys(t),
-	}
+	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates, nil)
 	// The OpenID issuer is the first gateway's URL.
 	c.firstWeb = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	c.env.Issuer = "http://" + c.firstWeb
 	etcd, redis := c.env.Etcd, c.env.Redis
-	etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates)
 	// One at a time: each user process creates the admin if it is missing.
 	c.start("user")
 	c.start("user")

@@ -62,6 +62,7 @@ func sessionsOf(t *testing.T, c *client, tok string) []sessionClient {
 // A start with a --trusted_proxies entry that is not a CIDR stops at once,
 // naming the setting and the entry.
 func TestTrustedProxiesBadCIDR(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildPortal(t)
 	for _, args := range [][]string{
 		{"--trusted_proxies", "10.0.0.0/8, 10.0.0.0/33"},
@@ -87,6 +88,7 @@ func TestTrustedProxiesBadCIDR(t *testing.T) {
 // /metrics needs the token; /readyz's details are on the metrics address;
 // a direct RPC naming a client is taken for its own address.
 func TestEdgeEmbedded(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildPortal(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "portal.yaml")

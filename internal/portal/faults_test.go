@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
 )
@@ -25,17 +24,8 @@ const (
 // process reconnecting; afterwards revocations travel as events again, and
 // the audit entries published during the outage reach the log.
 func TestNATSOutage(t *testing.T) {
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
-		testenv.Require(t, b)
-	}
-	c := &cluster{t: t, bin: testenv.BuildPortal(t), extraEnv: map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait}}
-	c.env = testenv.Cluster{
-		Etcd:  testenv.StartEtcd(t),
-		NATS:  testenv.StartNATS(t),
-		Redis: testenv.StartRedis(t),
-		Keys:  testenv.NewPortalKeys(t),
-	}
-	c.env.Etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	t.Parallel()
+	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n", map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait})
 	c.start("user")
 	c.start("system")
 	c.start("web")
@@ -100,6 +90,7 @@ func TestNATSOutage(t *testing.T) {
 // /readyz answer 503 naming it (issue 18, finding 9: it said ready while
 // every write failed), and ready again once the disk has room.
 func TestReadyzDataDir(t *testing.T) {
+	t.Parallel()
 	disk := testenv.MountSmallDisk(t, 32<<20)
 	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: disk.Dir})
 	c := newClient(t, p)

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
 	pb "github.com/portal-go/portal/proto/user"
@@ -28,17 +27,8 @@ const userOutbox = "portal:user:#outbox"
 // in the user service's outbox (Redis), not in memory. The outbox is empty
 // once the broker has acknowledged them.
 func TestOutboxSurvivesKill(t *testing.T) {
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
-		testenv.Require(t, b)
-	}
-	c := &cluster{t: t, bin: testenv.BuildPortal(t), extraEnv: map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait}}
-	c.env = testenv.Cluster{
-		Etcd:  testenv.StartEtcd(t),
-		NATS:  testenv.StartNATS(t),
-		Redis: testenv.StartRedis(t),
-		Keys:  testenv.NewPortalKeys(t),
-	}
-	c.env.Etcd.Put(t, config.EtcdKey, "auth:\n  expireTime: 900\n  refreshTime: 300\n")
+	t.Parallel()
+	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n", map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait})
 	c.start("user")
 	c.start("system")
 	c.start("web")

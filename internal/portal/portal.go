@@ -59,6 +59,9 @@ type Options struct {
 	TraceEndpoint string
 	// SpanProcessors receive every span too (tests record them).
 	SpanProcessors []sdktrace.SpanProcessor
+	// Getenv reads the settings that come from the environment only (the
+	// PORTAL_SMTP_* mail settings); nil is os.Getenv.
+	Getenv func(string) string
 }
 
 // RunAll runs web, user and system in one process until ctx ends, then shuts
@@ -152,7 +155,11 @@ func RunAll(ctx context.Context, o Options) error {
 		o.Issuer = sso.DefaultIssuer(o.Listener.Addr().String())
 		log.Info("OpenID issuer derived from the listen address; set --issuer (PORTAL_ISSUER) to the public https URL", "issuer", o.Issuer)
 	}
-	sender, err := mailSender(o.DataDir, os.Getenv, log)
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	sender, err := mailSender(o.DataDir, getenv, log)
 	if err != nil {
 		return err
 	}

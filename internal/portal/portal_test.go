@@ -346,14 +346,12 @@ func TestRestart(t *testing.T) {
 }
 
 // TestConcurrentRegistration: of several registrations of one name sent at
-// once, one wins. They all pass the early "name taken?" check together and
-// then queue for the hashing slots, so Create's own check is what refuses
-// all but one. Twice as many as there are slots (plus two) is enough for
-// that: more only queue, and each argon2id hash costs about half a second
-// under -race, so 50 of them (as this test once sent) outlast the client's
-// 15 s timeout on a busy two-core machine. Not parallel: its hashes would
-// starve the other tests' logins.
+// once, one wins and the rest get 409. Twice as many as there are hashing
+// slots (plus two), so that some queue for a slot. The in-process Portal
+// hashes cheaply (TestMain); TestDistributed/a3_unique_name_across_instances
+// races 40 at the production cost across two user processes.
 func TestConcurrentRegistration(t *testing.T) {
+	t.Parallel()
 	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
 	_, slots := user.HashParams()
 	raceRegistrations(t, "same_name", 2*slots+2, newClient(t, p))

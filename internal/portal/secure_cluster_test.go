@@ -27,6 +27,7 @@ import (
 // killed user instance. Then it starts a service with each setting wrong
 // and checks that it refuses to start and says which.
 func TestSecureCluster(t *testing.T) {
+	t.Parallel()
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(t, b)
 	}
@@ -151,17 +152,22 @@ func TestSecureCluster(t *testing.T) {
 			{"nats: no credentials", map[string]string{"MICRO_BROKER_ADDRESS": "tls://" + c.env.NATS.Addr}, "refused the credentials"},
 			{"mTLS: another service's certificate", serviceTLSEnv(c.certs, "web"), `names service "web"`},
 		} {
-			env := testenv.PortalEnv(t, "user", c.env)
-			for k, v := range serviceTLSEnv(c.certs, "user") {
-				env[k] = v
-			}
-			for k, v := range w.set {
-				env[k] = v
-			}
-			out, err := runToExit(t, c.bin, env, "user")
-			if err == nil || !strings.Contains(out, w.want) {
-				t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, err, w.want, out)
-			}
+			// Each a process of its own that gives up (some after a dial
+			// timeout): all at once.
+			t.Run(w.name, func(t *testing.T) {
+				t.Parallel()
+				env := testenv.PortalEnv(t, "user", c.env)
+				for k, v := range serviceTLSEnv(c.certs, "user") {
+					env[k] = v
+				}
+				for k, v := range w.set {
+					env[k] = v
+				}
+				out, err := runToExit(t, c.bin, env, "user")
+				if err == nil || !strings.Contains(out, w.want) {
+					t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, err, w.want, out)
+				}
+			})
 		}
 	})
 }

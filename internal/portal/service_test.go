@@ -91,6 +91,7 @@ func TestParseServiceRefuses(t *testing.T) {
 // and drives them through the gateway: the admin logs in (web -> user) and
 // lists users (web -> system -> user).
 func TestBuildInProcess(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

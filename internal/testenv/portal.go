@@ -56,6 +56,10 @@ type PortalOptions struct {
 	// SpanProcessors receive every span Portal makes (say, a
 	// tracetest.SpanRecorder).
 	SpanProcessors []sdktrace.SpanProcessor
+	// Env holds settings Portal reads from the environment (PORTAL_SMTP_*),
+	// for this Portal alone: they win over the process's environment, which
+	// a test can set only when it does not run in parallel.
+	Env map[string]string
 }
 
 // StartPortal runs Portal's embedded mode on a free port, waits until it
@@ -98,6 +102,12 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 			Log:            slog.New(slog.NewTextHandler(w, nil)),
 			Ready:          func(string) { close(ready) },
 			SpanProcessors: o.SpanProcessors,
+			Getenv: func(k string) string {
+				if v, ok := o.Env[k]; ok {
+					return v
+				}
+				return os.Getenv(k)
+			},
 		})
 	}()
 	select {

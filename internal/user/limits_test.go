@@ -483,6 +483,10 @@ func TestLoginComparesForUnknownUsers(t *testing.T) {
 	if *dp != productionHashParams {
 		t.Errorf("dummy hash params %+v, want %+v", dp, productionHashParams)
 	}
+	// And in these tests (CheapHashesForTests), what the cheap one does.
+	if up, _, _, err := argon2id.DecodeHash(unknownUserHash); err != nil || *up != *hashParams {
+		t.Errorf("unknown users' hash params %+v (%v), want %+v", up, err, hashParams)
+	}
 	// Locked, known or not: refused before the comparison (429, not 503).
 	for _, name := range []string{"alice", "nobody"} {
 		for range 2 {

@@ -220,8 +220,12 @@ func hashPassword(ctx context.Context, pw string) (string, error) {
 // imports this package, the gateway too, a hash's time and 19 MiB of heap.
 const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$M+m7itvn6EsjRniRyeb+gg$ZegvWtwG7zgYzjpFrfOhziXHKnQAjUaJlF9e7Dt2rv4"
 
+// unknownUserHash is what an unknown user's login is compared against:
+// dummyHash, but for tests (CheapHashesForTests).
+var unknownUserHash = dummyHash
+
 // checkPassword reports whether pw matches hash; an empty hash is compared
-// against dummyHash and never matches.
+// against unknownUserHash and never matches.
 func checkPassword(ctx context.Context, pw, hash string) (bool, error) {
 	release, err := hashSlot(ctx)
 	if err != nil {
@@ -229,7 +233,7 @@ func checkPassword(ctx context.Context, pw, hash string) (bool, error) {
 	}
 	defer release()
 	if hash == "" {
-		_, _ = argon2id.ComparePasswordAndHash(pw, dummyHash)
+		_, _ = argon2id.ComparePasswordAndHash(pw, unknownUserHash)
 		return false, nil
 	}
 	ok, err := argon2id.ComparePasswordAndHash(pw, hash)

@@ -1,7 +1,8 @@
 // Command testsummary reads `go test -json` on stdin and prints what a
 // person needs: each package's result line, the whole output of every
 // failed test (and of a package that failed outside its tests, such as a
-// build error), and at the end every skipped test with its reason, then a
+// build error), and at the end the slowest top-level tests (what to look at
+// when the suite grows slow), every skipped test with its reason, then a
 // closing "N passed, N failed, N skipped" line. It exits 1 when a test or
 // package failed, or, with -fail-on-skip (as CI runs it), when any test
 // was skipped.
@@ -34,7 +35,17 @@ type result struct {
 	passed, failed int
 	skipped        []string // "pkg TestX: reason"
 	pkgFailed      bool
+	timed          []timed // top-level tests that passed or failed
 }
+
+// timed is a top-level test and how long it took.
+type timed struct {
+	name    string // "pkg TestX"
+	elapsed float64
+}
+
+// slowest is how many of the slowest top-level tests the summary names.
+const slowest = 10
 
 func main() {
 	failOnSkip := flag.Bool("fail-on-skip", false, "exit 1 when any test was skipped")
@@ -67,6 +78,9 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 			continue
 		}
 		key := e.Package + "\x00" + e.Test
+		if (e.Action == "pass" || e.Action == "fail") && e.Test != "" && !strings.Contains(e.Test, "/") {
+			r.timed = append(r.timed, timed{e.Package + " " + e.Test, e.Elapsed})
+		}
 		switch e.Action {
 		case "output":
 			outputs[key] = append(outputs[key], e.Output)
@@ -90,6 +104,12 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 			} else {
 				r.pkgFailed = true
 			}
+			if e.Test == "" {
+				// A package that fails outside its tests (a build error,
+				// a panic, -timeout) leaves tests that never ended: their
+				// output says which were running, and the panic is in one.
+				printUnfinished(out, outputs, e.Package)
+			}
 			fmt.Fprint(out, strings.Join(outputs[key], ""))
 			if e.Test == "" {
 				fmt.Fprintf(out, "FAIL\t%s\t%.1fs\n", e.Package, e.Elapsed)
@@ -101,6 +121,13 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 		return r, err
 	}
 	fmt.Fprintln(out)
+	if len(r.timed) > 0 {
+		sort.SliceStable(r.timed, func(i, j int) bool { return r.timed[i].elapsed > r.timed[j].elapsed })
+		fmt.Fprintln(out, "SLOWEST (top-level tests; a package runs its tests one at a time unless they call t.Parallel):")
+		for _, x := range r.timed[:min(slowest, len(r.timed))] {
+			fmt.Fprintf(out, "  %6.1fs  %s\n", x.elapsed, x.name)
+		}
+	}
 	if len(r.skipped) > 0 {
 		sort.Strings(r.skipped)
 		fmt.Fprintf(out, "SKIPPED (%d):\n", len(r.skipped))
@@ -112,6 +139,23 @@ func summarise(in io.Reader, out io.Writer) (result, error) {
 	}
 	fmt.Fprintf(out, "%d passed, %d failed, %d skipped\n", r.passed, r.failed, len(r.skipped))
 	return r, nil
+}
+
+// printUnfinished prints, and forgets, the output of every test of pkg
+// that has not ended, in name order.
+func printUnfinished(out io.Writer, outputs map[string][]string, pkg string) {
+	var keys []string
+	for k := range outputs {
+		if p, test, _ := strings.Cut(k, "\x00"); p == pkg && test != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		_, test, _ := strings.Cut(k, "\x00")
+		fmt.Fprintf(out, "--- %s did not end:\n%s", test, strings.Join(outputs[k], ""))
+		delete(outputs, k)
+	}
 }
 
 // skipReason is what a skipped test printed, less go test's own lines and
