@@ -6,7 +6,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	pathpkg "path"
 	"slices"
@@ -174,58 +173,56 @@ var ErrInvalid = errors.New("config: invalid")
 // all in one go.
 func (s Settings) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
-	}
+	bad := func(key, id string, args ...any) { errs = append(errs, problem(key, id, args...)) }
 	a := s.Auth
 	if a.ExpireTime < minExpire {
-		bad("auth.expireTime is %d, must be at least %d seconds", a.ExpireTime, minExpire)
+		bad("auth.expireTime", probMinSeconds, "Value", a.ExpireTime, "Min", minExpire)
 	}
 	if a.RefreshTime < 0 || a.RefreshTime >= a.ExpireTime {
-		bad("auth.refreshTime is %d, must be at least 0 and less than auth.expireTime (%d)", a.RefreshTime, a.ExpireTime)
+		bad("auth.refreshTime", probRefresh, "Value", a.RefreshTime, "Expire", a.ExpireTime)
 	}
 	if a.SessionMaxAge < a.ExpireTime || a.SessionMaxAge > maxSessionAge {
-		bad("auth.sessionMaxAge is %d, must be between auth.expireTime (%d) and %d", a.SessionMaxAge, a.ExpireTime, maxSessionAge)
+		bad("auth.sessionMaxAge", probSessionMaxAge, "Value", a.SessionMaxAge, "Expire", a.ExpireTime, "Max", maxSessionAge)
 	}
 	for _, p := range a.WhiteList {
 		if !strings.HasPrefix(p, "/") {
-			bad("auth.whiteList entry %q must be a path starting with /", p)
+			bad("auth.whiteList", probWhiteList, "Value", quote(p))
 		}
 	}
 	l := s.Login
 	if l.MaxFailures < 1 || l.MaxFailures > maxFailures {
-		bad("login.maxFailures is %d, must be between 1 and %d", l.MaxFailures, maxFailures)
+		bad("login.maxFailures", probRange, "Value", l.MaxFailures, "Max", maxFailures)
 	}
 	if l.LockoutSeconds < 1 || l.LockoutSeconds > maxLockout {
-		bad("login.lockoutSeconds is %d, must be between 1 and %d", l.LockoutSeconds, maxLockout)
+		bad("login.lockoutSeconds", probRange, "Value", l.LockoutSeconds, "Max", maxLockout)
 	}
 	if l.AddressMaxFailures != 0 && (l.AddressMaxFailures < l.MaxFailures || l.AddressMaxFailures > maxCount) {
-		bad("login.addressMaxFailures is %d, must be 0 (4 x login.maxFailures) or between login.maxFailures (%d) and %d", l.AddressMaxFailures, l.MaxFailures, maxCount)
+		bad("login.addressMaxFailures", probAddressFails, "Value", l.AddressMaxFailures, "Min", l.MaxFailures, "Max", maxCount)
 	}
 	if l.AccountMaxFailures != 0 && (l.AccountMaxFailures < accountFloor*l.MaxFailures || l.AccountMaxFailures > maxCount) {
-		bad("login.accountMaxFailures is %d, must be 0 (%d x login.maxFailures) or between %d and %d", l.AccountMaxFailures, accountFloor, accountFloor*l.MaxFailures, maxCount)
+		bad("login.accountMaxFailures", probAccountFails, "Value", l.AccountMaxFailures, "Floor", accountFloor, "Min", accountFloor*l.MaxFailures, "Max", maxCount)
 	}
 	r := s.RateLimit
 	if r.WindowSeconds < 1 || r.WindowSeconds > maxWindow {
-		bad("rateLimit.windowSeconds is %d, must be between 1 and %d", r.WindowSeconds, maxWindow)
+		bad("rateLimit.windowSeconds", probRange, "Value", r.WindowSeconds, "Max", maxWindow)
 	}
 	for _, n := range []struct {
 		key string
 		v   int
 	}{{"loginPerAddress", r.LoginPerAddress}, {"loginPerAccount", r.LoginPerAccount}, {"registerPerAddress", r.RegisterPerAddress}, {"registerPerAccount", r.RegisterPerAccount}} {
 		if n.v < 1 || n.v > maxCount {
-			bad("rateLimit.%s is %d, must be between 1 and %d", n.key, n.v, maxCount)
+			bad("rateLimit."+n.key, probRange, "Value", n.v, "Max", maxCount)
 		}
 	}
 	if u, err := url.Parse(s.Accounts.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		bad("accounts.publicURL %q must be an http or https URL with a host and no query", s.Accounts.PublicURL)
+		bad("accounts.publicURL", probPublicURL, "Value", quote(s.Accounts.PublicURL))
 	}
 	if u, ok := s.UI.Language, keyNamed("ui.language").Choices; !slices.Contains(ok, u) {
-		bad("ui.language is %q, must be one of %s", u, strings.Join(ok, ", "))
+		bad("ui.language", probChoice, "Value", quote(u), "Choices", strings.Join(ok, ", "))
 	}
 	if n := s.UI.ExportMaxRows; n < 1 || n > maxCount {
-		bad("ui.exportMaxRows is %d, must be between 1 and %d", n, maxCount)
+		bad("ui.exportMaxRows", probRange, "Value", n, "Max", maxCount)
 	}
 	return errors.Join(errs...)
 }

@@ -28,11 +28,11 @@ const maxDocument = 64 << 10
 // same parser, after go-micro's reader has turned it into JSON.
 func Parse(doc []byte) (Settings, error) {
 	if len(doc) > maxDocument {
-		return Settings{}, fmt.Errorf("%w: the document is over %d bytes", ErrInvalid, maxDocument)
+		return Settings{}, problem("", probTooLarge, "Max", maxDocument)
 	}
 	js, err := gyaml.YAMLToJSON(doc)
 	if err != nil {
-		return Settings{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Settings{}, problem("", probDocument, "Detail", err)
 	}
 	return decode(js)
 }
@@ -67,18 +67,18 @@ func knownKeys(js []byte) error {
 		sections[k.Section()] = true
 	}
 	if err := json.Unmarshal(js, &doc); err != nil {
-		return fmt.Errorf("%w: the document must be a mapping of sections (%s)", ErrInvalid, strings.Join(names, ", "))
+		return problem("", probNotMapping, "Sections", strings.Join(names, ", "))
 	}
 	var errs []error
 	for sec, v := range doc {
 		kv, ok := v.(map[string]any)
 		if !sections[sec] || !ok {
-			errs = append(errs, fmt.Errorf("%w: unknown section %q (known: %s)", ErrInvalid, sec, strings.Join(names, ", ")))
+			errs = append(errs, problem("", probUnknownSection, "Name", quote(sec), "Sections", strings.Join(names, ", ")))
 			continue
 		}
 		for k := range kv {
 			if !slices.ContainsFunc(schema, func(key Key) bool { return key.Name == sec+"."+k }) {
-				errs = append(errs, fmt.Errorf("%w: unknown key %s.%s", ErrInvalid, sec, k))
+				errs = append(errs, problem("", probUnknownKey, "Name", sec+"."+k))
 			}
 		}
 	}
@@ -91,11 +91,11 @@ func typeError(err error) error {
 	if errors.As(err, &te) && te.Field != "" {
 		for _, k := range schema {
 			if strings.EqualFold(k.Name, te.Field) || strings.HasPrefix(te.Field, k.Name+".") {
-				return fmt.Errorf("%w: %s must be %s, not a %s", ErrInvalid, k.Name, typeWord(k.Type), te.Value)
+				return problem(k.Name, typeProblem(k.Type), "Value", "a "+te.Value)
 			}
 		}
 	}
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return problem("", probDocument, "Detail", err)
 }
 
 // flatten maps each setting's key ("auth.expireTime") to its value as JSON.

@@ -121,17 +121,17 @@ func buildSchema() []Key {
 	return out
 }
 
-// typeWord says what a value of type t must be, for a problem's message.
-func typeWord(t Type) string {
+// typeProblem is the problem of a value that is not of type t.
+func typeProblem(t Type) string {
 	switch t {
 	case TypeInteger, TypeDuration:
-		return "a whole number"
+		return probTypeInteger
 	case TypeBoolean:
-		return "true or false"
+		return probTypeBoolean
 	case TypeList:
-		return "a list of strings"
+		return probTypeList
 	}
-	return "a string"
+	return probTypeString
 }
 
 // FormValue is the text a form shows for the key name in s: a number, "true"
@@ -167,7 +167,7 @@ func FromForm(get func(name string) (string, bool)) (Settings, error) {
 		case reflect.Int:
 			n, err := strconv.Atoi(strings.TrimSpace(raw))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%w: %s must be %s, not %q", ErrInvalid, f.key, typeWord(TypeInteger), raw))
+				errs = append(errs, problem(f.key, probTypeInteger, "Value", quote(raw)))
 				bad[f.key] = true
 				continue
 			}
@@ -188,9 +188,9 @@ func FromForm(get func(name string) (string, bool)) (Settings, error) {
 	}
 	if err := s.Validate(); err != nil {
 		// A rule about a key that could not be read would only repeat it.
-		for _, e := range unjoin(err) {
-			if !bad[ProblemKey(e.Error())] {
-				errs = append(errs, e)
+		for _, p := range ProblemsOf(err) {
+			if !bad[p.Key] {
+				errs = append(errs, p)
 			}
 		}
 	}
@@ -203,32 +203,6 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
-}
-
-// Problems splits a validation error (or its text, as it crossed an RPC) into
-// one line per problem, without the "config: invalid: " prefix.
-func Problems(text string) []string {
-	var out []string
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), ErrInvalid.Error()+": "))
-		if line != "" {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// ProblemKey is the key a problem line is about ("" when none): the key it
-// starts with, as every rule's message does.
-func ProblemKey(line string) string {
-	line = strings.TrimPrefix(line, ErrInvalid.Error()+": ")
-	best := ""
-	for _, k := range schema {
-		if strings.HasPrefix(line, k.Name+" ") && len(k.Name) > len(best) {
-			best = k.Name
-		}
-	}
-	return best
 }
 
 // Change is one key's change between two settings, each value as JSON.

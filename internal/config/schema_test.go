@@ -91,8 +91,8 @@ func TestFromForm(t *testing.T) {
 		t.Fatalf("FromForm = %v, want ErrInvalid", err)
 	}
 	keys := map[string]int{}
-	for _, p := range Problems(err.Error()) {
-		keys[ProblemKey(p)]++
+	for _, p := range ProblemsOf(err) {
+		keys[p.Key]++
 	}
 	for _, k := range []string{"auth.expireTime", "login.maxFailures", "ui.language", "auth.whiteList"} {
 		if keys[k] != 1 {
@@ -114,7 +114,7 @@ func TestParseNamesKeys(t *testing.T) {
 		t.Errorf("wrong type: %v", err)
 	}
 	_, err = Parse([]byte("auth:\n  a: 1\n  b: 2\n"))
-	if n := len(Problems(err.Error())); n != 2 {
+	if n := len(ProblemsOf(err)); n != 2 {
 		t.Errorf("two unknown keys: %d problems: %v", n, err)
 	}
 }

@@ -96,7 +96,7 @@ func (h *Handler) changeConfig(ctx context.Context, doc []byte, base *int64, v *
 	}
 	next, err := config.Parse(doc)
 	if err != nil {
-		return merrors.BadRequest("system.bad_config", "%v", err)
+		return badConfig(err)
 	}
 	v.Changes = config.Changes(*h.Config.Current(), next)
 	v.Version = head
@@ -124,13 +124,23 @@ func (h *Handler) changeConfig(ctx context.Context, doc []byte, base *int64, v *
 		}
 		switch {
 		case errors.Is(err, config.ErrInvalid):
-			return merrors.BadRequest("system.bad_config", "%v", err)
+			return badConfig(err)
 		case errors.Is(err, config.ErrReadOnly):
 			return merrors.New("system.config_read_only", err.Error(), http.StatusConflict)
 		}
 		return unavailable("config source", err)
 	}
 	return nil
+}
+
+// badConfig is the error of a config refused as invalid, its problems
+// structured for the gateway to say in its reader's language.
+func badConfig(err error) error {
+	b := &pb.BadConfig{}
+	for _, p := range config.ProblemsOf(err) {
+		b.Problems = append(b.Problems, &pb.ConfigProblem{Key: p.Key, Id: p.ID, Args: p.Args})
+	}
+	return pb.BadConfigError(b)
 }
 
 func conflict(base, head int64) error {

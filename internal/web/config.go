@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ type configView struct {
 	doc string
 	// problems are the posted form's or document's; general, one not
 	// about a field (the document's yaml, a conflict).
-	problems []string
+	problems []config.Problem
 	general  string
 }
 
@@ -77,10 +78,10 @@ func (g *Gateway) renderConfig(c *gin.Context, v configView) {
 	byKey := map[string][]string{}
 	var docProblems []string
 	for _, p := range v.problems {
-		if k := config.ProblemKey(p); k != "" && posted {
-			byKey[k] = append(byKey[k], p)
+		if text := p.Text(langOf(c)); p.Key != "" && posted {
+			byKey[p.Key] = append(byKey[p.Key], text)
 		} else {
-			docProblems = append(docProblems, p)
+			docProblems = append(docProblems, text)
 		}
 	}
 	defaults := config.Defaults()
@@ -152,7 +153,7 @@ func (g *Gateway) configForm(c *gin.Context) {
 		next, err = config.FromForm(postedValue(c))
 	}
 	if err != nil {
-		g.renderConfig(c, configView{status: http.StatusBadRequest, doc: doc, values: postedForm(c), problems: config.Problems(err.Error())})
+		g.renderConfig(c, configView{status: http.StatusBadRequest, doc: doc, values: postedForm(c), problems: config.ProblemsOf(err)})
 		return
 	}
 	out, err := config.Document(next)
@@ -209,12 +210,37 @@ func (g *Gateway) configRefused(c *gin.Context, err error, v configView) {
 	case code == "system.config_conflict":
 		v.general = tr(c, "error.system.config_conflict")
 	case code == "system.bad_config":
-		v.problems = config.Problems(detail)
+		v.problems = configProblems(err, detail)
 	default:
 		v.general = errorMessage(c, code, detail)
 	}
 	v.status = status
 	g.renderConfig(c, v)
+}
+
+// configProblems are the problems a system.bad_config error carries (one
+// about the document, detail, if it carries none).
+func configProblems(err error, detail string) []config.Problem {
+	b, ok := systempb.BadConfigOf(err)
+	if !ok {
+		return config.ProblemsOf(errors.New(detail))
+	}
+	out := make([]config.Problem, len(b.Problems))
+	for i, p := range b.Problems {
+		out[i] = config.Problem{Key: p.Key, ID: p.Id, Args: p.Args}
+	}
+	return out
+}
+
+// configProblemsText is every problem a system.bad_config error carries, in
+// the request's language, for an error message.
+func configProblemsText(c *gin.Context, err error, detail string) string {
+	ps := configProblems(err, detail)
+	texts := make([]string, len(ps))
+	for i, p := range ps {
+		texts[i] = p.Text(langOf(c))
+	}
+	return strings.Join(texts, "; ")
 }
 
 // rollbackForm puts a past version back, after a page that names what will

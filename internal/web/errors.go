@@ -104,6 +104,9 @@ func rpcStatus(c *gin.Context, err error) (status int, code, detail string, args
 			return int(e.Code), e.Id, l.Message + "; try again in " + strconv.Itoa(int(l.RetryAfterSeconds)) + " seconds",
 				[]any{"Wait", duration(c, int(l.RetryAfterSeconds))}
 		}
+		if e.Id == "system.bad_config" {
+			return int(e.Code), e.Id, configProblemsText(c, err, e.Detail), nil
+		}
 		return int(e.Code), e.Id, e.Detail, nil
 	}
 	return http.StatusInternalServerError, codeInternal, "internal error", nil

@@ -511,6 +511,117 @@ func (x *ServiceLogsResponse) GetLines() []string {
 	return nil
 }
 
+// BadConfig is the detail of a system.bad_config error, as JSON (see
+// badconfig.go): go-micro errors carry only a text, so the problems travel
+// as this typed message, for the gateway to say in its reader's language.
+type BadConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Problems      []*ConfigProblem       `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BadConfig) Reset() {
+	*x = BadConfig{}
+	mi := &file_proto_system_system_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BadConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BadConfig) ProtoMessage() {}
+
+func (x *BadConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BadConfig.ProtoReflect.Descriptor instead.
+func (*BadConfig) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BadConfig) GetProblems() []*ConfigProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// ConfigProblem is one thing wrong with a config (internal/config.Problem).
+type ConfigProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// key is the setting it is about ("auth.expireTime"), "" for the document.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// id is the i18n message that says it ("config.problem.range").
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// args are the values of the message's placeholders.
+	Args          map[string]string `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigProblem) Reset() {
+	*x = ConfigProblem{}
+	mi := &file_proto_system_system_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigProblem) ProtoMessage() {}
+
+func (x *ConfigProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_system_system_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigProblem.ProtoReflect.Descriptor instead.
+func (*ConfigProblem) Descriptor() ([]byte, []int) {
+	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ConfigProblem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ConfigProblem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConfigProblem) GetArgs() map[string]string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
 type GetConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -519,7 +630,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +642,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[10]
+	mi := &file_proto_system_system_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +655,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{10}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
 }
 
 type UpdateConfigRequest struct {
@@ -561,7 +672,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +684,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[11]
+	mi := &file_proto_system_system_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +697,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{11}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateConfigRequest) GetDocument() string {
@@ -619,7 +730,7 @@ type ConfigResponse struct {
 
 func (x *ConfigResponse) Reset() {
 	*x = ConfigResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +742,7 @@ func (x *ConfigResponse) String() string {
 func (*ConfigResponse) ProtoMessage() {}
 
 func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[12]
+	mi := &file_proto_system_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +755,7 @@ func (x *ConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigResponse.ProtoReflect.Descriptor instead.
 func (*ConfigResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{12}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConfigResponse) GetDocument() string {
@@ -685,7 +796,7 @@ type ConfigSchemaRequest struct {
 
 func (x *ConfigSchemaRequest) Reset() {
 	*x = ConfigSchemaRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +808,7 @@ func (x *ConfigSchemaRequest) String() string {
 func (*ConfigSchemaRequest) ProtoMessage() {}
 
 func (x *ConfigSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[13]
+	mi := &file_proto_system_system_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +821,7 @@ func (x *ConfigSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSchemaRequest.ProtoReflect.Descriptor instead.
 func (*ConfigSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{13}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConfigSchemaRequest) GetLanguage() string {
@@ -729,7 +840,7 @@ type ConfigSchemaResponse struct {
 
 func (x *ConfigSchemaResponse) Reset() {
 	*x = ConfigSchemaResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +852,7 @@ func (x *ConfigSchemaResponse) String() string {
 func (*ConfigSchemaResponse) ProtoMessage() {}
 
 func (x *ConfigSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[14]
+	mi := &file_proto_system_system_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +865,7 @@ func (x *ConfigSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSchemaResponse.ProtoReflect.Descriptor instead.
 func (*ConfigSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{14}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConfigSchemaResponse) GetKeys() []*ConfigKey {
@@ -783,7 +894,7 @@ type ConfigKey struct {
 
 func (x *ConfigKey) Reset() {
 	*x = ConfigKey{}
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +906,7 @@ func (x *ConfigKey) String() string {
 func (*ConfigKey) ProtoMessage() {}
 
 func (x *ConfigKey) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[15]
+	mi := &file_proto_system_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +919,7 @@ func (x *ConfigKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigKey.ProtoReflect.Descriptor instead.
 func (*ConfigKey) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{15}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConfigKey) GetKey() string {
@@ -861,7 +972,7 @@ type ConfigHistoryRequest struct {
 
 func (x *ConfigHistoryRequest) Reset() {
 	*x = ConfigHistoryRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +984,7 @@ func (x *ConfigHistoryRequest) String() string {
 func (*ConfigHistoryRequest) ProtoMessage() {}
 
 func (x *ConfigHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[16]
+	mi := &file_proto_system_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +997,7 @@ func (x *ConfigHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ConfigHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{16}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
 }
 
 type ConfigHistoryResponse struct {
@@ -901,7 +1012,7 @@ type ConfigHistoryResponse struct {
 
 func (x *ConfigHistoryResponse) Reset() {
 	*x = ConfigHistoryResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1024,7 @@ func (x *ConfigHistoryResponse) String() string {
 func (*ConfigHistoryResponse) ProtoMessage() {}
 
 func (x *ConfigHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[17]
+	mi := &file_proto_system_system_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1037,7 @@ func (x *ConfigHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ConfigHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{17}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConfigHistoryResponse) GetVersions() []*ConfigVersion {
@@ -965,7 +1076,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1088,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[18]
+	mi := &file_proto_system_system_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1101,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{18}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConfigVersion) GetVersion() int64 {
@@ -1061,7 +1172,7 @@ type ConfigChange struct {
 
 func (x *ConfigChange) Reset() {
 	*x = ConfigChange{}
-	mi := &file_proto_system_system_proto_msgTypes[19]
+	mi := &file_proto_system_system_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1184,7 @@ func (x *ConfigChange) String() string {
 func (*ConfigChange) ProtoMessage() {}
 
 func (x *ConfigChange) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[19]
+	mi := &file_proto_system_system_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1197,7 @@ func (x *ConfigChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
 func (*ConfigChange) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{19}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ConfigChange) GetKey() string {
@@ -1121,7 +1232,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[20]
+	mi := &file_proto_system_system_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1244,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[20]
+	mi := &file_proto_system_system_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1257,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{20}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RollbackConfigRequest) GetVersion() int64 {
@@ -1182,7 +1293,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_proto_system_system_proto_msgTypes[21]
+	mi := &file_proto_system_system_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1305,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[21]
+	mi := &file_proto_system_system_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1318,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{21}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AuditEntry) GetId() string {
@@ -1294,7 +1405,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[22]
+	mi := &file_proto_system_system_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1417,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[22]
+	mi := &file_proto_system_system_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1430,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{22}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListAuditRequest) GetUser() string {
@@ -1383,7 +1494,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[23]
+	mi := &file_proto_system_system_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1506,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[23]
+	mi := &file_proto_system_system_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1519,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{23}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListAuditResponse) GetEntries() []*AuditEntry {
@@ -1440,7 +1551,7 @@ type OverviewRequest struct {
 
 func (x *OverviewRequest) Reset() {
 	*x = OverviewRequest{}
-	mi := &file_proto_system_system_proto_msgTypes[24]
+	mi := &file_proto_system_system_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1563,7 @@ func (x *OverviewRequest) String() string {
 func (*OverviewRequest) ProtoMessage() {}
 
 func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[24]
+	mi := &file_proto_system_system_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1576,7 @@ func (x *OverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewRequest.ProtoReflect.Descriptor instead.
 func (*OverviewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{24}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{26}
 }
 
 type OverviewResponse struct {
@@ -1484,7 +1595,7 @@ type OverviewResponse struct {
 
 func (x *OverviewResponse) Reset() {
 	*x = OverviewResponse{}
-	mi := &file_proto_system_system_proto_msgTypes[25]
+	mi := &file_proto_system_system_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1607,7 @@ func (x *OverviewResponse) String() string {
 func (*OverviewResponse) ProtoMessage() {}
 
 func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[25]
+	mi := &file_proto_system_system_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1620,7 @@ func (x *OverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverviewResponse.ProtoReflect.Descriptor instead.
 func (*OverviewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{25}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OverviewResponse) GetUsers() int32 {
@@ -1566,7 +1677,7 @@ type HourCount struct {
 
 func (x *HourCount) Reset() {
 	*x = HourCount{}
-	mi := &file_proto_system_system_proto_msgTypes[26]
+	mi := &file_proto_system_system_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1689,7 @@ func (x *HourCount) String() string {
 func (*HourCount) ProtoMessage() {}
 
 func (x *HourCount) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_system_system_proto_msgTypes[26]
+	mi := &file_proto_system_system_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1702,7 @@ func (x *HourCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HourCount.ProtoReflect.Descriptor instead.
 func (*HourCount) Descriptor() ([]byte, []int) {
-	return file_proto_system_system_proto_rawDescGZIP(), []int{26}
+	return file_proto_system_system_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HourCount) GetHour() int64 {
@@ -1649,7 +1760,16 @@ const file_proto_system_system_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05lines\x18\x02 \x01(\x05R\x05lines\"+\n" +
 	"\x13ServiceLogsResponse\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x12\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\">\n" +
+	"\tBadConfig\x121\n" +
+	"\bproblems\x18\x01 \x03(\v2\x15.system.ConfigProblemR\bproblems\"\x9f\x01\n" +
+	"\rConfigProblem\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x123\n" +
+	"\x04args\x18\x03 \x03(\v2\x1f.system.ConfigProblem.ArgsEntryR\x04args\x1a7\n" +
+	"\tArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
 	"\x10GetConfigRequest\"j\n" +
 	"\x13UpdateConfigRequest\x12\x1a\n" +
 	"\bdocument\x18\x01 \x01(\tR\bdocument\x12&\n" +
@@ -1758,7 +1878,7 @@ func file_proto_system_system_proto_rawDescGZIP() []byte {
 	return file_proto_system_system_proto_rawDescData
 }
 
-var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_proto_system_system_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_proto_system_system_proto_goTypes = []any{
 	(*HealthRequest)(nil),          // 0: system.HealthRequest
 	(*HealthResponse)(nil),         // 1: system.HealthResponse
@@ -1770,63 +1890,68 @@ var file_proto_system_system_proto_goTypes = []any{
 	(*RestartServiceResponse)(nil), // 7: system.RestartServiceResponse
 	(*ServiceLogsRequest)(nil),     // 8: system.ServiceLogsRequest
 	(*ServiceLogsResponse)(nil),    // 9: system.ServiceLogsResponse
-	(*GetConfigRequest)(nil),       // 10: system.GetConfigRequest
-	(*UpdateConfigRequest)(nil),    // 11: system.UpdateConfigRequest
-	(*ConfigResponse)(nil),         // 12: system.ConfigResponse
-	(*ConfigSchemaRequest)(nil),    // 13: system.ConfigSchemaRequest
-	(*ConfigSchemaResponse)(nil),   // 14: system.ConfigSchemaResponse
-	(*ConfigKey)(nil),              // 15: system.ConfigKey
-	(*ConfigHistoryRequest)(nil),   // 16: system.ConfigHistoryRequest
-	(*ConfigHistoryResponse)(nil),  // 17: system.ConfigHistoryResponse
-	(*ConfigVersion)(nil),          // 18: system.ConfigVersion
-	(*ConfigChange)(nil),           // 19: system.ConfigChange
-	(*RollbackConfigRequest)(nil),  // 20: system.RollbackConfigRequest
-	(*AuditEntry)(nil),             // 21: system.AuditEntry
-	(*ListAuditRequest)(nil),       // 22: system.ListAuditRequest
-	(*ListAuditResponse)(nil),      // 23: system.ListAuditResponse
-	(*OverviewRequest)(nil),        // 24: system.OverviewRequest
-	(*OverviewResponse)(nil),       // 25: system.OverviewResponse
-	(*HourCount)(nil),              // 26: system.HourCount
-	nil,                            // 27: system.Node.MetadataEntry
-	(*runtime.Process)(nil),        // 28: runtime.Process
+	(*BadConfig)(nil),              // 10: system.BadConfig
+	(*ConfigProblem)(nil),          // 11: system.ConfigProblem
+	(*GetConfigRequest)(nil),       // 12: system.GetConfigRequest
+	(*UpdateConfigRequest)(nil),    // 13: system.UpdateConfigRequest
+	(*ConfigResponse)(nil),         // 14: system.ConfigResponse
+	(*ConfigSchemaRequest)(nil),    // 15: system.ConfigSchemaRequest
+	(*ConfigSchemaResponse)(nil),   // 16: system.ConfigSchemaResponse
+	(*ConfigKey)(nil),              // 17: system.ConfigKey
+	(*ConfigHistoryRequest)(nil),   // 18: system.ConfigHistoryRequest
+	(*ConfigHistoryResponse)(nil),  // 19: system.ConfigHistoryResponse
+	(*ConfigVersion)(nil),          // 20: system.ConfigVersion
+	(*ConfigChange)(nil),           // 21: system.ConfigChange
+	(*RollbackConfigRequest)(nil),  // 22: system.RollbackConfigRequest
+	(*AuditEntry)(nil),             // 23: system.AuditEntry
+	(*ListAuditRequest)(nil),       // 24: system.ListAuditRequest
+	(*ListAuditResponse)(nil),      // 25: system.ListAuditResponse
+	(*OverviewRequest)(nil),        // 26: system.OverviewRequest
+	(*OverviewResponse)(nil),       // 27: system.OverviewResponse
+	(*HourCount)(nil),              // 28: system.HourCount
+	nil,                            // 29: system.Node.MetadataEntry
+	nil,                            // 30: system.ConfigProblem.ArgsEntry
+	(*runtime.Process)(nil),        // 31: runtime.Process
 }
 var file_proto_system_system_proto_depIdxs = []int32{
 	4,  // 0: system.ListServicesResponse.services:type_name -> system.Service
-	28, // 1: system.ListServicesResponse.processes:type_name -> runtime.Process
+	31, // 1: system.ListServicesResponse.processes:type_name -> runtime.Process
 	5,  // 2: system.Service.nodes:type_name -> system.Node
-	27, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
-	15, // 4: system.ConfigSchemaResponse.keys:type_name -> system.ConfigKey
-	18, // 5: system.ConfigHistoryResponse.versions:type_name -> system.ConfigVersion
-	19, // 6: system.ConfigVersion.changes:type_name -> system.ConfigChange
-	21, // 7: system.ListAuditResponse.entries:type_name -> system.AuditEntry
-	26, // 8: system.OverviewResponse.hours:type_name -> system.HourCount
-	0,  // 9: system.System.Health:input_type -> system.HealthRequest
-	2,  // 10: system.System.ListServices:input_type -> system.ListServicesRequest
-	6,  // 11: system.System.RestartService:input_type -> system.RestartServiceRequest
-	8,  // 12: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
-	10, // 13: system.System.GetConfig:input_type -> system.GetConfigRequest
-	11, // 14: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
-	13, // 15: system.System.ConfigSchema:input_type -> system.ConfigSchemaRequest
-	16, // 16: system.System.ConfigHistory:input_type -> system.ConfigHistoryRequest
-	20, // 17: system.System.RollbackConfig:input_type -> system.RollbackConfigRequest
-	22, // 18: system.System.ListAudit:input_type -> system.ListAuditRequest
-	24, // 19: system.System.Overview:input_type -> system.OverviewRequest
-	1,  // 20: system.System.Health:output_type -> system.HealthResponse
-	3,  // 21: system.System.ListServices:output_type -> system.ListServicesResponse
-	7,  // 22: system.System.RestartService:output_type -> system.RestartServiceResponse
-	9,  // 23: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
-	12, // 24: system.System.GetConfig:output_type -> system.ConfigResponse
-	12, // 25: system.System.UpdateConfig:output_type -> system.ConfigResponse
-	14, // 26: system.System.ConfigSchema:output_type -> system.ConfigSchemaResponse
-	17, // 27: system.System.ConfigHistory:output_type -> system.ConfigHistoryResponse
-	12, // 28: system.System.RollbackConfig:output_type -> system.ConfigResponse
-	23, // 29: system.System.ListAudit:output_type -> system.ListAuditResponse
-	25, // 30: system.System.Overview:output_type -> system.OverviewResponse
-	20, // [20:31] is the sub-list for method output_type
-	9,  // [9:20] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	29, // 3: system.Node.metadata:type_name -> system.Node.MetadataEntry
+	11, // 4: system.BadConfig.problems:type_name -> system.ConfigProblem
+	30, // 5: system.ConfigProblem.args:type_name -> system.ConfigProblem.ArgsEntry
+	17, // 6: system.ConfigSchemaResponse.keys:type_name -> system.ConfigKey
+	20, // 7: system.ConfigHistoryResponse.versions:type_name -> system.ConfigVersion
+	21, // 8: system.ConfigVersion.changes:type_name -> system.ConfigChange
+	23, // 9: system.ListAuditResponse.entries:type_name -> system.AuditEntry
+	28, // 10: system.OverviewResponse.hours:type_name -> system.HourCount
+	0,  // 11: system.System.Health:input_type -> system.HealthRequest
+	2,  // 12: system.System.ListServices:input_type -> system.ListServicesRequest
+	6,  // 13: system.System.RestartService:input_type -> system.RestartServiceRequest
+	8,  // 14: system.System.ServiceLogs:input_type -> system.ServiceLogsRequest
+	12, // 15: system.System.GetConfig:input_type -> system.GetConfigRequest
+	13, // 16: system.System.UpdateConfig:input_type -> system.UpdateConfigRequest
+	15, // 17: system.System.ConfigSchema:input_type -> system.ConfigSchemaRequest
+	18, // 18: system.System.ConfigHistory:input_type -> system.ConfigHistoryRequest
+	22, // 19: system.System.RollbackConfig:input_type -> system.RollbackConfigRequest
+	24, // 20: system.System.ListAudit:input_type -> system.ListAuditRequest
+	26, // 21: system.System.Overview:input_type -> system.OverviewRequest
+	1,  // 22: system.System.Health:output_type -> system.HealthResponse
+	3,  // 23: system.System.ListServices:output_type -> system.ListServicesResponse
+	7,  // 24: system.System.RestartService:output_type -> system.RestartServiceResponse
+	9,  // 25: system.System.ServiceLogs:output_type -> system.ServiceLogsResponse
+	14, // 26: system.System.GetConfig:output_type -> system.ConfigResponse
+	14, // 27: system.System.UpdateConfig:output_type -> system.ConfigResponse
+	16, // 28: system.System.ConfigSchema:output_type -> system.ConfigSchemaResponse
+	19, // 29: system.System.ConfigHistory:output_type -> system.ConfigHistoryResponse
+	14, // 30: system.System.RollbackConfig:output_type -> system.ConfigResponse
+	25, // 31: system.System.ListAudit:output_type -> system.ListAuditResponse
+	27, // 32: system.System.Overview:output_type -> system.OverviewResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_proto_system_system_proto_init() }
@@ -1834,15 +1959,15 @@ func file_proto_system_system_proto_init() {
 	if File_proto_system_system_proto != nil {
 		return
 	}
-	file_proto_system_system_proto_msgTypes[11].OneofWrappers = []any{}
-	file_proto_system_system_proto_msgTypes[20].OneofWrappers = []any{}
+	file_proto_system_system_proto_msgTypes[13].OneofWrappers = []any{}
+	file_proto_system_system_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_system_system_proto_rawDesc), len(file_proto_system_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
