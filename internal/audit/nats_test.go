@@ -228,3 +228,32 @@ func TestNATSDown(t *testing.T) {
 	n.Start(t)
 	waitStored(t, l, 20*time.Second, ids)
 }
+
+// TestNATSStreamMadeAtOnce: processes that start together on a fresh server
+// each make the same stream; the server refuses all but one create as
+// overlapping, and those publishes must still succeed (the user and system
+// services starting at once lost their first audit entry to this).
+func TestNATSStreamMadeAtOnce(t *testing.T) {
+	n := testenv.StartNATS(t)
+	const processes = 16
+	for round := range 20 {
+		topic := "race" + string(rune('a'+round))
+		var wg sync.WaitGroup
+		errs := make(chan error, processes)
+		for i := range processes {
+			s := natsStream(t, n, "p"+string(rune('0'+i)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.Publish(topic, map[string]int{"n": i})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}

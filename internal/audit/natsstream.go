@@ -150,6 +150,11 @@ func streamName(topic string) string {
 	}, topic)
 }
 
+// errSubjectsOverlap is the server's answer to a create that lost a race
+// with another process's create of the same stream (nats.go names no
+// constant for it).
+const errSubjectsOverlap jetstream.ErrorCode = 10065
+
 // ensure makes (or updates) topic's stream once per process.
 func (s *NATSStream) ensure(ctx context.Context, topic string) (string, error) {
 	name := streamName(topic)
@@ -159,7 +164,7 @@ func (s *NATSStream) ensure(ctx context.Context, topic string) (string, error) {
 	if known {
 		return name, nil
 	}
-	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:      name,
 		Subjects:  []string{topic},
 		Storage:   jetstream.FileStorage,
@@ -167,7 +172,15 @@ func (s *NATSStream) ensure(ctx context.Context, topic string) (string, error) {
 		MaxAge:    s.o.MaxAge,
 		MaxBytes:  s.o.MaxBytes,
 		Discard:   jetstream.DiscardOld,
-	})
+	}
+	_, err := s.js.CreateOrUpdateStream(ctx, cfg)
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errSubjectsOverlap {
+		// Another process made the stream between this one's look and
+		// its create (two services starting on a fresh server): the
+		// server refuses the second create as overlapping. The stream is
+		// there now; update it to this configuration.
+		_, err = s.js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return "", fmt.Errorf("events: stream %s: %w", name, err)
 	}

@@ -48,7 +48,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	doc := "accounts:\n  requireVerifiedEmail: true\n  publicURL: " + base + "\nauth:\n  whiteList: [" + strings.Join([]string{
 		`"/login"`, `"/register"`, `"/healthz"`, `"/readyz"`, `"/static/*"`, `"/api/v1/login"`, `"/api/v1/register"`,
 		`"/email/verify"`, `"/password/forgot"`, `"/password/reset"`, `"/api/v1/email/verify"`, `"/api/v1/password/forgot"`,
-		`"/api/v1/password/reset"`, `"/login/passkey"`, `"/api/v1/login/passkey/begin"`, `"/api/v1/login/passkey/finish"`}, ", ") + "]\n"
+		`"/api/v1/password/reset"`, `"/api/openapi.json"`, `"/login/passkey"`, `"/api/v1/login/passkey/begin"`, `"/api/v1/login/passkey/finish"`}, ", ") + "]\n"
 	tmp := filepath.Join(filepath.Dir(p.ConfigFile), "portal.yaml.new")
 	if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
