@@ -69,9 +69,9 @@ func TestBrowserPages(t *testing.T) {
 	// A second config version, so that the history offers a rollback.
 	c.expect(c.do("PUT", "/api/v1/admin/config", admin, map[string]any{"login": map[string]any{"maxFailures": 6}}), http.StatusOK)
 
-	signedOut := []string{"/login", "/register", "/api/docs"}
+	signedOut := []string{"/login", "/register", "/api/docs", "/password/forgot", "/password/reset?token=not-a-token", "/email/verify?token=not-a-token"}
 	signedIn := []string{"/", "/account", "/admin", "/admin/users", "/admin/users/" + bob, "/admin/config",
-		"/admin/services", "/admin/audit", "/admin/lockouts", "/no-such-page",
+		"/admin/services", "/admin/audit", "/admin/lockouts", "/admin/roles", "/admin/mail", "/admin/oidc", "/no-such-page",
 		// The lists' filtered and sorted states, an empty one among them.
 		"/admin/users?sort=last_login&order=desc&status=active&login=30d", "/admin/users?status=locked&created_from=2026-01-01",
 		"/admin/audit?kind=login&from=2026-01-01&to=2099-12-31"}
