@@ -198,3 +198,35 @@ func (s *Schemas) fields(t reflect.Type, m mode) map[string]any {
 	walk(t)
 	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }
+
+// Missing names, by their json names, the fields of the request body v (a
+// struct, embedded structs flattened as in the schema) that are tagged
+// `required:"true"` and were not sent or were sent empty: an empty string,
+// or an absent or null JSON value. The schema of a read body lists the same
+// fields as required.
+func Missing(v any) []string {
+	var missing []string
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			switch {
+			case f.Anonymous && f.Type.Kind() == reflect.Struct:
+				walk(v.Field(i))
+			case f.Tag.Get("required") == "true" && unsent(v.Field(i)):
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				missing = append(missing, name)
+			}
+		}
+	}
+	walk(reflect.ValueOf(v))
+	return missing
+}
+
+// unsent is a required field's value that was not sent.
+func unsent(v reflect.Value) bool {
+	if raw, ok := v.Interface().(json.RawMessage); ok {
+		return len(raw) == 0 || string(raw) == "null"
+	}
+	return v.String() == ""
+}

@@ -88,13 +88,9 @@ func normalEmail(addr string) (string, error) {
 // new address is unverified until its link is followed; the old one is told.
 func (a *Accounts) UpdateProfile(ctx context.Context, req *pb.UpdateProfileRequest, rsp *pb.Profile) error {
 	h := a.h
-	acc, err := account(ctx)
+	_, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	var changed []string
 	if req.DisplayName != nil && *req.DisplayName != u.DisplayName {

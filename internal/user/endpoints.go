@@ -52,8 +52,8 @@ var Endpoints = endpoint.Declare("user",
 		Routes: endpoint.Routes(endpoint.JSON("POST", "/me/totp/recovery-codes", 0, func(in endpoint.Input, r *pb.NewRecoveryCodesRequest) error { return decodeCode(in, &r.Code) }, func(r *pb.NewRecoveryCodesResponse) totpConfirmed {
 			return totpConfirmed{endpoint.OrEmpty(r.RecoveryCodes)}
 		}))},
-	// Passkeys: the caller's own (signing in with one is the gateway's
-	// route: it sets the session cookie).
+	// Passkeys: the caller's own, and beginning a sign-in with one
+	// (finishing it is the gateway's route: it sets the session cookie).
 	endpoint.Endpoint{Name: "Passkeys.BeginRegistration", Access: endpoint.SignedIn,
 		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/me/passkeys/begin", 0, nil, renderCeremony))},
 	endpoint.Endpoint{Name: "Passkeys.FinishRegistration", Access: endpoint.SignedIn,
@@ -103,7 +103,8 @@ var Endpoints = endpoint.Declare("user",
 			r.Id, r.Password = in.Param("id"), b.Password
 			return nil
 		}))},
-	endpoint.Endpoint{Name: "Passkeys.BeginLogin", Access: endpoint.Public},
+	endpoint.Endpoint{Name: "Passkeys.BeginLogin", Access: endpoint.Public,
+		Routes: endpoint.Routes(endpoint.JSON[pb.BeginPasskeyRequest]("POST", "/login/passkey/begin", 0, nil, renderCeremony))},
 	endpoint.Endpoint{Name: "Passkeys.FinishLogin", Access: endpoint.Public},
 	// Accounts an admin manages.
 	endpoint.Endpoint{Name: "Accounts.CreateUser", Access: endpoint.UsersWrite,

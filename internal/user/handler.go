@@ -679,6 +679,20 @@ func account(ctx context.Context) (*auth.Account, error) {
 	return acc, nil
 }
 
+// signedInUser is account's caller (signed in with a session) and their
+// record; its errors are RPC errors.
+func (h *Handler) signedInUser(ctx context.Context) (*auth.Account, *User, error) {
+	acc, err := account(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := h.repo.Get(ctx, acc.ID)
+	if err != nil {
+		return nil, nil, rpcError(err)
+	}
+	return acc, u, nil
+}
+
 // caller is the caller of a call, with a session or an API key.
 func caller(ctx context.Context) (*auth.Account, error) {
 	acc, ok := auth.AccountFromContext(ctx)

@@ -182,13 +182,9 @@ func passkeyIndex(u *User, id string) int {
 // the account's own again.
 func (p *Passkeys) BeginRegistration(ctx context.Context, req *pb.BeginPasskeyRequest, rsp *pb.BeginPasskeyResponse) error {
 	h := p.h
-	acc, err := account(ctx)
+	acc, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	if len(u.Passkeys) >= maxPasskeys {
 		return rpcError(ErrTooManyPasskeys)

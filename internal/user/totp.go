@@ -143,13 +143,9 @@ const keyFactorUsed = "factorused/"
 // account with TOTP in force keeps it until then.
 func (a *Accounts) BeginTOTP(ctx context.Context, req *pb.BeginTOTPRequest, rsp *pb.BeginTOTPResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	_, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: u.Username, Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
@@ -215,13 +211,9 @@ func mustDecode(secret string) []byte {
 // returns new recovery codes (the old ones stop working).
 func (a *Accounts) ConfirmTOTP(ctx context.Context, req *pb.ConfirmTOTPRequest, rsp *pb.ConfirmTOTPResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	_, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	if u.TOTPPending == "" {
 		return rpcError(ErrNoEnrolment)
@@ -290,13 +282,9 @@ var (
 // theirs needs two factors. Their recovery codes go with it.
 func (a *Accounts) DisableTOTP(ctx context.Context, req *pb.DisableTOTPRequest, rsp *pb.DisableTOTPResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	_, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	if u.TOTPSecret == "" {
 		return rpcError(ErrTOTPOff)
@@ -341,13 +329,9 @@ func (a *Accounts) DisableTOTP(ctx context.Context, req *pb.DisableTOTPRequest, 
 // stop working.
 func (a *Accounts) NewRecoveryCodes(ctx context.Context, req *pb.NewRecoveryCodesRequest, rsp *pb.NewRecoveryCodesResponse) error {
 	h := a.h
-	acc, err := account(ctx)
+	_, u, err := h.signedInUser(ctx)
 	if err != nil {
 		return err
-	}
-	u, err := h.repo.Get(ctx, acc.ID)
-	if err != nil {
-		return rpcError(err)
 	}
 	if u.TOTPSecret == "" {
 		return rpcError(ErrTOTPOff)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"regexp"
 	"runtime"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -197,9 +199,41 @@ func hashSlot(ctx context.Context) (release func(), err error) {
 	}
 	select {
 	case hashSlots <- struct{}{}:
-		return func() { <-hashSlots }, nil
+		return func() {
+			<-hashSlots
+			idleHashing.Reset(returnHashMemoryAfter)
+		}, nil
 	case <-ctx.Done():
 		return nil, ErrBusy
+	}
+}
+
+// returnHashMemoryAfter is how long hashing must have been idle before its
+// memory goes back to the operating system.
+const returnHashMemoryAfter = 2 * time.Second
+
+// idleHashing fires once no hash has ended for returnHashMemoryAfter: the
+// end of a burst of sign-ins (one, for an idle portal). Each hash allocates
+// and drops 19 MiB; the runtime returns freed memory only slowly (one
+// sign-in left an idle embedded Portal at 62 MiB resident 30 s later, 42
+// before it), so at the end of a burst it is returned at once. During a
+// burst the timer keeps being pushed back, so a flood of logins pays for no
+// extra collections.
+var idleHashing = func() *time.Timer {
+	t := time.AfterFunc(time.Hour, returnHashMemory)
+	t.Stop()
+	return t
+}()
+
+// memoryReturns counts returnHashMemory's returns, for tests.
+var memoryReturns atomic.Int64
+
+// returnHashMemory returns the heap's free memory to the operating system,
+// unless a hash is running (whose end fires idleHashing again).
+func returnHashMemory() {
+	if len(hashSlots) == 0 {
+		debug.FreeOSMemory()
+		memoryReturns.Add(1)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/argon2id"
+
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 func TestValidUsername(t *testing.T) {
@@ -189,4 +191,36 @@ func TestHashParams(t *testing.T) {
 	if *dummy != productionHashParams {
 		t.Fatalf("the dummy hash is made with %+v, the service hashes with %+v", *dummy, productionHashParams)
 	}
+}
+
+// TestHashMemoryReturned: once hashing has been idle for a moment, the
+// heap's free memory goes back to the operating system, once per burst,
+// and never while a hash runs.
+func TestHashMemoryReturned(t *testing.T) {
+	// Settle what earlier tests' hashes left armed.
+	if _, err := hashPassword(context.Background(), "a-password-123"); err != nil {
+		t.Fatal(err)
+	}
+	settled := memoryReturns.Load()
+	poll.Wait(t, 10*time.Second, "an earlier burst's return", func() bool { return memoryReturns.Load() > settled })
+	before := memoryReturns.Load()
+	for range 3 {
+		if _, err := hashPassword(context.Background(), "a-password-123"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Wait(t, 10*time.Second, "memory returned after the burst", func() bool { return memoryReturns.Load() > before })
+	if got := memoryReturns.Load() - before; got != 1 {
+		t.Fatalf("memory returned %d times after one burst, want once", got)
+	}
+	release, err := hashSlot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	returnHashMemory() // as if the timer fired with a hash running
+	if got := memoryReturns.Load() - before; got != 1 {
+		t.Fatalf("memory returned while a hash ran")
+	}
+	release()
+	poll.Wait(t, 10*time.Second, "memory returned after the hash", func() bool { return memoryReturns.Load()-before == 2 })
 }

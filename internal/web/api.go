@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"reflect"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -165,37 +164,14 @@ func (g *Gateway) apiPassword(c *gin.Context) {
 }
 
 // required answers 400 request.missing_field, naming every field of body
-// tagged `required:"true"` left empty (a string "", a raw JSON value absent
-// or null), unless there is none. The same
-// tag marks the field required in the OpenAPI document.
+// that endpoint.Missing finds, unless there is none.
 func required(c *gin.Context, body any) bool {
-	var missing []string
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		for i := range v.NumField() {
-			f := v.Type().Field(i)
-			if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(v.Field(i))
-			} else if f.Tag.Get("required") == "true" && empty(v.Field(i)) {
-				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-				missing = append(missing, name)
-			}
-		}
-	}
-	walk(reflect.ValueOf(body))
+	missing := endpoint.Missing(body)
 	if len(missing) == 0 {
 		return true
 	}
 	abortError(c, http.StatusBadRequest, codeMissing, strings.Join(missing, ", "))
 	return false
-}
-
-// empty is a required field's value that was not sent.
-func empty(v reflect.Value) bool {
-	if raw, ok := v.Interface().(json.RawMessage); ok {
-		return len(raw) == 0 || string(raw) == "null"
-	}
-	return v.String() == ""
 }
 
 // The answers of the gateway's own JSON routes.

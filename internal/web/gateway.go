@@ -230,7 +230,7 @@ func New(o Options) *Gateway {
 	// session as missing to a caller without sessions.revoke; this route
 	// says why.
 	me.DELETE("/admin/sessions/:id", g.needs(endpoint.SessionsRevoke), g.apiEndSession)
-	g.mountEndpoints(me)
+	g.mountEndpoints(api, me)
 	e.GET("/api/openapi.json", g.apiOpenAPI)
 	e.GET("/api/docs", g.apiDocsPage)
 	g.accountRoutes(e, api, me)

@@ -72,7 +72,6 @@ var ownRoutes = map[string]ownRoute{
 	"POST /api/v1/password/forgot":          own[forgotBody, none]("Ask for a password reset link (always 202, whether or not the account exists)", endpoint.Public, http.StatusAccepted),
 	"POST /api/v1/password/reset":           own[resetBody, passwordSet]("Set a new password with a reset link's token", endpoint.Public, http.StatusOK),
 	"DELETE /api/v1/admin/sessions/:id":     own[none, none]("End anyone's session", endpoint.SessionsRevoke, http.StatusNoContent),
-	"POST /api/v1/login/passkey/begin":      own[none, passkeyCeremony]("Begin signing in with a passkey: publicKey is the options of navigator.credentials.get", endpoint.Public, http.StatusOK),
 	"POST /api/v1/login/passkey/finish":     own[passkeyLogin, signedIn]("Sign in with a passkey's answer to a begun ceremony", endpoint.Public, http.StatusOK),
 	"GET /api/v1/me/apps":                   own[none, appList]("The applications the caller has allowed to sign them in", endpoint.SignedIn, http.StatusOK),
 	"DELETE /api/v1/me/apps/:id":            own[none, none]("Withdraw an application's consent; its tokens for the caller end", endpoint.SignedIn, http.StatusNoContent),

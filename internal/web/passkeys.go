@@ -25,26 +25,7 @@ func (g *Gateway) passkeyRoutes(e *gin.Engine, api *gin.RouterGroup) {
 	e.POST("/login/passkey", g.csrf, g.passkeyLoginForm)
 	e.POST("/account/passkeys/:id/rename", g.requireCaller, g.csrf, g.passkeyRenameForm)
 	e.POST("/account/passkeys/:id/delete", g.requireCaller, g.csrf, g.passkeyDeleteForm)
-	api.POST("/login/passkey/begin", g.apiPasskeyBegin)
 	api.POST("/login/passkey/finish", g.apiPasskeyFinish)
-}
-
-func (g *Gateway) apiPasskeyBegin(c *gin.Context) {
-	rsp, err := g.Passkeys.BeginLogin(rpcContext(c), &userpb.BeginPasskeyRequest{})
-	if err != nil {
-		g.abortRPC(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	// As the table's POST /me/passkeys/begin answers.
-	c.JSON(http.StatusOK, passkeyCeremony{rsp.Ceremony, json.RawMessage(rsp.Options)})
-}
-
-// passkeyCeremony is a begun sign-in ceremony: its id, and the options of
-// navigator.credentials.get as publicKey.
-type passkeyCeremony struct {
-	Ceremony  string          `json:"ceremony"`
-	PublicKey json.RawMessage `json:"publicKey"`
 }
 
 // passkeyLogin is the body of POST /login/passkey/finish.

@@ -13,15 +13,20 @@ import (
 )
 
 // mountEndpoints serves, under /api/v1, the JSON route of every endpoint
-// the services' tables expose. The gateway only authenticates the caller
-// (the group's middleware) and passes the token on: the service serving the
-// RPC checks the permission its table names.
-func (g *Gateway) mountEndpoints(api *gin.RouterGroup) {
+// the services' tables expose: a public endpoint's in api, any other's in
+// me, whose middleware needs a caller. The gateway only authenticates the
+// caller and passes the token on: the service serving the RPC checks the
+// permission its table names.
+func (g *Gateway) mountEndpoints(api, me *gin.RouterGroup) {
 	for _, t := range g.Endpoints {
 		for i := range t.Endpoints {
 			e := &t.Endpoints[i]
+			group := me
+			if e.Access == endpoint.Public {
+				group = api
+			}
 			for _, r := range e.Routes {
-				api.Handle(r.Method, r.Path, g.serveEndpoint(t.Service, e.Name, r))
+				group.Handle(r.Method, r.Path, g.serveEndpoint(t.Service, e.Name, r))
 			}
 		}
 	}

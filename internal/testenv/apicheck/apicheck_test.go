@@ -143,3 +143,34 @@ type recorder struct {
 func (r *recorder) Errorf(format string, args ...any) {
 	r.errors = append(r.errors, fmt.Sprintf(format, args...))
 }
+
+// TestTransportCarriesCredentials: a server that serves its document only to
+// a caller it knows (a whitelist without /api/openapi.json) is still
+// checked, with the checked request's token.
+func TestTransportCarriesCredentials(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer k" {
+			http.Error(w, `{"code":"auth.unauthenticated"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/openapi.json" {
+			_, _ = w.Write([]byte(doc))
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":"bad"}`))
+	}))
+	defer srv.Close()
+	rec := &recorder{TB: t}
+	c := &http.Client{Transport: Transport(rec, nil)}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/things/bad", nil)
+	req.Header.Set("Authorization", "Bearer k")
+	rsp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp.Body.Close()
+	if len(rec.errors) != 1 || !strings.Contains(rec.errors[0], "/api/v1/things/bad") || strings.Contains(rec.errors[0], "401") {
+		t.Errorf("reported %q, want one mismatch, of /things/bad (the document fetched with the token)", rec.errors)
+	}
+}
