@@ -1,11 +1,15 @@
 package platform
 
 import (
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go-micro.dev/v4/registry"
+
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // orderRegistry records the order in which registrations and
@@ -60,5 +64,48 @@ func TestRegisterWaitsForALateDeregistration(t *testing.T) {
 	defer reg.mu.Unlock()
 	if len(reg.ops) != 2 || reg.ops[0] != "deregister" || reg.ops[1] != "register" {
 		t.Fatalf("registry saw %v, want [deregister register]", reg.ops)
+	}
+}
+
+// awayRegistry fails every registration while away is set, as the etcd
+// plugin does while etcd is down, and counts those that take.
+type awayRegistry struct {
+	registry.Registry
+	away  atomic.Bool
+	taken atomic.Int32
+}
+
+func (r *awayRegistry) Register(*registry.Service, ...registry.RegisterOption) error {
+	if r.away.Load() {
+		return errors.New("etcd away")
+	}
+	r.taken.Add(1)
+	return nil
+}
+
+// TestRegisterRetriedWhenTheRegistryIsBack: a registration the registry
+// failed is tried again, without waiting for the server's next tick, until
+// it takes; the retrier ends with it, and when the service stops.
+func TestRegisterRetriedWhenTheRegistryIsBack(t *testing.T) {
+	reg := &awayRegistry{}
+	reg.away.Store(true)
+	stopped := make(chan struct{})
+	g := &registrationGate{Registry: reg, refused: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
+	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
+	if err := g.Register(svc); err == nil {
+		t.Fatal("Register with the registry away succeeded")
+	}
+	reg.away.Store(false) // etcd is back; the server's next tick is far off
+	poll.Wait(t, 5*time.Second, "the failed registration to be retried", func() bool { return reg.taken.Load() == 1 })
+	poll.Wait(t, 5*time.Second, "the retrier to end", func() bool { return !g.retrying.Load() })
+
+	reg.away.Store(true)
+	if err := g.Register(svc); err == nil {
+		t.Fatal("Register with the registry away succeeded")
+	}
+	close(stopped) // the service stops while the registry is away
+	poll.Wait(t, 5*time.Second, "the retrier to end at stop", func() bool { return !g.retrying.Load() })
+	if reg.taken.Load() != 1 {
+		t.Fatalf("%d registrations took, want 1", reg.taken.Load())
 	}
 }

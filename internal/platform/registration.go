@@ -84,7 +84,14 @@ type registrationGate struct {
 	// registry, which may be after Deregister gave up on it (etcd away: the
 	// plugin's Delete waits for etcd and runs when it is back).
 	pending atomic.Pointer[chan struct{}]
+	// retrying is set while a registration the registry failed is being
+	// tried again (retry).
+	retrying atomic.Bool
 }
+
+// registerRetry is how often a registration the registry failed (etcd
+// away) is tried again, between the server's register ticks.
+const registerRetry = 500 * time.Millisecond
 
 // Register registers svc unless the gate refuses it, or does nothing while
 // the service stops. A registration still waiting for the registry when the
@@ -113,10 +120,45 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 	go func() { done <- g.Registry.Register(svc, opts...) }()
 	select {
 	case err := <-done:
+		if err != nil {
+			g.retry(svc, opts)
+		}
 		return err
 	case <-g.stopped:
 		return nil
 	}
+}
+
+// retry tries a registration the registry failed again every
+// registerRetry until it takes, the gate refuses it or the service stops
+// (one retrier at a time). The server's loop tries only at its next tick,
+// up to a register interval later; after an etcd restart a node's restored
+// lease can run out before that tick, and the node would be missing from
+// the registry until it (TestDistributed/e_etcd_restart saw a live system
+// node gone 4 s after etcd's restart, with the 5 s interval). Retried, the
+// registration renews the lease within registerRetry of etcd's return.
+func (g *registrationGate) retry(svc *registry.Service, opts []registry.RegisterOption) {
+	if !g.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer g.retrying.Store(false)
+		t := time.NewTicker(registerRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.stopped:
+				return
+			case <-t.C:
+			}
+			if g.stopping() || g.refused() != nil {
+				return
+			}
+			if g.Registry.Register(svc, opts...) == nil {
+				return
+			}
+		}
+	}()
 }
 
 // deregisterTimeout bounds a deregistration: a registry that is away (etcd
