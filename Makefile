@@ -32,12 +32,17 @@ run: build ## run Portal, all services in one process, on :8080
 SUMMARY_FLAGS ?=
 # The packages whose tests take longest (real servers, built binaries).
 SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
+# Parallel tests run at once per package. go test's default is the number of
+# cores (2 here), but most of these tests wait (on processes, servers,
+# timeouts) rather than compute; Chromiums are bounded by the browser tests
+# themselves (browserSlots in internal/portal).
+PARALLEL := 3
 N ?= 5
 
-test: $(BIN)/testsummary test-deploy ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
+test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
 	@mkdir -p $(BIN)/test
-	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -timeout 15m -json ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 # deploy/helm/check is a module of its own (Helm's library and k8s.io/api
 # stay out of Portal's go.mod): the chart renders, every object decodes
@@ -53,7 +58,7 @@ test-repeat: ## run the whole suite N times (default 5), stopping at the first f
 	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done
 
 test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
-	set -o pipefail; go test -tags $(TAGS) -race -count=1 -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary
@@ -75,7 +80,10 @@ faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow
 	@./scripts/deps.sh etcd redis-server nats-server
 	@go run ./bench faults $(FAULT_FLAGS)
 
-lint: proto-check staticcheck licenses ## go vet, gofmt, staticcheck, dependency licences, govulncheck against the offline database
+# The chart's checks are a lint of deploy/ (like helm lint: render, decode,
+# policy), not a test of Portal; they compile Helm and k8s.io/api, three
+# minutes of a fresh machine's two cores, so make test leaves them to lint.
+lint: proto-check staticcheck licenses test-deploy ## go vet, gofmt, staticcheck, dependency licences, the chart's offline checks, govulncheck against the offline database
 	go vet ./...
 	go vet -tags $(TAGS) ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi

@@ -60,17 +60,23 @@ func LoadOrCreateKeys(dir string) (Keys, bool, error) {
 	if err != nil {
 		return Keys{}, false, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Keys{}, false, fmt.Errorf("auth: %w", err)
-	}
-	// Public first: a crash in between leaves no private key without its pair.
-	if err := writeNew(pubPath, pubPEM); err != nil {
-		return Keys{}, false, err
-	}
-	if err := writeNew(privPath, privPEM); err != nil {
+	if err := SaveKeys(dir, privPEM, pubPEM); err != nil {
 		return Keys{}, false, err
 	}
 	return Keys{Private: base64.StdEncoding.EncodeToString(privPEM), Public: base64.StdEncoding.EncodeToString(pubPEM)}, true, nil
+}
+
+// SaveKeys writes a key pair (PEM, as GenerateKeyPair makes) into dir, where
+// LoadOrCreateKeys reads it; it fails if dir has keys already.
+func SaveKeys(dir string, privPEM, pubPEM []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	// Public first: a crash in between leaves no private key without its pair.
+	if err := writeNew(filepath.Join(dir, publicFile), pubPEM); err != nil {
+		return err
+	}
+	return writeNew(filepath.Join(dir, privateFile), privPEM)
 }
 
 // ReadPublicKey returns the public key kept in dir by LoadOrCreateKeys, as

@@ -23,6 +23,7 @@ import (
 // session the reset ends, and sign in with the new password. No page needs
 // JavaScript: it runs with scripts off.
 func TestBrowserAccountRecovery(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
 	p := testenv.StartPortal(t, testenv.PortalOptions{
@@ -31,6 +32,7 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	})
 	const base = "https://portal.example"
 
+	browserSlot(t)
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
 	bctx, stop := startBrowser(t, ctx, chrome)

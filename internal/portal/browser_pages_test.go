@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -76,37 +77,48 @@ func TestBrowserPages(t *testing.T) {
 		"/admin/users?sort=last_login&order=desc&status=active&login=30d", "/admin/users?status=locked&created_from=2026-01-01",
 		"/admin/audit?kind=login&from=2026-01-01&to=2099-12-31"}
 	shots := os.Getenv("PORTAL_SCREENSHOTS")
-	// Each screen size in its own browser, the two at once: every action
-	// below only reads, or is cancelled at its confirm page.
+	// Each screen size and language in its own browser, at once (as many
+	// as browserSlots allows): every action below only reads, or is
+	// cancelled at its confirm page.
 	t.Run("viewports", func(t *testing.T) {
 		for _, vp := range viewports {
-			t.Run(vp.name, func(t *testing.T) {
-				t.Parallel()
-				ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
-				defer cancel()
-				bctx, stop := startBrowser(t, ctx, chrome)
-				defer stop()
-				run := func(step string, actions ...chromedp.Action) {
-					t.Helper()
-					if err := chromedp.Run(bctx, actions...); err != nil {
-						t.Fatalf("%s: %v", step, err)
+			for _, lang := range []string{"en", "zh-CN"} {
+				t.Run(vp.name+" "+lang, func(t *testing.T) {
+					t.Parallel()
+					browserSlot(t)
+					ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
+					defer cancel()
+					bctx, stop := startBrowser(t, ctx, chrome)
+					defer stop()
+					// axe-core checks each page in two of the four: on a
+					// phone in English and on a laptop in Chinese, so that
+					// every page is checked at both sizes and in both
+					// languages (what axe finds depends on the layout or on
+					// the lang attribute, not on both at once); it was half
+					// of this test's time. The width and language checks run
+					// in all four. Chromium loads axe into every page itself.
+					axeHere := (vp.mobile && lang == "en") || (!vp.mobile && lang != "en")
+					run := func(step string, actions ...chromedp.Action) {
+						t.Helper()
+						if err := chromedp.Run(bctx, actions...); err != nil {
+							t.Fatalf("%s: %v", step, err)
+						}
 					}
-				}
-				open := func(path string) {
-					t.Helper()
-					run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
-				}
+					open := func(path string) {
+						t.Helper()
+						run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
+					}
 
-				// check runs the per-page assertions on the page now shown.
-				check := func(where string, lang string, width int64) {
-					t.Helper()
-					var got struct {
-						Lang        string   `json:"lang"`
-						ScrollWidth float64  `json:"scrollWidth"`
-						Inner       float64  `json:"inner"`
-						Wide        []string `json:"wide"`
-					}
-					run(where+": measure", chromedp.Evaluate(`(() => {
+					// check runs the per-page assertions on the page now shown.
+					check := func(where string, lang string, width int64) {
+						t.Helper()
+						var got struct {
+							Lang        string   `json:"lang"`
+							ScrollWidth float64  `json:"scrollWidth"`
+							Inner       float64  `json:"inner"`
+							Wide        []string `json:"wide"`
+						}
+						run(where+": measure", chromedp.Evaluate(`(() => {
 						const inner = window.innerWidth, wide = [];
 						for (const el of document.querySelectorAll('body *')) {
 							if (el.closest('.scroll, pre, .skip, .sr-only, thead')) continue;
@@ -115,31 +127,39 @@ func TestBrowserPages(t *testing.T) {
 						}
 						return {lang: document.documentElement.lang, scrollWidth: document.documentElement.scrollWidth, inner, wide: wide.slice(0, 5)};
 					})()`, &got))
-					if got.Lang != lang {
-						t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
-					}
-					if got.Inner != float64(width) {
-						t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
-					}
-					if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
-						t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
-					}
-					var violations []string
-					run(where+": axe", chromedp.Evaluate(axe, nil), chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
+						if got.Lang != lang {
+							t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
+						}
+						if got.Inner != float64(width) {
+							t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
+						}
+						if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
+							t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
+						}
+						if !axeHere {
+							return
+						}
+						var violations []string
+						run(where+": axe", chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
 						r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
 							.map(v => v.impact + ' ' + v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))`, &violations,
-						func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
-					for _, v := range violations {
-						t.Errorf("%s: axe: %s", where, v)
+							func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+						for _, v := range violations {
+							t.Errorf("%s: axe: %s", where, v)
+						}
 					}
-				}
 
-				opts := []chromedp.EmulateViewportOption{}
-				if vp.mobile {
-					opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
-				}
-				run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
-				for _, lang := range []string{"en", "zh-CN"} {
+					if axeHere {
+						run("load axe-core into every page", chromedp.ActionFunc(func(ctx context.Context) error {
+							_, err := page.AddScriptToEvaluateOnNewDocument(axe).Do(ctx)
+							return err
+						}))
+					}
+					opts := []chromedp.EmulateViewportOption{}
+					if vp.mobile {
+						opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
+					}
+					run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
 					run("forget the session", network.ClearBrowserCookies())
 					open("/lang?to=" + lang + "&next=/login")
 					for _, path := range signedOut {
@@ -227,8 +247,8 @@ func TestBrowserPages(t *testing.T) {
 					open("/admin/config")
 					run("rollback", chromedp.Click("#rollback-1", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
 					check(vp.name+" "+lang+" config rollback", lang, vp.width)
-				}
-			})
+				})
+			}
 		}
 	})
 	// Nothing was deleted, disabled or promoted: every action above was

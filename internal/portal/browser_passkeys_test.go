@@ -33,11 +33,13 @@ import (
 // domain as RP ID: Portal is reached as http://localhost:<port>, its
 // accounts.publicURL.
 func TestBrowserPasskeys(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
-	t.Setenv("PORTAL_SMTP_ADDRESS", srv.Addr)
-	t.Setenv("PORTAL_SMTP_FROM", "portal@example.com")
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "accounts:\n  requireVerifiedEmail: true\n"})
+	p := testenv.StartPortal(t, testenv.PortalOptions{
+		Config: "accounts:\n  requireVerifiedEmail: true\n",
+		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
+	})
 	u, err := url.Parse(p.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +63,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		return api.do("GET", "/api/docs", "", nil).StatusCode == http.StatusUnauthorized
 	})
 
+	browserSlot(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*browserTimeout)
 	defer cancel()
 	bctx, stop := startBrowser(t, ctx, chrome)

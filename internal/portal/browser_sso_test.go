@@ -91,6 +91,7 @@ func newTestApp(t *testing.T) *testApp {
 // again (a recovery code this time). Screenshots of each page are saved
 // beside TestBrowserFlow's.
 func TestBrowserSSO(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
 	out := outputDir(t)
@@ -110,6 +111,7 @@ func TestBrowserSSO(t *testing.T) {
 	})
 	app.rp.config.RedirectURL = app.URL + "/callback"
 
+	browserSlot(t)
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
 	bctx, stop := startBrowser(t, ctx, chrome)

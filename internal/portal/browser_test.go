@@ -26,14 +26,34 @@ import (
 // browserTimeout bounds the whole browser test, Chromium's start included.
 const browserTimeout = 90 * time.Second
 
+// browserSlots bounds how many Chromiums the package's tests run at once.
+// The browser tests are parallel to every other test (most of which wait
+// on processes and timeouts), but Chromium is heavy on two cores: two at
+// once (three or more made each slower by more than they gained).
+var browserSlots = make(chan struct{}, 2)
+
+// browserSlot waits for a browser slot and holds it until t ends. Take it
+// before starting a deadline that the browser's work must meet.
+func browserSlot(t *testing.T) {
+	t.Helper()
+	select {
+	case browserSlots <- struct{}{}:
+		t.Cleanup(func() { <-browserSlots })
+	case <-t.Context().Done():
+		t.Fatal("no browser slot before the test ended")
+	}
+}
+
 // TestBrowserFlow drives a headless Chromium through what a person does:
 // the login redirect, registering, signing in, seeing the home page, a
 // rejected login whose username must come back as text, and logging out.
 // It saves a full-page PNG of every page it checks.
 func TestBrowserFlow(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	p := testenv.StartPortal(t, testenv.PortalOptions{})
 	out := outputDir(t)
+	browserSlot(t)
 
 	// Everything below shares one deadline; the browser dies with it.
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)

@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -135,7 +136,7 @@ func TestSecureCluster(t *testing.T) {
 
 	t.Run("wrong_settings_refused", func(t *testing.T) {
 		other := testenv.NewPKI(t, "other")
-		for _, w := range []struct {
+		wrong := []struct {
 			name string
 			set  map[string]string
 			want string
@@ -151,32 +152,45 @@ func TestSecureCluster(t *testing.T) {
 			{"nats: wrong password", map[string]string{"MICRO_BROKER_ADDRESS": strings.Replace(c.env.NATS.ClientURL(), c.env.NATS.Password, "not-it", 1)}, "refused the credentials"},
 			{"nats: no credentials", map[string]string{"MICRO_BROKER_ADDRESS": "tls://" + c.env.NATS.Addr}, "refused the credentials"},
 			{"mTLS: another service's certificate", serviceTLSEnv(c.certs, "web"), `names service "web"`},
-		} {
-			// Each a process of its own that gives up (some after a dial
-			// timeout): all at once.
-			t.Run(w.name, func(t *testing.T) {
-				t.Parallel()
-				env := testenv.PortalEnv(t, "user", c.env)
-				for k, v := range serviceTLSEnv(c.certs, "user") {
-					env[k] = v
-				}
-				for k, v := range w.set {
-					env[k] = v
-				}
-				out, err := runToExit(t, c.bin, env, "user")
-				if err == nil || !strings.Contains(out, w.want) {
-					t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, err, w.want, out)
-				}
-			})
+		}
+		// Each a process of its own that gives up (some after a dial
+		// timeout): all at once, in goroutines rather than parallel
+		// subtests, which would wait for the package's parallel slots.
+		type refusal struct {
+			out string
+			err error
+		}
+		results := make([]chan refusal, len(wrong))
+		for i, w := range wrong {
+			env := testenv.PortalEnv(t, "user", c.env)
+			for k, v := range serviceTLSEnv(c.certs, "user") {
+				env[k] = v
+			}
+			for k, v := range w.set {
+				env[k] = v
+			}
+			results[i] = make(chan refusal, 1)
+			go func() {
+				out, err := runToExit(c.bin, env, "user")
+				results[i] <- refusal{out, err}
+			}()
+		}
+		for i, w := range wrong {
+			r := <-results[i]
+			if r.err == nil || !strings.Contains(r.out, w.want) {
+				t.Errorf("%s: portal user exited %v, want a refusal naming %s; output:\n%s", w.name, r.err, w.want, r.out)
+			}
 		}
 	})
 }
 
+// errStillRunning: the process did not exit within runToExit's minute.
+var errStillRunning = errors.New("still running after a minute")
+
 // runToExit runs `portal <args>` with exactly env (empty values dropped)
-// and returns its output and exit error once it ends, failing the test if
-// it runs for more than a minute: a service that should refuse to start.
-func runToExit(t *testing.T, bin string, env map[string]string, args ...string) (string, error) {
-	t.Helper()
+// and returns its output and exit error once it ends, or an error if it
+// runs for more than a minute: a service that should refuse to start.
+func runToExit(bin string, env map[string]string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -189,7 +203,7 @@ func runToExit(t *testing.T, bin string, env map[string]string, args ...string) 
 	sort.Strings(cmd.Env)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("portal %s still running after a minute:\n%s", strings.Join(args, " "), out)
+		return string(out), errStillRunning
 	}
 	return string(out), err
 }

@@ -9,13 +9,26 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/portal"
 )
+
+// tokenKeys is one token key pair per test binary, put into the fresh data
+// dir of every Portal StartPortal makes one for: an RSA key takes about
+// 0.1 s to generate under -race, and a package starts dozens of Portals.
+// Each keeps its own sessions and users; sharing the key only means a token
+// of one would verify at another, which no test relies on either way.
+var tokenKeys struct {
+	once      sync.Once
+	priv, pub []byte
+	err       error
+}
 
 // AdminPassword is the first admin's password in every test Portal.
 const AdminPassword = "admin-password-for-tests"
@@ -68,6 +81,14 @@ func StartPortal(t testing.TB, o PortalOptions) *Portal {
 	t.Helper()
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
+		tokenKeys.once.Do(func() { tokenKeys.priv, tokenKeys.pub, tokenKeys.err = pauth.GenerateKeyPair() })
+		err := tokenKeys.err
+		if err == nil {
+			err = pauth.SaveKeys(o.DataDir, tokenKeys.priv, tokenKeys.pub)
+		}
+		if err != nil {
+			t.Fatalf("token keys: %v", err)
+		}
 	}
 	cfgFile := filepath.Join(o.DataDir, "portal.yaml")
 	if o.Config != "" {
