@@ -26,6 +26,7 @@ type embeddedResult struct {
 	rssIdle      int64         // after the restart, once idle
 	rssLoaded    int64         // right after the load
 	rssPeak      int64         // the process's high-water mark
+	rssRested    int64         // idle again, rest after the load
 	me, logins   result        // the load
 }
 
@@ -106,8 +107,9 @@ func (p *embedded) stop() {
 
 // runEmbedded measures row 4: start to ready on a fresh data dir and again
 // on the same one, resident memory once idle, then under d of load (GET
-// /api/v1/me from 64 connections and logins from 2, at once) and after it.
-func runEmbedded(ctx context.Context, e *env, bin string, idle, d time.Duration) embeddedResult {
+// /api/v1/me from 64 connections and logins from 2, at once), right after
+// it, and once it has been idle again for rest.
+func runEmbedded(ctx context.Context, e *env, bin string, idle, d, rest time.Duration) embeddedResult {
 	var res embeddedResult
 	dir := e.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "portal.yaml"), []byte(benchConfig), 0o600); err != nil {
@@ -148,6 +150,13 @@ func runEmbedded(ctx context.Context, e *env, bin string, idle, d time.Duration)
 	progress("embedded: after %v of load (%d GET /me, p99 %s ms, max %s ms; %d logins, p99 %s ms, max %s ms; %d errors %s%s): RSS %s MiB, peak %s MiB",
 		d, res.me.ok, ms(sm.p99), ms(sm.max), res.logins.ok, ms(si.p99), ms(si.max),
 		res.me.errs+res.logins.errs, res.me.firstErr, res.logins.firstErr, mb(res.rssLoaded), mb(res.rssPeak))
+	select {
+	case <-time.After(rest): // idle again: is the load's memory given back?
+	case <-ctx.Done():
+		return res
+	}
+	res.rssRested, _, _ = memory(pid)
+	progress("embedded: RSS %s MiB after %v idle again (%s)", mb(res.rssRested), rest, goMemory(p.url))
 	p.stop()
 	return res
 }

@@ -50,6 +50,7 @@ type options struct {
 	loginConc     int
 	idle          time.Duration
 	embeddedLoad  time.Duration
+	rest          time.Duration
 	profileDir    string
 	portalBin     string
 	verbose       bool
@@ -72,8 +73,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: twice the user service's hash slots, so that a login is always waiting for a free slot)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "row 4: idle time before the idle RSS")
 	fs.DurationVar(&o.embeddedLoad, "embedded_load", time.Minute, "row 4: load before the loaded RSS")
+	fs.DurationVar(&o.rest, "rest", 30*time.Second, "row 4: idle time after the load before the rested RSS")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of web and user at concurrency 64 of rows 1-2, and of row 3, into this directory")
-	fs.StringVar(&o.portalBin, "portal", "", "the portal binary to measure (default: go build ./cmd/portal)")
+	fs.StringVar(&o.portalBin, "portal", "", "the portal binary to measure (default: the tests' shared build, with -tags up)")
 	fs.BoolVar(&o.verbose, "v", false, "log what testenv does")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -81,7 +83,7 @@ func parseFlags(args []string) (options, error) {
 	if *quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"duration": "2s", "warmup": "500ms", "login_duration": "2s", "idle": "1s", "embedded_load": "5s"} {
+		for name, v := range map[string]string{"duration": "2s", "warmup": "500ms", "login_duration": "2s", "idle": "1s", "embedded_load": "5s", "rest": "5s"} {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
@@ -210,7 +212,7 @@ func bench(ctx context.Context, e *env, o options, out io.Writer) error {
 		}
 	}
 	if o.rows[4] && ctx.Err() == nil {
-		r := runEmbedded(ctx, e, bin, o.idle, o.embeddedLoad)
+		r := runEmbedded(ctx, e, bin, o.idle, o.embeddedLoad, o.rest)
 		rep.row4 = &r
 	}
 	if o.rows[5] && ctx.Err() == nil {
@@ -436,6 +438,7 @@ func (r *report) write(w io.Writer) {
 			r.opts.embeddedLoad, me.rps, ms(me.p99), ms(me.max), in.rps, ms(in.p99), ms(in.max), e.me.errs+e.logins.errs),
 			mb(e.rssLoaded)+" MiB", "< 120 MiB", yesNo(e.rssLoaded < targetLoadRSS))
 		t.add("RSS peak (VmHWM)", mb(e.rssPeak)+" MiB", "", "")
+		t.add(fmt.Sprintf("RSS idle again (%v after the load)", r.opts.rest), mb(e.rssRested)+" MiB", "< 40 MiB", yesNo(e.rssRested < targetIdleRSS))
 		fmt.Fprintln(w, t)
 	}
 	if r.opts.rows[1] || r.opts.rows[2] || r.opts.rows[3] || r.opts.rows[4] {
