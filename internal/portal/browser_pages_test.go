@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
@@ -81,44 +82,49 @@ func TestBrowserPages(t *testing.T) {
 	// as browserSlots allows): every action below only reads, or is
 	// cancelled at its confirm page.
 	t.Run("viewports", func(t *testing.T) {
+		// Each in a goroutine, not a parallel subtest: those would wait
+		// for the package's parallel slots behind every queued test; the
+		// browser slots are the limit that matters.
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		for _, vp := range viewports {
 			for _, lang := range []string{"en", "zh-CN"} {
-				t.Run(vp.name+" "+lang, func(t *testing.T) {
-					t.Parallel()
-					browserSlot(t)
-					ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
-					defer cancel()
-					bctx, stop := startBrowser(t, ctx, chrome)
-					defer stop()
-					// axe-core checks each page in two of the four: on a
-					// phone in English and on a laptop in Chinese, so that
-					// every page is checked at both sizes and in both
-					// languages (what axe finds depends on the layout or on
-					// the lang attribute, not on both at once); it was half
-					// of this test's time. The width and language checks run
-					// in all four. Chromium loads axe into every page itself.
-					axeHere := (vp.mobile && lang == "en") || (!vp.mobile && lang != "en")
-					run := func(step string, actions ...chromedp.Action) {
-						t.Helper()
-						if err := chromedp.Run(bctx, actions...); err != nil {
-							t.Fatalf("%s: %v", step, err)
+				wg.Go(func() {
+					t.Run(vp.name+" "+lang, func(t *testing.T) {
+						browserSlot(t)
+						ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
+						defer cancel()
+						bctx, stop := startBrowser(t, ctx, chrome)
+						defer stop()
+						// axe-core checks each page in two of the four: on a
+						// phone in English and on a laptop in Chinese, so that
+						// every page is checked at both sizes and in both
+						// languages (what axe finds depends on the layout or on
+						// the lang attribute, not on both at once); it was half
+						// of this test's time. The width and language checks run
+						// in all four. Chromium loads axe into every page itself.
+						axeHere := (vp.mobile && lang == "en") || (!vp.mobile && lang != "en")
+						run := func(step string, actions ...chromedp.Action) {
+							t.Helper()
+							if err := chromedp.Run(bctx, actions...); err != nil {
+								t.Fatalf("%s: %v", step, err)
+							}
 						}
-					}
-					open := func(path string) {
-						t.Helper()
-						run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
-					}
+						open := func(path string) {
+							t.Helper()
+							run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
+						}
 
-					// check runs the per-page assertions on the page now shown.
-					check := func(where string, lang string, width int64) {
-						t.Helper()
-						var got struct {
-							Lang        string   `json:"lang"`
-							ScrollWidth float64  `json:"scrollWidth"`
-							Inner       float64  `json:"inner"`
-							Wide        []string `json:"wide"`
-						}
-						run(where+": measure", chromedp.Evaluate(`(() => {
+						// check runs the per-page assertions on the page now shown.
+						check := func(where string, lang string, width int64) {
+							t.Helper()
+							var got struct {
+								Lang        string   `json:"lang"`
+								ScrollWidth float64  `json:"scrollWidth"`
+								Inner       float64  `json:"inner"`
+								Wide        []string `json:"wide"`
+							}
+							run(where+": measure", chromedp.Evaluate(`(() => {
 						const inner = window.innerWidth, wide = [];
 						for (const el of document.querySelectorAll('body *')) {
 							if (el.closest('.scroll, pre, .skip, .sr-only, thead')) continue;
@@ -127,126 +133,127 @@ func TestBrowserPages(t *testing.T) {
 						}
 						return {lang: document.documentElement.lang, scrollWidth: document.documentElement.scrollWidth, inner, wide: wide.slice(0, 5)};
 					})()`, &got))
-						if got.Lang != lang {
-							t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
-						}
-						if got.Inner != float64(width) {
-							t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
-						}
-						if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
-							t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
-						}
-						if !axeHere {
-							return
-						}
-						var violations []string
-						run(where+": axe", chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
+							if got.Lang != lang {
+								t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
+							}
+							if got.Inner != float64(width) {
+								t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
+							}
+							if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
+								t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
+							}
+							if !axeHere {
+								return
+							}
+							var violations []string
+							run(where+": axe", chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
 						r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
 							.map(v => v.impact + ' ' + v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))`, &violations,
-							func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
-						for _, v := range violations {
-							t.Errorf("%s: axe: %s", where, v)
+								func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+							for _, v := range violations {
+								t.Errorf("%s: axe: %s", where, v)
+							}
 						}
-					}
 
-					if axeHere {
-						run("load axe-core into every page", chromedp.ActionFunc(func(ctx context.Context) error {
-							_, err := page.AddScriptToEvaluateOnNewDocument(axe).Do(ctx)
-							return err
-						}))
-					}
-					opts := []chromedp.EmulateViewportOption{}
-					if vp.mobile {
-						opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
-					}
-					run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
-					run("forget the session", network.ClearBrowserCookies())
-					open("/lang?to=" + lang + "&next=/login")
-					for _, path := range signedOut {
-						open(path)
-						check(vp.name+" "+lang+" "+path, lang, vp.width)
-					}
-					if shots != "" && vp.name == "laptop" && lang == "en" {
+						if axeHere {
+							run("load axe-core into every page", chromedp.ActionFunc(func(ctx context.Context) error {
+								_, err := page.AddScriptToEvaluateOnNewDocument(axe).Do(ctx)
+								return err
+							}))
+						}
+						opts := []chromedp.EmulateViewportOption{}
+						if vp.mobile {
+							opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
+						}
+						run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
+						run("forget the session", network.ClearBrowserCookies())
+						open("/lang?to=" + lang + "&next=/login")
+						for _, path := range signedOut {
+							open(path)
+							check(vp.name+" "+lang+" "+path, lang, vp.width)
+						}
+						if shots != "" && vp.name == "laptop" && lang == "en" {
+							open("/login")
+							saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
+						}
 						open("/login")
-						saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
-					}
-					open("/login")
-					run("sign in", chromedp.SendKeys("#username", "admin", chromedp.ByQuery),
-						chromedp.SendKeys("#password", testenv.AdminPassword, chromedp.ByQuery),
-						chromedp.Click("#submit", chromedp.ByQuery), chromedp.WaitVisible("#logout", chromedp.ByQuery))
-					for _, path := range signedIn {
-						open(path)
-						check(vp.name+" "+lang+" "+path, lang, vp.width)
-					}
-					// Sorting needs no script: on a laptop a column header is a link
-					// (the other way round when clicked again); on a phone, where
-					// the header is for screen readers, the filter form's order.
-					open("/admin/users")
-					var sorted string
-					if vp.mobile {
-						run("sort by created", chromedp.SetValue("#sort", "created", chromedp.ByQuery), chromedp.SetValue("#order", "desc", chromedp.ByQuery),
-							chromedp.Click("#filter", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, chromedp.ByQuery))
-					} else {
-						// Followed as a browser follows a link (a click can land on
-						// the page being left).
-						for _, want := range []string{"descending", "ascending"} {
-							var href string
-							run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, chromedp.ByQuery))
-							open(href)
-							run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, chromedp.ByQuery))
+						run("sign in", chromedp.SendKeys("#username", "admin", chromedp.ByQuery),
+							chromedp.SendKeys("#password", testenv.AdminPassword, chromedp.ByQuery),
+							chromedp.Click("#submit", chromedp.ByQuery), chromedp.WaitVisible("#logout", chromedp.ByQuery))
+						for _, path := range signedIn {
+							open(path)
+							check(vp.name+" "+lang+" "+path, lang, vp.width)
 						}
-					}
-					run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, chromedp.ByQuery))
-					if sorted != "none" {
-						t.Errorf("%s %s: the name column says aria-sort=%q while sorted by creation", vp.name, lang, sorted)
-					}
-					if shots != "" && vp.name == "laptop" && lang == "en" {
-						open("/")
-						saveShot(t, bctx, filepath.Join(shots, "2-home.png"))
+						// Sorting needs no script: on a laptop a column header is a link
+						// (the other way round when clicked again); on a phone, where
+						// the header is for screen readers, the filter form's order.
 						open("/admin/users")
-						saveShot(t, bctx, filepath.Join(shots, "3-admin-users.png"))
-					}
-					if vp.mobile {
-						// The admin tabs are folded into a menu that opens.
-						open("/admin/users")
-						var shown bool
-						run("menu", chromedp.Click("details.menu summary", chromedp.ByQuery),
-							chromedp.Evaluate(`document.querySelector('details.menu nav a[aria-current="page"]').getBoundingClientRect().height > 0`, &shown))
-						if !shown {
-							t.Errorf("%s %s: the admin menu does not open", vp.name, lang)
+						var sorted string
+						if vp.mobile {
+							run("sort by created", chromedp.SetValue("#sort", "created", chromedp.ByQuery), chromedp.SetValue("#order", "desc", chromedp.ByQuery),
+								chromedp.Click("#filter", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, chromedp.ByQuery))
+						} else {
+							// Followed as a browser follows a link (a click can land on
+							// the page being left).
+							for _, want := range []string{"descending", "ascending"} {
+								var href string
+								run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, chromedp.ByQuery))
+								open(href)
+								run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, chromedp.ByQuery))
+							}
 						}
-					}
+						run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, chromedp.ByQuery))
+						if sorted != "none" {
+							t.Errorf("%s %s: the name column says aria-sort=%q while sorted by creation", vp.name, lang, sorted)
+						}
+						if shots != "" && vp.name == "laptop" && lang == "en" {
+							open("/")
+							saveShot(t, bctx, filepath.Join(shots, "2-home.png"))
+							open("/admin/users")
+							saveShot(t, bctx, filepath.Join(shots, "3-admin-users.png"))
+						}
+						if vp.mobile {
+							// The admin tabs are folded into a menu that opens.
+							open("/admin/users")
+							var shown bool
+							run("menu", chromedp.Click("details.menu summary", chromedp.ByQuery),
+								chromedp.Evaluate(`document.querySelector('details.menu nav a[aria-current="page"]').getBoundingClientRect().height > 0`, &shown))
+							if !shown {
+								t.Errorf("%s %s: the admin menu does not open", vp.name, lang)
+							}
+						}
 
-					// Every destructive action asks first, naming what it will do;
-					// the confirm pages pass the same checks.
-					for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
-						open("/admin/users/" + bob)
-						run("click "+btn, chromedp.Click(btn, chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
-						var what string
-						run("read confirm", chromedp.Text("#confirm-what", &what, chromedp.ByQuery))
-						if !strings.Contains(what, "pages_bob") {
-							t.Errorf("%s %s: confirm page for %s says %q, without the user's name", vp.name, lang, btn, what)
+						// Every destructive action asks first, naming what it will do;
+						// the confirm pages pass the same checks.
+						for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
+							open("/admin/users/" + bob)
+							run("click "+btn, chromedp.Click(btn, chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+							var what string
+							run("read confirm", chromedp.Text("#confirm-what", &what, chromedp.ByQuery))
+							if !strings.Contains(what, "pages_bob") {
+								t.Errorf("%s %s: confirm page for %s says %q, without the user's name", vp.name, lang, btn, what)
+							}
+							check(vp.name+" "+lang+" confirm "+btn, lang, vp.width)
+							run("cancel", chromedp.Click("#cancel", chromedp.ByQuery), chromedp.WaitVisible("#subject", chromedp.ByQuery))
 						}
-						check(vp.name+" "+lang+" confirm "+btn, lang, vp.width)
-						run("cancel", chromedp.Click("#cancel", chromedp.ByQuery), chromedp.WaitVisible("#subject", chromedp.ByQuery))
-					}
-					open("/account")
-					run("end others", chromedp.Click("#end-others", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
-					open("/admin/users/" + bob)
-					run("end bob's session", chromedp.Click("#sessions button", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
-					// The config form: its diff page, every problem beside its
-					// field, and a rollback's confirm page.
-					open("/admin/config")
-					run("review config", chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
-					check(vp.name+" "+lang+" config diff", lang, vp.width)
-					open("/admin/config")
-					run("bad config", chromedp.SetValue("#login-maxFailures", "0", chromedp.ByQuery), chromedp.SetValue("#auth-whiteList", "relative", chromedp.ByQuery),
-						chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#login-maxFailures-error", chromedp.ByQuery),
-						chromedp.WaitVisible("#auth-whiteList-error", chromedp.ByQuery))
-					check(vp.name+" "+lang+" config problems", lang, vp.width)
-					open("/admin/config")
-					run("rollback", chromedp.Click("#rollback-1", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
-					check(vp.name+" "+lang+" config rollback", lang, vp.width)
+						open("/account")
+						run("end others", chromedp.Click("#end-others", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						open("/admin/users/" + bob)
+						run("end bob's session", chromedp.Click("#sessions button", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						// The config form: its diff page, every problem beside its
+						// field, and a rollback's confirm page.
+						open("/admin/config")
+						run("review config", chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						check(vp.name+" "+lang+" config diff", lang, vp.width)
+						open("/admin/config")
+						run("bad config", chromedp.SetValue("#login-maxFailures", "0", chromedp.ByQuery), chromedp.SetValue("#auth-whiteList", "relative", chromedp.ByQuery),
+							chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#login-maxFailures-error", chromedp.ByQuery),
+							chromedp.WaitVisible("#auth-whiteList-error", chromedp.ByQuery))
+						check(vp.name+" "+lang+" config problems", lang, vp.width)
+						open("/admin/config")
+						run("rollback", chromedp.Click("#rollback-1", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						check(vp.name+" "+lang+" config rollback", lang, vp.width)
+					})
 				})
 			}
 		}
