@@ -59,7 +59,7 @@ k8s: ## render deploy/k8s/portal.yaml from the Helm chart deploy/helm/portal
 	cd deploy/helm/check && go test -count=1 -run TestManifestsUpToDate ./... -update
 
 test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
-	@for i in $$(seq $(N)); do echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; done
+	@for i in $$(seq $(N)); do t0=$$(date +%s); echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; echo "=== test-repeat: run $$i of $(N) passed in $$(( $$(date +%s) - t0 )) s"; done
 
 test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
 	set -o pipefail; go test -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)

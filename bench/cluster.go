@@ -109,14 +109,21 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 	c.baselineURL = "http://" + c.baseline.LogValue(baselineReady, "http")
 
 	c.token = signIn(e, c.webURL, true)
+	// The gateways answer alike; the baseline answers the account's id,
+	// name and roles, which it reads from the same record (Portal's /me
+	// also carries the roles' permissions and the profile: the baseline does
+	// less, so the comparison favours it).
 	var first string
-	for _, u := range []string{c.webURL, c.webNoneURL, c.webRedisURL, c.baselineURL} {
+	for _, u := range []string{c.webURL, c.webNoneURL, c.webRedisURL} {
 		body := get(e, u+"/api/v1/me", c.token)
 		if first == "" {
 			first = body
 		} else if body != first {
 			e.Fatalf("GET /api/v1/me differs: %s answers %s, %s answered %s", u, body, c.webURL, first)
 		}
+	}
+	if b := get(e, c.baselineURL+"/api/v1/me", c.token); account(e, b) != account(e, first) {
+		e.Fatalf("GET /api/v1/me differs: the baseline answers %s, %s answered %s", b, c.webURL, first)
 	}
 	e.Logf("GET /api/v1/me answers %s everywhere", first)
 	return c
@@ -233,4 +240,17 @@ func cpuProfile(ctx context.Context, addr string, d time.Duration, file string) 
 		return err
 	}
 	return os.WriteFile(file, b, 0o644)
+}
+
+// account is the id, name and roles of a GET /api/v1/me answer.
+func account(e *env, body string) string {
+	var a struct {
+		ID       string   `json:"id"`
+		Username string   `json:"username"`
+		Roles    []string `json:"roles"`
+	}
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		e.Fatalf("GET /api/v1/me: %v: %s", err, body)
+	}
+	return fmt.Sprintf("%s %s %q", a.ID, a.Username, a.Roles)
 }

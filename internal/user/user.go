@@ -201,7 +201,7 @@ func hashSlot(ctx context.Context) (release func(), err error) {
 	case hashSlots <- struct{}{}:
 		return func() {
 			<-hashSlots
-			idleHashing.Reset(returnHashMemoryAfter)
+			idleHashing.Reset(time.Duration(returnHashMemoryAfter.Load()))
 		}, nil
 	case <-ctx.Done():
 		return nil, ErrBusy
@@ -209,8 +209,15 @@ func hashSlot(ctx context.Context) (release func(), err error) {
 }
 
 // returnHashMemoryAfter is how long hashing must have been idle before its
-// memory goes back to the operating system.
-const returnHashMemoryAfter = 2 * time.Second
+// memory goes back to the operating system (a time.Duration; tests shorten
+// it). At 2 s, the first logins after a pause were slow (make bench row 3:
+// p99 570 ms and a slowest login over 1 s, against 160-370 ms without it);
+// at 30 s they are not (p99 162-174 ms, slowest 322-391 ms).
+var returnHashMemoryAfter = func() *atomic.Int64 {
+	var d atomic.Int64
+	d.Store(int64(30 * time.Second))
+	return &d
+}()
 
 // idleHashing fires once no hash has ended for returnHashMemoryAfter: the
 // end of a burst of sign-ins (one, for an idle portal). Each hash allocates
