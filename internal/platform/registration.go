@@ -105,6 +105,17 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 	if err := g.refused(); err != nil {
 		return fmt.Errorf("%s not registered: %w", svc.Name, err)
 	}
+	err := g.register(svc, opts)
+	if err != nil {
+		g.retry(svc, opts)
+	}
+	return err
+}
+
+// register registers svc once a late deregistration has landed; a
+// registration still waiting when the service begins to stop counts as
+// done (nil).
+func (g *registrationGate) register(svc *registry.Service, opts []registry.RegisterOption) error {
 	// A deregistration given up on while etcd was away deletes the node's
 	// key when etcd is back. Registering before it lands would leave the
 	// node with a live lease and no key: the etcd plugin then only keeps
@@ -120,9 +131,6 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 	go func() { done <- g.Registry.Register(svc, opts...) }()
 	select {
 	case err := <-done:
-		if err != nil {
-			g.retry(svc, opts)
-		}
 		return err
 	case <-g.stopped:
 		return nil
@@ -154,7 +162,7 @@ func (g *registrationGate) retry(svc *registry.Service, opts []registry.Register
 			if g.stopping() || g.refused() != nil {
 				return
 			}
-			if g.Registry.Register(svc, opts...) == nil {
+			if g.register(svc, opts) == nil {
 				return
 			}
 		}

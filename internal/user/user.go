@@ -213,17 +213,15 @@ func hashSlot(ctx context.Context) (release func(), err error) {
 // it). At 2 s, the first logins after a pause were slow (make bench row 3:
 // p99 570 ms and a slowest login over 1 s, against 160-370 ms without it);
 // at 30 s they are not (p99 162-174 ms, slowest 322-391 ms).
-var returnHashMemoryAfter = func() *atomic.Int64 {
-	var d atomic.Int64
-	d.Store(int64(30 * time.Second))
-	return &d
-}()
+var returnHashMemoryAfter atomic.Int64
+
+func init() { returnHashMemoryAfter.Store(int64(30 * time.Second)) }
 
 // idleHashing fires once no hash has ended for returnHashMemoryAfter: the
 // end of a burst of sign-ins (one, for an idle portal). Each hash allocates
 // and drops 19 MiB; the runtime returns freed memory only slowly (one
 // sign-in left an idle embedded Portal at 62 MiB resident 30 s later, 42
-// before it), so at the end of a burst it is returned at once. During a
+// before it), so it is returned once the burst is over. During a
 // burst the timer keeps being pushed back, so a flood of logins pays for no
 // extra collections.
 var idleHashing = func() *time.Timer {
