@@ -210,12 +210,17 @@ func TestNATSStream(t *testing.T) {
 
 // TestNATSDown: with the server gone, Publish fails at once (a login is not
 // held up; the caller counts the loss) and the entry is not sent later; a
-// consumer waits for the server to come back.
+// consumer waits for the server to come back. "At once" is once the client
+// has seen the connection drop: before that (a moment, longer on a loaded
+// machine) a publish is written to the dead socket and waits for its
+// acknowledgement until the stream's Timeout, as any request would.
 func TestNATSDown(t *testing.T) {
 	n := testenv.StartNATS(t)
-	pub := audit.NewPublisher(natsStream(t, n, "user"), nil)
+	s := natsStream(t, n, "user")
+	pub := audit.NewPublisher(s, nil)
 	ids := publishN(t, pub, "u", 1) // makes the stream
 	n.Stop(t)
+	poll.Wait(t, 20*time.Second, "the client to see NATS gone", func() bool { return !audit.Connected(s) })
 	began := time.Now()
 	if err := pub.Publish(context.Background(), audit.Entry{Kind: audit.KindLogin}); err == nil {
 		t.Fatalf("Publish with NATS down succeeded")

@@ -58,7 +58,7 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()
 		var s string
-		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, chromedp.NodeVisible))
+		run(ctx, "read "+sel, chromedp.Text(sel, &s, byQuery, chromedp.NodeVisible))
 		return strings.TrimSpace(s)
 	}
 	const (
@@ -71,19 +71,19 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	// Register with an address.
 	submit(bctx, "open /register", 200, chromedp.Navigate(p.URL+"/register"))
 	run(bctx, "fill register form",
-		chromedp.SendKeys("#username", user, chromedp.ByQuery),
-		chromedp.SendKeys("#email", email, chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
-		chromedp.SendKeys("#confirm", pw1, chromedp.ByQuery),
+		chromedp.SendKeys("#username", user, byQuery),
+		chromedp.SendKeys("#email", email, byQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
+		chromedp.SendKeys("#confirm", pw1, byQuery),
 	)
-	submit(bctx, "register", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "register", 200, chromedp.Click("#submit", byQuery))
 
 	// Signing in before confirming is refused.
 	run(bctx, "fill login form",
-		chromedp.SendKeys("#username", user, chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
+		chromedp.SendKeys("#username", user, byQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
 	)
-	submit(bctx, "unverified login", 403, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "unverified login", 403, chromedp.Click("#submit", byQuery))
 	if e := text(bctx, ".error"); !strings.Contains(strings.ToLower(e), "confirm your email") {
 		t.Fatalf("unverified login says %q", e)
 	}
@@ -92,33 +92,33 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	// here (the public URL is the test's name for this Portal).
 	token := mailedLink(t, srv, email, base, "/email/verify", 0)
 	submit(bctx, "open the verification link", 200, chromedp.Navigate(p.URL+"/email/verify?token="+token))
-	submit(bctx, "confirm", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "confirm", 200, chromedp.Click("#submit", byQuery))
 	if d := text(bctx, "#done"); !strings.Contains(d, email) {
 		t.Fatalf("verification page says %q", d)
 	}
 	// The same link again: refused.
 	submit(bctx, "open the link again", 200, chromedp.Navigate(p.URL+"/email/verify?token="+token))
-	submit(bctx, "confirm again", 400, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "confirm again", 400, chromedp.Click("#submit", byQuery))
 
 	// Sign in; the account page shows the confirmed address; set a name.
 	signIn := func(ctx context.Context, pw string, want int64) {
 		t.Helper()
 		submit(ctx, "open /login", 200, chromedp.Navigate(p.URL+"/login"))
 		run(ctx, "fill login form",
-			chromedp.SendKeys("#username", user, chromedp.ByQuery),
-			chromedp.SendKeys("#password", pw, chromedp.ByQuery),
+			chromedp.SendKeys("#username", user, byQuery),
+			chromedp.SendKeys("#password", pw, byQuery),
 		)
-		submit(ctx, "login", want, chromedp.Click("#submit", chromedp.ByQuery))
+		submit(ctx, "login", want, chromedp.Click("#submit", byQuery))
 	}
 	signIn(bctx, pw1, 200)
 	submit(bctx, "open /account", 200, chromedp.Navigate(p.URL+"/account"))
 	if s := text(bctx, "#email_state"); s != "Confirmed." {
 		t.Fatalf("account page: address %q", s)
 	}
-	run(bctx, "set a display name", chromedp.SendKeys("#display_name", "Mail User", chromedp.ByQuery))
-	submit(bctx, "save profile", 200, chromedp.Click("#save_profile", chromedp.ByQuery))
+	run(bctx, "set a display name", chromedp.SendKeys("#display_name", "Mail User", byQuery))
+	submit(bctx, "save profile", 200, chromedp.Click("#save_profile", byQuery))
 	var name string
-	run(bctx, "read display name", chromedp.Value("#display_name", &name, chromedp.ByQuery))
+	run(bctx, "read display name", chromedp.Value("#display_name", &name, byQuery))
 	if name != "Mail User" {
 		t.Fatalf("display name %q after saving", name)
 	}
@@ -126,7 +126,7 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	// Two factors: set up from the account page, the QR code served as an
 	// image, the key read from the page, the first code computed here.
 	submit(bctx, "open /account", 200, chromedp.Navigate(p.URL+"/account"))
-	submit(bctx, "set up TOTP", 200, chromedp.Click("#totp-setup", chromedp.ByQuery))
+	submit(bctx, "set up TOTP", 200, chromedp.Click("#totp-setup", byQuery))
 	secret := text(bctx, "#totp-secret")
 	var qrLoaded bool
 	run(bctx, "QR image", chromedp.Evaluate(`document.querySelector('#qr').naturalWidth === 256`, &qrLoaded))
@@ -138,8 +138,8 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(bctx, "fill the code", chromedp.SendKeys("#code", code, chromedp.ByQuery))
-	submit(bctx, "turn TOTP on", 200, chromedp.Click("#confirm", chromedp.ByQuery))
+	run(bctx, "fill the code", chromedp.SendKeys("#code", code, byQuery))
+	submit(bctx, "turn TOTP on", 200, chromedp.Click("#confirm", byQuery))
 	var recovery []string
 	run(bctx, "read recovery codes", chromedp.Evaluate(`[...document.querySelectorAll('#recovery-codes code')].map(e => e.textContent)`, &recovery))
 	if len(recovery) != 10 {
@@ -148,19 +148,19 @@ func TestBrowserAccountRecovery(t *testing.T) {
 
 	// Sign out, sign in with password and code: the second step asks for
 	// the code and the password again; the page never holds the password.
-	submit(bctx, "log out", 200, chromedp.Click("#logout", chromedp.ByQuery))
+	submit(bctx, "log out", 200, chromedp.Click("#logout", byQuery))
 	signIn(bctx, pw1, 401)
 	var html string
-	run(bctx, "second step", chromedp.WaitVisible("#otp", chromedp.ByQuery), chromedp.OuterHTML("html", &html, chromedp.ByQuery))
+	run(bctx, "second step", chromedp.WaitVisible("#otp", byQuery), chromedp.OuterHTML("html", &html, byQuery))
 	if strings.Contains(html, pw1) {
 		t.Fatal("the second step's page holds the password")
 	}
 	next, _ := totp.GenerateCode(secret, enrolled.Add(30*time.Second))
 	run(bctx, "fill password and code",
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
-		chromedp.SendKeys("#otp", next, chromedp.ByQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
+		chromedp.SendKeys("#otp", next, byQuery),
 	)
-	submit(bctx, "sign in with the code", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "sign in with the code", 200, chromedp.Click("#submit", byQuery))
 	if loc := pageURL(t, bctx); loc.Path != "/" {
 		t.Fatalf("after the code: at %s", loc)
 	}
@@ -187,19 +187,19 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	// Forgot the password (the link is on the login page).
 	seen := len(srv.To(email))
 	submit(bctx, "open /login", 200, chromedp.Navigate(p.URL+"/login"))
-	submit(bctx, "open forgot", 200, chromedp.Click("#forgot", chromedp.ByQuery))
-	run(bctx, "fill forgot form", chromedp.SendKeys("#login", email, chromedp.ByQuery))
-	submit(bctx, "ask for a link", 202, chromedp.Click("#submit", chromedp.ByQuery))
-	run(bctx, "sent notice", chromedp.WaitVisible("#sent", chromedp.ByQuery))
+	submit(bctx, "open forgot", 200, chromedp.Click("#forgot", byQuery))
+	run(bctx, "fill forgot form", chromedp.SendKeys("#login", email, byQuery))
+	submit(bctx, "ask for a link", 202, chromedp.Click("#submit", byQuery))
+	run(bctx, "sent notice", chromedp.WaitVisible("#sent", byQuery))
 
 	// Reset from the mailed link.
 	token = mailedLink(t, srv, email, base, "/password/reset", seen)
 	submit(bctx, "open the reset link", 200, chromedp.Navigate(p.URL+"/password/reset?token="+token))
 	run(bctx, "fill reset form",
-		chromedp.SendKeys("#new_password", pw2, chromedp.ByQuery),
-		chromedp.SendKeys("#confirm", pw2, chromedp.ByQuery),
+		chromedp.SendKeys("#new_password", pw2, byQuery),
+		chromedp.SendKeys("#confirm", pw2, byQuery),
 	)
-	submit(bctx, "reset", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "reset", 200, chromedp.Click("#submit", byQuery))
 	if d := text(bctx, "#done"); !strings.Contains(d, user) {
 		t.Fatalf("reset page says %q", d)
 	}
@@ -219,11 +219,11 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	}
 	signIn(bctx, pw2, 401)
 	run(bctx, "fill password and recovery code",
-		chromedp.WaitVisible("#otp", chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw2, chromedp.ByQuery),
-		chromedp.SendKeys("#otp", recovery[0], chromedp.ByQuery),
+		chromedp.WaitVisible("#otp", byQuery),
+		chromedp.SendKeys("#password", pw2, byQuery),
+		chromedp.SendKeys("#otp", recovery[0], byQuery),
 	)
-	submit(bctx, "sign in with a recovery code", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "sign in with a recovery code", 200, chromedp.Click("#submit", byQuery))
 	if loc := pageURL(t, bctx); loc.Path != "/" {
 		t.Fatalf("after signing in: at %s", loc)
 	}

@@ -112,7 +112,7 @@ func TestBrowserPages(t *testing.T) {
 						}
 						open := func(path string) {
 							t.Helper()
-							run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", chromedp.ByQuery))
+							run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", byQuery))
 						}
 
 						// check runs the per-page assertions on the page now shown.
@@ -177,9 +177,9 @@ func TestBrowserPages(t *testing.T) {
 							saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
 						}
 						open("/login")
-						run("sign in", chromedp.SendKeys("#username", "admin", chromedp.ByQuery),
-							chromedp.SendKeys("#password", testenv.AdminPassword, chromedp.ByQuery),
-							chromedp.Click("#submit", chromedp.ByQuery), chromedp.WaitVisible("#logout", chromedp.ByQuery))
+						run("sign in", chromedp.SendKeys("#username", "admin", byQuery),
+							chromedp.SendKeys("#password", testenv.AdminPassword, byQuery),
+							chromedp.Click("#submit", byQuery), chromedp.WaitVisible("#logout", byQuery))
 						for _, path := range signedIn {
 							open(path)
 							check(vp.name+" "+lang+" "+path, lang, vp.width)
@@ -190,19 +190,19 @@ func TestBrowserPages(t *testing.T) {
 						open("/admin/users")
 						var sorted string
 						if vp.mobile {
-							run("sort by created", chromedp.SetValue("#sort", "created", chromedp.ByQuery), chromedp.SetValue("#order", "desc", chromedp.ByQuery),
-								chromedp.Click("#filter", chromedp.ByQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, chromedp.ByQuery))
+							run("sort by created", chromedp.SetValue("#sort", "created", byQuery), chromedp.SetValue("#order", "desc", byQuery),
+								chromedp.Click("#filter", byQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, byQuery))
 						} else {
 							// Followed as a browser follows a link (a click can land on
 							// the page being left).
 							for _, want := range []string{"descending", "ascending"} {
 								var href string
-								run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, chromedp.ByQuery))
+								run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, byQuery))
 								open(href)
-								run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, chromedp.ByQuery))
+								run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, byQuery))
 							}
 						}
-						run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, chromedp.ByQuery))
+						run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, byQuery))
 						if sorted != "none" {
 							t.Errorf("%s %s: the name column says aria-sort=%q while sorted by creation", vp.name, lang, sorted)
 						}
@@ -216,7 +216,7 @@ func TestBrowserPages(t *testing.T) {
 							// The admin tabs are folded into a menu that opens.
 							open("/admin/users")
 							var shown bool
-							run("menu", chromedp.Click("details.menu summary", chromedp.ByQuery),
+							run("menu", chromedp.Click("details.menu summary", byQuery),
 								chromedp.Evaluate(`document.querySelector('details.menu nav a[aria-current="page"]').getBoundingClientRect().height > 0`, &shown))
 							if !shown {
 								t.Errorf("%s %s: the admin menu does not open", vp.name, lang)
@@ -227,31 +227,31 @@ func TestBrowserPages(t *testing.T) {
 						// the confirm pages pass the same checks.
 						for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
 							open("/admin/users/" + bob)
-							run("click "+btn, chromedp.Click(btn, chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+							run("click "+btn, chromedp.Click(btn, byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
 							var what string
-							run("read confirm", chromedp.Text("#confirm-what", &what, chromedp.ByQuery))
+							run("read confirm", chromedp.Text("#confirm-what", &what, byQuery))
 							if !strings.Contains(what, "pages_bob") {
 								t.Errorf("%s %s: confirm page for %s says %q, without the user's name", vp.name, lang, btn, what)
 							}
 							check(vp.name+" "+lang+" confirm "+btn, lang, vp.width)
-							run("cancel", chromedp.Click("#cancel", chromedp.ByQuery), chromedp.WaitVisible("#subject", chromedp.ByQuery))
+							run("cancel", chromedp.Click("#cancel", byQuery), chromedp.WaitVisible("#subject", byQuery))
 						}
 						open("/account")
-						run("end others", chromedp.Click("#end-others", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						run("end others", chromedp.Click("#end-others", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
 						open("/admin/users/" + bob)
-						run("end bob's session", chromedp.Click("#sessions button", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						run("end bob's session", chromedp.Click("#sessions button", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
 						// The config form: its diff page, every problem beside its
 						// field, and a rollback's confirm page.
 						open("/admin/config")
-						run("review config", chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						run("review config", chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
 						check(vp.name+" "+lang+" config diff", lang, vp.width)
 						open("/admin/config")
-						run("bad config", chromedp.SetValue("#login-maxFailures", "0", chromedp.ByQuery), chromedp.SetValue("#auth-whiteList", "relative", chromedp.ByQuery),
-							chromedp.Click("#review-form", chromedp.ByQuery), chromedp.WaitVisible("#login-maxFailures-error", chromedp.ByQuery),
-							chromedp.WaitVisible("#auth-whiteList-error", chromedp.ByQuery))
+						run("bad config", chromedp.SetValue("#login-maxFailures", "0", byQuery), chromedp.SetValue("#auth-whiteList", "relative", byQuery),
+							chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#login-maxFailures-error", byQuery),
+							chromedp.WaitVisible("#auth-whiteList-error", byQuery))
 						check(vp.name+" "+lang+" config problems", lang, vp.width)
 						open("/admin/config")
-						run("rollback", chromedp.Click("#rollback-1", chromedp.ByQuery), chromedp.WaitVisible("#do-confirm", chromedp.ByQuery))
+						run("rollback", chromedp.Click("#rollback-1", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
 						check(vp.name+" "+lang+" config rollback", lang, vp.width)
 					})
 				})

@@ -93,7 +93,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()
 		var s string
-		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, chromedp.NodeVisible))
+		run(ctx, "read "+sel, chromedp.Text(sel, &s, byQuery, chromedp.NodeVisible))
 		return strings.TrimSpace(s)
 	}
 	// at waits until the page (after a script's navigation) is path.
@@ -116,43 +116,43 @@ func TestBrowserPasskeys(t *testing.T) {
 	// Register, confirm the address from the mail.
 	submit(bctx, "open /register", 200, chromedp.Navigate(base+"/register"))
 	run(bctx, "fill register form",
-		chromedp.SendKeys("#username", user, chromedp.ByQuery),
-		chromedp.SendKeys("#email", email, chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
-		chromedp.SendKeys("#confirm", pw1, chromedp.ByQuery),
+		chromedp.SendKeys("#username", user, byQuery),
+		chromedp.SendKeys("#email", email, byQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
+		chromedp.SendKeys("#confirm", pw1, byQuery),
 	)
-	submit(bctx, "register", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "register", 200, chromedp.Click("#submit", byQuery))
 	token := mailedLink(t, srv, email, base, "/email/verify", 0)
 	submit(bctx, "open the verification link", 200, chromedp.Navigate(base+"/email/verify?token="+token))
-	submit(bctx, "confirm", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "confirm", 200, chromedp.Click("#submit", byQuery))
 
 	signIn := func(ctx context.Context, pw string, want int64) {
 		t.Helper()
 		submit(ctx, "open /login", 200, chromedp.Navigate(base+"/login"))
 		run(ctx, "fill login form",
-			chromedp.SendKeys("#username", user, chromedp.ByQuery),
-			chromedp.SendKeys("#password", pw, chromedp.ByQuery),
+			chromedp.SendKeys("#username", user, byQuery),
+			chromedp.SendKeys("#password", pw, byQuery),
 		)
-		submit(ctx, "login", want, chromedp.Click("#submit", chromedp.ByQuery))
+		submit(ctx, "login", want, chromedp.Click("#submit", byQuery))
 	}
 	signOut := func(ctx context.Context) {
 		t.Helper()
 		submit(ctx, "open /account", 200, chromedp.Navigate(base+"/account"))
-		submit(ctx, "log out", 200, chromedp.Click("#logout", chromedp.ByQuery))
+		submit(ctx, "log out", 200, chromedp.Click("#logout", byQuery))
 	}
 	signIn(bctx, pw1, 200)
 
 	// TOTP, the first code computed here.
 	submit(bctx, "open /account", 200, chromedp.Navigate(base+"/account"))
-	submit(bctx, "set up TOTP", 200, chromedp.Click("#totp-setup", chromedp.ByQuery))
+	submit(bctx, "set up TOTP", 200, chromedp.Click("#totp-setup", byQuery))
 	secret := text(bctx, "#totp-secret")
 	enrolled := time.Now()
 	code, err := totp.GenerateCode(secret, enrolled)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(bctx, "fill the code", chromedp.SendKeys("#code", code, chromedp.ByQuery))
-	submit(bctx, "turn TOTP on", 200, chromedp.Click("#confirm", chromedp.ByQuery))
+	run(bctx, "fill the code", chromedp.SendKeys("#code", code, byQuery))
+	submit(bctx, "turn TOTP on", 200, chromedp.Click("#confirm", byQuery))
 	var recovery []string
 	run(bctx, "read recovery codes", chromedp.Evaluate(`[...document.querySelectorAll('#recovery-codes code')].map(e => e.textContent)`, &recovery))
 	if len(recovery) != 10 {
@@ -164,11 +164,11 @@ func TestBrowserPasskeys(t *testing.T) {
 	signIn(bctx, pw1, 401)
 	next, _ := totp.GenerateCode(secret, enrolled.Add(30*time.Second))
 	run(bctx, "fill password and code",
-		chromedp.WaitVisible("#otp", chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
-		chromedp.SendKeys("#otp", next, chromedp.ByQuery),
+		chromedp.WaitVisible("#otp", byQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
+		chromedp.SendKeys("#otp", next, byQuery),
 	)
-	submit(bctx, "sign in with the code", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "sign in with the code", 200, chromedp.Click("#submit", byQuery))
 
 	// A virtual platform authenticator: resident keys, user verification.
 	run(bctx, "virtual authenticator", chromedp.ActionFunc(func(ctx context.Context) error {
@@ -184,10 +184,10 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	// Add a passkey on the account page.
 	submit(bctx, "open /account", 200, chromedp.Navigate(base+"/account"))
-	run(bctx, "name the passkey", chromedp.WaitVisible("#passkey-add", chromedp.ByQuery),
-		chromedp.SetValue("#passkey-name", "Test laptop", chromedp.ByQuery))
-	run(bctx, "add a passkey", chromedp.Click("#passkey-add", chromedp.ByQuery))
-	run(bctx, "passkey added", chromedp.WaitVisible("#notice", chromedp.ByQuery))
+	run(bctx, "name the passkey", chromedp.WaitVisible("#passkey-add", byQuery),
+		chromedp.SetValue("#passkey-name", "Test laptop", byQuery))
+	run(bctx, "add a passkey", chromedp.Click("#passkey-add", byQuery))
+	run(bctx, "passkey added", chromedp.WaitVisible("#notice", byQuery))
 	if got := text(bctx, "#notice"); !strings.Contains(got, "Passkey added") {
 		t.Fatalf("after adding, the page says %q", got)
 	}
@@ -225,7 +225,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	// Sign out; sign in with the passkey alone.
 	signOut(bctx)
 	submit(bctx, "open /login", 200, chromedp.Navigate(base+"/login"))
-	run(bctx, "sign in with a passkey", chromedp.WaitVisible("#passkey-login", chromedp.ByQuery), chromedp.Click("#passkey-login", chromedp.ByQuery))
+	run(bctx, "sign in with a passkey", chromedp.WaitVisible("#passkey-login", byQuery), chromedp.Click("#passkey-login", byQuery))
 	at(bctx, "home after the passkey", "/")
 	submit(bctx, "open /account", 200, chromedp.Navigate(base+"/account"))
 	if got := text(bctx, "#passkeys"); strings.Contains(got, "Never") {
@@ -236,9 +236,9 @@ func TestBrowserPasskeys(t *testing.T) {
 	signOut(bctx)
 	signIn(bctx, pw1, 401)
 	run(bctx, "second step with a passkey",
-		chromedp.WaitVisible("#use-passkey", chromedp.ByQuery),
-		chromedp.SendKeys("#password", pw1, chromedp.ByQuery),
-		chromedp.Click("#use-passkey", chromedp.ByQuery))
+		chromedp.WaitVisible("#use-passkey", byQuery),
+		chromedp.SendKeys("#password", pw1, byQuery),
+		chromedp.Click("#use-passkey", byQuery))
 	at(bctx, "home after password and passkey", "/")
 
 	// Sessions to end: the browser's, and one through the API.
@@ -264,23 +264,23 @@ func TestBrowserPasskeys(t *testing.T) {
 	// Forgot the password; reset it from the mailed link.
 	seen := len(srv.To(email))
 	submit(bctx, "open /login", 200, chromedp.Navigate(base+"/login"))
-	submit(bctx, "open forgot", 200, chromedp.Click("#forgot", chromedp.ByQuery))
-	run(bctx, "fill forgot form", chromedp.SendKeys("#login", email, chromedp.ByQuery))
-	submit(bctx, "ask for a link", 202, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "open forgot", 200, chromedp.Click("#forgot", byQuery))
+	run(bctx, "fill forgot form", chromedp.SendKeys("#login", email, byQuery))
+	submit(bctx, "ask for a link", 202, chromedp.Click("#submit", byQuery))
 	token = mailedLink(t, srv, email, base, "/password/reset", seen)
 	submit(bctx, "open the reset link", 200, chromedp.Navigate(base+"/password/reset?token="+token))
 	run(bctx, "fill reset form",
-		chromedp.SendKeys("#new_password", pw2, chromedp.ByQuery),
-		chromedp.SendKeys("#confirm", pw2, chromedp.ByQuery),
+		chromedp.SendKeys("#new_password", pw2, byQuery),
+		chromedp.SendKeys("#confirm", pw2, byQuery),
 	)
-	submit(bctx, "reset", 200, chromedp.Click("#submit", chromedp.ByQuery))
+	submit(bctx, "reset", 200, chromedp.Click("#submit", byQuery))
 
 	// Every old session is gone; the passkey still signs in.
 	for _, tok := range []string{old, second} {
 		api.expect(api.do("GET", "/api/v1/me", tok, nil), 401)
 	}
 	submit(bctx, "open /login", 200, chromedp.Navigate(base+"/login"))
-	run(bctx, "passkey after the reset", chromedp.WaitVisible("#passkey-login", chromedp.ByQuery), chromedp.Click("#passkey-login", chromedp.ByQuery))
+	run(bctx, "passkey after the reset", chromedp.WaitVisible("#passkey-login", byQuery), chromedp.Click("#passkey-login", byQuery))
 	at(bctx, "home after the reset", "/")
 }
 

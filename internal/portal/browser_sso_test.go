@@ -137,15 +137,15 @@ func TestBrowserSSO(t *testing.T) {
 		defer scancel()
 		if err := chromedp.Run(sctx, actions...); err != nil {
 			var body string
-			_ = chromedp.Run(bctx, chromedp.Location(&loc), chromedp.Text("body", &body, chromedp.ByQuery))
+			_ = chromedp.Run(bctx, chromedp.Location(&loc), chromedp.Text("body", &body, byQuery))
 			t.Fatalf("%s: %v (at %s: %q)", step, err, loc, body)
 		}
 	}
 	greeted := func(step string) {
 		t.Helper()
 		hello, amr = "", ""
-		run(step, chromedp.WaitVisible("#hello", chromedp.ByQuery),
-			chromedp.Text("#hello", &hello, chromedp.ByQuery), chromedp.Text("#amr", &amr, chromedp.ByQuery), chromedp.Location(&loc))
+		run(step, chromedp.WaitVisible("#hello", byQuery),
+			chromedp.Text("#hello", &hello, byQuery), chromedp.Text("#amr", &amr, byQuery), chromedp.Location(&loc))
 		if hello != "Hello carol" || amr != "pwd otp" || !strings.HasPrefix(loc, app.URL+"/callback") {
 			t.Fatalf("%s: the application shows %q (amr %q) at %s", step, hello, amr, loc)
 		}
@@ -153,26 +153,26 @@ func TestBrowserSSO(t *testing.T) {
 
 	run("the application sends the browser to Portal's login",
 		chromedp.Navigate(app.URL+"/login"),
-		chromedp.WaitVisible("#username", chromedp.ByQuery),
+		chromedp.WaitVisible("#username", byQuery),
 		chromedp.Location(&loc), shot("sso-1-login.png"))
 	if !strings.HasPrefix(loc, p.URL+"/login?next=") {
 		t.Fatalf("the application's sign-in went to %s", loc)
 	}
 	run("sign in with a password: Portal asks for the code",
-		chromedp.SendKeys("#username", "carol", chromedp.ByQuery),
-		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
-		chromedp.Click("#submit", chromedp.ByQuery),
-		chromedp.WaitVisible("#otp", chromedp.ByQuery), shot("sso-2-code.png"))
+		chromedp.SendKeys("#username", "carol", byQuery),
+		chromedp.SendKeys("#password", "carol-password-1", byQuery),
+		chromedp.Click("#submit", byQuery),
+		chromedp.WaitVisible("#otp", byQuery), shot("sso-2-code.png"))
 	run("the TOTP code (and the password again)",
-		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
-		chromedp.SendKeys("#otp", code, chromedp.ByQuery),
-		chromedp.Click("#submit", chromedp.ByQuery),
-		chromedp.WaitVisible("#allow", chromedp.ByQuery),
-		chromedp.Text("h1", &consent, chromedp.ByQuery), shot("sso-3-consent.png"))
+		chromedp.SendKeys("#password", "carol-password-1", byQuery),
+		chromedp.SendKeys("#otp", code, byQuery),
+		chromedp.Click("#submit", byQuery),
+		chromedp.WaitVisible("#allow", byQuery),
+		chromedp.Text("h1", &consent, byQuery), shot("sso-3-consent.png"))
 	if !strings.Contains(consent, "Team wiki") {
 		t.Fatalf("the consent page asks %q", consent)
 	}
-	run("allow the application", chromedp.Click("#allow", chromedp.ByQuery))
+	run("allow the application", chromedp.Click("#allow", byQuery))
 	greeted("after consent")
 	run("the application's page", shot("sso-4-app.png"))
 
@@ -181,17 +181,17 @@ func TestBrowserSSO(t *testing.T) {
 
 	run("prompt=login: Portal asks again though the browser is signed in",
 		chromedp.Navigate(app.URL+"/login?prompt=login"),
-		chromedp.WaitVisible("#username", chromedp.ByQuery), chromedp.Location(&loc))
+		chromedp.WaitVisible("#username", byQuery), chromedp.Location(&loc))
 	if !strings.HasPrefix(loc, p.URL+"/login?next=") {
 		t.Fatalf("prompt=login went to %s, want Portal's login", loc)
 	}
 	run("sign in again, with a recovery code",
-		chromedp.SendKeys("#username", "carol", chromedp.ByQuery),
-		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
-		chromedp.Click("#submit", chromedp.ByQuery),
-		chromedp.WaitVisible("#otp", chromedp.ByQuery),
-		chromedp.SendKeys("#password", "carol-password-1", chromedp.ByQuery),
-		chromedp.SendKeys("#otp", recovery[0], chromedp.ByQuery),
-		chromedp.Click("#submit", chromedp.ByQuery))
+		chromedp.SendKeys("#username", "carol", byQuery),
+		chromedp.SendKeys("#password", "carol-password-1", byQuery),
+		chromedp.Click("#submit", byQuery),
+		chromedp.WaitVisible("#otp", byQuery),
+		chromedp.SendKeys("#password", "carol-password-1", byQuery),
+		chromedp.SendKeys("#otp", recovery[0], byQuery),
+		chromedp.Click("#submit", byQuery))
 	greeted("after prompt=login")
 }
