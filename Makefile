@@ -41,12 +41,19 @@ PARALLEL := 3
 # critical path, and the other packages link and run beside it. (-p 3, three
 # packages at once, was slower: the two cores are the limit.)
 FIRST_PKGS := ./internal/portal/
+# go test's flags for make test and test-slow. -vet=off: make lint runs go
+# vet (every analyzer, both tag sets); go test's own vet pass repeated a
+# subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
+# test binaries, which every run links again (a fifth of each link; panics
+# and race reports read the symbol table, not DWARF). Debug a test binary
+# with a plain go test -c.
+TEST_FLAGS := -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
 N ?= 5
 
 test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	./scripts/deps.sh
 	@mkdir -p $(BIN)/test
-	set -o pipefail; go test -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -timeout 15m -json $(FIRST_PKGS) ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test $(TEST_FLAGS) $(FIRST_PKGS) ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 # deploy/helm/check is a module of its own (Helm's library and k8s.io/api
 # stay out of Portal's go.mod): the chart renders, every object decodes
@@ -62,7 +69,7 @@ test-repeat: ## run the whole suite N times (default 5), stopping at the first f
 	@for i in $$(seq $(N)); do t0=$$(date +%s); echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; echo "=== test-repeat: run $$i of $(N) passed in $$(( $$(date +%s) - t0 )) s"; done
 
 test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
-	set -o pipefail; go test -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -timeout 15m -json $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+	set -o pipefail; go test $(TEST_FLAGS) $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary

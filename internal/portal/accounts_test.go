@@ -22,6 +22,7 @@ import (
 	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // mailedLink waits for a message to addr whose text has a link under
@@ -51,10 +52,10 @@ func mailedLink(t *testing.T, srv *mailtest.Server, addr, base, path string, ski
 
 // accountsPortal starts Portal sending mail to a test SMTP server, its
 // links under https://portal.example.
-func accountsPortal(t *testing.T, extra string) (*testenv.Portal, *mailtest.Server) {
+func accountsPortal(t *testing.T, extra string) (*portaltest.Portal, *mailtest.Server) {
 	t.Helper()
 	srv := mailtest.Start(t, mailtest.Options{})
-	p := testenv.StartPortal(t, testenv.PortalOptions{
+	p := portaltest.Start(t, portaltest.Options{
 		Config: "accounts:\n  publicURL: https://portal.example\n" + extra,
 		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
 	})
@@ -178,7 +179,7 @@ func TestUndeliverableMailShownToAdmins(t *testing.T) {
 func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
 	t.Parallel()
 	var logs testenv.SyncBuffer
-	p := testenv.StartPortal(t, testenv.PortalOptions{Log: &logs, Env: map[string]string{"PORTAL_SMTP_ADDRESS": ""}})
+	p := portaltest.Start(t, portaltest.Options{Log: &logs, Env: map[string]string{"PORTAL_SMTP_ADDRESS": ""}})
 	c := newClient(t, p)
 	c.expect(c.do("POST", "/api/v1/register", "", map[string]string{"username": "alice", "password": "alice-password-1", "email": "alice@example.com"}), http.StatusCreated)
 	var files []string
@@ -297,7 +298,7 @@ func hasCommandLineReset(t *testing.T, c *client, admin, name string) bool {
 // command line's; the socket is 0600 and gone after the stop.
 func TestAdminResetPasswordWhileRunning(t *testing.T) {
 	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p := portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("alice", "alice-password-1")
@@ -329,7 +330,7 @@ func TestAdminResetPasswordWhileRunning(t *testing.T) {
 // the store itself; the reset is audited when Portal next starts.
 func TestAdminResetPasswordStopped(t *testing.T) {
 	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p := portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	p.Stop(t)
@@ -341,7 +342,7 @@ func TestAdminResetPasswordStopped(t *testing.T) {
 		t.Fatal("an unknown account was reset")
 	}
 
-	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p = portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c = newClient(t, p)
 	c.expect(c.do("GET", "/api/v1/me", admin, nil), http.StatusUnauthorized) // its session is gone
 	c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "admin", "password": testenv.AdminPassword}), http.StatusUnauthorized)
@@ -365,7 +366,7 @@ func TestAdminSocketStale(t *testing.T) {
 	if err := os.Chmod(sock, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p := portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c := newClient(t, p)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin socket: %v, %v; want mode 0600", fi, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // adminRoutes are every admin route of the JSON API and the pages.
@@ -61,7 +62,7 @@ var adminRoutes = []struct{ method, path string }{
 // gets 403 on every admin route; no token gets 401 (API) or the login page.
 func TestAdminRoutesRefuseNonAdmins(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("plain_user", "plain-password")
 	tok, _ := c.login("plain_user", "plain-password")
@@ -128,7 +129,7 @@ func userID(t *testing.T, c *client, tok, name string) string {
 // last admin stays.
 func TestAdminUsers(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	for i := range 25 {
@@ -229,7 +230,7 @@ func TestAdminUsers(t *testing.T) {
 // admin ends anyone's.
 func TestSessions(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("carol", "carol-password")
@@ -289,7 +290,7 @@ func TestSessions(t *testing.T) {
 // changes nothing.
 func TestAdminConfig(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	m := c.expect(c.do("GET", "/api/v1/admin/config", admin, nil), http.StatusOK).json(t)
@@ -355,7 +356,7 @@ func TestAdminConfig(t *testing.T) {
 // TestOverview: the counts match what happened.
 func TestOverview(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("erin", "erin-password")
@@ -412,7 +413,7 @@ func listAuditPage(t *testing.T, c *client, tok, query string) (entries []auditE
 // overview's chart counts the logins.
 func TestAdminAudit(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.register("gina", "gina-password")

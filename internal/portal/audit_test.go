@@ -15,8 +15,8 @@ import (
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/filestore"
 	"github.com/portal-go/portal/internal/kv"
-	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // kinds returns the kinds of entries, in order.
@@ -57,7 +57,7 @@ func wantUserAudit(t *testing.T, l *audit.Log, name string) {
 // stopped.
 func TestAuditEmbedded(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("ann", "ann-password-1")
 	c.login("ann", "ann-password-1")

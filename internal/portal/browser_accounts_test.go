@@ -13,7 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/portal-go/portal/internal/mail/mailtest"
-	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // TestBrowserAccountRecovery walks what a person does with the mail Portal
@@ -26,7 +26,7 @@ func TestBrowserAccountRecovery(t *testing.T) {
 	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
-	p := testenv.StartPortal(t, testenv.PortalOptions{
+	p := portaltest.Start(t, portaltest.Options{
 		Config: "accounts:\n  publicURL: https://portal.example\n  requireVerifiedEmail: true\n",
 		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
 	})

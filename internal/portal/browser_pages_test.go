@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // axeSHA256 pins the vendored axe-core (testdata/axe-core/README.md).
@@ -52,7 +53,7 @@ var viewports = []struct {
 func TestBrowserPages(t *testing.T) {
 	t.Parallel()
 	chrome := findChromium(t)
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	axe := axeSource(t)
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

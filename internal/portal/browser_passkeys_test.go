@@ -18,8 +18,8 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/portal-go/portal/internal/mail/mailtest"
-	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // TestBrowserPasskeys walks the "done when" in headless Chromium
@@ -36,7 +36,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
-	p := testenv.StartPortal(t, testenv.PortalOptions{
+	p := portaltest.Start(t, portaltest.Options{
 		Config: "accounts:\n  requireVerifiedEmail: true\n",
 		Env:    map[string]string{"PORTAL_SMTP_ADDRESS": srv.Addr, "PORTAL_SMTP_FROM": "portal@example.com"},
 	})

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // testApp is a small web application that signs its users in with Portal
@@ -93,7 +94,7 @@ func newTestApp(t *testing.T) *testApp {
 func TestBrowserSSO(t *testing.T) {
 	t.Parallel()
 	chrome := findChromium(t)
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	out := outputDir(t)
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // configKey is a key of GET /api/v1/admin/config/schema.
@@ -53,7 +54,7 @@ func configHistory(t *testing.T, c *client, tok string) (current int64, versions
 // description in the caller's language; only for config.read.
 func TestConfigSchemaAPI(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	schema := func(lang string) map[string]configKey {
@@ -93,7 +94,7 @@ func TestConfigSchemaAPI(t *testing.T) {
 // is a version too, from file; unknown versions and bad bodies are refused.
 func TestConfigHistoryAPI(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	cur, versions := configHistory(t, c, admin)
@@ -187,7 +188,7 @@ func TestConfigHistoryAPI(t *testing.T) {
 // conflict that keeps their text; a rollback asks first, naming the change.
 func TestConfigFormPages(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	csrf := csrfFor(t, c, admin)

@@ -27,6 +27,7 @@ import (
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // cluster is a distributed Portal: every service its own `portal <service>`
@@ -147,7 +148,7 @@ func stepUser(t *testing.T, w *client) (name, pw string) {
 func (c *cluster) clients(t *testing.T) []*client {
 	var cs []*client
 	for _, u := range c.urls {
-		cs = append(cs, newClient(t, &testenv.Portal{URL: u}))
+		cs = append(cs, newClient(t, &portaltest.Portal{URL: u}))
 	}
 	return cs
 }

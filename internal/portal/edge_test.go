@@ -20,6 +20,7 @@ import (
 	pauth "github.com/portal-go/portal/internal/auth"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -100,7 +101,7 @@ func TestEdgeEmbedded(t *testing.T) {
 			"PORTAL_DATA_DIR": dir, "PORTAL_CONFIG": cfg, "PORTAL_HTTP_ADDRESS": "127.0.0.1:0",
 			"PORTAL_METRICS_ADDRESS": "127.0.0.1:0", "PORTAL_ADMIN_PASSWORD": testenv.AdminPassword,
 		}, `msg="portal ready"`)
-	c := newClient(t, &testenv.Portal{URL: "http://" + proc.LogValue("portal ready", "http")})
+	c := newClient(t, &portaltest.Portal{URL: "http://" + proc.LogValue("portal ready", "http")})
 	metricsAddr := proc.LogValue("metrics listening", "address")
 	if fi, err := os.Stat(filepath.Join(dir, pauth.GatewayKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("gateway key in the data dir: %v", err)
@@ -187,7 +188,7 @@ func TestEdgeEmbedded(t *testing.T) {
 		if m := r.json(t); m["status"] != "ready" {
 			t.Errorf("public /readyz %s", r.body)
 		}
-		side := newClient(t, &testenv.Portal{URL: "http://" + metricsAddr})
+		side := newClient(t, &portaltest.Portal{URL: "http://" + metricsAddr})
 		m := side.expect(side.do("GET", "/readyz", "", nil), http.StatusOK).json(t)
 		checks, _ := m["checks"].(map[string]any)
 		if checks["user"] != "ok" || checks["system"] != "ok" || checks["lifecycle"] != "ok" {
@@ -263,7 +264,7 @@ func TestEdgeEmbedded(t *testing.T) {
 // own claims: ignored for its address and its scheme.
 func TestForwardedHeadersIgnoredByDefault(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("spoof_sam", "spoof_sam-password")
 	r := c.expect(c.do("POST", "/api/v1/login", "", map[string]string{"username": "spoof_sam", "password": "spoof_sam-password"}, from("203.0.113.50")...), http.StatusOK)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // natsReconnectWait is the tests' bound on the wait between reconnects to
@@ -92,7 +93,7 @@ func TestNATSOutage(t *testing.T) {
 func TestReadyzDataDir(t *testing.T) {
 	t.Parallel()
 	disk := testenv.MountSmallDisk(t, 32<<20)
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: disk.Dir})
+	p := portaltest.Start(t, portaltest.Options{DataDir: disk.Dir})
 	c := newClient(t, p)
 	c.expect(c.do("GET", "/readyz", "", nil), http.StatusOK)
 	free := disk.Fill(t)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // usernames of a users answer of the JSON API.
@@ -65,7 +66,7 @@ func readCSV(t *testing.T, r response, name string) [][]string {
 // no export.
 func TestUsersListAndExport(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "ui:\n  exportMaxRows: 3\n"})
+	p := portaltest.Start(t, portaltest.Options{Config: "ui:\n  exportMaxRows: 3\n"})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	for _, n := range []string{"list_b", "list_a", "list_c"} {
@@ -151,7 +152,7 @@ func TestUsersListAndExport(t *testing.T) {
 // the users' pages, and exports as CSV with formula cells neutralised.
 func TestAuditRangeAndExport(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	// A failed sign-in's name is whatever the client sent.

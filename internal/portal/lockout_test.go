@@ -13,6 +13,7 @@ import (
 
 	"github.com/portal-go/portal/internal/config"
 	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // startBinary runs the built portal binary in the embedded mode on dataDir
@@ -29,7 +30,7 @@ func startBinary(t *testing.T, bin, dataDir, config string) (*testenv.Proc, *cli
 	if addr == "" {
 		t.Fatalf("no address in the log: %s", p.Tail(20))
 	}
-	return p, newClient(t, &testenv.Portal{URL: "http://" + addr})
+	return p, newClient(t, &portaltest.Portal{URL: "http://" + addr})
 }
 
 // cookieOf returns the named cookie a response sets, nil when none.

@@ -24,18 +24,19 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // After a login, the gateway's GET /metrics (read with the metrics token)
 // shows the user service's RPC counted by endpoint, and the
 // gateway's requests by route. The public port serves no profiler.
 func TestMetricsEndToEnd(t *testing.T) {
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("metricsuser", "metrics-password-1")
 	token, _ := c.login("metricsuser", "metrics-password-1")
 
-	r := c.expect(c.do("GET", "/metrics", testenv.MetricsToken, nil), http.StatusOK)
+	r := c.expect(c.do("GET", "/metrics", portaltest.MetricsToken, nil), http.StatusOK)
 	body := string(r.body)
 	for _, want := range []string{
 		`portal_rpc_requests_total{code="200",endpoint="User.Login",service="user"} 1`,
@@ -149,7 +150,7 @@ func logValue(line, key string) string {
 func TestOneRequestOneTrace(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	logs := &testenv.SyncBuffer{}
-	p := testenv.StartPortal(t, testenv.PortalOptions{SpanProcessors: []sdktrace.SpanProcessor{rec}, Log: logs})
+	p := portaltest.Start(t, portaltest.Options{SpanProcessors: []sdktrace.SpanProcessor{rec}, Log: logs})
 	c := newClient(t, p)
 	const name, pw = "traceuser", "trace-password-1"
 	c.register(name, pw)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // TestOIDCRelyingParty: a relying party Portal did not write (go-oidc,
@@ -28,7 +29,7 @@ import (
 // refresh with rotation, and a reused refresh token ending the grant.
 func TestOIDCRelyingParty(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	rp := newRelyingParty(t, c, admin, p.URL, nil)
@@ -98,7 +99,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 	}
 
 	// Metrics count per client.
-	metrics := string(c.expect(c.do("GET", "/metrics", testenv.MetricsToken, nil), http.StatusOK).body)
+	metrics := string(c.expect(c.do("GET", "/metrics", portaltest.MetricsToken, nil), http.StatusOK).body)
 	for ev, n := range map[string]string{"issued": "2", "refreshed": "1", "reuse": "1"} {
 		line := `portal_oidc_events_total{client="` + rp.config.ClientID + `",event="` + ev + `"} ` + n
 		if !strings.Contains(metrics, line) {
@@ -129,7 +130,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 // RP-initiated logout.
 func TestOIDCRevocation(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	lr := newLogoutReceiver(t)
@@ -239,7 +240,7 @@ func TestOIDCRevocation(t *testing.T) {
 // and max_age send even a signed-in browser to Portal's login.
 func TestOIDCConsentAndPrompt(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	rp := newRelyingParty(t, c, admin, p.URL, map[string]any{"first_party": false})
@@ -339,7 +340,7 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 // admin is refused the page and the API.
 func TestOIDCAdminPage(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	b := browser(t, p.URL, admin)
@@ -561,7 +562,7 @@ func enrolTOTP(t *testing.T, c *client, tok string) (string, []string) {
 // credentials); discovery and the JWKS for any registered client's.
 func TestOIDCCORS(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	const spa, other, evil = "https://spa.example.test", "https://other.example.test", "https://evil.example.test"
@@ -670,7 +671,7 @@ func TestOIDCCORS(t *testing.T) {
 func TestOIDCBackchannelRetried(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{DataDir: dir, Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	lr := newLogoutReceiver(t)
@@ -697,7 +698,7 @@ func TestOIDCBackchannelRetried(t *testing.T) {
 	poll.Wait(t, 15*time.Second, "a first attempt at the application that is down", func() bool { return lr.tries() > 0 })
 	addr := strings.TrimPrefix(p.URL, "http://")
 	p.Stop(t)
-	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir, Addr: addr, Config: testenv.RelaxedRates})
+	p = portaltest.Start(t, portaltest.Options{DataDir: dir, Addr: addr, Config: testenv.RelaxedRates})
 	lr.set(func(lr *logoutReceiver) { lr.down = false })
 	// The next attempt is due within the backoff reached (1 s doubling).
 	poll.Wait(t, 60*time.Second, "the logout token after the restart", func() bool {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 	"github.com/portal-go/portal/internal/user/passkeytest"
 )
 
@@ -30,7 +30,7 @@ func (c *client) begin(path, token string) ceremony {
 // sign in with one (the session is as good as a password's), the refusals
 // as the API words them, delete, and the routes in the OpenAPI document.
 func TestPasskeyAPI(t *testing.T) {
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "accounts:\n  publicURL: https://portal.example\n"})
+	p := portaltest.Start(t, portaltest.Options{Config: "accounts:\n  publicURL: https://portal.example\n"})
 	c := newClient(t, p)
 	c.register("alice", "alice-password-1")
 	tok, _ := c.login("alice", "alice-password-1")

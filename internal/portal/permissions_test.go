@@ -11,6 +11,7 @@ import (
 
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // csrfFor reads the CSRF cookie a page sets for a caller.
@@ -51,7 +52,7 @@ func orNone(p []string) []string {
 // once; every change is in the audit log.
 func TestCustomRole(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 
@@ -180,7 +181,7 @@ func TestCustomRole(t *testing.T) {
 // its owner's role, and once revoked it is refused at once.
 func TestAPIKeyFlow(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
 	c.expect(c.do("POST", "/api/v1/admin/roles", admin, map[string]any{"name": "auditor", "permissions": []string{"audit.read", "users.read"}}), http.StatusCreated)

@@ -18,6 +18,7 @@ import (
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/apicheck"
 	"github.com/portal-go/portal/internal/testenv/poll"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 	"github.com/portal-go/portal/internal/user"
 )
 
@@ -28,7 +29,7 @@ type client struct {
 	http *http.Client
 }
 
-func newClient(t *testing.T, p *testenv.Portal) *client {
+func newClient(t *testing.T, p *portaltest.Portal) *client {
 	return &client{t: t, base: p.URL, http: &http.Client{
 		// Every API response is checked against the document the server
 		// serves: a mismatch fails t.
@@ -128,7 +129,7 @@ func errorCode(t *testing.T, r response) string {
 
 func TestLoginFlow(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 
 	c.register("alice", "alice-password-1")
@@ -178,7 +179,7 @@ func TestLoginFlow(t *testing.T) {
 
 func TestUnauthenticated(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	for _, tc := range []struct {
 		path, location string
@@ -206,7 +207,7 @@ func TestUnauthenticated(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	for _, tc := range []struct {
 		name, body string
@@ -238,7 +239,7 @@ func TestBadInput(t *testing.T) {
 // is over.
 func TestRenewal(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: `
+	p := portaltest.Start(t, portaltest.Options{Config: `
 auth:
   expireTime: 6
   refreshTime: 5
@@ -308,7 +309,7 @@ auth:
 // TestLiveWhitelist changes the config file while Portal runs.
 func TestLiveWhitelist(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: "auth:\n  expireTime: 900\n"})
+	p := portaltest.Start(t, portaltest.Options{Config: "auth:\n  expireTime: 900\n"})
 	c := newClient(t, p)
 	c.expect(c.do("GET", "/register", "", nil), http.StatusOK)
 	// Drop /register from the whitelist: the page now needs a session.
@@ -332,13 +333,13 @@ func TestLiveWhitelist(t *testing.T) {
 func TestRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p := portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c := newClient(t, p)
 	c.register("rita", "rita-password")
 	tok, _ := c.login("rita", "rita-password")
 	p.Stop(t)
 
-	p = testenv.StartPortal(t, testenv.PortalOptions{DataDir: dir})
+	p = portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c = newClient(t, p)
 	c.expect(c.do("GET", "/api/v1/me", tok, nil), http.StatusOK)
 	c.login("rita", "rita-password")
@@ -352,7 +353,7 @@ func TestRestart(t *testing.T) {
 // races 40 at the production cost across two user processes.
 func TestConcurrentRegistration(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: testenv.RelaxedRates})
+	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	_, slots := user.HashParams()
 	raceRegistrations(t, "same_name", 2*slots+2, newClient(t, p))
 }
@@ -395,7 +396,7 @@ func raceRegistrations(t *testing.T, name string, n int, gateways ...*client) {
 // service itself; an admin sees the three services in the registry.
 func TestServicesNeedAdmin(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{})
+	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("plain_user", "plain-password")
 	userTok, _ := c.login("plain_user", "plain-password")

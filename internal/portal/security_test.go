@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portal-go/portal/internal/testenv"
+	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
 // lockoutSeconds is how long 3 failures lock (lockoutConfig). Long enough
@@ -39,7 +39,7 @@ func wantLockedResponse(t *testing.T, c *client, r response, maxSecs int) {
 
 func TestLoginLockout(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: lockoutConfig})
+	p := portaltest.Start(t, portaltest.Options{Config: lockoutConfig})
 	c := newClient(t, p)
 	c.register("lock_alice", "alice-password-1")
 	creds := func(pw string) map[string]string { return map[string]string{"username": "lock_alice", "password": pw} }
@@ -91,7 +91,7 @@ func TestLoginLockout(t *testing.T) {
 // client's address (every test request comes from 127.0.0.1).
 func TestLoginLockoutByAddress(t *testing.T) {
 	t.Parallel()
-	p := testenv.StartPortal(t, testenv.PortalOptions{Config: lockoutConfig})
+	p := portaltest.Start(t, portaltest.Options{Config: lockoutConfig})
 	c := newClient(t, p)
 	for _, n := range []string{"addr_a", "addr_b", "addr_c", "addr_d"} {
 		c.register(n, n+"-password")

@@ -10,7 +10,7 @@ import (
 // comparison an unknown user's login makes, use argon2id's cheapest
 // parameters (64 KiB, one pass) instead of the production ones.
 // It is for the test binaries of other packages that run the user service
-// in-process by the dozen (internal/portal's, through testenv.StartPortal):
+// in-process by the dozen (internal/portal's, through portaltest.Start):
 // under -race a production hash costs about half a second and every
 // in-process Portal shares this package's two hashing slots, so their
 // registrations and logins queued behind each other's hashes. They test what
