@@ -109,3 +109,30 @@ func TestRegisterRetriedWhenTheRegistryIsBack(t *testing.T) {
 		t.Fatalf("%d registrations took, want 1", reg.taken.Load())
 	}
 }
+
+// TestRefusedRegistrationRetriedWhenHealthy: a registration the gate refused
+// (the health check failed: the system service's asks the registry, so an
+// etcd outage fails it) stays out while the check fails, and is tried
+// again, the check asked anew every registerRetry, as soon as it passes,
+// without waiting for the server's next tick.
+func TestRefusedRegistrationRetriedWhenHealthy(t *testing.T) {
+	reg := &awayRegistry{}
+	var healthy atomic.Bool
+	why := func() error {
+		if healthy.Load() {
+			return nil
+		}
+		return errors.New("registry away")
+	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	g := &registrationGate{Registry: reg, refused: why, check: why, stopping: func() bool { return false }, stopped: stopped}
+	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
+	if err := g.Register(svc); err == nil {
+		t.Fatal("Register while the check fails succeeded")
+	}
+	poll.Holds(t, 3*registerRetry, "the node kept out while the check fails", func() bool { return reg.taken.Load() == 0 })
+	healthy.Store(true) // the server's next tick is far off
+	poll.Wait(t, 5*time.Second, "the refused registration to be retried", func() bool { return reg.taken.Load() == 1 })
+	poll.Wait(t, 5*time.Second, "the retrier to end", func() bool { return !g.retrying.Load() })
+}

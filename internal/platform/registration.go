@@ -75,7 +75,11 @@ func (s *Service) registrationRefused() error {
 // registry that is away (etcd down) does not hold the stop up.
 type registrationGate struct {
 	registry.Registry
-	refused  func() error
+	refused func() error
+	// check runs the health check now and says why the node must stay
+	// out (nil: it may register): how the retrier sees a recovery between
+	// the server's ticks. nil: refused is asked instead.
+	check    func() error
 	stopping func() bool
 	stopped  <-chan struct{} // closed when the service begins to stop
 	// deregistered is set by the first Deregister while stopping.
@@ -103,6 +107,7 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 		return nil // stopping: out of the registry for good
 	}
 	if err := g.refused(); err != nil {
+		g.retry(svc, opts)
 		return fmt.Errorf("%s not registered: %w", svc.Name, err)
 	}
 	err := g.register(svc, opts)
@@ -137,14 +142,17 @@ func (g *registrationGate) register(svc *registry.Service, opts []registry.Regis
 	}
 }
 
-// retry tries a registration the registry failed again every
-// registerRetry until it takes, the gate refuses it or the service stops
-// (one retrier at a time). The server's loop tries only at its next tick,
-// up to a register interval later; after an etcd restart a node's restored
-// lease can run out before that tick, and the node would be missing from
-// the registry until it (TestDistributed/e_etcd_restart saw a live system
-// node gone 4 s after etcd's restart, with the 5 s interval). Retried, the
-// registration renews the lease within registerRetry of etcd's return.
+// retry tries a registration that the registry failed, or that the gate
+// refused because the health check failed, again every registerRetry (the
+// check asked anew first) until it takes or the service stops (one retrier
+// at a time). The server's loop tries only at its next tick, up to a
+// register interval later; after an etcd restart a node's restored lease can
+// run out before that tick, and the node would be missing from the registry
+// until it (TestDistributed/e_etcd_restart saw a live system node gone 4 s
+// after etcd's restart, with the 5 s interval: first a failed
+// registration, then, the system service's check asking the registry, a
+// refused one). Retried, the node is back within registerRetry of etcd's
+// (or its store's) return.
 func (g *registrationGate) retry(svc *registry.Service, opts []registry.RegisterOption) {
 	if !g.retrying.CompareAndSwap(false, true) {
 		return
@@ -159,14 +167,25 @@ func (g *registrationGate) retry(svc *registry.Service, opts []registry.Register
 				return
 			case <-t.C:
 			}
-			if g.stopping() || g.refused() != nil {
+			if g.stopping() {
 				return
+			}
+			if g.recheck() != nil {
+				continue // still unhealthy: out of the registry
 			}
 			if g.register(svc, opts) == nil {
 				return
 			}
 		}
 	}()
+}
+
+// recheck asks the health check again (refused's answer without one).
+func (g *registrationGate) recheck() error {
+	if g.check != nil {
+		return g.check()
+	}
+	return g.refused()
 }
 
 // deregisterTimeout bounds a deregistration: a registry that is away (etcd
@@ -205,5 +224,7 @@ func (s *Service) gateRegistry() error {
 	if _, ok := reg.(*registrationGate); ok || reg == nil {
 		return nil
 	}
-	return s.Server().Init(server.Registry(&registrationGate{Registry: reg, refused: s.registrationRefused, stopping: s.draining.Load, stopped: s.stopped}))
+	return s.Server().Init(server.Registry(&registrationGate{Registry: reg, refused: s.registrationRefused,
+		check:    func() error { _ = s.registerCheck(context.Background()); return s.registrationRefused() },
+		stopping: s.draining.Load, stopped: s.stopped}))
 }
