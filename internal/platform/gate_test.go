@@ -44,7 +44,7 @@ func (r *orderRegistry) Deregister(*registry.Service, ...registry.DeregisterOpti
 // registers only once the late deregistration has landed.
 func TestRegisterWaitsForALateDeregistration(t *testing.T) {
 	reg := &orderRegistry{release: make(chan struct{})}
-	g := &registrationGate{Registry: reg, refused: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
+	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
 	if err := g.Deregister(svc); err != errRegistryAway {
 		t.Fatalf("Deregister with the registry away: %v, want errRegistryAway", err)
@@ -90,7 +90,7 @@ func TestRegisterRetriedWhenTheRegistryIsBack(t *testing.T) {
 	reg := &awayRegistry{}
 	reg.away.Store(true)
 	stopped := make(chan struct{})
-	g := &registrationGate{Registry: reg, refused: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
+	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
 	if err := g.Register(svc); err == nil {
 		t.Fatal("Register with the registry away succeeded")

@@ -37,8 +37,11 @@ func (s *Service) registerCheck(context.Context) error {
 	ctx, cancel := context.WithTimeout(context.Background(), healthCheckTimeout)
 	defer cancel()
 	if err := s.health(ctx); err != nil {
-		s.unhealthy.Store(&err)
-		s.log.Warn("health check failed: not registered", "err", err)
+		// Logged when the node turns unhealthy, not at every check: the
+		// gate's retrier asks every registerRetry while it fails.
+		if s.unhealthy.Swap(&err) == nil {
+			s.log.Warn("health check failed: not registered", "err", err)
+		}
 		return err
 	}
 	s.unhealthy.Store(nil)
@@ -78,7 +81,7 @@ type registrationGate struct {
 	refused func() error
 	// check runs the health check now and says why the node must stay
 	// out (nil: it may register): how the retrier sees a recovery between
-	// the server's ticks. nil: refused is asked instead.
+	// the server's ticks.
 	check    func() error
 	stopping func() bool
 	stopped  <-chan struct{} // closed when the service begins to stop
@@ -170,7 +173,7 @@ func (g *registrationGate) retry(svc *registry.Service, opts []registry.Register
 			if g.stopping() {
 				return
 			}
-			if g.recheck() != nil {
+			if g.check() != nil {
 				continue // still unhealthy: out of the registry
 			}
 			if g.register(svc, opts) == nil {
@@ -178,14 +181,6 @@ func (g *registrationGate) retry(svc *registry.Service, opts []registry.Register
 			}
 		}
 	}()
-}
-
-// recheck asks the health check again (refused's answer without one).
-func (g *registrationGate) recheck() error {
-	if g.check != nil {
-		return g.check()
-	}
-	return g.refused()
 }
 
 // deregisterTimeout bounds a deregistration: a registry that is away (etcd
@@ -225,6 +220,6 @@ func (s *Service) gateRegistry() error {
 		return nil
 	}
 	return s.Server().Init(server.Registry(&registrationGate{Registry: reg, refused: s.registrationRefused,
-		check:    func() error { _ = s.registerCheck(context.Background()); return s.registrationRefused() },
+		check:    func() error { return s.registerCheck(context.Background()) },
 		stopping: s.draining.Load, stopped: s.stopped}))
 }
