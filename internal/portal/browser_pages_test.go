@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -37,12 +39,15 @@ func axeSource(t *testing.T) string {
 	return string(b)
 }
 
-// viewports are the screens every page must fit: a phone and a laptop.
-var viewports = []struct {
+// viewport is a screen a page must fit.
+type viewport struct {
 	name          string
 	width, height int64
 	mobile        bool
-}{{"phone", 390, 844, true}, {"laptop", 1280, 900, false}}
+}
+
+// viewports are the screens every page must fit: a phone and a laptop.
+var viewports = []viewport{{"phone", 390, 844, true}, {"laptop", 1280, 900, false}}
 
 // TestBrowserPages opens every page, signed out and as the admin, at a
 // phone's and a laptop's size, in English and in Chinese. On each it checks
@@ -79,46 +84,66 @@ func TestBrowserPages(t *testing.T) {
 		"/admin/users?sort=last_login&order=desc&status=active&login=30d", "/admin/users?status=locked&created_from=2026-01-01",
 		"/admin/audit?kind=login&from=2026-01-01&to=2099-12-31"}
 	shots := os.Getenv("PORTAL_SCREENSHOTS")
-	// Each screen size and language in its own browser, at once (as many
-	// as browserSlots allows): every action below only reads, or is
-	// cancelled at its confirm page.
-	t.Run("viewports", func(t *testing.T) {
+	// Each language in its own browser, at once (as many as browserSlots
+	// allows): every action below only reads, or is cancelled at its
+	// confirm page. Each page is loaded once and checked at both screen
+	// sizes, the viewport switched in place: the layout follows the
+	// viewport's width (the stylesheet's media queries are all widths;
+	// no script reads the size), so a page need not be loaded again for
+	// each size (it was a browser per size and language, twice the page
+	// loads).
+	t.Run("languages", func(t *testing.T) {
 		// Each in a goroutine, not a parallel subtest: those would wait
 		// for the package's parallel slots behind every queued test; the
 		// browser slots are the limit that matters.
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		for _, vp := range viewports {
-			for _, lang := range []string{"en", "zh-CN"} {
-				wg.Go(func() {
-					t.Run(vp.name+" "+lang, func(t *testing.T) {
-						browserSlot(t)
-						ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
-						defer cancel()
-						bctx, stop := startBrowser(t, ctx, chrome)
-						defer stop()
-						// axe-core checks each page in two of the four: on a
-						// phone in English and on a laptop in Chinese, so that
-						// every page is checked at both sizes and in both
-						// languages (what axe finds depends on the layout or on
-						// the lang attribute, not on both at once); it was half
-						// of this test's time. The width and language checks run
-						// in all four. Chromium loads axe into every page itself.
-						axeHere := (vp.mobile && lang == "en") || (!vp.mobile && lang != "en")
-						run := func(step string, actions ...chromedp.Action) {
-							t.Helper()
-							if err := chromedp.Run(bctx, actions...); err != nil {
-								t.Fatalf("%s: %v", step, err)
-							}
+		for _, lang := range []string{"en", "zh-CN"} {
+			wg.Go(func() {
+				t.Run(lang, func(t *testing.T) {
+					browserSlot(t)
+					ctx, cancel := context.WithTimeout(t.Context(), 6*browserTimeout)
+					defer cancel()
+					bctx, stop := startBrowser(t, ctx, chrome)
+					defer stop()
+					run := func(step string, actions ...chromedp.Action) {
+						t.Helper()
+						if err := chromedp.Run(bctx, actions...); err != nil {
+							t.Fatalf("%s: %v", step, err)
 						}
-						open := func(path string) {
-							t.Helper()
-							run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", byQuery))
+					}
+					open := func(path string) {
+						t.Helper()
+						run("open "+path, chromedp.Navigate(p.URL+path), chromedp.WaitReady("main", byQuery))
+					}
+					// screen switches the viewport to vp's size, and gives the
+					// page up to a second to take it. A page too wide for a
+					// phone never does (the phone zooms out to show it); check
+					// reports that.
+					screen := func(vp viewport) {
+						t.Helper()
+						opts := []chromedp.EmulateViewportOption{}
+						if vp.mobile {
+							opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
 						}
+						run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
+						_ = chromedp.Run(bctx, chromedp.Poll(fmt.Sprintf("window.innerWidth === %d", vp.width), nil,
+							chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(time.Second)))
+					}
+					// axe-core checks each page at one size per language: on a
+					// phone in English and on a laptop in Chinese, so that every
+					// page is checked at both sizes and in both languages (what
+					// axe finds depends on the layout or on the lang attribute,
+					// not on both at once); it was half of this test's time.
+					axeAt := func(vp viewport) bool { return vp.mobile == (lang == "en") }
 
-						// check runs the per-page assertions on the page now shown.
-						check := func(where string, lang string, width int64) {
-							t.Helper()
+					// check runs the per-page assertions on the page now shown,
+					// at each screen size, and leaves it at the laptop's.
+					check := func(where string) {
+						t.Helper()
+						for _, vp := range viewports {
+							screen(vp)
+							where := lang + " " + vp.name + " " + where
 							var got struct {
 								Lang        string   `json:"lang"`
 								ScrollWidth float64  `json:"scrollWidth"`
@@ -137,14 +162,14 @@ func TestBrowserPages(t *testing.T) {
 							if got.Lang != lang {
 								t.Errorf("%s: html lang %q, want %q", where, got.Lang, lang)
 							}
-							if got.Inner != float64(width) {
-								t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, width)
+							if got.Inner != float64(vp.width) {
+								t.Errorf("%s: viewport %v wide, want %d", where, got.Inner, vp.width)
 							}
 							if got.ScrollWidth > got.Inner || len(got.Wide) > 0 {
 								t.Errorf("%s: page %v px wide in a %v px viewport; too wide: %v", where, got.ScrollWidth, got.Inner, got.Wide)
 							}
-							if !axeHere {
-								return
+							if !axeAt(vp) {
+								continue
 							}
 							var violations []string
 							run(where+": axe", chromedp.Evaluate(`axe.run(document, {resultTypes: ['violations']}).then(r =>
@@ -155,47 +180,44 @@ func TestBrowserPages(t *testing.T) {
 								t.Errorf("%s: axe: %s", where, v)
 							}
 						}
+					}
 
-						if axeHere {
-							run("load axe-core into every page", chromedp.ActionFunc(func(ctx context.Context) error {
-								_, err := page.AddScriptToEvaluateOnNewDocument(axe).Do(ctx)
-								return err
-							}))
-						}
-						opts := []chromedp.EmulateViewportOption{}
-						if vp.mobile {
-							opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch)
-						}
-						run("viewport "+vp.name, chromedp.EmulateViewport(vp.width, vp.height, opts...))
-						run("forget the session", network.ClearBrowserCookies())
-						open("/lang?to=" + lang + "&next=/login")
-						for _, path := range signedOut {
-							open(path)
-							check(vp.name+" "+lang+" "+path, lang, vp.width)
-						}
-						if shots != "" && vp.name == "laptop" && lang == "en" {
-							open("/login")
-							saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
-						}
+					// Chromium loads axe into every page itself.
+					run("load axe-core into every page", chromedp.ActionFunc(func(ctx context.Context) error {
+						_, err := page.AddScriptToEvaluateOnNewDocument(axe).Do(ctx)
+						return err
+					}))
+					run("forget the session", network.ClearBrowserCookies())
+					open("/lang?to=" + lang + "&next=/login")
+					for _, path := range signedOut {
+						open(path)
+						check(path)
+					}
+					if shots != "" && lang == "en" {
 						open("/login")
-						run("sign in", chromedp.SendKeys("#username", "admin", byQuery),
-							chromedp.SendKeys("#password", testenv.AdminPassword, byQuery),
-							chromedp.Click("#submit", byQuery), chromedp.WaitVisible("#logout", byQuery))
-						for _, path := range signedIn {
-							open(path)
-							check(vp.name+" "+lang+" "+path, lang, vp.width)
-						}
-						// Sorting needs no script: on a laptop a column header is a link
-						// (the other way round when clicked again); on a phone, where
-						// the header is for screen readers, the filter form's order.
+						saveShot(t, bctx, filepath.Join(shots, "1-sign-in.png"))
+					}
+					open("/login")
+					run("sign in", chromedp.SendKeys("#username", "admin", byQuery),
+						chromedp.SendKeys("#password", testenv.AdminPassword, byQuery),
+						chromedp.Click("#submit", byQuery), chromedp.WaitVisible("#logout", byQuery))
+					for _, path := range signedIn {
+						open(path)
+						check(path)
+					}
+					// Sorting needs no script: on a laptop a column header is a
+					// link (the other way round when clicked again); on a phone,
+					// where the header is for screen readers, the filter form's
+					// order.
+					for _, vp := range viewports {
+						screen(vp)
 						open("/admin/users")
-						var sorted string
 						if vp.mobile {
 							run("sort by created", chromedp.SetValue("#sort", "created", byQuery), chromedp.SetValue("#order", "desc", byQuery),
 								chromedp.Click("#filter", byQuery), chromedp.WaitReady(`th[aria-sort="descending"] #sort-created`, byQuery))
 						} else {
-							// Followed as a browser follows a link (a click can land on
-							// the page being left).
+							// Followed as a browser follows a link (a click can land
+							// on the page being left).
 							for _, want := range []string{"descending", "ascending"} {
 								var href string
 								run("read the header's link", chromedp.AttributeValue("#sort-created", "href", &href, nil, byQuery))
@@ -203,15 +225,10 @@ func TestBrowserPages(t *testing.T) {
 								run("sorted "+want, chromedp.WaitReady(`th[aria-sort="`+want+`"] #sort-created`, byQuery))
 							}
 						}
+						var sorted string
 						run("read aria-sort", chromedp.AttributeValue(`th:first-child`, "aria-sort", &sorted, nil, byQuery))
 						if sorted != "none" {
-							t.Errorf("%s %s: the name column says aria-sort=%q while sorted by creation", vp.name, lang, sorted)
-						}
-						if shots != "" && vp.name == "laptop" && lang == "en" {
-							open("/")
-							saveShot(t, bctx, filepath.Join(shots, "2-home.png"))
-							open("/admin/users")
-							saveShot(t, bctx, filepath.Join(shots, "3-admin-users.png"))
+							t.Errorf("%s %s: the name column says aria-sort=%q while sorted by creation", lang, vp.name, sorted)
 						}
 						if vp.mobile {
 							// The admin tabs are folded into a menu that opens.
@@ -220,43 +237,51 @@ func TestBrowserPages(t *testing.T) {
 							run("menu", chromedp.Click("details.menu summary", byQuery),
 								chromedp.Evaluate(`document.querySelector('details.menu nav a[aria-current="page"]').getBoundingClientRect().height > 0`, &shown))
 							if !shown {
-								t.Errorf("%s %s: the admin menu does not open", vp.name, lang)
+								t.Errorf("%s %s: the admin menu does not open", lang, vp.name)
 							}
 						}
+					}
+					if shots != "" && lang == "en" {
+						open("/")
+						saveShot(t, bctx, filepath.Join(shots, "2-home.png"))
+						open("/admin/users")
+						saveShot(t, bctx, filepath.Join(shots, "3-admin-users.png"))
+					}
 
-						// Every destructive action asks first, naming what it will do;
-						// the confirm pages pass the same checks.
-						for _, btn := range []string{"#delete", "#disable", "#save-roles"} {
-							open("/admin/users/" + bob)
-							run("click "+btn, chromedp.Click(btn, byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
-							var what string
-							run("read confirm", chromedp.Text("#confirm-what", &what, byQuery))
-							if !strings.Contains(what, "pages_bob") {
-								t.Errorf("%s %s: confirm page for %s says %q, without the user's name", vp.name, lang, btn, what)
-							}
-							check(vp.name+" "+lang+" confirm "+btn, lang, vp.width)
-							run("cancel", chromedp.Click("#cancel", byQuery), chromedp.WaitVisible("#subject", byQuery))
-						}
-						open("/account")
-						run("end others", chromedp.Click("#end-others", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+					// Every destructive action asks first, naming what it will do;
+					// the confirm pages pass the same checks. The buttons are
+					// pressed at both sizes in turn.
+					for i, btn := range []string{"#delete", "#disable", "#save-roles"} {
+						screen(viewports[i%len(viewports)])
 						open("/admin/users/" + bob)
-						run("end bob's session", chromedp.Click("#sessions button", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
-						// The config form: its diff page, every problem beside its
-						// field, and a rollback's confirm page.
-						open("/admin/config")
-						run("review config", chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
-						check(vp.name+" "+lang+" config diff", lang, vp.width)
-						open("/admin/config")
-						run("bad config", chromedp.SetValue("#login-maxFailures", "0", byQuery), chromedp.SetValue("#auth-whiteList", "relative", byQuery),
-							chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#login-maxFailures-error", byQuery),
-							chromedp.WaitVisible("#auth-whiteList-error", byQuery))
-						check(vp.name+" "+lang+" config problems", lang, vp.width)
-						open("/admin/config")
-						run("rollback", chromedp.Click("#rollback-1", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
-						check(vp.name+" "+lang+" config rollback", lang, vp.width)
-					})
+						run("click "+btn, chromedp.Click(btn, byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+						var what string
+						run("read confirm", chromedp.Text("#confirm-what", &what, byQuery))
+						if !strings.Contains(what, "pages_bob") {
+							t.Errorf("%s: confirm page for %s says %q, without the user's name", lang, btn, what)
+						}
+						check("confirm " + btn)
+						run("cancel", chromedp.Click("#cancel", byQuery), chromedp.WaitVisible("#subject", byQuery))
+					}
+					open("/account")
+					run("end others", chromedp.Click("#end-others", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+					open("/admin/users/" + bob)
+					run("end bob's session", chromedp.Click("#sessions button", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+					// The config form: its diff page, every problem beside its
+					// field, and a rollback's confirm page.
+					open("/admin/config")
+					run("review config", chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+					check("config diff")
+					open("/admin/config")
+					run("bad config", chromedp.SetValue("#login-maxFailures", "0", byQuery), chromedp.SetValue("#auth-whiteList", "relative", byQuery),
+						chromedp.Click("#review-form", byQuery), chromedp.WaitVisible("#login-maxFailures-error", byQuery),
+						chromedp.WaitVisible("#auth-whiteList-error", byQuery))
+					check("config problems")
+					open("/admin/config")
+					run("rollback", chromedp.Click("#rollback-1", byQuery), chromedp.WaitVisible("#do-confirm", byQuery))
+					check("config rollback")
 				})
-			}
+			})
 		}
 	})
 	// Nothing was deleted, disabled or promoted: every action above was
