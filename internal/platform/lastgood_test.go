@@ -31,7 +31,7 @@ const registryTimeout = 30 * time.Second
 func TestEtcdOutage(t *testing.T) {
 	testenv.Require(t, "etcd")
 	etcd := testenv.StartEtcd(t)
-	const ttl = 4 * time.Second
+	const ttl = 2 * time.Second
 	p := platform.Plugins{
 		Registry:    etcdreg.NewRegistry(registry.Addrs(etcd.Addr), registry.Timeout(registryTimeout)),
 		Broker:      broker.NewMemoryBroker(),

@@ -73,6 +73,7 @@ func startUp(t *testing.T, bin, dir string) *up {
 // everything with exit 0. Then a second supervisor on the same data dir
 // starts again from what the first left.
 func TestUp(t *testing.T) {
+	t.Parallel()
 	bin := testenv.BuildPortal(t)
 	dir := t.TempDir()
 	u := startUp(t, bin, dir)
@@ -411,9 +412,9 @@ func TestRunInProcess(t *testing.T) {
 		// make test builds with the tag; CI fails on this skip.
 		t.Skip("runs the embedded etcd and NATS in this process: go test -tags up (make test does)")
 	}
+	t.Parallel()
 	bin := testenv.BuildPortal(t)
 	dir := t.TempDir()
-	t.Setenv("PORTAL_ADMIN_PASSWORD", testenv.AdminPassword)
 	etcd := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	out := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
