@@ -84,7 +84,7 @@ bench-quick: ## the benchmark harness with short runs, for development (~1 min)
 	@go run ./bench -quick $(BENCH_FLAGS)
 
 screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
-	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowser/Pages ./internal/portal/
+	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots PORTAL_REQUIRE_BROWSER=1 go test -count=1 -run TestBrowserPages ./internal/portal/
 
 # FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
 faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)

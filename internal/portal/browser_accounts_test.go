@@ -16,13 +16,14 @@ import (
 	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
-// browserAccountRecovery walks what a person does with the mail Portal
+// TestBrowserAccountRecovery walks what a person does with the mail Portal
 // sends, in headless Chromium: register with an address, open the link read
 // from the SMTP server, confirm, set a display name, sign out, forget the
 // password, reset it from the mailed link in a second browser window whose
 // session the reset ends, and sign in with the new password. No page needs
 // JavaScript: it runs with scripts off.
-func browserAccountRecovery(t *testing.T) {
+func TestBrowserAccountRecovery(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
 	p := portaltest.Start(t, portaltest.Options{

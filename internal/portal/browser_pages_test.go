@@ -49,13 +49,14 @@ type viewport struct {
 // viewports are the screens every page must fit: a phone and a laptop.
 var viewports = []viewport{{"phone", 390, 844, true}, {"laptop", 1280, 900, false}}
 
-// browserPages opens every page, signed out and as the admin, at a
+// TestBrowserPages opens every page, signed out and as the admin, at a
 // phone's and a laptop's size, in English and in Chinese. On each it checks
 // that nothing is wider than the viewport, that the page is in the language
 // chosen, and that axe-core finds no serious or critical accessibility
 // violation. It checks that each destructive action asks first, and (with
 // PORTAL_SCREENSHOTS=dir) saves the README's screenshots.
-func browserPages(t *testing.T) {
+func TestBrowserPages(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	axe := axeSource(t)

@@ -22,7 +22,7 @@ import (
 	"github.com/portal-go/portal/internal/testenv/portaltest"
 )
 
-// browserPasskeys walks the "done when" in headless Chromium
+// TestBrowserPasskeys walks the "done when" in headless Chromium
 // with JavaScript on: register with an address, confirm it from the mail
 // read off the SMTP server, enrol TOTP (the code computed here), sign out,
 // sign in with password and code, add a passkey (Chromium's virtual
@@ -32,7 +32,8 @@ import (
 // find every old session gone. WebAuthn needs a secure context and a
 // domain as RP ID: Portal is reached as http://localhost:<port>, its
 // accounts.publicURL.
-func browserPasskeys(t *testing.T) {
+func TestBrowserPasskeys(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	srv := mailtest.Start(t, mailtest.Options{})
 	p := portaltest.Start(t, portaltest.Options{

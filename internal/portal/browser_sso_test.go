@@ -83,15 +83,16 @@ func newTestApp(t *testing.T) *testApp {
 	return app
 }
 
-// browserSSO: a person signs into a small application through Portal's
+// TestBrowserSSO: a person signs into a small application through Portal's
 // own pages in a real browser: the application sends them to Portal, Portal
 // asks them to sign in (password, then a TOTP code) and to allow the
 // application (it is not first-party), and the application greets them by
 // name, told the sign-in used a password and a one-time code. Signing in to
 // the application again goes straight through; with prompt=login Portal asks
 // again (a recovery code this time). Screenshots of each page are saved
-// beside browserFlow's.
-func browserSSO(t *testing.T) {
+// beside TestBrowserFlow's.
+func TestBrowserSSO(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	out := outputDir(t)

@@ -27,29 +27,11 @@ import (
 // browserTimeout bounds the whole browser test, Chromium's start included.
 const browserTimeout = 90 * time.Second
 
-// browserSlots bounds how many Chromiums run at once. The browser tests are
-// parallel to every other test (most of which wait on processes and
-// timeouts), but Chromium is heavy on two cores: two at once (three or more
-// made each slower by more than they gained).
+// browserSlots bounds how many Chromiums the package's tests run at once.
+// The browser tests are parallel to every other test (most of which wait
+// on processes and timeouts), but Chromium is heavy on two cores: two at
+// once (three or more made each slower by more than they gained).
 var browserSlots = make(chan struct{}, 2)
-
-// TestBrowser runs the browser tests (each a subtest, in a goroutine), as
-// many Chromiums at once as browserSlots allows. One test, so that they take
-// one of the package's parallel slots (-parallel) between them: as parallel
-// tests of their own, the ones waiting for a browser slot held parallel
-// slots too, and the package's other tests ran one at a time meanwhile.
-// Pages first: it runs two browsers, the longest part.
-func TestBrowser(t *testing.T) {
-	t.Parallel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, bt := range []struct {
-		name string
-		run  func(*testing.T)
-	}{{"Pages", browserPages}, {"Flow", browserFlow}, {"Passkeys", browserPasskeys}, {"AccountRecovery", browserAccountRecovery}, {"SSO", browserSSO}} {
-		wg.Go(func() { t.Run(bt.name, bt.run) })
-	}
-}
 
 // browserSlot waits for a browser slot and holds it until t ends. Take it
 // before starting a deadline that the browser's work must meet.
@@ -63,11 +45,12 @@ func browserSlot(t *testing.T) {
 	}
 }
 
-// browserFlow drives a headless Chromium through what a person does:
+// TestBrowserFlow drives a headless Chromium through what a person does:
 // the login redirect, registering, signing in, seeing the home page, a
 // rejected login whose username must come back as text, and logging out.
 // It saves a full-page PNG of every page it checks.
-func browserFlow(t *testing.T) {
+func TestBrowserFlow(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	out := outputDir(t)
@@ -364,7 +347,7 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx contex
 		chromedp.DisableGPU,
 		// Renderer, GPU and network service as threads of one process, not
 		// processes talking over IPC: the browser tests' Chromium CPU went
-		// from 151 s to 125 s, their time from 93 s to 80 s (all of TestBrowser
+		// from 151 s to 125 s, their time from 93 s to 80 s (all TestBrowser*
 		// at once). The pages render in the same Blink; the process model
 		// is what a test does not exercise.
 		chromedp.Flag("single-process", true),
@@ -505,7 +488,7 @@ func artifactsInSourceTree(t *testing.T) bool {
 // byQuery selects by CSS selector, as chromedp.ByQuery, and retries a
 // selector that does not match yet every 50 ms instead of chromedp's 5 ms:
 // each retry is a round trip through Chromium's browser and renderer
-// processes (its pages test alone: Chromium's CPU 114 s at 5 ms, 104 s at
+// processes (TestBrowserPages alone: Chromium's CPU 114 s at 5 ms, 104 s at
 // 50 ms).
 func byQuery(s *chromedp.Selector) {
 	chromedp.ByQuery(s)
