@@ -301,6 +301,15 @@ func (o *Outbox) relay(ctx context.Context) (int, error) {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		err = o.send(sctx, m)
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			// The relay is stopping and cut the send short: not the
+			// receiver's refusal, so no attempt is counted. The record
+			// stays; its lease goes, for the next relay to send it now.
+			if _, err := o.kv.Apply(kv.DeleteOp(o.leases + mb)); err != nil {
+				return sent, fmt.Errorf("outbox: lease: %w", err)
+			}
+			return sent, nil
+		}
 		if err != nil && o.retry != nil {
 			if err := o.refused(mb, m, err); err != nil {
 				return sent, fmt.Errorf("outbox: reschedule: %w", err)

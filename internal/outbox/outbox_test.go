@@ -191,3 +191,49 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("the outbox beside the queue holds %d records, want its own 1", n)
 	}
 }
+
+// TestStopDuringSendCountsNoAttempt: a send that the relay's own stop cuts
+// short is not the receiver's refusal: the message keeps its attempts (a
+// stop used to count one, and a message refused MaxAttempts-1 times was
+// then given up without its last try) and the next relay sends it at once.
+func TestStopDuringSendCountsNoAttempt(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	m := NewMessage("t", []byte(`1`))
+	sending := make(chan struct{}, 1)
+	hang := func(ctx context.Context, _ Message) error {
+		sending <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	var mu sync.Mutex
+	var given []Message
+	retry := Retry{MaxAttempts: 1, Backoff: time.Hour, MaxBackoff: time.Hour, GiveUp: func(m Message, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		given = append(given, m)
+	}}
+	q := NewQueue(k, "q", hang, retry, nil)
+	q.Poll = 10 * time.Millisecond
+	if err := q.Put(m); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	<-sending
+	cancel()
+	<-done
+	mu.Lock()
+	if len(given) != 0 {
+		t.Fatalf("a send cut short by the relay's stop gave the message up: %+v", given)
+	}
+	mu.Unlock()
+	// The next relay sends it at once: its attempts are 0 and its lease is gone.
+	r := &receivers{refuse: map[string]int{}, got: map[string]int{}}
+	q = NewQueue(k, "q", r.send, retry, nil)
+	q.Poll = 10 * time.Millisecond
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	poll.Wait(t, 10*time.Second, "the message sent by the next relay", func() bool { return r.sends(m.ID) == 1 })
+}
