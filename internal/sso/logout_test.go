@@ -118,8 +118,11 @@ func TestBackchannelLogoutRetried(t *testing.T) {
 		}
 		return false
 	})
-	if attempts, _ := rps["dead"].counts(); attempts != 4 {
-		t.Fatalf("the dead application was tried %d times, want 4", attempts)
+	// Four attempts, each counted once it was refused. A send that the
+	// provider's stop cut short is not counted (it may not have left), so
+	// the application sees a fifth when that send had reached it.
+	if attempts, _ := rps["dead"].counts(); attempts != 4 && attempts != 5 {
+		t.Fatalf("the dead application was tried %d times, want 4 (5 if the restart cut a send short after it arrived)", attempts)
 	}
 	for _, c := range list.Clients {
 		if c.Id != clients["dead"].ID && c.BackchannelFailures != 0 {
