@@ -201,6 +201,11 @@ func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
 		b.log.Info("mail sent", "id", id, "kind", e.Message.Kind, "to", e.Message.To, "attempts", e.Attempts)
 		b.finish(e)
 		return time.Time{}
+	case ctx.Err() != nil:
+		// The outbox is stopping and cut the send short: not the
+		// server's refusal, so never given up for it. The message is due
+		// again when the attempt's lease ends, as after a crash.
+		return e.NextAt
 	case errors.As(err, &perm) || e.Attempts >= b.o.MaxAttempts:
 		e.LastError = err.Error()
 		b.log.Error("mail given up", "id", id, "kind", e.Message.Kind, "to", e.Message.To, "attempts", e.Attempts, "err", err)

@@ -275,3 +275,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// hangingSender blocks every send until its context ends.
+type hangingSender struct{ sending chan struct{} }
+
+func (h hangingSender) Send(ctx context.Context, _ Message) error {
+	h.sending <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestOutboxStopDuringSendGivesNothingUp: a send that the outbox's own stop
+// cuts short is not a refusal: the message stays queued, even on its last
+// attempt (it was given up as failed), and is not listed as failed.
+func TestOutboxStopDuringSendGivesNothingUp(t *testing.T) {
+	st := openStore(t)
+	o := fastRetries()
+	o.MaxAttempts = 1
+	h := hangingSender{sending: make(chan struct{}, 1)}
+	b := NewOutbox(st, st, h, slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {
+		t.Fatal(err)
+	}
+	<-h.sending
+	cancel()
+	<-done
+	failed, err := b.Failed(context.Background())
+	if err != nil || len(failed) != 0 {
+		t.Fatalf("after a stop mid-send: failed %v (%v), want none", failed, err)
+	}
+	pending, err := b.Pending(context.Background())
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("after a stop mid-send: pending %v (%v), want the message", pending, err)
+	}
+}
