@@ -660,14 +660,20 @@ func TestDistributed(t *testing.T) {
 			return ok
 		})
 		c.note(t, "user nodes registered again %.2fs after Redis restarted", time.Since(restarted).Seconds())
-		poll.Wait(t, 15*time.Second-time.Since(restarted), "/readyz 200 on both gateways after Redis restarted", func() bool {
-			for _, w := range ws {
-				if w.do("GET", "/readyz", "", nil).StatusCode != http.StatusOK {
-					return false
-				}
+		// The last answers, to say which check failed if this times out.
+		last := make([]string, len(ws))
+		if !poll.Until(15*time.Second-time.Since(restarted), func() bool {
+			ready := true
+			for i, w := range ws {
+				r := w.do("GET", "/readyz", "", nil)
+				last[i] = fmt.Sprintf("web%d: %d %s", i+1, r.StatusCode, r.body)
+				ready = ready && r.StatusCode == http.StatusOK
 			}
-			return true
-		})
+			return ready
+		}) {
+			t.Fatalf("waited %.1fs for /readyz 200 on both gateways after Redis restarted; last answers:\n%s",
+				time.Since(restarted).Seconds(), strings.Join(last, "\n"))
+		}
 		c.note(t, "ready again %.2fs after Redis restarted", time.Since(restarted).Seconds())
 		for _, w := range ws {
 			w.login(name, pw)
