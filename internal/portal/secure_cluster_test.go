@@ -118,8 +118,8 @@ func TestSecureCluster(t *testing.T) {
 		// connection's end cannot know whether the node ran it, and a
 		// login is not safe to run twice (endpoint.Retryable), so it
 		// answers 503. That connection is then closed, so it can happen
-		// once per gateway at most; without the retry, about half the
-		// logins would fail.
+		// once per gateway at most. Round robin sends every other login
+		// to the dead node: those succeed only through the retry.
 		failed := make([]int, len(ws))
 		for i := 0; i < 20; i++ {
 			w := ws[i%2]
