@@ -224,10 +224,11 @@ func TestStopDuringSendCountsNoAttempt(t *testing.T) {
 	cancel()
 	<-done
 	mu.Lock()
-	if len(given) != 0 {
-		t.Fatalf("a send cut short by the relay's stop gave the message up: %+v", given)
-	}
+	gaveUp := append([]Message(nil), given...)
 	mu.Unlock()
+	if len(gaveUp) != 0 {
+		t.Fatalf("a send cut short by the relay's stop gave the message up: %+v", gaveUp)
+	}
 	// The next relay sends it at once: its attempts are 0 and its lease is gone.
 	r := &receivers{refuse: map[string]int{}, got: map[string]int{}}
 	q = NewQueue(k, "q", r.send, retry, nil)
