@@ -2,68 +2,158 @@ package platform
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	etcdreg "github.com/go-micro/plugins/v4/registry/etcd"
 	"go-micro.dev/v4/registry"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
-// orderRegistry records the order in which registrations and
-// deregistrations reach the registry; a deregistration waits for release,
-// as the etcd plugin's Delete waits for an etcd that is away.
-type orderRegistry struct {
+// serialRegistry records the calls that reach it and whether two were
+// ever in it at once; every call waits for release, as the etcd plugin's
+// calls wait for an etcd that is away.
+type serialRegistry struct {
 	registry.Registry
 	release chan struct{}
+	in      atomic.Int32
+	overlap atomic.Bool
 	mu      sync.Mutex
 	ops     []string
 }
 
-func (r *orderRegistry) Register(*registry.Service, ...registry.RegisterOption) error {
+func (r *serialRegistry) call(op string) error {
+	if r.in.Add(1) > 1 {
+		r.overlap.Store(true)
+	}
+	defer r.in.Add(-1)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ops = append(r.ops, "register")
-	return nil
-}
-
-func (r *orderRegistry) Deregister(*registry.Service, ...registry.DeregisterOption) error {
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
 	<-r.release
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ops = append(r.ops, "deregister")
 	return nil
 }
 
-// TestRegisterWaitsForALateDeregistration: a deregistration given up on
-// while etcd was away lands when etcd is back; a registration made before it
-// would be deleted by it and the node would stay out of the registry for
-// good (TestDistributed/e_etcd_restart lost the system node so). The gate
-// registers only once the late deregistration has landed.
-func TestRegisterWaitsForALateDeregistration(t *testing.T) {
-	reg := &orderRegistry{release: make(chan struct{})}
+func (r *serialRegistry) Register(*registry.Service, ...registry.RegisterOption) error {
+	return r.call("register")
+}
+
+func (r *serialRegistry) Deregister(*registry.Service, ...registry.DeregisterOption) error {
+	return r.call("deregister")
+}
+
+// TestRegistryCallsOneAtATimeInOrder: the registry sees a node's
+// registrations and deregistrations one at a time, in the order they were
+// made, also a deregistration the gate gave up waiting for (etcd away): a
+// registration made after it reaches the registry after it, not before
+// (landing later, it would delete the registered node's key), and a
+// registration never runs beside another (the etcd plugin would then renew
+// a lease that holds no key; TestConcurrentRegistrationsKeepTheNodeListed
+// shows it with etcd).
+func TestRegistryCallsOneAtATimeInOrder(t *testing.T) {
+	reg := &serialRegistry{release: make(chan struct{})}
 	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
+	first := make(chan error, 1)
+	go func() { first <- g.Register(svc) }() // the server's tick, waiting for etcd
+	poll.Wait(t, 5*time.Second, "the first registration to reach the registry", func() bool {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return len(reg.ops) == 1
+	})
 	if err := g.Deregister(svc); err != errRegistryAway {
 		t.Fatalf("Deregister with the registry away: %v, want errRegistryAway", err)
 	}
-	registered := make(chan error, 1)
-	go func() { registered <- g.Register(svc) }()
-	select {
-	case err := <-registered:
-		t.Fatalf("Register returned (%v) before the late deregistration landed", err)
-	case <-time.After(200 * time.Millisecond): // it must still be waiting
+	second := make(chan error, 1)
+	go func() { second <- g.Register(svc) }() // the retrier
+	poll.Holds(t, 200*time.Millisecond, "the later calls to wait for the first", func() bool {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return len(reg.ops) == 1
+	})
+	close(reg.release) // etcd is back
+	for _, c := range []chan error{first, second} {
+		if err := <-c; err != nil {
+			t.Fatalf("Register: %v", err)
+		}
 	}
-	close(reg.release) // etcd is back: the deregistration lands
-	if err := <-registered; err != nil {
-		t.Fatalf("Register: %v", err)
+	poll.Wait(t, 5*time.Second, "the three calls to reach the registry", func() bool {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return len(reg.ops) == 3
+	})
+	if reg.overlap.Load() {
+		t.Error("two calls were in the registry at once")
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if len(reg.ops) != 2 || reg.ops[0] != "deregister" || reg.ops[1] != "register" {
-		t.Fatalf("registry saw %v, want [deregister register]", reg.ops)
+	if want := []string{"register", "deregister", "register"}; !slices.Equal(reg.ops, want) {
+		t.Fatalf("registry saw %v, want %v", reg.ops, want)
+	}
+}
+
+// TestConcurrentRegistrationsKeepTheNodeListed: with etcd and the go-micro
+// etcd plugin, a node registered twice at once (the server's tick and the
+// gate's retrier, both let go when etcd answers again) is put back by the
+// next registration once its key's lease has run out. The plugin, given
+// both at once, grants two leases and may keep renewing the one the key
+// does not hold: the key then goes with the other lease and is never put
+// back.
+func TestConcurrentRegistrationsKeepTheNodeListed(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Addr}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	g := &registrationGate{Registry: etcdreg.NewRegistry(registry.Addrs(etcd.Addr)), refused: func() error { return nil },
+		check: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
+	svc := &registry.Service{Name: "system", Version: "latest", Nodes: []*registry.Node{{Id: "system-1", Address: "127.0.0.1:1"}}}
+	ttl := registry.RegisterTTL(time.Minute)
+	const key = "/micro/registry/system/system-1"
+	ctx := t.Context()
+	for round := range 20 {
+		// Out of the registry, the plugin's memory of the node cleared.
+		if err := g.Deregister(svc); err != nil {
+			t.Fatalf("round %d: Deregister: %v", round, err)
+		}
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- g.Register(svc, ttl) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Register: %v", round, err)
+			}
+		}
+		// The key's lease runs out (revoked rather than waited for).
+		rsp, err := cli.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(rsp.Kvs) == 0 {
+			t.Fatalf("round %d: the node's key is missing after registering", round)
+		}
+		if _, err := cli.Revoke(ctx, clientv3.LeaseID(rsp.Kvs[0].Lease)); err != nil {
+			t.Fatalf("round %d: revoke the key's lease: %v", round, err)
+		}
+		if err := g.Register(svc, ttl); err != nil { // the server's next tick
+			t.Fatalf("round %d: Register: %v", round, err)
+		}
+		if rsp, err = cli.Get(ctx, key); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(rsp.Kvs) == 0 {
+			t.Fatalf("round %d: the node's key is gone after its lease ran out and the next registration: the plugin renews a lease the key does not hold", round)
+		}
 	}
 }
 

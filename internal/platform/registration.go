@@ -87,10 +87,8 @@ type registrationGate struct {
 	stopped  <-chan struct{} // closed when the service begins to stop
 	// deregistered is set by the first Deregister while stopping.
 	deregistered atomic.Bool
-	// pending is closed when the last deregistration is done at the
-	// registry, which may be after Deregister gave up on it (etcd away: the
-	// plugin's Delete waits for etcd and runs when it is back).
-	pending atomic.Pointer[chan struct{}]
+	// last is closed when the registry call queued last is done (serial).
+	last atomic.Pointer[chan struct{}]
 	// retrying is set while a registration the registry failed is being
 	// tried again (retry).
 	retrying atomic.Bool
@@ -120,29 +118,52 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 	return err
 }
 
-// register registers svc once a late deregistration has landed; a
-// registration still waiting when the service begins to stop counts as
-// done (nil).
+// register registers svc at the registry (serial); a registration still
+// waiting when the service begins to stop counts as done (nil), and is not
+// made.
 func (g *registrationGate) register(svc *registry.Service, opts []registry.RegisterOption) error {
-	// A deregistration given up on while etcd was away deletes the node's
-	// key when etcd is back. Registering before it lands would leave the
-	// node with a live lease and no key: the etcd plugin then only keeps
-	// the lease alive, and the node is gone from the registry for good.
-	if p := g.pending.Load(); p != nil {
-		select {
-		case <-*p:
-		case <-g.stopped:
-			return nil
-		}
-	}
 	done := make(chan error, 1)
-	go func() { done <- g.Registry.Register(svc, opts...) }()
+	g.serial(func() {
+		if g.stopping() {
+			done <- nil
+			return
+		}
+		done <- g.Registry.Register(svc, opts...)
+	})
 	select {
 	case err := <-done:
 		return err
 	case <-g.stopped:
 		return nil
 	}
+}
+
+// serial runs call in a goroutine once every registry call queued before it
+// is done: the registry sees this node's registrations and deregistrations
+// one at a time, in the order they were made, even those the gate gave up
+// waiting for.
+//
+// The etcd plugin needs both. Two registrations at once (the server's tick
+// and the retrier, both let go when etcd answers again) each grant a lease
+// and put the node's key; the key keeps the lease of the last put, while the
+// plugin may keep the other lease as the node's and renew only that one. The
+// key's lease then runs out, the key goes, and the plugin, its lease alive
+// and the node unchanged, never puts it back: a healthy node gone from the
+// registry for good, with nothing logged (TestDistributed/f_redis_outage
+// lost the system node so, a few seconds after etcd's restart in step e).
+// And a deregistration given up on while etcd was away deletes the key when
+// etcd is back: landing after a registration, it would leave the same
+// renewed lease with no key.
+func (g *registrationGate) serial(call func()) {
+	mine := make(chan struct{})
+	prev := g.last.Swap(&mine)
+	go func() {
+		defer close(mine)
+		if prev != nil {
+			<-*prev
+		}
+		call()
+	}()
 }
 
 // retry tries a registration that the registry failed, or that the gate
@@ -193,17 +214,14 @@ var errRegistryAway = errors.New("registry did not answer: the node stays listed
 
 // Deregister deregisters svc, once per stop: while the service is stopping,
 // a deregistration already tried (by BeforeStop) is not tried again (by the
-// server's Stop). It gives up after deregisterTimeout.
+// server's Stop). It gives up waiting after deregisterTimeout; the
+// deregistration still reaches the registry, in its turn (serial).
 func (g *registrationGate) Deregister(svc *registry.Service, opts ...registry.DeregisterOption) error {
 	if g.stopping != nil && g.stopping() && !g.deregistered.CompareAndSwap(false, true) {
 		return nil
 	}
-	done, landed := make(chan error, 1), make(chan struct{})
-	g.pending.Store(&landed)
-	go func() {
-		defer close(landed)
-		done <- g.Registry.Deregister(svc, opts...)
-	}()
+	done := make(chan error, 1)
+	g.serial(func() { done <- g.Registry.Deregister(svc, opts...) })
 	select {
 	case err := <-done:
 		return err
