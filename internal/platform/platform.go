@@ -109,6 +109,9 @@ type Service struct {
 	// (registrationGate).
 	health   func(context.Context) error
 	draining atomic.Bool
+	// streamWorkers: the server is the gRPC plugin's, its stream workers
+	// not asked for yet (askStreamWorkers).
+	streamWorkers bool
 	// stopped is closed when the service begins to stop (BeforeStop).
 	stopped   chan struct{}
 	closeStop sync.Once
@@ -213,14 +216,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 	// Server and Client first: micro.Registry and Broker re-initialise them,
 	// and later options override earlier ones.
 	srv, cli := grpcserver.NewServer, grpcclient.NewClient
-	if p.RPC != "mucp" {
-		// Calls run on worker goroutines that stay, their stacks grown,
-		// rather than each on a new goroutine whose stack grows through the
-		// wrappers and the store client again (a tenth of the user
-		// service's CPU in the uncached benchmark). When all are busy, gRPC
-		// starts a goroutine as before.
-		srvOpts = append(srvOpts, grpcserver.Options(grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0)))))
-	}
+	s.streamWorkers = p.RPC != "mucp"
 	var trOpts []micro.Option
 	if p.RPC == "mucp" {
 		tr := transport.NewHTTPTransport(transport.Logger(ml))
@@ -315,10 +311,35 @@ func (s *Service) Start() error {
 	if err := s.gateRegistry(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}
+	if err := s.askStreamWorkers(); err != nil {
+		return fmt.Errorf("%s: start: %w", s.Name(), err)
+	}
 	if err := s.Service.(starter).Start(); err != nil {
 		return fmt.Errorf("%s: start: %w", s.Name(), err)
 	}
 	return nil
+}
+
+// askStreamWorkers gives the gRPC server its stream workers: calls run on
+// worker goroutines that stay, their stacks grown, rather than each on a new
+// goroutine whose stack grows through the wrappers and the store client
+// again (a tenth of the user service's CPU in the uncached benchmark); when
+// all are busy, gRPC starts a goroutine as before.
+//
+// It is the server's last Init, just before Start. The gRPC server plugin
+// (v1.2.0 grpc.go configure) makes a new grpc.Server at every Init and drops
+// the one before without stopping it: asked for earlier, the workers of
+// every dropped server would wait for work for the life of the process (in
+// the embedded mode 12 servers' worth, 384 goroutines where 96 serve).
+//
+// Once: a Start that a BeforeStart hook refused may be tried again, and a
+// second Init would drop the server that has the workers.
+func (s *Service) askStreamWorkers() error {
+	if !s.streamWorkers {
+		return nil
+	}
+	s.streamWorkers = false
+	return s.Server().Init(grpcserver.Options(grpc.NumStreamWorkers(uint32(16 * runtime.GOMAXPROCS(0)))))
 }
 
 // deregisterer is what go-micro's servers (gRPC and mucp) offer beyond the

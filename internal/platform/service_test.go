@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,6 +86,45 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	if _, err := p.Registry.GetService("user"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("after Stop, registry GetService(user): %v, want not found", err)
 	}
+}
+
+// streamWorkers counts the goroutines that are a grpc.Server's stream
+// workers.
+func streamWorkers() int {
+	buf := make([]byte, 1<<24)
+	return strings.Count(string(buf[:goruntime.Stack(buf, true)]), "google.golang.org/grpc.(*Server).serverWorker(")
+}
+
+// TestStreamWorkersOfTheServingServerOnly: a started gRPC service has the
+// stream workers of the one grpc.Server that serves, and none once stopped.
+// The gRPC server plugin makes a new grpc.Server at every Init and drops the
+// one before unstopped; with the workers asked for before the last Init,
+// every dropped server's workers stayed for the life of the process.
+func TestStreamWorkersOfTheServingServerOnly(t *testing.T) {
+	before := streamWorkers()
+	p := testPlugins()
+	svc := platform.NewService("user", p, quiet())
+	// Inits after NewService, as Portal's builders make them.
+	if err := svc.Server().Init(server.Metadata(map[string]string{"zone": "a"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := userpb.RegisterUserHandler(svc.Server(), &slowUser{started: make(chan struct{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	caller := platform.NewService("web", p, quiet())
+	if _, err := userpb.NewUserService("user", caller.Client()).Health(t.Context(), &userpb.HealthRequest{}); err != nil {
+		t.Fatalf("a call to the started service: %v", err)
+	}
+	if got, want := streamWorkers()-before, 16*goruntime.GOMAXPROCS(0); got != want {
+		t.Errorf("%d stream workers after Start, want %d (one grpc.Server's)", got, want)
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	poll.Wait(t, 5*time.Second, "the stream workers to end with the service", func() bool { return streamWorkers() <= before })
 }
 
 // A service whose health check fails is not registered.

@@ -43,9 +43,6 @@ var ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*pickerWrapper).pick"),
 	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
-	// The go-micro gRPC server plugin makes a new grpc.Server on every
-	// Init and drops the old one unstopped, with its stream workers.
-	goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).serverWorker"),
 }
 
 // VerifyTestMain runs the package's tests, then fails when goroutines other
