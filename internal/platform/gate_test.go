@@ -98,6 +98,50 @@ func TestRegistryCallsOneAtATimeInOrder(t *testing.T) {
 	}
 }
 
+// TestWaitingDeregistrationsCoalesce: while the registry is away, a
+// deregistration that would queue right behind another still waiting for
+// its turn is that one, so that register ticks shorter than the registry's
+// timeout do not queue them faster than they run; one behind a
+// registration is queued.
+func TestWaitingDeregistrationsCoalesce(t *testing.T) {
+	reg := &serialRegistry{release: make(chan struct{})}
+	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
+	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
+	first := make(chan error, 1)
+	go func() { first <- g.Register(svc) }() // waiting for etcd
+	poll.Wait(t, 5*time.Second, "the registration to reach the registry", func() bool {
+		reg.mu.Lock()
+		defer reg.mu.Unlock()
+		return len(reg.ops) == 1
+	})
+	for range 2 { // two ticks whose check failed
+		if err := g.Deregister(svc); err != errRegistryAway {
+			t.Fatalf("Deregister with the registry away: %v, want errRegistryAway", err)
+		}
+	}
+	second := make(chan error, 1)
+	go func() { second <- g.Register(svc) }() // the check passes again
+	poll.Wait(t, 5*time.Second, "the second registration to be queued", func() bool {
+		c := g.last.Load()
+		return c != nil && !c.dereg
+	})
+	third := make(chan error, 1)
+	go func() { third <- g.Deregister(svc) }() // and fails once more
+	poll.Wait(t, 5*time.Second, "the last deregistration to be queued", func() bool { return g.last.Load().dereg })
+	close(reg.release) // etcd is back
+	for _, c := range []chan error{first, second, third} {
+		if err := <-c; err != nil {
+			t.Fatalf("a call after etcd is back: %v", err)
+		}
+	}
+	// The last call has returned, so every call before it has too.
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if want := []string{"register", "deregister", "register", "deregister"}; !slices.Equal(reg.ops, want) {
+		t.Fatalf("registry saw %v, want %v", reg.ops, want)
+	}
+}
+
 // TestConcurrentRegistrationsKeepTheNodeListed: with etcd and the go-micro
 // etcd plugin, a node registered twice at once (the server's tick and the
 // gate's retrier, both let go when etcd answers again) is put back by the

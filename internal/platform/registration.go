@@ -87,8 +87,8 @@ type registrationGate struct {
 	stopped  <-chan struct{} // closed when the service begins to stop
 	// deregistered is set by the first Deregister while stopping.
 	deregistered atomic.Bool
-	// last is closed when the registry call queued last is done (serial).
-	last atomic.Pointer[chan struct{}]
+	// last is the registry call queued last (serial).
+	last atomic.Pointer[registryCall]
 	// retrying is set while a registration the registry failed is being
 	// tried again (retry).
 	retrying atomic.Bool
@@ -122,26 +122,32 @@ func (g *registrationGate) Register(svc *registry.Service, opts ...registry.Regi
 // waiting when the service begins to stop counts as done (nil), and is not
 // made.
 func (g *registrationGate) register(svc *registry.Service, opts []registry.RegisterOption) error {
-	done := make(chan error, 1)
-	g.serial(func() {
+	c := g.serial(false, func() error {
 		if g.stopping() {
-			done <- nil
-			return
+			return nil
 		}
-		done <- g.Registry.Register(svc, opts...)
+		return g.Registry.Register(svc, opts...)
 	})
 	select {
-	case err := <-done:
-		return err
+	case <-c.done:
+		return c.err
 	case <-g.stopped:
 		return nil
 	}
 }
 
-// serial runs call in a goroutine once every registry call queued before it
-// is done: the registry sees this node's registrations and deregistrations
-// one at a time, in the order they were made, even those the gate gave up
-// waiting for.
+// registryCall is a call to the registry in the gate's queue (serial).
+type registryCall struct {
+	done    chan struct{} // closed when the call has returned
+	err     error         // what it returned, set before done is closed
+	dereg   bool          // a deregistration
+	started atomic.Bool   // its turn came
+}
+
+// serial queues call (a deregistration or not) and runs it in a goroutine
+// once every registry call queued before it is done: the registry sees this
+// node's registrations and deregistrations one at a time, in the order they
+// were made, even those the gate gave up waiting for.
 //
 // The etcd plugin needs both. Two registrations at once (the server's tick
 // and the retrier, both let go when etcd answers again) each grant a lease
@@ -154,16 +160,18 @@ func (g *registrationGate) register(svc *registry.Service, opts []registry.Regis
 // And a deregistration given up on while etcd was away deletes the key when
 // etcd is back: landing after a registration, it would leave the same
 // renewed lease with no key.
-func (g *registrationGate) serial(call func()) {
-	mine := make(chan struct{})
-	prev := g.last.Swap(&mine)
+func (g *registrationGate) serial(dereg bool, call func() error) *registryCall {
+	c := &registryCall{done: make(chan struct{}), dereg: dereg}
+	prev := g.last.Swap(c)
 	go func() {
-		defer close(mine)
+		defer close(c.done)
 		if prev != nil {
-			<-*prev
+			<-prev.done
 		}
-		call()
+		c.started.Store(true)
+		c.err = call()
 	}()
+	return c
 }
 
 // retry tries a registration that the registry failed, or that the gate
@@ -216,15 +224,22 @@ var errRegistryAway = errors.New("registry did not answer: the node stays listed
 // a deregistration already tried (by BeforeStop) is not tried again (by the
 // server's Stop). It gives up waiting after deregisterTimeout; the
 // deregistration still reaches the registry, in its turn (serial).
+//
+// A deregistration that would queue right behind another still waiting for
+// its turn is that one: while etcd is away each register tick whose check
+// fails deregisters again, and each waits up to the plugin's timeout, so a
+// tick shorter than that timeout would queue them faster than they run.
 func (g *registrationGate) Deregister(svc *registry.Service, opts ...registry.DeregisterOption) error {
 	if g.stopping != nil && g.stopping() && !g.deregistered.CompareAndSwap(false, true) {
 		return nil
 	}
-	done := make(chan error, 1)
-	g.serial(func() { done <- g.Registry.Deregister(svc, opts...) })
+	c := g.last.Load()
+	if c == nil || !c.dereg || c.started.Load() {
+		c = g.serial(true, func() error { return g.Registry.Deregister(svc, opts...) })
+	}
 	select {
-	case err := <-done:
-		return err
+	case <-c.done:
+		return c.err
 	case <-time.After(deregisterTimeout):
 		return errRegistryAway
 	}
