@@ -40,6 +40,20 @@ func (r *serialRegistry) call(op string) error {
 	return nil
 }
 
+// seen is the calls that have reached r, in order.
+func (r *serialRegistry) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ops)
+}
+
+// healthyGate is a gate on reg for a service whose check passes and that
+// stops when stopped closes.
+func healthyGate(reg registry.Registry, stopped chan struct{}) *registrationGate {
+	ok := func() error { return nil }
+	return &registrationGate{Registry: reg, refused: ok, check: ok, stopping: func() bool { return false }, stopped: stopped}
+}
+
 func (r *serialRegistry) Register(*registry.Service, ...registry.RegisterOption) error {
 	return r.call("register")
 }
@@ -58,43 +72,29 @@ func (r *serialRegistry) Deregister(*registry.Service, ...registry.DeregisterOpt
 // shows it with etcd).
 func TestRegistryCallsOneAtATimeInOrder(t *testing.T) {
 	reg := &serialRegistry{release: make(chan struct{})}
-	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
+	g := healthyGate(reg, make(chan struct{}))
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
 	first := make(chan error, 1)
 	go func() { first <- g.Register(svc) }() // the server's tick, waiting for etcd
-	poll.Wait(t, 5*time.Second, "the first registration to reach the registry", func() bool {
-		reg.mu.Lock()
-		defer reg.mu.Unlock()
-		return len(reg.ops) == 1
-	})
+	poll.Wait(t, 5*time.Second, "the first registration to reach the registry", func() bool { return len(reg.seen()) == 1 })
 	if err := g.Deregister(svc); err != errRegistryAway {
 		t.Fatalf("Deregister with the registry away: %v, want errRegistryAway", err)
 	}
 	second := make(chan error, 1)
 	go func() { second <- g.Register(svc) }() // the retrier
-	poll.Holds(t, 200*time.Millisecond, "the later calls to wait for the first", func() bool {
-		reg.mu.Lock()
-		defer reg.mu.Unlock()
-		return len(reg.ops) == 1
-	})
+	poll.Holds(t, 200*time.Millisecond, "the later calls to wait for the first", func() bool { return len(reg.seen()) == 1 })
 	close(reg.release) // etcd is back
 	for _, c := range []chan error{first, second} {
 		if err := <-c; err != nil {
 			t.Fatalf("Register: %v", err)
 		}
 	}
-	poll.Wait(t, 5*time.Second, "the three calls to reach the registry", func() bool {
-		reg.mu.Lock()
-		defer reg.mu.Unlock()
-		return len(reg.ops) == 3
-	})
+	// The last call has returned, so every call before it has too.
 	if reg.overlap.Load() {
 		t.Error("two calls were in the registry at once")
 	}
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	if want := []string{"register", "deregister", "register"}; !slices.Equal(reg.ops, want) {
-		t.Fatalf("registry saw %v, want %v", reg.ops, want)
+	if got, want := reg.seen(), []string{"register", "deregister", "register"}; !slices.Equal(got, want) {
+		t.Fatalf("registry saw %v, want %v", got, want)
 	}
 }
 
@@ -105,15 +105,11 @@ func TestRegistryCallsOneAtATimeInOrder(t *testing.T) {
 // registration is queued.
 func TestWaitingDeregistrationsCoalesce(t *testing.T) {
 	reg := &serialRegistry{release: make(chan struct{})}
-	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: make(chan struct{})}
+	g := healthyGate(reg, make(chan struct{}))
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
 	first := make(chan error, 1)
 	go func() { first <- g.Register(svc) }() // waiting for etcd
-	poll.Wait(t, 5*time.Second, "the registration to reach the registry", func() bool {
-		reg.mu.Lock()
-		defer reg.mu.Unlock()
-		return len(reg.ops) == 1
-	})
+	poll.Wait(t, 5*time.Second, "the registration to reach the registry", func() bool { return len(reg.seen()) == 1 })
 	for range 2 { // two ticks whose check failed
 		if err := g.Deregister(svc); err != errRegistryAway {
 			t.Fatalf("Deregister with the registry away: %v, want errRegistryAway", err)
@@ -135,10 +131,8 @@ func TestWaitingDeregistrationsCoalesce(t *testing.T) {
 		}
 	}
 	// The last call has returned, so every call before it has too.
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	if want := []string{"register", "deregister", "register", "deregister"}; !slices.Equal(reg.ops, want) {
-		t.Fatalf("registry saw %v, want %v", reg.ops, want)
+	if got, want := reg.seen(), []string{"register", "deregister", "register", "deregister"}; !slices.Equal(got, want) {
+		t.Fatalf("registry saw %v, want %v", got, want)
 	}
 }
 
@@ -158,8 +152,7 @@ func TestConcurrentRegistrationsKeepTheNodeListed(t *testing.T) {
 	defer cli.Close()
 	stopped := make(chan struct{})
 	defer close(stopped)
-	g := &registrationGate{Registry: etcdreg.NewRegistry(registry.Addrs(etcd.Addr)), refused: func() error { return nil },
-		check: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
+	g := healthyGate(etcdreg.NewRegistry(registry.Addrs(etcd.Addr)), stopped)
 	svc := &registry.Service{Name: "system", Version: "latest", Nodes: []*registry.Node{{Id: "system-1", Address: "127.0.0.1:1"}}}
 	ttl := registry.RegisterTTL(time.Minute)
 	const key = "/micro/registry/system/system-1"
@@ -224,7 +217,7 @@ func TestRegisterRetriedWhenTheRegistryIsBack(t *testing.T) {
 	reg := &awayRegistry{}
 	reg.away.Store(true)
 	stopped := make(chan struct{})
-	g := &registrationGate{Registry: reg, refused: func() error { return nil }, check: func() error { return nil }, stopping: func() bool { return false }, stopped: stopped}
+	g := healthyGate(reg, stopped)
 	svc := &registry.Service{Name: "system", Nodes: []*registry.Node{{Id: "system-1"}}}
 	if err := g.Register(svc); err == nil {
 		t.Fatal("Register with the registry away succeeded")
