@@ -181,9 +181,8 @@ func (g *registrationGate) serial(dereg bool, call func() error) *registryCall {
 // register interval later; after an etcd restart a node's restored lease can
 // run out before that tick, and the node would be missing from the registry
 // until it (TestDistributed/e_etcd_restart saw a live system node gone 4 s
-// after etcd's restart, with the 5 s interval: first a failed
-// registration, then, the system service's check asking the registry, a
-// refused one). Retried, the node is back within registerRetry of etcd's
+// after etcd's restart, with the 5 s interval, after a failed
+// registration). Retried, the node is back within registerRetry of etcd's
 // (or its store's) return.
 func (g *registrationGate) retry(svc *registry.Service, opts []registry.RegisterOption) {
 	if !g.retrying.CompareAndSwap(false, true) {

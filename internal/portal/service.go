@@ -36,10 +36,8 @@ import (
 	"github.com/portal-go/portal/internal/redisx"
 	"github.com/portal-go/portal/internal/sso"
 	"github.com/portal-go/portal/internal/svcid"
-	"github.com/portal-go/portal/internal/system"
 	"github.com/portal-go/portal/internal/user"
 	"github.com/portal-go/portal/internal/web"
-	systempb "github.com/portal-go/portal/proto/system"
 	userpb "github.com/portal-go/portal/proto/user"
 )
 
@@ -367,14 +365,6 @@ func issuerOf(s ServiceSettings) string {
 func userHealth(h *user.Handler) func(context.Context) error {
 	return func(ctx context.Context) error {
 		return h.Health(ctx, &userpb.HealthRequest{}, &userpb.HealthResponse{})
-	}
-}
-
-// systemHealth is the system service's registration check: the registry
-// answers.
-func systemHealth(h *system.Handler) func(context.Context) error {
-	return func(ctx context.Context) error {
-		return h.Health(ctx, &systempb.HealthRequest{}, &systempb.HealthResponse{})
 	}
 }
 

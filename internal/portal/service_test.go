@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,27 +96,10 @@ func TestBuildInProcess(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	reg, brk := registry.NewMemoryRegistry(), broker.NewMemoryBroker()
-	settings := func(name string) ServiceSettings {
-		return ServiceSettings{
-			Name: name, Registry: reg, Broker: brk, RPC: "grpc",
-			Server:  ServerSettings{Address: "127.0.0.1:0"},
-			DataDir: dir, ConfigFile: filepath.Join(dir, "none.yaml"), AdminPassword: "in-process-admin-pw",
-			Cache: "memory", Events: "memory",
-		}
-	}
+	settings := inProcessSettings(t.TempDir(), registry.NewMemoryRegistry())
 	var gateway http.Handler
 	for _, name := range []string{"user", "system", "web"} { // user writes the keys the others read
-		b, err := Build(ctx, settings(name), log)
-		if err != nil {
-			t.Fatalf("Build %s: %v", name, err)
-		}
-		t.Cleanup(b.Close)
-		if err := b.Service.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { b.Service.Stop() })
+		b := startInProcess(ctx, t, settings(name), log)
 		if b.Service.Server().Options().RegisterTTL != registerTTL {
 			t.Errorf("%s: register TTL %v, want Portal's %v", name, b.Service.Server().Options().RegisterTTL, registerTTL)
 		}
@@ -148,5 +132,89 @@ func TestBuildInProcess(t *testing.T) {
 	rsp.Body.Close()
 	if rsp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"admin"`) {
 		t.Fatalf("admin users: %s %s", rsp.Status, data)
+	}
+}
+
+// inProcessSettings gives the settings of an in-process service named name
+// on reg, a memory broker shared by every service of the same settings, and
+// a data dir (dir) shared by them too.
+func inProcessSettings(dir string, reg registry.Registry) func(name string) ServiceSettings {
+	brk := broker.NewMemoryBroker()
+	return func(name string) ServiceSettings {
+		return ServiceSettings{
+			Name: name, Registry: reg, Broker: brk, RPC: "grpc",
+			Server:  ServerSettings{Address: "127.0.0.1:0"},
+			DataDir: dir, ConfigFile: filepath.Join(dir, "none.yaml"), AdminPassword: "in-process-admin-pw",
+			Cache: "memory", Events: "memory",
+		}
+	}
+}
+
+// startInProcess builds and starts the service s describes, stopped and
+// closed when the test ends.
+func startInProcess(ctx context.Context, t *testing.T, s ServiceSettings, log *slog.Logger) *Built {
+	t.Helper()
+	b, err := Build(ctx, s, log)
+	if err != nil {
+		t.Fatalf("Build %s: %v", s.Name, err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Service.Start(); err != nil {
+		t.Fatalf("start %s: %v", s.Name, err)
+	}
+	t.Cleanup(func() { b.Service.Stop() })
+	return b
+}
+
+// awayRegistry is a registry that stops answering reads while away is set,
+// as etcd does while it restarts.
+type awayRegistry struct {
+	registry.Registry
+	away atomic.Bool
+}
+
+var errAway = errors.New("registry away")
+
+func (r *awayRegistry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	if r.away.Load() {
+		return nil, errAway
+	}
+	return r.Registry.GetService(name, opts...)
+}
+
+func (r *awayRegistry) ListServices(opts ...registry.ListOption) ([]*registry.Service, error) {
+	if r.away.Load() {
+		return nil, errAway
+	}
+	return r.Registry.ListServices(opts...)
+}
+
+// TestSystemRegistrationIgnoresTheRegistry: the system service's
+// registration check does not ask the registry. A node that cannot reach the
+// registry cannot leave it either: the deregistration the failed check
+// makes lands once the registry answers again and takes a healthy node out
+// (TestDistributed/e_etcd_restart lost the system node 1.4 s after etcd's
+// restart so: its check had started while etcd was down). Its readiness
+// still says that the registry is away.
+func TestSystemRegistrationIgnoresTheRegistry(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := &awayRegistry{Registry: registry.NewMemoryRegistry()}
+	settings := inProcessSettings(t.TempDir(), reg)
+	startInProcess(ctx, t, settings("user"), log) // writes the keys system reads
+	sys := startInProcess(ctx, t, settings("system"), log)
+
+	reg.away.Store(true)
+	if err := sys.Service.Server().Options().RegisterCheck(ctx); err != nil {
+		t.Errorf("registration check with the registry away: %v, want nil (the node stays registered)", err)
+	}
+	if checks, ok := sys.Service.Readiness(ctx); ok || checks["registry"] == "ok" {
+		t.Errorf("readiness with the registry away: %v (ready %v), want the registry failing", checks, ok)
+	}
+	reg.away.Store(false)
+	if checks, ok := sys.Service.Readiness(ctx); !ok {
+		t.Errorf("readiness with the registry back: %v, want ready", checks)
 	}
 }
