@@ -300,9 +300,9 @@ func TestOutboxStopDuringSendGivesNothingUp(t *testing.T) {
 	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {
 		t.Fatal(err)
 	}
-	<-h.sending
+	poll.Receive(t, 10*time.Second, "the outbox to send", h.sending)
 	cancel()
-	<-done
+	poll.Receive(t, 10*time.Second, "the outbox to stop", done)
 	failed, err := b.Failed(context.Background())
 	if err != nil || len(failed) != 0 {
 		t.Fatalf("after a stop mid-send: failed %v (%v), want none", failed, err)

@@ -169,7 +169,7 @@ func TestQueue(t *testing.T) {
 	poll.Wait(t, 10*time.Second, "the flaky receiver's message", func() bool { return r.sends(flaky.ID) == 1 })
 	// A restart: a new relay of the same queue.
 	cancel()
-	<-done
+	poll.Receive(t, 10*time.Second, "the relay to stop", done)
 	q = NewQueue(k, "q", r.send, retry, nil)
 	q.Poll = 10 * time.Millisecond
 	ctx, cancel = context.WithCancel(context.Background())
@@ -220,9 +220,9 @@ func TestStopDuringSendCountsNoAttempt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { q.Run(ctx); close(done) }()
-	<-sending
+	poll.Receive(t, 10*time.Second, "the relay to send", sending)
 	cancel()
-	<-done
+	poll.Receive(t, 10*time.Second, "the relay to stop", done)
 	mu.Lock()
 	gaveUp := append([]Message(nil), given...)
 	mu.Unlock()

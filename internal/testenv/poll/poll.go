@@ -43,3 +43,18 @@ func Holds(t testing.TB, d time.Duration, what string, cond func() bool) {
 		t.Fatalf("%s stopped holding", what)
 	}
 }
+
+// Receive waits for a value on ch, failing the test after d: a bare
+// receive would hang until the test binary's timeout instead.
+func Receive[T any](t testing.TB, d time.Duration, what string, ch <-chan T) T {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("waited %v for %s", d, what)
+		panic("unreachable")
+	}
+}
