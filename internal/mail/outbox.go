@@ -7,20 +7,27 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"go-micro.dev/v4/store"
 
 	"github.com/portal-go/portal/internal/kv"
+	"github.com/portal-go/portal/internal/outbox"
 )
 
-// Keys of the outbox in the user service's store.
+// QueueName is the outbox queue in the user service's store where mail
+// waits to be sent, with its body: its records are under QueueName + "/".
+const QueueName = "mail-queue"
+
+// Given-up messages are kept in the user service's store under keyFailed.
 const (
-	keyPending = "outbox/msg/"    // outbox/msg/<id> -> entry, waiting to be sent
-	keyFailed  = "outbox/failed/" // outbox/failed/<id> -> entry without its body, given up
-	keyClaim   = "outbox/claim/"  // outbox/claim/<id>/<attempt> -> "1": one sender per attempt, expiring
+	keyFailed = "outbox/failed/" // outbox/failed/<id> -> entry without its body, given up
+	// keyLegacy is where an older Portal kept mail waiting to be sent; Run
+	// moves what it finds there into the queue, each message once
+	// (keyMoved: a claim, for instances starting together).
+	keyLegacy = "outbox/msg/"
+	keyMoved  = "mail-moved/"
 )
 
 // OutboxOptions tune the outbox; zero values take the defaults.
@@ -35,11 +42,11 @@ type OutboxOptions struct {
 	// Poll is how often the store is looked at for messages another
 	// instance queued (default 15 s); a message queued here is sent at once.
 	Poll time.Duration
-	// Lease is how long an attempt may take: the send is cut there, and
-	// until then no instance tries the message again, so that a slow send
-	// is not doubled; after a crash mid-send, the message is tried again
-	// when its lease ends (default 2 min).
-	Lease time.Duration
+	// Timeout is how long an attempt may take (default 1 min): the send is
+	// cut there, and no other instance tries the message meanwhile, so
+	// that a slow send is not doubled; after a crash mid-send the message
+	// is tried again once twice that has passed.
+	Timeout time.Duration
 	// KeepFailed is how long a given-up message stays listed (default 30 days).
 	KeepFailed time.Duration
 }
@@ -57,8 +64,8 @@ func (o *OutboxOptions) defaults() {
 	if o.Poll <= 0 {
 		o.Poll = 15 * time.Second
 	}
-	if o.Lease <= 0 {
-		o.Lease = 2 * time.Minute
+	if o.Timeout <= 0 {
+		o.Timeout = time.Minute
 	}
 	if o.KeepFailed <= 0 {
 		o.KeepFailed = 30 * 24 * time.Hour
@@ -80,28 +87,32 @@ type Entry struct {
 // that no request waits for a mail server: Enqueue writes the message;
 // Run sends it, retrying with exponential backoff, and gives it up after
 // MaxAttempts (or at once on a permanent refusal): logged at error level
-// and listed by Failed for admins.
+// and listed by Failed for admins. The queue is the outbox package's, as
+// for every message Portal must deliver (outbox.NewQueue).
 type Outbox struct {
 	st     store.Store
 	kv     kv.Store
+	queue  *outbox.Outbox
 	sender Sender
 	log    *slog.Logger
 	o      OutboxOptions
-	wake   chan struct{}
-	now    func() time.Time
 }
 
-// NewOutbox keeps its queue in st (the user service's store), sending
-// through sender. k claims each attempt of each message for one sender: it
-// must be atomic for every process sharing st (kv.Redis, the file store;
-// kv.NewLocal(st) for one process).
+// NewOutbox keeps its queue in k and the given-up messages in st (the user
+// service's store and its kv.Store: atomic for every process sharing it:
+// kv.Redis, the file store; kv.NewLocal(st) for one process), sending
+// through sender.
 func NewOutbox(st store.Store, k kv.Store, sender Sender, log *slog.Logger, o OutboxOptions) *Outbox {
 	o.defaults()
-	return &Outbox{st: st, kv: k, sender: sender, log: log, o: o, wake: make(chan struct{}, 1), now: time.Now}
+	b := &Outbox{st: st, kv: k, sender: sender, log: log, o: o}
+	b.queue = outbox.NewQueue(k, QueueName, b.send, outbox.Retry{
+		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Timeout: o.Timeout,
+		Final:  func(err error) bool { return errors.As(err, new(*PermanentError)) },
+		GiveUp: b.gaveUp,
+	}, log)
+	b.queue.Poll = o.Poll
+	return b
 }
-
-// Sender returns where the outbox sends.
-func (b *Outbox) Sender() Sender { return b.sender }
 
 // Enqueue stores m to be sent and wakes the sender. It returns once m is
 // stored: it never waits for the mail server.
@@ -109,143 +120,103 @@ func (b *Outbox) Enqueue(ctx context.Context, m Message) error {
 	if m.ID == "" {
 		return errors.New("mail: a message without an id")
 	}
-	now := b.now().UTC()
-	if err := b.write(keyPending+m.ID, &Entry{Message: m, Queued: now, NextAt: now}, 0); err != nil {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("mail: encode: %w", err)
+	}
+	return b.queue.Put(outbox.Message{ID: m.ID, Topic: string(m.Kind), Body: body, At: time.Now().UTC()})
+}
+
+// Run sends queued messages until ctx ends: at once when one is queued
+// here, when a retry is due, and every Poll for those queued elsewhere.
+func (b *Outbox) Run(ctx context.Context) {
+	b.moveLegacy(ctx)
+	b.queue.Run(ctx)
+}
+
+// send is the queue's sender: one attempt of the message in om.
+func (b *Outbox) send(ctx context.Context, om outbox.Message) error {
+	var m Message
+	if err := json.Unmarshal(om.Body, &m); err != nil {
+		return &PermanentError{Err: fmt.Errorf("unreadable message %s: %w", om.ID, err)}
+	}
+	if err := b.sender.Send(ctx, m); err != nil {
 		return err
 	}
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
+	b.log.Info("mail sent", "id", m.ID, "kind", m.Kind, "to", m.To, "attempts", om.Attempts+1)
 	return nil
 }
 
-// Run sends due messages until ctx ends: at once when one is queued here,
-// when a retry is due, and every Poll for those queued elsewhere.
-func (b *Outbox) Run(ctx context.Context) {
-	for {
-		next := b.SendDue(ctx)
-		wait := b.o.Poll
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(b.now()), 10*time.Millisecond))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-b.wake:
-		case <-t.C:
-		}
-		t.Stop()
+// gaveUp keeps what admins need of a message given up (the queue logged
+// it): not its body, which holds its link.
+func (b *Outbox) gaveUp(om outbox.Message, err error) {
+	e := entry(om)
+	e.Message.Text, e.Message.HTML = "", ""
+	if werr := b.write(keyFailed+om.ID, e, b.o.KeepFailed); werr != nil {
+		b.log.Warn("mail outbox: cannot record a failure", "id", om.ID, "err", werr)
 	}
 }
 
-// SendDue makes one pass: it tries every message that is due and returns
-// when the earliest one left is due (zero: none left).
-func (b *Outbox) SendDue(ctx context.Context) time.Time {
-	entries, err := b.list(ctx, keyPending)
+// entry is the queue's message om as an Entry.
+func entry(om outbox.Message) *Entry {
+	e := &Entry{Queued: om.At, Attempts: om.Attempts, NextAt: om.Next, LastError: om.Error}
+	if e.NextAt.IsZero() {
+		e.NextAt = om.At
+	}
+	_ = json.Unmarshal(om.Body, &e.Message)
+	return e
+}
+
+// moveLegacy moves the messages an older Portal left under keyLegacy into
+// the queue, with their attempts and due times.
+func (b *Outbox) moveLegacy(ctx context.Context) {
+	entries, err := b.list(ctx, keyLegacy)
 	if err != nil {
-		b.log.Warn("mail outbox: cannot read the queue", "err", err)
-		return b.now().Add(b.o.Backoff)
+		b.log.Warn("mail outbox: messages queued by an older Portal not read; they wait for the next start", "err", err)
+		return
 	}
-	var next time.Time
+	b.move(entries)
+}
+
+// move moves entries, read under keyLegacy, into the queue: each once,
+// though another instance may have read, moved and sent it meanwhile.
+func (b *Outbox) move(entries []*Entry) {
 	for _, e := range entries {
-		if ctx.Err() != nil {
-			return time.Time{}
-		}
-		if e.NextAt.After(b.now()) {
-			if next.IsZero() || e.NextAt.Before(next) {
-				next = e.NextAt
+		id := e.Message.ID
+		won, err := b.kv.Apply(kv.PutOp(keyMoved+id, []byte("1"), 24*time.Hour).When(kv.Absent))
+		if err == nil && won {
+			body, _ := json.Marshal(e.Message)
+			err = b.queue.Put(outbox.Message{ID: id, Topic: string(e.Message.Kind), Body: body,
+				At: e.Queued, Next: e.NextAt, Attempts: e.Attempts, Error: e.LastError})
+			if err != nil {
+				_, _ = b.kv.Apply(kv.DeleteOp(keyMoved + id)) // for the next start to try
 			}
-			continue
 		}
-		if at := b.attempt(ctx, e); !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
+		if err == nil {
+			err = b.st.Delete(keyLegacy + id)
 		}
-	}
-	return next
-}
-
-// attempt sends e once, if this instance wins the attempt, and returns when
-// its retry is due (zero: sent, given up, or another instance's).
-func (b *Outbox) attempt(ctx context.Context, e *Entry) time.Time {
-	id := e.Message.ID
-	// The claim outlives the attempt's lease: should this process die
-	// before it records the attempt, the claim lapses and the same attempt
-	// is tried again.
-	won, err := b.kv.Apply(kv.PutOp(keyClaim+id+"/"+strconv.Itoa(e.Attempts), []byte("1"), 2*b.o.Lease).When(kv.Absent))
-	if err != nil || !won {
-		return time.Time{}
-	}
-	// Another instance may have finished it between our read and the
-	// claim: read it again.
-	if cur, err := b.read(keyPending + id); err != nil || cur.Attempts != e.Attempts {
-		return time.Time{}
-	}
-	// The attempt is written before the send, due again when its lease
-	// ends: should this process die in the middle, the message comes due
-	// then, with a new attempt number.
-	e.Attempts++
-	e.NextAt = b.now().UTC().Add(b.o.Lease)
-	if err := b.write(keyPending+id, e, 0); err != nil {
-		b.log.Warn("mail outbox: cannot record an attempt", "id", id, "err", err)
-		return e.NextAt
-	}
-	sendCtx, cancel := context.WithTimeout(ctx, b.o.Lease/2)
-	err = b.sender.Send(sendCtx, e.Message)
-	cancel()
-	var perm *PermanentError
-	switch {
-	case err == nil:
-		b.log.Info("mail sent", "id", id, "kind", e.Message.Kind, "to", e.Message.To, "attempts", e.Attempts)
-		b.finish(e)
-		return time.Time{}
-	case ctx.Err() != nil:
-		// The outbox is stopping and cut the send short: not the
-		// server's refusal, so never given up for it. The message is due
-		// again when the attempt's lease ends, as after a crash.
-		return e.NextAt
-	case errors.As(err, &perm) || e.Attempts >= b.o.MaxAttempts:
-		e.LastError = err.Error()
-		b.log.Error("mail given up", "id", id, "kind", e.Message.Kind, "to", e.Message.To, "attempts", e.Attempts, "err", err)
-		// The body (with its link) is not kept: only what an admin needs.
-		failed := *e
-		failed.Message.Text, failed.Message.HTML = "", ""
-		if werr := b.write(keyFailed+id, &failed, b.o.KeepFailed); werr != nil {
-			b.log.Warn("mail outbox: cannot record a failure", "id", id, "err", werr)
+		if err != nil {
+			b.log.Warn("mail outbox: a message queued by an older Portal not moved; it waits for the next start", "id", id, "err", err)
 		}
-		b.finish(e)
-		return time.Time{}
-	default:
-		e.LastError = err.Error()
-		e.NextAt = b.now().UTC().Add(b.backoff(e.Attempts))
-		b.log.Warn("mail not sent; will retry", "id", id, "kind", e.Message.Kind, "attempts", e.Attempts, "retry_at", e.NextAt, "err", err)
-		if werr := b.write(keyPending+id, e, 0); werr != nil {
-			b.log.Warn("mail outbox: cannot record an attempt", "id", id, "err", werr)
-		}
-		return e.NextAt
 	}
 }
 
-// finish removes a message that was sent or given up (its claims expire).
-func (b *Outbox) finish(e *Entry) {
-	if err := b.st.Delete(keyPending + e.Message.ID); err != nil {
-		b.log.Warn("mail outbox: cannot remove a finished message", "id", e.Message.ID, "err", err)
-	}
-}
+// pendingLimit bounds Pending.
+const pendingLimit = 1000
 
-// backoff is the wait after the n-th failed attempt.
-func (b *Outbox) backoff(n int) time.Duration {
-	d := b.o.Backoff
-	for i := 1; i < n && d < b.o.MaxBackoff; i++ {
-		d *= 2
+// Pending returns the messages waiting to be sent, the soonest due first
+// (at most pendingLimit).
+func (b *Outbox) Pending(ctx context.Context) ([]*Entry, error) {
+	msgs, err := b.queue.Messages(pendingLimit)
+	if err != nil {
+		return nil, fmt.Errorf("mail: list: %w", err)
 	}
-	return min(d, b.o.MaxBackoff)
+	out := make([]*Entry, len(msgs))
+	for i, m := range msgs {
+		out[i] = entry(m)
+	}
+	return out, nil
 }
-
-// Pending returns the messages waiting to be sent, oldest first.
-func (b *Outbox) Pending(ctx context.Context) ([]*Entry, error) { return b.list(ctx, keyPending) }
 
 // Failed returns the messages given up (without their bodies), newest
 // first: what admins are shown.

@@ -128,7 +128,7 @@ func TestOutboxGivesUpAndShowsAdmins(t *testing.T) {
 		p, err := b.Pending(context.Background())
 		return err == nil && len(p) == 0
 	})
-	if !strings.Contains(logs.String(), "level=ERROR msg=\"mail given up\"") {
+	if !strings.Contains(logs.String(), "level=ERROR msg=\"outbox: message given up\"") {
 		t.Fatalf("not logged as an error:\n%s", logs.String())
 	}
 }
@@ -311,4 +311,45 @@ func TestOutboxStopDuringSendGivesNothingUp(t *testing.T) {
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("after a stop mid-send: pending %v (%v), want the message", pending, err)
 	}
+}
+
+// TestOutboxMovesMailAnOlderPortalQueued: a message that an older Portal
+// left in the store (outbox/msg/<id>, before mail went through the outbox
+// package's queue) is sent after an upgrade, once, with two instances
+// starting together, and keeps its attempts.
+func TestOutboxMovesMailAnOlderPortalQueued(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	s, _ := NewSMTP(SMTPConfig{Address: srv.Addr, From: "portal@example.com"})
+	st := openStore(t)
+	msg := testMessage(t, "en")
+	queued := time.Now().Add(-time.Hour).UTC()
+	legacy := &Entry{Message: msg, Queued: queued, Attempts: 2, NextAt: queued, LastError: "451 busy"}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	a, b := NewOutbox(st, st, s, log, fastRetries()), NewOutbox(st, st, s, log, fastRetries())
+	if err := a.write(keyLegacy+msg.ID, legacy, 0); err != nil {
+		t.Fatal(err)
+	}
+	runOutbox(t, a)
+	runOutbox(t, b)
+	poll.Wait(t, 30*time.Second, "the older Portal's message to arrive", func() bool { return len(srv.Messages()) > 0 })
+	poll.Wait(t, 30*time.Second, "the queue to empty", func() bool {
+		p, err := a.Pending(context.Background())
+		return err == nil && len(p) == 0
+	})
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("%d copies arrived, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "attempts=3") {
+		t.Fatalf("the send is not logged as the message's third attempt:\n%s", logs.String())
+	}
+	if left, err := a.list(context.Background(), keyLegacy); err != nil || len(left) != 0 {
+		t.Fatalf("left where the older Portal kept it: %v (%v)", left, err)
+	}
+	// An instance that read the older Portal's message before it was
+	// moved, and moves it only now that it has been sent: not sent again.
+	c := NewOutbox(st, st, s, log, fastRetries())
+	c.move([]*Entry{legacy})
+	runOutbox(t, c)
+	poll.Holds(t, time.Second, "one copy", func() bool { return len(srv.Messages()) == 1 })
 }

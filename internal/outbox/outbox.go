@@ -15,9 +15,10 @@
 // reload) or by its id (the audit log stores an entry once per id).
 //
 // A queue (NewQueue) is an outbox of its own, for messages to receivers
-// that may each refuse (an application's back-channel logout endpoint): a
-// refused message waits with backoff while the others go on, and is given
-// up after a bounded number of attempts.
+// that may each refuse (an application's back-channel logout endpoint, a
+// mail server): a refused message waits with backoff while the others go
+// on, and is given up after a bounded number of attempts, or at once on a
+// refusal that no retry would change.
 package outbox
 
 import (
@@ -25,6 +26,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,9 +42,10 @@ type Message struct {
 	Body  json.RawMessage `json:"body"` // the event, as its Sender decodes it
 	At    time.Time       `json:"at"`
 	// Attempts is how many sends a queue's receiver refused; Next is when
-	// the queue tries again (zero: At).
+	// the queue tries again (zero: At); Error is the last refusal.
 	Attempts int       `json:"attempts,omitempty"`
 	Next     time.Time `json:"next,omitempty"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // NewMessage is an event on topic with body (JSON), a fresh id, made now.
@@ -79,7 +83,8 @@ const (
 	// refuses (the first come sooner).
 	DefaultPoll = time.Second
 	// Lease is how long one relay holds a record it sends: another relay
-	// takes it over after that when the first died.
+	// takes it over after that when the first died. A queue whose sends
+	// may take longer (Retry.Timeout) holds its records for twice that.
 	Lease = 15 * time.Second
 )
 
@@ -97,18 +102,27 @@ type Outbox struct {
 	// relay when a message is Put.
 	retry *Retry
 	wake  chan struct{}
+	// timeout bounds one send; lease is how long a relay holds a record.
+	timeout, lease time.Duration
 	// Grace and Poll are the relay's timing (New sets the defaults).
 	Grace, Poll time.Duration
 }
 
 // Retry is a queue's rule for a message its receiver refuses: tried again
 // after Backoff, each wait twice the one before up to MaxBackoff, until
-// MaxAttempts sends have failed; then given up: logged once, at error
-// level, and handed to GiveUp (nil: nothing more).
+// MaxAttempts sends have failed, or at once when Final says no retry would
+// change the refusal; then given up: logged once, at error level, and
+// handed to GiveUp (nil: nothing more).
 type Retry struct {
 	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration
-	GiveUp              func(m Message, err error)
+	// Final reports a refusal that a retry would meet again (an SMTP 5xx);
+	// nil: every refusal is tried again.
+	Final func(error) bool
+	// Timeout bounds one send (zero: 5 s); while it runs, no other relay
+	// sends the message.
+	Timeout time.Duration
+	GiveUp  func(m Message, err error)
 }
 
 // backoff is the wait after the n-th failed attempt.
@@ -128,7 +142,7 @@ func New(k kv.Store, send Sender, flush func(context.Context) error, log *slog.L
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Outbox{kv: k, send: send, flush: flush, owner: uuid.NewString(), log: log.With("outbox", "relay"), Grace: DefaultGrace, Poll: DefaultPoll,
-		index: name, records: name + "/", leases: name + "-lease/"}
+		index: name, records: name + "/", leases: name + "-lease/", timeout: sendTimeout, lease: Lease}
 }
 
 // NewQueue is the outbox called queue in k (apart from every other), whose
@@ -141,6 +155,9 @@ func NewQueue(k kv.Store, queue string, send Sender, r Retry, log *slog.Logger) 
 	o.index, o.records, o.leases = queue, queue+"/", queue+"-lease/"
 	o.log = o.log.With("queue", queue)
 	o.retry, o.wake, o.Grace = &r, make(chan struct{}, 1), 0
+	if r.Timeout > 0 {
+		o.timeout, o.lease = r.Timeout, max(Lease, 2*r.Timeout)
+	}
 	return o
 }
 
@@ -210,7 +227,8 @@ func (o *Outbox) done(mb string) error {
 // refused with err: due again after the backoff, or given up.
 func (o *Outbox) refused(mb string, m Message, err error) error {
 	m.Attempts++
-	if m.Attempts >= o.retry.MaxAttempts {
+	m.Error = err.Error()
+	if m.Attempts >= o.retry.MaxAttempts || (o.retry.Final != nil && o.retry.Final(err)) {
 		o.log.Error("outbox: message given up", "topic", m.Topic, "id", m.ID, "attempts", m.Attempts, "err", err)
 		if o.retry.GiveUp != nil {
 			o.retry.GiveUp(m, err)
@@ -218,6 +236,7 @@ func (o *Outbox) refused(mb string, m Message, err error) error {
 		return o.done(mb)
 	}
 	m.Next = time.Now().Add(o.retry.backoff(m.Attempts)).UTC()
+	o.log.Warn("outbox: message refused; will retry", "topic", m.Topic, "id", m.ID, "attempts", m.Attempts, "retry_at", m.Next, "err", err)
 	data, merr := json.Marshal(m)
 	if merr != nil {
 		return merr
@@ -228,6 +247,34 @@ func (o *Outbox) refused(mb string, m Message, err error) error {
 	return err
 }
 
+// Messages returns up to limit of the outbox's records, the soonest due
+// first.
+func (o *Outbox) Messages(limit int) ([]Message, error) {
+	if o == nil {
+		return nil, nil
+	}
+	members, err := o.kv.Members(o.index, kv.Range{Limit: limit})
+	if err != nil || len(members) == 0 {
+		return nil, err
+	}
+	keys := make([]string, len(members))
+	for i, mb := range members {
+		keys[i] = o.records + mb
+	}
+	vals, err := o.kv.Get(keys...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(vals))
+	for _, v := range vals {
+		var m Message
+		if v != nil && json.Unmarshal(v, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // Len is how many records the outbox holds, counting up to max.
 func (o *Outbox) Len(max int) (int, error) {
 	if o == nil {
@@ -236,17 +283,22 @@ func (o *Outbox) Len(max int) (int, error) {
 	return o.kv.Count(o.index, "", max)
 }
 
-// Run relays until ctx ends: every Poll it sends the records older than
-// Grace, oldest first; while the broker refuses, it waits 50 ms, doubling up
-// to Poll, between attempts.
+// Run relays until ctx ends: every Poll, and when the next record is due
+// if that is sooner, it sends the records older than Grace, oldest first;
+// while the broker refuses, it waits 50 ms, doubling up to Poll, between
+// attempts.
 func (o *Outbox) Run(ctx context.Context) {
 	wait := o.Poll
 	failing := false
 	for {
+		sleep := wait
+		if !failing {
+			sleep = o.untilDue(o.Poll)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(sleep):
 		case <-o.wake:
 		}
 		n, err := o.relay(ctx)
@@ -266,6 +318,21 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
+// untilDue is wait, or less when a record comes due sooner (a queue's
+// retry after a short backoff); at least 10 ms.
+func (o *Outbox) untilDue(wait time.Duration) time.Duration {
+	bound := fmt.Sprintf("%019d", time.Now().Add(-o.Grace).UnixNano())
+	next, err := o.kv.Members(o.index, kv.Range{After: bound, Limit: 1})
+	if err != nil || len(next) == 0 {
+		return wait
+	}
+	due, err := strconv.ParseInt(strings.SplitN(next[0], ".", 2)[0], 10, 64)
+	if err != nil {
+		return wait
+	}
+	return min(wait, max(time.Until(time.Unix(0, due).Add(o.Grace)), 10*time.Millisecond))
+}
+
 // relay sends the records older than Grace that no other relay holds, and
 // says how many; it stops at the first the broker refuses.
 func (o *Outbox) relay(ctx context.Context) (int, error) {
@@ -279,7 +346,7 @@ func (o *Outbox) relay(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return sent, nil
 		}
-		ok, err := o.kv.Apply(kv.PutOp(o.leases+mb, []byte(o.owner), Lease).When(kv.AbsentOrSame))
+		ok, err := o.kv.Apply(kv.PutOp(o.leases+mb, []byte(o.owner), o.lease).When(kv.AbsentOrSame))
 		if err != nil {
 			return sent, fmt.Errorf("outbox: lease: %w", err)
 		}
@@ -298,7 +365,7 @@ func (o *Outbox) relay(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		sctx, cancel := context.WithTimeout(ctx, o.timeout)
 		err = o.send(sctx, m)
 		cancel()
 		if err != nil && ctx.Err() != nil {

@@ -238,3 +238,30 @@ func TestStopDuringSendCountsNoAttempt(t *testing.T) {
 	go q.Run(ctx)
 	poll.Wait(t, 10*time.Second, "the message sent by the next relay", func() bool { return r.sends(m.ID) == 1 })
 }
+
+// TestQueueSendTimeout: a queue's Retry.Timeout bounds each send (a mail
+// server may take a minute, a back-channel logout 5 s), and a relay holds
+// the record it sends for longer than that, so that no other relay sends
+// it again meanwhile.
+func TestQueueSendTimeout(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	left := make(chan time.Duration, 1)
+	send := func(ctx context.Context, _ Message) error {
+		d, _ := ctx.Deadline()
+		left <- time.Until(d)
+		return nil
+	}
+	q := NewQueue(k, "q", send, Retry{MaxAttempts: 1, Timeout: time.Minute}, nil)
+	if q.lease <= q.timeout {
+		t.Errorf("lease %v, not past the send timeout %v: another relay would send the message again", q.lease, q.timeout)
+	}
+	if err := q.Put(NewMessage("t", []byte(`1`))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	if d := poll.Receive(t, 10*time.Second, "the send", left); d < 50*time.Second || d > time.Minute {
+		t.Errorf("the send had %v, want the queue's 1 m timeout", d)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portal-go/portal/internal/audit"
 	"github.com/portal-go/portal/internal/config"
+	"github.com/portal-go/portal/internal/kv"
 	"github.com/portal-go/portal/internal/mail"
 	pb "github.com/portal-go/portal/proto/user"
 )
@@ -73,7 +74,7 @@ func newAcctHarnessOn(t *testing.T, st store.Store, edit func(s *config.Settings
 	hs.h.cfg = cfg
 	c := &clock{t: time.Now()}
 	hs.h.now = c.now
-	o := mail.NewOutbox(st, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), mail.OutboxOptions{})
+	o := mail.NewOutbox(st, kv.NewLocal(st), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), mail.OutboxOptions{})
 	hs.h.WithMail(o)
 	return &acctHarness{harness: hs, a: NewAccounts(hs.h), outbox: o, clock: c}
 }
@@ -195,7 +196,7 @@ func TestRegisterWithEmailAndVerify(t *testing.T) {
 	for _, k := range keys {
 		recs, _ := ah.h.repo.st.Read(k)
 		if strings.Contains(k, tok) || (len(recs) > 0 && strings.Contains(string(recs[0].Value), tok)) {
-			if !strings.HasPrefix(k, "outbox/") {
+			if !strings.HasPrefix(k, mail.QueueName+"/") { // the mail with the link, until sent
 				t.Fatalf("the token is stored at %s", k)
 			}
 		}
