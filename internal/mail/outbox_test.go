@@ -88,6 +88,11 @@ func TestOutboxSurvivesAServerThatIsDown(t *testing.T) {
 	var logs syncBuffer
 	o := fastRetries()
 	o.MaxAttempts = 1000
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
 	b := NewOutbox(st, kv.NewLocal(st), s, slog.New(slog.NewTextHandler(&logs, nil)), o)
 	runOutbox(t, b)
 	if err := b.Enqueue(context.Background(), testMessage(t, "en")); err != nil {

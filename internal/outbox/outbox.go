@@ -290,10 +290,11 @@ func (o *Outbox) Len(max int) (int, error) {
 func (o *Outbox) Run(ctx context.Context) {
 	wait := o.Poll
 	failing := false
+	bound := o.bound()
 	for {
 		sleep := wait
 		if !failing {
-			sleep = o.untilDue(o.Poll)
+			sleep = o.untilDue(bound, o.Poll)
 		}
 		select {
 		case <-ctx.Done():
@@ -301,7 +302,8 @@ func (o *Outbox) Run(ctx context.Context) {
 		case <-time.After(sleep):
 		case <-o.wake:
 		}
-		n, err := o.relay(ctx)
+		bound = o.bound()
+		n, err := o.relay(ctx, bound)
 		switch {
 		case err != nil && !failing:
 			o.log.Warn("outbox: events not delivered; retrying", "err", err)
@@ -318,10 +320,16 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
-// untilDue is wait, or less when a record comes due sooner (a queue's
-// retry after a short backoff); at least 10 ms.
-func (o *Outbox) untilDue(wait time.Duration) time.Duration {
-	bound := fmt.Sprintf("%019d", time.Now().Add(-o.Grace).UnixNano())
+// bound is the index member that records older than Grace sort before.
+func (o *Outbox) bound() string {
+	return fmt.Sprintf("%019d", time.Now().Add(-o.Grace).UnixNano())
+}
+
+// untilDue is wait, or less when a record the last relay left for later
+// (after its bound: a queue's retry after a short backoff, a record
+// within Grace) comes due sooner; at least 10 ms. Those before the bound
+// it left were leased to another relay, and wait for the next poll.
+func (o *Outbox) untilDue(bound string, wait time.Duration) time.Duration {
 	next, err := o.kv.Members(o.index, kv.Range{After: bound, Limit: 1})
 	if err != nil || len(next) == 0 {
 		return wait
@@ -333,10 +341,9 @@ func (o *Outbox) untilDue(wait time.Duration) time.Duration {
 	return min(wait, max(time.Until(time.Unix(0, due).Add(o.Grace)), 10*time.Millisecond))
 }
 
-// relay sends the records older than Grace that no other relay holds, and
-// says how many; it stops at the first the broker refuses.
-func (o *Outbox) relay(ctx context.Context) (int, error) {
-	bound := fmt.Sprintf("%019d", time.Now().Add(-o.Grace).UnixNano())
+// relay sends the records before bound (older than Grace) that no other
+// relay holds, and says how many; it stops at the first the broker refuses.
+func (o *Outbox) relay(ctx context.Context, bound string) (int, error) {
 	members, err := o.kv.Members(o.index, kv.Range{Before: bound, Limit: 100})
 	if err != nil {
 		return 0, fmt.Errorf("outbox: read: %w", err)

@@ -100,18 +100,18 @@ func TestLease(t *testing.T) {
 	if err := o1.Put(m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o1.relay(context.Background()); err == nil {
+	if _, err := o1.relay(context.Background(), o1.bound()); err == nil {
 		t.Fatal("relay with the broker down: no error")
 	}
 	// o1 holds the lease: o2 leaves the record alone.
-	if n, err := o2.relay(context.Background()); err != nil || n != 0 || b2.sends(m.ID) != 0 {
+	if n, err := o2.relay(context.Background(), o2.bound()); err != nil || n != 0 || b2.sends(m.ID) != 0 {
 		t.Fatalf("second relay while the first holds the lease: sent %d (%d), err %v", n, b2.sends(m.ID), err)
 	}
 	// The lease ends (o1 died): o2 sends.
 	if _, err := k.Apply(kv.DeleteOp(o1.leases + m.member())); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := o2.relay(context.Background()); err != nil || n != 1 || length(t, o2) != 0 {
+	if n, err := o2.relay(context.Background(), o2.bound()); err != nil || n != 1 || length(t, o2) != 0 {
 		t.Fatalf("second relay after the lease: sent %d, err %v, left %d", n, err, length(t, o2))
 	}
 }
@@ -264,4 +264,45 @@ func TestQueueSendTimeout(t *testing.T) {
 	if d := poll.Receive(t, 10*time.Second, "the send", left); d < 50*time.Second || d > time.Minute {
 		t.Errorf("the send had %v, want the queue's 1 m timeout", d)
 	}
+}
+
+// TestQueueRetryDueDuringTheRelay: a refused message whose retry comes due
+// while the relay is still busy with the others is sent right after that
+// relay, not at the next poll (here an hour away: the mail outbox's retries
+// stalled so under load).
+func TestQueueRetryDueDuringTheRelay(t *testing.T) {
+	k := kv.NewLocal(store.NewMemoryStore())
+	first, slow := NewMessage("t", []byte(`1`)), NewMessage("t", []byte(`2`))
+	first.At = first.At.Add(-time.Second)    // both due at once,
+	slow.At = first.At.Add(time.Millisecond) // first before slow
+	var mu sync.Mutex
+	refused, sent := false, map[string]int{}
+	send := func(_ context.Context, m Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.ID == first.ID && !refused {
+			refused = true
+			return errors.New("busy")
+		}
+		if m.ID == slow.ID {
+			time.Sleep(50 * time.Millisecond) // first's retry comes due meanwhile
+		}
+		sent[m.ID]++
+		return nil
+	}
+	q := NewQueue(k, "q", send, Retry{MaxAttempts: 5, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}, nil)
+	q.Poll = time.Hour
+	for _, m := range []Message{first, slow} {
+		if err := q.Put(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx)
+	poll.Wait(t, 10*time.Second, "the refused message's retry", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return sent[first.ID] == 1
+	})
 }
