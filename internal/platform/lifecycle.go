@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -146,21 +147,36 @@ func runCheck(ctx context.Context, c Check) error {
 // chose), then those added with Require and AddCheck. It returns each
 // check's result, "ok" or what failed, and whether all passed.
 func (s *Service) Readiness(ctx context.Context) (map[string]string, bool) {
+	return s.readiness(ctx, "")
+}
+
+// readiness runs the check named only, or every check (""); nil: no check
+// has that name.
+func (s *Service) readiness(ctx context.Context, only string) (map[string]string, bool) {
 	checks := []Check{
 		{"registry", s.registryCheck},
 		{"broker", s.brokerCheck},
 	}
 	checks = append(append(checks, s.required...), s.checks...)
+	if only != "" {
+		checks = slices.DeleteFunc(checks, func(c Check) bool { return c.Name != only })
+		if len(checks) == 0 && only != "lifecycle" {
+			return nil, false
+		}
+	}
 	results := make([]error, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
 		wg.Go(func() { results[i] = runCheck(ctx, c) })
 	}
 	wg.Wait()
-	out := map[string]string{"lifecycle": "ok"}
+	out := map[string]string{}
 	ok := true
-	if !s.ready.Load() {
-		out["lifecycle"], ok = "not serving (starting or stopping)", false
+	if only == "" || only == "lifecycle" {
+		out["lifecycle"] = "ok"
+		if !s.ready.Load() {
+			out["lifecycle"], ok = "not serving (starting or stopping)", false
+		}
 	}
 	for i, c := range checks {
 		if results[i] != nil {
@@ -174,10 +190,17 @@ func (s *Service) Readiness(ctx context.Context) (map[string]string, bool) {
 
 // ReadyHandler serves GET /readyz: 200 {"status":"ready","checks":{...}}
 // when every check of Readiness passes, else 503 {"status":"unavailable"}
-// with each failing check named and its error.
+// with each failing check named and its error. Mounted at a pattern with
+// a {check} wildcard (GET /readyz/{check}) it runs that check alone, and
+// answers 404 for a name no check has: GET /readyz/lifecycle is what an
+// orchestrator's readiness probe asks (README, Health).
 func (s *Service) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		checks, ok := s.Readiness(r.Context())
+		checks, ok := s.readiness(r.Context(), r.PathValue("check"))
+		if checks == nil {
+			http.Error(w, "no such check", http.StatusNotFound)
+			return
+		}
 		status, code := "ready", http.StatusOK
 		if !ok {
 			status, code = "unavailable", http.StatusServiceUnavailable

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -189,5 +190,51 @@ func TestReadyHandlerNamesFailingChecks(t *testing.T) {
 		if got := body.Checks[name]; !strings.Contains(got, want) {
 			t.Errorf("check %s: %q, want %q", name, got, want)
 		}
+	}
+}
+
+// GET /readyz/{check} runs one check: an orchestrator's readiness probe asks
+// GET /readyz/lifecycle, which a dependency every instance shares (here the
+// config source) does not fail, so that its outage does not take every
+// instance out of the load balancer at once; a stopping service fails it.
+func TestReadyHandlerOneCheck(t *testing.T) {
+	svc := platform.NewService("ready.one", testPlugins(), quiet())
+	svc.AddCheck(platform.Check{Name: "config", Fn: func(context.Context) error { return errors.New("etcd: no answer") }})
+	mux := http.NewServeMux()
+	mux.Handle("GET /readyz/{check}", svc.ReadyHandler())
+	get := func(path string) (int, map[string]string) {
+		t.Helper()
+		rsp := httptest.NewRecorder()
+		mux.ServeHTTP(rsp, httptest.NewRequest("GET", path, nil))
+		var body struct {
+			Checks map[string]string `json:"checks"`
+		}
+		_ = json.Unmarshal(rsp.Body.Bytes(), &body)
+		return rsp.Code, body.Checks
+	}
+	if code, _ := get("/readyz/lifecycle"); code != http.StatusServiceUnavailable {
+		t.Errorf("lifecycle before Start: %d, want 503", code)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]struct {
+		code   int
+		checks map[string]string
+	}{
+		"/readyz/lifecycle": {http.StatusOK, map[string]string{"lifecycle": "ok"}},
+		"/readyz/registry":  {http.StatusOK, map[string]string{"registry": "ok"}},
+		"/readyz/config":    {http.StatusServiceUnavailable, map[string]string{"config": "etcd: no answer"}},
+		"/readyz/nonesuch":  {http.StatusNotFound, nil},
+	} {
+		if code, checks := get(path); code != want.code || !maps.Equal(checks, want.checks) {
+			t.Errorf("GET %s: %d %v, want %d %v", path, code, checks, want.code, want.checks)
+		}
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/readyz/lifecycle"); code != http.StatusServiceUnavailable {
+		t.Errorf("lifecycle after Stop: %d, want 503", code)
 	}
 }

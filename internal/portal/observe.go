@@ -23,6 +23,7 @@ func metricsMux(m *platform.Metrics, svc *platform.Service) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("GET /readyz", svc.ReadyHandler())
+	mux.Handle("GET /readyz/{check}", svc.ReadyHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
