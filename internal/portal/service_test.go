@@ -213,6 +213,16 @@ func TestSystemRegistrationIgnoresTheRegistry(t *testing.T) {
 	if checks, ok := sys.Service.Readiness(ctx); ok || checks["registry"] == "ok" {
 		t.Errorf("readiness with the registry away: %v (ready %v), want the registry failing", checks, ok)
 	}
+	// The metrics listener: /readyz says so; the orchestrator's probe,
+	// /readyz/lifecycle, keeps the node in its load balancer.
+	metrics := metricsMux(sys.Metrics, sys.Service)
+	for path, want := range map[string]int{"/readyz": http.StatusServiceUnavailable, "/readyz/lifecycle": http.StatusOK} {
+		rsp := httptest.NewRecorder()
+		metrics.ServeHTTP(rsp, httptest.NewRequest("GET", path, nil))
+		if rsp.Code != want {
+			t.Errorf("GET %s on the metrics listener with the registry away: %d %s, want %d", path, rsp.Code, rsp.Body, want)
+		}
+	}
 	reg.away.Store(false)
 	if checks, ok := sys.Service.Readiness(ctx); !ok {
 		t.Errorf("readiness with the registry back: %v, want ready", checks)
