@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // go-micro's local runtime forks each child but tells nobody its pid: not
@@ -52,8 +53,11 @@ func parseStat(b []byte) (stat, error) {
 	return stat{state: f[0][0], ppid: ppid, start: start}, nil
 }
 
-func readStat(pid int) (stat, error) {
-	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "stat"))
+func readStat(pid int) (stat, error) { return readStatIn(procDir, pid) }
+
+// readStatIn reads pid's stat in dir, a /proc.
+func readStatIn(dir string, pid int) (stat, error) {
+	b, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return stat{}, err
 	}
@@ -73,10 +77,38 @@ func alive(pid int, start uint64) bool {
 // findChild returns the pid and start time of this process's live child
 // whose first argument is name (the runtime runs `<exe> <name>`); the newest
 // when there are several. pid 0: none.
+//
+// A child shows an empty command line for a moment after exec.Cmd.Start has
+// returned (the kernel fills it in as it loads the program: 4 starts in 300
+// read it empty beside three busy loops). While a child of this process
+// shows none and name is not found, findChild looks again, every 5 ms for up
+// to childSettle: taken for a child that exited at once, a healthy child was
+// restarted (TestUp, under load).
 func findChild(name string) (pid int, start uint64, err error) {
-	entries, err := os.ReadDir(procDir)
+	return findChildIn(procDir, name)
+}
+
+// childSettle bounds how long findChild waits for a child's command line.
+const childSettle = time.Second
+
+// findChildIn is findChild in dir, a /proc.
+func findChildIn(dir, name string) (pid int, start uint64, err error) {
+	deadline := time.Now().Add(childSettle)
+	for {
+		pid, start, unread, err := scanChildren(dir, name)
+		if err != nil || pid != 0 || !unread || time.Now().After(deadline) {
+			return pid, start, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// scanChildren is one look through dir for findChild; unread: a child of
+// this process showed an empty command line.
+func scanChildren(dir, name string) (pid int, start uint64, unread bool, err error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, 0, errNoProc
+		return 0, 0, false, errNoProc
 	}
 	self := os.Getpid()
 	for _, e := range entries {
@@ -84,12 +116,16 @@ func findChild(name string) (pid int, start uint64, err error) {
 		if err != nil {
 			continue // not a process
 		}
-		st, err := readStat(p)
+		st, err := readStatIn(dir, p)
 		if err != nil || st.ppid != self || st.state == 'Z' {
 			continue // gone meanwhile, or not ours
 		}
-		cmdline, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
+		cmdline, err := os.ReadFile(filepath.Join(dir, e.Name(), "cmdline"))
 		if err != nil {
+			continue
+		}
+		if len(cmdline) == 0 {
+			unread = true // being exec'd
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
@@ -100,5 +136,5 @@ func findChild(name string) (pid int, start uint64, err error) {
 			pid, start = p, st.start
 		}
 	}
-	return pid, start, nil
+	return pid, start, unread, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,41 @@ func TestParseStat(t *testing.T) {
 				t.Errorf("parseStat = %+v, %v; want %+v, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestFindChildWaitsForItsCommandLine: a child of this process whose
+// command line is still empty (being exec'd) is looked at again until it
+// shows one, for up to childSettle; a child that never shows one is given
+// up then. A fake /proc: the real window is too short to hit on purpose.
+func TestFindChildWaitsForItsCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	const pid, start = 4242, 12345
+	proc := filepath.Join(dir, strconv.Itoa(pid))
+	if err := os.Mkdir(proc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command: state, ppid, 17 others, starttime.
+	stat := fmt.Sprintf("%d (portal user) S %d %s%d 0 0\n", pid, os.Getpid(), strings.Repeat("0 ", 17), start)
+	if err := os.WriteFile(filepath.Join(proc, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmdline := filepath.Join(proc, "cmdline")
+	if err := os.WriteFile(cmdline, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := findChildIn(dir, "user"); p != 0 || err != nil {
+		t.Fatalf("a child that never shows its command line: pid %d, %v; want 0 after %v", p, err, childSettle)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		tmp := cmdline + ".new"
+		if err := os.WriteFile(tmp, []byte("/usr/bin/portal\x00user\x00"), 0o644); err == nil {
+			os.Rename(tmp, cmdline)
+		}
+	}()
+	if p, st, err := findChildIn(dir, "user"); p != pid || st != start || err != nil {
+		t.Fatalf("findChildIn = %d, %d, %v; want %d, %d once its command line shows", p, st, err, pid, start)
 	}
 }
 
