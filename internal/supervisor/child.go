@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/runtime"
 
 	runtimepb "github.com/portal-go/portal/proto/runtime"
@@ -196,7 +198,11 @@ func (s *supervisor) check(c *child) {
 		}
 	case c.status == StatusStarting || c.status == StatusRunning:
 		if !alive(c.pid, c.pstart) {
+			pid := c.pid
 			c.exited()
+			if pid != 0 && c.pid == 0 { // the exit is recorded
+				s.goForget(c.name, pid)
+			}
 			return
 		}
 		if c.status == StatusStarting {
@@ -326,4 +332,47 @@ func (s *supervisor) registered(name string, pid int) bool {
 		}
 	}
 	return false
+}
+
+// goForget takes the nodes of name that pid registered out of the registry,
+// in the background: a child that died without deregistering (SIGKILL, a
+// crash) stays listed until its registration TTL runs out (up to 10 s), and
+// callers meanwhile reach a dead address, or whatever listens there next
+// (another process's server, which answered a call meant for user with
+// "the session has ended" in TestUp).
+func (s *supervisor) goForget(name string, pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return
+	}
+	s.ops.Add(1)
+	go func() {
+		defer s.ops.Done()
+		if err := s.forget(name, pid); err != nil {
+			s.log.Warn("a dead child's node not taken out of the registry; it leaves with its TTL", "service", name, "pid", pid, "err", err)
+		}
+	}()
+}
+
+// forget deregisters the nodes of name whose metadata names pid.
+func (s *supervisor) forget(name string, pid int) error {
+	services, err := s.reg.GetService(name)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	want := strconv.Itoa(pid)
+	for _, svc := range services {
+		for _, n := range svc.Nodes {
+			if n.Metadata["pid"] != want {
+				continue
+			}
+			if err := s.reg.Deregister(&registry.Service{Name: svc.Name, Version: svc.Version, Nodes: []*registry.Node{n}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

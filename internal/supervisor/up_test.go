@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +38,7 @@ type up struct {
 	proc *testenv.Proc
 	url  string        // the gateway, http://127.0.0.1:<port>
 	rpc  client.Client // go-micro gRPC client on the supervisor's etcd
+	reg  registry.Registry
 }
 
 // startUp runs `portal up` on dir with free ports and waits until the
@@ -63,7 +65,7 @@ func startUp(t *testing.T, bin, dir string) *up {
 	reg := upRegistry(t, dir, etcd)
 	cli := grpcclient.NewClient(client.Registry(reg), client.Selector(selector.NewSelector(selector.Registry(reg))),
 		client.RequestTimeout(10*time.Second))
-	return &up{proc: p, url: "http://" + addr, rpc: cli}
+	return &up{proc: p, url: "http://" + addr, rpc: cli, reg: reg}
 }
 
 // TestUp runs `portal up` as built and checks, in order on one supervisor:
@@ -162,6 +164,12 @@ func TestUp(t *testing.T) {
 			t.Fatalf("kill -9 user (pid %d): %v", old.Pid, err)
 		}
 		killed := time.Now()
+		// Out of the registry once the supervisor sees it gone, not a
+		// registration TTL (10 s) later: callers would reach a dead
+		// address, or another process that took its port.
+		poll.Wait(t, 3*time.Second, "the killed user's node to leave the registry", func() bool {
+			return !u.registered("user", old.Pid)
+		})
 		procs = u.waitRunning(t, adminCtx, map[string]int64{"user": old.Pid})
 		p := procs["user"]
 		t.Logf("user: pid %d -> %d, running again after %v", old.Pid, p.Pid, time.Since(killed).Round(time.Millisecond))
@@ -540,4 +548,18 @@ func refusesStrangers(t *testing.T, dir, etcd, output string) {
 		t.Fatalf("NATS refused the supervisor's credentials: %v", err)
 	}
 	nc.Close()
+}
+
+// registered reports whether a node of name with pid in its metadata is in
+// the supervisor's registry.
+func (u *up) registered(name string, pid int64) bool {
+	services, _ := u.reg.GetService(name)
+	for _, svc := range services {
+		for _, n := range svc.Nodes {
+			if n.Metadata["pid"] == strconv.FormatInt(pid, 10) {
+				return true
+			}
+		}
+	}
+	return false
 }
