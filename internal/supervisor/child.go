@@ -319,19 +319,29 @@ func (s *supervisor) killAfter(c *child, pid int, start uint64) (cancel func()) 
 // registered tells whether the registry lists a node of service name run by
 // pid (platform puts the pid in every node's metadata).
 func (s *supervisor) registered(name string, pid int) bool {
+	nodes, err := s.nodesOf(name, pid)
+	return err == nil && len(nodes) > 0
+}
+
+// nodesOf returns the registered nodes of name whose metadata names pid,
+// each as a registry.Service of its own.
+func (s *supervisor) nodesOf(name string, pid int) ([]*registry.Service, error) {
 	services, err := s.reg.GetService(name)
-	if err != nil {
-		return false
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
 	want := strconv.Itoa(pid)
+	var out []*registry.Service
 	for _, svc := range services {
 		for _, n := range svc.Nodes {
 			if n.Metadata["pid"] == want {
-				return true
+				out = append(out, &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: []*registry.Node{n}})
 			}
 		}
 	}
-	return false
+	return out, nil
 }
 
 // goForget takes the nodes of name that pid registered out of the registry,
@@ -357,21 +367,13 @@ func (s *supervisor) goForget(name string, pid int) {
 
 // forget deregisters the nodes of name whose metadata names pid.
 func (s *supervisor) forget(name string, pid int) error {
-	services, err := s.reg.GetService(name)
-	if errors.Is(err, registry.ErrNotFound) {
-		return nil
-	} else if err != nil {
+	nodes, err := s.nodesOf(name, pid)
+	if err != nil {
 		return err
 	}
-	want := strconv.Itoa(pid)
-	for _, svc := range services {
-		for _, n := range svc.Nodes {
-			if n.Metadata["pid"] != want {
-				continue
-			}
-			if err := s.reg.Deregister(&registry.Service{Name: svc.Name, Version: svc.Version, Nodes: []*registry.Node{n}}); err != nil {
-				return err
-			}
+	for _, n := range nodes {
+		if err := s.reg.Deregister(n); err != nil {
+			return err
 		}
 	}
 	return nil
