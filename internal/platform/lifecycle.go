@@ -154,13 +154,14 @@ func (s *Service) Readiness(ctx context.Context) (map[string]string, bool) {
 // has that name.
 func (s *Service) readiness(ctx context.Context, only string) (map[string]string, bool) {
 	checks := []Check{
+		{"lifecycle", s.lifecycleCheck},
 		{"registry", s.registryCheck},
 		{"broker", s.brokerCheck},
 	}
 	checks = append(append(checks, s.required...), s.checks...)
 	if only != "" {
 		checks = slices.DeleteFunc(checks, func(c Check) bool { return c.Name != only })
-		if len(checks) == 0 && only != "lifecycle" {
+		if len(checks) == 0 {
 			return nil, false
 		}
 	}
@@ -172,12 +173,6 @@ func (s *Service) readiness(ctx context.Context, only string) (map[string]string
 	wg.Wait()
 	out := map[string]string{}
 	ok := true
-	if only == "" || only == "lifecycle" {
-		out["lifecycle"] = "ok"
-		if !s.ready.Load() {
-			out["lifecycle"], ok = "not serving (starting or stopping)", false
-		}
-	}
 	for i, c := range checks {
 		if results[i] != nil {
 			out[c.Name], ok = results[i].Error(), false
@@ -186,6 +181,17 @@ func (s *Service) readiness(ctx context.Context, only string) (map[string]string
 		}
 	}
 	return out, ok
+}
+
+// errNotServing is the lifecycle check's failure.
+var errNotServing = errors.New("not serving (starting or stopping)")
+
+// lifecycleCheck passes between AfterStart and BeforeStop.
+func (s *Service) lifecycleCheck(context.Context) error {
+	if !s.ready.Load() {
+		return errNotServing
+	}
+	return nil
 }
 
 // ReadyHandler serves GET /readyz: 200 {"status":"ready","checks":{...}}

@@ -319,14 +319,14 @@ func (s *supervisor) killAfter(c *child, pid int, start uint64) (cancel func()) 
 // registered tells whether the registry lists a node of service name run by
 // pid (platform puts the pid in every node's metadata).
 func (s *supervisor) registered(name string, pid int) bool {
-	nodes, err := s.nodesOf(name, pid)
+	nodes, err := nodesOf(s.reg, name, pid)
 	return err == nil && len(nodes) > 0
 }
 
-// nodesOf returns the registered nodes of name whose metadata names pid,
-// each as a registry.Service of its own.
-func (s *supervisor) nodesOf(name string, pid int) ([]*registry.Service, error) {
-	services, err := s.reg.GetService(name)
+// nodesOf returns the nodes of name in reg whose metadata names pid, each
+// as a registry.Service of its own.
+func nodesOf(reg registry.Registry, name string, pid int) ([]*registry.Service, error) {
+	services, err := reg.GetService(name)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
@@ -367,7 +367,7 @@ func (s *supervisor) goForget(name string, pid int) {
 
 // forget deregisters the nodes of name whose metadata names pid.
 func (s *supervisor) forget(name string, pid int) error {
-	nodes, err := s.nodesOf(name, pid)
+	nodes, err := nodesOf(s.reg, name, pid)
 	if err != nil {
 		return err
 	}

@@ -81,10 +81,9 @@ func alive(pid int, start uint64) bool {
 // A child shows an empty command line for a moment after exec.Cmd.Start has
 // returned (the kernel fills it in as it loads the program: read at once,
 // it was empty for 127 and 145 of 300 starts of Portal's binary). While a
-// child of this process
-// shows none and name is not found, findChild looks again, every 5 ms for up
-// to childSettle: taken for a child that exited at once, a healthy child was
-// restarted (TestUp, under load).
+// child of this process shows none and name is not found, findChild looks
+// again, every 5 ms for up to childSettle: taken for a child that exited at
+// once, a healthy child was restarted (TestUp, under load).
 func findChild(name string) (pid int, start uint64, err error) {
 	return findChildIn(procDir, name)
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -553,13 +552,6 @@ func refusesStrangers(t *testing.T, dir, etcd, output string) {
 // registered reports whether a node of name with pid in its metadata is in
 // the supervisor's registry.
 func (u *up) registered(name string, pid int64) bool {
-	services, _ := u.reg.GetService(name)
-	for _, svc := range services {
-		for _, n := range svc.Nodes {
-			if n.Metadata["pid"] == strconv.FormatInt(pid, 10) {
-				return true
-			}
-		}
-	}
-	return false
+	nodes, _ := supervisor.NodesOf(u.reg, name, int(pid))
+	return len(nodes) > 0
 }
