@@ -13,7 +13,9 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 
 	goi18n "github.com/nicksnyder/go-i18n/v2/i18n"
 	"golang.org/x/text/language"
@@ -32,37 +34,64 @@ const (
 var Languages = []string{English, Chinese}
 
 var (
-	bundle  = goi18n.NewBundle(language.English)
 	tags    = []language.Tag{language.English, language.MustParse(Chinese)}
 	matcher = language.NewMatcher(tags)
-	// localizers holds one localizer per language, made once.
-	localizers = map[string]*goi18n.Localizer{}
-	// keys are each language's message ids, for Keys.
-	keys = map[string][]string{}
+	// catalogs holds each language's messages, parsed when first asked for.
+	catalogs = map[string]*catalog{}
 )
 
 func init() {
 	for _, lang := range Languages {
-		b, err := localeFS.ReadFile("locales/" + lang + ".json")
+		catalogs[lang] = &catalog{lang: lang}
+	}
+}
+
+// catalog is one language's messages: a go-i18n bundle of its own, parsed
+// on first use. Parsed, a language holds about 0.4 MB of heap (go-i18n keeps
+// a message, a template and a map of plural forms per id), so a Portal whose
+// users all read one language never holds the other's. A message missing in
+// a language falls back to English in T, not in the bundle.
+type catalog struct {
+	lang string
+	once sync.Once
+	loc  *goi18n.Localizer
+	keys []string // message ids, sorted
+}
+
+// load parses the catalog's message file, once; a file that does not parse
+// is a build defect (TestSameKeys parses every language).
+func (c *catalog) load() *catalog {
+	c.once.Do(func() {
+		b, err := localeFS.ReadFile("locales/" + c.lang + ".json")
 		if err != nil {
 			panic(err)
 		}
-		f, err := bundle.ParseMessageFileBytes(b, lang+".json")
+		bundle := goi18n.NewBundle(language.MustParse(c.lang))
+		f, err := bundle.ParseMessageFileBytes(b, c.lang+".json")
 		if err != nil {
-			panic(fmt.Sprintf("i18n: %s: %v", lang, err))
+			panic(fmt.Sprintf("i18n: %s: %v", c.lang, err))
 		}
 		for _, m := range f.Messages {
-			keys[lang] = append(keys[lang], m.ID)
+			c.keys = append(c.keys, m.ID)
 		}
-		sort.Strings(keys[lang])
-		localizers[lang] = goi18n.NewLocalizer(bundle, lang)
+		sort.Strings(c.keys)
+		c.loc = goi18n.NewLocalizer(bundle, c.lang)
+	})
+	return c
+}
+
+// localizer is lang's localizer, English's for an unsupported lang.
+func localizer(lang string) *goi18n.Localizer {
+	c, ok := catalogs[lang]
+	if !ok {
+		c = catalogs[English]
 	}
+	return c.load().loc
 }
 
 // Supported reports whether lang is one of Languages, spelled exactly.
 func Supported(lang string) bool {
-	_, ok := localizers[lang]
-	return ok
+	return slices.Contains(Languages, lang)
 }
 
 // Match picks the language of a request: choice (a cookie) when supported,
@@ -88,11 +117,10 @@ func Match(choice, acceptLanguage, def string) string {
 
 // Has reports whether lang has a message id (without falling back).
 func Has(lang, id string) bool {
-	l, ok := localizers[lang]
-	if !ok {
+	if !Supported(lang) {
 		return false
 	}
-	_, tag, err := l.LocalizeWithTag(&goi18n.LocalizeConfig{MessageID: id})
+	_, tag, err := localizer(lang).LocalizeWithTag(&goi18n.LocalizeConfig{MessageID: id})
 	return err == nil && tag.String() == canonical(lang)
 }
 
@@ -103,10 +131,7 @@ func canonical(lang string) string { return language.MustParse(lang).String() }
 // plural form. A message missing in lang falls back to English, and one
 // missing there to its id (a test keeps both files complete).
 func T(lang, id string, args ...any) string {
-	l, ok := localizers[lang]
-	if !ok {
-		l = localizers[English]
-	}
+	l := localizer(lang)
 	cfg := &goi18n.LocalizeConfig{MessageID: id}
 	if len(args) > 0 {
 		data := make(map[string]any, len(args)/2)
@@ -121,7 +146,7 @@ func T(lang, id string, args ...any) string {
 	}
 	s, err := l.Localize(cfg)
 	if err != nil || s == "" {
-		if s, err = localizers[English].Localize(cfg); err != nil || s == "" {
+		if s, err = localizer(English).Localize(cfg); err != nil || s == "" {
 			return id
 		}
 	}
@@ -129,7 +154,13 @@ func T(lang, id string, args ...any) string {
 }
 
 // Keys returns lang's message ids, sorted.
-func Keys(lang string) []string { return keys[lang] }
+func Keys(lang string) []string {
+	c, ok := catalogs[lang]
+	if !ok {
+		return nil
+	}
+	return c.load().keys
+}
 
 // Raw returns the message file of lang, decoded, for tests and tools.
 func Raw(lang string) (map[string]any, error) {
