@@ -129,7 +129,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rs/cors v1.11.1 // indirect
-	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/soheilhy/cmux v0.1.5 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
@@ -171,3 +170,7 @@ require (
 )
 
 replace github.com/go-git/go-git/v5 => ./third_party/nogit
+
+replace github.com/ugorji/go/codec => ./third_party/nomsgpack
+
+replace github.com/cpuguy83/go-md2man/v2 => ./third_party/noman
