@@ -176,6 +176,7 @@ func NewService(name string, p Plugins, log *slog.Logger) *Service {
 		server.Registry(p.Registry),
 		server.Broker(p.Broker),
 		// go-micro runs the first wrapper given outermost.
+		server.WrapHandler(countWork),
 		server.WrapHandler(recoverWrapper(name, log)),
 		server.WrapHandler(s.traceHandler),
 		server.WrapHandler(s.verifyClient),

@@ -88,6 +88,28 @@ func TestStopWaitsForRequestsInFlight(t *testing.T) {
 	}
 }
 
+// TestCallsCountAsWork: every call a service serves counts as the
+// process's work, which keeps ReturnMemoryWhenIdle from running meanwhile.
+func TestCallsCountAsWork(t *testing.T) {
+	p := testPlugins()
+	svc := platform.NewService("user", p, quiet())
+	if err := userpb.RegisterUserHandler(svc.Server(), &slowUser{started: make(chan struct{}, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	before := platform.WorkDone()
+	caller := platform.NewService("web", p, quiet())
+	if _, err := userpb.NewUserService("user", caller.Client()).Health(context.Background(), &userpb.HealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := platform.WorkDone(); after <= before {
+		t.Errorf("work counted %d before a call, %d after: the call was not counted", before, after)
+	}
+}
+
 // streamWorkers counts the goroutines that are a grpc.Server's stream
 // workers.
 func streamWorkers() int {

@@ -68,8 +68,10 @@ func isAPI(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "
 // countRequests records every request in portal_http_requests_total and
 // portal_http_request_duration_seconds. Labels are bounded: the route is
 // gin's pattern ("/static/*filepath"), "unmatched" for no route, and the
-// method one of the standard ones or "other".
+// method one of the standard ones or "other". It counts the request as the
+// process's work too (platform.Working: an idle Portal returns its memory).
 func (g *Gateway) countRequests(c *gin.Context) {
+	platform.Working()
 	start := time.Now()
 	c.Next()
 	route, method := routeOf(c), methodOf(c)

@@ -212,6 +212,18 @@ func setCookieLine(w *httptest.ResponseRecorder, name string) string {
 // ---------------------------------------------------------------------------
 // Whitelist
 
+// TestRequestsCountAsWork: every request the gateway serves counts as the
+// process's work, which keeps platform.ReturnMemoryWhenIdle from running
+// meanwhile.
+func TestRequestsCountAsWork(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	before := platform.WorkDone()
+	serve(g, get("/healthz"))
+	if after := platform.WorkDone(); after <= before {
+		t.Errorf("work counted %d before a request, %d after: the request was not counted", before, after)
+	}
+}
+
 func TestWhitelist(t *testing.T) {
 	noHealthz := settings()
 	noHealthz.Auth.WhiteList = []string{"/login", "/register", "/static/*"}
