@@ -130,8 +130,9 @@ type Gateway struct {
 	// cache key of a session's verdict, whose permissions a role edit
 	// makes stale.
 	rolesGen atomic.Int64
-	// templates holds the pages, parsed once per language.
-	templates map[string]*template.Template
+	// templates holds the pages of each language, parsed when the
+	// language is first rendered.
+	templates map[string]*pageSet
 }
 
 // maxBody bounds every request body.
@@ -157,7 +158,7 @@ func New(o Options) *Gateway {
 	_ = e.SetTrustedProxies(nil)
 	e.TrustedPlatform = clientHeader
 	g.templates = templateSets()
-	e.SetHTMLTemplate(g.templates[i18n.English])
+	e.SetHTMLTemplate(g.templates[i18n.English].get())
 	// gin would answer /account/ with a redirect before any middleware ran.
 	e.RedirectTrailingSlash = false
 	e.Use(g.edge, g.trace, g.countRequests, g.logRequests, g.recover, securityHeaders, g.limitBody, crossOrigin, g.locale, g.authenticate)

@@ -272,3 +272,24 @@ func postJSON(target, body string) *http.Request {
 	r.Header.Set("Content-Type", "application/json")
 	return r
 }
+
+// TestPagesParsedPerLanguageOnFirstUse: a gateway that has shown only
+// English pages has not parsed the Chinese ones (about 0.6 MB of heap); the
+// first Chinese page parses them.
+func TestPagesParsedPerLanguageOnFirstUse(t *testing.T) {
+	g := newGateway(t, settings(), newFakeUsers())
+	if w := serve(g, get("/login")); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `<html lang="en">`) {
+		t.Fatalf("English login page: %d", w.Code)
+	}
+	if g.templates[i18n.Chinese].t != nil {
+		t.Fatal("the Chinese pages were parsed though only English was shown")
+	}
+	r := get("/login")
+	r.Header.Set("Accept-Language", "zh-CN")
+	if w := serve(g, r); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `<html lang="zh-CN">`) {
+		t.Fatalf("Chinese login page: %d", w.Code)
+	}
+	if g.templates[i18n.Chinese].t == nil {
+		t.Fatal("a Chinese page was shown but its templates are not parsed")
+	}
+}
