@@ -87,7 +87,59 @@ func sharedBuild() (string, error) {
 		now := time.Now()
 		return bin, os.Chtimes(bin, now, now)
 	}
-	return bin, goBuild(root, bin)
+	return bin, goBuild(root, bin, BuildTags, "./cmd/portal")
+}
+
+// natsModule is the NATS server the tests run: the module go.mod pins for
+// portal up's embedded NATS, built as a program. Debian's nats-server
+// (2.9.10) crashed in a new-machine run (a nil pointer in
+// stream.updateWithAdvisory) when two clients created and updated one stream
+// at once, a server bug of a class fixed upstream since (nats-server PR 4391).
+const natsModule = "github.com/nats-io/nats-server/v2"
+
+var (
+	natsOnce sync.Once
+	natsBin  string
+	natsErr  error
+)
+
+// BuildNATS returns the path of a nats-server built from natsModule at the
+// version go.mod pins: bin/test/nats-server-<version>, built by the first
+// test binary that needs it (under a file lock) and reused by the others.
+func BuildNATS(t testing.TB) string {
+	t.Helper()
+	natsOnce.Do(func() { natsBin, natsErr = buildNATS() })
+	if natsErr != nil {
+		t.Fatalf("build nats-server: %v", natsErr)
+	}
+	return natsBin
+}
+
+func buildNATS() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", natsModule)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m %s: %w", natsModule, err)
+	}
+	dir := filepath.Join(root, buildDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".lock-nats"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	bin := filepath.Join(dir, "nats-server-"+strings.TrimSpace(string(out)))
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	return bin, goBuild(root, bin, "", natsModule)
 }
 
 // sourceHash is a hex SHA-256 over the Go version and the path and contents
@@ -153,19 +205,19 @@ func lockFile(path string) (func(), error) {
 
 // goBuild builds ./cmd/portal to bin through a temporary name in the same
 // directory, so that bin appears whole or not at all.
-func goBuild(root, bin string) error {
+func goBuild(root, bin, tags, pkg string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("no go command on $PATH: %w", err)
 	}
 	tmp := bin + ".tmp"
-	cmd := exec.Command(goBin, "build", "-tags", BuildTags, "-o", tmp, "./cmd/portal")
+	cmd := exec.Command(goBin, "build", "-tags", tags, "-o", tmp, pkg)
 	cmd.Dir = root
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("go build ./cmd/portal in %s: %v\n%s", root, err, out)
+		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, root, err, out)
 	}
 	if err := os.Rename(tmp, bin); err != nil {
 		os.Remove(tmp)

@@ -671,10 +671,10 @@ type NATS struct {
 	CAFile, User, Password, NKeyFile string
 }
 
-// StartNATS runs nats-server with JetStream on a free loopback port, storage
-// in a temporary directory and no HTTP monitor, waits until it greets a
-// client with INFO, and stops it when the test ends. It skips or fails the
-// test like Require when nats-server is not installed.
+// StartNATS runs nats-server (built from the module go.mod pins: BuildNATS)
+// with JetStream on a free loopback port, storage in a temporary directory
+// and no HTTP monitor, waits until it greets a client with INFO, and stops
+// it when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
 	return startNATS(t, NATSOptions{})
@@ -684,7 +684,7 @@ func StartNATS(t testing.TB) *NATS {
 func startNATS(t testing.TB, o NATSOptions) *NATS {
 	t.Helper()
 	dir := t.TempDir()
-	p := newProcess(t, "nats", "nats-server", dir)
+	p := &process{name: "nats", bin: BuildNATS(t), logPath: filepath.Join(dir, "nats.log")}
 	port := FreePort(t)
 	n := &NATS{
 		URL:  fmt.Sprintf("nats://127.0.0.1:%d", port),

@@ -163,7 +163,6 @@ func TestRedisStopWhilePaused(t *testing.T) {
 }
 
 func TestNATS(t *testing.T) {
-	Require(t, "nats-server")
 	n := StartNATS(t)
 	check := func() {
 		t.Helper()
