@@ -6,7 +6,8 @@
 #   make               -> make
 #   etcd               -> etcd-server        (integration tests: internal/testenv)
 #   redis-server       -> redis-server       (integration tests: internal/testenv)
-#   nats-server        -> nats-server        (integration tests: internal/testenv)
+#   nats-server        -> nats-server        (checked by make bench; the tests and the bench build
+#                                            the NATS they run from the Go module: testenv.BuildNATS)
 # With arguments (binary names from the list, e.g. `deps.sh etcd redis-server
 # nats-server`, as `make bench` runs it) only those are checked.
 # Idempotent and quick when everything is present: apt-get runs only when a
