@@ -37,57 +37,53 @@ const (
 	staleBuild = 30 * time.Minute
 )
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-)
-
-// BuildPortal returns the path of a portal binary (go build -tags up, no
-// -race)
-// built from the module's current sources: bin/test/portal-<hash>, where
-// hash covers every non-test source file, go.mod, go.sum and the Go version.
-// The first test binary to need a given hash builds it (under a file lock,
-// so packages tested in parallel build it once); the others reuse it. A
-// build of another hash in bin/test is removed by a later run once unused
-// for 30 minutes (a run still going may start it again), so only the
-// current build and recently used ones are kept, in the module's bin/
-// (make clean), never in /tmp.
-func BuildPortal(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() { buildBin, buildErr = sharedBuild() })
-	if buildErr != nil {
-		t.Fatalf("build portal: %v", buildErr)
-	}
-	return buildBin
+// shared is one program every test binary of a run uses: built once per
+// test binary's life (once), once per run across them (a file lock in
+// bin/test), and reused while its name stays the same.
+type shared struct {
+	once sync.Once
+	bin  string
+	err  error
 }
 
-func sharedBuild() (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
+// get returns the program's path, building it with build the first time;
+// a failed build fails t.
+func (s *shared) get(t testing.TB, what string, build func(root string) (string, error)) string {
+	t.Helper()
+	s.once.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.bin, s.err = build(root)
+	})
+	if s.err != nil {
+		t.Fatalf("build %s: %v", what, s.err)
 	}
-	sum, err := sourceHash(root)
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, buildDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	bin := filepath.Join(dir, "portal-"+sum)
-	defer removeOtherBuilds(dir, bin, time.Now().Add(-staleBuild))
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		// Its modification time is its last use.
-		now := time.Now()
-		return bin, os.Chtimes(bin, now, now)
-	}
-	return bin, goBuild(root, bin, BuildTags, "./cmd/portal")
+	return s.bin
+}
+
+var portalBuild, natsBuild shared
+
+// BuildPortal returns the path of a portal binary (go build -tags up, no
+// -race) built from the module's current sources: bin/test/portal-<hash>,
+// where hash covers every non-test source file, go.mod, go.sum and the Go
+// version. The first test binary to need a given hash builds it (under a
+// file lock, so packages tested in parallel build it once); the others
+// reuse it. A build of another hash in bin/test is removed by a later run
+// once unused for 30 minutes (a run still going may start it again), so
+// only the current build and recently used ones are kept, in the module's
+// bin/ (make clean), never in /tmp.
+func BuildPortal(t testing.TB) string {
+	t.Helper()
+	return portalBuild.get(t, "portal", func(root string) (string, error) {
+		sum, err := sourceHash(root)
+		if err != nil {
+			return "", err
+		}
+		return sharedBuild(root, "portal", sum, BuildTags, "./cmd/portal")
+	})
 }
 
 // natsModule is the NATS server the tests run: the module go.mod pins for
@@ -97,49 +93,43 @@ func sharedBuild() (string, error) {
 // at once, a server bug of a class fixed upstream since (nats-server PR 4391).
 const natsModule = "github.com/nats-io/nats-server/v2"
 
-var (
-	natsOnce sync.Once
-	natsBin  string
-	natsErr  error
-)
-
 // BuildNATS returns the path of a nats-server built from natsModule at the
-// version go.mod pins: bin/test/nats-server-<version>, built by the first
-// test binary that needs it (under a file lock) and reused by the others.
+// version go.mod pins: bin/test/nats-server-<version>, shared like
+// BuildPortal's build.
 func BuildNATS(t testing.TB) string {
 	t.Helper()
-	natsOnce.Do(func() { natsBin, natsErr = buildNATS() })
-	if natsErr != nil {
-		t.Fatalf("build nats-server: %v", natsErr)
-	}
-	return natsBin
+	return natsBuild.get(t, "nats-server", func(root string) (string, error) {
+		cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", natsModule)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("go list -m %s: %w", natsModule, err)
+		}
+		return sharedBuild(root, "nats-server", strings.TrimSpace(string(out)), "", natsModule)
+	})
 }
 
-func buildNATS() (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", natsModule)
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go list -m %s: %w", natsModule, err)
-	}
+// sharedBuild returns bin/test/<name>-<id>, building pkg with tags into it
+// unless it is there, under a file lock of its own per name. Other
+// <name>-* builds unused for staleBuild are removed.
+func sharedBuild(root, name, id, tags, pkg string) (string, error) {
 	dir := filepath.Join(root, buildDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock-nats"))
+	unlock, err := lockFile(filepath.Join(dir, ".lock-"+name))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	bin := filepath.Join(dir, "nats-server-"+strings.TrimSpace(string(out)))
+	bin := filepath.Join(dir, name+"-"+id)
+	defer removeOtherBuilds(dir, name, bin, time.Now().Add(-staleBuild))
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin, nil
+		// Its modification time is its last use.
+		now := time.Now()
+		return bin, os.Chtimes(bin, now, now)
 	}
-	return bin, goBuild(root, bin, "", natsModule)
+	return bin, goBuild(root, bin, tags, pkg)
 }
 
 // sourceHash is a hex SHA-256 over the Go version and the path and contents
@@ -203,7 +193,7 @@ func lockFile(path string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// goBuild builds ./cmd/portal to bin through a temporary name in the same
+// goBuild builds pkg with tags to bin through a temporary name in the same
 // directory, so that bin appears whole or not at all.
 func goBuild(root, bin, tags, pkg string) error {
 	goBin, err := exec.LookPath("go")
@@ -227,11 +217,11 @@ func goBuild(root, bin, tags, pkg string) error {
 	return nil
 }
 
-// removeOtherBuilds deletes every portal-* in dir but keep last used
-// (modified) before cutoff: builds of older sources, half-written ones of a
-// killed run.
-func removeOtherBuilds(dir, keep string, cutoff time.Time) {
-	old, _ := filepath.Glob(filepath.Join(dir, "portal-*"))
+// removeOtherBuilds deletes every <name>-* in dir but keep last used
+// (modified) before cutoff: builds of older sources or versions,
+// half-written ones of a killed run.
+func removeOtherBuilds(dir, name, keep string, cutoff time.Time) {
+	old, _ := filepath.Glob(filepath.Join(dir, name+"-*"))
 	for _, p := range old {
 		if fi, err := os.Stat(p); err == nil && p != keep && fi.ModTime().Before(cutoff) {
 			os.Remove(p)

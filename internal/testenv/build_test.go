@@ -67,7 +67,7 @@ func TestRemoveOtherBuilds(t *testing.T) {
 			}
 		}
 	}
-	removeOtherBuilds(dir, filepath.Join(dir, "portal-bbb"), time.Now().Add(-staleBuild))
+	removeOtherBuilds(dir, "portal", filepath.Join(dir, "portal-bbb"), time.Now().Add(-staleBuild))
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
