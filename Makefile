@@ -37,10 +37,11 @@ SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
 # timeouts) rather than compute; Chromiums are bounded by the browser tests
 # themselves (browserSlots in internal/portal).
 PARALLEL := 3
-# Named first, go test builds and starts it first: its run is the suite's
-# critical path, and the other packages link and run beside it. (-p 3, three
-# packages at once, was slower: the two cores are the limit.)
-FIRST_PKGS := ./internal/portal/
+# Named first, go test builds and starts them first: internal/portal's run is
+# the suite's critical path, and the other packages link and run beside it,
+# the longest next, so that none of them is left to run alone after it. (-p
+# 3, three packages at once, was slower: the two cores are the limit.)
+FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/supervisor/
 # go test's flags for make test and test-slow. -vet=off: make lint runs go
 # vet (every analyzer, both tag sets); go test's own vet pass repeated a
 # subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
@@ -76,11 +77,11 @@ $(BIN)/testsummary: scripts/testsummary/main.go
 
 # BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
 bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
-	@./scripts/deps.sh etcd redis-server nats-server
+	@./scripts/deps.sh etcd redis-server
 	@go run ./bench $(BENCH_FLAGS)
 
 bench-quick: ## the benchmark harness with short runs, for development (~1 min)
-	@./scripts/deps.sh etcd redis-server nats-server
+	@./scripts/deps.sh etcd redis-server
 	@go run ./bench -quick $(BENCH_FLAGS)
 
 screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from the browser test
@@ -88,7 +89,7 @@ screenshots: ## refresh the README's screenshots (docs/screenshots/*.png) from t
 
 # FAULT_FLAGS: more flags for the fault run (go run ./bench faults -h lists them).
 faults: ## the fault run: kill -9, SIGTERM, etcd, Redis and NATS outages, a slow Redis under steady load; a markdown table on stdout (~3 min)
-	@./scripts/deps.sh etcd redis-server nats-server
+	@./scripts/deps.sh etcd redis-server
 	@go run ./bench faults $(FAULT_FLAGS)
 
 # The chart's checks are a lint of deploy/ (like helm lint: render, decode,

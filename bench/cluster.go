@@ -51,7 +51,7 @@ type cluster struct {
 // baseline, logs the bench user in, and checks that all four answer GET
 // /api/v1/me with the same JSON.
 func startCluster(e *env, bin string, profile bool) *cluster {
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+	for _, b := range []string{"etcd", "redis-server"} {
 		testenv.Require(e, b)
 	}
 	tc := testenv.Cluster{

@@ -158,7 +158,7 @@ func runFaults(ctx context.Context, args []string, out io.Writer) error {
 // faults is the fault run on e.
 func faults(ctx context.Context, e *env, o faultOptions, out io.Writer) error {
 	bin := portalBinary(e, o.portalBin)
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+	for _, b := range []string{"etcd", "redis-server"} {
 		testenv.Require(e, b)
 	}
 	c := &faultCluster{e: e, bin: bin, tc: testenv.Cluster{

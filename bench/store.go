@@ -32,7 +32,7 @@ type storeRow struct {
 // storeRowRun runs row 5 on a cluster of its own (Redis store, no gateway
 // cache), at each size in keys, timing samples requests of each kind.
 func storeRowRun(ctx context.Context, e *env, bin string, keys []int, samples int) []storeRow {
-	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
+	for _, b := range []string{"etcd", "redis-server"} {
 		testenv.Require(e, b)
 	}
 	tc := testenv.Cluster{

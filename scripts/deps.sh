@@ -6,10 +6,10 @@
 #   make               -> make
 #   etcd               -> etcd-server        (integration tests: internal/testenv)
 #   redis-server       -> redis-server       (integration tests: internal/testenv)
-#   nats-server        -> nats-server        (checked by make bench; the tests and the bench build
-#                                            the NATS they run from the Go module: testenv.BuildNATS)
-# With arguments (binary names from the list, e.g. `deps.sh etcd redis-server
-# nats-server`, as `make bench` runs it) only those are checked.
+# (NATS is not here: the tests and the bench build the NATS they run from its
+# Go module, testenv.BuildNATS.)
+# With arguments (binary names from the list, e.g. `deps.sh etcd redis-server`,
+# as `make bench` runs it) only those are checked.
 # Idempotent and quick when everything is present: apt-get runs only when a
 # binary is missing, and `apt-get update` at most once.
 # Without root (and without password-less sudo) it only warns and exits 0, so
@@ -24,7 +24,6 @@ wanted=(
   "make:make"
   "etcd:etcd-server"
   "redis-server:redis-server"
-  "nats-server:nats-server"
 )
 
 if [ $# -gt 0 ]; then
@@ -36,9 +35,8 @@ if [ $# -gt 0 ]; then
   wanted=("${chosen[@]}")
 fi
 
-# have BIN: BIN is on PATH or where Debian puts it (nats-server lands in
-# /usr/sbin, which is not on a normal user's PATH; internal/testenv looks
-# in these same directories).
+# have BIN: BIN is on PATH or where Debian puts it (/usr/sbin is not on a
+# normal user's PATH; internal/testenv looks in these same directories).
 have() {
   command -v "$1" >/dev/null 2>&1 && return 0
   local d
@@ -83,8 +81,8 @@ warn() {
     case " ${missing_bins[*]} " in *" gcc "*)
       echo "## Without gcc, go test -race (make test) fails: the race detector needs cgo." ;;
     esac
-    case " ${missing_bins[*]} " in *" etcd "*|*" redis-server "*|*" nats-server "*)
-      echo "## WITHOUT etcd, redis-server OR nats-server THE INTEGRATION TESTS THAT NEED THEM"
+    case " ${missing_bins[*]} " in *" etcd "*|*" redis-server "*)
+      echo "## WITHOUT etcd OR redis-server THE INTEGRATION TESTS THAT NEED THEM"
       echo "## WILL BE SKIPPED (and fail in CI, where PORTAL_REQUIRE_SERVERS=1)." ;;
     esac
     echo "################################################################################"

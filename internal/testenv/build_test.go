@@ -80,3 +80,37 @@ func TestRemoveOtherBuilds(t *testing.T) {
 		t.Errorf("left %v, want [.lock portal-bbb portal-ddd]: the one in use, one used lately", got)
 	}
 }
+
+// TestSharedBuildsTakeOneLock: a shared build waits while any other holds
+// bin/test's lock, whatever its name, so that two builds never compile the
+// same packages at once.
+func TestSharedBuildsTakeOneLock(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, buildDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Present already, so the build only reuses it once it has the lock.
+	if err := os.WriteFile(filepath.Join(dir, "other-1"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockFile(filepath.Join(dir, buildLock)) // as a portal build in progress would
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := sharedBuild(root, "other", "1", "", "./other")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		unlock()
+		t.Fatalf("sharedBuild returned (%v) while another build held the lock", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

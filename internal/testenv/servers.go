@@ -46,11 +46,10 @@ const (
 var debianPackage = map[string]string{
 	"etcd":         "etcd-server",
 	"redis-server": "redis-server",
-	"nats-server":  "nats-server",
 }
 
-// binaryDirs are searched after $PATH: Debian puts nats-server in /usr/sbin,
-// which is not on a normal user's PATH.
+// binaryDirs are searched after $PATH: Debian puts some servers in
+// /usr/sbin, which is not on a normal user's PATH.
 var binaryDirs = []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"}
 
 // findBinary returns the path of the first of names found on $PATH or in
@@ -70,7 +69,7 @@ func findBinary(names ...string) (string, bool) {
 	return "", false
 }
 
-// Require skips the test when binary (etcd, redis-server, nats-server) is not
+// Require skips the test when binary (etcd, redis-server) is not
 // installed, or fails it when PORTAL_REQUIRE_SERVERS=1, as CI sets.
 func Require(t testing.TB, binary string) {
 	t.Helper()
