@@ -47,8 +47,10 @@ FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/supervisor/
 # subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
 # test binaries, which every run links again (a fifth of each link; panics
 # and race reports read the symbol table, not DWARF). Debug a test binary
-# with a plain go test -c.
-TEST_FLAGS := -tags $(TAGS) -race -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
+# with a plain go test -c. No -tags up: make test compiles the default build
+# (the binary the tests run as processes still has portal up's servers:
+# testenv.BuildTags); make test-slow adds the tag.
+TEST_FLAGS := -race -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
 N ?= 5
 
 test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
@@ -69,8 +71,12 @@ k8s: ## render deploy/k8s/portal.yaml from the Helm chart deploy/helm/portal
 test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
 	@for i in $$(seq $(N)); do t0=$$(date +%s); echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; echo "=== test-repeat: run $$i of $(N) passed in $$(( $$(date +%s) - t0 )) s"; done
 
-test-slow: $(BIN)/testsummary ## run the slowest packages' tests again (CI runs them twice)
-	set -o pipefail; go test $(TEST_FLAGS) $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+# With -tags up, which adds portal up's embedded etcd and NATS to the test
+# binaries: the tests of that build (TestRunInProcess: the supervisor and its
+# servers under the race detector) run here, not in make test, where
+# compiling the two servers with -race cost a new machine 96 s of CPU.
+test-slow: $(BIN)/testsummary ## run the slowest packages' tests again, with -tags up (CI runs them twice)
+	set -o pipefail; go test -tags $(TAGS) $(TEST_FLAGS) $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary
