@@ -22,9 +22,6 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// embedded tells whether this build has portal up's etcd and NATS.
-const embedded = true
-
 // natsServer is the embedded NATS server.
 type natsServer = natsserver.Server
 

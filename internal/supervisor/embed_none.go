@@ -14,9 +14,6 @@ import (
 	"log/slog"
 )
 
-// embedded tells whether this build has portal up's etcd and NATS.
-const embedded = false
-
 // errNoEmbed is why portal up cannot start a server of its own.
 var errNoEmbed = errors.New("this portal was built without -tags up, so without portal up's embedded etcd and NATS: " +
 	"build it with `make build` (go build -tags up ./cmd/portal), or set MICRO_REGISTRY_ADDRESS and MICRO_BROKER_ADDRESS")
