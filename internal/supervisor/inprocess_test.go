@@ -71,15 +71,13 @@ func TestRunInProcess(t *testing.T) {
 	procs := u.waitRunning(t, ctxAdmin, nil)
 
 	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < 20; j++ {
+	for range 3 {
+		wg.Go(func() {
+			for range 20 {
 				supervisor.Status(ctxAdmin, u.rpc)
 				supervisor.Logs(ctxAdmin, u.rpc, "web", 10)
 			}
-		}()
+		})
 	}
 	if _, err := supervisor.Restart(ctxAdmin, u.rpc, "web"); err != nil {
 		t.Fatalf("Runtime.Restart(web): %v", err)

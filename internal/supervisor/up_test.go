@@ -81,6 +81,9 @@ func TestUp(t *testing.T) {
 	if !t.Run("ready_and_login", func(t *testing.T) {
 		u.waitReady(t)
 		admin = u.login(t, "admin", testenv.AdminPassword)
+		// The embedded servers' logins, here as well as in
+		// TestRunInProcess, which only make test-slow's -tags up runs.
+		refusesStrangers(t, dir, u.proc.LogValue("supervisor ready", "etcd"), u.proc.Log())
 	}) {
 		return
 	}

@@ -1,11 +1,16 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portal-go/portal/internal/testenv/poll"
 )
 
 // TestSourceHash: the shared build's name changes with a source file, go.sum
@@ -83,7 +88,9 @@ func TestRemoveOtherBuilds(t *testing.T) {
 
 // TestSharedBuildsTakeOneLock: a shared build waits while any other holds
 // bin/test's lock, whatever its name, so that two builds never compile the
-// same packages at once.
+// same packages at once. The kernel lists a process blocked in flock in
+// /proc/locks ("-> FLOCK" on the file's inode): that, not a pause, tells
+// that the build is waiting on the lock.
 func TestSharedBuildsTakeOneLock(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, buildDir)
@@ -94,23 +101,41 @@ func TestSharedBuildsTakeOneLock(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "other-1"), nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, buildLock)) // as a portal build in progress would
+	lock := filepath.Join(dir, buildLock)
+	unlock, err := lockFile(lock) // as a portal build in progress would
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer unlock()
+	fi, err := os.Stat(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inode := fmt.Sprintf(":%d ", fi.Sys().(*syscall.Stat_t).Ino)
 	done := make(chan error, 1)
 	go func() {
 		_, err := sharedBuild(root, "other", "1", "", "./other")
 		done <- err
 	}()
-	select {
-	case err := <-done:
-		unlock()
-		t.Fatalf("sharedBuild returned (%v) while another build held the lock", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	poll.Wait(t, 10*time.Second, "the build to wait on the lock", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("sharedBuild returned (%v) while another build held the lock", err)
+		default:
+		}
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(locks), "\n") {
+			if strings.Contains(l, "-> FLOCK") && strings.Contains(l, inode) {
+				return true
+			}
+		}
+		return false
+	})
 	unlock()
-	if err := <-done; err != nil {
+	if err := poll.Receive(t, 10*time.Second, "the build once the lock is free", done); err != nil {
 		t.Fatal(err)
 	}
 }
