@@ -51,6 +51,14 @@ FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/supervisor/
 # (the binary the tests run as processes still has portal up's servers:
 # testenv.BuildTags); make test-slow adds the tag.
 TEST_FLAGS := -race -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
+# The race detector sleeps a second as a test binary exits (atexit_sleep_ms,
+# 1000 by default) so that goroutines still running can report a race: a
+# second of nothing per package, 35 s of the run, while go test holds one of
+# its two slots for it. A race while a test runs fails that test, whatever
+# this says; the packages that start servers fail if a goroutine outlives
+# their tests (leak.VerifyTestMain), so little is left running to race at
+# exit. A GORACE of your own comes after this one and wins.
+export GORACE := atexit_sleep_ms=0 $(GORACE)
 N ?= 5
 
 test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
