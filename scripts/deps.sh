@@ -9,7 +9,9 @@
 # (NATS is not here: the tests and the bench build the NATS they run from its
 # Go module, testenv.BuildNATS.)
 # With arguments (binary names from the list, e.g. `deps.sh etcd redis-server`,
-# as `make bench` runs it) only those are checked.
+# as `make bench` runs it) only those are checked. With --check first, it
+# installs nothing and exits 1 when something is missing (make test then
+# compiles while this script installs).
 # Idempotent and quick when everything is present: apt-get runs only when a
 # binary is missing, and `apt-get update` at most once.
 # Without root (and without password-less sudo) it only warns and exits 0, so
@@ -25,6 +27,12 @@ wanted=(
   "etcd:etcd-server"
   "redis-server:redis-server"
 )
+
+check=
+if [ "${1:-}" = --check ]; then
+  check=1
+  shift
+fi
 
 if [ $# -gt 0 ]; then
   only=" $* "
@@ -61,6 +69,9 @@ done
 
 if [ ${#missing_pkgs[@]} -eq 0 ]; then
   exit 0
+fi
+if [ -n "$check" ]; then
+  exit 1
 fi
 
 warn() {
