@@ -41,7 +41,7 @@ PARALLEL := 3
 # internal/portal's run (about 140 s) is the suite's critical path, and the
 # other packages link and run beside it, so that none of them is left to run
 # alone after it.
-FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/audit/ ./internal/user/ ./internal/config/ ./internal/web/
+FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/audit/ ./internal/supervisor/ ./internal/user/ ./internal/config/ ./internal/web/
 # Packages linked or run at once (go test's -p; its default is the number of
 # cores). With two, internal/portal held one slot for its whole run and the
 # other 34 packages queued for the second, a second longer each while the
@@ -54,10 +54,9 @@ PKGS_AT_ONCE := 3
 # subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
 # test binaries, which every run links again (a fifth of each link; panics
 # and race reports read the symbol table, not DWARF). Debug a test binary
-# with a plain go test -c. No -tags up: make test tests the default build,
-# the one go build ./cmd/portal gives, in its test binaries and in the
-# portal the tests run as processes (testenv.BuildTags is the test binary's
-# own); make test-slow tests the -tags up build.
+# with a plain go test -c. No -tags up: make test compiles the default build
+# (the binary the tests run as processes still has portal up's servers:
+# testenv.BuildTags); make test-slow adds the tag.
 TEST_FLAGS := -p $(PKGS_AT_ONCE) -race -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
 # The race detector sleeps a second as a test binary exits (atexit_sleep_ms,
 # 1000 by default) so that goroutines still running can report a race: a
@@ -100,11 +99,9 @@ test-repeat: ## run the whole suite N times (default 5), stopping at the first f
 	@for i in $$(seq $(N)); do t0=$$(date +%s); echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; echo "=== test-repeat: run $$i of $(N) passed in $$(( $$(date +%s) - t0 )) s"; done
 
 # With -tags up, which adds portal up's embedded etcd and NATS to the test
-# binaries and to the portal they run: the tests of that build (TestUp, portal
-# up as a user runs it; TestRunInProcess, the supervisor and its servers
-# under the race detector) run here, not in make test: compiling the two
-# servers cost a new machine 96 s of CPU with -race and 38 s without, for
-# these two tests. CI runs both targets.
+# binaries: the tests of that build (TestRunInProcess: the supervisor and its
+# servers under the race detector) run here, not in make test, where
+# compiling the two servers with -race cost a new machine 96 s of CPU.
 test-slow: $(BIN)/testsummary ## run the slowest packages' tests again, with -tags up (CI runs them twice)
 	set -o pipefail; go test -tags $(TAGS) $(TEST_FLAGS) $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
 

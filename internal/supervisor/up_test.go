@@ -1,8 +1,3 @@
-//go:build up
-
-// portal up's tests need its embedded etcd and NATS: a build with -tags up
-// (make test-slow), whose shared portal build has them (testenv.BuildTags).
-
 package supervisor_test
 
 import (

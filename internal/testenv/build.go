@@ -24,6 +24,10 @@ import (
 	"time"
 )
 
+// BuildTags are the tags of the shared build: "up" adds portal up's embedded
+// etcd and NATS (internal/supervisor/embed.go), which TestUp runs.
+const BuildTags = "up"
+
 const (
 	// buildDir is where the shared build lives, under the module root.
 	buildDir = "bin/test"
@@ -64,9 +68,8 @@ func (s *shared) get(t testing.TB, what string, build func(root string) (string,
 
 var portalBuild, natsBuild shared
 
-// BuildPortal returns the path of a portal binary (go build -tags
-// BuildTags, no -race) built from the module's current sources:
-// bin/test/portal-<hash>,
+// BuildPortal returns the path of a portal binary (go build -tags up, no
+// -race) built from the module's current sources: bin/test/portal-<hash>,
 // where hash covers every non-test source file, go.mod, go.sum and the Go
 // version. The first test binary to need a given hash builds it (under a
 // file lock, so packages tested in parallel build it once); the others
@@ -113,12 +116,11 @@ func BuildNATS(t testing.TB) string {
 // removed.
 //
 // Every shared build takes one file lock, bin/test/.lock: portal's and
-// NATS's builds share packages (the standard library's, NATS's client's;
-// with -tags up portal embeds all of NATS), and two go builds at once
-// compile each shared package twice (the build cache holds only finished
-// work), so the second to come waits and then compiles only what it does
-// not share (on a fresh build cache, -tags up, both at once took 344 s of
-// CPU here, one after the other 317 s).
+// NATS's builds share most of their packages (-tags up embeds NATS), and
+// two go builds at once compile each shared package twice (the build cache
+// holds only finished work), so the second to come waits and then compiles
+// little more than its main package (on a fresh build cache, both at once
+// took 344 s of CPU here, one after the other 317 s).
 func sharedBuild(root, name, id, tags, pkg string) (string, error) {
 	dir := filepath.Join(root, buildDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
