@@ -63,7 +63,7 @@ func accountsPortal(t *testing.T, extra string) (*portaltest.Portal, *mailtest.S
 }
 
 func TestEmailVerificationAndPasswordReset(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, srv := accountsPortal(t, "  requireVerifiedEmail: true\n")
 	c := newClient(t, p)
 	const base = "https://portal.example"
@@ -127,7 +127,7 @@ func TestEmailVerificationAndPasswordReset(t *testing.T) {
 }
 
 func TestAccountFormsNeedCSRF(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, _ := accountsPortal(t, "")
 	c := newClient(t, p)
 	c.register("alice", "alice-password-1")
@@ -153,7 +153,7 @@ func TestAccountFormsNeedCSRF(t *testing.T) {
 }
 
 func TestUndeliverableMailShownToAdmins(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, srv := accountsPortal(t, "")
 	srv.RefuseRecipients(true)
 	c := newClient(t, p)
@@ -177,7 +177,7 @@ func TestUndeliverableMailShownToAdmins(t *testing.T) {
 }
 
 func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	var logs testenv.SyncBuffer
 	p := portaltest.Start(t, portaltest.Options{Log: &logs, Env: map[string]string{"PORTAL_SMTP_ADDRESS": ""}})
 	c := newClient(t, p)
@@ -203,7 +203,7 @@ func TestMailWithoutSMTPGoesToTheDataDir(t *testing.T) {
 }
 
 func TestAdminManagedAccounts(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, srv := accountsPortal(t, "  selfRegistration: false\n")
 	c := newClient(t, p)
 	const base = "https://portal.example"
@@ -375,7 +375,7 @@ func TestAdminSocketStale(t *testing.T) {
 }
 
 func TestTOTPThroughTheAPI(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, _ := accountsPortal(t, "")
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -452,7 +452,7 @@ func TestTOTPThroughTheAPI(t *testing.T) {
 }
 
 func TestTwoFactorRequiredForARole(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p, _ := accountsPortal(t, "  twoFactorRoles: [admin]\n")
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

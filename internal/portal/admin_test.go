@@ -61,7 +61,7 @@ var adminRoutes = []struct{ method, path string }{
 // TestAdminRoutesRefuseNonAdmins: a signed-in user without the admin role
 // gets 403 on every admin route; no token gets 401 (API) or the login page.
 func TestAdminRoutesRefuseNonAdmins(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("plain_user", "plain-password")
@@ -128,7 +128,7 @@ func userID(t *testing.T, c *client, tok, name string) string {
 // deletes users; each change applies to the user's live session at once; the
 // last admin stays.
 func TestAdminUsers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -229,7 +229,7 @@ func TestAdminUsers(t *testing.T) {
 // TestSessions: a user sees and ends their own sessions, never another's; an
 // admin ends anyone's.
 func TestSessions(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -289,7 +289,7 @@ func TestSessions(t *testing.T) {
 // the file and applies at once, an invalid one is refused with the reason and
 // changes nothing.
 func TestAdminConfig(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -355,7 +355,7 @@ func TestAdminConfig(t *testing.T) {
 
 // TestOverview: the counts match what happened.
 func TestOverview(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -412,7 +412,7 @@ func listAuditPage(t *testing.T, c *client, tok, query string) (entries []auditE
 // whom from where, newest first, filtered by user and kind, paged; the
 // overview's chart counts the logins.
 func TestAdminAudit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

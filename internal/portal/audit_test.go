@@ -56,7 +56,7 @@ func wantUserAudit(t *testing.T, l *audit.Log, name string) {
 // login reach the audit log in the data dir, stored by the time Portal has
 // stopped.
 func TestAuditEmbedded(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("ann", "ann-password-1")

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/portal-go/portal/internal/portal"
 	"github.com/portal-go/portal/internal/testenv"
 	"github.com/portal-go/portal/internal/testenv/poll"
 	"github.com/portal-go/portal/internal/testenv/portaltest"
@@ -30,19 +31,16 @@ const browserTimeout = 90 * time.Second
 // browserSlots bounds how many Chromiums the package's tests run at once.
 // The browser tests are parallel to every other test (most of which wait
 // on processes and timeouts), but Chromium is heavy on two cores: two at
-// once (three or more made each slower by more than they gained).
+// once (three or more made each slower by more than they gained). A
+// browser test takes a browser slot and no test slot (testSlots): the
+// browser tests are the package's longest chain, and start at once.
 var browserSlots = make(chan struct{}, 2)
 
 // browserSlot waits for a browser slot and holds it until t ends. Take it
 // before starting a deadline that the browser's work must meet.
 func browserSlot(t *testing.T) {
 	t.Helper()
-	select {
-	case browserSlots <- struct{}{}:
-		t.Cleanup(func() { <-browserSlots })
-	case <-t.Context().Done():
-		t.Fatal("no browser slot before the test ended")
-	}
+	portal.TakeSlot(t, browserSlots, "browser")
 }
 
 // TestBrowserFlow drives a headless Chromium through what a person does:

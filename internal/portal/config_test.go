@@ -53,7 +53,7 @@ func configHistory(t *testing.T, c *client, tok string) (current int64, versions
 // TestConfigSchemaAPI: every key with its type, unit, default and a
 // description in the caller's language; only for config.read.
 func TestConfigSchemaAPI(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -93,7 +93,7 @@ func TestConfigSchemaAPI(t *testing.T) {
 // a new one and is audited as a rollback; a change made to the file by hand
 // is a version too, from file; unknown versions and bad bodies are refused.
 func TestConfigHistoryAPI(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -187,7 +187,7 @@ func TestConfigHistoryAPI(t *testing.T) {
 // redirects; a second admin's confirm made from the older version is a
 // conflict that keeps their text; a rollback asks first, naming the change.
 func TestConfigFormPages(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

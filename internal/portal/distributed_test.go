@@ -224,7 +224,7 @@ func near(d, want time.Duration) bool { return d > want-5*time.Second && d <= wa
 // the test. Each makes its own users (stepUser), so any one can also run
 // alone with -run.
 func TestDistributed(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	began := time.Now()
 	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n"+testenv.RelaxedRates, nil)
 	// The OpenID issuer is the first gateway's URL.

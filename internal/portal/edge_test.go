@@ -63,7 +63,7 @@ func sessionsOf(t *testing.T, c *client, tok string) []sessionClient {
 // A start with a --trusted_proxies entry that is not a CIDR stops at once,
 // naming the setting and the entry.
 func TestTrustedProxiesBadCIDR(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	bin := testenv.BuildPortal(t)
 	for _, args := range [][]string{
 		{"--trusted_proxies", "10.0.0.0/8, 10.0.0.0/33"},
@@ -89,7 +89,7 @@ func TestTrustedProxiesBadCIDR(t *testing.T) {
 // /metrics needs the token; /readyz's details are on the metrics address;
 // a direct RPC naming a client is taken for its own address.
 func TestEdgeEmbedded(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	bin := testenv.BuildPortal(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "portal.yaml")
@@ -263,7 +263,7 @@ func TestEdgeEmbedded(t *testing.T) {
 // With no trusted proxies (the default) forwarding headers are a client's
 // own claims: ignored for its address and its scheme.
 func TestForwardedHeadersIgnoredByDefault(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("spoof_sam", "spoof_sam-password")

@@ -25,7 +25,7 @@ const (
 // process reconnecting; afterwards revocations travel as events again, and
 // the audit entries published during the outage reach the log.
 func TestNATSOutage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n", map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait})
 	c.start("user")
 	c.start("system")
@@ -91,7 +91,7 @@ func TestNATSOutage(t *testing.T) {
 // /readyz answer 503 naming it (issue 18, finding 9: it said ready while
 // every write failed), and ready again once the disk has room.
 func TestReadyzDataDir(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	disk := testenv.MountSmallDisk(t, 32<<20)
 	p := portaltest.Start(t, portaltest.Options{DataDir: disk.Dir})
 	c := newClient(t, p)

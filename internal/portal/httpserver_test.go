@@ -11,7 +11,7 @@ import (
 // A client that sends headers slowly (slowloris) is cut off at the
 // read-header timeout instead of holding the connection forever.
 func TestHTTPServerCutsSlowClients(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	srv := NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 {
 		t.Fatalf("timeouts: read-header %v, read %v, write %v, idle %v: all must be set",

@@ -65,7 +65,7 @@ func readCSV(t *testing.T, r response, name string) [][]string {
 // ui.exportMaxRows with a note, audited); a caller without users.read gets
 // no export.
 func TestUsersListAndExport(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: "ui:\n  exportMaxRows: 3\n"})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -151,7 +151,7 @@ func TestUsersListAndExport(t *testing.T) {
 // viewer's zone (page) or unix seconds (API), links actors and subjects to
 // the users' pages, and exports as CSV with formula cells neutralised.
 func TestAuditRangeAndExport(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

@@ -83,7 +83,7 @@ func pollAudit(t *testing.T, c *client, admin, kind, detail string) map[string]a
 // login is rate limited (429, Retry-After); the first admin, deleted, does
 // not come back at a restart.
 func TestLockoutEndToEnd(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	bin := testenv.BuildPortal(t)
 	dataDir := t.TempDir()
 	const cfg = "login:\n  maxFailures: 3\n  lockoutSeconds: 300\nrateLimit:\n  loginPerAccount: 12\n"

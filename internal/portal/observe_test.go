@@ -63,7 +63,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 // `portal system --profile http --metrics_address ...` serves pprof and
 // metrics on listeners of their own; pprof refuses a non-loopback address.
 func TestServiceProfileAndMetricsAddress(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	testenv.Require(t, "etcd")
 	bin := testenv.BuildPortal(t)
 	etcd := testenv.StartEtcd(t)
@@ -352,7 +352,7 @@ func (s *otlpSink) count(service string) int {
 // then exits 0, and the spans it held (the test sets the batch delay to ten
 // minutes) reach the OTLP endpoint: AfterStop flushed them.
 func TestServiceReadinessAndStop(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(t, b)
 	}

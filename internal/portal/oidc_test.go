@@ -28,7 +28,7 @@ import (
 // again), the ID token verified against the JWKS, userinfo, introspection,
 // refresh with rotation, and a reused refresh token ending the grant.
 func TestOIDCRelyingParty(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -129,7 +129,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 // password change, RFC 7009 revocation, disabling the client, and
 // RP-initiated logout.
 func TestOIDCRevocation(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -239,7 +239,7 @@ func TestOIDCRevocation(t *testing.T) {
 // again; a refusal reaches the application as access_denied; prompt=login
 // and max_age send even a signed-in browser to Portal's login.
 func TestOIDCConsentAndPrompt(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -339,7 +339,7 @@ func TestOIDCConsentAndPrompt(t *testing.T) {
 // form), sees its secret once, and disables it there; a user who is not an
 // admin is refused the page and the API.
 func TestOIDCAdminPage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -561,7 +561,7 @@ func enrolTOTP(t *testing.T, c *client, tok string) (string, []string) {
 // (not another client's, not any other; never a wildcard, never with
 // credentials); discovery and the JWKS for any registered client's.
 func TestOIDCCORS(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -669,7 +669,7 @@ func TestOIDCCORS(t *testing.T) {
 // the store, in the same write as the grant's end, and sent after the
 // restart once the application is up).
 func TestOIDCBackchannelRetried(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	p := portaltest.Start(t, portaltest.Options{DataDir: dir, Config: testenv.RelaxedRates})
 	c := newClient(t, p)

@@ -27,7 +27,7 @@ const userOutbox = "portal:user:#outbox"
 // in the user service's outbox (Redis), not in memory. The outbox is empty
 // once the broker has acknowledged them.
 func TestOutboxSurvivesKill(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := startCluster(t, "auth:\n  expireTime: 900\n  refreshTime: 300\n", map[string]string{"PORTAL_NATS_RECONNECT_WAIT": natsReconnectWait})
 	c.start("user")
 	c.start("system")

@@ -51,7 +51,7 @@ func orNone(p []string) []string {
 // the services; taking audit.read from the role takes it from the user at
 // once; every change is in the audit log.
 func TestCustomRole(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)
@@ -180,7 +180,7 @@ func TestCustomRole(t *testing.T) {
 // uses it as a bearer token, lists it without its secret; it shrinks with
 // its owner's role, and once revoked it is refused at once.
 func TestAPIKeyFlow(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	admin, _ := c.login("admin", testenv.AdminPassword)

@@ -128,7 +128,7 @@ func errorCode(t *testing.T, r response) string {
 }
 
 func TestLoginFlow(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 
@@ -178,7 +178,7 @@ func TestLoginFlow(t *testing.T) {
 }
 
 func TestUnauthenticated(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	for _, tc := range []struct {
@@ -206,7 +206,7 @@ func TestUnauthenticated(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	for _, tc := range []struct {
@@ -238,7 +238,7 @@ func TestBadInput(t *testing.T) {
 // renewed, renewals never pass the session's end, and at the end the session
 // is over.
 func TestRenewal(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: `
 auth:
   expireTime: 6
@@ -308,7 +308,7 @@ auth:
 
 // TestLiveWhitelist changes the config file while Portal runs.
 func TestLiveWhitelist(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: "auth:\n  expireTime: 900\n"})
 	c := newClient(t, p)
 	c.expect(c.do("GET", "/register", "", nil), http.StatusOK)
@@ -331,7 +331,7 @@ func TestLiveWhitelist(t *testing.T) {
 
 // TestRestart: accounts, sessions and keys survive a restart.
 func TestRestart(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	p := portaltest.Start(t, portaltest.Options{DataDir: dir})
 	c := newClient(t, p)
@@ -352,7 +352,7 @@ func TestRestart(t *testing.T) {
 // hashes cheaply (TestMain); TestDistributed/a3_unique_name_across_instances
 // races 40 at the production cost across two user processes.
 func TestConcurrentRegistration(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: testenv.RelaxedRates})
 	_, slots := user.HashParams()
 	raceRegistrations(t, "same_name", 2*slots+2, newClient(t, p))
@@ -395,7 +395,7 @@ func raceRegistrations(t *testing.T, name string, n int, gateways ...*client) {
 // TestServicesNeedAdmin: System.* is for admins, checked by the system
 // service itself; an admin sees the three services in the registry.
 func TestServicesNeedAdmin(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{})
 	c := newClient(t, p)
 	c.register("plain_user", "plain-password")

@@ -12,7 +12,7 @@ import (
 // as your SSO" compiles and passes go vet, as a handler's body, against the
 // go-oidc and x/oauth2 that go.mod pins: a reader can paste it.
 func TestReadmeSSOExample(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 // service's keys or a dangerous command, and a wrong CA, password or
 // scheme is refused with a message that names it.
 func TestRedisACL(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	testenv.Require(t, "redis-server")
 	pki := testenv.NewPKI(t, "redis")
 	r := testenv.StartSecureRedis(t, testenv.RedisOptions{PKI: pki, ACL: true})

@@ -23,7 +23,7 @@ import (
 // TestRedisKeys: the user service's MGET reads what the redis store plugin
 // wrote, in the same key space, nil for absent keys; and claims (kv.Apply) hold.
 func TestRedisKeys(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	testenv.Require(t, "redis-server")
 	r := testenv.StartRedis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -65,7 +65,7 @@ func TestRedisKeys(t *testing.T) {
 // TestRedisWebCacheGetMany: the Redis-cached gateway reads what the cache
 // wrote with one MGET, nil for a missing key.
 func TestRedisWebCacheGetMany(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	testenv.Require(t, "redis-server")
 	r := testenv.StartRedis(t)
 	c, err := portal.RedisWebCache(r.Addr, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -28,7 +28,7 @@ import (
 // killed user instance. Then it starts a service with each setting wrong
 // and checks that it refuses to start and says which.
 func TestSecureCluster(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	for _, b := range []string{"etcd", "nats-server", "redis-server"} {
 		testenv.Require(t, b)
 	}

@@ -38,7 +38,7 @@ func wantLockedResponse(t *testing.T, c *client, r response, maxSecs int) {
 }
 
 func TestLoginLockout(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: lockoutConfig})
 	c := newClient(t, p)
 	c.register("lock_alice", "alice-password-1")
@@ -90,7 +90,7 @@ func TestLoginLockout(t *testing.T) {
 // TestLoginLockoutByAddress: wrong passwords spread over accounts lock the
 // client's address (every test request comes from 127.0.0.1).
 func TestLoginLockoutByAddress(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	p := portaltest.Start(t, portaltest.Options{Config: lockoutConfig})
 	c := newClient(t, p)
 	for _, n := range []string{"addr_a", "addr_b", "addr_c", "addr_d"} {

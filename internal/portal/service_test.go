@@ -92,7 +92,7 @@ func TestParseServiceRefuses(t *testing.T) {
 // and drives them through the gateway: the admin logs in (web -> user) and
 // lists users (web -> system -> user).
 func TestBuildInProcess(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -197,7 +197,7 @@ func (r *awayRegistry) ListServices(opts ...registry.ListOption) ([]*registry.Se
 // restart so: its check had started while etcd was down). Its readiness
 // still says that the registry is away.
 func TestSystemRegistrationIgnoresTheRegistry(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
