@@ -34,8 +34,9 @@ SUMMARY_FLAGS ?=
 SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
 # Parallel tests run at once per package. go test's default is the number of
 # cores (2 here), but most of these tests wait (on processes, servers,
-# timeouts) rather than compute; Chromiums are bounded by the browser tests
-# themselves (browserSlots in internal/portal).
+# timeouts) rather than compute. internal/portal schedules its own: this many
+# of its tests at once (portal.ScheduleParallel), and its browser tests beside
+# them, two Chromiums at once (browserSlots).
 PARALLEL := 3
 # Named first, go test builds and starts them first, longest first:
 # internal/portal's run (about 140 s) is the suite's critical path, and the
@@ -80,7 +81,7 @@ test: $(BIN)/testsummary ## run every test with the race detector (installs chro
 	@mkdir -p $(BIN)/test
 	@if ./scripts/deps.sh --check; then :; else \
 	  echo "compiling what the tests import, with -race, while scripts/deps.sh installs (output: bin/test/prebuild.log)"; \
-	  { go build -race $$($(TEST_IMPORTS)); } > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
+	  go build -race $$($(TEST_IMPORTS)) > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
 	  ./scripts/deps.sh; st=$$?; wait $$pid; exit $$st; \
 	fi
 	set -o pipefail; go test $(TEST_FLAGS) $(FIRST_PKGS) ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)

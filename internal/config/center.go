@@ -34,8 +34,20 @@ type Center struct {
 	// closers release the source's resources at Close.
 	closers []func() error
 	// mu guards the fields attach sets after the start (a file created by
-	// the first edit) and orders edits.
+	// the first edit), orders edits, and orders each edit against the
+	// watcher's apply.
 	mu sync.Mutex
+	// edits counts the edits Update has put in force. The watcher applies
+	// what it read only if no edit came in between: the document it read may
+	// be older than the edit (the file as it was before the edit wrote it),
+	// and the edit's own write wakes the watcher again anyway.
+	edits uint64
+	// closed is set by Close: an edit after it writes the source but starts
+	// no watcher.
+	closed bool
+	// afterRead, when set (by tests), runs in the watcher between the read
+	// of the source and the apply of what it read.
+	afterRead func()
 	// write replaces the source's document; nil when it cannot be written.
 	write func(doc []byte) error
 	// path is the file of a file-backed center, watched once it exists.
@@ -204,6 +216,9 @@ func (c *Center) next(w source.Watcher) error {
 // a source that cannot be read is. unread is true while the source has never
 // been read.
 func (c *Center) reload(unread *bool) error {
+	c.mu.Lock()
+	edits := c.edits
+	c.mu.Unlock()
 	cs, err := c.src.Read()
 	if err != nil {
 		if !*unread {
@@ -219,12 +234,16 @@ func (c *Center) reload(unread *bool) error {
 		c.log.Error("config change unreadable, keeping the last good settings", "source", c.source, "err", err)
 		return nil
 	}
-	c.apply(cs.Data)
+	if c.afterRead != nil {
+		c.afterRead()
+	}
+	c.apply(cs.Data, edits)
 	return nil
 }
 
-// apply validates a changed document and swaps it in, or logs why not.
-func (c *Center) apply(doc []byte) {
+// apply validates a changed document, read when Update had made edits
+// edits, and swaps it in, or logs why not.
+func (c *Center) apply(doc []byte, edits uint64) {
 	if len(doc) == 0 || string(doc) == "null" || string(doc) == "{}" {
 		// Most often a file caught mid-write (truncated, not yet filled):
 		// never a reason to fall back to the defaults.
@@ -236,11 +255,18 @@ func (c *Center) apply(doc []byte) {
 		c.log.Error("config change rejected, keeping the last good settings", "source", c.source, "err", err)
 		return
 	}
+	c.mu.Lock()
+	if c.edits != edits {
+		c.mu.Unlock()
+		return // read before an edit that has replaced it since
+	}
 	before := c.cur.Load()
 	if reflect.DeepEqual(&s, before) {
+		c.mu.Unlock()
 		return
 	}
 	c.cur.Store(&s)
+	c.mu.Unlock()
 	if f := c.onChange.Load(); f != nil {
 		(*f)(*before, s)
 	}
@@ -294,17 +320,20 @@ func (c *Center) Check(context.Context) error {
 	return nil
 }
 
-// Close stops watching.
+// Close stops watching. It waits for the watcher without holding c.mu,
+// which the watcher takes to apply what it read.
 func (c *Center) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.quit == nil {
+	c.closed = true
+	quit, done, closers := c.quit, c.done, c.closers
+	c.mu.Unlock()
+	if quit == nil {
 		return nil
 	}
-	c.closeOnce.Do(func() { close(c.quit) })
-	<-c.done
+	c.closeOnce.Do(func() { close(quit) })
+	<-done
 	var err error
-	for _, f := range c.closers {
+	for _, f := range closers {
 		err = errors.Join(err, f())
 	}
 	return err

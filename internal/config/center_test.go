@@ -332,3 +332,86 @@ func TestCenterSeesChangeRightAfterGarbage(t *testing.T) {
 		t.Errorf("%d changes logged as applied, want 2", n)
 	}
 }
+
+// watchedFile returns a center on the yaml file at path whose watcher runs
+// afterRead between each read of the file and the apply of what it read.
+// The caller closes it.
+func watchedFile(t *testing.T, path string, afterRead func(c *Center)) *Center {
+	t.Helper()
+	c := &Center{log: discard(), source: path, path: path, kind: "file"}
+	c.write = c.writeFile
+	c.afterRead = func() { afterRead(c) }
+	if err := c.attach(fileSource(path), false); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCenterDropsReadOlderThanEdit: the watcher read the file (600), then an
+// edit wrote 900 and put it in force, then the watcher applied what it had
+// read. That put 600 back in force, and told OnChange the file had gone
+// back to 600 (a false version in the admin's history), until the edit's own
+// write woke the watcher again. A read older than an edit is dropped.
+func TestCenterDropsReadOlderThanEdit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portal.yaml")
+	writeConfig(t, path, "auth:\n  expireTime: 600\n")
+	reads := 0 // the watcher's goroutine only
+	second := make(chan struct{})
+	c := watchedFile(t, path, func(c *Center) {
+		reads++
+		switch reads {
+		case 1:
+			if _, _, err := c.Update([]byte("auth:\n  expireTime: 900\n")); err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		case 2: // the read the edit's write caused: the first read has been applied, or not
+			close(second)
+		}
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	var mu sync.Mutex
+	var heard []string
+	c.OnChange(func(before, after Settings) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, Diff(before, after))
+	})
+	select {
+	case <-second:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edit's write never reached the watcher")
+	}
+	if got := c.Current().Auth.ExpireTime; got != 900 {
+		t.Errorf("after the edit, expireTime %d is in force, want 900", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 0 {
+		t.Errorf("OnChange heard %q: the file never changed but by the edit", heard)
+	}
+}
+
+// TestCenterCloseWhileApplying: Close waits for the watcher, which takes
+// the center's lock to apply what it read: Close must not hold that lock
+// while it waits.
+func TestCenterCloseWhileApplying(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portal.yaml")
+	writeConfig(t, path, "auth:\n  expireTime: 600\n")
+	reading := make(chan struct{})
+	var once sync.Once
+	c := watchedFile(t, path, func(c *Center) {
+		once.Do(func() { close(reading) })
+		<-c.quit // Close has begun
+	})
+	<-reading
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close deadlocked with the watcher's apply")
+	}
+}

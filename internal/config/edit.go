@@ -143,6 +143,7 @@ func (c *Center) Update(doc []byte) (now, before Settings, err error) {
 	if err := c.write(out); err != nil {
 		return Settings{}, Settings{}, fmt.Errorf("config: write %s: %w", c.source, err)
 	}
+	c.edits++
 	c.cur.Store(&s)
 	if c.log != nil {
 		c.log.Info("config written", "source", c.source)
@@ -157,7 +158,7 @@ func (c *Center) writeFile(doc []byte) error {
 	if err := datadir.WriteFile(c.path, doc, 0o644); err != nil {
 		return err
 	}
-	if c.src != nil {
+	if c.src != nil || c.closed {
 		return nil
 	}
 	// The first edit created the file: from now on it is the source.
