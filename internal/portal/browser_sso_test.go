@@ -121,11 +121,8 @@ func TestBrowserSSO(t *testing.T) {
 			return os.WriteFile(filepath.Join(out, name), png, 0o644)
 		})
 	}
-	// The first Run starts the browser, for bctx's whole life; each step
+	// startBrowser has started the browser for bctx's whole life; each step
 	// below has a deadline of its own.
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatal(err)
-	}
 	var loc, consent, hello, amr string
 	run := func(step string, actions ...chromedp.Action) {
 		t.Helper()

@@ -324,7 +324,29 @@ func TestBrowserFlow(t *testing.T) {
 // Chromium to exit (call it before t.TempDir's cleanup removes the
 // profile: defer it, as t.Context ends before cleanups run) and puts its
 // output in the test log when the test failed.
+//
+// A Chromium that dies before it listens for DevTools (chromedp's "chrome
+// failed to start") is started once more, its output logged: single-process
+// Chromium crashed so at start once in a CI run under load, before it
+// loaded any page, so before Portal had any part in it.
 func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func()) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		bctx, stop, output, err := launchBrowser(t, ctx, chrome)
+		if err == nil {
+			return bctx, stop
+		}
+		stop()
+		if attempt == 2 || !strings.Contains(err.Error(), "chrome failed to start") {
+			t.Fatalf("start chromium (attempt %d): %v\n%s", attempt, err, output())
+		}
+		t.Logf("chromium died as it started, starting it again: %v\n%s", err, output())
+	}
+}
+
+// launchBrowser starts one Chromium for startBrowser and opens its tab;
+// output is what Chromium has printed.
+func launchBrowser(t *testing.T, ctx context.Context, chrome string) (bctx context.Context, stop func(), output func() string, err error) {
 	t.Helper()
 	var browserLog testenv.SyncBuffer
 	// Not t.TempDir: Chromium's helper processes can outlive it for a
@@ -365,13 +387,46 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) (bctx contex
 	)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	return bctx, func() {
+	stop = func() {
 		bcancel()
 		// Cancelling the allocator waits for Chromium to exit.
 		allocCancel()
 		if t.Failed() {
 			t.Logf("chromium output:\n%s", browserLog.String())
 		}
+	}
+	// The first Run starts the browser, for bctx's whole life.
+	return bctx, stop, browserLog.String, chromedp.Run(bctx)
+}
+
+// TestStartBrowserAgainAfterACrash: a Chromium that dies as it starts is
+// started once more (startBrowser). The first start of this "chromium"
+// exits at once, as the crashed one did; the second is the real one.
+func TestStartBrowserAgainAfterACrash(t *testing.T) {
+	t.Parallel()
+	chrome := findChromium(t)
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	script := filepath.Join(dir, "chromium")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+echo start >> '`+starts+`'
+if [ "$(wc -l < '`+starts+`')" -eq 1 ]; then echo "crashed as it started" >&2; exit 1; fi
+exec '`+chrome+`' "$@"
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	browserSlot(t)
+	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
+	defer cancel()
+	bctx, stop := startBrowser(t, ctx, script)
+	defer stop()
+	var title string
+	if err := chromedp.Run(bctx, chromedp.Navigate("data:text/html,<title>up</title>"), chromedp.Title(&title)); err != nil || title != "up" {
+		t.Fatalf("the second browser: title %q, %v", title, err)
+	}
+	b, err := os.ReadFile(starts)
+	if n := strings.Count(string(b), "start"); err != nil || n != 2 {
+		t.Errorf("chromium started %d times (%v), want 2", n, err)
 	}
 }
 
