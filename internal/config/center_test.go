@@ -333,6 +333,23 @@ func TestCenterSeesChangeRightAfterGarbage(t *testing.T) {
 	}
 }
 
+// listen makes c's OnChange record each change it hears, as Diff says it,
+// and returns what it has heard so far.
+func listen(c *Center) (heard func() []string) {
+	var mu sync.Mutex
+	var diffs []string
+	c.OnChange(func(before, after Settings) {
+		mu.Lock()
+		defer mu.Unlock()
+		diffs = append(diffs, Diff(before, after))
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), diffs...)
+	}
+}
+
 // watchedFile returns a center on the yaml file at path whose watcher runs
 // afterRead between each read of the file and the apply of what it read.
 // The caller closes it.
@@ -369,13 +386,7 @@ func TestCenterDropsReadOlderThanEdit(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { _ = c.Close() })
-	var mu sync.Mutex
-	var heard []string
-	c.OnChange(func(before, after Settings) {
-		mu.Lock()
-		defer mu.Unlock()
-		heard = append(heard, Diff(before, after))
-	})
+	heard := listen(c)
 	select {
 	case <-second:
 	case <-time.After(10 * time.Second):
@@ -384,10 +395,8 @@ func TestCenterDropsReadOlderThanEdit(t *testing.T) {
 	if got := c.Current().Auth.ExpireTime; got != 900 {
 		t.Errorf("after the edit, expireTime %d is in force, want 900", got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(heard) != 0 {
-		t.Errorf("OnChange heard %q: the file never changed but by the edit", heard)
+	if h := heard(); len(h) != 0 {
+		t.Errorf("OnChange heard %q: the file never changed but by the edit", h)
 	}
 }
 

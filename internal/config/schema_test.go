@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,13 +140,7 @@ func TestOnChange(t *testing.T) {
 	if o := c.Origin(); o != "built-in" {
 		t.Errorf("Origin without a file = %q", o)
 	}
-	var mu sync.Mutex
-	var heard []string
-	c.OnChange(func(before, after Settings) {
-		mu.Lock()
-		defer mu.Unlock()
-		heard = append(heard, Diff(before, after))
-	})
+	heard := listen(c)
 	if _, _, err := c.Update([]byte("auth:\n  expireTime: 600\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -155,15 +148,9 @@ func TestOnChange(t *testing.T) {
 		t.Errorf("Origin after the first edit = %q", o)
 	}
 	writeConfig(t, path, "auth:\n  expireTime: 1200\n")
-	poll.Wait(t, 10*time.Second, "the file's change was not heard", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(heard) > 0
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	if len(heard) != 1 || heard[0] != "auth.expireTime: 600 -> 1200" {
-		t.Errorf("heard %q, want only the file's change", heard)
+	poll.Wait(t, 10*time.Second, "the file's change was not heard", func() bool { return len(heard()) > 0 })
+	if h := heard(); len(h) != 1 || h[0] != "auth.expireTime: 600 -> 1200" {
+		t.Errorf("heard %q, want only the file's change", h)
 	}
 }
 
