@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and `make proto` need, when missing:
-#   chromium           -> chromium           (the browser test)
+#   chromium-headless-shell -> chromium-headless-shell (the browser tests:
+#                         Chromium's headless shell, lighter than the
+#                         desktop chromium; internal/portal's findChromium)
 #   protoc             -> protobuf-compiler  (make proto / make proto-check)
 #   gcc                -> gcc libc6-dev      (cgo, which go test -race needs)
 #   make               -> make
@@ -20,7 +22,7 @@ set -euo pipefail
 
 # binary:debian-packages
 wanted=(
-  "chromium:chromium"
+  "chromium-headless-shell:chromium-headless-shell"
   "protoc:protobuf-compiler"
   "gcc:gcc libc6-dev"
   "make:make"
@@ -59,7 +61,7 @@ missing_pkgs=()
 for w in "${wanted[@]}"; do
   bin=${w%%:*} pkg=${w#*:}
   # The browser test uses $PORTAL_CHROMIUM instead when it is set.
-  if [ "$bin" = chromium ] && [ -n "${PORTAL_CHROMIUM:-}" ]; then continue; fi
+  if [ "$bin" = chromium-headless-shell ] && [ -n "${PORTAL_CHROMIUM:-}" ]; then continue; fi
   if ! have "$bin"; then
     missing_bins+=("$bin")
     read -r -a pkgs <<<"$pkg"
@@ -83,8 +85,8 @@ warn() {
     echo "## $1"
     echo "## Install them yourself, e.g.:"
     echo "##   sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing_pkgs[*]}"
-    case " ${missing_bins[*]} " in *" chromium "*)
-      echo "## WITHOUT chromium THE BROWSER TEST WILL BE SKIPPED." ;;
+    case " ${missing_bins[*]} " in *" chromium-headless-shell "*)
+      echo "## WITHOUT chromium-headless-shell (or chromium) THE BROWSER TESTS WILL BE SKIPPED." ;;
     esac
     case " ${missing_bins[*]} " in *" protoc "*)
       echo "## Without protoc, make proto and make proto-check (make lint) fail." ;;
