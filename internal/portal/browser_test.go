@@ -407,7 +407,7 @@ func launchBrowser(t *testing.T, ctx context.Context, chrome string) (bctx conte
 
 // startScriptedBrowser starts a browser through a "chromium" shell script
 // in dir whose body is script ($CHROME in it is the real browser), with
-// startBrowser, in a browser slot.
+// startBrowser. Take a browser slot first.
 func startScriptedBrowser(t *testing.T, dir, script string) (bctx context.Context, stop func()) {
 	t.Helper()
 	path := filepath.Join(dir, "chromium")
@@ -415,7 +415,6 @@ func startScriptedBrowser(t *testing.T, dir, script string) (bctx context.Contex
 	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	browserSlot(t)
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	bctx, stopBrowser := startBrowser(t, ctx, path)
 	return bctx, func() { stopBrowser(); cancel() }
@@ -428,6 +427,7 @@ func TestStartBrowserAgainAfterACrash(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	starts := filepath.Join(dir, "starts")
+	browserSlot(t)
 	bctx, stop := startScriptedBrowser(t, dir, `echo start >> '`+starts+`'
 if [ "$(wc -l < '`+starts+`')" -eq 1 ]; then echo "crashed as it started" >&2; exit 1; fi
 exec "$CHROME" "$@"
@@ -471,6 +471,7 @@ func TestStopKillsABrowserAScriptStarted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
+	browserSlot(t)
 	_, stop := startScriptedBrowser(t, dir, `"$CHROME" "$@" &
 echo $! > '`+pidFile+`'
 wait
