@@ -387,6 +387,15 @@ func launchBrowser(t *testing.T, ctx context.Context, chrome string) (bctx conte
 		chromedp.WindowSize(1280, 800),
 		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(&browserLog),
+		// Chromium in a process group of its own, killed whole when the
+		// browser's context ends: chromedp kills only the process it
+		// started, and a script that runs Chromium without exec (Debian's
+		// /usr/bin/chromium-headless-shell is one) left Chromium running,
+		// busy, after the test. Pdeathsig is chromedp's own default.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		}),
 	)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, bcancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
@@ -394,9 +403,6 @@ func launchBrowser(t *testing.T, ctx context.Context, chrome string) (bctx conte
 		bcancel()
 		// Cancelling the allocator waits for Chromium to exit.
 		allocCancel()
-		if pids := killSurvivors(profile); len(pids) > 0 {
-			t.Logf("killed Chromium processes that outlived %s (a script that runs Chromium without exec?): %v", chrome, pids)
-		}
 		if t.Failed() {
 			t.Logf("chromium output:\n%s", browserLog.String())
 		}
@@ -443,30 +449,9 @@ exec "$CHROME" "$@"
 	}
 }
 
-// killSurvivors kills the processes still running with the browser profile
-// dir on their command line, and returns their pids. Cancelling chromedp's
-// allocator kills the process it started; when that is a script which runs
-// Chromium without exec (Debian's /usr/bin/chromium-headless-shell is one),
-// Chromium lives on, busy, after the test.
-func killSurvivors(profile string) []int {
-	want := []byte("--user-data-dir=" + profile + "\x00")
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var pids []int
-	for _, f := range procs {
-		b, err := os.ReadFile(f)
-		if err != nil || !bytes.Contains(b, want) {
-			continue
-		}
-		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // TestStopKillsABrowserAScriptStarted: a Chromium run by a script that does
-// not exec it is gone once the browser is stopped (killSurvivors).
+// not exec it is gone once the browser is stopped (its process group is
+// killed).
 func TestStopKillsABrowserAScriptStarted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
