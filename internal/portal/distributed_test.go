@@ -782,6 +782,11 @@ func sigtermDrain(t *testing.T, c *cluster) {
 	}
 	if len(failures) > 0 {
 		t.Errorf("%d of %d requests failed while %s drained:\n%s", len(failures), total, victim.Name, strings.Join(failures, "\n"))
+		for _, p := range append(append([]*testenv.Proc{victim, c.system}, c.users...), c.webs...) {
+			if s := p.Problems(began); s != "" {
+				t.Log(s)
+			}
+		}
 	}
 }
 

@@ -221,6 +221,28 @@ func (p *Proc) Tail(n int) string {
 	return fmt.Sprintf("--- last %d lines of %s ---\n%s", len(lines), p.logPath, strings.Join(lines, "\n"))
 }
 
+// Problems returns the log's WARN and ERROR lines (slog text) stamped at or
+// after since, headed by the process's name, or "" when there are none: what
+// a test prints beside a failure to say what each process saw meanwhile.
+func (p *Proc) Problems(since time.Time) string {
+	var out []string
+	for _, line := range strings.Split(p.Log(), "\n") {
+		stamp, rest, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		if !ok || !strings.HasPrefix(line, "time=") ||
+			!(strings.HasPrefix(rest, "level=WARN") || strings.HasPrefix(rest, "level=ERROR")) {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(since.Truncate(time.Millisecond)) {
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("--- %s: %d warnings and errors since %s ---\n%s", p.Name, len(out),
+		since.UTC().Format("15:04:05.000"), strings.Join(out, "\n"))
+}
+
 // LogValue returns the value of key (unquoted) on the first slog text line
 // whose msg is msg, or "" when there is none: LogValue("portal ready",
 // "http") is the address the gateway serves on.
