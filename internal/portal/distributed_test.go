@@ -748,8 +748,8 @@ func sigtermDrain(t *testing.T, c *cluster) {
 				mu.Lock()
 				total++
 				if msg != "" {
-					failures = append(failures, fmt.Sprintf("web%d %s %s at +%v: %s", g%len(c.urls)+1,
-						req.Method, req.URL.Path, at.Round(time.Millisecond), msg))
+					failures = append(failures, fmt.Sprintf("web%d %s %s at +%v, answered after %v: %s", g%len(c.urls)+1,
+						req.Method, req.URL.Path, at.Round(time.Millisecond), (time.Since(began) - at).Round(time.Millisecond), msg))
 				}
 				mu.Unlock()
 			}
