@@ -749,7 +749,7 @@ func sigtermDrain(t *testing.T, c *cluster) {
 				total++
 				if msg != "" {
 					failures = append(failures, fmt.Sprintf("web%d %s %s at +%v, answered after %v: %s", g%len(c.urls)+1,
-						req.Method, req.URL.Path, at.Round(time.Millisecond), (time.Since(began) - at).Round(time.Millisecond), msg))
+						req.Method, req.URL.Path, at.Round(time.Millisecond), (time.Since(began)-at).Round(time.Millisecond), msg))
 				}
 				mu.Unlock()
 			}
