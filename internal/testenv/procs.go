@@ -227,9 +227,9 @@ func (p *Proc) Tail(n int) string {
 func (p *Proc) Problems(since time.Time) string {
 	var out []string
 	for _, line := range strings.Split(p.Log(), "\n") {
-		stamp, rest, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
-		if !ok || !strings.HasPrefix(line, "time=") ||
-			!(strings.HasPrefix(rest, "level=WARN") || strings.HasPrefix(rest, "level=ERROR")) {
+		stamped, ok := strings.CutPrefix(line, "time=")
+		stamp, rest, _ := strings.Cut(stamped, " ")
+		if !ok || !(strings.HasPrefix(rest, "level=WARN") || strings.HasPrefix(rest, "level=ERROR")) {
 			continue
 		}
 		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(since.Truncate(time.Millisecond)) {
