@@ -141,14 +141,7 @@ func clientProofOverRPC(t *testing.T, rpc, peer string) {
 			return err
 		},
 	} {
-		err := call()
-		// go-micro's mucp now and then loses a call under load
-		// (GOMICRO-NOTES.md); these are Health calls, safe to send again.
-		for try := 1; err != nil && rpc == "mucp" && lostCall(err) && try < 3; try++ {
-			t.Logf("%s: mucp lost the call (%v): again", name, err)
-			err = call()
-		}
-		if err != nil {
+		if err := call(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if got := users.last(); got != (pauth.Client{Addr: peer}) {

@@ -204,7 +204,7 @@ func (c *serviceClients) Stream(ctx context.Context, req client.Request, opts ..
 // the server config; the client's dials with the client config.
 func tlsOptions(t TLS, rpc string, l logger.Logger) ([]server.Option, []client.Option) {
 	if rpc == "mucp" {
-		srv := transport.NewHTTPTransport(transport.Logger(l), transport.Secure(true), transport.TLSConfig(t.Server))
+		srv := mucpTransport{transport.NewHTTPTransport(transport.Logger(l), transport.Secure(true), transport.TLSConfig(t.Server))}
 		cli := &tlsDialer{Transport: transport.NewHTTPTransport(transport.Logger(l), transport.Secure(true), transport.TLSConfig(t.Client)), cfg: t.Client}
 		// server.TLSConfig after server.Transport: it re-initialises the
 		// server's transport (already this one) and records the config.
