@@ -109,10 +109,7 @@ func TestServiceIdentity(t *testing.T) {
 				if err := userpb.RegisterUserHandler(srv.Server(), h); err != nil {
 					t.Fatal(err)
 				}
-				if err := srv.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = srv.Stop() })
+				start(t, srv)
 				return p, h
 			}
 			call := func(p platform.Plugins, from *platform.TLS) error {

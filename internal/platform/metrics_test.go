@@ -94,10 +94,7 @@ func countedCalls(t *testing.T, rpc string) *platform.Metrics {
 	if err := systempb.RegisterSystemHandler(srv.Server(), refusing{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	start(t, srv)
 	cli := systempb.NewSystemService("metrics.system", platform.NewService("metrics.client", p, quiet()).Client())
 	// Generous: the first call dials, and under -race on a busy
 	// 2-core machine that took over 2 s (a 408 in CI). What is

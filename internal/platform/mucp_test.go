@@ -36,10 +36,7 @@ func TestMucpAnswersCallsOneAfterAnother(t *testing.T) {
 	if err := userpb.RegisterUserHandler(srv.Server(), orderUser{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
+	start(t, srv)
 	cli := userpb.NewUserService("seq.user", platform.NewService("seq.web", p, quiet()).Client())
 	opts := []client.CallOption{platform.Timeout(5 * time.Second), client.WithRetries(0)}
 	ctx := context.Background()

@@ -68,6 +68,15 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// start starts srv and stops it when the test ends.
+func start(t *testing.T, srv *platform.Service) {
+	t.Helper()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+}
+
 func TestMutualTLS(t *testing.T) {
 	good, other := newPKI(t, "portal"), newPKI(t, "other")
 	goodServer, goodClient := good.load(t)

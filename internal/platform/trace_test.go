@@ -132,10 +132,7 @@ func TestWrapperOrderAndPropagation(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = srv.Stop() })
+			start(t, srv)
 			caller := platform.NewService("order.web", p, quiet())
 			if err := caller.UseTracing(tr); err != nil {
 				t.Fatal(err)
