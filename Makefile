@@ -119,7 +119,7 @@ $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary
 
 # BENCH_FLAGS: more flags for bench/ (go run ./bench -h lists them).
-bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode; markdown tables on stdout (~5 min)
+bench: ## the benchmark harness: Portal vs a one-process baseline, logins, embedded mode, store growth, gRPC vs mucp; markdown tables on stdout (~7 min)
 	@./scripts/deps.sh etcd redis-server
 	@go run ./bench $(BENCH_FLAGS)
 

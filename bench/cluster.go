@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -49,8 +50,9 @@ type cluster struct {
 // startCluster starts etcd, NATS and Redis, then `portal user`, `portal
 // system`, three `portal web` (cache in memory, in Redis, off) and the
 // baseline, logs the bench user in, and checks that all four answer GET
-// /api/v1/me with the same JSON.
-func startCluster(e *env, bin string, profile bool) *cluster {
+// /api/v1/me with the same JSON. extra is more environment for every
+// portal process (not the baseline).
+func startCluster(e *env, bin string, profile bool, extra map[string]string) *cluster {
 	for _, b := range []string{"etcd", "redis-server"} {
 		testenv.Require(e, b)
 	}
@@ -69,11 +71,10 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 	c.redisPid, c.redisAddr = redisPid(e, tc.Redis.Addr), tc.Redis.Addr
 	tc.Etcd.Put(e, config.EtcdKey, benchConfig)
 
-	start := func(service string, extra map[string]string) *testenv.Proc {
+	start := func(service string, own map[string]string) *testenv.Proc {
 		env := testenv.PortalEnv(e, service, tc)
-		for k, v := range extra {
-			env[k] = v
-		}
+		maps.Copy(env, extra)
+		maps.Copy(env, own)
 		var pprofAddr string
 		if profile {
 			pprofAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(e))
@@ -127,6 +128,13 @@ func startCluster(e *env, bin string, profile bool) *cluster {
 	}
 	e.Logf("GET /api/v1/me answers %s everywhere", first)
 	return c
+}
+
+// procs are the processes a request through web costs: web, user, system
+// and Redis.
+func (c *cluster) procs(web *testenv.Proc) procs {
+	return procs{cpu: []int{web.Pid, c.user.Pid, c.system.Pid, c.redisPid}, mem: []int{web.Pid, c.user.Pid, c.system.Pid},
+		names: []string{"web", "user", "system", "redis"}, loadgen: true}
 }
 
 // redisPid asks Redis for its process id.

@@ -10,6 +10,9 @@
 //     after load;
 //  5. GET /api/v1/me/sessions and the admin user list as Redis grows from
 //     1k to 1M keys (store reads must not scan keys they do not need);
+//  6. GET /readyz (two RPCs: user's and system's Health) through Portal in
+//     distributed mode with its services on gRPC (the default) against one
+//     with them on mucp over go-micro's http transport;
 //
 // and prints markdown tables with the targets of issue 7. Progress goes to
 // stderr, the tables to stdout. `bench -quick` is a short run for
@@ -48,6 +51,8 @@ type options struct {
 	storeSamples  int
 	loginDuration time.Duration
 	loginConc     int
+	rpcDuration   time.Duration
+	rpcConc       int
 	idle          time.Duration
 	embeddedLoad  time.Duration
 	rest          time.Duration
@@ -62,15 +67,17 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "a short run for development: 2s per side and concurrency, 5s of embedded load (other flags still apply)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "rows 1-2: measured time per side at each concurrency, split over -rounds")
-	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "rows 1-3: warm-up per side before each concurrency")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "rows 1-3 and 6: warm-up per side before each concurrency")
 	fs.IntVar(&o.rounds, "rounds", 2, "slices per side, interleaved A B A B")
 	fs.Int64Var(&o.max, "max", 2_000_000, "bound on the requests of one slice")
 	concs := fs.String("conc", "1,16,64,256", "rows 1-2: concurrencies (connections)")
-	rows := fs.String("rows", "1,2,3,4,5", "rows to run")
+	rows := fs.String("rows", "1,2,3,4,5,6", "rows to run")
 	storeKeys := fs.String("store_keys", "1000,10000,100000,1000000", "row 5: the sizes of Redis, in keys")
 	fs.IntVar(&o.storeSamples, "store_samples", 40, "row 5: sequential requests of each kind per size")
 	fs.DurationVar(&o.loginDuration, "login_duration", 10*time.Second, "row 3: measured time per side")
 	fs.IntVar(&o.loginConc, "login_conc", 0, "row 3: concurrent logins (0: twice the user service's hash slots, so that a login is always waiting for a free slot)")
+	fs.DurationVar(&o.rpcDuration, "rpc_duration", 16*time.Second, "row 6: measured time per side, split over -rounds")
+	fs.IntVar(&o.rpcConc, "rpc_conc", 32, "row 6: concurrency (connections)")
 	fs.DurationVar(&o.idle, "idle", 3*time.Second, "row 4: idle time before the idle RSS")
 	fs.DurationVar(&o.embeddedLoad, "embedded_load", time.Minute, "row 4: load before the loaded RSS")
 	fs.DurationVar(&o.rest, "rest", 30*time.Second, "row 4: idle time after the load before the rested RSS")
@@ -83,7 +90,7 @@ func parseFlags(args []string) (options, error) {
 	if *quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"duration": "2s", "warmup": "500ms", "login_duration": "2s", "idle": "1s", "embedded_load": "5s", "rest": "5s"} {
+		for name, v := range map[string]string{"duration": "2s", "warmup": "500ms", "login_duration": "2s", "rpc_duration": "4s", "idle": "1s", "embedded_load": "5s", "rest": "5s"} {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
@@ -102,13 +109,13 @@ func parseFlags(args []string) (options, error) {
 	}
 	o.rows = map[int]bool{}
 	for _, r := range rs {
-		if r < 1 || r > 5 {
+		if r < 1 || r > 6 {
 			return o, fmt.Errorf("-rows: no row %d", r)
 		}
 		o.rows[r] = true
 	}
-	if o.rounds < 1 || o.duration <= 0 {
-		return o, fmt.Errorf("-rounds and -duration must be positive")
+	if o.rounds < 1 || o.duration <= 0 || o.rpcDuration <= 0 || o.rpcConc < 1 {
+		return o, fmt.Errorf("-rounds, -duration, -rpc_duration and -rpc_conc must be positive")
 	}
 	o.profileC = 64
 	o.args = args
@@ -174,15 +181,11 @@ func bench(ctx context.Context, e *env, o options, out io.Writer) error {
 	bin := portalBinary(e, o.portalBin)
 
 	if o.rows[1] || o.rows[2] || o.rows[3] {
-		c := startCluster(e, bin, o.profileDir != "")
+		c := startCluster(e, bin, o.profileDir != "", nil)
 		meSide := func(name, base string, p procs) side {
 			cl := newClient(maxOf(o.concs))
 			req := request{method: http.MethodGet, url: base + "/api/v1/me", token: c.token, want: http.StatusOK}
 			return side{name: name, procs: p, redis: c.redisCommands, call: func(ctx context.Context) error { return do(ctx, cl, req) }}
-		}
-		portalProcs := func(web *testenv.Proc) procs {
-			return procs{cpu: []int{web.Pid, c.user.Pid, c.system.Pid, c.redisPid}, mem: []int{web.Pid, c.user.Pid, c.system.Pid},
-				names: []string{"web", "user", "system", "redis"}, loadgen: true}
 		}
 		base := meSide("baseline", c.baselineURL, procs{cpu: []int{c.baseline.Pid, c.redisPid}, mem: []int{c.baseline.Pid},
 			names: []string{"baseline", "redis"}, loadgen: true})
@@ -195,20 +198,20 @@ func bench(ctx context.Context, e *env, o options, out io.Writer) error {
 			}
 		}
 		if o.rows[1] {
-			a := meSide("portal", c.webURL, portalProcs(c.web))
+			a := meSide("portal", c.webURL, c.procs(c.web))
 			a.profile = profiler(c.web, c.user)
 			rep.me = append(rep.me, meGroup{"1", compare(ctx, "row 1", o.plan, a, base, o.concs)})
-			a = meSide("portal, redis cache", c.webRedisURL, portalProcs(c.webRedis))
+			a = meSide("portal, redis cache", c.webRedisURL, c.procs(c.webRedis))
 			a.profile = profiler(c.webRedis, c.user)
 			rep.me = append(rep.me, meGroup{"1r", compare(ctx, "row 1r", o.plan, a, base, o.concs)})
 		}
 		if o.rows[2] {
-			a := meSide("portal, no cache", c.webNoneURL, portalProcs(c.webNone))
+			a := meSide("portal, no cache", c.webNoneURL, c.procs(c.webNone))
 			a.profile = profiler(c.webNone, c.user)
 			rep.me = append(rep.me, meGroup{"2", compare(ctx, "row 2", o.plan, a, base, o.concs)})
 		}
 		if o.rows[3] {
-			rep.row3, rep.hashSlots = loginRow(ctx, e, o, c, portalProcs(c.web), profiler(c.web, c.user))
+			rep.row3, rep.hashSlots = loginRow(ctx, e, o, c, c.procs(c.web), profiler(c.web, c.user))
 		}
 	}
 	if o.rows[4] && ctx.Err() == nil {
@@ -217,6 +220,9 @@ func bench(ctx context.Context, e *env, o options, out io.Writer) error {
 	}
 	if o.rows[5] && ctx.Err() == nil {
 		rep.row5 = storeRowRun(ctx, e, bin, o.storeKeys, o.storeSamples)
+	}
+	if o.rows[6] && ctx.Err() == nil {
+		rep.row6 = rpcRow(ctx, e, o, bin)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -315,6 +321,32 @@ func loginRow(ctx context.Context, e *env, o options, c *cluster, p procs, profi
 	return r[0], slots
 }
 
+// rpcRow is row 6: GET /readyz through a Portal whose services speak gRPC
+// (the default) against one whose services speak mucp, each in its own
+// cluster. The gateway gives the two Health calls 2 s and the load
+// generator's client each request 5 s, so a call lost on the way is an
+// error (503 or a timeout), not a request missing from the count.
+func rpcRow(ctx context.Context, e *env, o options, bin string) [2]result {
+	readyz := func(name string, rpc map[string]string) side {
+		progress("row 6: starting Portal, %s", name)
+		c := startCluster(e, bin, false, rpc)
+		cl := newClient(o.rpcConc)
+		req := request{method: http.MethodGet, url: c.webURL + "/readyz", want: http.StatusOK}
+		return side{name: name, procs: c.procs(c.web), redis: c.redisCommands,
+			call: func(ctx context.Context) error { return do(ctx, cl, req) }}
+	}
+	grpc := readyz("gRPC (default)", nil)
+	mucp := readyz("mucp over http", map[string]string{"MICRO_SERVER": "mucp", "MICRO_CLIENT": "mucp"})
+	pl := o.plan
+	pl.duration = o.rpcDuration
+	pl.profileC = 0
+	r := compare(ctx, "row 6", pl, grpc, mucp, []int{o.rpcConc})
+	if len(r) == 0 {
+		return [2]result{}
+	}
+	return r[0]
+}
+
 // report is everything measured, printed at the end.
 type report struct {
 	opts                  options
@@ -326,6 +358,7 @@ type report struct {
 	hashSlots             int
 	row4                  *embeddedResult
 	row5                  []storeRow
+	row6                  [2]result
 }
 
 // meGroup is one Portal configuration of rows 1-2 against the baseline, at
@@ -446,6 +479,17 @@ func (r *report) write(w io.Writer) {
 	}
 	if len(r.row5) > 0 {
 		writeStoreRows(w, r.row5, r.opts.storeSamples)
+	}
+	if r.row6[0].conc > 0 {
+		fmt.Fprintf(w, "### 6. GET /readyz (two RPCs), Portal distributed: its services on gRPC vs on mucp over http\n\n")
+		fmt.Fprintf(w, "%d connections, %v per side in %d interleaved slices. Errors: answers other than 200 and requests that failed or timed out.\n\n",
+			r.row6[0].conc, r.opts.rpcDuration, r.opts.rounds)
+		t := newTable("RPC", "req/s>", "p50 ms>", "p99 ms>", "errors>")
+		for _, res := range r.row6 {
+			s := summarize(res)
+			t.add(res.side, fmt.Sprintf("%.0f", s.rps), ms(s.p50), ms(s.p99), strconv.Itoa(res.errs))
+		}
+		fmt.Fprintln(w, t)
 	}
 }
 
