@@ -82,23 +82,15 @@ N ?= 5
 # them) and the test variants (go test compiles those itself).
 TEST_IMPORTS := go list -e -deps -test -f '{{if not (or (eq .Name "main") .ForTest)}}{{.ImportPath}}{{end}}' ./...
 
-# The standard library packages the test binaries import, listed without
-# downloading (GOPROXY=off): what modules not yet downloaded import is left
-# out, about 15 of 245.
-TEST_STD := GOPROXY=off go list -e -deps -test -f '{{if .Standard}}{{.ImportPath}}{{end}}' ./... 2>/dev/null
-
 # On a new machine, installing the Debian packages (about 20 s of apt) and
 # go test's first compile overlap: go build -race compiles what the test
 # binaries import (the most of go test's work on an empty build cache)
-# while scripts/deps.sh installs; go test then starts on a warm cache. The
-# standard library's part starts at once, while go list downloads the
-# modules (about 15 s in which the cores were idle); the rest waits for it,
-# so that no package is compiled twice.
+# while scripts/deps.sh installs; go test then starts on a warm cache.
 test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
 	@mkdir -p $(BIN)/test
 	@if ./scripts/deps.sh --check; then :; else \
 	  echo "compiling what the tests import, with -race, while scripts/deps.sh installs (output: bin/test/prebuild.log)"; \
-	  { go build $(TEST_COMPILE) $$($(TEST_STD)) & std=$$!; pkgs=$$($(TEST_IMPORTS)); wait $$std; go build $(TEST_COMPILE) $$pkgs; } > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
+	  go build $(TEST_COMPILE) $$($(TEST_IMPORTS)) > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
 	  ./scripts/deps.sh; st=$$?; wait $$pid; exit $$st; \
 	fi
 	set -o pipefail; go test $(TEST_FLAGS) $(FIRST_PKGS) ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
