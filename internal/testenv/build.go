@@ -28,14 +28,6 @@ import (
 // etcd and NATS (internal/supervisor/embed.go), which TestUp runs.
 const BuildTags = "up"
 
-// buildFlags leave DWARF out of the shared builds, which nothing here
-// debugs (a panic's trace reads the symbol table): on an empty build cache
-// the compile takes about a sixth less CPU. Both builds use the same flags,
-// so that NATS's build reuses the packages portal's compiled. The price: a
-// go build or go vet with the default flags (make lint's, a user's) leaves
-// nothing these can reuse.
-var buildFlags = []string{"-gcflags=all=-dwarf=false", "-ldflags=-w"}
-
 const (
 	// buildDir is where the shared build lives, under the module root.
 	buildDir = "bin/test"
@@ -77,7 +69,7 @@ func (s *shared) get(t testing.TB, what string, build func(root string) (string,
 var portalBuild, natsBuild shared
 
 // BuildPortal returns the path of a portal binary (go build -tags up, no
-// -race, buildFlags) built from the module's current sources: bin/test/portal-<hash>,
+// -race) built from the module's current sources: bin/test/portal-<hash>,
 // where hash covers every non-test source file, go.mod, go.sum and the Go
 // version. The first test binary to need a given hash builds it (under a
 // file lock, so packages tested in parallel build it once); the others
@@ -154,7 +146,7 @@ func sharedBuild(root, name, id, tags, pkg string) (string, error) {
 // tests, documentation, bin/, data/, hidden and testdata directories.
 func sourceHash(root string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "go %s %s/%s tags %s flags %q\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, BuildTags, buildFlags)
+	fmt.Fprintf(h, "go %s %s/%s tags %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, BuildTags)
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -218,7 +210,7 @@ func goBuild(root, bin, tags, pkg string) error {
 		return fmt.Errorf("no go command on $PATH: %w", err)
 	}
 	tmp := bin + ".tmp"
-	cmd := exec.Command(goBin, append([]string{"build", "-tags", tags}, append(buildFlags, "-o", tmp, pkg)...)...)
+	cmd := exec.Command(goBin, "build", "-tags", tags, "-o", tmp, pkg)
 	cmd.Dir = root
 	began := time.Now()
 	out, err := cmd.CombinedOutput()
