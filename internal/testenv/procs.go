@@ -225,6 +225,7 @@ func (p *Proc) Tail(n int) string {
 // after since, headed by the process's name, or "" when there are none: what
 // a test prints beside a failure to say what each process saw meanwhile.
 func (p *Proc) Problems(since time.Time) string {
+	since = since.Truncate(time.Millisecond) // slog's stamps are in milliseconds
 	var out []string
 	for _, line := range strings.Split(p.Log(), "\n") {
 		stamped, ok := strings.CutPrefix(line, "time=")
@@ -232,7 +233,7 @@ func (p *Proc) Problems(since time.Time) string {
 		if !ok || !(strings.HasPrefix(rest, "level=WARN") || strings.HasPrefix(rest, "level=ERROR")) {
 			continue
 		}
-		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(since.Truncate(time.Millisecond)) {
+		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !at.Before(since) {
 			out = append(out, line)
 		}
 	}
