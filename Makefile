@@ -8,7 +8,7 @@ PROTOS := user system runtime oidc
 # Further .proto files of a package, generated beside its main one.
 EXTRA_PROTOS := user/accounts user/passkeys
 
-.PHONY: help build run test test-deploy k8s test-repeat test-slow bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
+.PHONY: help build run test test-deploy k8s test-repeat test-race bench bench-quick faults lint staticcheck licenses proto proto-check tools clean screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,8 +30,6 @@ run: build ## run Portal, all services in one process, on :8080
 # bin/test/last-run.json (every test's time and output). SUMMARY_FLAGS=-fail-on-skip (CI)
 # fails the run on any skip.
 SUMMARY_FLAGS ?=
-# The packages whose tests take longest (real servers, built binaries).
-SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
 # Parallel tests run at once per package. go test's default is the number of
 # cores (2 here), but most of these tests wait (on processes, servers,
 # timeouts) rather than compute. internal/portal schedules its own: this many
@@ -39,58 +37,49 @@ SLOW_PKGS := ./internal/portal/ ./internal/supervisor/
 # them, two Chromiums at once (browserSlots).
 PARALLEL := 3
 # Named first, go test builds and starts them first, longest first:
-# internal/portal's run (about 140 s) is the suite's critical path, and the
-# other packages link and run beside it, so that none of them is left to run
-# alone after it.
+# internal/portal's run is the suite's critical path, and the other packages
+# link and run beside it, so that none of them is left to run alone after it.
 FIRST_PKGS := ./internal/portal/ ./internal/platform/ ./internal/audit/ ./internal/supervisor/ ./internal/user/ ./internal/config/ ./internal/web/
 # Packages linked or run at once (go test's -p; its default is the number of
 # cores). With two, internal/portal held one slot for its whole run and the
-# other 34 packages queued for the second, a second longer each while the
-# race detector slept at exit (GORACE below): that queue ended 37 s after
-# internal/portal, and the cores idled while its tests waited on servers.
-# With three the cores are busy to the end: warm 178 -> 167 s.
+# other 34 packages queued for the second, and the cores idled while its
+# tests waited on servers. With three the cores are busy to the end.
 PKGS_AT_ONCE := 3
-# How make test compiles, in go test and in the prebuild below (the same
-# flags, so that go test finds the prebuild's work in the cache): with the
-# race detector, and without DWARF in the compiler's output (-dwarf=false),
-# which nothing reads (no debugger runs on these builds, and -ldflags=-w
-# below leaves it out of the linked binaries anyway). On an empty build
-# cache the race compile of what the tests import took 141 + 25 s of CPU
-# with DWARF and 113 + 21 s without. A plain go test -race compiles once
-# more on its first run: its flags differ.
-TEST_COMPILE := -race -gcflags=all=-dwarf=false
-# go test's flags for make test and test-slow. -vet=off: make lint runs go
+# go test's flags for make test and test-race. -tags up: portal up's
+# embedded etcd and NATS are in the test binaries, as in the portal build the
+# tests run (TestRunInProcess runs the supervisor in the test process).
+# -vet=off: make lint runs go
 # vet (every analyzer, both tag sets); go test's own vet pass repeated a
 # subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
 # test binaries, which every run links again (a fifth of each link; panics
-# and race reports read the symbol table, not DWARF). Debug a test binary
-# with a plain go test -c. No -tags up: make test compiles the default build
-# (the binary the tests run as processes still has portal up's servers:
-# testenv.BuildTags); make test-slow adds the tag.
-TEST_FLAGS := -p $(PKGS_AT_ONCE) $(TEST_COMPILE) -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
-# The race detector sleeps a second as a test binary exits (atexit_sleep_ms,
-# 1000 by default) so that goroutines still running can report a race: a
-# second of nothing per package, 35 s of the run, while go test holds one of
-# its two slots for it. A race while a test runs fails that test, whatever
-# this says; the packages that start servers fail if a goroutine outlives
-# their tests (leak.VerifyTestMain), so little is left running to race at
-# exit. A GORACE of your own comes after this one and wins.
-export GORACE := atexit_sleep_ms=0 $(GORACE)
-N ?= 5
-
-# What the test binaries import, without the commands (go build would link
-# them) and the test variants (go test compiles those itself).
-TEST_IMPORTS := go list -e -deps -test -f '{{if not (or (eq .Name "main") .ForTest)}}{{.ImportPath}}{{end}}' ./...
+# read the symbol table, not DWARF). Debug a test binary with a plain
+# go test -c.
+TEST_FLAGS := -tags $(TAGS) -p $(PKGS_AT_ONCE) -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
+# make test compiles with go build's defaults, no -race: the tests run the
+# portal (and NATS) as processes built with those defaults
+# (testenv.BuildPortal), so one compile of every package serves both, and
+# make lint's go vet and staticcheck (go list -export) compile the same.
+# With -race the test binaries and the processes were two compiles of about
+# 920 packages each: on a slow two-core machine a new machine's make test
+# took 457-513 s, most of it those two compiles. The race detector runs in
+# make test-race (CI runs it on every change), over every package.
+#
+# What the test binaries and the portal build import, without the commands
+# (go build would link them) and the test variants (go test compiles those
+# itself); with -tags up, so that portal up's embedded etcd and NATS, which
+# the shared portal build has, are in it.
+TEST_IMPORTS := go list -tags $(TAGS) -e -deps -test -f '{{if not (or (eq .Name "main") .ForTest)}}{{.ImportPath}}{{end}}' ./...
 
 # On a new machine, installing the Debian packages (about 20 s of apt) and
-# go test's first compile overlap: go build -race compiles what the test
-# binaries import (the most of go test's work on an empty build cache)
-# while scripts/deps.sh installs; go test then starts on a warm cache.
-test: $(BIN)/testsummary ## run every test with the race detector (installs chromium and the servers when missing); ends with the skipped tests
+# go test's first compile overlap: go build compiles what the test binaries
+# and the shared portal build import (the most of go test's work on an
+# empty build cache) while scripts/deps.sh installs; go test then starts on
+# a warm cache.
+test: $(BIN)/testsummary ## run every test (installs chromium and the servers when missing); ends with the skipped tests
 	@mkdir -p $(BIN)/test
 	@if ./scripts/deps.sh --check; then :; else \
-	  echo "compiling what the tests import, with -race, while scripts/deps.sh installs (output: bin/test/prebuild.log)"; \
-	  go build $(TEST_COMPILE) $$($(TEST_IMPORTS)) > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
+	  echo "compiling what the tests import while scripts/deps.sh installs (output: bin/test/prebuild.log)"; \
+	  go build -tags $(TAGS) $$($(TEST_IMPORTS)) > $(BIN)/test/prebuild.log 2>&1 & pid=$$!; \
 	  ./scripts/deps.sh; st=$$?; wait $$pid; exit $$st; \
 	fi
 	set -o pipefail; go test $(TEST_FLAGS) $(FIRST_PKGS) ./... | tee $(BIN)/test/last-run.json | $(BIN)/testsummary $(SUMMARY_FLAGS)
@@ -105,15 +94,27 @@ test-deploy: ## check the Helm chart, deploy/k8s and compose.yaml offline (deplo
 k8s: ## render deploy/k8s/portal.yaml from the Helm chart deploy/helm/portal
 	cd deploy/helm/check && go test -count=1 -run TestManifestsUpToDate ./... -update
 
+N ?= 5
 test-repeat: ## run the whole suite N times (default 5), stopping at the first failure: a flake is a defect
 	@for i in $$(seq $(N)); do t0=$$(date +%s); echo "=== test-repeat: run $$i of $(N)"; $(MAKE) --no-print-directory test || exit 1; echo "=== test-repeat: run $$i of $(N) passed in $$(( $$(date +%s) - t0 )) s"; done
 
-# With -tags up, which adds portal up's embedded etcd and NATS to the test
-# binaries: the tests of that build (TestRunInProcess: the supervisor and its
-# servers under the race detector) run here, not in make test, where
-# compiling the two servers with -race cost a new machine 96 s of CPU.
-test-slow: $(BIN)/testsummary ## run the slowest packages' tests again, with -tags up (CI runs them twice)
-	set -o pipefail; go test -tags $(TAGS) $(TEST_FLAGS) $(SLOW_PKGS) | $(BIN)/testsummary $(SUMMARY_FLAGS)
+# The race detector sleeps a second as a test binary exits (atexit_sleep_ms,
+# 1000 by default) so that goroutines still running can report a race: a
+# second of nothing per package. A race while a test runs fails that test,
+# whatever this says; the packages that start servers fail if a goroutine
+# outlives their tests (leak.VerifyTestMain), so little is left running to
+# race at exit. A GORACE of your own comes after this one and wins.
+export GORACE := atexit_sleep_ms=0 $(GORACE)
+
+# The whole suite again, with the race detector (TestRunInProcess runs the
+# supervisor and its embedded servers under it). Without DWARF in the compiler's output (-dwarf=false),
+# which nothing reads: the race compile took 141 + 25 s of CPU with it and
+# 113 + 21 s without. The processes the tests start are the shared non-race
+# build (a race-built portal made TestDistributed 54 -> 135 s). CI runs it
+# after make test, so the slowest packages run twice.
+test-race: $(BIN)/testsummary ## run every test again with the race detector (CI runs it)
+	@./scripts/deps.sh
+	set -o pipefail; go test -race -gcflags=all=-dwarf=false $(TEST_FLAGS) $(FIRST_PKGS) ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
 
 $(BIN)/testsummary: scripts/testsummary/main.go
 	go build -o $@ ./scripts/testsummary

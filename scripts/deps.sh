@@ -4,7 +4,7 @@
 #                         Chromium's headless shell, lighter than the
 #                         desktop chromium; internal/portal's findChromium)
 #   protoc             -> protobuf-compiler  (make proto / make proto-check)
-#   gcc                -> gcc libc6-dev      (cgo, which go test -race needs)
+#   gcc                -> gcc libc6-dev      (cgo, which make test-race's -race needs)
 #   make               -> make
 #   etcd               -> etcd-server        (integration tests: internal/testenv)
 #   redis-server       -> redis-server       (integration tests: internal/testenv)
@@ -92,7 +92,7 @@ warn() {
       echo "## Without protoc, make proto and make proto-check (make lint) fail." ;;
     esac
     case " ${missing_bins[*]} " in *" gcc "*)
-      echo "## Without gcc, go test -race (make test) fails: the race detector needs cgo." ;;
+      echo "## Without gcc, make test-race fails: the race detector needs cgo." ;;
     esac
     case " ${missing_bins[*]} " in *" etcd "*|*" redis-server "*)
       echo "## WITHOUT etcd OR redis-server THE INTEGRATION TESTS THAT NEED THEM"

@@ -26,9 +26,8 @@ import (
 // TestRunInProcess runs the supervisor in the test process, so that the race
 // detector watches it (TestUp runs the binary, built without it): RPC calls,
 // an admin's restart and a SIGKILLed child at once, then a stop. It needs
-// the embedded etcd and NATS in the test binary, so -tags up: make
-// test-slow (CI) runs it; make test leaves the tag out (compiling the two
-// servers with the race detector cost a new machine 96 s of CPU).
+// the embedded etcd and NATS in the test binary, so -tags up, which make
+// test and make test-race (CI, with the race detector) give.
 func TestRunInProcess(t *testing.T) {
 	t.Parallel()
 	bin := testenv.BuildPortal(t)

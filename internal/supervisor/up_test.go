@@ -82,7 +82,7 @@ func TestUp(t *testing.T) {
 		u.waitReady(t)
 		admin = u.login(t, "admin", testenv.AdminPassword)
 		// The embedded servers' logins, here as well as in
-		// TestRunInProcess, which only make test-slow's -tags up runs.
+		// TestRunInProcess, which only a -tags up test build runs.
 		refusesStrangers(t, dir, u.proc.LogValue("supervisor ready", "etcd"), u.proc.Log())
 	}) {
 		return
