@@ -48,12 +48,11 @@ PKGS_AT_ONCE := 3
 # go test's flags for make test and test-race. -tags up: portal up's
 # embedded etcd and NATS are in the test binaries, as in the portal build the
 # tests run (TestRunInProcess runs the supervisor in the test process).
-# -vet=off: make lint runs go
-# vet (every analyzer, both tag sets); go test's own vet pass repeated a
-# subset of it on every package, 10 s of CPU. -ldflags=-w: no DWARF in the
-# test binaries, which every run links again (a fifth of each link; panics
-# read the symbol table, not DWARF). Debug a test binary with a plain
-# go test -c.
+# -vet=off: make lint runs go vet (every analyzer, both tag sets); go test's
+# own vet pass repeated a subset of it on every package, 10 s of CPU.
+# -ldflags=-w: no DWARF in the test binaries, which every run links again (a
+# fifth of each link; panics read the symbol table, not DWARF). Debug a test
+# binary with a plain go test -c.
 TEST_FLAGS := -tags $(TAGS) -p $(PKGS_AT_ONCE) -count=1 -parallel $(PARALLEL) -vet=off -ldflags=-w -timeout 15m -json
 # make test compiles with go build's defaults, no -race: the tests run the
 # portal (and NATS) as processes built with those defaults
@@ -107,11 +106,12 @@ test-repeat: ## run the whole suite N times (default 5), stopping at the first f
 export GORACE := atexit_sleep_ms=0 $(GORACE)
 
 # The whole suite again, with the race detector (TestRunInProcess runs the
-# supervisor and its embedded servers under it). Without DWARF in the compiler's output (-dwarf=false),
-# which nothing reads: the race compile took 141 + 25 s of CPU with it and
-# 113 + 21 s without. The processes the tests start are the shared non-race
-# build (a race-built portal made TestDistributed 54 -> 135 s). CI runs it
-# after make test, so the slowest packages run twice.
+# supervisor and its embedded servers under it), and without DWARF in the
+# compiler's output (-dwarf=false), which nothing reads: that race compile
+# took 141 + 25 s of CPU with it and 113 + 21 s without. The processes the
+# tests start are the shared non-race build (a race-built portal made
+# TestDistributed 54 -> 135 s). CI runs it after make test, so the slowest
+# packages run twice.
 test-race: $(BIN)/testsummary ## run every test again with the race detector (CI runs it)
 	@./scripts/deps.sh
 	set -o pipefail; go test -race -gcflags=all=-dwarf=false $(TEST_FLAGS) $(FIRST_PKGS) ./... | $(BIN)/testsummary $(SUMMARY_FLAGS)
