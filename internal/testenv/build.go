@@ -203,7 +203,11 @@ func lockFile(path string) (func(), error) {
 }
 
 // goBuild builds pkg with tags to bin through a temporary name in the same
-// directory, so that bin appears whole or not at all.
+// directory, so that bin appears whole or not at all. It passes go build's
+// default flags, as make test's go test does (the Makefile's TEST_FLAGS set
+// no compiler flags), so that the test binaries and these builds share one
+// compile of every package: a compiler flag here alone would compile the
+// module's whole dependency tree twice on a new machine.
 func goBuild(root, bin, tags, pkg string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
